@@ -1,0 +1,91 @@
+import Foundation
+
+/// One row of a benchmark table. `rate` is per second in `rateUnit`; `target`, when set, is the minimum
+/// rate the issue asks for and `meetsTarget` says whether this run met it.
+public struct BenchRow: Encodable, Sendable {
+    public var operation: String
+    public var count: Int
+    public var seconds: Double
+    public var rate: Double
+    public var rateUnit: String
+    public var p50Micros: Double?
+    public var p99Micros: Double?
+    public var target: Double?
+    public var meetsTarget: Bool? { target.map { rate >= $0 } }
+
+    enum CodingKeys: String, CodingKey {
+        case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(operation, forKey: .operation)
+        try c.encode(count, forKey: .count)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(rate, forKey: .rate)
+        try c.encode(rateUnit, forKey: .rateUnit)
+        try c.encodeIfPresent(p50Micros, forKey: .p50Micros)
+        try c.encodeIfPresent(p99Micros, forKey: .p99Micros)
+        try c.encodeIfPresent(target, forKey: .target)
+        try c.encodeIfPresent(meetsTarget, forKey: .meetsTarget)
+    }
+}
+
+public struct BenchReport: Encodable, Sendable {
+    public var title: String
+    public var environment: [String: String]
+    public var rows: [BenchRow]
+
+    public func json() throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+
+    /// A fixed-width text table.
+    public func table() -> String {
+        let header = ["operation", "count", "seconds", "rate", "p50", "p99", "target", "ok"]
+        var lines = [[String]]()
+        for r in rows {
+            lines.append([
+                r.operation, "\(r.count)", String(format: "%.3f", r.seconds),
+                "\(Self.grouped(r.rate)) \(r.rateUnit)",
+                r.p50Micros.map(Self.duration) ?? "-", r.p99Micros.map(Self.duration) ?? "-",
+                r.target.map { ">= \(Self.grouped($0))" } ?? "-",
+                r.meetsTarget.map { $0 ? "yes" : "NO" } ?? "-",
+            ])
+        }
+        var widths = header.map(\.count)
+        for l in lines { for (i, c) in l.enumerated() { widths[i] = max(widths[i], c.count) } }
+        func row(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        var out = [title]
+        for (k, v) in environment.sorted(by: { $0.key < $1.key }) { out.append("  \(k): \(v)") }
+        out.append(row(header))
+        out.append(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
+        out += lines.map(row)
+        return out.joined(separator: "\n")
+    }
+
+    static func grouped(_ v: Double) -> String {
+        let f = NumberFormatter()
+        f.numberStyle = .decimal
+        f.maximumFractionDigits = v < 100 ? 1 : 0
+        return f.string(from: NSNumber(value: v)) ?? "\(v)"
+    }
+
+    static func duration(_ micros: Double) -> String {
+        micros >= 1000 ? String(format: "%.2f ms", micros / 1000) : String(format: "%.1f µs", micros)
+    }
+}
+
+/// Monotonic time in nanoseconds.
+@inline(__always)
+func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double? {
+    guard !sorted.isEmpty else { return nil }
+    let i = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
+    return sorted[i]
+}

@@ -1,0 +1,55 @@
+/// Composite keys as Fabric writes them: U+0000, object type, U+0000, then each attribute followed by
+/// U+0000. A partial key (type plus leading attributes) is a byte prefix of every full key under it, so
+/// a prefix scan answers "all index records of patient P" without a secondary index structure.
+public enum CompositeKey {
+    static let separator: Character = "\u{0}"
+    /// No attribute may contain U+0000 (it would shift the fields) or U+10FFFF (Fabric reserves it as the
+    /// upper bound of partial-key ranges).
+    static let reservedScalars: Set<Unicode.Scalar> = ["\u{0}", "\u{10FFFF}"]
+
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case emptyObjectType
+        case reservedCharacter(field: String)
+        case notComposite(String)
+
+        public var description: String {
+            switch self {
+            case .emptyObjectType: return "composite key: object type must not be empty"
+            case .reservedCharacter(let f): return "composite key: \(f) contains U+0000 or U+10FFFF, which are reserved"
+            case .notComposite(let k): return "not a composite key: \(k.debugDescription)"
+            }
+        }
+    }
+
+    public static func make(objectType: String, attributes: [String]) throws(Failure) -> String {
+        guard !objectType.isEmpty else { throw .emptyObjectType }
+        try check(objectType, field: "object type")
+        var key = "\u{0}" + objectType + "\u{0}"
+        for (i, a) in attributes.enumerated() {
+            try check(a, field: "attribute \(i)")
+            key += a + "\u{0}"
+        }
+        return key
+    }
+
+    /// The prefix shared by every composite key of `objectType` whose first attributes are `attributes`.
+    public static func partial(objectType: String, attributes: [String] = []) throws(Failure) -> String {
+        try make(objectType: objectType, attributes: attributes)
+    }
+
+    public static func split(_ key: String) throws(Failure) -> (objectType: String, attributes: [String]) {
+        guard key.unicodeScalars.first == "\u{0}", key.unicodeScalars.last == "\u{0}" else { throw .notComposite(key) }
+        var parts = key.unicodeScalars.split(separator: "\u{0}", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
+        // Leading and trailing separators give an empty first and last part.
+        parts.removeFirst()
+        parts.removeLast()
+        guard let type = parts.first, !type.isEmpty else { throw .notComposite(key) }
+        return (type, Array(parts.dropFirst()))
+    }
+
+    public static func isComposite(_ key: String) -> Bool { key.unicodeScalars.first == "\u{0}" }
+
+    private static func check(_ s: String, field: String) throws(Failure) {
+        if s.unicodeScalars.contains(where: { reservedScalars.contains($0) }) { throw .reservedCharacter(field: field) }
+    }
+}

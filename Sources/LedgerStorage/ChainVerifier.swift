@@ -1,0 +1,134 @@
+import LedgerCore
+import LedgerProtos
+
+/// The result of walking a channel's chain end to end.
+public struct ChainReport: Sendable, Codable {
+    public var channel: String
+    public var height: UInt64
+    public var tipHash: String
+    public var commitHash: String
+    public var stateChecked: Bool
+    public var problems: [String]
+
+    public var isValid: Bool { problems.isEmpty }
+}
+
+/// Re-derives everything the ledger stores from the blocks themselves and reports each disagreement:
+/// block numbering, hash chain, Merkle data hashes, validation codes, commit-hash chain, block-hash and
+/// tx-id indexes, and (optionally) the whole world state and history against a replay of the chain.
+public struct ChainVerifier {
+    /// Stop listing after this many problems: one broken link makes many follow.
+    public static let problemsMax = 50
+
+    let ledger: ChannelLedger
+
+    public init(ledger: ChannelLedger) { self.ledger = ledger }
+
+    public func verify(checkState: Bool) -> ChainReport {
+        var problems = [String]()
+        func problem(_ p: String) { if problems.count < Self.problemsMax { problems.append(p) } }
+
+        var expected: UInt64 = 0
+        var previousHash = LedgerHash.zero
+        var previousCommit = LedgerHash.zero
+        // Replay target: the state and history a correct ledger must hold.
+        var replayState = [Bytes: Bytes]()
+        var replayHistory = [Bytes: Bytes]()
+        let keys = ledger.keys
+        let fam = ledger.families
+
+        do {
+            let cursor = try ledger.kv.cursor(fam.blocks, keys.allBlocks, reverse: false)
+            while let pair = try cursor.next() {
+                guard let n = keys.blockNumber(fromKey: pair.key) else {
+                    problem("block store: key \(Hex.encode(pair.key)) is not a block key")
+                    continue
+                }
+                if n != expected { problem("block store: found block \(n) where block \(expected) should be") }
+                expected = n + 1
+                let block: Medledger_Block
+                do { block = try Medledger_Block(serializedBytes: pair.value) } catch {
+                    problem("block \(n): corrupt, does not parse (\(error))")
+                    previousHash = LedgerHash.zero
+                    continue
+                }
+                let checked: CheckedBlock
+                do {
+                    checked = try BlockCheck.check(block, channel: ledger.channel, expectedNumber: n, previousHash: previousHash, limits: ledger.limits)
+                } catch {
+                    problem("\(error)")
+                    previousHash = block.header.headerHash
+                    previousCommit = [UInt8](block.metadata.commitHash)
+                    continue
+                }
+                let valid = checked.validTransactions
+                let commit = CommitHash.next(previous: previousCommit, blockNumber: n, validTransactions: valid)
+                if commit != [UInt8](block.metadata.commitHash) {
+                    problem(BlockRejection.commitHashMismatch(number: n, block: Hex.encode(block.metadata.commitHash), computed: Hex.encode(commit)).description)
+                }
+                if let indexed = try ledger.kv.get(fam.blockHashes, keys.blockHash(checked.headerHash)), BigEndian.uint64(indexed) == n {} else {
+                    problem("block \(n): block-hash index does not point to it")
+                }
+                for (i, tx) in checked.transactions.enumerated() {
+                    guard let tx, let loc = try ledger.transaction(id: tx.txID) else {
+                        if checked.transactions[i] != nil { problem("block \(n) tx \(i): tx id missing from the tx index") }
+                        continue
+                    }
+                    if loc.blockNum == n, loc.txNum == UInt64(i), loc.code != block.metadata.validationCodes[i] {
+                        problem("block \(n) tx \(i): tx index says \(loc.code), block says \(block.metadata.validationCodes[i])")
+                    }
+                }
+                if checkState {
+                    for (txNum, tx) in valid {
+                        let h = Height(blockNum: n, txNum: UInt64(txNum))
+                        for (ns, w) in tx.writes {
+                            let sk = keys.state(ns, w.key)
+                            if w.isDelete {
+                                replayState[sk] = nil
+                                replayHistory[keys.history(ns, w.key, h)] = [1]
+                            } else {
+                                replayState[sk] = h.encoded + [UInt8](w.value)
+                                replayHistory[keys.history(ns, w.key, h)] = [0] + [UInt8](w.value)
+                            }
+                        }
+                    }
+                }
+                previousHash = checked.headerHash
+                previousCommit = commit
+            }
+            if checkState {
+                compare(stored: try ledger.kv.scan(fam.state, keys.allState), replay: replayState, what: "state", report: problem)
+                compare(stored: try ledger.kv.scan(fam.history, keys.allState), replay: replayHistory, what: "history", report: problem)
+                if expected > 0, let s = try ledger.stateSavepoint(), s != expected - 1 {
+                    problem("state savepoint is block \(s), chain ends at block \(expected - 1)")
+                }
+            }
+        } catch {
+            problem("read failed: \(error)")
+        }
+        let info = ledger.info
+        if info.height != expected { problem("ledger height \(info.height) but the block store holds \(expected) blocks") }
+        return ChainReport(
+            channel: ledger.channel, height: expected, tipHash: Hex.encode(previousHash), commitHash: Hex.encode(previousCommit),
+            stateChecked: checkState, problems: problems)
+    }
+
+    private func compare(stored: [KVPair], replay: [Bytes: Bytes], what: String, report: (String) -> Void) {
+        var seen = 0
+        for pair in stored {
+            let label = describe(pair.key)
+            guard let expected = replay[pair.key] else {
+                report("\(what): \(label) is stored but no valid transaction wrote it")
+                continue
+            }
+            seen += 1
+            if expected != pair.value { report("\(what): \(label) differs from a replay of the chain") }
+        }
+        if seen != replay.count { report("\(what): \(replay.count - seen) entries written by the chain are missing from the store") }
+    }
+
+    private func describe(_ key: Bytes) -> String {
+        guard let parts = ledger.keys.stateKeyParts(key) else { return Hex.encode(key) }
+        return "\(parts.namespace)/\(parts.key.debugDescription)"
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import LedgerCore
+import Synchronization
+
+public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
+    case invalidChannelName(String)
+    case channelNotFound(String)
+    case channelExists(String)
+    case inUse(path: String)
+
+    public var description: String {
+        switch self {
+        case .invalidChannelName(let n):
+            return "invalid channel name \(n.debugDescription): lower-case letters, digits, '.' and '-', starting with a letter, at most \(ChannelName.lengthMax) characters"
+        case .channelNotFound(let n): return "no channel '\(n)' in this ledger"
+        case .channelExists(let n): return "channel '\(n)' already exists"
+        case .inUse(let p): return "data directory \(p) is in use by another process (is a node or another medledger command running on it?)"
+        }
+    }
+}
+
+/// A node's ledgers: one key-value store, one `ChannelLedger` per channel.
+public final class LedgerStore: Sendable {
+    public let kv: any KVStore
+    public let limits: LedgerLimits
+    let families: LedgerFamilies
+    private let open = Mutex<[String: ChannelLedger]>([:])
+
+    /// Opens (creating if needed) the node database under `dataDir`.
+    public static func open(dataDir: String, limits: LedgerLimits = LedgerLimits(), options: RocksDBOptions = RocksDBOptions()) throws -> LedgerStore {
+        let path = StorageLayout.databasePath(dataDir: dataDir)
+        let kv: RocksDBStore
+        do {
+            kv = try RocksDBStore.open(path: path, columnFamilies: StorageLayout.columnFamilies, options: options)
+        } catch StorageError.rocksDB(_, let message) where message.contains("lock") || message.contains("LOCK") {
+            throw LedgerStoreError.inUse(path: dataDir)
+        }
+        do {
+            return try LedgerStore(kv: kv, limits: limits, path: dataDir)
+        } catch {
+            kv.close()
+            throw error
+        }
+    }
+
+    /// Wraps an open store (for example a `MemoryStore`), checking or writing its format version.
+    public init(kv: any KVStore, limits: LedgerLimits = LedgerLimits(), path: String = "(memory)") throws {
+        self.kv = kv
+        self.limits = limits
+        self.families = try LedgerFamilies(kv)
+        if let v = try kv.get(families.meta, LedgerKeys.formatVersionKey) {
+            guard v.count == 4, let found = BigEndian.uint32(v) else {
+                throw StorageError.corrupt(what: "format version in \(path)", reason: "expected 4 bytes, found \(v.count)")
+            }
+            if found > StorageLayout.formatVersion {
+                throw StorageError.formatTooNew(path: path, found: found, supported: StorageLayout.formatVersion)
+            }
+        } else {
+            var batch = WriteBatch()
+            var v = Bytes()
+            BigEndian.append(StorageLayout.formatVersion, to: &v)
+            batch.put(families.meta, LedgerKeys.formatVersionKey, v)
+            try kv.write(batch, sync: true)
+        }
+    }
+
+    public func close() {
+        open.withLock { $0.removeAll() }
+        kv.close()
+    }
+
+    public func channelNames() throws -> [String] {
+        let prefix = LedgerKeys.channelRegistryPrefix
+        return try kv.scan(families.meta, .prefix(prefix)).map { String(decoding: $0.key.dropFirst(prefix.count), as: UTF8.self) }
+    }
+
+    /// Registers a new, empty channel ledger.
+    @discardableResult
+    public func createChannel(_ name: String) throws -> ChannelLedger {
+        guard ChannelName.isValid(name) else { throw LedgerStoreError.invalidChannelName(name) }
+        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) == nil else { throw LedgerStoreError.channelExists(name) }
+        var batch = WriteBatch()
+        batch.put(families.meta, LedgerKeys.channelRegistryKey(name), [])
+        try kv.write(batch, sync: true)
+        return try channel(name)
+    }
+
+    /// The ledger of an existing channel (opened once, then shared).
+    public func channel(_ name: String) throws -> ChannelLedger {
+        guard ChannelName.isValid(name) else { throw LedgerStoreError.invalidChannelName(name) }
+        if let l = open.withLock({ $0[name] }) { return l }
+        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) != nil else { throw LedgerStoreError.channelNotFound(name) }
+        let ledger = try ChannelLedger(kv: kv, families: families, channel: name, limits: limits)
+        return open.withLock { o in
+            if let existing = o[name] { return existing }
+            o[name] = ledger
+            return ledger
+        }
+    }
+
+    /// The channel's ledger, created if it does not exist yet.
+    public func channelCreatingIfNeeded(_ name: String) throws -> ChannelLedger {
+        do { return try channel(name) } catch LedgerStoreError.channelNotFound { return try createChannel(name) }
+    }
+}

@@ -1,0 +1,365 @@
+import CRocksDB
+import Foundation
+import Synchronization
+
+/// Tuning for a RocksDB store. Defaults suit a hospital node on a small machine.
+public struct RocksDBOptions: Sendable {
+    /// Shared LRU block cache for all column families.
+    public var blockCacheBytes = 64 << 20
+    /// Bloom filter bits per key: makes "is this tx id already in the ledger?" a memory lookup.
+    public var bloomBitsPerKey = 10.0
+    /// Background flush/compaction threads.
+    public var backgroundThreads: Int32 = 2
+    public var createIfMissing = true
+
+    public init() {}
+}
+
+/// The RocksDB backend, over Debian's librocksdb C API.
+///
+/// Every column family the caller declares is created if missing; a column family on disk that the
+/// caller did not declare makes `open` fail (see `StorageError.undeclaredColumnFamilies`).
+/// All reads and writes are thread-safe (RocksDB's guarantee). `close()` waits for no one: it marks the
+/// store closed, and the database is released once the last open cursor or snapshot is gone.
+public final class RocksDBStore: KVStore, @unchecked Sendable {
+    public let path: String
+    public let columnFamilyNames: [String]
+
+    private let db: OpaquePointer
+    private let handles: [OpaquePointer]
+    private let options: OpaquePointer
+    private let readOptions: OpaquePointer
+    private let syncWrite: OpaquePointer
+    private let bufferedWrite: OpaquePointer
+
+    private struct Lifecycle {
+        var closeRequested = false
+        var released = false
+        /// Operations in flight plus open cursors and snapshots: the database is released when this is 0.
+        var users = 0
+    }
+    private let lifecycle = Mutex(Lifecycle())
+
+    public static func open(path: String, columnFamilies: [String], options tuning: RocksDBOptions = RocksDBOptions()) throws -> RocksDBStore {
+        var names = ["default"]
+        for n in columnFamilies where !names.contains(n) { names.append(n) }
+
+        let options = rocksdb_options_create()!
+        rocksdb_options_set_create_if_missing(options, tuning.createIfMissing ? 1 : 0)
+        rocksdb_options_set_create_missing_column_families(options, 1)
+        rocksdb_options_increase_parallelism(options, tuning.backgroundThreads)
+        rocksdb_options_set_compression(options, Int32(rocksdb_lz4_compression))
+        let table = rocksdb_block_based_options_create()!
+        let cache = rocksdb_cache_create_lru(tuning.blockCacheBytes)!
+        rocksdb_block_based_options_set_block_cache(table, cache)
+        // The table options take ownership of the filter policy.
+        rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom_full(tuning.bloomBitsPerKey))
+        rocksdb_options_set_block_based_table_factory(options, table)
+        rocksdb_block_based_options_destroy(table)
+        rocksdb_cache_destroy(cache)  // releases our reference; the table factory keeps its own
+
+        var opened = false
+        defer { if !opened { rocksdb_options_destroy(options) } }
+
+        if tuning.createIfMissing {
+            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+
+        // Refuse to open a directory holding column families we do not know about.
+        var err: UnsafeMutablePointer<CChar>? = nil
+        var existingCount = 0
+        if let list = rocksdb_list_column_families(options, path, &existingCount, &err) {
+            var existing = [String]()
+            for i in 0..<existingCount { existing.append(String(cString: list[i]!)) }
+            rocksdb_list_column_families_destroy(list, existingCount)
+            let unknown = existing.filter { !names.contains($0) }
+            if !unknown.isEmpty { throw StorageError.undeclaredColumnFamilies(path: path, names: unknown) }
+        }
+        if let e = err { rocksdb_free(e); err = nil }  // no database yet: it will be created
+
+        let cNames = names.map { strdup($0)! }
+        defer { cNames.forEach { free($0) } }
+        let constNames: [UnsafePointer<CChar>?] = cNames.map { UnsafePointer($0) }
+        let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
+        var handles = [OpaquePointer?](repeating: nil, count: names.count)
+        let db = rocksdb_open_column_families(options, path, Int32(names.count), constNames, cfOptions, &handles, &err)
+        try RocksDBStore.check(err, "open \(path)")
+        guard let db else { throw StorageError.rocksDB(operation: "open \(path)", message: "no database handle returned") }
+        opened = true
+        return RocksDBStore(path: path, names: names, db: db, handles: handles.map { $0! }, options: options)
+    }
+
+    private init(path: String, names: [String], db: OpaquePointer, handles: [OpaquePointer], options: OpaquePointer) {
+        self.path = path
+        self.columnFamilyNames = names
+        self.db = db
+        self.handles = handles
+        self.options = options
+        self.readOptions = rocksdb_readoptions_create()
+        self.syncWrite = rocksdb_writeoptions_create()
+        rocksdb_writeoptions_set_sync(syncWrite, 1)
+        self.bufferedWrite = rocksdb_writeoptions_create()
+    }
+
+    deinit {
+        release()
+    }
+
+    public func columnFamily(_ name: String) throws -> ColumnFamily {
+        guard let i = columnFamilyNames.firstIndex(of: name) else {
+            throw StorageError.unknownColumnFamily(name: name, known: columnFamilyNames)
+        }
+        return ColumnFamily(name: name, index: i)
+    }
+
+    public func get(_ cf: ColumnFamily, _ key: Bytes) throws -> Bytes? {
+        try enter()
+        defer { leave() }
+        return try RocksDBStore.get(db: db, readOptions: readOptions, handle: handle(cf), key: key)
+    }
+
+    public func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        try enter()
+        defer { leave() }
+        return try RocksDBStore.withValue(db: db, readOptions: readOptions, handle: handle(cf), key: key, body)
+    }
+
+    public func cursor(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool) throws -> any KVCursor {
+        try enter()
+        return RocksDBCursor(store: self, handle: handle(cf), snapshot: nil, range: range, reverse: reverse)
+    }
+
+    public func write(_ batch: WriteBatch, sync: Bool) throws {
+        try enter()
+        defer { leave() }
+        let wb = rocksdb_writebatch_create()!
+        defer { rocksdb_writebatch_destroy(wb) }
+        for op in batch.operations {
+            switch op {
+            case .put(let cf, let k, let v):
+                k.withCChars { kp, kn in v.withCChars { vp, vn in rocksdb_writebatch_put_cf(wb, handles[cf], kp, kn, vp, vn) } }
+            case .delete(let cf, let k):
+                k.withCChars { kp, kn in rocksdb_writebatch_delete_cf(wb, handles[cf], kp, kn) }
+            case .deleteRange(let cf, let lo, let hi):
+                lo.withCChars { lp, ln in hi.withCChars { hp, hn in rocksdb_writebatch_delete_range_cf(wb, handles[cf], lp, ln, hp, hn) } }
+            }
+        }
+        var err: UnsafeMutablePointer<CChar>? = nil
+        rocksdb_write(db, sync ? syncWrite : bufferedWrite, wb, &err)
+        try RocksDBStore.check(err, "write")
+    }
+
+    public func snapshot() throws -> any KVSnapshot {
+        try enter()
+        return RocksDBSnapshot(store: self, snapshot: rocksdb_create_snapshot(db))
+    }
+
+    public func close() {
+        let releaseNow = lifecycle.withLock { l -> Bool in
+            l.closeRequested = true
+            return l.users == 0 && !l.released
+        }
+        if releaseNow { release() }
+    }
+
+    // MARK: - Internals shared with cursors and snapshots
+
+    fileprivate var rawDB: OpaquePointer { db }
+
+    fileprivate func handle(_ cf: ColumnFamily) -> OpaquePointer {
+        precondition(cf.index < handles.count && columnFamilyNames[cf.index] == cf.name, "column family \(cf.name) belongs to another store")
+        return handles[cf.index]
+    }
+
+    /// Registers a user of the database; fails once `close()` was called.
+    fileprivate func enter() throws {
+        try lifecycle.withLock { l in
+            guard !l.closeRequested else { throw StorageError.closed }
+            l.users += 1
+        }
+    }
+
+    fileprivate func leave() {
+        let releaseNow = lifecycle.withLock { l -> Bool in
+            l.users -= 1
+            return l.closeRequested && l.users == 0 && !l.released
+        }
+        if releaseNow { release() }
+    }
+
+    private func release() {
+        let first = lifecycle.withLock { l -> Bool in
+            defer { l.released = true }
+            return !l.released
+        }
+        guard first else { return }
+        for h in handles { rocksdb_column_family_handle_destroy(h) }
+        rocksdb_close(db)
+        rocksdb_options_destroy(options)
+        rocksdb_readoptions_destroy(readOptions)
+        rocksdb_writeoptions_destroy(syncWrite)
+        rocksdb_writeoptions_destroy(bufferedWrite)
+    }
+
+    static func get(db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer, key: Bytes) throws -> Bytes? {
+        try withValue(db: db, readOptions: readOptions, handle: handle, key: key) { Bytes($0) }
+    }
+
+    /// A pinned read: RocksDB hands out its own buffer (block cache or memtable) without a copy.
+    static func withValue<T>(db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer, key: Bytes,
+                             _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        var err: UnsafeMutablePointer<CChar>? = nil
+        let slice = key.withCChars { kp, kn in rocksdb_get_pinned_cf(db, readOptions, handle, kp, kn, &err) }
+        try check(err, "get")
+        guard let slice else { return nil }
+        defer { rocksdb_pinnableslice_destroy(slice) }
+        var n = 0
+        let p = rocksdb_pinnableslice_value(slice, &n)
+        return try body(UnsafeRawBufferPointer(start: p, count: p == nil ? 0 : n))
+    }
+
+    static func check(_ err: UnsafeMutablePointer<CChar>?, _ operation: String) throws {
+        guard let err else { return }
+        let message = String(cString: err)
+        rocksdb_free(err)
+        throw StorageError.rocksDB(operation: operation, message: message)
+    }
+}
+
+final class RocksDBSnapshot: KVSnapshot, @unchecked Sendable {
+    private let store: RocksDBStore
+    fileprivate let snapshot: OpaquePointer
+    private let readOptions: OpaquePointer
+
+    fileprivate init(store: RocksDBStore, snapshot: OpaquePointer) {
+        self.store = store
+        self.snapshot = snapshot
+        readOptions = rocksdb_readoptions_create()
+        rocksdb_readoptions_set_snapshot(readOptions, snapshot)
+    }
+
+    deinit {
+        rocksdb_readoptions_destroy(readOptions)
+        rocksdb_release_snapshot(store.rawDB, snapshot)
+        store.leave()
+    }
+
+    func get(_ cf: ColumnFamily, _ key: Bytes) throws -> Bytes? {
+        try RocksDBStore.get(db: store.rawDB, readOptions: readOptions, handle: store.handle(cf), key: key)
+    }
+
+    func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        try RocksDBStore.withValue(db: store.rawDB, readOptions: readOptions, handle: store.handle(cf), key: key, body)
+    }
+
+    func cursor(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool) throws -> any KVCursor {
+        try store.enter()
+        return RocksDBCursor(store: store, handle: store.handle(cf), snapshot: self, range: range, reverse: reverse)
+    }
+}
+
+/// A RocksDB iterator bounded to a key range. Holds its store (and snapshot) alive until it is gone.
+final class RocksDBCursor: KVCursor {
+    private let store: RocksDBStore
+    private let snapshot: RocksDBSnapshot?
+    private let readOptions: OpaquePointer
+    private let iterator: OpaquePointer
+    private let range: KeyRange
+    private let reverse: Bool
+    private var started = false
+    // RocksDB keeps pointers to the bound keys: they must live as long as the iterator.
+    private let lowerBound: UnsafeMutableBufferPointer<CChar>
+    private let upperBound: UnsafeMutableBufferPointer<CChar>?
+
+    fileprivate init(store: RocksDBStore, handle: OpaquePointer, snapshot: RocksDBSnapshot?, range: KeyRange, reverse: Bool) {
+        self.store = store
+        self.snapshot = snapshot
+        self.range = range
+        self.reverse = reverse
+        readOptions = rocksdb_readoptions_create()
+        if let snapshot { rocksdb_readoptions_set_snapshot(readOptions, snapshot.snapshot) }
+        lowerBound = RocksDBCursor.copy(range.lower)
+        rocksdb_readoptions_set_iterate_lower_bound(readOptions, lowerBound.baseAddress, lowerBound.count)
+        if let upper = range.upper {
+            let u = RocksDBCursor.copy(upper)
+            upperBound = u
+            rocksdb_readoptions_set_iterate_upper_bound(readOptions, u.baseAddress, u.count)
+        } else {
+            upperBound = nil
+        }
+        iterator = rocksdb_create_iterator_cf(store.rawDB, readOptions, handle)
+    }
+
+    deinit {
+        rocksdb_iter_destroy(iterator)
+        rocksdb_readoptions_destroy(readOptions)
+        lowerBound.deallocate()
+        upperBound?.deallocate()
+        store.leave()
+    }
+
+    func next() throws -> KVPair? {
+        try next { k, v in KVPair(key: Bytes(k), value: Bytes(v)) }
+    }
+
+    /// RocksDB enforces the range itself (iterate_lower_bound / iterate_upper_bound on the read
+    /// options), so keys are not compared again here; only the reverse seek needs one check.
+    func next<T>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        if !started {
+            started = true
+            if reverse {
+                if let upper = range.upper {
+                    upper.withCChars { p, n in rocksdb_iter_seek_for_prev(iterator, p, n) }
+                    // seek_for_prev lands on a key <= upper; the range excludes upper itself.
+                    if rocksdb_iter_valid(iterator) != 0, currentKey() == upper { rocksdb_iter_prev(iterator) }
+                } else {
+                    rocksdb_iter_seek_to_last(iterator)
+                }
+            } else {
+                range.lower.withCChars { p, n in rocksdb_iter_seek(iterator, p, n) }
+            }
+        } else if reverse {
+            rocksdb_iter_prev(iterator)
+        } else {
+            rocksdb_iter_next(iterator)
+        }
+        guard rocksdb_iter_valid(iterator) != 0 else {
+            var err: UnsafeMutablePointer<CChar>? = nil
+            rocksdb_iter_get_error(iterator, &err)
+            try RocksDBStore.check(err, "iterate")
+            return nil
+        }
+        var kn = 0, vn = 0
+        let k = rocksdb_iter_key(iterator, &kn)
+        let v = rocksdb_iter_value(iterator, &vn)
+        return try body(UnsafeRawBufferPointer(start: k, count: k == nil ? 0 : kn), UnsafeRawBufferPointer(start: v, count: v == nil ? 0 : vn))
+    }
+
+    private func currentKey() -> Bytes {
+        var n = 0
+        guard let k = rocksdb_iter_key(iterator, &n) else { return [] }
+        return Bytes(UnsafeRawBufferPointer(start: k, count: n))
+    }
+
+    private static func copy(_ bytes: Bytes) -> UnsafeMutableBufferPointer<CChar> {
+        let buf = UnsafeMutableBufferPointer<CChar>.allocate(capacity: max(bytes.count, 1))
+        bytes.withUnsafeBytes { src in
+            if !src.isEmpty { UnsafeMutableRawBufferPointer(buf).copyMemory(from: src) }
+        }
+        return UnsafeMutableBufferPointer(rebasing: buf[0..<bytes.count])
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Calls `body` with a C char pointer (never nil, even for an empty array) and the length.
+    @inline(__always)
+    func withCChars<R>(_ body: (UnsafePointer<CChar>, Int) throws -> R) rethrows -> R {
+        if isEmpty {
+            var zero: CChar = 0
+            return try body(&zero, 0)
+        }
+        return try withUnsafeBufferPointer { b in
+            try b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { try body($0, b.count) }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import LedgerBench
+import LedgerCore
+import LedgerProtos
+import Testing
+@testable import LedgerStorage
+
+@Suite struct RecoveryTests {
+    let chain = ChainBuilder()
+
+    @Test func missingStateIsReplayedFromTheBlockStoreOnOpen() throws {
+        let dir = TempDir("replay")
+        do {
+            let store = try LedgerStore.open(dataDir: dir.path)
+            let l = try store.createChannel("ch")
+            try chain.commit(l, [.init(id: "1", writes: [("k", "a")])])
+            // Two blocks stored without their state, as a crash between separate writes would leave them.
+            try l.commitBlockOnlyForTesting(try chain.block(on: l, [.init(id: "2", writes: [("k", "b"), ("gone", "x")])]))
+            try l.commitBlockOnlyForTesting(try chain.block(on: l, [.init(id: "3", writes: [("gone", nil)])]))
+            #expect(try value(l, "k") == "a")
+            #expect(try l.stateSavepoint() == 0)
+            store.close()
+        }
+        let store = try LedgerStore.open(dataDir: dir.path)
+        defer { store.close() }
+        let l = try store.channel("ch")
+        #expect(l.height == 3)
+        #expect(try l.stateSavepoint() == 2)
+        #expect(try value(l, "k") == "b")
+        #expect(try value(l, "gone") == nil)
+        #expect(ChainVerifier(ledger: l).verify(checkState: true).problems == [])
+    }
+
+    @Test func memoryBackendRecoversTheSameWay() throws {
+        let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
+        let l = try LedgerStore(kv: kv).createChannel("ch")
+        try l.commitBlockOnlyForTesting(try chain.block(on: l, [.init(id: "1", writes: [("k", "a")])]))
+        #expect(try value(l, "k") == nil)
+        let reopened = try LedgerStore(kv: kv).channel("ch")
+        #expect(try value(reopened, "k") == "a")
+    }
+
+    @Test func stateAheadOfBlocksIsReportedAsCorruption() throws {
+        let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
+        let l = try LedgerStore(kv: kv).createChannel("ch")
+        try chain.commit(l, [.init(id: "1", writes: [("k", "a")])])
+        var batch = WriteBatch()
+        batch.put(l.families.meta, l.keys.savepoint, BigEndian.bytes(10))
+        try kv.write(batch, sync: true)
+        do {
+            _ = try LedgerStore(kv: kv).channel("ch")
+            Issue.record("opened a ledger whose state is ahead of its blocks")
+        } catch let StorageError.corrupt(_, reason) {
+            #expect(reason.contains("ahead of the block store"))
+        }
+    }
+
+    @Test func newerFormatVersionIsRefused() throws {
+        let dir = TempDir("format")
+        do {
+            let store = try LedgerStore.open(dataDir: dir.path)
+            var batch = WriteBatch()
+            batch.put(store.families.meta, LedgerKeys.formatVersionKey, [0, 0, 0, 2])
+            try store.kv.write(batch, sync: true)
+            store.close()
+        }
+        do {
+            _ = try LedgerStore.open(dataDir: dir.path)
+            Issue.record("opened a newer format")
+        } catch let e as StorageError {
+            #expect(e == .formatTooNew(path: dir.path, found: 2, supported: 1))
+            #expect(e.description.contains("newer than this build supports"))
+        }
+    }
+
+    @Test func rebuildStateRestoresATamperedState() throws {
+        let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
+        let l = try LedgerStore(kv: kv).createChannel("ch")
+        try SampleChain(channel: "ch", seed: 3).extend(l, count: 15)
+        var batch = WriteBatch()
+        batch.put(l.families.state, l.keys.state("sample", "key-9999"), Height(blockNum: 0, txNum: 0).encoded + bytes("planted"))
+        try kv.write(batch, sync: true)
+        let tampered = ChainVerifier(ledger: l).verify(checkState: true)
+        #expect(tampered.problems.contains { $0.contains("key-9999") })
+        try l.rebuildState()
+        #expect(ChainVerifier(ledger: l).verify(checkState: true).problems == [])
+        #expect(try l.state.get(namespace: "sample", key: "key-9999") == nil)
+    }
+}
+
+@Suite struct ChainVerifierTests {
+    func sampleLedger(blocks: Int = 12) throws -> (MemoryStore, ChannelLedger) {
+        let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
+        let l = try LedgerStore(kv: kv).createChannel("ch")
+        try SampleChain(channel: "ch", seed: 11).extend(l, count: blocks)
+        return (kv, l)
+    }
+
+    func overwriteBlock(_ kv: MemoryStore, _ l: ChannelLedger, _ n: UInt64, _ change: (inout Medledger_Block) -> Void) throws {
+        var block = try l.block(number: n)!
+        change(&block)
+        var batch = WriteBatch()
+        batch.put(l.families.blocks, l.keys.block(n), try block.serializedBytes())
+        try kv.write(batch, sync: true)
+    }
+
+    @Test func anIntactChainVerifiesWithState() throws {
+        let (_, l) = try sampleLedger()
+        let r = ChainVerifier(ledger: l).verify(checkState: true)
+        #expect(r.problems == [])
+        #expect(r.height == 12)
+        #expect(r.tipHash == Hex.encode(l.info.tipHash))
+        #expect(r.commitHash == Hex.encode(l.info.commitHash))
+    }
+
+    @Test func aChangedEnvelopeBreaksTheMerkleRoot() throws {
+        let (kv, l) = try sampleLedger()
+        try overwriteBlock(kv, l, 4) { b in
+            var env = [UInt8](b.data.envelopes[0])
+            env[env.count - 1] ^= 0x01
+            b.data.envelopes[0] = Data(env)
+        }
+        let r = ChainVerifier(ledger: l).verify(checkState: false)
+        #expect(r.problems.contains { $0.contains("block 4") && $0.contains("Merkle root") }, "\(r.problems)")
+    }
+
+    @Test func aFlippedValidationCodeBreaksTheCommitHash() throws {
+        let (kv, l) = try sampleLedger()
+        let target = try (0..<12).first { try l.block(number: UInt64($0))!.metadata.validationCodes.contains(.mvccReadConflict) }!
+        try overwriteBlock(kv, l, UInt64(target)) { b in
+            let i = b.metadata.validationCodes.firstIndex(of: .mvccReadConflict)!
+            b.metadata.validationCodes[i] = .valid
+        }
+        let r = ChainVerifier(ledger: l).verify(checkState: false)
+        #expect(r.problems.contains { $0.contains("block \(target)") && $0.contains("commit hash") }, "\(r.problems)")
+    }
+
+    @Test func aChangedHeaderBreaksTheChainLink() throws {
+        let (kv, l) = try sampleLedger()
+        try overwriteBlock(kv, l, 7) { b in b.header.previousHash = Data(repeating: 0xab, count: 32) }
+        let r = ChainVerifier(ledger: l).verify(checkState: false)
+        #expect(r.problems.contains { $0.contains("block 7") && $0.contains("previous hash") }, "\(r.problems)")
+    }
+
+    @Test func truncatedAndMissingBlocksAreReported() throws {
+        let (kv, l) = try sampleLedger()
+        let stored = try l.serializedBlock(number: 3)!
+        var batch = WriteBatch()
+        batch.put(l.families.blocks, l.keys.block(3), Array(stored.prefix(stored.count - 7)))
+        batch.delete(l.families.blocks, l.keys.block(9))
+        try kv.write(batch, sync: true)
+        let r = ChainVerifier(ledger: l).verify(checkState: false)
+        #expect(r.problems.contains { $0.contains("block 3") }, "\(r.problems)")
+        #expect(r.problems.contains { $0.contains("block 10 where block 9 should be") }, "\(r.problems)")
+    }
+
+    @Test func aDroppedTxIndexEntryIsReported() throws {
+        let (kv, l) = try sampleLedger()
+        let tx = try ParsedTransaction(envelope: try l.block(number: 2)!.envelopeBytes[0])
+        var batch = WriteBatch()
+        batch.delete(l.families.txIndex, l.keys.tx(tx.txID))
+        try kv.write(batch, sync: true)
+        let r = ChainVerifier(ledger: l).verify(checkState: false)
+        #expect(r.problems.contains { $0.contains("block 2 tx 0") }, "\(r.problems)")
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import LedgerCore
+import LedgerStorage
+import Testing
+
+@Suite struct LedgerCLITests {
+    @Test func verifyPassesOnAFreshLedgerAndFailsOnATamperedBlock() throws {
+        let dir = ScratchDir("cli-verify")
+        let sample = try MedLedgerBinary.run(["ledger", "sample", "--data", dir.path, "--channel", "demo", "--blocks", "20", "--seed", "5"])
+        #expect(sample.status == 0, "\(sample.stderr)")
+
+        let ok = try MedLedgerBinary.run(["ledger", "verify", "--data", dir.path, "--state"])
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        #expect(ok.stdout.contains("channel demo: height 20"))
+        #expect(ok.stdout.contains("OK"))
+
+        // Flip one byte inside block 13's stored bytes, behind the ledger's back.
+        do {
+            let store = try LedgerStore.open(dataDir: dir.path)
+            defer { store.close() }
+            let blocks = try store.kv.columnFamily(StorageLayout.Family.blocks)
+            let key: [UInt8] = [UInt8("demo".utf8.count)] + Array("demo".utf8) + BigEndian.bytes(13)
+            var stored = try #require(try store.kv.get(blocks, key))
+            stored[stored.count / 2] ^= 0x20
+            var batch = WriteBatch()
+            batch.put(blocks, key, stored)
+            try store.kv.write(batch, sync: true)
+        }
+        let bad = try MedLedgerBinary.run(["ledger", "verify", "--data", dir.path])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("FAILED"))
+        #expect(bad.stdout.contains("block 13"), "\(bad.stdout)")
+    }
+
+    @Test func blockPrintsDecodedJSON() throws {
+        let dir = ScratchDir("cli-block")
+        _ = try MedLedgerBinary.run(["ledger", "sample", "--data", dir.path, "--blocks", "3"])
+        let r = try MedLedgerBinary.run(["ledger", "block", "1", "--data", dir.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(json["number"] as? Int == 1)
+        #expect((json["headerHash"] as? String)?.count == 64)
+        let txs = try #require(json["transactions"] as? [[String: Any]])
+        #expect(!txs.isEmpty)
+        #expect(txs[0]["txID"] is String)
+
+        let missing = try MedLedgerBinary.run(["ledger", "block", "99", "--data", dir.path])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("no block 99"))
+    }
+
+    @Test func clearErrorsForMissingOrBusyDirectories() throws {
+        let dir = ScratchDir("cli-errors")
+        let none = try MedLedgerBinary.run(["ledger", "verify", "--data", dir.path + "/nothing"])
+        #expect(none.status != 0)
+        #expect(none.stderr.contains("no ledger in"))
+
+        _ = try MedLedgerBinary.run(["ledger", "sample", "--data", dir.path, "--blocks", "1"])
+        let holder = try LedgerStore.open(dataDir: dir.path)
+        defer { holder.close() }
+        let busy = try MedLedgerBinary.run(["ledger", "verify", "--data", dir.path])
+        #expect(busy.status != 0)
+        #expect(busy.stderr.contains("in use by another process"), "\(busy.stderr)")
+    }
+
+    @Test func benchStoragePrintsItsTableAndJSON() throws {
+        let small = ["bench", "storage", "--blocks", "2", "--reads", "2000", "--scans", "200"]
+        let table = try MedLedgerBinary.run(small)
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("commit blocks of 500 tx"))
+        #expect(table.stdout.contains("point read"))
+        #expect(table.stdout.contains("range scan of 100 keys"))
+        #expect(table.stdout.contains("merkle proof build + verify"))
+        let json = try MedLedgerBinary.run(small + ["--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        #expect(rows.count >= 5)
+        #expect(rows.allSatisfy { ($0["rate"] as? Double ?? 0) > 0 })
+    }
+}

@@ -1,0 +1,22 @@
+# Installs the system packages medledger builds and tests against, on a fresh Debian machine.
+# Sourced by scripts/test.sh and scripts/demo.sh. Idempotent: does nothing when all are present.
+
+MEDLEDGER_APT_PACKAGES=(librocksdb-dev pkg-config)
+
+medledger_install_deps() {
+  local missing=()
+  for pkg in "${MEDLEDGER_APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if ((${#missing[@]} > 0)); then
+    echo "medledger: installing ${missing[*]} (Debian packages)" >&2
+    local SUDO=""
+    if [[ $(id -u) -ne 0 ]]; then
+      command -v sudo >/dev/null || { echo "medledger: need root or sudo to install ${missing[*]}" >&2; return 1; }
+      SUDO="sudo"
+    fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  command -v swift >/dev/null || { echo "medledger: swift is not on PATH (Swift 6 toolchain required)" >&2; return 1; }
+}
