@@ -65,6 +65,15 @@ public protocol KVCursor: AnyObject {
     /// The next pair handed to `body` in place, without copying it out: the hot path of range queries.
     /// The buffers are valid only during the call.
     func next<T>(_ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> T) throws -> T?
+    /// Hands pairs to `body` in place until it returns false or the range ends. Non-generic, so a
+    /// whole page is read with one dynamic call instead of one per entry.
+    func forEach(_ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws
+}
+
+extension KVCursor {
+    public func forEach(_ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
+        while let goOn = try next(body), goOn {}
+    }
 }
 
 /// Point reads and range scans: implemented by a store (latest data) and by its snapshots.

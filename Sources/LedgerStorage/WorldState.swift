@@ -119,17 +119,20 @@ public struct WorldStateReader: Sendable {
         var entries = [StateEntry]()
         entries.reserveCapacity(min(cap, 256))
         var more = false
-        while let decoded = try cursor.next({ k, v -> StateEntry? in
-            guard k.count >= keyOffset, let value = VersionedValue(raw: v) else { return nil }
-            return StateEntry(key: String(decoding: UnsafeRawBufferPointer(rebasing: k[keyOffset...]), as: UTF8.self), value: value)
-        }) {
-            guard let entry = decoded else { throw StorageError.corrupt(what: "state entry", reason: "undecodable key or value") }
+        var corrupt = false
+        try cursor.forEach { k, v in
+            guard k.count >= keyOffset, let value = VersionedValue(raw: v) else {
+                corrupt = true
+                return false
+            }
             if entries.count == cap {
                 more = true
-                break
+                return false
             }
-            entries.append(entry)
+            entries.append(StateEntry(key: String(decoding: UnsafeRawBufferPointer(rebasing: k[keyOffset...]), as: UTF8.self), value: value))
+            return true
         }
+        if corrupt { throw StorageError.corrupt(what: "state entry", reason: "undecodable key or value") }
         return StatePage(entries: entries, bookmark: more ? entries.last?.key : nil)
     }
 
