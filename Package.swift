@@ -1,66 +1,114 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
-// Module graph (dependencies point one way, down the list):
-//   CRocksDB, LedgerProtos  →  LedgerCore  →  LedgerStorage  →  LedgerBench  →  medledger
-// See docs/ARCHITECTURE.md for what each module holds and why.
+// Module graph (dependencies point one way, down the list; see docs/ARCHITECTURE.md):
+//   CRocksDB, LedgerProtos, LedgerCrypto, LedgerAudit
+//   LedgerCore        → LedgerProtos
+//   LedgerStorage     → CRocksDB, LedgerCore
+//   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
+//   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
+//   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
+//   LedgerNode        → LedgerCA, LedgerRPC, gRPC NIO transport (the daemon's wiring)
+//   LedgerClient      → LedgerIdentity, LedgerRPC, gRPC NIO transport
+//   LedgerBench       → LedgerStorage
+//   medledgerd, medledger (thin executables)
 let package = Package(
     name: "MedLedger",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "medledger", targets: ["medledger"]),
+        .executable(name: "medledgerd", targets: ["medledgerd"]),
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
         .library(name: "LedgerStorage", targets: ["LedgerStorage"]),
+        .library(name: "LedgerClient", targets: ["LedgerClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         // Debian's librocksdb-dev (C API). scripts/test.sh installs it.
-        .systemLibrary(
-            name: "CRocksDB",
-            pkgConfig: "rocksdb",
-            providers: [.apt(["librocksdb-dev"])]
-        ),
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
         // Generated protobuf messages; regenerate with scripts/gen-protos.sh (CI never runs protoc).
-        .target(
-            name: "LedgerProtos",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
-        ),
+        .target(name: "LedgerProtos", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Blocks, envelopes, hashing, Merkle proofs, keys and versions: pure logic, no I/O.
+        .target(name: "LedgerCore", dependencies: ["LedgerProtos", .product(name: "Crypto", package: "swift-crypto")]),
+        // Key-value backends (RocksDB, in-memory), block store, world state, history, crash-safe commit.
+        .target(name: "LedgerStorage", dependencies: ["CRocksDB", "LedgerCore"]),
+        // Digests, hybrid public-key encryption (PIDs), secrets at rest.
+        .target(name: "LedgerCrypto", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Hash-chained JSON-lines audit log.
+        .target(name: "LedgerAudit", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Identities in certificates, certificate issuing, CRLs, trust store (chain + revocation checks).
         .target(
-            name: "LedgerCore",
+            name: "LedgerIdentity",
+            dependencies: [
+                "LedgerCrypto", "LedgerProtos",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        // The system administrator's certificate authority and its encrypted private store.
+        .target(name: "LedgerCA", dependencies: ["LedgerIdentity", "LedgerStorage", "LedgerAudit"]),
+        // Generated gRPC service stubs.
+        .target(
+            name: "LedgerRPC",
             dependencies: [
                 "LedgerProtos",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
-        ),
-        // Key-value backends (RocksDB, in-memory), block store, world state, history, crash-safe commit.
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ]),
+        // TLS configuration shared by the node and the client (mutual TLS, verification hook).
         .target(
-            name: "LedgerStorage",
-            dependencies: ["CRocksDB", "LedgerCore"]
-        ),
+            name: "LedgerTransport",
+            dependencies: [
+                "LedgerIdentity",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
+        // The daemon: configuration, gRPC services over mutual TLS, authorisation, audit, CRL reloads.
+        .target(
+            name: "LedgerNode",
+            dependencies: [
+                "LedgerCA", "LedgerRPC", "LedgerTransport", "LedgerStorage",
+                .product(name: "Yams", package: "Yams"),
+            ]),
+        // Client SDK: connect over mutual TLS, enroll, call the node.
+        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity"]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
-        .target(
-            name: "LedgerBench",
-            dependencies: ["LedgerStorage"]
-        ),
+        .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
+        .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerBench",
+                "LedgerBench", "LedgerClient", "LedgerNode", "LedgerAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
+            ]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
-        // Runs the real `medledger` binary as a child process (crash test, CLI checks).
+        .testTarget(
+            name: "LedgerIdentityTests",
+            dependencies: [
+                "LedgerIdentity", "LedgerCA", "LedgerAudit", "LedgerCrypto",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        // Runs the real `medledger` / `medledgerd` binaries as child processes (crash test, network tests).
         .testTarget(
             name: "MedLedgerCLITests",
-            dependencies: ["LedgerStorage", "LedgerBench", "medledger"]
-        ),
+            dependencies: ["LedgerStorage", "LedgerBench", "LedgerClient", "medledger", "medledgerd"]),
     ],
     swiftLanguageModes: [.v6]
 )

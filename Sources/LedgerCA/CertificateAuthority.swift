@@ -1,0 +1,504 @@
+import Crypto
+import Foundation
+import LedgerAudit
+import LedgerCrypto
+import LedgerIdentity
+import LedgerProtos
+import LedgerStorage
+import Synchronization
+import X509
+
+public struct CAConfig: Sendable {
+    public var caName = "MedLedger SA Root CA"
+    public var rootValidity: TimeInterval = 10 * 365 * 86_400
+    public var userValidity: TimeInterval = 365 * 86_400
+    public var nodeValidity: TimeInterval = 365 * 86_400
+    /// How long an issued CRL is valid (its nextUpdate); nodes refuse a CRL past it.
+    public var crlValidity: TimeInterval = 7 * 86_400
+    /// Failed enrollment attempts before an enrollment id is locked.
+    public var enrollAttemptsMax = 5
+    public var realIdentityBytesMax = 1024
+
+    public init() {}
+}
+
+/// The system administrator's certificate authority (paper §1.2.1): admits organisations, registers and
+/// enrolls users, derives pseudo identities, revokes, and issues CRLs. Every decision is audited.
+///
+/// All mutating operations are serialised and each writes its records in one synced batch, so a crash
+/// never leaves a certificate issued without its records.
+public final class CertificateAuthority: Sendable {
+    public let config: CAConfig
+    public let rootCertificate: Certificate
+    private let rootKey: P384.Signing.PrivateKey
+    private let records: CARecordsBox
+    private let box: SecretBox
+    private let audit: AuditLog?
+    private let writeLock = Mutex(())
+
+    final class CARecordsBox: @unchecked Sendable {
+        let records: CARecords
+        init(_ r: CARecords) { records = r }
+    }
+
+    private var store: CARecords { records.records }
+
+    // MARK: Creation and opening
+
+    /// Creates a new CA in `dataDir`: a P-384 root key (sealed with the master key) and a self-signed root.
+    public static func initialize(dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil) throws -> CertificateAuthority {
+        let kv = try RocksDBStore.open(path: CALayout.databasePath(dataDir: dataDir), columnFamilies: CALayout.columnFamilies)
+        do {
+            let r = try CARecords(kv: kv)
+            guard try kv.get(r.meta, Array("root_cert".utf8)) == nil else {
+                throw CAError(.alreadyExists, "a CA already exists in \(dataDir)")
+            }
+            let key = P384.Signing.PrivateKey()
+            let name = try DistinguishedName {
+                OrganizationName(OrgID.systemAdministrator)
+                CommonName(config.caName)
+            }
+            let root = try CertificateFactory.selfSignedRoot(key: key, name: name, validity: config.rootValidity)
+            var batch = WriteBatch()
+            batch.put(r.meta, Array("root_cert".utf8), Array(root.pem.utf8))
+            batch.put(r.meta, Array("root_key".utf8), try box.seal(Array(key.rawRepresentation), context: "ca-root-key"))
+            try r.put(OrgRecord(id: OrgID.systemAdministrator, type: Medledger_OrgType.systemAdministrator.rawValue, displayName: "System administrator", admittedAt: Date()), r.orgs, OrgID.systemAdministrator, into: &batch)
+            try kv.write(batch, sync: true)
+            let ca = CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit)
+            _ = try ca.issueCRL()
+            audit?.record(AuditEvent(actor: .system, action: "ca.init", target: root.serialHex, outcome: .success, detail: config.caName))
+            return ca
+        } catch {
+            kv.close()
+            throw error
+        }
+    }
+
+    public static func open(dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil) throws -> CertificateAuthority {
+        let path = CALayout.databasePath(dataDir: dataDir)
+        guard FileManager.default.fileExists(atPath: path) else { throw CAError(.notFound, "no CA in \(dataDir): run `medledger ca init --data \(dataDir)` first") }
+        let kv = try RocksDBStore.open(path: path, columnFamilies: CALayout.columnFamilies, options: { var o = RocksDBOptions(); o.createIfMissing = false; return o }())
+        do {
+            let r = try CARecords(kv: kv)
+            guard let pem = try kv.get(r.meta, Array("root_cert".utf8)), let sealed = try kv.get(r.meta, Array("root_key".utf8)) else {
+                throw CAError(.notFound, "no CA in \(dataDir): run `medledger ca init` first")
+            }
+            let root = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
+            let key = try P384.Signing.PrivateKey(rawRepresentation: try box.open(sealed, context: "ca-root-key"))
+            return CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit)
+        } catch {
+            kv.close()
+            throw error
+        }
+    }
+
+    private init(config: CAConfig, root: Certificate, key: P384.Signing.PrivateKey, records: CARecords, box: SecretBox, audit: AuditLog?) {
+        self.config = config
+        self.rootCertificate = root
+        self.rootKey = key
+        self.records = CARecordsBox(records)
+        self.box = box
+        self.audit = audit
+    }
+
+    public func close() { store.kv.close() }
+
+    /// The root signing key, for tests that must forge out-of-date certificates from the right issuer.
+    @_spi(Testing) public static func rootKeyForTesting(_ ca: CertificateAuthority) -> P384.Signing.PrivateKey { ca.rootKey }
+
+    // MARK: Organisations
+
+    /// Creates the SA's own administrator (once, at `ca init`): the identity that admits organisations.
+    public func bootstrapAdministrator(name: String, csrPEM: [UInt8], tlsCSRPEM: [UInt8]) throws -> Medledger_EnrolledIdentity {
+        try writeLock.withLock { _ in
+            let enrollmentID = "\(name)@\(OrgID.systemAdministrator)"
+            guard try store.read(store.registrations, enrollmentID, as: RegistrationRecord.self) == nil else {
+                throw CAError(.alreadyExists, "administrator \(enrollmentID) already exists")
+            }
+            var batch = WriteBatch()
+            let issued = try issueIdentity(
+                enrollmentID: enrollmentID, realIdentity: enrollmentID, org: OrgID.systemAdministrator, role: "admin",
+                csrPEM: csrPEM, tlsCSRPEM: tlsCSRPEM, registeredBy: "ca-init", validity: config.userValidity, into: &batch)
+            try store.kv.write(batch, sync: true)
+            audit?.record(AuditEvent(actor: .system, action: "ca.bootstrap-admin", target: issued.pid, outcome: .success))
+            return issued
+        }
+    }
+
+    public func admitOrganization(by caller: AuthenticatedIdentity, _ request: Medledger_AdmitOrganizationRequest) throws -> Medledger_AdmitOrganizationResponse {
+        let actor = caller.auditActor
+        return try audited(actor, "org.admit", request.orgID) {
+            guard caller.isSystemAdministrator else { throw CAError.denied("only the system administrator admits organisations") }
+            guard OrgID.isValid(request.orgID) else { throw CAError.invalid("organisation id \(request.orgID.debugDescription) is not valid: lower-case letters, digits and '-', starting with a letter, at most 64") }
+            guard request.type == .hospital || request.type == .thirdPartyOrg else { throw CAError.invalid("organisation type must be HOSPITAL or THIRD_PARTY_ORG") }
+            var names = Set<String>()
+            for node in request.nodes {
+                guard OrgID.isValid(node.name), names.insert(node.name).inserted else { throw CAError.invalid("node name \(node.name.debugDescription) is not valid or repeated") }
+                if request.type != .hospital { throw CAError.invalid("only hospitals run nodes") }
+            }
+            return try writeLock.withLock { _ in
+                guard try store.read(store.orgs, request.orgID, as: OrgRecord.self) == nil else { throw CAError(.alreadyExists, "organisation \(request.orgID) is already admitted") }
+                var batch = WriteBatch()
+                try store.put(OrgRecord(id: request.orgID, type: request.type.rawValue, displayName: request.displayName, admittedAt: Date()), store.orgs, request.orgID, into: &batch)
+                var response = Medledger_AdmitOrganizationResponse()
+                response.admin = try issueIdentity(
+                    enrollmentID: "admin@\(request.orgID)", realIdentity: "admin@\(request.orgID)", org: request.orgID, role: "admin",
+                    csrPEM: Array(request.adminCsrPem), tlsCSRPEM: Array(request.adminTlsCsrPem), registeredBy: caller.pid,
+                    validity: config.userValidity, into: &batch)
+                for node in request.nodes {
+                    var issued = try issueIdentity(
+                        enrollmentID: "\(node.name)@\(request.orgID)", realIdentity: "node:\(node.name)@\(request.orgID)", org: request.orgID, role: "node",
+                        csrPEM: Array(node.csrPem), tlsCSRPEM: Array(node.tlsCsrPem), registeredBy: caller.pid,
+                        validity: config.nodeValidity, dnsNames: node.dnsNames, ipAddresses: node.ipAddresses, serverAuth: true, into: &batch)
+                    issued.name = node.name
+                    response.nodes.append(issued)
+                }
+                try store.kv.write(batch, sync: true)
+                return response
+            }
+        }
+    }
+
+    // MARK: Registration and enrollment
+
+    public func register(by caller: AuthenticatedIdentity, _ request: Medledger_RegisterRequest) throws -> Medledger_RegisterResponse {
+        let org = request.orgID.isEmpty ? caller.org : request.orgID
+        return try audited(caller.auditActor, "user.register", "\(request.enrollmentID) role=\(RoleName.name(request.role) ?? "?") org=\(org)") {
+            guard caller.role == .admin else { throw CAError.denied("only organisation administrators register users") }
+            guard let roleName = RoleName.name(request.role), request.role != .node, request.role != .admin else {
+                throw CAError.invalid("role must be patient, doctor, third-party or device")
+            }
+            guard Self.isValidEnrollmentID(request.enrollmentID) else {
+                throw CAError.invalid("enrollment id \(request.enrollmentID.debugDescription) is not valid: 1 to 128 of A-Z a-z 0-9 . _ @ -")
+            }
+            let rid = request.realIdentity.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !rid.isEmpty, rid.utf8.count <= config.realIdentityBytesMax else {
+                throw CAError.invalid("real identity must be 1 to \(config.realIdentityBytesMax) bytes")
+            }
+            guard let orgRecord = try store.read(store.orgs, org, as: OrgRecord.self) else { throw CAError(.notFound, "no organisation \(org)") }
+            if !caller.isSystemAdministrator && org != caller.org {
+                throw CAError.denied("an administrator of \(caller.org) cannot register users of \(org)")
+            }
+            let orgType = Medledger_OrgType(rawValue: orgRecord.type) ?? .unspecified
+            switch (orgType, request.role) {
+            case (.hospital, .patient), (.hospital, .doctor), (.hospital, .device), (.thirdPartyOrg, .thirdParty): break
+            default: throw CAError.denied("a \(orgType) organisation cannot have \(roleName) users")
+            }
+            return try writeLock.withLock { _ in
+                guard try store.read(store.registrations, request.enrollmentID, as: RegistrationRecord.self) == nil else {
+                    throw CAError(.alreadyExists, "enrollment id \(request.enrollmentID) is already registered")
+                }
+                let secret = Base64URL.encode((0..<18).map { _ in UInt8.random(in: 0...255) })
+                let record = RegistrationRecord(
+                    enrollmentID: request.enrollmentID, org: org, role: roleName, secretHash: Self.secretHash(secret, request.enrollmentID),
+                    failedAttempts: 0, state: .registered,
+                    sealedRID: Data(try box.seal(Array(rid.utf8), context: "registration:\(request.enrollmentID)")),
+                    pid: nil, registeredBy: caller.pid, registeredAt: Date())
+                var batch = WriteBatch()
+                try store.put(record, store.registrations, request.enrollmentID, into: &batch)
+                try store.kv.write(batch, sync: true)
+                var response = Medledger_RegisterResponse()
+                response.enrollmentID = request.enrollmentID
+                response.secret = secret
+                return response
+            }
+        }
+    }
+
+    /// Enrollment needs no certificate: the one-time secret authenticates. Wrong secrets count towards
+    /// a lock; a used secret never works again.
+    public func enroll(_ request: Medledger_EnrollRequest) throws -> Medledger_EnrolledIdentity {
+        try audited(.anonymous, "user.enroll", request.enrollmentID) {
+            try writeLock.withLock { _ in
+                let generic = CAError(.unauthenticated, "enrollment id or secret is wrong")
+                guard var reg = try store.read(store.registrations, request.enrollmentID, as: RegistrationRecord.self) else { throw generic }
+                switch reg.state {
+                case .locked: throw CAError(.unauthenticated, "enrollment id \(request.enrollmentID) is locked after \(config.enrollAttemptsMax) failed attempts; ask the registrar to register again")
+                case .enrolled: throw CAError(.unauthenticated, "the enrollment secret of \(request.enrollmentID) was already used")
+                case .registered: break
+                }
+                guard Self.secretHash(request.secret, request.enrollmentID) == reg.secretHash else {
+                    reg.failedAttempts += 1
+                    if reg.failedAttempts >= config.enrollAttemptsMax { reg.state = .locked }
+                    var batch = WriteBatch()
+                    try store.put(reg, store.registrations, reg.enrollmentID, into: &batch)
+                    try store.kv.write(batch, sync: true)
+                    throw reg.state == .locked
+                        ? CAError(.unauthenticated, "enrollment secret is wrong; \(request.enrollmentID) is now locked") : generic
+                }
+                let rid = String(decoding: try box.open(Array(reg.sealedRID), context: "registration:\(reg.enrollmentID)"), as: UTF8.self)
+                var batch = WriteBatch()
+                let issued = try issueIdentity(
+                    enrollmentID: reg.enrollmentID, realIdentity: rid, org: reg.org, role: reg.role,
+                    csrPEM: Array(request.csrPem), tlsCSRPEM: Array(request.tlsCsrPem), registeredBy: reg.registeredBy,
+                    validity: config.userValidity, into: &batch)
+                try store.kv.write(batch, sync: true)
+                return issued
+            }
+        }
+    }
+
+    /// New certificates for an enrolled identity (same PID, organisation and role), e.g. before expiry.
+    public func reenroll(by caller: AuthenticatedIdentity, _ request: Medledger_ReenrollRequest) throws -> Medledger_EnrolledIdentity {
+        try audited(caller.auditActor, "user.reenroll", caller.pid) {
+            try writeLock.withLock { _ in
+                guard var pidRecord = try store.read(store.pids, caller.pid, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(caller.pid) at this CA") }
+                let signingCSR = try checkedCSR(request.csrPem, "signing")
+                let tlsCSR = try checkedCSR(request.tlsCsrPem, "TLS")
+                let identity = IdentityAttributes(pid: caller.pid, org: pidRecord.org, role: pidRecord.role)
+                let validity = pidRecord.role == "node" ? config.nodeValidity : config.userValidity
+                var batch = WriteBatch()
+                let previousTLS = try pidRecord.serials.compactMap { try store.read(store.certificates, $0, as: CertificateRecord.self) }.last { $0.purpose == "tls" }
+                let previousTLSCert = try previousTLS.map { try Certificate(pemEncoded: $0.pem) }
+                let sans = try previousTLSCert?.extensions.subjectAlternativeNames
+                let dns: [String] = sans?.compactMap { name -> String? in if case .dnsName(let n) = name { return n } else { return nil } } ?? []
+                let ips: [String] = sans?.compactMap { name -> String? in if case .ipAddress(let raw) = name { return Self.ipString(Array(raw.bytes)) } else { return nil } } ?? []
+                let serverAuth = (try? previousTLSCert?.extensions.extendedKeyUsage?.contains(.serverAuth)) == true
+                let signing = try CertificateFactory.issue(publicKey: signingCSR.publicKey, identity: identity, purpose: .signing, issuer: rootCertificate, issuerKey: rootKey, validity: validity)
+                let tls = try CertificateFactory.issue(publicKey: tlsCSR.publicKey, identity: identity, purpose: .tls, dnsNames: dns, ipAddresses: ips, serverAuth: serverAuth, issuer: rootCertificate, issuerKey: rootKey, validity: validity)
+                for (cert, purpose) in [(signing, "signing"), (tls, "tls")] {
+                    try recordCertificate(cert, identity: identity, purpose: purpose, enrollmentID: pidRecord.enrollmentID, into: &batch)
+                    pidRecord.serials.append(cert.serialHex)
+                }
+                try store.put(pidRecord, store.pids, caller.pid, into: &batch)
+                try store.kv.write(batch, sync: true)
+                return enrolled(name: pidRecord.enrollmentID, identity: identity, signing: signing, tls: tls)
+            }
+        }
+    }
+
+    // MARK: Revocation
+
+    public func revoke(by caller: AuthenticatedIdentity, _ request: Medledger_RevokeRequest) throws -> Medledger_RevokeResponse {
+        let target: String
+        switch request.target {
+        case .serialHex(let s): target = "serial \(s)"
+        case .pid(let p): target = "pid \(p)"
+        case nil: target = "-"
+        }
+        return try audited(caller.auditActor, "cert.revoke", target) {
+            guard caller.role == .admin else { throw CAError.denied("only administrators revoke certificates") }
+            return try writeLock.withLock { _ in
+                var certs = [CertificateRecord]()
+                switch request.target {
+                case .serialHex(let s):
+                    guard let c = try store.read(store.certificates, s.lowercased(), as: CertificateRecord.self) else { throw CAError(.notFound, "no certificate with serial \(s)") }
+                    certs = [c]
+                case .pid(let p):
+                    guard let rec = try store.read(store.pids, p, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(p)") }
+                    certs = try rec.serials.compactMap { try store.read(store.certificates, $0, as: CertificateRecord.self) }
+                case nil:
+                    throw CAError.invalid("name a serial or a PID to revoke")
+                }
+                for c in certs where !caller.isSystemAdministrator && c.org != caller.org {
+                    throw CAError.denied("an administrator of \(caller.org) cannot revoke certificates of \(c.org)")
+                }
+                let now = Date()
+                var batch = WriteBatch()
+                var revoked = [String]()
+                for var c in certs where c.revokedAt == nil {
+                    c.revokedAt = now
+                    c.reason = request.reason.rawValue
+                    try store.put(c, store.certificates, c.serialHex, into: &batch)
+                    revoked.append(c.serialHex)
+                }
+                try store.kv.write(batch, sync: true)
+                let crl = try issueCRLLocked()
+                var response = Medledger_RevokeResponse()
+                response.revokedSerials = revoked
+                response.crlNumber = crl.number
+                return response
+            }
+        }
+    }
+
+    /// The current signed CRL (DER) and its number. Re-issued when past half its validity.
+    public func currentCRL() throws -> (der: [UInt8], number: UInt64, thisUpdate: Date) {
+        try writeLock.withLock { _ in
+            if let der = try store.kv.get(store.meta, Array("crl".utf8)), let list = try? RevocationList.parse(der),
+               Date() < list.thisUpdate.addingTimeInterval(config.crlValidity / 2) {
+                return (der, list.crlNumber, list.thisUpdate)
+            }
+            return try issueCRLLocked()
+        }
+    }
+
+    @discardableResult
+    public func issueCRL() throws -> (der: [UInt8], number: UInt64, thisUpdate: Date) {
+        try writeLock.withLock { _ in try issueCRLLocked() }
+    }
+
+    private func issueCRLLocked() throws -> (der: [UInt8], number: UInt64, thisUpdate: Date) {
+        let numberKey = Array("crl_number".utf8)
+        let number = (try store.kv.get(store.meta, numberKey).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0) + 1
+        let revoked = try store.all(store.certificates, as: CertificateRecord.self).filter { $0.revokedAt != nil }
+        let now = Date()
+        let entries = revoked.compactMap { c -> RevocationList.Entry? in
+            guard let raw = LedgerHex.decode(c.serialHex) else { return nil }
+            return RevocationList.Entry(serial: Certificate.SerialNumber(bytes: raw), revocationDate: c.revokedAt!, reason: c.reason)
+        }
+        let ski = try rootCertificate.extensions.subjectKeyIdentifier?.keyIdentifier
+        let list = RevocationList(issuer: rootCertificate.subject, thisUpdate: now.addingTimeInterval(-60), nextUpdate: now.addingTimeInterval(config.crlValidity), crlNumber: number, authorityKeyID: ski, entries: entries)
+        let der = try list.signedDER(key: rootKey)
+        var batch = WriteBatch()
+        batch.put(store.meta, numberKey, Array("\(number)".utf8))
+        batch.put(store.meta, Array("crl".utf8), der)
+        try store.kv.write(batch, sync: true)
+        return (der, number, list.thisUpdate)
+    }
+
+    // MARK: Pseudo identities and the certificate directory
+
+    /// RID of a PID. System administrators only; every attempt is audited (never with the RID itself).
+    public func resolvePID(by caller: AuthenticatedIdentity, _ request: Medledger_ResolvePIDRequest) throws -> Medledger_ResolvePIDResponse {
+        try audited(caller.auditActor, "pid.resolve", request.pid, detail: "justification: \(request.justification)") {
+            guard caller.isSystemAdministrator else { throw CAError.denied("only the system administrator resolves pseudo identities") }
+            guard !request.justification.trimmingCharacters(in: .whitespaces).isEmpty else { throw CAError.invalid("a justification is required to resolve a PID") }
+            guard let rec = try store.read(store.pids, request.pid, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(request.pid)") }
+            var response = Medledger_ResolvePIDResponse()
+            response.realIdentity = String(decoding: try box.open(Array(rec.sealedRID), context: "rid:\(rec.pid)"), as: UTF8.self)
+            response.enrollmentID = rec.enrollmentID
+            response.orgID = rec.org
+            response.role = RoleName.role(rec.role) ?? .unspecified
+            return response
+        }
+    }
+
+    public func lookupCertificates(_ request: Medledger_LookupCertificatesRequest) throws -> Medledger_LookupCertificatesResponse {
+        guard let rec = try store.read(store.pids, request.pid, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(request.pid)") }
+        var response = Medledger_LookupCertificatesResponse()
+        response.pid = rec.pid
+        response.orgID = rec.org
+        response.role = RoleName.role(rec.role) ?? .unspecified
+        let now = Date()
+        for serial in rec.serials {
+            guard let c = try store.read(store.certificates, serial, as: CertificateRecord.self) else { continue }
+            var entry = Medledger_CertificateEntry()
+            entry.certPem = Data(c.pem.utf8)
+            entry.serialHex = c.serialHex
+            entry.purpose = c.purpose
+            entry.status = c.revokedAt != nil ? .revoked : (c.notAfter <= now ? .expired : .good)
+            entry.notAfter = .init(date: c.notAfter)
+            response.certificates.append(entry)
+        }
+        return response
+    }
+
+    // MARK: Internals
+
+    private func checkedCSR(_ pem: Data, _ what: String) throws -> CertificateSigningRequest {
+        guard !pem.isEmpty else { throw CAError.invalid("the \(what) certificate signing request is missing") }
+        do { return try CertificateFactory.checkedCSR(pem: Array(pem)) } catch {
+            throw CAError.invalid("\(what) CSR: \(error)")
+        }
+    }
+
+    /// Checks both CSRs, computes the PID from the signing key, issues both certificates and stages every
+    /// record (registration, PID, certificates) into `batch`.
+    private func issueIdentity(
+        enrollmentID: String, realIdentity: String, org: String, role: String, csrPEM: [UInt8], tlsCSRPEM: [UInt8],
+        registeredBy: String, validity: TimeInterval, dnsNames: [String] = [], ipAddresses: [String] = [], serverAuth: Bool = false,
+        into batch: inout WriteBatch
+    ) throws -> Medledger_EnrolledIdentity {
+        let signingCSR = try checkedCSR(Data(csrPEM), "signing")
+        let tlsCSR = try checkedCSR(Data(tlsCSRPEM), "TLS")
+        guard signingCSR.publicKey != tlsCSR.publicKey else { throw CAError.invalid("the signing and TLS keys must differ") }
+        let pid = try CertificateFactory.pseudoIdentity(realIdentity: realIdentity, publicKey: signingCSR.publicKey)
+        let identity = IdentityAttributes(pid: pid, org: org, role: role)
+        let signing = try CertificateFactory.issue(publicKey: signingCSR.publicKey, identity: identity, purpose: .signing, issuer: rootCertificate, issuerKey: rootKey, validity: validity)
+        let tls: Certificate
+        do {
+            tls = try CertificateFactory.issue(publicKey: tlsCSR.publicKey, identity: identity, purpose: .tls, dnsNames: dnsNames, ipAddresses: ipAddresses, serverAuth: serverAuth, issuer: rootCertificate, issuerKey: rootKey, validity: validity)
+        } catch let e as CertificateIssueError {
+            throw CAError.invalid(e.description)
+        }
+        try recordCertificate(signing, identity: identity, purpose: "signing", enrollmentID: enrollmentID, into: &batch)
+        try recordCertificate(tls, identity: identity, purpose: "tls", enrollmentID: enrollmentID, into: &batch)
+        let pidRecord = PIDRecord(
+            pid: pid, enrollmentID: enrollmentID, org: org, role: role,
+            sealedRID: Data(try box.seal(Array(realIdentity.utf8), context: "rid:\(pid)")), serials: [signing.serialHex, tls.serialHex])
+        try store.put(pidRecord, store.pids, pid, into: &batch)
+        let registration = RegistrationRecord(
+            enrollmentID: enrollmentID, org: org, role: role, secretHash: "", failedAttempts: 0, state: .enrolled,
+            sealedRID: Data(try box.seal(Array(realIdentity.utf8), context: "registration:\(enrollmentID)")),
+            pid: pid, registeredBy: registeredBy, registeredAt: Date())
+        try store.put(registration, store.registrations, enrollmentID, into: &batch)
+        return enrolled(name: enrollmentID, identity: identity, signing: signing, tls: tls)
+    }
+
+    private func recordCertificate(_ cert: Certificate, identity: IdentityAttributes, purpose: String, enrollmentID: String, into batch: inout WriteBatch) throws {
+        let record = CertificateRecord(
+            serialHex: cert.serialHex, pid: identity.pid, org: identity.org, role: identity.role, purpose: purpose,
+            pem: cert.pem, notAfter: cert.notValidAfter, enrollmentID: enrollmentID, revokedAt: nil, reason: nil)
+        try store.put(record, store.certificates, cert.serialHex, into: &batch)
+    }
+
+    private func enrolled(name: String, identity: IdentityAttributes, signing: Certificate, tls: Certificate) -> Medledger_EnrolledIdentity {
+        var out = Medledger_EnrolledIdentity()
+        out.name = name
+        out.pid = identity.pid
+        out.orgID = identity.org
+        out.role = identity.roleValue ?? .unspecified
+        out.signingCertPem = Data(signing.pem.utf8)
+        out.tlsCertPem = Data(tls.pem.utf8)
+        out.caCertPem = Data(rootCertificate.pem.utf8)
+        return out
+    }
+
+    /// Runs `body`, writing one audit line with its outcome.
+    private func audited<T>(_ actor: AuditActor, _ action: String, _ target: String, detail: String = "", _ body: () throws -> T) throws -> T {
+        do {
+            let result = try body()
+            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: .success, detail: detail))
+            return result
+        } catch let e as CAError {
+            let outcome: AuditOutcome = (e.kind == .permissionDenied || e.kind == .unauthenticated) ? .denied : .failed
+            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: outcome, detail: [detail, e.message].filter { !$0.isEmpty }.joined(separator: "; ")))
+            throw e
+        } catch {
+            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: .failed, detail: "\(error)"))
+            throw error
+        }
+    }
+
+    static func isValidEnrollmentID(_ id: String) -> Bool {
+        let b = Array(id.utf8)
+        return !b.isEmpty && b.count <= 128 && b.allSatisfy { c in
+            (65...90).contains(c) || (97...122).contains(c) || (48...57).contains(c) || c == 46 || c == 95 || c == 64 || c == 45
+        }
+    }
+
+    /// Secrets are random (144 bits), so a salted SHA-256 is enough; the enrollment id is the salt.
+    static func secretHash(_ secret: String, _ enrollmentID: String) -> String {
+        Digests.sha256(Array("medledger/enroll/\(enrollmentID)/\(secret)".utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func ipString(_ raw: [UInt8]) -> String? {
+        var buf = [CChar](repeating: 0, count: 64)
+        let family = raw.count == 4 ? AF_INET : AF_INET6
+        guard raw.count == 4 || raw.count == 16 else { return nil }
+        let ok = raw.withUnsafeBytes { p in inet_ntop(family, p.baseAddress, &buf, socklen_t(buf.count)) != nil }
+        guard ok else { return nil }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension AuthenticatedIdentity {
+    public var auditActor: AuditActor { AuditActor(pid: pid, org: org, role: attributes.role) }
+    public var isSystemAdministrator: Bool { org == OrgID.systemAdministrator && role == .admin }
+}
+
+enum LedgerHex {
+    static func decode(_ s: String) -> [UInt8]? {
+        let c = Array(s.utf8)
+        guard c.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        var i = 0
+        while i < c.count {
+            guard let v = UInt8(String(decoding: c[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
+            out.append(v)
+            i += 2
+        }
+        return out
+    }
+}

@@ -1,0 +1,256 @@
+import Crypto
+import Foundation
+@_spi(Testing) import LedgerCA
+import LedgerCrypto
+import LedgerIdentity
+import LedgerProtos
+import SwiftASN1
+import Testing
+import X509
+
+@Suite struct CertificateAuthorityTests {
+    @Test func enrollmentIssuesCertificatesCarryingPIDOrgAndRoleButNotTheRID() async throws {
+        let f = try await CAFixture()
+        let doctor = try f.enrollUser("dr.chen", role: .doctor, by: f.hospitalAdmin, rid: "Chen Wei, licence 4471")
+        #expect(doctor.orgID == "hospital-a")
+        #expect(doctor.role == .doctor)
+        #expect(doctor.pid.count == 64)
+        #expect(Base64URL.decode(doctor.pid)?.count == 48, "PID is a SHA-384 digest")
+        for pem in [doctor.signingCertPem, doctor.tlsCertPem] {
+            let c = try cert(pem)
+            #expect(c.attributes == IdentityAttributes(pid: doctor.pid, org: "hospital-a", role: "doctor"))
+            #expect(!c.pem.contains("Chen"))
+            #expect(c.issuer == f.ca.rootCertificate.subject)
+        }
+        // Signing and TLS certificates are for different keys and different uses.
+        let s = try cert(doctor.signingCertPem), t = try cert(doctor.tlsCertPem)
+        #expect(s.publicKey != t.publicKey)
+        #expect(try s.extensions.extendedKeyUsage == nil)
+        #expect(try t.extensions.extendedKeyUsage?.contains(.clientAuth) == true)
+        let id = try await f.trust.validate(leaf: t, purpose: .tls)
+        #expect(id.role == .doctor)
+        _ = try await f.trust.validate(leaf: s, purpose: .signing)
+        await #expect(throws: IdentityRejection.self) { try await f.trust.validate(leaf: s, purpose: .tls) }
+    }
+
+    @Test func onlySystemAdministratorsResolvePIDsAndEveryAttemptIsAudited() async throws {
+        let f = try await CAFixture()
+        let patient = try f.enrollUser("p-1001", role: .patient, by: f.hospitalAdmin, rid: "Lin Mei, ID 440111199001010022")
+        var req = Medledger_ResolvePIDRequest()
+        req.pid = patient.pid
+        req.justification = "court order 17/2026"
+        #expect(throws: CAError(.permissionDenied, "only the system administrator resolves pseudo identities")) { try f.ca.resolvePID(by: f.hospitalAdmin, req) }
+        let resolved = try f.ca.resolvePID(by: f.saAdmin, req)
+        #expect(resolved.realIdentity == "Lin Mei, ID 440111199001010022")
+        #expect(resolved.enrollmentID == "p-1001")
+        req.pid = "nonexistent"
+        #expect(throws: CAError.self) { try f.ca.resolvePID(by: f.saAdmin, req) }
+        let log = try String(contentsOfFile: f.audit.path, encoding: .utf8)
+        let resolveLines = log.split(separator: "\n").filter { $0.contains("pid.resolve") }
+        #expect(resolveLines.count == 3)
+        #expect(resolveLines.contains { $0.contains("\"outcome\":\"denied\"") })
+        #expect(!log.contains("Lin Mei"), "the audit log must never hold a real identity")
+    }
+
+    @Test func registrarRulesAreEnforced() async throws {
+        let f = try await CAFixture()
+        func register(_ by: AuthenticatedIdentity, _ role: Medledger_Role, org: String = "", id: String = UUID().uuidString) throws {
+            var r = Medledger_RegisterRequest()
+            r.enrollmentID = id
+            r.role = role
+            r.orgID = org
+            r.realIdentity = "someone"
+            _ = try f.ca.register(by: by, r)
+        }
+        try register(f.hospitalAdmin, .patient)
+        try register(f.hospitalAdmin, .device)
+        try register(f.researchAdmin, .thirdParty)
+        try register(f.saAdmin, .thirdParty, org: "research-inst")
+        #expect(throws: CAError.self) { try register(f.hospitalAdmin, .thirdParty) }
+        #expect(throws: CAError.self) { try register(f.researchAdmin, .patient) }
+        #expect(throws: CAError.self) { try register(f.hospitalAdmin, .admin) }
+        #expect(throws: CAError.self) { try register(f.hospitalAdmin, .node) }
+        #expect(throws: CAError.self) { try register(f.hospitalAdmin, .patient, org: "research-inst") }
+        #expect(throws: CAError.self) { try register(f.saAdmin, .patient, org: "no-such-org") }
+        let doctor = try f.enrollUser("dr.x", role: .doctor, by: f.hospitalAdmin, rid: "X")
+        let doctorID = try await CAFixture.identity(doctor, f.trust)
+        do {
+            try register(doctorID, .patient)
+            Issue.record("a doctor registered a user")
+        } catch let e as CAError {
+            #expect(e.kind == .permissionDenied)
+        }
+        #expect(throws: CAError.self) { try register(f.hospitalAdmin, .patient, id: "bad id with spaces") }
+        try register(f.hospitalAdmin, .patient, id: "dup")
+        #expect(throws: CAError.self) { try register(f.hospitalAdmin, .patient, id: "dup") }
+    }
+
+    @Test func enrollmentSecretsAreOneTimeAndBruteForceIsCapped() async throws {
+        let f = try await CAFixture()
+        var reg = Medledger_RegisterRequest()
+        reg.enrollmentID = "p-2"
+        reg.role = .patient
+        reg.realIdentity = "P Two"
+        let secret = try f.ca.register(by: f.hospitalAdmin, reg).secret
+        var enroll = Medledger_EnrollRequest()
+        enroll.enrollmentID = "p-2"
+        enroll.csrPem = KeyAndCSR().csr
+        enroll.tlsCsrPem = KeyAndCSR().csr
+        for attempt in 1...5 {
+            enroll.secret = "guess-\(attempt)"
+            do {
+                _ = try f.ca.enroll(enroll)
+                Issue.record("a wrong secret enrolled")
+            } catch let e as CAError {
+                #expect(e.kind == .unauthenticated)
+                if attempt == 5 { #expect(e.message.contains("locked")) }
+            }
+        }
+        enroll.secret = secret
+        do {
+            _ = try f.ca.enroll(enroll)
+            Issue.record("a locked enrollment id enrolled")
+        } catch let e as CAError {
+            #expect(e.kind == .unauthenticated)
+            #expect(e.message.contains("locked"))
+        }
+
+        reg.enrollmentID = "p-3"
+        let s3 = try f.ca.register(by: f.hospitalAdmin, reg).secret
+        enroll.enrollmentID = "p-3"
+        enroll.secret = s3
+        _ = try f.ca.enroll(enroll)
+        do {
+            _ = try f.ca.enroll(enroll)
+            Issue.record("a used secret enrolled twice")
+        } catch let e as CAError {
+            #expect(e.message.contains("already used"))
+        }
+    }
+
+    @Test func badCSRsAreRefusedAndNothingIsIssued() async throws {
+        let f = try await CAFixture()
+        var reg = Medledger_RegisterRequest()
+        reg.enrollmentID = "p-csr"
+        reg.role = .patient
+        reg.realIdentity = "CSR Person"
+        let secret = try f.ca.register(by: f.hospitalAdmin, reg).secret
+        var enroll = Medledger_EnrollRequest()
+        enroll.enrollmentID = "p-csr"
+        enroll.secret = secret
+        enroll.tlsCsrPem = KeyAndCSR().csr
+
+        enroll.csrPem = Data("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n".utf8)
+        #expect(throws: CAError.self) { try f.ca.enroll(enroll) }
+        enroll.csrPem = Data(repeating: 0x41, count: 20_000)
+        #expect(throws: CAError.self) { try f.ca.enroll(enroll) }
+        // A CSR whose signature does not match its key: sign with one key, claim another.
+        let forged = try CertificateSigningRequest(
+            version: .v1, subject: try DistinguishedName { CommonName("x") },
+            privateKey: Certificate.PrivateKey(P256.Signing.PrivateKey()), attributes: .init(), signatureAlgorithm: .ecdsaWithSHA256)
+        var der = DER.Serializer()
+        try der.serialize(forged)
+        var bytes = der.serializedBytes
+        bytes[bytes.count - 3] ^= 0x01  // inside the signature
+        enroll.csrPem = Data(PEMDocument(type: "CERTIFICATE REQUEST", derBytes: bytes).pemString.utf8)
+        do {
+            _ = try f.ca.enroll(enroll)
+            Issue.record("a CSR with a broken signature was accepted")
+        } catch let e as CAError {
+            #expect(e.kind == .invalidArgument)
+        }
+        // Same key for signing and TLS is refused.
+        let k = KeyAndCSR()
+        enroll.csrPem = k.csr
+        enroll.tlsCsrPem = k.csr
+        #expect(throws: CAError.self) { try f.ca.enroll(enroll) }
+        // None of that used up the secret or issued anything: a good request still enrolls.
+        enroll.csrPem = KeyAndCSR().csr
+        enroll.tlsCsrPem = KeyAndCSR().csr
+        let ok = try f.ca.enroll(enroll)
+        #expect(try f.ca.lookupCertificates({ var r = Medledger_LookupCertificatesRequest(); r.pid = ok.pid; return r }()).certificates.count == 2)
+    }
+
+    @Test func revocationReachesTheCRLAndTheTrustStore() async throws {
+        let f = try await CAFixture()
+        let device = try f.enrollUser("dev-1", role: .device, by: f.hospitalAdmin, rid: "bedside monitor 1")
+        let tls = try cert(device.tlsCertPem)
+        _ = try await f.trust.validate(leaf: tls, purpose: .tls)
+        var revoke = Medledger_RevokeRequest()
+        revoke.pid = device.pid
+        revoke.reason = .keyCompromise
+        let result = try f.ca.revoke(by: f.hospitalAdmin, revoke)
+        #expect(result.revokedSerials.count == 2)
+        let crl = try RevocationList.parse(try f.ca.currentCRL().der)
+        #expect(crl.crlNumber == result.crlNumber)
+        #expect(crl.revokedSerials.contains(tls.serialNumber))
+        #expect(crl.entries.first?.reason == 1)
+        try crl.verify(issuedBy: f.ca.rootCertificate)
+        #expect(try f.trust.install(crl))
+        await #expect(throws: IdentityRejection.revoked(serial: tls.serialHex)) { try await f.trust.validate(leaf: tls, purpose: .tls) }
+        #expect(try f.ca.lookupCertificates({ var r = Medledger_LookupCertificatesRequest(); r.pid = device.pid; return r }()).certificates.allSatisfy { $0.status == .revoked })
+        // An older CRL never replaces a newer one.
+        #expect(try !f.trust.install(crl))
+        // A research institute's admin cannot revoke a hospital's certificates.
+        let other = try f.enrollUser("dev-2", role: .device, by: f.hospitalAdmin, rid: "monitor 2")
+        revoke.pid = other.pid
+        #expect(throws: CAError.self) { try f.ca.revoke(by: f.researchAdmin, revoke) }
+        revoke.pid = "unknown-pid"
+        #expect(throws: CAError.self) { try f.ca.revoke(by: f.saAdmin, revoke) }
+    }
+
+    @Test func certificatesFromAnotherCAOrOutOfDateAreRejected() async throws {
+        let f = try await CAFixture()
+        let otherKey = P384.Signing.PrivateKey()
+        let otherRoot = try CertificateFactory.selfSignedRoot(key: otherKey, name: try DistinguishedName { CommonName("Rogue CA") }, validity: 86_400)
+        let leafKey = P256.Signing.PrivateKey()
+        let id = IdentityAttributes(pid: String(repeating: "A", count: 64), org: "hospital-a", role: "doctor")
+        let rogue = try CertificateFactory.issue(publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: otherRoot, issuerKey: otherKey, validity: 86_400)
+        await #expect(throws: IdentityRejection.self) { try await f.trust.validate(leaf: rogue, purpose: .tls) }
+        let rootKey = try f.caKeyForTests()
+        let expired = try CertificateFactory.issue(publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: f.ca.rootCertificate, issuerKey: rootKey, validity: 60, now: Date().addingTimeInterval(-3600))
+        await #expect(throws: IdentityRejection.expired(expired.notValidAfter)) { try await f.trust.validate(leaf: expired, purpose: .tls) }
+        let future = try CertificateFactory.issue(publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: f.ca.rootCertificate, issuerKey: rootKey, validity: 86_400, now: Date().addingTimeInterval(7200))
+        await #expect(throws: IdentityRejection.notYetValid(future.notValidBefore)) { try await f.trust.validate(leaf: future, purpose: .tls) }
+    }
+
+    @Test func secretsAreNeverStoredInPlaintext() async throws {
+        let f = try await CAFixture()
+        let rid = "Plaintext-Canary-Person-7781"
+        _ = try f.enrollUser("canary", role: .patient, by: f.hospitalAdmin, rid: rid)
+        f.ca.close()
+        let needle = Data(rid.utf8)
+        var files = 0
+        let root = f.dir.path + "/ca"
+        for case let name as String in FileManager.default.enumerator(atPath: root)! {
+            guard let data = FileManager.default.contents(atPath: root + "/" + name) else { continue }
+            files += 1
+            #expect(data.range(of: needle) == nil, "RID found in plaintext in \(name)")
+        }
+        #expect(files > 0)
+        // And the store does not open with another master key.
+        #expect(throws: (any Error).self) { try CertificateAuthority.open(dataDir: root, box: try SecretBox(key: Array(repeating: 9, count: 32))) }
+        let reopened = try CertificateAuthority.open(dataDir: root, box: f.box)
+        reopened.close()
+    }
+
+    @Test func reenrollKeepsPIDOrgAndRole() async throws {
+        let f = try await CAFixture()
+        let patient = try f.enrollUser("p-re", role: .patient, by: f.hospitalAdmin, rid: "Re Enroll")
+        let caller = try await CAFixture.identity(patient, f.trust)
+        var req = Medledger_ReenrollRequest()
+        req.csrPem = KeyAndCSR().csr
+        req.tlsCsrPem = KeyAndCSR().csr
+        let again = try f.ca.reenroll(by: caller, req)
+        #expect(again.pid == patient.pid)
+        #expect(try cert(again.tlsCertPem).attributes == IdentityAttributes(pid: patient.pid, org: "hospital-a", role: "patient"))
+        #expect(try cert(again.tlsCertPem).serialNumber != cert(patient.tlsCertPem).serialNumber)
+    }
+}
+
+extension CAFixture {
+    /// The root key, reopened from the sealed store: only tests need it outside the CA.
+    func caKeyForTests() throws -> P384.Signing.PrivateKey {
+        try CertificateAuthority.rootKeyForTesting(ca)
+    }
+}
