@@ -108,7 +108,11 @@ let package = Package(
         // Runs the real `medledger` / `medledgerd` binaries as child processes (crash test, network tests).
         .testTarget(
             name: "MedLedgerCLITests",
-            dependencies: ["LedgerStorage", "LedgerBench", "LedgerClient", "medledger", "medledgerd"]),
+            dependencies: [
+                "LedgerStorage", "LedgerBench", "LedgerClient", "LedgerCA", "LedgerIdentity", "LedgerTransport", "medledger", "medledgerd",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

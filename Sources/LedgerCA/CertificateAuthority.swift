@@ -108,19 +108,24 @@ public final class CertificateAuthority: Sendable {
 
     // MARK: Organisations
 
-    /// Creates the SA's own administrator (once, at `ca init`): the identity that admits organisations.
-    public func bootstrapAdministrator(name: String, csrPEM: [UInt8], tlsCSRPEM: [UInt8]) throws -> Medledger_EnrolledIdentity {
-        try writeLock.withLock { _ in
+    /// Creates the SA's own identities at `ca init`: its administrator (who admits organisations) and the
+    /// SA node's identity (which serves the CA over TLS). Each name once.
+    public func bootstrapIdentity(name: String, role: String, csrPEM: [UInt8], tlsCSRPEM: [UInt8], dnsNames: [String] = [], ipAddresses: [String] = []) throws -> Medledger_EnrolledIdentity {
+        guard role == "admin" || role == "node" else { throw CAError.invalid("bootstrap identities are admin or node") }
+        return try writeLock.withLock { _ in
             let enrollmentID = "\(name)@\(OrgID.systemAdministrator)"
             guard try store.read(store.registrations, enrollmentID, as: RegistrationRecord.self) == nil else {
-                throw CAError(.alreadyExists, "administrator \(enrollmentID) already exists")
+                throw CAError(.alreadyExists, "\(enrollmentID) already exists")
             }
             var batch = WriteBatch()
-            let issued = try issueIdentity(
-                enrollmentID: enrollmentID, realIdentity: enrollmentID, org: OrgID.systemAdministrator, role: "admin",
-                csrPEM: csrPEM, tlsCSRPEM: tlsCSRPEM, registeredBy: "ca-init", validity: config.userValidity, into: &batch)
+            var issued = try issueIdentity(
+                enrollmentID: enrollmentID, realIdentity: enrollmentID, org: OrgID.systemAdministrator, role: role,
+                csrPEM: csrPEM, tlsCSRPEM: tlsCSRPEM, registeredBy: "ca-init",
+                validity: role == "node" ? config.nodeValidity : config.userValidity,
+                dnsNames: dnsNames, ipAddresses: ipAddresses, serverAuth: role == "node", into: &batch)
             try store.kv.write(batch, sync: true)
-            audit?.record(AuditEvent(actor: .system, action: "ca.bootstrap-admin", target: issued.pid, outcome: .success))
+            issued.name = name
+            audit?.record(AuditEvent(actor: .system, action: "ca.bootstrap", target: "\(role) \(issued.pid)", outcome: .success))
             return issued
         }
     }

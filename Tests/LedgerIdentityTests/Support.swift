@@ -63,7 +63,7 @@ struct CAFixture {
         audit = try AuditLog(path: dir.path + "/audit.log")
         ca = try CertificateAuthority.initialize(dataDir: dir.path + "/ca", box: box, audit: audit)
         trust = TrustStore(roots: [ca.rootCertificate])
-        let sa = try ca.bootstrapAdministrator(name: "admin", csrPEM: Array(KeyAndCSR().csr), tlsCSRPEM: Array(KeyAndCSR().csr))
+        let sa = try ca.bootstrapIdentity(name: "admin", role: "admin", csrPEM: Array(KeyAndCSR().csr), tlsCSRPEM: Array(KeyAndCSR().csr))
         saAdmin = try await CAFixture.identity(sa, trust)
         var admit = Medledger_AdmitOrganizationRequest()
         admit.orgID = "hospital-a"

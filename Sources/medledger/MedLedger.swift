@@ -1,13 +1,16 @@
 import ArgumentParser
 
-struct MedLedger: ParsableCommand {
+@main
+struct MedLedger: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medledger",
         abstract: "MedLedger: a permissioned ledger for sharing medical records between hospitals.",
-        subcommands: [LedgerCommand.self, BenchCommand.self])
+        subcommands: [
+            CACommand.self, OrgCommand.self, UserCommand.self, CertCommand.self, NodeCommand.self,
+            AuditCommand.self, LedgerCommand.self, BenchCommand.self,
+        ])
 }
 
-MedLedger.main()
 
 /// A failure while running a command (not a usage mistake): printed as "Error: …", exit status 1.
 struct CLIError: Error, CustomStringConvertible {

@@ -1,0 +1,56 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LedgerTransport
+
+/// How a failed call reads to a person: the EMR-IG status (401/403/404/…) and a sentence.
+public struct CallFailure: Error, CustomStringConvertible, Equatable {
+    public var status: Int
+    public var message: String
+
+    public var description: String { "[\(status)] \(message)" }
+
+    /// Classifies any error from a call. A handshake the node refused is an authentication failure:
+    /// the node does not complete TLS with a missing, foreign, expired or revoked certificate.
+    public static func classify(_ error: any Error) -> CallFailure {
+        guard let rpc = error as? RPCError else { return CallFailure(status: 500, message: "\(error)") }
+        switch rpc.code {
+        case .unauthenticated: return CallFailure(status: 401, message: rpc.message)
+        case .permissionDenied: return CallFailure(status: 403, message: rpc.message)
+        case .notFound: return CallFailure(status: 404, message: rpc.message)
+        case .invalidArgument: return CallFailure(status: 400, message: rpc.message)
+        case .alreadyExists: return CallFailure(status: 409, message: rpc.message)
+        case .failedPrecondition: return CallFailure(status: 412, message: rpc.message)
+        case .unavailable:
+            let cause = "\(rpc.cause.map { "\($0)" } ?? "") \(rpc.message)"
+            if Self.looksLikeTLSRefusal(cause) {
+                return CallFailure(status: 401, message: "authentication failed: the node refused the TLS handshake (client certificate missing, expired, revoked or not from a trusted CA)")
+            }
+            return CallFailure(status: 503, message: "node unreachable: \(rpc.message)")
+        default:
+            return CallFailure(status: 500, message: "\(rpc.code): \(rpc.message)")
+        }
+    }
+
+    static func looksLikeTLSRefusal(_ text: String) -> Bool {
+        let t = text.lowercased()
+        return ["boringssl", "ssl", "certificate", "handshake", "before completing the http/2 connection preface"].contains { t.contains($0) }
+    }
+}
+
+/// Opens a gRPC client to a node for the duration of `body`.
+public enum NodeConnection {
+    public static func with<T: Sendable>(
+        _ endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil,
+        _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
+        let transport = try ClientSecurity.transport(to: endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName)
+        do {
+            return try await withGRPCClient(transport: transport) { client in try await body(client) }
+        } catch let e as CallFailure {
+            throw e
+        } catch {
+            throw CallFailure.classify(error)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Yams
+
+/// `medledgerd --config FILE`: the node's configuration (YAML). Relative paths are relative to the
+/// configuration file's directory.
+///
+///     node: { name: peer0, org: hospital-a }
+///     data_dir: data                     # ledger (RocksDB) lives here
+///     listen: 127.0.0.1:7051             # mutual-TLS API (port 0: any free port, printed at start)
+///     tls: { cert: tls-cert.pem, key: tls-key.pem }
+///     trusted_roots: [ca-cert.pem]
+///     crl_files: [crl.pem]               # re-read whenever they change, no restart
+///     crl_poll_seconds: 2
+///     audit_log: audit.log
+///     ca:                                # only on the system administrator's node
+///       data_dir: ca
+///       master_key_file: master.key      # or MEDLEDGER_CA_MASTER_KEY
+///       enroll_listen: 127.0.0.1:7054    # server-TLS-only listener for enrollment
+public struct NodeConfig: Codable, Sendable, Equatable {
+    public struct NodeSection: Codable, Sendable, Equatable {
+        public var name: String
+        public var org: String
+    }
+
+    public struct TLSSection: Codable, Sendable, Equatable {
+        public var cert: String
+        public var key: String
+    }
+
+    public struct CASection: Codable, Sendable, Equatable {
+        public var dataDir: String
+        public var masterKeyFile: String?
+        public var enrollListen: String?
+
+        enum CodingKeys: String, CodingKey {
+            case dataDir = "data_dir", masterKeyFile = "master_key_file", enrollListen = "enroll_listen"
+        }
+    }
+
+    public var node: NodeSection
+    public var dataDir: String
+    public var listen: String
+    public var tls: TLSSection
+    public var trustedRoots: [String]
+    public var crlFiles: [String]?
+    public var crlPollSeconds: Double?
+    public var auditLog: String?
+    public var ca: CASection?
+
+    enum CodingKeys: String, CodingKey {
+        case node, listen, tls, ca
+        case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
+        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log"
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads and checks a configuration file, resolving relative paths against its directory.
+    public static func load(path: String) throws -> NodeConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Failure(description: "cannot read configuration \(path)") }
+        var config: NodeConfig
+        do { config = try YAMLDecoder().decode(NodeConfig.self, from: text) } catch {
+            throw Failure(description: "configuration \(path) is not valid: \(error)")
+        }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : base.appendingPathComponent(p).path }
+        config.dataDir = resolve(config.dataDir)
+        config.tls.cert = resolve(config.tls.cert)
+        config.tls.key = resolve(config.tls.key)
+        config.trustedRoots = config.trustedRoots.map(resolve)
+        config.crlFiles = config.crlFiles?.map(resolve)
+        config.auditLog = config.auditLog.map(resolve)
+        if var ca = config.ca {
+            ca.dataDir = resolve(ca.dataDir)
+            ca.masterKeyFile = ca.masterKeyFile.map(resolve)
+            config.ca = ca
+        }
+        guard !config.trustedRoots.isEmpty else { throw Failure(description: "configuration \(path): trusted_roots must name at least one CA certificate") }
+        if let poll = config.crlPollSeconds, !(0.1...3600).contains(poll) { throw Failure(description: "crl_poll_seconds must be between 0.1 and 3600") }
+        return config
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import GRPCCore
+import LedgerAudit
+import LedgerCA
+import LedgerCore
+import LedgerIdentity
+import LedgerProtos
+import LedgerRPC
+import LedgerStorage
+import LedgerTransport
+
+/// The node API (node.proto).
+struct NodeService: Medledger_Node.SimpleServiceProtocol {
+    let nodeOrg: String
+    let ledgers: LedgerStore
+    let audit: AuditLog?
+
+    /// Who may read a channel's chain information.
+    static let channelInfoRoles: Set<Medledger_Role> = [.admin, .doctor, .node]
+
+    func whoAmI(request: Medledger_WhoAmIRequest, context: ServerContext) async throws -> Medledger_WhoAmIResponse {
+        let caller = try context.requireCaller()
+        var r = Medledger_WhoAmIResponse()
+        r.pid = caller.pid
+        r.orgID = caller.org
+        r.role = caller.role
+        r.serialHex = caller.serialHex
+        r.nodeOrgID = nodeOrg
+        return r
+    }
+
+    func channelInfo(request: Medledger_ChannelInfoRequest, context: ServerContext) async throws -> Medledger_ChannelInfoResponse {
+        let caller = try context.requireCaller()
+        guard Self.channelInfoRoles.contains(caller.role) else {
+            audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "role \(caller.attributes.role) may not read channel information"))
+            throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) may not read channel information")
+        }
+        return try await StatusMapping.mapping {
+            do {
+                let info = try ledgers.channel(request.channel).info
+                audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .success))
+                var r = Medledger_ChannelInfoResponse()
+                r.channel = request.channel
+                r.height = info.height
+                r.tipHash = Data(info.tipHash)
+                r.commitHash = Data(info.commitHash)
+                return r
+            } catch let e as LedgerStoreError {
+                audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .failed, detail: "not found"))
+                switch e {
+                case .channelNotFound, .invalidChannelName: throw RPCError(code: .notFound, message: "no channel \(request.channel.debugDescription) on this node")
+                default: throw e
+                }
+            }
+        }
+    }
+}
+
+/// The CA's enrollment service (identity.proto): no client certificate needed.
+struct CAEnrollmentService: Medledger_CAEnrollment.SimpleServiceProtocol {
+    let ca: CertificateAuthority
+
+    func enroll(request: Medledger_EnrollRequest, context: ServerContext) async throws -> Medledger_EnrolledIdentity {
+        try await StatusMapping.mapping { try ca.enroll(request) }
+    }
+
+    func getCAInfo(request: Medledger_GetCAInfoRequest, context: ServerContext) async throws -> Medledger_CAInfo {
+        var r = Medledger_CAInfo()
+        r.caCertPem = Data(ca.rootCertificate.pem.utf8)
+        r.caName = ca.config.caName
+        return r
+    }
+
+    func getCRL(request: Medledger_GetCRLRequest, context: ServerContext) async throws -> Medledger_CRLResponse {
+        try await StatusMapping.mapping {
+            let crl = try ca.currentCRL()
+            var r = Medledger_CRLResponse()
+            r.crlDer = Data(crl.der)
+            r.crlNumber = crl.number
+            r.thisUpdate = .init(date: crl.thisUpdate)
+            return r
+        }
+    }
+}
+
+/// The CA's administration service: mutual TLS, the caller's identity decides.
+struct CAAdministrationService: Medledger_CAAdministration.SimpleServiceProtocol {
+    let ca: CertificateAuthority
+    /// Called after a revocation so this node's own trust store applies it at once.
+    let onRevoked: @Sendable () -> Void
+
+    func reenroll(request: Medledger_ReenrollRequest, context: ServerContext) async throws -> Medledger_EnrolledIdentity {
+        let caller = try context.requireCaller()
+        return try await StatusMapping.mapping { try ca.reenroll(by: caller, request) }
+    }
+
+    func admitOrganization(request: Medledger_AdmitOrganizationRequest, context: ServerContext) async throws -> Medledger_AdmitOrganizationResponse {
+        let caller = try context.requireCaller()
+        return try await StatusMapping.mapping { try ca.admitOrganization(by: caller, request) }
+    }
+
+    func register(request: Medledger_RegisterRequest, context: ServerContext) async throws -> Medledger_RegisterResponse {
+        let caller = try context.requireCaller()
+        return try await StatusMapping.mapping { try ca.register(by: caller, request) }
+    }
+
+    func revoke(request: Medledger_RevokeRequest, context: ServerContext) async throws -> Medledger_RevokeResponse {
+        let caller = try context.requireCaller()
+        let r = try await StatusMapping.mapping { try ca.revoke(by: caller, request) }
+        onRevoked()
+        return r
+    }
+
+    func resolvePID(request: Medledger_ResolvePIDRequest, context: ServerContext) async throws -> Medledger_ResolvePIDResponse {
+        let caller = try context.requireCaller()
+        return try await StatusMapping.mapping { try ca.resolvePID(by: caller, request) }
+    }
+
+    func lookupCertificates(request: Medledger_LookupCertificatesRequest, context: ServerContext) async throws -> Medledger_LookupCertificatesResponse {
+        _ = try context.requireCaller()
+        return try await StatusMapping.mapping { try ca.lookupCertificates(request) }
+    }
+}

@@ -1,0 +1,34 @@
+import GRPCCore
+import LedgerCA
+import LedgerStorage
+
+/// Denials as the EMR-IG wants them (docs/ACCESS.md): 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED,
+/// 404 → NOT_FOUND. Everything a handler throws goes through here so no internal error text leaks
+/// as an unexpected status.
+enum StatusMapping {
+    static func rpcError(_ error: any Error) -> RPCError {
+        switch error {
+        case let e as RPCError: return e
+        case let e as CAError:
+            let code: RPCError.Code
+            switch e.kind {
+            case .unauthenticated: code = .unauthenticated
+            case .permissionDenied: code = .permissionDenied
+            case .notFound: code = .notFound
+            case .invalidArgument: code = .invalidArgument
+            case .alreadyExists: code = .alreadyExists
+            case .failedPrecondition: code = .failedPrecondition
+            }
+            return RPCError(code: code, message: e.message)
+        case let e as LedgerStoreError:
+            if case .channelNotFound = e { return RPCError(code: .notFound, message: e.description) }
+            return RPCError(code: .invalidArgument, message: e.description)
+        default:
+            return RPCError(code: .internalError, message: "internal error")
+        }
+    }
+
+    static func mapping<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch { throw rpcError(error) }
+    }
+}

@@ -1,0 +1,227 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import LedgerAudit
+import LedgerClient
+import LedgerIdentity
+import LedgerProtos
+import LedgerTransport
+import X509
+
+struct OrgCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "org", abstract: "Organisations.", subcommands: [Admit.self])
+
+    struct Admit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Admit a hospital or third-party organisation (run by the SA administrator).",
+            discussion: """
+            Keys are generated here and written under --out: admin/ (the organisation's administrator, H_Mj for a
+            hospital) and nodes/NAME/ for each --node, with a node.yaml ready for `medledgerd --config`.
+            """)
+
+        @OptionGroup var remote: RemoteOptions
+        @OptionGroup var wallet: WalletOption
+        @Option(help: "Organisation id (lower-case letters, digits, '-').") var org: String
+        @Option(help: "hospital or third-party.") var type = "hospital"
+        @Option(help: "Display name.") var displayName: String?
+        @Option(help: "Node names (hospitals).") var node: [String] = []
+        @Option(help: "DNS names for the nodes' TLS certificates.") var dns: [String] = ["localhost"]
+        @Option(help: "IP addresses for the nodes' TLS certificates.") var ip: [String] = ["127.0.0.1"]
+        @Option(help: "Listen address written into each node.yaml.") var listen = "127.0.0.1:7051"
+        @Option(help: "Output directory for the new identities.") var out: String
+
+        func run() async throws {
+            let types: [String: Medledger_OrgType] = ["hospital": .hospital, "third-party": .thirdPartyOrg]
+            guard let t = types[type] else { throw ValidationError("--type must be hospital or third-party") }
+            let w = try wallet.open()
+            let client = CAClient(endpoint: try remote.address(), trustedRootsPEM: try remote.rootsPEM(wallet: w), wallet: w, serverName: remote.serverName)
+            let specs = node.map { CAClient.NodeSpec(name: $0, dnsNames: dns, ipAddresses: ip) }
+            let (admin, nodes) = try await calling {
+                try await client.admitOrganization(id: org, type: t, displayName: displayName ?? org, nodes: specs, outputDirectory: out)
+            }
+            print("admitted \(org) (\(type)); administrator wallet \(admin.directory) (PID \(admin.info.pid))")
+            for n in nodes {
+                let yaml = """
+                # medledgerd configuration of \(n.info.name) of \(org) (written by `medledger org admit`).
+                node: { name: \(n.info.name.split(separator: "@").first.map(String.init) ?? n.info.name), org: \(org) }
+                data_dir: data
+                listen: \(listen)
+                tls: { cert: tls-cert.pem, key: tls-key.pem }
+                trusted_roots: [ca-cert.pem]
+                crl_files: [crl.pem]
+                audit_log: audit.log
+
+                """
+                try Data(yaml.utf8).write(to: URL(fileURLWithPath: n.directory + "/node.yaml"))
+                print("node \(n.info.name): wallet and node.yaml in \(n.directory)")
+            }
+        }
+    }
+}
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Users: register, enroll, re-enroll.", subcommands: [Register.self, Enroll.self, Reenroll.self])
+
+    struct Register: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a user (organisation administrator); prints the one-time enrollment secret.")
+
+        @OptionGroup var remote: RemoteOptions
+        @OptionGroup var wallet: WalletOption
+        @Option(help: "Enrollment id.") var id: String
+        @Option(help: "patient, doctor, device or third-party.") var role: String
+        @Option(help: "Real identity (RID), kept encrypted by the SA and never put on chain.") var rid: String
+        @Option(help: "Organisation (default: the registrar's own).") var org: String?
+
+        func run() async throws {
+            guard let r = RoleName.role(role), [.patient, .doctor, .device, .thirdParty].contains(r) else {
+                throw ValidationError("--role must be patient, doctor, device or third-party")
+            }
+            let w = try wallet.open()
+            let client = CAClient(endpoint: try remote.address(), trustedRootsPEM: try remote.rootsPEM(wallet: w), wallet: w, serverName: remote.serverName)
+            let secret = try await calling { try await client.register(enrollmentID: id, role: r, realIdentity: rid, org: org ?? "") }
+            print("registered \(id) as \(role)")
+            print("enrollment secret (one use): \(secret)")
+        }
+    }
+
+    struct Enroll: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enroll with a one-time secret: keys are made here, only CSRs are sent.")
+
+        @OptionGroup var remote: RemoteOptions
+        @Option(help: "Enrollment id.") var id: String
+        @Option(help: "The one-time enrollment secret.") var secret: String
+        @Option(help: "Wallet directory to create.") var wallet: String
+
+        func run() async throws {
+            let client = CAClient(endpoint: try remote.address(), trustedRootsPEM: try remote.rootsPEM(wallet: nil), wallet: nil, serverName: remote.serverName)
+            let w = try await calling { try await client.enroll(enrollmentID: id, secret: secret, walletDirectory: wallet) }
+            print("enrolled \(id): PID \(w.info.pid), organisation \(w.info.org), role \(w.info.role)")
+            print("wallet: \(w.directory)")
+        }
+    }
+
+    struct Reenroll: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Get new certificates (new keys) for the same PID, e.g. before expiry.")
+
+        @OptionGroup var remote: RemoteOptions
+        @OptionGroup var wallet: WalletOption
+
+        func run() async throws {
+            let w = try wallet.open()
+            let client = CAClient(endpoint: try remote.address(), trustedRootsPEM: try remote.rootsPEM(wallet: w), wallet: w, serverName: remote.serverName)
+            let renewed = try await calling { try await client.reenroll() }
+            print("re-enrolled PID \(renewed.info.pid); new certificate serial \(try renewed.tlsCertificate().serialHex)")
+        }
+    }
+}
+
+struct CertCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cert", abstract: "Certificates.", subcommands: [Show.self, Lookup.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a certificate's identity: PID, organisation, role, serial, validity, usage.")
+
+        @Argument(help: "A PEM certificate file, or a wallet directory (shows both of its certificates).") var path: String
+
+        func run() async throws {
+            var files = [path]
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                files = [path + "/signing-cert.pem", path + "/tls-cert.pem"]
+            }
+            for f in files {
+                guard let pem = try? String(contentsOfFile: f, encoding: .utf8) else { throw CLIError("cannot read \(f)") }
+                let c: Certificate
+                do { c = try Certificate(pemEncoded: pem) } catch { throw CLIError("\(f) is not a PEM certificate: \(error)") }
+                let a = c.attributes
+                let eku = (try? c.extensions.extendedKeyUsage).map { e in e.map { "\($0)" }.joined(separator: ", ") } ?? "none"
+                print(f)
+                print("  PID:          \(a?.pid ?? "-")")
+                print("  organisation: \(a?.org ?? "-")")
+                print("  role:         \(a?.role ?? "-")")
+                print("  serial:       \(c.serialHex)")
+                print("  valid:        \(c.notValidBefore) to \(c.notValidAfter)")
+                print("  issuer:       \(c.issuer)")
+                print("  usage:        \(eku == "none" ? "signing" : "TLS (\(eku))")")
+            }
+        }
+    }
+
+    struct Lookup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Certificate directory: the certificates of a PID and their status.")
+
+        @OptionGroup var remote: RemoteOptions
+        @OptionGroup var wallet: WalletOption
+        @Option(help: "The PID to look up.") var pid: String
+
+        func run() async throws {
+            let w = try wallet.open()
+            let client = CAClient(endpoint: try remote.address(), trustedRootsPEM: try remote.rootsPEM(wallet: w), wallet: w, serverName: remote.serverName)
+            let r = try await calling { try await client.lookup(pid: pid) }
+            print("PID \(r.pid): organisation \(r.orgID), role \(RoleName.name(r.role) ?? "?")")
+            for c in r.certificates {
+                print("  \(c.purpose)\tserial \(c.serialHex)\t\(c.status)\tuntil \(c.notAfter.date)")
+            }
+        }
+    }
+}
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Call a node's API over mutual TLS.", subcommands: [WhoAmI.self, ChannelInfo.self])
+
+    struct WhoAmI: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the identity the node sees for this wallet.")
+
+        @Option(help: "Node address host:port.") var node: String
+        @OptionGroup var wallet: WalletOption
+        @Option(help: "TLS server name to expect.") var serverName: String?
+
+        func run() async throws {
+            let w = try wallet.open()
+            guard let a = NodeAddress(node) else { throw ValidationError("--node \(node) is not host:port") }
+            let r = try await calling { try await NodeClient(endpoint: a, trustedRootsPEM: w.caCertPEM, identity: w.tlsIdentity, serverName: serverName).whoAmI() }
+            print("PID \(r.pid), organisation \(r.orgID), role \(RoleName.name(r.role) ?? "?"), certificate \(r.serialHex) (node of \(r.nodeOrgID))")
+        }
+    }
+
+    struct ChannelInfo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "channel-info", abstract: "Height and hashes of a channel (administrators, doctors and nodes).")
+
+        @Option(help: "Node address host:port.") var node: String
+        @OptionGroup var wallet: WalletOption
+        @Option(help: "Channel name.") var channel: String
+        @Option(help: "TLS server name to expect.") var serverName: String?
+
+        func run() async throws {
+            let w = try wallet.open()
+            guard let a = NodeAddress(node) else { throw ValidationError("--node \(node) is not host:port") }
+            let r = try await calling { try await NodeClient(endpoint: a, trustedRootsPEM: w.caCertPEM, identity: w.tlsIdentity, serverName: serverName).channelInfo(channel) }
+            print("channel \(r.channel): height \(r.height)")
+        }
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Audit logs.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check an audit log's hash chain: any edited, removed, inserted or reordered line is reported.",
+            discussion: "Exit status 0 when intact, 1 otherwise. With --head, lines cut from the end are detected too.")
+
+        @Argument(help: "The audit log file.") var file: String
+        @Option(help: "The hash the log should end with (kept elsewhere).") var head: String?
+
+        func run() async throws {
+            let r: AuditVerifier.Report
+            do { r = try AuditVerifier.verify(path: file, expectedHead: head) } catch { throw CLIError("cannot read \(file): \(error)") }
+            if r.isValid {
+                print("\(file): \(r.lines) lines, chain intact, head \(r.head)")
+            } else {
+                print("\(file): \(r.lines) lines, TAMPERED:")
+                for p in r.problems { print("  - \(p)") }
+                throw ExitCode(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Crypto
+import Foundation
+@_spi(Testing) import LedgerCA
+import LedgerClient
+import LedgerCrypto
+import LedgerIdentity
+import LedgerTransport
+import Testing
+import X509
+
+/// The identity milestone end to end, with real processes on loopback: the SA node (CA) and a hospital
+/// node run as separate processes over mutual TLS; the hospital is admitted, a doctor, a patient and a
+/// device are registered and enrolled through the CLI, and every kind of caller meets the documented
+/// status (docs/ACCESS.md).
+@Suite(.serialized) struct IdentityNetworkTests {
+    struct Files {
+        let cert: String
+        let key: String
+        var tls: TLSIdentityFiles { TLSIdentityFiles(certificatePath: cert, keyPath: key) }
+    }
+
+    static func writeIdentity(_ dir: String, _ name: String, cert: Certificate, key: P256.Signing.PrivateKey) throws -> Files {
+        let f = Files(cert: "\(dir)/\(name)-cert.pem", key: "\(dir)/\(name)-key.pem")
+        try Data(cert.pem.utf8).write(to: URL(fileURLWithPath: f.cert))
+        try Data(key.pemRepresentation.utf8).write(to: URL(fileURLWithPath: f.key))
+        return f
+    }
+
+    /// 200 when the call succeeds, else the status the client classified.
+    static func status(_ op: () async throws -> Void) async -> Int {
+        do {
+            try await op()
+            return 200
+        } catch let f as CallFailure {
+            return f.status
+        } catch {
+            return -1
+        }
+    }
+
+    static func enroll(_ id: String, role: String, rid: String, admin: String, ca: String, enroll: String, caCert: String, into dir: String) throws -> Wallet {
+        let out = try MedLedgerBinary.ok(["user", "register", "--ca", ca, "--wallet", admin, "--id", id, "--role", role, "--rid", rid])
+        let secret = try #require(out.split(separator: "\n").first { $0.contains("secret") }?.split(separator: " ").last.map(String.init))
+        try MedLedgerBinary.ok(["user", "enroll", "--ca", enroll, "--ca-cert", caCert, "--id", id, "--secret", secret, "--wallet", dir])
+        return try Wallet.open(dir)
+    }
+
+    @Test func saAndHospitalNodesEnforceTheAccessMatrix() async throws {
+        let scratch = ScratchDir("identity-net")
+        let root = scratch.path
+        let sa = root + "/sa"
+        let masterKey = root + "/master.key"
+        try MedLedgerBinary.ok(["ca", "init", "--data", sa, "--master-key-file", masterKey, "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
+        let caCertPath = sa + "/ca-cert.pem"
+        let roots = [UInt8](try #require(FileManager.default.contents(atPath: caCertPath)))
+
+        // Before the SA node locks its store: a certificate from the right CA that has expired, and
+        // one from a CA nobody trusts.
+        let expired: Files
+        do {
+            let ca = try CertificateAuthority.open(dataDir: sa + "/ca", box: try SecretBox.load(keyFile: masterKey))
+            defer { ca.close() }
+            let key = P256.Signing.PrivateKey()
+            let cert = try CertificateFactory.issue(
+                publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: String(repeating: "E", count: 64), org: "hospital-a", role: "doctor"),
+                purpose: .tls, issuer: ca.rootCertificate, issuerKey: CertificateAuthority.rootKeyForTesting(ca), validity: 60, now: Date().addingTimeInterval(-7200))
+            expired = try Self.writeIdentity(root, "expired", cert: cert, key: key)
+        }
+        let rogueKey = P384.Signing.PrivateKey()
+        let rogueRoot = try CertificateFactory.selfSignedRoot(key: rogueKey, name: try DistinguishedName { CommonName("Rogue CA") }, validity: 86_400)
+        let rogueLeafKey = P256.Signing.PrivateKey()
+        let rogue = try Self.writeIdentity(root, "rogue", cert: try CertificateFactory.issue(
+            publicKey: .init(rogueLeafKey.publicKey), identity: IdentityAttributes(pid: String(repeating: "R", count: 64), org: "hospital-a", role: "doctor"),
+            purpose: .tls, issuer: rogueRoot, issuerKey: rogueKey, validity: 86_400), key: rogueLeafKey)
+
+        // The SA node.
+        let saNode = try DaemonProcess(executable: MedLedgerBinary.url, arguments: ["ca", "serve", "--data", sa])
+        defer { _ = saNode.stop() }
+        try saNode.waitFor("medledgerd: ready")
+        let ca = "127.0.0.1:\(try saNode.port(after: "node sa-node"))"
+        let enroll = "127.0.0.1:\(try saNode.port(after: "CA enrollment"))"
+
+        // Admit the hospital with one node; give the node its CRL and a channel with a few blocks.
+        try MedLedgerBinary.ok(["org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "hospital-a", "--node", "peer0", "--listen", "127.0.0.1:0", "--out", root + "/hospital-a"])
+        let peerDir = root + "/hospital-a/nodes/peer0"
+        let hospitalAdmin = root + "/hospital-a/admin"
+        try MedLedgerBinary.ok(["ca", "crl", "--ca", enroll, "--ca-cert", caCertPath, "--out", peerDir + "/crl.pem"])
+        try MedLedgerBinary.ok(["ledger", "sample", "--data", peerDir + "/data", "--channel", "demo", "--blocks", "3"])
+        let config = try String(contentsOfFile: peerDir + "/node.yaml", encoding: .utf8)
+        try (config + "crl_poll_seconds: 0.2\n").write(toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
+
+        // The hospital node, a separate process.
+        let peer = try DaemonProcess(executable: MedLedgerBinary.daemonURL, arguments: ["--config", peerDir + "/node.yaml"])
+        defer { _ = peer.stop() }
+        try peer.waitFor("medledgerd: ready")
+        let node = NodeAddress(host: "127.0.0.1", port: try peer.port(after: "node peer0"))
+
+        let doctor = try Self.enroll("dr.chen", role: "doctor", rid: "Chen Wei, licence 4471", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/doctor")
+        let patient = try Self.enroll("p-1001", role: "patient", rid: "Lin Mei, ID 440111199001010022", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/patient")
+        let device = try Self.enroll("monitor-7", role: "device", rid: "bedside monitor 7, ward 3", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/device")
+        #expect(doctor.info.role == "doctor" && patient.info.role == "patient" && device.info.role == "device")
+
+        func client(_ identity: TLSIdentityFiles?) -> NodeClient { NodeClient(endpoint: node, trustedRootsPEM: roots, identity: identity) }
+
+        // The matrix: no certificate / other CA / expired → 401; wrong role → 403; unknown resource → 404; right role → OK.
+        #expect(await Self.status { _ = try await client(nil).whoAmI() } == 401)
+        #expect(await Self.status { _ = try await client(rogue.tls).whoAmI() } == 401)
+        #expect(await Self.status { _ = try await client(expired.tls).whoAmI() } == 401)
+        #expect(await Self.status { _ = try await client(patient.tlsIdentity).channelInfo("demo") } == 403)
+        #expect(await Self.status { _ = try await client(device.tlsIdentity).channelInfo("demo") } == 403)
+        #expect(await Self.status { _ = try await client(doctor.tlsIdentity).channelInfo("no-such-channel") } == 404)
+        let info = try await client(doctor.tlsIdentity).channelInfo("demo")
+        #expect(info.height == 3)
+        for w in [doctor, patient, device] {
+            let me = try await client(w.tlsIdentity).whoAmI()
+            #expect(me.pid == w.info.pid)
+            #expect(me.orgID == "hospital-a")
+        }
+        // The signing certificate is not a TLS identity.
+        #expect(await Self.status { _ = try await client(TLSIdentityFiles(certificatePath: doctor.signingCertPath, keyPath: doctor.signingKeyPath)).whoAmI() } == 401)
+
+        // openssl s_client, an outside TLS client: with a good certificate the handshake completes and
+        // stays up; without one the node ends it with "certificate required".
+        let withCert = try runOpenSSLClient(port: node.port, ca: caCertPath, cert: doctor.tlsCertPath, key: doctor.tlsKeyPath)
+        #expect(withCert.contains("Verify return code: 0 (ok)"))
+        #expect(!withCert.contains("alert"), "\(withCert)")
+        let withoutCert = try runOpenSSLClient(port: node.port, ca: caCertPath, cert: nil, key: nil)
+        #expect(withoutCert.contains("certificate required"), "\(withoutCert)")
+
+        // Revoke the device: the CA issues a new CRL, the node picks the file up without a restart, and the
+        // device is locked out while others carry on.
+        try MedLedgerBinary.ok(["ca", "revoke", "--ca", ca, "--wallet", hospitalAdmin, "--pid", device.info.pid, "--reason", "key-compromise"])
+        try MedLedgerBinary.ok(["ca", "crl", "--ca", enroll, "--ca-cert", caCertPath, "--out", peerDir + "/crl.pem"])
+        let deadline = Date().addingTimeInterval(10)
+        while peer.text.components(separatedBy: "installed CRL").count < 3, Date() < deadline { usleep(100_000) }
+        #expect(await Self.status { _ = try await client(device.tlsIdentity).whoAmI() } == 401)
+        #expect(await Self.status { _ = try await client(doctor.tlsIdentity).whoAmI() } == 200)
+        let revokedHandshake = try runOpenSSLClient(port: node.port, ca: caCertPath, cert: device.tlsCertPath, key: device.tlsKeyPath)
+        #expect(revokedHandshake.contains("alert"), "\(revokedHandshake)")
+
+        // Only the SA resolves a PID; the hospital administrator is refused.
+        let denied = try MedLedgerBinary.run(["ca", "resolve-pid", "--ca", ca, "--wallet", hospitalAdmin, "--pid", patient.info.pid, "--justification", "audit test"])
+        #expect(denied.status != 0)
+        #expect(denied.stderr.contains("[403]"))
+        let resolved = try MedLedgerBinary.ok(["ca", "resolve-pid", "--ca", ca, "--wallet", sa + "/wallets/admin", "--pid", patient.info.pid, "--justification", "audit test"])
+        #expect(resolved.contains("Lin Mei"))
+
+        // Re-enrollment keeps the PID; `cert show` reads it back from the certificate.
+        try MedLedgerBinary.ok(["user", "reenroll", "--ca", ca, "--wallet", doctor.directory])
+        let shown = try MedLedgerBinary.ok(["cert", "show", doctor.directory])
+        #expect(shown.contains(doctor.info.pid))
+        #expect(shown.contains("doctor"))
+        #expect(try await client(doctor.tlsIdentity).whoAmI().pid == doctor.info.pid)
+
+        // Both audit logs verify, and neither holds a real identity.
+        #expect(peer.stop() == 0)
+        #expect(saNode.stop() == 0)
+        for log in [sa + "/audit.log", peerDir + "/audit.log"] {
+            let v = try MedLedgerBinary.run(["audit", "verify", log])
+            #expect(v.status == 0, "\(v.stdout)")
+            let text = try String(contentsOfFile: log, encoding: .utf8)
+            #expect(!text.contains("Lin Mei") && !text.contains("Chen Wei"))
+        }
+        let peerAudit = try String(contentsOfFile: peerDir + "/audit.log", encoding: .utf8)
+        #expect(peerAudit.contains("\"action\":\"tls.handshake\"") && peerAudit.contains("is revoked"))
+        #expect(peerAudit.contains("\"action\":\"channel.info\"") && peerAudit.contains("\"outcome\":\"denied\""))
+        let saAudit = try String(contentsOfFile: sa + "/audit.log", encoding: .utf8)
+        for action in ["org.admit", "user.register", "user.enroll", "cert.revoke", "pid.resolve"] { #expect(saAudit.contains("\"action\":\"\(action)\""), "\(action)") }
+    }
+
+    /// `openssl s_client` against the node; returns what it printed.
+    func runOpenSSLClient(port: Int, ca: String, cert: String?, key: String?) throws -> String {
+        var args = ["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", ca, "-alpn", "h2"]
+        if let cert, let key { args += ["-cert", cert, "-key", key] }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        p.standardInput = input
+        try p.run()
+        // TLS 1.3 reports a refused client certificate only when the client reads: wait, then close.
+        usleep(800_000)
+        try input.fileHandleForWriting.close()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
