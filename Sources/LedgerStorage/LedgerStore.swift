@@ -32,7 +32,8 @@ public final class LedgerStore: Sendable {
         let kv: RocksDBStore
         do {
             kv = try RocksDBStore.open(path: path, columnFamilies: StorageLayout.columnFamilies, options: options)
-        } catch StorageError.rocksDB(_, let message) where message.contains("lock") || message.contains("LOCK") {
+        } catch StorageError.rocksDB(_, let message) where message.contains("While lock file") || message.contains("/LOCK:") {
+            // RocksDB: "IO error: While lock file: DIR/LOCK: Resource temporarily unavailable".
             throw LedgerStoreError.inUse(path: dataDir)
         }
         do {

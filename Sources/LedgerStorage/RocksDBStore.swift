@@ -11,6 +11,9 @@ public struct RocksDBOptions: Sendable {
     /// Background flush/compaction threads.
     public var backgroundThreads: Int32 = 2
     public var createIfMissing = true
+    /// SST data block size. 16 KiB (RocksDB's default is 4 KiB): a range query of a page of index
+    /// records then mostly stays inside one block; point reads lose nothing measurable (bench storage).
+    public var blockBytes = 16 * 1024
 
     public init() {}
 }
@@ -50,6 +53,7 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         rocksdb_options_increase_parallelism(options, tuning.backgroundThreads)
         rocksdb_options_set_compression(options, Int32(rocksdb_lz4_compression))
         let table = rocksdb_block_based_options_create()!
+        rocksdb_block_based_options_set_block_size(table, tuning.blockBytes)
         let cache = rocksdb_cache_create_lru(tuning.blockCacheBytes)!
         rocksdb_block_based_options_set_block_cache(table, cache)
         // The table options take ownership of the filter policy.
@@ -302,6 +306,8 @@ final class RocksDBCursor: KVCursor {
         } else {
             upperBound = nil
         }
+        // Perf-context counting is per thread and on by default in Debian's build; scans do not need it.
+        rocksdb_set_perf_level(Int32(rocksdb_disable))
         iterator = rocksdb_create_iterator_cf(store.rawDB, readOptions, handle)
     }
 

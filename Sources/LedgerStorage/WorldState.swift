@@ -32,9 +32,49 @@ public struct StateEntry: Sendable, Equatable {
 
 /// One page of a range or prefix scan. `bookmark` is set when more entries may follow: pass it back to
 /// get the next page.
+///
+/// Packed: all keys and values of the page sit in one byte buffer with a slot per entry, so a scan makes
+/// two allocations rather than two per entry; `entries`, `key(at:)` and `value(at:)` materialise on use.
 public struct StatePage: Sendable, Equatable {
-    public var entries: [StateEntry]
+    struct Slot: Sendable, Equatable {
+        var keyStart: Int
+        var keyCount: Int
+        var valueCount: Int
+        var version: Height
+    }
+
+    var bytes: [UInt8] = []
+    var slots: [Slot] = []
     public var bookmark: String?
+
+    init(reserving n: Int) {
+        slots.reserveCapacity(n)
+        bytes.reserveCapacity(n * 64)
+    }
+
+    public var count: Int { slots.count }
+    public var isEmpty: Bool { slots.isEmpty }
+
+    public func keyBytes(at i: Int) -> ArraySlice<UInt8> {
+        let s = slots[i]
+        return bytes[s.keyStart..<(s.keyStart + s.keyCount)]
+    }
+
+    public func valueBytes(at i: Int) -> ArraySlice<UInt8> {
+        let s = slots[i]
+        let start = s.keyStart + s.keyCount
+        return bytes[start..<(start + s.valueCount)]
+    }
+
+    public func key(at i: Int) -> String { String(decoding: keyBytes(at: i), as: UTF8.self) }
+    public func value(at i: Int) -> VersionedValue { VersionedValue(value: Array(valueBytes(at: i)), version: slots[i].version) }
+    public var entries: [StateEntry] { (0..<count).map { StateEntry(key: key(at: $0), value: value(at: $0)) } }
+
+    mutating func append(key: UnsafeRawBufferPointer, version: Height, value: UnsafeRawBufferPointer) {
+        slots.append(Slot(keyStart: bytes.count, keyCount: key.count, valueCount: value.count, version: version))
+        bytes.append(contentsOf: key)
+        bytes.append(contentsOf: value)
+    }
 }
 
 public struct HistoryEntry: Sendable, Equatable {
@@ -116,24 +156,24 @@ public struct WorldStateReader: Sendable {
     private func page(_ range: KeyRange, keyOffset: Int, limit: Int) throws -> StatePage {
         let cap = min(max(limit, 1), Self.pageSizeMax)
         let cursor = try reader.cursor(families.state, range, reverse: false)
-        var entries = [StateEntry]()
-        entries.reserveCapacity(min(cap, 256))
+        var page = StatePage(reserving: min(cap, 256))
         var more = false
         var corrupt = false
         try cursor.forEach { k, v in
-            guard k.count >= keyOffset, let value = VersionedValue(raw: v) else {
+            guard k.count >= keyOffset, v.count >= 16, let version = Height(encoded: v) else {
                 corrupt = true
                 return false
             }
-            if entries.count == cap {
+            if page.count == cap {
                 more = true
                 return false
             }
-            entries.append(StateEntry(key: String(decoding: UnsafeRawBufferPointer(rebasing: k[keyOffset...]), as: UTF8.self), value: value))
+            page.append(key: UnsafeRawBufferPointer(rebasing: k[keyOffset...]), version: version, value: UnsafeRawBufferPointer(rebasing: v[16...]))
             return true
         }
         if corrupt { throw StorageError.corrupt(what: "state entry", reason: "undecodable key or value") }
-        return StatePage(entries: entries, bookmark: more ? entries.last?.key : nil)
+        if more, page.count > 0 { page.bookmark = page.key(at: page.count - 1) }
+        return page
     }
 
     private func checkNamespace(_ ns: String) throws {
