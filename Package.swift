@@ -86,6 +86,10 @@ let package = Package(
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
         .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity"]),
+        // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
+        .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
+        // Peer logic: validation (MVCC, phantoms), and later endorsement and commit.
+        .target(name: "LedgerPeer", dependencies: ["LedgerChaincode", "LedgerStorage"]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
         .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
         .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -97,6 +101,7 @@ let package = Package(
             ]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
+        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChaincode", "LedgerStorage", "LedgerBench"]),
         .testTarget(
             name: "LedgerIdentityTests",
             dependencies: [

@@ -1,0 +1,79 @@
+import Foundation
+import LedgerCore
+import LedgerProtos
+
+/// A chaincode: the handler of one namespace of the world state. `invoke` runs in a simulation: it
+/// reads committed state through the stub and its writes are only recorded (the read-write set);
+/// nothing reaches the ledger until the transaction is ordered, validated and committed.
+public protocol Chaincode: Sendable {
+    var name: String { get }
+    func invoke(_ stub: ChaincodeStub) throws -> ChaincodeResponse
+}
+
+/// What a chaincode answers. Statuses follow the node API: 200, and 400/403/404/500 for refusals.
+public struct ChaincodeResponse: Sendable, Equatable {
+    public var status: Int32
+    public var message: String
+    public var payload: [UInt8]
+
+    public init(status: Int32, message: String = "", payload: [UInt8] = []) {
+        self.status = status
+        self.message = message
+        self.payload = payload
+    }
+
+    public static func ok(_ payload: [UInt8] = []) -> ChaincodeResponse { ChaincodeResponse(status: 200, payload: payload) }
+    public static func badRequest(_ m: String) -> ChaincodeResponse { ChaincodeResponse(status: 400, message: m) }
+    public static func forbidden(_ m: String) -> ChaincodeResponse { ChaincodeResponse(status: 403, message: m) }
+    public static func notFound(_ m: String) -> ChaincodeResponse { ChaincodeResponse(status: 404, message: m) }
+
+    public var isOK: Bool { status == 200 }
+}
+
+/// The identity that created the proposal, from its verified signing certificate.
+public struct CreatorIdentity: Sendable, Equatable {
+    public var pid: String
+    public var org: String
+    public var role: Medledger_Role
+    public var certificatePEM: String
+
+    public init(pid: String, org: String, role: Medledger_Role, certificatePEM: String) {
+        self.pid = pid
+        self.org = org
+        self.role = role
+        self.certificatePEM = certificatePEM
+    }
+}
+
+/// Everything a proposal gives a chaincode besides state.
+public struct Invocation: Sendable {
+    public var channel: String
+    public var txID: String
+    public var timestamp: Date
+    public var creator: CreatorIdentity
+    public var function: String
+    public var args: [[UInt8]]
+    /// Inputs that reach the chaincode but are never recorded in the transaction.
+    public var transient: [String: [UInt8]]
+
+    public init(channel: String, txID: String, timestamp: Date, creator: CreatorIdentity, function: String, args: [[UInt8]], transient: [String: [UInt8]] = [:]) {
+        self.channel = channel
+        self.txID = txID
+        self.timestamp = timestamp
+        self.creator = creator
+        self.function = function
+        self.args = args
+        self.transient = transient
+    }
+}
+
+/// Limits a simulation enforces; a chaincode that exceeds one gets an error, not a partial write set.
+public struct SimulationLimits: Sendable {
+    public var keyBytesMax = 1024
+    public var valueBytesMax = 1 << 20
+    public var writesMax = 10_000
+    public var readsMax = 100_000
+    public var eventPayloadBytesMax = 64 * 1024
+
+    public init() {}
+}

@@ -1,0 +1,31 @@
+import Foundation
+import LedgerProtos
+import LedgerStorage
+
+/// What a simulation produced: the chaincode's answer, and — only when it answered 200 — the
+/// read-write set and event to endorse.
+public struct SimulationResult: Sendable {
+    public var response: ChaincodeResponse
+    public var results: Medledger_TxReadWriteSet
+    public var event: Medledger_ChaincodeEvent?
+}
+
+public enum Simulator {
+    /// Runs `chaincode` against `state` (a snapshot). Errors from the stub (bad keys, limits) become a
+    /// 400 response; any other thrown error a 500; a non-200 answer endorses nothing.
+    public static func simulate(_ chaincode: any Chaincode, invocation: Invocation, state: WorldStateReader, limits: SimulationLimits = SimulationLimits()) -> SimulationResult {
+        let stub = ChaincodeStub(invocation: invocation, namespace: chaincode.name, state: state, limits: limits)
+        let response: ChaincodeResponse
+        do {
+            response = try chaincode.invoke(stub)
+        } catch let e as StubError {
+            response = .badRequest(e.description)
+        } catch let e as StateQueryError {
+            response = .badRequest(e.description)
+        } catch {
+            response = ChaincodeResponse(status: 500, message: "chaincode \(chaincode.name) failed: \(error)")
+        }
+        guard response.isOK else { return SimulationResult(response: response, results: Medledger_TxReadWriteSet(), event: nil) }
+        return SimulationResult(response: response, results: stub.readWriteSet(), event: stub.event)
+    }
+}
