@@ -90,6 +90,8 @@ let package = Package(
         .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
         // Peer logic: validation (MVCC, phantoms), and later endorsement and commit.
         .target(name: "LedgerPeer", dependencies: ["LedgerChaincode", "LedgerStorage"]),
+        // Ordering: the block cutter (pure), the solo orderer; Raft later.
+        .target(name: "LedgerOrdering", dependencies: ["LedgerCore"]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
         .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
         .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -101,7 +103,7 @@ let package = Package(
             ]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
-        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChaincode", "LedgerStorage", "LedgerBench"]),
+        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
         .testTarget(
             name: "LedgerIdentityTests",
             dependencies: [
