@@ -74,7 +74,10 @@ public final class AuditLog: Sendable {
         let fm = FileManager.default
         if !fm.fileExists(atPath: path) {
             try? fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            guard fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else { throw Failure.cannotOpen(path) }
+            // Created 0600 in one step (Foundation's createFile chmods only after creating).
+            let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { throw Failure.cannotOpen(path) }
+            Glibc.close(fd)
         }
         guard let handle = FileHandle(forUpdatingAtPath: path) else { throw Failure.cannotOpen(path) }
         var prev = [UInt8](repeating: 0, count: 32)

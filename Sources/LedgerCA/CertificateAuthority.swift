@@ -138,7 +138,9 @@ public final class CertificateAuthority: Sendable {
             guard request.type == .hospital || request.type == .thirdPartyOrg else { throw CAError.invalid("organisation type must be HOSPITAL or THIRD_PARTY_ORG") }
             var names = Set<String>()
             for node in request.nodes {
-                guard OrgID.isValid(node.name), names.insert(node.name).inserted else { throw CAError.invalid("node name \(node.name.debugDescription) is not valid or repeated") }
+                guard OrgID.isValid(node.name), node.name != "admin", names.insert(node.name).inserted else {
+                    throw CAError.invalid("node name \(node.name.debugDescription) is not valid, is reserved (admin) or is repeated")
+                }
                 if request.type != .hospital { throw CAError.invalid("only hospitals run nodes") }
             }
             return try writeLock.withLock { _ in
@@ -248,8 +250,14 @@ public final class CertificateAuthority: Sendable {
         try audited(caller.auditActor, "user.reenroll", caller.pid) {
             try writeLock.withLock { _ in
                 guard var pidRecord = try store.read(store.pids, caller.pid, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(caller.pid) at this CA") }
+                // The CA's own records decide, not only the CRL the node had when the call arrived: a
+                // revocation that raced this call must not be escaped by re-enrolling.
+                guard let presented = try store.read(store.certificates, caller.serialHex, as: CertificateRecord.self),
+                      presented.pid == caller.pid, presented.revokedAt == nil
+                else { throw CAError(.unauthenticated, "certificate \(caller.serialHex) is revoked or unknown to this CA") }
                 let signingCSR = try checkedCSR(request.csrPem, "signing")
                 let tlsCSR = try checkedCSR(request.tlsCsrPem, "TLS")
+                guard signingCSR.publicKey != tlsCSR.publicKey else { throw CAError.invalid("the signing and TLS keys must differ") }
                 let identity = IdentityAttributes(pid: caller.pid, org: pidRecord.org, role: pidRecord.role)
                 let validity = pidRecord.role == "node" ? config.nodeValidity : config.userValidity
                 var batch = WriteBatch()
@@ -301,14 +309,17 @@ public final class CertificateAuthority: Sendable {
                 let now = Date()
                 var batch = WriteBatch()
                 var revoked = [String]()
+                var updated = [String: CertificateRecord]()
                 for var c in certs where c.revokedAt == nil {
                     c.revokedAt = now
                     c.reason = request.reason.rawValue
                     try store.put(c, store.certificates, c.serialHex, into: &batch)
                     revoked.append(c.serialHex)
+                    updated[c.serialHex] = c
                 }
+                // The revocations and the CRL that lists them are written together, or not at all.
+                let crl = try stageCRL(overriding: updated, into: &batch)
                 try store.kv.write(batch, sync: true)
-                let crl = try issueCRLLocked()
                 var response = Medledger_RevokeResponse()
                 response.revokedSerials = revoked
                 response.crlNumber = crl.number
@@ -334,9 +345,20 @@ public final class CertificateAuthority: Sendable {
     }
 
     private func issueCRLLocked() throws -> (der: [UInt8], number: UInt64, thisUpdate: Date) {
+        var batch = WriteBatch()
+        let crl = try stageCRL(overriding: [:], into: &batch)
+        try store.kv.write(batch, sync: true)
+        return crl
+    }
+
+    /// Builds the next CRL from the stored certificates (with `overriding` records not yet written) and
+    /// stages it and its number into `batch`.
+    private func stageCRL(overriding: [String: CertificateRecord], into batch: inout WriteBatch) throws -> (der: [UInt8], number: UInt64, thisUpdate: Date) {
         let numberKey = Array("crl_number".utf8)
         let number = (try store.kv.get(store.meta, numberKey).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0) + 1
-        let revoked = try store.all(store.certificates, as: CertificateRecord.self).filter { $0.revokedAt != nil }
+        var all = try store.all(store.certificates, as: CertificateRecord.self)
+        for i in all.indices { if let o = overriding[all[i].serialHex] { all[i] = o } }
+        let revoked = all.filter { $0.revokedAt != nil }
         let now = Date()
         let entries = revoked.compactMap { c -> RevocationList.Entry? in
             guard let raw = LedgerHex.decode(c.serialHex) else { return nil }
@@ -345,10 +367,8 @@ public final class CertificateAuthority: Sendable {
         let ski = try rootCertificate.extensions.subjectKeyIdentifier?.keyIdentifier
         let list = RevocationList(issuer: rootCertificate.subject, thisUpdate: now.addingTimeInterval(-60), nextUpdate: now.addingTimeInterval(config.crlValidity), crlNumber: number, authorityKeyID: ski, entries: entries)
         let der = try list.signedDER(key: rootKey)
-        var batch = WriteBatch()
         batch.put(store.meta, numberKey, Array("\(number)".utf8))
         batch.put(store.meta, Array("crl".utf8), der)
-        try store.kv.write(batch, sync: true)
         return (der, number, list.thisUpdate)
     }
 
@@ -407,6 +427,9 @@ public final class CertificateAuthority: Sendable {
     ) throws -> Medledger_EnrolledIdentity {
         let signingCSR = try checkedCSR(Data(csrPEM), "signing")
         let tlsCSR = try checkedCSR(Data(tlsCSRPEM), "TLS")
+        if let existing = try store.read(store.registrations, enrollmentID, as: RegistrationRecord.self), existing.state != .registered || existing.org != org {
+            throw CAError(.alreadyExists, "enrollment id \(enrollmentID) is already taken")
+        }
         guard signingCSR.publicKey != tlsCSR.publicKey else { throw CAError.invalid("the signing and TLS keys must differ") }
         let pid = try CertificateFactory.pseudoIdentity(realIdentity: realIdentity, publicKey: signingCSR.publicKey)
         let identity = IdentityAttributes(pid: pid, org: org, role: role)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
 import LedgerTransport
@@ -65,13 +66,8 @@ public struct Wallet: Sendable {
     }
 
     static func write(_ text: String, to path: String, mode: Int) throws {
-        // Create with the final mode, so a key is never readable by others even for a moment.
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {
-            throw Failure(description: "cannot write \(path)")
-        }
-        _ = try? FileManager.default.removeItem(atPath: path)
-        try FileManager.default.moveItem(atPath: tmp, toPath: path)
+        // Created with its final mode and renamed into place: a key is never readable by others.
+        do { try SecureFile.write(Data(text.utf8), to: path, mode: mode_t(mode)) } catch { throw Failure(description: "\(error)") }
     }
 
     public var caCertPEM: [UInt8] { [UInt8](FileManager.default.contents(atPath: caCertPath) ?? Data()) }

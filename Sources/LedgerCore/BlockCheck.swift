@@ -63,18 +63,24 @@ public enum BlockCheck {
             throw .validationCodeCount(number: n, envelopes: envelopes.count, codes: codes.count)
         }
 
+        for (i, code) in codes.enumerated() {
+            if case .UNRECOGNIZED(let raw) = code { throw .undefinedValidationCode(number: n, txNum: i, code: raw) }
+        }
         let parsed = parseAll(envelopes)
         var transactions = [ParsedTransaction?](repeating: nil, count: envelopes.count)
+        // A transaction marked valid must be the first of its id in the block, valid or not: otherwise the
+        // tx index and inclusion proofs would point at a different envelope than the one applied.
         var seen = Set<String>()
         for i in 0..<envelopes.count {
             switch parsed[i] {
             case .success(let tx):
                 if codes[i].isValid {
                     guard tx.channelID == channel else { throw .wrongChannel(number: n, txNum: i, expected: channel, got: tx.channelID) }
-                    guard seen.insert(tx.txID).inserted else {
+                    guard !seen.contains(tx.txID) else {
                         throw .duplicateTxID(number: n, txNum: i, txID: tx.txID, existing: "an earlier transaction of the same block")
                     }
                 }
+                seen.insert(tx.txID)
                 transactions[i] = tx
             case .failure(let failure):
                 if codes[i].isValid { throw .malformedTransaction(number: n, txNum: i, reason: failure.description) }

@@ -15,6 +15,7 @@ public enum BlockRejection: Error, Equatable, CustomStringConvertible, Sendable 
     case wrongChannel(number: UInt64, txNum: Int, expected: String, got: String)
     case duplicateTxID(number: UInt64, txNum: Int, txID: String, existing: String)
     case commitHashMismatch(number: UInt64, block: String, computed: String)
+    case undefinedValidationCode(number: UInt64, txNum: Int, code: Int)
 
     public var description: String {
         switch self {
@@ -35,6 +36,8 @@ public enum BlockRejection: Error, Equatable, CustomStringConvertible, Sendable 
         case .wrongChannel(let n, let t, let e, let g): return "block \(n) tx \(t) is for channel '\(g)', not '\(e)'"
         case .duplicateTxID(let n, let t, let id, let ex):
             return "block \(n) tx \(t) is marked valid but its tx id \(id) is already in the ledger at \(ex)"
+        case .undefinedValidationCode(let n, let t, let c):
+            return "block \(n) tx \(t) has validation code \(c), which is not a defined code"
         case .commitHashMismatch(let n, let b, let c):
             return "block \(n): commit hash in metadata \(b) differs from the state changes computed here \(c)"
         }

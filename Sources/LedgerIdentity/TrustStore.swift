@@ -87,7 +87,8 @@ public final class TrustStore: Sendable {
         let eku = try? leaf.extensions.extendedKeyUsage
         switch purpose {
         case .tls:
-            guard let eku, eku.contains(.clientAuth) || eku.contains(.serverAuth) else { throw .wrongPurpose("not a TLS certificate (no client/server auth usage)") }
+            // Client identities: a server-only certificate does not authenticate a caller.
+            guard let eku, eku.contains(.clientAuth) else { throw .wrongPurpose("not a TLS client certificate (no clientAuth usage)") }
         case .signing:
             guard usage?.digitalSignature == true, eku == nil else { throw .wrongPurpose("not a signing certificate") }
         }

@@ -99,6 +99,26 @@ public final class LedgerStore: Sendable {
         }
     }
 
+    /// Drops a channel's state, history and savepoint and reopens it, which replays the whole chain. Works
+    /// also when the channel cannot open because its state is ahead of its blocks.
+    @discardableResult
+    public func rebuildState(channel name: String) throws -> ChannelLedger {
+        guard ChannelName.isValid(name) else { throw LedgerStoreError.invalidChannelName(name) }
+        if let l = open.withLock({ $0[name] }) {
+            try l.rebuildState()
+            return l
+        }
+        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) != nil else { throw LedgerStoreError.channelNotFound(name) }
+        let keys = LedgerKeys(channel: name)
+        var batch = WriteBatch()
+        let range = keys.allState
+        batch.deleteRange(families.state, lower: range.lower, upper: range.upper!)
+        batch.deleteRange(families.history, lower: range.lower, upper: range.upper!)
+        batch.delete(families.meta, keys.savepoint)
+        try kv.write(batch, sync: true)
+        return try channel(name)
+    }
+
     /// The channel's ledger, created if it does not exist yet.
     public func channelCreatingIfNeeded(_ name: String) throws -> ChannelLedger {
         do { return try channel(name) } catch LedgerStoreError.channelNotFound { return try createChannel(name) }

@@ -64,7 +64,8 @@ struct HandshakeVerifier: Sendable {
             let nio = try chain.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) }
             return .certificateVerified(VerificationMetadata(NIOSSL.ValidatedCertificateChain(nio)))
         } catch {
-            onRejected(leaf.attributes?.pid ?? "\(leaf.subject)", "\(error)")
+            // The certificate was not accepted, so the PID in it is only a claim: never attribute it.
+            onRejected("-", "presented certificate claiming PID \(leaf.attributes?.pid ?? "?") (unverified), serial \(leaf.serialHex): \(error)")
             return .failed
         }
     }

@@ -38,8 +38,8 @@ struct CACommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let box: SecretBox
             if let file = masterKeyFile, !FileManager.default.fileExists(atPath: file) {
-                guard FileManager.default.createFile(atPath: file, contents: Data((SecretBox.generateEncodedKey() + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-                    throw CLIError("cannot write master key file \(file)")
+                do { try SecureFile.write(Data((SecretBox.generateEncodedKey() + "\n").utf8), to: file) } catch {
+                    throw CLIError("cannot write master key file \(file): \(error)")
                 }
                 print("created master key \(file) (0600): keep it safe and apart from backups of \(data)")
                 box = try SecretBox.load(keyFile: file)

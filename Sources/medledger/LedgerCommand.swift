@@ -158,8 +158,10 @@ extension LedgerCommand {
         func run() throws {
             let store = try options.openStore()
             defer { store.close() }
-            let ledger = try options.singleChannel(in: store)
-            try ledger.rebuildState()
+            let names = try options.channelNames(in: store)
+            guard names.count == 1 else { throw ValidationError("the ledger has several channels (\(names.joined(separator: ", "))): pass --channel") }
+            // Not through singleChannel: opening runs recovery, which refuses a state ahead of the blocks.
+            let ledger = try store.rebuildState(channel: names[0])
             print("channel \(ledger.channel): state rebuilt from \(ledger.height) blocks")
         }
     }

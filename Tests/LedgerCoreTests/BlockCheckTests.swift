@@ -106,9 +106,18 @@ enum Fixture {
         #expect(throws: BlockRejection.wrongChannel(number: 0, txNum: 0, expected: "ch", got: "other")) { try check(other) }
         let dup = Fixture.block(0, prev: LedgerHash.zero, txIDs: ["a", "a"])
         #expect(throws: BlockRejection.self) { try check(dup) }
-        // The same id twice is fine when the second is already marked invalid (DUPLICATE_TXID).
+        // The same id twice is fine when the second is already marked invalid (DUPLICATE_TXID)...
         let marked = Fixture.block(0, prev: LedgerHash.zero, txIDs: ["a", "a"], codes: [.valid, .duplicateTxid])
         #expect(throws: Never.self) { try check(marked) }
+        // ...but not when a valid copy follows an invalid one: the index would name the wrong envelope.
+        let validSecond = Fixture.block(0, prev: LedgerHash.zero, txIDs: ["a", "a"], codes: [.mvccReadConflict, .valid])
+        #expect(throws: BlockRejection.self) { try check(validSecond) }
+    }
+
+    @Test func undefinedValidationCodesAreRefused() {
+        var b = Fixture.block(0, prev: LedgerHash.zero, txIDs: ["a"])
+        b.metadata.validationCodes = [.UNRECOGNIZED(256)]
+        #expect(throws: BlockRejection.undefinedValidationCode(number: 0, txNum: 0, code: 256)) { try check(b) }
     }
 
     @Test func parsesLargeBlocksInParallelToTheSameResult() throws {

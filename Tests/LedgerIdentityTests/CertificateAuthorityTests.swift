@@ -234,6 +234,48 @@ import X509
         reopened.close()
     }
 
+    @Test func aRevokedIdentityCannotReenroll() async throws {
+        let f = try await CAFixture()
+        let patient = try f.enrollUser("p-rv", role: .patient, by: f.hospitalAdmin, rid: "Revoked Person")
+        let caller = try await CAFixture.identity(patient, f.trust)  // authenticated before the revocation
+        var revoke = Medledger_RevokeRequest()
+        revoke.pid = patient.pid
+        _ = try f.ca.revoke(by: f.hospitalAdmin, revoke)
+        var req = Medledger_ReenrollRequest()
+        req.csrPem = KeyAndCSR().csr
+        req.tlsCsrPem = KeyAndCSR().csr
+        do {
+            _ = try f.ca.reenroll(by: caller, req)
+            Issue.record("a revoked identity re-enrolled")
+        } catch let e as CAError {
+            #expect(e.kind == .unauthenticated)
+        }
+    }
+
+    @Test func admissionNeverOverwritesAnIdentity() async throws {
+        let f = try await CAFixture()
+        var admit = Medledger_AdmitOrganizationRequest()
+        admit.orgID = "hospital-b"
+        admit.type = .hospital
+        admit.adminCsrPem = KeyAndCSR().csr
+        admit.adminTlsCsrPem = KeyAndCSR().csr
+        var node = Medledger_NodeRequest()
+        node.name = "admin"
+        node.csrPem = KeyAndCSR().csr
+        node.tlsCsrPem = KeyAndCSR().csr
+        admit.nodes = [node]
+        #expect(throws: CAError.self) { try f.ca.admitOrganization(by: f.saAdmin, admit) }
+        // A registrar pre-registering "admin@hospital-c" cannot make the admission take over its id.
+        var reg = Medledger_RegisterRequest()
+        reg.enrollmentID = "admin@hospital-c"
+        reg.role = .patient
+        reg.realIdentity = "squatter"
+        _ = try f.ca.register(by: f.hospitalAdmin, reg)
+        admit.orgID = "hospital-c"
+        admit.nodes = []
+        #expect(throws: CAError.self) { try f.ca.admitOrganization(by: f.saAdmin, admit) }
+    }
+
     @Test func reenrollKeepsPIDOrgAndRole() async throws {
         let f = try await CAFixture()
         let patient = try f.enrollUser("p-re", role: .patient, by: f.hospitalAdmin, rid: "Re Enroll")

@@ -53,6 +53,10 @@ import Testing
         } catch let StorageError.corrupt(_, reason) {
             #expect(reason.contains("ahead of the block store"))
         }
+        // The repair the message names works on the ledger that cannot open.
+        let rebuilt = try LedgerStore(kv: kv).rebuildState(channel: "ch")
+        #expect(try rebuilt.stateSavepoint() == 0)
+        #expect(ChainVerifier(ledger: rebuilt).verify(checkState: true).problems == [])
     }
 
     @Test func newerFormatVersionIsRefused() throws {

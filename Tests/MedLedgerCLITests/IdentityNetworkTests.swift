@@ -99,6 +99,11 @@ import X509
         let patient = try Self.enroll("p-1001", role: "patient", rid: "Lin Mei, ID 440111199001010022", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/patient")
         let device = try Self.enroll("monitor-7", role: "device", rid: "bedside monitor 7, ward 3", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/device")
         #expect(doctor.info.role == "doctor" && patient.info.role == "patient" && device.info.role == "device")
+        // Private keys and the master key are readable by their owner only.
+        for path in [doctor.signingKeyPath, doctor.tlsKeyPath, masterKey] {
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+            #expect(mode & 0o077 == 0, "\(path) has mode \(String(mode, radix: 8))")
+        }
 
         func client(_ identity: TLSIdentityFiles?) -> NodeClient { NodeClient(endpoint: node, trustedRootsPEM: roots, identity: identity) }
 
