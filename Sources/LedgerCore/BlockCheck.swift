@@ -102,11 +102,23 @@ public enum BlockCheck {
     }
 }
 
-/// Fixed slots written once each from `concurrentPerform`: every index is written by exactly one
-/// iteration, so the writes never overlap.
+/// Fixed slots written once each from `concurrentPerform`. The buffer is allocated once and written
+/// through its pointer — never through a Swift array, whose uniqueness check is not safe from several
+/// threads at once. Every index is written by exactly one iteration, so writes never overlap, and
+/// `values` is read only after `concurrentPerform` has returned.
 final class ResultSlots<T>: @unchecked Sendable {
-    private var storage: [T?]
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ v: T) { storage.withUnsafeMutableBufferPointer { $0[i] = v } }
+    private let storage: UnsafeMutableBufferPointer<T?>
+
+    init(count: Int) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: nil)
+    }
+
+    deinit {
+        storage.deinitialize()
+        storage.deallocate()
+    }
+
+    func set(_ i: Int, _ v: T) { storage[i] = v }
     var values: [T] { storage.map { $0! } }
 }
