@@ -108,7 +108,7 @@ struct CACommand: AsyncParsableCommand {
         @OptionGroup var remote: RemoteOptions
         @OptionGroup var wallet: WalletOption
         @Option(help: "Serial number (hex) of the certificate to revoke.") var serial: String?
-        @Option(help: "Revoke every certificate of this PID.") var pid: String?
+        @Option(parsing: .unconditional, help: "Revoke every certificate of this PID.") var pid: String?
         @Option(help: "Reason: unspecified, key-compromise, affiliation-changed, superseded, cessation, hold.") var reason = "unspecified"
 
         func run() async throws {
@@ -155,8 +155,8 @@ struct CACommand: AsyncParsableCommand {
 
         @OptionGroup var remote: RemoteOptions
         @OptionGroup var wallet: WalletOption
-        @Option(help: "The pseudo identity.") var pid: String
-        @Option(help: "Why (recorded in the audit log).") var justification: String
+        @Option(parsing: .unconditional, help: "The pseudo identity.") var pid: String
+        @Option(parsing: .unconditional, help: "Why (recorded in the audit log).") var justification: String
 
         func run() async throws {
             let w = try wallet.open()

@@ -69,7 +69,7 @@ struct UserCommand: AsyncParsableCommand {
         @OptionGroup var wallet: WalletOption
         @Option(help: "Enrollment id.") var id: String
         @Option(help: "patient, doctor, device or third-party.") var role: String
-        @Option(help: "Real identity (RID), kept encrypted by the SA and never put on chain.") var rid: String
+        @Option(parsing: .unconditional, help: "Real identity (RID), kept encrypted by the SA and never put on chain.") var rid: String
         @Option(help: "Organisation (default: the registrar's own).") var org: String?
 
         func run() async throws {
@@ -89,7 +89,7 @@ struct UserCommand: AsyncParsableCommand {
 
         @OptionGroup var remote: RemoteOptions
         @Option(help: "Enrollment id.") var id: String
-        @Option(help: "The one-time enrollment secret.") var secret: String
+        @Option(parsing: .unconditional, help: "The one-time enrollment secret.") var secret: String
         @Option(help: "Wallet directory to create.") var wallet: String
 
         func run() async throws {
@@ -152,7 +152,7 @@ struct CertCommand: AsyncParsableCommand {
 
         @OptionGroup var remote: RemoteOptions
         @OptionGroup var wallet: WalletOption
-        @Option(help: "The PID to look up.") var pid: String
+        @Option(parsing: .unconditional, help: "The PID to look up.") var pid: String
 
         func run() async throws {
             let w = try wallet.open()

@@ -63,6 +63,19 @@ import Testing
         #expect(busy.stderr.contains("in use by another process"), "\(busy.stderr)")
     }
 
+    @Test func valuesThatBeginWithADashAreValuesNotOptions() throws {
+        // base64url PIDs and secrets begin with '-' one time in 64.
+        let dir = ScratchDir("cli-dash")
+        for args in [["cert", "lookup", "--pid", "-_7tPID"], ["ca", "resolve-pid", "--pid", "-x", "--justification", "-why"], ["ca", "revoke", "--pid", "-x"]] {
+            let r = try MedLedgerBinary.run(args + ["--ca", "127.0.0.1:1", "--wallet", dir.path + "/none"])
+            #expect(r.status != 0)
+            #expect(!r.stderr.contains("Missing value"), "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("no wallet"), "\(args): \(r.stderr)")
+        }
+        let enroll = try MedLedgerBinary.run(["user", "enroll", "--ca", "127.0.0.1:1", "--ca-cert", dir.path + "/none.pem", "--id", "x", "--secret", "-s3cr3t", "--wallet", dir.path + "/w"])
+        #expect(!enroll.stderr.contains("Missing value"), "\(enroll.stderr)")
+    }
+
     @Test func benchStoragePrintsItsTableAndJSON() throws {
         let small = ["bench", "storage", "--blocks", "2", "--reads", "2000", "--scans", "200"]
         let table = try MedLedgerBinary.run(small)
