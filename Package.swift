@@ -2,8 +2,9 @@
 import PackageDescription
 
 // Module graph (dependencies point one way, down the list; see docs/ARCHITECTURE.md):
-//   CRocksDB, LedgerProtos, LedgerCrypto, LedgerAudit
-//   LedgerCore        → LedgerProtos
+//   CRocksDB, LedgerProtos, LedgerCrypto
+//   LedgerAudit       → LedgerCrypto
+//   LedgerCore        → LedgerProtos, LedgerCrypto
 //   LedgerStorage     → CRocksDB, LedgerCore
 //   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
 //   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
@@ -41,13 +42,13 @@ let package = Package(
         // Generated protobuf messages; regenerate with scripts/gen-protos.sh (CI never runs protoc).
         .target(name: "LedgerProtos", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Blocks, envelopes, hashing, Merkle proofs, keys and versions: pure logic, no I/O.
-        .target(name: "LedgerCore", dependencies: ["LedgerProtos", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "LedgerCore", dependencies: ["LedgerProtos", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Key-value backends (RocksDB, in-memory), block store, world state, history, crash-safe commit.
         .target(name: "LedgerStorage", dependencies: ["CRocksDB", "LedgerCore"]),
         // Digests, hybrid public-key encryption (PIDs), secrets at rest.
         .target(name: "LedgerCrypto", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Hash-chained JSON-lines audit log.
-        .target(name: "LedgerAudit", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "LedgerAudit", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Identities in certificates, certificate issuing, CRLs, trust store (chain + revocation checks).
         .target(
             name: "LedgerIdentity",

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LedgerCrypto
 import Synchronization
 
 /// Who did something: taken from the caller's verified certificate (or "anonymous").
@@ -93,14 +94,14 @@ public final class AuditLog: Sendable {
     }
 
     /// The hash of the last line written: keep it elsewhere to detect truncation later.
-    public var head: String { tail.withLock { AuditLine.hex($0.previousHash) } }
+    public var head: String { tail.withLock { Hex.encode($0.previousHash) } }
 
     public func record(_ event: AuditEvent, at date: Date = Date()) {
         tail.withLock { t in
             let seq = t.seq + 1
             let body = AuditLine.body(event: event, seq: seq, date: date, previous: t.previousHash)
             let hash = AuditLine.chainHash(previous: t.previousHash, body: body)
-            let line = body + Array(",\"hash\":\"\(AuditLine.hex(hash))\"}\n".utf8)
+            let line = body + Array(",\"hash\":\"\(Hex.encode(hash))\"}\n".utf8)
             // One write per line: a crash leaves whole lines (a torn last line is reported by verify).
             t.handle.write(Data(line))
             t.previousHash = hash
@@ -129,10 +130,10 @@ struct AuditLine {
         guard let markerAt = AuditLine.lastIndex(of: AuditLine.hashMarker, in: bytes) else { return nil }
         body = Array(bytes[..<markerAt])
         let rest = bytes[(markerAt + AuditLine.hashMarker.count)...]
-        guard rest.count == 64 + 2, rest.suffix(2).elementsEqual(Array("\"}".utf8)), let h = AuditLine.unhex(Array(rest.prefix(64))) else { return nil }
+        guard rest.count == 64 + 2, rest.suffix(2).elementsEqual(Array("\"}".utf8)), let h = Hex.decode(String(decoding: rest.prefix(64), as: UTF8.self)) else { return nil }
         hash = h
         guard let obj = try? JSONSerialization.jsonObject(with: Data(body + Array("}".utf8))) as? [String: Any],
-              let seqNum = obj["seq"] as? NSNumber, let prevHex = obj["prev"] as? String, let p = AuditLine.unhex(Array(prevHex.utf8))
+              let seqNum = obj["seq"] as? NSNumber, let prevHex = obj["prev"] as? String, let p = Hex.decode(prevHex)
         else { return nil }
         seq = seqNum.uint64Value
         prev = p
@@ -145,7 +146,7 @@ struct AuditLine {
             ("actor", "{\"org\":\(json(event.actor.org)),\"pid\":\(json(event.actor.pid)),\"role\":\(json(event.actor.role))}"),
             ("detail", json(event.detail)),
             ("outcome", json(event.outcome.rawValue)),
-            ("prev", json(hex(previous))),
+            ("prev", json(Hex.encode(previous))),
             ("seq", "\(seq)"),
             ("target", json(event.target)),
             ("ts", json(ts)),
@@ -175,28 +176,6 @@ struct AuditLine {
             }
         }
         return out + "\""
-    }
-
-    static func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
-
-    static func unhex(_ chars: [UInt8]) -> [UInt8]? {
-        guard chars.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        var i = 0
-        while i < chars.count {
-            guard let a = nib(chars[i]), let b = nib(chars[i + 1]) else { return nil }
-            out.append(a << 4 | b)
-            i += 2
-        }
-        return out
-    }
-
-    private static func nib(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: return c - 48
-        case 97...102: return c - 87
-        default: return nil
-        }
     }
 
     static func lastIndex(of needle: [UInt8], in hay: [UInt8]) -> Int? {
@@ -250,7 +229,7 @@ public enum AuditVerifier {
             prev = hash
             expectedSeq = line.seq + 1
         }
-        let head = AuditLine.hex(prev)
+        let head = Hex.encode(prev)
         if let expectedHead, expectedHead != head {
             problems.append("the log ends at \(head), not at the expected head \(expectedHead) (lines missing at the end)")
         }

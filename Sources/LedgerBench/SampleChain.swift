@@ -3,6 +3,7 @@ import Foundation
 import LedgerCore
 import LedgerProtos
 import LedgerStorage
+import LedgerCrypto
 
 /// A deterministic pseudo-random generator (SplitMix64): the same seed gives the same chain content,
 /// so a crash test or a demo can be re-run and compared.

@@ -361,7 +361,7 @@ public final class CertificateAuthority: Sendable {
         let revoked = all.filter { $0.revokedAt != nil }
         let now = Date()
         let entries = revoked.compactMap { c -> RevocationList.Entry? in
-            guard let raw = LedgerHex.decode(c.serialHex) else { return nil }
+            guard let raw = Hex.decode(c.serialHex) else { return nil }
             return RevocationList.Entry(serial: Certificate.SerialNumber(bytes: raw), revocationDate: c.revokedAt!, reason: c.reason)
         }
         let ski = try rootCertificate.extensions.subjectKeyIdentifier?.keyIdentifier
@@ -498,7 +498,7 @@ public final class CertificateAuthority: Sendable {
 
     /// Secrets are random (144 bits), so a salted SHA-256 is enough; the enrollment id is the salt.
     static func secretHash(_ secret: String, _ enrollmentID: String) -> String {
-        Digests.sha256(Array("medledger/enroll/\(enrollmentID)/\(secret)".utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(Digests.sha256(Array("medledger/enroll/\(enrollmentID)/\(secret)".utf8)))
     }
 
     static func ipString(_ raw: [UInt8]) -> String? {
@@ -514,19 +514,4 @@ public final class CertificateAuthority: Sendable {
 extension AuthenticatedIdentity {
     public var auditActor: AuditActor { AuditActor(pid: pid, org: org, role: attributes.role) }
     public var isSystemAdministrator: Bool { org == OrgID.systemAdministrator && role == .admin }
-}
-
-enum LedgerHex {
-    static func decode(_ s: String) -> [UInt8]? {
-        let c = Array(s.utf8)
-        guard c.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        var i = 0
-        while i < c.count {
-            guard let v = UInt8(String(decoding: c[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
-            out.append(v)
-            i += 2
-        }
-        return out
-    }
 }

@@ -1,5 +1,6 @@
 import Dispatch
 import LedgerProtos
+import LedgerCrypto
 
 /// A block that passed the structural checks, with each transaction parsed once.
 public struct CheckedBlock: Sendable {

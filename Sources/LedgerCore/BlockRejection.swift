@@ -1,3 +1,4 @@
+import LedgerCrypto
 /// Why the ledger refused a block. Each case names what is wrong so an operator can act on it; a
 /// refused block changes nothing.
 public enum BlockRejection: Error, Equatable, CustomStringConvertible, Sendable {

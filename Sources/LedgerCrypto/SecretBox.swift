@@ -31,7 +31,7 @@ public struct SecretBox: Sendable {
     /// Parses 64 hex characters or base64 of 32 bytes (surrounding white space ignored).
     public init(encoded text: String) throws {
         let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if t.count == 64, let bytes = hexBytes(t) {
+        if t.count == 64, let bytes = Hex.decode(t) {
             try self.init(key: bytes)
         } else if let d = Data(base64Encoded: t) {
             try self.init(key: [UInt8](d))
@@ -52,7 +52,7 @@ public struct SecretBox: Sendable {
 
     /// A fresh random key, hex-encoded, for `ca init` to write out.
     public static func generateEncodedKey() -> String {
-        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).map { String(format: "%02x", $0) }.joined() }
+        SymmetricKey(size: .bits256).withUnsafeBytes { Hex.encode($0) }
     }
 
     public func seal(_ plaintext: some DataProtocol, context: String) throws -> [UInt8] {
@@ -65,24 +65,5 @@ public struct SecretBox: Sendable {
         } catch {
             throw Failure.cannotOpen(context: context)
         }
-    }
-}
-
-private func hexBytes(_ s: String) -> [UInt8]? {
-    var out = [UInt8]()
-    var it = s.utf8.makeIterator()
-    while let a = it.next() {
-        guard let b = it.next(), let hi = nib(a), let lo = nib(b) else { return nil }
-        out.append(hi << 4 | lo)
-    }
-    return out
-}
-
-private func nib(_ c: UInt8) -> UInt8? {
-    switch c {
-    case 48...57: return c - 48
-    case 97...102: return c - 87
-    case 65...70: return c - 55
-    default: return nil
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCrypto
 import LedgerProtos
 import SwiftASN1
 import X509
@@ -88,7 +89,7 @@ extension DistinguishedName {
 
 extension Certificate {
     /// Lower-case hex of the serial number, zero-padded: the key under which the CA files it.
-    public var serialHex: String { serialNumber.bytes.map { String(format: "%02x", $0) }.joined() }
+    public var serialHex: String { Hex.encode(serialNumber.bytes) }
 
     public var attributes: IdentityAttributes? { IdentityAttributes(subject: subject) }
 

@@ -1,5 +1,6 @@
 import LedgerCore
 import LedgerProtos
+import LedgerCrypto
 
 /// The result of walking a channel's chain end to end.
 public struct ChainReport: Sendable, Codable {

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerProtos
 import Synchronization
+import LedgerCrypto
 
 /// Where a transaction is: its block, its position, and the validation code it got.
 public struct TxLocation: Sendable, Equatable, CustomStringConvertible {

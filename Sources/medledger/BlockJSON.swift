@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerProtos
+import LedgerCrypto
 
 /// A readable JSON view of a block: hashes in hex, each transaction decoded down to its read-write set.
 /// Values are shown base64 (they are index records and may be binary), never interpreted.

@@ -3,6 +3,7 @@ import Foundation
 import LedgerBench
 import LedgerCore
 import LedgerStorage
+import LedgerCrypto
 
 struct LedgerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerProtos
 import Testing
+import LedgerCrypto
 
 /// Minimal envelopes for core tests (the storage tests use the signed sample factory).
 enum Fixture {

@@ -1,6 +1,7 @@
 import LedgerCore
 import LedgerProtos
 import Testing
+import LedgerCrypto
 
 @Suite struct CommitHashTests {
     func checked(_ ids: [String], writes: [[(String, String?)]], codes: [Medledger_TxValidationCode]) throws -> CheckedBlock {

@@ -1,6 +1,7 @@
 import Crypto
 import LedgerCore
 import Testing
+import LedgerCrypto
 
 @Suite struct MerkleTreeTests {
     /// The eight leaves of the Certificate Transparency (RFC 6962) reference test suite.

@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerProtos
 import Testing
 @testable import LedgerStorage
+import LedgerCrypto
 
 @Suite struct RecoveryTests {
     let chain = ChainBuilder()

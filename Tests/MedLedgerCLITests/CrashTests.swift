@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerStorage
 import Testing
+import LedgerCrypto
 
 /// A child process commits sample blocks as fast as it can and reports each block once its commit has
 /// returned (durable). We SIGKILL it at random moments, reopen the ledger, and check every time that no
