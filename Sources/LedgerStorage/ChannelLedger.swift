@@ -145,7 +145,7 @@ public final class ChannelLedger: Sendable {
         let checked = try BlockCheck.check(block, channel: channel, expectedNumber: current.height, previousHash: current.tipHash, limits: limits)
         let n = checked.number
         let valid = checked.validTransactions
-        try checkNamespaces(checked)
+        try checkNamespaces(valid, block: n)
 
         var batch = WriteBatch()
         batch.reserveCapacity(checked.transactions.count * 3 + 4)
@@ -207,10 +207,10 @@ public final class ChannelLedger: Sendable {
         batch.put(families.meta, keys.savepoint, BigEndian.bytes(n))
     }
 
-    private func checkNamespaces(_ checked: CheckedBlock) throws {
-        for (txNum, tx) in checked.validTransactions {
+    private func checkNamespaces(_ valid: [(txNum: Int, transaction: ParsedTransaction)], block n: UInt64) throws {
+        for (txNum, tx) in valid {
             for ns in tx.rwset?.nsRwset ?? [] where !NamespaceName.isValid(ns.namespace) {
-                throw BlockRejection.malformedTransaction(number: checked.number, txNum: txNum, reason: "namespace \(ns.namespace.debugDescription) is not valid")
+                throw BlockRejection.malformedTransaction(number: n, txNum: txNum, reason: "namespace \(ns.namespace.debugDescription) is not valid")
             }
         }
     }
@@ -267,15 +267,20 @@ public final class ChannelLedger: Sendable {
     /// Drops this channel's state and history and rebuilds them from the block store.
     public func rebuildState() throws {
         try commitLock.withLock { _ in
-            var batch = WriteBatch()
-            let range = keys.allState
-            batch.deleteRange(families.state, lower: range.lower, upper: range.upper!)
-            batch.deleteRange(families.history, lower: range.lower, upper: range.upper!)
-            batch.delete(families.meta, keys.savepoint)
-            try kv.write(batch, sync: true)
+            try Self.clearState(kv: kv, families: families, keys: keys)
             let h = height
             if h > 0 { try replayState(from: 0, through: h - 1) }
         }
+    }
+
+    /// Deletes a channel's state, history and savepoint, so that the next recovery replays every block.
+    static func clearState(kv: any KVStore, families: LedgerFamilies, keys: LedgerKeys) throws {
+        var batch = WriteBatch()
+        let range = keys.allState
+        batch.deleteRange(families.state, lower: range.lower, upper: range.upper!)
+        batch.deleteRange(families.history, lower: range.lower, upper: range.upper!)
+        batch.delete(families.meta, keys.savepoint)
+        try kv.write(batch, sync: true)
     }
 
     static func decode(_ bytes: Bytes, number: UInt64) throws -> Medledger_Block {

@@ -152,6 +152,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible, Sendable {
     /// program or a newer version, and opening it would risk silently ignoring data.
     case undeclaredColumnFamilies(path: String, names: [String])
     case closed
+    /// Another process (or another open in this one) holds the database.
+    case locked(path: String)
     case formatTooNew(path: String, found: UInt32, supported: UInt32)
     case corrupt(what: String, reason: String)
 
@@ -163,6 +165,7 @@ public enum StorageError: Error, Equatable, CustomStringConvertible, Sendable {
         case .undeclaredColumnFamilies(let p, let n):
             return "data directory \(p) contains unknown column families: \(n.joined(separator: ", ")); it was not written by this version of medledger"
         case .closed: return "the store is closed"
+        case .locked(let p): return "database \(p) is in use by another process"
         case .formatTooNew(let p, let f, let s):
             return "data directory \(p) has format version \(f), newer than this build supports (\(s)); use a newer medledger"
         case .corrupt(let w, let r): return "corrupt \(w): \(r)"

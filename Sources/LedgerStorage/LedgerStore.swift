@@ -32,8 +32,7 @@ public final class LedgerStore: Sendable {
         let kv: RocksDBStore
         do {
             kv = try RocksDBStore.open(path: path, columnFamilies: StorageLayout.columnFamilies, options: options)
-        } catch StorageError.rocksDB(_, let message) where message.contains("While lock file") || message.contains("/LOCK:") {
-            // RocksDB: "IO error: While lock file: DIR/LOCK: Resource temporarily unavailable".
+        } catch StorageError.locked {
             throw LedgerStoreError.inUse(path: dataDir)
         }
         do {
@@ -109,13 +108,8 @@ public final class LedgerStore: Sendable {
             return l
         }
         guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) != nil else { throw LedgerStoreError.channelNotFound(name) }
-        let keys = LedgerKeys(channel: name)
-        var batch = WriteBatch()
-        let range = keys.allState
-        batch.deleteRange(families.state, lower: range.lower, upper: range.upper!)
-        batch.deleteRange(families.history, lower: range.lower, upper: range.upper!)
-        batch.delete(families.meta, keys.savepoint)
-        try kv.write(batch, sync: true)
+        // Cleared before the ledger is constructed: constructing it runs the recovery that refuses.
+        try ChannelLedger.clearState(kv: kv, families: families, keys: LedgerKeys(channel: name))
         return try channel(name)
     }
 

@@ -87,7 +87,13 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
         var handles = [OpaquePointer?](repeating: nil, count: names.count)
         let db = rocksdb_open_column_families(options, path, Int32(names.count), constNames, cfOptions, &handles, &err)
-        try RocksDBStore.check(err, "open \(path)")
+        do {
+            try RocksDBStore.check(err, "open \(path)")
+        } catch StorageError.rocksDB(_, let message) where message.contains("While lock file") || message.contains("/LOCK:") {
+            // RocksDB: "IO error: While lock file: DIR/LOCK: Resource temporarily unavailable" (another
+            // process), or "IO error: lock hold by current process, …: DIR/LOCK: No locks available".
+            throw StorageError.locked(path: path)
+        }
         guard let db else { throw StorageError.rocksDB(operation: "open \(path)", message: "no database handle returned") }
         opened = true
         return RocksDBStore(path: path, names: names, db: db, handles: handles.map { $0! }, options: options)

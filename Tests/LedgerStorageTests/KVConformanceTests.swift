@@ -182,6 +182,9 @@ import Testing
         let first = try LedgerStore.open(dataDir: dir.path)
         defer { first.close() }
         #expect(throws: LedgerStoreError.inUse(path: dir.path)) { try LedgerStore.open(dataDir: dir.path) }
+        // The wrapper itself names the lock, for every store built on it (the CA's too).
+        let db = StorageLayout.databasePath(dataDir: dir.path)
+        #expect(throws: StorageError.locked(path: db)) { try RocksDBStore.open(path: db, columnFamilies: StorageLayout.columnFamilies) }
     }
 
     @Test func cursorsKeepTheDatabaseAliveAfterClose() throws {
