@@ -184,7 +184,7 @@ public final class ChaincodeStub {
         info.rawReads = (0..<page.count).map { i in
             var r = Medledger_KVRead()
             r.key = page.key(at: i)
-            let v = page.value(at: i).version
+            let v = page.version(at: i)
             r.version.blockNum = v.blockNum
             r.version.txNum = v.txNum
             return r

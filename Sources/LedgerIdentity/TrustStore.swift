@@ -60,8 +60,6 @@ public final class TrustStore: Sendable {
         }
     }
 
-    public func crlNumber(issuer: DistinguishedName) -> UInt64? { revoked.withLock { $0[issuer]?.number } }
-
     public func isRevoked(_ cert: Certificate) -> Bool {
         revoked.withLock { $0[cert.issuer]?.serials.contains(cert.serialNumber) ?? false }
     }

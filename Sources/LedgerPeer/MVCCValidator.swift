@@ -76,7 +76,7 @@ public struct MVCCValidator {
         let page = try state.range(namespace: namespace, startKey: range.startKey, endKey: end, limit: expected.count + 1)
         guard page.count == expected.count else { return true }
         for (i, r) in expected.enumerated() {
-            let v = page.value(at: i).version
+            let v = page.version(at: i)
             if page.key(at: i) != r.key || v.blockNum != r.version.blockNum || v.txNum != r.version.txNum { return true }
         }
         return false

@@ -94,8 +94,6 @@ public final class ChannelLedger: Sendable {
         return TxLocation(blockNum: h.blockNum, txNum: h.txNum, code: Medledger_TxValidationCode(rawValue: Int(v[16])) ?? .invalidOtherReason)
     }
 
-    public func containsTransaction(id: String) throws -> Bool { try transaction(id: id) != nil }
-
     /// Blocks [from, to] in order (`to` clamped to the chain's end).
     public func blocks(from: UInt64, through to: UInt64) throws -> [Medledger_Block] {
         let end = min(to, height == 0 ? 0 : height - 1)

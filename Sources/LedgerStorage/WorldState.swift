@@ -4,12 +4,6 @@ public struct VersionedValue: Sendable, Equatable {
     public var value: Bytes
     public var version: Height
 
-    init?(stored: Bytes) {
-        guard stored.count >= 16, let h = Height(encoded: stored) else { return nil }
-        version = h
-        value = Bytes(stored[16...])
-    }
-
     /// Decodes straight from a storage buffer: version (16 bytes) then value.
     init?(raw: UnsafeRawBufferPointer) {
         guard raw.count >= 16, let h = Height(encoded: raw) else { return nil }
@@ -21,8 +15,6 @@ public struct VersionedValue: Sendable, Equatable {
         self.value = value
         self.version = version
     }
-
-    var stored: Bytes { version.encoded + value }
 }
 
 public struct StateEntry: Sendable, Equatable {
@@ -66,6 +58,7 @@ public struct StatePage: Sendable, Equatable {
         return bytes[start..<(start + s.valueCount)]
     }
 
+    public func version(at i: Int) -> Height { slots[i].version }
     public func key(at i: Int) -> String { String(decoding: keyBytes(at: i), as: UTF8.self) }
     public func value(at i: Int) -> VersionedValue { VersionedValue(value: Array(valueBytes(at: i)), version: slots[i].version) }
     public var entries: [StateEntry] { (0..<count).map { StateEntry(key: key(at: $0), value: value(at: $0)) } }
