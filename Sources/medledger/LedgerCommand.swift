@@ -8,7 +8,7 @@ import LedgerCrypto
 struct LedgerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger",
-        abstract: "Inspect and check a node's ledger data directory (offline: the node must be stopped).",
+        abstract: "Inspect, verify and repair a node's ledger data directory, or write sample chains (offline: stop the node first).",
         subcommands: [Verify.self, Block.self, Info.self, Sample.self, RebuildState.self])
 }
 
