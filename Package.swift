@@ -11,6 +11,8 @@ import PackageDescription
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
 //   LedgerNode        → LedgerCA, LedgerRPC, gRPC NIO transport (the daemon's wiring)
 //   LedgerClient      → LedgerIdentity, LedgerRPC, gRPC NIO transport
+//   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
+//   MedRecords        → LedgerChaincode, LedgerIdentity (the paper's records chaincode)
 //   LedgerBench       → LedgerStorage
 //   medledgerd, medledger (thin executables)
 let package = Package(
@@ -89,6 +91,8 @@ let package = Package(
         .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity"]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
         .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
+        // The paper's records: treatments, index records P_DE, consents, usage records D_UE.
+        .target(name: "MedRecords", dependencies: ["LedgerChaincode", "LedgerIdentity", .product(name: "Crypto", package: "swift-crypto")]),
         // Peer logic: validation (MVCC, phantoms), and later endorsement and commit.
         .target(name: "LedgerPeer", dependencies: ["LedgerChaincode", "LedgerStorage"]),
         // Ordering: the block cutter (pure), the solo orderer; Raft later.
@@ -104,6 +108,7 @@ let package = Package(
             ]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
+        .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerChaincode", "LedgerStorage", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
         .testTarget(
             name: "LedgerIdentityTests",

@@ -55,8 +55,14 @@ public struct Invocation: Sendable {
     public var args: [[UInt8]]
     /// Inputs that reach the chaincode but are never recorded in the transaction.
     public var transient: [String: [UInt8]]
+    /// The channel's membership, for chaincodes that check certificates carried in their arguments
+    /// (the P_DE's signer certificates). nil where the caller gave none: `validateMember` then refuses.
+    public var members: (any MemberValidator)?
 
-    public init(channel: String, txID: String, timestamp: Date, creator: CreatorIdentity, function: String, args: [[UInt8]], transient: [String: [UInt8]] = [:]) {
+    public init(
+        channel: String, txID: String, timestamp: Date, creator: CreatorIdentity, function: String, args: [[UInt8]],
+        transient: [String: [UInt8]] = [:], members: (any MemberValidator)? = nil
+    ) {
         self.channel = channel
         self.txID = txID
         self.timestamp = timestamp
@@ -64,7 +70,16 @@ public struct Invocation: Sendable {
         self.function = function
         self.args = args
         self.transient = transient
+        self.members = members
     }
+}
+
+/// Decides whether a certificate is a live signing identity of a channel member: it chains to the CA
+/// root of the organisation it names, is inside its validity dates at `time` and is not on that
+/// organisation's revocation list. Deterministic for a given channel configuration and time, so that
+/// every endorser reaches the same answer.
+public protocol MemberValidator: Sendable {
+    func validateSigner(certificatePEM: String, at time: Date) throws -> CreatorIdentity
 }
 
 /// Limits a simulation enforces; a chaincode that exceeds one gets an error, not a partial write set.

@@ -10,6 +10,7 @@ public enum StubError: Error, Equatable, CustomStringConvertible {
     case tooManyReads(limit: Int)
     case eventTooLarge(size: Int, limit: Int)
     case compositeKey(String)
+    case noMembership
 
     public var description: String {
         switch self {
@@ -19,6 +20,7 @@ public enum StubError: Error, Equatable, CustomStringConvertible {
         case .tooManyReads(let l): return "transaction reads more than \(l) keys"
         case .eventTooLarge(let s, let l): return "event payload is \(s) bytes, over the limit of \(l)"
         case .compositeKey(let m): return m
+        case .noMembership: return "this simulation has no channel membership to check certificates against"
         }
     }
 }
@@ -66,6 +68,13 @@ public final class ChaincodeStub {
     public var timestamp: Date { invocation.timestamp }
     public var creator: CreatorIdentity { invocation.creator }
     public var transient: [String: [UInt8]] { invocation.transient }
+
+    /// The member identity in `certificatePEM` if it is a live signing certificate of a channel
+    /// member at the proposal's timestamp; throws otherwise.
+    public func validateMember(certificatePEM: String) throws -> CreatorIdentity {
+        guard let members = invocation.members else { throw StubError.noMembership }
+        return try members.validateSigner(certificatePEM: certificatePEM, at: invocation.timestamp)
+    }
 
     // MARK: State
 
