@@ -9,10 +9,13 @@ import PackageDescription
 //   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
 //   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
-//   LedgerNode        → LedgerCA, LedgerRPC, gRPC NIO transport (the daemon's wiring)
-//   LedgerClient      → LedgerIdentity, LedgerRPC, gRPC NIO transport
+//   LedgerNode        → LedgerCA, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, gRPC NIO transport (the daemon's wiring)
+//   LedgerClient      → LedgerChannel, LedgerRPC, gRPC NIO transport (gateway, CA client)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
 //   MedRecords        → LedgerChaincode, LedgerIdentity (the paper's records chaincode)
+//   LedgerChannel     → LedgerChaincode, LedgerIdentity (config, membership, policies)
+//   LedgerPeer        → LedgerChannel (endorser, validator)
+//   LedgerOrdering    → LedgerChannel, LedgerStorage (block cutter, solo orderer)
 //   LedgerBench       → LedgerStorage
 //   medledgerd, medledger (thin executables)
 let package = Package(
@@ -84,19 +87,21 @@ let package = Package(
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCA", "LedgerRPC", "LedgerTransport", "LedgerStorage",
+                "LedgerCA", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords",
                 .product(name: "Yams", package: "Yams"),
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
-        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity"]),
+        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore"]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
         .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
         // The paper's records: treatments, index records P_DE, consents, usage records D_UE.
         .target(name: "MedRecords", dependencies: ["LedgerChaincode", "LedgerIdentity", .product(name: "Crypto", package: "swift-crypto")]),
-        // Peer logic: validation (MVCC, phantoms), and later endorsement and commit.
-        .target(name: "LedgerPeer", dependencies: ["LedgerChaincode", "LedgerStorage"]),
-        // Ordering: the block cutter (pure), the solo orderer; Raft later.
-        .target(name: "LedgerOrdering", dependencies: ["LedgerCore"]),
+        // Channels: configuration rules, membership (MSP), endorsement policies, genesis and config updates.
+        .target(name: "LedgerChannel", dependencies: ["LedgerChaincode", "LedgerIdentity", .product(name: "Crypto", package: "swift-crypto")]),
+        // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
+        .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage"]),
+        // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
+        .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
         .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
         .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -109,7 +114,7 @@ let package = Package(
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
         .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerChaincode", "LedgerStorage", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
+        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
         .testTarget(
             name: "LedgerIdentityTests",
             dependencies: [

@@ -12,6 +12,9 @@ import Yams
 ///     crl_files: [crl.pem]               # re-read whenever they change, no restart
 ///     crl_poll_seconds: 2
 ///     audit_log: audit.log
+///     signing: { cert: signing-cert.pem, key: signing-key.pem }  # default: beside the TLS pair
+///     peer: true                         # endorse and commit (default true)
+///     orderer: { data_dir: orderer-data }  # also run the solo ordering service (absent: no)
 ///     ca:                                # only on the system administrator's node
 ///       data_dir: ca
 ///       master_key_file: master.key      # or MEDLEDGER_CA_MASTER_KEY
@@ -25,6 +28,14 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public struct TLSSection: Codable, Sendable, Equatable {
         public var cert: String
         public var key: String
+    }
+
+    public struct OrdererSection: Codable, Sendable, Equatable {
+        public var dataDir: String
+
+        enum CodingKeys: String, CodingKey {
+            case dataDir = "data_dir"
+        }
     }
 
     public struct CASection: Codable, Sendable, Equatable {
@@ -46,9 +57,22 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var crlPollSeconds: Double?
     public var auditLog: String?
     public var ca: CASection?
+    public var signing: TLSSection?
+    public var peer: Bool?
+    public var orderer: OrdererSection?
+
+    public var runsPeer: Bool { peer ?? true }
+
+    /// The node's signing identity (endorsements, blocks): `signing`, else the wallet files beside
+    /// the TLS certificate.
+    public var signingFiles: TLSSection {
+        if let signing { return signing }
+        let dir = URL(fileURLWithPath: tls.cert).deletingLastPathComponent()
+        return TLSSection(cert: dir.appendingPathComponent("signing-cert.pem").path, key: dir.appendingPathComponent("signing-key.pem").path)
+    }
 
     enum CodingKeys: String, CodingKey {
-        case node, listen, tls, ca
+        case node, listen, tls, ca, signing, peer, orderer
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
         case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log"
     }
@@ -72,6 +96,15 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         config.trustedRoots = config.trustedRoots.map(resolve)
         config.crlFiles = config.crlFiles?.map(resolve)
         config.auditLog = config.auditLog.map(resolve)
+        if var signing = config.signing {
+            signing.cert = resolve(signing.cert)
+            signing.key = resolve(signing.key)
+            config.signing = signing
+        }
+        if var orderer = config.orderer {
+            orderer.dataDir = resolve(orderer.dataDir)
+            config.orderer = orderer
+        }
         if var ca = config.ca {
             ca.dataDir = resolve(ca.dataDir)
             ca.masterKeyFile = ca.masterKeyFile.map(resolve)

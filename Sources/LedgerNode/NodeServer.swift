@@ -6,6 +6,8 @@ import LedgerAudit
 import LedgerCA
 import LedgerCrypto
 import LedgerIdentity
+import LedgerOrdering
+import LedgerPeer
 import LedgerRPC
 import LedgerStorage
 import LedgerTransport
@@ -41,6 +43,30 @@ public final class NodeServer: Sendable {
 
         let ledgers = try LedgerStore.open(dataDir: config.dataDir)
         defer { ledgers.close() }
+        let rootsPEM = try config.trustedRoots.flatMap { path -> [UInt8] in Array(try Data(contentsOf: URL(fileURLWithPath: path))) + [10] }
+
+        var peer: PeerRuntime?
+        var orderer: SoloOrderer?
+        var ordererStore: LedgerStore?
+        if config.runsPeer || config.orderer != nil {
+            let files = config.signingFiles
+            let signer: SigningIdentity
+            do { signer = try SigningIdentity.load(certificatePath: files.cert, keyPath: files.key) } catch { throw StartupError(description: "signing identity: \(error)") }
+            if config.runsPeer {
+                let endorser = Endorser(identity: signer, chaincodes: BuiltInChaincodes.all)
+                peer = try PeerRuntime(store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM, log: log)
+            }
+            if let o = config.orderer {
+                let store = try LedgerStore.open(dataDir: o.dataDir)
+                ordererStore = store
+                orderer = try SoloOrderer(store: store, signer: signer, log: log)
+            }
+        }
+        defer {
+            peer?.stop()
+            orderer?.shutdown()
+            ordererStore?.close()
+        }
 
         var ca: CertificateAuthority?
         if let caConfig = config.ca {
@@ -57,6 +83,8 @@ public final class NodeServer: Sendable {
             audit?.record(AuditEvent(actor: AuditActor(pid: subject, org: "-", role: "-"), action: "tls.handshake", target: self.config.listen, outcome: .denied, detail: reason))
         }
         var services: [any RegistrableRPCService] = [NodeService(nodeOrg: config.node.org, ledgers: ledgers, audit: audit)]
+        if let peer { services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit)) }
+        if let orderer { services.append(OrdererService(orderer: orderer, nodeOrg: config.node.org, audit: audit)) }
         var enrollServer: GRPCServer<HTTP2ServerTransport.Posix>?
         if let ca {
             let enrollment = CAEnrollmentService(ca: ca)
@@ -92,6 +120,9 @@ public final class NodeServer: Sendable {
                 let ep = try await enrollServer.listeningAddress?.ipv4?.port ?? 0
                 log("medledgerd: CA enrollment listening on \(NodeAddress(config.ca!.enrollListen!)!.host):\(ep) (server TLS)")
             }
+            peer?.startPulling()
+            if let peer { log("medledgerd: peer with \(peer.all.count) channel(s)\(peer.all.isEmpty ? "" : ": " + peer.all.map { "\($0.channelName) (height \($0.ledger.height))" }.joined(separator: ", "))") }
+            if let orderer { log("medledgerd: solo orderer with \(orderer.channels().count) channel(s)") }
             log("medledgerd: ready")
             await stopper.wait()
             log("medledgerd: shutting down")

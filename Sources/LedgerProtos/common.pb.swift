@@ -95,9 +95,9 @@ public nonisolated enum Medledger_TxValidationCode: SwiftProtobuf.Enum, Swift.Ca
   case invalidChaincode // = 15
   case badRwset // = 16
   case illegalWriteset // = 17
-  case expiredChaincode // = 18
+
+  /// Never in a committed block: what the orderer writes before a peer validates.
   case notValidated // = 254
-  case invalidOtherReason // = 255
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -124,9 +124,7 @@ public nonisolated enum Medledger_TxValidationCode: SwiftProtobuf.Enum, Swift.Ca
     case 15: self = .invalidChaincode
     case 16: self = .badRwset
     case 17: self = .illegalWriteset
-    case 18: self = .expiredChaincode
     case 254: self = .notValidated
-    case 255: self = .invalidOtherReason
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -151,9 +149,7 @@ public nonisolated enum Medledger_TxValidationCode: SwiftProtobuf.Enum, Swift.Ca
     case .invalidChaincode: return 15
     case .badRwset: return 16
     case .illegalWriteset: return 17
-    case .expiredChaincode: return 18
     case .notValidated: return 254
-    case .invalidOtherReason: return 255
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -178,9 +174,7 @@ public nonisolated enum Medledger_TxValidationCode: SwiftProtobuf.Enum, Swift.Ca
     .invalidChaincode,
     .badRwset,
     .illegalWriteset,
-    .expiredChaincode,
     .notValidated,
-    .invalidOtherReason,
   ]
 
 }
@@ -430,7 +424,7 @@ nonisolated extension Medledger_HeaderType: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Medledger_TxValidationCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VALID\0\u{1}NIL_ENVELOPE\0\u{1}BAD_PAYLOAD\0\u{1}BAD_COMMON_HEADER\0\u{1}BAD_CREATOR_SIGNATURE\0\u{1}INVALID_ENDORSER_TRANSACTION\0\u{1}INVALID_CONFIG_TRANSACTION\0\u{1}UNSUPPORTED_TX_PAYLOAD\0\u{1}BAD_PROPOSAL_TXID\0\u{1}DUPLICATE_TXID\0\u{1}ENDORSEMENT_POLICY_FAILURE\0\u{1}MVCC_READ_CONFLICT\0\u{1}PHANTOM_READ_CONFLICT\0\u{1}UNKNOWN_TX_TYPE\0\u{1}TARGET_CHAIN_NOT_FOUND\0\u{1}INVALID_CHAINCODE\0\u{1}BAD_RWSET\0\u{1}ILLEGAL_WRITESET\0\u{1}EXPIRED_CHAINCODE\0\u{2}l\u{3}NOT_VALIDATED\0\u{1}INVALID_OTHER_REASON\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VALID\0\u{1}NIL_ENVELOPE\0\u{1}BAD_PAYLOAD\0\u{1}BAD_COMMON_HEADER\0\u{1}BAD_CREATOR_SIGNATURE\0\u{1}INVALID_ENDORSER_TRANSACTION\0\u{1}INVALID_CONFIG_TRANSACTION\0\u{1}UNSUPPORTED_TX_PAYLOAD\0\u{1}BAD_PROPOSAL_TXID\0\u{1}DUPLICATE_TXID\0\u{1}ENDORSEMENT_POLICY_FAILURE\0\u{1}MVCC_READ_CONFLICT\0\u{1}PHANTOM_READ_CONFLICT\0\u{1}UNKNOWN_TX_TYPE\0\u{1}TARGET_CHAIN_NOT_FOUND\0\u{1}INVALID_CHAINCODE\0\u{1}BAD_RWSET\0\u{1}ILLEGAL_WRITESET\0\u{2}m\u{3}NOT_VALIDATED\0")
 }
 
 nonisolated extension Medledger_Block: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

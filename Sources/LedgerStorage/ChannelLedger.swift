@@ -91,7 +91,7 @@ public final class ChannelLedger: Sendable {
         guard v.count == 17, let h = Height(encoded: v) else {
             throw StorageError.corrupt(what: "tx index entry \(txID)", reason: "expected 17 bytes, found \(v.count)")
         }
-        return TxLocation(blockNum: h.blockNum, txNum: h.txNum, code: Medledger_TxValidationCode(rawValue: Int(v[16])) ?? .invalidOtherReason)
+        return TxLocation(blockNum: h.blockNum, txNum: h.txNum, code: Medledger_TxValidationCode(rawValue: Int(v[16])) ?? .UNRECOGNIZED(Int(v[16])))
     }
 
     /// Blocks [from, to] in order (`to` clamped to the chain's end).

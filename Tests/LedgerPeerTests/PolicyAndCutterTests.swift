@@ -1,5 +1,6 @@
 import LedgerOrdering
 import LedgerPeer
+import LedgerChannel
 import Testing
 
 @Suite struct EndorsementPolicyTests {

@@ -1,0 +1,135 @@
+import Crypto
+import Foundation
+import LedgerChaincode
+import LedgerIdentity
+import LedgerProtos
+import Synchronization
+import X509
+
+/// Why an identity carried in a transaction was not accepted as a channel member.
+public struct MemberRejection: Error, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A signing identity that is a live member of the channel: who it is, and its public key.
+public struct VerifiedMember: Sendable {
+    public let identity: CreatorIdentity
+    public let publicKey: P256.Signing.PublicKey
+    public let serialHex: String
+
+    public var org: String { identity.org }
+    public var role: Medledger_Role { identity.role }
+    public var principal: EndorsementPolicy.Endorser { EndorsementPolicy.Endorser(org: identity.org, role: RoleName.name(identity.role) ?? "unknown") }
+
+    /// ECDSA P-256 / SHA-256 over `message`, DER signature.
+    public func isValidSignature(_ der: some DataProtocol, for message: some DataProtocol) -> Bool {
+        guard let sig = try? P256.Signing.ECDSASignature(derRepresentation: der) else { return false }
+        return publicKey.isValidSignature(sig, for: message)
+    }
+}
+
+/// The channel's membership service, built from one channel configuration: decides whether a
+/// certificate is a live signing identity of a member organisation. Decisions depend only on the
+/// configuration (roots, CRLs) and the time given, so every peer decides the same.
+///
+/// Chain checks cost a P-384 signature verification; results are cached per certificate (dates and
+/// revocation are still checked on every use). A new configuration builds a new instance, so the
+/// cache never outlives the roots and CRLs it was computed under.
+public final class ChannelMembers: MemberValidator, Sendable {
+    struct Organization: Sendable {
+        var id: String
+        var roots: [Certificate]
+        var revoked: Set<Certificate.SerialNumber>
+    }
+
+    struct Checked: Sendable {
+        var member: VerifiedMember
+        var notBefore: Date
+        var notAfter: Date
+        var serial: Certificate.SerialNumber
+    }
+
+    let organizations: [String: Organization]
+    private let cache = Mutex<[Data: Checked]>([:])
+    private static let cacheMax = 20_000
+
+    public var organizationIDs: Set<String> { Set(organizations.keys) }
+
+    /// Throws `ChannelConfigError` if a root or CRL does not parse or verify.
+    public init(config: Medledger_ChannelConfig) throws(ChannelConfigError) {
+        var orgs = [String: Organization]()
+        for o in config.organizations {
+            var roots = [Certificate]()
+            for pem in o.rootCertificates {
+                do { roots.append(contentsOf: try Certificate.parseBundle(pem: String(decoding: pem, as: UTF8.self))) } catch {
+                    throw ChannelConfigError("organisation \(o.id): a root certificate does not parse: \(error)")
+                }
+            }
+            var revoked = Set<Certificate.SerialNumber>()
+            if !o.crl.isEmpty {
+                let crl: RevocationList
+                do { crl = try RevocationList.parse([UInt8](o.crl)) } catch { throw ChannelConfigError("organisation \(o.id): CRL does not parse: \(error)") }
+                guard let root = roots.first(where: { $0.subject == crl.issuer }) else { throw ChannelConfigError("organisation \(o.id): CRL is not issued by one of its roots") }
+                do { try crl.verify(issuedBy: root, at: crl.thisUpdate) } catch { throw ChannelConfigError("organisation \(o.id): CRL does not verify: \(error)") }
+                revoked = crl.revokedSerials
+            }
+            orgs[o.id] = Organization(id: o.id, roots: roots, revoked: revoked)
+        }
+        organizations = orgs
+    }
+
+    /// A `SerializedIdentity` (msp id + PEM certificate) as a member signing identity at `time`.
+    public func verify(serializedIdentity bytes: some DataProtocol, at time: Date) throws(MemberRejection) -> VerifiedMember {
+        let id: Medledger_SerializedIdentity
+        do { id = try Medledger_SerializedIdentity(serializedBytes: Array(bytes)) } catch { throw MemberRejection("identity does not parse") }
+        let member = try verify(certificatePEM: id.idBytes, at: time)
+        guard member.org == id.mspID else { throw MemberRejection("identity claims organisation \(id.mspID.debugDescription) but its certificate is of \(member.org.debugDescription)") }
+        return member
+    }
+
+    public func verify(certificatePEM pem: Data, at time: Date) throws(MemberRejection) -> VerifiedMember {
+        let checked: Checked
+        if let hit = cache.withLock({ $0[pem] }) {
+            checked = hit
+        } else {
+            checked = try check(pem)
+            cache.withLock { c in
+                if c.count >= Self.cacheMax { c.removeAll(keepingCapacity: true) }
+                c[pem] = checked
+            }
+        }
+        if time < checked.notBefore { throw MemberRejection("certificate \(checked.member.serialHex) is not valid before \(checked.notBefore)") }
+        if time >= checked.notAfter { throw MemberRejection("certificate \(checked.member.serialHex) expired at \(checked.notAfter)") }
+        if organizations[checked.member.org]?.revoked.contains(checked.serial) == true {
+            throw MemberRejection("certificate \(checked.member.serialHex) is revoked")
+        }
+        return checked.member
+    }
+
+    // MemberValidator, for chaincodes that check certificates carried in their arguments.
+    public func validateSigner(certificatePEM: String, at time: Date) throws -> CreatorIdentity {
+        try verify(certificatePEM: Data(certificatePEM.utf8), at: time).identity
+    }
+
+    /// The time-independent part: parse, chain to the named organisation's root, purpose, identity.
+    private func check(_ pem: Data) throws(MemberRejection) -> Checked {
+        let text = String(decoding: pem, as: UTF8.self)
+        let cert: Certificate
+        do { cert = try Certificate(pemEncoded: text) } catch { throw MemberRejection("certificate does not parse") }
+        guard let attrs = cert.attributes, let role = attrs.roleValue else { throw MemberRejection("certificate subject lacks the PID, organisation or role") }
+        guard let org = organizations[attrs.org] else { throw MemberRejection("organisation \(attrs.org.debugDescription) is not a member of this channel") }
+        guard let root = org.roots.first(where: { $0.subject == cert.issuer }), root.publicKey.isValidSignature(cert.signature, for: cert) else {
+            throw MemberRejection("certificate does not chain to a root of \(attrs.org)")
+        }
+        let usage = try? cert.extensions.keyUsage
+        let eku = try? cert.extensions.extendedKeyUsage
+        guard usage?.digitalSignature == true, eku == nil else { throw MemberRejection("not a signing certificate") }
+        guard let key = P256.Signing.PublicKey(cert.publicKey) else { throw MemberRejection("signing key is not P-256") }
+        let identity = CreatorIdentity(pid: attrs.pid, org: attrs.org, role: role, certificatePEM: text)
+        return Checked(
+            member: VerifiedMember(identity: identity, publicKey: key, serialHex: cert.serialHex),
+            notBefore: max(cert.notValidBefore, root.notValidBefore), notAfter: min(cert.notValidAfter, root.notValidAfter),
+            serial: cert.serialNumber)
+    }
+}

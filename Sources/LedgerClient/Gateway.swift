@@ -1,0 +1,293 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LedgerChannel
+import LedgerCore
+import LedgerIdentity
+import LedgerProtos
+import LedgerRPC
+import LedgerTransport
+import SwiftProtobuf
+import Synchronization
+import X509
+
+/// The result of a chaincode call: its status, message and payload.
+public struct ChaincodeResult: Sendable, Equatable {
+    public var status: Int32
+    public var message: String
+    public var payload: [UInt8]
+    public var text: String { String(decoding: payload, as: UTF8.self) }
+}
+
+/// A submitted transaction's outcome: committed (with its validation code) or not.
+public struct SubmitResult: Sendable {
+    public var txID: String
+    public var result: ChaincodeResult
+    public var code: Medledger_TxValidationCode
+    public var blockNumber: UInt64
+    public var isValid: Bool { code == .valid }
+}
+
+/// One long-lived connection to a node (peer or orderer).
+final class Connection: Sendable {
+    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    let runner: Task<Void, Never>
+    let address: NodeAddress
+
+    init(_ address: NodeAddress, roots: [UInt8], tls: TLSIdentityFiles) throws {
+        self.address = address
+        let c = GRPCClient(transport: try ClientSecurity.transport(to: address, trustedRootsPEM: roots, identity: tls))
+        client = c
+        runner = Task { try? await c.runConnections() }
+    }
+
+    var peer: Medledger_Peer.Client<HTTP2ClientTransport.Posix> { Medledger_Peer.Client(wrapping: client) }
+    var orderer: Medledger_Orderer.Client<HTTP2ClientTransport.Posix> { Medledger_Orderer.Client(wrapping: client) }
+
+    func close() { client.beginGracefulShutdown() }
+}
+
+/// The gateway-style client API: `evaluate` (query one peer), `submit` (endorse on enough peers to
+/// satisfy the chaincode's policy, order, wait for the commit), and event streams. Learns the
+/// orderer and the other organisations' peers from the channel configuration its peer serves.
+public final class Gateway: Sendable {
+    public let channel: String
+    public let signer: SigningIdentity
+    let roots: [UInt8]
+    let tls: TLSIdentityFiles
+    let primary: Connection
+    let connections = Mutex<[String: Connection]>([:])
+    public let config: Medledger_ChannelConfig
+    let ordererAddress: NodeAddress
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var status: Int
+        public var message: String
+        public var description: String { "[\(status)] \(message)" }
+    }
+
+    public static func connect(wallet: Wallet, peer: NodeAddress, channel: String, orderer: NodeAddress? = nil) async throws -> Gateway {
+        let signer = try SigningIdentity.load(certificatePath: wallet.signingCertPath, keyPath: wallet.signingKeyPath)
+        let primary = try Connection(peer, roots: wallet.caCertPEM, tls: wallet.tlsIdentity)
+        do {
+            var req = Medledger_ChannelConfigRequest()
+            req.channel = channel
+            let config = try await primary.peer.getChannelConfig(req).config
+            guard let o = orderer ?? config.orderer.endpoints.compactMap(NodeAddress.init).first else {
+                throw Failure(status: 500, message: "channel \(channel) names no orderer endpoint")
+            }
+            return Gateway(channel: channel, signer: signer, roots: wallet.caCertPEM, tls: wallet.tlsIdentity, primary: primary, config: config, orderer: o)
+        } catch {
+            primary.close()
+            throw CallFailure.classify(error)
+        }
+    }
+
+    init(channel: String, signer: SigningIdentity, roots: [UInt8], tls: TLSIdentityFiles, primary: Connection, config: Medledger_ChannelConfig, orderer: NodeAddress) {
+        self.channel = channel
+        self.signer = signer
+        self.roots = roots
+        self.tls = tls
+        self.primary = primary
+        self.config = config
+        self.ordererAddress = orderer
+        connections.withLock { $0[primary.address.description] = primary }
+    }
+
+    public func close() {
+        for c in connections.withLock({ Array($0.values) }) { c.close() }
+    }
+
+    func connection(_ address: NodeAddress) throws -> Connection {
+        try connections.withLock { cs in
+            if let c = cs[address.description] { return c }
+            let c = try Connection(address, roots: roots, tls: tls)
+            cs[address.description] = c
+            return c
+        }
+    }
+
+    // MARK: Proposals
+
+    struct Proposal {
+        var signed: Medledger_SignedProposal
+        var proposal: Medledger_Proposal
+        var payload: Medledger_ChaincodeProposalPayload
+        var txID: String
+    }
+
+    func propose(chaincode: String, function: String, args: [[UInt8]], transient: [String: [UInt8]]) throws -> Proposal {
+        let nonce = TransactionID.newNonce()
+        let txID = TransactionID.compute(nonce: nonce, creator: signer.serialized)
+        var p = Medledger_Proposal()
+        p.channelHeader.type = .endorserTransaction
+        p.channelHeader.channelID = channel
+        p.channelHeader.txID = txID
+        p.channelHeader.timestamp = Google_Protobuf_Timestamp(date: Date())
+        p.channelHeader.chaincodeName = chaincode
+        p.signatureHeader.creator = Data(signer.serialized)
+        p.signatureHeader.nonce = Data(nonce)
+        var payload = Medledger_ChaincodeProposalPayload()
+        payload.chaincodeName = chaincode
+        payload.input.function = function
+        payload.input.args = args.map { Data($0) }
+        payload.transient = transient.mapValues { Data($0) }
+        p.payload = try payload.serializedBytes()
+        var sp = Medledger_SignedProposal()
+        sp.proposalBytes = try p.serializedBytes()
+        sp.signature = Data(try signer.sign([UInt8](sp.proposalBytes)))
+        return Proposal(signed: sp, proposal: p, payload: payload, txID: txID)
+    }
+
+    func endorse(_ p: Proposal, on connection: Connection) async throws -> Medledger_ProposalResponse {
+        do { return try await connection.peer.processProposal(p.signed) } catch { throw CallFailure.classify(error) }
+    }
+
+    /// Runs a query on the gateway's peer; nothing is ordered or committed.
+    public func evaluate(chaincode: String, function: String, args: [String] = [], transient: [String: [UInt8]] = [:]) async throws -> ChaincodeResult {
+        let p = try propose(chaincode: chaincode, function: function, args: args.map { Array($0.utf8) }, transient: transient)
+        let r = try await endorse(p, on: primary)
+        return ChaincodeResult(status: r.response.status, message: r.response.message, payload: [UInt8](r.response.payload))
+    }
+
+    /// Endorses on enough peers for the chaincode's policy, orders, and waits for the commit on the
+    /// gateway's peer. A chaincode refusal throws (nothing is ordered); a committed-but-invalid
+    /// transaction returns its validation code.
+    public func submit(chaincode: String, function: String, args: [String] = [], transient: [String: [UInt8]] = [:], commitTimeoutMs: UInt32 = 60_000) async throws -> SubmitResult {
+        try await submit(chaincode: chaincode, function: function, byteArgs: args.map { Array($0.utf8) }, transient: transient, commitTimeoutMs: commitTimeoutMs)
+    }
+
+    public func submit(chaincode: String, function: String, byteArgs: [[UInt8]], transient: [String: [UInt8]] = [:], commitTimeoutMs: UInt32 = 60_000) async throws -> SubmitResult {
+        let p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
+        let responses = try await endorsements(for: p, chaincode: chaincode)
+        let first = responses[0]
+        let result = ChaincodeResult(status: first.response.status, message: first.response.message, payload: [UInt8](first.response.payload))
+        let envelope = try assemble(p, responses: responses)
+        try await broadcast(envelope)
+        var req = Medledger_CommitStatusRequest()
+        req.channel = channel
+        req.txID = p.txID
+        req.waitMs = commitTimeoutMs
+        let status: Medledger_CommitStatusResponse
+        do { status = try await primary.peer.commitStatus(req) } catch { throw CallFailure.classify(error) }
+        guard status.committed else { throw Failure(status: 504, message: "transaction \(p.txID) was ordered but not committed on \(primary.address) within \(commitTimeoutMs) ms") }
+        return SubmitResult(txID: p.txID, result: result, code: status.code, blockNumber: status.blockNumber)
+    }
+
+    /// Sends a signed envelope to the orderer.
+    public func broadcast(_ envelope: Medledger_Envelope) async throws {
+        let r: Medledger_BroadcastResponse
+        do { r = try await connection(ordererAddress).orderer.broadcast(envelope) } catch { throw CallFailure.classify(error) }
+        guard r.status == 200 else { throw Failure(status: Int(r.status), message: "orderer refused the transaction: \(r.message)") }
+    }
+
+    /// The gateway's peer first; then, while the policy is unmet, one peer of each further organisation.
+    func endorsements(for p: Proposal, chaincode: String) async throws -> [Medledger_ProposalResponse] {
+        let first = try await endorse(p, on: primary)
+        guard first.response.status == 200 else {
+            throw Failure(status: Int(first.response.status), message: first.response.message.isEmpty ? "chaincode refused" : first.response.message)
+        }
+        var responses = [first]
+        guard let policyText = config.chaincodes.first(where: { $0.name == chaincode })?.endorsementPolicy,
+              let policy = try? EndorsementPolicy.parse(policyText) else { return responses }
+        let orgs = Set(config.organizations.map(\.id))
+        func principals() -> [EndorsementPolicy.Endorser] {
+            responses.compactMap { r in
+                guard let id = try? Medledger_SerializedIdentity(serializedBytes: r.endorsement.endorser) else { return nil }
+                let role = (try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)))?.attributes?.role ?? "unknown"
+                return EndorsementPolicy.Endorser(org: id.mspID, role: role)
+            }
+        }
+        if policy.isSatisfied(by: principals(), channelOrgs: orgs) { return responses }
+        let endorsedOrgs = Set(principals().map(\.org))
+        let candidates = config.organizations.filter { !endorsedOrgs.contains($0.id) }.compactMap { o in o.peerEndpoints.compactMap(NodeAddress.init).first }
+        let more = try await withThrowingTaskGroup(of: Medledger_ProposalResponse.self) { group in
+            for address in candidates {
+                group.addTask { try await self.endorse(p, on: try self.connection(address)) }
+            }
+            var out = [Medledger_ProposalResponse]()
+            for try await r in group { out.append(r) }
+            return out
+        }
+        for r in more where r.response.status == 200 { responses.append(r) }
+        guard policy.isSatisfied(by: principals(), channelOrgs: orgs) else {
+            throw Failure(status: 412, message: "could not collect endorsements satisfying \(policyText) (got \(principals().map { "\($0.org).\($0.role)" }.joined(separator: ", ")))")
+        }
+        return responses
+    }
+
+    /// The transaction envelope: every endorser must have produced the same response payload.
+    func assemble(_ p: Proposal, responses: [Medledger_ProposalResponse]) throws -> Medledger_Envelope {
+        let prp = responses[0].payload
+        for r in responses.dropFirst() where r.payload != prp {
+            throw Failure(status: 409, message: "endorsers disagree on the result (their states differ); retry")
+        }
+        var tx = Medledger_EndorsedTransaction()
+        tx.proposalPayload = Data(try p.payload.strippedBytes())
+        tx.proposalResponsePayload = prp
+        tx.endorsements = responses.map(\.endorsement)
+        var payload = Medledger_Payload()
+        payload.channelHeader = p.proposal.channelHeader
+        payload.signatureHeader = p.proposal.signatureHeader
+        payload.data = try tx.serializedBytes()
+        var env = Medledger_Envelope()
+        env.payload = try payload.serializedBytes()
+        env.signature = Data(try signer.sign([UInt8](env.payload)))
+        return env
+    }
+
+    // MARK: Ledger reads and events
+
+    public func commitStatus(txID: String, waitMs: UInt32) async throws -> Medledger_CommitStatusResponse {
+        var req = Medledger_CommitStatusRequest()
+        req.channel = channel
+        req.txID = txID
+        req.waitMs = waitMs
+        do { return try await primary.peer.commitStatus(req) } catch { throw CallFailure.classify(error) }
+    }
+
+    public func transaction(_ txID: String) async throws -> Medledger_GetTransactionResponse {
+        var req = Medledger_GetTransactionRequest()
+        req.channel = channel
+        req.txID = txID
+        do { return try await primary.peer.getTransaction(req) } catch { throw CallFailure.classify(error) }
+    }
+
+    public func block(_ number: UInt64?) async throws -> Medledger_Block {
+        var req = Medledger_GetBlockRequest()
+        req.channel = channel
+        if let number { req.number = number } else { req.latest = true }
+        do { return try await primary.peer.getBlock(req) } catch { throw CallFailure.classify(error) }
+    }
+
+    /// Streams blocks (whole or filtered) from `start`; `body` returns false to stop.
+    public func blocks(from start: UInt64, filtered: Bool, follow: Bool = true, _ body: @escaping @Sendable (Medledger_DeliverResponse) async throws -> Bool) async throws {
+        var req = Medledger_DeliverRequest()
+        req.channel = channel
+        req.start = start
+        req.follow = follow
+        req.filtered = filtered
+        do {
+            try await primary.peer.deliver(req) { response in
+                for try await m in response.messages {
+                    if try await !body(m) { return }
+                }
+            }
+        } catch { throw CallFailure.classify(error) }
+    }
+
+    /// Streams a chaincode's events from block `start`; `body` returns false to stop.
+    public func chaincodeEvents(chaincode: String, from start: UInt64 = 0, _ body: @escaping @Sendable (Medledger_ChaincodeEventsResponse) async throws -> Bool) async throws {
+        var req = Medledger_ChaincodeEventsRequest()
+        req.channel = channel
+        req.chaincode = chaincode
+        req.start = start
+        do {
+            try await primary.peer.chaincodeEvents(req) { response in
+                for try await m in response.messages {
+                    if try await !body(m) { return }
+                }
+            }
+        } catch { throw CallFailure.classify(error) }
+    }
+}

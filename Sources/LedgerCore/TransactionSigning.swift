@@ -1,0 +1,51 @@
+import Foundation
+import LedgerCrypto
+import LedgerProtos
+import SwiftProtobuf
+
+/// What exactly is signed where, and how transaction ids are derived. One place, so that client,
+/// endorser, orderer and committer cannot drift apart.
+public enum SignedMessages {
+    /// Block signatures (orderer): domain tag || header hash.
+    public static func block(headerHash: [UInt8]) -> [UInt8] { Array("medledger/block-signature/v1".utf8) + headerHash }
+
+    /// Configuration signatures (organisation administrators): domain tag || serialized ChannelConfig.
+    public static func config(_ configBytes: [UInt8]) -> [UInt8] { Array("medledger/config/v1".utf8) + configBytes }
+
+    /// Endorsements: the proposal response payload bytes || the endorser's serialized identity.
+    public static func endorsement(proposalResponsePayload: [UInt8], endorser: [UInt8]) -> [UInt8] { proposalResponsePayload + endorser }
+}
+
+public enum TransactionID {
+    /// hex(SHA-256(nonce || creator)), as in Fabric: a creator cannot choose another creator's ids,
+    /// and a replayed envelope carries an id the ledger already has.
+    public static func compute(nonce: [UInt8], creator: [UInt8]) -> String {
+        Hex.encode(LedgerHash.sha256(parts: nonce, creator))
+    }
+
+    /// 24 random bytes.
+    public static func newNonce() -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<24).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+}
+
+extension Medledger_ChaincodeProposalPayload {
+    /// The payload as it goes into the transaction: transient inputs removed. Deterministic because
+    /// the only map field (transient) is emptied.
+    public func strippedBytes() throws -> [UInt8] {
+        var copy = self
+        copy.transient = [:]
+        return try copy.serializedBytes()
+    }
+}
+
+public enum ProposalHash {
+    /// SHA-256 over the proposal's channel header, signature header and transient-free payload: binds
+    /// an endorsement to one transaction id and creator, so it cannot be reused under another.
+    public static func compute(channelHeader: Medledger_ChannelHeader, signatureHeader: Medledger_SignatureHeader, strippedPayload: [UInt8]) throws -> [UInt8] {
+        let ch: [UInt8] = try channelHeader.serializedBytes()
+        let sh: [UInt8] = try signatureHeader.serializedBytes()
+        return LedgerHash.sha256(parts: BigEndian.bytes(UInt64(ch.count)), ch, BigEndian.bytes(UInt64(sh.count)), sh, strippedPayload)
+    }
+}

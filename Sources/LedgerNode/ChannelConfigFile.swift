@@ -1,0 +1,106 @@
+import Foundation
+import LedgerChannel
+import LedgerProtos
+import Yams
+
+/// A channel's configuration as people write it (YAML, see network-config/), turned into the
+/// `ChannelConfig` that goes into the genesis block or a configuration update. Relative paths are
+/// relative to the file.
+///
+///     channel: records
+///     organizations:
+///       - { id: sa, ca_root: ../sa/ca-cert.pem }
+///       - { id: hospital-a, ca_root: ../sa/ca-cert.pem, crl: crl.pem, peers: [127.0.0.1:7051] }
+///     orderer: { org: sa, endpoints: [127.0.0.1:7050] }
+///     batch: { max_message_count: 500, absolute_max_bytes: 10485760, preferred_max_bytes: 2097152, batch_timeout_ms: 0 }
+///     chaincodes:
+///       - { name: medrecords, endorsement_policy: "OR('hospital-a.node', 'hospital-b.node')" }
+public struct ChannelConfigFile: Codable, Sendable {
+    public struct Organization: Codable, Sendable {
+        public var id: String
+        public var caRoot: String
+        public var crl: String?
+        public var peers: [String]?
+        enum CodingKeys: String, CodingKey { case id, caRoot = "ca_root", crl, peers }
+    }
+
+    public struct Orderer: Codable, Sendable {
+        public var org: String
+        public var endpoints: [String]
+    }
+
+    public struct Batch: Codable, Sendable {
+        public var maxMessageCount: UInt32?
+        public var absoluteMaxBytes: UInt32?
+        public var preferredMaxBytes: UInt32?
+        public var batchTimeoutMs: UInt32?
+        enum CodingKeys: String, CodingKey {
+            case maxMessageCount = "max_message_count", absoluteMaxBytes = "absolute_max_bytes"
+            case preferredMaxBytes = "preferred_max_bytes", batchTimeoutMs = "batch_timeout_ms"
+        }
+    }
+
+    public struct Chaincode: Codable, Sendable {
+        public var name: String
+        public var endorsementPolicy: String
+        enum CodingKeys: String, CodingKey { case name, endorsementPolicy = "endorsement_policy" }
+    }
+
+    public var channel: String
+    public var organizations: [Organization]
+    public var orderer: Orderer
+    public var batch: Batch?
+    public var chaincodes: [Chaincode]
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads the file, inlines the certificates and CRLs it names, and checks every channel rule.
+    public static func load(path: String) throws -> Medledger_ChannelConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Failure(description: "cannot read channel configuration \(path)") }
+        let file: ChannelConfigFile
+        do { file = try YAMLDecoder().decode(ChannelConfigFile.self, from: text) } catch { throw Failure(description: "channel configuration \(path) is not valid: \(error)") }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func read(_ p: String, _ what: String) throws -> Data {
+            let full = p.hasPrefix("/") ? p : base.appendingPathComponent(p).path
+            guard let d = FileManager.default.contents(atPath: full) else { throw Failure(description: "\(path): cannot read \(what) \(full)") }
+            return d
+        }
+        var c = Medledger_ChannelConfig()
+        c.channelID = file.channel
+        for o in file.organizations {
+            var org = Medledger_OrganizationConfig()
+            org.id = o.id
+            org.rootCertificates = [try read(o.caRoot, "CA root of \(o.id)")]
+            if let crl = o.crl {
+                let d = try read(crl, "CRL of \(o.id)")
+                org.crl = Self.derFromPEM(d) ?? d
+            }
+            org.peerEndpoints = o.peers ?? []
+            c.organizations.append(org)
+        }
+        c.orderer.org = file.orderer.org
+        c.orderer.endpoints = file.orderer.endpoints
+        let b = file.batch
+        c.batch.maxMessageCount = b?.maxMessageCount ?? 500
+        c.batch.absoluteMaxBytes = b?.absoluteMaxBytes ?? 10 * 1024 * 1024
+        c.batch.preferredMaxBytes = b?.preferredMaxBytes ?? 2 * 1024 * 1024
+        c.batch.batchTimeoutMs = b?.batchTimeoutMs ?? 0
+        c.chaincodes = file.chaincodes.map { cc in
+            var d = Medledger_ChaincodeDefinition()
+            d.name = cc.name
+            d.endorsementPolicy = cc.endorsementPolicy
+            return d
+        }
+        do { _ = try ChannelContext(config: c, configBlock: 0) } catch { throw Failure(description: "\(path): \(error)") }
+        return c
+    }
+
+    static func derFromPEM(_ d: Data) -> Data? {
+        let text = String(decoding: d, as: UTF8.self)
+        guard text.contains("-----BEGIN") else { return nil }
+        let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        return Data(base64Encoded: body)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LedgerChaincode
+import LedgerChannel
+import LedgerIdentity
+import LedgerPeer
+import LedgerProtos
+import LedgerRPC
+import LedgerStorage
+import LedgerTransport
+import Synchronization
+
+/// The peer side of a node: its joined channels, the endorser, and one block puller per channel that
+/// follows the ordering service (catching up from the ledger's height after any restart).
+final class PeerRuntime: Sendable {
+    let store: LedgerStore
+    let endorser: Endorser
+    let tls: TLSIdentityFiles
+    let trustedRootsPEM: [UInt8]
+    let log: @Sendable (String) -> Void
+    private let channels = Mutex<[String: PeerChannel]>([:])
+    private let pullers = Mutex<[String: Task<Void, Never>]>([:])
+
+    init(store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8], log: @escaping @Sendable (String) -> Void) throws {
+        self.store = store
+        self.endorser = endorser
+        self.tls = tls
+        self.trustedRootsPEM = trustedRootsPEM
+        self.log = log
+        for name in try store.channelNames() {
+            let ch = try PeerChannel.open(name, store: store)
+            channels.withLock { $0[name] = ch }
+        }
+    }
+
+    func channel(_ name: String) -> PeerChannel? { channels.withLock { $0[name] } }
+    var all: [PeerChannel] { channels.withLock { Array($0.values) }.sorted { $0.channelName < $1.channelName } }
+
+    func startPulling() {
+        for ch in all { startPuller(ch) }
+    }
+
+    func stop() {
+        for t in pullers.withLock({ Array($0.values) }) { t.cancel() }
+        for ch in all { ch.notifier.close() }
+    }
+
+    func join(genesis: Medledger_Block) throws -> PeerChannel {
+        let ch = try PeerChannel.join(genesis: genesis, store: store)
+        channels.withLock { $0[ch.channelName] = ch }
+        log("medledgerd: joined channel \(ch.channelName)")
+        startPuller(ch)
+        return ch
+    }
+
+    private func startPuller(_ ch: PeerChannel) {
+        let task = Task { await self.pull(ch) }
+        pullers.withLock { $0[ch.channelName] = task }
+    }
+
+    /// Follows the orderer's Deliver stream from this ledger's height; reconnects with backoff.
+    private func pull(_ ch: PeerChannel) async {
+        var lastError = ""
+        var backoff = 0.2
+        while !Task.isCancelled {
+            for endpoint in ch.context.config.orderer.endpoints {
+                guard !Task.isCancelled else { return }
+                guard let address = NodeAddress(endpoint) else { continue }
+                let progress = Mutex(false)
+                defer {
+                    if progress.withLock({ $0 }) {
+                        backoff = 0.2
+                        lastError = ""
+                    }
+                }
+                do {
+                    let transport = try ClientSecurity.transport(to: address, trustedRootsPEM: trustedRootsPEM, identity: tls)
+                    try await withGRPCClient(transport: transport) { client in
+                        let orderer = Medledger_Orderer.Client(wrapping: client)
+                        var req = Medledger_DeliverRequest()
+                        req.channel = ch.channelName
+                        req.start = ch.ledger.height
+                        req.follow = true
+                        try await orderer.deliver(req) { response in
+                            for try await message in response.messages {
+                                guard case .block(let block)? = message.type else { continue }
+                                if try ch.receive(block) != nil { progress.withLock { $0 = true } }
+                            }
+                        }
+                    }
+                } catch {
+                    let text = "\(error)"
+                    if text != lastError, !Task.isCancelled {
+                        log("medledgerd: \(ch.channelName): block delivery from \(endpoint) failed: \(text); retrying")
+                        lastError = text
+                    }
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(Int(backoff * 1000)))
+            backoff = min(backoff * 2, 5)
+        }
+    }
+}

@@ -1,0 +1,255 @@
+import Foundation
+import GRPCCore
+import LedgerAudit
+import LedgerChannel
+import LedgerCore
+import LedgerIdentity
+import LedgerOrdering
+import LedgerPeer
+import LedgerProtos
+import LedgerRPC
+import LedgerStorage
+import LedgerTransport
+
+/// Peer API (peer.proto): endorsement, commit status, block and chaincode events, channels.
+struct PeerService: Medledger_Peer.SimpleServiceProtocol {
+    let runtime: PeerRuntime
+    let nodeOrg: String
+    let audit: AuditLog?
+
+    /// Who may read whole blocks (every transaction's arguments and read-write sets).
+    static let blockReaderRoles: Set<Medledger_Role> = [.admin, .doctor, .node]
+
+    /// The channel, if the caller's organisation is one of its members; 404 otherwise (a non-member
+    /// may not learn which channels exist).
+    func channel(_ name: String, for caller: AuthenticatedIdentity) throws -> PeerChannel {
+        guard let ch = runtime.channel(name), ch.context.organizationIDs.contains(caller.org) else {
+            throw RPCError(code: .notFound, message: "no channel \(name.debugDescription) on this node")
+        }
+        return ch
+    }
+
+    func processProposal(request: Medledger_SignedProposal, context: ServerContext) async throws -> Medledger_ProposalResponse {
+        let caller = try context.requireCaller()
+        let parsed: ParsedProposal
+        do { parsed = try ParsedProposal(request) } catch { throw Self.rpc(error) }
+        let ch = try channel(parsed.channel, for: caller)
+        do {
+            let ledger = ch.ledger
+            return try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot()) { try ledger.transaction(id: $0) != nil }
+        } catch let e as ProposalRejection {
+            throw Self.rpc(e)
+        }
+    }
+
+    static func rpc(_ e: ProposalRejection) -> RPCError {
+        let code: RPCError.Code
+        switch e.status {
+        case 400: code = .invalidArgument
+        case 401: code = .unauthenticated
+        case 403: code = .permissionDenied
+        case 404: code = .notFound
+        case 409: code = .alreadyExists
+        default: code = .internalError
+        }
+        return RPCError(code: code, message: e.message)
+    }
+
+    func commitStatus(request: Medledger_CommitStatusRequest, context: ServerContext) async throws -> Medledger_CommitStatusResponse {
+        let caller = try context.requireCaller()
+        let ch = try channel(request.channel, for: caller)
+        let deadline = Date().addingTimeInterval(Double(min(request.waitMs, 120_000)) / 1000)
+        while true {
+            let height = ch.notifier.height
+            if let loc = try ch.ledger.transaction(id: request.txID) {
+                var r = Medledger_CommitStatusResponse()
+                r.committed = true
+                r.code = loc.code
+                r.blockNumber = loc.blockNum
+                return r
+            }
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 || Task.isCancelled { return Medledger_CommitStatusResponse() }
+            await ch.notifier.wait(untilAbove: height, timeoutMilliseconds: Int(left * 1000) + 1)
+            if ch.notifier.isClosed { return Medledger_CommitStatusResponse() }
+        }
+    }
+
+    func deliver(request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext) async throws {
+        let caller = try context.requireCaller()
+        let ch = try channel(request.channel, for: caller)
+        if !request.filtered, !Self.blockReaderRoles.contains(caller.role) {
+            throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) may read filtered blocks only")
+        }
+        try await BlockStreaming.stream(from: ch, start: request.start, follow: request.follow) { block in
+            var m = Medledger_DeliverResponse()
+            if request.filtered { m.filteredBlock = BlockEvents.filtered(block, channel: ch.channelName) } else { m.block = block }
+            try await response.write(m)
+        }
+    }
+
+    func chaincodeEvents(request: Medledger_ChaincodeEventsRequest, response: RPCWriter<Medledger_ChaincodeEventsResponse>, context: ServerContext) async throws {
+        let caller = try context.requireCaller()
+        let ch = try channel(request.channel, for: caller)
+        try await BlockStreaming.stream(from: ch, start: request.start, follow: true) { block in
+            let events = BlockEvents.filtered(block, channel: ch.channelName).transactions.filter { $0.code == .valid }.flatMap(\.events).filter { $0.chaincodeName == request.chaincode }
+            guard !events.isEmpty else { return }
+            var m = Medledger_ChaincodeEventsResponse()
+            m.blockNumber = block.header.number
+            m.events = events
+            try await response.write(m)
+        }
+    }
+
+    func joinChannel(request: Medledger_JoinChannelRequest, context: ServerContext) async throws -> Medledger_JoinChannelResponse {
+        let caller = try context.requireCaller()
+        guard caller.role == .admin, caller.org == nodeOrg else {
+            audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.join", target: "-", outcome: .denied, detail: "only an administrator of \(nodeOrg) may join this node to a channel"))
+            throw RPCError(code: .permissionDenied, message: "only an administrator of \(nodeOrg) may join this node to a channel")
+        }
+        let block: Medledger_Block
+        do { block = try Medledger_Block(serializedBytes: request.genesisBlock) } catch { throw RPCError(code: .invalidArgument, message: "genesis block does not parse: \(error)") }
+        do {
+            let ch = try runtime.join(genesis: block)
+            audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.join", target: ch.channelName, outcome: .success))
+            var r = Medledger_JoinChannelResponse()
+            r.channel = ch.channelName
+            r.height = ch.ledger.height
+            return r
+        } catch let e as ChannelConfigError {
+            throw RPCError(code: .invalidArgument, message: e.description)
+        } catch let e as PeerChannelError {
+            throw RPCError(code: .alreadyExists, message: e.description)
+        }
+    }
+
+    func listChannels(request: Medledger_ListChannelsRequest, context: ServerContext) async throws -> Medledger_ListChannelsResponse {
+        let caller = try context.requireCaller()
+        var r = Medledger_ListChannelsResponse()
+        r.channels = runtime.all.filter { $0.context.organizationIDs.contains(caller.org) }.map { ch in
+            var s = Medledger_ChannelSummary()
+            s.channel = ch.channelName
+            s.height = ch.ledger.height
+            s.configSequence = ch.context.sequence
+            return s
+        }
+        return r
+    }
+
+    func getChannelConfig(request: Medledger_ChannelConfigRequest, context: ServerContext) async throws -> Medledger_ChannelConfigResponse {
+        let caller = try context.requireCaller()
+        let ch = try channel(request.channel, for: caller)
+        var r = Medledger_ChannelConfigResponse()
+        r.config = ch.context.config
+        r.configBlock = ch.context.configBlock
+        return r
+    }
+
+    func getBlock(request: Medledger_GetBlockRequest, context: ServerContext) async throws -> Medledger_Block {
+        let caller = try context.requireCaller()
+        let ch = try channel(request.channel, for: caller)
+        guard Self.blockReaderRoles.contains(caller.role) else { throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) may not read blocks") }
+        let n = request.latest ? ch.ledger.height - 1 : request.number
+        guard let b = try ch.ledger.block(number: n) else { throw RPCError(code: .notFound, message: "no block \(n) on channel \(ch.channelName) (height \(ch.ledger.height))") }
+        return b
+    }
+
+    func getTransaction(request: Medledger_GetTransactionRequest, context: ServerContext) async throws -> Medledger_GetTransactionResponse {
+        let caller = try context.requireCaller()
+        let ch = try channel(request.channel, for: caller)
+        guard let loc = try ch.ledger.transaction(id: request.txID), let p = try ch.ledger.inclusionProof(txID: request.txID) else {
+            throw RPCError(code: .notFound, message: "no transaction \(request.txID.debugDescription) on channel \(ch.channelName)")
+        }
+        var r = Medledger_GetTransactionResponse()
+        r.envelope = Data(p.envelope)
+        r.code = loc.code
+        r.blockNumber = loc.blockNum
+        r.txNumber = loc.txNum
+        r.header = p.header
+        r.proof.leafIndex = UInt64(p.proof.leafIndex)
+        r.proof.treeSize = UInt64(p.proof.treeSize)
+        r.proof.path = p.proof.path.map { Data($0) }
+        return r
+    }
+}
+
+/// Ordering API (peer.proto `Orderer`).
+struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
+    let orderer: any OrderingService
+    let nodeOrg: String
+    let audit: AuditLog?
+
+    func broadcast(request: Medledger_Envelope, context: ServerContext) async throws -> Medledger_BroadcastResponse {
+        _ = try context.requireCaller()
+        var r = Medledger_BroadcastResponse()
+        do {
+            try orderer.broadcast(try request.serializedBytes())
+            r.status = 200
+        } catch let e as OrderingRejection {
+            r.status = e.status
+            r.message = e.message
+        }
+        return r
+    }
+
+    func deliver(request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext) async throws {
+        let caller = try context.requireCaller()
+        guard let chain = orderer.chain(request.channel) else { throw RPCError(code: .notFound, message: "this orderer does not order channel \(request.channel.debugDescription)") }
+        guard caller.role == .node || caller.role == .admin else { throw RPCError(code: .permissionDenied, message: "only nodes and administrators may pull blocks from the orderer") }
+        try await BlockStreaming.stream(from: chain, start: request.start, follow: request.follow) { block in
+            var m = Medledger_DeliverResponse()
+            m.block = block
+            try await response.write(m)
+        }
+    }
+
+    func joinChannel(request: Medledger_JoinChannelRequest, context: ServerContext) async throws -> Medledger_JoinChannelResponse {
+        let caller = try context.requireCaller()
+        guard caller.role == .admin, caller.org == nodeOrg else { throw RPCError(code: .permissionDenied, message: "only an administrator of \(nodeOrg) may join the orderer to a channel") }
+        let block: Medledger_Block
+        do { block = try Medledger_Block(serializedBytes: request.genesisBlock) } catch { throw RPCError(code: .invalidArgument, message: "genesis block does not parse: \(error)") }
+        do {
+            try orderer.join(genesis: block)
+        } catch let e as ChannelConfigError {
+            throw RPCError(code: .invalidArgument, message: e.description)
+        } catch let e as OrderingRejection {
+            throw PeerService.rpc(ProposalRejection(e.status, e.message))
+        }
+        audit?.record(AuditEvent(actor: caller.auditActor, action: "orderer.join", target: "-", outcome: .success))
+        var r = Medledger_JoinChannelResponse()
+        r.channel = (try? ConfigTransaction.config(in: [UInt8](block.data.envelopes.first ?? Data())).channelID) ?? ""
+        r.height = orderer.channels().first { $0.name == r.channel }?.height ?? 0
+        return r
+    }
+
+    func listChannels(request: Medledger_ListChannelsRequest, context: ServerContext) async throws -> Medledger_ListChannelsResponse {
+        _ = try context.requireCaller()
+        var r = Medledger_ListChannelsResponse()
+        r.channels = orderer.channels().map { c in
+            var s = Medledger_ChannelSummary()
+            s.channel = c.name
+            s.height = c.height
+            return s
+        }
+        return r
+    }
+}
+
+/// Sends blocks from `start` and, with `follow`, every block committed after, until the caller
+/// goes away.
+enum BlockStreaming {
+    static func stream(from source: any BlockSource, start: UInt64, follow: Bool, send: (Medledger_Block) async throws -> Void) async throws {
+        var next = start
+        while !Task.isCancelled {
+            let height = source.notifier.height
+            while next < height {
+                guard let b = try source.block(number: next) else { break }
+                try await send(b)
+                next += 1
+            }
+            if !follow { return }
+            await source.notifier.wait(untilAbove: next)
+            if source.notifier.isClosed { return }
+        }
+    }
+}

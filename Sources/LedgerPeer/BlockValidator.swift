@@ -1,0 +1,163 @@
+import Dispatch
+import Foundation
+import LedgerChaincode
+import LedgerChannel
+import LedgerCore
+import LedgerProtos
+import LedgerStorage
+import SwiftProtobuf
+import Synchronization
+
+/// The committing peer's validation: one code per transaction of an ordered block.
+///
+/// 1. Per transaction, independently and on all cores: structure, creator signature and membership,
+///    tx id derivation, the endorsed transaction's consistency, endorsement signatures and policy.
+/// 2. In block order: configuration updates (alone in their block), duplicate tx ids (against the
+///    ledger and earlier in the block), then MVCC and phantom checks against the state.
+///
+/// Memberships and certificate validity are judged at each transaction's own timestamp, which the
+/// endorsers accepted within their clock-skew bound; every peer therefore reaches the same codes.
+public struct BlockValidator: Sendable {
+    public struct Outcome: Sendable {
+        public var codes: [Medledger_TxValidationCode]
+        /// Set when the block holds a valid configuration update: the context from the next block on.
+        public var newContext: ChannelContext?
+    }
+
+    /// Blocks with at least this many transactions are checked on all cores.
+    static let parallelThreshold = 4
+
+    public init() {}
+
+    public func validate(_ block: Medledger_Block, context: ChannelContext, ledger: ChannelLedger) throws -> Outcome {
+        let envelopes = block.envelopeBytes
+        var codes = [Medledger_TxValidationCode](repeating: .notValidated, count: envelopes.count)
+        var rwsets = [Medledger_TxReadWriteSet?](repeating: nil, count: envelopes.count)
+        var txIDs = [String?](repeating: nil, count: envelopes.count)
+        var types = [Medledger_HeaderType](repeating: .unspecified, count: envelopes.count)
+
+        let results = Self.checkAll(envelopes, context: context)
+        for (i, r) in results.enumerated() {
+            codes[i] = r.code
+            rwsets[i] = r.rwset
+            txIDs[i] = r.txID
+            types[i] = r.type
+        }
+
+        // Configuration: only valid alone in its block.
+        var newContext: ChannelContext?
+        for i in envelopes.indices where types[i] == .config && codes[i] == .valid {
+            if envelopes.count != 1 {
+                codes[i] = .invalidConfigTransaction
+                continue
+            }
+            do {
+                newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[i], current: context, blockNumber: block.header.number, at: Self.timestamp(of: envelopes[i]) ?? Date(timeIntervalSince1970: 0))
+            } catch {
+                codes[i] = .invalidConfigTransaction
+            }
+        }
+
+        // Duplicates: an id already committed, or seen earlier in this block.
+        var seen = Set<String>()
+        for i in envelopes.indices {
+            guard let id = txIDs[i] else { continue }
+            let first = seen.insert(id).inserted
+            guard codes[i] == .valid else { continue }
+            if !first { codes[i] = .duplicateTxid } else if try ledger.transaction(id: id) != nil { codes[i] = .duplicateTxid }
+        }
+
+        try MVCCValidator(state: ledger.state).validate(rwsets, codes: &codes)
+        return Outcome(codes: codes, newContext: newContext)
+    }
+
+    struct TxResult: Sendable {
+        var code: Medledger_TxValidationCode
+        var txID: String?
+        var type: Medledger_HeaderType = .unspecified
+        var rwset: Medledger_TxReadWriteSet?
+    }
+
+    static func checkAll(_ envelopes: [[UInt8]], context: ChannelContext) -> [TxResult] {
+        guard envelopes.count >= parallelThreshold else { return envelopes.map { check($0, context: context) } }
+        let out = Mutex([TxResult?](repeating: nil, count: envelopes.count))
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, envelopes.count)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var local = [(Int, TxResult)]()
+            var i = w
+            while i < envelopes.count {
+                local.append((i, check(envelopes[i], context: context)))
+                i += workers
+            }
+            out.withLock { o in for (i, r) in local { o[i] = r } }
+        }
+        return out.withLock { $0.map { $0! } }
+    }
+
+    static func timestamp(of envelope: [UInt8]) -> Date? {
+        guard let e = try? Medledger_Envelope(serializedBytes: envelope), let p = try? Medledger_Payload(serializedBytes: e.payload), p.channelHeader.hasTimestamp else { return nil }
+        return p.channelHeader.timestamp.date
+    }
+
+    /// Everything that depends on the transaction alone.
+    static func check(_ bytes: [UInt8], context: ChannelContext) -> TxResult {
+        guard !bytes.isEmpty, let env = try? Medledger_Envelope(serializedBytes: bytes), !env.payload.isEmpty else { return TxResult(code: .nilEnvelope) }
+        guard let payload = try? Medledger_Payload(serializedBytes: env.payload) else { return TxResult(code: .badPayload) }
+        let ch = payload.channelHeader
+        let sh = payload.signatureHeader
+        guard payload.hasChannelHeader, payload.hasSignatureHeader, !ch.txID.isEmpty, ch.hasTimestamp, !sh.creator.isEmpty, !sh.nonce.isEmpty else {
+            return TxResult(code: .badCommonHeader, txID: ch.txID.isEmpty ? nil : ch.txID)
+        }
+        var r = TxResult(code: .valid, txID: ch.txID, type: ch.type)
+        switch ch.type {
+        case .endorserTransaction, .config: break
+        case .configUpdate: r.code = .unsupportedTxPayload; return r
+        case .unspecified: r.code = .badCommonHeader; return r
+        case .UNRECOGNIZED: r.code = .unknownTxType; return r
+        }
+        guard ch.channelID == context.channel else { r.code = .targetChainNotFound; return r }
+        let time = ch.timestamp.date
+        guard let creator = try? context.members.verify(serializedIdentity: sh.creator, at: time),
+              creator.isValidSignature(env.signature, for: env.payload) else { r.code = .badCreatorSignature; return r }
+        guard ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator)) else { r.code = .badProposalTxid; return r }
+        if ch.type == .config { return r }  // checked in block order against the current configuration
+        r.code = checkEndorsed(payload, context: context, rwset: &r.rwset)
+        if r.code != .valid { r.rwset = nil }
+        return r
+    }
+
+    static func checkEndorsed(_ payload: Medledger_Payload, context: ChannelContext, rwset: inout Medledger_TxReadWriteSet?) -> Medledger_TxValidationCode {
+        let ch = payload.channelHeader
+        guard let tx = try? Medledger_EndorsedTransaction(serializedBytes: payload.data),
+              let prp = try? Medledger_ProposalResponsePayload(serializedBytes: tx.proposalResponsePayload) else { return .invalidEndorserTransaction }
+        guard let ccp = try? Medledger_ChaincodeProposalPayload(serializedBytes: tx.proposalPayload), ccp.transient.isEmpty else { return .unsupportedTxPayload }
+        guard let expected = try? ProposalHash.compute(channelHeader: ch, signatureHeader: payload.signatureHeader, strippedPayload: [UInt8](tx.proposalPayload)),
+              expected == [UInt8](prp.proposalHash) else { return .invalidEndorserTransaction }
+        let action: Medledger_ChaincodeAction
+        do { action = try Medledger_ChaincodeAction(serializedBytes: prp.extension) } catch { return .badRwset }
+        guard action.chaincodeName == ch.chaincodeName, ccp.chaincodeName == ch.chaincodeName, action.response.status == 200 else { return .invalidEndorserTransaction }
+        guard let policy = context.policy(for: ch.chaincodeName) else { return .invalidChaincode }
+        for ns in action.results.nsRwset where ns.namespace != ch.chaincodeName { return .illegalWriteset }
+        var keys = Set<String>()
+        for ns in action.results.nsRwset {
+            for w in ns.rwset.writes {
+                guard !w.key.isEmpty, w.key.utf8.count <= SimulationLimits().keyBytesMax, keys.insert(w.key).inserted else { return .badRwset }
+            }
+        }
+        // Endorsements: each must be a member's valid signature; distinct endorsers; policy met.
+        guard !tx.endorsements.isEmpty else { return .endorsementPolicyFailure }
+        let time = ch.timestamp.date
+        var endorsers = [EndorsementPolicy.Endorser]()
+        var seen = Set<Data>()
+        for e in tx.endorsements {
+            guard seen.insert(e.endorser).inserted else { continue }
+            guard let m = try? context.members.verify(serializedIdentity: e.endorser, at: time),
+                  m.isValidSignature(e.signature, for: SignedMessages.endorsement(proposalResponsePayload: [UInt8](tx.proposalResponsePayload), endorser: [UInt8](e.endorser)))
+            else { return .endorsementPolicyFailure }
+            endorsers.append(m.principal)
+        }
+        guard policy.isSatisfied(by: endorsers, channelOrgs: context.organizationIDs) else { return .endorsementPolicyFailure }
+        rwset = action.results
+        return .valid
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import LedgerChaincode
+import LedgerChannel
+import LedgerCore
+import LedgerIdentity
+import LedgerProtos
+import LedgerStorage
+import SwiftProtobuf
+
+/// A proposal refused before simulation, with the EMR-IG status the node answers.
+public struct ProposalRejection: Error, Equatable, CustomStringConvertible {
+    public var status: Int32  // 400, 401, 403, 404, 409
+    public var message: String
+    public var description: String { "[\(status)] \(message)" }
+    public init(_ status: Int32, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+}
+
+/// A signed proposal, parsed (not yet checked against a channel).
+public struct ParsedProposal: Sendable {
+    public var signed: Medledger_SignedProposal
+    public var proposal: Medledger_Proposal
+    public var payload: Medledger_ChaincodeProposalPayload
+    public var channel: String { proposal.channelHeader.channelID }
+    public var txID: String { proposal.channelHeader.txID }
+
+    public init(_ signed: Medledger_SignedProposal) throws(ProposalRejection) {
+        self.signed = signed
+        do { proposal = try Medledger_Proposal(serializedBytes: signed.proposalBytes) } catch { throw ProposalRejection(400, "proposal does not parse: \(error)") }
+        do { payload = try Medledger_ChaincodeProposalPayload(serializedBytes: proposal.payload) } catch { throw ProposalRejection(400, "proposal payload does not parse: \(error)") }
+    }
+}
+
+/// The endorser: checks a signed proposal, runs the chaincode in a simulation against a state
+/// snapshot, and signs what it produced. Nothing is written; the client assembles the transaction.
+public struct Endorser: Sendable {
+    public let identity: SigningIdentity
+    public let chaincodes: [String: any Chaincode]
+    /// How far a proposal's timestamp may be from this node's clock.
+    public var clockSkewMax: TimeInterval = 15 * 60
+    public var limits = SimulationLimits()
+
+    public init(identity: SigningIdentity, chaincodes: [any Chaincode]) {
+        self.identity = identity
+        self.chaincodes = Dictionary(chaincodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Checks and simulates. Refusals before simulation throw; a chaincode's own refusal (403, 404, …)
+    /// comes back as a response without an endorsement.
+    public func process(
+        _ p: ParsedProposal, context: ChannelContext, state: WorldStateReader, now: Date = Date(),
+        isCommitted: (String) throws -> Bool
+    ) throws(ProposalRejection) -> Medledger_ProposalResponse {
+        let ch = p.proposal.channelHeader
+        let sh = p.proposal.signatureHeader
+        guard ch.type == .endorserTransaction else { throw ProposalRejection(400, "proposal header type must be ENDORSER_TRANSACTION") }
+        guard ch.hasTimestamp else { throw ProposalRejection(400, "proposal has no timestamp") }
+        let time = ch.timestamp.date
+        guard abs(time.timeIntervalSince(now)) <= clockSkewMax else {
+            throw ProposalRejection(400, "proposal timestamp \(time) is more than \(Int(clockSkewMax)) s from this node's clock")
+        }
+        guard !sh.nonce.isEmpty, ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator)) else {
+            throw ProposalRejection(400, "tx id is not SHA-256(nonce || creator)")
+        }
+        let creator: VerifiedMember
+        do { creator = try context.members.verify(serializedIdentity: sh.creator, at: time) } catch {
+            throw ProposalRejection(403, "creator is not a member of channel \(context.channel): \(error)")
+        }
+        guard creator.isValidSignature(p.signed.signature, for: p.signed.proposalBytes) else { throw ProposalRejection(401, "proposal signature does not verify") }
+        let name = p.payload.chaincodeName
+        guard ch.chaincodeName == name else { throw ProposalRejection(400, "channel header names chaincode \(ch.chaincodeName.debugDescription), payload \(name.debugDescription)") }
+        guard context.policy(for: name) != nil, let chaincode = chaincodes[name] else {
+            throw ProposalRejection(404, "chaincode \(name.debugDescription) is not defined on channel \(context.channel)")
+        }
+        let duplicate: Bool
+        do { duplicate = try isCommitted(ch.txID) } catch { throw ProposalRejection(500, "ledger: \(error)") }
+        guard !duplicate else { throw ProposalRejection(409, "transaction \(ch.txID) is already committed") }
+
+        let invocation = Invocation(
+            channel: context.channel, txID: ch.txID, timestamp: time, creator: creator.identity,
+            function: p.payload.input.function, args: p.payload.input.args.map { [UInt8]($0) },
+            transient: p.payload.transient.mapValues { [UInt8]($0) }, members: context.members)
+        let result = Simulator.simulate(chaincode, invocation: invocation, state: state, limits: limits)
+
+        var response = Medledger_ProposalResponse()
+        response.response.status = result.response.status
+        response.response.message = result.response.message
+        response.response.payload = Data(result.response.payload)
+        response.timestamp = Google_Protobuf_Timestamp(date: now)
+        guard result.response.isOK else { return response }
+        do {
+            var action = Medledger_ChaincodeAction()
+            action.results = result.results
+            if let e = result.event { action.event = e }
+            action.response = response.response
+            action.chaincodeName = name
+            var prp = Medledger_ProposalResponsePayload()
+            prp.proposalHash = Data(try ProposalHash.compute(channelHeader: ch, signatureHeader: sh, strippedPayload: try p.payload.strippedBytes()))
+            prp.extension = try action.serializedBytes()
+            let prpBytes: [UInt8] = try prp.serializedBytes()
+            response.payload = Data(prpBytes)
+            var e = Medledger_Endorsement()
+            e.endorser = Data(identity.serialized)
+            e.signature = Data(try identity.sign(SignedMessages.endorsement(proposalResponsePayload: prpBytes, endorser: identity.serialized)))
+            response.endorsement = e
+        } catch {
+            throw ProposalRejection(500, "cannot sign the endorsement: \(error)")
+        }
+        return response
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import LedgerChannel
+import LedgerCore
+import LedgerProtos
+import LedgerStorage
+import Synchronization
+
+public struct PeerChannelError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// One channel on a peer: its ledger, its current configuration, and the commit path for blocks that
+/// arrive from the ordering service (check the orderer's signature, validate, commit, notify).
+public final class PeerChannel: BlockSource, Sendable {
+    public let ledger: ChannelLedger
+    public let notifier: HeightNotifier
+    private let current: Mutex<ChannelContext>
+    private let receiving = Mutex(())
+    let validator = BlockValidator()
+
+    public var channelName: String { ledger.channel }
+    public var context: ChannelContext { current.withLock { $0 } }
+
+    init(ledger: ChannelLedger, context: ChannelContext) {
+        self.ledger = ledger
+        self.current = Mutex(context)
+        self.notifier = HeightNotifier(height: ledger.height)
+    }
+
+    /// Joins a channel from its genesis block: checks the block, creates the ledger, commits block 0.
+    public static func join(genesis: Medledger_Block, store: LedgerStore, at time: Date = Date()) throws -> PeerChannel {
+        let context = try ConfigTransaction.verifyGenesis(genesis, at: time)
+        if try store.channelNames().contains(context.channel) {
+            throw PeerChannelError("this node has already joined channel \(context.channel)")
+        }
+        let ledger = try store.createChannel(context.channel)
+        var block = genesis
+        block.metadata.validationCodes = [.valid]
+        block.metadata.commitHash = Data()
+        block.metadata.lastConfigBlock = 0
+        try ledger.commit(block)
+        return PeerChannel(ledger: ledger, context: context)
+    }
+
+    /// Opens a joined channel: its configuration is the one in the last configuration block.
+    public static func open(_ name: String, store: LedgerStore) throws -> PeerChannel {
+        let ledger = try store.channel(name)
+        return PeerChannel(ledger: ledger, context: try loadContext(ledger))
+    }
+
+    static func loadContext(_ ledger: ChannelLedger) throws -> ChannelContext {
+        guard ledger.height > 0, let tip = try ledger.block(number: ledger.height - 1) else { throw PeerChannelError("channel \(ledger.channel) has no genesis block") }
+        let n = tip.metadata.lastConfigBlock
+        guard let cb = try ledger.block(number: n), let env = cb.data.envelopes.first else { throw PeerChannelError("channel \(ledger.channel): configuration block \(n) is missing") }
+        return try ChannelContext(config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: n)
+    }
+
+    public func block(number: UInt64) throws -> Medledger_Block? { try ledger.block(number: number) }
+
+    /// Validates and commits the next block from the ordering service. Blocks below the height are
+    /// ignored (a re-delivery after reconnect); a gap or a bad orderer signature is refused.
+    @discardableResult
+    public func receive(_ ordered: Medledger_Block, at time: Date = Date()) throws -> CommitReceipt? {
+        try receiving.withLock { _ in
+            let height = ledger.height
+            guard ordered.header.number >= height else { return nil }
+            guard ordered.header.number == height else { throw PeerChannelError("block \(ordered.header.number) arrived but the next is \(height)") }
+            let ctx = context
+            try ConfigTransaction.checkBlockSignature(ordered, context: ctx, at: time)
+            var block = ordered
+            block.metadata.commitHash = Data()
+            let outcome = try validator.validate(block, context: ctx, ledger: ledger)
+            block.metadata.validationCodes = outcome.codes
+            block.metadata.lastConfigBlock = outcome.newContext.map { _ in block.header.number } ?? ctx.configBlock
+            let receipt = try ledger.commit(block)
+            if let next = outcome.newContext { current.withLock { $0 = next } }
+            notifier.advance(to: receipt.blockNumber + 1)
+            return receipt
+        }
+    }
+}
