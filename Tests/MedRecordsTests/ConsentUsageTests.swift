@@ -1,5 +1,6 @@
 import Foundation
 import LedgerChaincode
+import LedgerStorage
 import MedRecords
 import Testing
 
@@ -109,6 +110,21 @@ import Testing
         let second = try w.grant(w.research1, [t.tID])
         let used = try w.submit(w.research1, "recordUsage", request(w, t))
         #expect(try World.decode(UsageRecord.self, used).consentID == second.consentID)
+    }
+
+    @Test func usageReadsItsConsentSoARevocationCommittedFirstInvalidatesIt() throws {
+        let w = try World()
+        let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
+        let consent = try w.grant(w.research1, [t.tID])
+        let consentKey = "\u{0}consent\u{0}\(consent.consentID)\u{0}"
+        let endorsed = try w.call(w.research1, "recordUsage", request(w, t))  // endorsed, not yet ordered
+        #expect(endorsed.response.status == 200)
+        let read = try #require(endorsed.results.nsRwset.first?.rwset.reads.first { $0.key == consentKey })
+        #expect(try w.ledger.state.get(namespace: "medrecords", key: consentKey)?.version.blockNum == read.version.blockNum)
+        // The revocation commits first: the version the usage read is gone, which MVCC validation refuses.
+        #expect(try w.submit(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: consent.consentID)).response.status == 200)
+        let now = try #require(try w.ledger.state.get(namespace: "medrecords", key: consentKey))
+        #expect(now.version.blockNum != read.version.blockNum)
     }
 
     @Test func revocationIsThePatientsAlone() throws {
