@@ -1,0 +1,366 @@
+import Foundation
+
+// The records the `medrecords` chaincode keeps, and the JSON bodies of its functions. Every field is
+// snake_case on the wire. None of these holds medical data: the ciphertext stays in the hospital's
+// object store; the chain keeps where it is (URL), what it hashes to (SHA-384) and who signed that.
+
+/// A treatment T_ID(P, D): the appointment a hospital's administrator H_Mj books, tying one patient
+/// to one doctor of that hospital. Every index record, consent and usage record hangs off one.
+public struct Treatment: Codable, Sendable, Equatable {
+    public var tID: String
+    public var patientPID: String
+    public var doctorPID: String
+    /// The organisation of the administrator who created it.
+    public var hospital: String
+    /// RFC 3339, UTC, from the transaction's timestamp.
+    public var createdAt: String
+    /// PID of that administrator.
+    public var createdBy: String
+
+    public init(tID: String, patientPID: String, doctorPID: String, hospital: String, createdAt: String, createdBy: String) {
+        self.tID = tID
+        self.patientPID = patientPID
+        self.doctorPID = doctorPID
+        self.hospital = hospital
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tID = "t_id", patientPID = "patient_pid", doctorPID = "doctor_pid", hospital, createdAt = "created_at", createdBy = "created_by"
+    }
+}
+
+/// The paper's P_DE = (T_ID, URL_C, D_SP, D_SD), plus the digest both signatures cover and the
+/// signers' certificates, so that anyone allowed to read it can re-verify the signatures offline.
+public struct IndexRecord: Codable, Sendable, Equatable {
+    public var recordID: String
+    public var tID: String
+    public var patientPID: String
+    public var doctorPID: String
+    public var hospital: String
+    /// Where the ciphertext is (URL_C).
+    public var url: String
+    /// Lower-case hex of SHA-384 of the ciphertext.
+    public var digest: String
+    /// Base64 of DER ECDSA P-256 signatures over `IndexRecordSigning.message`.
+    public var patientSignature: String
+    public var doctorSignature: String
+    public var patientCert: String
+    public var doctorCert: String
+    public var time: String
+    public var submittedBy: String
+
+    public init(
+        recordID: String, tID: String, patientPID: String, doctorPID: String, hospital: String, url: String, digest: String,
+        patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String, time: String, submittedBy: String
+    ) {
+        self.recordID = recordID
+        self.tID = tID
+        self.patientPID = patientPID
+        self.doctorPID = doctorPID
+        self.hospital = hospital
+        self.url = url
+        self.digest = digest
+        self.patientSignature = patientSignature
+        self.doctorSignature = doctorSignature
+        self.patientCert = patientCert
+        self.doctorCert = doctorCert
+        self.time = time
+        self.submittedBy = submittedBy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case recordID = "record_id", tID = "t_id", patientPID = "patient_pid", doctorPID = "doctor_pid", hospital, url, digest
+        case patientSignature = "patient_signature", doctorSignature = "doctor_signature", patientCert = "patient_cert", doctorCert = "doctor_cert"
+        case time, submittedBy = "submitted_by"
+    }
+}
+
+/// A patient's permission for one grantee to use the records of some treatments for one purpose,
+/// until `expires_at` or until revoked. Usage (D_UE) is only recorded under a live one.
+public struct Consent: Codable, Sendable, Equatable {
+    public var consentID: String
+    public var patientPID: String
+    public var granteePID: String
+    public var tIDs: [String]
+    public var purpose: String
+    public var grantedAt: String
+    public var expiresAt: String
+    /// Absent while the consent stands.
+    public var revokedAt: String?
+
+    public init(consentID: String, patientPID: String, granteePID: String, tIDs: [String], purpose: String, grantedAt: String, expiresAt: String, revokedAt: String? = nil) {
+        self.consentID = consentID
+        self.patientPID = patientPID
+        self.granteePID = granteePID
+        self.tIDs = tIDs
+        self.purpose = purpose
+        self.grantedAt = grantedAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case consentID = "consent_id", patientPID = "patient_pid", granteePID = "grantee_pid", tIDs = "t_ids", purpose
+        case grantedAt = "granted_at", expiresAt = "expires_at", revokedAt = "revoked_at"
+    }
+}
+
+/// The paper's D_UE = (T_ID, T_H): one use of a treatment's records by a third party, through a
+/// proxy node's re-encryption, under a named consent.
+public struct UsageRecord: Codable, Sendable, Equatable {
+    public var usageID: String
+    public var tID: String
+    public var patientPID: String
+    public var thirdPartyPID: String
+    public var proxyNode: String
+    public var purpose: String
+    public var time: String
+    public var consentID: String
+    /// PID of the identity that wrote it (the third party itself or the proxy node).
+    public var submittedBy: String
+
+    public init(usageID: String, tID: String, patientPID: String, thirdPartyPID: String, proxyNode: String, purpose: String, time: String, consentID: String, submittedBy: String) {
+        self.usageID = usageID
+        self.tID = tID
+        self.patientPID = patientPID
+        self.thirdPartyPID = thirdPartyPID
+        self.proxyNode = proxyNode
+        self.purpose = purpose
+        self.time = time
+        self.consentID = consentID
+        self.submittedBy = submittedBy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case usageID = "usage_id", tID = "t_id", patientPID = "patient_pid", thirdPartyPID = "third_party_pid", proxyNode = "proxy_node"
+        case purpose, time, consentID = "consent_id", submittedBy = "submitted_by"
+    }
+}
+
+/// One page of a listing. `bookmark` is empty when nothing follows; otherwise pass it back for the
+/// next page. A filtered listing (a doctor listing a patient's records) may return fewer records than
+/// `page_size`, even none, while a bookmark still says more may follow.
+public struct RecordPage<Record: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
+    public var records: [Record]
+    public var bookmark: String
+
+    public init(records: [Record], bookmark: String) {
+        self.records = records
+        self.bookmark = bookmark
+    }
+}
+
+// MARK: - Requests
+
+/// A request body: the JSON object in args[0]. `fieldNames` lets the chaincode refuse unknown fields,
+/// so that a misspelt optional field (`page_sise`) is an error rather than silently ignored.
+public protocol MedRecordsRequest: Codable, Sendable {
+    static var fieldNames: Set<String> { get }
+}
+
+public struct CreateTreatmentRequest: MedRecordsRequest, Equatable {
+    public var patientPID: String
+    public var doctorPID: String
+
+    public init(patientPID: String, doctorPID: String) {
+        self.patientPID = patientPID
+        self.doctorPID = doctorPID
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case patientPID = "patient_pid", doctorPID = "doctor_pid" }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+public struct PutIndexRecordRequest: MedRecordsRequest, Equatable {
+    public var tID: String
+    public var url: String
+    public var digest: String
+    public var patientSignature: String
+    public var doctorSignature: String
+    public var patientCert: String
+    public var doctorCert: String
+
+    public init(tID: String, url: String, digest: String, patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String) {
+        self.tID = tID
+        self.url = url
+        self.digest = digest
+        self.patientSignature = patientSignature
+        self.doctorSignature = doctorSignature
+        self.patientCert = patientCert
+        self.doctorCert = doctorCert
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case tID = "t_id", url, digest, patientSignature = "patient_signature", doctorSignature = "doctor_signature"
+        case patientCert = "patient_cert", doctorCert = "doctor_cert"
+    }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+public struct GetTreatmentRequest: MedRecordsRequest, Equatable {
+    public var tID: String
+
+    public init(tID: String) { self.tID = tID }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case tID = "t_id" }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+public struct GetIndexRecordRequest: MedRecordsRequest, Equatable {
+    public var recordID: String
+
+    public init(recordID: String) { self.recordID = recordID }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case recordID = "record_id" }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+/// Exactly one of `patient_pid`, `t_id`.
+public struct ListIndexRecordsRequest: MedRecordsRequest, Equatable {
+    public var patientPID: String?
+    public var tID: String?
+    public var pageSize: Int?
+    public var bookmark: String?
+
+    public init(patientPID: String? = nil, tID: String? = nil, pageSize: Int? = nil, bookmark: String? = nil) {
+        self.patientPID = patientPID
+        self.tID = tID
+        self.pageSize = pageSize
+        self.bookmark = bookmark
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case patientPID = "patient_pid", tID = "t_id", pageSize = "page_size", bookmark }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+/// Exactly one of `patient_pid`, `doctor_pid`.
+public struct ListTreatmentsRequest: MedRecordsRequest, Equatable {
+    public var patientPID: String?
+    public var doctorPID: String?
+    public var pageSize: Int?
+    public var bookmark: String?
+
+    public init(patientPID: String? = nil, doctorPID: String? = nil, pageSize: Int? = nil, bookmark: String? = nil) {
+        self.patientPID = patientPID
+        self.doctorPID = doctorPID
+        self.pageSize = pageSize
+        self.bookmark = bookmark
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case patientPID = "patient_pid", doctorPID = "doctor_pid", pageSize = "page_size", bookmark }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+public struct GrantAccessRequest: MedRecordsRequest, Equatable {
+    public var granteePID: String
+    public var tIDs: [String]
+    public var purpose: String
+    /// RFC 3339 with a time zone ("Z" or an offset); must be after the transaction's timestamp.
+    public var expiresAt: String
+
+    public init(granteePID: String, tIDs: [String], purpose: String, expiresAt: String) {
+        self.granteePID = granteePID
+        self.tIDs = tIDs
+        self.purpose = purpose
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case granteePID = "grantee_pid", tIDs = "t_ids", purpose, expiresAt = "expires_at" }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+public struct RevokeAccessRequest: MedRecordsRequest, Equatable {
+    public var consentID: String
+
+    public init(consentID: String) { self.consentID = consentID }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case consentID = "consent_id" }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+/// Exactly one of `patient_pid`, `grantee_pid`.
+public struct ListConsentsRequest: MedRecordsRequest, Equatable {
+    public var patientPID: String?
+    public var granteePID: String?
+    public var pageSize: Int?
+    public var bookmark: String?
+
+    public init(patientPID: String? = nil, granteePID: String? = nil, pageSize: Int? = nil, bookmark: String? = nil) {
+        self.patientPID = patientPID
+        self.granteePID = granteePID
+        self.pageSize = pageSize
+        self.bookmark = bookmark
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case patientPID = "patient_pid", granteePID = "grantee_pid", pageSize = "page_size", bookmark }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+public struct RecordUsageRequest: MedRecordsRequest, Equatable {
+    public var tID: String
+    public var thirdPartyPID: String
+    public var proxyNode: String
+    public var purpose: String
+
+    public init(tID: String, thirdPartyPID: String, proxyNode: String, purpose: String) {
+        self.tID = tID
+        self.thirdPartyPID = thirdPartyPID
+        self.proxyNode = proxyNode
+        self.purpose = purpose
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case tID = "t_id", thirdPartyPID = "third_party_pid", proxyNode = "proxy_node", purpose }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+/// Exactly one of `t_id`, `patient_pid`.
+public struct ListUsageRequest: MedRecordsRequest, Equatable {
+    public var tID: String?
+    public var patientPID: String?
+    public var pageSize: Int?
+    public var bookmark: String?
+
+    public init(tID: String? = nil, patientPID: String? = nil, pageSize: Int? = nil, bookmark: String? = nil) {
+        self.tID = tID
+        self.patientPID = patientPID
+        self.pageSize = pageSize
+        self.bookmark = bookmark
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case tID = "t_id", patientPID = "patient_pid", pageSize = "page_size", bookmark }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+// MARK: - Event payloads
+
+/// Events carry ids only: anyone subscribed to the channel's events sees them.
+public struct TreatmentCreatedEvent: Codable, Sendable, Equatable {
+    public var tID: String
+    enum CodingKeys: String, CodingKey { case tID = "t_id" }
+}
+
+public struct IndexRecordAddedEvent: Codable, Sendable, Equatable {
+    public var recordID: String
+    public var tID: String
+    enum CodingKeys: String, CodingKey { case recordID = "record_id", tID = "t_id" }
+}
+
+public struct AccessGrantedEvent: Codable, Sendable, Equatable {
+    public var consentID: String
+    public var granteePID: String
+    enum CodingKeys: String, CodingKey { case consentID = "consent_id", granteePID = "grantee_pid" }
+}
+
+public struct AccessRevokedEvent: Codable, Sendable, Equatable {
+    public var consentID: String
+    public var granteePID: String
+    enum CodingKeys: String, CodingKey { case consentID = "consent_id", granteePID = "grantee_pid" }
+}
+
+public struct UsageRecordedEvent: Codable, Sendable, Equatable {
+    public var usageID: String
+    public var tID: String
+    enum CodingKeys: String, CodingKey { case usageID = "usage_id", tID = "t_id" }
+}
