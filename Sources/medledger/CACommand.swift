@@ -68,6 +68,8 @@ struct CACommand: AsyncParsableCommand {
             tls: { cert: wallets/sa-node/tls-cert.pem, key: wallets/sa-node/tls-key.pem }
             trusted_roots: [ca-cert.pem]
             audit_log: audit.log
+            peer: false                      # the SA's node orders; hospitals' nodes are the peers
+            orderer: { data_dir: orderer-data }
             ca:
               data_dir: ca
               enroll_listen: \(enrollListen)
