@@ -201,17 +201,27 @@ public final class Gateway: Sendable {
         if policy.isSatisfied(by: principals(), channelOrgs: orgs) { return responses }
         let endorsedOrgs = Set(principals().map(\.org))
         let candidates = config.organizations.filter { !endorsedOrgs.contains($0.id) }.compactMap { o in o.peerEndpoints.compactMap(NodeAddress.init).first }
-        let more = try await withThrowingTaskGroup(of: Medledger_ProposalResponse.self) { group in
+        // Failures of other peers are reasons, not the answer: the policy decides.
+        let more = await withTaskGroup(of: Result<Medledger_ProposalResponse, any Error>.self) { group in
             for address in candidates {
-                group.addTask { try await self.endorse(p, on: try self.connection(address)) }
+                group.addTask {
+                    do { return .success(try await self.endorse(p, on: try self.connection(address))) } catch { return .failure(error) }
+                }
             }
-            var out = [Medledger_ProposalResponse]()
-            for try await r in group { out.append(r) }
+            var out = [Result<Medledger_ProposalResponse, any Error>]()
+            for await r in group { out.append(r) }
             return out
         }
-        for r in more where r.response.status == 200 { responses.append(r) }
+        var problems = [String]()
+        for r in more {
+            switch r {
+            case .success(let resp) where resp.response.status == 200: responses.append(resp)
+            case .success(let resp): problems.append("[\(resp.response.status)] \(resp.response.message)")
+            case .failure(let e): problems.append("\(e)")
+            }
+        }
         guard policy.isSatisfied(by: principals(), channelOrgs: orgs) else {
-            throw Failure(status: 412, message: "could not collect endorsements satisfying \(policyText) (got \(principals().map { "\($0.org).\($0.role)" }.joined(separator: ", ")))")
+            throw Failure(status: 412, message: "could not collect endorsements satisfying \(policyText) (endorsed by \(principals().map { "\($0.org).\($0.role)" }.joined(separator: ", "))\(problems.isEmpty ? "" : "; other peers: " + problems.joined(separator: "; ")))")
         }
         return responses
     }

@@ -126,6 +126,10 @@ public final class NodeServer: Sendable {
             log("medledgerd: ready")
             await stopper.wait()
             log("medledgerd: shutting down")
+            // Long-lived streams (block delivery, commit-status waits) end first, or a graceful
+            // shutdown would wait for them forever.
+            peer?.stop()
+            orderer?.shutdown()
             main.beginGracefulShutdown()
             enrollServer?.beginGracefulShutdown()
         }

@@ -29,8 +29,14 @@ final class PeerRuntime: Sendable {
         self.trustedRootsPEM = trustedRootsPEM
         self.log = log
         for name in try store.channelNames() {
-            let ch = try PeerChannel.open(name, store: store)
-            channels.withLock { $0[name] = ch }
+            do {
+                let ch = try PeerChannel.open(name, store: store)
+                channels.withLock { $0[name] = ch }
+            } catch let e as PeerChannelError {
+                // A ledger without a channel configuration (`ledger sample`, an offline copy) is kept
+                // but not served: there is nobody to order or endorse for it.
+                log("medledgerd: channel \(name) is not served by the peer: \(e)")
+            }
         }
     }
 

@@ -53,7 +53,9 @@ public final class PeerChannel: BlockSource, Sendable {
         guard ledger.height > 0, let tip = try ledger.block(number: ledger.height - 1) else { throw PeerChannelError("channel \(ledger.channel) has no genesis block") }
         let n = tip.metadata.lastConfigBlock
         guard let cb = try ledger.block(number: n), let env = cb.data.envelopes.first else { throw PeerChannelError("channel \(ledger.channel): configuration block \(n) is missing") }
-        return try ChannelContext(config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: n)
+        do { return try ChannelContext(config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: n) } catch {
+            throw PeerChannelError("channel \(ledger.channel) has no valid configuration in block \(n): \(error)")
+        }
     }
 
     public func block(number: UInt64) throws -> Medledger_Block? { try ledger.block(number: number) }

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import LedgerAudit
 import LedgerClient
+import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
 import LedgerTransport
@@ -197,6 +198,8 @@ struct NodeCommand: AsyncParsableCommand {
             guard let a = NodeAddress(node) else { throw ValidationError("--node \(node) is not host:port") }
             let r = try await calling { try await NodeClient(endpoint: a, trustedRootsPEM: w.caCertPEM, identity: w.tlsIdentity, serverName: serverName).channelInfo(channel) }
             print("channel \(r.channel): height \(r.height)")
+            print("tip hash \(Hex.encode(r.tipHash))")
+            print("commit hash \(Hex.encode(r.commitHash))")
         }
     }
 }
