@@ -109,34 +109,10 @@ public final class Gateway: Sendable {
 
     // MARK: Proposals
 
-    struct Proposal {
-        var signed: Medledger_SignedProposal
-        var proposal: Medledger_Proposal
-        var payload: Medledger_ChaincodeProposalPayload
-        var txID: String
-    }
+    typealias Proposal = TransactionBuilder.Proposal
 
     func propose(chaincode: String, function: String, args: [[UInt8]], transient: [String: [UInt8]]) throws -> Proposal {
-        let nonce = TransactionID.newNonce()
-        let txID = TransactionID.compute(nonce: nonce, creator: signer.serialized)
-        var p = Medledger_Proposal()
-        p.channelHeader.type = .endorserTransaction
-        p.channelHeader.channelID = channel
-        p.channelHeader.txID = txID
-        p.channelHeader.timestamp = Google_Protobuf_Timestamp(date: Date())
-        p.channelHeader.chaincodeName = chaincode
-        p.signatureHeader.creator = Data(signer.serialized)
-        p.signatureHeader.nonce = Data(nonce)
-        var payload = Medledger_ChaincodeProposalPayload()
-        payload.chaincodeName = chaincode
-        payload.input.function = function
-        payload.input.args = args.map { Data($0) }
-        payload.transient = transient.mapValues { Data($0) }
-        p.payload = try payload.serializedBytes()
-        var sp = Medledger_SignedProposal()
-        sp.proposalBytes = try p.serializedBytes()
-        sp.signature = Data(try signer.sign([UInt8](sp.proposalBytes)))
-        return Proposal(signed: sp, proposal: p, payload: payload, txID: txID)
+        try TransactionBuilder.proposal(channel: channel, chaincode: chaincode, function: function, args: args, transient: transient, signer: signer)
     }
 
     func endorse(_ p: Proposal, on connection: Connection) async throws -> Medledger_ProposalResponse {
@@ -226,24 +202,10 @@ public final class Gateway: Sendable {
         return responses
     }
 
-    /// The transaction envelope: every endorser must have produced the same response payload.
     func assemble(_ p: Proposal, responses: [Medledger_ProposalResponse]) throws -> Medledger_Envelope {
-        let prp = responses[0].payload
-        for r in responses.dropFirst() where r.payload != prp {
-            throw Failure(status: 409, message: "endorsers disagree on the result (their states differ); retry")
+        do { return try TransactionBuilder.envelope(p, responses: responses, signer: signer) } catch let e as TransactionBuilder.Failure {
+            throw Failure(status: 409, message: e.description)
         }
-        var tx = Medledger_EndorsedTransaction()
-        tx.proposalPayload = Data(try p.payload.strippedBytes())
-        tx.proposalResponsePayload = prp
-        tx.endorsements = responses.map(\.endorsement)
-        var payload = Medledger_Payload()
-        payload.channelHeader = p.proposal.channelHeader
-        payload.signatureHeader = p.proposal.signatureHeader
-        payload.data = try tx.serializedBytes()
-        var env = Medledger_Envelope()
-        env.payload = try payload.serializedBytes()
-        env.signature = Data(try signer.sign([UInt8](env.payload)))
-        return env
     }
 
     // MARK: Ledger reads and events

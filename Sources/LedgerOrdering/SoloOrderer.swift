@@ -147,6 +147,7 @@ final class SoloChannel: BlockSource, Sendable {
             throw OrderingRejection(400, "envelope is \(bytes.count) bytes, over the channel's absolute_max_bytes \(ctx.config.batch.absoluteMaxBytes)")
         }
         guard !ch.txID.isEmpty, ch.hasTimestamp else { throw OrderingRejection(400, "envelope header lacks tx id or timestamp") }
+        if (try? ledger.transaction(id: ch.txID)) != nil { throw OrderingRejection(409, "transaction \(ch.txID) was already ordered") }
         let creator: VerifiedMember
         do { creator = try ctx.members.verify(serializedIdentity: payload.signatureHeader.creator, at: Date()) } catch {
             throw OrderingRejection(403, "creator is not a member of channel \(ctx.channel): \(error)")

@@ -68,6 +68,9 @@ public struct BlockValidator: Sendable {
         }
 
         try MVCCValidator(state: ledger.state).validate(rwsets, codes: &codes)
+        // A configuration applies only if its transaction is still valid after every check (a
+        // replayed update is a duplicate, and must not change the channel).
+        if envelopes.count == 1, codes[0] != .valid { newContext = nil }
         return Outcome(codes: codes, newContext: newContext)
     }
 
