@@ -108,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerBench", "LedgerClient", "LedgerNode", "LedgerAudit",
+                "LedgerBench", "LedgerClient", "LedgerNode", "LedgerAudit", "MedRecords",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),

@@ -11,10 +11,34 @@ public struct BenchRow: Encodable, Sendable {
     public var p50Micros: Double?
     public var p99Micros: Double?
     public var target: Double?
-    public var meetsTarget: Bool? { target.map { rate >= $0 } }
+    /// CPU time (all processes involved) per operation, where measured.
+    public var cpuMicrosPerOp: Double?
+    /// An upper bound on p50 the issue asks for, where it asks for one.
+    public var p50TargetMicros: Double?
+    public var meetsTarget: Bool? {
+        switch (target, p50TargetMicros) {
+        case (nil, nil): return nil
+        case (let t?, nil): return rate >= t
+        case (nil, let l?): return (p50Micros ?? .infinity) <= l
+        case (let t?, let l?): return rate >= t && (p50Micros ?? .infinity) <= l
+        }
+    }
+
+    public init(operation: String, count: Int, seconds: Double, rate: Double, rateUnit: String, p50Micros: Double? = nil, p99Micros: Double? = nil, target: Double? = nil, cpuMicrosPerOp: Double? = nil, p50TargetMicros: Double? = nil) {
+        self.operation = operation
+        self.count = count
+        self.seconds = seconds
+        self.rate = rate
+        self.rateUnit = rateUnit
+        self.p50Micros = p50Micros
+        self.p99Micros = p99Micros
+        self.target = target
+        self.cpuMicrosPerOp = cpuMicrosPerOp
+        self.p50TargetMicros = p50TargetMicros
+    }
 
     enum CodingKeys: String, CodingKey {
-        case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget
+        case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget, cpuMicrosPerOp, p50TargetMicros
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -28,6 +52,8 @@ public struct BenchRow: Encodable, Sendable {
         try c.encodeIfPresent(p99Micros, forKey: .p99Micros)
         try c.encodeIfPresent(target, forKey: .target)
         try c.encodeIfPresent(meetsTarget, forKey: .meetsTarget)
+        try c.encodeIfPresent(cpuMicrosPerOp, forKey: .cpuMicrosPerOp)
+        try c.encodeIfPresent(p50TargetMicros, forKey: .p50TargetMicros)
     }
 }
 
@@ -35,6 +61,12 @@ public struct BenchReport: Encodable, Sendable {
     public var title: String
     public var environment: [String: String]
     public var rows: [BenchRow]
+
+    public init(title: String, environment: [String: String], rows: [BenchRow]) {
+        self.title = title
+        self.environment = environment
+        self.rows = rows
+    }
 
     public func json() throws -> String {
         let e = JSONEncoder()
@@ -44,14 +76,18 @@ public struct BenchReport: Encodable, Sendable {
 
     /// A fixed-width text table.
     public func table() -> String {
-        let header = ["operation", "count", "seconds", "rate", "p50", "p99", "target", "ok"]
+        let withCPU = rows.contains { $0.cpuMicrosPerOp != nil }
+        let header = ["operation", "count", "seconds", "rate", "p50", "p99"] + (withCPU ? ["cpu/op"] : []) + ["target", "ok"]
         var lines = [[String]]()
         for r in rows {
+            var target = [r.target.map { ">= \(Self.grouped($0))" }, r.p50TargetMicros.map { "p50 <= \(Self.duration($0))" }].compactMap { $0 }.joined(separator: ", ")
+            if target.isEmpty { target = "-" }
             lines.append([
                 r.operation, "\(r.count)", String(format: "%.3f", r.seconds),
                 "\(Self.grouped(r.rate)) \(r.rateUnit)",
                 r.p50Micros.map(Self.duration) ?? "-", r.p99Micros.map(Self.duration) ?? "-",
-                r.target.map { ">= \(Self.grouped($0))" } ?? "-",
+            ] + (withCPU ? [r.cpuMicrosPerOp.map(Self.duration) ?? "-"] : []) + [
+                target,
                 r.meetsTarget.map { $0 ? "yes" : "NO" } ?? "-",
             ])
         }

@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 import LedgerBench
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print a table (build with -c release for meaningful figures).",
-        subcommands: [Storage.self])
+        subcommands: [Storage.self, LoadBench.self])
 
     struct Storage: ParsableCommand {
         static let configuration = CommandConfiguration(

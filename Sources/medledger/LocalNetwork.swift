@@ -1,0 +1,136 @@
+import Foundation
+import LedgerTransport
+
+/// A single-machine network of real processes, made with this CLI's own commands: the SA's node
+/// (CA and solo orderer) and hospital-a's peer, on a channel `records` with `kv` (ANY) and
+/// `medrecords`, plus an enrolled doctor and patient. Used by `bench load`.
+final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
+    let root: String
+    var processes: [Process] = []
+    var peer = NodeAddress(host: "127.0.0.1", port: 0)
+    let log: (String) -> Void
+
+    init(root: String, log: @escaping (String) -> Void) {
+        self.root = root
+        self.log = log
+    }
+
+    static var executable: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }
+    static var daemon: String { URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("medledgerd").path }
+
+    @discardableResult
+    func cli(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.executable)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard p.terminationStatus == 0 else { throw CLIError("medledger \(args.joined(separator: " ")) failed:\n\(text)") }
+        return text
+    }
+
+    /// Starts a long-running process and waits for "medledgerd: ready"; returns its output so far.
+    func daemon(_ path: String, _ args: [String], logFile: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+        p.standardOutput = h
+        p.standardError = h
+        try p.run()
+        processes.append(p)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            if text.contains("medledgerd: ready") { return text }
+            guard p.isRunning else { throw CLIError("\(path) exited:\n\(text)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw CLIError("\(path) did not become ready; see \(logFile)")
+    }
+
+    static func port(in text: String, after label: String) -> Int? {
+        for line in text.split(separator: "\n") where line.contains(label) && line.contains("listening on") {
+            if let hp = line.split(separator: " ").first(where: { $0.contains(":") && $0.first?.isNumber == true }), let p = Int(hp.split(separator: ":").last ?? "") { return p }
+        }
+        return nil
+    }
+
+    static func start(in root: String, log: @escaping (String) -> Void) async throws -> LocalNetwork {
+        let n = LocalNetwork(root: root, log: log)
+        do { try n.setUp() } catch {
+            n.stop()
+            throw error
+        }
+        return n
+    }
+
+    private func setUp() throws {
+        let sa = root + "/sa"
+        try cli(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
+        let saOut = try daemon(Self.executable, ["ca", "serve", "--data", sa], logFile: root + "/sa.log")
+        guard let ordererPort = Self.port(in: saOut, after: "node sa-node"), let enrollPort = Self.port(in: saOut, after: "CA enrollment") else { throw CLIError("SA node did not report its ports") }
+        let ca = "127.0.0.1:\(ordererPort)", enroll = "127.0.0.1:\(enrollPort)"
+        try cli(["org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "hospital-a", "--node", "peer0", "--ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--out", root + "/hospital-a"])
+        let peerDir = root + "/hospital-a/nodes/peer0"
+        try cli(["ca", "crl", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--out", peerDir + "/crl.pem"])
+        let peerOut = try daemon(Self.daemon, ["--config", peerDir + "/node.yaml"], logFile: root + "/peer.log")
+        guard let peerPort = Self.port(in: peerOut, after: "node peer0") else { throw CLIError("peer did not report its port") }
+        peer = NodeAddress(host: "127.0.0.1", port: peerPort)
+        for (id, role) in [("doctor", "doctor"), ("patient", "patient")] {
+            let out = try cli(["user", "register", "--ca", ca, "--wallet", root + "/hospital-a/admin", "--id", id, "--role", role, "--rid", "bench \(role)"])
+            guard let secret = out.split(separator: "\n").first(where: { $0.contains("secret") })?.split(separator: " ").last.map(String.init) else { throw CLIError("no secret in: \(out)") }
+            try cli(["user", "enroll", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--id", id, "--secret", secret, "--wallet", root + "/\(id)"])
+        }
+        let yaml = """
+        channel: records
+        organizations:
+          - { id: sa, ca_root: sa/ca-cert.pem }
+          - { id: hospital-a, ca_root: sa/ca-cert.pem, peers: [127.0.0.1:\(peerPort)] }
+        orderer: { org: sa, endpoints: [127.0.0.1:\(ordererPort)] }
+        batch: { max_message_count: 1000, absolute_max_bytes: 10485760, preferred_max_bytes: 4194304, batch_timeout_ms: 0 }
+        chaincodes:
+          - { name: kv, endorsement_policy: ANY }
+          - { name: medrecords, endorsement_policy: "OR('hospital-a.node')" }
+
+        """
+        try yaml.write(toFile: root + "/channel.yaml", atomically: true, encoding: .utf8)
+        try cli(["channel", "create", "--config", root + "/channel.yaml", "--wallet", sa + "/wallets/admin", "--out", root + "/records.block"])
+        try cli(["channel", "join", "--node", ca, "--wallet", sa + "/wallets/admin", "--block", root + "/records.block", "--orderer-node"])
+        try cli(["channel", "join", "--node", peer.description, "--wallet", root + "/hospital-a/admin", "--block", root + "/records.block"])
+    }
+
+    func submitterWallet(_ workload: String) -> String { workload == "pde" ? root + "/doctor" : root + "/hospital-a/admin" }
+
+    func stop() {
+        for p in processes where p.isRunning {
+            p.terminate()
+            p.waitUntilExit()
+        }
+    }
+
+    /// User + system CPU seconds of the network's processes, from /proc.
+    func cpuSeconds() -> Double {
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return processes.reduce(0) { sum, p in
+            guard let stat = try? String(contentsOfFile: "/proc/\(p.processIdentifier)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return sum }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // After the command: state is field 3; utime and stime are fields 14 and 15.
+            guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return sum }
+            return sum + (u + s) / tick
+        }
+    }
+
+    static func selfCPUSeconds() -> Double {
+        var r = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &r)
+        return Double(r.ru_utime.tv_sec) + Double(r.ru_utime.tv_usec) / 1e6 + Double(r.ru_stime.tv_sec) + Double(r.ru_stime.tv_usec) / 1e6
+    }
+}
