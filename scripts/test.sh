@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
-medledger_install_deps
+medledger_install_deps test
 
 swift build --build-tests
 swift test --skip-build "$@"

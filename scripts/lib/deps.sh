@@ -2,12 +2,17 @@
 # Sourced by scripts/test.sh and scripts/demo.sh. Idempotent: does nothing when all are present.
 
 MEDLEDGER_APT_PACKAGES=(librocksdb-dev pkg-config openssl python3 python3-pip)
+# Only the tests need these: docker-compose validates docker-compose.yml (no Docker engine runs here).
+MEDLEDGER_TEST_APT_PACKAGES=(docker-compose)
 # Python packages the tests use to cross-check our crypto with independent implementations.
 MEDLEDGER_PIP_PACKAGES=(cryptography)
 
+# medledger_install_deps [test]: with "test", also what only the tests need.
 medledger_install_deps() {
   local missing=()
-  for pkg in "${MEDLEDGER_APT_PACKAGES[@]}"; do
+  local wanted=("${MEDLEDGER_APT_PACKAGES[@]}")
+  [[ "${1:-}" == "test" ]] && wanted+=("${MEDLEDGER_TEST_APT_PACKAGES[@]}")
+  for pkg in "${wanted[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if ((${#missing[@]} > 0)); then

@@ -1,0 +1,26 @@
+# The MedLedger node image: medledgerd and the medledger CLI on Debian 12.
+#   docker build -t medledger .
+# Build stage: Swift 6 on Debian bookworm, RocksDB from Debian.
+FROM swift:6.1-bookworm AS build
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librocksdb-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources ./Sources
+COPY Tests ./Tests
+RUN swift build -c release --static-swift-stdlib --product medledgerd \
+    && swift build -c release --static-swift-stdlib --product medledger \
+    && cp "$(swift build -c release --show-bin-path)/medledgerd" "$(swift build -c release --show-bin-path)/medledger" /usr/local/bin/
+
+# Runtime stage: only the shared libraries the binaries need.
+FROM debian:bookworm-slim
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librocksdb7.8 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /data medledger && mkdir -p /data && chown medledger /data
+COPY --from=build /usr/local/bin/medledgerd /usr/local/bin/medledger /usr/local/bin/
+USER medledger
+WORKDIR /data
+VOLUME ["/data"]
+# node.yaml lives in the mounted volume (written by `medledger ca init` / `org admit`).
+ENTRYPOINT ["medledgerd"]
+CMD ["--config", "/data/node.yaml"]
