@@ -97,7 +97,7 @@ let package = Package(
         // The paper's records: treatments, index records P_DE, consents, usage records D_UE.
         .target(name: "MedRecords", dependencies: ["LedgerChaincode", "LedgerIdentity", .product(name: "Crypto", package: "swift-crypto")]),
         // Channels: configuration rules, membership (MSP), endorsement policies, genesis and config updates.
-        .target(name: "LedgerChannel", dependencies: ["LedgerChaincode", "LedgerIdentity", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "LedgerChannel", dependencies: ["LedgerChaincode", "LedgerIdentity", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
         .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage"]),
         // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.

@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import LedgerIdentity
 import LedgerProtos
+import LedgerStorage
 import SwiftProtobuf
 import X509
 
@@ -73,6 +74,17 @@ public struct ChannelContext: Sendable {
     static func isEndpoint(_ s: String) -> Bool {
         guard let colon = s.lastIndex(of: ":"), colon != s.startIndex, let port = Int(s[s.index(after: colon)...]) else { return false }
         return (1...65535).contains(port)
+    }
+
+    /// The configuration in force at the tip of `ledger`: each block's metadata names the last
+    /// configuration block, whose single transaction carries it.
+    public static func current(in ledger: ChannelLedger) throws -> ChannelContext {
+        guard ledger.height > 0, let tip = try ledger.block(number: ledger.height - 1) else { throw ChannelConfigError("channel \(ledger.channel) has no genesis block") }
+        let n = tip.metadata.lastConfigBlock
+        guard let cb = try ledger.block(number: n), let env = cb.data.envelopes.first else { throw ChannelConfigError("channel \(ledger.channel): configuration block \(n) is missing") }
+        do { return try ChannelContext(config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: n) } catch {
+            throw ChannelConfigError("channel \(ledger.channel) has no valid configuration in block \(n): \(error)")
+        }
     }
 
     /// The endorsement policy of `chaincode`, nil if the channel does not define it.

@@ -122,14 +122,18 @@ public struct RevocationList: Sendable, Equatable {
 
     /// Parses a DER or PEM CRL. Does not check the signature: call `verify(issuedBy:)`.
     public static func parse(_ bytes: [UInt8]) throws -> RevocationList {
-        if bytes.starts(with: Array("-----BEGIN".utf8)) {
-            do {
-                let doc = try PEMDocument(pemString: String(decoding: bytes, as: UTF8.self))
-                guard doc.discriminator == "X509 CRL" else { throw Failure.malformed("PEM block is \(doc.discriminator), not X509 CRL") }
-                return try parse(doc.derBytes)
-            } catch let f as Failure { throw f } catch { throw Failure.malformed("\(error)") }
-        }
-        do { return try parseDER(bytes) } catch let f as Failure { throw f } catch { throw Failure.malformed("\(error)") }
+        let der = try derBytes(bytes)
+        do { return try parseDER(der) } catch let f as Failure { throw f } catch { throw Failure.malformed("\(error)") }
+    }
+
+    /// The DER of a CRL given as PEM ("X509 CRL") or already as DER.
+    public static func derBytes(_ bytes: [UInt8]) throws -> [UInt8] {
+        guard bytes.starts(with: Array("-----BEGIN".utf8)) else { return bytes }
+        do {
+            let doc = try PEMDocument(pemString: String(decoding: bytes, as: UTF8.self))
+            guard doc.discriminator == "X509 CRL" else { throw Failure.malformed("PEM block is \(doc.discriminator), not X509 CRL") }
+            return doc.derBytes
+        } catch let f as Failure { throw f } catch { throw Failure.malformed("\(error)") }
     }
 
     private static func parseDER(_ der: [UInt8]) throws -> RevocationList {

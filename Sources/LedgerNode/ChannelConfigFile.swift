@@ -1,5 +1,6 @@
 import Foundation
 import LedgerChannel
+import LedgerIdentity
 import LedgerProtos
 import Yams
 
@@ -75,7 +76,7 @@ public struct ChannelConfigFile: Codable, Sendable {
             org.rootCertificates = [try read(o.caRoot, "CA root of \(o.id)")]
             if let crl = o.crl {
                 let d = try read(crl, "CRL of \(o.id)")
-                org.crl = Self.derFromPEM(d) ?? d
+                do { org.crl = Data(try RevocationList.derBytes([UInt8](d))) } catch { throw Failure(description: "\(path): CRL of \(o.id): \(error)") }
             }
             org.peerEndpoints = o.peers ?? []
             c.organizations.append(org)
@@ -95,12 +96,5 @@ public struct ChannelConfigFile: Codable, Sendable {
         }
         do { _ = try ChannelContext(config: c, configBlock: 0) } catch { throw Failure(description: "\(path): \(error)") }
         return c
-    }
-
-    static func derFromPEM(_ d: Data) -> Data? {
-        let text = String(decoding: d, as: UTF8.self)
-        guard text.contains("-----BEGIN") else { return nil }
-        let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-        return Data(base64Encoded: body)
     }
 }

@@ -46,7 +46,7 @@ public final class SoloOrderer: OrderingService {
         self.log = log
         for name in try store.channelNames() {
             let ledger = try store.channel(name)
-            let ctx = try SoloChannel.loadContext(ledger)
+            let ctx = try ChannelContext.current(in: ledger)
             chains.withLock { $0[name] = SoloChannel(ledger: ledger, context: ctx, signer: signer, log: log) }
         }
     }
@@ -111,13 +111,6 @@ final class SoloChannel: BlockSource, Sendable {
         self.log = log
         self.current = Mutex(context)
         Thread.detachNewThread { [self] in self.runLoop() }
-    }
-
-    static func loadContext(_ ledger: ChannelLedger) throws -> ChannelContext {
-        guard ledger.height > 0, let tip = try ledger.block(number: ledger.height - 1) else { throw OrderingRejection(500, "channel \(ledger.channel) has no genesis block") }
-        let n = tip.metadata.lastConfigBlock
-        guard let cb = try ledger.block(number: n), let env = cb.data.envelopes.first else { throw OrderingRejection(500, "channel \(ledger.channel): configuration block \(n) is missing") }
-        return try ChannelContext(config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: n)
     }
 
     func block(number: UInt64) throws -> Medledger_Block? {

@@ -46,15 +46,8 @@ public final class PeerChannel: BlockSource, Sendable {
     /// Opens a joined channel: its configuration is the one in the last configuration block.
     public static func open(_ name: String, store: LedgerStore) throws -> PeerChannel {
         let ledger = try store.channel(name)
-        return PeerChannel(ledger: ledger, context: try loadContext(ledger))
-    }
-
-    static func loadContext(_ ledger: ChannelLedger) throws -> ChannelContext {
-        guard ledger.height > 0, let tip = try ledger.block(number: ledger.height - 1) else { throw PeerChannelError("channel \(ledger.channel) has no genesis block") }
-        let n = tip.metadata.lastConfigBlock
-        guard let cb = try ledger.block(number: n), let env = cb.data.envelopes.first else { throw PeerChannelError("channel \(ledger.channel): configuration block \(n) is missing") }
-        do { return try ChannelContext(config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: n) } catch {
-            throw PeerChannelError("channel \(ledger.channel) has no valid configuration in block \(n): \(error)")
+        do { return PeerChannel(ledger: ledger, context: try ChannelContext.current(in: ledger)) } catch let e as ChannelConfigError {
+            throw PeerChannelError(e.description)
         }
     }
 
