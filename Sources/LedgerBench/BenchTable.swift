@@ -120,7 +120,8 @@ public struct BenchReport: Encodable, Sendable {
 @inline(__always)
 func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-func percentile(_ sorted: [Double], _ p: Double) -> Double? {
+/// The `p` quantile of an ascending array (nearest rank), nil when empty.
+public func percentile(_ sorted: [Double], _ p: Double) -> Double? {
     guard !sorted.isEmpty else { return nil }
     let i = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
     return sorted[i]

@@ -28,6 +28,21 @@ enum StatusMapping {
         }
     }
 
+    /// An EMR-IG status (400, 401, 403, 404, 409, 503; anything else is internal) as a gRPC error.
+    static func rpcError(status: Int32, message: String) -> RPCError {
+        let code: RPCError.Code
+        switch status {
+        case 400: code = .invalidArgument
+        case 401: code = .unauthenticated
+        case 403: code = .permissionDenied
+        case 404: code = .notFound
+        case 409: code = .alreadyExists
+        case 503: code = .unavailable
+        default: code = .internalError
+        }
+        return RPCError(code: code, message: message)
+    }
+
     static func mapping<T>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch { throw rpcError(error) }
     }

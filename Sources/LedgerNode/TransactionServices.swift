@@ -32,27 +32,14 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     func processProposal(request: Medledger_SignedProposal, context: ServerContext) async throws -> Medledger_ProposalResponse {
         let caller = try context.requireCaller()
         let parsed: ParsedProposal
-        do { parsed = try ParsedProposal(request) } catch { throw Self.rpc(error) }
+        do { parsed = try ParsedProposal(request) } catch { throw StatusMapping.rpcError(status: error.status, message: error.message) }
         let ch = try channel(parsed.channel, for: caller)
         do {
             let ledger = ch.ledger
             return try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot()) { try ledger.transaction(id: $0) != nil }
         } catch let e as ProposalRejection {
-            throw Self.rpc(e)
+            throw StatusMapping.rpcError(status: e.status, message: e.message)
         }
-    }
-
-    static func rpc(_ e: ProposalRejection) -> RPCError {
-        let code: RPCError.Code
-        switch e.status {
-        case 400: code = .invalidArgument
-        case 401: code = .unauthenticated
-        case 403: code = .permissionDenied
-        case 404: code = .notFound
-        case 409: code = .alreadyExists
-        default: code = .internalError
-        }
-        return RPCError(code: code, message: e.message)
     }
 
     func commitStatus(request: Medledger_CommitStatusRequest, context: ServerContext) async throws -> Medledger_CommitStatusResponse {
@@ -213,7 +200,7 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         } catch let e as ChannelConfigError {
             throw RPCError(code: .invalidArgument, message: e.description)
         } catch let e as OrderingRejection {
-            throw PeerService.rpc(ProposalRejection(e.status, e.message))
+            throw StatusMapping.rpcError(status: e.status, message: e.message)
         }
         audit?.record(AuditEvent(actor: caller.auditActor, action: "orderer.join", target: "-", outcome: .success))
         var r = Medledger_JoinChannelResponse()

@@ -35,6 +35,7 @@ public struct BlockValidator: Sendable {
         var rwsets = [Medledger_TxReadWriteSet?](repeating: nil, count: envelopes.count)
         var txIDs = [String?](repeating: nil, count: envelopes.count)
         var types = [Medledger_HeaderType](repeating: .unspecified, count: envelopes.count)
+        var times = [Date?](repeating: nil, count: envelopes.count)
 
         let results = Self.checkAll(envelopes, context: context)
         for (i, r) in results.enumerated() {
@@ -42,6 +43,7 @@ public struct BlockValidator: Sendable {
             rwsets[i] = r.rwset
             txIDs[i] = r.txID
             types[i] = r.type
+            times[i] = r.time
         }
 
         // Configuration: only valid alone in its block.
@@ -52,7 +54,7 @@ public struct BlockValidator: Sendable {
                 continue
             }
             do {
-                newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[i], current: context, blockNumber: block.header.number, at: Self.timestamp(of: envelopes[i]) ?? Date(timeIntervalSince1970: 0))
+                newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[i], current: context, blockNumber: block.header.number, at: times[i] ?? Date(timeIntervalSince1970: 0))
             } catch {
                 codes[i] = .invalidConfigTransaction
             }
@@ -78,6 +80,7 @@ public struct BlockValidator: Sendable {
         var code: Medledger_TxValidationCode
         var txID: String?
         var type: Medledger_HeaderType = .unspecified
+        var time: Date?
         var rwset: Medledger_TxReadWriteSet?
     }
 
@@ -95,11 +98,6 @@ public struct BlockValidator: Sendable {
             out.withLock { o in for (i, r) in local { o[i] = r } }
         }
         return out.withLock { $0.map { $0! } }
-    }
-
-    static func timestamp(of envelope: [UInt8]) -> Date? {
-        guard let e = try? Medledger_Envelope(serializedBytes: envelope), let p = try? Medledger_Payload(serializedBytes: e.payload), p.channelHeader.hasTimestamp else { return nil }
-        return p.channelHeader.timestamp.date
     }
 
     /// Everything that depends on the transaction alone.
@@ -120,6 +118,7 @@ public struct BlockValidator: Sendable {
         }
         guard ch.channelID == context.channel else { r.code = .targetChainNotFound; return r }
         let time = ch.timestamp.date
+        r.time = time
         guard let creator = try? context.members.verify(serializedIdentity: sh.creator, at: time),
               creator.isValidSignature(env.signature, for: env.payload) else { r.code = .badCreatorSignature; return r }
         guard ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator)) else { r.code = .badProposalTxid; return r }

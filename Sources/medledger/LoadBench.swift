@@ -82,7 +82,7 @@ struct LoadBench: AsyncParsableCommand {
             let ok = sorted.count
             rows.append(BenchRow(
                 operation: "\(workload), \(level) in flight", count: ok, seconds: seconds, rate: Double(ok) / seconds, rateUnit: "tx/s",
-                p50Micros: Self.percentile(sorted, 0.5), p99Micros: Self.percentile(sorted, 0.99),
+                p50Micros: percentile(sorted, 0.5), p99Micros: percentile(sorted, 0.99),
                 target: level == 500 && workload == "kv" ? 3000 : nil,
                 cpuMicrosPerOp: ok > 0 ? cpu * 1e6 / Double(ok) : nil,
                 p50TargetMicros: level == 1 && workload == "kv" ? 5000 : nil))
@@ -92,11 +92,6 @@ struct LoadBench: AsyncParsableCommand {
             environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
             rows: rows)
         print(json ? try report.json() : report.table())
-    }
-
-    static func percentile(_ sorted: [Double], _ p: Double) -> Double? {
-        guard !sorted.isEmpty else { return nil }
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 }
 
