@@ -59,6 +59,9 @@ public final class Gateway: Sendable {
     let connections = Mutex<[String: Connection]>([:])
     public let config: Medledger_ChannelConfig
     let ordererAddress: NodeAddress
+    /// Parsed once: the chaincodes' policies, and each endorser identity's principal (an X.509 parse).
+    let policies: [String: (text: String, policy: EndorsementPolicy)]
+    let principals = Mutex<[Data: EndorsementPolicy.Endorser]>([:])
 
     public struct Failure: Error, CustomStringConvertible {
         public var status: Int
@@ -91,6 +94,11 @@ public final class Gateway: Sendable {
         self.primary = primary
         self.config = config
         self.ordererAddress = orderer
+        var policies = [String: (text: String, policy: EndorsementPolicy)]()
+        for cc in config.chaincodes {
+            if let p = try? EndorsementPolicy.parse(cc.endorsementPolicy) { policies[cc.name] = (cc.endorsementPolicy, p) }
+        }
+        self.policies = policies
         connections.withLock { $0[primary.address.description] = primary }
     }
 
@@ -164,16 +172,9 @@ public final class Gateway: Sendable {
             throw Failure(status: Int(first.response.status), message: first.response.message.isEmpty ? "chaincode refused" : first.response.message)
         }
         var responses = [first]
-        guard let policyText = config.chaincodes.first(where: { $0.name == chaincode })?.endorsementPolicy,
-              let policy = try? EndorsementPolicy.parse(policyText) else { return responses }
+        guard let (policyText, policy) = policies[chaincode] else { return responses }
         let orgs = Set(config.organizations.map(\.id))
-        func principals() -> [EndorsementPolicy.Endorser] {
-            responses.compactMap { r in
-                guard let id = try? Medledger_SerializedIdentity(serializedBytes: r.endorsement.endorser) else { return nil }
-                let role = (try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)))?.attributes?.role ?? "unknown"
-                return EndorsementPolicy.Endorser(org: id.mspID, role: role)
-            }
-        }
+        func principals() -> [EndorsementPolicy.Endorser] { responses.compactMap { principal(of: $0.endorsement.endorser) } }
         if policy.isSatisfied(by: principals(), channelOrgs: orgs) { return responses }
         let endorsedOrgs = Set(principals().map(\.org))
         let candidates = config.organizations.filter { !endorsedOrgs.contains($0.id) }.compactMap { o in o.peerEndpoints.compactMap(NodeAddress.init).first }
@@ -200,6 +201,16 @@ public final class Gateway: Sendable {
             throw Failure(status: 412, message: "could not collect endorsements satisfying \(policyText) (endorsed by \(principals().map { "\($0.org).\($0.role)" }.joined(separator: ", "))\(problems.isEmpty ? "" : "; other peers: " + problems.joined(separator: "; ")))")
         }
         return responses
+    }
+
+    /// The organisation and role of an endorser identity, cached per identity.
+    func principal(of endorser: Data) -> EndorsementPolicy.Endorser? {
+        if let p = principals.withLock({ $0[endorser] }) { return p }
+        guard let id = try? Medledger_SerializedIdentity(serializedBytes: endorser) else { return nil }
+        let role = (try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)))?.attributes?.role ?? "unknown"
+        let p = EndorsementPolicy.Endorser(org: id.mspID, role: role)
+        principals.withLock { $0[endorser] = p }
+        return p
     }
 
     func assemble(_ p: Proposal, responses: [Medledger_ProposalResponse]) throws -> Medledger_Envelope {
