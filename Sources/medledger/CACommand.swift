@@ -20,7 +20,8 @@ struct CACommand: AsyncParsableCommand {
             abstract: "Create the SA root CA, its encrypted store, the SA administrator's wallet and the SA node's identity.",
             discussion: """
             Writes into --data: ca/ (the CA's private store), ca-cert.pem, wallets/admin/ (the SA administrator),
-            wallets/sa-node/ (the SA node's TLS identity) and sa-node.yaml (the node configuration `ca serve` uses).
+            wallets/sa-node/ (the SA node's TLS and signing identity) and sa-node.yaml (the node configuration `ca serve`
+            uses: the CA, and the solo ordering service in orderer-data/).
             The master key that encrypts the CA key and RID records comes from --master-key-file (created if missing)
             or MEDLEDGER_CA_MASTER_KEY; keep it apart from the data directory's backups.
             """)
@@ -83,7 +84,7 @@ struct CACommand: AsyncParsableCommand {
     }
 
     struct Serve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run the SA node (CA service) in the foreground, from <data>/sa-node.yaml.")
+        static let configuration = CommandConfiguration(abstract: "Run the SA node (CA service and solo orderer) in the foreground, from <data>/sa-node.yaml.")
 
         @Option(help: "The SA's data directory.") var data: String
         @Option(help: "Override the mutual-TLS listen address.") var listen: String?
