@@ -99,7 +99,7 @@ let package = Package(
         // Channels: configuration rules, membership (MSP), endorsement policies, genesis and config updates.
         .target(name: "LedgerChannel", dependencies: ["LedgerChaincode", "LedgerIdentity", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
-        .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage"]),
+        .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
         .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).

@@ -34,17 +34,47 @@ final class Connection: Sendable {
     let runner: Task<Void, Never>
     let address: NodeAddress
 
+    /// Proposals and envelopes travel on these shared streams (opened on first use).
+    let endorser: PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>
+    let broadcaster: PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>
+
     init(_ address: NodeAddress, roots: [UInt8], tls: TLSIdentityFiles) throws {
         self.address = address
         let c = GRPCClient(transport: try ClientSecurity.transport(to: address, trustedRootsPEM: roots, identity: tls))
         client = c
         runner = Task { try? await c.runConnections() }
+        endorser = PipelinedStream { batches, answer in
+            try await Medledger_Peer.Client(wrapping: c).processProposals { writer in
+                for await batch in batches {
+                    var m = Medledger_SignedProposalBatch()
+                    m.proposals = batch
+                    try await writer.write(m)
+                }
+            } onResponse: { response in
+                for try await m in response.messages { m.responses.forEach(answer) }
+            }
+        }
+        broadcaster = PipelinedStream { batches, answer in
+            try await Medledger_Orderer.Client(wrapping: c).broadcastStream { writer in
+                for await batch in batches {
+                    var m = Medledger_EnvelopeBatch()
+                    m.envelopes = batch
+                    try await writer.write(m)
+                }
+            } onResponse: { response in
+                for try await m in response.messages { m.responses.forEach(answer) }
+            }
+        }
     }
 
     var peer: Medledger_Peer.Client<HTTP2ClientTransport.Posix> { Medledger_Peer.Client(wrapping: client) }
     var orderer: Medledger_Orderer.Client<HTTP2ClientTransport.Posix> { Medledger_Orderer.Client(wrapping: client) }
 
-    func close() { client.beginGracefulShutdown() }
+    func close() {
+        endorser.close()
+        broadcaster.close()
+        client.beginGracefulShutdown()
+    }
 }
 
 /// The gateway-style client API: `evaluate` (query one peer), `submit` (endorse on enough peers to
@@ -62,6 +92,8 @@ public final class Gateway: Sendable {
     /// Parsed once: the chaincodes' policies, and each endorser identity's principal (an X.509 parse).
     let policies: [String: (text: String, policy: EndorsementPolicy)]
     let principals = Mutex<[Data: EndorsementPolicy.Endorser]>([:])
+    /// Follows the gateway's peer's filtered blocks to learn when submitted transactions commit.
+    let commits: CommitWatcher
 
     public struct Failure: Error, CustomStringConvertible {
         public var status: Int
@@ -99,10 +131,29 @@ public final class Gateway: Sendable {
             if let p = try? EndorsementPolicy.parse(cc.endorsementPolicy) { policies[cc.name] = (cc.endorsementPolicy, p) }
         }
         self.policies = policies
+        commits = CommitWatcher(
+            height: {
+                let req = Medledger_ListChannelsRequest()
+                let channels: [Medledger_ChannelSummary]
+                do { channels = try await primary.peer.listChannels(req).channels } catch { throw CallFailure.classify(error) }
+                guard let c = channels.first(where: { $0.channel == channel }) else { throw CallFailure(status: 404, message: "no channel \(channel.debugDescription) on \(primary.address)") }
+                return c.height
+            },
+            follow: { start, onBlock in
+                var req = Medledger_DeliverRequest()
+                req.channel = channel
+                req.start = start
+                req.follow = true
+                req.filtered = true
+                try await primary.peer.deliver(req) { response in
+                    for try await m in response.messages { onBlock(m.filteredBlock) }
+                }
+            })
         connections.withLock { $0[primary.address.description] = primary }
     }
 
     public func close() {
+        commits.close()
         for c in connections.withLock({ Array($0.values) }) { c.close() }
     }
 
@@ -124,7 +175,12 @@ public final class Gateway: Sendable {
     }
 
     func endorse(_ p: Proposal, on connection: Connection) async throws -> Medledger_ProposalResponse {
-        do { return try await connection.peer.processProposal(p.signed) } catch { throw CallFailure.classify(error) }
+        let answer: Medledger_ProposalStreamResponse
+        do { answer = try await connection.endorser.call(p.signed) } catch let e as PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>.Ended {
+            throw CallFailure(status: 503, message: "\(connection.address): \(e)")
+        } catch { throw CallFailure.classify(error) }
+        guard answer.rejectionStatus == 0 else { throw CallFailure(status: Int(answer.rejectionStatus), message: answer.rejectionMessage) }
+        return answer.response
     }
 
     /// Runs a query on the gateway's peer; nothing is ordered or committed.
@@ -147,21 +203,29 @@ public final class Gateway: Sendable {
         let first = responses[0]
         let result = ChaincodeResult(status: first.response.status, message: first.response.message, payload: [UInt8](first.response.payload))
         let envelope = try assemble(p, responses: responses)
-        try await broadcast(envelope)
-        var req = Medledger_CommitStatusRequest()
-        req.channel = channel
-        req.txID = p.txID
-        req.waitMs = commitTimeoutMs
-        let status: Medledger_CommitStatusResponse
-        do { status = try await primary.peer.commitStatus(req) } catch { throw CallFailure.classify(error) }
-        guard status.committed else { throw Failure(status: 504, message: "transaction \(p.txID) was ordered but not committed on \(primary.address) within \(commitTimeoutMs) ms") }
-        return SubmitResult(txID: p.txID, result: result, code: status.code, blockNumber: status.blockNumber)
+        let notCommitted = Failure(status: 504, message: "transaction \(p.txID) was ordered but not committed on \(primary.address) within \(commitTimeoutMs) ms")
+        let started = ContinuousClock.now
+        do {
+            let c = try await commits.commit(of: p.txID, timeoutMs: commitTimeoutMs) { try await broadcast(envelope) }
+            return SubmitResult(txID: p.txID, result: result, code: c.code, blockNumber: c.blockNumber)
+        } catch CommitWatcher.WaitError.timedOut {
+            throw notCommitted
+        } catch CommitWatcher.WaitError.streamLost {
+            // The block stream broke after the broadcast: ask the peer about this transaction.
+            let left = max(0, Int64(commitTimeoutMs) - (ContinuousClock.now - started).components.seconds * 1000)
+            let status = try await commitStatus(txID: p.txID, waitMs: UInt32(left))
+            guard status.committed else { throw notCommitted }
+            return SubmitResult(txID: p.txID, result: result, code: status.code, blockNumber: status.blockNumber)
+        }
     }
 
-    /// Sends a signed envelope to the orderer.
+    /// Sends a signed envelope to the orderer (on the shared broadcast stream).
     public func broadcast(_ envelope: Medledger_Envelope) async throws {
         let r: Medledger_BroadcastResponse
-        do { r = try await connection(ordererAddress).orderer.broadcast(envelope) } catch { throw CallFailure.classify(error) }
+        let orderer = try connection(ordererAddress)
+        do { r = try await orderer.broadcaster.call(envelope) } catch let e as PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>.Ended {
+            throw CallFailure(status: 503, message: "\(orderer.address): \(e)")
+        } catch { throw CallFailure.classify(error) }
         guard r.status == 200 else { throw Failure(status: Int(r.status), message: "orderer refused the transaction: \(r.message)") }
     }
 

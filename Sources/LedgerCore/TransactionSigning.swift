@@ -25,8 +25,12 @@ public enum TransactionID {
 
     /// 24 random bytes.
     public static func newNonce() -> [UInt8] {
+        // Three 8-byte draws, not 24 one-byte ones: each draw is a getrandom system call.
         var g = SystemRandomNumberGenerator()
-        return (0..<24).map { _ in UInt8.random(in: 0...255, using: &g) }
+        var nonce = [UInt8]()
+        nonce.reserveCapacity(24)
+        for _ in 0..<3 { withUnsafeBytes(of: g.next()) { nonce.append(contentsOf: $0) } }
+        return nonce
     }
 }
 

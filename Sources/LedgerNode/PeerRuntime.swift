@@ -30,7 +30,7 @@ final class PeerRuntime: Sendable {
         self.log = log
         for name in try store.channelNames() {
             do {
-                let ch = try PeerChannel.open(name, store: store)
+                let ch = try PeerChannel.open(name, store: store, ownSignatures: endorser.signatures)
                 channels.withLock { $0[name] = ch }
             } catch let e as PeerChannelError {
                 // A ledger without a channel configuration (`ledger sample`, an offline copy) is kept
@@ -53,7 +53,7 @@ final class PeerRuntime: Sendable {
     }
 
     func join(genesis: Medledger_Block) throws -> PeerChannel {
-        let ch = try PeerChannel.join(genesis: genesis, store: store)
+        let ch = try PeerChannel.join(genesis: genesis, store: store, ownSignatures: endorser.signatures)
         channels.withLock { $0[ch.channelName] = ch }
         log("medledgerd: joined channel \(ch.channelName)")
         startPuller(ch)

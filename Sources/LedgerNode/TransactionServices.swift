@@ -30,15 +30,46 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     }
 
     func processProposal(request: Medledger_SignedProposal, context: ServerContext) async throws -> Medledger_ProposalResponse {
+        switch endorse(request, caller: try context.requireCaller()) {
+        case .success(let r): return r
+        case .failure(let e): throw StatusMapping.rpcError(status: e.status, message: e.message)
+        }
+    }
+
+    /// Batches of proposals on one stream. Each batch is endorsed on every core, and the answers are
+    /// written in the order the proposals came (the client matches them by position).
+    func processProposals(request: RPCAsyncSequence<Medledger_SignedProposalBatch, any Error>, response: RPCWriter<Medledger_ProposalStreamResponseBatch>, context: ServerContext) async throws {
         let caller = try context.requireCaller()
+        try await InOrderPipeline.run(request, response) { batch in
+            var m = Medledger_ProposalStreamResponseBatch()
+            m.responses = await ParallelMap.run(batch.proposals) { proposal in
+                var r = Medledger_ProposalStreamResponse()
+                switch self.endorse(proposal, caller: caller) {
+                case .success(let endorsed): r.response = endorsed
+                case .failure(let e):
+                    r.rejectionStatus = e.status
+                    r.rejectionMessage = e.message
+                }
+                return r
+            }
+            return m
+        }
+    }
+
+    /// Checks and simulates one proposal for `caller`; a refusal carries its EMR-IG status.
+    func endorse(_ request: Medledger_SignedProposal, caller: AuthenticatedIdentity) -> Result<Medledger_ProposalResponse, ProposalRejection> {
         let parsed: ParsedProposal
-        do { parsed = try ParsedProposal(request) } catch { throw StatusMapping.rpcError(status: error.status, message: error.message) }
-        let ch = try channel(parsed.channel, for: caller)
+        do { parsed = try ParsedProposal(request) } catch { return .failure(error) }
+        guard let ch = runtime.channel(parsed.channel), ch.context.organizationIDs.contains(caller.org) else {
+            return .failure(ProposalRejection(404, "no channel \(parsed.channel.debugDescription) on this node"))
+        }
         do {
             let ledger = ch.ledger
-            return try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot()) { try ledger.transaction(id: $0) != nil }
+            return .success(try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot()) { try ledger.transaction(id: $0) != nil })
         } catch let e as ProposalRejection {
-            throw StatusMapping.rpcError(status: e.status, message: e.message)
+            return .failure(e)
+        } catch {
+            return .failure(ProposalRejection(500, "internal error"))
         }
     }
 
@@ -179,6 +210,29 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         return r
     }
 
+    /// Batches of envelopes on one stream; signatures are checked on every core, answers in order.
+    func broadcastStream(request: RPCAsyncSequence<Medledger_EnvelopeBatch, any Error>, response: RPCWriter<Medledger_BroadcastResponseBatch>, context: ServerContext) async throws {
+        _ = try context.requireCaller()
+        for try await batch in request {
+            var m = Medledger_BroadcastResponseBatch()
+            m.responses = await ParallelMap.run(batch.envelopes) { envelope in
+                var r = Medledger_BroadcastResponse()
+                do {
+                    try self.orderer.broadcast(try envelope.serializedBytes())
+                    r.status = 200
+                } catch let e as OrderingRejection {
+                    r.status = e.status
+                    r.message = e.message
+                } catch {
+                    r.status = 400
+                    r.message = "envelope does not serialize: \(error)"
+                }
+                return r
+            }
+            try await response.write(m)
+        }
+    }
+
     func deliver(request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext) async throws {
         let caller = try context.requireCaller()
         guard let chain = orderer.chain(request.channel) else { throw RPCError(code: .notFound, message: "this orderer does not order channel \(request.channel.debugDescription)") }
@@ -219,6 +273,47 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
             return s
         }
         return r
+    }
+}
+
+/// Runs `work` on each request of a stream in its own task, so a request need not wait for the one
+/// before it, and writes the answers in request order.
+enum InOrderPipeline {
+    static func run<Request: Sendable, Answer: Sendable>(
+        _ requests: RPCAsyncSequence<Request, any Error>, _ writer: RPCWriter<Answer>, work: @escaping @Sendable (Request) async -> Answer
+    ) async throws {
+        let (pending, sink) = AsyncStream.makeStream(of: Task<Answer, Never>.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await task in pending { try await writer.write(await task.value) }
+            }
+            do {
+                for try await request in requests { sink.yield(Task { await work(request) }) }
+                sink.finish()
+            } catch {
+                sink.finish()
+                throw error
+            }
+            try await group.waitForAll()
+        }
+    }
+}
+
+/// `items.map(transform)` split over the cores, order kept.
+enum ParallelMap {
+    static func run<T: Sendable, U: Sendable>(_ items: [T], _ transform: @escaping @Sendable (T) -> U) async -> [U] {
+        let parts = min(ProcessInfo.processInfo.activeProcessorCount, items.count)
+        guard parts > 1 else { return items.map(transform) }
+        let size = (items.count + parts - 1) / parts
+        return await withTaskGroup(of: (Int, [U]).self) { group in
+            for p in 0..<parts {
+                let slice = Array(items[min(p * size, items.count)..<min((p + 1) * size, items.count)])
+                group.addTask { (p, slice.map(transform)) }
+            }
+            var chunks = [[U]](repeating: [], count: parts)
+            for await (p, chunk) in group { chunks[p] = chunk }
+            return chunks.flatMap { $0 }
+        }
     }
 }
 

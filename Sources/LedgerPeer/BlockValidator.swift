@@ -27,7 +27,10 @@ public struct BlockValidator: Sendable {
     /// Blocks with at least this many transactions are checked on all cores.
     static let parallelThreshold = 4
 
-    public init() {}
+    /// This peer's own recent endorsement signatures (see `SignatureMemory`); nil verifies all.
+    let ownSignatures: SignatureMemory?
+
+    public init(ownSignatures: SignatureMemory? = nil) { self.ownSignatures = ownSignatures }
 
     public func validate(_ block: Medledger_Block, context: ChannelContext, ledger: ChannelLedger) throws -> Outcome {
         let envelopes = block.envelopeBytes
@@ -37,7 +40,7 @@ public struct BlockValidator: Sendable {
         var types = [Medledger_HeaderType](repeating: .unspecified, count: envelopes.count)
         var times = [Date?](repeating: nil, count: envelopes.count)
 
-        let results = Self.checkAll(envelopes, context: context)
+        let results = Self.checkAll(envelopes, context: context, own: ownSignatures)
         for (i, r) in results.enumerated() {
             codes[i] = r.code
             rwsets[i] = r.rwset
@@ -84,15 +87,15 @@ public struct BlockValidator: Sendable {
         var rwset: Medledger_TxReadWriteSet?
     }
 
-    static func checkAll(_ envelopes: [[UInt8]], context: ChannelContext) -> [TxResult] {
-        guard envelopes.count >= parallelThreshold else { return envelopes.map { check($0, context: context) } }
+    static func checkAll(_ envelopes: [[UInt8]], context: ChannelContext, own: SignatureMemory? = nil) -> [TxResult] {
+        guard envelopes.count >= parallelThreshold else { return envelopes.map { check($0, context: context, own: own) } }
         let out = Mutex([TxResult?](repeating: nil, count: envelopes.count))
         let workers = min(ProcessInfo.processInfo.activeProcessorCount, envelopes.count)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var local = [(Int, TxResult)]()
             var i = w
             while i < envelopes.count {
-                local.append((i, check(envelopes[i], context: context)))
+                local.append((i, check(envelopes[i], context: context, own: own)))
                 i += workers
             }
             out.withLock { o in for (i, r) in local { o[i] = r } }
@@ -101,7 +104,7 @@ public struct BlockValidator: Sendable {
     }
 
     /// Everything that depends on the transaction alone.
-    static func check(_ bytes: [UInt8], context: ChannelContext) -> TxResult {
+    static func check(_ bytes: [UInt8], context: ChannelContext, own: SignatureMemory? = nil) -> TxResult {
         guard !bytes.isEmpty, let env = try? Medledger_Envelope(serializedBytes: bytes), !env.payload.isEmpty else { return TxResult(code: .nilEnvelope) }
         guard let payload = try? Medledger_Payload(serializedBytes: env.payload) else { return TxResult(code: .badPayload) }
         let ch = payload.channelHeader
@@ -123,12 +126,12 @@ public struct BlockValidator: Sendable {
               creator.isValidSignature(env.signature, for: env.payload) else { r.code = .badCreatorSignature; return r }
         guard ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator)) else { r.code = .badProposalTxid; return r }
         if ch.type == .config { return r }  // checked in block order against the current configuration
-        r.code = checkEndorsed(payload, context: context, rwset: &r.rwset)
+        r.code = checkEndorsed(payload, context: context, rwset: &r.rwset, own: own)
         if r.code != .valid { r.rwset = nil }
         return r
     }
 
-    static func checkEndorsed(_ payload: Medledger_Payload, context: ChannelContext, rwset: inout Medledger_TxReadWriteSet?) -> Medledger_TxValidationCode {
+    static func checkEndorsed(_ payload: Medledger_Payload, context: ChannelContext, rwset: inout Medledger_TxReadWriteSet?, own: SignatureMemory? = nil) -> Medledger_TxValidationCode {
         let ch = payload.channelHeader
         guard let tx = try? Medledger_EndorsedTransaction(serializedBytes: payload.data),
               let prp = try? Medledger_ProposalResponsePayload(serializedBytes: tx.proposalResponsePayload) else { return .invalidEndorserTransaction }
@@ -153,8 +156,9 @@ public struct BlockValidator: Sendable {
         var seen = Set<Data>()
         for e in tx.endorsements {
             guard seen.insert(e.endorser).inserted else { continue }
+            let message = SignedMessages.endorsement(proposalResponsePayload: [UInt8](tx.proposalResponsePayload), endorser: [UInt8](e.endorser))
             guard let m = try? context.members.verify(serializedIdentity: e.endorser, at: time),
-                  m.isValidSignature(e.signature, for: SignedMessages.endorsement(proposalResponsePayload: [UInt8](tx.proposalResponsePayload), endorser: [UInt8](e.endorser)))
+                  own?.made(e.signature, over: message) == true || m.isValidSignature(e.signature, for: message)
             else { return .endorsementPolicyFailure }
             endorsers.append(m.principal)
         }

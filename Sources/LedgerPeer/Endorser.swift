@@ -41,6 +41,8 @@ public struct Endorser: Sendable {
     /// How far a proposal's timestamp may be from this node's clock.
     public var clockSkewMax: TimeInterval = 15 * 60
     public var limits = SimulationLimits()
+    /// Remembers the endorsements made here, so this peer's validator can skip re-verifying them.
+    public let signatures = SignatureMemory()
 
     public init(identity: SigningIdentity, chaincodes: [any Chaincode]) {
         self.identity = identity
@@ -103,7 +105,9 @@ public struct Endorser: Sendable {
             response.payload = Data(prpBytes)
             var e = Medledger_Endorsement()
             e.endorser = Data(identity.serialized)
-            e.signature = Data(try identity.sign(SignedMessages.endorsement(proposalResponsePayload: prpBytes, endorser: identity.serialized)))
+            let signed = SignedMessages.endorsement(proposalResponsePayload: prpBytes, endorser: identity.serialized)
+            e.signature = Data(try identity.sign(signed))
+            signatures.remember(signature: e.signature, over: signed)
             response.endorsement = e
         } catch {
             throw ProposalRejection(500, "cannot sign the endorsement: \(error)")

@@ -17,19 +17,21 @@ public final class PeerChannel: BlockSource, Sendable {
     public let notifier: HeightNotifier
     private let current: Mutex<ChannelContext>
     private let receiving = Mutex(())
-    let validator = BlockValidator()
+    let validator: BlockValidator
 
     public var channelName: String { ledger.channel }
     public var context: ChannelContext { current.withLock { $0 } }
 
-    init(ledger: ChannelLedger, context: ChannelContext) {
+    init(ledger: ChannelLedger, context: ChannelContext, ownSignatures: SignatureMemory?) {
         self.ledger = ledger
+        self.validator = BlockValidator(ownSignatures: ownSignatures)
         self.current = Mutex(context)
         self.notifier = HeightNotifier(height: ledger.height)
     }
 
     /// Joins a channel from its genesis block: checks the block, creates the ledger, commits block 0.
-    public static func join(genesis: Medledger_Block, store: LedgerStore, at time: Date = Date()) throws -> PeerChannel {
+    /// `ownSignatures`: the node's endorser's memory, so blocks need not re-verify what it signed.
+    public static func join(genesis: Medledger_Block, store: LedgerStore, ownSignatures: SignatureMemory? = nil, at time: Date = Date()) throws -> PeerChannel {
         let context = try ConfigTransaction.verifyGenesis(genesis, at: time)
         if try store.channelNames().contains(context.channel) {
             throw PeerChannelError("this node has already joined channel \(context.channel)")
@@ -40,13 +42,13 @@ public final class PeerChannel: BlockSource, Sendable {
         block.metadata.commitHash = Data()
         block.metadata.lastConfigBlock = 0
         try ledger.commit(block)
-        return PeerChannel(ledger: ledger, context: context)
+        return PeerChannel(ledger: ledger, context: context, ownSignatures: ownSignatures)
     }
 
     /// Opens a joined channel: its configuration is the one in the last configuration block.
-    public static func open(_ name: String, store: LedgerStore) throws -> PeerChannel {
+    public static func open(_ name: String, store: LedgerStore, ownSignatures: SignatureMemory? = nil) throws -> PeerChannel {
         let ledger = try store.channel(name)
-        do { return PeerChannel(ledger: ledger, context: try ChannelContext.current(in: ledger)) } catch let e as ChannelConfigError {
+        do { return PeerChannel(ledger: ledger, context: try ChannelContext.current(in: ledger), ownSignatures: ownSignatures) } catch let e as ChannelConfigError {
             throw PeerChannelError(e.description)
         }
     }

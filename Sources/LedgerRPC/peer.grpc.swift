@@ -37,6 +37,19 @@ public enum Medledger_Peer: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ProcessProposals" metadata.
+        public enum ProcessProposals: Sendable {
+            /// Request type for "ProcessProposals".
+            public typealias Input = Medledger_SignedProposalBatch
+            /// Response type for "ProcessProposals".
+            public typealias Output = Medledger_ProposalStreamResponseBatch
+            /// Descriptor for "ProcessProposals".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "medledger.Peer"),
+                method: "ProcessProposals",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "CommitStatus" metadata.
         public enum CommitStatus: Sendable {
             /// Request type for "CommitStatus".
@@ -144,6 +157,7 @@ public enum Medledger_Peer: Sendable {
         /// Descriptors for all methods in the "medledger.Peer" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ProcessProposal.descriptor,
+            ProcessProposals.descriptor,
             CommitStatus.descriptor,
             Deliver.descriptor,
             ChaincodeEvents.descriptor,
@@ -195,6 +209,26 @@ extension Medledger_Peer {
             request: GRPCCore.StreamingServerRequest<Medledger_SignedProposal>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Medledger_ProposalResponse>
+
+        /// Handle the "ProcessProposals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same, pipelined on one long-lived stream in batches: many proposals in flight, answers in
+        /// > order. The gateway uses it so that a transaction costs part of a message on an open stream,
+        /// > not a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Medledger_SignedProposalBatch` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Medledger_ProposalStreamResponseBatch` messages.
+        func processProposals(
+            request: GRPCCore.StreamingServerRequest<Medledger_SignedProposalBatch>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Medledger_ProposalStreamResponseBatch>
 
         /// Handle the "CommitStatus" method.
         ///
@@ -335,6 +369,26 @@ extension Medledger_Peer {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Medledger_ProposalResponse>
 
+        /// Handle the "ProcessProposals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same, pipelined on one long-lived stream in batches: many proposals in flight, answers in
+        /// > order. The gateway uses it so that a transaction costs part of a message on an open stream,
+        /// > not a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Medledger_SignedProposalBatch` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Medledger_ProposalStreamResponseBatch` messages.
+        func processProposals(
+            request: GRPCCore.StreamingServerRequest<Medledger_SignedProposalBatch>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Medledger_ProposalStreamResponseBatch>
+
         /// Handle the "CommitStatus" method.
         ///
         /// - Parameters:
@@ -472,6 +526,27 @@ extension Medledger_Peer {
             context: GRPCCore.ServerContext
         ) async throws -> Medledger_ProposalResponse
 
+        /// Handle the "ProcessProposals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same, pipelined on one long-lived stream in batches: many proposals in flight, answers in
+        /// > order. The gateway uses it so that a transaction costs part of a message on an open stream,
+        /// > not a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Medledger_SignedProposalBatch` messages.
+        ///   - response: A response stream of `Medledger_ProposalStreamResponseBatch` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func processProposals(
+            request: GRPCCore.RPCAsyncSequence<Medledger_SignedProposalBatch, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Medledger_ProposalStreamResponseBatch>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "CommitStatus" method.
         ///
         /// - Parameters:
@@ -598,6 +673,17 @@ extension Medledger_Peer.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Medledger_ProposalResponse>(),
             handler: { request, context in
                 try await self.processProposal(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Medledger_Peer.Method.ProcessProposals.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_SignedProposalBatch>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_ProposalStreamResponseBatch>(),
+            handler: { request, context in
+                try await self.processProposals(
                     request: request,
                     context: context
                 )
@@ -813,6 +899,23 @@ extension Medledger_Peer.SimpleServiceProtocol {
         )
     }
 
+    public func processProposals(
+        request: GRPCCore.StreamingServerRequest<Medledger_SignedProposalBatch>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Medledger_ProposalStreamResponseBatch> {
+        return GRPCCore.StreamingServerResponse<Medledger_ProposalStreamResponseBatch>(
+            metadata: [:],
+            producer: { writer in
+                try await self.processProposals(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func commitStatus(
         request: GRPCCore.ServerRequest<Medledger_CommitStatusRequest>,
         context: GRPCCore.ServerContext
@@ -956,6 +1059,31 @@ extension Medledger_Peer {
             deserializer: some GRPCCore.MessageDeserializer<Medledger_ProposalResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_ProposalResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ProcessProposals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same, pipelined on one long-lived stream in batches: many proposals in flight, answers in
+        /// > order. The gateway uses it so that a transaction costs part of a message on an open stream,
+        /// > not a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Medledger_SignedProposalBatch` messages.
+        ///   - serializer: A serializer for `Medledger_SignedProposalBatch` messages.
+        ///   - deserializer: A deserializer for `Medledger_ProposalStreamResponseBatch` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func processProposals<Result>(
+            request: GRPCCore.StreamingClientRequest<Medledger_SignedProposalBatch>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_SignedProposalBatch>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_ProposalStreamResponseBatch>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Medledger_ProposalStreamResponseBatch>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CommitStatus" method.
@@ -1154,6 +1282,40 @@ extension Medledger_Peer {
             try await self.client.unary(
                 request: request,
                 descriptor: Medledger_Peer.Method.ProcessProposal.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ProcessProposals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same, pipelined on one long-lived stream in batches: many proposals in flight, answers in
+        /// > order. The gateway uses it so that a transaction costs part of a message on an open stream,
+        /// > not a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Medledger_SignedProposalBatch` messages.
+        ///   - serializer: A serializer for `Medledger_SignedProposalBatch` messages.
+        ///   - deserializer: A deserializer for `Medledger_ProposalStreamResponseBatch` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func processProposals<Result>(
+            request: GRPCCore.StreamingClientRequest<Medledger_SignedProposalBatch>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_SignedProposalBatch>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_ProposalStreamResponseBatch>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Medledger_ProposalStreamResponseBatch>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Medledger_Peer.Method.ProcessProposals.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -1431,6 +1593,35 @@ extension Medledger_Peer.ClientProtocol {
         )
     }
 
+    /// Call the "ProcessProposals" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The same, pipelined on one long-lived stream in batches: many proposals in flight, answers in
+    /// > order. The gateway uses it so that a transaction costs part of a message on an open stream,
+    /// > not a call of its own.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Medledger_SignedProposalBatch` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func processProposals<Result>(
+        request: GRPCCore.StreamingClientRequest<Medledger_SignedProposalBatch>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Medledger_ProposalStreamResponseBatch>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.processProposals(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_SignedProposalBatch>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_ProposalStreamResponseBatch>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "CommitStatus" method.
     ///
     /// - Parameters:
@@ -1658,6 +1849,40 @@ extension Medledger_Peer.ClientProtocol {
             metadata: metadata
         )
         return try await self.processProposal(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ProcessProposals" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The same, pipelined on one long-lived stream in batches: many proposals in flight, answers in
+    /// > order. The gateway uses it so that a transaction costs part of a message on an open stream,
+    /// > not a call of its own.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func processProposals<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Medledger_SignedProposalBatch>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Medledger_ProposalStreamResponseBatch>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Medledger_SignedProposalBatch>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.processProposals(
             request: request,
             options: options,
             onResponse: handleResponse
@@ -1915,6 +2140,19 @@ public enum Medledger_Orderer: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "BroadcastStream" metadata.
+        public enum BroadcastStream: Sendable {
+            /// Request type for "BroadcastStream".
+            public typealias Input = Medledger_EnvelopeBatch
+            /// Response type for "BroadcastStream".
+            public typealias Output = Medledger_BroadcastResponseBatch
+            /// Descriptor for "BroadcastStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "medledger.Orderer"),
+                method: "BroadcastStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "Deliver" metadata.
         public enum Deliver: Sendable {
             /// Request type for "Deliver".
@@ -1957,6 +2195,7 @@ public enum Medledger_Orderer: Sendable {
         /// Descriptors for all methods in the "medledger.Orderer" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Broadcast.descriptor,
+            BroadcastStream.descriptor,
             Deliver.descriptor,
             JoinChannel.descriptor,
             ListChannels.descriptor
@@ -1999,6 +2238,25 @@ extension Medledger_Orderer {
             request: GRPCCore.StreamingServerRequest<Medledger_Envelope>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Medledger_BroadcastResponse>
+
+        /// Handle the "BroadcastStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same on one long-lived stream (as Fabric's Broadcast), in batches: one answer per envelope,
+        /// > in order.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Medledger_EnvelopeBatch` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Medledger_BroadcastResponseBatch` messages.
+        func broadcastStream(
+            request: GRPCCore.StreamingServerRequest<Medledger_EnvelopeBatch>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Medledger_BroadcastResponseBatch>
 
         /// Handle the "Deliver" method.
         ///
@@ -2069,6 +2327,25 @@ extension Medledger_Orderer {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Medledger_BroadcastResponse>
 
+        /// Handle the "BroadcastStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same on one long-lived stream (as Fabric's Broadcast), in batches: one answer per envelope,
+        /// > in order.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Medledger_EnvelopeBatch` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Medledger_BroadcastResponseBatch` messages.
+        func broadcastStream(
+            request: GRPCCore.StreamingServerRequest<Medledger_EnvelopeBatch>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Medledger_BroadcastResponseBatch>
+
         /// Handle the "Deliver" method.
         ///
         /// > Source IDL Documentation:
@@ -2136,6 +2413,26 @@ extension Medledger_Orderer {
             context: GRPCCore.ServerContext
         ) async throws -> Medledger_BroadcastResponse
 
+        /// Handle the "BroadcastStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same on one long-lived stream (as Fabric's Broadcast), in batches: one answer per envelope,
+        /// > in order.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Medledger_EnvelopeBatch` messages.
+        ///   - response: A response stream of `Medledger_BroadcastResponseBatch` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func broadcastStream(
+            request: GRPCCore.RPCAsyncSequence<Medledger_EnvelopeBatch, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Medledger_BroadcastResponseBatch>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "Deliver" method.
         ///
         /// > Source IDL Documentation:
@@ -2195,6 +2492,17 @@ extension Medledger_Orderer.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Medledger_BroadcastResponse>(),
             handler: { request, context in
                 try await self.broadcast(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Medledger_Orderer.Method.BroadcastStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_EnvelopeBatch>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_BroadcastResponseBatch>(),
+            handler: { request, context in
+                try await self.broadcastStream(
                     request: request,
                     context: context
                 )
@@ -2300,6 +2608,23 @@ extension Medledger_Orderer.SimpleServiceProtocol {
         )
     }
 
+    public func broadcastStream(
+        request: GRPCCore.StreamingServerRequest<Medledger_EnvelopeBatch>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Medledger_BroadcastResponseBatch> {
+        return GRPCCore.StreamingServerResponse<Medledger_BroadcastResponseBatch>(
+            metadata: [:],
+            producer: { writer in
+                try await self.broadcastStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func deliver(
         request: GRPCCore.ServerRequest<Medledger_DeliverRequest>,
         context: GRPCCore.ServerContext
@@ -2370,6 +2695,30 @@ extension Medledger_Orderer {
             deserializer: some GRPCCore.MessageDeserializer<Medledger_BroadcastResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_BroadcastResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "BroadcastStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same on one long-lived stream (as Fabric's Broadcast), in batches: one answer per envelope,
+        /// > in order.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Medledger_EnvelopeBatch` messages.
+        ///   - serializer: A serializer for `Medledger_EnvelopeBatch` messages.
+        ///   - deserializer: A deserializer for `Medledger_BroadcastResponseBatch` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func broadcastStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Medledger_EnvelopeBatch>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_EnvelopeBatch>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_BroadcastResponseBatch>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Medledger_BroadcastResponseBatch>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "Deliver" method.
@@ -2473,6 +2822,39 @@ extension Medledger_Orderer {
             try await self.client.unary(
                 request: request,
                 descriptor: Medledger_Orderer.Method.Broadcast.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "BroadcastStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The same on one long-lived stream (as Fabric's Broadcast), in batches: one answer per envelope,
+        /// > in order.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Medledger_EnvelopeBatch` messages.
+        ///   - serializer: A serializer for `Medledger_EnvelopeBatch` messages.
+        ///   - deserializer: A deserializer for `Medledger_BroadcastResponseBatch` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func broadcastStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Medledger_EnvelopeBatch>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_EnvelopeBatch>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_BroadcastResponseBatch>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Medledger_BroadcastResponseBatch>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Medledger_Orderer.Method.BroadcastStream.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2602,6 +2984,34 @@ extension Medledger_Orderer.ClientProtocol {
         )
     }
 
+    /// Call the "BroadcastStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The same on one long-lived stream (as Fabric's Broadcast), in batches: one answer per envelope,
+    /// > in order.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Medledger_EnvelopeBatch` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func broadcastStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Medledger_EnvelopeBatch>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Medledger_BroadcastResponseBatch>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.broadcastStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_EnvelopeBatch>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_BroadcastResponseBatch>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "Deliver" method.
     ///
     /// > Source IDL Documentation:
@@ -2706,6 +3116,39 @@ extension Medledger_Orderer.ClientProtocol {
             metadata: metadata
         )
         return try await self.broadcast(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "BroadcastStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The same on one long-lived stream (as Fabric's Broadcast), in batches: one answer per envelope,
+    /// > in order.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func broadcastStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Medledger_EnvelopeBatch>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Medledger_BroadcastResponseBatch>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Medledger_EnvelopeBatch>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.broadcastStream(
             request: request,
             options: options,
             onResponse: handleResponse

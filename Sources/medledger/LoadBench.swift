@@ -21,18 +21,20 @@ struct LoadBench: AsyncParsableCommand {
     @Option(help: "kv (32-byte values under unique keys) or pde (signed P_DE index records).") var workload = "kv"
     @Flag(help: "Print JSON instead of a table.") var json = false
     @Option(help: "Working directory (default: a temporary one, removed afterwards).") var dir: String?
+    @Option(help: "The channel's max_message_count (transactions per block at most).") var blockMaxTx = 1000
 
     func run() async throws {
         let levels = inFlight.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !levels.isEmpty, levels.allSatisfy({ $0 > 0 }), transactions > 0 else { throw ValidationError("--in-flight must list positive numbers and --transactions must be positive") }
         guard ["kv", "pde"].contains(workload) else { throw ValidationError("--workload must be kv or pde") }
+        guard (1...10_000).contains(blockMaxTx) else { throw ValidationError("--block-max-tx must be 1…10000") }
         let root = dir ?? NSTemporaryDirectory() + "medledger-bench-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: root) } }
         func say(_ s: String) { FileHandle.standardError.write(Data("bench: \(s)\n".utf8)) }
 
         say("starting a local network in \(root)")
-        let net = try await LocalNetwork.start(in: root, log: say)
+        let net = try await LocalNetwork.start(in: root, blockMaxTx: blockMaxTx, log: say)
         defer { net.stop() }
         let gateway = try await Gateway.connect(wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
         defer { gateway.close() }
@@ -89,7 +91,7 @@ struct LoadBench: AsyncParsableCommand {
         }
         let report = BenchReport(
             title: "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine)",
-            environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
+            environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
             rows: rows)
         print(json ? try report.json() : report.table())
     }

@@ -62,16 +62,16 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
         return nil
     }
 
-    static func start(in root: String, log: @escaping (String) -> Void) async throws -> LocalNetwork {
+    static func start(in root: String, blockMaxTx: Int = 1000, log: @escaping (String) -> Void) async throws -> LocalNetwork {
         let n = LocalNetwork(root: root, log: log)
-        do { try n.setUp() } catch {
+        do { try n.setUp(blockMaxTx: blockMaxTx) } catch {
             n.stop()
             throw error
         }
         return n
     }
 
-    private func setUp() throws {
+    private func setUp(blockMaxTx: Int) throws {
         let sa = root + "/sa"
         try cli(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         let saOut = try daemon(Self.executable, ["ca", "serve", "--data", sa], logFile: root + "/sa.log")
@@ -94,7 +94,7 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
           - { id: sa, ca_root: sa/ca-cert.pem }
           - { id: hospital-a, ca_root: sa/ca-cert.pem, peers: [127.0.0.1:\(peerPort)] }
         orderer: { org: sa, endpoints: [127.0.0.1:\(ordererPort)] }
-        batch: { max_message_count: 1000, absolute_max_bytes: 10485760, preferred_max_bytes: 4194304, batch_timeout_ms: 0 }
+        batch: { max_message_count: \(blockMaxTx), absolute_max_bytes: 10485760, preferred_max_bytes: 4194304, batch_timeout_ms: 0 }
         chaincodes:
           - { name: kv, endorsement_policy: ANY }
           - { name: medrecords, endorsement_policy: "OR('hospital-a.node')" }

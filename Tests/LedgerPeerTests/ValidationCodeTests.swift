@@ -5,7 +5,7 @@ import LedgerChannel
 import LedgerCore
 import LedgerCrypto
 import LedgerIdentity
-import LedgerPeer
+@testable import LedgerPeer
 import LedgerProtos
 import LedgerStorage
 import SwiftProtobuf
@@ -242,6 +242,30 @@ final class ChannelFixture: @unchecked Sendable {
         let forged = try TransactionBuilder.sign(payload, signer: f.aDoctor).serializedBytes() as [UInt8]
         #expect(try f.commit([onlyA, doctorsEndorse, forged]) == [.endorsementPolicyFailure, .endorsementPolicyFailure, .endorsementPolicyFailure])
         #expect(try f.value("k") == nil)
+    }
+
+    /// The validator skips re-verifying this peer's own endorsements only on an exact match of
+    /// message and signature; anything else is verified as usual.
+    @Test func ownEndorsementsAreRecognisedExactly() throws {
+        let f = try ChannelFixture()
+        let memory = f.endorserA.signatures
+        let good = try f.envelope("put", ["k", "1"])
+        #expect(BlockValidator.check(good, context: f.channel.context, own: memory).code == .valid)
+
+        let env = try Medledger_Envelope(serializedBytes: good)
+        var payload = try Medledger_Payload(serializedBytes: env.payload)
+        var tx = try Medledger_EndorsedTransaction(serializedBytes: payload.data)
+        let message = SignedMessages.endorsement(proposalResponsePayload: [UInt8](tx.proposalResponsePayload), endorser: [UInt8](tx.endorsements[0].endorser))
+        #expect(memory.made(tx.endorsements[0].signature, over: message))
+        #expect(!memory.made(tx.endorsements[1].signature, over: message))
+        #expect(!memory.made(tx.endorsements[0].signature, over: message + [0]))
+        #expect(!f.endorserB.signatures.made(tx.endorsements[0].signature, over: message))
+
+        // A's endorsement carrying B's signature: not remembered, so verified, and it fails.
+        tx.endorsements[0].signature = tx.endorsements[1].signature
+        payload.data = try tx.serializedBytes()
+        let forged = try TransactionBuilder.sign(payload, signer: f.aDoctor).serializedBytes() as [UInt8]
+        #expect(BlockValidator.check(forged, context: f.channel.context, own: memory).code == .endorsementPolicyFailure)
     }
 
     @Test func duplicatesAndReplays() throws {

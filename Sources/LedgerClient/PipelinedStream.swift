@@ -1,0 +1,144 @@
+import Synchronization
+
+/// One long-lived bidirectional stream that many callers share: each call queues a request and waits
+/// for its answer. Requests travel in batches: whatever queued up while the previous batch was being
+/// written goes out as one message (at most `batchMax`), so under load a transaction costs a share of
+/// a message rather than a call of its own (headers, a server task, a peer-certificate parse), and
+/// alone it goes out at once. The server answers every item in order, so answers are matched to
+/// callers by position.
+///
+/// When the stream ends (node restarted, connection lost) every caller still waiting gets the error
+/// and the next call opens a new stream.
+final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
+    /// Runs one stream: writes each batch `batches` yields and hands every answer to `answer`, in
+    /// order; returns or throws when the stream ends.
+    typealias Open = @Sendable (_ batches: Batches, _ answer: @escaping @Sendable (Answer) -> Void) async throws -> Void
+
+    struct Ended: Error, CustomStringConvertible {
+        var cause: String
+        var description: String { "stream to the node ended: \(cause)" }
+    }
+
+    /// The batches to write, as an async sequence: each element is everything queued (up to the cap).
+    struct Batches: AsyncSequence, Sendable {
+        let wakeups: AsyncStream<Void>
+        let drain: @Sendable () -> [Request]
+
+        struct AsyncIterator: AsyncIteratorProtocol {
+            var wakeups: AsyncStream<Void>.Iterator
+            let drain: @Sendable () -> [Request]
+            mutating func next() async -> [Request]? {
+                while await wakeups.next() != nil {
+                    let batch = drain()
+                    if !batch.isEmpty { return batch }
+                }
+                return nil
+            }
+        }
+
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(wakeups: wakeups.makeAsyncIterator(), drain: drain) }
+    }
+
+    private struct Generation {
+        let id: Int
+        let wake: AsyncStream<Void>.Continuation
+        var outbox: [Request] = []
+        var waiting: [CheckedContinuation<Answer, any Error>] = []
+        var head = 0  // waiting[..<head] were answered; compacted now and then
+    }
+
+    private struct State {
+        var current: Generation?
+        var nextID = 0
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let open: Open
+    let batchMax: Int
+
+    init(batchMax: Int = 128, open: @escaping Open) {
+        self.batchMax = batchMax
+        self.open = open
+    }
+
+    func call(_ request: Request) async throws -> Answer {
+        try await withCheckedThrowingContinuation { continuation in
+            let refused: Bool = state.withLock { s in
+                if s.closed { return true }
+                if s.current == nil { s.current = start(&s) }
+                s.current!.waiting.append(continuation)
+                s.current!.outbox.append(request)
+                // Coalesces: the wake-up stream keeps at most one pending element.
+                s.current!.wake.yield(())
+                return false
+            }
+            if refused { continuation.resume(throwing: Ended(cause: "the client was closed")) }
+        }
+    }
+
+    /// Ends the stream; calls still waiting fail.
+    func close() {
+        let orphans = state.withLock { s -> [CheckedContinuation<Answer, any Error>] in
+            s.closed = true
+            guard let g = s.current else { return [] }
+            s.current = nil
+            g.wake.finish()
+            return Array(g.waiting[g.head...])
+        }
+        for c in orphans { c.resume(throwing: Ended(cause: "the client was closed")) }
+    }
+
+    private func start(_ s: inout State) -> Generation {
+        let id = s.nextID
+        s.nextID += 1
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let batches = Batches(wakeups: wakeups) { [weak self] in self?.drain(generation: id) ?? [] }
+        Task {
+            let cause: String
+            do {
+                try await open(batches) { answer in self.deliver(answer, generation: id) }
+                cause = "closed by the node"
+            } catch {
+                cause = "\(error)"
+            }
+            self.end(generation: id, cause: cause)
+        }
+        return Generation(id: id, wake: wake)
+    }
+
+    private func drain(generation: Int) -> [Request] {
+        state.withLock { s in
+            guard s.current?.id == generation else { return [] }
+            let n = min(batchMax, s.current!.outbox.count)
+            let batch = Array(s.current!.outbox.prefix(n))
+            s.current!.outbox.removeFirst(n)
+            if !s.current!.outbox.isEmpty { s.current!.wake.yield(()) }  // more than one batch queued
+            return batch
+        }
+    }
+
+    private func deliver(_ answer: Answer, generation: Int) {
+        let waiter = state.withLock { s -> CheckedContinuation<Answer, any Error>? in
+            guard s.current?.id == generation, s.current!.head < s.current!.waiting.count else { return nil }
+            let w = s.current!.waiting[s.current!.head]
+            s.current!.head += 1
+            if s.current!.head >= 1024, s.current!.head * 2 >= s.current!.waiting.count {
+                s.current!.waiting.removeFirst(s.current!.head)
+                s.current!.head = 0
+            }
+            return w
+        }
+        waiter?.resume(returning: answer)
+    }
+
+    private func end(generation: Int, cause: String) {
+        let orphans = state.withLock { s -> [CheckedContinuation<Answer, any Error>] in
+            guard let g = s.current, g.id == generation else { return [] }
+            s.current = nil
+            g.wake.finish()
+            return Array(g.waiting[g.head...])
+        }
+        for c in orphans { c.resume(throwing: Ended(cause: cause)) }
+    }
+}
