@@ -17,6 +17,8 @@ import PackageDescription
 //   LedgerPeer        → LedgerChannel (endorser, validator)
 //   LedgerOrdering    → LedgerChannel, LedgerStorage (block cutter, solo orderer)
 //   LedgerBench       → LedgerStorage
+//   CLibCrypto        (system library: OpenSSL libcrypto, for secp256k1 arithmetic)
+//   LedgerPRE         → CLibCrypto, Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   medledgerd, medledger (thin executables)
 let package = Package(
     name: "MedLedger",
@@ -99,6 +101,10 @@ let package = Package(
         // Channels: configuration rules, membership (MSP), endorsement policies, genesis and config updates.
         .target(name: "LedgerChannel", dependencies: ["LedgerChaincode", "LedgerIdentity", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
+        // OpenSSL's libcrypto (secp256k1 point and scalar arithmetic). The scripts install libssl-dev.
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Umbral threshold proxy re-encryption, byte-compatible with umbral-pre 0.11 (docs/PRE.md).
+        .target(name: "LedgerPRE", dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
         .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
@@ -114,6 +120,7 @@ let package = Package(
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
         .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "LedgerPRETests", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
         .testTarget(
             name: "LedgerIdentityTests",

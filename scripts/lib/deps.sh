@@ -1,11 +1,13 @@
 # Installs the system packages medledger builds and tests against, on a fresh Debian machine.
 # Sourced by scripts/test.sh and scripts/demo.sh. Idempotent: does nothing when all are present.
 
-MEDLEDGER_APT_PACKAGES=(librocksdb-dev pkg-config openssl python3 python3-pip)
+MEDLEDGER_APT_PACKAGES=(librocksdb-dev libssl-dev pkg-config openssl python3 python3-pip)
 # Only the tests need these: docker-compose validates docker-compose.yml (no Docker engine runs here).
 MEDLEDGER_TEST_APT_PACKAGES=(docker-compose)
-# Python packages the tests use to cross-check our crypto with independent implementations.
-MEDLEDGER_PIP_PACKAGES=(cryptography)
+# Python packages the tests use to cross-check our crypto with independent implementations, as
+# "distribution==version-prefix": cryptography (any version), umbral-pre 0.11.x (the PRE interop
+# reference; docs/PRE.md).
+MEDLEDGER_PIP_PACKAGES=(cryptography "umbral-pre==0.11.0")
 
 # medledger_install_deps [test]: with "test", also what only the tests need.
 medledger_install_deps() {
@@ -25,10 +27,18 @@ medledger_install_deps() {
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  for pkg in "${MEDLEDGER_PIP_PACKAGES[@]}"; do
-    if ! python3 -c "import ${pkg//-/_}" >/dev/null 2>&1; then
-      echo "medledger: installing $pkg (PyPI)" >&2
-      python3 -m pip install --quiet "$pkg" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$pkg"
+  for spec in "${MEDLEDGER_PIP_PACKAGES[@]}"; do
+    local dist="${spec%%==*}" version=""
+    [[ "$spec" == *==* ]] && version="${spec#*==}"
+    if ! python3 - "$dist" "$version" >/dev/null 2>&1 <<'PY'
+import importlib, importlib.metadata, sys
+dist, version = sys.argv[1], sys.argv[2]
+importlib.import_module(dist.replace("-", "_"))
+assert not version or importlib.metadata.version(dist) == version
+PY
+    then
+      echo "medledger: installing $spec (PyPI)" >&2
+      python3 -m pip install --quiet "$spec" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$spec"
     fi
   done
   command -v swift >/dev/null || { echo "medledger: swift is not on PATH (Swift 6 toolchain required)" >&2; return 1; }
