@@ -17,6 +17,7 @@ import PackageDescription
 //   LedgerPeer        → LedgerChannel (endorser, validator)
 //   LedgerOrdering    → LedgerChannel, LedgerStorage (block cutter, solo orderer)
 //   LedgerBench       → LedgerStorage
+//   LedgerObjects     → LedgerCrypto (object store: ciphertexts named by SHA-384, files beside RocksDB)
 //   CLibCrypto        (system library: OpenSSL libcrypto, for secp256k1 arithmetic)
 //   LedgerPRE         → CLibCrypto, Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   medledgerd, medledger (thin executables)
@@ -89,11 +90,11 @@ let package = Package(
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCA", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords",
+                "LedgerCA", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords", "LedgerObjects",
                 .product(name: "Yams", package: "Yams"),
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
-        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore"]),
+        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerObjects"]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
         .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
         // The paper's records: treatments, index records P_DE, consents, usage records D_UE.
@@ -101,6 +102,8 @@ let package = Package(
         // Channels: configuration rules, membership (MSP), endorsement policies, genesis and config updates.
         .target(name: "LedgerChannel", dependencies: ["LedgerChaincode", "LedgerIdentity", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
+        // The hospital's object store: encrypted records as files named by their SHA-384.
+        .target(name: "LedgerObjects", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // OpenSSL's libcrypto (secp256k1 point and scalar arithmetic). The scripts install libssl-dev.
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Umbral threshold proxy re-encryption, byte-compatible with umbral-pre 0.11 (docs/PRE.md).
@@ -120,6 +123,7 @@ let package = Package(
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
         .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "LedgerObjectsTests", dependencies: ["LedgerObjects", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPRETests", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
         .testTarget(

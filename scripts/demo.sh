@@ -3,11 +3,12 @@
 #   part 1 — the ledger: writes a sample chain, verifies it, shows a block;
 #   part 2 — identities: the SA's CA (which also runs the solo orderer), a hospital node over mutual
 #            TLS, a doctor, a patient and a researcher enrolled under pseudo identities;
-#   part 3 — transactions: a channel from its signed genesis block, a treatment, a P_DE signed by
-#            patient and doctor, consent, a D_UE usage record, a Merkle proof checked offline;
+#   part 3 — transactions: a channel from its signed genesis block, a treatment, a ciphertext in the
+#            hospital's object store, its P_DE signed by patient and doctor, consent (the researcher
+#            can fetch the ciphertext only then), a D_UE usage record, a Merkle proof checked offline;
 #   part 4 — the access rules, a revocation, the audit logs.
-# Everything it starts is stopped at the end. (Encryption, the object store and re-encryption arrive
-# with the next milestone; the demo grows with them.)
+# Everything it starts is stopped at the end. (Sealing records and re-encryption through the proxy
+# arrive with the rest of issue 5; the demo grows with them.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
@@ -111,9 +112,11 @@ OUT=$("$BIN" chaincode invoke "${A[@]}" --wallet "$WORK/hospital-a/admin" --chai
 echo "$OUT"
 TID=$(echo "$OUT" | field t_id)
 
-step "10. A record is stored encrypted off chain; its P_DE (URL, SHA-384 of the ciphertext) is signed by patient AND doctor"
-head -c 4096 /dev/urandom > "$WORK/ciphertext.bin"   # stands in for the encrypted record (next milestone: real encryption)
-URL="objstore://hospital-a/records/$TID/1"
+step "10. The ciphertext goes to hospital-a's object store (URL_C); its P_DE (URL_C, SHA-384) is signed by patient AND doctor"
+head -c 200000 /dev/urandom > "$WORK/ciphertext.bin"   # stands in for the sealed record (sealing comes with the next step of issue 5)
+OUT=$("$BIN" object put --node "$NODE" --wallet "$WORK/w/patient" --channel records --t-id "$TID" --file "$WORK/ciphertext.bin")
+echo "$OUT"
+URL=$(echo "$OUT" | sed -n 's/^url: //p')
 DIGEST=$("$BIN" record digest "$WORK/ciphertext.bin")
 SIG_P=$("$BIN" record sign --wallet "$WORK/w/patient" --t-id "$TID" --url "$URL" --digest "$DIGEST")
 SIG_D=$("$BIN" record sign --wallet "$WORK/w/doctor" --t-id "$TID" --url "$URL" --digest "$DIGEST")
@@ -129,12 +132,16 @@ echo "A P_DE whose signature is not the patient's is refused:"
 step "11. The patient lists their records; the researcher, without consent, cannot see the record (404)"
 "$BIN" chaincode query "${A[@]}" --wallet "$WORK/w/patient" --chaincode medrecords --fn listIndexRecords --arg "{\"patient_pid\":\"$PID_PAT\"}" | python3 -c "import json,sys; d=json.load(sys.stdin); [print(r['record_id'], r['t_id'], r['url'], r['digest'][:16]+'…') for r in d['records']]"
 "$BIN" chaincode query "${A[@]}" --wallet "$WORK/w/researcher" --chaincode medrecords --fn getIndexRecord --arg "{\"record_id\":\"$RID\"}" || true
+echo "Nor fetch the ciphertext from the object store (404):"
+"$BIN" object get --url "$URL" --wallet "$WORK/w/researcher" --out "$WORK/researcher-copy.bin" || true
 
 step "12. The patient grants the researcher access to this treatment, for research, for 30 days"
 EXPIRES=$(python3 -c "import datetime;print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(days=30)).strftime('%Y-%m-%dT%H:%M:%SZ'))")
 "$BIN" chaincode invoke "${A[@]}" --wallet "$WORK/w/patient" --chaincode medrecords --fn grantAccess \
   --arg "{\"grantee_pid\":\"$PID_RES\",\"t_ids\":[\"$TID\"],\"purpose\":\"research\",\"expires_at\":\"$EXPIRES\"}"
 "$BIN" chaincode query "${A[@]}" --wallet "$WORK/w/researcher" --chaincode medrecords --fn getIndexRecord --arg "{\"record_id\":\"$RID\"}" | python3 -c "import json,sys; r=json.load(sys.stdin); print('researcher reads P_DE', r['record_id'], 'of', r['t_id'], 'at', r['url'])"
+echo "With the consent live, the researcher fetches the ciphertext from the object store (its SHA-384 is checked):"
+"$BIN" object get --url "$URL" --wallet "$WORK/w/researcher" --out "$WORK/researcher-copy.bin"
 
 step "13. hospital-a's node, re-encrypting for the researcher, records the usage D_UE (only under a live consent)"
 "$BIN" chaincode invoke "${A[@]}" --wallet "$PEER" --chaincode medrecords --fn recordUsage \

@@ -21,6 +21,8 @@ public struct CallFailure: Error, CustomStringConvertible, Equatable {
         case .invalidArgument: return CallFailure(status: 400, message: rpc.message)
         case .alreadyExists: return CallFailure(status: 409, message: rpc.message)
         case .failedPrecondition: return CallFailure(status: 412, message: rpc.message)
+        case .resourceExhausted: return CallFailure(status: 413, message: rpc.message)
+        case .dataLoss: return CallFailure(status: 500, message: "data loss on the node: \(rpc.message)")
         case .unavailable:
             let cause = "\(rpc.cause.map { "\($0)" } ?? "") \(rpc.message)"
             if Self.looksLikeTLSRefusal(cause) {

@@ -15,6 +15,10 @@ import Yams
 ///     signing: { cert: signing-cert.pem, key: signing-key.pem }  # default: beside the TLS pair
 ///     peer: true                         # endorse and commit (default true)
 ///     orderer: { data_dir: orderer-data }  # also run the solo ordering service (absent: no)
+///     object_store:                      # peers only; all fields optional
+///       data_dir: objects                # default: DATA_DIR/objects
+///       max_bytes: 67108864              # largest object accepted (default 64 MiB)
+///       public_address: peer0.a:7051     # host:port put into URL_C (default: listen)
 ///     ca:                                # only on the system administrator's node
 ///       data_dir: ca
 ///       master_key_file: master.key      # or MEDLEDGER_CA_MASTER_KEY
@@ -35,6 +39,16 @@ public struct NodeConfig: Codable, Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case dataDir = "data_dir"
+        }
+    }
+
+    public struct ObjectStoreSection: Codable, Sendable, Equatable {
+        public var dataDir: String?
+        public var maxBytes: UInt64?
+        public var publicAddress: String?
+
+        enum CodingKeys: String, CodingKey {
+            case dataDir = "data_dir", maxBytes = "max_bytes", publicAddress = "public_address"
         }
     }
 
@@ -60,8 +74,13 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var signing: TLSSection?
     public var peer: Bool?
     public var orderer: OrdererSection?
+    public var objectStore: ObjectStoreSection?
 
     public var runsPeer: Bool { peer ?? true }
+
+    /// Where a peer keeps its objects, how large one may be, and the address URL_C names.
+    public var objectStoreDirectory: String { objectStore?.dataDir ?? URL(fileURLWithPath: dataDir).appendingPathComponent("objects").path }
+    public var objectStoreMaxBytes: UInt64 { objectStore?.maxBytes ?? 64 << 20 }
 
     /// The node's signing identity (endorsements, blocks): `signing`, else the wallet files beside
     /// the TLS certificate.
@@ -73,6 +92,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case node, listen, tls, ca, signing, peer, orderer
+        case objectStore = "object_store"
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
         case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log"
     }
@@ -104,6 +124,12 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         if var orderer = config.orderer {
             orderer.dataDir = resolve(orderer.dataDir)
             config.orderer = orderer
+        }
+        if var objects = config.objectStore {
+            objects.dataDir = objects.dataDir.map(resolve)
+            if let m = objects.maxBytes, m == 0 || m > 1 << 40 { throw Failure(description: "object_store.max_bytes must be between 1 and 2^40") }
+            if let a = objects.publicAddress, !a.contains(":") || a.contains("/") { throw Failure(description: "object_store.public_address must be host:port") }
+            config.objectStore = objects
         }
         if var ca = config.ca {
             ca.dataDir = resolve(ca.dataDir)

@@ -1,11 +1,13 @@
 import Dispatch
 import Foundation
+import Synchronization
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import LedgerAudit
 import LedgerCA
 import LedgerCrypto
 import LedgerIdentity
+import LedgerObjects
 import LedgerOrdering
 import LedgerPeer
 import LedgerRPC
@@ -82,8 +84,15 @@ public final class NodeServer: Sendable {
         let security = ServerSecurity.mutualTLS(identity: identity, trust: trust) { subject, reason in
             audit?.record(AuditEvent(actor: AuditActor(pid: subject, org: "-", role: "-"), action: "tls.handshake", target: self.config.listen, outcome: .denied, detail: reason))
         }
+        // The address this node really listens on (known once it does; port 0 picks one).
+        let boundAddress = BoundAddress(config.listen)
         var services: [any RegistrableRPCService] = [NodeService(nodeOrg: config.node.org, ledgers: ledgers, audit: audit)]
-        if let peer { services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit)) }
+        if let peer {
+            services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit))
+            let objects = try ObjectStore(directory: URL(fileURLWithPath: config.objectStoreDirectory), maxBytes: config.objectStoreMaxBytes)
+            let fixed = config.objectStore?.publicAddress
+            services.append(ObjectStoreService(store: objects, runtime: peer, publicAddress: { fixed ?? boundAddress.value }, audit: audit))
+        }
         if let orderer { services.append(OrdererService(orderer: orderer, nodeOrg: config.node.org, audit: audit)) }
         var enrollServer: GRPCServer<HTTP2ServerTransport.Posix>?
         if let ca {
@@ -115,6 +124,7 @@ public final class NodeServer: Sendable {
             if let enrollServer { group.addTask { try await enrollServer.serve() } }
             let address = try await main.listeningAddress
             let port = address?.ipv4?.port ?? address?.ipv6?.port ?? listen.port
+            boundAddress.value = "\(listen.host):\(port)"
             log("medledgerd: node \(config.node.name) of \(config.node.org) listening on \(listen.host):\(port) (mutual TLS)")
             if let enrollServer {
                 let ep = try await enrollServer.listeningAddress?.ipv4?.port ?? 0
@@ -206,5 +216,15 @@ final class CRLWatcher: Sendable {
             if changed { try? loadAll(strict: false) }
             try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         }
+    }
+}
+
+/// The node's listening host:port, set once the server is up.
+final class BoundAddress: Sendable {
+    private let stored: Mutex<String>
+    init(_ initial: String) { stored = Mutex(initial) }
+    var value: String {
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
     }
 }

@@ -1,0 +1,118 @@
+import Crypto
+import Foundation
+import GRPCCore
+import LedgerCrypto
+import LedgerObjects
+import LedgerProtos
+import LedgerRPC
+import LedgerTransport
+
+/// Uploads to and downloads from a hospital node's object store, streaming files in chunks (no
+/// whole-file buffers). Downloads resume from a partial file and are checked against the object's
+/// SHA-384 before they are kept.
+public struct ObjectClient: Sendable {
+    public let wallet: Wallet
+    public static let chunkSize = 1 << 20
+
+    public init(wallet: Wallet) { self.wallet = wallet }
+
+    public struct Stored: Sendable, Equatable {
+        public var url: String
+        public var digest: String
+        public var size: UInt64
+        public var alreadyStored: Bool
+    }
+
+    /// SHA-384 (hex) and size of a file, read in chunks.
+    public static func digest(ofFile path: String) throws -> (digest: String, size: UInt64) {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw CallFailure(status: 400, message: "cannot read \(path)") }
+        defer { try? h.close() }
+        var hasher = SHA384()
+        var size: UInt64 = 0
+        while let piece = try h.read(upToCount: chunkSize), !piece.isEmpty {
+            hasher.update(data: piece)
+            size += UInt64(piece.count)
+        }
+        return (Hex.encode(Array(hasher.finalize())), size)
+    }
+
+    /// Stores the file on `node` for treatment `tID`; returns its URL_C.
+    public func upload(file path: String, node: NodeAddress, channel: String, tID: String) async throws -> Stored {
+        let (digest, size) = try Self.digest(ofFile: path)
+        var header = Medledger_UploadHeader()
+        header.channel = channel
+        header.tID = tID
+        header.sha384 = digest
+        header.size = size
+        let first = Medledger_UploadRequest.with { $0.header = header }
+        let r = try await NodeConnection.with(node, trustedRootsPEM: wallet.caCertPEM, identity: wallet.tlsIdentity) { c in
+            try await Medledger_ObjectStore.Client(wrapping: c).upload { writer in
+                try await writer.write(first)
+                guard let h = FileHandle(forReadingAtPath: path) else { throw CallFailure(status: 400, message: "cannot read \(path)") }
+                defer { try? h.close() }
+                while let piece = try h.read(upToCount: Self.chunkSize), !piece.isEmpty {
+                    try await writer.write(Medledger_UploadRequest.with { $0.chunk = piece })
+                }
+            }
+        }
+        return Stored(url: r.url, digest: r.sha384, size: r.size, alreadyStored: r.alreadyStored)
+    }
+
+    public struct Downloaded: Sendable, Equatable {
+        public var digest: String
+        public var size: UInt64
+        public var tID: String
+        public var channel: String
+        public var resumedFrom: UInt64
+    }
+
+    /// Downloads `url` (medledger://HOST:PORT/objects/DIGEST) to `path`. A partial download left at
+    /// `path + ".part"` is resumed. The file is checked against the digest in the URL before it is
+    /// renamed into place; a mismatch deletes it and reports tampering.
+    public func download(url: String, to path: String, node override: NodeAddress? = nil) async throws -> Downloaded {
+        guard let u = ObjectURL(url) else { throw CallFailure(status: 400, message: "not an object URL (medledger://HOST:PORT/objects/SHA384): \(url.debugDescription)") }
+        guard let node = override ?? NodeAddress(u.node) else { throw CallFailure(status: 400, message: "object URL names no reachable node: \(u.node)") }
+        let part = path + ".part"
+        if !FileManager.default.fileExists(atPath: part) {
+            guard FileManager.default.createFile(atPath: part, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw CallFailure(status: 400, message: "cannot create \(part)")
+            }
+        }
+        guard let out = FileHandle(forUpdatingAtPath: part) else { throw CallFailure(status: 400, message: "cannot write \(part)") }
+        let resumedFrom = try out.seekToEnd()
+        var request = Medledger_DownloadRequest()
+        request.url = url
+        request.offset = resumedFrom
+        let frozen = request
+        let meta: (size: UInt64, tID: String, channel: String)
+        do {
+            meta = try await NodeConnection.with(node, trustedRootsPEM: wallet.caCertPEM, identity: wallet.tlsIdentity) { c in
+                try await Medledger_ObjectStore.Client(wrapping: c).download(frozen) { response in
+                    var meta: (size: UInt64, tID: String, channel: String) = (0, "", "")
+                    var first = true
+                    for try await m in response.messages {
+                        if first {
+                            meta = (m.size, m.tID, m.channel)
+                            first = false
+                        }
+                        if !m.data.isEmpty { try out.write(contentsOf: m.data) }
+                    }
+                    return meta
+                }
+            }
+            try out.synchronize()
+            try out.close()
+        } catch {
+            try? out.close()
+            throw error  // the partial file stays for a resume
+        }
+        let (digest, size) = try Self.digest(ofFile: part)
+        guard digest == u.digest, size == meta.size else {
+            try? FileManager.default.removeItem(atPath: part)
+            throw CallFailure(status: 422, message: "tampering: the downloaded bytes hash to \(digest) (\(size) bytes), not to \(u.digest) named by the URL; discarded")
+        }
+        _ = try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.moveItem(atPath: part, toPath: path)
+        return Downloaded(digest: digest, size: size, tID: meta.tID, channel: meta.channel, resumedFrom: resumedFrom)
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import GRPCCore
+import LedgerAudit
+import LedgerChaincode
+import LedgerIdentity
+import LedgerObjects
+import LedgerProtos
+import LedgerRPC
+import LedgerTransport
+import MedRecords
+
+/// The object store API (objects.proto) of a hospital node. Access follows the chain: the
+/// `medrecords` chaincode's own read rules are run, as a query in the caller's name, against the
+/// channel's current state. Uploads: the treatment's patient or doctor. Downloads: those two, or a
+/// grantee whose consent is live (a revoked consent refuses from the block that revoked it on).
+struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
+    let store: ObjectStore
+    let runtime: PeerRuntime
+    /// host:port that goes into URL_C.
+    let publicAddress: @Sendable () -> String
+    let audit: AuditLog?
+
+    func upload(request: RPCAsyncSequence<Medledger_UploadRequest, any Error>, context: ServerContext) async throws -> Medledger_UploadResponse {
+        let caller = try context.requireCaller()
+        var iterator = request.makeAsyncIterator()
+        guard let first = try await iterator.next(), case .header(let header)? = first.part else {
+            throw RPCError(code: .invalidArgument, message: "an upload starts with its header (channel, t_id, sha384, size)")
+        }
+        let treatment = try visibleTreatment(header.tID, channel: header.channel, caller: caller)
+        guard caller.pid == treatment.patientPID || caller.pid == treatment.doctorPID else {
+            deny(caller, "object.upload", header.sha384, "not the patient or doctor of treatment \(header.tID)")
+            throw RPCError(code: .permissionDenied, message: "only the patient or the doctor of treatment \(header.tID) may store its records")
+        }
+        let upload: ObjectStore.Upload
+        do { upload = try store.beginUpload(digest: header.sha384, declaredSize: header.size, channel: header.channel, tID: header.tID, uploaderPID: caller.pid) } catch let e as ObjectStoreError {
+            throw Self.rpcError(e)
+        }
+        let already: Bool
+        do {
+            while let part = try await iterator.next() {
+                guard case .chunk(let bytes)? = part.part else { throw RPCError(code: .invalidArgument, message: "only chunks may follow the header") }
+                try upload.append([UInt8](bytes))
+            }
+            already = try upload.finish()
+        } catch let e as ObjectStoreError {
+            upload.abort()
+            throw Self.rpcError(e)
+        } catch {
+            upload.abort()
+            throw error
+        }
+        audit?.record(AuditEvent(actor: caller.auditActor, action: "object.upload", target: header.sha384, outcome: .success, detail: "t_id \(header.tID), \(header.size) bytes"))
+        var r = Medledger_UploadResponse()
+        r.url = ObjectURL(node: publicAddress(), digest: header.sha384).description
+        r.sha384 = header.sha384
+        r.size = header.size
+        r.alreadyStored = already
+        return r
+    }
+
+    func download(request: Medledger_DownloadRequest, response: RPCWriter<Medledger_DownloadChunk>, context: ServerContext) async throws {
+        let caller = try context.requireCaller()
+        let digest = ObjectURL(request.url)?.digest ?? request.url
+        guard ObjectStore.isDigest(digest) else { throw RPCError(code: .invalidArgument, message: "not an object URL or SHA-384 digest: \(request.url.debugDescription)") }
+        let info: ObjectInfo
+        do {
+            guard let i = try store.info(digest) else { throw RPCError(code: .notFound, message: "no object \(digest) on this node") }
+            info = i
+        } catch let e as ObjectStoreError { throw Self.rpcError(e) }
+        // Hospital staff and devices are parties to the treatment on chain, but its records are for
+        // the patient, the doctor and consented grantees only.
+        let treatment: Treatment
+        do { treatment = try visibleTreatment(info.tID, channel: info.channel, caller: caller) } catch let e as RPCError {
+            deny(caller, "object.download", digest, e.message)
+            throw RPCError(code: e.code == .permissionDenied ? .permissionDenied : .notFound, message: e.code == .permissionDenied ? e.message : "no object \(digest) on this node")
+        }
+        if [.admin, .node, .device].contains(caller.role), caller.pid != treatment.patientPID, caller.pid != treatment.doctorPID {
+            deny(caller, "object.download", digest, "role \(caller.attributes.role) does not read records")
+            throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) does not download medical records")
+        }
+        var offset = request.offset
+        var first = true
+        do {
+            try await store.read(digest, from: offset) { piece in
+                var m = Medledger_DownloadChunk()
+                m.data = Data(piece)
+                m.offset = offset
+                if first {
+                    m.size = info.size
+                    m.sha384 = info.digest
+                    m.tID = info.tID
+                    m.channel = info.channel
+                    first = false
+                }
+                try await response.write(m)
+                offset += UInt64(piece.count)
+            }
+        } catch let e as ObjectStoreError { throw Self.rpcError(e) }
+        if first {  // nothing left to send (offset at the end): still answer with the description
+            var m = Medledger_DownloadChunk()
+            m.offset = offset
+            m.size = info.size
+            m.sha384 = info.digest
+            m.tID = info.tID
+            m.channel = info.channel
+            try await response.write(m)
+        }
+        audit?.record(AuditEvent(actor: caller.auditActor, action: "object.download", target: digest, outcome: .success, detail: "t_id \(info.tID), from \(request.offset)"))
+    }
+
+    /// The treatment as `medrecords` shows it to `caller` right now; its refusals as gRPC errors.
+    func visibleTreatment(_ tID: String, channel: String, caller: AuthenticatedIdentity) throws -> Treatment {
+        guard let ch = runtime.channel(channel), ch.context.organizationIDs.contains(caller.org) else {
+            throw RPCError(code: .notFound, message: "no channel \(channel.debugDescription) on this node")
+        }
+        let args = try JSONEncoder().encode(GetTreatmentRequest(tID: tID))
+        let invocation = Invocation(
+            channel: channel, txID: "object-store-" + UUID().uuidString, timestamp: Date(),
+            creator: CreatorIdentity(pid: caller.pid, org: caller.org, role: caller.role, certificatePEM: ""),
+            function: "getTreatment", args: [Array(args)])
+        let result = Simulator.simulate(MedRecordsChaincode(), invocation: invocation, state: try ch.ledger.stateSnapshot())
+        guard result.response.status == 200 else {
+            throw StatusMapping.rpcError(status: result.response.status, message: result.response.message)
+        }
+        do { return try JSONDecoder().decode(Treatment.self, from: Data(result.response.payload)) } catch {
+            throw RPCError(code: .internalError, message: "treatment \(tID) does not decode")
+        }
+    }
+
+    func deny(_ caller: AuthenticatedIdentity, _ action: String, _ target: String, _ reason: String) {
+        audit?.record(AuditEvent(actor: caller.auditActor, action: action, target: target, outcome: .denied, detail: reason))
+    }
+
+    static func rpcError(_ e: ObjectStoreError) -> RPCError {
+        switch e {
+        case .badDigest, .sizeMismatch, .digestMismatch, .offsetBeyondEnd: return RPCError(code: .invalidArgument, message: e.description)
+        case .tooLarge: return RPCError(code: .resourceExhausted, message: e.description)
+        case .belongsToAnotherTreatment: return RPCError(code: .alreadyExists, message: e.description)
+        case .notFound: return RPCError(code: .notFound, message: e.description)
+        case .corrupt: return RPCError(code: .dataLoss, message: e.description)
+        case .io: return RPCError(code: .internalError, message: "object store: \(e.description)")
+        }
+    }
+}

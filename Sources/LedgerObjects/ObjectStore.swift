@@ -1,0 +1,250 @@
+import Crypto
+import Foundation
+import LedgerCrypto
+
+/// What the store knows of an object besides its bytes: who may read it is decided on chain from
+/// the treatment it belongs to.
+public struct ObjectInfo: Codable, Sendable, Equatable {
+    /// SHA-384 of the stored bytes, lowercase hex: the object's name.
+    public var digest: String
+    public var size: UInt64
+    public var channel: String
+    public var tID: String
+    public var uploaderPID: String
+    /// RFC 3339, UTC.
+    public var storedAt: String
+
+    public init(digest: String, size: UInt64, channel: String, tID: String, uploaderPID: String, storedAt: String) {
+        self.digest = digest
+        self.size = size
+        self.channel = channel
+        self.tID = tID
+        self.uploaderPID = uploaderPID
+        self.storedAt = storedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case digest, size, channel
+        case tID = "t_id"
+        case uploaderPID = "uploader_pid"
+        case storedAt = "stored_at"
+    }
+}
+
+public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
+    case badDigest(String)
+    case tooLarge(limit: UInt64)
+    case sizeMismatch(declared: UInt64, received: UInt64)
+    case digestMismatch(declared: String, computed: String)
+    case belongsToAnotherTreatment(digest: String)
+    case notFound(digest: String)
+    case offsetBeyondEnd(offset: UInt64, size: UInt64)
+    case corrupt(digest: String, computed: String)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .badDigest(let d): return "not a SHA-384 digest (96 lowercase hex digits): \(d.debugDescription)"
+        case .tooLarge(let limit): return "object is larger than this store's limit of \(limit) bytes"
+        case .sizeMismatch(let d, let r): return "declared size \(d) bytes but received \(r)"
+        case .digestMismatch(let d, let c): return "the bytes received do not match the declared SHA-384 (declared \(d), computed \(c)); nothing was stored"
+        case .belongsToAnotherTreatment(let d): return "object \(d) is already stored for another treatment"
+        case .notFound(let d): return "no object \(d)"
+        case .offsetBeyondEnd(let o, let s): return "offset \(o) is beyond the object's \(s) bytes"
+        case .corrupt(let d, let c): return "stored object \(d) is corrupt (its bytes hash to \(c)); it is not served"
+        case .io(let m): return m
+        }
+    }
+}
+
+/// The hospital's object store ("cloud storage" in the paper): ciphertexts only, named by the SHA-384
+/// of their bytes, as files beside the node's RocksDB: `<dir>/<first two hex digits>/<digest>.obj` and
+/// its `.json` description. An upload streams into a temporary file while it is hashed; only a
+/// complete upload whose digest and size match what the client declared is fsynced and renamed into
+/// place, then described. An object without its description (a crash between the two) counts as
+/// absent and is replaced by the next upload. Every read first re-hashes the file, so a corrupted
+/// object is refused rather than served.
+public final class ObjectStore: Sendable {
+    public let directory: URL
+    public let maxBytes: UInt64
+    public static let defaultMaxBytes: UInt64 = 64 << 20
+
+    public init(directory: URL, maxBytes: UInt64 = ObjectStore.defaultMaxBytes) throws {
+        self.directory = directory
+        self.maxBytes = maxBytes
+        do {
+            try FileManager.default.createDirectory(at: directory.appendingPathComponent("tmp"), withIntermediateDirectories: true)
+        } catch { throw ObjectStoreError.io("cannot create object store at \(directory.path): \(error)") }
+        // Leftovers of uploads interrupted by a crash.
+        let tmp = directory.appendingPathComponent("tmp")
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] {
+            try? FileManager.default.removeItem(at: tmp.appendingPathComponent(f))
+        }
+    }
+
+    public static func isDigest(_ s: String) -> Bool {
+        s.utf8.count == 96 && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    func objectURL(_ digest: String) -> URL {
+        directory.appendingPathComponent(String(digest.prefix(2))).appendingPathComponent(digest + ".obj")
+    }
+
+    func infoURL(_ digest: String) -> URL {
+        directory.appendingPathComponent(String(digest.prefix(2))).appendingPathComponent(digest + ".json")
+    }
+
+    /// The object's description, nil if it is not (completely) stored.
+    public func info(_ digest: String) throws -> ObjectInfo? {
+        guard Self.isDigest(digest) else { throw ObjectStoreError.badDigest(digest) }
+        guard let data = FileManager.default.contents(atPath: infoURL(digest).path) else { return nil }
+        do { return try JSONDecoder().decode(ObjectInfo.self, from: data) } catch {
+            throw ObjectStoreError.io("description of \(digest) is unreadable: \(error)")
+        }
+    }
+
+    /// Starts an upload of `declaredSize` bytes that must hash to `digest`.
+    public func beginUpload(digest: String, declaredSize: UInt64, channel: String, tID: String, uploaderPID: String) throws -> Upload {
+        guard Self.isDigest(digest) else { throw ObjectStoreError.badDigest(digest) }
+        guard declaredSize <= maxBytes else { throw ObjectStoreError.tooLarge(limit: maxBytes) }
+        if let existing = try info(digest), existing.channel != channel || existing.tID != tID {
+            throw ObjectStoreError.belongsToAnotherTreatment(digest: digest)
+        }
+        let temp = directory.appendingPathComponent("tmp").appendingPathComponent(UUID().uuidString)
+        guard FileManager.default.createFile(atPath: temp.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = FileHandle(forWritingAtPath: temp.path) else {
+            throw ObjectStoreError.io("cannot create a temporary file in \(directory.path)")
+        }
+        let info = ObjectInfo(digest: digest, size: declaredSize, channel: channel, tID: tID, uploaderPID: uploaderPID, storedAt: Self.now())
+        return Upload(store: self, temp: temp, handle: handle, info: info)
+    }
+
+    /// One upload in progress. Not shared between tasks.
+    public final class Upload {
+        let store: ObjectStore
+        let temp: URL
+        let handle: FileHandle
+        let info: ObjectInfo
+        var hasher = SHA384()
+        var received: UInt64 = 0
+        var closed = false
+
+        init(store: ObjectStore, temp: URL, handle: FileHandle, info: ObjectInfo) {
+            self.store = store
+            self.temp = temp
+            self.handle = handle
+            self.info = info
+        }
+
+        deinit { abort() }
+
+        public func append(_ bytes: [UInt8]) throws {
+            received += UInt64(bytes.count)
+            guard received <= info.size else {
+                abort()
+                throw received > store.maxBytes ? ObjectStoreError.tooLarge(limit: store.maxBytes) : ObjectStoreError.sizeMismatch(declared: info.size, received: received)
+            }
+            hasher.update(data: bytes)
+            do { try handle.write(contentsOf: bytes) } catch {
+                abort()
+                throw ObjectStoreError.io("cannot write the upload: \(error)")
+            }
+        }
+
+        /// Checks size and digest; stores durably. Returns true if the object was already stored.
+        @discardableResult
+        public func finish() throws -> Bool {
+            defer { abort() }
+            guard received == info.size else { throw ObjectStoreError.sizeMismatch(declared: info.size, received: received) }
+            let computed = Hex.encode(Array(hasher.finalize()))
+            guard computed == info.digest else { throw ObjectStoreError.digestMismatch(declared: info.digest, computed: computed) }
+            if try store.info(info.digest) != nil { return true }
+            do {
+                try handle.synchronize()
+                try handle.close()
+                closed = true
+                let dir = store.objectURL(info.digest).deletingLastPathComponent()
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                _ = try? FileManager.default.removeItem(at: store.objectURL(info.digest))
+                try FileManager.default.moveItem(at: temp, to: store.objectURL(info.digest))
+                try SecureFile.write(Array(try JSONEncoder().encode(info)), to: store.infoURL(info.digest).path)
+                ObjectStore.syncDirectory(dir)
+            } catch { throw ObjectStoreError.io("cannot store object \(info.digest): \(error)") }
+            return false
+        }
+
+        /// Drops the upload (idempotent).
+        public func abort() {
+            if !closed {
+                try? handle.close()
+                closed = true
+            }
+            try? FileManager.default.removeItem(at: temp)
+        }
+    }
+
+    /// Streams the object from `offset` in pieces of at most `chunkSize`, after checking that the whole
+    /// file still hashes to its name.
+    public func read(_ digest: String, from offset: UInt64 = 0, chunkSize: Int = 1 << 20, _ body: ([UInt8]) async throws -> Void) async throws {
+        guard let info = try info(digest) else { throw ObjectStoreError.notFound(digest: digest) }
+        guard offset <= info.size else { throw ObjectStoreError.offsetBeyondEnd(offset: offset, size: info.size) }
+        let url = objectURL(digest)
+        let computed = try Self.sha384(of: url)
+        guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw ObjectStoreError.notFound(digest: digest) }
+        defer { try? handle.close() }
+        do { try handle.seek(toOffset: offset) } catch { throw ObjectStoreError.io("cannot seek in \(digest): \(error)") }
+        while true {
+            let piece: Data?
+            do { piece = try handle.read(upToCount: chunkSize) } catch { throw ObjectStoreError.io("cannot read \(digest): \(error)") }
+            guard let piece, !piece.isEmpty else { return }
+            try await body([UInt8](piece))
+        }
+    }
+
+    static func sha384(of url: URL) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw ObjectStoreError.io("cannot open \(url.path)") }
+        defer { try? handle.close() }
+        var hasher = SHA384()
+        do {
+            while let piece = try handle.read(upToCount: 1 << 20), !piece.isEmpty { hasher.update(data: piece) }
+        } catch { throw ObjectStoreError.io("cannot read \(url.path): \(error)") }
+        return Hex.encode(Array(hasher.finalize()))
+    }
+
+    static func syncDirectory(_ url: URL) {
+        let fd = open(url.path, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date())
+    }
+}
+
+/// `medledger://HOST:PORT/objects/<sha384 hex>`: which node stores an object, and its name.
+public struct ObjectURL: Sendable, Equatable, CustomStringConvertible {
+    public var node: String
+    public var digest: String
+
+    public init(node: String, digest: String) {
+        self.node = node
+        self.digest = digest
+    }
+
+    public init?(_ text: String) {
+        let prefix = "medledger://"
+        guard text.hasPrefix(prefix) else { return nil }
+        let parts = text.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, parts[1] == "objects", ObjectStore.isDigest(String(parts[2])) else { return nil }
+        node = String(parts[0])
+        digest = String(parts[2])
+    }
+
+    public var description: String { "medledger://\(node)/objects/\(digest)" }
+}

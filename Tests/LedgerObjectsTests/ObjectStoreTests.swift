@@ -1,0 +1,105 @@
+import Crypto
+import Foundation
+import LedgerCrypto
+import Testing
+
+@testable import LedgerObjects
+
+@Suite struct ObjectStoreTests {
+    final class Dir {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("objects-\(UUID().uuidString)")
+        deinit { try? FileManager.default.removeItem(at: url) }
+    }
+
+    static func digest(_ b: [UInt8]) -> String { Hex.encode(Array(SHA384.hash(data: b))) }
+
+    static func put(_ store: ObjectStore, _ bytes: [UInt8], digest: String? = nil, size: UInt64? = nil, tID: String = "T-1", pieces: Int = 3) throws -> Bool {
+        let up = try store.beginUpload(digest: digest ?? Self.digest(bytes), declaredSize: size ?? UInt64(bytes.count), channel: "records", tID: tID, uploaderPID: "p")
+        let step = max(1, bytes.count / pieces)
+        var i = 0
+        while i < bytes.count {
+            try up.append(Array(bytes[i..<min(i + step, bytes.count)]))
+            i += step
+        }
+        return try up.finish()
+    }
+
+    static func readAll(_ store: ObjectStore, _ digest: String, from offset: UInt64 = 0) async throws -> [UInt8] {
+        var out = [UInt8]()
+        try await store.read(digest, from: offset, chunkSize: 1000) { out += $0 }
+        return out
+    }
+
+    @Test func storesReadsAndResumes() async throws {
+        let d = Dir()
+        let store = try ObjectStore(directory: d.url)
+        let bytes = (0..<10_000).map { _ in UInt8.random(in: 0...255) }
+        #expect(try Self.put(store, bytes) == false)
+        #expect(try Self.put(store, bytes) == true)  // content-addressed: already there
+        let info = try #require(try store.info(Self.digest(bytes)))
+        #expect(info.size == 10_000 && info.tID == "T-1" && info.channel == "records")
+        #expect(try await Self.readAll(store, info.digest) == bytes)
+        #expect(try await Self.readAll(store, info.digest, from: 7_777) == Array(bytes[7_777...]))
+        #expect(try await Self.readAll(store, info.digest, from: 10_000) == [])
+        await #expect(throws: ObjectStoreError.offsetBeyondEnd(offset: 10_001, size: 10_000)) { try await Self.readAll(store, info.digest, from: 10_001) }
+    }
+
+    @Test func badUploadsStoreNothing() throws {
+        let d = Dir()
+        let store = try ObjectStore(directory: d.url, maxBytes: 5_000)
+        let bytes = (0..<4_000).map { _ in UInt8.random(in: 0...255) }
+        let other = Self.digest(bytes + [1])
+        #expect(throws: ObjectStoreError.digestMismatch(declared: other, computed: Self.digest(bytes))) { try Self.put(store, bytes, digest: other) }
+        #expect(throws: ObjectStoreError.sizeMismatch(declared: 4_001, received: 4_000)) { try Self.put(store, bytes, size: 4_001) }
+        #expect(throws: ObjectStoreError.sizeMismatch(declared: 3_999, received: 4_000)) { try Self.put(store, bytes, size: 3_999, pieces: 1) }
+        #expect(throws: ObjectStoreError.tooLarge(limit: 5_000)) { try Self.put(store, bytes, size: 6_000) }
+        #expect(throws: ObjectStoreError.badDigest("abc")) { try Self.put(store, bytes, digest: "abc") }
+        #expect(try store.info(Self.digest(bytes)) == nil)
+        #expect(try store.info(other) == nil)
+        // No temporary files are left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: d.url.appendingPathComponent("tmp").path).isEmpty)
+        // The same bytes cannot be claimed for another treatment.
+        _ = try Self.put(store, bytes)
+        #expect(throws: ObjectStoreError.belongsToAnotherTreatment(digest: Self.digest(bytes))) { try Self.put(store, bytes, tID: "T-2") }
+    }
+
+    @Test func corruptObjectsAreNotServed() async throws {
+        let d = Dir()
+        let store = try ObjectStore(directory: d.url)
+        let bytes = Array("ciphertext standing in for a sealed record".utf8)
+        _ = try Self.put(store, bytes)
+        let digest = Self.digest(bytes)
+        var rotten = bytes
+        rotten[3] ^= 1
+        try Data(rotten).write(to: store.objectURL(digest))
+        await #expect(throws: ObjectStoreError.corrupt(digest: digest, computed: Self.digest(rotten))) { try await Self.readAll(store, digest) }
+    }
+
+    @Test func aCrashLeavesNoHalfObjects() throws {
+        let d = Dir()
+        let bytes = Array("x".utf8)
+        do {
+            let store = try ObjectStore(directory: d.url)
+            let up = try store.beginUpload(digest: Self.digest(bytes), declaredSize: 1, channel: "records", tID: "T-1", uploaderPID: "p")
+            try up.append(bytes)
+            // The process dies here: the temporary file stays on disk.
+            let leftover = d.url.appendingPathComponent("tmp").appendingPathComponent("crashed")
+            try Data([1, 2, 3]).write(to: leftover)
+            up.abort()
+        }
+        let reopened = try ObjectStore(directory: d.url)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: d.url.appendingPathComponent("tmp").path).isEmpty)
+        #expect(try reopened.info(Self.digest(bytes)) == nil)
+    }
+
+    @Test func objectURLs() {
+        let digest = String(repeating: "ab", count: 48)
+        let u = ObjectURL("medledger://127.0.0.1:7051/objects/\(digest)")
+        #expect(u == ObjectURL(node: "127.0.0.1:7051", digest: digest))
+        #expect(u?.description == "medledger://127.0.0.1:7051/objects/\(digest)")
+        #expect(ObjectURL("medledger://h:1/objects/\(digest.uppercased())") == nil)
+        #expect(ObjectURL("http://h:1/objects/\(digest)") == nil)
+        #expect(ObjectURL("medledger://h:1/other/\(digest)") == nil)
+        #expect(ObjectURL("medledger://h:1/objects/\(digest)/x") == nil)
+    }
+}
