@@ -20,6 +20,7 @@ import PackageDescription
 //   LedgerObjects     → LedgerCrypto (object store: ciphertexts named by SHA-384, files beside RocksDB)
 //   CLibCrypto        (system library: OpenSSL libcrypto, for secp256k1 arithmetic)
 //   LedgerPRE         → CLibCrypto, Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
+//   LedgerRecords     → LedgerPRE (sealed record bundles: chunked AES-256-GCM; docs/SEALED_RECORDS.md)
 //   medledgerd, medledger (thin executables)
 let package = Package(
     name: "MedLedger",
@@ -108,6 +109,8 @@ let package = Package(
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Umbral threshold proxy re-encryption, byte-compatible with umbral-pre 0.11 (docs/PRE.md).
         .target(name: "LedgerPRE", dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        // Client-side sealing of a record bundle: chunked AES-256-GCM, key wrapped in an Umbral capsule (docs/SEALED_RECORDS.md).
+        .target(name: "LedgerRecords", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
         .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
@@ -124,6 +127,7 @@ let package = Package(
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
         .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerObjectsTests", dependencies: ["LedgerObjects", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "LedgerRecordsTests", dependencies: ["LedgerRecords", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPRETests", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
         .testTarget(
