@@ -1,7 +1,5 @@
-import Crypto
 import Foundation
 import GRPCCore
-import LedgerCrypto
 import LedgerObjects
 import LedgerProtos
 import LedgerRPC
@@ -25,15 +23,7 @@ public struct ObjectClient: Sendable {
 
     /// SHA-384 (hex) and size of a file, read in chunks.
     public static func digest(ofFile path: String) throws -> (digest: String, size: UInt64) {
-        guard let h = FileHandle(forReadingAtPath: path) else { throw CallFailure(status: 400, message: "cannot read \(path)") }
-        defer { try? h.close() }
-        var hasher = SHA384()
-        var size: UInt64 = 0
-        while let piece = try h.read(upToCount: chunkSize), !piece.isEmpty {
-            hasher.update(data: piece)
-            size += UInt64(piece.count)
-        }
-        return (Hex.encode(Array(hasher.finalize())), size)
+        do { return try ObjectStore.digest(ofFile: path) } catch { throw CallFailure(status: 400, message: "\(error)") }
     }
 
     /// Stores the file on `node` for treatment `tID`; returns its URL_C.

@@ -78,39 +78,28 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             deny(caller, "object.download", digest, "role \(caller.attributes.role) does not read records")
             throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) does not download medical records")
         }
-        var offset = request.offset
-        var first = true
+        // The first message describes the object; an offset at the end still gets that one message.
+        var next = Medledger_DownloadChunk.with {
+            $0.offset = request.offset
+            $0.size = info.size
+            $0.sha384 = info.digest
+            $0.tID = info.tID
+            $0.channel = info.channel
+        }
         do {
-            try await store.read(digest, from: offset) { piece in
-                var m = Medledger_DownloadChunk()
-                m.data = Data(piece)
-                m.offset = offset
-                if first {
-                    m.size = info.size
-                    m.sha384 = info.digest
-                    m.tID = info.tID
-                    m.channel = info.channel
-                    first = false
-                }
-                try await response.write(m)
-                offset += UInt64(piece.count)
+            try await store.read(digest, from: request.offset) { piece in
+                next.data = Data(piece)
+                try await response.write(next)
+                next = Medledger_DownloadChunk.with { $0.offset = next.offset + UInt64(piece.count) }
             }
         } catch let e as ObjectStoreError { throw Self.rpcError(e) }
-        if first {  // nothing left to send (offset at the end): still answer with the description
-            var m = Medledger_DownloadChunk()
-            m.offset = offset
-            m.size = info.size
-            m.sha384 = info.digest
-            m.tID = info.tID
-            m.channel = info.channel
-            try await response.write(m)
-        }
+        if next.hasDescription { try await response.write(next) }
         audit?.record(AuditEvent(actor: caller.auditActor, action: "object.download", target: digest, outcome: .success, detail: "t_id \(info.tID), from \(request.offset)"))
     }
 
     /// The treatment as `medrecords` shows it to `caller` right now; its refusals as gRPC errors.
     func visibleTreatment(_ tID: String, channel: String, caller: AuthenticatedIdentity) throws -> Treatment {
-        guard let ch = runtime.channel(channel), ch.context.organizationIDs.contains(caller.org) else {
+        guard let ch = runtime.channel(channel, visibleTo: caller.org) else {
             throw RPCError(code: .notFound, message: "no channel \(channel.debugDescription) on this node")
         }
         let args = try JSONEncoder().encode(GetTreatmentRequest(tID: tID))
@@ -141,4 +130,9 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
         case .io: return RPCError(code: .internalError, message: "object store: \(e.description)")
         }
     }
+}
+
+extension Medledger_DownloadChunk {
+    /// Whether this is the describing first message (not yet sent).
+    fileprivate var hasDescription: Bool { !sha384.isEmpty }
 }

@@ -41,6 +41,13 @@ final class PeerRuntime: Sendable {
     }
 
     func channel(_ name: String) -> PeerChannel? { channels.withLock { $0[name] } }
+
+    /// The channel if `org` is one of its members; nil otherwise (a non-member may not learn which
+    /// channels exist).
+    func channel(_ name: String, visibleTo org: String) -> PeerChannel? {
+        guard let ch = channel(name), ch.context.organizationIDs.contains(org) else { return nil }
+        return ch
+    }
     var all: [PeerChannel] { channels.withLock { Array($0.values) }.sorted { $0.channelName < $1.channelName } }
 
     func startPulling() {

@@ -23,7 +23,7 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     /// The channel, if the caller's organisation is one of its members; 404 otherwise (a non-member
     /// may not learn which channels exist).
     func channel(_ name: String, for caller: AuthenticatedIdentity) throws -> PeerChannel {
-        guard let ch = runtime.channel(name), ch.context.organizationIDs.contains(caller.org) else {
+        guard let ch = runtime.channel(name, visibleTo: caller.org) else {
             throw RPCError(code: .notFound, message: "no channel \(name.debugDescription) on this node")
         }
         return ch
@@ -60,7 +60,7 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     func endorse(_ request: Medledger_SignedProposal, caller: AuthenticatedIdentity) -> Result<Medledger_ProposalResponse, ProposalRejection> {
         let parsed: ParsedProposal
         do { parsed = try ParsedProposal(request) } catch { return .failure(error) }
-        guard let ch = runtime.channel(parsed.channel), ch.context.organizationIDs.contains(caller.org) else {
+        guard let ch = runtime.channel(parsed.channel, visibleTo: caller.org) else {
             return .failure(ProposalRejection(404, "no channel \(parsed.channel.debugDescription) on this node"))
         }
         do {
@@ -199,13 +199,21 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
 
     func broadcast(request: Medledger_Envelope, context: ServerContext) async throws -> Medledger_BroadcastResponse {
         _ = try context.requireCaller()
+        return accept(request)
+    }
+
+    /// Queues one envelope for ordering; a refusal is the answer, not an error.
+    func accept(_ envelope: Medledger_Envelope) -> Medledger_BroadcastResponse {
         var r = Medledger_BroadcastResponse()
         do {
-            try orderer.broadcast(try request.serializedBytes())
+            try orderer.broadcast(try envelope.serializedBytes())
             r.status = 200
         } catch let e as OrderingRejection {
             r.status = e.status
             r.message = e.message
+        } catch {
+            r.status = 400
+            r.message = "envelope does not serialize: \(error)"
         }
         return r
     }
@@ -215,20 +223,7 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         _ = try context.requireCaller()
         for try await batch in request {
             var m = Medledger_BroadcastResponseBatch()
-            m.responses = await ParallelMap.run(batch.envelopes) { envelope in
-                var r = Medledger_BroadcastResponse()
-                do {
-                    try self.orderer.broadcast(try envelope.serializedBytes())
-                    r.status = 200
-                } catch let e as OrderingRejection {
-                    r.status = e.status
-                    r.message = e.message
-                } catch {
-                    r.status = 400
-                    r.message = "envelope does not serialize: \(error)"
-                }
-                return r
-            }
+            m.responses = await ParallelMap.run(batch.envelopes, accept)
             try await response.write(m)
         }
     }

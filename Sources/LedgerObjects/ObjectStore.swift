@@ -189,7 +189,7 @@ public final class ObjectStore: Sendable {
         guard let info = try info(digest) else { throw ObjectStoreError.notFound(digest: digest) }
         guard offset <= info.size else { throw ObjectStoreError.offsetBeyondEnd(offset: offset, size: info.size) }
         let url = objectURL(digest)
-        let computed = try Self.sha384(of: url)
+        let computed = try Self.digest(ofFile: url.path).digest
         guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
         guard let handle = FileHandle(forReadingAtPath: url.path) else { throw ObjectStoreError.notFound(digest: digest) }
         defer { try? handle.close() }
@@ -202,14 +202,19 @@ public final class ObjectStore: Sendable {
         }
     }
 
-    static func sha384(of url: URL) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw ObjectStoreError.io("cannot open \(url.path)") }
+    /// SHA-384 (lowercase hex) and size of a file, read in chunks.
+    public static func digest(ofFile path: String) throws -> (digest: String, size: UInt64) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ObjectStoreError.io("cannot open \(path)") }
         defer { try? handle.close() }
         var hasher = SHA384()
+        var size: UInt64 = 0
         do {
-            while let piece = try handle.read(upToCount: 1 << 20), !piece.isEmpty { hasher.update(data: piece) }
-        } catch { throw ObjectStoreError.io("cannot read \(url.path): \(error)") }
-        return Hex.encode(Array(hasher.finalize()))
+            while let piece = try handle.read(upToCount: 1 << 20), !piece.isEmpty {
+                hasher.update(data: piece)
+                size += UInt64(piece.count)
+            }
+        } catch { throw ObjectStoreError.io("cannot read \(path): \(error)") }
+        return (Hex.encode(Array(hasher.finalize())), size)
     }
 
     static func syncDirectory(_ url: URL) {

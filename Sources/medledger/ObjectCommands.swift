@@ -13,15 +13,15 @@ struct ObjectCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Upload a ciphertext for a treatment (its patient or doctor); prints URL_C and the SHA-384.")
         @Option(help: "Hospital node address, host:port.") var node: String
-        @Option(help: "Wallet of the treatment's patient or doctor.") var wallet: String
+        @OptionGroup var wallet: WalletOption  // the treatment's patient or doctor
         @Option(help: "Channel whose treatment governs access.") var channel: String = "records"
         @Option(name: .customLong("t-id"), help: "Treatment id.") var tID: String
         @Option(help: "The ciphertext file.") var file: String
 
         func run() async throws {
             guard let address = NodeAddress(node) else { throw ValidationError("--node \(node) is not host:port") }
-            let client = ObjectClient(wallet: try openWallet(wallet))
-            let stored = try await failingClearly { try await client.upload(file: file, node: address, channel: channel, tID: tID) }
+            let client = ObjectClient(wallet: try wallet.open())
+            let stored = try await calling { try await client.upload(file: file, node: address, channel: channel, tID: tID) }
             print("url: \(stored.url)")
             print("sha384: \(stored.digest)")
             print("size: \(stored.size) bytes\(stored.alreadyStored ? " (already stored)" : "")")
@@ -32,7 +32,7 @@ struct ObjectCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Download an object by URL_C (resumes a partial download; checks the SHA-384 before keeping it).")
         @Option(help: "URL_C: medledger://HOST:PORT/objects/SHA384.") var url: String
-        @Option(help: "Wallet of the caller (the patient, the doctor, or a consented third party).") var wallet: String
+        @OptionGroup var wallet: WalletOption  // the patient, the doctor, or a consented grantee
         @Option(help: "Where to write the object.") var out: String
         @Option(help: "Node to ask instead of the one the URL names (host:port).") var node: String?
 
@@ -41,19 +41,10 @@ struct ObjectCommand: AsyncParsableCommand {
                 guard let a = NodeAddress(n) else { throw ValidationError("--node \(n) is not host:port") }
                 return a
             }
-            let client = ObjectClient(wallet: try openWallet(wallet))
-            let d = try await failingClearly { try await client.download(url: url, to: out, node: override) }
+            let client = ObjectClient(wallet: try wallet.open())
+            let d = try await calling { try await client.download(url: url, to: out, node: override) }
             print("saved \(out): \(d.size) bytes, sha384 \(d.digest) verified\(d.resumedFrom > 0 ? " (resumed at byte \(d.resumedFrom))" : "")")
             print("treatment: \(d.tID) on channel \(d.channel)")
         }
     }
-}
-
-func openWallet(_ path: String) throws -> Wallet {
-    do { return try Wallet.open(path) } catch { throw CLIError("\(error)") }
-}
-
-/// Runs a client call; its failures print as "Error: [status] message".
-func failingClearly<T>(_ body: () async throws -> T) async throws -> T {
-    do { return try await body() } catch let f as CallFailure { throw CLIError(f.description) }
 }
