@@ -9,10 +9,10 @@ import PackageDescription
 //   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
 //   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
-//   LedgerNode        → LedgerCA, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, gRPC NIO transport (the daemon's wiring)
-//   LedgerClient      → LedgerChannel, LedgerRPC, gRPC NIO transport (gateway, CA client)
+//   LedgerNode        → LedgerCA, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows (the daemon's wiring)
+//   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
-//   MedRecords        → LedgerChaincode, LedgerIdentity (the paper's records chaincode)
+//   MedRecords        → LedgerChaincode, LedgerIdentity, LedgerPRE (the paper's records chaincode; PRE only to check keys and capsules)
 //   LedgerChannel     → LedgerChaincode, LedgerIdentity (config, membership, policies)
 //   LedgerPeer        → LedgerChannel (endorser, validator)
 //   LedgerOrdering    → LedgerChannel, LedgerStorage (block cutter, solo orderer)
@@ -21,6 +21,7 @@ import PackageDescription
 //   CLibCrypto        (system library: OpenSSL libcrypto, for secp256k1 arithmetic)
 //   LedgerPRE         → CLibCrypto, Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   LedgerRecords     → LedgerPRE (sealed record bundles: chunked AES-256-GCM; docs/SEALED_RECORDS.md)
+//   HospitalFlows     → LedgerPRE, LedgerCrypto (T_SK, FHIR readings and bundles, reading signatures: pure formats)
 //   medledgerd, medledger (thin executables)
 let package = Package(
     name: "MedLedger",
@@ -92,14 +93,15 @@ let package = Package(
             name: "LedgerNode",
             dependencies: [
                 "LedgerCA", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords", "LedgerObjects",
+                "LedgerClient", "HospitalFlows",
                 .product(name: "Yams", package: "Yams"),
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
-        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerObjects"]),
+        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords"]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
         .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
         // The paper's records: treatments, index records P_DE, consents, usage records D_UE.
-        .target(name: "MedRecords", dependencies: ["LedgerChaincode", "LedgerIdentity", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "MedRecords", dependencies: ["LedgerChaincode", "LedgerIdentity", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         // Channels: configuration rules, membership (MSP), endorsement policies, genesis and config updates.
         .target(name: "LedgerChannel", dependencies: ["LedgerChaincode", "LedgerIdentity", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
@@ -111,6 +113,8 @@ let package = Package(
         .target(name: "LedgerPRE", dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Client-side sealing of a record bundle: chunked AES-256-GCM, key wrapped in an Umbral capsule (docs/SEALED_RECORDS.md).
         .target(name: "LedgerRecords", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
+        // The paper's off-chain formats: T_SK, device readings as FHIR Observations, record bundles.
+        .target(name: "HospitalFlows", dependencies: ["LedgerPRE", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
         .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
@@ -120,14 +124,16 @@ let package = Package(
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerBench", "LedgerClient", "LedgerNode", "LedgerAudit", "MedRecords",
+                "LedgerBench", "LedgerClient", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
-        .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerPRE", "LedgerCrypto", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerObjectsTests", dependencies: ["LedgerObjects", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerRecordsTests", dependencies: ["LedgerRecords", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "HospitalFlowsTests", dependencies: ["HospitalFlows", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPRETests", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
         .testTarget(
@@ -143,6 +149,7 @@ let package = Package(
             name: "MedLedgerCLITests",
             dependencies: [
                 "LedgerStorage", "LedgerBench", "LedgerClient", "LedgerCA", "LedgerIdentity", "LedgerTransport", "medledger", "medledgerd",
+                "HospitalFlows", "LedgerPRE", "MedRecords", "LedgerObjects", "LedgerRPC", "LedgerProtos", "LedgerCrypto",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),

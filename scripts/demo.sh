@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# The demo: builds medledger, then in a temporary directory
+# The demo: builds medledger, then in a temporary directory tells the paper's story end to end.
 #   part 1 — the ledger: writes a sample chain, verifies it, shows a block;
-#   part 2 — identities: the SA's CA (which also runs the solo orderer), a hospital node over mutual
-#            TLS, a doctor, a patient and a researcher enrolled under pseudo identities;
-#   part 3 — transactions: a channel from its signed genesis block, a treatment, a ciphertext in the
-#            hospital's object store, its P_DE signed by patient and doctor, consent (the researcher
-#            can fetch the ciphertext only then), a D_UE usage record, a Merkle proof checked offline;
-#   part 4 — the access rules, a revocation, the audit logs.
-# Everything it starts is stopped at the end. (Sealing records and re-encryption through the proxy
-# arrive with the rest of issue 5; the demo grows with them.)
+#   part 2 — identities: the SA's CA (which also runs the solo orderer), two hospitals' nodes over
+#            mutual TLS, a doctor, a patient, two bedside devices and a researcher under pseudo IDs;
+#   part 3 — the paper's data flow: an appointment (T_ID on chain, T_SK sealed to the doctor), device
+#            readings to the doctor's collector, the EMR and SHR sealed by the patient, stored in the
+#            hospital's object store, indexed by a P_DE both sign; verification and decryption;
+#            sharing with the researcher through 2-of-2 proxy re-encryption across both hospitals,
+#            each proxy recording D_UE; revocation refused; tampering detected;
+#   part 4 — Merkle proofs, access rules, a certificate revocation, the audit logs, and a search of
+#            every block, log and stored object for the plaintext.
+# Everything it starts is stopped at the end.
+# MEDLEDGER_DEMO_DEBUG=1 uses the debug build (faster to build while developing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 medledger_install_deps
 
-echo "== building medledger and medledgerd (release) =="
-swift build -c release --product medledger >/dev/null
-swift build -c release --product medledgerd >/dev/null
-BIN_DIR="$(swift build -c release --show-bin-path)"
+if [[ "${MEDLEDGER_DEMO_DEBUG:-0}" == 1 ]]; then
+  echo "== building medledger and medledgerd (debug) =="
+  swift build --product medledger >/dev/null
+  swift build --product medledgerd >/dev/null
+  BIN_DIR="$(swift build --show-bin-path)"
+else
+  echo "== building medledger and medledgerd (release) =="
+  swift build -c release --product medledger >/dev/null
+  swift build -c release --product medledgerd >/dev/null
+  BIN_DIR="$(swift build -c release --show-bin-path)"
+fi
 BIN="$BIN_DIR/medledger"
 DAEMON="$BIN_DIR/medledgerd"
 
@@ -31,12 +41,18 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n== %s ==\n' "$*"; }
+say() { printf '   » %s\n' "$*"; }
 # Waits for "medledgerd: ready" in a log, then prints the port after "$2 ... listening on".
 wait_ready() {
   for _ in $(seq 1 100); do grep -q "medledgerd: ready" "$1" 2>/dev/null && break; sleep 0.1; done
   grep -q "medledgerd: ready" "$1" || { echo "node did not start:"; cat "$1"; exit 1; }
 }
 port_of() { grep "$2" "$1" | grep -o 'listening on [0-9.]*:[0-9]*' | head -1 | sed 's/.*://'; }
+# Runs a command that must fail, and shows its refusal.
+refused() {
+  if "$@" > "$WORK/refusal.txt" 2>&1; then cat "$WORK/refusal.txt"; echo "EXPECTED A REFUSAL: $*"; exit 1; fi
+  sed 's/^/   refused → /' "$WORK/refusal.txt"
+}
 
 DATA="$WORK/node"
 step "1. Commit 25 sample blocks to channel 'demo' (RocksDB, one fsync per block)"
@@ -57,126 +73,171 @@ CA="127.0.0.1:$(port_of "$WORK/sa.log" "node sa-node")"
 ENROLL="127.0.0.1:$(port_of "$WORK/sa.log" "CA enrollment")"
 cat "$WORK/sa.log"
 
-step "5. The SA admits hospital-a with one node, peer0 (keys made locally; only CSRs travel), and a research institute"
+
+step "5. The SA admits two hospitals, each with one node (keys made locally; only CSRs travel), and a research institute"
 "$BIN" org admit --ca "$CA" --wallet "$WORK/sa/wallets/admin" --org hospital-a --node peer0 --ip 127.0.0.1 --listen 127.0.0.1:0 --out "$WORK/hospital-a"
+"$BIN" org admit --ca "$CA" --wallet "$WORK/sa/wallets/admin" --org hospital-b --node peer1 --ip 127.0.0.1 --listen 127.0.0.1:0 --out "$WORK/hospital-b"
 "$BIN" org admit --ca "$CA" --wallet "$WORK/sa/wallets/admin" --org research-1 --type third-party --out "$WORK/research-1"
 PEER="$WORK/hospital-a/nodes/peer0"
-"$BIN" ca crl --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --out "$PEER/crl.pem"
-echo "crl_poll_seconds: 0.5" >> "$PEER/node.yaml"
-"$DAEMON" --config "$PEER/node.yaml" > "$WORK/peer0.log" 2>&1 &
-PIDS+=($!)
-wait_ready "$WORK/peer0.log"
-NODE="127.0.0.1:$(port_of "$WORK/peer0.log" "node peer0")"
-cat "$WORK/peer0.log"
+PEER_B="$WORK/hospital-b/nodes/peer1"
 
-step "6. hospital-a's administrator registers a doctor and a patient, research-1's a researcher; they enroll with one-time secrets"
+step "6. hospital-a registers a doctor, a patient and two bedside monitors; research-1 a researcher; all enroll with one-time secrets"
 secret() { awk '/secret/{print $NF}'; }
-S_DOC=$("$BIN" user register --ca "$CA" --wallet "$WORK/hospital-a/admin" --id dr.chen --role doctor --rid "Chen Wei, licence 4471" | secret)
-S_PAT=$("$BIN" user register --ca "$CA" --wallet "$WORK/hospital-a/admin" --id p-1001 --role patient --rid "Lin Mei, ID 440111199001010022" | secret)
-"$BIN" user enroll --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --id dr.chen --secret "$S_DOC" --wallet "$WORK/w/doctor"
-"$BIN" user enroll --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --id p-1001 --secret "$S_PAT" --wallet "$WORK/w/patient"
-S_RES=$("$BIN" user register --ca "$CA" --wallet "$WORK/research-1/admin" --id dr.okafor --role third-party --rid "Ada Okafor, research-1" | secret)
-"$BIN" user enroll --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --id dr.okafor --secret "$S_RES" --wallet "$WORK/w/researcher"
-echo "(the real names stay with the SA, encrypted; certificates carry only the PID)"
+enroll() { # id role rid registrar-wallet wallet
+  local s; s=$("$BIN" user register --ca "$CA" --wallet "$4" --id "$1" --role "$2" --rid "$3" | secret)
+  "$BIN" user enroll --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --id "$1" --secret "$s" --wallet "$5"
+}
+enroll dr.chen doctor "Chen Wei, licence 4471" "$WORK/hospital-a/admin" "$WORK/w/doctor"
+enroll p-1001 patient "Lin Mei, ID 440111199001010022" "$WORK/hospital-a/admin" "$WORK/w/patient"
+enroll monitor-7 device "bedside monitor, ward 3 bed 7" "$WORK/hospital-a/admin" "$WORK/w/device1"
+enroll monitor-8 device "bedside monitor, ward 3 bed 8" "$WORK/hospital-a/admin" "$WORK/w/device2"
+enroll dr.okafor third-party "Ada Okafor, research-1" "$WORK/research-1/admin" "$WORK/w/researcher"
+say "the real names stay with the SA, encrypted; certificates carry only the PID:"
 "$BIN" cert show "$WORK/w/patient/tls-cert.pem"
-
-step "7. The node sees pseudo identities over mutual TLS"
-"$BIN" node whoami --node "$NODE" --wallet "$WORK/w/doctor"
-"$BIN" node whoami --node "$NODE" --wallet "$WORK/w/patient"
 
 pid_of() { python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['pid'])" "$1/identity.json"; }
 field() { python3 -c "import json,sys;print(json.loads(sys.stdin.readline())[sys.argv[1]])" "$1"; }
 PID_DOC=$(pid_of "$WORK/w/doctor"); PID_PAT=$(pid_of "$WORK/w/patient"); PID_RES=$(pid_of "$WORK/w/researcher")
+
+step "7. Both hospitals start their nodes; hospital-a's management node (H_Mj) books appointments with dr.chen"
+"$BIN" ca crl --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --out "$PEER/crl.pem"
+printf 'crl_poll_seconds: 0.5\nappointments: { doctors: [%s] }\n' "$PID_DOC" >> "$PEER/node.yaml"
+"$DAEMON" --config "$PEER/node.yaml" > "$WORK/peer0.log" 2>&1 &
+PIDS+=($!)
+"$DAEMON" --config "$PEER_B/node.yaml" > "$WORK/peer1.log" 2>&1 &
+PIDS+=($!)
+wait_ready "$WORK/peer0.log"; wait_ready "$WORK/peer1.log"
+NODE="127.0.0.1:$(port_of "$WORK/peer0.log" "node peer0")"
+NODE_B="127.0.0.1:$(port_of "$WORK/peer1.log" "node peer1")"
+cat "$WORK/peer0.log"
+"$BIN" node whoami --node "$NODE" --wallet "$WORK/w/doctor"
+"$BIN" node whoami --node "$NODE" --wallet "$WORK/w/patient"
 A=(--node "$NODE" --channel records)
 
-step "8. A channel from network configuration: the SA signs the genesis block; the orderer and peer0 join"
+step "8. A channel from network configuration: the SA signs the genesis block; the orderer and both peers join"
 cat > "$WORK/channel.yaml" <<YAML
 channel: records
 organizations:
   - { id: sa, ca_root: sa/ca-cert.pem }
   - { id: hospital-a, ca_root: sa/ca-cert.pem, peers: [$NODE] }
+  - { id: hospital-b, ca_root: sa/ca-cert.pem, peers: [$NODE_B] }
   - { id: research-1, ca_root: sa/ca-cert.pem }
 orderer: { org: sa, endpoints: [$CA] }
 batch: { max_message_count: 500, batch_timeout_ms: 0 }
 chaincodes:
-  - { name: medrecords, endorsement_policy: "OR('hospital-a.node')" }
+  - { name: medrecords, endorsement_policy: "OR('hospital-a.node', 'hospital-b.node')" }
   - { name: kv, endorsement_policy: ANY }
 YAML
 "$BIN" channel create --config "$WORK/channel.yaml" --wallet "$WORK/sa/wallets/admin" --out "$WORK/records.block"
 "$BIN" channel join --node "$CA" --wallet "$WORK/sa/wallets/admin" --block "$WORK/records.block" --orderer-node
 "$BIN" channel join --node "$NODE" --wallet "$WORK/hospital-a/admin" --block "$WORK/records.block"
+"$BIN" channel join --node "$NODE_B" --wallet "$WORK/hospital-b/admin" --block "$WORK/records.block"
 "$BIN" channel info "${A[@]}" --wallet "$WORK/hospital-a/admin"
 
-step "9. hospital-a's administrator opens a treatment: T_ID for the patient's and the doctor's PIDs"
-OUT=$("$BIN" chaincode invoke "${A[@]}" --wallet "$WORK/hospital-a/admin" --chaincode medrecords --fn createTreatment --arg "{\"patient_pid\":\"$PID_PAT\",\"doctor_pid\":\"$PID_DOC\"}")
-echo "$OUT"
-TID=$(echo "$OUT" | field t_id)
+step "9. Everyone makes proxy re-encryption keys (Umbral, secp256k1) in their wallet and publishes the public halves"
+for who in patient doctor researcher; do "$BIN" keys publish "${A[@]}" --wallet "$WORK/w/$who"; done
 
-step "10. The ciphertext goes to hospital-a's object store (URL_C); its P_DE (URL_C, SHA-384) is signed by patient AND doctor"
-head -c 200000 /dev/urandom > "$WORK/ciphertext.bin"   # stands in for the sealed record (sealing comes with the next step of issue 5)
-OUT=$("$BIN" object put --node "$NODE" --wallet "$WORK/w/patient" --channel records --t-id "$TID" --file "$WORK/ciphertext.bin")
+step "10. Appointment: the patient asks H_Mj with disease information DI; H_Mj assigns a doctor, creates T_ID, seals T_SK to the doctor"
+DI="persistent palpitations since March; family history of arrhythmia"
+"$BIN" appointment request "${A[@]}" --wallet "$WORK/w/patient" --di "$DI" --out "$WORK/appointment.json"
+TID=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['t_id'])" "$WORK/appointment.json")
+say "the doctor opens T_SK with their private key and checks it against the chain and the CA:"
+"$BIN" appointment open "${A[@]}" --wallet "$WORK/w/doctor" "$WORK/appointment.json"
+say "nobody else can open it — the researcher tries:"
+refused "$BIN" appointment open "${A[@]}" --wallet "$WORK/w/researcher" "$WORK/appointment.json"
+
+step "11. Two bedside monitors send signed FHIR Observations (heart rate, blood pressure, note), encrypted to the doctor"
+"$BIN" device simulate --node "$NODE" --wallet "$WORK/w/device1" --wallet "$WORK/w/device2" --devices 2 --interval 0.5 --count 2 \
+  --t-id "$TID" --patient "$PID_PAT" --doctor "$PID_DOC"
+say "a reading from an identity that is not an enrolled device is rejected with the reason:"
+refused "$BIN" device simulate --node "$NODE" --wallet "$WORK/w/researcher" --count 1 --t-id "$TID" --patient "$PID_PAT" --doctor "$PID_DOC"
+say "the doctor fetches the readings, re-verifies every signature, decrypts, and writes the SHR:"
+"$BIN" device readings "${A[@]}" --wallet "$WORK/w/doctor" --t-id "$TID" --out "$WORK/shr.json"
+
+step "12. The doctor writes the EMR; the patient seals EMR + SHR, stores the ciphertext (URL_C), and both sign its SHA-384 into the P_DE"
+cat > "$WORK/emr.json" <<JSON
+{"resourceType": "Condition", "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+ "code": {"coding": [{"system": "http://snomed.info/sct", "code": "49436004", "display": "Atrial fibrillation"}], "text": "Paroxysmal atrial fibrillation, Holter advised"},
+ "subject": {"reference": "Patient/$PID_PAT"}, "encounter": {"reference": "Encounter/$TID"}}
+JSON
+"$BIN" record bundle --t-id "$TID" --patient "$PID_PAT" --emr "$WORK/emr.json" --shr "$WORK/shr.json" --out "$WORK/bundle.json"
+OUT=$("$BIN" record put "${A[@]}" --wallet "$WORK/w/patient" --t-id "$TID" --bundle "$WORK/bundle.json" --doctor-wallet "$WORK/w/doctor")
 echo "$OUT"
-URL=$(echo "$OUT" | sed -n 's/^url: //p')
-DIGEST=$("$BIN" record digest "$WORK/ciphertext.bin")
-SIG_P=$("$BIN" record sign --wallet "$WORK/w/patient" --t-id "$TID" --url "$URL" --digest "$DIGEST")
+RID=$(echo "$OUT" | sed -n 's/^P_DE \([^ ]*\) committed.*/\1/p')
+TX_PDE=$(echo "$OUT" | sed -n 's/.*(tx \([^)]*\)).*/\1/p')
+URL=$(echo "$OUT" | sed -n 's/^stored at \([^ ]*\) .*/\1/p')
+DIGEST=$(echo "$OUT" | sed -n 's/^sha384 \([0-9a-f]*\);.*/\1/p')
+say "a P_DE whose patient signature is really the doctor's is refused by the chaincode:"
 SIG_D=$("$BIN" record sign --wallet "$WORK/w/doctor" --t-id "$TID" --url "$URL" --digest "$DIGEST")
-OUT=$("$BIN" record put "${A[@]}" --wallet "$WORK/w/doctor" --t-id "$TID" --url "$URL" --digest "$DIGEST" \
-  --patient-signature "$SIG_P" --doctor-signature "$SIG_D" --patient-cert "$WORK/w/patient/signing-cert.pem" --doctor-cert "$WORK/w/doctor/signing-cert.pem")
-echo "$OUT" | tail -1
-RID=$(echo "$OUT" | field record_id)
-TX_PDE=$(echo "$OUT" | tail -1 | awk '{print $2}')
-echo "A P_DE whose signature is not the patient's is refused:"
-"$BIN" record put "${A[@]}" --wallet "$WORK/w/doctor" --t-id "$TID" --url "$URL" --digest "$DIGEST" \
-  --patient-signature "$SIG_D" --doctor-signature "$SIG_D" --patient-cert "$WORK/w/patient/signing-cert.pem" --doctor-cert "$WORK/w/doctor/signing-cert.pem" || true
+refused "$BIN" record submit "${A[@]}" --wallet "$WORK/w/doctor" --t-id "$TID" --url "$URL" --digest "$DIGEST" \
+  --patient-signature "$SIG_D" --doctor-signature "$SIG_D" --patient-cert "$WORK/w/patient/signing-cert.pem" --doctor-cert "$WORK/w/doctor/signing-cert.pem"
 
-step "11. The patient lists their records; the researcher, without consent, cannot see the record (404)"
-"$BIN" chaincode query "${A[@]}" --wallet "$WORK/w/patient" --chaincode medrecords --fn listIndexRecords --arg "{\"patient_pid\":\"$PID_PAT\"}" | python3 -c "import json,sys; d=json.load(sys.stdin); [print(r['record_id'], r['t_id'], r['url'], r['digest'][:16]+'…') for r in d['records']]"
-"$BIN" chaincode query "${A[@]}" --wallet "$WORK/w/researcher" --chaincode medrecords --fn getIndexRecord --arg "{\"record_id\":\"$RID\"}" || true
-echo "Nor fetch the ciphertext from the object store (404):"
-"$BIN" object get --url "$URL" --wallet "$WORK/w/researcher" --out "$WORK/researcher-copy.bin" || true
+step "13. The patient lists their P_DEs, downloads by URL_C, re-checks digest, both signatures and certificates, and decrypts"
+"$BIN" record list "${A[@]}" --wallet "$WORK/w/patient" --patient "$PID_PAT"
+"$BIN" record get "${A[@]}" --wallet "$WORK/w/patient" --record-id "$RID" --out "$WORK/patient-copy.json"
+python3 -c "import json,sys; b=json.load(open(sys.argv[1])); print('   the record:', ', '.join(e['resource']['resourceType'] + (' ' + e['resource'].get('code',{}).get('text','') if e['resource']['resourceType']=='Condition' else '') for e in b['entry']))" "$WORK/patient-copy.json"
+say "the doctor verifies it too (the data key is the patient's: the doctor checks, cannot decrypt):"
+"$BIN" record verify "${A[@]}" --wallet "$WORK/w/doctor" --record-id "$RID"
 
-step "12. The patient grants the researcher access to this treatment, for research, for 30 days"
-EXPIRES=$(python3 -c "import datetime;print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(days=30)).strftime('%Y-%m-%dT%H:%M:%SZ'))")
-"$BIN" chaincode invoke "${A[@]}" --wallet "$WORK/w/patient" --chaincode medrecords --fn grantAccess \
-  --arg "{\"grantee_pid\":\"$PID_RES\",\"t_ids\":[\"$TID\"],\"purpose\":\"research\",\"expires_at\":\"$EXPIRES\"}"
-"$BIN" chaincode query "${A[@]}" --wallet "$WORK/w/researcher" --chaincode medrecords --fn getIndexRecord --arg "{\"record_id\":\"$RID\"}" | python3 -c "import json,sys; r=json.load(sys.stdin); print('researcher reads P_DE', r['record_id'], 'of', r['t_id'], 'at', r['url'])"
-echo "With the consent live, the researcher fetches the ciphertext from the object store (its SHA-384 is checked):"
-"$BIN" object get --url "$URL" --wallet "$WORK/w/researcher" --out "$WORK/researcher-copy.bin"
+step "14. The researcher has no consent: the P_DE is invisible (404), the object store refuses the ciphertext"
+refused "$BIN" chaincode query "${A[@]}" --wallet "$WORK/w/researcher" --chaincode medrecords --fn getIndexRecord --arg "{\"record_id\":\"$RID\"}"
+refused "$BIN" object get --url "$URL" --wallet "$WORK/w/researcher" --out "$WORK/researcher-copy.bin"
 
-step "13. hospital-a's node, re-encrypting for the researcher, records the usage D_UE (only under a live consent)"
-"$BIN" chaincode invoke "${A[@]}" --wallet "$PEER" --chaincode medrecords --fn recordUsage \
-  --arg "{\"t_id\":\"$TID\",\"third_party_pid\":\"$PID_RES\",\"proxy_node\":\"hospital-a/peer0\",\"purpose\":\"research\"}"
-echo "A usage for another purpose has no consent (403):"
-"$BIN" chaincode invoke "${A[@]}" --wallet "$PEER" --chaincode medrecords --fn recordUsage \
-  --arg "{\"t_id\":\"$TID\",\"third_party_pid\":\"$PID_RES\",\"proxy_node\":\"hospital-a/peer0\",\"purpose\":\"marketing\"}" || true
-echo "The patient lists who used their data:"
-"$BIN" chaincode query "${A[@]}" --wallet "$WORK/w/patient" --chaincode medrecords --fn listUsage --arg "{\"patient_pid\":\"$PID_PAT\"}" | python3 -c "import json,sys; [print(u['usage_id'], u['t_id'], 'by', u['third_party_pid'][:12]+'…', 'via', u['proxy_node'], 'for', u['purpose'], 'at', u['time']) for u in json.load(sys.stdin)['records']]"
+step "15. The patient consents for research, 30 days, and splits a re-encryption key 2-of-2 over the proxies of hospital-a and hospital-b"
+OUT=$("$BIN" share grant "${A[@]}" --wallet "$WORK/w/patient" --grantee "$PID_RES" --t-id "$TID" --purpose research --days 30 \
+  --proxy "$NODE" --proxy "$NODE_B" --threshold 2)
+echo "$OUT"
+CONSENT=$(echo "$OUT" | sed -n 's/^consent \([^:]*\):.*/\1/p')
+say "one proxy alone cannot help the researcher open the record (threshold 2; that proxy still records its D_UE):"
+refused "$BIN" share open "${A[@]}" --wallet "$WORK/w/researcher" --consent "$CONSENT" --record-id "$RID" --proxy "$NODE" --threshold 2 --out "$WORK/researcher.json"
+say "with both: each proxy checks the consent on chain, records D_UE, returns a capsule fragment; the researcher verifies them and decrypts:"
+"$BIN" share open "${A[@]}" --wallet "$WORK/w/researcher" --consent "$CONSENT" --record-id "$RID" --proxy "$NODE,$NODE_B" --threshold 2 --out "$WORK/researcher.json"
+cmp -s "$WORK/researcher.json" "$WORK/patient-copy.json" && say "the researcher's plaintext is byte-for-byte the patient's"
+say "the patient sees who used the data, through which proxy, and why:"
+"$BIN" usage list "${A[@]}" --wallet "$WORK/w/patient" --patient "$PID_PAT"
 
-step "14. The P_DE's Merkle inclusion proof, checked offline against the block header"
+step "16. The patient revokes the consent on chain: from the next block on the proxies refuse (they still hold their fragments)"
+"$BIN" share revoke "${A[@]}" --wallet "$WORK/w/patient" --consent "$CONSENT"
+refused "$BIN" share open "${A[@]}" --wallet "$WORK/w/researcher" --consent "$CONSENT" --record-id "$RID" --proxy "$NODE,$NODE_B" --threshold 2 --out "$WORK/researcher2.json"
+say "the patient also withdraws the now inert key fragments from both proxies:"
+"$BIN" share revoke "${A[@]}" --wallet "$WORK/w/patient" --consent "$CONSENT" --proxy "$NODE" --proxy "$NODE_B" || true
+
+step "17. Tampering: flip one byte of the stored ciphertext on hospital-a's disk; verification names what failed"
+OBJ=$(find "$PEER/data/objects" -name "$DIGEST.obj")
+python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[500]^=1; open(p,'wb').write(bytes(b))" "$OBJ"
+refused "$BIN" record verify "${A[@]}" --wallet "$WORK/w/patient" --record-id "$RID"
+
+step "18. The P_DE's Merkle inclusion proof, checked offline against the block header"
 "$BIN" tx get "$TX_PDE" "${A[@]}" --wallet "$WORK/hospital-a/admin" --out "$WORK/proof.json"
 HEADER_HASH=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['header_hash'])" "$WORK/proof.json")
 "$BIN" tx verify-proof "$WORK/proof.json" --header-hash "$HEADER_HASH"
-echo "Against another block's header hash the proof fails:"
-"$BIN" tx verify-proof "$WORK/proof.json" --header-hash "$(printf '%064d' 0)" || true
-"$BIN" node channel-info --node "$NODE" --wallet "$WORK/w/doctor" --channel records
+say "against another block's header hash the proof fails:"
+refused "$BIN" tx verify-proof "$WORK/proof.json" --header-hash "$(printf '%064d' 0)"
 
-step "15. Access rules: a patient may not read blocks (403); an unknown channel is 404"
-"$BIN" block get latest "${A[@]}" --wallet "$WORK/w/patient" || true
-"$BIN" node channel-info --node "$NODE" --wallet "$WORK/w/doctor" --channel nowhere || true
+step "19. Access rules: a patient may not read blocks (403); an unknown channel is 404"
+refused "$BIN" block get latest "${A[@]}" --wallet "$WORK/w/patient"
+refused "$BIN" node channel-info --node "$NODE" --wallet "$WORK/w/doctor" --channel nowhere
 
-step "16. The patient's key is reported stolen: revoke, publish the CRL, the node refuses the certificate (401)"
-"$BIN" ca revoke --ca "$CA" --wallet "$WORK/hospital-a/admin" --pid "$PID_PAT" --reason key-compromise
+step "20. A device is reported stolen: revoke it, publish the CRL; the node refuses its certificate (401)"
+PID_DEV=$(pid_of "$WORK/w/device2")
+"$BIN" ca revoke --ca "$CA" --wallet "$WORK/hospital-a/admin" --pid "$PID_DEV" --reason key-compromise
 "$BIN" ca crl --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --out "$PEER/crl.pem"
 sleep 1.5
-"$BIN" node whoami --node "$NODE" --wallet "$WORK/w/patient" || true
+refused "$BIN" device simulate --node "$NODE" --wallet "$WORK/w/device2" --count 1 --t-id "$TID" --patient "$PID_PAT" --doctor "$PID_DOC"
 
-step "17. Only the SA resolves a PID to a real identity, with a justification, and it is audited"
-"$BIN" ca resolve-pid --ca "$CA" --wallet "$WORK/hospital-a/admin" --pid "$PID_PAT" --justification "demo" || true
+step "21. Only the SA resolves a PID to a real identity, with a justification, and it is audited"
+refused "$BIN" ca resolve-pid --ca "$CA" --wallet "$WORK/hospital-a/admin" --pid "$PID_PAT" --justification "demo"
 "$BIN" ca resolve-pid --ca "$CA" --wallet "$WORK/sa/wallets/admin" --pid "$PID_PAT" --justification "incident 2026-17"
 
-step "18. Both audit logs are hash-chained and verify; the ledger holds no real names"
+step "22. The audit logs are hash-chained and verify; no plaintext and no real name is in any block, log or stored object"
 "$BIN" audit verify "$WORK/sa/audit.log"
 "$BIN" audit verify "$PEER/audit.log"
-if grep -rqa -e "Lin Mei" -e "Chen Wei" "$PEER/data" "$WORK/sa/orderer-data" "$PEER/audit.log"; then echo "FOUND a real name in ledger or logs"; exit 1; else echo "no real name in the peer's or orderer's ledger or the node's audit log"; fi
+"$BIN" audit verify "$PEER_B/audit.log"
+for secret in "Lin Mei" "Chen Wei" "palpitations" "Atrial fibrillation" "Holter advised" "beats/minute"; do
+  if grep -rqa -e "$secret" "$PEER/data" "$PEER_B/data" "$WORK/sa/orderer-data" "$PEER/audit.log" "$PEER_B/audit.log" "$WORK/peer0.log" "$WORK/peer1.log" "$WORK/sa.log"; then
+    echo "FOUND \"$secret\" in a ledger, log or object store"; exit 1
+  fi
+done
+say "searched both peers' ledgers, object stores, proxy and collector files, the orderer's ledger and every log: none of DI, EMR, readings or real names"
 
 step "Done: everything was in $WORK; the nodes are stopped and the directory removed"

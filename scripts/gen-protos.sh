@@ -13,7 +13,7 @@ TOOLS_DIR="${PROTOC_TOOLS_DIR:-$PWD/.build-protoc}"
 OUT_DIR="Sources/LedgerProtos"
 RPC_OUT_DIR="Sources/LedgerRPC"
 # .proto files that define gRPC services: their stubs go to LedgerRPC, their messages to LedgerProtos.
-SERVICE_PROTOS=(identity.proto node.proto peer.proto objects.proto)
+SERVICE_PROTOS=(identity.proto node.proto peer.proto objects.proto hospital.proto)
 
 if ! command -v protoc >/dev/null; then
   echo "gen-protos: installing protobuf-compiler" >&2

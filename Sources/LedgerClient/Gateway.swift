@@ -103,7 +103,12 @@ public final class Gateway: Sendable {
 
     public static func connect(wallet: Wallet, peer: NodeAddress, channel: String, orderer: NodeAddress? = nil) async throws -> Gateway {
         let signer = try SigningIdentity.load(certificatePath: wallet.signingCertPath, keyPath: wallet.signingKeyPath)
-        let primary = try Connection(peer, roots: wallet.caCertPEM, tls: wallet.tlsIdentity)
+        return try await connect(signer: signer, trustedRootsPEM: wallet.caCertPEM, tls: wallet.tlsIdentity, peer: peer, channel: channel, orderer: orderer)
+    }
+
+    /// A gateway for an identity that is not a wallet (a node submitting in its own name).
+    public static func connect(signer: SigningIdentity, trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, peer: NodeAddress, channel: String, orderer: NodeAddress? = nil) async throws -> Gateway {
+        let primary = try Connection(peer, roots: trustedRootsPEM, tls: tls)
         do {
             var req = Medledger_ChannelConfigRequest()
             req.channel = channel
@@ -111,7 +116,7 @@ public final class Gateway: Sendable {
             guard let o = orderer ?? config.orderer.endpoints.compactMap(NodeAddress.init).first else {
                 throw Failure(status: 500, message: "channel \(channel) names no orderer endpoint")
             }
-            return Gateway(channel: channel, signer: signer, roots: wallet.caCertPEM, tls: wallet.tlsIdentity, primary: primary, config: config, orderer: o)
+            return Gateway(channel: channel, signer: signer, roots: trustedRootsPEM, tls: tls, primary: primary, config: config, orderer: o)
         } catch {
             primary.close()
             throw CallFailure.classify(error)

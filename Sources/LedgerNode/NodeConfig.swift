@@ -19,6 +19,8 @@ import Yams
 ///       data_dir: objects                # default: DATA_DIR/objects
 ///       max_bytes: 67108864              # largest object accepted (default 64 MiB)
 ///       public_address: peer0.a:7051     # host:port put into URL_C (default: listen)
+///     appointments:                      # management node H_Mj (peers only; absent: books none)
+///       doctors: [PID, PID]              # the hospital's doctors, assigned in turn
 ///     ca:                                # only on the system administrator's node
 ///       data_dir: ca
 ///       master_key_file: master.key      # or MEDLEDGER_CA_MASTER_KEY
@@ -52,6 +54,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
     }
 
+    public struct AppointmentsSection: Codable, Sendable, Equatable {
+        public var doctors: [String]
+    }
+
     public struct CASection: Codable, Sendable, Equatable {
         public var dataDir: String
         public var masterKeyFile: String?
@@ -75,6 +81,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var peer: Bool?
     public var orderer: OrdererSection?
     public var objectStore: ObjectStoreSection?
+    public var appointments: AppointmentsSection?
 
     public var runsPeer: Bool { peer ?? true }
 
@@ -91,7 +98,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, listen, tls, ca, signing, peer, orderer
+        case node, listen, tls, ca, signing, peer, orderer, appointments
         case objectStore = "object_store"
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
         case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log"

@@ -50,10 +50,12 @@ public final class NodeServer: Sendable {
         var peer: PeerRuntime?
         var orderer: SoloOrderer?
         var ordererStore: LedgerStore?
+        var nodeSigner: SigningIdentity?
         if config.runsPeer || config.orderer != nil {
             let files = config.signingFiles
             let signer: SigningIdentity
             do { signer = try SigningIdentity.load(certificatePath: files.cert, keyPath: files.key) } catch { throw StartupError(description: "signing identity: \(error)") }
+            nodeSigner = signer
             if config.runsPeer {
                 let endorser = Endorser(identity: signer, chaincodes: BuiltInChaincodes.all)
                 peer = try PeerRuntime(store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM, log: log)
@@ -86,12 +88,27 @@ public final class NodeServer: Sendable {
         }
         // The address this node really listens on (known once it does; port 0 picks one).
         let boundAddress = BoundAddress(config.listen)
+        var nodeSubmitter: NodeSubmitter?
         var services: [any RegistrableRPCService] = [NodeService(nodeOrg: config.node.org, ledgers: ledgers, audit: audit)]
         if let peer {
             services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit))
             let objects = try ObjectStore(directory: URL(fileURLWithPath: config.objectStoreDirectory), maxBytes: config.objectStoreMaxBytes)
             let fixed = config.objectStore?.publicAddress
             services.append(ObjectStoreService(store: objects, runtime: peer, publicAddress: { fixed ?? boundAddress.value }, audit: audit))
+            // The services that act in the node's own name (treatments, usage records) submit
+            // through a gateway to this very node.
+            if let nodeSigner {
+                let submitter = try NodeSubmitter(signer: nodeSigner, trustedRootsPEM: rootsPEM, tls: identity, ownAddress: { boundAddress.value })
+                nodeSubmitter = submitter
+                let query = ChainQuery(runtime: peer)
+                let dataDir = URL(fileURLWithPath: config.dataDir)
+                services.append(AppointmentService(doctors: config.appointments?.doctors ?? [], trust: trust, query: query, submitter: submitter, audit: audit))
+                services.append(ProxyService(
+                    store: try KeyFragStore(directory: dataDir.appendingPathComponent("proxy")), query: query, submitter: submitter,
+                    proxyName: "\(config.node.org)/\(config.node.name)", audit: audit))
+                services.append(CollectorService(
+                    inbox: try ReadingInbox(directory: dataDir.appendingPathComponent("collector")), trust: trust, query: query, node: submitter, audit: audit))
+            }
         }
         if let orderer { services.append(OrdererService(orderer: orderer, nodeOrg: config.node.org, audit: audit)) }
         var enrollServer: GRPCServer<HTTP2ServerTransport.Posix>?
@@ -115,6 +132,10 @@ public final class NodeServer: Sendable {
             transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security),
             services: services, interceptors: [auth])
 
+        // The node's own gateway holds streams open to this very server: it must close before the
+        // server drains, or a graceful shutdown would wait for it forever.
+        let ownClient = nodeSubmitter
+        defer { ownClient?.close() }
         let stopper = ShutdownSignal()
         // The CRL watcher runs beside the servers and is cancelled once they have drained.
         let crlPolling = Task { await watcher.poll(every: self.config.crlPollSeconds ?? 2) }
@@ -138,6 +159,7 @@ public final class NodeServer: Sendable {
             log("medledgerd: shutting down")
             // Long-lived streams (block delivery, commit-status waits) end first, or a graceful
             // shutdown would wait for them forever.
+            ownClient?.close()
             peer?.stop()
             orderer?.shutdown()
             main.beginGracefulShutdown()

@@ -1,7 +1,6 @@
 import Foundation
 import GRPCCore
 import LedgerAudit
-import LedgerChaincode
 import LedgerIdentity
 import LedgerObjects
 import LedgerProtos
@@ -99,21 +98,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
 
     /// The treatment as `medrecords` shows it to `caller` right now; its refusals as gRPC errors.
     func visibleTreatment(_ tID: String, channel: String, caller: AuthenticatedIdentity) throws -> Treatment {
-        guard let ch = runtime.channel(channel, visibleTo: caller.org) else {
-            throw RPCError(code: .notFound, message: "no channel \(channel.debugDescription) on this node")
-        }
-        let args = try JSONEncoder().encode(GetTreatmentRequest(tID: tID))
-        let invocation = Invocation(
-            channel: channel, txID: "object-store-" + UUID().uuidString, timestamp: Date(),
-            creator: CreatorIdentity(pid: caller.pid, org: caller.org, role: caller.role, certificatePEM: ""),
-            function: "getTreatment", args: [Array(args)])
-        let result = Simulator.simulate(MedRecordsChaincode(), invocation: invocation, state: try ch.ledger.stateSnapshot())
-        guard result.response.status == 200 else {
-            throw StatusMapping.rpcError(status: result.response.status, message: result.response.message)
-        }
-        do { return try JSONDecoder().decode(Treatment.self, from: Data(result.response.payload)) } catch {
-            throw RPCError(code: .internalError, message: "treatment \(tID) does not decode")
-        }
+        try ChainQuery(runtime: runtime).run("getTreatment", GetTreatmentRequest(tID: tID), as: caller.creator, channel: channel)
     }
 
     func deny(_ caller: AuthenticatedIdentity, _ action: String, _ target: String, _ reason: String) {

@@ -37,7 +37,9 @@ enum StatusMapping {
         case 403: code = .permissionDenied
         case 404: code = .notFound
         case 409: code = .alreadyExists
-        case 503: code = .unavailable
+        case 412: code = .failedPrecondition
+        case 413: code = .resourceExhausted
+        case 503, 504: code = .unavailable
         default: code = .internalError
         }
         return RPCError(code: code, message: message)

@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
 import LedgerChaincode
+import LedgerCrypto
 import LedgerIdentity
+import LedgerPRE
 import LedgerProtos
 
 /// `medrecords`: the paper's on-chain records — treatments T_ID, index records P_DE, patients'
@@ -31,7 +33,7 @@ public struct MedRecordsChaincode: Chaincode {
 
     public static let functions = [
         "createTreatment", "getTreatment", "listTreatments", "putIndexRecord", "getIndexRecord", "listIndexRecords",
-        "grantAccess", "revokeAccess", "listConsents", "recordUsage", "listUsage",
+        "grantAccess", "revokeAccess", "getConsent", "listConsents", "recordUsage", "listUsage", "publishKeys", "getKeys",
     ]
 
     public enum Event {
@@ -40,6 +42,7 @@ public struct MedRecordsChaincode: Chaincode {
         public static let accessGranted = "AccessGranted"
         public static let accessRevoked = "AccessRevoked"
         public static let usageRecorded = "UsageRecorded"
+        public static let keysPublished = "KeysPublished"
     }
 
     public func invoke(_ stub: ChaincodeStub) throws -> ChaincodeResponse {
@@ -54,7 +57,10 @@ public struct MedRecordsChaincode: Chaincode {
             case "listIndexRecords": return .ok(try call.listIndexRecords(try call.request()))
             case "grantAccess": return .ok(try call.grantAccess(try call.request()))
             case "revokeAccess": return .ok(try call.revokeAccess(try call.request()))
+            case "getConsent": return .ok(try call.getConsent(try call.request()))
             case "listConsents": return .ok(try call.listConsents(try call.request()))
+            case "publishKeys": return .ok(try call.publishKeys(try call.request()))
+            case "getKeys": return .ok(try call.getKeys(try call.request()))
             case "recordUsage": return .ok(try call.recordUsage(try call.request()))
             case "listUsage": return .ok(try call.listUsage(try call.request()))
             default:
@@ -82,9 +88,10 @@ struct Call {
     // MARK: - Treatments
 
     func createTreatment(_ r: CreateTreatmentRequest) throws -> [UInt8] {
-        // The SA's administrator is role admin too, but runs no hospital.
-        guard me.role == .admin, me.org != OrgID.systemAdministrator else {
-            throw Refusal.forbidden("only a hospital's administrator creates treatments")
+        // The SA's administrator is role admin too, but runs no hospital. A hospital's node is its
+        // management node H_Mj, which books appointments (the Appointments service).
+        guard me.role == .admin || me.role == .node, me.org != OrgID.systemAdministrator else {
+            throw Refusal.forbidden("only a hospital's administrator or management node creates treatments")
         }
         let patient = try Field.pid(r.patientPID, "patient_pid")
         let doctor = try Field.pid(r.doctorPID, "doctor_pid")
@@ -135,6 +142,7 @@ struct Call {
         let doctorSignature = try Field.signature(r.doctorSignature, "doctor_signature")
         let patientCert = try Field.certificate(r.patientCert, "patient_cert")
         let doctorCert = try Field.certificate(r.doctorCert, "doctor_cert")
+        let capsule = try r.capsule.map { c throws(Refusal) in try Field.capsule(c) }
 
         guard let t = try load(Treatment.self, Keys.treatment, tID) else { throw Refusal.notFound("no treatment \(tID)") }
         guard isParty(t, roles: submitters) else { throw Refusal.forbidden(who) }
@@ -161,7 +169,7 @@ struct Call {
         let record = IndexRecord(
             recordID: recordID, tID: tID, patientPID: t.patientPID, doctorPID: t.doctorPID, hospital: t.hospital, url: url, digest: digest,
             patientSignature: patientSignature, doctorSignature: doctorSignature, patientCert: patientCert, doctorCert: doctorCert,
-            time: nowText, submittedBy: me.pid)
+            time: nowText, submittedBy: me.pid, capsule: capsule)
         try save(record, Keys.record, recordID)
         try stub.putState(digestKey, Array(recordID.utf8))
         try index(Keys.recordsByPatient, [t.patientPID, record.time, recordID])
@@ -266,6 +274,38 @@ struct Call {
         return try list(Consent.self, index: indexType, owner: owner, primary: Keys.consent, pageSize: size, bookmark: r.bookmark) { _ in true }
     }
 
+    func getConsent(_ r: GetConsentRequest) throws -> [UInt8] {
+        let consentID = try Field.id(r.consentID, .consent, "consent_id")
+        // Only its patient and its grantee learn that a consent exists.
+        guard let consent = try load(Consent.self, Keys.consent, consentID), consent.patientPID == me.pid || consent.granteePID == me.pid else {
+            throw Refusal.notFound("no consent \(consentID)")
+        }
+        return try Wire.encode(consent)
+    }
+
+    // MARK: - Key directory
+
+    func publishKeys(_ r: PublishKeysRequest) throws -> [UInt8] {
+        guard [.patient, .doctor, .thirdParty, .device, .node, .admin].contains(me.role) else {
+            throw Refusal.forbidden("role \(roleName) publishes no keys")
+        }
+        let encryptionKey = try Field.publicKey(r.encryptionKey, "encryption_key")
+        let verifyingKey = try Field.publicKey(r.verifyingKey, "verifying_key")
+        let entry = KeyDirectoryEntry(
+            pid: me.pid, org: me.org, role: roleName, encryptionKey: encryptionKey, verifyingKey: verifyingKey, publishedAt: nowText)
+        try save(entry, Keys.keyDirectory, me.pid)
+        try event(MedRecordsChaincode.Event.keysPublished, KeysPublishedEvent(pid: me.pid))
+        return try Wire.encode(entry)
+    }
+
+    func getKeys(_ r: GetKeysRequest) throws -> [UInt8] {
+        let pid = try Field.pid(r.pid, "pid")
+        guard let entry = try load(KeyDirectoryEntry.self, Keys.keyDirectory, pid) else {
+            throw Refusal.notFound("\(pid) has published no keys (medledger keys publish)")
+        }
+        return try Wire.encode(entry)
+    }
+
     // MARK: - Usage (D_UE)
 
     func recordUsage(_ r: RecordUsageRequest) throws -> [UInt8] {
@@ -277,9 +317,10 @@ struct Call {
         let proxyNode = try Field.text(r.proxyNode, "proxy_node", max: Field.pidBytesMax)
         let purpose = try Field.text(r.purpose, "purpose", max: Field.purposeBytesMax)
         guard let t = try load(Treatment.self, Keys.treatment, tID) else { throw Refusal.notFound("no treatment \(tID)") }
-        // The proxy re-encrypts what its own hospital stores; another hospital's node has no business here.
-        if me.role == .node, me.org != t.hospital {
-            throw Refusal.forbidden("a proxy node records usage only of its own hospital's treatments")
+        // Key fragments are spread over the proxies of several hospitals (m of n), so a node of any
+        // hospital may be the proxy that re-encrypts; the live consent below is what authorises it.
+        if me.role == .node, me.org == OrgID.systemAdministrator {
+            throw Refusal.forbidden("the system administrator's node is no proxy")
         }
         // The consent is read here, so a revocation committed before this transaction makes it fail
         // validation (MVCC) even if it was endorsed while the consent still stood.

@@ -50,11 +50,18 @@ public struct IndexRecord: Codable, Sendable, Equatable {
     public var doctorCert: String
     public var time: String
     public var submittedBy: String
+    /// Hex of the sealed record's Umbral capsule (105 bytes, umbral-pre's serialisation), when the record was sealed for proxy
+    /// re-encryption: a proxy re-encrypts this capsule and no other, so a grantee cannot have a
+    /// capsule of a treatment it was not granted re-encrypted. Public by design: a capsule alone
+    /// opens nothing.
+    public var capsule: String?
 
     public init(
         recordID: String, tID: String, patientPID: String, doctorPID: String, hospital: String, url: String, digest: String,
-        patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String, time: String, submittedBy: String
+        patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String, time: String, submittedBy: String,
+        capsule: String? = nil
     ) {
+        self.capsule = capsule
         self.recordID = recordID
         self.tID = tID
         self.patientPID = patientPID
@@ -73,7 +80,7 @@ public struct IndexRecord: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case recordID = "record_id", tID = "t_id", patientPID = "patient_pid", doctorPID = "doctor_pid", hospital, url, digest
         case patientSignature = "patient_signature", doctorSignature = "doctor_signature", patientCert = "patient_cert", doctorCert = "doctor_cert"
-        case time, submittedBy = "submitted_by"
+        case time, submittedBy = "submitted_by", capsule
     }
 }
 
@@ -181,8 +188,11 @@ public struct PutIndexRecordRequest: MedRecordsRequest, Equatable {
     public var doctorSignature: String
     public var patientCert: String
     public var doctorCert: String
+    /// Optional: hex of the sealed record's Umbral capsule (see `IndexRecord.capsule`).
+    public var capsule: String?
 
-    public init(tID: String, url: String, digest: String, patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String) {
+    public init(tID: String, url: String, digest: String, patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String, capsule: String? = nil) {
+        self.capsule = capsule
         self.tID = tID
         self.url = url
         self.digest = digest
@@ -194,7 +204,7 @@ public struct PutIndexRecordRequest: MedRecordsRequest, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case tID = "t_id", url, digest, patientSignature = "patient_signature", doctorSignature = "doctor_signature"
-        case patientCert = "patient_cert", doctorCert = "doctor_cert"
+        case patientCert = "patient_cert", doctorCert = "doctor_cert", capsule
     }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
@@ -333,6 +343,64 @@ public struct ListUsageRequest: MedRecordsRequest, Equatable {
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
+/// A member's published proxy re-encryption keys (the key directory): hex of compressed secp256k1
+/// points. Anyone on the channel may read them; only the member itself publishes (or replaces) them,
+/// so a key under a PID is that PID's own.
+public struct KeyDirectoryEntry: Codable, Sendable, Equatable {
+    public var pid: String
+    public var org: String
+    public var role: String
+    /// Umbral public key: records are sealed to it, capsule fragments re-encrypted to it.
+    public var encryptionKey: String
+    /// Umbral verifying key: checks the key fragments this member signs as a delegating patient.
+    public var verifyingKey: String
+    public var publishedAt: String
+
+    public init(pid: String, org: String, role: String, encryptionKey: String, verifyingKey: String, publishedAt: String) {
+        self.pid = pid
+        self.org = org
+        self.role = role
+        self.encryptionKey = encryptionKey
+        self.verifyingKey = verifyingKey
+        self.publishedAt = publishedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case pid, org, role, encryptionKey = "encryption_key", verifyingKey = "verifying_key", publishedAt = "published_at"
+    }
+}
+
+public struct PublishKeysRequest: MedRecordsRequest, Equatable {
+    public var encryptionKey: String
+    public var verifyingKey: String
+
+    public init(encryptionKey: String, verifyingKey: String) {
+        self.encryptionKey = encryptionKey
+        self.verifyingKey = verifyingKey
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case encryptionKey = "encryption_key", verifyingKey = "verifying_key" }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+public struct GetKeysRequest: MedRecordsRequest, Equatable {
+    public var pid: String
+
+    public init(pid: String) { self.pid = pid }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case pid }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
+public struct GetConsentRequest: MedRecordsRequest, Equatable {
+    public var consentID: String
+
+    public init(consentID: String) { self.consentID = consentID }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case consentID = "consent_id" }
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+}
+
 // MARK: - Event payloads
 
 /// Events carry ids only: anyone subscribed to the channel's events sees them.
@@ -363,4 +431,8 @@ public struct UsageRecordedEvent: Codable, Sendable, Equatable {
     public var usageID: String
     public var tID: String
     enum CodingKeys: String, CodingKey { case usageID = "usage_id", tID = "t_id" }
+}
+
+public struct KeysPublishedEvent: Codable, Sendable, Equatable {
+    public var pid: String
 }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import LedgerChaincode
 import LedgerCrypto
+import LedgerPRE
 
 /// A refusal a handler throws; `invoke` turns it into the response. Thrown rather than returned so a
 /// check deep in a helper ends the call without every caller passing responses up.
@@ -134,6 +135,22 @@ enum Field {
         guard !value.isEmpty else { throw .badRequest("\(name) must not be empty") }
         guard value.utf8.count <= certificateBytesMax else { throw .badRequest("\(name) is longer than \(certificateBytesMax) bytes") }
         return value
+    }
+
+    /// A 33-byte compressed secp256k1 point in hex, checked to be on the curve; lower-cased.
+    static func publicKey(_ value: String, _ name: String) throws(Refusal) -> String {
+        guard let bytes = Hex.decode(value), (try? PublicKey(compressedBytes: bytes)) != nil else {
+            throw .badRequest("\(name) must be a compressed secp256k1 public key in hex (66 hex digits)")
+        }
+        return value.lowercased()
+    }
+
+    /// An Umbral capsule (105 bytes as umbral-pre serialises it) in hex, checked to parse; lower-cased.
+    static func capsule(_ value: String) throws(Refusal) -> String {
+        guard let bytes = Hex.decode(value), (try? Capsule(bytes: bytes)) != nil else {
+            throw .badRequest("capsule must be an Umbral capsule in hex, as umbral-pre serialises it (210 hex digits)")
+        }
+        return value.lowercased()
     }
 
     static let pageSizeDefault = 50
@@ -318,6 +335,8 @@ enum Keys {
     static let consentsByGranteeTreatment = "consent~grantee~treatment"
     static let usageByTreatment = "usage~treatment"
     static let usageByPatient = "usage~patient"
+    /// pid → its published re-encryption keys.
+    static let keyDirectory = "keys"
 
     /// Index entries need no value; one byte because an empty value is indistinguishable from "absent"
     /// in some tools.

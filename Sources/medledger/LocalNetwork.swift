@@ -3,7 +3,8 @@ import LedgerTransport
 
 /// A single-machine network of real processes, made with this CLI's own commands: the SA's node
 /// (CA and solo orderer) and hospital-a's peer, on a channel `records` with `kv` (ANY) and
-/// `medrecords`, plus an enrolled doctor and patient. Used by `bench load`.
+/// `medrecords`, plus an enrolled doctor, patient and (research-1's) researcher. Used by `bench load`
+/// and `bench paper`.
 final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
     let root: String
     var processes: [Process] = []
@@ -83,8 +84,9 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
         let peerOut = try daemon(Self.daemon, ["--config", peerDir + "/node.yaml"], logFile: root + "/peer.log")
         guard let peerPort = Self.port(in: peerOut, after: "node peer0") else { throw CLIError("peer did not report its port") }
         peer = NodeAddress(host: "127.0.0.1", port: peerPort)
-        for (id, role) in [("doctor", "doctor"), ("patient", "patient")] {
-            let out = try cli(["user", "register", "--ca", ca, "--wallet", root + "/hospital-a/admin", "--id", id, "--role", role, "--rid", "bench \(role)"])
+        try cli(["org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "research-1", "--type", "third-party", "--out", root + "/research-1"])
+        for (id, role, registrar) in [("doctor", "doctor", "hospital-a"), ("patient", "patient", "hospital-a"), ("researcher", "third-party", "research-1")] {
+            let out = try cli(["user", "register", "--ca", ca, "--wallet", root + "/\(registrar)/admin", "--id", id, "--role", role, "--rid", "bench \(role)"])
             guard let secret = out.split(separator: "\n").first(where: { $0.contains("secret") })?.split(separator: " ").last.map(String.init) else { throw CLIError("no secret in: \(out)") }
             try cli(["user", "enroll", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--id", id, "--secret", secret, "--wallet", root + "/\(id)"])
         }
@@ -93,6 +95,7 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
         organizations:
           - { id: sa, ca_root: sa/ca-cert.pem }
           - { id: hospital-a, ca_root: sa/ca-cert.pem, peers: [127.0.0.1:\(peerPort)] }
+          - { id: research-1, ca_root: sa/ca-cert.pem }
         orderer: { org: sa, endpoints: [127.0.0.1:\(ordererPort)] }
         batch: { max_message_count: \(blockMaxTx), absolute_max_bytes: 10485760, preferred_max_bytes: 4194304, batch_timeout_ms: 0 }
         chaincodes:

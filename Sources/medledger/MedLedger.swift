@@ -7,7 +7,7 @@ struct MedLedger: AsyncParsableCommand {
         abstract: "MedLedger: a permissioned ledger for sharing medical records between hospitals.",
         subcommands: [
             CACommand.self, OrgCommand.self, UserCommand.self, CertCommand.self, NodeCommand.self,
-            AuditCommand.self, ChannelCommand.self, ChaincodeCommand.self, RecordCommand.self, ObjectCommand.self, BlockCommand.self, TxCommand.self,
+            AuditCommand.self, ChannelCommand.self, ChaincodeCommand.self, RecordCommand.self, ObjectCommand.self, KeysCommand.self, AppointmentCommand.self, ShareCommand.self, UsageCommand.self, DeviceCommand.self, BlockCommand.self, TxCommand.self,
             LedgerCommand.self, BenchCommand.self,
         ])
 }

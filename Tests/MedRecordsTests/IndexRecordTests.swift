@@ -6,16 +6,20 @@ import Testing
 
 /// putIndexRecord: who may submit, whose signatures count, and what a signature binds.
 @Suite struct IndexRecordTests {
-    @Test func createTreatmentIsForHospitalAdministratorsOnly() throws {
+    @Test func createTreatmentIsForHospitalAdministratorsAndManagementNodesOnly() throws {
         let w = try World()
         let body = CreateTreatmentRequest(patientPID: w.patient1.pid, doctorPID: w.doctorA1.pid)
-        for caller in [w.patient1, w.doctorA1, w.deviceA, w.nodeA, w.research1] {
-            expectRefused(try w.call(caller, "createTreatment", body), 403, "administrator")
+        for caller in [w.patient1, w.doctorA1, w.deviceA, w.research1] {
+            expectRefused(try w.call(caller, "createTreatment", body), 403, "administrator or management node")
         }
         expectRefused(try w.call(w.saAdmin, "createTreatment", body), 403, "hospital's administrator")
         let ok = try w.call(w.adminB, "createTreatment", body)
         #expect(ok.response.status == 200)
         #expect(try World.decode(Treatment.self, ok).hospital == "hospital-b")
+        // The management node H_Mj books appointments in its own name.
+        let byNode = try w.call(w.nodeA, "createTreatment", body)
+        #expect(byNode.response.status == 200, "\(byNode.response.message)")
+        #expect(try World.decode(Treatment.self, byNode).createdBy == w.nodeA.pid)
         // Indexed by patient and by doctor, stored under its id.
         #expect(writtenKeys(ok).count == 3)
     }
