@@ -200,7 +200,7 @@ step "16. The patient revokes the consent on chain: from the next block on the p
 "$BIN" share revoke "${A[@]}" --wallet "$WORK/w/patient" --consent "$CONSENT"
 refused "$BIN" share open "${A[@]}" --wallet "$WORK/w/researcher" --consent "$CONSENT" --record-id "$RID" --proxy "$NODE,$NODE_B" --threshold 2 --out "$WORK/researcher2.json"
 say "the patient also withdraws the now inert key fragments from both proxies:"
-"$BIN" share revoke "${A[@]}" --wallet "$WORK/w/patient" --consent "$CONSENT" --proxy "$NODE" --proxy "$NODE_B" || true
+"$BIN" share revoke "${A[@]}" --wallet "$WORK/w/patient" --consent "$CONSENT" --proxy "$NODE" --proxy "$NODE_B"
 
 step "17. Tampering: flip one byte of the stored ciphertext on hospital-a's disk; verification names what failed"
 OBJ=$(find "$PEER/data/objects" -name "$DIGEST.obj")

@@ -342,7 +342,11 @@ public struct CareClient: Sendable {
     /// Revokes a consent on chain (proxies refuse from the next block on) and asks the proxies to
     /// drop their key fragments; a proxy that cannot be reached keeps an inert fragment.
     public func revoke(consentID: String, proxies: [NodeAddress]) async throws -> (Consent, withdrawn: Int) {
-        let (consent, _) = try await submit("revokeAccess", RevokeAccessRequest(consentID: consentID), Consent.self)
+        let consent: Consent
+        do { consent = try await submit("revokeAccess", RevokeAccessRequest(consentID: consentID), Consent.self).0 } catch let f as CallFailure where f.status == 409 {
+            // Already revoked: withdrawing the fragments is all that is left to do.
+            consent = try await query("getConsent", GetConsentRequest(consentID: consentID))
+        }
         var withdrawn = 0
         for proxy in proxies {
             var req = Medledger_WithdrawKeyFragsRequest()

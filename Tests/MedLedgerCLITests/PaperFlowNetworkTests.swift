@@ -209,6 +209,8 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: privateScratch.path + "/g2.json"))
         #expect(try await patient.listUsage(patientPID: patientW.info.pid).count == 3)
+        // Withdrawing the now inert fragments afterwards works on the revoked consent.
+        #expect(try await patient.revoke(consentID: consentID, proxies: [nodeA, nodeB]).withdrawn == 2)
         // 7. Tampered ciphertext on the node's disk: verification names what failed.
         var object = try Data(contentsOf: URL(fileURLWithPath: objectPath))
         object[object.count / 2] ^= 0x01
