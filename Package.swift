@@ -21,7 +21,7 @@ import PackageDescription
 //   CLibCrypto        (system library: OpenSSL libcrypto, for secp256k1 arithmetic)
 //   LedgerPRE         → CLibCrypto, Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   LedgerRecords     → LedgerPRE (sealed record bundles: chunked AES-256-GCM; docs/SEALED_RECORDS.md)
-//   HospitalFlows     → LedgerPRE, LedgerCrypto (T_SK, FHIR readings and bundles, reading signatures: pure formats)
+//   HospitalFlows     → LedgerPRE, LedgerCrypto, LedgerProtos (T_SK, FHIR readings and bundles, reading signatures: pure formats)
 //   medledgerd, medledger (thin executables)
 let package = Package(
     name: "MedLedger",
@@ -114,7 +114,7 @@ let package = Package(
         // Client-side sealing of a record bundle: chunked AES-256-GCM, key wrapped in an Umbral capsule (docs/SEALED_RECORDS.md).
         .target(name: "LedgerRecords", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         // The paper's off-chain formats: T_SK, device readings as FHIR Observations, record bundles.
-        .target(name: "HospitalFlows", dependencies: ["LedgerPRE", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "HospitalFlows", dependencies: ["LedgerPRE", "LedgerCrypto", "LedgerProtos", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
         .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LedgerCrypto
+import LedgerProtos
 
 /// One vital-sign reading of an IoT device: the fields of the EMR-IG IoT demo (seed 000), carried as
 /// a FHIR R4 Observation (vital-signs panel with LOINC-coded components).
@@ -109,5 +110,13 @@ public enum ReadingSigning {
     public static func isValid(_ signature: [UInt8], message: [UInt8], key: P256.Signing.PublicKey) -> Bool {
         guard let s = try? P256.Signing.ECDSASignature(derRepresentation: signature) else { return false }
         return key.isValidSignature(s, for: message)
+    }
+}
+
+extension Medledger_SignedReading {
+    /// The bytes its `signature` covers: device, collector and doctor all compute them here.
+    public var signedMessage: [UInt8] {
+        ReadingSigning.message(channel: channel, tID: tID, devicePID: devicePid, sequence: sequence, observedAt: observedAt,
+                               capsule: [UInt8](capsule), ciphertext: [UInt8](ciphertext))
     }
 }

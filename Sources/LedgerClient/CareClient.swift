@@ -81,10 +81,10 @@ public struct CareClient: Sendable {
 
     public func publishedKeys(of pid: String) async throws -> PublishedKeys {
         let entry: KeyDirectoryEntry = try await query("getKeys", GetKeysRequest(pid: pid))
-        guard let e = Hex.decode(entry.encryptionKey).flatMap({ try? PublicKey(compressedBytes: $0) }),
-              let v = Hex.decode(entry.verifyingKey).flatMap({ try? PublicKey(compressedBytes: $0) })
-        else { throw CallFailure(status: 500, message: "\(pid)'s published keys do not parse") }
-        return PublishedKeys(entry: entry, encryption: e, verifying: v)
+        do {
+            let (e, v) = try entry.publicKeys()
+            return PublishedKeys(entry: entry, encryption: e, verifying: v)
+        } catch { throw CallFailure(status: 500, message: "\(pid)'s published keys do not parse") }
     }
 
     // MARK: - Appointment (patient asks H_Mj; the doctor opens T_SK)

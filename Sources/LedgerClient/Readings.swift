@@ -26,9 +26,7 @@ extension CareClient {
         r.capsule = Data(capsule.toBytes())
         r.ciphertext = Data(ciphertext)
         r.deviceCertPem = try Data(contentsOf: URL(fileURLWithPath: wallet.signingCertPath))
-        r.signature = Data(try ReadingSigning.sign(
-            ReadingSigning.message(channel: channel, tID: tID, devicePID: r.devicePid, sequence: sequence, observedAt: observedAt, capsule: capsule.toBytes(), ciphertext: ciphertext),
-            key: try wallet.signingKey()))
+        r.signature = Data(try ReadingSigning.sign(r.signedMessage, key: try wallet.signingKey()))
         let frozen = r
         return try await call { try await Medledger_Collector.Client(wrapping: $0).submitReading(frozen) }
     }
@@ -70,9 +68,7 @@ extension CareClient {
                 let id = try await trust.validate(leaf: cert, purpose: .signing)
                 guard id.pid == r.devicePid, id.role == .device else { throw CallFailure(status: 422, message: "signed by \(id.pid) (\(id.attributes.role)), not device \(r.devicePid)") }
                 guard let key = P256.Signing.PublicKey(cert.publicKey),
-                      ReadingSigning.isValid([UInt8](r.signature), message: ReadingSigning.message(
-                        channel: r.channel, tID: r.tID, devicePID: r.devicePid, sequence: r.sequence, observedAt: r.observedAt,
-                        capsule: [UInt8](r.capsule), ciphertext: [UInt8](r.ciphertext)), key: key)
+                      ReadingSigning.isValid([UInt8](r.signature), message: r.signedMessage, key: key)
                 else { throw CallFailure(status: 422, message: "the device signature does not verify") }
                 let plain = try Umbral.decryptOriginal(delegatingSK: doctorKey, capsule: try Capsule(bytes: [UInt8](r.capsule)), ciphertext: [UInt8](r.ciphertext))
                 let (vitals, observedAt) = try VitalSigns.parse(observation: plain, patientPID: t.patientPID, devicePID: r.devicePid, tID: tID)

@@ -71,7 +71,7 @@ struct AppointmentService: Medledger_Appointments.SimpleServiceProtocol {
             throw RPCError(code: .failedPrecondition, message: "\(doctor) is not a doctor of \(submitter.creator.org)")
         }
         let doctorKey: PublicKey
-        do { doctorKey = try PublicKey(compressedBytes: Hex.decode(keys.encryptionKey) ?? []) } catch {
+        do { doctorKey = try keys.publicKeys().encryption } catch {
             throw RPCError(code: .internalError, message: "doctor \(doctor)'s published key does not parse")
         }
 

@@ -61,10 +61,7 @@ struct CollectorService: Medledger_Collector.SimpleServiceProtocol {
             throw RPCError(code: .permissionDenied, message: "mismatched device: the signing certificate is \(signer.pid)'s (\(signer.attributes.role)), the connection is \(caller.pid)'s")
         }
         guard let key = P256.Signing.PublicKey(cert.publicKey) else { throw RPCError(code: .invalidArgument, message: "the device's key is not ECDSA P-256") }
-        let message = ReadingSigning.message(
-            channel: r.channel, tID: r.tID, devicePID: r.devicePid, sequence: r.sequence, observedAt: r.observedAt,
-            capsule: [UInt8](r.capsule), ciphertext: [UInt8](r.ciphertext))
-        guard ReadingSigning.isValid([UInt8](r.signature), message: message, key: key) else {
+        guard ReadingSigning.isValid([UInt8](r.signature), message: r.signedMessage, key: key) else {
             throw RPCError(code: .invalidArgument, message: "the device signature does not verify: the reading was altered or signed with another key")
         }
         // The treatment as this node sees it: only its own hospital's treatments are visible to it.
@@ -110,7 +107,7 @@ final class ReadingInbox: Sendable {
     }
 
     private func folder(_ tID: String) throws -> URL {
-        guard tID.hasPrefix("T-"), tID.count == 26, tID.dropFirst(2).allSatisfy(\.isHexDigit) else {
+        guard RecordIDSyntax.isTreatmentID(tID) else {
             throw RPCError(code: .invalidArgument, message: "not a treatment id: \(tID.debugDescription)")
         }
         return directory.appendingPathComponent(tID)

@@ -30,7 +30,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
         guard caller.role == .patient else { throw RPCError(code: .permissionDenied, message: "only a patient deposits key fragments, for their own consents") }
         let consent: Consent = try query.run("getConsent", GetConsentRequest(consentID: request.consentID), as: caller.creator, channel: request.channel)
         guard consent.patientPID == caller.pid else { throw RPCError(code: .permissionDenied, message: "consent \(consent.consentID) is not yours") }
-        if let why = Self.notLive(consent) { throw RPCError(code: .permissionDenied, message: "consent \(consent.consentID) \(why)") }
+        if let why = consent.whyNotLive(at: Date()) { throw RPCError(code: .permissionDenied, message: "consent \(consent.consentID) \(why)") }
         let kfrag: KeyFrag
         do { kfrag = try KeyFrag(bytes: [UInt8](request.kfrag)) } catch { throw RPCError(code: .invalidArgument, message: "kfrag is not an Umbral key fragment: \(error)") }
         _ = try verified(kfrag, consent: consent, channel: request.channel)
@@ -47,7 +47,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
             guard consent.granteePID == caller.pid else {
                 throw RPCError(code: .permissionDenied, message: "consent \(consent.consentID) was granted to someone else; only its grantee asks for re-encryption")
             }
-            if let why = Self.notLive(consent) { throw RPCError(code: .permissionDenied, message: "consent \(consent.consentID) \(why): the proxy re-encrypts nothing under it") }
+            if let why = consent.whyNotLive(at: Date()) { throw RPCError(code: .permissionDenied, message: "consent \(consent.consentID) \(why): the proxy re-encrypts nothing under it") }
             // Read in the caller's name: the chaincode itself decides whether the grantee may see it.
             let record: IndexRecord = try query.run("getIndexRecord", GetIndexRecordRequest(recordID: request.recordID), as: caller.creator, channel: request.channel)
             guard consent.tIDs.contains(record.tID) else {
@@ -108,20 +108,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
         do { entry = try query.run("getKeys", GetKeysRequest(pid: pid), as: submitter.creator, channel: channel) } catch let e as RPCError where e.code == .notFound {
             throw RPCError(code: .failedPrecondition, message: "\(pid) has published no keys")
         }
-        guard let e = Hex.decode(entry.encryptionKey).flatMap({ try? PublicKey(compressedBytes: $0) }),
-              let v = Hex.decode(entry.verifyingKey).flatMap({ try? PublicKey(compressedBytes: $0) })
-        else { throw RPCError(code: .internalError, message: "\(pid)'s published keys do not parse") }
-        return (e, v)
-    }
-
-    /// Why a consent is not live now, or nil. (The chaincode decides again, by the transaction's time.)
-    static func notLive(_ c: Consent) -> String? {
-        if let at = c.revokedAt { return "was revoked at \(at)" }
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let plain = ISO8601DateFormatter()
-        guard let expires = f.date(from: c.expiresAt) ?? plain.date(from: c.expiresAt) else { return "has an unreadable expiry" }
-        return expires <= Date() ? "expired at \(c.expiresAt)" : nil
+        do { return try entry.publicKeys() } catch { throw RPCError(code: .internalError, message: "\(pid)'s published keys do not parse") }
     }
 }
 
@@ -148,10 +135,9 @@ struct KeyFragStore: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
-    /// Consent ids are "C-" and 24 hex digits (checked by the chaincode before any of this runs);
-    /// anything else never names a file.
+    /// Only a consent id (the chaincode's syntax) ever names a file.
     func path(_ consentID: String) throws -> URL {
-        guard consentID.hasPrefix("C-"), consentID.count == 26, consentID.dropFirst(2).allSatisfy(\.isHexDigit) else {
+        guard RecordIDSyntax.isConsentID(consentID) else {
             throw RPCError(code: .invalidArgument, message: "not a consent id: \(consentID.debugDescription)")
         }
         return directory.appendingPathComponent(consentID + ".json")

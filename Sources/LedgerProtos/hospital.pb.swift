@@ -174,7 +174,7 @@ public nonisolated struct Medledger_WithdrawKeyFragsResponse: Sendable {
 }
 
 /// What a device signs: every field but `signature` and `received_at`, in the order of
-/// `ReadingSigning.message` (docs/IOT.md).
+/// `ReadingSigning.message` (docs/FLOWS.md).
 public nonisolated struct Medledger_SignedReading: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

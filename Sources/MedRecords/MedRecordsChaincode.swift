@@ -451,10 +451,7 @@ extension Call {
         }
     }
 
-    func isLive(_ c: Consent) -> Bool {
-        guard c.revokedAt == nil, let expires = RFC3339.parse(c.expiresAt) else { return false }
-        return now < expires
-    }
+    func isLive(_ c: Consent) -> Bool { c.whyNotLive(at: stub.timestamp) == nil }
 
     /// At most this many consents are examined for one (grantee, treatment): a bound on the reads of
     /// one check, far above any real count.

@@ -1,4 +1,6 @@
 import Foundation
+import LedgerCrypto
+import LedgerPRE
 
 // The records the `medrecords` chaincode keeps, and the JSON bodies of its functions. Every field is
 // snake_case on the wire. None of these holds medical data: the ciphertext stays in the hospital's
@@ -435,4 +437,30 @@ public struct UsageRecordedEvent: Codable, Sendable, Equatable {
 
 public struct KeysPublishedEvent: Codable, Sendable, Equatable {
     public var pid: String
+}
+
+// MARK: - Rules shared with the node and clients
+
+/// The syntax of the ids `medrecords` makes, for code outside the chaincode that must refuse
+/// anything else before using one (as a file name, say).
+public enum RecordIDSyntax {
+    public static func isTreatmentID(_ id: String) -> Bool { IDKind.treatment.matches(id) }
+    public static func isConsentID(_ id: String) -> Bool { IDKind.consent.matches(id) }
+}
+
+extension Consent {
+    /// Why the consent is not live at `time` (revoked, expired), or nil: the rule `recordUsage`
+    /// applies by the transaction's time, for callers that decide before a transaction exists.
+    public func whyNotLive(at time: Date) -> String? {
+        if let at = revokedAt { return "was revoked at \(at)" }
+        guard let expires = RFC3339.parse(expiresAt) else { return "has an unreadable expiry" }
+        return RFC3339.milliseconds(time) < expires ? nil : "expired at \(expiresAt)"
+    }
+}
+
+extension KeyDirectoryEntry {
+    /// The published keys as Umbral public keys (the chaincode checked them when they were published).
+    public func publicKeys() throws -> (encryption: PublicKey, verifying: PublicKey) {
+        (try PublicKey(compressedBytes: Hex.decode(encryptionKey) ?? []), try PublicKey(compressedBytes: Hex.decode(verifyingKey) ?? []))
+    }
 }

@@ -85,7 +85,7 @@ struct RecordCommand: AsyncParsableCommand {
             }
             var sealedPath = sealed ?? ""
             var temporary: String?
-            if let bundle {
+            if bundle != nil {
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-seal-\(UUID().uuidString)")
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 temporary = dir.path

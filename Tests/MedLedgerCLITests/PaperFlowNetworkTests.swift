@@ -119,8 +119,7 @@ import Testing
             (r.channel, r.tID, r.devicePid, r.sequence, r.observedAt) = ("records", tID, deviceW.info.pid, 50, now)
             (r.capsule, r.ciphertext) = (Data(capsule.toBytes()), Data(ct))
             r.deviceCertPem = try Data(contentsOf: URL(fileURLWithPath: deviceW.signingCertPath))
-            r.signature = Data(try ReadingSigning.sign(ReadingSigning.message(channel: "records", tID: tID, devicePID: r.devicePid, sequence: 50, observedAt: now,
-                                                                              capsule: capsule.toBytes(), ciphertext: ct), key: try deviceW.signingKey()))
+            r.signature = Data(try ReadingSigning.sign(r.signedMessage, key: try deviceW.signingKey()))
             edit(&r)
             let frozen = r
             _ = try await NodeConnection.with(nodeA, trustedRootsPEM: deviceW.caCertPEM, identity: deviceW.tlsIdentity) { try await Medledger_Collector.Client(wrapping: $0).submitReading(frozen) }
