@@ -218,7 +218,7 @@ step "19. Access rules: a patient may not read blocks (403); an unknown channel 
 refused "$BIN" block get latest "${A[@]}" --wallet "$WORK/w/patient"
 refused "$BIN" node channel-info --node "$NODE" --wallet "$WORK/w/doctor" --channel nowhere
 
-step "20. A device is reported stolen: revoke it, publish the CRL; the node refuses its certificate (401)"
+step "20. A device is reported stolen: revoke it; the CA puts its new CRL into the channel (every peer refuses it from the next block) and the node refuses its certificate (401)"
 PID_DEV=$(pid_of "$WORK/w/device2")
 "$BIN" ca revoke --ca "$CA" --wallet "$WORK/hospital-a/admin" --pid "$PID_DEV" --reason key-compromise
 "$BIN" ca crl --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --out "$PEER/crl.pem"

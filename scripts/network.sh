@@ -43,7 +43,7 @@ up() {
   for org in hospital-a hospital-b; do
     local listen=$PEER_A; [[ $org == hospital-b ]] && listen=$PEER_B
     if [[ ! -d "$NET/$org" ]]; then
-      "$BIN" org admit --ca "$ORDERER" --wallet "$NET/sa/wallets/admin" --org "$org" --node peer0 --ip 127.0.0.1 --dns localhost --listen "$listen" --out "$NET/$org"
+      "$BIN" org admit --ca "$ORDERER" --wallet "$NET/sa/wallets/admin" --org "$org" --node peer0 --ip 127.0.0.1 --dns localhost --listen "$listen" --crl-source "$ENROLL" --out "$NET/$org"
     fi
     "$BIN" ca crl --ca "$ENROLL" --ca-cert "$NET/sa/ca-cert.pem" --out "$NET/$org/nodes/peer0/crl.pem" >/dev/null
     start "$org" "$NET/$org.log" "$DAEMON" --config "$NET/$org/nodes/peer0/node.yaml"

@@ -12,6 +12,14 @@ public enum StubError: Error, Equatable, CustomStringConvertible {
     case compositeKey(String)
     case noMembership
 
+    /// A size or count limit was exceeded (413), rather than something malformed (400).
+    public var isLimit: Bool {
+        switch self {
+        case .valueTooLarge, .tooManyWrites, .tooManyReads, .eventTooLarge: return true
+        case .invalidKey, .compositeKey, .noMembership: return false
+        }
+    }
+
     public var description: String {
         switch self {
         case .invalidKey(let why): return "invalid key: \(why)"
@@ -50,6 +58,9 @@ public final class ChaincodeStub {
     private var writes: [String: Medledger_KVWrite] = [:]
     private var readCount = 0
     private(set) var event: Medledger_ChaincodeEvent?
+    /// Certificates `validateMember` accepted, in first-use order: validation re-checks them against
+    /// the channel's membership as of the block the transaction lands in.
+    private var checkedSigners: [String] = []
 
     init(invocation: Invocation, namespace: String, state: WorldStateReader, limits: SimulationLimits) {
         self.invocation = invocation
@@ -73,7 +84,9 @@ public final class ChaincodeStub {
     /// member at the proposal's timestamp; throws otherwise.
     public func validateMember(certificatePEM: String) throws -> CreatorIdentity {
         guard let members = invocation.members else { throw StubError.noMembership }
-        return try members.validateSigner(certificatePEM: certificatePEM, at: invocation.timestamp)
+        let identity = try members.validateSigner(certificatePEM: certificatePEM, at: invocation.timestamp)
+        if !checkedSigners.contains(certificatePEM) { checkedSigners.append(certificatePEM) }
+        return identity
     }
 
     // MARK: State
@@ -164,6 +177,7 @@ public final class ChaincodeStub {
         ns.rwset = rw
         var set = Medledger_TxReadWriteSet()
         set.nsRwset = [ns]
+        set.checkedSigners = checkedSigners.map { Data($0.utf8) }
         return set
     }
 

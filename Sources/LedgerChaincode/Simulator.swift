@@ -11,15 +11,16 @@ public struct SimulationResult: Sendable {
 }
 
 public enum Simulator {
-    /// Runs `chaincode` against `state` (a snapshot). Errors from the stub (bad keys, limits) become a
-    /// 400 response; any other thrown error a 500; a non-200 answer endorses nothing.
+    /// Runs `chaincode` against `state` (a snapshot). Errors from the stub become a 400 response (bad
+    /// keys) or 413 (a limit exceeded); any other thrown error a 500; a non-200 answer endorses nothing.
     public static func simulate(_ chaincode: any Chaincode, invocation: Invocation, state: WorldStateReader, limits: SimulationLimits = SimulationLimits()) -> SimulationResult {
         let stub = ChaincodeStub(invocation: invocation, namespace: chaincode.name, state: state, limits: limits)
         let response: ChaincodeResponse
         do {
             response = try chaincode.invoke(stub)
         } catch let e as StubError {
-            response = .badRequest(e.description)
+            // Over a size or count limit is "too large" (413), anything else malformed (400).
+            response = ChaincodeResponse(status: e.isLimit ? 413 : 400, message: e.description)
         } catch let e as StateQueryError {
             response = .badRequest(e.description)
         } catch {

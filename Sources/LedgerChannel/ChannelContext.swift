@@ -24,8 +24,12 @@ public struct ChannelContext: Sendable {
     public var sequence: UInt64 { config.sequence }
     public var organizationIDs: Set<String> { members.organizationIDs }
 
-    public static let batchMessageCountMax: UInt32 = 10_000
-    public static let batchBytesMax: UInt32 = 64 * 1024 * 1024
+    /// Limits a configuration may set, derived from what the ledger accepts (`LedgerLimits`), so a
+    /// block the orderer cuts can always be stored: at most the ledger's transactions per block, and
+    /// `absolute_max_bytes` 1 MiB below the ledger's block size, which leaves room for framing and
+    /// metadata. (One envelope is further bounded by the ledger's envelope limit at broadcast.)
+    public static let batchMessageCountMax = UInt32(LedgerLimits().transactionsPerBlockMax)
+    public static let batchBytesMax = UInt32(LedgerLimits().blockBytesMax - (1 << 20))
     public static let batchTimeoutMsMax: UInt32 = 60_000
 
     /// Checks every rule a configuration must meet; throws the first broken one.
@@ -41,12 +45,15 @@ public struct ChannelContext: Sendable {
         }
         let b = config.batch
         guard b.maxMessageCount >= 1, b.maxMessageCount <= Self.batchMessageCountMax else { throw ChannelConfigError("batch max_message_count must be 1…\(Self.batchMessageCountMax)") }
-        guard b.absoluteMaxBytes >= 1024, b.absoluteMaxBytes <= Self.batchBytesMax else { throw ChannelConfigError("batch absolute_max_bytes must be 1 KiB…64 MiB") }
+        guard b.absoluteMaxBytes >= 1024, b.absoluteMaxBytes <= Self.batchBytesMax else { throw ChannelConfigError("batch absolute_max_bytes must be 1 KiB…\(Self.batchBytesMax) bytes (what the ledger stores in one block)") }
         guard b.preferredMaxBytes >= 1, b.preferredMaxBytes <= b.absoluteMaxBytes else { throw ChannelConfigError("batch preferred_max_bytes must be 1…absolute_max_bytes") }
         guard b.batchTimeoutMs <= Self.batchTimeoutMsMax else { throw ChannelConfigError("batch batch_timeout_ms must be at most \(Self.batchTimeoutMsMax)") }
         guard seen.contains(config.orderer.org) else { throw ChannelConfigError("orderer organisation \(config.orderer.org.debugDescription) is not a channel organisation") }
         guard !config.orderer.endpoints.isEmpty else { throw ChannelConfigError("the orderer needs at least one endpoint") }
         for e in config.orderer.endpoints where !Self.isEndpoint(e) { throw ChannelConfigError("orderer endpoint \(e.debugDescription) is not host:port") }
+        guard config.crlPublisherOrg.isEmpty || seen.contains(config.crlPublisherOrg) else {
+            throw ChannelConfigError("CRL publisher \(config.crlPublisherOrg.debugDescription) is not a channel organisation")
+        }
 
         var policies = [String: EndorsementPolicy]()
         for cc in config.chaincodes {

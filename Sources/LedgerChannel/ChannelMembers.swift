@@ -17,6 +17,10 @@ public struct VerifiedMember: Sendable {
     public let identity: CreatorIdentity
     public let publicKey: P256.Signing.PublicKey
     public let serialHex: String
+    /// Issuer and serial, for the node's own (freshest) revocation lists, which may be newer than
+    /// the channel's.
+    public let issuer: DistinguishedName
+    public let serial: Certificate.SerialNumber
 
     public var org: String { identity.org }
     public var role: Medledger_Role { identity.role }
@@ -41,6 +45,8 @@ public final class ChannelMembers: MemberValidator, Sendable {
         var id: String
         var roots: [Certificate]
         var revoked: Set<Certificate.SerialNumber>
+        /// The channel's CRL of this organisation, checked against its roots.
+        var crl: RevocationList?
     }
 
     struct Checked: Sendable {
@@ -56,6 +62,14 @@ public final class ChannelMembers: MemberValidator, Sendable {
 
     public var organizationIDs: Set<String> { Set(organizations.keys) }
 
+    /// The channel's CRL of organisation `id` (checked against its roots), nil if it has none.
+    public func crl(of id: String) -> RevocationList? { organizations[id]?.crl }
+
+    /// The organisations whose members chain to the CA that issued `crl`.
+    public func organizations(servedBy crl: RevocationList) -> [String] {
+        organizations.values.filter { $0.roots.contains { $0.subject == crl.issuer } }.map(\.id).sorted()
+    }
+
     /// Throws `ChannelConfigError` if a root or CRL does not parse or verify.
     public init(config: Medledger_ChannelConfig) throws(ChannelConfigError) {
         var orgs = [String: Organization]()
@@ -67,14 +81,16 @@ public final class ChannelMembers: MemberValidator, Sendable {
                 }
             }
             var revoked = Set<Certificate.SerialNumber>()
+            var checkedCRL: RevocationList?
             if !o.crl.isEmpty {
                 let crl: RevocationList
                 do { crl = try RevocationList.parse([UInt8](o.crl)) } catch { throw ChannelConfigError("organisation \(o.id): CRL does not parse: \(error)") }
                 guard let root = roots.first(where: { $0.subject == crl.issuer }) else { throw ChannelConfigError("organisation \(o.id): CRL is not issued by one of its roots") }
                 do { try crl.verify(issuedBy: root, at: crl.thisUpdate) } catch { throw ChannelConfigError("organisation \(o.id): CRL does not verify: \(error)") }
                 revoked = crl.revokedSerials
+                checkedCRL = crl
             }
-            orgs[o.id] = Organization(id: o.id, roots: roots, revoked: revoked)
+            orgs[o.id] = Organization(id: o.id, roots: roots, revoked: revoked, crl: checkedCRL)
         }
         organizations = orgs
     }
@@ -128,8 +144,43 @@ public final class ChannelMembers: MemberValidator, Sendable {
         guard let key = P256.Signing.PublicKey(cert.publicKey) else { throw MemberRejection("signing key is not P-256") }
         let identity = CreatorIdentity(pid: attrs.pid, org: attrs.org, role: role, certificatePEM: text)
         return Checked(
-            member: VerifiedMember(identity: identity, publicKey: key, serialHex: cert.serialHex),
+            member: VerifiedMember(identity: identity, publicKey: key, serialHex: cert.serialHex, issuer: cert.issuer, serial: cert.serialNumber),
             notBefore: max(cert.notValidBefore, root.notValidBefore), notAfter: min(cert.notValidAfter, root.notValidAfter),
             serial: cert.serialNumber)
+    }
+}
+
+/// The node's own, freshest view of revocations (its CRL files, or the CA it runs): a gate in front of
+/// endorsement and ordering that can act before the channel's CRL is updated. Not a validation rule:
+/// nodes may hold different CRLs at a given moment, and validation must reach the same codes on all.
+public protocol RevocationGate: Sendable {
+    func isRevoked(issuer: DistinguishedName, serial: Certificate.SerialNumber) -> Bool
+}
+
+extension TrustStore: RevocationGate {}
+
+extension RevocationGate {
+    /// Why `member` is refused at this gate, nil if it passes.
+    public func refusal(of member: VerifiedMember) -> String? {
+        isRevoked(issuer: member.issuer, serial: member.serial) ? "certificate \(member.serialHex) is revoked (this node's CRL)" : nil
+    }
+}
+
+/// The channel's membership with the node's revocation gate in front: what chaincodes check signer
+/// certificates against while endorsing. Validation later re-checks the same certificates against the
+/// channel's membership alone.
+public struct GatedMembers: MemberValidator {
+    public let members: ChannelMembers
+    public let gate: any RevocationGate
+
+    public init(_ members: ChannelMembers, gate: any RevocationGate) {
+        self.members = members
+        self.gate = gate
+    }
+
+    public func validateSigner(certificatePEM: String, at time: Date) throws -> CreatorIdentity {
+        let member = try members.verify(certificatePEM: Data(certificatePEM.utf8), at: time)
+        if let why = gate.refusal(of: member) { throw MemberRejection(why) }
+        return member.identity
     }
 }

@@ -63,24 +63,26 @@ public enum ConfigTransaction {
         let env = try envelope(config: config, admins: [creator], submitter: creator, at: time)
         let bytes: [UInt8] = try env.serializedBytes()
         var block = Medledger_Block.make(number: 0, previousHash: LedgerHash.zero, envelopes: [bytes], validationCodes: [.valid])
-        block.metadata.orderingSignature(signer: creator, headerHash: block.header.headerHash)
+        block.metadata.orderingSignature(signer: creator, headerHash: block.header.headerHash, at: time)
         block.metadata.lastConfigBlock = 0
         // Checks it the way a joining node will.
-        _ = try verifyGenesis(block, at: time)
+        _ = try verifyGenesis(block)
         _ = context
         return block
     }
 
     /// Checks a genesis block and returns the channel's first context. The creator and the block
     /// signer must be administrators of channel organisations (under the block's own configuration,
-    /// which the joining node trusts because it chose this block).
-    public static func verifyGenesis(_ block: Medledger_Block, at time: Date = Date()) throws(ChannelConfigError) -> ChannelContext {
+    /// which the joining node trusts because it chose this block). Judged at the block's own time,
+    /// never at the joining node's clock: a node that joins years later verifies the same block.
+    public static func verifyGenesis(_ block: Medledger_Block) throws(ChannelConfigError) -> ChannelContext {
         guard block.header.number == 0 else { throw ChannelConfigError("not a genesis block: number \(block.header.number)") }
         guard [UInt8](block.header.previousHash) == LedgerHash.zero else { throw ChannelConfigError("genesis block has a previous hash") }
         guard block.data.envelopes.count == 1 else { throw ChannelConfigError("genesis block must hold exactly one transaction") }
         let envBytes = [UInt8](block.data.envelopes[0])
         guard [UInt8](block.header.dataHash) == MerkleTree(leaves: [envBytes]).root else { throw ChannelConfigError("genesis block data hash does not match its transaction") }
         let parsed = try parse(envelope: envBytes)
+        let time = block.signedTime ?? parsed.payload.channelHeader.timestamp.date
         guard parsed.config.sequence == 0 else { throw ChannelConfigError("genesis configuration must have sequence 0") }
         let context = try ChannelContext(config: parsed.config, configBlock: 0)
         let creator: VerifiedMember
@@ -96,8 +98,12 @@ public enum ConfigTransaction {
     // MARK: - Updates
 
     /// Checks a configuration update against the current context: next sequence, same channel, valid
-    /// rules, and signatures of administrators of a strict majority of the current organisations.
-    /// Returns the new context (to take effect in block `blockNumber`).
+    /// rules, and approval — signatures of administrators of a strict majority of the current
+    /// organisations, or, for an update that only publishes newer CRLs, of an administrator of the
+    /// channel's `crl_publisher_org` (see `crlOnlyChanges`). Signatures and certificates are judged at
+    /// `time`: the orderer's clock when it accepts, the block's time (which the orderer set) when
+    /// peers validate — never a time the submitter chose. Returns the new context (to take effect in
+    /// block `blockNumber`).
     public static func checkUpdate(envelope bytes: [UInt8], current: ChannelContext, blockNumber: UInt64, at time: Date) throws(ChannelConfigError) -> ChannelContext {
         let parsed = try parse(envelope: bytes)
         let submitter: VerifiedMember
@@ -112,18 +118,77 @@ public enum ConfigTransaction {
             throw ChannelConfigError("configuration sequence is \(parsed.config.sequence); the next is \(current.sequence + 1)")
         }
         let next = try ChannelContext(config: parsed.config, configBlock: blockNumber)
-        let message = SignedMessages.config([UInt8](parsed.configEnvelope.config))
-        var signedOrgs = Set<String>()
-        for s in parsed.configEnvelope.signatures {
-            guard let admin = try? current.members.verify(serializedIdentity: s.signer, at: time), admin.role == .admin,
-                  admin.isValidSignature(s.signature, for: message) else { continue }
-            signedOrgs.insert(admin.org)
-        }
+        let signedOrgs = adminOrganizations(signing: parsed.configEnvelope, members: current.members, at: time)
         let needed = current.organizationIDs.count / 2 + 1
-        guard signedOrgs.count >= needed else {
-            throw ChannelConfigError("configuration update is signed by administrators of \(signedOrgs.count) organisation(s) (\(signedOrgs.sorted().joined(separator: ", "))); a majority needs \(needed) of \(current.organizationIDs.count)")
+        if signedOrgs.count >= needed { return next }
+        if try crlOnlyChanges(from: current, to: next) {
+            let publisher = current.config.crlPublisherOrg
+            guard !publisher.isEmpty else {
+                throw ChannelConfigError("this channel names no CRL publisher (crl_publisher_org): a CRL update needs administrators of \(needed) of \(current.organizationIDs.count) organisations like any other")
+            }
+            guard signedOrgs.contains(publisher) else {
+                throw ChannelConfigError("a CRL update must be signed by an administrator of \(publisher), the channel's CRL publisher (signed by: \(signedOrgs.sorted().joined(separator: ", ")))")
+            }
+            return next
         }
-        return next
+        throw ChannelConfigError("configuration update is signed by administrators of \(signedOrgs.count) organisation(s) (\(signedOrgs.sorted().joined(separator: ", "))); a majority needs \(needed) of \(current.organizationIDs.count)")
+    }
+
+    /// The organisations of which an administrator validly signed the configuration, as of `time`.
+    static func adminOrganizations(signing ce: Medledger_ConfigEnvelope, members: ChannelMembers, at time: Date) -> Set<String> {
+        let message = SignedMessages.config([UInt8](ce.config))
+        var orgs = Set<String>()
+        for s in ce.signatures {
+            guard let admin = try? members.verify(serializedIdentity: s.signer, at: time), admin.role == .admin,
+                  admin.isValidSignature(s.signature, for: message) else { continue }
+            orgs.insert(admin.org)
+        }
+        return orgs
+    }
+
+    /// True if `next` differs from `current` only in organisations' CRLs and every changed CRL can only
+    /// remove trust: present, signed by that organisation's root (checked when `next` was built), with
+    /// a higher CRL number than the one it replaces, and revoking every certificate the old one did.
+    /// Throws when the update touches only CRLs but one of them would restore trust or roll back.
+    static func crlOnlyChanges(from current: ChannelContext, to next: ChannelContext) throws(ChannelConfigError) -> Bool {
+        var a = next.config
+        var b = current.config
+        guard a.organizations.count == b.organizations.count else { return false }
+        for i in a.organizations.indices {
+            a.organizations[i].crl = Data()
+            b.organizations[i].crl = Data()
+        }
+        a.sequence = b.sequence
+        guard a == b else { return false }
+        var changed = 0
+        for (old, new) in zip(current.config.organizations, next.config.organizations) where old.crl != new.crl {
+            changed += 1
+            guard let newCRL = next.members.crl(of: new.id) else { throw ChannelConfigError("organisation \(new.id): a CRL update may not remove the CRL") }
+            guard let oldCRL = current.members.crl(of: old.id) else { continue }
+            guard newCRL.issuer == oldCRL.issuer else { throw ChannelConfigError("organisation \(new.id): the new CRL has another issuer") }
+            guard newCRL.crlNumber > oldCRL.crlNumber else {
+                throw ChannelConfigError("organisation \(new.id): CRL number \(newCRL.crlNumber) is not newer than the channel's \(oldCRL.crlNumber)")
+            }
+            let restored = oldCRL.revokedSerials.subtracting(newCRL.revokedSerials)
+            guard restored.isEmpty else { throw ChannelConfigError("organisation \(new.id): the new CRL no longer revokes \(restored.count) certificate(s) the channel's CRL revokes") }
+        }
+        return changed > 0
+    }
+
+    /// A CRL-only update of `current`: every organisation whose members `crl`'s issuer serves gets
+    /// `crl`; nil when none changes (the channel already holds it, or a newer one).
+    public static func crlUpdate(of current: ChannelContext, with crl: RevocationList, der: [UInt8]) -> Medledger_ChannelConfig? {
+        var config = current.config
+        var changed = false
+        let served = Set(current.members.organizations(servedBy: crl))
+        for i in config.organizations.indices where served.contains(config.organizations[i].id) {
+            if let held = current.members.crl(of: config.organizations[i].id), held.crlNumber >= crl.crlNumber { continue }
+            config.organizations[i].crl = Data(der)
+            changed = true
+        }
+        guard changed else { return nil }
+        config.sequence = current.sequence + 1
+        return config
     }
 
     struct Parsed {
@@ -152,24 +217,45 @@ public enum ConfigTransaction {
     public static func config(in envelope: [UInt8]) throws(ChannelConfigError) -> Medledger_ChannelConfig { try parse(envelope: envelope).config }
 
     /// The block's orderer signature must come from a node of the orderer organisation (or, for the
-    /// genesis block, an administrator of any channel organisation).
+    /// genesis block, an administrator of any channel organisation), valid at `time` — the block's own
+    /// time (`Medledger_Block.judgedTime`), so historical blocks never expire.
     public static func checkBlockSignature(_ block: Medledger_Block, context: ChannelContext, at time: Date, allowAdmins: Bool = false) throws(ChannelConfigError) {
         let sig = block.metadata.ordererSignature
         let signer: VerifiedMember
         do { signer = try context.members.verify(serializedIdentity: sig.signer, at: time) } catch { throw ChannelConfigError("block \(block.header.number) signer: \(error)") }
         let allowed = (signer.role == .node && signer.org == context.config.orderer.org) || (allowAdmins && signer.role == .admin)
         guard allowed else { throw ChannelConfigError("block \(block.header.number) is signed by \(signer.org)/\(RoleName.name(signer.role) ?? "?"), not by an orderer node of \(context.config.orderer.org)") }
-        guard signer.isValidSignature(sig.signature, for: SignedMessages.block(headerHash: block.header.headerHash)) else {
+        guard signer.isValidSignature(sig.signature, for: SignedMessages.block(headerHash: block.header.headerHash, signedAt: block.metadata.ordererSignature.hasSignedAt ? block.metadata.ordererSignature.signedAt : nil)) else {
             throw ChannelConfigError("block \(block.header.number) signature does not verify")
         }
     }
 }
 
 extension Medledger_BlockMetadata {
-    public mutating func orderingSignature(signer: SigningIdentity, headerHash: [UInt8]) {
+    /// Signs the block as its orderer at `time` (millisecond precision, as signed).
+    public mutating func orderingSignature(signer: SigningIdentity, headerHash: [UInt8], at time: Date) {
         var s = Medledger_MetadataSignature()
         s.signer = Data(signer.serialized)
-        s.signature = Data((try? signer.sign(SignedMessages.block(headerHash: headerHash))) ?? [])
+        let ms = Int64((time.timeIntervalSince1970 * 1000).rounded(.down))
+        s.signedAt = Google_Protobuf_Timestamp(seconds: ms / 1000, nanos: Int32(ms % 1000) * 1_000_000)
+        s.signature = Data((try? signer.sign(SignedMessages.block(headerHash: headerHash, signedAt: s.signedAt))) ?? [])
         ordererSignature = s
+    }
+}
+
+extension Medledger_Block {
+    /// When the orderer signed this block, nil for blocks signed before blocks carried a time.
+    public var signedTime: Date? { metadata.ordererSignature.hasSignedAt ? metadata.ordererSignature.signedAt.date : nil }
+
+    /// The time at which this block's signer and configuration signatures are judged: when the
+    /// orderer signed it; for older blocks without that, their latest transaction timestamp.
+    public var judgedTime: Date {
+        if let t = signedTime { return t }
+        var latest = Date(timeIntervalSince1970: 0)
+        for e in data.envelopes {
+            guard let env = try? Medledger_Envelope(serializedBytes: e), let p = try? Medledger_Payload(serializedBytes: env.payload) else { continue }
+            latest = max(latest, p.channelHeader.timestamp.date)
+        }
+        return latest
     }
 }

@@ -3,9 +3,10 @@ import LedgerProtos
 /// Who must endorse a chaincode's transactions. Two kinds, as in Fabric:
 ///
 /// - signature policies over organisation roles: `AND('hospital-a.admin', 'hospital-b.node')`,
-///   `OR(…)`, `OutOf(2, …)`; a principal `org.member` matches any role of that organisation;
+///   `OR(…)`, `OutOf(2, …)`; a principal `org.member` matches any endorsing identity of that
+///   organisation, which is a node's: only a policy that names another role lets that role endorse;
 /// - implicit policies over the channel's organisations: `ANY`, `MAJORITY`, `ALL` (one endorsement by
-///   any identity of each counted organisation).
+///   a node of each counted organisation).
 ///
 /// Evaluation is pure: it takes the (already signature-checked) endorsers and answers yes or no.
 public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvertible {
@@ -32,7 +33,7 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
     /// needs two different endorsers of a.
     public func isSatisfied(by endorsers: [Endorser], channelOrgs: Set<String>) -> Bool {
         switch self {
-        case .implicitAny: return endorsers.contains { channelOrgs.contains($0.org) }
+        case .implicitAny: return endorsers.contains { $0.role == Self.endorsingRole && channelOrgs.contains($0.org) }
         case .implicitMajority: return endorsingOrgs(endorsers, channelOrgs) * 2 > channelOrgs.count
         case .implicitAll: return endorsingOrgs(endorsers, channelOrgs) == channelOrgs.count && !channelOrgs.isEmpty
         case .principal, .outOf:
@@ -40,8 +41,11 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
         }
     }
 
+    /// The role whose identities endorse unless a policy names another: the peers' node identities.
+    static let endorsingRole = "node"
+
     private func endorsingOrgs(_ endorsers: [Endorser], _ channelOrgs: Set<String>) -> Int {
-        Set(endorsers.map(\.org)).intersection(channelOrgs).count
+        Set(endorsers.filter { $0.role == Self.endorsingRole }.map(\.org)).intersection(channelOrgs).count
     }
 
     /// Full backtracking in continuation-passing style: every way of giving distinct endorsers to the
@@ -50,7 +54,7 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
     private static func match(_ policy: EndorsementPolicy, _ endorsers: [Endorser], _ used: Set<Int>, _ k: (Set<Int>) -> Bool) -> Bool {
         switch policy {
         case .principal(let org, let role):
-            for i in endorsers.indices where !used.contains(i) && endorsers[i].org == org && (role == "member" || endorsers[i].role == role) {
+            for i in endorsers.indices where !used.contains(i) && endorsers[i].org == org && endorsers[i].role == (role == "member" ? endorsingRole : role) {
                 if k(used.union([i])) { return true }
             }
             return false

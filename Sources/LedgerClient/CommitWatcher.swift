@@ -68,11 +68,19 @@ final class CommitWatcher: Sendable {
         self.follow = follow
     }
 
+    /// Transactions one watcher waits for at most; past it a submit fails with 503 at once.
+    static let slotsMax = 100_000
+
     /// Registers `txID`, runs `send` (the broadcast), and waits for the commit.
     func commit(of txID: String, timeoutMs: UInt32, after send: () async throws -> Void) async throws -> Commit {
         try await ensureFollowing()
         let slot = Slot(deadline: .now + .milliseconds(Int(timeoutMs)))
-        state.withLock { $0.slots[txID] = slot }
+        let admitted = state.withLock { s in
+            guard s.slots.count < Self.slotsMax else { return false }
+            s.slots[txID] = slot
+            return true
+        }
+        guard admitted else { throw CallFailure(status: 503, message: "this client already waits for \(Self.slotsMax) commits; retry when some have arrived") }
         do { try await send() } catch {
             _ = state.withLock { $0.slots.removeValue(forKey: txID) }
             throw error

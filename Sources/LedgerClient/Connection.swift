@@ -34,9 +34,17 @@ public struct CallFailure: Error, CustomStringConvertible, Equatable {
         }
     }
 
+    /// True only for what a node that refuses our client certificate sends: a TLS alert naming the
+    /// certificate. A connection refused, reset or closed early (a node restarting, a port not yet
+    /// open) is "unavailable", never an authentication failure.
     static func looksLikeTLSRefusal(_ text: String) -> Bool {
         let t = text.lowercased()
-        return ["boringssl", "ssl", "certificate", "handshake", "before completing the http/2 connection preface"].contains { t.contains($0) }
+        let alerts = [
+            "alert_bad_certificate", "alert_certificate_revoked", "alert_certificate_expired", "alert_unknown_ca",
+            "alert_certificate_unknown", "alert_certificate_required", "alert_unsupported_certificate", "alert_access_denied",
+            "alert_handshake_failure",
+        ]
+        return alerts.contains { t.contains($0) }
     }
 }
 

@@ -190,7 +190,11 @@ public final class Gateway: Sendable {
 
     /// Runs a query on the gateway's peer; nothing is ordered or committed.
     public func evaluate(chaincode: String, function: String, args: [String] = [], transient: [String: [UInt8]] = [:]) async throws -> ChaincodeResult {
-        let p = try propose(chaincode: chaincode, function: function, args: args.map { Array($0.utf8) }, transient: transient)
+        try await evaluate(chaincode: chaincode, function: function, byteArgs: args.map { Array($0.utf8) }, transient: transient)
+    }
+
+    public func evaluate(chaincode: String, function: String, byteArgs: [[UInt8]], transient: [String: [UInt8]] = [:]) async throws -> ChaincodeResult {
+        let p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
         let r = try await endorse(p, on: primary)
         return ChaincodeResult(status: r.response.status, message: r.response.message, payload: [UInt8](r.response.payload))
     }

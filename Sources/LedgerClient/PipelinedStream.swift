@@ -62,18 +62,24 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
         self.open = open
     }
 
+    /// Calls waiting for their answer on one stream at most; past it a call fails with 503 at once.
+    static var waitingMax: Int { 50_000 }
+
     func call(_ request: Request) async throws -> Answer {
         try await withCheckedThrowingContinuation { continuation in
-            let refused: Bool = state.withLock { s in
-                if s.closed { return true }
+            let refused: (any Error)? = state.withLock { s in
+                if s.closed { return Ended(cause: "the client was closed") }
                 if s.current == nil { s.current = start(&s) }
+                if s.current!.waiting.count - s.current!.head >= Self.waitingMax {
+                    return CallFailure(status: 503, message: "\(Self.waitingMax) calls already wait on this stream; retry when some have been answered")
+                }
                 s.current!.waiting.append(continuation)
                 s.current!.outbox.append(request)
                 // Coalesces: the wake-up stream keeps at most one pending element.
                 s.current!.wake.yield(())
-                return false
+                return nil
             }
-            if refused { continuation.resume(throwing: Ended(cause: "the client was closed")) }
+            if let refused { continuation.resume(throwing: refused) }
         }
     }
 

@@ -6,8 +6,13 @@ import SwiftProtobuf
 /// What exactly is signed where, and how transaction ids are derived. One place, so that client,
 /// endorser, orderer and committer cannot drift apart.
 public enum SignedMessages {
-    /// Block signatures (orderer): domain tag || header hash.
-    public static func block(headerHash: [UInt8]) -> [UInt8] { Array("medledger/block-signature/v1".utf8) + headerHash }
+    /// Block signatures (orderer): domain tag || header hash || signing time in milliseconds since 1970
+    /// (u64 big-endian). Blocks signed without a time (v1) cover the header hash alone.
+    public static func block(headerHash: [UInt8], signedAt: Google_Protobuf_Timestamp?) -> [UInt8] {
+        guard let signedAt else { return Array("medledger/block-signature/v1".utf8) + headerHash }
+        let ms = UInt64(max(0, signedAt.seconds)) * 1000 + UInt64(max(0, signedAt.nanos)) / 1_000_000
+        return Array("medledger/block-signature/v2".utf8) + headerHash + withUnsafeBytes(of: ms.bigEndian) { Array($0) }
+    }
 
     /// Configuration signatures (organisation administrators): domain tag || serialized ChannelConfig.
     public static func config(_ configBytes: [UInt8]) -> [UInt8] { Array("medledger/config/v1".utf8) + configBytes }

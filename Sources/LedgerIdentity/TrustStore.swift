@@ -42,26 +42,53 @@ public enum IdentityRejection: Error, Equatable, CustomStringConvertible {
 /// member identity. Used in the TLS handshake (custom verification) and again on every call, so a
 /// revocation takes effect on connections already open. CRLs can be replaced at any time.
 public final class TrustStore: Sendable {
+    /// One CA's revocation list as installed: what `node status` and health report.
+    public struct InstalledCRL: Sendable, Equatable {
+        public var issuer: DistinguishedName
+        public var number: UInt64
+        public var thisUpdate: Date
+        public var nextUpdate: Date?
+        public var serials: Set<Certificate.SerialNumber>
+        /// Where it came from (a file, the CA, a channel's configuration).
+        public var source: String
+
+        /// Past its nextUpdate: still enforced (it lists real revocations) but due for a refresh.
+        public func isStale(at now: Date) -> Bool { nextUpdate.map { $0 <= now } ?? false }
+        /// Past half its validity: time to fetch a newer one.
+        public func isDue(at now: Date) -> Bool {
+            guard let nextUpdate else { return false }
+            return now >= thisUpdate.addingTimeInterval(nextUpdate.timeIntervalSince(thisUpdate) / 2)
+        }
+    }
+
     public let roots: [Certificate]
-    private let revoked = Mutex<[DistinguishedName: (number: UInt64, serials: Set<Certificate.SerialNumber>)]>([:])
+    private let revoked = Mutex<[DistinguishedName: InstalledCRL]>([:])
 
     public init(roots: [Certificate]) { self.roots = roots }
 
-    /// Installs `crl` if a trusted root signed it and it is not older than the one installed.
-    /// Returns false when it was older or the same (nothing changed).
+    /// Installs `crl` if a trusted root signed it and it is newer than the one installed. Returns false
+    /// when it was older or the same (nothing changed). A CRL past its nextUpdate is still installed:
+    /// the revocations it lists are real, and refusing it would leave none in force; `installed`
+    /// reports it stale so that it is refreshed.
     @discardableResult
-    public func install(_ crl: RevocationList, at now: Date = Date()) throws -> Bool {
+    public func install(_ crl: RevocationList, source: String = "") throws -> Bool {
         guard let root = roots.first(where: { $0.subject == crl.issuer }) else { throw RevocationList.Failure.wrongIssuer }
-        try crl.verify(issuedBy: root, at: now)
+        try crl.verify(issuedBy: root, at: crl.thisUpdate)
         return revoked.withLock { r in
             if let current = r[crl.issuer], current.number >= crl.crlNumber { return false }
-            r[crl.issuer] = (crl.crlNumber, crl.revokedSerials)
+            r[crl.issuer] = InstalledCRL(
+                issuer: crl.issuer, number: crl.crlNumber, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate, serials: crl.revokedSerials, source: source)
             return true
         }
     }
 
-    public func isRevoked(_ cert: Certificate) -> Bool {
-        revoked.withLock { $0[cert.issuer]?.serials.contains(cert.serialNumber) ?? false }
+    /// The revocation lists in force, one per CA.
+    public var installed: [InstalledCRL] { revoked.withLock { Array($0.values) }.sorted { $0.issuer.description < $1.issuer.description } }
+
+    public func isRevoked(_ cert: Certificate) -> Bool { isRevoked(issuer: cert.issuer, serial: cert.serialNumber) }
+
+    public func isRevoked(issuer: DistinguishedName, serial: Certificate.SerialNumber) -> Bool {
+        revoked.withLock { $0[issuer]?.serials.contains(serial) ?? false }
     }
 
     /// Validates a leaf (with any intermediates) for `purpose`: dates, chain to a root with valid

@@ -13,6 +13,7 @@ import Yams
 ///       - { id: sa, ca_root: ../sa/ca-cert.pem }
 ///       - { id: hospital-a, ca_root: ../sa/ca-cert.pem, crl: crl.pem, peers: [127.0.0.1:7051] }
 ///     orderer: { org: sa, endpoints: [127.0.0.1:7050] }
+///     crl_publisher: sa                  # may publish newer CRLs alone (default: the orderer org)
 ///     batch: { max_message_count: 500, absolute_max_bytes: 10485760, preferred_max_bytes: 2097152, batch_timeout_ms: 0 }
 ///     chaincodes:
 ///       - { name: medrecords, endorsement_policy: "OR('hospital-a.node', 'hospital-b.node')" }
@@ -50,8 +51,13 @@ public struct ChannelConfigFile: Codable, Sendable {
     public var channel: String
     public var organizations: [Organization]
     public var orderer: Orderer
+    /// The organisation running the members' CA, whose administrators may publish a newer CRL
+    /// without a majority. Absent: the orderer organisation (the SA runs both); "" for none.
+    public var crlPublisher: String?
     public var batch: Batch?
     public var chaincodes: [Chaincode]
+
+    enum CodingKeys: String, CodingKey { case channel, organizations, orderer, crlPublisher = "crl_publisher", batch, chaincodes }
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -83,6 +89,7 @@ public struct ChannelConfigFile: Codable, Sendable {
         }
         c.orderer.org = file.orderer.org
         c.orderer.endpoints = file.orderer.endpoints
+        c.crlPublisherOrg = file.crlPublisher ?? file.orderer.org
         let b = file.batch
         c.batch.maxMessageCount = b?.maxMessageCount ?? 500
         c.batch.absoluteMaxBytes = b?.absoluteMaxBytes ?? 10 * 1024 * 1024

@@ -100,6 +100,9 @@ struct CollectorService: Medledger_Collector.SimpleServiceProtocol {
 final class ReadingInbox: Sendable {
     let directory: URL
     private let lock = Mutex(0)
+    /// Readings kept per treatment at most (a bedside monitor every second for about a day); past it
+    /// a device gets 503 until the doctor's `device readings` has bundled them into a record.
+    static let readingsPerTreatmentMax = 100_000
 
     init(directory: URL) throws {
         self.directory = directory
@@ -119,6 +122,9 @@ final class ReadingInbox: Sendable {
             let fm = FileManager.default
             try fm.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let existing = try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".pb") }.sorted()
+            guard existing.count < Self.readingsPerTreatmentMax else {
+                throw RPCError(code: .unavailable, message: "the collector holds \(existing.count) readings of treatment \(r.tID), its limit; retry later")
+            }
             let device = Hex.encode(Array(r.devicePid.utf8))
             for name in existing {
                 let parts = name.dropLast(3).split(separator: "_")

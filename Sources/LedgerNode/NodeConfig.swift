@@ -11,6 +11,8 @@ import Yams
 ///     trusted_roots: [ca-cert.pem]
 ///     crl_files: [crl.pem]               # re-read whenever they change, no restart
 ///     crl_poll_seconds: 2
+///     crl_source: 127.0.0.1:7054        # the CA's enrollment listener: a CRL due or stale is fetched
+///                                        # there (and written to the first crl_files entry)
 ///     audit_log: audit.log
 ///     signing: { cert: signing-cert.pem, key: signing-key.pem }  # default: beside the TLS pair
 ///     peer: true                         # endorse and commit (default true)
@@ -25,6 +27,9 @@ import Yams
 ///       data_dir: ca
 ///       master_key_file: master.key      # or MEDLEDGER_CA_MASTER_KEY
 ///       enroll_listen: 127.0.0.1:7054    # server-TLS-only listener for enrollment
+///       crl_publisher: { cert: wallets/admin/signing-cert.pem, key: wallets/admin/signing-key.pem }
+///                                        # an SA administrator: signs the CRL updates this node puts
+///                                        # into the channels it orders (default: wallets/admin, if there)
 public struct NodeConfig: Codable, Sendable, Equatable {
     public struct NodeSection: Codable, Sendable, Equatable {
         public var name: String
@@ -62,9 +67,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var dataDir: String
         public var masterKeyFile: String?
         public var enrollListen: String?
+        public var crlPublisher: TLSSection?
 
         enum CodingKeys: String, CodingKey {
-            case dataDir = "data_dir", masterKeyFile = "master_key_file", enrollListen = "enroll_listen"
+            case dataDir = "data_dir", masterKeyFile = "master_key_file", enrollListen = "enroll_listen", crlPublisher = "crl_publisher"
         }
     }
 
@@ -75,6 +81,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var trustedRoots: [String]
     public var crlFiles: [String]?
     public var crlPollSeconds: Double?
+    public var crlSource: String?
     public var auditLog: String?
     public var ca: CASection?
     public var signing: TLSSection?
@@ -101,7 +108,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         case node, listen, tls, ca, signing, peer, orderer, appointments
         case objectStore = "object_store"
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
-        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log"
+        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source"
     }
 
     public struct Failure: Error, CustomStringConvertible {
@@ -141,6 +148,13 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         if var ca = config.ca {
             ca.dataDir = resolve(ca.dataDir)
             ca.masterKeyFile = ca.masterKeyFile.map(resolve)
+            if var p = ca.crlPublisher {
+                p.cert = resolve(p.cert)
+                p.key = resolve(p.key)
+                ca.crlPublisher = p
+            } else if FileManager.default.fileExists(atPath: resolve("wallets/admin/signing-cert.pem")) {
+                ca.crlPublisher = TLSSection(cert: resolve("wallets/admin/signing-cert.pem"), key: resolve("wallets/admin/signing-key.pem"))
+            }
             config.ca = ca
         }
         guard !config.trustedRoots.isEmpty else { throw Failure(description: "configuration \(path): trusted_roots must name at least one CA certificate") }

@@ -5,6 +5,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LedgerAudit
 import LedgerCA
+import LedgerClient
 import LedgerCrypto
 import LedgerIdentity
 import LedgerObjects
@@ -40,12 +41,17 @@ public final class NodeServer: Sendable {
         let audit = try config.auditLog.map { try AuditLog(path: $0) }
         defer { audit?.close() }
 
-        let watcher = CRLWatcher(files: config.crlFiles ?? [], trust: trust, log: log)
+        let rootsPEM = try config.trustedRoots.flatMap { path -> [UInt8] in Array(try Data(contentsOf: URL(fileURLWithPath: path))) + [10] }
+        var crlSource: NodeAddress?
+        if let s = config.crlSource {
+            guard let a = NodeAddress(s) else { throw StartupError(description: "crl_source \(s) is not host:port") }
+            crlSource = a
+        }
+        let watcher = CRLWatcher(files: config.crlFiles ?? [], source: crlSource, rootsPEM: rootsPEM, trust: trust, log: log)
         try watcher.loadAll(strict: true)
 
         let ledgers = try LedgerStore.open(dataDir: config.dataDir)
         defer { ledgers.close() }
-        let rootsPEM = try config.trustedRoots.flatMap { path -> [UInt8] in Array(try Data(contentsOf: URL(fileURLWithPath: path))) + [10] }
 
         var peer: PeerRuntime?
         var orderer: SoloOrderer?
@@ -57,15 +63,19 @@ public final class NodeServer: Sendable {
             do { signer = try SigningIdentity.load(certificatePath: files.cert, keyPath: files.key) } catch { throw StartupError(description: "signing identity: \(error)") }
             nodeSigner = signer
             if config.runsPeer {
-                let endorser = Endorser(identity: signer, chaincodes: BuiltInChaincodes.all)
-                peer = try PeerRuntime(store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM, log: log)
+                var endorser = Endorser(identity: signer, chaincodes: BuiltInChaincodes.all)
+                endorser.revocationGate = trust
+                peer = try PeerRuntime(
+                    store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM,
+                    trust: trust, log: log)
             }
             if let o = config.orderer {
                 let store = try LedgerStore.open(dataDir: o.dataDir)
                 ordererStore = store
-                orderer = try SoloOrderer(store: store, signer: signer, log: log)
+                orderer = try SoloOrderer(store: store, signer: signer, gate: trust, log: log)
             }
         }
+        // On the way out: peers stop pulling, the orderer writes what it accepted, then stores close.
         defer {
             peer?.stop()
             orderer?.shutdown()
@@ -76,10 +86,19 @@ public final class NodeServer: Sendable {
         if let caConfig = config.ca {
             let box = try SecretBox.load(keyFile: caConfig.masterKeyFile)
             let authority = try CertificateAuthority.open(dataDir: caConfig.dataDir, box: box, audit: audit)
-            try trust.install(try RevocationList.parse(try authority.currentCRL().der))
+            try trust.install(try RevocationList.parse(try authority.currentCRL().der), source: "this node's CA")
             ca = authority
         }
         defer { ca?.close() }
+        var crlPublisher: CRLPublisher?
+        if let ca, let orderer, let files = config.ca?.crlPublisher {
+            do {
+                let admin = try SigningIdentity.load(certificatePath: files.cert, keyPath: files.key)
+                crlPublisher = CRLPublisher(ca: ca, orderer: orderer, publisher: admin, log: log)
+            } catch {
+                log("medledgerd: WARNING: CRL publisher identity \(files.cert): \(error); revocations will not reach the channels' configuration")
+            }
+        }
 
         guard let listen = NodeAddress(config.listen) else { throw StartupError(description: "listen address \(config.listen) is not host:port") }
         let identity = TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key)
@@ -89,7 +108,9 @@ public final class NodeServer: Sendable {
         // The address this node really listens on (known once it does; port 0 picks one).
         let boundAddress = BoundAddress(config.listen)
         var nodeSubmitter: NodeSubmitter?
-        var services: [any RegistrableRPCService] = [NodeService(nodeOrg: config.node.org, ledgers: ledgers, audit: audit)]
+        var services: [any RegistrableRPCService] = [
+            NodeService(nodeOrg: config.node.org, ledgers: ledgers, trust: trust, crlWatcher: watcher, channelContext: { [peer] in peer?.channel($0)?.context }, audit: audit)
+        ]
         if let peer {
             services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit))
             let objects = try ObjectStore(directory: URL(fileURLWithPath: config.objectStoreDirectory), maxBytes: config.objectStoreMaxBytes)
@@ -115,8 +136,10 @@ public final class NodeServer: Sendable {
         if let ca {
             let enrollment = CAEnrollmentService(ca: ca)
             services.append(enrollment)
+            let publisher = crlPublisher
             services.append(CAAdministrationService(ca: ca) {
-                if let der = try? ca.currentCRL().der, let crl = try? RevocationList.parse(der) { _ = try? trust.install(crl) }
+                if let der = try? ca.currentCRL().der, let crl = try? RevocationList.parse(der) { _ = try? trust.install(crl, source: "this node's CA") }
+                return await publisher?.publish()
             })
             if let enrollListen = config.ca?.enrollListen {
                 guard let e = NodeAddress(enrollListen) else { throw StartupError(description: "enroll_listen address \(enrollListen) is not host:port") }
@@ -140,6 +163,8 @@ public final class NodeServer: Sendable {
         // The CRL watcher runs beside the servers and is cancelled once they have drained.
         let crlPolling = Task { await watcher.poll(every: self.config.crlPollSeconds ?? 2) }
         defer { crlPolling.cancel() }
+        let crlPublishing = Task { await crlPublisher?.run(every: 30) }
+        defer { crlPublishing.cancel() }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await main.serve() }
             if let enrollServer { group.addTask { try await enrollServer.serve() } }
@@ -161,7 +186,9 @@ public final class NodeServer: Sendable {
             // shutdown would wait for them forever.
             ownClient?.close()
             peer?.stop()
-            orderer?.shutdown()
+            crlPublishing.cancel()
+            // Stops accepting, then writes every envelope it acknowledged before the server drains.
+            if let orderer { await Task.detached { orderer.shutdown() }.value }
             main.beginGracefulShutdown()
             enrollServer?.beginGracefulShutdown()
         }
@@ -194,20 +221,32 @@ final class ShutdownSignal: @unchecked Sendable {  // the signal sources are onl
     }
 }
 
-/// Re-reads CRL files when they change, so a revocation reaches the node without a restart.
+/// Keeps the node's revocation lists fresh: re-reads its CRL files when they change, and when a list
+/// is missing, past half its validity or stale, fetches the CA's current one from `crl_source` (and
+/// writes it to the first CRL file, so a restart starts from it). A stale list stays in force and is
+/// reported (`node status`, the log); it never stops the node.
 final class CRLWatcher: Sendable {
     let files: [String]
+    let source: NodeAddress?
+    let rootsPEM: [UInt8]
     let trust: TrustStore
     let log: @Sendable (String) -> Void
+    private let lastError = Mutex<String>("")
+    private let reportedStale = Mutex<Set<UInt64>>([])
 
-    init(files: [String], trust: TrustStore, log: @escaping @Sendable (String) -> Void) {
+    init(files: [String], source: NodeAddress?, rootsPEM: [UInt8], trust: TrustStore, log: @escaping @Sendable (String) -> Void) {
         self.files = files
+        self.source = source
+        self.rootsPEM = rootsPEM
         self.trust = trust
         self.log = log
     }
 
-    /// At start a broken CRL file stops the node (`strict`); later, it is reported and the last good
-    /// CRL stays in force.
+    /// Why the last refresh from `crl_source` failed, empty if it did not.
+    var lastRefreshError: String { lastError.withLock { $0 } }
+
+    /// At start a CRL file that does not parse or verify stops the node (`strict`): it is a
+    /// configuration error. Later it is reported and the last good CRL stays in force.
     func loadAll(strict: Bool) throws {
         for path in files {
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -215,16 +254,45 @@ final class CRLWatcher: Sendable {
                 continue
             }
             do {
-                if try trust.install(try RevocationList.parse([UInt8](data))) { log("medledgerd: installed CRL from \(path)") }
+                if try trust.install(try RevocationList.parse([UInt8](data)), source: path) { log("medledgerd: installed CRL from \(path)") }
             } catch {
                 if strict { throw NodeServer.StartupError(description: "CRL file \(path): \(error)") }
                 log("medledgerd: ignoring CRL file \(path): \(error)")
             }
         }
+        reportStale()
+    }
+
+    private func reportStale(now: Date = Date()) {
+        for crl in trust.installed where crl.isStale(at: now) {
+            guard reportedStale.withLock({ $0.insert(crl.number).inserted }) else { continue }
+            let how = source.map { "refreshing from \($0.host):\($0.port)" } ?? "set crl_source or replace the CRL file"
+            log("medledgerd: WARNING: CRL \(crl.number) of \(crl.issuer) is stale since \(crl.nextUpdate.map { "\($0)" } ?? "?"); still enforced; \(how)")
+        }
+    }
+
+    /// Fetches the CA's CRL when none is installed or one is due; installs and saves it.
+    func refreshIfDue(now: Date = Date()) async {
+        guard let source else { return }
+        let installed = trust.installed
+        guard installed.isEmpty || installed.contains(where: { $0.isDue(at: now) }) else { return }
+        do {
+            let response = try await CAClient(endpoint: source, trustedRootsPEM: rootsPEM, wallet: nil).crl()
+            let der = [UInt8](response.crlDer)
+            let crl = try RevocationList.parse(der)
+            if try trust.install(crl, source: "\(source.host):\(source.port)") {
+                log("medledgerd: installed CRL \(crl.crlNumber) from the CA at \(source.host):\(source.port)")
+                if let file = files.first { try SecureFile.write(Data(RevocationList.pem(der: der).utf8), to: file, mode: 0o644) }
+            }
+            lastError.withLock { $0 = "" }
+        } catch {
+            let text = "CRL refresh from \(source.host):\(source.port) failed: \(error)"
+            if lastError.withLock({ let changed = $0 != text; $0 = text; return changed }) { log("medledgerd: \(text)") }
+        }
+        reportStale(now: now)
     }
 
     func poll(every seconds: Double) async {
-        guard !files.isEmpty else { return }
         var lastSeen = [String: Date]()
         while !Task.isCancelled {
             var changed = false
@@ -236,6 +304,7 @@ final class CRLWatcher: Sendable {
                 }
             }
             if changed { try? loadAll(strict: false) }
+            await refreshIfDue()
             try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         }
     }

@@ -18,20 +18,26 @@ final class PeerRuntime: Sendable {
     let endorser: Endorser
     let tls: TLSIdentityFiles
     let trustedRootsPEM: [UInt8]
+    /// The node's revocation lists: channels' CRLs are installed into it as they commit, so every
+    /// node's gate learns a revocation within one block, without waiting for its CRL file.
+    let trust: TrustStore?
     let log: @Sendable (String) -> Void
     private let channels = Mutex<[String: PeerChannel]>([:])
     private let pullers = Mutex<[String: Task<Void, Never>]>([:])
 
-    init(store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8], log: @escaping @Sendable (String) -> Void) throws {
+    init(store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8], trust: TrustStore? = nil, log: @escaping @Sendable (String) -> Void) throws {
         self.store = store
         self.endorser = endorser
         self.tls = tls
         self.trustedRootsPEM = trustedRootsPEM
+        self.trust = trust
         self.log = log
+        for name in try store.removeUnjoinedChannels() { log("medledgerd: channel \(name) was registered but its genesis block never written (interrupted join); removed, join it again") }
         for name in try store.channelNames() {
             do {
                 let ch = try PeerChannel.open(name, store: store, ownSignatures: endorser.signatures)
                 channels.withLock { $0[name] = ch }
+                installCRLs(of: ch)
             } catch let e as PeerChannelError {
                 // A ledger without a channel configuration (`ledger sample`, an offline copy) is kept
                 // but not served: there is nobody to order or endorse for it.
@@ -41,6 +47,17 @@ final class PeerRuntime: Sendable {
     }
 
     func channel(_ name: String) -> PeerChannel? { channels.withLock { $0[name] } }
+
+    /// Installs the CRLs of a channel's configuration into the node's trust store (newer ones only).
+    func installCRLs(of ch: PeerChannel) {
+        guard let trust else { return }
+        for org in ch.context.config.organizations where !org.crl.isEmpty {
+            guard let crl = try? RevocationList.parse([UInt8](org.crl)) else { continue }
+            if (try? trust.install(crl, source: "channel \(ch.channelName)")) == true {
+                log("medledgerd: installed CRL \(crl.crlNumber) from the configuration of channel \(ch.channelName)")
+            }
+        }
+    }
 
     /// The channel if `org` is one of its members; nil otherwise (a non-member may not learn which
     /// channels exist).
@@ -98,7 +115,10 @@ final class PeerRuntime: Sendable {
                         try await orderer.deliver(req) { response in
                             for try await message in response.messages {
                                 guard case .block(let block)? = message.type else { continue }
-                                if try ch.receive(block) != nil { progress.withLock { $0 = true } }
+                                if try ch.receive(block) != nil {
+                                    progress.withLock { $0 = true }
+                                    if ch.context.configBlock == block.header.number { self.installCRLs(of: ch) }
+                                }
                             }
                         }
                     }

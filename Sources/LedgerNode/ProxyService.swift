@@ -66,7 +66,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
             let cfrag = Umbral.reencrypt(capsule: capsule, kfrag: vkfrag)
             // D_UE first: no capsule fragment leaves without its usage record committed.
             let (usage, tx) = try await submitter.submit(
-                "recordUsage", RecordUsageRequest(tID: record.tID, thirdPartyPID: caller.pid, proxyNode: proxyName, purpose: consent.purpose),
+                "recordUsage", RecordUsageRequest(tID: record.tID, thirdPartyPID: caller.pid, proxyNode: proxyName, purpose: consent.purpose, consentID: consent.consentID),
                 channel: request.channel, UsageRecord.self)
             audit?.record(AuditEvent(actor: caller.auditActor, action: "proxy.reencrypt", target: record.recordID, outcome: .success, detail: "consent \(consent.consentID), usage \(usage.usageID)"))
             return Medledger_ReencryptResponse.with {

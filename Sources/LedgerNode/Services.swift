@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import LedgerAudit
 import LedgerCA
+import LedgerChannel
 import LedgerCore
 import LedgerIdentity
 import LedgerProtos
@@ -13,6 +14,10 @@ import LedgerTransport
 struct NodeService: Medledger_Node.SimpleServiceProtocol {
     let nodeOrg: String
     let ledgers: LedgerStore
+    let trust: TrustStore
+    let crlWatcher: CRLWatcher
+    /// The configuration of a channel this node's peer serves (membership decides who may see it).
+    let channelContext: @Sendable (String) -> ChannelContext?
     let audit: AuditLog?
 
     /// Who may read a channel's chain information.
@@ -26,11 +31,28 @@ struct NodeService: Medledger_Node.SimpleServiceProtocol {
         r.role = caller.role
         r.serialHex = caller.serialHex
         r.nodeOrgID = nodeOrg
+        let now = Date()
+        r.crls = trust.installed.map { c in
+            var st = Medledger_CRLStatus()
+            st.issuer = c.issuer.description
+            st.number = c.number
+            st.thisUpdate = .init(date: c.thisUpdate)
+            if let n = c.nextUpdate { st.nextUpdate = .init(date: n) }
+            st.stale = c.isStale(at: now)
+            st.source = c.source
+            st.lastRefreshError = crlWatcher.lastRefreshError
+            return st
+        }
         return r
     }
 
     func channelInfo(request: Medledger_ChannelInfoRequest, context: ServerContext) async throws -> Medledger_ChannelInfoResponse {
         let caller = try context.requireCaller()
+        // A non-member may not learn that the channel exists.
+        guard channelContext(request.channel)?.organizationIDs.contains(caller.org) == true else {
+            audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "not a member"))
+            throw RPCError(code: .notFound, message: "no channel \(request.channel.debugDescription) on this node")
+        }
         guard Self.channelInfoRoles.contains(caller.role) else {
             audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "role \(caller.attributes.role) may not read channel information"))
             throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) may not read channel information")
@@ -86,8 +108,9 @@ struct CAEnrollmentService: Medledger_CAEnrollment.SimpleServiceProtocol {
 /// The CA's administration service: mutual TLS, the caller's identity decides.
 struct CAAdministrationService: Medledger_CAAdministration.SimpleServiceProtocol {
     let ca: CertificateAuthority
-    /// Called after a revocation so this node's own trust store applies it at once.
-    let onRevoked: @Sendable () -> Void
+    /// Called after a revocation: this node's own trust store applies it at once, and the CRL is put
+    /// into the configuration of the channels this node orders (nil where it orders none).
+    let onRevoked: @Sendable () async -> CRLPublisher.Outcome?
 
     func reenroll(request: Medledger_ReenrollRequest, context: ServerContext) async throws -> Medledger_EnrolledIdentity {
         let caller = try context.requireCaller()
@@ -106,8 +129,11 @@ struct CAAdministrationService: Medledger_CAAdministration.SimpleServiceProtocol
 
     func revoke(request: Medledger_RevokeRequest, context: ServerContext) async throws -> Medledger_RevokeResponse {
         let caller = try context.requireCaller()
-        let r = try await StatusMapping.mapping { try ca.revoke(by: caller, request) }
-        onRevoked()
+        var r = try await StatusMapping.mapping { try ca.revoke(by: caller, request) }
+        if let outcome = await onRevoked() {
+            r.crlPublishedChannels = outcome.published
+            r.crlPublishFailures = outcome.failures
+        }
         return r
     }
 

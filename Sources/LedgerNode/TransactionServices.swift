@@ -10,6 +10,22 @@ import LedgerProtos
 import LedgerRPC
 import LedgerStorage
 import LedgerTransport
+import Synchronization
+
+/// Who may read a channel's ledger whole (blocks, any transaction, every event payload): node
+/// identities and administrators of organisations that run a peer or orderer of the channel — their
+/// nodes hold the ledger anyway. Everyone else reads records through chaincode queries, which apply
+/// `medrecords`' rules, and sees only their own transactions. docs/ACCESS.md has the table.
+enum LedgerAccess {
+    static func holdsLedger(_ caller: AuthenticatedIdentity, _ ctx: ChannelContext) -> Bool {
+        guard caller.role == .node || caller.role == .admin, let org = ctx.organization(caller.org) else { return false }
+        return org.id == ctx.config.orderer.org || !org.peerEndpoints.isEmpty
+    }
+
+    static func eventAudience(_ caller: AuthenticatedIdentity, _ ctx: ChannelContext) -> EventAudience {
+        holdsLedger(caller, ctx) ? .ledgerHolder : .creator(org: caller.org, pid: caller.pid)
+    }
+}
 
 /// Peer API (peer.proto): endorsement, commit status, block and chaincode events, channels.
 struct PeerService: Medledger_Peer.SimpleServiceProtocol {
@@ -17,8 +33,12 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     let nodeOrg: String
     let audit: AuditLog?
 
-    /// Who may read whole blocks (every transaction's arguments and read-write sets).
-    static let blockReaderRoles: Set<Medledger_Role> = [.admin, .doctor, .node]
+    /// Refusal for a caller who may not read the whole ledger of `ch` (docs/ACCESS.md).
+    static func requireLedgerHolder(_ caller: AuthenticatedIdentity, _ ch: PeerChannel, _ what: String) throws {
+        guard LedgerAccess.holdsLedger(caller, ch.context) else {
+            throw RPCError(code: .permissionDenied, message: "\(what) are for nodes and administrators of organisations that run a peer or orderer of channel \(ch.channelName); read records through chaincode queries")
+        }
+    }
 
     /// The channel, if the caller's organisation is one of its members; 404 otherwise (a non-member
     /// may not learn which channels exist).
@@ -41,6 +61,15 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     func processProposals(request: RPCAsyncSequence<Medledger_SignedProposalBatch, any Error>, response: RPCWriter<Medledger_ProposalStreamResponseBatch>, context: ServerContext) async throws {
         let caller = try context.requireCaller()
         try await InOrderPipeline.run(request, response) { batch in
+            var m = Medledger_ProposalStreamResponseBatch()
+            m.responses = batch.proposals.map { _ in
+                var r = Medledger_ProposalStreamResponse()
+                r.rejectionStatus = 503
+                r.rejectionMessage = InOrderPipeline.overflowMessage
+                return r
+            }
+            return m
+        } work: { batch in
             var m = Medledger_ProposalStreamResponseBatch()
             m.responses = await ParallelMap.run(batch.proposals) { proposal in
                 var r = Medledger_ProposalStreamResponse()
@@ -96,12 +125,11 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     func deliver(request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext) async throws {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
-        if !request.filtered, !Self.blockReaderRoles.contains(caller.role) {
-            throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) may read filtered blocks only")
-        }
+        if !request.filtered { try Self.requireLedgerHolder(caller, ch, "whole blocks") }
+        let audience = LedgerAccess.eventAudience(caller, ch.context)
         try await BlockStreaming.stream(from: ch, start: request.start, follow: request.follow) { block in
             var m = Medledger_DeliverResponse()
-            if request.filtered { m.filteredBlock = BlockEvents.filtered(block, channel: ch.channelName) } else { m.block = block }
+            if request.filtered { m.filteredBlock = BlockEvents.filtered(block, channel: ch.channelName, audience: audience) } else { m.block = block }
             try await response.write(m)
         }
     }
@@ -109,8 +137,9 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     func chaincodeEvents(request: Medledger_ChaincodeEventsRequest, response: RPCWriter<Medledger_ChaincodeEventsResponse>, context: ServerContext) async throws {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
+        let audience = LedgerAccess.eventAudience(caller, ch.context)
         try await BlockStreaming.stream(from: ch, start: request.start, follow: true) { block in
-            let events = BlockEvents.filtered(block, channel: ch.channelName).transactions.filter { $0.code == .valid }.flatMap(\.events).filter { $0.chaincodeName == request.chaincode }
+            let events = BlockEvents.filtered(block, channel: ch.channelName, audience: audience).transactions.filter { $0.code == .valid }.flatMap(\.events).filter { $0.chaincodeName == request.chaincode }
             guard !events.isEmpty else { return }
             var m = Medledger_ChaincodeEventsResponse()
             m.blockNumber = block.header.number
@@ -166,7 +195,7 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     func getBlock(request: Medledger_GetBlockRequest, context: ServerContext) async throws -> Medledger_Block {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
-        guard Self.blockReaderRoles.contains(caller.role) else { throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) may not read blocks") }
+        try Self.requireLedgerHolder(caller, ch, "whole blocks")
         let n = request.latest ? ch.ledger.height - 1 : request.number
         guard let b = try ch.ledger.block(number: n) else { throw RPCError(code: .notFound, message: "no block \(n) on channel \(ch.channelName) (height \(ch.ledger.height))") }
         return b
@@ -175,8 +204,13 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     func getTransaction(request: Medledger_GetTransactionRequest, context: ServerContext) async throws -> Medledger_GetTransactionResponse {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
-        guard let loc = try ch.ledger.transaction(id: request.txID), let p = try ch.ledger.inclusionProof(txID: request.txID) else {
-            throw RPCError(code: .notFound, message: "no transaction \(request.txID.debugDescription) on channel \(ch.channelName)")
+        let notFound = RPCError(code: .notFound, message: "no transaction \(request.txID.debugDescription) on channel \(ch.channelName)")
+        guard let loc = try ch.ledger.transaction(id: request.txID), let p = try ch.ledger.inclusionProof(txID: request.txID) else { throw notFound }
+        // Anyone else's transaction is as absent as one that does not exist: its arguments and writes
+        // are records the caller may only read through chaincode queries.
+        if !LedgerAccess.holdsLedger(caller, ch.context) {
+            guard let env = try? Medledger_Envelope(serializedBytes: p.envelope), let payload = try? Medledger_Payload(serializedBytes: env.payload),
+                  BlockEvents.isEntitled(.creator(org: caller.org, pid: caller.pid), creator: payload.signatureHeader.creator) else { throw notFound }
         }
         var r = Medledger_GetTransactionResponse()
         r.envelope = Data(p.envelope)
@@ -193,45 +227,69 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
 
 /// Ordering API (peer.proto `Orderer`).
 struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
-    let orderer: any OrderingService
+    let orderer: SoloOrderer
     let nodeOrg: String
     let audit: AuditLog?
 
+    /// Answers once the envelope is in a durable block (200), or with the reason it never will be.
     func broadcast(request: Medledger_Envelope, context: ServerContext) async throws -> Medledger_BroadcastResponse {
         _ = try context.requireCaller()
-        return accept(request)
+        return await accept([request])[0]
     }
 
-    /// Queues one envelope for ordering; a refusal is the answer, not an error.
-    func accept(_ envelope: Medledger_Envelope) -> Medledger_BroadcastResponse {
-        var r = Medledger_BroadcastResponse()
-        do {
-            try orderer.broadcast(try envelope.serializedBytes())
-            r.status = 200
-        } catch let e as OrderingRejection {
-            r.status = e.status
-            r.message = e.message
-        } catch {
-            r.status = 400
-            r.message = "envelope does not serialize: \(error)"
+    /// Orders `envelopes` (their signatures are checked on every core) and answers each, in order, once
+    /// its block is durable or it is refused.
+    func accept(_ envelopes: [Medledger_Envelope]) async -> [Medledger_BroadcastResponse] {
+        let tickets = await ParallelMap.run(envelopes) { envelope in
+            let ticket = OrderingTicket()
+            do { orderer.submit(try envelope.serializedBytes()) { ticket.complete($0) } } catch {
+                ticket.complete(OrderingRejection(400, "envelope does not serialize: \(error)"))
+            }
+            return ticket
         }
-        return r
+        var responses = [Medledger_BroadcastResponse]()
+        responses.reserveCapacity(tickets.count)
+        for t in tickets {
+            var r = Medledger_BroadcastResponse()
+            if let refusal = await t.outcome() {
+                r.status = refusal.status
+                r.message = refusal.message
+            } else {
+                r.status = 200
+            }
+            responses.append(r)
+        }
+        return responses
     }
 
-    /// Batches of envelopes on one stream; signatures are checked on every core, answers in order.
+    /// Batches of envelopes on one stream. Several batches are in flight at once (each waits for its
+    /// block), answered in order; past `InOrderPipeline.inFlightMax` a batch is refused with 503.
     func broadcastStream(request: RPCAsyncSequence<Medledger_EnvelopeBatch, any Error>, response: RPCWriter<Medledger_BroadcastResponseBatch>, context: ServerContext) async throws {
         _ = try context.requireCaller()
-        for try await batch in request {
+        try await InOrderPipeline.run(request, response) { batch in
             var m = Medledger_BroadcastResponseBatch()
-            m.responses = await ParallelMap.run(batch.envelopes, accept)
-            try await response.write(m)
+            m.responses = batch.envelopes.map { _ in
+                var r = Medledger_BroadcastResponse()
+                r.status = 503
+                r.message = InOrderPipeline.overflowMessage
+                return r
+            }
+            return m
+        } work: { batch in
+            var m = Medledger_BroadcastResponseBatch()
+            m.responses = await self.accept(batch.envelopes)
+            return m
         }
     }
 
     func deliver(request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext) async throws {
         let caller = try context.requireCaller()
-        guard let chain = orderer.chain(request.channel) else { throw RPCError(code: .notFound, message: "this orderer does not order channel \(request.channel.debugDescription)") }
-        guard caller.role == .node || caller.role == .admin else { throw RPCError(code: .permissionDenied, message: "only nodes and administrators may pull blocks from the orderer") }
+        let notFound = RPCError(code: .notFound, message: "this orderer does not order channel \(request.channel.debugDescription)")
+        guard let chain = orderer.chain(request.channel), let ctx = orderer.context(of: request.channel) else { throw notFound }
+        guard ctx.organizationIDs.contains(caller.org) else { throw notFound }
+        guard LedgerAccess.holdsLedger(caller, ctx) else {
+            throw RPCError(code: .permissionDenied, message: "only nodes and administrators of organisations that run a peer or orderer of channel \(request.channel) may pull its blocks")
+        }
         try await BlockStreaming.stream(from: chain, start: request.start, follow: request.follow) { block in
             var m = Medledger_DeliverResponse()
             m.block = block
@@ -259,12 +317,13 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
     }
 
     func listChannels(request: Medledger_ListChannelsRequest, context: ServerContext) async throws -> Medledger_ListChannelsResponse {
-        _ = try context.requireCaller()
+        let caller = try context.requireCaller()
         var r = Medledger_ListChannelsResponse()
-        r.channels = orderer.channels().map { c in
+        r.channels = orderer.channels().filter { orderer.context(of: $0.name)?.organizationIDs.contains(caller.org) == true }.map { c in
             var s = Medledger_ChannelSummary()
             s.channel = c.name
             s.height = c.height
+            s.stoppedReason = c.stoppedReason ?? ""
             return s
         }
         return r
@@ -272,24 +331,88 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
 }
 
 /// Runs `work` on each request of a stream in its own task, so a request need not wait for the one
-/// before it, and writes the answers in request order.
+/// before it, and writes the answers in request order. At most `inFlightMax` requests of one stream
+/// are worked on at once; past that a request is answered at once with `overflow` (a 503 with a
+/// retry hint), so one client cannot make the node hold unbounded work.
 enum InOrderPipeline {
+    static let inFlightMax = 64
+    static let overflowMessage = "too many requests in flight on this stream (\(inFlightMax)); retry after the earlier answers arrive"
+
+    final class InFlight: Sendable { let count = Mutex(0) }
+
+    enum Pending<Answer: Sendable>: Sendable {
+        case working(Task<Answer, Never>)
+        case ready(Answer)
+    }
+
     static func run<Request: Sendable, Answer: Sendable>(
-        _ requests: RPCAsyncSequence<Request, any Error>, _ writer: RPCWriter<Answer>, work: @escaping @Sendable (Request) async -> Answer
+        _ requests: RPCAsyncSequence<Request, any Error>, _ writer: RPCWriter<Answer>,
+        overflow: @escaping @Sendable (Request) -> Answer, work: @escaping @Sendable (Request) async -> Answer
     ) async throws {
-        let (pending, sink) = AsyncStream.makeStream(of: Task<Answer, Never>.self)
+        let (pending, sink) = AsyncStream.makeStream(of: Pending<Answer>.self)
+        let inFlight = InFlight()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await task in pending { try await writer.write(await task.value) }
+                for await p in pending {
+                    switch p {
+                    case .working(let task): try await writer.write(await task.value)
+                    case .ready(let answer): try await writer.write(answer)
+                    }
+                }
             }
             do {
-                for try await request in requests { sink.yield(Task { await work(request) }) }
+                for try await request in requests {
+                    let admitted = inFlight.count.withLock { n in
+                        guard n < inFlightMax else { return false }
+                        n += 1
+                        return true
+                    }
+                    guard admitted else {
+                        sink.yield(.ready(overflow(request)))
+                        continue
+                    }
+                    sink.yield(.working(Task {
+                        let answer = await work(request)
+                        inFlight.count.withLock { $0 -= 1 }
+                        return answer
+                    }))
+                }
                 sink.finish()
             } catch {
                 sink.finish()
                 throw error
             }
             try await group.waitForAll()
+        }
+    }
+}
+
+/// The outcome of one submitted envelope, awaited by the broadcast handler.
+final class OrderingTicket: Sendable {
+    private struct State {
+        var outcome: OrderingRejection??
+        var waiter: CheckedContinuation<OrderingRejection?, Never>?
+    }
+    private let state = Mutex(State())
+
+    func complete(_ outcome: OrderingRejection?) {
+        let waiter = state.withLock { s -> CheckedContinuation<OrderingRejection?, Never>? in
+            s.outcome = .some(outcome)
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: outcome)
+    }
+
+    /// nil: ordered and durable; otherwise why not.
+    func outcome() async -> OrderingRejection? {
+        await withCheckedContinuation { c in
+            let ready = state.withLock { s -> OrderingRejection?? in
+                if let o = s.outcome { return .some(o) }
+                s.waiter = c
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
         }
     }
 }

@@ -1,10 +1,22 @@
 import Foundation
+import LedgerIdentity
 import LedgerProtos
+import X509
+
+/// Who may see chaincode event payloads in filtered blocks (docs/ACCESS.md): events can name T_IDs and
+/// grantees, so only the identities that hold the ledger anyway see every one; anybody else sees the
+/// events of transactions they created themselves, and tx ids and codes of the rest.
+public enum EventAudience: Sendable, Equatable {
+    /// Nodes and administrators of organisations that run a peer or orderer of the channel.
+    case ledgerHolder
+    /// Only the events of transactions this identity created.
+    case creator(org: String, pid: String)
+}
 
 /// What event listeners see of a committed block: tx ids, validation codes, chaincode events — not
 /// the transactions' arguments or read-write sets.
 public enum BlockEvents {
-    public static func filtered(_ block: Medledger_Block, channel: String) -> Medledger_FilteredBlock {
+    public static func filtered(_ block: Medledger_Block, channel: String, audience: EventAudience = .ledgerHolder) -> Medledger_FilteredBlock {
         var fb = Medledger_FilteredBlock()
         fb.channel = channel
         fb.number = block.header.number
@@ -17,7 +29,8 @@ public enum BlockEvents {
                 if p.channelHeader.type == .endorserTransaction,
                    let tx = try? Medledger_EndorsedTransaction(serializedBytes: p.data),
                    let prp = try? Medledger_ProposalResponsePayload(serializedBytes: tx.proposalResponsePayload),
-                   let action = try? Medledger_ChaincodeAction(serializedBytes: prp.extension), action.hasEvent {
+                   let action = try? Medledger_ChaincodeAction(serializedBytes: prp.extension), action.hasEvent,
+                   isEntitled(audience, creator: p.signatureHeader.creator) {
                     var e = action.event
                     e.txID = ft.txID
                     e.chaincodeName = action.chaincodeName
@@ -27,5 +40,17 @@ public enum BlockEvents {
             fb.transactions.append(ft)
         }
         return fb
+    }
+
+    /// True if `audience` may see what the transaction created by `creator` (a SerializedIdentity)
+    /// carries beyond its id and code.
+    public static func isEntitled(_ audience: EventAudience, creator: Data) -> Bool {
+        switch audience {
+        case .ledgerHolder: return true
+        case .creator(let org, let pid):
+            guard let id = try? Medledger_SerializedIdentity(serializedBytes: creator), id.mspID == org,
+                  let cert = try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)), let attrs = cert.attributes else { return false }
+            return attrs.org == org && attrs.pid == pid
+        }
     }
 }

@@ -32,13 +32,13 @@ public struct BlockValidator: Sendable {
 
     public init(ownSignatures: SignatureMemory? = nil) { self.ownSignatures = ownSignatures }
 
-    public func validate(_ block: Medledger_Block, context: ChannelContext, ledger: ChannelLedger) throws -> Outcome {
+    /// `blockTime`: when the orderer signed the block; configuration signatures are judged at it.
+    public func validate(_ block: Medledger_Block, context: ChannelContext, ledger: ChannelLedger, blockTime: Date) throws -> Outcome {
         let envelopes = block.envelopeBytes
         var codes = [Medledger_TxValidationCode](repeating: .notValidated, count: envelopes.count)
         var rwsets = [Medledger_TxReadWriteSet?](repeating: nil, count: envelopes.count)
         var txIDs = [String?](repeating: nil, count: envelopes.count)
         var types = [Medledger_HeaderType](repeating: .unspecified, count: envelopes.count)
-        var times = [Date?](repeating: nil, count: envelopes.count)
 
         let results = Self.checkAll(envelopes, context: context, own: ownSignatures)
         for (i, r) in results.enumerated() {
@@ -46,7 +46,6 @@ public struct BlockValidator: Sendable {
             rwsets[i] = r.rwset
             txIDs[i] = r.txID
             types[i] = r.type
-            times[i] = r.time
         }
 
         // Configuration: only valid alone in its block.
@@ -57,7 +56,7 @@ public struct BlockValidator: Sendable {
                 continue
             }
             do {
-                newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[i], current: context, blockNumber: block.header.number, at: times[i] ?? Date(timeIntervalSince1970: 0))
+                newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[i], current: context, blockNumber: block.header.number, at: blockTime)
             } catch {
                 codes[i] = .invalidConfigTransaction
             }
@@ -163,6 +162,11 @@ public struct BlockValidator: Sendable {
             endorsers.append(m.principal)
         }
         guard policy.isSatisfied(by: endorsers, channelOrgs: context.organizationIDs) else { return .endorsementPolicyFailure }
+        // Signers the chaincode accepted (a P_DE's patient and doctor) must still be live members under
+        // this block's configuration: a CRL committed since the endorsement revokes them here.
+        for pem in action.results.checkedSigners {
+            guard (try? context.members.verify(certificatePEM: pem, at: time)) != nil else { return .signerNotMember }
+        }
         rwset = action.results
         return .valid
     }

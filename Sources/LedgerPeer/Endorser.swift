@@ -43,6 +43,9 @@ public struct Endorser: Sendable {
     public var limits = SimulationLimits()
     /// Remembers the endorsements made here, so this peer's validator can skip re-verifying them.
     public let signatures = SignatureMemory()
+    /// The node's freshest revocations: creators and the signers a chaincode checks are refused here
+    /// as soon as the node knows, before the channel's CRL catches up.
+    public var revocationGate: (any RevocationGate)?
 
     public init(identity: SigningIdentity, chaincodes: [any Chaincode]) {
         self.identity = identity
@@ -70,6 +73,7 @@ public struct Endorser: Sendable {
         do { creator = try context.members.verify(serializedIdentity: sh.creator, at: time) } catch {
             throw ProposalRejection(403, "creator is not a member of channel \(context.channel): \(error)")
         }
+        if let why = revocationGate?.refusal(of: creator) { throw ProposalRejection(401, "creator: \(why)") }
         guard creator.isValidSignature(p.signed.signature, for: p.signed.proposalBytes) else { throw ProposalRejection(401, "proposal signature does not verify") }
         let name = p.payload.chaincodeName
         guard ch.chaincodeName == name else { throw ProposalRejection(400, "channel header names chaincode \(ch.chaincodeName.debugDescription), payload \(name.debugDescription)") }
@@ -83,7 +87,8 @@ public struct Endorser: Sendable {
         let invocation = Invocation(
             channel: context.channel, txID: ch.txID, timestamp: time, creator: creator.identity,
             function: p.payload.input.function, args: p.payload.input.args.map { [UInt8]($0) },
-            transient: p.payload.transient.mapValues { [UInt8]($0) }, members: context.members)
+            transient: p.payload.transient.mapValues { [UInt8]($0) },
+            members: revocationGate.map { GatedMembers(context.members, gate: $0) } ?? context.members)
         let result = Simulator.simulate(chaincode, invocation: invocation, state: state, limits: limits)
 
         var response = Medledger_ProposalResponse()

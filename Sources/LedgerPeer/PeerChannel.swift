@@ -16,7 +16,8 @@ public final class PeerChannel: BlockSource, Sendable {
     public let ledger: ChannelLedger
     public let notifier: HeightNotifier
     private let current: Mutex<ChannelContext>
-    private let receiving = Mutex(())
+    /// The time the last committed block was signed at (nil until first needed): the next may not be earlier.
+    private let receiving = Mutex<Date?>(nil)
     let validator: BlockValidator
 
     public var channelName: String { ledger.channel }
@@ -31,17 +32,16 @@ public final class PeerChannel: BlockSource, Sendable {
 
     /// Joins a channel from its genesis block: checks the block, creates the ledger, commits block 0.
     /// `ownSignatures`: the node's endorser's memory, so blocks need not re-verify what it signed.
-    public static func join(genesis: Medledger_Block, store: LedgerStore, ownSignatures: SignatureMemory? = nil, at time: Date = Date()) throws -> PeerChannel {
-        let context = try ConfigTransaction.verifyGenesis(genesis, at: time)
+    public static func join(genesis: Medledger_Block, store: LedgerStore, ownSignatures: SignatureMemory? = nil) throws -> PeerChannel {
+        let context = try ConfigTransaction.verifyGenesis(genesis)
         if try store.channelNames().contains(context.channel) {
             throw PeerChannelError("this node has already joined channel \(context.channel)")
         }
-        let ledger = try store.createChannel(context.channel)
         var block = genesis
         block.metadata.validationCodes = [.valid]
         block.metadata.commitHash = Data()
         block.metadata.lastConfigBlock = 0
-        try ledger.commit(block)
+        let ledger = try store.createChannel(context.channel, genesis: block)
         return PeerChannel(ledger: ledger, context: context, ownSignatures: ownSignatures)
     }
 
@@ -56,21 +56,29 @@ public final class PeerChannel: BlockSource, Sendable {
     public func block(number: UInt64) throws -> Medledger_Block? { try ledger.block(number: number) }
 
     /// Validates and commits the next block from the ordering service. Blocks below the height are
-    /// ignored (a re-delivery after reconnect); a gap or a bad orderer signature is refused.
+    /// ignored (a re-delivery after reconnect); a gap or a bad orderer signature is refused. Nothing
+    /// here reads the clock: the block is judged at its own time, which may not precede the previous
+    /// block's, so a peer syncing years later reaches the same verdicts as one that kept up.
     @discardableResult
-    public func receive(_ ordered: Medledger_Block, at time: Date = Date()) throws -> CommitReceipt? {
-        try receiving.withLock { _ in
+    public func receive(_ ordered: Medledger_Block) throws -> CommitReceipt? {
+        try receiving.withLock { lastTime in
             let height = ledger.height
             guard ordered.header.number >= height else { return nil }
             guard ordered.header.number == height else { throw PeerChannelError("block \(ordered.header.number) arrived but the next is \(height)") }
             let ctx = context
+            let time = ordered.judgedTime
+            if lastTime == nil { lastTime = try ledger.block(number: height - 1)?.judgedTime }
+            if let previous = lastTime, ordered.signedTime != nil, time < previous {
+                throw PeerChannelError("block \(height) is signed at \(time), before block \(height - 1) (\(previous))")
+            }
             try ConfigTransaction.checkBlockSignature(ordered, context: ctx, at: time)
             var block = ordered
             block.metadata.commitHash = Data()
-            let outcome = try validator.validate(block, context: ctx, ledger: ledger)
+            let outcome = try validator.validate(block, context: ctx, ledger: ledger, blockTime: time)
             block.metadata.validationCodes = outcome.codes
             block.metadata.lastConfigBlock = outcome.newContext.map { _ in block.header.number } ?? ctx.configBlock
             let receipt = try ledger.commit(block)
+            lastTime = time
             if let next = outcome.newContext { current.withLock { $0 = next } }
             notifier.advance(to: receipt.blockNumber + 1)
             return receipt

@@ -61,6 +61,12 @@ public nonisolated struct Medledger_ChannelConfig: Sendable {
   /// Clears the value of `orderer`. Subsequent reads from it will return its default value.
   public mutating func clearOrderer() {self._orderer = nil}
 
+  /// The organisation that runs the CA issuing the members' certificates (the SA's). An administrator
+  /// of it may publish a newer CRL alone: an update that changes nothing but organisations' CRLs, each
+  /// signed by that organisation's own root, newer, and revoking everything the old one did, can only
+  /// remove trust. Empty: CRLs change by majority like the rest of the configuration.
+  public var crlPublisherOrg: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -179,7 +185,7 @@ fileprivate nonisolated let _protobuf_package = "medledger"
 
 nonisolated extension Medledger_ChannelConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChannelConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}channel_id\0\u{1}sequence\0\u{1}organizations\0\u{1}batch\0\u{1}chaincodes\0\u{1}orderer\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}channel_id\0\u{1}sequence\0\u{1}organizations\0\u{1}batch\0\u{1}chaincodes\0\u{1}orderer\0\u{3}crl_publisher_org\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -193,6 +199,7 @@ nonisolated extension Medledger_ChannelConfig: SwiftProtobuf.Message, SwiftProto
       case 4: try { try decoder.decodeSingularMessageField(value: &self._batch) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.chaincodes) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._orderer) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.crlPublisherOrg) }()
       default: break
       }
     }
@@ -221,6 +228,9 @@ nonisolated extension Medledger_ChannelConfig: SwiftProtobuf.Message, SwiftProto
     try { if let v = self._orderer {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if !self.crlPublisherOrg.isEmpty {
+      try visitor.visitSingularStringField(value: self.crlPublisherOrg, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -231,6 +241,7 @@ nonisolated extension Medledger_ChannelConfig: SwiftProtobuf.Message, SwiftProto
     if lhs._batch != rhs._batch {return false}
     if lhs.chaincodes != rhs.chaincodes {return false}
     if lhs._orderer != rhs._orderer {return false}
+    if lhs.crlPublisherOrg != rhs.crlPublisherOrg {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

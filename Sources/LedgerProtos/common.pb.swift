@@ -96,6 +96,11 @@ public nonisolated enum Medledger_TxValidationCode: SwiftProtobuf.Enum, Swift.Ca
   case badRwset // = 16
   case illegalWriteset // = 17
 
+  /// A certificate the chaincode accepted as a signer during simulation (a P_DE's D_SP/D_SD signer) is
+  /// not a live member under the channel's configuration at this block: revoked on the channel CRL,
+  /// expired, or no longer of a member organisation.
+  case signerNotMember // = 19
+
   /// Never in a committed block: what the orderer writes before a peer validates.
   case notValidated // = 254
   case UNRECOGNIZED(Int)
@@ -124,6 +129,7 @@ public nonisolated enum Medledger_TxValidationCode: SwiftProtobuf.Enum, Swift.Ca
     case 15: self = .invalidChaincode
     case 16: self = .badRwset
     case 17: self = .illegalWriteset
+    case 19: self = .signerNotMember
     case 254: self = .notValidated
     default: self = .UNRECOGNIZED(rawValue)
     }
@@ -149,6 +155,7 @@ public nonisolated enum Medledger_TxValidationCode: SwiftProtobuf.Enum, Swift.Ca
     case .invalidChaincode: return 15
     case .badRwset: return 16
     case .illegalWriteset: return 17
+    case .signerNotMember: return 19
     case .notValidated: return 254
     case .UNRECOGNIZED(let i): return i
     }
@@ -174,6 +181,7 @@ public nonisolated enum Medledger_TxValidationCode: SwiftProtobuf.Enum, Swift.Ca
     .invalidChaincode,
     .badRwset,
     .illegalWriteset,
+    .signerNotMember,
     .notValidated,
   ]
 
@@ -222,8 +230,9 @@ public nonisolated struct Medledger_Block: Sendable {
   fileprivate var _metadata: Medledger_BlockMetadata? = nil
 }
 
-/// The header hash is SHA-256 over a fixed encoding of these three fields (see LedgerCore
-/// BlockHeaderHash), not over protobuf bytes, so that it is the same in every implementation.
+/// The header hash is SHA-256 over a fixed encoding of these three fields (LedgerCore
+/// `BlockHeader.headerHash`; docs/LEDGER_FORMATS.md), not over protobuf bytes, so that it is the same in
+/// every implementation.
 public nonisolated struct Medledger_BlockHeader: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -272,7 +281,8 @@ public nonisolated struct Medledger_BlockMetadata: Sendable {
   /// Clears the value of `ordererSignature`. Subsequent reads from it will return its default value.
   public mutating func clearOrdererSignature() {self._ordererSignature = nil}
 
-  /// SHA-256(previous commit hash || SHA-256 of this block's valid write sets): two peers with the same
+  /// SHA-256("medledger/commit/v1" || previous commit hash || block number || SHA-256 of this block's
+  /// valid transactions' write sets), exact bytes in docs/LEDGER_FORMATS.md: two peers with the same
   /// commit hash at block N have applied the same state changes.
   public var commitHash: Data = Data()
 
@@ -293,12 +303,26 @@ public nonisolated struct Medledger_MetadataSignature: Sendable {
   /// serialized SerializedIdentity of the orderer
   public var signer: Data = Data()
 
-  /// over "medledger/block-signature/v1" || header hash
+  /// With signed_at: over "medledger/block-signature/v2" || header hash || signed_at in milliseconds
+  /// since 1970 (u64 big-endian). Without (older blocks): over "medledger/block-signature/v1" || header hash.
   public var signature: Data = Data()
+
+  /// When the orderer signed, never earlier than the previous block's: the time at which the block's
+  /// signer and its configuration signatures are judged, so an old block verifies the same forever.
+  public var signedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_signedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_signedAt = newValue}
+  }
+  /// Returns true if `signedAt` has been explicitly set.
+  public var hasSignedAt: Bool {self._signedAt != nil}
+  /// Clears the value of `signedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearSignedAt() {self._signedAt = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _signedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 public nonisolated struct Medledger_Envelope: Sendable {
@@ -424,7 +448,7 @@ nonisolated extension Medledger_HeaderType: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Medledger_TxValidationCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VALID\0\u{1}NIL_ENVELOPE\0\u{1}BAD_PAYLOAD\0\u{1}BAD_COMMON_HEADER\0\u{1}BAD_CREATOR_SIGNATURE\0\u{1}INVALID_ENDORSER_TRANSACTION\0\u{1}INVALID_CONFIG_TRANSACTION\0\u{1}UNSUPPORTED_TX_PAYLOAD\0\u{1}BAD_PROPOSAL_TXID\0\u{1}DUPLICATE_TXID\0\u{1}ENDORSEMENT_POLICY_FAILURE\0\u{1}MVCC_READ_CONFLICT\0\u{1}PHANTOM_READ_CONFLICT\0\u{1}UNKNOWN_TX_TYPE\0\u{1}TARGET_CHAIN_NOT_FOUND\0\u{1}INVALID_CHAINCODE\0\u{1}BAD_RWSET\0\u{1}ILLEGAL_WRITESET\0\u{2}m\u{3}NOT_VALIDATED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VALID\0\u{1}NIL_ENVELOPE\0\u{1}BAD_PAYLOAD\0\u{1}BAD_COMMON_HEADER\0\u{1}BAD_CREATOR_SIGNATURE\0\u{1}INVALID_ENDORSER_TRANSACTION\0\u{1}INVALID_CONFIG_TRANSACTION\0\u{1}UNSUPPORTED_TX_PAYLOAD\0\u{1}BAD_PROPOSAL_TXID\0\u{1}DUPLICATE_TXID\0\u{1}ENDORSEMENT_POLICY_FAILURE\0\u{1}MVCC_READ_CONFLICT\0\u{1}PHANTOM_READ_CONFLICT\0\u{1}UNKNOWN_TX_TYPE\0\u{1}TARGET_CHAIN_NOT_FOUND\0\u{1}INVALID_CHAINCODE\0\u{1}BAD_RWSET\0\u{1}ILLEGAL_WRITESET\0\u{2}\u{2}SIGNER_NOT_MEMBER\0\u{2}k\u{3}NOT_VALIDATED\0")
 }
 
 nonisolated extension Medledger_Block: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -592,7 +616,7 @@ nonisolated extension Medledger_BlockMetadata: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Medledger_MetadataSignature: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MetadataSignature"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signer\0\u{1}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signer\0\u{1}signature\0\u{3}signed_at\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -602,24 +626,33 @@ nonisolated extension Medledger_MetadataSignature: SwiftProtobuf.Message, SwiftP
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.signer) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._signedAt) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.signer.isEmpty {
       try visitor.visitSingularBytesField(value: self.signer, fieldNumber: 1)
     }
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
     }
+    try { if let v = self._signedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Medledger_MetadataSignature, rhs: Medledger_MetadataSignature) -> Bool {
     if lhs.signer != rhs.signer {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs._signedAt != rhs._signedAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -173,8 +173,8 @@ public nonisolated struct Medledger_WithdrawKeyFragsResponse: Sendable {
   public init() {}
 }
 
-/// What a device signs: every field but `signature` and `received_at`, in the order of
-/// `ReadingSigning.message` (docs/FLOWS.md).
+/// What a device signs: every field but `signature`, `received_at` and `device_cert_pem`, in the order
+/// of `ReadingSigning.message` (docs/FLOWS.md, docs/LEDGER_FORMATS.md).
 public nonisolated struct Medledger_SignedReading: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

@@ -492,6 +492,12 @@ public nonisolated struct Medledger_RevokeResponse: Sendable {
 
   public var crlNumber: UInt64 = 0
 
+  /// Channels whose configuration now carries this CRL (a configuration block, written before the
+  /// answer), and channels it could not reach with the reason.
+  public var crlPublishedChannels: [String] = []
+
+  public var crlPublishFailures: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1155,7 +1161,7 @@ nonisolated extension Medledger_RevokeRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Medledger_RevokeResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RevokeResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}revoked_serials\0\u{3}crl_number\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}revoked_serials\0\u{3}crl_number\0\u{3}crl_published_channels\0\u{3}crl_publish_failures\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1165,6 +1171,8 @@ nonisolated extension Medledger_RevokeResponse: SwiftProtobuf.Message, SwiftProt
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.revokedSerials) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.crlNumber) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.crlPublishedChannels) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.crlPublishFailures) }()
       default: break
       }
     }
@@ -1177,12 +1185,20 @@ nonisolated extension Medledger_RevokeResponse: SwiftProtobuf.Message, SwiftProt
     if self.crlNumber != 0 {
       try visitor.visitSingularUInt64Field(value: self.crlNumber, fieldNumber: 2)
     }
+    if !self.crlPublishedChannels.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.crlPublishedChannels, fieldNumber: 3)
+    }
+    if !self.crlPublishFailures.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.crlPublishFailures, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Medledger_RevokeResponse, rhs: Medledger_RevokeResponse) -> Bool {
     if lhs.revokedSerials != rhs.revokedSerials {return false}
     if lhs.crlNumber != rhs.crlNumber {return false}
+    if lhs.crlPublishedChannels != rhs.crlPublishedChannels {return false}
+    if lhs.crlPublishFailures != rhs.crlPublishFailures {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

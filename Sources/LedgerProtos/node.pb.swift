@@ -54,9 +54,59 @@ public nonisolated struct Medledger_WhoAmIResponse: Sendable {
   /// the organisation running this node
   public var nodeOrgID: String = String()
 
+  /// the revocation lists this node enforces (its freshest)
+  public var crls: [Medledger_CRLStatus] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+/// One CA's revocation list as this node holds it.
+public nonisolated struct Medledger_CRLStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the CA's subject
+  public var issuer: String = String()
+
+  /// CRL number
+  public var number: UInt64 = 0
+
+  public var thisUpdate: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_thisUpdate ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_thisUpdate = newValue}
+  }
+  /// Returns true if `thisUpdate` has been explicitly set.
+  public var hasThisUpdate: Bool {self._thisUpdate != nil}
+  /// Clears the value of `thisUpdate`. Subsequent reads from it will return its default value.
+  public mutating func clearThisUpdate() {self._thisUpdate = nil}
+
+  public var nextUpdate: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_nextUpdate ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_nextUpdate = newValue}
+  }
+  /// Returns true if `nextUpdate` has been explicitly set.
+  public var hasNextUpdate: Bool {self._nextUpdate != nil}
+  /// Clears the value of `nextUpdate`. Subsequent reads from it will return its default value.
+  public mutating func clearNextUpdate() {self._nextUpdate = nil}
+
+  /// past next_update: being refreshed, still enforced
+  public var stale: Bool = false
+
+  /// file or CA it came from
+  public var source: String = String()
+
+  /// why the last refresh failed, if it did
+  public var lastRefreshError: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _thisUpdate: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _nextUpdate: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 public nonisolated struct Medledger_ChannelInfoRequest: Sendable {
@@ -114,7 +164,7 @@ nonisolated extension Medledger_WhoAmIRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Medledger_WhoAmIResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WhoAmIResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pid\0\u{3}org_id\0\u{1}role\0\u{3}serial_hex\0\u{3}node_org_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pid\0\u{3}org_id\0\u{1}role\0\u{3}serial_hex\0\u{3}node_org_id\0\u{1}crls\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -127,6 +177,7 @@ nonisolated extension Medledger_WhoAmIResponse: SwiftProtobuf.Message, SwiftProt
       case 3: try { try decoder.decodeSingularEnumField(value: &self.role) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.serialHex) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.nodeOrgID) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.crls) }()
       default: break
       }
     }
@@ -148,6 +199,9 @@ nonisolated extension Medledger_WhoAmIResponse: SwiftProtobuf.Message, SwiftProt
     if !self.nodeOrgID.isEmpty {
       try visitor.visitSingularStringField(value: self.nodeOrgID, fieldNumber: 5)
     }
+    if !self.crls.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.crls, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -157,6 +211,71 @@ nonisolated extension Medledger_WhoAmIResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.role != rhs.role {return false}
     if lhs.serialHex != rhs.serialHex {return false}
     if lhs.nodeOrgID != rhs.nodeOrgID {return false}
+    if lhs.crls != rhs.crls {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_CRLStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CRLStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}issuer\0\u{1}number\0\u{3}this_update\0\u{3}next_update\0\u{1}stale\0\u{1}source\0\u{3}last_refresh_error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.issuer) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.number) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._thisUpdate) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._nextUpdate) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.stale) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.lastRefreshError) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.issuer.isEmpty {
+      try visitor.visitSingularStringField(value: self.issuer, fieldNumber: 1)
+    }
+    if self.number != 0 {
+      try visitor.visitSingularUInt64Field(value: self.number, fieldNumber: 2)
+    }
+    try { if let v = self._thisUpdate {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._nextUpdate {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if self.stale != false {
+      try visitor.visitSingularBoolField(value: self.stale, fieldNumber: 5)
+    }
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 6)
+    }
+    if !self.lastRefreshError.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastRefreshError, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_CRLStatus, rhs: Medledger_CRLStatus) -> Bool {
+    if lhs.issuer != rhs.issuer {return false}
+    if lhs.number != rhs.number {return false}
+    if lhs._thisUpdate != rhs._thisUpdate {return false}
+    if lhs._nextUpdate != rhs._nextUpdate {return false}
+    if lhs.stale != rhs.stale {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.lastRefreshError != rhs.lastRefreshError {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -239,6 +239,10 @@ public nonisolated struct Medledger_ChannelSummary: Sendable {
 
   public var configSequence: UInt64 = 0
 
+  /// Empty while the channel is served; otherwise why it stopped (e.g. the orderer could not write a
+  /// block and stopped ordering the channel rather than drop acknowledged transactions).
+  public var stoppedReason: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -926,7 +930,7 @@ nonisolated extension Medledger_ListChannelsResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Medledger_ChannelSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChannelSummary"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}height\0\u{3}config_sequence\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}height\0\u{3}config_sequence\0\u{3}stopped_reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -937,6 +941,7 @@ nonisolated extension Medledger_ChannelSummary: SwiftProtobuf.Message, SwiftProt
       case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.height) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.configSequence) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.stoppedReason) }()
       default: break
       }
     }
@@ -952,6 +957,9 @@ nonisolated extension Medledger_ChannelSummary: SwiftProtobuf.Message, SwiftProt
     if self.configSequence != 0 {
       try visitor.visitSingularUInt64Field(value: self.configSequence, fieldNumber: 3)
     }
+    if !self.stoppedReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.stoppedReason, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -959,6 +967,7 @@ nonisolated extension Medledger_ChannelSummary: SwiftProtobuf.Message, SwiftProt
     if lhs.channel != rhs.channel {return false}
     if lhs.height != rhs.height {return false}
     if lhs.configSequence != rhs.configSequence {return false}
+    if lhs.stoppedReason != rhs.stoppedReason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

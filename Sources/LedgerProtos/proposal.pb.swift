@@ -186,7 +186,8 @@ public nonisolated struct Medledger_ProposalResponsePayload: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// SHA-256 of the proposal without transient data
+  /// SHA-256 over the length-prefixed channel header, signature header and transient-free proposal
+  /// payload (LedgerCore `ProposalHash`; docs/LEDGER_FORMATS.md).
   public var proposalHash: Data = Data()
 
   /// serialized ChaincodeAction

@@ -34,6 +34,11 @@ public nonisolated struct Medledger_TxReadWriteSet: Sendable {
 
   public var nsRwset: [Medledger_NsReadWriteSet] = []
 
+  /// PEM certificates the chaincode accepted as live channel members while simulating (the signers of
+  /// a P_DE). Validation re-checks each against the channel's membership as of the block, so a
+  /// revocation committed before the transaction invalidates it on every peer alike.
+  public var checkedSigners: [Data] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -160,7 +165,7 @@ fileprivate nonisolated let _protobuf_package = "medledger"
 
 nonisolated extension Medledger_TxReadWriteSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TxReadWriteSet"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ns_rwset\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ns_rwset\0\u{3}checked_signers\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -169,6 +174,7 @@ nonisolated extension Medledger_TxReadWriteSet: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.nsRwset) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.checkedSigners) }()
       default: break
       }
     }
@@ -178,11 +184,15 @@ nonisolated extension Medledger_TxReadWriteSet: SwiftProtobuf.Message, SwiftProt
     if !self.nsRwset.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.nsRwset, fieldNumber: 1)
     }
+    if !self.checkedSigners.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.checkedSigners, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Medledger_TxReadWriteSet, rhs: Medledger_TxReadWriteSet) -> Bool {
     if lhs.nsRwset != rhs.nsRwset {return false}
+    if lhs.checkedSigners != rhs.checkedSigners {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerProtos
 import Synchronization
 
 public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
@@ -83,6 +84,39 @@ public final class LedgerStore: Sendable {
         batch.put(families.meta, LedgerKeys.channelRegistryKey(name), [])
         try kv.write(batch, sync: true)
         return try channel(name)
+    }
+
+    /// Registers a channel and commits its genesis block. Two writes, each synced: a crash between
+    /// them leaves a registered channel without blocks, which `removeUnjoinedChannels` (run when a
+    /// node starts) takes away again, so the join can simply be repeated.
+    @discardableResult
+    public func createChannel(_ name: String, genesis: Medledger_Block) throws -> ChannelLedger {
+        let ledger = try createChannel(name)
+        FaultInjection.crashIfRequested(at: "join-registered")
+        do { try ledger.commit(genesis) } catch {
+            try? unregister(name)
+            throw error
+        }
+        return ledger
+    }
+
+    /// Channels registered without a genesis block (a join interrupted by a crash) are unregistered;
+    /// returns their names.
+    @discardableResult
+    public func removeUnjoinedChannels() throws -> [String] {
+        var removed = [String]()
+        for name in try channelNames() where try channel(name).height == 0 {
+            try unregister(name)
+            removed.append(name)
+        }
+        return removed
+    }
+
+    private func unregister(_ name: String) throws {
+        _ = open.withLock { $0.removeValue(forKey: name) }
+        var batch = WriteBatch()
+        batch.delete(families.meta, LedgerKeys.channelRegistryKey(name))
+        try kv.write(batch, sync: true)
     }
 
     /// The ledger of an existing channel (opened once, then shared).

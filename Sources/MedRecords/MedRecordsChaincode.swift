@@ -324,7 +324,7 @@ struct Call {
         }
         // The consent is read here, so a revocation committed before this transaction makes it fail
         // validation (MVCC) even if it was endorsed while the consent still stood.
-        let consent = try liveConsent(grantee: thirdParty, tID: tID, purpose: purpose)
+        let consent = try liveConsent(grantee: thirdParty, tID: tID, purpose: purpose, cited: r.consentID.map { try Field.id($0, .consent, "consent_id") })
 
         let usageID = IDKind.usage.make(txID: stub.txID)
         try requireNew(Keys.usage, usageID)
@@ -475,10 +475,12 @@ extension Call {
         return out
     }
 
-    /// The live consent under which `grantee` may use `tID` for `purpose` (the latest-expiring one),
-    /// or 403 saying why there is none.
-    func liveConsent(grantee: String, tID: String, purpose: String) throws -> Consent {
-        let all = try consents(grantee: grantee, tID: tID)
+    /// The live consent under which `grantee` may use `tID` for `purpose` — the `cited` one if given
+    /// (the consent whose key fragment a proxy used), else the latest-expiring — or 403 saying why
+    /// there is none.
+    func liveConsent(grantee: String, tID: String, purpose: String, cited: String? = nil) throws -> Consent {
+        let all = try consents(grantee: grantee, tID: tID).filter { cited == nil || $0.consentID == cited }
+        if let cited, all.isEmpty { throw Refusal.forbidden("no live consent: consent \(cited) does not grant treatment \(tID) to \(grantee)") }
         let forPurpose = all.filter { $0.purpose == purpose }
         let live = forPurpose.filter(isLive)
         if let best = live.max(by: { ($0.expiresAt, $0.consentID) < ($1.expiresAt, $1.consentID) }) { return best }

@@ -315,15 +315,19 @@ public struct RecordUsageRequest: MedRecordsRequest, Equatable {
     public var thirdPartyPID: String
     public var proxyNode: String
     public var purpose: String
+    /// The consent whose key fragment the proxy used; the D_UE cites it, and it must be live. Absent:
+    /// the latest-expiring live consent for the purpose (a third party recording its own use).
+    public var consentID: String?
 
-    public init(tID: String, thirdPartyPID: String, proxyNode: String, purpose: String) {
+    public init(tID: String, thirdPartyPID: String, proxyNode: String, purpose: String, consentID: String? = nil) {
         self.tID = tID
         self.thirdPartyPID = thirdPartyPID
         self.proxyNode = proxyNode
         self.purpose = purpose
+        self.consentID = consentID
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case tID = "t_id", thirdPartyPID = "third_party_pid", proxyNode = "proxy_node", purpose }
+    enum CodingKeys: String, CodingKey, CaseIterable { case tID = "t_id", thirdPartyPID = "third_party_pid", proxyNode = "proxy_node", purpose, consentID = "consent_id" }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 

@@ -74,6 +74,8 @@ struct CACommand: AsyncParsableCommand {
             ca:
               data_dir: ca
               enroll_listen: \(enrollListen)
+              # Signs the CRL updates this node puts into the channels it orders after a revocation.
+              crl_publisher: { cert: wallets/admin/signing-cert.pem, key: wallets/admin/signing-key.pem }
 
             """ + keyLine
             try Data(yaml.utf8).write(to: URL(fileURLWithPath: data + "/sa-node.yaml"))
@@ -126,6 +128,8 @@ struct CACommand: AsyncParsableCommand {
             let result = try await calling { try await client.revoke(serialHex: serial, pid: pid, reason: r) }
             print("revoked \(result.revokedSerials.count) certificate(s): \(result.revokedSerials.joined(separator: ", "))")
             print("CRL number \(result.crlNumber)")
+            for ch in result.crlPublishedChannels { print("CRL \(result.crlNumber) is in the configuration of channel \(ch)") }
+            for f in result.crlPublishFailures { print("warning: CRL not published: \(f)") }
         }
     }
 

@@ -29,6 +29,8 @@ struct OrgCommand: AsyncParsableCommand {
         @Option(help: "DNS names for the nodes' TLS certificates.") var dns: [String] = ["localhost"]
         @Option(help: "IP addresses for the nodes' TLS certificates.") var ip: [String] = ["127.0.0.1"]
         @Option(help: "Listen address written into each node.yaml.") var listen = "127.0.0.1:7051"
+        @Option(help: "The CA's enrollment address (host:port) written into each node.yaml as crl_source: the node fetches the CA's CRL there when its own is due or stale.")
+        var crlSource: String?
         @Option(help: "Output directory for the new identities.") var out: String
 
         func run() async throws {
@@ -50,7 +52,7 @@ struct OrgCommand: AsyncParsableCommand {
                 tls: { cert: tls-cert.pem, key: tls-key.pem }
                 trusted_roots: [ca-cert.pem]
                 crl_files: [crl.pem]
-                audit_log: audit.log
+                \(crlSource.map { "crl_source: \($0)\n" } ?? "")audit_log: audit.log
 
                 """
                 try Data(yaml.utf8).write(to: URL(fileURLWithPath: n.directory + "/node.yaml"))
@@ -168,7 +170,7 @@ struct CertCommand: AsyncParsableCommand {
 }
 
 struct NodeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "node", abstract: "Call a node's API over mutual TLS.", subcommands: [WhoAmI.self, ChannelInfo.self])
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Call a node's API over mutual TLS.", subcommands: [WhoAmI.self, Status.self, ChannelInfo.self])
 
     struct WhoAmI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the identity the node sees for this wallet.")
@@ -182,6 +184,29 @@ struct NodeCommand: AsyncParsableCommand {
             guard let a = NodeAddress(node) else { throw ValidationError("--node \(node) is not host:port") }
             let r = try await calling { try await NodeClient(endpoint: a, trustedRootsPEM: w.caCertPEM, identity: w.tlsIdentity, serverName: serverName).whoAmI() }
             print("PID \(r.pid), organisation \(r.orgID), role \(RoleName.name(r.role) ?? "?"), certificate \(r.serialHex) (node of \(r.nodeOrgID))")
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What the node enforces: its revocation lists (number, dates, stale or not, where from). Exit 1 if one is stale.")
+
+        @Option(help: "Node address host:port.") var node: String
+        @OptionGroup var wallet: WalletOption
+        @Option(help: "TLS server name to expect.") var serverName: String?
+
+        func run() async throws {
+            let w = try wallet.open()
+            guard let a = NodeAddress(node) else { throw ValidationError("--node \(node) is not host:port") }
+            let r = try await calling { try await NodeClient(endpoint: a, trustedRootsPEM: w.caCertPEM, identity: w.tlsIdentity, serverName: serverName).whoAmI() }
+            print("node of \(r.nodeOrgID)")
+            if r.crls.isEmpty { print("CRL: none installed (no revocations enforced beyond the channels' own)") }
+            for c in r.crls {
+                let next = c.hasNextUpdate ? ISO8601DateFormatter().string(from: c.nextUpdate.date) : "-"
+                print("CRL \(c.number) of \(c.issuer): this update \(ISO8601DateFormatter().string(from: c.thisUpdate.date)), next update \(next)\(c.stale ? ", STALE (still enforced; being refreshed)" : ""), from \(c.source)")
+                if !c.lastRefreshError.isEmpty { print("  last refresh failed: \(c.lastRefreshError)") }
+            }
+            if r.crls.contains(where: \.stale) { throw ExitCode(1) }
         }
     }
 

@@ -159,6 +159,10 @@ struct ChannelCommand: AsyncParsableCommand {
             let current = try await withGateway(peer) { $0.config }
             guard cfg.channelID == current.channelID else { throw CLIError("\(config) is for channel \(cfg.channelID), not \(current.channelID)") }
             cfg.sequence = current.sequence + 1
+            // CRLs the CA published since the YAML was written stay in force unless it names another.
+            for i in cfg.organizations.indices where cfg.organizations[i].crl.isEmpty {
+                if let held = current.organizations.first(where: { $0.id == cfg.organizations[i].id }) { cfg.organizations[i].crl = held.crl }
+            }
             let w = try peer.open()
             let admin = try SigningIdentity.load(certificatePath: w.signingCertPath, keyPath: w.signingKeyPath)
             let env = try ConfigTransaction.envelope(config: cfg, admins: [admin], submitter: admin)
@@ -213,7 +217,19 @@ struct ChaincodeCommand: AsyncParsableCommand {
         @Option(help: "Chaincode name (medrecords, kv).") var chaincode: String
         @Option(name: .customLong("fn"), help: "Function.") var function: String
         @Option(name: .customLong("arg"), parsing: .unconditionalSingleValue, help: "An argument (repeat for more).") var args: [String] = []
+        @Option(name: .customLong("arg-file"), help: "An argument read whole from a file, for values over the command line's limit (repeat for more; they follow the --arg values).")
+        var argFiles: [String] = []
         @Option(name: .customLong("transient"), help: "A transient input key=value, never recorded (repeat for more).") var transient: [String] = []
+
+        /// The arguments as bytes: every --arg, then every --arg-file's contents.
+        func byteArgs() throws -> [[UInt8]] {
+            var out = args.map { Array($0.utf8) }
+            for path in argFiles {
+                guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("--arg-file \(path): cannot read it") }
+                out.append([UInt8](d))
+            }
+            return out
+        }
 
         func transientMap() throws -> [String: [UInt8]] {
             var m = [String: [UInt8]]()
@@ -232,7 +248,7 @@ struct ChaincodeCommand: AsyncParsableCommand {
 
         func run() async throws {
             let r = try await withGateway(peer) { g in
-                try await g.submit(chaincode: call.chaincode, function: call.function, args: call.args, transient: try call.transientMap())
+                try await g.submit(chaincode: call.chaincode, function: call.function, byteArgs: try call.byteArgs(), transient: try call.transientMap())
             }
             if !r.result.payload.isEmpty { print(r.result.text) }
             print("tx \(r.txID) committed in block \(r.blockNumber): \(r.code)")
@@ -247,7 +263,7 @@ struct ChaincodeCommand: AsyncParsableCommand {
 
         func run() async throws {
             let r = try await withGateway(peer) { g in
-                try await g.evaluate(chaincode: call.chaincode, function: call.function, args: call.args, transient: try call.transientMap())
+                try await g.evaluate(chaincode: call.chaincode, function: call.function, byteArgs: try call.byteArgs(), transient: try call.transientMap())
             }
             guard r.status == 200 else { throw CLIError("[\(r.status)] \(r.message)") }
             print(r.text)

@@ -14,14 +14,18 @@ import Testing
         #expect(!p.isSatisfied(by: [E(org: "a", role: "node")], channelOrgs: orgs))
         #expect(!p.isSatisfied(by: [E(org: "a", role: "admin"), E(org: "b", role: "node")], channelOrgs: orgs))
         let two = try EndorsementPolicy.parse("OutOf(2, 'a.member', 'b.member', 'c.member')")
-        #expect(two.isSatisfied(by: [E(org: "c", role: "doctor"), E(org: "a", role: "node")], channelOrgs: orgs))
-        #expect(!two.isSatisfied(by: [E(org: "c", role: "doctor")], channelOrgs: orgs))
+        #expect(two.isSatisfied(by: [E(org: "c", role: "node"), E(org: "a", role: "node")], channelOrgs: orgs))
+        #expect(!two.isSatisfied(by: [E(org: "c", role: "node")], channelOrgs: orgs))
+        // `member` means the organisation's endorsing identities: nodes, not doctors or admins.
+        #expect(!two.isSatisfied(by: [E(org: "c", role: "doctor"), E(org: "a", role: "node")], channelOrgs: orgs))
+        #expect(!two.isSatisfied(by: [E(org: "c", role: "admin"), E(org: "a", role: "node")], channelOrgs: orgs))
     }
 
     @Test func oneEndorserCountsOnce() throws {
         let p = try EndorsementPolicy.parse("AND('a.member', 'a.member')")
         #expect(!p.isSatisfied(by: [E(org: "a", role: "node")], channelOrgs: orgs))
-        #expect(p.isSatisfied(by: [E(org: "a", role: "node"), E(org: "a", role: "admin")], channelOrgs: orgs))
+        #expect(p.isSatisfied(by: [E(org: "a", role: "node"), E(org: "a", role: "node")], channelOrgs: orgs))
+        #expect(!p.isSatisfied(by: [E(org: "a", role: "node"), E(org: "a", role: "admin")], channelOrgs: orgs))
         // Backtracking: the first endorser must go to the principal only it can satisfy.
         let q = try EndorsementPolicy.parse("AND('a.member', 'a.admin')")
         #expect(q.isSatisfied(by: [E(org: "a", role: "admin"), E(org: "a", role: "node")], channelOrgs: orgs))
@@ -36,6 +40,12 @@ import Testing
         #expect(try EndorsementPolicy.parse("ALL").isSatisfied(by: three, channelOrgs: orgs))
         // Endorsers from outside the channel do not count.
         #expect(!(try EndorsementPolicy.parse("ANY").isSatisfied(by: [E(org: "x", role: "node")], channelOrgs: orgs)))
+        // Only node identities endorse under an implicit policy: a doctor's or an admin's signature
+        // over a proposal response counts for nothing.
+        #expect(!(try EndorsementPolicy.parse("ANY").isSatisfied(by: [E(org: "a", role: "doctor")], channelOrgs: orgs)))
+        let staff = [E(org: "a", role: "admin"), E(org: "b", role: "doctor")]
+        #expect(!(try EndorsementPolicy.parse("MAJORITY").isSatisfied(by: staff, channelOrgs: orgs)))
+        #expect(!(try EndorsementPolicy.parse("ALL").isSatisfied(by: staff + [E(org: "c", role: "node")], channelOrgs: orgs)))
     }
 
     @Test func parseErrorsAreClear() throws {

@@ -22,6 +22,9 @@ final class ChannelFixture: @unchecked Sendable {
     let config: Medledger_ChannelConfig
     let channel: PeerChannel
     let endorserA, endorserB: Endorser
+    /// The fixture's present: certificates, proposals and blocks are made at this time.
+    let now: Date
+    let genesis: Medledger_Block
 
     struct Echo: Chaincode {
         let name = "echo"
@@ -31,9 +34,10 @@ final class ChannelFixture: @unchecked Sendable {
         }
     }
 
-    init(kvPolicy: String = "AND('hospital-a.node', 'hospital-b.node')") throws {
+    init(kvPolicy: String = "AND('hospital-a.node', 'hospital-b.node')", now: Date = Date(), crlPublisher: String = "sa") throws {
+        self.now = now
         let rootKey = P384.Signing.PrivateKey()
-        let root = try CertificateFactory.selfSignedRoot(key: rootKey, name: try DistinguishedName { CommonName("Test Root") }, validity: 86_400 * 10, now: Date().addingTimeInterval(-3600))
+        let root = try CertificateFactory.selfSignedRoot(key: rootKey, name: try DistinguishedName { CommonName("Test Root") }, validity: 86_400 * 10, now: now.addingTimeInterval(-3600))
         self.rootKey = rootKey
         self.root = root
         func make(_ org: String, _ role: String) throws -> SigningIdentity {
@@ -41,7 +45,7 @@ final class ChannelFixture: @unchecked Sendable {
             let pid = Base64URL.encode(Digests.sha384(Array("\(org)/\(role)/\(UUID())".utf8)))
             let cert = try CertificateFactory.issue(
                 publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: pid, org: org, role: role), purpose: .signing,
-                issuer: root, issuerKey: rootKey, validity: 86_400, now: Date().addingTimeInterval(-3600))
+                issuer: root, issuerKey: rootKey, validity: 86_400, now: now.addingTimeInterval(-3600))
             return try SigningIdentity(org: org, certificatePEM: cert.pem, key: key)
         }
         saAdmin = try make("sa", "admin")
@@ -61,6 +65,7 @@ final class ChannelFixture: @unchecked Sendable {
         }
         c.orderer.org = "sa"
         c.orderer.endpoints = ["127.0.0.1:7050"]
+        c.crlPublisherOrg = crlPublisher
         c.batch.maxMessageCount = 100
         c.batch.absoluteMaxBytes = 1 << 20
         c.batch.preferredMaxBytes = 1 << 19
@@ -70,7 +75,8 @@ final class ChannelFixture: @unchecked Sendable {
         c.chaincodes = [kv]
         config = c
         let store = try LedgerStore(kv: MemoryStore(columnFamilies: StorageLayout.columnFamilies))
-        channel = try PeerChannel.join(genesis: try ConfigTransaction.genesisBlock(config: c, creator: saAdmin), store: store)
+        genesis = try ConfigTransaction.genesisBlock(config: c, creator: saAdmin, at: now)
+        channel = try PeerChannel.join(genesis: genesis, store: store)
         endorserA = Endorser(identity: aNode, chaincodes: [KVChaincode(), Echo()])
         endorserB = Endorser(identity: bNode, chaincodes: [KVChaincode(), Echo()])
     }
@@ -87,11 +93,11 @@ final class ChannelFixture: @unchecked Sendable {
 
     func endorse(_ function: String, _ args: [String], chaincode: String = "kv", creator: SigningIdentity? = nil, endorsers: [Endorser]? = nil, context: ChannelContext? = nil) throws -> (proposal: TransactionBuilder.Proposal, responses: [Medledger_ProposalResponse]) {
         let creator = creator ?? aDoctor
-        let p = try TransactionBuilder.proposal(channel: "records", chaincode: chaincode, function: function, args: args.map { Array($0.utf8) }, signer: creator)
+        let p = try TransactionBuilder.proposal(channel: "records", chaincode: chaincode, function: function, args: args.map { Array($0.utf8) }, signer: creator, at: now)
         let parsed = try ParsedProposal(p.signed)
         let ctx = try context ?? channel.context
         let responses = try (endorsers ?? [endorserA, endorserB]).map { e in
-            try e.process(parsed, context: ctx, state: channel.ledger.state) { try self.channel.ledger.transaction(id: $0) != nil }
+            try e.process(parsed, context: ctx, state: channel.ledger.state, now: now) { try self.channel.ledger.transaction(id: $0) != nil }
         }
         return (p, responses)
     }
@@ -104,7 +110,7 @@ final class ChannelFixture: @unchecked Sendable {
     /// An envelope whose chaincode action is given directly, endorsed (signed) by `endorsers`.
     func handMade(action: Medledger_ChaincodeAction, endorsers: [SigningIdentity], creator: SigningIdentity? = nil) throws -> [UInt8] {
         let creator = creator ?? aDoctor
-        let p = try TransactionBuilder.proposal(channel: "records", chaincode: action.chaincodeName, function: "x", args: [], signer: creator)
+        let p = try TransactionBuilder.proposal(channel: "records", chaincode: action.chaincodeName, function: "x", args: [], signer: creator, at: now)
         var prp = Medledger_ProposalResponsePayload()
         prp.proposalHash = Data(try ProposalHash.compute(channelHeader: p.proposal.channelHeader, signatureHeader: p.proposal.signatureHeader, strippedPayload: try p.payload.strippedBytes()))
         prp.extension = try action.serializedBytes()
@@ -130,7 +136,7 @@ final class ChannelFixture: @unchecked Sendable {
 
     func orderedBlock(_ envelopes: [[UInt8]], signer: SigningIdentity? = nil) -> Medledger_Block {
         var b = Medledger_Block.make(number: channel.ledger.height, previousHash: channel.ledger.info.tipHash, envelopes: envelopes)
-        b.metadata.orderingSignature(signer: signer ?? saNode, headerHash: b.header.headerHash)
+        b.metadata.orderingSignature(signer: signer ?? saNode, headerHash: b.header.headerHash, at: now)
         return b
     }
 
