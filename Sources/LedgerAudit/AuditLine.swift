@@ -8,6 +8,8 @@ struct AuditLine {
     var prev: [UInt8]
     var hash: [UInt8]?
     var body: [UInt8]
+    var action: String
+    var target: String
 
     static let hashMarker = Array(",\"hash\":\"".utf8)
 
@@ -22,6 +24,8 @@ struct AuditLine {
         else { return nil }
         seq = seqNum.uint64Value
         prev = p
+        action = obj["action"] as? String ?? ""
+        target = obj["target"] as? String ?? ""
     }
 
     static func body(event: AuditEvent, seq: UInt64, date: Date, previous: [UInt8]) -> [UInt8] {
@@ -37,6 +41,13 @@ struct AuditLine {
             ("ts", json(ts)),
         ]
         return Array(("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")).utf8)
+    }
+
+    /// The whole line, newline included, and its hash (the next line's `prev`).
+    static func encode(event: AuditEvent, seq: UInt64, date: Date, previous: [UInt8]) -> (bytes: [UInt8], hash: [UInt8]) {
+        let body = body(event: event, seq: seq, date: date, previous: previous)
+        let hash = chainHash(previous: previous, body: body)
+        return (body + Array(",\"hash\":\"\(Hex.encode(hash))\"}\n".utf8), hash)
     }
 
     static func chainHash(previous: [UInt8], body: [UInt8]) -> [UInt8] {

@@ -63,10 +63,11 @@ public final class CertificateAuthority: Sendable {
             batch.put(r.meta, Array("root_cert".utf8), Array(root.pem.utf8))
             batch.put(r.meta, Array("root_key".utf8), try box.seal(Array(key.rawRepresentation), context: "ca-root-key"))
             try r.put(OrgRecord(id: OrgID.systemAdministrator, type: Medledger_OrgType.systemAdministrator.rawValue, displayName: "System administrator", admittedAt: Date()), r.orgs, OrgID.systemAdministrator, into: &batch)
+            // Audited before it exists: a CA whose creation the log does not show is not created.
+            try Self.writeAhead(audit, AuditEvent(actor: .system, action: "ca.init", target: root.serialHex, outcome: .success, detail: config.caName))
             try kv.write(batch, sync: true)
             let ca = CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit)
             _ = try ca.issueCRL()
-            audit?.record(AuditEvent(actor: .system, action: "ca.init", target: root.serialHex, outcome: .success, detail: config.caName))
             return ca
         } catch {
             kv.close()
@@ -123,16 +124,16 @@ public final class CertificateAuthority: Sendable {
                 csrPEM: csrPEM, tlsCSRPEM: tlsCSRPEM, registeredBy: "ca-init",
                 validity: role == "node" ? config.nodeValidity : config.userValidity,
                 dnsNames: dnsNames, ipAddresses: ipAddresses, serverAuth: role == "node", into: &batch)
+            try Self.writeAhead(audit, AuditEvent(actor: .system, action: "ca.bootstrap", target: "\(role) \(issued.pid)", outcome: .success))
             try store.kv.write(batch, sync: true)
             issued.name = name
-            audit?.record(AuditEvent(actor: .system, action: "ca.bootstrap", target: "\(role) \(issued.pid)", outcome: .success))
             return issued
         }
     }
 
     public func admitOrganization(by caller: AuthenticatedIdentity, _ request: Medledger_AdmitOrganizationRequest) throws -> Medledger_AdmitOrganizationResponse {
         let actor = caller.auditActor
-        return try audited(actor, "org.admit", request.orgID) {
+        return try audited(actor, "org.admit", request.orgID) { commit in
             guard caller.isSystemAdministrator else { throw CAError.denied("only the system administrator admits organisations") }
             guard OrgID.isValid(request.orgID) else { throw CAError.invalid("organisation id \(request.orgID.debugDescription) is not valid: lower-case letters, digits and '-', starting with a letter, at most 64") }
             guard request.type == .hospital || request.type == .thirdPartyOrg else { throw CAError.invalid("organisation type must be HOSPITAL or THIRD_PARTY_ORG") }
@@ -160,7 +161,7 @@ public final class CertificateAuthority: Sendable {
                     issued.name = node.name
                     response.nodes.append(issued)
                 }
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 return response
             }
         }
@@ -170,7 +171,7 @@ public final class CertificateAuthority: Sendable {
 
     public func register(by caller: AuthenticatedIdentity, _ request: Medledger_RegisterRequest) throws -> Medledger_RegisterResponse {
         let org = request.orgID.isEmpty ? caller.org : request.orgID
-        return try audited(caller.auditActor, "user.register", "\(request.enrollmentID) role=\(RoleName.name(request.role) ?? "?") org=\(org)") {
+        return try audited(caller.auditActor, "user.register", "\(request.enrollmentID) role=\(RoleName.name(request.role) ?? "?") org=\(org)") { commit in
             guard caller.role == .admin else { throw CAError.denied("only organisation administrators register users") }
             guard let roleName = RoleName.name(request.role), request.role != .node, request.role != .admin else {
                 throw CAError.invalid("role must be patient, doctor, third-party or device")
@@ -203,7 +204,7 @@ public final class CertificateAuthority: Sendable {
                     pid: nil, registeredBy: caller.pid, registeredAt: Date())
                 var batch = WriteBatch()
                 try store.put(record, store.registrations, request.enrollmentID, into: &batch)
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 var response = Medledger_RegisterResponse()
                 response.enrollmentID = request.enrollmentID
                 response.secret = secret
@@ -215,7 +216,7 @@ public final class CertificateAuthority: Sendable {
     /// Enrollment needs no certificate: the one-time secret authenticates. Wrong secrets count towards
     /// a lock; a used secret never works again.
     public func enroll(_ request: Medledger_EnrollRequest) throws -> Medledger_EnrolledIdentity {
-        try audited(.anonymous, "user.enroll", request.enrollmentID) {
+        try audited(.anonymous, "user.enroll", request.enrollmentID) { commit in
             try writeLock.withLock { _ in
                 let generic = CAError(.unauthenticated, "enrollment id or secret is wrong")
                 guard var reg = try store.read(store.registrations, request.enrollmentID, as: RegistrationRecord.self) else { throw generic }
@@ -239,7 +240,7 @@ public final class CertificateAuthority: Sendable {
                     enrollmentID: reg.enrollmentID, realIdentity: rid, org: reg.org, role: reg.role,
                     csrPEM: Array(request.csrPem), tlsCSRPEM: Array(request.tlsCsrPem), registeredBy: reg.registeredBy,
                     validity: config.userValidity, into: &batch)
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 return issued
             }
         }
@@ -247,7 +248,7 @@ public final class CertificateAuthority: Sendable {
 
     /// New certificates for an enrolled identity (same PID, organisation and role), e.g. before expiry.
     public func reenroll(by caller: AuthenticatedIdentity, _ request: Medledger_ReenrollRequest) throws -> Medledger_EnrolledIdentity {
-        try audited(caller.auditActor, "user.reenroll", caller.pid) {
+        try audited(caller.auditActor, "user.reenroll", caller.pid) { commit in
             try writeLock.withLock { _ in
                 guard var pidRecord = try store.read(store.pids, caller.pid, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(caller.pid) at this CA") }
                 // The CA's own records decide, not only the CRL the node had when the call arrived: a
@@ -274,7 +275,7 @@ public final class CertificateAuthority: Sendable {
                     pidRecord.serials.append(cert.serialHex)
                 }
                 try store.put(pidRecord, store.pids, caller.pid, into: &batch)
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 return enrolled(name: pidRecord.enrollmentID, identity: identity, signing: signing, tls: tls)
             }
         }
@@ -289,7 +290,7 @@ public final class CertificateAuthority: Sendable {
         case .pid(let p): target = "pid \(p)"
         case nil: target = "-"
         }
-        return try audited(caller.auditActor, "cert.revoke", target) {
+        return try audited(caller.auditActor, "cert.revoke", target) { commit in
             guard caller.role == .admin else { throw CAError.denied("only administrators revoke certificates") }
             return try writeLock.withLock { _ in
                 var certs = [CertificateRecord]()
@@ -319,7 +320,7 @@ public final class CertificateAuthority: Sendable {
                 }
                 // The revocations and the CRL that lists them are written together, or not at all.
                 let crl = try stageCRL(overriding: updated, into: &batch)
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 var response = Medledger_RevokeResponse()
                 response.revokedSerials = revoked
                 response.crlNumber = crl.number
@@ -376,7 +377,7 @@ public final class CertificateAuthority: Sendable {
 
     /// RID of a PID. System administrators only; every attempt is audited (never with the RID itself).
     public func resolvePID(by caller: AuthenticatedIdentity, _ request: Medledger_ResolvePIDRequest) throws -> Medledger_ResolvePIDResponse {
-        try audited(caller.auditActor, "pid.resolve", request.pid, detail: "justification: \(request.justification)") {
+        try audited(caller.auditActor, "pid.resolve", request.pid, detail: "justification: \(request.justification)") { _ in
             guard caller.isSystemAdministrator else { throw CAError.denied("only the system administrator resolves pseudo identities") }
             guard !request.justification.trimmingCharacters(in: .whitespaces).isEmpty else { throw CAError.invalid("a justification is required to resolve a PID") }
             guard let rec = try store.read(store.pids, request.pid, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(request.pid)") }
@@ -473,19 +474,44 @@ public final class CertificateAuthority: Sendable {
         return out
     }
 
-    /// Runs `body`, writing one audit line with its outcome.
-    private func audited<T>(_ actor: AuditActor, _ action: String, _ target: String, detail: String = "", _ body: () throws -> T) throws -> T {
+    /// Runs one operation and audits its outcome, synced. The CA does nothing its log does not show:
+    /// `commit` writes the success line *before* the operation's records (so a crash cannot leave a
+    /// change unaudited), an operation that changes nothing is audited before its answer leaves, and
+    /// if a line cannot be written the caller gets 503 (`unavailable`) and nothing is changed.
+    private func audited<T>(
+        _ actor: AuditActor, _ action: String, _ target: String, detail: String = "",
+        _ body: (_ commit: (WriteBatch) throws -> Void) throws -> T
+    ) throws -> T {
+        func line(_ outcome: AuditOutcome, _ more: String = "") -> AuditEvent {
+            AuditEvent(actor: actor, action: action, target: target, outcome: outcome, detail: [detail, more].filter { !$0.isEmpty }.joined(separator: "; "))
+        }
+        var audited = false, stored = false
         do {
-            let result = try body()
-            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: .success, detail: detail))
+            let result = try body { batch in
+                try Self.writeAhead(audit, line(.success))
+                audited = true
+                try store.kv.write(batch, sync: true)
+                stored = true
+            }
+            if !audited { try Self.writeAhead(audit, line(.success)) }
             return result
-        } catch let e as CAError {
-            let outcome: AuditOutcome = (e.kind == .permissionDenied || e.kind == .unauthenticated) ? .denied : .failed
-            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: outcome, detail: [detail, e.message].filter { !$0.isEmpty }.joined(separator: "; ")))
-            throw e
+        } catch let e as CAError where e.kind == .unavailable {
+            throw e  // the log itself failed: nothing more can be written to it
         } catch {
-            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: .failed, detail: "\(error)"))
+            let outcome: AuditOutcome = (error as? CAError).map { $0.kind == .permissionDenied || $0.kind == .unauthenticated ? .denied : .failed } ?? .failed
+            let why = (error as? CAError)?.message ?? "\(error)"
+            // A success line already written is corrected, not left standing.
+            let correction = audited ? (stored ? "failed after its records were stored: " : "not stored after all: ") : ""
+            try Self.writeAhead(audit, line(outcome, correction + why))
             throw error
+        }
+    }
+
+    /// Writes one line durably; a failure becomes the CA's 503 (the AuditLog's failure handler tells
+    /// the operator why).
+    static func writeAhead(_ audit: AuditLog?, _ event: AuditEvent) throws {
+        do { try audit?.record(event, durable: true) } catch {
+            throw CAError(.unavailable, "the CA cannot write its audit log, so it changes and reveals nothing until it can; the operator's log says why")
         }
     }
 

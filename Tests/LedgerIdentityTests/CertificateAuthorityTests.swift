@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+@_spi(Testing) import LedgerAudit
 @_spi(Testing) import LedgerCA
 import LedgerCrypto
 import LedgerIdentity
@@ -126,6 +127,36 @@ import X509
         } catch let e as CAError {
             #expect(e.message.contains("already used"))
         }
+    }
+
+    @Test func theCADoesNothingItCannotAudit() async throws {
+        let f = try await CAFixture()
+        let patient = try f.enrollUser("p-audit", role: .patient, by: f.hospitalAdmin, rid: "Audit Person")
+        // The disk under the audit log is full.
+        let fd = f.audit.descriptorForTesting
+        let saved = dup(fd), full = open("/dev/full", O_WRONLY)
+        #expect(dup2(full, fd) == fd)
+        var reg = Medledger_RegisterRequest()
+        reg.enrollmentID = "p-unaudited"
+        reg.role = .patient
+        reg.realIdentity = "Unaudited Person"
+        let refused = #expect(throws: CAError.self) { _ = try f.ca.register(by: f.hospitalAdmin, reg) }
+        #expect(refused?.kind == .unavailable, "\(String(describing: refused))")
+        var resolve = Medledger_ResolvePIDRequest()
+        resolve.pid = patient.pid
+        resolve.justification = "court order"
+        do {
+            _ = try f.ca.resolvePID(by: f.saAdmin, resolve)
+            Issue.record("a real identity was revealed without an audit line")
+        } catch let e as CAError { #expect(e.kind == .unavailable) }
+        #expect(dup2(saved, fd) == fd)
+        close(saved)
+        close(full)
+        // Nothing was stored: the same registration now goes through as new.
+        #expect(try f.ca.register(by: f.hospitalAdmin, reg).enrollmentID == "p-unaudited")
+        let log = try String(contentsOfFile: f.audit.path, encoding: .utf8)
+        #expect(!log.contains("pid.resolve"))
+        #expect(try AuditVerifier.verify(path: f.audit.path).problems == [])
     }
 
     @Test func badCSRsAreRefusedAndNothingIsIssued() async throws {

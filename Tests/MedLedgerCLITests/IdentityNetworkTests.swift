@@ -53,6 +53,13 @@ import X509
         try MedLedgerBinary.ok(["ca", "init", "--data", sa, "--master-key-file", masterKey, "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         let caCertPath = sa + "/ca-cert.pem"
         let roots = [UInt8](try #require(FileManager.default.contents(atPath: caCertPath)))
+        // The machine stopped while a line was being written: the SA's audit log ends mid-line. The SA
+        // node must still start, keep those bytes and mark them (checked at the end with `audit verify`).
+        let tornLine = Data(#"{"action":"user.register","actor":{"org":"sa","#.utf8)
+        let saLog = try FileHandle(forWritingTo: URL(fileURLWithPath: sa + "/audit.log"))
+        try saLog.seekToEnd()
+        try saLog.write(contentsOf: tornLine)
+        try saLog.close()
 
         // Before the SA node locks its store: a certificate from the right CA that has expired, and
         // one from a CA nobody trusts.
@@ -166,6 +173,11 @@ import X509
             let text = try String(contentsOfFile: log, encoding: .utf8)
             #expect(!text.contains("Lin Mei") && !text.contains("Chen Wei"))
         }
+        // The torn line is still there, reported as a recovery rather than as tampering.
+        let saVerify = try MedLedgerBinary.run(["audit", "verify", sa + "/audit.log"])
+        #expect(saVerify.stdout.contains("recovered:") && saVerify.stdout.contains("\(tornLine.count) torn bytes"), "\(saVerify.stdout)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: sa + "/audit.log")).range(of: tornLine) != nil)
+        #expect(saNode.text.contains("audit log ended in a torn line"), "\(saNode.text)")
         let peerAudit = try String(contentsOfFile: peerDir + "/audit.log", encoding: .utf8)
         #expect(peerAudit.contains("\"action\":\"tls.handshake\"") && peerAudit.contains("is revoked"))
         #expect(peerAudit.contains("\"action\":\"channel.info\"") && peerAudit.contains("\"outcome\":\"denied\""))
