@@ -23,12 +23,18 @@ struct OrgRecord: Codable, Sendable {
 }
 
 struct RegistrationRecord: Codable, Sendable {
+    /// `locked` was written by versions that locked an id after five wrong secrets; such an id is now
+    /// treated as registered and governed by the back-off like any other.
     enum State: String, Codable { case registered, enrolled, locked }
     var enrollmentID: String
     var org: String
     var role: String
     var secretHash: String
+    /// Wrong secrets since registration (an enrollment ends the count).
     var failedAttempts: Int
+    /// No attempt is checked before this instant (back-off after a wrong secret); absent in records
+    /// written before back-off existed.
+    var refusedUntil: Date?
     var state: State
     var sealedRID: Data  // sealed with context "registration:<enrollmentID>"
     var pid: String?

@@ -15,8 +15,11 @@ public struct CAConfig: Sendable {
     public var nodeValidity: TimeInterval = 365 * 86_400
     /// How long an issued CRL is valid (its nextUpdate); nodes refuse a CRL past it.
     public var crlValidity: TimeInterval = 7 * 86_400
-    /// Failed enrollment attempts before an enrollment id is locked.
-    public var enrollAttemptsMax = 5
+    /// After a wrong enrollment secret the id is refused for this long, doubling with each further
+    /// failure up to `enrollBackoffMax`; a success ends it. Refusals during the wait do not count, so
+    /// hammering an id cannot keep it closed longer than one wait per failure.
+    public var enrollBackoffFirst: TimeInterval = 1
+    public var enrollBackoffMax: TimeInterval = 15 * 60
     public var realIdentityBytesMax = 1024
 
     public init() {}
@@ -34,6 +37,7 @@ public final class CertificateAuthority: Sendable {
     private let records: CARecordsBox
     private let box: SecretBox
     private let audit: AuditLog?
+    private let now: @Sendable () -> Date
     private let writeLock = Mutex(())
 
     final class CARecordsBox: @unchecked Sendable {
@@ -46,7 +50,10 @@ public final class CertificateAuthority: Sendable {
     // MARK: Creation and opening
 
     /// Creates a new CA in `dataDir`: a P-384 root key (sealed with the master key) and a self-signed root.
-    public static func initialize(dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil) throws -> CertificateAuthority {
+    /// `now` is the CA's clock (enrollment back-off); tests pass their own.
+    public static func initialize(
+        dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil, now: @escaping @Sendable () -> Date = { Date() }
+    ) throws -> CertificateAuthority {
         let kv = try RocksDBStore.open(path: CALayout.databasePath(dataDir: dataDir), columnFamilies: CALayout.columnFamilies)
         do {
             let r = try CARecords(kv: kv)
@@ -66,7 +73,7 @@ public final class CertificateAuthority: Sendable {
             // Audited before it exists: a CA whose creation the log does not show is not created.
             try Self.writeAhead(audit, AuditEvent(actor: .system, action: "ca.init", target: root.serialHex, outcome: .success, detail: config.caName))
             try kv.write(batch, sync: true)
-            let ca = CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit)
+            let ca = CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit, now: now)
             _ = try ca.issueCRL()
             return ca
         } catch {
@@ -75,7 +82,9 @@ public final class CertificateAuthority: Sendable {
         }
     }
 
-    public static func open(dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil) throws -> CertificateAuthority {
+    public static func open(
+        dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil, now: @escaping @Sendable () -> Date = { Date() }
+    ) throws -> CertificateAuthority {
         let path = CALayout.databasePath(dataDir: dataDir)
         guard FileManager.default.fileExists(atPath: path) else { throw CAError(.notFound, "no CA in \(dataDir): run `medledger ca init --data \(dataDir)` first") }
         let kv = try RocksDBStore.open(path: path, columnFamilies: CALayout.columnFamilies, options: { var o = RocksDBOptions(); o.createIfMissing = false; return o }())
@@ -86,20 +95,21 @@ public final class CertificateAuthority: Sendable {
             }
             let root = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
             let key = try P384.Signing.PrivateKey(rawRepresentation: try box.open(sealed, context: "ca-root-key"))
-            return CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit)
+            return CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit, now: now)
         } catch {
             kv.close()
             throw error
         }
     }
 
-    private init(config: CAConfig, root: Certificate, key: P384.Signing.PrivateKey, records: CARecords, box: SecretBox, audit: AuditLog?) {
+    private init(config: CAConfig, root: Certificate, key: P384.Signing.PrivateKey, records: CARecords, box: SecretBox, audit: AuditLog?, now: @escaping @Sendable () -> Date) {
         self.config = config
         self.rootCertificate = root
         self.rootKey = key
         self.records = CARecordsBox(records)
         self.box = box
         self.audit = audit
+        self.now = now
     }
 
     public func close() { store.kv.close() }
@@ -199,7 +209,7 @@ public final class CertificateAuthority: Sendable {
                 let secret = Base64URL.encode((0..<18).map { _ in UInt8.random(in: 0...255) })
                 let record = RegistrationRecord(
                     enrollmentID: request.enrollmentID, org: org, role: roleName, secretHash: Self.secretHash(secret, request.enrollmentID),
-                    failedAttempts: 0, state: .registered,
+                    failedAttempts: 0, refusedUntil: nil, state: .registered,
                     sealedRID: Data(try box.seal(Array(rid.utf8), context: "registration:\(request.enrollmentID)")),
                     pid: nil, registeredBy: caller.pid, registeredAt: Date())
                 var batch = WriteBatch()
@@ -213,26 +223,39 @@ public final class CertificateAuthority: Sendable {
         }
     }
 
-    /// Enrollment needs no certificate: the one-time secret authenticates. Wrong secrets count towards
-    /// a lock; a used secret never works again.
+    /// The one answer to every refused enrollment — unknown id, wrong secret, used secret, id waiting
+    /// out a back-off — so the answer never tells whether an id exists. The audit line says which.
+    public static let enrollmentRefused = CAError(
+        .unauthenticated, "enrollment refused: unknown enrollment id, wrong or already used secret, or too soon after a failed attempt (wait and retry, or ask the registrar)")
+
+    /// Enrollment needs no certificate: the one-time secret authenticates. A wrong secret makes the id
+    /// wait before its next attempt (`CAConfig.enrollBackoffFirst`, doubling, capped); a used secret
+    /// never works again.
     public func enroll(_ request: Medledger_EnrollRequest) throws -> Medledger_EnrolledIdentity {
         try audited(.anonymous, "user.enroll", request.enrollmentID) { commit in
             try writeLock.withLock { _ in
-                let generic = CAError(.unauthenticated, "enrollment id or secret is wrong")
-                guard var reg = try store.read(store.registrations, request.enrollmentID, as: RegistrationRecord.self) else { throw generic }
-                switch reg.state {
-                case .locked: throw CAError(.unauthenticated, "enrollment id \(request.enrollmentID) is locked after \(config.enrollAttemptsMax) failed attempts; ask the registrar to register again")
-                case .enrolled: throw CAError(.unauthenticated, "the enrollment secret of \(request.enrollmentID) was already used")
-                case .registered: break
+                let at = now()
+                guard var reg = try store.read(store.registrations, request.enrollmentID, as: RegistrationRecord.self) else {
+                    throw Refusal(Self.enrollmentRefused, reason: "unknown enrollment id")
+                }
+                if reg.state == .enrolled { throw Refusal(Self.enrollmentRefused, reason: "the secret was already used") }
+                if let until = reg.refusedUntil, at < until {
+                    // Not checked and not counted: guesses during the wait cost the guesser nothing but
+                    // also lengthen nothing, so nobody can keep an id closed by hammering it.
+                    throw Refusal(Self.enrollmentRefused, reason: "attempt during back-off (until \(Self.auditTime(until)), after \(reg.failedAttempts) failed)")
                 }
                 guard Self.secretHash(request.secret, request.enrollmentID) == reg.secretHash else {
                     reg.failedAttempts += 1
-                    if reg.failedAttempts >= config.enrollAttemptsMax { reg.state = .locked }
+                    let until = at.addingTimeInterval(enrollBackoff(afterFailures: reg.failedAttempts))
+                    reg.refusedUntil = until
                     var batch = WriteBatch()
                     try store.put(reg, store.registrations, reg.enrollmentID, into: &batch)
-                    try store.kv.write(batch, sync: true)
-                    throw reg.state == .locked
-                        ? CAError(.unauthenticated, "enrollment secret is wrong; \(request.enrollmentID) is now locked") : generic
+                    // Not synced: losing a back-off in a crash only shortens one wait, and an unsynced
+                    // write keeps this answer about as fast as the unknown-id one. Even if it fails the
+                    // caller gets the one refusal (a different answer would say the id exists).
+                    var reason = "wrong secret (failure \(reg.failedAttempts); refused until \(Self.auditTime(until)))"
+                    do { try store.kv.write(batch, sync: false) } catch { reason += "; the back-off could not be stored: \(error)" }
+                    throw Refusal(Self.enrollmentRefused, reason: reason)
                 }
                 let rid = String(decoding: try box.open(Array(reg.sealedRID), context: "registration:\(reg.enrollmentID)"), as: UTF8.self)
                 var batch = WriteBatch()
@@ -244,6 +267,12 @@ public final class CertificateAuthority: Sendable {
                 return issued
             }
         }
+    }
+
+    /// How long an id waits after its `failures`-th consecutive wrong secret: first, 2×, 4×, … capped.
+    func enrollBackoff(afterFailures failures: Int) -> TimeInterval {
+        let doublings = Double(min(max(failures - 1, 0), 62))
+        return min(config.enrollBackoffFirst * pow(2, doublings), config.enrollBackoffMax)
     }
 
     /// New certificates for an enrolled identity (same PID, organisation and role), e.g. before expiry.
@@ -448,7 +477,7 @@ public final class CertificateAuthority: Sendable {
             sealedRID: Data(try box.seal(Array(realIdentity.utf8), context: "rid:\(pid)")), serials: [signing.serialHex, tls.serialHex])
         try store.put(pidRecord, store.pids, pid, into: &batch)
         let registration = RegistrationRecord(
-            enrollmentID: enrollmentID, org: org, role: role, secretHash: "", failedAttempts: 0, state: .enrolled,
+            enrollmentID: enrollmentID, org: org, role: role, secretHash: "", failedAttempts: 0, refusedUntil: nil, state: .enrolled,
             sealedRID: Data(try box.seal(Array(realIdentity.utf8), context: "registration:\(enrollmentID)")),
             pid: pid, registeredBy: registeredBy, registeredAt: Date())
         try store.put(registration, store.registrations, enrollmentID, into: &batch)
@@ -474,6 +503,16 @@ public final class CertificateAuthority: Sendable {
         return out
     }
 
+    /// A refusal whose caller learns less than the audit log: `error` is the answer, `reason` is audited.
+    struct Refusal: Error {
+        var error: CAError
+        var reason: String
+        init(_ error: CAError, reason: String) {
+            self.error = error
+            self.reason = reason
+        }
+    }
+
     /// Runs one operation and audits its outcome, synced. The CA does nothing its log does not show:
     /// `commit` writes the success line *before* the operation's records (so a crash cannot leave a
     /// change unaudited), an operation that changes nothing is audited before its answer leaves, and
@@ -497,6 +536,9 @@ public final class CertificateAuthority: Sendable {
             return result
         } catch let e as CAError where e.kind == .unavailable {
             throw e  // the log itself failed: nothing more can be written to it
+        } catch let r as Refusal {
+            try Self.writeAhead(audit, line(.denied, r.reason))
+            throw r.error
         } catch {
             let outcome: AuditOutcome = (error as? CAError).map { $0.kind == .permissionDenied || $0.kind == .unauthenticated ? .denied : .failed } ?? .failed
             let why = (error as? CAError)?.message ?? "\(error)"
@@ -514,6 +556,8 @@ public final class CertificateAuthority: Sendable {
             throw CAError(.unavailable, "the CA cannot write its audit log, so it changes and reveals nothing until it can; the operator's log says why")
         }
     }
+
+    static func auditTime(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
     static func isValidEnrollmentID(_ id: String) -> Bool {
         let b = Array(id.utf8)

@@ -106,6 +106,13 @@ import X509
         let patient = try Self.enroll("p-1001", role: "patient", rid: "Lin Mei, ID 440111199001010022", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/patient")
         let device = try Self.enroll("monitor-7", role: "device", rid: "bedside monitor 7, ward 3", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/device")
         #expect(doctor.info.role == "doctor" && patient.info.role == "patient" && device.info.role == "device")
+        // Every refused enrollment reads the same, so probing learns nothing about which ids exist.
+        try MedLedgerBinary.ok(["user", "register", "--ca", ca, "--wallet", hospitalAdmin, "--id", "p-probe", "--role", "patient", "--rid", "Probe Person"])
+        let wrongSecret = try MedLedgerBinary.run(["user", "enroll", "--ca", enroll, "--ca-cert", caCertPath, "--id", "p-probe", "--secret", "guess", "--wallet", root + "/w/probe-1"])
+        let unknownID = try MedLedgerBinary.run(["user", "enroll", "--ca", enroll, "--ca-cert", caCertPath, "--id", "nobody", "--secret", "guess", "--wallet", root + "/w/probe-2"])
+        #expect(wrongSecret.status != 0 && unknownID.status != 0)
+        #expect(wrongSecret.stderr.contains("[401] enrollment refused"), "\(wrongSecret.stderr)")
+        #expect(wrongSecret.stderr == unknownID.stderr)
         // Private keys and the master key are readable by their owner only.
         for path in [doctor.signingKeyPath, doctor.tlsKeyPath, masterKey] {
             let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
