@@ -209,7 +209,7 @@ public final class CertificateAuthority: Sendable {
                 let secret = Base64URL.encode((0..<18).map { _ in UInt8.random(in: 0...255) })
                 let record = RegistrationRecord(
                     enrollmentID: request.enrollmentID, org: org, role: roleName, secretHash: Self.secretHash(secret, request.enrollmentID),
-                    failedAttempts: 0, refusedUntil: nil, state: .registered,
+                    failedAttempts: 0, refusedUntilEpochSeconds: nil, state: .registered,
                     sealedRID: Data(try box.seal(Array(rid.utf8), context: "registration:\(request.enrollmentID)")),
                     pid: nil, registeredBy: caller.pid, registeredAt: Date())
                 var batch = WriteBatch()
@@ -477,7 +477,7 @@ public final class CertificateAuthority: Sendable {
             sealedRID: Data(try box.seal(Array(realIdentity.utf8), context: "rid:\(pid)")), serials: [signing.serialHex, tls.serialHex])
         try store.put(pidRecord, store.pids, pid, into: &batch)
         let registration = RegistrationRecord(
-            enrollmentID: enrollmentID, org: org, role: role, secretHash: "", failedAttempts: 0, refusedUntil: nil, state: .enrolled,
+            enrollmentID: enrollmentID, org: org, role: role, secretHash: "", failedAttempts: 0, refusedUntilEpochSeconds: nil, state: .enrolled,
             sealedRID: Data(try box.seal(Array(realIdentity.utf8), context: "registration:\(enrollmentID)")),
             pid: pid, registeredBy: registeredBy, registeredAt: Date())
         try store.put(registration, store.registrations, enrollmentID, into: &batch)
@@ -557,7 +557,11 @@ public final class CertificateAuthority: Sendable {
         }
     }
 
-    static func auditTime(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+    static func auditTime(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: date)
+    }
 
     static func isValidEnrollmentID(_ id: String) -> Bool {
         let b = Array(id.utf8)
