@@ -48,191 +48,308 @@ public struct AuditEvent: Sendable {
 /// The first line's previous hash is 32 zero bytes. Editing a line breaks its hash; deleting or
 /// reordering lines breaks the `prev`/`seq` links (`AuditVerifier`). Truncating the tail can only be
 /// seen against a head hash kept elsewhere (`AuditLog.head`).
+///
+/// **Durability.** Every line is one `write(2)`, so a crashed process leaves whole lines; lines reach
+/// the disk (`fsync`) in groups — once `SyncPolicy.linesMax` are pending, at the latest
+/// `SyncPolicy.interval` after they were written, on `sync()`, on `close()`, and at once for a caller
+/// that asks (`record(_:durable:)`). A failed write throws and leaves no partial line behind; a failed
+/// `fsync` throws and stops the log (after one, Linux may have dropped the unwritten pages, so a later
+/// "successful" fsync would prove nothing).
+///
+/// **Torn tails.** If the machine stopped during a write, the file may end in part of a line. Opening
+/// keeps those bytes where they are, appends a recovery line naming their offsets and SHA-256, and
+/// continues the chain from the last whole line; `AuditVerifier` reports the recovery, and still
+/// reports any byte of the torn range that was changed.
 public final class AuditLog: Sendable {
-    public let path: String
-    private struct Tail {
-        var handle: FileHandle
-        var previousHash: [UInt8]
-        var seq: UInt64
-    }
-    private let tail: Mutex<Tail>
+    /// When pending lines are flushed to disk.
+    public struct SyncPolicy: Sendable, Equatable {
+        /// fsync once this many lines are written but not synced (1: every line).
+        public var linesMax: Int
+        /// and at the latest this long after a line was written (a background flush; 0: none).
+        public var interval: Duration
 
-    public enum Failure: Error, CustomStringConvertible {
-        case cannotOpen(String)
-        case brokenTail(String)
+        public init(linesMax: Int, interval: Duration) {
+            self.linesMax = max(linesMax, 1)
+            self.interval = interval
+        }
+
+        /// Up to 64 lines or 200 ms at risk if the machine (not just the process) stops.
+        public static let grouped = SyncPolicy(linesMax: 64, interval: .milliseconds(200))
+        public static let everyLine = SyncPolicy(linesMax: 1, interval: .zero)
+    }
+
+    public enum Failure: Error, CustomStringConvertible, Equatable, Sendable {
+        case cannotOpen(path: String, reason: String)
+        case inUse(path: String)
+        case brokenTail(path: String, reason: String)
+        case writeFailed(path: String, reason: String)
+        case syncFailed(path: String, reason: String)
+        case unusable(path: String, reason: String)
+        case closed(path: String)
 
         public var description: String {
             switch self {
-            case .cannotOpen(let p): return "cannot open audit log \(p)"
-            case .brokenTail(let why): return "audit log tail does not verify (\(why)); run `medledger audit verify` and rotate the file"
+            case .cannotOpen(let p, let why): return "cannot open audit log \(p): \(why)"
+            case .inUse(let p): return "audit log \(p) is already open (by another process, or twice in this one); one writer per log"
+            case .brokenTail(let p, let why): return "audit log \(p) cannot be continued: \(why); run `medledger audit verify` and rotate the file"
+            case .writeFailed(let p, let why): return "cannot write to audit log \(p): \(why); the line was not recorded"
+            case .syncFailed(let p, let why): return "cannot flush audit log \(p) to disk: \(why); recent lines may be lost if the machine stops, and the log takes no more lines until it is reopened"
+            case .unusable(let p, let why): return "audit log \(p) takes no more lines: \(why); reopen it (a restart marks any torn tail)"
+            case .closed(let p): return "audit log \(p) is closed"
             }
         }
     }
 
-    /// Opens or creates the log, continuing the chain from its last line.
-    public init(path: String) throws {
+    public let path: String
+    public let policy: SyncPolicy
+    /// The torn tail found and marked when the log was opened; nil when it ended with a whole line.
+    public let recovery: AuditRecovery?
+    private let file: AuditFile
+    private let flusher: Task<Void, Never>?
+
+    /// Opens or creates (0600) the log, recovers a torn tail, and continues the chain from its last
+    /// whole line. `onFailure` hears of every line that could not be written or synced — also those of
+    /// the background flush, which has no caller to throw to — so a daemon can tell its operator.
+    public init(path: String, policy: SyncPolicy = .grouped, onFailure: (@Sendable (Failure) -> Void)? = nil) throws {
         self.path = path
-        let fm = FileManager.default
-        if !fm.fileExists(atPath: path) {
-            try? fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            // Created 0600 in one step (Foundation's createFile chmods only after creating).
-            let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o600)
-            guard fd >= 0 else { throw Failure.cannotOpen(path) }
+        self.policy = policy
+        let fd = try AuditFile.open(path)
+        let file: AuditFile
+        do {
+            let data = try AuditFile.readAll(fd, path: path)
+            file = AuditFile(fd: fd, path: path, tail: try AuditTail(scanning: data, path: path), size: data.count, onFailure: onFailure)
+        } catch {
             Glibc.close(fd)
+            throw error
         }
-        guard let handle = FileHandle(forUpdatingAtPath: path) else { throw Failure.cannotOpen(path) }
-        var prev = [UInt8](repeating: 0, count: 32)
-        var seq: UInt64 = 0
-        let data = try handle.readToEnd() ?? Data()
-        if let lastLine = data.split(separator: UInt8(ascii: "\n")).last {
-            guard let parsed = AuditLine(bytes: Array(lastLine)), let h = parsed.hash else { throw Failure.brokenTail("last line does not parse") }
-            prev = h
-            seq = parsed.seq
-        }
-        try handle.seekToEnd()
-        tail = Mutex(Tail(handle: handle, previousHash: prev, seq: seq))
+        self.file = file
+        recovery = try file.markTornTail()
+        let interval = policy.interval
+        flusher = interval > .zero ? Task.detached { await file.flushPending(every: interval) } : nil
     }
+
+    deinit { flusher?.cancel() }
 
     /// The hash of the last line written: keep it elsewhere to detect truncation later.
-    public var head: String { tail.withLock { Hex.encode($0.previousHash) } }
+    public var head: String { Hex.encode(file.previousHash) }
 
-    public func record(_ event: AuditEvent, at date: Date = Date()) {
-        tail.withLock { t in
-            let seq = t.seq + 1
-            let body = AuditLine.body(event: event, seq: seq, date: date, previous: t.previousHash)
-            let hash = AuditLine.chainHash(previous: t.previousHash, body: body)
-            let line = body + Array(",\"hash\":\"\(Hex.encode(hash))\"}\n".utf8)
-            // One write per line: a crash leaves whole lines (a torn last line is reported by verify).
-            t.handle.write(Data(line))
-            t.previousHash = hash
-            t.seq = seq
-        }
+    /// Lines written but not yet flushed to disk.
+    public var pendingLines: Int { file.pendingLines }
+
+    /// Appends one line. With `durable`, returns only once it (and every line before it) is on disk:
+    /// for events that must survive the machine stopping (the CA's decisions). Throws `Failure` with
+    /// the reason when the line could not be written or synced.
+    public func record(_ event: AuditEvent, at date: Date = Date(), durable: Bool = false) throws {
+        try file.append(event, at: date, syncNow: durable, linesMax: policy.linesMax)
     }
 
-    public func close() {
-        tail.withLock { t in
-            try? t.handle.synchronize()
-            try? t.handle.close()
-        }
+    /// Flushes pending lines to disk.
+    public func sync() throws { try file.sync() }
+
+    /// Flushes and closes; later `record` calls throw `Failure.closed`.
+    public func close() throws {
+        flusher?.cancel()
+        try file.close()
     }
+
+    /// The open descriptor, for tests that swap in one that fails (/dev/full) to exercise I/O errors.
+    @_spi(Testing) public var descriptorForTesting: Int32 { file.descriptor }
 }
 
-/// Parsing and hashing of one audit line.
-struct AuditLine {
-    var seq: UInt64
-    var prev: [UInt8]
-    var hash: [UInt8]?
-    var body: [UInt8]
-
-    static let hashMarker = Array(",\"hash\":\"".utf8)
-
-    init?(bytes: [UInt8]) {
-        guard let markerAt = AuditLine.lastIndex(of: AuditLine.hashMarker, in: bytes) else { return nil }
-        body = Array(bytes[..<markerAt])
-        let rest = bytes[(markerAt + AuditLine.hashMarker.count)...]
-        guard rest.count == 64 + 2, rest.suffix(2).elementsEqual(Array("\"}".utf8)), let h = Hex.decode(String(decoding: rest.prefix(64), as: UTF8.self)) else { return nil }
-        hash = h
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(body + Array("}".utf8))) as? [String: Any],
-              let seqNum = obj["seq"] as? NSNumber, let prevHex = obj["prev"] as? String, let p = Hex.decode(prevHex)
-        else { return nil }
-        seq = seqNum.uint64Value
-        prev = p
+/// The file under an `AuditLog`: one descriptor, the chain's end, the sync bookkeeping. One lock: a
+/// line is written, hashed into the chain and counted as one step.
+final class AuditFile: Sendable {
+    private struct State {
+        var fd: Int32
+        var previousHash: [UInt8]
+        var seq: UInt64
+        /// File size up to the end of the last whole line (where a failed write is cut back to).
+        var size: Int
+        var pending = 0
+        var torn: Range<Int>?
+        var endsMidLine: Bool
+        /// Set once the file's state is unknown (a failed fsync, an unremovable partial line).
+        var broken: AuditLog.Failure?
     }
 
-    static func body(event: AuditEvent, seq: UInt64, date: Date, previous: [UInt8]) -> [UInt8] {
-        let ts = ISO8601DateFormatter.auditFormatter.string(from: date)
-        let fields: [(String, String)] = [
-            ("action", json(event.action)),
-            ("actor", "{\"org\":\(json(event.actor.org)),\"pid\":\(json(event.actor.pid)),\"role\":\(json(event.actor.role))}"),
-            ("detail", json(event.detail)),
-            ("outcome", json(event.outcome.rawValue)),
-            ("prev", json(Hex.encode(previous))),
-            ("seq", "\(seq)"),
-            ("target", json(event.target)),
-            ("ts", json(ts)),
-        ]
-        return Array(("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")).utf8)
+    let path: String
+    private let state: Mutex<State>
+    private let onFailure: (@Sendable (AuditLog.Failure) -> Void)?
+
+    init(fd: Int32, path: String, tail: AuditTail, size: Int, onFailure: (@Sendable (AuditLog.Failure) -> Void)?) {
+        self.path = path
+        self.onFailure = onFailure
+        state = Mutex(State(fd: fd, previousHash: tail.previousHash, seq: tail.seq, size: size, torn: tail.torn, endsMidLine: tail.endsMidLine))
     }
 
-    static func chainHash(previous: [UInt8], body: [UInt8]) -> [UInt8] {
-        var h = SHA256()
-        h.update(data: previous)
-        h.update(data: body)
-        return Array(h.finalize())
-    }
-
-    /// A JSON string literal (RFC 8259 escaping).
-    static func json(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
+    deinit {
+        state.withLock { s in
+            if s.fd >= 0 {
+                _ = fsync(s.fd)
+                Glibc.close(s.fd)
             }
         }
-        return out + "\""
     }
 
-    static func lastIndex(of needle: [UInt8], in hay: [UInt8]) -> Int? {
-        guard hay.count >= needle.count else { return nil }
-        var i = hay.count - needle.count
-        while i >= 0 {
-            if hay[i..<(i + needle.count)].elementsEqual(needle) { return i }
-            i -= 1
+    var previousHash: [UInt8] { state.withLock { $0.previousHash } }
+    var pendingLines: Int { state.withLock { $0.pending } }
+    var descriptor: Int32 { state.withLock { $0.fd } }
+
+    /// Opens for appending, creating it 0600 in one step (no window with wider permissions), never
+    /// through a symbolic link, and takes an exclusive lock: two writers would fork the chain.
+    static func open(_ path: String) throws -> Int32 {
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AuditLog.Failure.cannotOpen(path: path, reason: errnoText()) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            Glibc.close(fd)
+            throw AuditLog.Failure.cannotOpen(path: path, reason: "not a regular file")
         }
-        return nil
-    }
-}
-
-extension ISO8601DateFormatter {
-    nonisolated(unsafe) static let auditFormatter: ISO8601DateFormatter = {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f
-    }()
-}
-
-/// Checks a whole audit file: every line parses, every hash recomputes, every `prev` is the hash of
-/// the line before and `seq` counts up by one.
-public enum AuditVerifier {
-    public struct Report: Sendable {
-        public var lines: Int
-        public var head: String
-        public var problems: [String]
-        public var isValid: Bool { problems.isEmpty }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            let why = errnoText()
+            Glibc.close(fd)
+            throw busy ? AuditLog.Failure.inUse(path: path) : AuditLog.Failure.cannotOpen(path: path, reason: "cannot lock: \(why)")
+        }
+        return fd
     }
 
-    public static func verify(path: String, expectedHead: String? = nil) throws -> Report {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        var problems = [String]()
-        var prev = [UInt8](repeating: 0, count: 32)
-        var expectedSeq: UInt64 = 1
-        var count = 0
-        let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        for (i, raw) in lines.enumerated() {
-            if raw.isEmpty && i == lines.count - 1 { break }
-            count += 1
-            let n = i + 1
-            guard let line = AuditLine(bytes: Array(raw)), let hash = line.hash else {
-                problems.append("line \(n): does not parse as an audit line (edited or torn)")
-                continue
+    static func readAll(_ fd: Int32, path: String) throws -> [UInt8] {
+        var out = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(out.count)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AuditLog.Failure.cannotOpen(path: path, reason: "cannot read: \(errnoText())")
             }
-            if line.prev != prev { problems.append("line \(n): does not follow the line before it (a line was removed, inserted or reordered)") }
-            if line.seq != expectedSeq { problems.append("line \(n): sequence number \(line.seq), expected \(expectedSeq)") }
-            if AuditLine.chainHash(previous: line.prev, body: line.body) != hash { problems.append("line \(n): content does not match its hash (edited)") }
-            prev = hash
-            expectedSeq = line.seq + 1
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[..<n])
         }
-        let head = Hex.encode(prev)
-        if let expectedHead, expectedHead != head {
-            problems.append("the log ends at \(head), not at the expected head \(expectedHead) (lines missing at the end)")
-        }
-        return Report(lines: count, head: head, problems: problems)
     }
+
+    /// Appends the recovery line for a torn tail found on open (synced: it is the only record of the
+    /// crash). The torn bytes stay; the line starts on a new line if they ended mid-line.
+    func markTornTail() throws -> AuditRecovery? {
+        try state.withLock { s in
+            guard let torn = s.torn else { return nil }
+            let bytes = try Self.readAll(s.fd, path: path)
+            guard bytes.count >= torn.upperBound else {
+                throw AuditLog.Failure.brokenTail(path: path, reason: "the file shrank while it was being opened")
+            }
+            let digest = AuditRecoveryLine.sha256(bytes[torn])
+            let event = AuditRecoveryLine.event(torn: torn, sha256: digest)
+            try appendLocked(&s, event, at: Date(), prefix: s.endsMidLine ? [UInt8(ascii: "\n")] : [])
+            try syncLocked(&s)
+            s.torn = nil
+            return AuditRecovery(tornBytes: torn, sha256: Hex.encode(digest), recordSeq: s.seq)
+        }
+    }
+
+    func append(_ event: AuditEvent, at date: Date, syncNow: Bool, linesMax: Int) throws {
+        try reporting {
+            try state.withLock { s in
+                try appendLocked(&s, event, at: date, prefix: [])
+                if syncNow || s.pending >= linesMax { try syncLocked(&s) }
+            }
+        }
+    }
+
+    func sync() throws {
+        try reporting {
+            try state.withLock { s in
+                try usable(s)
+                try syncLocked(&s)
+            }
+        }
+    }
+
+    /// Tells `onFailure` (outside the lock, so a handler may do anything) and rethrows.
+    private func reporting(_ body: () throws -> Void) throws {
+        do { try body() } catch let f as AuditLog.Failure {
+            onFailure?(f)
+            throw f
+        }
+    }
+
+    func close() throws {
+        try reporting {
+            try state.withLock { s in
+                guard s.fd >= 0 else { return }
+                defer {
+                    Glibc.close(s.fd)
+                    s.fd = -1
+                }
+                if s.broken == nil { try syncLocked(&s) }
+            }
+        }
+    }
+
+    /// The background half of group commit: every `interval`, flushes whatever is pending. A failure
+    /// marks the log broken, so the next `record` reports it.
+    func flushPending(every interval: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            try? reporting {
+                try state.withLock { s in
+                    guard s.fd >= 0, s.broken == nil, s.pending > 0 else { return }
+                    try syncLocked(&s)
+                }
+            }
+        }
+    }
+
+    private func usable(_ s: State) throws {
+        guard s.fd >= 0 else { throw AuditLog.Failure.closed(path: path) }
+        if let broken = s.broken { throw broken }
+    }
+
+    /// Writes one line; on failure removes whatever part of it reached the file, so the next line does
+    /// not continue a fragment. If even that fails the log stops taking lines (a reopen marks the tail).
+    private func appendLocked(_ s: inout State, _ event: AuditEvent, at date: Date, prefix: [UInt8]) throws {
+        try usable(s)
+        let seq = s.seq + 1
+        let (line, hash) = AuditLine.encode(event: event, seq: seq, date: date, previous: s.previousHash)
+        let bytes = prefix + line
+        let (written, error) = Self.writeAll(s.fd, bytes)
+        guard let error else {
+            s.size += bytes.count
+            s.previousHash = hash
+            s.seq = seq
+            s.pending += 1
+            return
+        }
+        if written > 0, ftruncate(s.fd, off_t(s.size)) != 0 {
+            s.broken = .unusable(path: path, reason: "a failed write left part of a line that could not be removed (\(Self.errnoText()))")
+        }
+        throw AuditLog.Failure.writeFailed(path: path, reason: error)
+    }
+
+    private func syncLocked(_ s: inout State) throws {
+        guard s.pending > 0 else { return }
+        guard fsync(s.fd) == 0 else {
+            let failure = AuditLog.Failure.syncFailed(path: path, reason: Self.errnoText())
+            s.broken = failure
+            throw failure
+        }
+        s.pending = 0
+    }
+
+    /// Writes every byte (retrying short writes and interrupts); returns how many reached the file
+    /// and, on failure, why.
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> (written: Int, error: String?) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return (done, errnoText())
+            }
+            done += n
+        }
+        return (done, nil)
+    }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
 }

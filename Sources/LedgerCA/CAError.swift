@@ -8,6 +8,7 @@ public struct CAError: Error, Equatable, CustomStringConvertible, Sendable {
         case invalidArgument      // 400
         case alreadyExists        // 409
         case failedPrecondition   // 412
+        case unavailable          // 503: the CA cannot audit, so it acts on nothing
     }
 
     public var kind: Kind

@@ -23,17 +23,29 @@ struct OrgRecord: Codable, Sendable {
 }
 
 struct RegistrationRecord: Codable, Sendable {
+    /// `locked` was written by versions that locked an id after five wrong secrets; such an id is now
+    /// treated as registered and governed by the back-off like any other.
     enum State: String, Codable { case registered, enrolled, locked }
     var enrollmentID: String
     var org: String
     var role: String
     var secretHash: String
+    /// Wrong secrets since registration (an enrollment ends the count).
     var failedAttempts: Int
+    /// No attempt is checked before this instant (back-off after a wrong secret), in seconds since
+    /// 1970: a number, because the ISO 8601 dates of the other fields keep whole seconds only and would
+    /// cut a 1 s wait short. Absent in records written before back-off existed.
+    var refusedUntilEpochSeconds: Double?
     var state: State
     var sealedRID: Data  // sealed with context "registration:<enrollmentID>"
     var pid: String?
     var registeredBy: String
     var registeredAt: Date
+
+    var refusedUntil: Date? {
+        get { refusedUntilEpochSeconds.map { Date(timeIntervalSince1970: $0) } }
+        set { refusedUntilEpochSeconds = newValue?.timeIntervalSince1970 }
+    }
 }
 
 struct CertificateRecord: Codable, Sendable {

@@ -15,8 +15,11 @@ public struct CAConfig: Sendable {
     public var nodeValidity: TimeInterval = 365 * 86_400
     /// How long an issued CRL is valid (its nextUpdate); nodes refuse a CRL past it.
     public var crlValidity: TimeInterval = 7 * 86_400
-    /// Failed enrollment attempts before an enrollment id is locked.
-    public var enrollAttemptsMax = 5
+    /// After a wrong enrollment secret the id is refused for this long, doubling with each further
+    /// failure up to `enrollBackoffMax`; a success ends it. Refusals during the wait do not count, so
+    /// hammering an id cannot keep it closed longer than one wait per failure.
+    public var enrollBackoffFirst: TimeInterval = 1
+    public var enrollBackoffMax: TimeInterval = 15 * 60
     public var realIdentityBytesMax = 1024
 
     public init() {}
@@ -34,6 +37,7 @@ public final class CertificateAuthority: Sendable {
     private let records: CARecordsBox
     private let box: SecretBox
     private let audit: AuditLog?
+    private let now: @Sendable () -> Date
     private let writeLock = Mutex(())
 
     final class CARecordsBox: @unchecked Sendable {
@@ -46,7 +50,10 @@ public final class CertificateAuthority: Sendable {
     // MARK: Creation and opening
 
     /// Creates a new CA in `dataDir`: a P-384 root key (sealed with the master key) and a self-signed root.
-    public static func initialize(dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil) throws -> CertificateAuthority {
+    /// `now` is the CA's clock (enrollment back-off); tests pass their own.
+    public static func initialize(
+        dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil, now: @escaping @Sendable () -> Date = { Date() }
+    ) throws -> CertificateAuthority {
         let kv = try RocksDBStore.open(path: CALayout.databasePath(dataDir: dataDir), columnFamilies: CALayout.columnFamilies)
         do {
             let r = try CARecords(kv: kv)
@@ -63,10 +70,11 @@ public final class CertificateAuthority: Sendable {
             batch.put(r.meta, Array("root_cert".utf8), Array(root.pem.utf8))
             batch.put(r.meta, Array("root_key".utf8), try box.seal(Array(key.rawRepresentation), context: "ca-root-key"))
             try r.put(OrgRecord(id: OrgID.systemAdministrator, type: Medledger_OrgType.systemAdministrator.rawValue, displayName: "System administrator", admittedAt: Date()), r.orgs, OrgID.systemAdministrator, into: &batch)
+            // Audited before it exists: a CA whose creation the log does not show is not created.
+            try Self.writeAhead(audit, AuditEvent(actor: .system, action: "ca.init", target: root.serialHex, outcome: .success, detail: config.caName))
             try kv.write(batch, sync: true)
-            let ca = CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit)
+            let ca = CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit, now: now)
             _ = try ca.issueCRL()
-            audit?.record(AuditEvent(actor: .system, action: "ca.init", target: root.serialHex, outcome: .success, detail: config.caName))
             return ca
         } catch {
             kv.close()
@@ -74,7 +82,9 @@ public final class CertificateAuthority: Sendable {
         }
     }
 
-    public static func open(dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil) throws -> CertificateAuthority {
+    public static func open(
+        dataDir: String, box: SecretBox, config: CAConfig = CAConfig(), audit: AuditLog? = nil, now: @escaping @Sendable () -> Date = { Date() }
+    ) throws -> CertificateAuthority {
         let path = CALayout.databasePath(dataDir: dataDir)
         guard FileManager.default.fileExists(atPath: path) else { throw CAError(.notFound, "no CA in \(dataDir): run `medledger ca init --data \(dataDir)` first") }
         let kv = try RocksDBStore.open(path: path, columnFamilies: CALayout.columnFamilies, options: { var o = RocksDBOptions(); o.createIfMissing = false; return o }())
@@ -85,20 +95,21 @@ public final class CertificateAuthority: Sendable {
             }
             let root = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
             let key = try P384.Signing.PrivateKey(rawRepresentation: try box.open(sealed, context: "ca-root-key"))
-            return CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit)
+            return CertificateAuthority(config: config, root: root, key: key, records: r, box: box, audit: audit, now: now)
         } catch {
             kv.close()
             throw error
         }
     }
 
-    private init(config: CAConfig, root: Certificate, key: P384.Signing.PrivateKey, records: CARecords, box: SecretBox, audit: AuditLog?) {
+    private init(config: CAConfig, root: Certificate, key: P384.Signing.PrivateKey, records: CARecords, box: SecretBox, audit: AuditLog?, now: @escaping @Sendable () -> Date) {
         self.config = config
         self.rootCertificate = root
         self.rootKey = key
         self.records = CARecordsBox(records)
         self.box = box
         self.audit = audit
+        self.now = now
     }
 
     public func close() { store.kv.close() }
@@ -123,16 +134,16 @@ public final class CertificateAuthority: Sendable {
                 csrPEM: csrPEM, tlsCSRPEM: tlsCSRPEM, registeredBy: "ca-init",
                 validity: role == "node" ? config.nodeValidity : config.userValidity,
                 dnsNames: dnsNames, ipAddresses: ipAddresses, serverAuth: role == "node", into: &batch)
+            try Self.writeAhead(audit, AuditEvent(actor: .system, action: "ca.bootstrap", target: "\(role) \(issued.pid)", outcome: .success))
             try store.kv.write(batch, sync: true)
             issued.name = name
-            audit?.record(AuditEvent(actor: .system, action: "ca.bootstrap", target: "\(role) \(issued.pid)", outcome: .success))
             return issued
         }
     }
 
     public func admitOrganization(by caller: AuthenticatedIdentity, _ request: Medledger_AdmitOrganizationRequest) throws -> Medledger_AdmitOrganizationResponse {
         let actor = caller.auditActor
-        return try audited(actor, "org.admit", request.orgID) {
+        return try audited(actor, "org.admit", request.orgID) { commit in
             guard caller.isSystemAdministrator else { throw CAError.denied("only the system administrator admits organisations") }
             guard OrgID.isValid(request.orgID) else { throw CAError.invalid("organisation id \(request.orgID.debugDescription) is not valid: lower-case letters, digits and '-', starting with a letter, at most 64") }
             guard request.type == .hospital || request.type == .thirdPartyOrg else { throw CAError.invalid("organisation type must be HOSPITAL or THIRD_PARTY_ORG") }
@@ -160,7 +171,7 @@ public final class CertificateAuthority: Sendable {
                     issued.name = node.name
                     response.nodes.append(issued)
                 }
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 return response
             }
         }
@@ -170,7 +181,7 @@ public final class CertificateAuthority: Sendable {
 
     public func register(by caller: AuthenticatedIdentity, _ request: Medledger_RegisterRequest) throws -> Medledger_RegisterResponse {
         let org = request.orgID.isEmpty ? caller.org : request.orgID
-        return try audited(caller.auditActor, "user.register", "\(request.enrollmentID) role=\(RoleName.name(request.role) ?? "?") org=\(org)") {
+        return try audited(caller.auditActor, "user.register", "\(request.enrollmentID) role=\(RoleName.name(request.role) ?? "?") org=\(org)") { commit in
             guard caller.role == .admin else { throw CAError.denied("only organisation administrators register users") }
             guard let roleName = RoleName.name(request.role), request.role != .node, request.role != .admin else {
                 throw CAError.invalid("role must be patient, doctor, third-party or device")
@@ -198,12 +209,12 @@ public final class CertificateAuthority: Sendable {
                 let secret = Base64URL.encode((0..<18).map { _ in UInt8.random(in: 0...255) })
                 let record = RegistrationRecord(
                     enrollmentID: request.enrollmentID, org: org, role: roleName, secretHash: Self.secretHash(secret, request.enrollmentID),
-                    failedAttempts: 0, state: .registered,
+                    failedAttempts: 0, refusedUntilEpochSeconds: nil, state: .registered,
                     sealedRID: Data(try box.seal(Array(rid.utf8), context: "registration:\(request.enrollmentID)")),
                     pid: nil, registeredBy: caller.pid, registeredAt: Date())
                 var batch = WriteBatch()
                 try store.put(record, store.registrations, request.enrollmentID, into: &batch)
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 var response = Medledger_RegisterResponse()
                 response.enrollmentID = request.enrollmentID
                 response.secret = secret
@@ -212,26 +223,39 @@ public final class CertificateAuthority: Sendable {
         }
     }
 
-    /// Enrollment needs no certificate: the one-time secret authenticates. Wrong secrets count towards
-    /// a lock; a used secret never works again.
+    /// The one answer to every refused enrollment — unknown id, wrong secret, used secret, id waiting
+    /// out a back-off — so the answer never tells whether an id exists. The audit line says which.
+    public static let enrollmentRefused = CAError(
+        .unauthenticated, "enrollment refused: unknown enrollment id, wrong or already used secret, or too soon after a failed attempt (wait and retry, or ask the registrar)")
+
+    /// Enrollment needs no certificate: the one-time secret authenticates. A wrong secret makes the id
+    /// wait before its next attempt (`CAConfig.enrollBackoffFirst`, doubling, capped); a used secret
+    /// never works again.
     public func enroll(_ request: Medledger_EnrollRequest) throws -> Medledger_EnrolledIdentity {
-        try audited(.anonymous, "user.enroll", request.enrollmentID) {
+        try audited(.anonymous, "user.enroll", request.enrollmentID) { commit in
             try writeLock.withLock { _ in
-                let generic = CAError(.unauthenticated, "enrollment id or secret is wrong")
-                guard var reg = try store.read(store.registrations, request.enrollmentID, as: RegistrationRecord.self) else { throw generic }
-                switch reg.state {
-                case .locked: throw CAError(.unauthenticated, "enrollment id \(request.enrollmentID) is locked after \(config.enrollAttemptsMax) failed attempts; ask the registrar to register again")
-                case .enrolled: throw CAError(.unauthenticated, "the enrollment secret of \(request.enrollmentID) was already used")
-                case .registered: break
+                let at = now()
+                guard var reg = try store.read(store.registrations, request.enrollmentID, as: RegistrationRecord.self) else {
+                    throw Refusal(Self.enrollmentRefused, reason: "unknown enrollment id")
+                }
+                if reg.state == .enrolled { throw Refusal(Self.enrollmentRefused, reason: "the secret was already used") }
+                if let until = reg.refusedUntil, at < until {
+                    // Not checked and not counted: guesses during the wait cost the guesser nothing but
+                    // also lengthen nothing, so nobody can keep an id closed by hammering it.
+                    throw Refusal(Self.enrollmentRefused, reason: "attempt during back-off (until \(Self.auditTime(until)), after \(reg.failedAttempts) failed)")
                 }
                 guard Self.secretHash(request.secret, request.enrollmentID) == reg.secretHash else {
                     reg.failedAttempts += 1
-                    if reg.failedAttempts >= config.enrollAttemptsMax { reg.state = .locked }
+                    let until = at.addingTimeInterval(enrollBackoff(afterFailures: reg.failedAttempts))
+                    reg.refusedUntil = until
                     var batch = WriteBatch()
                     try store.put(reg, store.registrations, reg.enrollmentID, into: &batch)
-                    try store.kv.write(batch, sync: true)
-                    throw reg.state == .locked
-                        ? CAError(.unauthenticated, "enrollment secret is wrong; \(request.enrollmentID) is now locked") : generic
+                    // Not synced: losing a back-off in a crash only shortens one wait, and an unsynced
+                    // write keeps this answer about as fast as the unknown-id one. Even if it fails the
+                    // caller gets the one refusal (a different answer would say the id exists).
+                    var reason = "wrong secret (failure \(reg.failedAttempts); refused until \(Self.auditTime(until)))"
+                    do { try store.kv.write(batch, sync: false) } catch { reason += "; the back-off could not be stored: \(error)" }
+                    throw Refusal(Self.enrollmentRefused, reason: reason)
                 }
                 let rid = String(decoding: try box.open(Array(reg.sealedRID), context: "registration:\(reg.enrollmentID)"), as: UTF8.self)
                 var batch = WriteBatch()
@@ -239,15 +263,21 @@ public final class CertificateAuthority: Sendable {
                     enrollmentID: reg.enrollmentID, realIdentity: rid, org: reg.org, role: reg.role,
                     csrPEM: Array(request.csrPem), tlsCSRPEM: Array(request.tlsCsrPem), registeredBy: reg.registeredBy,
                     validity: config.userValidity, into: &batch)
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 return issued
             }
         }
     }
 
+    /// How long an id waits after its `failures`-th consecutive wrong secret: first, 2×, 4×, … capped.
+    func enrollBackoff(afterFailures failures: Int) -> TimeInterval {
+        let doublings = Double(min(max(failures - 1, 0), 62))
+        return min(config.enrollBackoffFirst * pow(2, doublings), config.enrollBackoffMax)
+    }
+
     /// New certificates for an enrolled identity (same PID, organisation and role), e.g. before expiry.
     public func reenroll(by caller: AuthenticatedIdentity, _ request: Medledger_ReenrollRequest) throws -> Medledger_EnrolledIdentity {
-        try audited(caller.auditActor, "user.reenroll", caller.pid) {
+        try audited(caller.auditActor, "user.reenroll", caller.pid) { commit in
             try writeLock.withLock { _ in
                 guard var pidRecord = try store.read(store.pids, caller.pid, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(caller.pid) at this CA") }
                 // The CA's own records decide, not only the CRL the node had when the call arrived: a
@@ -274,7 +304,7 @@ public final class CertificateAuthority: Sendable {
                     pidRecord.serials.append(cert.serialHex)
                 }
                 try store.put(pidRecord, store.pids, caller.pid, into: &batch)
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 return enrolled(name: pidRecord.enrollmentID, identity: identity, signing: signing, tls: tls)
             }
         }
@@ -289,7 +319,7 @@ public final class CertificateAuthority: Sendable {
         case .pid(let p): target = "pid \(p)"
         case nil: target = "-"
         }
-        return try audited(caller.auditActor, "cert.revoke", target) {
+        return try audited(caller.auditActor, "cert.revoke", target) { commit in
             guard caller.role == .admin else { throw CAError.denied("only administrators revoke certificates") }
             return try writeLock.withLock { _ in
                 var certs = [CertificateRecord]()
@@ -319,7 +349,7 @@ public final class CertificateAuthority: Sendable {
                 }
                 // The revocations and the CRL that lists them are written together, or not at all.
                 let crl = try stageCRL(overriding: updated, into: &batch)
-                try store.kv.write(batch, sync: true)
+                try commit(batch)
                 var response = Medledger_RevokeResponse()
                 response.revokedSerials = revoked
                 response.crlNumber = crl.number
@@ -376,7 +406,7 @@ public final class CertificateAuthority: Sendable {
 
     /// RID of a PID. System administrators only; every attempt is audited (never with the RID itself).
     public func resolvePID(by caller: AuthenticatedIdentity, _ request: Medledger_ResolvePIDRequest) throws -> Medledger_ResolvePIDResponse {
-        try audited(caller.auditActor, "pid.resolve", request.pid, detail: "justification: \(request.justification)") {
+        try audited(caller.auditActor, "pid.resolve", request.pid, detail: "justification: \(request.justification)") { _ in
             guard caller.isSystemAdministrator else { throw CAError.denied("only the system administrator resolves pseudo identities") }
             guard !request.justification.trimmingCharacters(in: .whitespaces).isEmpty else { throw CAError.invalid("a justification is required to resolve a PID") }
             guard let rec = try store.read(store.pids, request.pid, as: PIDRecord.self) else { throw CAError(.notFound, "no identity \(request.pid)") }
@@ -447,7 +477,7 @@ public final class CertificateAuthority: Sendable {
             sealedRID: Data(try box.seal(Array(realIdentity.utf8), context: "rid:\(pid)")), serials: [signing.serialHex, tls.serialHex])
         try store.put(pidRecord, store.pids, pid, into: &batch)
         let registration = RegistrationRecord(
-            enrollmentID: enrollmentID, org: org, role: role, secretHash: "", failedAttempts: 0, state: .enrolled,
+            enrollmentID: enrollmentID, org: org, role: role, secretHash: "", failedAttempts: 0, refusedUntilEpochSeconds: nil, state: .enrolled,
             sealedRID: Data(try box.seal(Array(realIdentity.utf8), context: "registration:\(enrollmentID)")),
             pid: pid, registeredBy: registeredBy, registeredAt: Date())
         try store.put(registration, store.registrations, enrollmentID, into: &batch)
@@ -473,20 +503,64 @@ public final class CertificateAuthority: Sendable {
         return out
     }
 
-    /// Runs `body`, writing one audit line with its outcome.
-    private func audited<T>(_ actor: AuditActor, _ action: String, _ target: String, detail: String = "", _ body: () throws -> T) throws -> T {
+    /// A refusal whose caller learns less than the audit log: `error` is the answer, `reason` is audited.
+    struct Refusal: Error {
+        var error: CAError
+        var reason: String
+        init(_ error: CAError, reason: String) {
+            self.error = error
+            self.reason = reason
+        }
+    }
+
+    /// Runs one operation and audits its outcome, synced. The CA does nothing its log does not show:
+    /// `commit` writes the success line *before* the operation's records (so a crash cannot leave a
+    /// change unaudited), an operation that changes nothing is audited before its answer leaves, and
+    /// if a line cannot be written the caller gets 503 (`unavailable`) and nothing is changed.
+    private func audited<T>(
+        _ actor: AuditActor, _ action: String, _ target: String, detail: String = "",
+        _ body: (_ commit: (WriteBatch) throws -> Void) throws -> T
+    ) throws -> T {
+        func line(_ outcome: AuditOutcome, _ more: String = "") -> AuditEvent {
+            AuditEvent(actor: actor, action: action, target: target, outcome: outcome, detail: [detail, more].filter { !$0.isEmpty }.joined(separator: "; "))
+        }
+        var audited = false, stored = false
         do {
-            let result = try body()
-            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: .success, detail: detail))
+            let result = try body { batch in
+                try Self.writeAhead(audit, line(.success))
+                audited = true
+                try store.kv.write(batch, sync: true)
+                stored = true
+            }
+            if !audited { try Self.writeAhead(audit, line(.success)) }
             return result
-        } catch let e as CAError {
-            let outcome: AuditOutcome = (e.kind == .permissionDenied || e.kind == .unauthenticated) ? .denied : .failed
-            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: outcome, detail: [detail, e.message].filter { !$0.isEmpty }.joined(separator: "; ")))
-            throw e
+        } catch let e as CAError where e.kind == .unavailable {
+            throw e  // the log itself failed: nothing more can be written to it
+        } catch let r as Refusal {
+            try Self.writeAhead(audit, line(.denied, r.reason))
+            throw r.error
         } catch {
-            audit?.record(AuditEvent(actor: actor, action: action, target: target, outcome: .failed, detail: "\(error)"))
+            let outcome: AuditOutcome = (error as? CAError).map { $0.kind == .permissionDenied || $0.kind == .unauthenticated ? .denied : .failed } ?? .failed
+            let why = (error as? CAError)?.message ?? "\(error)"
+            // A success line already written is corrected, not left standing.
+            let correction = audited ? (stored ? "failed after its records were stored: " : "not stored after all: ") : ""
+            try Self.writeAhead(audit, line(outcome, correction + why))
             throw error
         }
+    }
+
+    /// Writes one line durably; a failure becomes the CA's 503 (the AuditLog's failure handler tells
+    /// the operator why).
+    static func writeAhead(_ audit: AuditLog?, _ event: AuditEvent) throws {
+        do { try audit?.record(event, durable: true) } catch {
+            throw CAError(.unavailable, "the CA cannot write its audit log, so it changes and reveals nothing until it can; the operator's log says why")
+        }
+    }
+
+    static func auditTime(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: date)
     }
 
     static func isValidEnrollmentID(_ id: String) -> Bool {

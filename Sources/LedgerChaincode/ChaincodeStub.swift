@@ -146,11 +146,19 @@ public final class ChaincodeStub {
         do { return try CompositeKey.split(key) } catch { throw StubError.compositeKey(error.description) }
     }
 
-    /// Every committed write of `key`, oldest first. Not recorded in the read set (as in Fabric: history
-    /// is informational and not protected by MVCC).
+    /// The first `limit` committed writes of `key`, oldest first (the first page of the paged form
+    /// below). Not recorded in the read set (as in Fabric: history is informational and not protected
+    /// by MVCC).
     public func getHistoryForKey(_ key: String, limit: Int = WorldStateReader.historyEntriesMax) throws -> [HistoryEntry] {
         try checkKey(key, allowComposite: true)
         return try state.history(namespace: namespace, key: key, limit: limit)
+    }
+
+    /// Every committed write of `key`, oldest first, one page at a time, as range queries page: start
+    /// with no bookmark, pass back each page's bookmark until it is nil. Not recorded in the read set.
+    public func getHistoryForKey(_ key: String, pageSize: Int = WorldStateReader.historyEntriesMax, bookmark: String?) throws -> HistoryPage {
+        try checkKey(key, allowComposite: true)
+        return try state.history(namespace: namespace, key: key, limit: pageSize, bookmark: bookmark)
     }
 
     /// One event per transaction; a second call replaces the first.

@@ -81,7 +81,7 @@ struct AppointmentService: Medledger_Appointments.SimpleServiceProtocol {
             patientPID: caller.pid, tID: treatment.tID, diseaseInfo: di, patientCert: certPEM, doctorPID: doctor,
             hospital: treatment.hospital, channel: request.channel, issuedAt: treatment.createdAt)
         let sealed = try tsk.seal(to: doctorKey)
-        audit?.record(AuditEvent(actor: caller.auditActor, action: "appointment.request", target: treatment.tID, outcome: .success, detail: "doctor \(doctor)"))
+        audit?.note(AuditEvent(actor: caller.auditActor, action: "appointment.request", target: treatment.tID, outcome: .success, detail: "doctor \(doctor)"))
         return Medledger_Appointment.with {
             $0.tID = treatment.tID
             $0.doctorPid = doctor

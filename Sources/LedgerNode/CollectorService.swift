@@ -32,10 +32,10 @@ struct CollectorService: Medledger_Collector.SimpleServiceProtocol {
         let caller = try context.requireCaller()
         do {
             let receipt = try await accept(request, from: caller)
-            audit?.record(AuditEvent(actor: caller.auditActor, action: "collector.reading", target: request.tID, outcome: .success, detail: "sequence \(request.sequence)"))
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "collector.reading", target: request.tID, outcome: .success, detail: "sequence \(request.sequence)"))
             return receipt
         } catch let e as RPCError {
-            audit?.record(AuditEvent(actor: caller.auditActor, action: "collector.reading", target: request.tID, outcome: .denied, detail: e.message))
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "collector.reading", target: request.tID, outcome: .denied, detail: e.message))
             throw e
         }
     }
@@ -89,7 +89,7 @@ struct CollectorService: Medledger_Collector.SimpleServiceProtocol {
             throw RPCError(code: .permissionDenied, message: "only the treatment's doctor fetches its readings")
         }
         for reading in try inbox.readings(tID: t.tID) { try await response.write(reading) }
-        audit?.record(AuditEvent(actor: caller.auditActor, action: "collector.fetch", target: t.tID, outcome: .success, detail: ""))
+        audit?.note(AuditEvent(actor: caller.auditActor, action: "collector.fetch", target: t.tID, outcome: .success, detail: ""))
     }
 }
 

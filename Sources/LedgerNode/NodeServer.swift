@@ -38,8 +38,10 @@ public final class NodeServer: Sendable {
         }
         guard !roots.isEmpty else { throw StartupError(description: "no trusted root certificates") }
         let trust = TrustStore(roots: roots)
-        let audit = try config.auditLog.map { try AuditLog(path: $0) }
-        defer { audit?.close() }
+        let log = self.log
+        let audit = try config.auditLog.map { try AuditLog(path: $0) { failure in log("medledgerd: \(failure)") } }
+        if let r = audit?.recovery { log("medledgerd: audit log ended in a torn line (bytes \(r.tornBytes)); kept and marked by line \(r.recordSeq)") }
+        defer { try? audit?.close() }  // a failed final flush is reported through onFailure
 
         let rootsPEM = try config.trustedRoots.flatMap { path -> [UInt8] in Array(try Data(contentsOf: URL(fileURLWithPath: path))) + [10] }
         var crlSource: NodeAddress?
@@ -103,7 +105,7 @@ public final class NodeServer: Sendable {
         guard let listen = NodeAddress(config.listen) else { throw StartupError(description: "listen address \(config.listen) is not host:port") }
         let identity = TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key)
         let security = ServerSecurity.mutualTLS(identity: identity, trust: trust) { subject, reason in
-            audit?.record(AuditEvent(actor: AuditActor(pid: subject, org: "-", role: "-"), action: "tls.handshake", target: self.config.listen, outcome: .denied, detail: reason))
+            audit?.note(AuditEvent(actor: AuditActor(pid: subject, org: "-", role: "-"), action: "tls.handshake", target: self.config.listen, outcome: .denied, detail: reason))
         }
         // The address this node really listens on (known once it does; port 0 picks one).
         let boundAddress = BoundAddress(config.listen)
@@ -149,7 +151,7 @@ public final class NodeServer: Sendable {
             }
         }
         let auth = AuthInterceptor(trust: trust) { method, reason in
-            audit?.record(AuditEvent(actor: .anonymous, action: "auth", target: method, outcome: .denied, detail: reason))
+            audit?.note(AuditEvent(actor: .anonymous, action: "auth", target: method, outcome: .denied, detail: reason))
         }
         let main = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security),

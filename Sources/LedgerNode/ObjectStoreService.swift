@@ -48,7 +48,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             upload.abort()
             throw error
         }
-        audit?.record(AuditEvent(actor: caller.auditActor, action: "object.upload", target: header.sha384, outcome: .success, detail: "t_id \(header.tID), \(header.size) bytes"))
+        audit?.note(AuditEvent(actor: caller.auditActor, action: "object.upload", target: header.sha384, outcome: .success, detail: "t_id \(header.tID), \(header.size) bytes"))
         var r = Medledger_UploadResponse()
         r.url = ObjectURL(node: publicAddress(), digest: header.sha384).description
         r.sha384 = header.sha384
@@ -93,7 +93,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             }
         } catch let e as ObjectStoreError { throw Self.rpcError(e) }
         if next.hasDescription { try await response.write(next) }
-        audit?.record(AuditEvent(actor: caller.auditActor, action: "object.download", target: digest, outcome: .success, detail: "t_id \(info.tID), from \(request.offset)"))
+        audit?.note(AuditEvent(actor: caller.auditActor, action: "object.download", target: digest, outcome: .success, detail: "t_id \(info.tID), from \(request.offset)"))
     }
 
     /// The treatment as `medrecords` shows it to `caller` right now; its refusals as gRPC errors.
@@ -102,7 +102,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
     }
 
     func deny(_ caller: AuthenticatedIdentity, _ action: String, _ target: String, _ reason: String) {
-        audit?.record(AuditEvent(actor: caller.auditActor, action: action, target: target, outcome: .denied, detail: reason))
+        audit?.note(AuditEvent(actor: caller.auditActor, action: action, target: target, outcome: .denied, detail: reason))
     }
 
     static func rpcError(_ e: ObjectStoreError) -> RPCError {

@@ -36,7 +36,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
         _ = try verified(kfrag, consent: consent, channel: request.channel)
         try store.put(KeyFragStore.Entry(consentID: consent.consentID, patientPID: consent.patientPID, granteePID: consent.granteePID,
                                          kfrag: Hex.encode(kfrag.toBytes()), depositedAt: ISO8601DateFormatter().string(from: Date())))
-        audit?.record(AuditEvent(actor: caller.auditActor, action: "proxy.deposit", target: consent.consentID, outcome: .success, detail: "grantee \(consent.granteePID)"))
+        audit?.note(AuditEvent(actor: caller.auditActor, action: "proxy.deposit", target: consent.consentID, outcome: .success, detail: "grantee \(consent.granteePID)"))
         return Medledger_DepositKeyFragResponse.with { $0.proxyNode = proxyName }
     }
 
@@ -68,7 +68,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
             let (usage, tx) = try await submitter.submit(
                 "recordUsage", RecordUsageRequest(tID: record.tID, thirdPartyPID: caller.pid, proxyNode: proxyName, purpose: consent.purpose, consentID: consent.consentID),
                 channel: request.channel, UsageRecord.self)
-            audit?.record(AuditEvent(actor: caller.auditActor, action: "proxy.reencrypt", target: record.recordID, outcome: .success, detail: "consent \(consent.consentID), usage \(usage.usageID)"))
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "proxy.reencrypt", target: record.recordID, outcome: .success, detail: "consent \(consent.consentID), usage \(usage.usageID)"))
             return Medledger_ReencryptResponse.with {
                 $0.cfrag = Data(cfrag.toBytes())
                 $0.usageID = usage.usageID
@@ -76,7 +76,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
                 $0.proxyNode = proxyName
             }
         } catch let e as RPCError {
-            audit?.record(AuditEvent(actor: caller.auditActor, action: "proxy.reencrypt", target: request.recordID, outcome: .denied, detail: e.message))
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "proxy.reencrypt", target: request.recordID, outcome: .denied, detail: e.message))
             throw e
         }
     }
@@ -87,7 +87,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
             return Medledger_WithdrawKeyFragsResponse.with { $0.removed = false }
         }
         try store.remove(entry.consentID)
-        audit?.record(AuditEvent(actor: caller.auditActor, action: "proxy.withdraw", target: entry.consentID, outcome: .success, detail: ""))
+        audit?.note(AuditEvent(actor: caller.auditActor, action: "proxy.withdraw", target: entry.consentID, outcome: .success, detail: ""))
         return Medledger_WithdrawKeyFragsResponse.with { $0.removed = true }
     }
 

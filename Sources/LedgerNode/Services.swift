@@ -54,13 +54,13 @@ struct NodeService: Medledger_Node.SimpleServiceProtocol {
             throw RPCError(code: .notFound, message: "no channel \(request.channel.debugDescription) on this node")
         }
         guard Self.channelInfoRoles.contains(caller.role) else {
-            audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "role \(caller.attributes.role) may not read channel information"))
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "role \(caller.attributes.role) may not read channel information"))
             throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) may not read channel information")
         }
         return try await StatusMapping.mapping {
             do {
                 let info = try ledgers.channel(request.channel).info
-                audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .success))
+                audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .success))
                 var r = Medledger_ChannelInfoResponse()
                 r.channel = request.channel
                 r.height = info.height
@@ -68,7 +68,7 @@ struct NodeService: Medledger_Node.SimpleServiceProtocol {
                 r.commitHash = Data(info.commitHash)
                 return r
             } catch let e as LedgerStoreError {
-                audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .failed, detail: "not found"))
+                audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .failed, detail: "not found"))
                 switch e {
                 case .channelNotFound, .invalidChannelName: throw RPCError(code: .notFound, message: "no channel \(request.channel.debugDescription) on this node")
                 default: throw e

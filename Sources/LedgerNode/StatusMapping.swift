@@ -18,6 +18,7 @@ enum StatusMapping {
             case .invalidArgument: code = .invalidArgument
             case .alreadyExists: code = .alreadyExists
             case .failedPrecondition: code = .failedPrecondition
+            case .unavailable: code = .unavailable
             }
             return RPCError(code: code, message: e.message)
         case let e as LedgerStoreError:

@@ -151,14 +151,14 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     func joinChannel(request: Medledger_JoinChannelRequest, context: ServerContext) async throws -> Medledger_JoinChannelResponse {
         let caller = try context.requireCaller()
         guard caller.role == .admin, caller.org == nodeOrg else {
-            audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.join", target: "-", outcome: .denied, detail: "only an administrator of \(nodeOrg) may join this node to a channel"))
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.join", target: "-", outcome: .denied, detail: "only an administrator of \(nodeOrg) may join this node to a channel"))
             throw RPCError(code: .permissionDenied, message: "only an administrator of \(nodeOrg) may join this node to a channel")
         }
         let block: Medledger_Block
         do { block = try Medledger_Block(serializedBytes: request.genesisBlock) } catch { throw RPCError(code: .invalidArgument, message: "genesis block does not parse: \(error)") }
         do {
             let ch = try runtime.join(genesis: block)
-            audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.join", target: ch.channelName, outcome: .success))
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.join", target: ch.channelName, outcome: .success))
             var r = Medledger_JoinChannelResponse()
             r.channel = ch.channelName
             r.height = ch.ledger.height
@@ -309,7 +309,7 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         } catch let e as OrderingRejection {
             throw StatusMapping.rpcError(status: e.status, message: e.message)
         }
-        audit?.record(AuditEvent(actor: caller.auditActor, action: "orderer.join", target: "-", outcome: .success))
+        audit?.note(AuditEvent(actor: caller.auditActor, action: "orderer.join", target: "-", outcome: .success))
         var r = Medledger_JoinChannelResponse()
         r.channel = (try? ConfigTransaction.config(in: [UInt8](block.data.envelopes.first ?? Data())).channelID) ?? ""
         r.height = orderer.channels().first { $0.name == r.channel }?.height ?? 0

@@ -10,13 +10,17 @@ public struct ChainReport: Sendable, Codable {
     public var commitHash: String
     public var stateChecked: Bool
     public var problems: [String]
+    /// Findings that are not damage: a state savepoint behind the tip (the blocks after it are
+    /// replayed into the state when the ledger is next opened for writing).
+    public var notes: [String] = []
 
     public var isValid: Bool { problems.isEmpty }
 }
 
 /// Re-derives everything the ledger stores from the blocks themselves and reports each disagreement:
 /// block numbering, hash chain, Merkle data hashes, validation codes, commit-hash chain, block-hash and
-/// tx-id indexes, and (optionally) the whole world state and history against a replay of the chain.
+/// tx-id indexes, and (optionally) the whole world state and history against a replay of the chain up
+/// to the state savepoint. Reads only: on a ledger opened read-only it changes nothing on disk.
 public struct ChainVerifier {
     /// Stop listing after this many problems: one broken link makes many follow.
     public static let problemsMax = 50
@@ -27,6 +31,7 @@ public struct ChainVerifier {
 
     public func verify(checkState: Bool) -> ChainReport {
         var problems = [String]()
+        var notes = [String]()
         func problem(_ p: String) { if problems.count < Self.problemsMax { problems.append(p) } }
 
         var expected: UInt64 = 0
@@ -39,6 +44,8 @@ public struct ChainVerifier {
         let fam = ledger.families
 
         do {
+            // The state holds the writes of blocks up to its savepoint: that is what it is compared with.
+            let savepoint = try ledger.stateSavepoint()
             let cursor = try ledger.kv.cursor(fam.blocks, keys.allBlocks, reverse: false)
             while let pair = try cursor.next() {
                 guard let n = keys.blockNumber(fromKey: pair.key) else {
@@ -79,7 +86,7 @@ public struct ChainVerifier {
                         problem("block \(n) tx \(i): tx index says \(loc.code), block says \(block.metadata.validationCodes[i])")
                     }
                 }
-                if checkState {
+                if checkState, let s = savepoint, n <= s {
                     for (txNum, tx) in valid {
                         let h = Height(blockNum: n, txNum: UInt64(txNum))
                         for (ns, w) in tx.writes {
@@ -100,10 +107,8 @@ public struct ChainVerifier {
             if checkState {
                 compare(stored: try ledger.kv.scan(fam.state, keys.allState), replay: replayState, what: "state", report: problem)
                 compare(stored: try ledger.kv.scan(fam.history, keys.allState), replay: replayHistory, what: "history", report: problem)
-                if expected > 0, let s = try ledger.stateSavepoint(), s != expected - 1 {
-                    problem("state savepoint is block \(s), chain ends at block \(expected - 1)")
-                }
             }
+            judge(savepoint: savepoint, blocks: expected, stateChecked: checkState, problem: problem) { notes.append($0) }
         } catch {
             problem("read failed: \(error)")
         }
@@ -111,7 +116,25 @@ public struct ChainVerifier {
         if info.height != expected { problem("ledger height \(info.height) but the block store holds \(expected) blocks") }
         return ChainReport(
             channel: ledger.channel, height: expected, tipHash: Hex.encode(previousHash), commitHash: Hex.encode(previousCommit),
-            stateChecked: checkState, problems: problems)
+            stateChecked: checkState, problems: problems, notes: notes)
+    }
+
+    /// A savepoint ahead of the blocks is damage (`rebuild-state` repairs it); one behind them is what a
+    /// crash between separate writes or a restored backup leaves, and opening for writing replays it.
+    private func judge(savepoint: UInt64?, blocks: UInt64, stateChecked: Bool, problem: (String) -> Void, note: (String) -> Void) {
+        let last: UInt64? = blocks > 0 ? blocks - 1 : nil
+        switch (savepoint, last) {
+        case (let s?, nil):
+            problem("state savepoint (block \(s)) is ahead of the block store (no blocks); run `medledger ledger rebuild-state`")
+        case (let s?, let l?) where s > l:
+            problem("state savepoint (block \(s)) is ahead of the block store (last block \(l)); run `medledger ledger rebuild-state`")
+        case (let s, let l?) where s.map({ $0 < l }) ?? true:
+            let from = s.map { $0 + 1 } ?? 0
+            let compared = stateChecked ? (s.map { "; the state was compared with a replay through block \($0)" } ?? "; the state was checked to be empty") : ""
+            note("state savepoint is \(s.map { "block \($0)" } ?? "unset") but the chain ends at block \(l): blocks \(from)…\(l) are replayed into the state when the ledger is next opened for writing\(compared)")
+        default:
+            break
+        }
     }
 
     private func compare(stored: [KVPair], replay: [Bytes: Bytes], what: String, report: (String) -> Void) {

@@ -37,10 +37,12 @@ public struct CommitReceipt: Sendable, Equatable {
 /// savepoint in one atomic `WriteBatch` with sync — one fsync per block. A crash leaves either all of the
 /// block or none of it. On open, if the state savepoint is behind the block store (a store restored from
 /// an older state, or a state rebuilt by hand), the missing blocks are replayed: the block store is the
-/// truth.
+/// truth. Opened read-only, it does neither: the state stays as found (`ChainVerifier` reports a
+/// savepoint behind or ahead of the blocks) and every write is refused.
 public final class ChannelLedger: Sendable {
     public let channel: String
     public let limits: LedgerLimits
+    public let isReadOnly: Bool
 
     let kv: any KVStore
     let families: LedgerFamilies
@@ -49,11 +51,12 @@ public final class ChannelLedger: Sendable {
     /// Serialises commits; reads never take it.
     private let commitLock = Mutex(())
 
-    init(kv: any KVStore, families: LedgerFamilies, channel: String, limits: LedgerLimits) throws {
+    init(kv: any KVStore, families: LedgerFamilies, channel: String, limits: LedgerLimits, readOnly: Bool = false) throws {
         self.kv = kv
         self.families = families
         self.channel = channel
         self.limits = limits
+        self.isReadOnly = readOnly
         self.keys = LedgerKeys(channel: channel)
         self.tip = Mutex(ChainInfo(height: 0, tipHash: LedgerHash.zero, commitHash: LedgerHash.zero))
         try recover()
@@ -139,6 +142,7 @@ public final class ChannelLedger: Sendable {
     }
 
     private func commitLocked(_ block: Medledger_Block, applyState: Bool) throws -> CommitReceipt {
+        guard !isReadOnly else { throw StorageError.readOnly(path: "channel \(channel)") }
         let current = info
         let checked = try BlockCheck.check(block, channel: channel, expectedNumber: current.height, previousHash: current.tipHash, limits: limits)
         let n = checked.number
@@ -229,6 +233,7 @@ public final class ChannelLedger: Sendable {
         tip.withLock {
             $0 = ChainInfo(height: n + 1, tipHash: block.header.headerHash, commitHash: [UInt8](block.metadata.commitHash))
         }
+        if isReadOnly { return }  // no replay: the state is left as found, for the verifier to judge
         let savepoint = try stateSavepoint()
         if let s = savepoint, s > n {
             throw StorageError.corrupt(what: "channel \(channel)", reason: "state savepoint (block \(s)) is ahead of the block store (last block \(n)); run `medledger ledger rebuild-state`")
@@ -264,6 +269,7 @@ public final class ChannelLedger: Sendable {
 
     /// Drops this channel's state and history and rebuilds them from the block store.
     public func rebuildState() throws {
+        guard !isReadOnly else { throw StorageError.readOnly(path: "channel \(channel)") }
         try commitLock.withLock { _ in
             try Self.clearState(kv: kv, families: families, keys: keys)
             let h = height

@@ -156,6 +156,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible, Sendable {
     case locked(path: String)
     case formatTooNew(path: String, found: UInt32, supported: UInt32)
     case corrupt(what: String, reason: String)
+    /// A write to a store (or ledger) opened read-only.
+    case readOnly(path: String)
 
     public var description: String {
         switch self {
@@ -169,6 +171,7 @@ public enum StorageError: Error, Equatable, CustomStringConvertible, Sendable {
         case .formatTooNew(let p, let f, let s):
             return "data directory \(p) has format version \(f), newer than this build supports (\(s)); use a newer medledger"
         case .corrupt(let w, let r): return "corrupt \(w): \(r)"
+        case .readOnly(let p): return "\(p) is open read-only: nothing may be written"
         }
     }
 }

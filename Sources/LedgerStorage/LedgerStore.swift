@@ -24,6 +24,9 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
 public final class LedgerStore: Sendable {
     public let kv: any KVStore
     public let limits: LedgerLimits
+    /// Opened by `openReadOnly`: nothing is written, not even recovery (see `ChannelLedger`).
+    public let isReadOnly: Bool
+    let path: String
     let families: LedgerFamilies
     private let open = Mutex<[String: ChannelLedger]>([:])
 
@@ -44,10 +47,32 @@ public final class LedgerStore: Sendable {
         }
     }
 
-    /// Wraps an open store (for example a `MemoryStore`), checking or writing its format version.
-    public init(kv: any KVStore, limits: LedgerLimits = LedgerLimits(), path: String = "(memory)") throws {
+    /// Opens the node database under `dataDir` for reading only: RocksDB's read-only mode, and channels
+    /// that skip recovery (a state savepoint behind the tip stays as found, for `ChainVerifier` to
+    /// report). For `ledger verify`, `info` and `block`, which must leave the directory as they found it.
+    public static func openReadOnly(dataDir: String, limits: LedgerLimits = LedgerLimits(), options: RocksDBOptions = RocksDBOptions()) throws -> LedgerStore {
+        let path = StorageLayout.databasePath(dataDir: dataDir)
+        let kv: RocksDBStore
+        do {
+            kv = try RocksDBStore.openReadOnly(path: path, columnFamilies: StorageLayout.columnFamilies, options: options)
+        } catch StorageError.locked {
+            throw LedgerStoreError.inUse(path: dataDir)
+        }
+        do {
+            return try LedgerStore(kv: kv, limits: limits, path: dataDir, readOnly: true)
+        } catch {
+            kv.close()
+            throw error
+        }
+    }
+
+    /// Wraps an open store (for example a `MemoryStore`), checking or writing its format version
+    /// (read-only: checking only).
+    public init(kv: any KVStore, limits: LedgerLimits = LedgerLimits(), path: String = "(memory)", readOnly: Bool = false) throws {
         self.kv = kv
         self.limits = limits
+        self.isReadOnly = readOnly
+        self.path = path
         self.families = try LedgerFamilies(kv)
         if let v = try kv.get(families.meta, LedgerKeys.formatVersionKey) {
             guard v.count == 4, let found = BigEndian.uint32(v) else {
@@ -56,7 +81,7 @@ public final class LedgerStore: Sendable {
             if found > StorageLayout.formatVersion {
                 throw StorageError.formatTooNew(path: path, found: found, supported: StorageLayout.formatVersion)
             }
-        } else {
+        } else if !readOnly {
             var batch = WriteBatch()
             var v = Bytes()
             BigEndian.append(StorageLayout.formatVersion, to: &v)
@@ -79,6 +104,7 @@ public final class LedgerStore: Sendable {
     @discardableResult
     public func createChannel(_ name: String) throws -> ChannelLedger {
         guard ChannelName.isValid(name) else { throw LedgerStoreError.invalidChannelName(name) }
+        guard !isReadOnly else { throw StorageError.readOnly(path: path) }
         guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) == nil else { throw LedgerStoreError.channelExists(name) }
         var batch = WriteBatch()
         batch.put(families.meta, LedgerKeys.channelRegistryKey(name), [])
@@ -124,7 +150,7 @@ public final class LedgerStore: Sendable {
         guard ChannelName.isValid(name) else { throw LedgerStoreError.invalidChannelName(name) }
         if let l = open.withLock({ $0[name] }) { return l }
         guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) != nil else { throw LedgerStoreError.channelNotFound(name) }
-        let ledger = try ChannelLedger(kv: kv, families: families, channel: name, limits: limits)
+        let ledger = try ChannelLedger(kv: kv, families: families, channel: name, limits: limits, readOnly: isReadOnly)
         return open.withLock { o in
             if let existing = o[name] { return existing }
             o[name] = ledger
@@ -137,6 +163,7 @@ public final class LedgerStore: Sendable {
     @discardableResult
     public func rebuildState(channel name: String) throws -> ChannelLedger {
         guard ChannelName.isValid(name) else { throw LedgerStoreError.invalidChannelName(name) }
+        guard !isReadOnly else { throw StorageError.readOnly(path: path) }
         if let l = open.withLock({ $0[name] }) {
             try l.rebuildState()
             return l

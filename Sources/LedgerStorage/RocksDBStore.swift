@@ -27,6 +27,8 @@ public struct RocksDBOptions: Sendable {
 public final class RocksDBStore: KVStore, @unchecked Sendable {
     public let path: String
     public let columnFamilyNames: [String]
+    /// Opened with `openReadOnly`: every write throws `StorageError.readOnly`.
+    public let isReadOnly: Bool
 
     private let db: OpaquePointer
     private let handles: [OpaquePointer]
@@ -47,6 +49,98 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         var names = ["default"]
         for n in columnFamilies where !names.contains(n) { names.append(n) }
 
+        let options = makeOptions(tuning)
+        var opened = false
+        defer { if !opened { rocksdb_options_destroy(options) } }
+
+        if tuning.createIfMissing {
+            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        _ = try existingColumnFamilies(path: path, options: options, declared: names)
+
+        var err: UnsafeMutablePointer<CChar>? = nil
+        var handles = [OpaquePointer?](repeating: nil, count: names.count)
+        let db = withCNames(names) { constNames in
+            let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
+            return rocksdb_open_column_families(options, path, Int32(names.count), constNames, cfOptions, &handles, &err)
+        }
+        do {
+            try RocksDBStore.check(err, "open \(path)")
+        } catch StorageError.rocksDB(_, let message) where message.contains("While lock file") || message.contains("/LOCK:") {
+            // RocksDB: "IO error: While lock file: DIR/LOCK: Resource temporarily unavailable" (another
+            // process), or "IO error: lock hold by current process, …: DIR/LOCK: No locks available".
+            throw StorageError.locked(path: path)
+        }
+        guard let db else { throw StorageError.rocksDB(operation: "open \(path)", message: "no database handle returned") }
+        opened = true
+        return RocksDBStore(path: path, names: names, db: db, handles: handles.map { $0! }, options: options, readOnly: false)
+    }
+
+    /// Opens an existing database without writing to its directory: RocksDB's read-only mode (no lock
+    /// file taken, no WAL replayed to disk, no flush, no compaction, no OPTIONS file). A database a
+    /// running process holds is refused like `open` refuses it — its files may be compacted away under
+    /// a reader — so offline tools keep one rule. Only the declared column families that exist are
+    /// opened; asking for another is `unknownColumnFamily`.
+    public static func openReadOnly(path: String, columnFamilies: [String], options tuning: RocksDBOptions = RocksDBOptions()) throws -> RocksDBStore {
+        var declared = ["default"]
+        for n in columnFamilies where !declared.contains(n) { declared.append(n) }
+        try refuseIfLocked(path: path)
+
+        let options = makeOptions(tuning)
+        var opened = false
+        defer { if !opened { rocksdb_options_destroy(options) } }
+        let existing = try existingColumnFamilies(path: path, options: options, declared: declared)
+        let names = declared.filter { existing?.contains($0) ?? ($0 == "default") }
+
+        var err: UnsafeMutablePointer<CChar>? = nil
+        var handles = [OpaquePointer?](repeating: nil, count: names.count)
+        let db = withCNames(names) { constNames in
+            let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
+            return rocksdb_open_for_read_only_column_families(options, path, Int32(names.count), constNames, cfOptions, &handles, 0, &err)
+        }
+        try RocksDBStore.check(err, "open \(path) read-only")
+        guard let db else { throw StorageError.rocksDB(operation: "open \(path) read-only", message: "no database handle returned") }
+        opened = true
+        return RocksDBStore(path: path, names: names, db: db, handles: handles.map { $0! }, options: options, readOnly: true)
+    }
+
+    /// RocksDB holds an fcntl write lock on `DIR/LOCK` while a read-write open lasts; asking whether one
+    /// is held (F_GETLK) writes nothing. Locks of this very process are not seen, as with any fcntl lock.
+    private static func refuseIfLocked(path: String) throws {
+        let fd = Glibc.open(path + "/LOCK", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }  // no lock file: nobody has it open read-write
+        defer { Glibc.close(fd) }
+        var probe = Glibc.flock()
+        probe.l_type = Int16(F_WRLCK)
+        probe.l_whence = Int16(SEEK_SET)
+        guard fcntl(fd, F_GETLK, &probe) == 0 else { return }
+        if probe.l_type != Int16(F_UNLCK) { throw StorageError.locked(path: path) }
+    }
+
+    /// Refuses a directory holding column families we do not know about; returns the ones it holds
+    /// (nil when there is no database yet).
+    private static func existingColumnFamilies(path: String, options: OpaquePointer, declared: [String]) throws -> [String]? {
+        var err: UnsafeMutablePointer<CChar>? = nil
+        var count = 0
+        guard let list = rocksdb_list_column_families(options, path, &count, &err) else {
+            if let e = err { rocksdb_free(e) }  // no database yet
+            return nil
+        }
+        var existing = [String]()
+        for i in 0..<count { existing.append(String(cString: list[i]!)) }
+        rocksdb_list_column_families_destroy(list, count)
+        let unknown = existing.filter { !declared.contains($0) }
+        if !unknown.isEmpty { throw StorageError.undeclaredColumnFamilies(path: path, names: unknown) }
+        return existing
+    }
+
+    private static func withCNames<R>(_ names: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        let cNames = names.map { strdup($0)! }
+        defer { cNames.forEach { free($0) } }
+        return body(cNames.map { UnsafePointer($0) })
+    }
+
+    private static func makeOptions(_ tuning: RocksDBOptions) -> OpaquePointer {
         let options = rocksdb_options_create()!
         rocksdb_options_set_create_if_missing(options, tuning.createIfMissing ? 1 : 0)
         rocksdb_options_set_create_missing_column_families(options, 1)
@@ -61,46 +155,12 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         rocksdb_options_set_block_based_table_factory(options, table)
         rocksdb_block_based_options_destroy(table)
         rocksdb_cache_destroy(cache)  // releases our reference; the table factory keeps its own
-
-        var opened = false
-        defer { if !opened { rocksdb_options_destroy(options) } }
-
-        if tuning.createIfMissing {
-            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        }
-
-        // Refuse to open a directory holding column families we do not know about.
-        var err: UnsafeMutablePointer<CChar>? = nil
-        var existingCount = 0
-        if let list = rocksdb_list_column_families(options, path, &existingCount, &err) {
-            var existing = [String]()
-            for i in 0..<existingCount { existing.append(String(cString: list[i]!)) }
-            rocksdb_list_column_families_destroy(list, existingCount)
-            let unknown = existing.filter { !names.contains($0) }
-            if !unknown.isEmpty { throw StorageError.undeclaredColumnFamilies(path: path, names: unknown) }
-        }
-        if let e = err { rocksdb_free(e); err = nil }  // no database yet: it will be created
-
-        let cNames = names.map { strdup($0)! }
-        defer { cNames.forEach { free($0) } }
-        let constNames: [UnsafePointer<CChar>?] = cNames.map { UnsafePointer($0) }
-        let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
-        var handles = [OpaquePointer?](repeating: nil, count: names.count)
-        let db = rocksdb_open_column_families(options, path, Int32(names.count), constNames, cfOptions, &handles, &err)
-        do {
-            try RocksDBStore.check(err, "open \(path)")
-        } catch StorageError.rocksDB(_, let message) where message.contains("While lock file") || message.contains("/LOCK:") {
-            // RocksDB: "IO error: While lock file: DIR/LOCK: Resource temporarily unavailable" (another
-            // process), or "IO error: lock hold by current process, …: DIR/LOCK: No locks available".
-            throw StorageError.locked(path: path)
-        }
-        guard let db else { throw StorageError.rocksDB(operation: "open \(path)", message: "no database handle returned") }
-        opened = true
-        return RocksDBStore(path: path, names: names, db: db, handles: handles.map { $0! }, options: options)
+        return options
     }
 
-    private init(path: String, names: [String], db: OpaquePointer, handles: [OpaquePointer], options: OpaquePointer) {
+    private init(path: String, names: [String], db: OpaquePointer, handles: [OpaquePointer], options: OpaquePointer, readOnly: Bool) {
         self.path = path
+        self.isReadOnly = readOnly
         self.columnFamilyNames = names
         self.db = db
         self.handles = handles
@@ -140,6 +200,7 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
     }
 
     public func write(_ batch: WriteBatch, sync: Bool) throws {
+        guard !isReadOnly else { throw StorageError.readOnly(path: path) }
         try enter()
         defer { leave() }
         let wb = rocksdb_writebatch_create()!
@@ -167,6 +228,7 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
     /// Writes every column family's memtable to SST files and waits for it. Committed data is already
     /// durable through the WAL; this is for checkpoints, backups and measuring reads from SST files.
     public func flush() throws {
+        guard !isReadOnly else { throw StorageError.readOnly(path: path) }
         try enter()
         defer { leave() }
         let fo = rocksdb_flushoptions_create()!

@@ -76,12 +76,22 @@ public struct HistoryEntry: Sendable, Equatable {
     public var value: Bytes
 }
 
+/// One page of a key's history, oldest first. `bookmark` is set when more entries may follow: pass it
+/// back to get the next page. It is the version (`block:tx`) of the page's last entry.
+public struct HistoryPage: Sendable, Equatable {
+    public var entries: [HistoryEntry]
+    public var bookmark: String?
+}
+
 public enum StateQueryError: Error, Equatable, CustomStringConvertible {
     case invalidNamespace(String)
+    case invalidHistoryBookmark(String)
 
     public var description: String {
         switch self {
         case .invalidNamespace(let ns): return "invalid namespace \(ns.debugDescription): 1 to 255 bytes, no U+0000"
+        case .invalidHistoryBookmark(let b):
+            return "invalid history bookmark \(b.debugDescription): pass back the bookmark a history page returned (a version block:tx)"
         }
     }
 }
@@ -131,17 +141,41 @@ public struct WorldStateReader: Sendable {
         return try page(range, keyOffset: full.count - keyPrefix.utf8.count, limit: limit)
     }
 
-    /// Every committed write of `key`, oldest first.
+    /// The first `limit` committed writes of `key`, oldest first (at most `historyEntriesMax`): the
+    /// first page of `history(namespace:key:limit:bookmark:)`, for callers that need no more.
     public func history(namespace: String, key: String, limit: Int = historyEntriesMax) throws -> [HistoryEntry] {
+        guard limit > 0 else { return [] }
+        return try history(namespace: namespace, key: key, limit: limit, bookmark: nil).entries
+    }
+
+    /// Every committed write of `key`, oldest first, a page at a time (at most `historyEntriesMax`
+    /// entries): start with no bookmark, then pass back each page's bookmark until it is nil.
+    public func history(namespace: String, key: String, limit: Int = historyEntriesMax, bookmark: String?) throws -> HistoryPage {
         try checkNamespace(namespace)
         let prefix = keys.historyPrefix(namespace, key)
-        let cap = min(max(limit, 0), Self.historyEntriesMax)
-        return try reader.scan(families.history, .prefix(prefix), limit: cap).map { pair in
+        var range = KeyRange.prefix(prefix)
+        if let bookmark {
+            guard let after = Self.height(bookmark: bookmark) else { throw StateQueryError.invalidHistoryBookmark(bookmark) }
+            range.lower = prefix + after.encoded + [0]  // the first key past that version's entry
+        }
+        let cap = min(max(limit, 1), Self.historyEntriesMax)
+        // One entry more than the page tells whether a bookmark is needed.
+        var entries = try reader.scan(families.history, range, limit: cap + 1).map { pair in
             guard pair.key.count == prefix.count + 16, let h = Height(encoded: Array(pair.key[prefix.count...])), let flag = pair.value.first else {
                 throw StorageError.corrupt(what: "history entry of \(namespace)/\(key.debugDescription)", reason: "bad key or value length")
             }
             return HistoryEntry(version: h, isDelete: flag == 1, value: Array(pair.value.dropFirst()))
         }
+        guard entries.count > cap else { return HistoryPage(entries: entries, bookmark: nil) }
+        entries.removeLast()
+        return HistoryPage(entries: entries, bookmark: entries.last?.version.description)
+    }
+
+    /// A history bookmark is the `block:tx` version of the last entry of the page before.
+    static func height(bookmark: String) -> Height? {
+        let parts = bookmark.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let b = UInt64(parts[0]), let t = UInt64(parts[1]) else { return nil }
+        return Height(blockNum: b, txNum: t)
     }
 
     /// Reads up to `limit` entries of `range`, decoding each in place; one extra entry tells whether a

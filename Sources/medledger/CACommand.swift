@@ -47,8 +47,10 @@ struct CACommand: AsyncParsableCommand {
             } else {
                 do { box = try SecretBox.load(keyFile: masterKeyFile) } catch { throw CLIError("\(error)") }
             }
-            let audit = try AuditLog(path: data + "/audit.log")
-            defer { audit.close() }
+            let audit = try AuditLog(path: data + "/audit.log", policy: .everyLine) { failure in
+                FileHandle.standardError.write(Data("medledger: \(failure)\n".utf8))
+            }
+            defer { try? audit.close() }  // a failed final flush is reported through onFailure
             let ca = try CertificateAuthority.initialize(dataDir: data + "/ca", box: box, config: { var c = CAConfig(); c.caName = name; return c }(), audit: audit)
             defer { ca.close() }
             try Data(ca.rootCertificate.pem.utf8).write(to: URL(fileURLWithPath: data + "/ca-cert.pem"))

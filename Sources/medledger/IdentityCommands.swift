@@ -235,7 +235,7 @@ struct AuditCommand: AsyncParsableCommand {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check an audit log's hash chain: any edited, removed, inserted or reordered line is reported.",
-            discussion: "Exit status 0 when intact, 1 otherwise. With --head, lines cut from the end are detected too.")
+            discussion: "Exit status 0 when intact, 1 otherwise. With --head, lines cut from the end are detected too. A torn line left by a crash and marked when the log was reopened is listed as recovered, not as tampering.")
 
         @Argument(help: "The audit log file.") var file: String
         @Option(help: "The hash the log should end with (kept elsewhere).") var head: String?
@@ -245,9 +245,12 @@ struct AuditCommand: AsyncParsableCommand {
             do { r = try AuditVerifier.verify(path: file, expectedHead: head) } catch { throw CLIError("cannot read \(file): \(error)") }
             if r.isValid {
                 print("\(file): \(r.lines) lines, chain intact, head \(r.head)")
+                // Crash damage the writer found and marked on reopening: reported, not a failure.
+                for recovery in r.recoveries { print("  recovered: \(recovery)") }
             } else {
                 print("\(file): \(r.lines) lines, TAMPERED:")
                 for p in r.problems { print("  - \(p)") }
+                for recovery in r.recoveries { print("  recovered: \(recovery)") }
                 throw ExitCode(1)
             }
         }

@@ -20,12 +20,21 @@ struct DataOptions: ParsableArguments {
     var channel: String?
 
     func openStore(create: Bool = false) throws -> LedgerStore {
-        if !create {
-            guard FileManager.default.fileExists(atPath: StorageLayout.databasePath(dataDir: data)) else {
-                throw CLIError("no ledger in \(data) (expected \(StorageLayout.databasePath(dataDir: data)))")
-            }
-        }
+        if !create { try requireLedger() }
         return try LedgerStore.open(dataDir: data)
+    }
+
+    /// For commands that only look: read-only RocksDB and no recovery, so not a byte of the directory
+    /// changes (a state savepoint behind the tip is reported, not replayed).
+    func openStoreReadOnly() throws -> LedgerStore {
+        try requireLedger()
+        return try LedgerStore.openReadOnly(dataDir: data)
+    }
+
+    private func requireLedger() throws {
+        guard FileManager.default.fileExists(atPath: StorageLayout.databasePath(dataDir: data)) else {
+            throw CLIError("no ledger in \(data) (expected \(StorageLayout.databasePath(dataDir: data)))")
+        }
     }
 
     func channelNames(in store: LedgerStore) throws -> [String] {
@@ -57,7 +66,7 @@ extension LedgerCommand {
         var json = false
 
         func run() throws {
-            let store = try options.openStore()
+            let store = try options.openStoreReadOnly()
             defer { store.close() }
             var reports = [ChainReport]()
             for name in try options.channelNames(in: store) {
@@ -76,6 +85,7 @@ extension LedgerCommand {
                         print("  FAILED: \(r.problems.count) problem(s)")
                         for p in r.problems { print("  - \(p)") }
                     }
+                    for n in r.notes { print("  note: \(n)") }
                 }
             }
             if reports.contains(where: { !$0.isValid }) { throw ExitCode(1) }
@@ -90,7 +100,7 @@ extension LedgerCommand {
         @OptionGroup var options: DataOptions
 
         func run() throws {
-            let store = try options.openStore()
+            let store = try options.openStoreReadOnly()
             defer { store.close() }
             let ledger = try options.singleChannel(in: store)
             guard let block = try ledger.block(number: number) else {
@@ -106,11 +116,16 @@ extension LedgerCommand {
         @OptionGroup var options: DataOptions
 
         func run() throws {
-            let store = try options.openStore()
+            let store = try options.openStoreReadOnly()
             defer { store.close() }
             for name in try options.channelNames(in: store) {
-                let info = try store.channel(name).info
+                let ledger = try store.channel(name)
+                let info = ledger.info
                 print("\(name)\theight \(info.height)\ttip \(Hex.encode(info.tipHash))\tcommit \(Hex.encode(info.commitHash))")
+                let savepoint = try ledger.stateSavepoint()
+                if info.height > 0, savepoint.map({ $0 < info.height - 1 }) ?? true {
+                    print("  note: the state is applied through \(savepoint.map { "block \($0)" } ?? "no block"); the rest is replayed when the node next opens the ledger")
+                }
             }
         }
     }

@@ -1,7 +1,8 @@
 import Crypto
 import Foundation
-import LedgerAudit
+@_spi(Testing) import LedgerAudit
 import LedgerCrypto
+import Synchronization
 import Testing
 
 @Suite struct AuditLogTests {
@@ -9,9 +10,9 @@ import Testing
         let path = dir.path + "/audit.log"
         let log = try AuditLog(path: path)
         for i in 0..<lines {
-            log.record(AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: i % 3 == 0 ? .denied : .success, detail: "quote \" and newline \n ok"))
+            try log.record(AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: i % 3 == 0 ? .denied : .success, detail: "quote \" and newline \n ok"))
         }
-        log.close()
+        try log.close()
         return path
     }
 
@@ -27,9 +28,9 @@ import Testing
         let dir = Scratch("audit")
         let path = try makeLog(dir, lines: 5)
         let again = try AuditLog(path: path)
-        again.record(AuditEvent(actor: .system, action: "x", target: "y", outcome: .success))
+        try again.record(AuditEvent(actor: .system, action: "x", target: "y", outcome: .success))
         let head = again.head
-        again.close()
+        try again.close()
         let r = try AuditVerifier.verify(path: path, expectedHead: head)
         #expect(r.problems == [])
         #expect(r.lines == 6)
@@ -63,6 +64,201 @@ import Testing
         try write(path, Array(original.dropLast()))
         #expect(!(try AuditVerifier.verify(path: path, expectedHead: fullHead).isValid))
         #expect(head != fullHead)
+    }
+}
+
+/// Crash and disk failures: what the writer does when its file is torn or its disk refuses, and what
+/// the verifier makes of it afterwards.
+@Suite struct AuditLogFailureTests {
+    func event(_ i: Int) -> AuditEvent {
+        AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: .success)
+    }
+
+    func bytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+    func writeLog(_ path: String, lines: Int) throws {
+        let log = try AuditLog(path: path)
+        for i in 0..<lines { try log.record(event(i)) }
+        try log.close()
+    }
+
+    /// A crash in the middle of writing line 5: the file ends in half a line.
+    @Test func aTornTailIsKeptMarkedAndTheChainGoesOn() throws {
+        let dir = Scratch("audit-torn")
+        let path = dir.path + "/audit.log"
+        try writeLog(path, lines: 5)
+        let whole = try bytes(path)
+        let line5Start = whole.dropLast().lastIndex(of: UInt8(ascii: "\n"))! + 1
+        let cut = line5Start + (whole.count - line5Start) / 2
+        try Data(whole[..<cut]).write(to: URL(fileURLWithPath: path))
+        #expect(!(try AuditVerifier.verify(path: path).isValid), "an unmarked torn line is not passed as intact")
+
+        let log = try AuditLog(path: path)
+        let recovery = try #require(log.recovery)
+        #expect(recovery.tornBytes == line5Start..<cut)
+        #expect(recovery.sha256 == Hex.encode(Array(SHA256.hash(data: whole[line5Start..<cut]))))
+        #expect(recovery.recordSeq == 5, "the recovery line takes the torn line's place in the sequence")
+        try log.record(event(100))
+        try log.record(event(101))
+        let head = log.head
+        try log.close()
+
+        let after = try bytes(path)
+        #expect(Array(after[..<cut]) == Array(whole[..<cut]), "the torn bytes are evidence: kept as found")
+        let r = try AuditVerifier.verify(path: path, expectedHead: head)
+        #expect(r.problems == [])
+        #expect(r.lines == 8)  // 4 whole, the torn one, the recovery line, 2 new
+        #expect(r.recoveries.count == 1)
+        #expect(r.recoveries.first?.contains("line 5") == true && r.recoveries.first?.contains("\(line5Start)..<\(cut)") == true, "\(r.recoveries)")
+        // Reopening a log that ends cleanly recovers nothing.
+        let again = try AuditLog(path: path)
+        #expect(again.recovery == nil)
+        try again.close()
+    }
+
+    /// A crash while the recovery line itself was being written leaves a whole unreadable line and a
+    /// new torn one; the next open marks both.
+    @Test func aCrashDuringRecoveryIsRecoveredNextTime() throws {
+        let dir = Scratch("audit-torn-twice")
+        let path = dir.path + "/audit.log"
+        try writeLog(path, lines: 3)
+        let whole = try bytes(path)
+        let torn = Array(#"{"action":"record.re"#.utf8) + [0x0A] + Array(#"{"action":"audit.rec"#.utf8)
+        try Data(whole + torn).write(to: URL(fileURLWithPath: path))
+        let log = try AuditLog(path: path)
+        #expect(log.recovery?.tornBytes == whole.count..<(whole.count + torn.count))
+        try log.close()
+        let r = try AuditVerifier.verify(path: path)
+        #expect(r.problems == [])
+        #expect(r.recoveries.first?.contains("lines 4–5") == true, "\(r.recoveries)")
+    }
+
+    @Test func tamperingStaysVisibleAroundARecovery() throws {
+        let dir = Scratch("audit-torn-tamper")
+        let path = dir.path + "/audit.log"
+        try writeLog(path, lines: 6)
+        let whole = try bytes(path)
+        try Data(whole.dropLast(20)).write(to: URL(fileURLWithPath: path))
+        let log = try AuditLog(path: path)
+        try log.record(event(7))
+        try log.close()
+        let recovered = try bytes(path)
+        #expect(try AuditVerifier.verify(path: path).isValid)
+
+        // An edited line in the middle: still an edit.
+        var edited = String(decoding: recovered, as: UTF8.self)
+        edited = edited.replacingOccurrences(of: "\"target\":\"T2\"", with: "\"target\":\"T9\"")
+        try edited.write(toFile: path, atomically: true, encoding: .utf8)
+        let r1 = try AuditVerifier.verify(path: path)
+        #expect(r1.problems.contains { $0.contains("line 3") && $0.contains("edited") }, "\(r1.problems)")
+
+        // The torn bytes changed after the recovery named them: not passed as a crash.
+        var changedTorn = recovered
+        let tornStart = whole.dropLast().lastIndex(of: UInt8(ascii: "\n"))! + 1
+        changedTorn[tornStart + 3] ^= 0x01
+        try Data(changedTorn).write(to: URL(fileURLWithPath: path))
+        let r2 = try AuditVerifier.verify(path: path)
+        #expect(r2.problems.contains { $0.contains("does not match the bytes it names") }, "\(r2.problems)")
+        #expect(r2.problems.contains { $0.contains("line 6") && $0.contains("does not parse") }, "\(r2.problems)")
+
+        // A junk line inserted in the middle with no recovery line for it.
+        var lines = String(decoding: recovered, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        lines.insert("{\"action\":\"x\"", at: 2)
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try AuditVerifier.verify(path: path).problems.contains { $0.contains("line 3") && $0.contains("does not parse") })
+    }
+
+    @Test func aFileThatIsNotAnAuditLogIsRefusedNotTakenOver() throws {
+        let dir = Scratch("audit-foreign")
+        let path = dir.write("notes.txt", (1...10).map { "note \($0)" }.joined(separator: "\n") + "\n")
+        #expect(throws: AuditLog.Failure.self) { try AuditLog(path: path) }
+        #expect(try String(contentsOfFile: path, encoding: .utf8).hasSuffix("note 10\n"), "nothing appended")
+        #expect(throws: AuditLog.Failure.self) { try AuditLog(path: dir.path) }  // a directory
+    }
+
+    @Test func aSecondWriterIsRefused() throws {
+        let dir = Scratch("audit-two")
+        let log = try AuditLog(path: dir.path + "/audit.log")
+        #expect(throws: AuditLog.Failure.inUse(path: dir.path + "/audit.log")) { try AuditLog(path: dir.path + "/audit.log") }
+        try log.close()
+        try AuditLog(path: dir.path + "/audit.log").close()
+    }
+
+    /// The disk refuses (ENOSPC, with /dev/full put under the log's descriptor): `record` throws a
+    /// clear error instead of trapping, nothing half-written stays, and once the disk takes writes
+    /// again the chain goes on intact.
+    @Test func aWriteErrorIsThrownAndTheLogGoesOnAfterwards() throws {
+        let dir = Scratch("audit-full")
+        let path = dir.path + "/audit.log"
+        let failures = Mutex<[AuditLog.Failure]>([])
+        let log = try AuditLog(path: path, policy: .everyLine) { f in failures.withLock { $0.append(f) } }
+        try log.record(event(1))
+        let fd = log.descriptorForTesting
+        let saved = dup(fd)
+        let full = open("/dev/full", O_WRONLY)
+        #expect(saved >= 0 && full >= 0)
+        #expect(dup2(full, fd) == fd)
+        do {
+            try log.record(event(2), durable: true)
+            Issue.record("a write to a full disk succeeded")
+        } catch let f as AuditLog.Failure {
+            guard case .writeFailed = f else { Issue.record("wrong failure \(f)"); return }
+            #expect(f.description.contains("No space left on device") && f.description.contains(path), "\(f)")
+        }
+        #expect(failures.withLock { $0.count } == 1, "the failure handler heard of it")
+        #expect(dup2(saved, fd) == fd)
+        close(saved)
+        close(full)
+        try log.record(event(3))
+        try log.close()
+        let r = try AuditVerifier.verify(path: path)
+        #expect(r.problems == [])
+        #expect(r.lines == 2, "the refused line is not in the log")
+    }
+
+    /// fsync refused (EINVAL on /dev/null): the log stops taking lines, since after a failed fsync the
+    /// kernel may have dropped the unwritten pages and a later success would prove nothing.
+    @Test func aFailedSyncStopsTheLog() throws {
+        let dir = Scratch("audit-nosync")
+        let log = try AuditLog(path: dir.path + "/audit.log")
+        let fd = log.descriptorForTesting
+        let saved = dup(fd)
+        let null = open("/dev/null", O_WRONLY)
+        #expect(dup2(null, fd) == fd)
+        let failure = #expect(throws: AuditLog.Failure.self) { try log.record(event(1), durable: true) }
+        if case .syncFailed? = failure {} else { Issue.record("expected syncFailed, got \(String(describing: failure))") }
+        #expect(throws: AuditLog.Failure.self) { try log.record(event(2)) }
+        #expect(dup2(saved, fd) == fd)
+        close(saved)
+        close(null)
+        #expect(throws: AuditLog.Failure.self) { try log.record(event(3)) }
+        try? log.close()
+        #expect(throws: AuditLog.Failure.closed(path: dir.path + "/audit.log")) { try log.record(event(4)) }
+    }
+
+    @Test func linesAreSyncedInGroupsOnRequestAndOnATimer() async throws {
+        let dir = Scratch("audit-group")
+        let grouped = try AuditLog(path: dir.path + "/a.log", policy: AuditLog.SyncPolicy(linesMax: 4, interval: .zero))
+        for i in 0..<3 { try grouped.record(event(i)) }
+        #expect(grouped.pendingLines == 3)
+        try grouped.record(event(3))
+        #expect(grouped.pendingLines == 0, "the fourth line flushes the group")
+        try grouped.record(event(4))
+        try grouped.record(event(5), durable: true)
+        #expect(grouped.pendingLines == 0, "a durable line flushes everything before it")
+        try grouped.record(event(6))
+        try grouped.close()
+        #expect(try AuditVerifier.verify(path: dir.path + "/a.log").lines == 7)
+
+        let timed = try AuditLog(path: dir.path + "/b.log", policy: AuditLog.SyncPolicy(linesMax: 1000, interval: .milliseconds(20)))
+        try timed.record(event(0))
+        var waited = 0
+        while timed.pendingLines > 0, waited < 200 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        #expect(timed.pendingLines == 0, "the background flush ran")
+        try timed.close()
     }
 }
 

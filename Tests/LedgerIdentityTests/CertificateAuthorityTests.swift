@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+@_spi(Testing) import LedgerAudit
 @_spi(Testing) import LedgerCA
 import LedgerCrypto
 import LedgerIdentity
@@ -85,47 +86,99 @@ import X509
         #expect(throws: CAError.self) { try register(f.hospitalAdmin, .patient, id: "dup") }
     }
 
-    @Test func enrollmentSecretsAreOneTimeAndBruteForceIsCapped() async throws {
-        let f = try await CAFixture()
-        var reg = Medledger_RegisterRequest()
-        reg.enrollmentID = "p-2"
-        reg.role = .patient
-        reg.realIdentity = "P Two"
-        let secret = try f.ca.register(by: f.hospitalAdmin, reg).secret
-        var enroll = Medledger_EnrollRequest()
-        enroll.enrollmentID = "p-2"
-        enroll.csrPem = KeyAndCSR().csr
-        enroll.tlsCsrPem = KeyAndCSR().csr
-        for attempt in 1...5 {
-            enroll.secret = "guess-\(attempt)"
+    /// Unknown id, wrong secret, used secret, an id waiting out its back-off: the caller gets one and the
+    /// same answer for all four, so probing learns nothing; the audit log keeps the real reason.
+    @Test func everyRefusedEnrollmentGetsTheSameAnswerAndTheAuditKeepsTheReason() async throws {
+        let clock = TestClock()
+        let f = try await CAFixture(now: clock.read)
+        let used = try f.register("p-used")
+        _ = try f.ca.enroll(f.enrollRequest("p-used", secret: used))
+        let pending = try f.register("p-pending")
+
+        var answers = [CAError]()
+        func attempt(_ id: String, _ secret: String) {
             do {
-                _ = try f.ca.enroll(enroll)
-                Issue.record("a wrong secret enrolled")
-            } catch let e as CAError {
-                #expect(e.kind == .unauthenticated)
-                if attempt == 5 { #expect(e.message.contains("locked")) }
-            }
+                _ = try f.ca.enroll(f.enrollRequest(id, secret: secret))
+                Issue.record("\(id) enrolled with \(secret)")
+            } catch let e as CAError { answers.append(e) } catch { Issue.record("not a CAError: \(error)") }
         }
-        enroll.secret = secret
-        do {
-            _ = try f.ca.enroll(enroll)
-            Issue.record("a locked enrollment id enrolled")
-        } catch let e as CAError {
-            #expect(e.kind == .unauthenticated)
-            #expect(e.message.contains("locked"))
+        attempt("nobody", "whatever")          // unknown id
+        attempt("p-used", used)                // used secret
+        attempt("p-pending", "wrong")          // wrong secret
+        attempt("p-pending", pending)          // the right secret, but during the back-off
+        #expect(answers.count == 4)
+        #expect(answers.allSatisfy { $0 == CertificateAuthority.enrollmentRefused }, "\(answers)")
+        #expect(answers.allSatisfy { $0.kind == .unauthenticated })
+
+        let denied = try String(contentsOfFile: f.audit.path, encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains("\"action\":\"user.enroll\"") && $0.contains("\"outcome\":\"denied\"") }
+        #expect(denied.count == 4)
+        for (line, reason) in zip(denied, ["unknown enrollment id", "already used", "wrong secret (failure 1", "during back-off"]) {
+            #expect(line.contains(reason), "\(line) should say \(reason)")
+        }
+        #expect(!denied.contains { $0.contains(pending) || $0.contains("wrong\"") }, "secrets never reach the audit log")
+        // And the right secret works once the wait is over.
+        clock.advance(1.01)
+        #expect(try f.ca.enroll(f.enrollRequest("p-pending", secret: pending)).role == .patient)
+    }
+
+    /// Wrong secrets make the id wait 1 s, 2 s, 4 s, … up to the cap; attempts during a wait are refused
+    /// unchecked and do not lengthen it; the id is never locked for good.
+    @Test func wrongSecretsBackOffExponentiallyUpToACapAndNeverLockForGood() async throws {
+        let clock = TestClock()
+        var config = CAConfig()
+        config.enrollBackoffFirst = 1
+        config.enrollBackoffMax = 8
+        let f = try await CAFixture(config: config, now: clock.read)
+        let secret = try f.register("p-2")
+        func enrolls(_ s: String) -> Bool { (try? f.ca.enroll(f.enrollRequest("p-2", secret: s))) != nil }
+        func lastReason() throws -> String {
+            try String(contentsOfFile: f.audit.path, encoding: .utf8).split(separator: "\n").last { $0.contains("\"action\":\"user.enroll\"") }.map(String.init) ?? ""
         }
 
-        reg.enrollmentID = "p-3"
-        let s3 = try f.ca.register(by: f.hospitalAdmin, reg).secret
-        enroll.enrollmentID = "p-3"
-        enroll.secret = s3
-        _ = try f.ca.enroll(enroll)
-        do {
-            _ = try f.ca.enroll(enroll)
-            Issue.record("a used secret enrolled twice")
-        } catch let e as CAError {
-            #expect(e.message.contains("already used"))
+        for (failure, wait) in [(1, 1.0), (2, 2), (3, 4), (4, 8), (5, 8), (6, 8)] {
+            #expect(!enrolls("guess-\(failure)"))
+            #expect(try lastReason().contains("wrong secret (failure \(failure);"), "the guess after a full wait is checked and counted")
+            // Just before the wait ends even the right secret is refused (so the wait is not shorter),
+            // and hammering is refused without being counted (so the next wait is not longer).
+            clock.advance(wait - 0.01)
+            #expect(!enrolls(secret), "failure \(failure): right secret accepted before a \(wait) s wait ended")
+            #expect(!enrolls("hammer"))
+            #expect(try lastReason().contains("during back-off"))
+            clock.advance(0.02)
         }
+        #expect(enrolls(secret), "after the last wait the right secret works: no permanent lock")
+        #expect(!enrolls(secret), "and then it is used up")
+    }
+
+    @Test func theCADoesNothingItCannotAudit() async throws {
+        let f = try await CAFixture()
+        let patient = try f.enrollUser("p-audit", role: .patient, by: f.hospitalAdmin, rid: "Audit Person")
+        // The disk under the audit log is full.
+        let fd = f.audit.descriptorForTesting
+        let saved = dup(fd), full = open("/dev/full", O_WRONLY)
+        #expect(dup2(full, fd) == fd)
+        var reg = Medledger_RegisterRequest()
+        reg.enrollmentID = "p-unaudited"
+        reg.role = .patient
+        reg.realIdentity = "Unaudited Person"
+        let refused = #expect(throws: CAError.self) { _ = try f.ca.register(by: f.hospitalAdmin, reg) }
+        #expect(refused?.kind == .unavailable, "\(String(describing: refused))")
+        var resolve = Medledger_ResolvePIDRequest()
+        resolve.pid = patient.pid
+        resolve.justification = "court order"
+        do {
+            _ = try f.ca.resolvePID(by: f.saAdmin, resolve)
+            Issue.record("a real identity was revealed without an audit line")
+        } catch let e as CAError { #expect(e.kind == .unavailable) }
+        #expect(dup2(saved, fd) == fd)
+        close(saved)
+        close(full)
+        // Nothing was stored: the same registration now goes through as new.
+        #expect(try f.ca.register(by: f.hospitalAdmin, reg).enrollmentID == "p-unaudited")
+        let log = try String(contentsOfFile: f.audit.path, encoding: .utf8)
+        #expect(!log.contains("pid.resolve"))
+        #expect(try AuditVerifier.verify(path: f.audit.path).problems == [])
     }
 
     @Test func badCSRsAreRefusedAndNothingIsIssued() async throws {

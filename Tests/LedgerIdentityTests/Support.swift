@@ -5,6 +5,7 @@ import LedgerCA
 import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
+import Synchronization
 import X509
 
 final class Scratch: @unchecked Sendable {
@@ -57,11 +58,11 @@ struct CAFixture {
     let researchAdmin: AuthenticatedIdentity
     let trust: TrustStore
 
-    init() async throws {
+    init(config: CAConfig = CAConfig(), now: @escaping @Sendable () -> Date = { Date() }) async throws {
         dir = Scratch("ca")
         box = try SecretBox(key: (0..<32).map { UInt8($0) })
         audit = try AuditLog(path: dir.path + "/audit.log")
-        ca = try CertificateAuthority.initialize(dataDir: dir.path + "/ca", box: box, audit: audit)
+        ca = try CertificateAuthority.initialize(dataDir: dir.path + "/ca", box: box, config: config, audit: audit, now: now)
         trust = TrustStore(roots: [ca.rootCertificate])
         let sa = try ca.bootstrapIdentity(name: "admin", role: "admin", csrPEM: Array(KeyAndCSR().csr), tlsCSRPEM: Array(KeyAndCSR().csr))
         saAdmin = try await CAFixture.identity(sa, trust)
@@ -91,6 +92,24 @@ struct CAFixture {
         try await trust.validate(leaf: try Certificate(pemEncoded: String(decoding: e.tlsCertPem, as: UTF8.self)), purpose: .tls)
     }
 
+    /// Registers a patient of hospital-a; returns the one-time secret.
+    func register(_ id: String) throws -> String {
+        var reg = Medledger_RegisterRequest()
+        reg.enrollmentID = id
+        reg.role = .patient
+        reg.realIdentity = "Patient \(id)"
+        return try ca.register(by: hospitalAdmin, reg).secret
+    }
+
+    func enrollRequest(_ id: String, secret: String) -> Medledger_EnrollRequest {
+        var enroll = Medledger_EnrollRequest()
+        enroll.enrollmentID = id
+        enroll.secret = secret
+        enroll.csrPem = KeyAndCSR().csr
+        enroll.tlsCsrPem = KeyAndCSR().csr
+        return enroll
+    }
+
     /// Registers and enrolls a user; returns the enrollment.
     func enrollUser(_ id: String, role: Medledger_Role, by registrar: AuthenticatedIdentity, rid: String) throws -> Medledger_EnrolledIdentity {
         var reg = Medledger_RegisterRequest()
@@ -108,3 +127,10 @@ struct CAFixture {
 }
 
 func cert(_ pem: Data) throws -> Certificate { try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self)) }
+
+/// A clock the test moves by hand, so back-off tests do not sleep.
+final class TestClock: Sendable {
+    private let time = Mutex(Date())
+    var read: @Sendable () -> Date { { self.time.withLock { $0 } } }
+    func advance(_ seconds: TimeInterval) { time.withLock { $0 += seconds } }
+}

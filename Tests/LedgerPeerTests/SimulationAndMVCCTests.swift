@@ -234,13 +234,41 @@ final class Harness {
         #expect(codes == [.phantomReadConflict])
     }
 
+    func historyPage(_ r: SimulationResult) throws -> (entries: [[String: Any]], bookmark: String) {
+        #expect(r.response.status == 200, "\(r.response.message)")
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(r.response.payload)) as? [String: Any])
+        return (try #require(body["entries"] as? [[String: Any]]), try #require(body["bookmark"] as? String))
+    }
+
     @Test func historyShowsEveryCommittedWrite() throws {
         let h = try Harness()
         try h.commit([h.simulate("put", ["k", "1"])])
         try h.commit([h.simulate("put", ["k", "2"])])
         try h.commit([h.simulate("del", ["k"])])
-        let r = h.simulate("history", ["k"])
-        let list = try JSONSerialization.jsonObject(with: Data(r.response.payload)) as! [[String: Any]]
-        #expect(list.map { $0["deleted"] as? Bool } == [false, false, true])
+        let page = try historyPage(h.simulate("history", ["k"]))
+        #expect(page.entries.map { $0["deleted"] as? Bool } == [false, false, true])
+        #expect(page.bookmark == "", "everything fits one page")
+    }
+
+    /// `history K [BOOKMARK]` pages like `range`: past 10,000 writes of one key the first answer carries
+    /// a bookmark, and following it returns the rest — every write once, in order.
+    @Test func kvHistoryPagesPastTenThousandWrites() throws {
+        let h = try Harness()
+        let total = WorldStateReader.historyEntriesMax + 321
+        for start in stride(from: 0, to: total, by: 2_500) {
+            let codes = try h.commit((start..<min(start + 2_500, total)).map { h.simulate("put", ["k", "v\($0)"]) })
+            #expect(codes.allSatisfy { $0 == .valid }, "blind writes of one key do not conflict")
+        }
+        let first = h.simulate("history", ["k"])
+        let page1 = try historyPage(first)
+        #expect(page1.entries.count == WorldStateReader.historyEntriesMax)
+        #expect(page1.bookmark == page1.entries.last?["version"] as? String)
+        #expect(first.results.nsRwset.allSatisfy { $0.rwset.reads.isEmpty && $0.rwset.rangeQueriesInfo.isEmpty }, "history is not in the read set")
+        let page2 = try historyPage(h.simulate("history", ["k", page1.bookmark]))
+        #expect(page2.bookmark == "")
+        let values = (page1.entries + page2.entries).compactMap { ($0["value"] as? String).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } }
+        #expect(values == (0..<total).map { "v\($0)" })
+        let bad = h.simulate("history", ["k", "not-a-version"])
+        #expect(bad.response.status == 400 && bad.response.message.contains("bookmark"), "\(bad.response.message)")
     }
 }

@@ -110,6 +110,61 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
         #expect(try l.state.range(namespace: "other", startKey: "", endKey: "", limit: 10).entries.isEmpty)
     }
 
+    /// More than `historyEntriesMax` writes of one key: paging with the bookmark returns every entry
+    /// exactly once, in commit order, whatever the page size; other keys' history never leaks in.
+    @Test(arguments: Backend.allCases)
+    func keyHistoryPagesPastTenThousandEntriesWithABookmark(_ backend: Backend) throws {
+        let (store, dir) = try backend.makeLedgerStore()
+        defer { store.close(); _ = dir }
+        let l = try store.createChannel("ch")
+        var expected = [(version: Height, isDelete: Bool, value: String)]()
+        var block: UInt64 = 0
+        for (blockStart, count) in [(0, 3_000), (3_000, 3_000), (6_000, 3_000), (9_000, 3_345)] {
+            var txs = [ChainBuilder.Tx]()
+            for i in blockStart..<(blockStart + count) {
+                let delete = i % 1_000 == 999
+                let invalid = i % 1_000 == 500  // stays in the block, writes nothing, has no history
+                // Neighbours share the prefix "k": their history must not appear in k's.
+                txs.append(.init(id: "t\(i)", writes: [("k", delete ? nil : "v\(i)"), ("k\(i % 3)", "n")], code: invalid ? .mvccReadConflict : .valid))
+                if !invalid { expected.append((Height(blockNum: block, txNum: UInt64(txs.count - 1)), delete, delete ? "" : "v\(i)")) }
+            }
+            try chain.commit(l, txs)
+            block += 1
+        }
+        #expect(expected.count > WorldStateReader.historyEntriesMax)
+
+        for pageSize in [WorldStateReader.historyEntriesMax, 997] {
+            var seen = [HistoryEntry]()
+            var bookmark: String?
+            var pages = 0
+            repeat {
+                let page = try l.state.history(namespace: "kv", key: "k", limit: pageSize, bookmark: bookmark)
+                #expect(page.entries.count <= pageSize)
+                #expect(page.bookmark == nil || page.entries.count == pageSize, "a short page is the last")
+                seen += page.entries
+                bookmark = page.bookmark
+                pages += 1
+            } while bookmark != nil && pages < 1_000
+            #expect(pages == (expected.count + pageSize - 1) / pageSize, "page size \(pageSize)")
+            #expect(seen.count == expected.count)
+            #expect(seen.map(\.version) == expected.map(\.version), "every entry once, in order (page size \(pageSize))")
+            #expect(seen.map(\.isDelete) == expected.map(\.isDelete))
+            #expect(seen.map { String(decoding: $0.value, as: UTF8.self) } == expected.map(\.value))
+        }
+
+        // The old call shape is the first page; a page never exceeds the cap whatever is asked.
+        let first = try l.state.history(namespace: "kv", key: "k")
+        #expect(first.count == WorldStateReader.historyEntriesMax)
+        #expect(first.map(\.version) == expected.prefix(first.count).map(\.version))
+        #expect(try l.state.history(namespace: "kv", key: "k", limit: 50_000, bookmark: nil).entries.count == WorldStateReader.historyEntriesMax)
+        // A bookmark at the last entry ends the history; a bookmark that is not a version is refused.
+        let end = try l.state.history(namespace: "kv", key: "k", bookmark: expected.last!.version.description)
+        #expect(end.entries.isEmpty && end.bookmark == nil)
+        for bad in ["", "12", "a:b", "1:2:3", "-1:0"] {
+            #expect(throws: StateQueryError.invalidHistoryBookmark(bad)) { try l.state.history(namespace: "kv", key: "k", bookmark: bad) }
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func partialCompositeKeyQueries(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()

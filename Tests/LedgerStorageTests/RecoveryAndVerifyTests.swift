@@ -169,3 +169,114 @@ import LedgerCrypto
         #expect(r.problems.contains { $0.contains("block 2 tx 0") }, "\(r.problems)")
     }
 }
+
+/// Every file and directory under `root` with its size, modification time (ns) and SHA-256: two equal
+/// snapshots mean nothing was created, deleted, written or even touched.
+func directorySnapshot(_ root: String) throws -> [String: String] {
+    var out = [String: String]()
+    let fm = FileManager.default
+    for rel in [""] + (try fm.subpathsOfDirectory(atPath: root)).sorted() {
+        let path = rel.isEmpty ? root : root + "/" + rel
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw StorageError.corrupt(what: path, reason: "cannot stat") }
+        let mtime = "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            out[rel + "/"] = "dir mtime \(mtime)"
+        } else {
+            let digest = Hex.encode(Digests.sha256(Array(try Data(contentsOf: URL(fileURLWithPath: path)))))
+            out[rel] = "size \(st.st_size) mtime \(mtime) sha256 \(digest)"
+        }
+    }
+    return out
+}
+
+@Suite struct ReadOnlyOpenTests {
+    let chain = ChainBuilder()
+
+    /// A ledger whose last two blocks are stored without their state, as a crash between separate
+    /// writes (or a state restored from an older backup) leaves it: a read-write open would replay them.
+    func ledgerWithStateBehind(_ dir: TempDir) throws {
+        let store = try LedgerStore.open(dataDir: dir.path)
+        defer { store.close() }
+        let l = try store.createChannel("ch")
+        try chain.commit(l, [.init(id: "1", writes: [("k", "a"), ("j", "x")])])
+        try chain.commit(l, [.init(id: "2", writes: [("k", "b")])])
+        try l.commitBlockOnlyForTesting(try chain.block(on: l, [.init(id: "3", writes: [("k", "c"), ("j", nil)])]))
+        try l.commitBlockOnlyForTesting(try chain.block(on: l, [.init(id: "4", writes: [("new", "n")])]))
+    }
+
+    @Test func readingAndVerifyingReadOnlyChangesNoFileAndReportsTheSavepointBehind() throws {
+        let dir = TempDir("read-only")
+        try ledgerWithStateBehind(dir)
+        let before = try directorySnapshot(dir.path)
+        #expect(before.keys.contains { $0.hasSuffix("LOCK") }, "the snapshot sees RocksDB's files: \(before.keys.sorted())")
+
+        do {
+            let store = try LedgerStore.openReadOnly(dataDir: dir.path)
+            defer { store.close() }
+            #expect(store.isReadOnly)
+            let l = try store.channel("ch")
+            #expect(l.height == 4)
+            #expect(try l.stateSavepoint() == 1, "no replay on a read-only open")
+            #expect(try value(l, "k") == "b")
+            #expect(try l.block(number: 3)?.header.number == 3)
+            let r = ChainVerifier(ledger: l).verify(checkState: true)
+            #expect(r.problems == [], "the state equals a replay through its savepoint")
+            #expect(r.notes.count == 1)
+            #expect(r.notes.first?.contains("savepoint is block 1") == true && r.notes.first?.contains("blocks 2…3") == true, "\(r.notes)")
+            #expect(ChainVerifier(ledger: l).verify(checkState: false).notes == r.notes.map { $0.replacingOccurrences(of: "; the state was compared with a replay through block 1", with: "") })
+            // Writes are refused before they reach RocksDB (which would refuse them too).
+            #expect(throws: StorageError.self) { try chain.commit(l, [.init(id: "5", writes: [("k", "d")])]) }
+            #expect(throws: StorageError.self) { try l.rebuildState() }
+            #expect(throws: StorageError.self) { try store.createChannel("other") }
+            var batch = WriteBatch()
+            batch.put(try store.kv.columnFamily(StorageLayout.Family.meta), [1], [1])
+            #expect(throws: StorageError.readOnly(path: StorageLayout.databasePath(dataDir: dir.path))) { try store.kv.write(batch, sync: true) }
+        }
+        #expect(try directorySnapshot(dir.path) == before, "a read-only open, read, verify and close wrote nothing")
+
+        // The read-write open still recovers the same directory.
+        let store = try LedgerStore.open(dataDir: dir.path)
+        defer { store.close() }
+        let l = try store.channel("ch")
+        #expect(try l.stateSavepoint() == 3)
+        #expect(try value(l, "k") == "c" && value(l, "new") == "n" && value(l, "j") == nil)
+        let r = ChainVerifier(ledger: l).verify(checkState: true)
+        #expect(r.problems == [] && r.notes == [])
+    }
+
+    @Test func aSavepointAheadIsAProblemNotARefusalWhenReadOnly() throws {
+        let dir = TempDir("read-only-ahead")
+        do {
+            let store = try LedgerStore.open(dataDir: dir.path)
+            defer { store.close() }
+            let l = try store.createChannel("ch")
+            try chain.commit(l, [.init(id: "1", writes: [("k", "a")])])
+            var batch = WriteBatch()
+            batch.put(l.families.meta, l.keys.savepoint, BigEndian.bytes(7))
+            try store.kv.write(batch, sync: true)
+        }
+        let store = try LedgerStore.openReadOnly(dataDir: dir.path)
+        defer { store.close() }
+        let r = ChainVerifier(ledger: try store.channel("ch")).verify(checkState: false)
+        #expect(r.problems.contains { $0.contains("ahead of the block store") && $0.contains("rebuild-state") }, "\(r.problems)")
+    }
+
+    @Test func aReadOnlyOpenIsRefusedWhileAnotherProcessHoldsTheLedger() throws {
+        // Another process: fcntl locks of this process are invisible to it, so use a child that holds
+        // RocksDB's LOCK the way RocksDB does (a write lock on the whole file) while we try.
+        let dir = TempDir("read-only-busy")
+        do { try LedgerStore.open(dataDir: dir.path).close() }
+        let lockPath = StorageLayout.databasePath(dataDir: dir.path) + "/LOCK"
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        child.arguments = ["python3", "-c", "import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(20)", lockPath]
+        let out = Pipe()
+        child.standardOutput = out
+        try child.run()
+        // SIGKILL: a child may inherit a blocked SIGTERM from the test runner.
+        defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
+        _ = out.fileHandleForReading.availableData  // "locked"
+        #expect(throws: LedgerStoreError.inUse(path: dir.path)) { try LedgerStore.openReadOnly(dataDir: dir.path) }
+    }
+}

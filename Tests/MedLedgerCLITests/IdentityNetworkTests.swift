@@ -53,6 +53,13 @@ import X509
         try MedLedgerBinary.ok(["ca", "init", "--data", sa, "--master-key-file", masterKey, "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         let caCertPath = sa + "/ca-cert.pem"
         let roots = [UInt8](try #require(FileManager.default.contents(atPath: caCertPath)))
+        // The machine stopped while a line was being written: the SA's audit log ends mid-line. The SA
+        // node must still start, keep those bytes and mark them (checked at the end with `audit verify`).
+        let tornLine = Data(#"{"action":"user.register","actor":{"org":"sa","#.utf8)
+        let saLog = try FileHandle(forWritingTo: URL(fileURLWithPath: sa + "/audit.log"))
+        try saLog.seekToEnd()
+        try saLog.write(contentsOf: tornLine)
+        try saLog.close()
 
         // Before the SA node locks its store: a certificate from the right CA that has expired, and
         // one from a CA nobody trusts.
@@ -99,6 +106,13 @@ import X509
         let patient = try Self.enroll("p-1001", role: "patient", rid: "Lin Mei, ID 440111199001010022", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/patient")
         let device = try Self.enroll("monitor-7", role: "device", rid: "bedside monitor 7, ward 3", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/device")
         #expect(doctor.info.role == "doctor" && patient.info.role == "patient" && device.info.role == "device")
+        // Every refused enrollment reads the same, so probing learns nothing about which ids exist.
+        try MedLedgerBinary.ok(["user", "register", "--ca", ca, "--wallet", hospitalAdmin, "--id", "p-probe", "--role", "patient", "--rid", "Probe Person"])
+        let wrongSecret = try MedLedgerBinary.run(["user", "enroll", "--ca", enroll, "--ca-cert", caCertPath, "--id", "p-probe", "--secret", "guess", "--wallet", root + "/w/probe-1"])
+        let unknownID = try MedLedgerBinary.run(["user", "enroll", "--ca", enroll, "--ca-cert", caCertPath, "--id", "nobody", "--secret", "guess", "--wallet", root + "/w/probe-2"])
+        #expect(wrongSecret.status != 0 && unknownID.status != 0)
+        #expect(wrongSecret.stderr.contains("[401] enrollment refused"), "\(wrongSecret.stderr)")
+        #expect(wrongSecret.stderr == unknownID.stderr)
         // Private keys and the master key are readable by their owner only.
         for path in [doctor.signingKeyPath, doctor.tlsKeyPath, masterKey] {
             let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
@@ -166,6 +180,11 @@ import X509
             let text = try String(contentsOfFile: log, encoding: .utf8)
             #expect(!text.contains("Lin Mei") && !text.contains("Chen Wei"))
         }
+        // The torn line is still there, reported as a recovery rather than as tampering.
+        let saVerify = try MedLedgerBinary.run(["audit", "verify", sa + "/audit.log"])
+        #expect(saVerify.stdout.contains("recovered:") && saVerify.stdout.contains("\(tornLine.count) torn bytes"), "\(saVerify.stdout)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: sa + "/audit.log")).range(of: tornLine) != nil)
+        #expect(saNode.text.contains("audit log ended in a torn line"), "\(saNode.text)")
         let peerAudit = try String(contentsOfFile: peerDir + "/audit.log", encoding: .utf8)
         #expect(peerAudit.contains("\"action\":\"tls.handshake\"") && peerAudit.contains("is revoked"))
         #expect(peerAudit.contains("\"action\":\"channel.info\"") && peerAudit.contains("\"outcome\":\"denied\""))

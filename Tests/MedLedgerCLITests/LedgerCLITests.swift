@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
-import LedgerStorage
+import LedgerCrypto
+@testable import LedgerStorage
 import Testing
 
 @Suite struct LedgerCLITests {
@@ -30,6 +31,57 @@ import Testing
         #expect(bad.status == 1)
         #expect(bad.stdout.contains("FAILED"))
         #expect(bad.stdout.contains("block 13"), "\(bad.stdout)")
+    }
+
+    /// `ledger verify`, `info` and `block` only look: every file and directory of the data directory
+    /// keeps its size, modification time and bytes — also when the state savepoint is behind the tip,
+    /// which a read-write open would replay (and write).
+    @Test func verifyInfoAndBlockChangeNoFileEvenWithTheStateBehind() throws {
+        let dir = ScratchDir("cli-read-only")
+        try MedLedgerBinary.ok(["ledger", "sample", "--data", dir.path, "--channel", "demo", "--blocks", "12", "--seed", "3"])
+        let looks: [[String]] = [
+            ["ledger", "verify", "--data", dir.path, "--state"], ["ledger", "verify", "--data", dir.path, "--json"],
+            ["ledger", "info", "--data", dir.path], ["ledger", "block", "5", "--data", dir.path],
+        ]
+        func runAll() throws -> [String] {
+            try looks.map { args in
+                let r = try MedLedgerBinary.run(args)
+                #expect(r.status == 0, "\(args): \(r.stdout)\(r.stderr)")
+                return r.stdout
+            }
+        }
+        let intact = try snapshot(dir.path)
+        _ = try runAll()
+        #expect(try snapshot(dir.path) == intact)
+
+        // Drop the state, history and savepoint (as a rebuild does first), and leave it so.
+        do {
+            let store = try LedgerStore.open(dataDir: dir.path)
+            defer { store.close() }
+            let l = try store.channel("demo")
+            try ChannelLedger.clearState(kv: store.kv, families: store.families, keys: l.keys)
+        }
+        let behind = try snapshot(dir.path)
+        let out = try runAll()
+        #expect(try snapshot(dir.path) == behind, "read-only commands wrote to a ledger whose state is behind")
+        #expect(out[0].contains("OK") && out[0].contains("note: state savepoint is unset but the chain ends at block 11"), "\(out[0])")
+        #expect(out[1].contains("\"notes\""))
+        #expect(out[2].contains("note: the state is applied through no block"), "\(out[2])")
+    }
+
+    /// Path → size, mtime (ns) and SHA-256 of every file and directory under `root`.
+    func snapshot(_ root: String) throws -> [String: String] {
+        var out = [String: String]()
+        for rel in [""] + (try FileManager.default.subpathsOfDirectory(atPath: root)).sorted() {
+            let path = rel.isEmpty ? root : root + "/" + rel
+            var st = stat()
+            #expect(lstat(path, &st) == 0)
+            let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+            let digest = isDir ? "" : Hex.encode(Digests.sha256(Array(try Data(contentsOf: URL(fileURLWithPath: path)))))
+            out[rel] = "\(isDir ? "dir" : "file") size \(st.st_size) mtime \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(digest)"
+        }
+        #expect(out.count > 5, "the snapshot sees RocksDB's files")
+        return out
     }
 
     @Test func blockPrintsDecodedJSON() throws {
