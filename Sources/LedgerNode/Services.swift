@@ -48,9 +48,11 @@ struct NodeService: Medledger_Node.SimpleServiceProtocol {
 
     func channelInfo(request: Medledger_ChannelInfoRequest, context: ServerContext) async throws -> Medledger_ChannelInfoResponse {
         let caller = try context.requireCaller()
-        // A non-member may not learn that the channel exists.
-        guard channelContext(request.channel)?.organizationIDs.contains(caller.org) == true else {
-            audit?.record(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "not a member"))
+        // A non-member may not learn that the channel exists. A ledger without a channel configuration
+        // (made offline, `ledger sample`) belongs to the node's own organisation.
+        let members = channelContext(request.channel)?.organizationIDs ?? [nodeOrg]
+        guard members.contains(caller.org) else {
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "not a member"))
             throw RPCError(code: .notFound, message: "no channel \(request.channel.debugDescription) on this node")
         }
         guard Self.channelInfoRoles.contains(caller.role) else {

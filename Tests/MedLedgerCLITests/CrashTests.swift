@@ -45,7 +45,13 @@ import LedgerCrypto
             child.standardOutput = outHandle
             child.standardError = FileHandle.nullDevice
             try child.run()
-            // Anywhere from "still opening the database" to "hundreds of blocks in".
+            // Anywhere from "still opening the database" to "hundreds of blocks in". On odd rounds the
+            // kill comes only after the writer has reported a first durable block (a loaded machine can
+            // take longer than any fixed delay just to start it), so every run kills mid-commit often.
+            if round % 2 == 1 {
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline, child.isRunning, (try? String(contentsOfFile: outPath, encoding: .utf8))?.isEmpty ?? true { usleep(5_000) }
+            }
             let delay = UInt32.random(in: 20_000...400_000, using: &rng)
             usleep(delay)
             kill(child.processIdentifier, SIGKILL)

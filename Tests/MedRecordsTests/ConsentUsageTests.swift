@@ -72,6 +72,27 @@ import Testing
         #expect(try w.submit(w.research1, "recordUsage", request(w, other)).response.status == 200)
     }
 
+    /// A proxy's D_UE cites the consent whose key fragment it used: that one must be live, even when
+    /// another consent for the same grantee, treatment and purpose would be.
+    @Test func aProxysUsageRecordCitesTheConsentItUsed() throws {
+        let w = try World()
+        let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
+        let first = try w.grant(w.research1, [t.tID])
+        let second = try w.grant(w.research1, [t.tID])
+        var cited = request(w, t)
+        cited.consentID = first.consentID
+        let usage = try World.decode(UsageRecord.self, try w.submit(w.nodeA, "recordUsage", cited))
+        #expect(usage.consentID == first.consentID)
+        #expect(try w.submit(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: first.consentID)).response.status == 200)
+        expectRefused(try w.call(w.nodeA, "recordUsage", cited), 403, "the consent was revoked")
+        cited.consentID = second.consentID
+        #expect(try World.decode(UsageRecord.self, try w.submit(w.nodeA, "recordUsage", cited)).consentID == second.consentID)
+        // A consent of someone else's cannot be cited.
+        let theirs = try w.grant(w.research2, [t.tID])
+        cited.consentID = theirs.consentID
+        expectRefused(try w.call(w.nodeA, "recordUsage", cited), 403, "does not grant treatment")
+    }
+
     @Test func whoMayRecordUsage() throws {
         let w = try World()
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
