@@ -29,7 +29,8 @@ final class CRLPublisher: Sendable {
         var failures: [String] = []
     }
 
-    /// Publishes where a channel holds an older CRL (or none); returns where it did and where it failed.
+    /// Publishes where a channel's CRL lacks some of the CA's revocations; returns where it did and where
+    /// it failed.
     func publish() async -> Outcome {
         var outcome = Outcome()
         let der: [UInt8]
@@ -42,7 +43,8 @@ final class CRLPublisher: Sendable {
             return outcome
         }
         for status in orderer.channels() {
-            guard let ctx = orderer.context(of: status.name), let config = ConfigTransaction.crlUpdate(of: ctx, with: crl, der: der) else { continue }
+            guard let ctx = orderer.context(of: status.name), Self.revokesMore(crl, than: ctx),
+                  let config = ConfigTransaction.crlUpdate(of: ctx, with: crl, der: der) else { continue }
             guard ctx.config.crlPublisherOrg == publisher.org else {
                 outcome.failures.append("\(status.name): the channel's CRL publisher is \(ctx.config.crlPublisherOrg.isEmpty ? "not set" : ctx.config.crlPublisherOrg), not \(publisher.org); a majority of administrators must submit the CRL")
                 continue
@@ -58,6 +60,14 @@ final class CRLPublisher: Sendable {
         }
         for f in outcome.failures { log("medledgerd: CRL \(crl.crlNumber) not published: \(f)") }
         return outcome
+    }
+
+    /// True if `crl` revokes a certificate the channel's CRL of some organisation it serves does not:
+    /// only then is a configuration block worth writing (a re-issued CRL with nothing new is not).
+    static func revokesMore(_ crl: RevocationList, than ctx: ChannelContext) -> Bool {
+        ctx.members.organizations(servedBy: crl).contains { org in
+            !crl.revokedSerials.isSubset(of: ctx.members.crl(of: org)?.revokedSerials ?? [])
+        }
     }
 
     /// Re-publishes every `seconds` until cancelled (repairs a publish lost to a crash or a race with

@@ -121,6 +121,24 @@ extension ChannelFixture {
         #expect(try f.commit([ok]) == [.valid])
     }
 
+    /// A CRL past its nextUpdate still lists real revocations: it is installed, enforced and reported
+    /// stale (so the node refreshes it), never refused — a refusal would stop a node from restarting.
+    @Test func aStaleCRLIsEnforcedAndReportedNotRefused() throws {
+        let f = try ChannelFixture()
+        let doctor = try Certificate(pemEncoded: f.aDoctor.certificatePEM)
+        let stale = RevocationList(
+            issuer: f.root.subject, thisUpdate: f.now.addingTimeInterval(-10 * 86_400), nextUpdate: f.now.addingTimeInterval(-3 * 86_400), crlNumber: 5,
+            authorityKeyID: nil, entries: [.init(serial: doctor.serialNumber, revocationDate: f.now.addingTimeInterval(-11 * 86_400), reason: 1)])
+        let trust = TrustStore(roots: [f.root])
+        #expect(try trust.install(try RevocationList.parse(try stale.signedDER(key: f.rootKey)), source: "crl.pem"))
+        #expect(trust.isRevoked(doctor))
+        let installed = try #require(trust.installed.first)
+        #expect(installed.isStale(at: f.now) && installed.isDue(at: f.now) && installed.source == "crl.pem")
+        // A forged one (not signed by the root) is still refused.
+        let forged = try stale.signedDER(key: P384.Signing.PrivateKey())
+        #expect(throws: (any Error).self) { try trust.install(try RevocationList.parse(forged)) }
+    }
+
     /// The node's own, fresher CRL refuses at once, before the channel's configuration catches up.
     @Test func theNodesCRLIsAGateAtTheEndorser() throws {
         let f = try ChannelFixture()
