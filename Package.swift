@@ -9,7 +9,8 @@ import PackageDescription
 //   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
 //   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
-//   LedgerNode        → LedgerCA, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows (the daemon's wiring)
+//   LedgerConfig      → LedgerChannel, LedgerIdentity, Yams (node.yaml and channel YAML, without gRPC)
+//   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows (the daemon's wiring)
 //   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
 //   MedRecords        → LedgerChaincode, LedgerIdentity, LedgerPRE (the paper's records chaincode; PRE only to check keys and capsules)
@@ -88,13 +89,14 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]),
-        // The daemon: configuration, gRPC services over mutual TLS, authorisation, audit, CRL reloads.
+        // The node's and the channels' YAML configuration files, parsed and checked.
+        .target(name: "LedgerConfig", dependencies: ["LedgerChannel", "LedgerIdentity", "LedgerProtos", .product(name: "Yams", package: "Yams")]),
+        // The daemon: gRPC services over mutual TLS, authorisation, audit, CRL reloads.
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCA", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords", "LedgerObjects",
+                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords", "LedgerObjects",
                 "LedgerClient", "HospitalFlows",
-                .product(name: "Yams", package: "Yams"),
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
         .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords"]),
@@ -120,11 +122,11 @@ let package = Package(
         .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
         .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
-        .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", "LedgerConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerBench", "LedgerClient", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
+                "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),

@@ -5,6 +5,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LedgerAudit
 import LedgerCA
+import LedgerConfig
 import LedgerCrypto
 import LedgerIdentity
 import LedgerObjects
