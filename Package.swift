@@ -9,7 +9,7 @@ import PackageDescription
 //   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
 //   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
-//   LedgerConfig      → LedgerChannel, LedgerIdentity, Yams (node.yaml and channel YAML, without gRPC)
+//   LedgerConfig      → LedgerChannel, LedgerIdentity, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
 //   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows (the daemon's wiring)
 //   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
@@ -24,6 +24,7 @@ import PackageDescription
 //   LedgerRecords     → LedgerPRE (sealed record bundles: chunked AES-256-GCM; docs/SEALED_RECORDS.md)
 //   HospitalFlows     → LedgerPRE, LedgerCrypto, LedgerProtos (T_SK, FHIR readings and bundles, reading signatures: pure formats)
 //   medledgerd, medledger (thin executables)
+//   MedLedgerFuzzHarness → the decoders' modules (no gRPC); MedLedgerFuzz (libFuzzer binary, scripts/fuzz.sh)
 let package = Package(
     name: "MedLedger",
     platforms: [.macOS(.v15)],
@@ -33,6 +34,7 @@ let package = Package(
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
         .library(name: "LedgerStorage", targets: ["LedgerStorage"]),
         .library(name: "LedgerClient", targets: ["LedgerClient"]),
+        .executable(name: "MedLedgerFuzz", targets: ["MedLedgerFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
@@ -130,6 +132,19 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Fuzzing: one harness per decoder of network or disk bytes, driving the production entry points
+        // against a fixed fixture; the binary is libFuzzer's under scripts/fuzz.sh and a corpus replayer
+        // (and fixture/seed generator) in a normal build. Seed corpus: Tests/Fuzz/<target>/.
+        .target(
+            name: "MedLedgerFuzzHarness",
+            dependencies: [
+                "LedgerAudit", "LedgerChaincode", "LedgerChannel", "LedgerConfig", "LedgerCore", "LedgerCrypto", "LedgerIdentity", "LedgerPRE",
+                "LedgerPeer", "LedgerProtos", "LedgerRecords", "LedgerStorage", "MedRecords",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .executableTarget(name: "MedLedgerFuzz", dependencies: ["MedLedgerFuzzHarness"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
         .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerPRE", "LedgerCrypto", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
@@ -146,6 +161,8 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        // Replays the committed fuzz corpus (Tests/Fuzz) through every harness, without sanitizers.
+        .testTarget(name: "MedLedgerFuzzTests", dependencies: ["MedLedgerFuzzHarness"]),
         // Runs the real `medledger` / `medledgerd` binaries as child processes (crash test, network tests).
         .testTarget(
             name: "MedLedgerCLITests",
