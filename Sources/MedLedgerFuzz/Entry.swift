@@ -53,10 +53,15 @@ struct MedLedgerFuzz {
 
     #if MEDLEDGER_FUZZING
     static func fuzz() -> Never {
-        // The Swift runtime's crash handler reads memory ASan has poisoned and then reports itself;
-        // libFuzzer must see the signal. It is configured from the environment at process start.
-        if !(ProcessInfo.processInfo.environment["SWIFT_BACKTRACE"] ?? "").contains("enable=no") {
+        // Both are read from the environment at process start, so set them and start again:
+        // - the Swift runtime's crash handler reads memory ASan has poisoned and reports the crash
+        //   itself; libFuzzer must see the signal;
+        // - LeakSanitizer reports Foundation's and swift-protobuf's allocations at exit as leaks.
+        let env = ProcessInfo.processInfo.environment
+        let backtrace = env["SWIFT_BACKTRACE"] ?? "", asan = env["ASAN_OPTIONS"] ?? ""
+        if !backtrace.contains("enable=no") || !asan.contains("detect_leaks") {
             setenv("SWIFT_BACKTRACE", "enable=no", 1)
+            setenv("ASAN_OPTIONS", asan.isEmpty ? "detect_leaks=0" : asan + ":detect_leaks=0", 1)
             execv("/proc/self/exe", CommandLine.unsafeArgv)
             perror("MedLedgerFuzz: re-exec with SWIFT_BACKTRACE=enable=no")
             exit(2)
