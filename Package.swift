@@ -9,7 +9,8 @@ import PackageDescription
 //   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
 //   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
-//   LedgerNode        → LedgerCA, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows (the daemon's wiring)
+//   LedgerConfig      → LedgerChannel, LedgerIdentity, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
+//   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows (the daemon's wiring)
 //   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
 //   MedRecords        → LedgerChaincode, LedgerIdentity, LedgerPRE (the paper's records chaincode; PRE only to check keys and capsules)
@@ -23,6 +24,7 @@ import PackageDescription
 //   LedgerRecords     → LedgerPRE (sealed record bundles: chunked AES-256-GCM; docs/SEALED_RECORDS.md)
 //   HospitalFlows     → LedgerPRE, LedgerCrypto, LedgerProtos (T_SK, FHIR readings and bundles, reading signatures: pure formats)
 //   medledgerd, medledger (thin executables)
+//   MedLedgerFuzzHarness → the decoders' modules (no gRPC); MedLedgerFuzz (libFuzzer binary, scripts/fuzz.sh)
 let package = Package(
     name: "MedLedger",
     platforms: [.macOS(.v15)],
@@ -32,6 +34,7 @@ let package = Package(
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
         .library(name: "LedgerStorage", targets: ["LedgerStorage"]),
         .library(name: "LedgerClient", targets: ["LedgerClient"]),
+        .executable(name: "MedLedgerFuzz", targets: ["MedLedgerFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
@@ -88,13 +91,14 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]),
-        // The daemon: configuration, gRPC services over mutual TLS, authorisation, audit, CRL reloads.
+        // The node's and the channels' YAML configuration files, parsed and checked.
+        .target(name: "LedgerConfig", dependencies: ["LedgerChannel", "LedgerIdentity", "LedgerProtos", .product(name: "Yams", package: "Yams")]),
+        // The daemon: gRPC services over mutual TLS, authorisation, audit, CRL reloads.
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCA", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords", "LedgerObjects",
+                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords", "LedgerObjects",
                 "LedgerClient", "HospitalFlows",
-                .product(name: "Yams", package: "Yams"),
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
         .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords"]),
@@ -120,14 +124,27 @@ let package = Package(
         .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
         .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
-        .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", "LedgerConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerBench", "LedgerClient", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
+                "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Fuzzing: one harness per decoder of network or disk bytes, driving the production entry points
+        // against a fixed fixture; the binary is libFuzzer's under scripts/fuzz.sh and a corpus replayer
+        // (and fixture/seed generator) in a normal build. Seed corpus: Tests/Fuzz/<target>/.
+        .target(
+            name: "MedLedgerFuzzHarness",
+            dependencies: [
+                "LedgerAudit", "LedgerChaincode", "LedgerChannel", "LedgerConfig", "LedgerCore", "LedgerCrypto", "LedgerIdentity", "LedgerPRE",
+                "LedgerPeer", "LedgerProtos", "LedgerRecords", "LedgerStorage", "MedRecords",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .executableTarget(name: "MedLedgerFuzz", dependencies: ["MedLedgerFuzzHarness"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
         .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerPRE", "LedgerCrypto", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
@@ -144,6 +161,8 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        // Replays the committed fuzz corpus (Tests/Fuzz) through every harness, without sanitizers.
+        .testTarget(name: "MedLedgerFuzzTests", dependencies: ["MedLedgerFuzzHarness"]),
         // Runs the real `medledger` / `medledgerd` binaries as child processes (crash test, network tests).
         .testTarget(
             name: "MedLedgerCLITests",

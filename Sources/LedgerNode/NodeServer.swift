@@ -6,6 +6,7 @@ import GRPCNIOTransportHTTP2
 import LedgerAudit
 import LedgerCA
 import LedgerClient
+import LedgerConfig
 import LedgerCrypto
 import LedgerIdentity
 import LedgerObjects

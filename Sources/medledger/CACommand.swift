@@ -3,6 +3,7 @@ import Foundation
 import LedgerAudit
 import LedgerCA
 import LedgerClient
+import LedgerConfig
 import LedgerCrypto
 import LedgerIdentity
 import LedgerNode

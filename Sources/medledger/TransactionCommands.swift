@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LedgerChannel
 import LedgerClient
+import LedgerConfig
 import LedgerCore
 import LedgerCrypto
 import LedgerIdentity

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LedgerConfig
 import LedgerNode
 
 /// The node daemon: `medledgerd --config node.yaml`. Stops cleanly on SIGINT/SIGTERM.
