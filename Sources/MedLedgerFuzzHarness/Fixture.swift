@@ -94,7 +94,7 @@ public final class Fixture: Sendable {
         let crlDER = try Self.hex(FixtureData.crlDERHex)
         let genesis = try Medledger_Block(serializedBytes: try Self.hex(FixtureData.genesisBlockHex))
         let trust = TrustStore(roots: [root])
-        try trust.install(try RevocationList.parse(crlDER), at: Self.now)
+        try trust.install(try RevocationList.parse(crlDER))
 
         let patientSK = FixtureKeys.umbral("a-patient/encryption")
         let patientSigner = Signer(FixtureKeys.umbral("a-patient/signing"))
@@ -114,7 +114,7 @@ public final class Fixture: Sendable {
         tlsCertificatePEM = FixtureData.tlsCertificatePEM
         self.crlDER = crlDER
         self.genesis = genesis
-        context = try ConfigTransaction.verifyGenesis(genesis, at: Self.now)
+        context = try ConfigTransaction.verifyGenesis(genesis)
         self.trust = trust
         self.patientSK = patientSK
         self.patientSigner = patientSigner
@@ -144,7 +144,7 @@ public final class Fixture: Sendable {
         patientSK: SecretKey, patientSigner: Signer, researchSK: SecretKey
     ) throws -> (ChannelLedger, [String: String]) {
         let store = try LedgerStore(kv: MemoryStore(columnFamilies: StorageLayout.columnFamilies))
-        let peer = try PeerChannel.join(genesis: genesis, store: store, at: now)
+        let peer = try PeerChannel.join(genesis: genesis, store: store)
         var step = 0
         var ids = [String: String]()
         func submit(_ who: String, _ chaincode: String, _ function: String, _ args: [[UInt8]]) throws -> [UInt8] {
@@ -159,8 +159,8 @@ public final class Fixture: Sendable {
             let envelope = try TransactionBuilder.envelope(p, responses: [response], signer: signer)
             let info = peer.ledger.info
             var block = Medledger_Block.make(number: info.height, previousHash: info.tipHash, envelopes: [try envelope.serializedBytes()])
-            block.metadata.orderingSignature(signer: members["sa-orderer"]!.identity, headerHash: block.header.headerHash)
-            try peer.receive(block, at: time)
+            block.metadata.orderingSignature(signer: members["sa-orderer"]!.identity, headerHash: block.header.headerHash, at: time)
+            try peer.receive(block)
             guard try peer.ledger.transaction(id: p.txID)?.code == .valid else { throw FixtureError("populate \(function): not committed as valid") }
             return [UInt8](response.response.payload)
         }

@@ -73,7 +73,7 @@ enum Harness {
     static func validate(_ envelope: [UInt8]) {
         let info = fx.ledger.info
         let block = Medledger_Block.make(number: info.height, previousHash: info.tipHash, envelopes: [envelope])
-        _ = try? fx.validator.validate(block, context: fx.context, ledger: fx.ledger)
+        _ = try? fx.validator.validate(block, context: fx.context, ledger: fx.ledger, blockTime: block.judgedTime)
     }
 
     /// A member signs whatever payload the fuzzer made (and the endorsers named in it sign whatever
@@ -138,7 +138,7 @@ enum Harness {
         func get() -> PeerChannel {
             if let p = peer, p.ledger.height == 1 { return p }
             let store = try! LedgerStore(kv: MemoryStore(columnFamilies: StorageLayout.columnFamilies))
-            let p = try! PeerChannel.join(genesis: Fixture.shared.genesis, store: store, at: Fixture.now)
+            let p = try! PeerChannel.join(genesis: Fixture.shared.genesis, store: store)
             peer = p
             return p
         }
@@ -149,14 +149,14 @@ enum Harness {
     static func block(_ bytes: [UInt8]) {
         guard let block = try? Medledger_Block(serializedBytes: bytes) else { return }
         // Joining a channel from a block file (peer and orderer).
-        _ = try? ConfigTransaction.verifyGenesis(block, at: Fixture.now)
+        _ = try? ConfigTransaction.verifyGenesis(block)
         // As delivered by the orderer, and as a malicious orderer would make it: right data hash, signed.
         var fixed = block
         fixed.header.dataHash = Data(MerkleTree(leaves: block.envelopeBytes).root)
-        fixed.metadata.orderingSignature(signer: fx.member("sa-orderer").identity, headerHash: fixed.header.headerHash)
+        fixed.metadata.orderingSignature(signer: fx.member("sa-orderer").identity, headerHash: fixed.header.headerHash, at: Fixture.now)
         blockPeer.withLock { b in
-            _ = try? b.get().receive(block, at: Fixture.now)
-            _ = try? b.get().receive(fixed, at: Fixture.now)
+            _ = try? b.get().receive(block)
+            _ = try? b.get().receive(fixed)
         }
         // The structural checks alone, with the validation codes as given (a block read back from disk
         // on recovery, or one committed by a tool).
@@ -193,7 +193,7 @@ enum Harness {
         guard let crl = try? RevocationList.parse(bytes) else { return }
         _ = crl.revokedSerials
         try? crl.verify(issuedBy: fx.root, at: Fixture.now)
-        _ = try? TrustStore(roots: [fx.root]).install(crl, at: Fixture.now)
+        _ = try? TrustStore(roots: [fx.root]).install(crl)
     }
 
     /// PEM as given, or DER wrapped in PEM (so the fuzzer mutates the structure, not base64).
@@ -331,8 +331,8 @@ enum Harness {
         _ = try? AuditVerifier.verify(path: path)
         _ = try? AuditVerifier.verify(path: path, expectedHead: String(repeating: "0", count: 64))
         guard let log = try? AuditLog(path: path) else { return }
-        log.record(AuditEvent(actor: .system, action: "fuzz", target: "-", outcome: .success), at: Fixture.now)
-        log.close()
+        try? log.record(AuditEvent(actor: .system, action: "fuzz", target: "-", outcome: .success), at: Fixture.now)
+        try? log.close()
     }
 }
 

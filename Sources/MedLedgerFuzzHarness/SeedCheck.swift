@@ -25,7 +25,7 @@ public enum SeedCheck {
         func validates(_ envelope: [UInt8]) throws -> Medledger_TxValidationCode {
             let info = fx.ledger.info
             let block = Medledger_Block.make(number: info.height, previousHash: info.tipHash, envelopes: [envelope])
-            return try fx.validator.validate(block, context: fx.context, ledger: fx.ledger).codes[0]
+            return try fx.validator.validate(block, context: fx.context, ledger: fx.ledger, blockTime: block.judgedTime).codes[0]
         }
 
         for (name, bytes) in try files("envelope") {
@@ -56,9 +56,9 @@ public enum SeedCheck {
         }
         for (name, bytes) in try files("block") where name != "genesis.pb" {
             let store = try LedgerStore(kv: MemoryStore(columnFamilies: StorageLayout.columnFamilies))
-            let peer = try PeerChannel.join(genesis: fx.genesis, store: store, at: Fixture.now)
+            let peer = try PeerChannel.join(genesis: fx.genesis, store: store)
             do {
-                let receipt = try peer.receive(try Medledger_Block(serializedBytes: bytes), at: Fixture.now)
+                let receipt = try peer.receive(try Medledger_Block(serializedBytes: bytes))
                 if receipt?.validTransactions != (try Medledger_Block(serializedBytes: bytes)).data.envelopes.count { problems.append("block/\(name): not every transaction valid") }
             } catch { problems.append("block/\(name): refused: \(error)") }
         }
@@ -98,7 +98,7 @@ public enum SeedCheck {
             } catch { problems.append("sealed-record/\(name): \(error)") }
         }
         for (name, bytes) in try files("crl") {
-            do { _ = try TrustStore(roots: [fx.root]).install(try RevocationList.parse(bytes), at: Fixture.now) } catch { problems.append("crl/\(name): \(error)") }
+            do { _ = try TrustStore(roots: [fx.root]).install(try RevocationList.parse(bytes)) } catch { problems.append("crl/\(name): \(error)") }
         }
         for (name, bytes) in try files("csr") {
             do { _ = try CertificateFactory.checkedCSR(pem: Harness.pem(bytes, type: "CERTIFICATE REQUEST")) } catch { problems.append("csr/\(name): \(error)") }

@@ -104,7 +104,7 @@ public enum Seeds {
         let info = (height: UInt64(1), tip: fx.genesis.header.headerHash)
         func ordered(_ envs: [[UInt8]]) throws -> [UInt8] {
             var b = Medledger_Block.make(number: info.height, previousHash: info.tip, envelopes: envs)
-            b.metadata.orderingSignature(signer: fx.member("sa-orderer").identity, headerHash: b.header.headerHash)
+            b.metadata.orderingSignature(signer: fx.member("sa-orderer").identity, headerHash: b.header.headerHash, at: Fixture.now)
             return try b.serializedBytes()
         }
         out["block"] = [
@@ -271,11 +271,11 @@ public enum Seeds {
             let path = dir + "/" + name
             let log = try AuditLog(path: path)
             for i in 0..<count {
-                log.record(AuditEvent(actor: AuditActor(pid: fx.member("a-admin").pid, org: "hospital-a", role: "admin"), action: "ca.register",
+                try log.record(AuditEvent(actor: AuditActor(pid: fx.member("a-admin").pid, org: "hospital-a", role: "admin"), action: "ca.register",
                                       target: "dr.\(i)", outcome: i == 1 ? .denied : .success, detail: "role \"doctor\"\t\u{1}"),
                            at: Fixture.now.addingTimeInterval(Double(i)))
             }
-            log.close()
+            try log.close()
             out[name] = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         }
         return out
