@@ -19,10 +19,13 @@ struct AuditLine {
         let rest = bytes[(markerAt + AuditLine.hashMarker.count)...]
         guard rest.count == 64 + 2, rest.suffix(2).elementsEqual(Array("\"}".utf8)), let h = Hex.decode(String(decoding: rest.prefix(64), as: UTF8.self)) else { return nil }
         hash = h
+        // seq must be a whole number a log can reach and continue from: NSNumber.uint64Value would turn
+        // -1 or 1e300 into UInt64.max, and the next line's seq + 1 would trap (found by fuzzing).
         guard let obj = try? JSONSerialization.jsonObject(with: Data(body + Array("}".utf8))) as? [String: Any],
-              let seqNum = obj["seq"] as? NSNumber, let prevHex = obj["prev"] as? String, let p = Hex.decode(prevHex)
+              let seqNum = obj["seq"] as? NSNumber, let s = UInt64(exactly: seqNum), s < UInt64.max,
+              let prevHex = obj["prev"] as? String, let p = Hex.decode(prevHex)
         else { return nil }
-        seq = seqNum.uint64Value
+        seq = s
         prev = p
         action = obj["action"] as? String ?? ""
         target = obj["target"] as? String ?? ""

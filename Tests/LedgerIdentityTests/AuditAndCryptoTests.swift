@@ -262,6 +262,26 @@ import Testing
     }
 }
 
+/// Regression (found by fuzzing the audit-log reader): a last line whose seq is -1, a huge number or
+/// a fraction must be refused or recovered as damage, never make the next seq overflow and trap.
+@Suite struct AuditLineSeqTests {
+    @Test func aSeqThatCannotContinueIsNotALine() throws {
+        for seq in ["-1", "1e300", "18446744073709551615", "2.5"] {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("audit-seq-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let path = dir.appendingPathComponent("audit.log").path
+            let line = #"{"action":"x","prev":"\#(String(repeating: "0", count: 64))","seq":\#(seq),"hash":"\#(String(repeating: "a", count: 64))"}"# + "\n"
+            try Data(line.utf8).write(to: URL(fileURLWithPath: path))
+            _ = try? AuditVerifier.verify(path: path)
+            if let log = try? AuditLog(path: path) {
+                try? log.record(AuditEvent(actor: .system, action: "after", target: "-", outcome: .success))
+                try? log.close()
+            }
+        }
+    }
+}
+
 @Suite struct CryptoTests {
     @Test func hybridEncryptionRoundTripsAndRejectsTheWrongKey() throws {
         let k256 = P256.KeyAgreement.PrivateKey()
