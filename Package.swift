@@ -17,6 +17,8 @@ import PackageDescription
 //   LedgerChannel     → LedgerChaincode, LedgerIdentity (config, membership, policies)
 //   LedgerPeer        → LedgerChannel (endorser, validator)
 //   LedgerOrdering    → LedgerChannel, LedgerStorage (block cutter, solo orderer)
+//   CRaft             (system library: Canonical's libraft 0.15 and libuv)
+//   LedgerConsensus   → CRaft, NIOSSL (consensus-engine protocol; libraft on a libuv loop thread; Raft over pinned mutual TLS)
 //   LedgerBench       → LedgerStorage
 //   LedgerObjects     → LedgerCrypto (object store: ciphertexts named by SHA-384, files beside RocksDB)
 //   CLibCrypto        (system library: OpenSSL libcrypto, for secp256k1 arithmetic)
@@ -122,6 +124,18 @@ let package = Package(
         .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
         // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
         .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
+        // Canonical's libraft and libuv from Debian (libraft-dev, libuv1-dev). The scripts install them.
+        .systemLibrary(name: "CRaft", pkgConfig: "raft", providers: [.apt(["libraft-dev", "libuv1-dev"])]),
+        // Raft consensus: the engine protocol the raft orderer uses, libraft driven from one libuv thread,
+        // its transport bridged through mutual TLS with pinned keys. Knows nothing of blocks.
+        .target(
+            name: "LedgerConsensus",
+            dependencies: [
+                "CRaft",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
         .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
         .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", "LedgerConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -146,6 +160,14 @@ let package = Package(
             ]),
         .executableTarget(name: "MedLedgerFuzz", dependencies: ["MedLedgerFuzzHarness"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
+        .testTarget(
+            name: "LedgerConsensusTests",
+            dependencies: [
+                "LedgerConsensus", "CRaft",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
         .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerPRE", "LedgerCrypto", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerObjectsTests", dependencies: ["LedgerObjects", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),

@@ -39,4 +39,70 @@ import Testing
         let out = try MedLedgerBinary.ok(["channel", "create", "--config", dir.path + "/channel.yaml", "--wallet", dir.path + "/sa/wallets/admin", "--out", dir.path + "/records.block"])
         #expect(out.contains("4 organisations"))
     }
+
+    /// The image must build: every Debian package Package.swift's system libraries name is installed in
+    /// the build stage, each one's runtime library in the final stage, and the Swift image is at least
+    /// as new as the newest tools version among the checked-out packages.
+    @Test func dockerfileInstallsEverySystemLibraryAndANewEnoughSwift() throws {
+        let root = Self.repoRoot
+        let manifest = try String(contentsOf: root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let dockerfile = try String(contentsOf: root.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        // Before the first FROM: comments; then the build stage and the runtime stage.
+        let stages = dockerfile.components(separatedBy: "\nFROM ").dropFirst()
+        try #require(stages.count == 2, "the Dockerfile has a build stage and a runtime stage")
+        let (build, runtime) = (Self.aptInstalled(stages.first!), Self.aptInstalled(stages.last!))
+        var devPackages: [String] = []
+        for match in manifest.matches(of: /\.apt\(\[([^\]]*)\]\)/) {
+            devPackages += match.1.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \"")) }
+        }
+        #expect(devPackages.count >= 4, "Package.swift names its system libraries' Debian packages")
+        for dev in devPackages {
+            #expect(build.contains(dev), "the build stage does not install \(dev)")
+            // The runtime library a -dev package pulls in, from Debian's own package metadata.
+            let depends = try Self.run("/usr/bin/apt-cache", ["depends", dev])
+            let runtimeLibrary = depends.split(separator: "\n").compactMap { line -> String? in
+                let t = line.trimmingCharacters(in: .whitespaces)
+                guard t.hasPrefix("Depends: lib") else { return nil }
+                let name = String(t.dropFirst("Depends: ".count))
+                return name.hasSuffix("-dev") ? nil : name
+            }.first
+            let lib = try #require(runtimeLibrary, "apt-cache names no runtime library for \(dev)")
+            #expect(runtime.contains(lib), "the runtime stage does not install \(lib) (for \(dev))")
+        }
+        let image = try #require(dockerfile.firstMatch(of: /FROM swift:(\d+)\.(\d+)/), "the build stage is an official swift image")
+        let imageVersion = (Int(image.1)!, Int(image.2)!)
+        let checkouts = root.appendingPathComponent(".build/checkouts")
+        let packages = (try? FileManager.default.contentsOfDirectory(atPath: checkouts.path)) ?? []
+        try #require(!packages.isEmpty, "no checked-out packages under .build/checkouts: build first")
+        for package in packages {
+            guard let text = try? String(contentsOf: checkouts.appendingPathComponent("\(package)/Package.swift"), encoding: .utf8),
+                  let tools = text.firstMatch(of: /swift-tools-version: *(\d+)\.(\d+)/)
+            else { continue }
+            let needed = (Int(tools.1)!, Int(tools.2)!)
+            #expect(needed <= imageVersion, "\(package) needs Swift tools \(needed.0).\(needed.1); the Dockerfile builds with \(imageVersion.0).\(imageVersion.1)")
+        }
+    }
+
+    static func aptInstalled(_ stage: String) -> Set<String> {
+        var names = Set<String>()
+        for match in stage.matches(of: /apt-get install([^&]*)/) {
+            for word in match.1.split(whereSeparator: { $0 == " " || $0 == "\\" || $0 == "\n" }) where !word.hasPrefix("-") {
+                names.insert(String(word))
+            }
+        }
+        return names
+    }
+
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = arguments
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return text
+    }
 }

@@ -1,7 +1,7 @@
 # Installs the system packages medledger builds and tests against, on a fresh Debian machine.
 # Sourced by scripts/test.sh and scripts/demo.sh. Idempotent: does nothing when all are present.
 
-MEDLEDGER_APT_PACKAGES=(librocksdb-dev libssl-dev pkg-config openssl python3 python3-pip)
+MEDLEDGER_APT_PACKAGES=(librocksdb-dev libssl-dev libraft-dev libuv1-dev pkg-config openssl python3 python3-pip)
 # Only the tests need these: docker-compose validates docker-compose.yml (no Docker engine runs here).
 MEDLEDGER_TEST_APT_PACKAGES=(docker-compose)
 # Python packages the tests use to cross-check our crypto with independent implementations, as
