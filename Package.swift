@@ -16,9 +16,9 @@ import PackageDescription
 //   MedRecords        → LedgerChaincode, LedgerIdentity, LedgerPRE (the paper's records chaincode; PRE only to check keys and capsules)
 //   LedgerChannel     → LedgerChaincode, LedgerIdentity (config, membership, policies)
 //   LedgerPeer        → LedgerChannel (endorser, validator)
-//   LedgerOrdering    → LedgerChannel, LedgerStorage (block cutter, solo orderer)
 //   CRaft             (system library: Canonical's libraft 0.15 and libuv)
 //   LedgerConsensus   → CRaft, NIOSSL (consensus-engine protocol; libraft on a libuv loop thread; Raft over pinned mutual TLS)
+//   LedgerOrdering    → LedgerChannel, LedgerStorage, LedgerConsensus (block cutter, solo and raft orderers)
 //   LedgerBench       → LedgerStorage
 //   LedgerObjects     → LedgerCrypto (object store: ciphertexts named by SHA-384, files beside RocksDB)
 //   CLibCrypto        (system library: OpenSSL libcrypto, for secp256k1 arithmetic)
@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "MedRecords", "LedgerObjects",
+                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "LedgerConsensus", "MedRecords", "LedgerObjects",
                 "LedgerClient", "HospitalFlows",
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
@@ -123,7 +123,7 @@ let package = Package(
         .target(name: "HospitalFlows", dependencies: ["LedgerPRE", "LedgerCrypto", "LedgerProtos", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
         // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
-        .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage"]),
+        .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage", "LedgerConsensus"]),
         // Canonical's libraft and libuv from Debian (libraft-dev, libuv1-dev). The scripts install them.
         .systemLibrary(name: "CRaft", pkgConfig: "raft", providers: [.apt(["libraft-dev", "libuv1-dev"])]),
         // Raft consensus: the engine protocol the raft orderer uses, libraft driven from one libuv thread,
@@ -174,7 +174,7 @@ let package = Package(
         .testTarget(name: "LedgerRecordsTests", dependencies: ["LedgerRecords", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "HospitalFlowsTests", dependencies: ["HospitalFlows", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPRETests", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering"]),
+        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering", "LedgerConsensus", .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "SwiftASN1", package: "swift-asn1")]),
         .testTarget(
             name: "LedgerIdentityTests",
             dependencies: [

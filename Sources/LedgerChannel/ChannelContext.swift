@@ -19,6 +19,8 @@ public struct ChannelContext: Sendable {
     public let policies: [String: EndorsementPolicy]
     /// The block holding the transaction that set this configuration.
     public let configBlock: UInt64
+    /// Solo or raft, with the consenters and the organisations whose nodes sign blocks.
+    public let ordering: OrderingConfig
 
     public var channel: String { config.channelID }
     public var sequence: UInt64 { config.sequence }
@@ -48,7 +50,7 @@ public struct ChannelContext: Sendable {
         guard b.absoluteMaxBytes >= 1024, b.absoluteMaxBytes <= Self.batchBytesMax else { throw ChannelConfigError("batch absolute_max_bytes must be 1 KiB…\(Self.batchBytesMax) bytes (what the ledger stores in one block)") }
         guard b.preferredMaxBytes >= 1, b.preferredMaxBytes <= b.absoluteMaxBytes else { throw ChannelConfigError("batch preferred_max_bytes must be 1…absolute_max_bytes") }
         guard b.batchTimeoutMs <= Self.batchTimeoutMsMax else { throw ChannelConfigError("batch batch_timeout_ms must be at most \(Self.batchTimeoutMsMax)") }
-        guard seen.contains(config.orderer.org) else { throw ChannelConfigError("orderer organisation \(config.orderer.org.debugDescription) is not a channel organisation") }
+        self.ordering = try OrderingConfig(config.orderer, organizations: seen)
         guard !config.orderer.endpoints.isEmpty else { throw ChannelConfigError("the orderer needs at least one endpoint") }
         for e in config.orderer.endpoints where !Self.isEndpoint(e) { throw ChannelConfigError("orderer endpoint \(e.debugDescription) is not host:port") }
         guard config.crlPublisherOrg.isEmpty || seen.contains(config.crlPublisherOrg) else {
@@ -71,6 +73,11 @@ public struct ChannelContext: Sendable {
         self.config = config
         self.policies = policies
         self.configBlock = configBlock
+    }
+
+    /// The organisations that hold the channel's whole ledger: those with peers, and those that order.
+    public func holdsLedger(_ org: String) -> Bool {
+        ordering.signingOrganizations.contains(org) || organization(org).map { !$0.peerEndpoints.isEmpty } == true
     }
 
     static func isCA(_ c: Certificate) -> Bool {

@@ -118,6 +118,7 @@ public enum ConfigTransaction {
             throw ChannelConfigError("configuration sequence is \(parsed.config.sequence); the next is \(current.sequence + 1)")
         }
         let next = try ChannelContext(config: parsed.config, configBlock: blockNumber)
+        try OrderingConfig.checkChange(from: current.ordering, to: next.ordering)
         let signedOrgs = adminOrganizations(signing: parsed.configEnvelope, members: current.members, at: time)
         let needed = current.organizationIDs.count / 2 + 1
         if signedOrgs.count >= needed { return next }
@@ -223,8 +224,11 @@ public enum ConfigTransaction {
         let sig = block.metadata.ordererSignature
         let signer: VerifiedMember
         do { signer = try context.members.verify(serializedIdentity: sig.signer, at: time) } catch { throw ChannelConfigError("block \(block.header.number) signer: \(error)") }
-        let allowed = (signer.role == .node && signer.org == context.config.orderer.org) || (allowAdmins && signer.role == .admin)
-        guard allowed else { throw ChannelConfigError("block \(block.header.number) is signed by \(signer.org)/\(RoleName.name(signer.role) ?? "?"), not by an orderer node of \(context.config.orderer.org)") }
+        let orderers = context.ordering.signingOrganizations
+        let allowed = (signer.role == .node && orderers.contains(signer.org)) || (allowAdmins && signer.role == .admin)
+        guard allowed else {
+            throw ChannelConfigError("block \(block.header.number) is signed by \(signer.org)/\(RoleName.name(signer.role) ?? "?"), not by an orderer node of \(orderers.sorted().joined(separator: " or "))")
+        }
         guard signer.isValidSignature(sig.signature, for: SignedMessages.block(headerHash: block.header.headerHash, signedAt: block.metadata.ordererSignature.hasSignedAt ? block.metadata.ordererSignature.signedAt : nil)) else {
             throw ChannelConfigError("block \(block.header.number) signature does not verify")
         }

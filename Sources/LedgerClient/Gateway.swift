@@ -228,10 +228,41 @@ public final class Gateway: Sendable {
         }
     }
 
-    /// Sends a signed envelope to the orderer (on the shared broadcast stream).
+    /// Sends a signed envelope to the orderer (on the shared broadcast stream). With several ordering
+    /// endpoints (a raft cluster), an envelope that was not acknowledged (the orderer was unreachable or
+    /// answered 503, e.g. while a new leader is elected) is sent again, the same envelope with the same
+    /// tx id, to the next endpoint, for up to `failoverSeconds`; a retry answered 409 got in the first
+    /// time and its commit is awaited.
     public func broadcast(_ envelope: Medledger_Envelope) async throws {
+        let others = config.orderer.endpoints.compactMap(NodeAddress.init).filter { $0 != ordererAddress }
+        let endpoints = [ordererAddress] + others
+        guard endpoints.count > 1 else { return try await broadcast(envelope, to: ordererAddress) }
+        let deadline = ContinuousClock.now + .seconds(Self.failoverSeconds)
+        var attempt = 0
+        while true {
+            for address in endpoints {
+                do {
+                    try await broadcast(envelope, to: address)
+                    return
+                } catch let f as Failure where f.status == 409 && attempt > 0 {
+                    return
+                } catch let f as Failure where f.status == 503 {
+                    if ContinuousClock.now >= deadline { throw f }
+                } catch let f as CallFailure where f.status == 503 {
+                    if ContinuousClock.now >= deadline { throw f }
+                }
+                attempt += 1
+            }
+            try await Task.sleep(for: .milliseconds(min(1000, 50 << min(attempt, 5))))
+        }
+    }
+
+    /// How long a broadcast keeps trying other ordering endpoints before it gives up.
+    public static let failoverSeconds: Int64 = 15
+
+    private func broadcast(_ envelope: Medledger_Envelope, to address: NodeAddress) async throws {
         let r: Medledger_BroadcastResponse
-        let orderer = try connection(ordererAddress)
+        let orderer = try connection(address)
         do { r = try await orderer.broadcaster.call(envelope) } catch let e as PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>.Ended {
             throw CallFailure(status: 503, message: "\(orderer.address): \(e)")
         } catch { throw CallFailure.classify(error) }

@@ -12,7 +12,13 @@ import Yams
 ///     organizations:
 ///       - { id: sa, ca_root: ../sa/ca-cert.pem }
 ///       - { id: hospital-a, ca_root: ../sa/ca-cert.pem, crl: crl.pem, peers: [127.0.0.1:7051] }
-///     orderer: { org: sa, endpoints: [127.0.0.1:7050] }
+///     orderer: { org: sa, endpoints: [127.0.0.1:7050] }      # solo: the SA's node orders
+///     # or a raft cluster (endpoints default to the consenters'; crl_publisher must then be given):
+///     # orderer:
+///     #   type: raft
+///     #   consenters:
+///     #     - { id: 1, org: hospital-a, raft_address: 127.0.0.1:7052, endpoint: 127.0.0.1:7050, tls_certificate: ../a/tls-cert.pem }
+///     #   raft: { election_timeout_ms: 1000, heartbeat_ms: 100, snapshot_interval: 1024 }
 ///     crl_publisher: sa                  # may publish newer CRLs alone (default: the orderer org)
 ///     batch: { max_message_count: 500, absolute_max_bytes: 10485760, preferred_max_bytes: 2097152, batch_timeout_ms: 0 }
 ///     chaincodes:
@@ -27,8 +33,27 @@ public struct ChannelConfigFile: Codable, Sendable {
     }
 
     public struct Orderer: Codable, Sendable {
+        public var type: String?
+        public var org: String?
+        public var endpoints: [String]?
+        public var consenters: [Consenter]?
+        public var raft: RaftOptions?
+    }
+
+    public struct Consenter: Codable, Sendable {
+        public var id: UInt64
         public var org: String
-        public var endpoints: [String]
+        public var raftAddress: String
+        public var endpoint: String
+        public var tlsCertificate: String
+        enum CodingKeys: String, CodingKey { case id, org, raftAddress = "raft_address", endpoint, tlsCertificate = "tls_certificate" }
+    }
+
+    public struct RaftOptions: Codable, Sendable {
+        public var electionTimeoutMs: UInt32?
+        public var heartbeatMs: UInt32?
+        public var snapshotInterval: UInt32?
+        enum CodingKeys: String, CodingKey { case electionTimeoutMs = "election_timeout_ms", heartbeatMs = "heartbeat_ms", snapshotInterval = "snapshot_interval" }
     }
 
     public struct Batch: Codable, Sendable {
@@ -87,9 +112,24 @@ public struct ChannelConfigFile: Codable, Sendable {
             org.peerEndpoints = o.peers ?? []
             c.organizations.append(org)
         }
-        c.orderer.org = file.orderer.org
-        c.orderer.endpoints = file.orderer.endpoints
-        c.crlPublisherOrg = file.crlPublisher ?? file.orderer.org
+        c.orderer.type = file.orderer.type ?? ""
+        c.orderer.org = file.orderer.org ?? ""
+        for k in file.orderer.consenters ?? [] {
+            var consenter = Medledger_Consenter()
+            consenter.id = k.id
+            consenter.org = k.org
+            consenter.raftAddress = k.raftAddress
+            consenter.endpoint = k.endpoint
+            consenter.tlsCertificate = try read(k.tlsCertificate, "TLS certificate of raft consenter \(k.id)")
+            c.orderer.consenters.append(consenter)
+        }
+        c.orderer.endpoints = file.orderer.endpoints ?? c.orderer.consenters.map(\.endpoint)
+        if let r = file.orderer.raft {
+            c.orderer.raft.electionTimeoutMs = r.electionTimeoutMs ?? 0
+            c.orderer.raft.heartbeatMs = r.heartbeatMs ?? 0
+            c.orderer.raft.snapshotInterval = r.snapshotInterval ?? 0
+        }
+        c.crlPublisherOrg = file.crlPublisher ?? c.orderer.org
         let b = file.batch
         c.batch.maxMessageCount = b?.maxMessageCount ?? 500
         c.batch.absoluteMaxBytes = b?.absoluteMaxBytes ?? 10 * 1024 * 1024

@@ -16,7 +16,10 @@ import Yams
 ///     audit_log: audit.log
 ///     signing: { cert: signing-cert.pem, key: signing-key.pem }  # default: beside the TLS pair
 ///     peer: true                         # endorse and commit (default true)
-///     orderer: { data_dir: orderer-data }  # also run the solo ordering service (absent: no)
+///     orderer: { data_dir: orderer-data }  # also run the ordering service (absent: no)
+///     #   raft_listen: 127.0.0.1:7052    # and be a raft consenter here (mutual TLS with the node's
+///     #                                  # TLS pair; its key is what channel configurations pin)
+///     #   raft_dir: orderer-data/raft    # raft logs (default: beside the orderer's ledger)
 ///     object_store:                      # peers only; all fields optional
 ///       data_dir: objects                # default: DATA_DIR/objects
 ///       max_bytes: 67108864              # largest object accepted (default 64 MiB)
@@ -43,9 +46,13 @@ public struct NodeConfig: Codable, Sendable, Equatable {
 
     public struct OrdererSection: Codable, Sendable, Equatable {
         public var dataDir: String
+        /// host:port of the raft listener (mutual TLS, pinned keys); absent: this node orders solo only.
+        public var raftListen: String?
+        /// Raft logs and snapshots, one directory per channel (default: DATA_DIR of the orderer + /raft).
+        public var raftDir: String?
 
         enum CodingKeys: String, CodingKey {
-            case dataDir = "data_dir"
+            case dataDir = "data_dir", raftListen = "raft_listen", raftDir = "raft_dir"
         }
     }
 
@@ -137,6 +144,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
         if var orderer = config.orderer {
             orderer.dataDir = resolve(orderer.dataDir)
+            orderer.raftDir = resolve(orderer.raftDir ?? URL(fileURLWithPath: orderer.dataDir).appendingPathComponent("raft").path)
             config.orderer = orderer
         }
         if var objects = config.objectStore {

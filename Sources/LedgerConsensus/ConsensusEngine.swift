@@ -21,6 +21,16 @@ public protocol ConsensusEngine: AnyObject, Sendable {
     func remove(_ consenter: ConsenterID) async throws(ConsensusError)
     /// Stops the engine; every pending proposal fails with `.shuttingDown`. Idempotent.
     func stop() async
+
+    /// Role, leader and term as of a few milliseconds ago, without waiting.
+    var observed: ObservedRaftState { get }
+    /// Blocking forms, for threads that may block (never the engine's own thread).
+    func startBlocking(bootstrap: [ConsensusMember]?) throws(ConsensusError)
+    func proposeBlocking(_ entry: [UInt8]) throws(ConsensusError)
+    /// Returns once every entry appended before the call is applied on this node.
+    func barrierBlocking() throws(ConsensusError)
+    /// `stop`, waiting without the cooperative pool (safe from synchronous shutdown paths).
+    func stopBlocking()
 }
 
 /// The deterministic state machine the log drives: for the orderer, the block store.
@@ -45,6 +55,11 @@ public struct ConsensusMember: Sendable, Equatable {
     public var id: ConsenterID
     public var address: String
     public var role: Role
+    public init(id: ConsenterID, address: String, role: Role) {
+        self.id = id
+        self.address = address
+        self.role = role
+    }
 }
 
 public struct ConsensusStatus: Sendable, Equatable {

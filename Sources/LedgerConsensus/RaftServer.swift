@@ -46,9 +46,16 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
     private var transport: UnsafeMutablePointer<raft_uv_transport>?
     private var phase: Phase = .created
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closeWaitersBlocking: [@Sendable (Result<Void, ConsensusError>) -> Void] = []
     private var stoppedReason: String?
+    private var observer: UnsafeMutablePointer<uv_timer_t>?
+    private let observedState = Mutex(ObservedRaftState())
 
     enum Phase { case created, running, closing, closed }
+
+    /// Role, leader and term as of a few milliseconds ago, readable from any thread without waiting
+    /// for the loop (a timer on the loop refreshes it every 10 ms and on every change this server makes).
+    public var observed: ObservedRaftState { observedState.withLock { $0 } }
 
     public init(
         id: ConsenterID, address: String, channel: String, dataDirectory: String, loop: RaftLoop, machine: any ReplicatedStateMachine,
@@ -82,6 +89,21 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
             Result { () throws(ConsensusError) in try startOnLoop(bootstrap: bootstrap) }
         }
         try result.get()
+    }
+
+    /// `start`, for callers on a thread that may block (never on the loop thread itself).
+    public func startBlocking(bootstrap: [ConsensusMember]?) throws(ConsensusError) {
+        try blocking { done in self.loop.run { [self] in done(Result { () throws(ConsensusError) in try startOnLoop(bootstrap: bootstrap) }) } }.get()
+    }
+
+    /// Runs `body`, which must call its completion exactly once (on any thread), and waits for it. If
+    /// the loop no longer takes work, the result is `.shuttingDown`.
+    private func blocking<T>(_ body: (@escaping @Sendable (Result<T, ConsensusError>) -> Void) -> Bool) -> Result<T, ConsensusError> {
+        precondition(!loop.isLoopThread, "a blocking raft call on the raft loop thread would wait forever")
+        let box = ResultBox<T>()
+        let queued = body { box.set($0) }
+        guard queued else { return .failure(.shuttingDown) }
+        return box.wait()
     }
 
     private func startOnLoop(bootstrap: [ConsensusMember]?) throws(ConsensusError) {
@@ -121,6 +143,7 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
         // From here libraft holds pointers to self until the close callback releases this retain.
         _ = Unmanaged.passRetained(self)
         phase = .running
+        startObserving()
         log("raft: consenter \(id) of channel \(channel) started at \(address)")
     }
 
@@ -128,8 +151,42 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
     /// can misbehave when closed from inside its own callback).
     private func failedOnLoop(_ why: String) {
         stoppedReason = why
+        observe()
         log("raft: consenter \(id) of channel \(channel) stops: \(why)")
         loop.run { [self] in closeOnLoop() }
+    }
+
+    private func startObserving() {
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
+        uv_timer_init(loop.loop, timer)
+        timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(timer, { t in
+            guard let t, let data = t.pointee.data else { return }
+            Unmanaged<RaftServer>.fromOpaque(data).takeUnretainedValue().observe()
+        }, 10, 10)
+        observer = timer
+        observe()
+    }
+
+    private func stopObserving() {
+        guard let timer = observer else { return }
+        observer = nil
+        uv_timer_stop(timer)
+        uv_close(UnsafeMutableRawPointer(timer).assumingMemoryBound(to: uv_handle_t.self)) { handle in
+            UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_timer_t.self).deallocate()
+        }
+    }
+
+    private func observe() {
+        let now: ObservedRaftState
+        if phase == .running {
+            now = ObservedRaftState(
+                role: Int(raft_state(r)) == RAFT_LEADER ? .leader : Int(raft_state(r)) == RAFT_CANDIDATE ? .candidate : .follower,
+                leader: leaderOnLoop(), term: r.pointee.current_term, stoppedReason: stoppedReason)
+        } else {
+            now = ObservedRaftState(role: .unavailable, leader: nil, term: 0, stoppedReason: stoppedReason ?? (phase == .created ? "not started" : "stopped"))
+        }
+        observedState.withLock { $0 = now }
     }
 
     // MARK: Proposals
@@ -137,39 +194,68 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
     public func propose(_ entry: [UInt8]) async throws(ConsensusError) {
         guard entry.count <= tuning.maxEntryBytes else { throw .tooLarge(entry.count, limit: tuning.maxEntryBytes) }
         let outcome: Result<Void, ConsensusError> = await withCheckedContinuation { c in
-            let queued = loop.run { [self] in applyOnLoop(entry, c) }
+            let queued = loop.run { [self] in applyOnLoop(entry) { c.resume(returning: $0) } }
             if !queued { c.resume(returning: .failure(.shuttingDown)) }
         }
         try outcome.get()
     }
 
-    private final class Pending<T> {
-        let continuation: CheckedContinuation<T, Never>
-        init(_ c: CheckedContinuation<T, Never>) { continuation = c }
+    /// `propose`, for a thread that may block (the orderer's cutting thread).
+    public func proposeBlocking(_ entry: [UInt8]) throws(ConsensusError) {
+        guard entry.count <= tuning.maxEntryBytes else { throw .tooLarge(entry.count, limit: tuning.maxEntryBytes) }
+        try blocking { done in loop.run { [self] in applyOnLoop(entry, done) } }.get()
     }
 
-    private func applyOnLoop(_ payload: [UInt8], _ c: CheckedContinuation<Result<Void, ConsensusError>, Never>) {
+    /// Waits until every entry before now is applied here (a new leader calls it before cutting).
+    public func barrierBlocking() throws(ConsensusError) {
+        try blocking { done in loop.run { [self] in barrierOnLoop(done) } }.get()
+    }
+
+    private final class Pending<T> {
+        let done: @Sendable (Result<T, ConsensusError>) -> Void
+        init(_ d: @escaping @Sendable (Result<T, ConsensusError>) -> Void) { done = d }
+    }
+
+    private func applyOnLoop(_ payload: [UInt8], _ done: @escaping @Sendable (Result<Void, ConsensusError>) -> Void) {
         let entry = RaftEntryFraming.encode(payload)
-        guard phase == .running else { return c.resume(returning: .failure(stoppedReason.map { .failed($0) } ?? .shuttingDown)) }
-        guard raft_state(r) == RAFT_LEADER else { return c.resume(returning: .failure(.notLeader(leader: leaderOnLoop()))) }
-        guard let base = raft_malloc(max(entry.count, 1)) else { return c.resume(returning: .failure(.failed("out of memory"))) }
+        guard phase == .running else { return done(.failure(stoppedReason.map { .failed($0) } ?? .shuttingDown)) }
+        guard raft_state(r) == RAFT_LEADER else { return done(.failure(.notLeader(leader: leaderOnLoop()))) }
+        guard let base = raft_malloc(max(entry.count, 1)) else { return done(.failure(.failed("out of memory"))) }
         entry.withUnsafeBytes { if let src = $0.baseAddress { base.copyMemory(from: src, byteCount: entry.count) } }
         var buf = raft_buffer(base: base, len: entry.count)
         let req = UnsafeMutablePointer<raft_apply>.allocate(capacity: 1)
         req.initialize(to: raft_apply())
-        req.pointee.data = Unmanaged.passRetained(Pending(c)).toOpaque()
+        req.pointee.data = Unmanaged.passRetained(Pending<Void>(done)).toOpaque()
         let rv = raft_apply(r, req, &buf, 1) { req, status, _ in
             guard let req else { return }
-            let pending = Unmanaged<Pending<Result<Void, ConsensusError>>>.fromOpaque(req.pointee.data).takeRetainedValue()
+            let pending = Unmanaged<Pending<Void>>.fromOpaque(req.pointee.data).takeRetainedValue()
             req.deallocate()
-            pending.continuation.resume(returning: status == 0 ? .success(()) : .failure(RaftServer.error(status, context: "applying the entry")))
+            pending.done(status == 0 ? .success(()) : .failure(RaftServer.error(status, context: "applying the entry")))
         }
         if rv != 0 {
             // Not accepted: libraft took neither the buffer nor the request.
             raft_free(base)
-            Unmanaged<Pending<Result<Void, ConsensusError>>>.fromOpaque(req.pointee.data).release()
+            Unmanaged<Pending<Void>>.fromOpaque(req.pointee.data).release()
             req.deallocate()
-            c.resume(returning: .failure(RaftServer.error(rv, context: String(cString: raft_errmsg(r)), leader: leaderOnLoop())))
+            done(.failure(RaftServer.error(rv, context: String(cString: raft_errmsg(r)), leader: leaderOnLoop())))
+        }
+    }
+
+    private func barrierOnLoop(_ done: @escaping @Sendable (Result<Void, ConsensusError>) -> Void) {
+        guard phase == .running else { return done(.failure(.shuttingDown)) }
+        let req = UnsafeMutablePointer<raft_barrier>.allocate(capacity: 1)
+        req.initialize(to: raft_barrier())
+        req.pointee.data = Unmanaged.passRetained(Pending<Void>(done)).toOpaque()
+        let rv = raft_barrier(r, req) { req, status in
+            guard let req else { return }
+            let pending = Unmanaged<Pending<Void>>.fromOpaque(req.pointee.data).takeRetainedValue()
+            req.deallocate()
+            pending.done(status == 0 ? .success(()) : .failure(RaftServer.error(status, context: "raft barrier")))
+        }
+        if rv != 0 {
+            Unmanaged<Pending<Void>>.fromOpaque(req.pointee.data).release()
+            req.deallocate()
+            done(.failure(RaftServer.error(rv, context: String(cString: raft_errmsg(r)), leader: leaderOnLoop())))
         }
     }
 
@@ -328,9 +414,31 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
         }
     }
 
+    /// `stop`, for a thread that may block: it waits on the loop thread only, never on a task, so it
+    /// is safe from the cooperative pool even when every other pool thread is busy.
+    public func stopBlocking() {
+        guard !loop.isLoopThread else { return closeOnLoop() }
+        _ = blocking { (done: @escaping @Sendable (Result<Void, ConsensusError>) -> Void) in
+            loop.run { [self] in
+                switch phase {
+                case .closed, .created:
+                    phase = .closed
+                    done(.success(()))
+                case .closing:
+                    closeWaitersBlocking.append(done)
+                case .running:
+                    closeWaitersBlocking.append(done)
+                    closeOnLoop()
+                }
+            }
+        }
+    }
+
     private func closeOnLoop() {
         guard phase == .running else { return }
         phase = .closing
+        stopObserving()
+        observe()
         raft_close(r) { r in
             guard let r, let data = r.pointee.data else { return }
             let server = Unmanaged<RaftServer>.fromOpaque(data).takeRetainedValue()
@@ -343,10 +451,14 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
         if let transport { transportProvider.release(transport) }
         transport = nil
         phase = .closed
+        observe()
         log("raft: consenter \(id) of channel \(channel) stopped")
         let waiters = closeWaiters
         closeWaiters = []
         for w in waiters { w.resume() }
+        let blocked = closeWaitersBlocking
+        closeWaitersBlocking = []
+        for w in blocked { w(.success(())) }
     }
 }
 
@@ -365,5 +477,32 @@ extension ConsensusMember.Role {
         case RAFT_STANDBY: self = .standby
         default: self = .spare
         }
+    }
+}
+
+public struct ObservedRaftState: Sendable, Equatable {
+    public var role: ConsensusRole = .unavailable
+    public var leader: ConsenterID?
+    public var term: UInt64 = 0
+    public var stoppedReason: String? = "not started"
+}
+
+/// One result handed from another thread to a waiting one.
+final class ResultBox<T>: @unchecked Sendable {  // `value` is guarded by `condition`
+    private let condition = NSCondition()
+    private var value: Result<T, ConsensusError>?
+
+    func set(_ v: Result<T, ConsensusError>) {
+        condition.lock()
+        value = v
+        condition.signal()
+        condition.unlock()
+    }
+
+    func wait() -> Result<T, ConsensusError> {
+        condition.lock()
+        defer { condition.unlock() }
+        while value == nil { condition.wait() }
+        return value!
     }
 }

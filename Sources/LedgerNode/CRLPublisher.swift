@@ -13,11 +13,11 @@ import LedgerProtos
 /// periodically, so a crash between revoking and publishing is repaired.
 final class CRLPublisher: Sendable {
     let ca: CertificateAuthority
-    let orderer: SoloOrderer
+    let orderer: OrderingServices
     let publisher: SigningIdentity
     let log: @Sendable (String) -> Void
 
-    init(ca: CertificateAuthority, orderer: SoloOrderer, publisher: SigningIdentity, log: @escaping @Sendable (String) -> Void) {
+    init(ca: CertificateAuthority, orderer: OrderingServices, publisher: SigningIdentity, log: @escaping @Sendable (String) -> Void) {
         self.ca = ca
         self.orderer = orderer
         self.publisher = publisher

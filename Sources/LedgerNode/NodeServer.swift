@@ -57,7 +57,8 @@ public final class NodeServer: Sendable {
         defer { ledgers.close() }
 
         var peer: PeerRuntime?
-        var orderer: SoloOrderer?
+        var orderer: OrderingServices?
+        var raftOrdering: RaftOrdering?
         var ordererStore: LedgerStore?
         var nodeSigner: SigningIdentity?
         if config.runsPeer || config.orderer != nil {
@@ -75,7 +76,12 @@ public final class NodeServer: Sendable {
             if let o = config.orderer {
                 let store = try LedgerStore.open(dataDir: o.dataDir)
                 ordererStore = store
-                orderer = try SoloOrderer(store: store, signer: signer, gate: trust, log: log)
+                if let raftListen = o.raftListen {
+                    raftOrdering = try await RaftOrdering.start(
+                        listen: raftListen, directory: o.raftDir ?? o.dataDir + "/raft", store: store, signer: signer,
+                        tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM, gate: trust, log: log)
+                }
+                orderer = OrderingServices(solo: try SoloOrderer(store: store, signer: signer, gate: trust, log: log), raft: raftOrdering?.orderer)
             }
         }
         // On the way out: peers stop pulling, the orderer writes what it accepted, then stores close.
@@ -181,7 +187,9 @@ public final class NodeServer: Sendable {
             }
             peer?.startPulling()
             if let peer { log("medledgerd: peer with \(peer.all.count) channel(s)\(peer.all.isEmpty ? "" : ": " + peer.all.map { "\($0.channelName) (height \($0.ledger.height))" }.joined(separator: ", "))") }
-            if let orderer { log("medledgerd: solo orderer with \(orderer.channels().count) channel(s)") }
+            if let orderer {
+                log("medledgerd: orderer with \(orderer.channels().count) channel(s)\(raftOrdering.map { " (raft consenter on \($0.transport.listenHost):\($0.transport.listenPort))" } ?? "")")
+            }
             log("medledgerd: ready")
             await stopper.wait()
             log("medledgerd: shutting down")
@@ -192,6 +200,7 @@ public final class NodeServer: Sendable {
             crlPublishing.cancel()
             // Stops accepting, then writes every envelope it acknowledged before the server drains.
             if let orderer { await Task.detached { orderer.shutdown() }.value }
+            await raftOrdering?.close()
             main.beginGracefulShutdown()
             enrollServer?.beginGracefulShutdown()
         }

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import LedgerAudit
 import LedgerChannel
+import LedgerConsensus
 import LedgerCore
 import LedgerIdentity
 import LedgerOrdering
@@ -18,8 +19,8 @@ import Synchronization
 /// `medrecords`' rules, and sees only their own transactions. docs/ACCESS.md has the table.
 enum LedgerAccess {
     static func holdsLedger(_ caller: AuthenticatedIdentity, _ ctx: ChannelContext) -> Bool {
-        guard caller.role == .node || caller.role == .admin, let org = ctx.organization(caller.org) else { return false }
-        return org.id == ctx.config.orderer.org || !org.peerEndpoints.isEmpty
+        guard caller.role == .node || caller.role == .admin else { return false }
+        return ctx.holdsLedger(caller.org)
     }
 
     static func eventAudience(_ caller: AuthenticatedIdentity, _ ctx: ChannelContext) -> EventAudience {
@@ -227,7 +228,7 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
 
 /// Ordering API (peer.proto `Orderer`).
 struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
-    let orderer: SoloOrderer
+    let orderer: OrderingServices
     let nodeOrg: String
     let audit: AuditLog?
 
@@ -314,6 +315,78 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         r.channel = (try? ConfigTransaction.config(in: [UInt8](block.data.envelopes.first ?? Data())).channelID) ?? ""
         r.height = orderer.channels().first { $0.name == r.channel }?.height ?? 0
         return r
+    }
+
+    /// Consensus status of a channel: for nodes and administrators of its organisations (no record
+    /// data, only who orders and how far).
+    func status(request: Medledger_OrdererStatusRequest, context: ServerContext) async throws -> Medledger_OrdererStatusResponse {
+        let caller = try context.requireCaller()
+        let ctx = try channelFor(caller, request.channel)
+        guard caller.role == .node || caller.role == .admin else {
+            throw RPCError(code: .permissionDenied, message: "only nodes and administrators see the orderer's status")
+        }
+        var r = Medledger_OrdererStatusResponse()
+        r.channel = ctx.channel
+        r.type = ctx.ordering.kind.rawValue
+        let summary = orderer.channels().first { $0.name == ctx.channel }
+        r.height = summary?.height ?? 0
+        r.stoppedReason = summary?.stoppedReason ?? ""
+        guard ctx.ordering.kind == .raft, let s = await orderer.consensusStatus(of: ctx.channel) else {
+            r.role = "leader"
+            return r
+        }
+        r.consenterID = s.id
+        r.role = s.role.rawValue
+        r.leader = s.leader ?? 0
+        r.term = s.term
+        r.commitIndex = s.commitIndex
+        r.appliedIndex = s.appliedIndex
+        if let why = s.stoppedReason, r.stoppedReason.isEmpty { r.stoppedReason = why }
+        r.consenters = ctx.ordering.consenters.map { c in
+            var m = Medledger_ConsenterStatus()
+            m.id = c.id
+            m.org = c.org
+            m.raftAddress = c.raftAddress
+            m.endpoint = c.endpoint
+            m.raftRole = s.members.first { $0.id == c.id }?.role.rawValue ?? ""
+            return m
+        }
+        return r
+    }
+
+    /// Hands raft leadership over. Any administrator of a channel organisation may ask (it moves no
+    /// data and changes no rule; it is audited); it must reach the current leader.
+    func transferLeadership(request: Medledger_TransferLeadershipRequest, context: ServerContext) async throws -> Medledger_TransferLeadershipResponse {
+        let caller = try context.requireCaller()
+        let ctx = try channelFor(caller, request.channel)
+        guard caller.role == .admin else { throw RPCError(code: .permissionDenied, message: "only an administrator of a channel organisation may move raft leadership") }
+        guard ctx.ordering.kind == .raft, let engine = orderer.raft?.engine(of: ctx.channel) else {
+            throw RPCError(code: .failedPrecondition, message: "channel \(ctx.channel) is not ordered by raft here")
+        }
+        if request.to != 0, !ctx.ordering.consenters.contains(where: { $0.id == request.to }) {
+            throw RPCError(code: .invalidArgument, message: "channel \(ctx.channel) has no consenter \(request.to)")
+        }
+        do {
+            let leader = try await engine.transferLeadership(to: request.to == 0 ? nil : request.to)
+            audit?.note(AuditEvent(actor: caller.auditActor, action: "orderer.transfer-leadership", target: ctx.channel, outcome: .success, detail: "leader \(leader ?? 0)"))
+            var r = Medledger_TransferLeadershipResponse()
+            r.leader = leader ?? 0
+            return r
+        } catch {
+            if case .notLeader(let leader) = error, let l = leader, let c = ctx.ordering.consenters.first(where: { $0.id == l }) {
+                throw RPCError(code: .failedPrecondition, message: "this consenter is not the raft leader of \(ctx.channel); ask the leader, consenter \(l) at \(c.endpoint)")
+            }
+            throw RPCError(code: .unavailable, message: "\(error)")
+        }
+    }
+
+    /// The channel's configuration if the caller's organisation belongs to it (else 404, as for a
+    /// channel this orderer does not order).
+    private func channelFor(_ caller: AuthenticatedIdentity, _ channel: String) throws -> ChannelContext {
+        guard let ctx = orderer.context(of: channel), ctx.organizationIDs.contains(caller.org) else {
+            throw RPCError(code: .notFound, message: "this orderer does not order channel \(channel.debugDescription)")
+        }
+        return ctx
     }
 
     func listChannels(request: Medledger_ListChannelsRequest, context: ServerContext) async throws -> Medledger_ListChannelsResponse {

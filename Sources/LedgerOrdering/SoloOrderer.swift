@@ -84,6 +84,8 @@ public final class SoloOrderer: OrderingService {
         for name in try store.channelNames() {
             let ledger = try store.channel(name)
             let ctx = try ChannelContext.current(in: ledger)
+            // A raft channel in the same store is the raft orderer's: solo must never cut its blocks.
+            guard ctx.ordering.kind == .solo else { continue }
             chains.withLock { $0[name] = makeChannel(ledger, ctx) }
         }
     }
@@ -100,6 +102,7 @@ public final class SoloOrderer: OrderingService {
 
     public func join(genesis: Medledger_Block) throws {
         let ctx = try ConfigTransaction.verifyGenesis(genesis)
+        guard ctx.ordering.kind == .solo else { throw OrderingRejection(400, "channel \(ctx.channel) is ordered by a raft cluster, not by solo") }
         guard ctx.config.orderer.org == signer.org else {
             throw OrderingRejection(403, "channel \(ctx.channel) is ordered by \(ctx.config.orderer.org), not by this node's organisation \(signer.org)")
         }
@@ -121,36 +124,16 @@ public final class SoloOrderer: OrderingService {
     public func submit(_ envelope: [UInt8], done: @escaping @Sendable (OrderingRejection?) -> Void) {
         let env: Medledger_Envelope
         let payload: Medledger_Payload
-        do {
-            env = try Medledger_Envelope(serializedBytes: envelope)
-            payload = try Medledger_Payload(serializedBytes: env.payload)
-        } catch { return done(OrderingRejection(400, "envelope does not parse: \(error)")) }
+        do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch { return done(error) }
         let name = payload.channelHeader.channelID
         guard let chain = chains.withLock({ $0[name] }) else { return done(OrderingRejection(404, "this orderer does not order channel \(name.debugDescription)")) }
         do throws(OrderingRejection) { try chain.accept(envelope, env: env, payload: payload, done: done) } catch { done(error) }
     }
 }
 
-/// One channel of the solo orderer: the queue of accepted envelopes and the thread that writes them.
+/// One channel of the solo orderer: a `CuttingLoop` whose blocks are signed and written to this node's
+/// own store.
 final class SoloChannel: BlockSource, Sendable {
-    struct Item {
-        var bytes: [UInt8]
-        var isConfig: Bool
-        var txID: String
-        var done: @Sendable (OrderingRejection?) -> Void
-    }
-
-    /// Envelopes waiting for the cutting thread. `NSCondition` because that thread blocks on it.
-    final class Queue: @unchecked Sendable {  // every field is read and written under `condition`
-        let condition = NSCondition()
-        var items: [Item] = []
-        /// Tx ids accepted but not yet in a written block: a resubmission is refused as a duplicate.
-        var inFlight = Set<String>()
-        var stopping = false
-        var finished = false
-        var stoppedReason: String?
-    }
-
     let ledger: ChannelLedger
     let notifier: HeightNotifier
     let signer: SigningIdentity
@@ -160,13 +143,12 @@ final class SoloChannel: BlockSource, Sendable {
     private let current: Mutex<ChannelContext>
     /// The time the last block was signed at; the next is never earlier.
     private let lastBlockTime: Mutex<Date>
-    private let queue = Queue()
-    /// Envelopes accepted and not yet written, at most; past it submitters get 503.
-    static let queueMax = 20_000
+    private let loop = Mutex<CuttingLoop?>(nil)
 
     var channelName: String { ledger.channel }
     var context: ChannelContext { current.withLock { $0 } }
-    var stoppedReason: String? { locked { $0.stoppedReason } }
+    var stoppedReason: String? { cutting.stoppedReason }
+    private var cutting: CuttingLoop { loop.withLock { $0! } }
 
     init(
         ledger: ChannelLedger, context: ChannelContext, signer: SigningIdentity, gate: (any RevocationGate)?, clock: @escaping @Sendable () -> Date,
@@ -180,191 +162,71 @@ final class SoloChannel: BlockSource, Sendable {
         self.log = log
         self.current = Mutex(context)
         self.lastBlockTime = Mutex((try? ledger.block(number: ledger.height - 1))?.judgedTime ?? .distantPast)
-        Thread.detachNewThread { [self] in self.runLoop() }
+        let cutting = CuttingLoop(
+            channel: ledger.channel, batchConfig: { [self] in BatchConfig(self.context.config.batch) },
+            writeBlock: { [self] envelopes in try self.writeBlock(envelopes) }, log: log)
+        loop.withLock { $0 = cutting }
     }
 
-    private func locked<T>(_ body: (Queue) -> T) -> T {
-        queue.condition.lock()
-        defer { queue.condition.unlock() }
-        return body(queue)
-    }
-
-    func block(number: UInt64) throws -> Medledger_Block? {
-        guard var b = try ledger.block(number: number) else { return nil }
-        // What peers receive is the ordered block: validation codes and commit hash are theirs to set.
-        if number > 0 {
-            b.metadata.validationCodes = Array(repeating: .notValidated, count: b.data.envelopes.count)
-            b.metadata.commitHash = Data()
-        }
-        return b
-    }
+    func block(number: UInt64) throws -> Medledger_Block? { try ledger.orderedBlock(number: number) }
 
     /// Refuses new envelopes from now on; the thread writes what was accepted, then finishes.
-    func beginStop() {
-        locked { q in
-            q.stopping = true
-            q.condition.broadcast()
-        }
-    }
+    func beginStop() { cutting.beginStop() }
 
     func waitUntilStopped() {
-        queue.condition.lock()
-        while !queue.finished { queue.condition.wait() }
-        queue.condition.unlock()
+        cutting.waitUntilStopped()
         notifier.close()
     }
 
-    /// Envelope checks before queueing — every check a block write could fail, so that nothing
-    /// accepted is later dropped: size against the channel's and the ledger's limits, header, not
-    /// already ordered or in flight, creator a live member (channel CRL and this node's), signature;
-    /// for a configuration update the full update rules at the orderer's time.
     func accept(_ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) throws(OrderingRejection) {
-        let ctx = context
-        let ch = payload.channelHeader
-        let sizeMax = min(Int(ctx.config.batch.absoluteMaxBytes), ledger.limits.envelopeBytesMax)
-        guard bytes.count <= sizeMax else {
-            throw OrderingRejection(413, "envelope is \(bytes.count) bytes, over the \(sizeMax)-byte limit of channel \(ctx.channel)")
-        }
-        guard !ch.txID.isEmpty, ch.hasTimestamp else { throw OrderingRejection(400, "envelope header lacks tx id or timestamp") }
-        if (try? ledger.transaction(id: ch.txID)) != nil { throw OrderingRejection(409, "transaction \(ch.txID) was already ordered") }
-        let now = clock()
-        let creator: VerifiedMember
-        do { creator = try ctx.members.verify(serializedIdentity: payload.signatureHeader.creator, at: now) } catch {
-            throw OrderingRejection(403, "creator is not a member of channel \(ctx.channel): \(error)")
-        }
-        if let why = gate?.refusal(of: creator) { throw OrderingRejection(401, "creator: \(why)") }
-        guard creator.isValidSignature(env.signature, for: env.payload) else { throw OrderingRejection(403, "envelope signature does not verify") }
-        let isConfig: Bool
-        switch ch.type {
-        case .endorserTransaction: isConfig = false
-        case .config:
-            do { _ = try ConfigTransaction.checkUpdate(envelope: bytes, current: ctx, blockNumber: ledger.height, at: now) } catch {
-                throw OrderingRejection(403, "configuration update refused: \(error)")
-            }
-            isConfig = true
-        default: throw OrderingRejection(400, "transaction type \(ch.type) is not accepted for ordering")
-        }
-        try enqueue(Item(bytes: bytes, isConfig: isConfig, txID: ch.txID, done: done))
-    }
-
-    private func enqueue(_ item: Item) throws(OrderingRejection) {
-        queue.condition.lock()
-        defer { queue.condition.unlock() }
-        if let why = queue.stoppedReason { throw OrderingRejection(503, "ordering of channel \(channelName) is stopped: \(why)") }
-        guard !queue.stopping else { throw OrderingRejection(503, "orderer is shutting down; retry on another orderer or later") }
-        guard queue.items.count < Self.queueMax else { throw OrderingRejection(503, "orderer queue is full (\(Self.queueMax)); retry in a second") }
-        guard queue.inFlight.insert(item.txID).inserted else { throw OrderingRejection(409, "transaction \(item.txID) is already being ordered") }
-        queue.items.append(item)
-        queue.condition.signal()
-    }
-
-    // MARK: - The cutting loop (its own thread: blocking writes never stall the async executor)
-
-    /// Everything queued; with `wait`, blocks until something is. nil once stopping and empty.
-    private func take(wait: Bool) -> [Item]? {
-        queue.condition.lock()
-        defer { queue.condition.unlock() }
-        while wait, queue.items.isEmpty, !queue.stopping { queue.condition.wait() }
-        if queue.items.isEmpty, queue.stopping { return nil }
-        defer { queue.items.removeAll(keepingCapacity: true) }
-        return queue.items
-    }
-
-    private func runLoop() {
-        var cutter = BlockCutter(config: BatchConfig(context.config.batch))
-        // The items the cutter holds, in order: every batch it cuts is a prefix of them.
-        var pending = [Item]()
-        func order(_ items: [Item]) -> Bool {
-            for (i, item) in items.enumerated() {
-                pending.append(item)
-                // Accepted envelopes fit the channel's limits, so the cutter cannot refuse them.
-                guard let d = try? cutter.ordered(item.bytes, isConfig: item.isConfig) else {
-                    return fail(pending + items[(i + 1)...], "the block cutter refused an accepted envelope")
-                }
-                for batch in d.batches where !write(batch, &pending, unordered: items[(i + 1)...]) { return false }
-            }
-            return true
-        }
-        while let items = take(wait: !cutter.isPending) {
-            guard order(items) else { return finish() }
-            guard cutter.isPending else { continue }
-            let timeout = context.config.batch.batchTimeoutMs
-            if timeout > 0 {
-                // Classic batching: wait for more until the timeout, then cut what there is.
-                let deadline = Date().addingTimeInterval(Double(timeout) / 1000)
-                while cutter.isPending, Date() < deadline, !locked({ $0.stopping }) {
-                    Thread.sleep(forTimeInterval: 0.001)
-                    guard let more = take(wait: false) else { break }
-                    guard order(more) else { return finish() }
-                }
-            }
-            if let batch = cutter.timeout(), !write(batch, &pending) { return finish() }
-            // A configuration block may have changed the batch parameters.
-            let params = BatchConfig(context.config.batch)
-            if params != cutter.config, !cutter.isPending { cutter = BlockCutter(config: params) }
-        }
-        if let batch = cutter.timeout() { _ = write(batch, &pending) }
-        finish()
-    }
-
-    private func finish() {
-        locked { q in
-            q.finished = true
-            q.condition.broadcast()
-        }
-    }
-
-    /// Writes one block and answers its submitters; false if the write failed (the channel is then
-    /// stopped and every waiting submitter told so).
-    /// `unordered`: items taken from the queue but not yet given to the cutter, answered on failure too.
-    private func write(_ envelopes: [[UInt8]], _ pending: inout [Item], unordered: ArraySlice<Item> = []) -> Bool {
-        let items = Array(pending.prefix(envelopes.count))
-        pending.removeFirst(items.count)
-        do {
-            try writeBlock(envelopes)
-        } catch {
-            return fail(items + pending + unordered, "block \(ledger.height) could not be written: \(error)")
-        }
-        locked { q in for item in items { q.inFlight.remove(item.txID) } }
-        for item in items { item.done(nil) }
-        return true
+        let admitted = try EnvelopeAdmission.check(bytes, env: env, payload: payload, context: context, ledger: ledger, gate: gate, now: clock())
+        try cutting.enqueue(CuttingLoop.Item(bytes: bytes, isConfig: admitted.isConfig, txID: admitted.txID, done: done))
     }
 
     private func writeBlock(_ envelopes: [[UInt8]]) throws {
         let n = ledger.height
-        let ctx = context
         let time = max(clock(), lastBlockTime.withLock { $0 })
-        var newContext: ChannelContext?
-        if envelopes.count == 1, let p = try? Medledger_Envelope(serializedBytes: envelopes[0]), let payload = try? Medledger_Payload(serializedBytes: p.payload),
-           payload.channelHeader.type == .config {
-            // Re-checked at cut time: an earlier update may have raised the sequence meanwhile. A stale
-            // update is still ordered (peers mark it invalid), as acknowledged envelopes always are.
-            do { newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[0], current: ctx, blockNumber: n, at: time) } catch {
-                log("orderer: configuration update on \(channelName) no longer applies; peers will mark it invalid: \(error)")
-            }
-        }
-        var block = Medledger_Block.make(number: n, previousHash: ledger.info.tipHash, envelopes: envelopes)
-        block.metadata.orderingSignature(signer: signer, headerHash: block.header.headerHash, at: time)
-        block.metadata.lastConfigBlock = newContext != nil ? n : ctx.configBlock
+        let (block, newContext) = OrderedBlock.make(envelopes, number: n, previousHash: ledger.info.tipHash, context: context, signer: signer, at: time, log: log)
         try ledger.commit(block)
         lastBlockTime.withLock { $0 = block.judgedTime }
         if let newContext { current.withLock { $0 = newContext } }
         notifier.advance(to: n + 1)
     }
+}
 
-    /// Stops ordering this channel, loudly: nothing accepted is silently discarded.
-    private func fail(_ items: [Item], _ why: String) -> Bool {
-        log("orderer: STOPPED ordering channel \(channelName): \(why)")
-        let waiting = locked { q -> [Item] in
-            q.stoppedReason = why
-            let all = q.items
-            q.items.removeAll()
-            q.inFlight.removeAll()
-            return all
+/// Cutting a block: the one place a block is built and signed by an orderer (solo and raft).
+enum OrderedBlock {
+    /// The signed block of `envelopes` at `number`, and the configuration it brings into force if it is
+    /// a configuration block. An update is re-checked at cut time: an earlier update may have raised
+    /// the sequence meanwhile. A stale update is still ordered (peers mark it invalid), as
+    /// acknowledged envelopes always are.
+    static func make(
+        _ envelopes: [[UInt8]], number n: UInt64, previousHash: [UInt8], context ctx: ChannelContext, signer: SigningIdentity, at time: Date,
+        log: @Sendable (String) -> Void
+    ) -> (Medledger_Block, ChannelContext?) {
+        var newContext: ChannelContext?
+        if envelopes.count == 1, let p = try? Medledger_Envelope(serializedBytes: envelopes[0]), let payload = try? Medledger_Payload(serializedBytes: p.payload),
+           payload.channelHeader.type == .config {
+            do { newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[0], current: ctx, blockNumber: n, at: time) } catch {
+                log("orderer: configuration update on \(ctx.channel) no longer applies; peers will mark it invalid: \(error)")
+            }
         }
-        let refusal = OrderingRejection(503, "ordering of channel \(channelName) stopped: \(why); nothing of this transaction was written")
-        for item in items + waiting { item.done(refusal) }
-        return false
+        var block = Medledger_Block.make(number: n, previousHash: previousHash, envelopes: envelopes)
+        block.metadata.orderingSignature(signer: signer, headerHash: block.header.headerHash, at: time)
+        block.metadata.lastConfigBlock = newContext != nil ? n : ctx.configBlock
+        return (block, newContext)
+    }
+}
+
+extension ChannelLedger {
+    /// What peers receive is the ordered block: validation codes and commit hash are theirs to set.
+    func orderedBlock(number: UInt64) throws -> Medledger_Block? {
+        guard var b = try block(number: number) else { return nil }
+        if number > 0 {
+            b.metadata.validationCodes = Array(repeating: .notValidated, count: b.data.envelopes.count)
+            b.metadata.commitHash = Data()
+        }
+        return b
     }
 }
 

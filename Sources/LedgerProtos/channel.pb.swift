@@ -102,11 +102,75 @@ public nonisolated struct Medledger_OrdererConfig: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// organisation whose nodes sign blocks
+  /// solo: the organisation whose node orders and signs blocks
   public var org: String = String()
 
-  /// host:port
+  /// host:port of the ordering service (solo: one; raft: every consenter's)
   public var endpoints: [String] = []
+
+  /// "solo" (also when empty) or "raft"
+  public var type: String = String()
+
+  /// raft: the cluster; changed one at a time by configuration updates
+  public var consenters: [Medledger_Consenter] = []
+
+  /// raft: timing; zeros take the defaults
+  public var raft: Medledger_RaftOptions {
+    get {_raft ?? Medledger_RaftOptions()}
+    set {_raft = newValue}
+  }
+  /// Returns true if `raft` has been explicitly set.
+  public var hasRaft: Bool {self._raft != nil}
+  /// Clears the value of `raft`. Subsequent reads from it will return its default value.
+  public mutating func clearRaft() {self._raft = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _raft: Medledger_RaftOptions? = nil
+}
+
+/// One member of a raft ordering cluster. Its TLS certificate's public key is pinned: raft traffic is
+/// accepted only from, and sent only to, that key, and the raft id is derived from it.
+public nonisolated struct Medledger_Consenter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// raft id: unique in the channel, never reused
+  public var id: UInt64 = 0
+
+  /// the organisation running it; its node signs the blocks it cuts
+  public var org: String = String()
+
+  /// host:port of its raft listener (mutual TLS)
+  public var raftAddress: String = String()
+
+  /// host:port of its ordering service (broadcast, deliver)
+  public var endpoint: String = String()
+
+  /// PEM
+  public var tlsCertificate: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Medledger_RaftOptions: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// default 1000
+  public var electionTimeoutMs: UInt32 = 0
+
+  /// default 100
+  public var heartbeatMs: UInt32 = 0
+
+  /// raft entries (blocks) between snapshots; default 1024
+  public var snapshotInterval: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -294,7 +358,7 @@ nonisolated extension Medledger_OrganizationConfig: SwiftProtobuf.Message, Swift
 
 nonisolated extension Medledger_OrdererConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OrdererConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}org\0\u{1}endpoints\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}org\0\u{1}endpoints\0\u{1}type\0\u{1}consenters\0\u{1}raft\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -304,24 +368,133 @@ nonisolated extension Medledger_OrdererConfig: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.org) }()
       case 2: try { try decoder.decodeRepeatedStringField(value: &self.endpoints) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.type) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.consenters) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._raft) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.org.isEmpty {
       try visitor.visitSingularStringField(value: self.org, fieldNumber: 1)
     }
     if !self.endpoints.isEmpty {
       try visitor.visitRepeatedStringField(value: self.endpoints, fieldNumber: 2)
     }
+    if !self.type.isEmpty {
+      try visitor.visitSingularStringField(value: self.type, fieldNumber: 3)
+    }
+    if !self.consenters.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.consenters, fieldNumber: 4)
+    }
+    try { if let v = self._raft {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Medledger_OrdererConfig, rhs: Medledger_OrdererConfig) -> Bool {
     if lhs.org != rhs.org {return false}
     if lhs.endpoints != rhs.endpoints {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.consenters != rhs.consenters {return false}
+    if lhs._raft != rhs._raft {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_Consenter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Consenter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}org\0\u{3}raft_address\0\u{1}endpoint\0\u{3}tls_certificate\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.org) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.raftAddress) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.endpoint) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.tlsCertificate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.org.isEmpty {
+      try visitor.visitSingularStringField(value: self.org, fieldNumber: 2)
+    }
+    if !self.raftAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.raftAddress, fieldNumber: 3)
+    }
+    if !self.endpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.endpoint, fieldNumber: 4)
+    }
+    if !self.tlsCertificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.tlsCertificate, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_Consenter, rhs: Medledger_Consenter) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.org != rhs.org {return false}
+    if lhs.raftAddress != rhs.raftAddress {return false}
+    if lhs.endpoint != rhs.endpoint {return false}
+    if lhs.tlsCertificate != rhs.tlsCertificate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_RaftOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RaftOptions"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}election_timeout_ms\0\u{3}heartbeat_ms\0\u{3}snapshot_interval\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.electionTimeoutMs) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.heartbeatMs) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.snapshotInterval) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.electionTimeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.electionTimeoutMs, fieldNumber: 1)
+    }
+    if self.heartbeatMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.heartbeatMs, fieldNumber: 2)
+    }
+    if self.snapshotInterval != 0 {
+      try visitor.visitSingularUInt32Field(value: self.snapshotInterval, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_RaftOptions, rhs: Medledger_RaftOptions) -> Bool {
+    if lhs.electionTimeoutMs != rhs.electionTimeoutMs {return false}
+    if lhs.heartbeatMs != rhs.heartbeatMs {return false}
+    if lhs.snapshotInterval != rhs.snapshotInterval {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -260,27 +260,30 @@ public nonisolated struct Medledger_ChannelConfigRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct Medledger_ChannelConfigResponse: Sendable {
+public nonisolated struct Medledger_ChannelConfigResponse: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var config: Medledger_ChannelConfig {
-    get {_config ?? Medledger_ChannelConfig()}
-    set {_config = newValue}
+    get {_storage._config ?? Medledger_ChannelConfig()}
+    set {_uniqueStorage()._config = newValue}
   }
   /// Returns true if `config` has been explicitly set.
-  public var hasConfig: Bool {self._config != nil}
+  public var hasConfig: Bool {_storage._config != nil}
   /// Clears the value of `config`. Subsequent reads from it will return its default value.
-  public mutating func clearConfig() {self._config = nil}
+  public mutating func clearConfig() {_uniqueStorage()._config = nil}
 
-  public var configBlock: UInt64 = 0
+  public var configBlock: UInt64 {
+    get {_storage._configBlock}
+    set {_uniqueStorage()._configBlock = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _config: Medledger_ChannelConfig? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Medledger_GetBlockRequest: Sendable {
@@ -457,6 +460,105 @@ public nonisolated struct Medledger_BroadcastResponseBatch: Sendable {
   // methods supported on all messages.
 
   public var responses: [Medledger_BroadcastResponse] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Medledger_OrdererStatusRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Medledger_ConsenterStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: UInt64 = 0
+
+  public var org: String = String()
+
+  public var raftAddress: String = String()
+
+  public var endpoint: String = String()
+
+  /// In the raft configuration as seen here: "voter", "standby", "spare"; "" if not (yet) in it.
+  public var raftRole: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Medledger_OrdererStatusResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: String = String()
+
+  /// "solo" or "raft"
+  public var type: String = String()
+
+  /// this orderer's block height
+  public var height: UInt64 = 0
+
+  /// this node's raft id (raft)
+  public var consenterID: UInt64 = 0
+
+  /// "leader", "follower", "candidate", "unavailable"
+  public var role: String = String()
+
+  /// the leader's raft id, 0 if none is known
+  public var leader: UInt64 = 0
+
+  public var term: UInt64 = 0
+
+  public var commitIndex: UInt64 = 0
+
+  public var appliedIndex: UInt64 = 0
+
+  public var consenters: [Medledger_ConsenterStatus] = []
+
+  /// empty while it orders
+  public var stoppedReason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Medledger_TransferLeadershipRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: String = String()
+
+  /// the consenter to lead; 0: the most up-to-date voter
+  public var to: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Medledger_TransferLeadershipResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the leader afterwards, 0 if none yet
+  public var leader: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1007,36 +1109,74 @@ nonisolated extension Medledger_ChannelConfigResponse: SwiftProtobuf.Message, Sw
   public static let protoMessageName: String = _protobuf_package + ".ChannelConfigResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}config\0\u{3}config_block\0")
 
+  fileprivate class _StorageClass {
+    var _config: Medledger_ChannelConfig? = nil
+    var _configBlock: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _config = source._config
+      _configBlock = source._configBlock
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._config) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.configBlock) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._config) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._configBlock) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._config {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    if self.configBlock != 0 {
-      try visitor.visitSingularUInt64Field(value: self.configBlock, fieldNumber: 2)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._config {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if _storage._configBlock != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._configBlock, fieldNumber: 2)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Medledger_ChannelConfigResponse, rhs: Medledger_ChannelConfigResponse) -> Bool {
-    if lhs._config != rhs._config {return false}
-    if lhs.configBlock != rhs.configBlock {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._config != rhs_storage._config {return false}
+        if _storage._configBlock != rhs_storage._configBlock {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1410,6 +1550,231 @@ nonisolated extension Medledger_BroadcastResponseBatch: SwiftProtobuf.Message, S
 
   public static func ==(lhs: Medledger_BroadcastResponseBatch, rhs: Medledger_BroadcastResponseBatch) -> Bool {
     if lhs.responses != rhs.responses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_OrdererStatusRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OrdererStatusRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_OrdererStatusRequest, rhs: Medledger_OrdererStatusRequest) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_ConsenterStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConsenterStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}org\0\u{3}raft_address\0\u{1}endpoint\0\u{3}raft_role\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.org) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.raftAddress) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.endpoint) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.raftRole) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.org.isEmpty {
+      try visitor.visitSingularStringField(value: self.org, fieldNumber: 2)
+    }
+    if !self.raftAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.raftAddress, fieldNumber: 3)
+    }
+    if !self.endpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.endpoint, fieldNumber: 4)
+    }
+    if !self.raftRole.isEmpty {
+      try visitor.visitSingularStringField(value: self.raftRole, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_ConsenterStatus, rhs: Medledger_ConsenterStatus) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.org != rhs.org {return false}
+    if lhs.raftAddress != rhs.raftAddress {return false}
+    if lhs.endpoint != rhs.endpoint {return false}
+    if lhs.raftRole != rhs.raftRole {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_OrdererStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OrdererStatusResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}type\0\u{1}height\0\u{3}consenter_id\0\u{1}role\0\u{1}leader\0\u{1}term\0\u{3}commit_index\0\u{3}applied_index\0\u{1}consenters\0\u{3}stopped_reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.type) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.height) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.consenterID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.leader) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.commitIndex) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.appliedIndex) }()
+      case 10: try { try decoder.decodeRepeatedMessageField(value: &self.consenters) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.stoppedReason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    if !self.type.isEmpty {
+      try visitor.visitSingularStringField(value: self.type, fieldNumber: 2)
+    }
+    if self.height != 0 {
+      try visitor.visitSingularUInt64Field(value: self.height, fieldNumber: 3)
+    }
+    if self.consenterID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.consenterID, fieldNumber: 4)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 5)
+    }
+    if self.leader != 0 {
+      try visitor.visitSingularUInt64Field(value: self.leader, fieldNumber: 6)
+    }
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 7)
+    }
+    if self.commitIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.commitIndex, fieldNumber: 8)
+    }
+    if self.appliedIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.appliedIndex, fieldNumber: 9)
+    }
+    if !self.consenters.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.consenters, fieldNumber: 10)
+    }
+    if !self.stoppedReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.stoppedReason, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_OrdererStatusResponse, rhs: Medledger_OrdererStatusResponse) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.height != rhs.height {return false}
+    if lhs.consenterID != rhs.consenterID {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.leader != rhs.leader {return false}
+    if lhs.term != rhs.term {return false}
+    if lhs.commitIndex != rhs.commitIndex {return false}
+    if lhs.appliedIndex != rhs.appliedIndex {return false}
+    if lhs.consenters != rhs.consenters {return false}
+    if lhs.stoppedReason != rhs.stoppedReason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_TransferLeadershipRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransferLeadershipRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}to\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.to) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    if self.to != 0 {
+      try visitor.visitSingularUInt64Field(value: self.to, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_TransferLeadershipRequest, rhs: Medledger_TransferLeadershipRequest) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_TransferLeadershipResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransferLeadershipResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}leader\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.leader) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.leader != 0 {
+      try visitor.visitSingularUInt64Field(value: self.leader, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_TransferLeadershipResponse, rhs: Medledger_TransferLeadershipResponse) -> Bool {
+    if lhs.leader != rhs.leader {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

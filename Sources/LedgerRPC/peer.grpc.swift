@@ -2192,13 +2192,41 @@ public enum Medledger_Orderer: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Status" metadata.
+        public enum Status: Sendable {
+            /// Request type for "Status".
+            public typealias Input = Medledger_OrdererStatusRequest
+            /// Response type for "Status".
+            public typealias Output = Medledger_OrdererStatusResponse
+            /// Descriptor for "Status".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "medledger.Orderer"),
+                method: "Status",
+                type: .unary
+            )
+        }
+        /// Namespace for "TransferLeadership" metadata.
+        public enum TransferLeadership: Sendable {
+            /// Request type for "TransferLeadership".
+            public typealias Input = Medledger_TransferLeadershipRequest
+            /// Response type for "TransferLeadership".
+            public typealias Output = Medledger_TransferLeadershipResponse
+            /// Descriptor for "TransferLeadership".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "medledger.Orderer"),
+                method: "TransferLeadership",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "medledger.Orderer" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Broadcast.descriptor,
             BroadcastStream.descriptor,
             Deliver.descriptor,
             JoinChannel.descriptor,
-            ListChannels.descriptor
+            ListChannels.descriptor,
+            Status.descriptor,
+            TransferLeadership.descriptor
         ]
     }
 }
@@ -2303,6 +2331,42 @@ extension Medledger_Orderer {
             request: GRPCCore.StreamingServerRequest<Medledger_ListChannelsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Medledger_ListChannelsResponse>
+
+        /// Handle the "Status" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A raft channel's consensus as this consenter sees it: consenters, leader, term, indexes.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Medledger_OrdererStatusRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Medledger_OrdererStatusResponse` messages.
+        func status(
+            request: GRPCCore.StreamingServerRequest<Medledger_OrdererStatusRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Medledger_OrdererStatusResponse>
+
+        /// Handle the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Asks the raft leader to hand leadership over (before maintenance or a certificate change).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Medledger_TransferLeadershipRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Medledger_TransferLeadershipResponse` messages.
+        func transferLeadership(
+            request: GRPCCore.StreamingServerRequest<Medledger_TransferLeadershipRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Medledger_TransferLeadershipResponse>
     }
 
     /// Service protocol for the "medledger.Orderer" service.
@@ -2391,6 +2455,42 @@ extension Medledger_Orderer {
             request: GRPCCore.ServerRequest<Medledger_ListChannelsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Medledger_ListChannelsResponse>
+
+        /// Handle the "Status" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A raft channel's consensus as this consenter sees it: consenters, leader, term, indexes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_OrdererStatusRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Medledger_OrdererStatusResponse` message.
+        func status(
+            request: GRPCCore.ServerRequest<Medledger_OrdererStatusRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Medledger_OrdererStatusResponse>
+
+        /// Handle the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Asks the raft leader to hand leadership over (before maintenance or a certificate change).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_TransferLeadershipRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Medledger_TransferLeadershipResponse` message.
+        func transferLeadership(
+            request: GRPCCore.ServerRequest<Medledger_TransferLeadershipRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Medledger_TransferLeadershipResponse>
     }
 
     /// Simple service protocol for the "medledger.Orderer" service.
@@ -2479,6 +2579,42 @@ extension Medledger_Orderer {
             request: Medledger_ListChannelsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Medledger_ListChannelsResponse
+
+        /// Handle the "Status" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A raft channel's consensus as this consenter sees it: consenters, leader, term, indexes.
+        ///
+        /// - Parameters:
+        ///   - request: A `Medledger_OrdererStatusRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Medledger_OrdererStatusResponse` to respond with.
+        func status(
+            request: Medledger_OrdererStatusRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Medledger_OrdererStatusResponse
+
+        /// Handle the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Asks the raft leader to hand leadership over (before maintenance or a certificate change).
+        ///
+        /// - Parameters:
+        ///   - request: A `Medledger_TransferLeadershipRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Medledger_TransferLeadershipResponse` to respond with.
+        func transferLeadership(
+            request: Medledger_TransferLeadershipRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Medledger_TransferLeadershipResponse
     }
 }
 
@@ -2541,6 +2677,28 @@ extension Medledger_Orderer.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Medledger_Orderer.Method.Status.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_OrdererStatusRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_OrdererStatusResponse>(),
+            handler: { request, context in
+                try await self.status(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Medledger_Orderer.Method.TransferLeadership.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_TransferLeadershipRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_TransferLeadershipResponse>(),
+            handler: { request, context in
+                try await self.transferLeadership(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2585,6 +2743,28 @@ extension Medledger_Orderer.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Medledger_ListChannelsResponse> {
         let response = try await self.listChannels(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func status(
+        request: GRPCCore.StreamingServerRequest<Medledger_OrdererStatusRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Medledger_OrdererStatusResponse> {
+        let response = try await self.status(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func transferLeadership(
+        request: GRPCCore.StreamingServerRequest<Medledger_TransferLeadershipRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Medledger_TransferLeadershipResponse> {
+        let response = try await self.transferLeadership(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2661,6 +2841,32 @@ extension Medledger_Orderer.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Medledger_ListChannelsResponse> {
         return GRPCCore.ServerResponse<Medledger_ListChannelsResponse>(
             message: try await self.listChannels(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func status(
+        request: GRPCCore.ServerRequest<Medledger_OrdererStatusRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Medledger_OrdererStatusResponse> {
+        return GRPCCore.ServerResponse<Medledger_OrdererStatusResponse>(
+            message: try await self.status(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func transferLeadership(
+        request: GRPCCore.ServerRequest<Medledger_TransferLeadershipRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Medledger_TransferLeadershipResponse> {
+        return GRPCCore.ServerResponse<Medledger_TransferLeadershipResponse>(
+            message: try await self.transferLeadership(
                 request: request.message,
                 context: context
             ),
@@ -2780,6 +2986,52 @@ extension Medledger_Orderer {
             deserializer: some GRPCCore.MessageDeserializer<Medledger_ListChannelsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_ListChannelsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Status" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A raft channel's consensus as this consenter sees it: consenters, leader, term, indexes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_OrdererStatusRequest` message.
+        ///   - serializer: A serializer for `Medledger_OrdererStatusRequest` messages.
+        ///   - deserializer: A deserializer for `Medledger_OrdererStatusResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func status<Result>(
+            request: GRPCCore.ClientRequest<Medledger_OrdererStatusRequest>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_OrdererStatusRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_OrdererStatusResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_OrdererStatusResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Asks the raft leader to hand leadership over (before maintenance or a certificate change).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_TransferLeadershipRequest` message.
+        ///   - serializer: A serializer for `Medledger_TransferLeadershipRequest` messages.
+        ///   - deserializer: A deserializer for `Medledger_TransferLeadershipResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func transferLeadership<Result>(
+            request: GRPCCore.ClientRequest<Medledger_TransferLeadershipRequest>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_TransferLeadershipRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_TransferLeadershipResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_TransferLeadershipResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2953,6 +3205,74 @@ extension Medledger_Orderer {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Status" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A raft channel's consensus as this consenter sees it: consenters, leader, term, indexes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_OrdererStatusRequest` message.
+        ///   - serializer: A serializer for `Medledger_OrdererStatusRequest` messages.
+        ///   - deserializer: A deserializer for `Medledger_OrdererStatusResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func status<Result>(
+            request: GRPCCore.ClientRequest<Medledger_OrdererStatusRequest>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_OrdererStatusRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_OrdererStatusResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_OrdererStatusResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Medledger_Orderer.Method.Status.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Asks the raft leader to hand leadership over (before maintenance or a certificate change).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_TransferLeadershipRequest` message.
+        ///   - serializer: A serializer for `Medledger_TransferLeadershipRequest` messages.
+        ///   - deserializer: A deserializer for `Medledger_TransferLeadershipResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func transferLeadership<Result>(
+            request: GRPCCore.ClientRequest<Medledger_TransferLeadershipRequest>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_TransferLeadershipRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_TransferLeadershipResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_TransferLeadershipResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Medledger_Orderer.Method.TransferLeadership.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3084,6 +3404,64 @@ extension Medledger_Orderer.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Medledger_ListChannelsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_ListChannelsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Status" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A raft channel's consensus as this consenter sees it: consenters, leader, term, indexes.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Medledger_OrdererStatusRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func status<Result>(
+        request: GRPCCore.ClientRequest<Medledger_OrdererStatusRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_OrdererStatusResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.status(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_OrdererStatusRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_OrdererStatusResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TransferLeadership" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Asks the raft leader to hand leadership over (before maintenance or a certificate change).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Medledger_TransferLeadershipRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transferLeadership<Result>(
+        request: GRPCCore.ClientRequest<Medledger_TransferLeadershipRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_TransferLeadershipResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.transferLeadership(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_TransferLeadershipRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_TransferLeadershipResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3238,6 +3616,72 @@ extension Medledger_Orderer.ClientProtocol {
             metadata: metadata
         )
         return try await self.listChannels(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Status" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A raft channel's consensus as this consenter sees it: consenters, leader, term, indexes.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func status<Result>(
+        _ message: Medledger_OrdererStatusRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_OrdererStatusResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Medledger_OrdererStatusRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.status(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TransferLeadership" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Asks the raft leader to hand leadership over (before maintenance or a certificate change).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transferLeadership<Result>(
+        _ message: Medledger_TransferLeadershipRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_TransferLeadershipResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Medledger_TransferLeadershipRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.transferLeadership(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -31,6 +31,8 @@ struct OrgCommand: AsyncParsableCommand {
         @Option(help: "Listen address written into each node.yaml.") var listen = "127.0.0.1:7051"
         @Option(help: "The CA's enrollment address (host:port) written into each node.yaml as crl_source: the node fetches the CA's CRL there when its own is due or stale.")
         var crlSource: String?
+        @Option(help: "Also order: the raft listener (host:port) written into each node.yaml; the node becomes a raft consenter once a channel names its TLS certificate.")
+        var raftListen: String?
         @Option(help: "Output directory for the new identities.") var out: String
 
         func run() async throws {
@@ -52,7 +54,7 @@ struct OrgCommand: AsyncParsableCommand {
                 tls: { cert: tls-cert.pem, key: tls-key.pem }
                 trusted_roots: [ca-cert.pem]
                 crl_files: [crl.pem]
-                \(crlSource.map { "crl_source: \($0)\n" } ?? "")audit_log: audit.log
+                \(crlSource.map { "crl_source: \($0)\n" } ?? "")\(raftListen.map { "orderer: { data_dir: orderer-data, raft_listen: \($0) }\n" } ?? "")audit_log: audit.log
 
                 """
                 try Data(yaml.utf8).write(to: URL(fileURLWithPath: n.directory + "/node.yaml"))

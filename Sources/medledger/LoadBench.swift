@@ -22,6 +22,8 @@ struct LoadBench: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of a table.") var json = false
     @Option(help: "Working directory (default: a temporary one, removed afterwards).") var dir: String?
     @Option(help: "The channel's max_message_count (transactions per block at most).") var blockMaxTx = 1000
+    @Option(help: "1: the solo orderer; 3: a raft cluster of three hospitals' consenters, measured side by side with solo in the same run.")
+    var orderers = 1
 
     func run() async throws {
         let levels = inFlight.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -33,13 +35,40 @@ struct LoadBench: AsyncParsableCommand {
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: root) } }
         func say(_ s: String) { FileHandle.standardError.write(Data("bench: \(s)\n".utf8)) }
 
-        say("starting a local network in \(root)")
-        let net = try await LocalNetwork.start(in: root, blockMaxTx: blockMaxTx, log: say)
-        defer { net.stop() }
-        let gateway = try await Gateway.connect(wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
-        defer { gateway.close() }
-        let pde = workload == "pde" ? try await PDEWorkload.prepare(net: net, gateway: gateway) : nil
+        guard orderers == 1 || orderers == 3 else { throw ValidationError("--orderers must be 1 or 3") }
+        guard orderers == 1 || workload == "kv" else { throw ValidationError("--orderers 3 runs the kv workload") }
+        var rows = [BenchRow]()
+        for kind in orderers == 3 ? [1, 3] : [1] {
+            let netRoot = root + (kind == 3 ? "/raft" : "/solo")
+            try FileManager.default.createDirectory(atPath: netRoot, withIntermediateDirectories: true)
+            say("starting a local \(kind == 3 ? "raft (3 consenters)" : "solo") network in \(netRoot)")
+            let net = try await LocalNetwork.start(in: netRoot, blockMaxTx: blockMaxTx, orderers: kind, log: say)
+            defer { net.stop() }
+            let gateway = try await Gateway.connect(wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
+            defer { gateway.close() }
+            let pde = workload == "pde" ? try await PDEWorkload.prepare(net: net, gateway: gateway) : nil
+            let label = orderers == 3 ? (kind == 3 ? "raft ×3, " : "solo, ") : ""
+            rows += await measure(net: net, gateway: gateway, pde: pde, levels: levels, label: label, raft: kind == 3, say: say)
+        }
+        if orderers == 3 {
+            // Raft against solo at each level, from this run's own figures.
+            for level in levels {
+                guard let solo = rows.first(where: { $0.operation == "solo, \(workload), \(level) in flight" }),
+                      let raft = rows.first(where: { $0.operation == "raft ×3, \(workload), \(level) in flight" }), solo.rate > 0 else { continue }
+                rows.append(BenchRow(
+                    operation: "raft/solo throughput, \(level) in flight", count: raft.count, seconds: raft.seconds, rate: raft.rate / solo.rate * 100,
+                    rateUnit: "% of solo", target: level == 500 ? 80 : nil))
+            }
+        }
+        let report = BenchReport(
+            title: "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine\(orderers == 3 ? "; raft ×3: three hospitals' nodes, each a peer and a consenter, the client on hospital-a's" : ""))",
+            environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
+            rows: rows)
+        print(json ? try report.json() : report.table())
+    }
 
+    /// Runs `transactions` submissions at each in-flight level; one row per level.
+    func measure(net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, levels: [Int], label: String, raft: Bool, say: (String) -> Void) async -> [BenchRow] {
         var rows = [BenchRow]()
         for level in levels {
             say("\(transactions) \(workload) transactions at \(level) in flight…")
@@ -83,17 +112,13 @@ struct LoadBench: AsyncParsableCommand {
             for (why, n) in state.failures.withLock({ $0 }) { say("  \(n) failed: \(why)") }
             let ok = sorted.count
             rows.append(BenchRow(
-                operation: "\(workload), \(level) in flight", count: ok, seconds: seconds, rate: Double(ok) / seconds, rateUnit: "tx/s",
+                operation: "\(label)\(workload), \(level) in flight", count: ok, seconds: seconds, rate: Double(ok) / seconds, rateUnit: "tx/s",
                 p50Micros: percentile(sorted, 0.5), p99Micros: percentile(sorted, 0.99),
-                target: level == 500 && workload == "kv" ? 3000 : nil,
+                target: level == 500 && workload == "kv" && !raft ? 3000 : nil,
                 cpuMicrosPerOp: ok > 0 ? cpu * 1e6 / Double(ok) : nil,
-                p50TargetMicros: level == 1 && workload == "kv" ? 5000 : nil))
+                p50TargetMicros: level == 1 && workload == "kv" && !raft ? 5000 : nil))
         }
-        let report = BenchReport(
-            title: "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine)",
-            environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
-            rows: rows)
-        print(json ? try report.json() : report.table())
+        return rows
     }
 }
 

@@ -4,12 +4,14 @@ import LedgerTransport
 /// A single-machine network of real processes, made with this CLI's own commands: the SA's node
 /// (CA and solo orderer) and hospital-a's peer, on a channel `records` with `kv` (ANY) and
 /// `medrecords`, plus an enrolled doctor, patient and (research-1's) researcher. Used by `bench load`
-/// and `bench paper`.
-final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
+/// and `bench paper`. With `orderers: 3`, the raft network instead (LocalRaftNetwork.swift).
+final class LocalNetwork: @unchecked Sendable {  // set up once, then only read (and `nodes` by one caller)
     let root: String
     var processes: [Process] = []
     var peer = NodeAddress(host: "127.0.0.1", port: 0)
     let log: (String) -> Void
+    /// Raft network: each hospital's node, its address and its running process.
+    var nodes: [String: (address: NodeAddress, process: Process)] = [:]
 
     init(root: String, log: @escaping (String) -> Void) {
         self.root = root
@@ -63,9 +65,9 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
         return nil
     }
 
-    static func start(in root: String, blockMaxTx: Int = 1000, log: @escaping (String) -> Void) async throws -> LocalNetwork {
+    static func start(in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, log: @escaping (String) -> Void) async throws -> LocalNetwork {
         let n = LocalNetwork(root: root, log: log)
-        do { try n.setUp(blockMaxTx: blockMaxTx) } catch {
+        do { try orderers == 3 ? n.setUpRaft(blockMaxTx: blockMaxTx) : n.setUp(blockMaxTx: blockMaxTx) } catch {
             n.stop()
             throw error
         }
@@ -110,6 +112,8 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read
     }
 
     func submitterWallet(_ workload: String) -> String { workload == "pde" ? root + "/doctor" : root + "/hospital-a/admin" }
+
+    func admin(_ org: String) -> String { root + "/\(org)/admin" }
 
     func stop() {
         for p in processes where p.isRunning {

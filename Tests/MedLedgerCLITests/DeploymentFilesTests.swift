@@ -24,6 +24,10 @@ import Testing
         for service in ["sa:", "hospital-a:", "hospital-b:"] { #expect(text.contains(service)) }
         #expect(text.contains("medledger:latest"))
         #expect(text.contains("7050"))
+        // The raft profile: three hospitals, each with its raft port.
+        let raft = try Self.run(compose, ["-f", Self.repoRoot.appendingPathComponent("docker-compose.yml").path, "--profile", "raft", "config"])
+        for service in ["raft-hospital-a:", "raft-hospital-b:", "raft-hospital-c:"] { #expect(raft.contains(service), "\(raft)") }
+        for port in ["7052", "8052", "9052"] { #expect(raft.contains(port)) }
         #expect(FileManager.default.fileExists(atPath: Self.repoRoot.appendingPathComponent("Dockerfile").path))
     }
 

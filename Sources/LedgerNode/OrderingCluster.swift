@@ -1,0 +1,166 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LedgerChannel
+import LedgerConsensus
+import LedgerIdentity
+import LedgerOrdering
+import LedgerProtos
+import LedgerRPC
+import LedgerStorage
+import LedgerTransport
+import NIOSSL
+import Synchronization
+
+/// A raft follower's way to the leader: the leader's ordering service over mutual TLS, as any client
+/// (one long-lived connection per endpoint).
+final class GRPCLeaderForwarder: LeaderForwarding {
+    let trustedRootsPEM: [UInt8]
+    let tls: TLSIdentityFiles
+    private let clients = Mutex<[String: (client: GRPCClient<HTTP2ClientTransport.Posix>, runner: Task<Void, Never>)]>([:])
+
+    init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles) {
+        self.trustedRootsPEM = trustedRootsPEM
+        self.tls = tls
+    }
+
+    func forward(_ envelope: [UInt8], channel: String, to endpoint: String) async -> OrderingRejection? {
+        do {
+            let client = try client(endpoint)
+            let request = try Medledger_Envelope(serializedBytes: envelope)
+            let r = try await Medledger_Orderer.Client(wrapping: client).broadcast(request)
+            return r.status == 200 ? nil : OrderingRejection(r.status, r.message)
+        } catch {
+            return OrderingRejection(503, "the raft leader at \(endpoint) is unreachable: \(error); retry")
+        }
+    }
+
+    private func client(_ endpoint: String) throws -> GRPCClient<HTTP2ClientTransport.Posix> {
+        if let c = clients.withLock({ $0[endpoint]?.client }) { return c }
+        guard let address = NodeAddress(endpoint) else { throw OrderingRejection(500, "endpoint \(endpoint) is not host:port") }
+        let c = GRPCClient(transport: try ClientSecurity.transport(to: address, trustedRootsPEM: trustedRootsPEM, identity: tls))
+        let runner: Task<Void, Never> = Task { try? await c.runConnections() }
+        let kept = clients.withLock { map -> GRPCClient<HTTP2ClientTransport.Posix> in
+            if let existing = map[endpoint] { return existing.client }
+            map[endpoint] = (c, runner)
+            return c
+        }
+        if kept !== c {
+            c.beginGracefulShutdown()
+            runner.cancel()
+        }
+        return kept
+    }
+
+    func close() {
+        let all = clients.withLock { map -> [GRPCClient<HTTP2ClientTransport.Posix>] in
+            defer { map = [:] }
+            return map.values.map(\.client)
+        }
+        for c in all { c.beginGracefulShutdown() }
+    }
+}
+
+/// Pulls blocks from the other consenters' ordering services (Deliver), trying each in turn. Called on
+/// the raft thread, which waits: the pull runs as a task and the thread blocks on its result.
+final class GRPCBlockPuller: BlockPulling {
+    let trustedRootsPEM: [UInt8]
+    let tls: TLSIdentityFiles
+
+    init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles) {
+        self.trustedRootsPEM = trustedRootsPEM
+        self.tls = tls
+    }
+
+    func pull(channel: String, from first: UInt64, through last: UInt64, endpoints: [String]) throws -> [Medledger_Block] {
+        final class Box: @unchecked Sendable {
+            var result: Result<[Medledger_Block], any Error> = .failure(OrderingRejection(503, "no consenter to pull from"))
+        }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let (roots, tls) = (trustedRootsPEM, self.tls)
+        Task.detached {
+            var failures: [String] = []
+            for endpoint in endpoints {
+                do {
+                    box.result = .success(try await Self.pull(channel: channel, from: first, through: last, endpoint: endpoint, roots: roots, tls: tls))
+                    break
+                } catch {
+                    failures.append("\(endpoint): \(error)")
+                    box.result = .failure(OrderingRejection(503, "pulling blocks \(first)…\(last) of \(channel) failed: \(failures.joined(separator: "; "))"))
+                }
+            }
+            done.signal()
+        }
+        done.wait()
+        return try box.result.get()
+    }
+
+    static func pull(channel: String, from first: UInt64, through last: UInt64, endpoint: String, roots: [UInt8], tls: TLSIdentityFiles) async throws -> [Medledger_Block] {
+        guard let address = NodeAddress(endpoint) else { throw OrderingRejection(500, "endpoint \(endpoint) is not host:port") }
+        let blocks = try await withGRPCClient(transport: try ClientSecurity.transport(to: address, trustedRootsPEM: roots, identity: tls)) { client in
+            var req = Medledger_DeliverRequest()
+            req.channel = channel
+            req.start = first
+            req.follow = true
+            return try await Medledger_Orderer.Client(wrapping: client).deliver(req) { response in
+                var blocks: [Medledger_Block] = []
+                for try await message in response.messages {
+                    guard case .block(let block)? = message.type else { continue }
+                    guard block.header.number == first + UInt64(blocks.count) else { throw OrderingRejection(502, "\(endpoint) sent block \(block.header.number) out of order") }
+                    blocks.append(block)
+                    if block.header.number >= last { break }
+                }
+                return blocks
+            }
+        }
+        guard blocks.count == Int(last - first + 1) else { throw OrderingRejection(502, "\(endpoint) ended the stream at block \(first + UInt64(blocks.count))") }
+        return blocks
+    }
+}
+
+/// The node's raft ordering: one loop thread and one mutual-TLS raft listener for all its raft channels.
+struct RaftOrdering {
+    let orderer: RaftOrderer
+    let loop: RaftLoop
+    let transport: TLSRaftTransport
+    let forwarder: GRPCLeaderForwarder
+
+    static func start(
+        listen: String, directory: String, store: LedgerStore, signer: SigningIdentity, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8],
+        gate: (any RevocationGate)?, log: @escaping @Sendable (String) -> Void
+    ) async throws -> RaftOrdering {
+        guard let address = NodeAddress(listen) else { throw NodeServer.StartupError(description: "orderer raft_listen \(listen) is not host:port") }
+        let identity = try RaftTLSIdentity(certificatePath: tls.certificatePath, keyPath: tls.keyPath)
+        guard let tlsKey = try identity.certificateChain.first?.extractPublicKey().toSPKIBytes() else {
+            throw NodeServer.StartupError(description: "the node's TLS certificate \(tls.certificatePath) is empty")
+        }
+        let transport = TLSRaftTransport(listenHost: address.host, listenPort: address.port, identity: identity, log: log)
+        try await transport.start()
+        let loop = try RaftLoop(name: "raft")
+        let forwarder = GRPCLeaderForwarder(trustedRootsPEM: trustedRootsPEM, tls: tls)
+        let orderer = try RaftOrderer(
+            store: store, signer: signer, tlsPublicKey: tlsKey,
+            engines: { channel, me, machine, options in
+                var tuning = RaftTuning()
+                if options.electionTimeoutMs > 0 { tuning.electionTimeoutMs = options.electionTimeoutMs }
+                if options.heartbeatMs > 0 { tuning.heartbeatTimeoutMs = options.heartbeatMs }
+                if options.snapshotInterval > 0 { tuning.snapshotThreshold = options.snapshotInterval }
+                return RaftServer(
+                    id: me.id, address: me.raftAddress, channel: channel, dataDirectory: URL(fileURLWithPath: directory).appendingPathComponent(channel).path,
+                    loop: loop, machine: machine, transport: transport, tuning: tuning, log: log)
+            },
+            peersChanged: { channel, consenters in
+                transport.setPeers(consenters.map { RaftPeer(id: $0.id, address: $0.raftAddress, publicKey: $0.publicKey) }, channel: channel)
+            },
+            forwarder: forwarder, puller: GRPCBlockPuller(trustedRootsPEM: trustedRootsPEM, tls: tls), gate: gate, log: log)
+        return RaftOrdering(orderer: orderer, loop: loop, transport: transport, forwarder: forwarder)
+    }
+
+    /// After the raft channels stopped (`OrderingServices.shutdown`).
+    func close() async {
+        forwarder.close()
+        loop.shutdown()
+        await transport.shutdown()
+    }
+}

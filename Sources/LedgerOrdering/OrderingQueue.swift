@@ -1,0 +1,229 @@
+import Foundation
+import LedgerChannel
+import LedgerCore
+import LedgerIdentity
+import LedgerProtos
+import LedgerStorage
+
+/// The checks an ordering service makes on an envelope before it accepts it: everything a later stage
+/// could refuse is refused here, so nothing accepted is later dropped. Shared by solo and raft.
+enum EnvelopeAdmission {
+    struct Admitted {
+        var isConfig: Bool
+        var txID: String
+    }
+
+    /// Size against the channel's and the ledger's limits, header, not already ordered, creator a live
+    /// member (channel CRL and this node's `gate`), signature; for a configuration update the full
+    /// update rules at the orderer's time `now`.
+    static func check(
+        _ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, context ctx: ChannelContext, ledger: ChannelLedger,
+        gate: (any RevocationGate)?, now: Date
+    ) throws(OrderingRejection) -> Admitted {
+        let ch = payload.channelHeader
+        let sizeMax = min(Int(ctx.config.batch.absoluteMaxBytes), ledger.limits.envelopeBytesMax)
+        guard bytes.count <= sizeMax else {
+            throw OrderingRejection(413, "envelope is \(bytes.count) bytes, over the \(sizeMax)-byte limit of channel \(ctx.channel)")
+        }
+        guard !ch.txID.isEmpty, ch.hasTimestamp else { throw OrderingRejection(400, "envelope header lacks tx id or timestamp") }
+        if (try? ledger.transaction(id: ch.txID)) != nil { throw OrderingRejection(409, "transaction \(ch.txID) was already ordered") }
+        let creator: VerifiedMember
+        do { creator = try ctx.members.verify(serializedIdentity: payload.signatureHeader.creator, at: now) } catch {
+            throw OrderingRejection(403, "creator is not a member of channel \(ctx.channel): \(error)")
+        }
+        if let why = gate?.refusal(of: creator) { throw OrderingRejection(401, "creator: \(why)") }
+        guard creator.isValidSignature(env.signature, for: env.payload) else { throw OrderingRejection(403, "envelope signature does not verify") }
+        switch ch.type {
+        case .endorserTransaction: return Admitted(isConfig: false, txID: ch.txID)
+        case .config:
+            do { _ = try ConfigTransaction.checkUpdate(envelope: bytes, current: ctx, blockNumber: ledger.height, at: now) } catch {
+                throw OrderingRejection(403, "configuration update refused: \(error)")
+            }
+            return Admitted(isConfig: true, txID: ch.txID)
+        default: throw OrderingRejection(400, "transaction type \(ch.type) is not accepted for ordering")
+        }
+    }
+
+    /// The envelope and its payload, or 400.
+    static func parse(_ envelope: [UInt8]) throws(OrderingRejection) -> (Medledger_Envelope, Medledger_Payload) {
+        do {
+            let env = try Medledger_Envelope(serializedBytes: envelope)
+            return (env, try Medledger_Payload(serializedBytes: env.payload))
+        } catch { throw OrderingRejection(400, "envelope does not parse: \(error)") }
+    }
+}
+
+/// A block write that failed without harm to the channel (for raft: leadership moved while the block
+/// was proposed). Its submitters are told to retry; the channel goes on ordering.
+struct RetryableWriteFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The queue of accepted envelopes and the thread that cuts them into blocks and hands each block to
+/// `writeBlock`, answering the block's submitters once it returns. Solo writes the block to its own
+/// store; raft proposes it to the cluster. Adaptive batching: with `batch_timeout_ms` 0 a block is cut
+/// as soon as the writer is idle, so a lone transaction waits for nothing while under load blocks fill
+/// with everything that arrived during the previous block's write.
+///
+/// If `writeBlock` throws, the channel stops, loudly, and every waiting submitter is told (503): an
+/// accepted envelope is never silently dropped. A `RetryableWriteFailure` instead answers the block's
+/// and the queue's submitters with 503 (retry) and goes on.
+final class CuttingLoop: @unchecked Sendable {  // every mutable field is read and written under `condition`
+    struct Item {
+        var bytes: [UInt8]
+        var isConfig: Bool
+        var txID: String
+        var done: @Sendable (OrderingRejection?) -> Void
+    }
+
+    private let condition = NSCondition()
+    private var items: [Item] = []
+    /// Tx ids accepted but not yet in a written block: a resubmission is refused as a duplicate.
+    private var inFlight = Set<String>()
+    private var stopping = false
+    private var finished = false
+    private(set) var stoppedReasonLocked: String?
+
+    let channelName: String
+    let batchConfig: @Sendable () -> BatchConfig
+    let writeBlock: @Sendable ([[UInt8]]) throws -> Void
+    let log: @Sendable (String) -> Void
+    /// Envelopes accepted and not yet written, at most; past it submitters get 503.
+    static let queueMax = 20_000
+
+    init(
+        channel: String, batchConfig: @escaping @Sendable () -> BatchConfig, writeBlock: @escaping @Sendable ([[UInt8]]) throws -> Void,
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.channelName = channel
+        self.batchConfig = batchConfig
+        self.writeBlock = writeBlock
+        self.log = log
+        Thread.detachNewThread { [self] in self.runLoop() }
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return body()
+    }
+
+    var stoppedReason: String? { locked { stoppedReasonLocked } }
+
+    func enqueue(_ item: Item) throws(OrderingRejection) {
+        condition.lock()
+        defer { condition.unlock() }
+        if let why = stoppedReasonLocked { throw OrderingRejection(503, "ordering of channel \(channelName) is stopped: \(why)") }
+        guard !stopping else { throw OrderingRejection(503, "orderer is shutting down; retry on another orderer or later") }
+        guard items.count < Self.queueMax else { throw OrderingRejection(503, "orderer queue is full (\(Self.queueMax)); retry in a second") }
+        guard inFlight.insert(item.txID).inserted else { throw OrderingRejection(409, "transaction \(item.txID) is already being ordered") }
+        items.append(item)
+        condition.signal()
+    }
+
+    /// Refuses new envelopes from now on; the thread writes what was accepted, then finishes.
+    func beginStop() {
+        locked {
+            stopping = true
+            condition.broadcast()
+        }
+    }
+
+    func waitUntilStopped() {
+        condition.lock()
+        while !finished { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Everything queued; with `wait`, blocks until something is. nil once stopping and empty.
+    private func take(wait: Bool) -> [Item]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while wait, items.isEmpty, !stopping { condition.wait() }
+        if items.isEmpty, stopping { return nil }
+        defer { items.removeAll(keepingCapacity: true) }
+        return items
+    }
+
+    private func runLoop() {
+        var cutter = BlockCutter(config: batchConfig())
+        // The items the cutter holds, in order: every batch it cuts is a prefix of them.
+        var pending = [Item]()
+        func order(_ items: [Item]) -> Bool {
+            for (i, item) in items.enumerated() {
+                pending.append(item)
+                // Accepted envelopes fit the channel's limits, so the cutter cannot refuse them.
+                guard let d = try? cutter.ordered(item.bytes, isConfig: item.isConfig) else {
+                    return fail(pending + items[(i + 1)...], "the block cutter refused an accepted envelope")
+                }
+                for batch in d.batches where !write(batch, &pending, unordered: items[(i + 1)...]) { return false }
+            }
+            return true
+        }
+        while let items = take(wait: !cutter.isPending) {
+            guard order(items) else { return finish() }
+            guard cutter.isPending else { continue }
+            let timeout = cutter.config.batchTimeoutSeconds
+            if timeout > 0 {
+                // Classic batching: wait for more until the timeout, then cut what there is.
+                let deadline = Date().addingTimeInterval(timeout)
+                while cutter.isPending, Date() < deadline, !locked({ stopping }) {
+                    Thread.sleep(forTimeInterval: 0.001)
+                    guard let more = take(wait: false) else { break }
+                    guard order(more) else { return finish() }
+                }
+            }
+            if let batch = cutter.timeout(), !write(batch, &pending) { return finish() }
+            // A configuration block may have changed the batch parameters.
+            let params = batchConfig()
+            if params != cutter.config, !cutter.isPending { cutter = BlockCutter(config: params) }
+        }
+        if let batch = cutter.timeout() { _ = write(batch, &pending) }
+        finish()
+    }
+
+    private func finish() {
+        locked {
+            finished = true
+            condition.broadcast()
+        }
+    }
+
+    /// Writes one block and answers its submitters; false if the write failed fatally (the channel is
+    /// then stopped and every waiting submitter told so).
+    /// `unordered`: items taken from the queue but not yet given to the cutter, answered on failure too.
+    private func write(_ envelopes: [[UInt8]], _ pending: inout [Item], unordered: ArraySlice<Item> = []) -> Bool {
+        let items = Array(pending.prefix(envelopes.count))
+        pending.removeFirst(items.count)
+        do {
+            try writeBlock(envelopes)
+        } catch let retry as RetryableWriteFailure {
+            answer(items, OrderingRejection(503, "\(retry); the transaction was not ordered here, submit it again"))
+            return true
+        } catch {
+            return fail(items + pending + unordered, "a block could not be written: \(error)")
+        }
+        answer(items, nil)
+        return true
+    }
+
+    private func answer(_ items: [Item], _ result: OrderingRejection?) {
+        locked { for item in items { inFlight.remove(item.txID) } }
+        for item in items { item.done(result) }
+    }
+
+    /// Stops ordering this channel, loudly: nothing accepted is silently discarded.
+    private func fail(_ items: [Item], _ why: String) -> Bool {
+        log("orderer: STOPPED ordering channel \(channelName): \(why)")
+        let waiting = locked { () -> [Item] in
+            stoppedReasonLocked = why
+            let all = self.items
+            self.items.removeAll()
+            inFlight.removeAll()
+            return all
+        }
+        let refusal = OrderingRejection(503, "ordering of channel \(channelName) stopped: \(why); nothing of this transaction was written")
+        for item in items + waiting { item.done(refusal) }
+        return false
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import LedgerChannel
+import LedgerConsensus
+import LedgerProtos
+
+/// The node's ordering service: solo channels and raft channels side by side. Each channel is ordered
+/// by the kind its configuration names; a genesis block goes to the matching one.
+public final class OrderingServices: OrderingService {
+    public let solo: SoloOrderer
+    public let raft: RaftOrderer?
+
+    public init(solo: SoloOrderer, raft: RaftOrderer?) {
+        self.solo = solo
+        self.raft = raft
+    }
+
+    private func owner(of channel: String) -> (any OrderingService)? {
+        if solo.chain(channel) != nil { return solo }
+        if let raft, raft.chain(channel) != nil { return raft }
+        return nil
+    }
+
+    public func submit(_ envelope: [UInt8], done: @escaping @Sendable (OrderingRejection?) -> Void) {
+        let channel: String
+        do throws(OrderingRejection) { channel = try EnvelopeAdmission.parse(envelope).1.channelHeader.channelID } catch { return done(error) }
+        guard let owner = owner(of: channel) else { return done(OrderingRejection(404, "this orderer does not order channel \(channel.debugDescription)")) }
+        owner.submit(envelope, done: done)
+    }
+
+    public func chain(_ channel: String) -> (any BlockSource)? { owner(of: channel)?.chain(channel) }
+
+    public func context(of channel: String) -> ChannelContext? { solo.context(of: channel) ?? raft?.context(of: channel) }
+
+    public func join(genesis: Medledger_Block) throws {
+        let ctx = try ConfigTransaction.verifyGenesis(genesis)
+        switch ctx.ordering.kind {
+        case .solo: try solo.join(genesis: genesis)
+        case .raft:
+            guard let raft else {
+                throw OrderingRejection(400, "channel \(ctx.channel) is ordered by raft, and this node has no raft listener (orderer.raft_listen in node.yaml)")
+            }
+            try raft.join(genesis: genesis)
+        }
+    }
+
+    public func channels() -> [OrderedChannelStatus] { (solo.channels() + (raft?.channels() ?? [])).sorted { $0.name < $1.name } }
+
+    public func consensusStatus(of channel: String) async -> ConsensusStatus? { await raft?.consensusStatus(of: channel) }
+
+    public func shutdown() {
+        solo.shutdown()
+        raft?.shutdown()
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import LedgerTransport
+
+/// The raft variant of `LocalNetwork`: the SA's node (CA) and hospital-a, -b and -c, each running a
+/// peer and a raft consenter on ports fixed at set-up, so that a killed node restarts where it was
+/// (the raft addresses are in the channel configuration). Used by `bench load --orderers 3` and
+/// `bench failover`.
+extension LocalNetwork {
+    static let raftHospitals = ["hospital-a", "hospital-b", "hospital-c"]
+
+    /// Ports free right now (bound to port 0, then released).
+    static func freePorts(_ count: Int) -> [Int] {
+        var fds: [Int32] = []
+        defer { fds.forEach { close($0) } }
+        return (0..<count).map { _ in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            fds.append(fd)
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            withUnsafeMutablePointer(to: &a) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { s in
+                    _ = bind(fd, s, len)
+                    _ = getsockname(fd, s, &len)
+                }
+            }
+            return Int(UInt16(bigEndian: a.sin_port))
+        }
+    }
+
+    func setUpRaft(blockMaxTx: Int) throws {
+        let sa = root + "/sa"
+        try cli(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
+        let saOut = try daemon(Self.executable, ["ca", "serve", "--data", sa], logFile: root + "/sa.log")
+        guard let caPort = Self.port(in: saOut, after: "node sa-node"), let enrollPort = Self.port(in: saOut, after: "CA enrollment") else {
+            throw CLIError("SA node did not report its ports")
+        }
+        let ca = "127.0.0.1:\(caPort)", enroll = "127.0.0.1:\(enrollPort)"
+        let free = Self.freePorts(2 * Self.raftHospitals.count)
+        var consenters = "", organisations = ""
+        for (i, org) in Self.raftHospitals.enumerated() {
+            let node = "127.0.0.1:\(free[2 * i])", raft = "127.0.0.1:\(free[2 * i + 1])"
+            try cli([
+                "org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", org, "--node", "peer0", "--ip", "127.0.0.1",
+                "--listen", node, "--raft-listen", raft, "--out", root + "/\(org)",
+            ])
+            try cli(["ca", "crl", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--out", root + "/\(org)/nodes/peer0/crl.pem"])
+            try startNode(org, address: NodeAddress(node)!)
+            consenters += "    - { id: \(i + 1), org: \(org), raft_address: \"\(raft)\", endpoint: \"\(node)\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
+            organisations += "  - { id: \(org), ca_root: sa/ca-cert.pem, peers: [\"\(node)\"] }\n"
+        }
+        peer = nodes["hospital-a"]!.address
+        let yaml = """
+            channel: records
+            organizations:
+              - { id: sa, ca_root: sa/ca-cert.pem }
+            \(organisations)orderer:
+              type: raft
+              consenters:
+            \(consenters)  raft: { election_timeout_ms: 600, heartbeat_ms: 60 }
+            batch: { max_message_count: \(blockMaxTx), absolute_max_bytes: 10485760, preferred_max_bytes: 4194304, batch_timeout_ms: 0 }
+            chaincodes:
+              - { name: kv, endorsement_policy: ANY }
+
+            """
+        try yaml.write(toFile: root + "/channel.yaml", atomically: true, encoding: .utf8)
+        try cli(["channel", "create", "--config", root + "/channel.yaml", "--wallet", sa + "/wallets/admin", "--out", root + "/records.block"])
+        for org in Self.raftHospitals {
+            try cli(["channel", "join", "--node", nodes[org]!.address.description, "--wallet", admin(org), "--block", root + "/records.block", "--orderer-node"])
+        }
+        for org in Self.raftHospitals {
+            try cli(["channel", "join", "--node", nodes[org]!.address.description, "--wallet", admin(org), "--block", root + "/records.block"])
+        }
+    }
+
+    /// Starts (or restarts) `org`'s node of the raft network.
+    func startNode(_ org: String, address: NodeAddress) throws {
+        _ = try daemon(Self.daemon, ["--config", root + "/\(org)/nodes/peer0/node.yaml"], logFile: root + "/\(org)-\(processes.count).log")
+        nodes[org] = (address, processes.last!)
+    }
+
+    /// SIGKILL `org`'s node and wait until it is gone.
+    func kill(_ org: String) {
+        guard let p = nodes[org]?.process, p.isRunning else { return }
+        Glibc.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+}
