@@ -239,6 +239,7 @@ public final class Gateway: Sendable {
         guard endpoints.count > 1 else { return try await broadcast(envelope, to: ordererAddress) }
         let deadline = ContinuousClock.now + .seconds(Self.failoverSeconds)
         var attempt = 0
+        var round = 0
         while true {
             for address in endpoints {
                 do {
@@ -253,7 +254,9 @@ public final class Gateway: Sendable {
                 }
                 attempt += 1
             }
-            try await Task.sleep(for: .milliseconds(min(1000, 50 << min(attempt, 5))))
+            // An election takes about a second: retry often, backing off per pass over the endpoints.
+            round += 1
+            try await Task.sleep(for: .milliseconds(min(400, 25 << min(round, 4))))
         }
     }
 

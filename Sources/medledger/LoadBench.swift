@@ -42,7 +42,9 @@ struct LoadBench: AsyncParsableCommand {
             let netRoot = root + (kind == 3 ? "/raft" : "/solo")
             try FileManager.default.createDirectory(atPath: netRoot, withIntermediateDirectories: true)
             say("starting a local \(kind == 3 ? "raft (3 consenters)" : "solo") network in \(netRoot)")
-            let net = try await LocalNetwork.start(in: netRoot, blockMaxTx: blockMaxTx, orderers: kind, log: say)
+            // Raft: hospital-a runs the peer and a consenter, -b and -c a consenter each, so that the two
+            // networks differ only in their ordering.
+            let net = try await LocalNetwork.start(in: netRoot, blockMaxTx: blockMaxTx, orderers: kind, peersOnAll: false, log: say)
             defer { net.stop() }
             let gateway = try await Gateway.connect(wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
             defer { gateway.close() }
@@ -61,7 +63,7 @@ struct LoadBench: AsyncParsableCommand {
             }
         }
         let report = BenchReport(
-            title: "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine\(orderers == 3 ? "; raft ×3: three hospitals' nodes, each a peer and a consenter, the client on hospital-a's" : ""))",
+            title: "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine\(orderers == 3 ? "; raft ×3: three consenters (hospital-a's node also runs the one peer, as the SA's node does for solo); raft/solo is this run's ratio" : ""))",
             environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
             rows: rows)
         print(json ? try report.json() : report.table())

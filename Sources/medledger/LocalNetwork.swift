@@ -65,9 +65,9 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         return nil
     }
 
-    static func start(in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, log: @escaping (String) -> Void) async throws -> LocalNetwork {
+    static func start(in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, peersOnAll: Bool = true, log: @escaping (String) -> Void) async throws -> LocalNetwork {
         let n = LocalNetwork(root: root, log: log)
-        do { try orderers == 3 ? n.setUpRaft(blockMaxTx: blockMaxTx) : n.setUp(blockMaxTx: blockMaxTx) } catch {
+        do { try orderers == 3 ? n.setUpRaft(blockMaxTx: blockMaxTx, peersOnAll: peersOnAll) : n.setUp(blockMaxTx: blockMaxTx) } catch {
             n.stop()
             throw error
         }

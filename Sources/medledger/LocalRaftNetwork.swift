@@ -29,7 +29,9 @@ extension LocalNetwork {
         }
     }
 
-    func setUpRaft(blockMaxTx: Int) throws {
+    /// `peersOnAll` false: only hospital-a runs a peer; -b and -c are consenters alone, so that the
+    /// network differs from the solo one only in its ordering (what `bench load --orderers 3` compares).
+    func setUpRaft(blockMaxTx: Int, peersOnAll: Bool = true) throws {
         let sa = root + "/sa"
         try cli(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         let saOut = try daemon(Self.executable, ["ca", "serve", "--data", sa], logFile: root + "/sa.log")
@@ -46,9 +48,14 @@ extension LocalNetwork {
                 "--listen", node, "--raft-listen", raft, "--out", root + "/\(org)",
             ])
             try cli(["ca", "crl", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--out", root + "/\(org)/nodes/peer0/crl.pem"])
+            let runsPeer = peersOnAll || i == 0
+            if !runsPeer {
+                let yamlPath = root + "/\(org)/nodes/peer0/node.yaml"
+                try (try String(contentsOfFile: yamlPath, encoding: .utf8) + "peer: false\n").write(toFile: yamlPath, atomically: true, encoding: .utf8)
+            }
             try startNode(org, address: NodeAddress(node)!)
             consenters += "    - { id: \(i + 1), org: \(org), raft_address: \"\(raft)\", endpoint: \"\(node)\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
-            organisations += "  - { id: \(org), ca_root: sa/ca-cert.pem, peers: [\"\(node)\"] }\n"
+            organisations += "  - { id: \(org), ca_root: sa/ca-cert.pem\(runsPeer ? ", peers: [\"\(node)\"]" : "") }\n"
         }
         peer = nodes["hospital-a"]!.address
         let yaml = """
@@ -69,7 +76,7 @@ extension LocalNetwork {
         for org in Self.raftHospitals {
             try cli(["channel", "join", "--node", nodes[org]!.address.description, "--wallet", admin(org), "--block", root + "/records.block", "--orderer-node"])
         }
-        for org in Self.raftHospitals {
+        for org in Self.raftHospitals where peersOnAll || org == Self.raftHospitals[0] {
             try cli(["channel", "join", "--node", nodes[org]!.address.description, "--wallet", admin(org), "--block", root + "/records.block"])
         }
     }
