@@ -184,7 +184,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // Replays the committed fuzz corpus (Tests/Fuzz) through every harness, without sanitizers.
-        .testTarget(name: "MedLedgerFuzzTests", dependencies: ["MedLedgerFuzzHarness"]),
+        .testTarget(name: "MedLedgerFuzzTests", dependencies: ["MedLedgerFuzzHarness", "LedgerConfig"]),
         // Runs the real `medledger` / `medledgerd` binaries as child processes (crash test, network tests).
         .testTarget(
             name: "MedLedgerCLITests",

@@ -90,7 +90,9 @@ public struct ChannelConfigFile: Codable, Sendable {
 
     /// Reads the file, inlines the certificates and CRLs it names, and checks every channel rule.
     public static func load(path: String) throws -> Medledger_ChannelConfig {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Failure(description: "cannot read channel configuration \(path)") }
+        let checked: String?
+        do { checked = try YAMLShape.readChecked(path: path) } catch { throw Failure(description: "channel configuration \(error)") }
+        guard let text = checked else { throw Failure(description: "cannot read channel configuration \(path) (missing, unreadable or not UTF-8)") }
         let file: ChannelConfigFile
         do { file = try YAMLDecoder().decode(ChannelConfigFile.self, from: text) } catch { throw Failure(description: "channel configuration \(path) is not valid: \(error)") }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()

@@ -124,7 +124,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
 
     /// Reads and checks a configuration file, resolving relative paths against its directory.
     public static func load(path: String) throws -> NodeConfig {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Failure(description: "cannot read configuration \(path)") }
+        let checked: String?
+        do { checked = try YAMLShape.readChecked(path: path) } catch { throw Failure(description: "configuration \(error)") }
+        guard let text = checked else { throw Failure(description: "cannot read configuration \(path) (missing, unreadable or not UTF-8)") }
         var config: NodeConfig
         do { config = try YAMLDecoder().decode(NodeConfig.self, from: text) } catch {
             throw Failure(description: "configuration \(path) is not valid: \(error)")

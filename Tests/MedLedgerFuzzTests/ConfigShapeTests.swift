@@ -1,0 +1,61 @@
+import Foundation
+import LedgerConfig
+import Testing
+
+/// Fuzzing found that a node.yaml of ~1,700 nested flow mappings overflowed the stack inside Yams'
+/// recursive composer, killing the process. Files nested that deep are refused with a clear error.
+@Suite struct ConfigShapeTests {
+    static func write(_ text: String, _ name: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("config-shape-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent(name).path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    static let hostile: [(String, String)] = [
+        ("nested flow mappings", " {  [{  [de: " + String(repeating: "{", count: 5_000)),
+        ("nested flow sequences", "peers: " + String(repeating: "[", count: 5_000)),
+        ("brackets hidden behind a quote", "node: x '\n" + String(repeating: "{", count: 5_000)),
+        ("nested block sequences", String(repeating: "- ", count: 5_000) + "x"),
+        ("deep indentation", (0..<400).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n")),
+    ]
+
+    @Test(arguments: hostile.map(\.0))
+    func aDeeplyNestedNodeConfigIsRefusedWithAClearError(_ name: String) throws {
+        let text = try #require(Self.hostile.first { $0.0 == name }?.1)
+        let path = try Self.write(text, "node.yaml")
+        do {
+            _ = try NodeConfig.load(path: path)
+            Issue.record("\(name): loaded")
+        } catch {
+            #expect("\(error)".contains("nesting this deep is refused"), "\(error)")
+        }
+    }
+
+    @Test(arguments: hostile.map(\.0))
+    func aDeeplyNestedChannelConfigIsRefusedWithAClearError(_ name: String) throws {
+        let text = try #require(Self.hostile.first { $0.0 == name }?.1)
+        let path = try Self.write(text, "channel.yaml")
+        #expect(throws: (any Error).self) { try ChannelConfigFile.load(path: path) }
+        do { _ = try ChannelConfigFile.load(path: path) } catch { #expect("\(error)".contains("nesting this deep is refused"), "\(error)") }
+    }
+
+    @Test func anOversizedFileIsRefusedWithoutReadingItAll() throws {
+        let path = try Self.write("# " + String(repeating: "x", count: YAMLShape.maxBytes) + "\n", "node.yaml")
+        #expect {
+            try NodeConfig.load(path: path)
+        } throws: { "\($0)".contains("at most \(YAMLShape.maxBytes)") }
+    }
+
+    /// The shipped configurations are far inside the bounds.
+    @Test func theNetworkConfigurationsPass() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("network-config")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        #expect(!files.isEmpty)
+        for f in files {
+            let text = try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8)
+            #expect(throws: Never.self) { try YAMLShape.check(text, file: f) }
+        }
+    }
+}
