@@ -27,6 +27,16 @@ public final class NodeServer: Sendable {
     let config: NodeConfig
     let log: @Sendable (String) -> Void
 
+    /// Debug builds only: the orderer's store fails its writes while the file this variable names
+    /// exists (`RaftNetworkTests` fails one consenter's disk with it). Release builds ignore it.
+    static var injectedOrdererDiskFault: String? {
+        #if DEBUG
+        ProcessInfo.processInfo.environment["MEDLEDGER_TEST_ORDERER_DISK_FAILS_WHILE"]
+        #else
+        nil
+        #endif
+    }
+
     public init(config: NodeConfig, log: @escaping @Sendable (String) -> Void) {
         self.config = config
         self.log = log
@@ -74,7 +84,7 @@ public final class NodeServer: Sendable {
                     trust: trust, log: log)
             }
             if let o = config.orderer {
-                let store = try LedgerStore.open(dataDir: o.dataDir)
+                let store = try LedgerStore.open(dataDir: o.dataDir, failWritesWhileExists: Self.injectedOrdererDiskFault)
                 ordererStore = store
                 if let raftListen = o.raftListen {
                     raftOrdering = try await RaftOrdering.start(

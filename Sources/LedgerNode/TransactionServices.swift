@@ -304,7 +304,15 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         let block: Medledger_Block
         do { block = try Medledger_Block(serializedBytes: request.genesisBlock) } catch { throw RPCError(code: .invalidArgument, message: "genesis block does not parse: \(error)") }
         do {
-            try orderer.join(genesis: block)
+            // A raft consenter joining from a configuration block pulls the chain first: on a thread
+            // of its own, not the cooperative pool.
+            let orderer = self.orderer
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                Thread {
+                    do { try orderer.join(genesis: block) } catch { return done.resume(throwing: error) }
+                    done.resume()
+                }.start()
+            }
         } catch let e as ChannelConfigError {
             throw RPCError(code: .invalidArgument, message: e.description)
         } catch let e as OrderingRejection {

@@ -31,7 +31,13 @@ public final class OrderingServices: OrderingService {
 
     public func context(of channel: String) -> ChannelContext? { solo.context(of: channel) ?? raft?.context(of: channel) }
 
+    /// Joins from a genesis block, or (raft only) from the configuration block that added this node
+    /// as a consenter; blocking.
     public func join(genesis: Medledger_Block) throws {
+        if genesis.header.number > 0 {
+            guard let raft else { throw OrderingRejection(400, "only a raft consenter joins from a configuration block, and this node has no raft listener (orderer.raft_listen in node.yaml)") }
+            return try raft.join(genesis: genesis)
+        }
         let ctx = try ConfigTransaction.verifyGenesis(genesis)
         switch ctx.ordering.kind {
         case .solo: try solo.join(genesis: genesis)

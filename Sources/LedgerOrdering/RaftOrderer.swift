@@ -82,11 +82,46 @@ public final class RaftOrderer: OrderingService {
         chains.withLock { $0[ctx.channel] = channel }
     }
 
-    public func join(genesis: Medledger_Block) throws {
+    /// Joins a channel from its genesis block, or (a consenter added after the genesis) from the
+    /// configuration block that made this node a consenter: the administrator vouches for that block,
+    /// and every block from the genesis to it is pulled from the other consenters and must chain to
+    /// it. Joining again after an interrupted pull resumes it. Blocking (pulls over the network).
+    public func join(genesis block: Medledger_Block) throws {
+        guard block.header.number > 0 else { return try joinFromGenesis(block) }
+        guard block.metadata.lastConfigBlock == block.header.number, let env = block.data.envelopes.first else {
+            throw OrderingRejection(400, "block \(block.header.number) is not a configuration block; join with the genesis block, or with the configuration block that made this node a consenter")
+        }
+        let vouched = try ChannelContext(config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: block.header.number)
+        guard vouched.ordering.kind == .raft, let me = vouched.ordering.consenters.first(where: { $0.publicKey == tlsPublicKey }) else {
+            throw OrderingRejection(403, "this node's TLS key is not a raft consenter in configuration block \(block.header.number) of channel \(vouched.channel)")
+        }
+        if chains.withLock({ $0[vouched.channel] != nil }) { throw OrderingRejection(409, "this orderer already orders channel \(vouched.channel)") }
+        guard let puller else { throw OrderingRejection(500, "this node cannot pull blocks") }
+        let endpoints = vouched.ordering.consenters.filter { $0.id != me.id }.map(\.endpoint)
+        let ledger: ChannelLedger
+        if try store.channelNames().contains(vouched.channel) {
+            ledger = try store.channel(vouched.channel)
+            log("orderer: resuming the join of channel \(vouched.channel) at height \(ledger.height)")
+        } else {
+            let genesis = try puller.pull(channel: vouched.channel, from: 0, through: 0, endpoints: endpoints)[0]
+            _ = try ConfigTransaction.verifyGenesis(genesis)
+            ledger = try store.createChannel(vouched.channel, genesis: genesis)
+        }
+        var ctx = try ChannelContext.current(in: ledger)
+        try BlockCatchUp.commit(into: ledger, through: block.header.number, context: &ctx, endpoints: endpoints, puller: puller, channel: vouched.channel)
+        guard let tip = try ledger.block(number: block.header.number), tip.header.headerHash == block.header.headerHash else {
+            throw OrderingRejection(409, "the chain pulled for \(vouched.channel) does not lead to the configuration block given (block \(block.header.number) differs); not joined")
+        }
+        log("orderer: channel \(vouched.channel) pulled through block \(block.header.number); raft consenter \(me.id) waits for the leader to add it")
+        let genesisContext = try ledger.block(number: 0).map { try ConfigTransaction.verifyGenesis($0) }
+        try open(ledger, ctx, me: me, genesis: genesisContext)
+    }
+
+    private func joinFromGenesis(_ genesis: Medledger_Block) throws {
         let ctx = try ConfigTransaction.verifyGenesis(genesis)
         guard ctx.ordering.kind == .raft else { throw OrderingRejection(400, "channel \(ctx.channel) is ordered by solo, not by a raft cluster") }
         guard let me = ctx.ordering.consenters.first(where: { $0.publicKey == tlsPublicKey }) else {
-            throw OrderingRejection(403, "this node's TLS key is not a raft consenter of channel \(ctx.channel)")
+            throw OrderingRejection(403, "this node's TLS key is not a raft consenter in the genesis block of channel \(ctx.channel); a consenter added later joins with the configuration block that added it (medledger block get config --out FILE)")
         }
         if chains.withLock({ $0[ctx.channel] != nil }) { throw OrderingRejection(409, "this orderer already orders channel \(ctx.channel)") }
         let ledger = try store.createChannel(ctx.channel, genesis: genesis)
@@ -133,13 +168,16 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     unowned let orderer: RaftOrderer
     private let current: Mutex<ChannelContext>
     private let lastBlockTime: Mutex<Date>
-    private let state = Mutex<(engine: (any ConsensusEngine)?, cutting: CuttingLoop?, barrierTerm: UInt64)>((nil, nil, 0))
+    private let lastMembershipError = Mutex<String?>(nil)
+    private let state = Mutex<(engine: (any ConsensusEngine)?, cutting: CuttingLoop?, barrierTerm: UInt64, membership: Task<Void, Never>?, evicted: String?)>((nil, nil, 0, nil, nil))
     private(set) lazy var machine = BlockStateMachine(channel: self)
 
     var channelName: String { ledger.channel }
     var context: ChannelContext { current.withLock { $0 } }
     var engine: (any ConsensusEngine)? { state.withLock { $0.engine } }
-    var stoppedReason: String? { state.withLock { $0.cutting?.stoppedReason } ?? engine?.observed.stoppedReason.flatMap { $0 == "stopped" ? nil : $0 } }
+    var stoppedReason: String? {
+        state.withLock { $0.evicted ?? $0.cutting?.stoppedReason } ?? engine?.observed.stoppedReason.flatMap { $0 == "stopped" ? nil : $0 }
+    }
 
     init(ledger: ChannelLedger, context: ChannelContext, me: OrderingConfig.Consenter, orderer: RaftOrderer) {
         self.ledger = ledger
@@ -159,11 +197,22 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
             $0.cutting = cutting
         }
         try engine.startBlocking(bootstrap: bootstrap)
+        // The leader keeps raft membership in line with the configuration: a consenter added while
+        // down, or whose promotion timed out, is retried every second until it is in.
+        let membership = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                guard let self, !Task.isCancelled else { return }
+                await self.reconcileMembership(self.context.ordering.consenters)
+            }
+        }
+        state.withLock { $0.membership = membership }
         orderer.log("orderer: raft consenter \(me.id) (\(me.org)) of channel \(channelName) started at height \(ledger.height)")
     }
 
     func stop() {
-        let (engine, cutting) = state.withLock { ($0.engine, $0.cutting) }
+        let (engine, cutting, membership) = state.withLock { ($0.engine, $0.cutting, $0.membership) }
+        membership?.cancel()
         cutting?.beginStop()
         cutting?.waitUntilStopped()
         // Waits on the raft thread only: shutdown is synchronous and may run on the cooperative pool.
@@ -177,6 +226,7 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
 
     func accept(_ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) {
         let (engine, cutting) = state.withLock { ($0.engine, $0.cutting) }
+        if let evicted = state.withLock({ $0.evicted }) { return done(OrderingRejection(503, "this node no longer orders channel \(channelName): \(evicted)")) }
         guard let engine, let cutting else { return done(OrderingRejection(503, "raft consenter of channel \(channelName) is starting")) }
         let observed = engine.observed
         if observed.role == .leader {
@@ -278,17 +328,31 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
         lastBlockTime.withLock { $0 = max($0, block.judgedTime) }
         if let newContext {
             current.withLock { $0 = newContext }
+            notifier.advance(to: n + 1)
             if newContext.ordering.consenters != ctx.ordering.consenters { consentersChanged(newContext) }
+            return
         }
         notifier.advance(to: n + 1)
     }
 
+    /// The leader's membership task brings raft in line within a second. A consenter the
+    /// configuration no longer names stops ordering the channel at once (on the raft thread, so its
+    /// engine is stopped from outside it); the others remove it from raft.
     private func consentersChanged(_ ctx: ChannelContext) {
         orderer.peersChanged(channelName, ctx.ordering.consenters)
         orderer.log("orderer: channel \(channelName) consenters are now \(ctx.ordering.summary)")
-        // The leader brings the raft membership in line (outside the raft thread: it waits on raft).
-        let desired = ctx.ordering.consenters
-        Task.detached { [self] in await self.reconcileMembership(desired) }
+        guard !ctx.ordering.consenters.contains(where: { $0.id == me.id }) else { return }
+        let why = "consenter \(me.id) was removed by configuration block \(ctx.configBlock)"
+        orderer.log("orderer: \(why); this node stops ordering channel \(channelName) (its peer keeps the ledger)")
+        let (engine, cutting, membership) = state.withLock { s in
+            s.evicted = why
+            return (s.engine, s.cutting, s.membership)
+        }
+        membership?.cancel()
+        cutting?.beginStop()
+        // Ends Deliver streams that follow this consenter, so peers move to one that still orders.
+        notifier.close()
+        Task.detached { engine?.stopBlocking() }
     }
 
     /// On the leader: adds consenters new to the configuration (as standbys that receive the log, then
@@ -303,15 +367,21 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
                 try await engine.promote(c.id)
                 orderer.log("orderer: raft consenter \(c.id) joined channel \(channelName) as a voter")
             }
-            for c in desired where have[c.id]?.role == .standby {
+            for c in desired where have[c.id].map({ $0.role != .voter }) ?? false {
                 try await engine.promote(c.id)
+                orderer.log("orderer: raft consenter \(c.id) of channel \(channelName) caught up and is now a voter")
             }
-            for m in members where !desired.contains(where: { $0.id == m.id }) {
+            // A leader never removes itself: it stopped ordering when the configuration dropped it.
+            for m in members where m.id != me.id && !desired.contains(where: { $0.id == m.id }) {
                 try await engine.remove(m.id)
                 orderer.log("orderer: raft consenter \(m.id) left channel \(channelName)")
             }
+            lastMembershipError.withLock { $0 = nil }
         } catch {
-            orderer.log("orderer: raft membership of \(channelName) not yet in line with its configuration: \(error); retried on the next configuration block or restart")
+            // Logged once per distinct error, not every second.
+            let text = "\(error)"
+            guard lastMembershipError.withLock({ old in defer { old = text }; return old != text }) else { return }
+            orderer.log("orderer: raft membership of \(channelName) not yet in line with its configuration: \(text); retried every second")
         }
     }
 
@@ -323,12 +393,13 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
         }
         let endpoints = context.ordering.consenters.filter { $0.id != me.id }.map(\.endpoint)
         orderer.log("orderer: channel \(channelName) catches up from block \(from) to \(n - 1)")
-        for block in try puller.pull(channel: channelName, from: from, through: n - 1, endpoints: endpoints) {
-            try ConfigTransaction.checkBlockSignature(block, context: context, at: block.judgedTime)
-            try ledger.commit(block)
-            if block.metadata.lastConfigBlock == block.header.number { current.withLock { $0 = (try? ChannelContext.current(in: ledger)) ?? $0 } }
-            notifier.advance(to: ledger.height)
+        let before = context
+        var ctx = before
+        defer {
+            current.withLock { $0 = ctx }
+            if ctx.ordering.consenters != before.ordering.consenters { consentersChanged(ctx) }
         }
+        try BlockCatchUp.commit(into: ledger, through: n - 1, context: &ctx, endpoints: endpoints, puller: puller, channel: channelName) { notifier.advance(to: $0) }
         guard ledger.height == n else { throw ConsensusError.failed("catching up on \(channelName) stopped at height \(ledger.height), short of \(n)") }
     }
 
@@ -355,4 +426,27 @@ final class BlockStateMachine: ReplicatedStateMachine, @unchecked Sendable {
     func apply(_ entry: [UInt8], index: UInt64) throws { try channel.apply(entry) }
     func snapshot() throws -> [UInt8] { channel.snapshot() }
     func restore(_ snapshot: [UInt8]) throws { try channel.restore(snapshot) }
+}
+
+/// Commits blocks pulled from other consenters, in bounded chunks, each checked as signed by a
+/// consenter's node under the configuration in force at its height (a configuration block changes
+/// it for the next). Used to catch up after a snapshot and to onboard an added consenter.
+enum BlockCatchUp {
+    static let chunk: UInt64 = 256
+
+    static func commit(
+        into ledger: ChannelLedger, through last: UInt64, context: inout ChannelContext, endpoints: [String], puller: any BlockPulling, channel: String,
+        advanced: (UInt64) -> Void = { _ in }
+    ) throws {
+        while ledger.height <= last {
+            let first = ledger.height
+            let blocks = try puller.pull(channel: channel, from: first, through: min(last, first + chunk - 1), endpoints: endpoints)
+            for block in blocks {
+                try ConfigTransaction.checkBlockSignature(block, context: context, at: block.judgedTime)
+                try ledger.commit(block)
+                if block.metadata.lastConfigBlock == block.header.number { context = try ChannelContext.current(in: ledger) }
+                advanced(ledger.height)
+            }
+        }
+    }
 }

@@ -30,8 +30,9 @@ public final class LedgerStore: Sendable {
     let families: LedgerFamilies
     private let open = Mutex<[String: ChannelLedger]>([:])
 
-    /// Opens (creating if needed) the node database under `dataDir`.
-    public static func open(dataDir: String, limits: LedgerLimits = LedgerLimits(), options: RocksDBOptions = RocksDBOptions()) throws -> LedgerStore {
+    /// Opens (creating if needed) the node database under `dataDir`. `failWritesWhileExists`: tests
+    /// only (`FaultInjectingStore`).
+    public static func open(dataDir: String, limits: LedgerLimits = LedgerLimits(), options: RocksDBOptions = RocksDBOptions(), failWritesWhileExists trigger: String? = nil) throws -> LedgerStore {
         let path = StorageLayout.databasePath(dataDir: dataDir)
         let kv: RocksDBStore
         do {
@@ -40,7 +41,7 @@ public final class LedgerStore: Sendable {
             throw LedgerStoreError.inUse(path: dataDir)
         }
         do {
-            return try LedgerStore(kv: kv, limits: limits, path: dataDir)
+            return try LedgerStore(kv: trigger.map { FaultInjectingStore(base: kv, failWritesWhileExists: $0) } ?? kv, limits: limits, path: dataDir)
         } catch {
             kv.close()
             throw error

@@ -276,17 +276,25 @@ struct BlockCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "block", abstract: "Read blocks from a peer.", subcommands: [Get.self, Tail.self])
 
     struct Get: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A block as JSON (NUMBER or 'latest').")
+        static let configuration = CommandConfiguration(abstract: "A block as JSON (NUMBER, 'latest' or 'config': the last configuration block); --out also writes it as a block file.")
         @OptionGroup var peer: PeerOptions
-        @Argument(help: "Block number or 'latest'.") var number: String
+        @Argument(help: "Block number, 'latest', or 'config' (the last configuration block: what an added raft consenter joins with).") var number: String
+        @Option(help: "Also write the block (protobuf) to this file, e.g. for `channel join --orderer-node --block`.") var out: String?
 
         func run() async throws {
             let n: UInt64?
-            if number == "latest" { n = nil } else {
-                guard let v = UInt64(number) else { throw ValidationError("block number must be a number or 'latest'") }
+            switch number {
+            case "latest", "config": n = nil
+            default:
+                guard let v = UInt64(number) else { throw ValidationError("block number must be a number, 'latest' or 'config'") }
                 n = v
             }
-            let b = try await withGateway(peer) { try await $0.block(n) }
+            let wantConfig = number == "config"
+            let b = try await withGateway(peer) { g in
+                let b = try await g.block(n)
+                return wantConfig && b.metadata.lastConfigBlock != b.header.number ? try await g.block(b.metadata.lastConfigBlock) : b
+            }
+            if let out { try SecureFile.write(try b.serializedBytes() as Data, to: out, mode: 0o644) }
             print(try BlockJSON.render(b))
         }
     }

@@ -9,13 +9,16 @@ import Testing
 
 /// The three-hospital raft network as real processes on loopback: the SA's node (CA) and hospital-a,
 /// -b and -c, each running a peer and a raft consenter on fixed ports (raft addresses live in the
-/// channel configuration, so a restarted node must come back where it was).
+/// channel configuration, so a restarted node must come back where it was). With `spare`, hospital-d
+/// is a channel member whose node has a raft listener but is not (yet) a consenter.
 final class RaftNetwork: @unchecked Sendable {
     let root: String
     let sa: DaemonProcess
     var nodes: [String: DaemonProcess] = [:]
     var ports: [String: (node: Int, raft: Int)] = [:]
     let orgs = ["hospital-a", "hospital-b", "hospital-c"]
+    /// Every hospital running a node; raft id n is `everyOrg[n - 1]`.
+    let everyOrg: [String]
 
     /// Ports the OS says are free now (bound and released at once).
     static func freePorts(_ n: Int) -> [Int] {
@@ -39,15 +42,16 @@ final class RaftNetwork: @unchecked Sendable {
         }
     }
 
-    init(root: String) throws {
+    init(root: String, spare: Bool = false) throws {
         self.root = root
+        everyOrg = orgs + (spare ? ["hospital-d"] : [])
         let saDir = root + "/sa"
         try MedLedgerBinary.ok(["ca", "init", "--data", saDir, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         sa = try DaemonProcess(executable: MedLedgerBinary.url, arguments: ["ca", "serve", "--data", saDir])
         try sa.waitFor("medledgerd: ready")
         let ca = "127.0.0.1:\(try sa.port(after: "node sa-node"))", enroll = "127.0.0.1:\(try sa.port(after: "CA enrollment"))"
-        let free = Self.freePorts(6)
-        for (i, org) in orgs.enumerated() {
+        let free = Self.freePorts(2 * everyOrg.count)
+        for (i, org) in everyOrg.enumerated() {
             ports[org] = (free[2 * i], free[2 * i + 1])
             try MedLedgerBinary.ok([
                 "org", "admit", "--ca", ca, "--wallet", saDir + "/wallets/admin", "--org", org, "--node", "peer0", "--ip", "127.0.0.1",
@@ -64,7 +68,7 @@ final class RaftNetwork: @unchecked Sendable {
         channel: records
         organizations:
           - { id: sa, ca_root: sa/ca-cert.pem }
-        \(orgs.map { "  - { id: \($0), ca_root: sa/ca-cert.pem, peers: [\"\(node($0))\"] }" }.joined(separator: "\n"))
+        \(everyOrg.map { "  - { id: \($0), ca_root: sa/ca-cert.pem, peers: [\"\(node($0))\"] }" }.joined(separator: "\n"))
         orderer:
           type: raft
           consenters:
@@ -78,14 +82,51 @@ final class RaftNetwork: @unchecked Sendable {
         try yaml.write(toFile: root + "/channel.yaml", atomically: true, encoding: .utf8)
         try MedLedgerBinary.ok(["channel", "create", "--config", root + "/channel.yaml", "--wallet", saDir + "/wallets/admin", "--out", root + "/records.block"])
         for org in orgs { try MedLedgerBinary.ok(["channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block", "--orderer-node"]) }
-        for org in orgs { try MedLedgerBinary.ok(["channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block"]) }
+        for org in everyOrg { try MedLedgerBinary.ok(["channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block"]) }
     }
+
+    /// The consenter line of raft id `id` (hospital `everyOrg[id - 1]`) in a channel YAML.
+    func consenterYAML(_ id: Int) -> String {
+        let org = everyOrg[id - 1]
+        return "    - { id: \(id), org: \(org), raft_address: \"127.0.0.1:\(ports[org]!.raft)\", endpoint: \"\(node(org))\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
+    }
+
+    /// A configuration update to `consenterIDs` (the rest as at the genesis), signed by the
+    /// administrators of `signers` and submitted through `via`'s peer.
+    func updateConsenters(_ consenterIDs: [Int], signers: [String], via: String) throws {
+        let yaml = try String(contentsOfFile: root + "/channel.yaml", encoding: .utf8)
+        let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+        var out: [String] = []
+        var inConsenters = false
+        for line in lines {
+            if line.hasPrefix("  consenters:") {
+                inConsenters = true
+                out.append(String(line))
+                out += consenterIDs.map { consenterYAML($0).trimmingCharacters(in: .newlines) }
+                continue
+            }
+            if inConsenters, line.hasPrefix("    - ") { continue }
+            inConsenters = false
+            out.append(String(line))
+        }
+        let path = root + "/channel-\(consenterIDs.map(String.init).joined()).yaml"
+        try out.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let update = path + ".update"
+        try MedLedgerBinary.ok(["channel", "update", "--node", node(via), "--wallet", admin(signers[0]), "--channel", "records", "--config", path, "--out", update])
+        for org in signers.dropFirst() { try MedLedgerBinary.ok(["channel", "sign-update", "--update", update, "--wallet", admin(org)]) }
+        try MedLedgerBinary.ok(["channel", "submit-update", "--node", node(via), "--wallet", admin(via), "--channel", "records", "--update", update])
+    }
+
+    /// The file whose existence fails `org`'s orderer disk writes (debug builds of the daemon).
+    func diskFaultTrigger(_ org: String) -> String { root + "/\(org).disk-fails" }
 
     func node(_ org: String) -> String { "127.0.0.1:\(ports[org]!.node)" }
     func admin(_ org: String) -> String { root + "/\(org)/admin" }
 
     func start(_ org: String) throws {
-        let d = try DaemonProcess(executable: MedLedgerBinary.daemonURL, arguments: ["--config", root + "/\(org)/nodes/peer0/node.yaml"])
+        let d = try DaemonProcess(
+            executable: MedLedgerBinary.daemonURL, arguments: ["--config", root + "/\(org)/nodes/peer0/node.yaml"],
+            environment: ["MEDLEDGER_TEST_ORDERER_DISK_FAILS_WHILE": diskFaultTrigger(org)])
         try d.waitFor("medledgerd: ready")
         nodes[org] = d
     }
@@ -115,7 +156,7 @@ final class RaftNetwork: @unchecked Sendable {
             try await Medledger_Orderer.Client(wrapping: c).status(request)
         }
         guard let r, r.leader > 0, r.role != "unavailable" else { return nil }
-        return orgs[Int(r.leader) - 1]
+        return everyOrg[Int(r.leader) - 1]
     }
 
     /// Polls until one of `orgs` reports a leader among `orgs`.
@@ -142,7 +183,7 @@ final class RaftNetwork: @unchecked Sendable {
 
     /// The raft and orderer lines of every node's output, for a failure message.
     func logs() -> String {
-        orgs.map { org in
+        everyOrg.map { org in
             let lines = (nodes[org]?.text ?? "").split(separator: "\n").filter { $0.contains("raft") || $0.contains("orderer") || $0.contains("block") }
             return "--- \(org)\n" + lines.suffix(25).joined(separator: "\n")
         }.joined(separator: "\n")
@@ -245,5 +286,109 @@ final class RaftNetwork: @unchecked Sendable {
         #expect(net.put("after-restart", via: "hospital-c")?.status == 0)
         let after = try #require(net.chainInfo("hospital-c"))
         #expect(after.height >= before.height + 2)
+    }
+
+    /// A consenter whose disk fails stops ordering cleanly (the process lives on and says why), the
+    /// other two go on; with its disk back and a restart it catches up.
+    @Test(.timeLimit(.minutes(5))) func aConsenterWhoseDiskFailsStopsAndTheOthersContinue() async throws {
+        let scratch = ScratchDir("raft-disk")
+        let net = try RaftNetwork(root: scratch.path)
+        defer { net.stopAll() }
+        _ = try #require(await net.waitForLeader(among: net.orgs))
+        #expect(net.put("before", via: "hospital-a")?.status == 0)
+        FileManager.default.createFile(atPath: net.diskFaultTrigger("hospital-c"), contents: Data())
+        for i in 0..<5 {
+            let r = net.put("disk-failed-\(i)", via: "hospital-a")
+            #expect(r?.status == 0, "\(r.map { $0.stdout + $0.stderr } ?? "")\n\(net.logs())")
+        }
+        // hospital-c stopped ordering and says why; its process did not crash.
+        var reason = ""
+        let deadline = Date().addingTimeInterval(10)
+        while reason.isEmpty, Date() < deadline {
+            reason = (net.status("hospital-c")?["stopped_reason"] as? String) ?? ""
+            if reason.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        print("raft disk failure: hospital-c says \(reason)")
+        #expect(reason.contains("injected disk write failure"), "hospital-c's orderer: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
+        #expect(net.nodes["hospital-c"]!.process.isRunning)
+        // A client that names hospital-c's orderer is moved on to one that still orders.
+        let viaC = try MedLedgerBinary.run(["chaincode", "invoke", "--node", net.node("hospital-c"), "--wallet", net.admin("hospital-c"), "--channel", "records", "--orderer", net.node("hospital-c"), "--chaincode", "kv", "--fn", "put", "--arg", "via-c", "--arg", "v"])
+        #expect(viaC.status == 0, "\(viaC.stdout)\(viaC.stderr)")
+        // Disk repaired, node restarted: it catches up with the others.
+        try FileManager.default.removeItem(atPath: net.diskFaultTrigger("hospital-c"))
+        _ = net.nodes["hospital-c"]!.stop()
+        try net.start("hospital-c")
+        #expect(net.put("after-repair", via: "hospital-b")?.status == 0)
+        var same = false
+        let catchUp = Date().addingTimeInterval(20)
+        while !same, Date() < catchUp {
+            let a = net.status("hospital-a")?["height"] as? Int, c = net.status("hospital-c")?["height"] as? Int
+            same = a != nil && a == c
+            if !same { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(same, "hospital-c's orderer did not catch up: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
+    }
+
+    /// Membership through configuration updates, one consenter each: hospital-d is added (it joins
+    /// from the configuration block, pulls the chain, enters raft as a standby and is promoted), then
+    /// hospital-a is removed (it stops ordering, the others drop it from raft). Finally b is killed:
+    /// c and d are two of the three consenters left and still order, so d really votes.
+    @Test(.timeLimit(.minutes(5))) func aConsenterIsAddedThenAnotherRemovedOneUpdateAtATime() async throws {
+        let scratch = ScratchDir("raft-members")
+        let net = try RaftNetwork(root: scratch.path, spare: true)
+        defer { net.stopAll() }
+        _ = try #require(await net.waitForLeader(among: net.orgs))
+        #expect(net.put("three", via: "hospital-a")?.status == 0)
+        // hospital-d's orderer cannot join from the genesis block: it is not a consenter there.
+        let early = try MedLedgerBinary.run(["channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block", net.root + "/records.block", "--orderer-node"])
+        #expect(early.status != 0 && (early.stdout + early.stderr).contains("configuration block that added it"), "\(early.stdout)\(early.stderr)")
+
+        // Add consenter 4 (hospital-d): three of the five organisations' administrators sign.
+        try net.updateConsenters([1, 2, 3, 4], signers: ["hospital-a", "hospital-b", "hospital-c"], via: "hospital-a")
+        let configBlock = net.root + "/config.block"
+        try MedLedgerBinary.ok(["block", "get", "config", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--channel", "records", "--out", configBlock])
+        try MedLedgerBinary.ok(["channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block", configBlock, "--orderer-node"])
+        func roles(seenBy org: String) -> [Int: String] {
+            let rows = (net.status(org)?["consenters"] as? [[String: Any]]) ?? []
+            return Dictionary(rows.compactMap { r in (r["id"] as? Int).map { ($0, (r["raft_role"] as? String) ?? "") } }, uniquingKeysWith: { a, _ in a })
+        }
+        var promoted = false
+        let joinDeadline = Date().addingTimeInterval(30)
+        while !promoted, Date() < joinDeadline {
+            promoted = roles(seenBy: "hospital-a")[4] == "voter" || roles(seenBy: "hospital-b")[4] == "voter"
+            if !promoted { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(promoted, "hospital-d was not promoted: \(roles(seenBy: "hospital-a"))\n\(net.logs())")
+        print("raft membership: after adding 4: \(roles(seenBy: "hospital-a"))")
+        #expect(net.put("four", via: "hospital-b")?.status == 0)
+
+        // Remove consenter 1 (hospital-a), with the update's block cut by whoever leads.
+        try net.updateConsenters([2, 3, 4], signers: ["hospital-b", "hospital-c", "hospital-d"], via: "hospital-b")
+        var removed = false
+        let removeDeadline = Date().addingTimeInterval(30)
+        while !removed, Date() < removeDeadline {
+            let r = roles(seenBy: "hospital-b")
+            removed = r[1] == nil && r.count == 3 && r.values.allSatisfy { $0 == "voter" }
+            if !removed { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(removed, "consenter 1 still in raft: \(roles(seenBy: "hospital-b"))\n\(net.logs())")
+        let aStatus = net.status("hospital-a") ?? [:]
+        print("raft membership: after removing 1: \(roles(seenBy: "hospital-b")); hospital-a says \(aStatus["stopped_reason"] ?? "")")
+        #expect(((aStatus["stopped_reason"] as? String) ?? "").contains("removed"), "hospital-a's orderer: \(aStatus)")
+        #expect(net.put("without-a", via: "hospital-c")?.status == 0)
+
+        // hospital-d is a voter: with b gone too, c and d are two of three and still order.
+        net.kill9("hospital-b")
+        _ = try #require(await net.waitForLeader(among: ["hospital-c", "hospital-d"]))
+        let last = net.put("c-and-d", via: "hospital-c")
+        #expect(last?.status == 0, "\(last.map { $0.stdout + $0.stderr } ?? "")\n\(net.logs())")
+        var same = false
+        let deadline = Date().addingTimeInterval(20)
+        while !same, Date() < deadline {
+            let c = net.chainInfo("hospital-c"), d = net.chainInfo("hospital-d")
+            same = c != nil && c?.tip == d?.tip
+            if !same { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(same, "hospital-c and hospital-d differ: \(String(describing: net.chainInfo("hospital-c"))) \(String(describing: net.chainInfo("hospital-d")))")
     }
 }
