@@ -182,9 +182,10 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
         if phase == .running {
             now = ObservedRaftState(
                 role: Int(raft_state(r)) == RAFT_LEADER ? .leader : Int(raft_state(r)) == RAFT_CANDIDATE ? .candidate : .follower,
-                leader: leaderOnLoop(), term: r.pointee.current_term, stoppedReason: stoppedReason)
+                leader: leaderOnLoop(), term: r.pointee.current_term, stoppedReason: stoppedReason, failure: stoppedReason)
         } else {
-            now = ObservedRaftState(role: .unavailable, leader: nil, term: 0, stoppedReason: stoppedReason ?? (phase == .created ? "not started" : "stopped"))
+            now = ObservedRaftState(
+                role: .unavailable, leader: nil, term: 0, stoppedReason: stoppedReason ?? (phase == .created ? "not started" : "stopped"), failure: stoppedReason)
         }
         observedState.withLock { $0 = now }
     }
@@ -484,7 +485,10 @@ public struct ObservedRaftState: Sendable, Equatable {
     public var role: ConsensusRole = .unavailable
     public var leader: ConsenterID?
     public var term: UInt64 = 0
+    /// Why the engine is not running, whatever the cause (not started, shut down, failed).
     public var stoppedReason: String? = "not started"
+    /// Set only when the engine stopped on its own (a failed apply, a failed disk): why.
+    public var failure: String?
 }
 
 /// One result handed from another thread to a waiting one.

@@ -21,10 +21,13 @@ public final class OrderingServices: OrderingService {
     }
 
     public func submit(_ envelope: [UInt8], done: @escaping @Sendable (OrderingRejection?) -> Void) {
-        let channel: String
-        do throws(OrderingRejection) { channel = try EnvelopeAdmission.parse(envelope).1.channelHeader.channelID } catch { return done(error) }
-        guard let owner = owner(of: channel) else { return done(OrderingRejection(404, "this orderer does not order channel \(channel.debugDescription)")) }
-        owner.submit(envelope, done: done)
+        let env: Medledger_Envelope
+        let payload: Medledger_Payload
+        do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch { return done(error) }
+        let channel = payload.channelHeader.channelID
+        if solo.chain(channel) != nil { return solo.submit(envelope, env: env, payload: payload, done: done) }
+        if let raft, raft.chain(channel) != nil { return raft.submit(envelope, env: env, payload: payload, done: done) }
+        done(OrderingRejection(404, "this orderer does not order channel \(channel.debugDescription)"))
     }
 
     public func chain(_ channel: String) -> (any BlockSource)? { owner(of: channel)?.chain(channel) }

@@ -59,11 +59,10 @@ public final class RaftOrderer: OrderingService {
         self.gate = gate
         self.clock = clock
         self.log = log
-        for name in try store.removeUnjoinedChannels() { log("orderer: channel \(name) was registered but its genesis block never written (interrupted join); removed, join it again") }
-        for name in try store.channelNames() {
-            let ledger = try store.channel(name)
-            let ctx = try ChannelContext.current(in: ledger)
-            guard ctx.ordering.kind == .raft, let me = ctx.ordering.consenters.first(where: { $0.publicKey == tlsPublicKey }) else { continue }
+        // A channel whose configuration no longer names this node (removed, or an onboarding pull not
+        // yet at the block that added it) stays closed.
+        for (ledger, ctx) in try store.orderedChannels(.raft, log: log) {
+            guard let me = ctx.ordering.consenters.first(where: { $0.publicKey == tlsPublicKey }) else { continue }
             let genesis = try ledger.block(number: 0).map { try ConfigTransaction.verifyGenesis($0) }
             try open(ledger, ctx, me: me, genesis: genesis)
         }
@@ -149,6 +148,11 @@ public final class RaftOrderer: OrderingService {
         let env: Medledger_Envelope
         let payload: Medledger_Payload
         do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch { return done(error) }
+        submit(envelope, env: env, payload: payload, done: done)
+    }
+
+    /// `submit` of an envelope already parsed (by `OrderingServices`, to find the channel's owner).
+    func submit(_ envelope: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) {
         let name = payload.channelHeader.channelID
         guard let chain = chains.withLock({ $0[name] }) else { return done(OrderingRejection(404, "this orderer does not order channel \(name.debugDescription)")) }
         chain.accept(envelope, env: env, payload: payload, done: done)
@@ -176,7 +180,7 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     var context: ChannelContext { current.withLock { $0 } }
     var engine: (any ConsensusEngine)? { state.withLock { $0.engine } }
     var stoppedReason: String? {
-        state.withLock { $0.evicted ?? $0.cutting?.stoppedReason } ?? engine?.observed.stoppedReason.flatMap { $0 == "stopped" ? nil : $0 }
+        state.withLock { $0.evicted ?? $0.cutting?.stoppedReason } ?? engine?.observed.failure
     }
 
     init(ledger: ChannelLedger, context: ChannelContext, me: OrderingConfig.Consenter, orderer: RaftOrderer) {

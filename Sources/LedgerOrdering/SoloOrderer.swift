@@ -80,13 +80,9 @@ public final class SoloOrderer: OrderingService {
         self.gate = gate
         self.clock = clock
         self.log = log
-        for name in try store.removeUnjoinedChannels() { log("orderer: channel \(name) was registered but its genesis block never written (interrupted join); removed, join it again") }
-        for name in try store.channelNames() {
-            let ledger = try store.channel(name)
-            let ctx = try ChannelContext.current(in: ledger)
-            // A raft channel in the same store is the raft orderer's: solo must never cut its blocks.
-            guard ctx.ordering.kind == .solo else { continue }
-            chains.withLock { $0[name] = makeChannel(ledger, ctx) }
+        // A raft channel in the same store is the raft orderer's: solo must never cut its blocks.
+        for (ledger, ctx) in try store.orderedChannels(.solo, log: log) {
+            chains.withLock { $0[ctx.channel] = makeChannel(ledger, ctx) }
         }
     }
 
@@ -125,6 +121,11 @@ public final class SoloOrderer: OrderingService {
         let env: Medledger_Envelope
         let payload: Medledger_Payload
         do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch { return done(error) }
+        submit(envelope, env: env, payload: payload, done: done)
+    }
+
+    /// `submit` of an envelope already parsed (by `OrderingServices`, to find the channel's owner).
+    func submit(_ envelope: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) {
         let name = payload.channelHeader.channelID
         guard let chain = chains.withLock({ $0[name] }) else { return done(OrderingRejection(404, "this orderer does not order channel \(name.debugDescription)")) }
         do throws(OrderingRejection) { try chain.accept(envelope, env: env, payload: payload, done: done) } catch { done(error) }
@@ -237,5 +238,18 @@ extension BatchConfig {
         absoluteMaxBytes = Int(p.absoluteMaxBytes)
         preferredMaxBytes = Int(p.preferredMaxBytes)
         batchTimeoutSeconds = Double(p.batchTimeoutMs) / 1000
+    }
+}
+
+extension LedgerStore {
+    /// The channels in this store that `kind` orders, each with the configuration in force at its tip.
+    /// First removes channels whose join stopped before the genesis block was written.
+    func orderedChannels(_ kind: OrderingConfig.Kind, log: (String) -> Void) throws -> [(ChannelLedger, ChannelContext)] {
+        for name in try removeUnjoinedChannels() { log("orderer: channel \(name) was registered but its genesis block never written (interrupted join); removed, join it again") }
+        return try channelNames().compactMap { name in
+            let ledger = try channel(name)
+            let ctx = try ChannelContext.current(in: ledger)
+            return ctx.ordering.kind == kind ? (ledger, ctx) : nil
+        }
     }
 }

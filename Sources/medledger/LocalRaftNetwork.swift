@@ -8,27 +8,6 @@ import LedgerTransport
 extension LocalNetwork {
     static let raftHospitals = ["hospital-a", "hospital-b", "hospital-c"]
 
-    /// Ports free right now (bound to port 0, then released).
-    static func freePorts(_ count: Int) -> [Int] {
-        var fds: [Int32] = []
-        defer { fds.forEach { close($0) } }
-        return (0..<count).map { _ in
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            fds.append(fd)
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            withUnsafeMutablePointer(to: &a) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { s in
-                    _ = bind(fd, s, len)
-                    _ = getsockname(fd, s, &len)
-                }
-            }
-            return Int(UInt16(bigEndian: a.sin_port))
-        }
-    }
-
     /// `peersOnAll` false: only hospital-a runs a peer; -b and -c are consenters alone, so that the
     /// network differs from the solo one only in its ordering (what `bench load --orderers 3` compares).
     func setUpRaft(blockMaxTx: Int, peersOnAll: Bool = true) throws {
@@ -39,7 +18,7 @@ extension LocalNetwork {
             throw CLIError("SA node did not report its ports")
         }
         let ca = "127.0.0.1:\(caPort)", enroll = "127.0.0.1:\(enrollPort)"
-        let free = Self.freePorts(2 * Self.raftHospitals.count)
+        let free = LoopbackPorts.free(2 * Self.raftHospitals.count)
         var consenters = "", organisations = ""
         for (i, org) in Self.raftHospitals.enumerated() {
             let node = "127.0.0.1:\(free[2 * i])", raft = "127.0.0.1:\(free[2 * i + 1])"

@@ -74,8 +74,14 @@ struct ChannelCommand: AsyncParsableCommand {
             let block: Medledger_Block
             do { block = try ConfigTransaction.genesisBlock(config: cfg, creator: admin) } catch { throw CLIError("cannot make the genesis block: \(error)") }
             try SecureFile.write(try block.serializedBytes() as Data, to: out, mode: 0o644)
-            print("genesis block of channel \(cfg.channelID): \(out) (\(cfg.organizations.count) organisations, orderer \(cfg.orderer.org) at \(cfg.orderer.endpoints.joined(separator: ", ")), chaincodes \(cfg.chaincodes.map(\.name).joined(separator: ", ")))")
+            print("genesis block of channel \(cfg.channelID): \(out) (\(cfg.organizations.count) organisations, \(Self.ordering(cfg.orderer)), chaincodes \(cfg.chaincodes.map(\.name).joined(separator: ", ")))")
             print("header hash \(Hex.encode(block.header.headerHash))")
+        }
+
+        /// "orderer ORG at ENDPOINT" for solo; the consenters for raft.
+        static func ordering(_ o: Medledger_OrdererConfig) -> String {
+            guard o.type == "raft" else { return "orderer \(o.org) at \(o.endpoints.joined(separator: ", "))" }
+            return "raft consenters " + o.consenters.map { "\($0.id) \($0.org) (\($0.endpoint))" }.joined(separator: ", ")
         }
     }
 
@@ -141,7 +147,7 @@ struct ChannelCommand: AsyncParsableCommand {
                 print("channel \(c.channelID)  config sequence \(c.sequence)  height \(tip.header.number + 1)")
                 print("tip header hash \(Hex.encode(tip.header.headerHash))  commit hash \(Hex.encode(tip.metadata.commitHash))")
                 for o in c.organizations { print("  organisation \(o.id)\(o.peerEndpoints.isEmpty ? "" : "  peers " + o.peerEndpoints.joined(separator: ", "))\(o.crl.isEmpty ? "" : "  (CRL)")") }
-                print("  orderer \(c.orderer.org) at \(c.orderer.endpoints.joined(separator: ", "))")
+                print("  \(Create.ordering(c.orderer))")
                 print("  batch: max \(c.batch.maxMessageCount) tx, preferred \(c.batch.preferredMaxBytes) B, absolute \(c.batch.absoluteMaxBytes) B, timeout \(c.batch.batchTimeoutMs) ms")
                 for cc in c.chaincodes { print("  chaincode \(cc.name): \(cc.endorsementPolicy)") }
             }
