@@ -6,7 +6,7 @@
 #   scripts/network.sh up       build (release), create identities on first run, start, create/join
 #   scripts/network.sh up --orderers 3
 #                               the raft network instead (network-config/channel-raft.yaml): the SA's
-#                               node (CA) and hospital-a, -b, -c, each running a peer and a raft
+#                               node (CA, and a peer of the channel) and hospital-a, -b, -c, each running a peer and a raft
 #                               consenter (nodes 7051/8051/9051, raft 7052/8052/9052); its own
 #                               directory (default .network-raft)
 #   scripts/network.sh status   processes and each node's channels
@@ -69,7 +69,7 @@ up() {
   done
   [[ -d "$NET/research-1" ]] || "$BIN" org admit --ca "$ORDERER" --wallet "$NET/sa/wallets/admin" --org research-1 --type third-party --out "$NET/research-1"
   if ((fresh && ORDERERS == 3)); then
-    sed -e "s/\${NODE_1}/127.0.0.1:7051/" -e "s/\${NODE_2}/127.0.0.1:8051/" -e "s/\${NODE_3}/127.0.0.1:9051/" \
+    sed -e "s/\${SA_NODE}/$ORDERER/" -e "s/\${NODE_1}/127.0.0.1:7051/" -e "s/\${NODE_2}/127.0.0.1:8051/" -e "s/\${NODE_3}/127.0.0.1:9051/" \
         -e "s/\${RAFT_1}/127.0.0.1:7052/" -e "s/\${RAFT_2}/127.0.0.1:8052/" -e "s/\${RAFT_3}/127.0.0.1:9052/" network-config/channel-raft.yaml > "$NET/channel.yaml"
     "$BIN" channel create --config "$NET/channel.yaml" --wallet "$NET/sa/wallets/admin" --out "$NET/records.block"
     # Every consenter joins from the genesis block (they elect a leader among themselves), then every peer.
@@ -79,6 +79,7 @@ up() {
     for org in "${HOSPITALS[@]}"; do
       "$BIN" channel join --node "127.0.0.1:$(node_port "$org")" --wallet "$NET/$org/admin" --block "$NET/records.block"
     done
+    "$BIN" channel join --node "$ORDERER" --wallet "$NET/sa/wallets/admin" --block "$NET/records.block"
   elif ((fresh)); then
     sed -e "s/\${ORDERER}/$ORDERER/" -e "s/\${HOSPITAL_A_PEER}/$PEER_A/" -e "s/\${HOSPITAL_B_PEER}/$PEER_B/" network-config/channel.yaml > "$NET/channel.yaml"
     "$BIN" channel create --config "$NET/channel.yaml" --wallet "$NET/sa/wallets/admin" --out "$NET/records.block"

@@ -5,8 +5,9 @@ import LedgerIdentity
 import LedgerOrdering
 import LedgerProtos
 
-/// Puts the CA's current CRL into the configuration of every channel this node orders whose members the
-/// CA serves, as a CRL-only configuration update signed by an administrator of the CA's organisation
+/// Puts the CA's current CRL into the configuration of every channel this node orders, or holds as a
+/// peer (a raft channel the SA's node is not a consenter of), whose members the CA serves, as a
+/// CRL-only configuration update signed by an administrator of the CA's organisation
 /// (the channel's `crl_publisher_org`, which may publish a newer CRL alone; see
 /// `ConfigTransaction.crlOnlyChanges`). Runs after every revocation (the revoke call waits for it, so
 /// when it answers, the ledger refuses the revoked identity from the next block on), at start-up, and
@@ -14,14 +15,45 @@ import LedgerProtos
 final class CRLPublisher: Sendable {
     let ca: CertificateAuthority
     let orderer: OrderingServices
+    /// The configurations of channels this node's peer holds (nil: it runs no peer).
+    let peerChannels: (@Sendable () -> [ChannelContext])?
+    /// Broadcasts to a channel's ordering endpoints when this node does not order it.
+    let remote: (any LeaderForwarding)?
     let publisher: SigningIdentity
     let log: @Sendable (String) -> Void
 
-    init(ca: CertificateAuthority, orderer: OrderingServices, publisher: SigningIdentity, log: @escaping @Sendable (String) -> Void) {
+    init(
+        ca: CertificateAuthority, orderer: OrderingServices, peerChannels: (@Sendable () -> [ChannelContext])? = nil, remote: (any LeaderForwarding)? = nil,
+        publisher: SigningIdentity, log: @escaping @Sendable (String) -> Void
+    ) {
         self.ca = ca
         self.orderer = orderer
+        self.peerChannels = peerChannels
+        self.remote = remote
         self.publisher = publisher
         self.log = log
+    }
+
+    /// Every channel to keep current: those ordered here, then those only held by the peer.
+    private func channels() -> [(context: ChannelContext, local: Bool)] {
+        let ordered = orderer.channels().compactMap { orderer.context(of: $0.name) }
+        let names = Set(ordered.map(\.channel))
+        return ordered.map { ($0, true) } + (peerChannels?() ?? []).filter { !names.contains($0.channel) }.map { ($0, false) }
+    }
+
+    /// Hands the update to this node's orderer, or to the channel's ordering endpoints in turn (an
+    /// unreachable one is skipped; the tx id makes a repeat harmless: 409 means it got in).
+    private func broadcast(_ bytes: [UInt8], _ ctx: ChannelContext, local: Bool) async throws {
+        if local { return try await orderer.broadcast(bytes) }
+        guard let remote else { throw OrderingRejection(503, "this node cannot reach the channel's orderers") }
+        var last = OrderingRejection(503, "the channel names no ordering endpoint")
+        for endpoint in ctx.config.orderer.endpoints {
+            guard let refusal = await remote.forward(bytes, channel: ctx.channel, to: endpoint) else { return }
+            if refusal.status == 409 { return }
+            last = refusal
+            guard refusal.status == 503 else { break }
+        }
+        throw last
     }
 
     struct Outcome: Sendable {
@@ -42,20 +74,19 @@ final class CRLPublisher: Sendable {
             outcome.failures.append("the CA's CRL: \(error)")
             return outcome
         }
-        for status in orderer.channels() {
-            guard let ctx = orderer.context(of: status.name), Self.revokesMore(crl, than: ctx),
-                  let config = ConfigTransaction.crlUpdate(of: ctx, with: crl, der: der) else { continue }
+        for (ctx, local) in channels() {
+            guard Self.revokesMore(crl, than: ctx), let config = ConfigTransaction.crlUpdate(of: ctx, with: crl, der: der) else { continue }
             guard ctx.config.crlPublisherOrg == publisher.org else {
-                outcome.failures.append("\(status.name): the channel's CRL publisher is \(ctx.config.crlPublisherOrg.isEmpty ? "not set" : ctx.config.crlPublisherOrg), not \(publisher.org); a majority of administrators must submit the CRL")
+                outcome.failures.append("\(ctx.channel): the channel's CRL publisher is \(ctx.config.crlPublisherOrg.isEmpty ? "not set" : ctx.config.crlPublisherOrg), not \(publisher.org); a majority of administrators must submit the CRL")
                 continue
             }
             do {
                 let envelope = try ConfigTransaction.envelope(config: config, admins: [publisher], submitter: publisher)
-                try await orderer.broadcast(try envelope.serializedBytes())
-                outcome.published.append(status.name)
-                log("medledgerd: CRL \(crl.crlNumber) published to channel \(status.name) (configuration sequence \(config.sequence))")
+                try await broadcast(try envelope.serializedBytes(), ctx, local: local)
+                outcome.published.append(ctx.channel)
+                log("medledgerd: CRL \(crl.crlNumber) published to channel \(ctx.channel) (configuration sequence \(config.sequence))")
             } catch {
-                outcome.failures.append("\(status.name): \(error)")
+                outcome.failures.append("\(ctx.channel): \(error)")
             }
         }
         for f in outcome.failures { log("medledgerd: CRL \(crl.crlNumber) not published: \(f)") }

@@ -5,6 +5,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LedgerAudit
 import LedgerCA
+import LedgerChannel
 import LedgerClient
 import LedgerConfig
 import LedgerCrypto
@@ -110,10 +111,15 @@ public final class NodeServer: Sendable {
         }
         defer { ca?.close() }
         var crlPublisher: CRLPublisher?
+        // The CRL publisher reaches the orderers of channels this node only holds as a peer (raft).
+        let publisherClient = GRPCLeaderForwarder(trustedRootsPEM: rootsPEM, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key))
+        defer { publisherClient.close() }
         if let ca, let orderer, let files = config.ca?.crlPublisher {
             do {
                 let admin = try SigningIdentity.load(certificatePath: files.cert, keyPath: files.key)
-                crlPublisher = CRLPublisher(ca: ca, orderer: orderer, publisher: admin, log: log)
+                var peerChannels: (@Sendable () -> [ChannelContext])?
+                if let runtime = peer { peerChannels = { runtime.all.map(\.context) } }
+                crlPublisher = CRLPublisher(ca: ca, orderer: orderer, peerChannels: peerChannels, remote: publisherClient, publisher: admin, log: log)
             } catch {
                 log("medledgerd: WARNING: CRL publisher identity \(files.cert): \(error); revocations will not reach the channels' configuration")
             }

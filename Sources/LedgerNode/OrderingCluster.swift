@@ -13,7 +13,8 @@ import NIOSSL
 import Synchronization
 
 /// A raft follower's way to the leader: the leader's ordering service over mutual TLS, as any client
-/// (one long-lived connection per endpoint).
+/// (one long-lived connection per endpoint). The CRL publisher uses one too, to reach the orderers of
+/// channels its node does not order.
 final class GRPCLeaderForwarder: LeaderForwarding {
     let trustedRootsPEM: [UInt8]
     let tls: TLSIdentityFiles
@@ -31,7 +32,7 @@ final class GRPCLeaderForwarder: LeaderForwarding {
             let r = try await Medledger_Orderer.Client(wrapping: client).broadcast(request)
             return r.status == 200 ? nil : OrderingRejection(r.status, r.message)
         } catch {
-            return OrderingRejection(503, "the raft leader at \(endpoint) is unreachable: \(error); retry")
+            return OrderingRejection(503, "the orderer at \(endpoint) is unreachable: \(error); retry")
         }
     }
 

@@ -22,7 +22,7 @@ struct CACommand: AsyncParsableCommand {
             discussion: """
             Writes into --data: ca/ (the CA's private store), ca-cert.pem, wallets/admin/ (the SA administrator),
             wallets/sa-node/ (the SA node's TLS and signing identity) and sa-node.yaml (the node configuration `ca serve`
-            uses: the CA, and the solo ordering service in orderer-data/).
+            uses: the CA, the solo ordering service in orderer-data/, and a peer for raft channels the hospitals order).
             The master key that encrypts the CA key and RID records comes from --master-key-file (created if missing)
             or MEDLEDGER_CA_MASTER_KEY; keep it apart from the data directory's backups.
             """)
@@ -72,7 +72,10 @@ struct CACommand: AsyncParsableCommand {
             tls: { cert: wallets/sa-node/tls-cert.pem, key: wallets/sa-node/tls-key.pem }
             trusted_roots: [ca-cert.pem]
             audit_log: audit.log
-            peer: false                      # the SA's node orders; hospitals' nodes are the peers
+            # The SA's node orders solo channels. Its peer joins the raft channels the hospitals order
+            # (their configuration lists it under the sa organisation), so that it knows them and its
+            # CRL publisher can put each revocation into them.
+            peer: true
             orderer: { data_dir: orderer-data }
             ca:
               data_dir: ca

@@ -230,6 +230,11 @@ final class RaftOrdererCluster: @unchecked Sendable {
             let bytes: [UInt8] = try block.serializedBytes()
             try await Task.detached { try engine.proposeBlocking(bytes) }.value
         }
+        // Followers apply the same entries a little later (much later on a loaded machine): wait for
+        // them; a block that got in would leave a chain longer than `height` for good.
+        let deadline = Date().addingTimeInterval(15)
+        while try (0..<3).contains(where: { try c.chainHashes($0).count < Int(height) }), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .milliseconds(300))
         for i in 0..<3 { #expect(try c.chainHashes(i).count == Int(height)) }
         // The channel goes on.
         try await c.members[leader].orderer!.broadcast(try c.f.envelope("put", ["k2", "v"]))

@@ -14,33 +14,13 @@ import Testing
 final class RaftNetwork: @unchecked Sendable {
     let root: String
     let sa: DaemonProcess
+    /// The SA's node: CA, and a peer of the channel (so revocations reach it).
+    let saNode: String
     var nodes: [String: DaemonProcess] = [:]
     var ports: [String: (node: Int, raft: Int)] = [:]
     let orgs = ["hospital-a", "hospital-b", "hospital-c"]
     /// Every hospital running a node; raft id n is `everyOrg[n - 1]`.
     let everyOrg: [String]
-
-    /// Ports the OS says are free now (bound and released at once).
-    static func freePorts(_ n: Int) -> [Int] {
-        var sockets: [Int32] = []
-        defer { sockets.forEach { close($0) } }
-        return (0..<n).map { _ in
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            sockets.append(fd)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = 0
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            withUnsafeMutablePointer(to: &addr) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { s in
-                    _ = bind(fd, s, len)
-                    _ = getsockname(fd, s, &len)
-                }
-            }
-            return Int(UInt16(bigEndian: addr.sin_port))
-        }
-    }
 
     init(root: String, spare: Bool = false) throws {
         self.root = root
@@ -49,8 +29,9 @@ final class RaftNetwork: @unchecked Sendable {
         try MedLedgerBinary.ok(["ca", "init", "--data", saDir, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         sa = try DaemonProcess(executable: MedLedgerBinary.url, arguments: ["ca", "serve", "--data", saDir])
         try sa.waitFor("medledgerd: ready")
-        let ca = "127.0.0.1:\(try sa.port(after: "node sa-node"))", enroll = "127.0.0.1:\(try sa.port(after: "CA enrollment"))"
-        let free = Self.freePorts(2 * everyOrg.count)
+        saNode = "127.0.0.1:\(try sa.port(after: "node sa-node"))"
+        let ca = saNode, enroll = "127.0.0.1:\(try sa.port(after: "CA enrollment"))"
+        let free = LoopbackPorts.free(2 * everyOrg.count)
         for (i, org) in everyOrg.enumerated() {
             ports[org] = (free[2 * i], free[2 * i + 1])
             try MedLedgerBinary.ok([
@@ -67,7 +48,7 @@ final class RaftNetwork: @unchecked Sendable {
         let yaml = """
         channel: records
         organizations:
-          - { id: sa, ca_root: sa/ca-cert.pem }
+          - { id: sa, ca_root: sa/ca-cert.pem, peers: ["\(saNode)"] }
         \(everyOrg.map { "  - { id: \($0), ca_root: sa/ca-cert.pem, peers: [\"\(node($0))\"] }" }.joined(separator: "\n"))
         orderer:
           type: raft
@@ -83,6 +64,7 @@ final class RaftNetwork: @unchecked Sendable {
         try MedLedgerBinary.ok(["channel", "create", "--config", root + "/channel.yaml", "--wallet", saDir + "/wallets/admin", "--out", root + "/records.block"])
         for org in orgs { try MedLedgerBinary.ok(["channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block", "--orderer-node"]) }
         for org in everyOrg { try MedLedgerBinary.ok(["channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block"]) }
+        try MedLedgerBinary.ok(["channel", "join", "--node", saNode, "--wallet", saDir + "/wallets/admin", "--block", root + "/records.block"])
     }
 
     /// The consenter line of raft id `id` (hospital `everyOrg[id - 1]`) in a channel YAML.
@@ -195,7 +177,41 @@ final class RaftNetwork: @unchecked Sendable {
     }
 }
 
+/// Polls `condition` every 200 ms until it holds or `seconds` pass; whether it held.
+func eventually(within seconds: TimeInterval, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(200))
+    }
+    return try await condition()
+}
+
+extension RaftNetwork {
+    /// The orderer heights of `orgs` are all known and equal.
+    func orderersAgree(_ orgs: [String]) -> Bool {
+        let heights = orgs.compactMap { status($0)?["height"] as? Int }
+        return heights.count == orgs.count && Set(heights).count == 1
+    }
+
+    /// The raft role of each consenter, as `org`'s node reports it.
+    func roles(seenBy org: String) -> [Int: String] {
+        let rows = (status(org)?["consenters"] as? [[String: Any]]) ?? []
+        return Dictionary(rows.compactMap { r in (r["id"] as? Int).map { ($0, (r["raft_role"] as? String) ?? "") } }, uniquingKeysWith: { a, _ in a })
+    }
+}
+
 @Suite(.serialized) struct RaftNetworkTests {
+    /// A fresh network (with `spare`, hospital-d too) with a leader and a first write; stopped after `body`.
+    static func withNetwork(_ name: String, spare: Bool = false, _ body: (RaftNetwork) async throws -> Void) async throws {
+        let scratch = ScratchDir(name)
+        let net = try RaftNetwork(root: scratch.path, spare: spare)
+        defer { net.stopAll() }
+        _ = try #require(await net.waitForLeader(among: net.orgs))
+        #expect(net.put("first", via: "hospital-a")?.status == 0)
+        try await body(net)
+    }
+
     /// kill -9 the leader while a client writes: a new leader within 3 s, writes go on, nothing
     /// acknowledged is lost, and once the dead node is back every ledger is the same.
     @Test(.timeLimit(.minutes(5))) func killingTheLeaderLosesNothingAcknowledged() async throws {
@@ -291,42 +307,32 @@ final class RaftNetwork: @unchecked Sendable {
     /// A consenter whose disk fails stops ordering cleanly (the process lives on and says why), the
     /// other two go on; with its disk back and a restart it catches up.
     @Test(.timeLimit(.minutes(5))) func aConsenterWhoseDiskFailsStopsAndTheOthersContinue() async throws {
-        let scratch = ScratchDir("raft-disk")
-        let net = try RaftNetwork(root: scratch.path)
-        defer { net.stopAll() }
-        _ = try #require(await net.waitForLeader(among: net.orgs))
-        #expect(net.put("before", via: "hospital-a")?.status == 0)
-        FileManager.default.createFile(atPath: net.diskFaultTrigger("hospital-c"), contents: Data())
-        for i in 0..<5 {
-            let r = net.put("disk-failed-\(i)", via: "hospital-a")
-            #expect(r?.status == 0, "\(r.map { $0.stdout + $0.stderr } ?? "")\n\(net.logs())")
+        try await Self.withNetwork("raft-disk") { net in
+            FileManager.default.createFile(atPath: net.diskFaultTrigger("hospital-c"), contents: Data())
+            for i in 0..<5 {
+                let r = net.put("disk-failed-\(i)", via: "hospital-a")
+                #expect(r?.status == 0, "\(r.map { $0.stdout + $0.stderr } ?? "")\n\(net.logs())")
+            }
+            // hospital-c stopped ordering and says why; its process did not crash.
+            var reason = ""
+            _ = await eventually(within: 10) {
+                reason = (net.status("hospital-c")?["stopped_reason"] as? String) ?? ""
+                return !reason.isEmpty
+            }
+            print("raft disk failure: hospital-c says \(reason)")
+            #expect(reason.contains("injected disk write failure"), "hospital-c's orderer: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
+            #expect(net.nodes["hospital-c"]!.process.isRunning)
+            // A client that names hospital-c's orderer is moved on to one that still orders.
+            let viaC = try MedLedgerBinary.run(["chaincode", "invoke", "--node", net.node("hospital-c"), "--wallet", net.admin("hospital-c"), "--channel", "records", "--orderer", net.node("hospital-c"), "--chaincode", "kv", "--fn", "put", "--arg", "via-c", "--arg", "v"])
+            #expect(viaC.status == 0, "\(viaC.stdout)\(viaC.stderr)")
+            // Disk repaired, node restarted: it catches up with the others.
+            try FileManager.default.removeItem(atPath: net.diskFaultTrigger("hospital-c"))
+            _ = net.nodes["hospital-c"]!.stop()
+            try net.start("hospital-c")
+            #expect(net.put("after-repair", via: "hospital-b")?.status == 0)
+            let same = await eventually(within: 20) { net.orderersAgree(["hospital-a", "hospital-c"]) }
+            #expect(same, "hospital-c's orderer did not catch up: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
         }
-        // hospital-c stopped ordering and says why; its process did not crash.
-        var reason = ""
-        let deadline = Date().addingTimeInterval(10)
-        while reason.isEmpty, Date() < deadline {
-            reason = (net.status("hospital-c")?["stopped_reason"] as? String) ?? ""
-            if reason.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
-        }
-        print("raft disk failure: hospital-c says \(reason)")
-        #expect(reason.contains("injected disk write failure"), "hospital-c's orderer: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
-        #expect(net.nodes["hospital-c"]!.process.isRunning)
-        // A client that names hospital-c's orderer is moved on to one that still orders.
-        let viaC = try MedLedgerBinary.run(["chaincode", "invoke", "--node", net.node("hospital-c"), "--wallet", net.admin("hospital-c"), "--channel", "records", "--orderer", net.node("hospital-c"), "--chaincode", "kv", "--fn", "put", "--arg", "via-c", "--arg", "v"])
-        #expect(viaC.status == 0, "\(viaC.stdout)\(viaC.stderr)")
-        // Disk repaired, node restarted: it catches up with the others.
-        try FileManager.default.removeItem(atPath: net.diskFaultTrigger("hospital-c"))
-        _ = net.nodes["hospital-c"]!.stop()
-        try net.start("hospital-c")
-        #expect(net.put("after-repair", via: "hospital-b")?.status == 0)
-        var same = false
-        let catchUp = Date().addingTimeInterval(20)
-        while !same, Date() < catchUp {
-            let a = net.status("hospital-a")?["height"] as? Int, c = net.status("hospital-c")?["height"] as? Int
-            same = a != nil && a == c
-            if !same { try await Task.sleep(for: .milliseconds(200)) }
-        }
-        #expect(same, "hospital-c's orderer did not catch up: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
     }
 
     /// Membership through configuration updates, one consenter each: hospital-d is added (it joins
@@ -334,61 +340,92 @@ final class RaftNetwork: @unchecked Sendable {
     /// hospital-a is removed (it stops ordering, the others drop it from raft). Finally b is killed:
     /// c and d are two of the three consenters left and still order, so d really votes.
     @Test(.timeLimit(.minutes(5))) func aConsenterIsAddedThenAnotherRemovedOneUpdateAtATime() async throws {
-        let scratch = ScratchDir("raft-members")
-        let net = try RaftNetwork(root: scratch.path, spare: true)
-        defer { net.stopAll() }
-        _ = try #require(await net.waitForLeader(among: net.orgs))
-        #expect(net.put("three", via: "hospital-a")?.status == 0)
-        // hospital-d's orderer cannot join from the genesis block: it is not a consenter there.
-        let early = try MedLedgerBinary.run(["channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block", net.root + "/records.block", "--orderer-node"])
-        #expect(early.status != 0 && (early.stdout + early.stderr).contains("configuration block that added it"), "\(early.stdout)\(early.stderr)")
+        try await Self.withNetwork("raft-members", spare: true) { net in
+            // hospital-d's orderer cannot join from the genesis block: it is not a consenter there.
+            let early = try MedLedgerBinary.run(["channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block", net.root + "/records.block", "--orderer-node"])
+            #expect(early.status != 0 && (early.stdout + early.stderr).contains("configuration block that added it"), "\(early.stdout)\(early.stderr)")
 
-        // Add consenter 4 (hospital-d): three of the five organisations' administrators sign.
-        try net.updateConsenters([1, 2, 3, 4], signers: ["hospital-a", "hospital-b", "hospital-c"], via: "hospital-a")
-        let configBlock = net.root + "/config.block"
-        try MedLedgerBinary.ok(["block", "get", "config", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--channel", "records", "--out", configBlock])
-        try MedLedgerBinary.ok(["channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block", configBlock, "--orderer-node"])
-        func roles(seenBy org: String) -> [Int: String] {
-            let rows = (net.status(org)?["consenters"] as? [[String: Any]]) ?? []
-            return Dictionary(rows.compactMap { r in (r["id"] as? Int).map { ($0, (r["raft_role"] as? String) ?? "") } }, uniquingKeysWith: { a, _ in a })
-        }
-        var promoted = false
-        let joinDeadline = Date().addingTimeInterval(30)
-        while !promoted, Date() < joinDeadline {
-            promoted = roles(seenBy: "hospital-a")[4] == "voter" || roles(seenBy: "hospital-b")[4] == "voter"
-            if !promoted { try await Task.sleep(for: .milliseconds(250)) }
-        }
-        #expect(promoted, "hospital-d was not promoted: \(roles(seenBy: "hospital-a"))\n\(net.logs())")
-        print("raft membership: after adding 4: \(roles(seenBy: "hospital-a"))")
-        #expect(net.put("four", via: "hospital-b")?.status == 0)
+            // Add consenter 4 (hospital-d): three of the five organisations' administrators sign.
+            try net.updateConsenters([1, 2, 3, 4], signers: ["hospital-a", "hospital-b", "hospital-c"], via: "hospital-a")
+            let configBlock = net.root + "/config.block"
+            try MedLedgerBinary.ok(["block", "get", "config", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--channel", "records", "--out", configBlock])
+            try MedLedgerBinary.ok(["channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block", configBlock, "--orderer-node"])
+            let promoted = await eventually(within: 30) { net.roles(seenBy: "hospital-a")[4] == "voter" || net.roles(seenBy: "hospital-b")[4] == "voter" }
+            #expect(promoted, "hospital-d was not promoted: \(net.roles(seenBy: "hospital-a"))\n\(net.logs())")
+            print("raft membership: after adding 4: \(net.roles(seenBy: "hospital-a"))")
+            #expect(net.put("four", via: "hospital-b")?.status == 0)
 
-        // Remove consenter 1 (hospital-a), with the update's block cut by whoever leads.
-        try net.updateConsenters([2, 3, 4], signers: ["hospital-b", "hospital-c", "hospital-d"], via: "hospital-b")
-        var removed = false
-        let removeDeadline = Date().addingTimeInterval(30)
-        while !removed, Date() < removeDeadline {
-            let r = roles(seenBy: "hospital-b")
-            removed = r[1] == nil && r.count == 3 && r.values.allSatisfy { $0 == "voter" }
-            if !removed { try await Task.sleep(for: .milliseconds(250)) }
-        }
-        #expect(removed, "consenter 1 still in raft: \(roles(seenBy: "hospital-b"))\n\(net.logs())")
-        let aStatus = net.status("hospital-a") ?? [:]
-        print("raft membership: after removing 1: \(roles(seenBy: "hospital-b")); hospital-a says \(aStatus["stopped_reason"] ?? "")")
-        #expect(((aStatus["stopped_reason"] as? String) ?? "").contains("removed"), "hospital-a's orderer: \(aStatus)")
-        #expect(net.put("without-a", via: "hospital-c")?.status == 0)
+            // Remove consenter 1 (hospital-a), with the update's block cut by whoever leads.
+            try net.updateConsenters([2, 3, 4], signers: ["hospital-b", "hospital-c", "hospital-d"], via: "hospital-b")
+            let removed = await eventually(within: 30) {
+                let r = net.roles(seenBy: "hospital-b")
+                return r[1] == nil && r.count == 3 && r.values.allSatisfy { $0 == "voter" }
+            }
+            #expect(removed, "consenter 1 still in raft: \(net.roles(seenBy: "hospital-b"))\n\(net.logs())")
+            let aStatus = net.status("hospital-a") ?? [:]
+            print("raft membership: after removing 1: \(net.roles(seenBy: "hospital-b")); hospital-a says \(aStatus["stopped_reason"] ?? "")")
+            #expect(((aStatus["stopped_reason"] as? String) ?? "").contains("removed"), "hospital-a's orderer: \(aStatus)")
+            #expect(net.put("without-a", via: "hospital-c")?.status == 0)
 
-        // hospital-d is a voter: with b gone too, c and d are two of three and still order.
-        net.kill9("hospital-b")
-        _ = try #require(await net.waitForLeader(among: ["hospital-c", "hospital-d"]))
-        let last = net.put("c-and-d", via: "hospital-c")
-        #expect(last?.status == 0, "\(last.map { $0.stdout + $0.stderr } ?? "")\n\(net.logs())")
-        var same = false
-        let deadline = Date().addingTimeInterval(20)
-        while !same, Date() < deadline {
-            let c = net.chainInfo("hospital-c"), d = net.chainInfo("hospital-d")
-            same = c != nil && c?.tip == d?.tip
-            if !same { try await Task.sleep(for: .milliseconds(200)) }
+            // hospital-d is a voter: with b gone too, c and d are two of three and still order.
+            net.kill9("hospital-b")
+            _ = try #require(await net.waitForLeader(among: ["hospital-c", "hospital-d"]))
+            let last = net.put("c-and-d", via: "hospital-c")
+            #expect(last?.status == 0, "\(last.map { $0.stdout + $0.stderr } ?? "")\n\(net.logs())")
+            let same = await eventually(within: 20) {
+                let c = net.chainInfo("hospital-c"), d = net.chainInfo("hospital-d")
+                return c != nil && c?.tip == d?.tip
+            }
+            #expect(same, "hospital-c and hospital-d differ: \(String(describing: net.chainInfo("hospital-c"))) \(String(describing: net.chainInfo("hospital-d")))")
         }
-        #expect(same, "hospital-c and hospital-d differ: \(String(describing: net.chainInfo("hospital-c"))) \(String(describing: net.chainInfo("hospital-d")))")
+    }
+
+    /// `ca revoke` reaches a raft channel the SA's node does not order: its peer knows the channel,
+    /// and its CRL publisher hands the CRL update to the consenters. Every hospital then refuses the
+    /// revoked identity from the next block on.
+    @Test(.timeLimit(.minutes(5))) func aRevocationReachesTheRaftChannel() async throws {
+        try await Self.withNetwork("raft-revoke") { net in
+            let revoked = try Wallet.open(net.admin("hospital-c")).info.pid
+            let out = try MedLedgerBinary.ok(["ca", "revoke", "--ca", net.saNode, "--wallet", net.root + "/sa/wallets/admin", "--pid", revoked, "--reason", "key-compromise"])
+            #expect(out.contains("is in the configuration of channel records"), "\(out)\n\(net.sa.text.suffix(2000))")
+            // Every hospital's peer has the CRL in the channel's configuration.
+            for org in net.orgs {
+                let found = try await eventually(within: 10) {
+                    let r = try MedLedgerBinary.run(["channel", "info", "--node", net.node(org), "--wallet", net.admin("hospital-a"), "--channel", "records", "--json"])
+                    return r.status == 0 && r.stdout.contains("\"crl\"")
+                }
+                #expect(found, "no CRL in \(org)'s channel configuration")
+            }
+            // The revoked administrator is refused on a hospital whose CRL file was never refreshed.
+            let refused = try MedLedgerBinary.run(["chaincode", "invoke", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-c"), "--channel", "records", "--chaincode", "kv", "--fn", "put", "--arg", "k", "--arg", "v"])
+            #expect(refused.status != 0 && (refused.stdout + refused.stderr).contains("revoked"), "\(refused.stdout)\(refused.stderr)")
+            #expect(net.put("after", via: "hospital-b")?.status == 0)
+        }
+    }
+
+    /// A consenter's key replaced, one node at a time: hospital-b's node gets new certificates (new
+    /// keys), one configuration update pins its new key, and the node restarts with them. Writes go
+    /// on throughout (a and c are a quorum), and b orders again under its new key.
+    @Test(.timeLimit(.minutes(5))) func aConsentersKeyIsReplacedWithoutLosingQuorum() async throws {
+        try await Self.withNetwork("raft-rekey") { net in
+            let nodeWallet = net.root + "/hospital-b/nodes/peer0"
+            let oldCert = try String(contentsOfFile: nodeWallet + "/tls-cert.pem", encoding: .utf8)
+            try MedLedgerBinary.ok(["user", "reenroll", "--ca", net.saNode, "--wallet", nodeWallet])
+            #expect(try String(contentsOfFile: nodeWallet + "/tls-cert.pem", encoding: .utf8) != oldCert)
+            try net.updateConsenters([1, 2, 3], signers: ["hospital-a", "hospital-b", "hospital-c"], via: "hospital-a")
+            #expect(net.put("key-changed", via: "hospital-a")?.status == 0)
+            // hospital-b restarts with its new key and takes part again.
+            _ = net.nodes["hospital-b"]!.stop()
+            #expect(net.put("b-restarting", via: "hospital-c")?.status == 0)
+            try net.start("hospital-b")
+            #expect(net.put("new-key", via: "hospital-b")?.status == 0)
+            let same = await eventually(within: 20) { net.orderersAgree(net.orgs) }
+            #expect(same, "orderer heights differ: \(net.orgs.map { net.status($0)?["height"] ?? "?" })\n\(net.logs())")
+            // b can lead under its new key.
+            let moved = try MedLedgerBinary.run(["orderer", "transfer-leadership", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--to", "2"])
+            #expect(moved.status == 0, "\(moved.stdout)\(moved.stderr)")
+            #expect(await net.waitForLeader(among: ["hospital-b"]) == "hospital-b")
+            #expect(net.put("b-leads", via: "hospital-a")?.status == 0)
+        }
     }
 }
