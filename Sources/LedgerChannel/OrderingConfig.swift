@@ -71,7 +71,8 @@ public struct OrderingConfig: Sendable, Equatable {
         }
     }
 
-    static func publicKey(ofPEM pem: Data, what: String) throws(ChannelConfigError) -> [UInt8] {
+    /// The DER SubjectPublicKeyInfo of a PEM certificate: what a consenter entry pins.
+    public static func publicKey(ofPEM pem: Data, what: String) throws(ChannelConfigError) -> [UInt8] {
         do {
             let certificate = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
             var serializer = DER.Serializer()

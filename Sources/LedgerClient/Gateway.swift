@@ -243,7 +243,7 @@ public final class Gateway: Sendable {
         while true {
             for address in endpoints {
                 do {
-                    try await broadcast(envelope, to: address)
+                    try await broadcast(envelope, to: address, answerWithin: Self.attemptSeconds)
                     return
                 } catch let f as Failure where f.status == 409 && attempt > 0 {
                     return
@@ -262,6 +262,32 @@ public final class Gateway: Sendable {
 
     /// How long a broadcast keeps trying other ordering endpoints before it gives up.
     public static let failoverSeconds: Int64 = 15
+    /// How long one attempt waits for its answer before the next endpoint is tried. A frozen or cut-off
+    /// orderer keeps its connection open and answers nothing; the abandoned call ends when keepalive
+    /// drops the connection (`ConnectionKeepalive`). Far above a loaded cluster's commit latency.
+    static let attemptSeconds = 5
+
+    /// `broadcast(_:to:)`, or a 503 once `seconds` pass without an answer.
+    private func broadcast(_ envelope: Medledger_Envelope, to address: NodeAddress, answerWithin seconds: Int) async throws {
+        final class Once: Sendable {
+            let continuation: Mutex<CheckedContinuation<Void, any Error>?>
+            init(_ c: CheckedContinuation<Void, any Error>) { continuation = Mutex(c) }
+            func resume(_ r: Result<Void, any Error>) { continuation.withLock { c in defer { c = nil }; return c }?.resume(with: r) }
+        }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let once = Once(c)
+            let timer = Task {
+                try await Task.sleep(for: .seconds(seconds))  // throws once cancelled: the answer came
+                once.resume(.failure(CallFailure(status: 503, message: "\(address): no answer within \(seconds) s")))
+            }
+            Task {
+                let outcome: Result<Void, any Error>
+                do { outcome = .success(try await self.broadcast(envelope, to: address)) } catch { outcome = .failure(error) }
+                timer.cancel()
+                once.resume(outcome)
+            }
+        }
+    }
 
     private func broadcast(_ envelope: Medledger_Envelope, to address: NodeAddress) async throws {
         let r: Medledger_BroadcastResponse

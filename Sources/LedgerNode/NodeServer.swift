@@ -82,7 +82,8 @@ public final class NodeServer: Sendable {
                 endorser.revocationGate = trust
                 peer = try PeerRuntime(
                     store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM,
-                    trust: trust, log: log)
+                    trust: trust, ownTLSPublicKey: FileManager.default.contents(atPath: config.tls.cert).flatMap { try? OrderingConfig.publicKey(ofPEM: $0, what: "the node's TLS certificate") },
+                    log: log)
             }
             if let o = config.orderer {
                 let store = try LedgerStore.open(dataDir: o.dataDir, failWritesWhileExists: Self.injectedOrdererDiskFault)
@@ -169,7 +170,9 @@ public final class NodeServer: Sendable {
             if let enrollListen = config.ca?.enrollListen {
                 guard let e = NodeAddress(enrollListen) else { throw StartupError(description: "enroll_listen address \(enrollListen) is not host:port") }
                 enrollServer = GRPCServer(
-                    transport: HTTP2ServerTransport.Posix(address: e.serverAddress, transportSecurity: ServerSecurity.serverTLS(identity: identity)),
+                    transport: HTTP2ServerTransport.Posix(
+                        address: e.serverAddress, transportSecurity: ServerSecurity.serverTLS(identity: identity),
+                        config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),
                     services: [enrollment])
             }
         }
@@ -177,7 +180,7 @@ public final class NodeServer: Sendable {
             audit?.note(AuditEvent(actor: .anonymous, action: "auth", target: method, outcome: .denied, detail: reason))
         }
         let main = GRPCServer(
-            transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security),
+            transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security, config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),
             services: services, interceptors: [auth])
 
         // The node's own gateway holds streams open to this very server: it must close before the

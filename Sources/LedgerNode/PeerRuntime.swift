@@ -21,12 +21,19 @@ final class PeerRuntime: Sendable {
     /// The node's revocation lists: channels' CRLs are installed into it as they commit, so every
     /// node's gate learns a revocation within one block, without waiting for its CRL file.
     let trust: TrustStore?
+    /// This node's TLS public key (DER SPKI): where it is a raft consenter of a channel, its peer
+    /// follows its own ordering service first.
+    let ownTLSPublicKey: [UInt8]?
     let log: @Sendable (String) -> Void
     private let channels = Mutex<[String: PeerChannel]>([:])
     private let pullers = Mutex<[String: Task<Void, Never>]>([:])
 
-    init(store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8], trust: TrustStore? = nil, log: @escaping @Sendable (String) -> Void) throws {
+    init(
+        store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8], trust: TrustStore? = nil, ownTLSPublicKey: [UInt8]? = nil,
+        log: @escaping @Sendable (String) -> Void
+    ) throws {
         self.store = store
+        self.ownTLSPublicKey = ownTLSPublicKey
         self.endorser = endorser
         self.tls = tls
         self.trustedRootsPEM = trustedRootsPEM
@@ -89,12 +96,20 @@ final class PeerRuntime: Sendable {
         pullers.withLock { $0[ch.channelName] = task }
     }
 
+    /// The channel's ordering endpoints, this node's own consenter first: it is as alive as this peer,
+    /// and never a network hop away.
+    static func deliveryOrder(_ ctx: ChannelContext, ownTLSPublicKey: [UInt8]?) -> [String] {
+        let endpoints = ctx.config.orderer.endpoints
+        guard let key = ownTLSPublicKey, let own = ctx.ordering.consenters.first(where: { $0.publicKey == key })?.endpoint, endpoints.contains(own) else { return endpoints }
+        return [own] + endpoints.filter { $0 != own }
+    }
+
     /// Follows the orderer's Deliver stream from this ledger's height; reconnects with backoff.
     private func pull(_ ch: PeerChannel) async {
         var lastError = ""
         var backoff = 0.2
         while !Task.isCancelled {
-            for endpoint in ch.context.config.orderer.endpoints {
+            for endpoint in Self.deliveryOrder(ch.context, ownTLSPublicKey: ownTLSPublicKey) {
                 guard !Task.isCancelled else { return }
                 guard let address = NodeAddress(endpoint) else { continue }
                 let progress = Mutex(false)

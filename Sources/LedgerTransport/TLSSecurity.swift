@@ -129,6 +129,21 @@ public enum ClientSecurity {
             config: .defaults { config in
                 if let serverName { config.http2.authority = serverName }
                 config.connection.maxIdleTime = .seconds(30)
+                config.connection.keepalive = ConnectionKeepalive.client
             })
     }
+}
+
+/// Keepalive on every connection between nodes and clients. During a call, a client pings after
+/// 10 s without reading anything and drops a connection whose server has not answered within 5 s;
+/// servers accept such pings during calls (gRPC's default, one every 5 minutes, would count them as
+/// abuse and close the connection). A node that is frozen or cut off (SIGSTOP, a hung machine, a
+/// partition) keeps its TCP connections open but answers nothing: without pings, a peer following
+/// its block stream or a gateway waiting on its broadcast would wait forever instead of moving on.
+public enum ConnectionKeepalive {
+    public static let client = HTTP2ClientTransport.Config.Keepalive(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
+
+    public static let server = HTTP2ServerTransport.Config.Keepalive(
+        time: .seconds(2 * 60 * 60), timeout: .seconds(20),
+        clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(5), allowWithoutCalls: false))
 }

@@ -281,6 +281,19 @@ extension RaftNetwork {
             if let a = net.chainInfo("hospital-a"), let c = net.chainInfo("hospital-c"), a.tip == c.tip { caughtUp = true } else { try await Task.sleep(for: .milliseconds(200)) }
         }
         #expect(caughtUp, "hospital-c did not catch up after SIGCONT\n\(net.logs())")
+        // The first ordering endpoint frozen (hospital-a: every peer and client tries it first; its
+        // connections stay open but answer nothing): a write through hospital-b still commits, once
+        // the gateway's attempt timeout and keepalive move the client and the peers on.
+        net.signal("hospital-a", SIGSTOP)
+        let frozenAt = Date()
+        let viaB = net.put("a-frozen", via: "hospital-b")
+        let took = Date().timeIntervalSince(frozenAt)
+        print("raft: with hospital-a frozen, a write through hospital-b took \(String(format: "%.1f", took)) s")
+        net.signal("hospital-a", SIGCONT)
+        #expect(viaB?.status == 0, "\(viaB.map { $0.stdout + $0.stderr } ?? "")\n\(net.logs())")
+        // About the gateway's 5 s attempt timeout: hospital-b's peer follows its own consenter, so it
+        // never waits for keepalive to give up on hospital-a (10–15 s more).
+        #expect(took < 12, "the write took \(took) s")
         #expect(net.put("before", via: "hospital-a")?.status == 0)
         let before = try #require(net.chainInfo("hospital-a"))
         net.kill9("hospital-b")
