@@ -173,14 +173,14 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     private let current: Mutex<ChannelContext>
     private let lastBlockTime: Mutex<Date>
     private let lastMembershipError = Mutex<String?>(nil)
-    private let state = Mutex<(engine: (any ConsensusEngine)?, cutting: CuttingLoop?, barrierTerm: UInt64, membership: Task<Void, Never>?, evicted: String?)>((nil, nil, 0, nil, nil))
+    private let state = Mutex<(engine: (any ConsensusEngine)?, cutting: CuttingLoop?, barrierTerm: UInt64, membership: Task<Void, Never>?, stopped: String?)>((nil, nil, 0, nil, nil))
     private(set) lazy var machine = BlockStateMachine(channel: self)
 
     var channelName: String { ledger.channel }
     var context: ChannelContext { current.withLock { $0 } }
     var engine: (any ConsensusEngine)? { state.withLock { $0.engine } }
     var stoppedReason: String? {
-        state.withLock { $0.evicted ?? $0.cutting?.stoppedReason } ?? engine?.observed.failure
+        state.withLock { $0.stopped ?? $0.cutting?.stoppedReason } ?? engine?.observed.failure
     }
 
     init(ledger: ChannelLedger, context: ChannelContext, me: OrderingConfig.Consenter, orderer: RaftOrderer) {
@@ -230,7 +230,7 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
 
     func accept(_ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) {
         let (engine, cutting) = state.withLock { ($0.engine, $0.cutting) }
-        if let evicted = state.withLock({ $0.evicted }) { return done(OrderingRejection(503, "this node no longer orders channel \(channelName): \(evicted)")) }
+        if let stopped = state.withLock({ $0.stopped }) { return done(OrderingRejection(503, "this node no longer orders channel \(channelName): \(stopped)")) }
         guard let engine, let cutting else { return done(OrderingRejection(503, "raft consenter of channel \(channelName) is starting")) }
         let observed = engine.observed
         if observed.role == .leader {
@@ -299,6 +299,14 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     /// extend the chain (a deposed leader's, superseded) or is not signed by a consenter's node is
     /// refused the same way on every consenter, since all apply the same log: logged, skipped.
     func apply(_ entry: [UInt8]) throws {
+        do { try applyBlock(entry) } catch {
+            // The engine stops this consenter (a failed write: the disk); peers must not wait on it.
+            _ = stopServing("applying a block failed: \(error)")
+            throw error
+        }
+    }
+
+    private func applyBlock(_ entry: [UInt8]) throws {
         let block: Medledger_Block
         do { block = try Medledger_Block(serializedBytes: entry) } catch {
             orderer.log("orderer: raft entry on \(channelName) is not a block; skipped: \(error)")
@@ -348,15 +356,21 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
         guard !ctx.ordering.consenters.contains(where: { $0.id == me.id }) else { return }
         let why = "consenter \(me.id) was removed by configuration block \(ctx.configBlock)"
         orderer.log("orderer: \(why); this node stops ordering channel \(channelName) (its peer keeps the ledger)")
+        let engine = stopServing(why)
+        Task.detached { engine?.stopBlocking() }
+    }
+
+    /// Stops taking envelopes and ends the Deliver streams that follow this consenter, so peers
+    /// (its own node's first) move to one that still orders. Returns the engine, for the caller to stop.
+    private func stopServing(_ why: String) -> (any ConsensusEngine)? {
         let (engine, cutting, membership) = state.withLock { s in
-            s.evicted = why
+            s.stopped = s.stopped ?? why
             return (s.engine, s.cutting, s.membership)
         }
         membership?.cancel()
         cutting?.beginStop()
-        // Ends Deliver streams that follow this consenter, so peers move to one that still orders.
         notifier.close()
-        Task.detached { engine?.stopBlocking() }
+        return engine
     }
 
     /// On the leader: adds consenters new to the configuration (as standbys that receive the log, then
