@@ -10,7 +10,8 @@ import PackageDescription
 //   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
 //   LedgerConfig      → LedgerChannel, LedgerIdentity, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
-//   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows (the daemon's wiring)
+//   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations (the daemon's wiring)
+//   LedgerOperations  → LedgerIdentity, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
 //   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
 //   MedRecords        → LedgerChaincode, LedgerIdentity, LedgerPRE (the paper's records chaincode; PRE only to check keys and capsules)
@@ -50,6 +51,9 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // Debian's librocksdb-dev (C API). scripts/test.sh installs it.
@@ -100,7 +104,21 @@ let package = Package(
             name: "LedgerNode",
             dependencies: [
                 "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "LedgerConsensus", "MedRecords", "LedgerObjects",
-                "LedgerClient", "HospitalFlows",
+                "LedgerClient", "HospitalFlows", "LedgerOperations",
+            ]),
+        // The operations endpoint (HTTPS: health, version, Prometheus metrics) and the gRPC metrics.
+        .target(
+            name: "LedgerOperations",
+            dependencies: [
+                "LedgerIdentity", "LedgerProtos",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
         .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords"]),

@@ -24,6 +24,8 @@ import Yams
 ///       data_dir: objects                # default: DATA_DIR/objects
 ///       max_bytes: 67108864              # largest object accepted (default 64 MiB)
 ///       public_address: peer0.a:7051     # host:port put into URL_C (default: listen)
+///     operations: { listen: 127.0.0.1:9443 }  # HTTPS: /healthz and /version open, /metrics for
+///                                        # this organisation's administrators and nodes (absent: off)
 ///     appointments:                      # management node H_Mj (peers only; absent: books none)
 ///       doctors: [PID, PID]              # the hospital's doctors, assigned in turn
 ///     ca:                                # only on the system administrator's node
@@ -70,6 +72,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var doctors: [String]
     }
 
+    public struct OperationsSection: Codable, Sendable, Equatable {
+        public var listen: String
+    }
+
     public struct CASection: Codable, Sendable, Equatable {
         public var dataDir: String
         public var masterKeyFile: String?
@@ -96,6 +102,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var orderer: OrdererSection?
     public var objectStore: ObjectStoreSection?
     public var appointments: AppointmentsSection?
+    public var operations: OperationsSection?
 
     public var runsPeer: Bool { peer ?? true }
 
@@ -112,7 +119,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, listen, tls, ca, signing, peer, orderer, appointments
+        case node, listen, tls, ca, signing, peer, orderer, appointments, operations
         case objectStore = "object_store"
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
         case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source"
@@ -169,6 +176,12 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
         guard !config.trustedRoots.isEmpty else { throw Failure(description: "configuration \(path): trusted_roots must name at least one CA certificate") }
         if let poll = config.crlPollSeconds, !(0.1...3600).contains(poll) { throw Failure(description: "crl_poll_seconds must be between 0.1 and 3600") }
+        if let o = config.operations, !Self.isHostPort(o.listen) { throw Failure(description: "operations.listen \(o.listen) is not host:port") }
         return config
+    }
+
+    static func isHostPort(_ s: String) -> Bool {
+        guard let colon = s.lastIndex(of: ":"), colon != s.startIndex, let port = Int(s[s.index(after: colon)...]) else { return false }
+        return (0...65535).contains(port)
     }
 }

@@ -11,6 +11,7 @@ import LedgerConfig
 import LedgerCrypto
 import LedgerIdentity
 import LedgerObjects
+import LedgerOperations
 import LedgerOrdering
 import LedgerPeer
 import LedgerRPC
@@ -179,9 +180,12 @@ public final class NodeServer: Sendable {
         let auth = AuthInterceptor(trust: trust) { method, reason in
             audit?.note(AuditEvent(actor: .anonymous, action: "auth", target: method, outcome: .denied, detail: reason))
         }
+        // With an operations endpoint, every call is counted and timed (first, so 401s count too).
+        let operations = config.operations.map { _ in NodeOperations(metrics: NodeMetrics(version: NodeOperations.version), peer: peer, orderer: orderer, trust: trust) }
+        let interceptors: [any ServerInterceptor] = (operations.map { [MetricsInterceptor(metrics: $0.metrics)] } ?? []) + [auth]
         let main = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security, config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),
-            services: services, interceptors: [auth])
+            services: services, interceptors: interceptors)
 
         // The node's own gateway holds streams open to this very server: it must close before the
         // server drains, or a graceful shutdown would wait for it forever.
@@ -193,6 +197,8 @@ public final class NodeServer: Sendable {
         defer { crlPolling.cancel() }
         let crlPublishing = Task { await crlPublisher?.run(every: 30) }
         defer { crlPublishing.cancel() }
+        let operationsServing = try startOperations(operations)
+        defer { operationsServing?.cancel() }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await main.serve() }
             if let enrollServer { group.addTask { try await enrollServer.serve() } }
@@ -222,6 +228,26 @@ public final class NodeServer: Sendable {
             await raftOrdering?.close()
             main.beginGracefulShutdown()
             enrollServer?.beginGracefulShutdown()
+        }
+    }
+}
+
+extension NodeServer {
+    /// The HTTPS operations endpoint, when node.yaml asks for one; runs until cancelled.
+    func startOperations(_ operations: NodeOperations?) throws -> Task<Void, Never>? {
+        guard let operations, let listen = config.operations?.listen else { return nil }
+        guard let address = NodeAddress(listen) else { throw StartupError(description: "operations.listen \(listen) is not host:port") }
+        let server = OperationsServer(
+            host: address.host, port: address.port, certificatePath: config.tls.cert, keyPath: config.tls.key, trust: operations.trust,
+            organization: config.node.org, version: NodeOperations.version, metrics: operations.metrics, sample: operations.sample, checks: operations.checks)
+        let log = self.log
+        return Task {
+            do {
+                try await server.run { port in log("medledgerd: operations endpoint on https://\(address.host):\(port) (/healthz, /version; /metrics for \(server.organization)'s administrators and nodes)") }
+            } catch is CancellationError {
+            } catch {
+                log("medledgerd: operations endpoint stopped: \(error)")
+            }
         }
     }
 }

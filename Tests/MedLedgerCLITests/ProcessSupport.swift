@@ -26,8 +26,13 @@ enum MedLedgerBinary {
 
     /// Runs `medledger args…` to completion.
     static func run(_ args: [String]) throws -> Result {
+        try runTool(url.path, args)
+    }
+
+    /// Runs any program to completion.
+    static func runTool(_ path: String, _ args: [String]) throws -> Result {
         let p = Process()
-        p.executableURL = url
+        p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

@@ -22,7 +22,8 @@ final class RaftNetwork: @unchecked Sendable {
     /// Every hospital running a node; raft id n is `everyOrg[n - 1]`.
     let everyOrg: [String]
 
-    init(root: String, spare: Bool = false) throws {
+    /// `operations`: every hospital node also serves its operations endpoint (port chosen at start).
+    init(root: String, spare: Bool = false, operations: Bool = false) throws {
         self.root = root
         everyOrg = orgs + (spare ? ["hospital-d"] : [])
         let saDir = root + "/sa"
@@ -39,6 +40,10 @@ final class RaftNetwork: @unchecked Sendable {
                 "--listen", "127.0.0.1:\(free[2 * i])", "--raft-listen", "127.0.0.1:\(free[2 * i + 1])", "--out", root + "/\(org)",
             ])
             try MedLedgerBinary.ok(["ca", "crl", "--ca", enroll, "--ca-cert", saDir + "/ca-cert.pem", "--out", root + "/\(org)/nodes/peer0/crl.pem"])
+            if operations {
+                let yaml = root + "/\(org)/nodes/peer0/node.yaml"
+                try (try String(contentsOfFile: yaml, encoding: .utf8) + "operations: { listen: 127.0.0.1:0 }\n").write(toFile: yaml, atomically: true, encoding: .utf8)
+            }
             try start(org)
         }
         var consenters = ""
@@ -203,9 +208,9 @@ extension RaftNetwork {
 
 @Suite(.serialized) struct RaftNetworkTests {
     /// A fresh network (with `spare`, hospital-d too) with a leader and a first write; stopped after `body`.
-    static func withNetwork(_ name: String, spare: Bool = false, _ body: (RaftNetwork) async throws -> Void) async throws {
+    static func withNetwork(_ name: String, spare: Bool = false, operations: Bool = false, _ body: (RaftNetwork) async throws -> Void) async throws {
         let scratch = ScratchDir(name)
-        let net = try RaftNetwork(root: scratch.path, spare: spare)
+        let net = try RaftNetwork(root: scratch.path, spare: spare, operations: operations)
         defer { net.stopAll() }
         _ = try #require(await net.waitForLeader(among: net.orgs))
         #expect(net.put("first", via: "hospital-a")?.status == 0)
@@ -320,7 +325,7 @@ extension RaftNetwork {
     /// A consenter whose disk fails stops ordering cleanly (the process lives on and says why), the
     /// other two go on; with its disk back and a restart it catches up.
     @Test(.timeLimit(.minutes(5))) func aConsenterWhoseDiskFailsStopsAndTheOthersContinue() async throws {
-        try await Self.withNetwork("raft-disk") { net in
+        try await Self.withNetwork("raft-disk", operations: true) { net in
             FileManager.default.createFile(atPath: net.diskFaultTrigger("hospital-c"), contents: Data())
             for i in 0..<5 {
                 let r = net.put("disk-failed-\(i)", via: "hospital-a")
@@ -335,6 +340,10 @@ extension RaftNetwork {
             print("raft disk failure: hospital-c says \(reason)")
             #expect(reason.contains("injected disk write failure"), "hospital-c's orderer: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
             #expect(net.nodes["hospital-c"]!.process.isRunning)
+            // Its operations endpoint reports it unhealthy, naming the check.
+            let port = try #require(OperationsTests.operationsPort(net.nodes["hospital-c"]!.text))
+            let health = try OperationsTests.get("https://127.0.0.1:\(port)/healthz", ca: net.root + "/sa/ca-cert.pem", identity: nil)
+            #expect(health.0 == 503 && health.1.contains("\"component\":\"orderer\"") && health.1.contains("injected disk write failure"), "\(health)")
             // A client that names hospital-c's orderer is moved on to one that still orders.
             let viaC = try MedLedgerBinary.run(["chaincode", "invoke", "--node", net.node("hospital-c"), "--wallet", net.admin("hospital-c"), "--channel", "records", "--orderer", net.node("hospital-c"), "--chaincode", "kv", "--fn", "put", "--arg", "via-c", "--arg", "v"])
             #expect(viaC.status == 0, "\(viaC.stdout)\(viaC.stderr)")

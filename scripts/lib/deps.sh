@@ -2,8 +2,9 @@
 # Sourced by scripts/test.sh and scripts/demo.sh. Idempotent: does nothing when all are present.
 
 MEDLEDGER_APT_PACKAGES=(librocksdb-dev libssl-dev libraft-dev libuv1-dev pkg-config openssl python3 python3-pip)
-# Only the tests need these: docker-compose validates docker-compose.yml (no Docker engine runs here).
-MEDLEDGER_TEST_APT_PACKAGES=(docker-compose)
+# Only the tests need these: docker-compose validates docker-compose.yml (no Docker engine runs here);
+# prometheus scrapes a running node's operations endpoint.
+MEDLEDGER_TEST_APT_PACKAGES=(docker-compose prometheus)
 # Python packages the tests use to cross-check our crypto with independent implementations, as
 # "distribution==version-prefix": cryptography (any version), umbral-pre 0.11.x (the PRE interop
 # reference; docs/PRE.md).

@@ -1,0 +1,68 @@
+import Foundation
+import Prometheus
+import Synchronization
+
+/// The node's metrics, in one Prometheus registry. Hot-path metrics (calls) are recorded as they
+/// happen through cached handles; state (heights, CRL age, roles) is sampled when `/metrics` is
+/// scraped, so it costs nothing between scrapes. Every name is registered once with fixed label
+/// names (the registry traps on a name reused with other labels or help).
+public final class NodeMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+
+    /// How a call ended, as the EMR exchange guide counts them.
+    public enum Result: String, Sendable, CaseIterable {
+        case ok, unauthenticated = "401", forbidden = "403", notFound = "404", clientError = "4xx", serverError = "5xx"
+    }
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
+
+    private struct CallHandles: Sendable {
+        let results: [Result: Counter]
+        let latency: DurationHistogram
+    }
+    private let calls = Mutex<[String: CallHandles]>([:])
+    /// Methods are the node's own gRPC methods; the bound stops a caller from growing the registry.
+    static let maxMethods = 256
+
+    public init(version: String) {
+        registry.makeGauge(descriptor: Self.named("medledger_build_info", "Always 1; the version label says which build runs."), labels: [("version", version)]).set(to: 1)
+    }
+
+    /// One finished gRPC call.
+    public func recordCall(method: String, result: Result, duration: Duration) {
+        let handles = calls.withLock { map -> CallHandles? in
+            if let h = map[method] { return h }
+            guard map.count < Self.maxMethods else { return nil }
+            let h = CallHandles(
+                results: Dictionary(uniqueKeysWithValues: Result.allCases.map { r in
+                    (r, registry.makeCounter(descriptor: Self.named("grpc_server_requests_total", "gRPC calls the node answered, by method and result (ok, 401, 403, 404, 4xx, 5xx)."), labels: [("method", method), ("result", r.rawValue)]))
+                }),
+                latency: registry.makeDurationHistogram(
+                    descriptor: Self.named("grpc_server_request_duration_seconds", "Time from a call's arrival to its answer (for a stream, to its end)."),
+                    labels: [("method", method)], buckets: Self.latencyBuckets))
+            map[method] = h
+            return h
+        }
+        guard let handles else { return }
+        handles.results[result]?.increment()
+        handles.latency.record(duration)
+    }
+
+    /// A gauge sampled at scrape time (see `Sampler`).
+    public func gauge(_ name: String, help: String, labels: [(String, String)] = []) -> Gauge {
+        registry.makeGauge(descriptor: Self.named(name, help), labels: labels)
+    }
+
+    /// A full metric name (the registry's unit suffix is part of it here).
+    static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    /// Prometheus text format (version 0.0.4).
+    public func render() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import LedgerIdentity
+import Logging
+import LedgerProtos
+import NIOCore
+import NIOSSL
+import X509
+
+/// One health check: nil when healthy, else why not (named in `/healthz`'s `failed_checks`).
+public struct HealthCheck: Sendable {
+    public let name: String
+    public let check: @Sendable () async -> String?
+
+    public init(name: String, check: @escaping @Sendable () async -> String?) {
+        self.name = name
+        self.check = check
+    }
+}
+
+/// The node's operations endpoint (like Fabric's operations service), over HTTPS with the node's TLS
+/// certificate:
+/// - `GET /healthz` and `GET /version`: open (load balancers and monitors call them);
+/// - `GET /metrics` (Prometheus text format): only with a client certificate of an administrator or a
+///   node of this node's organisation, checked against the node's trust store (roots and CRLs).
+/// A client certificate is optional at the handshake; one that is presented must validate.
+public struct OperationsServer: Sendable {
+    public let host: String
+    public let port: Int
+    public let certificatePath: String
+    public let keyPath: String
+    public let trust: TrustStore
+    public let organization: String
+    public let version: String
+    public let metrics: NodeMetrics
+    /// Refreshes the gauges sampled at scrape time (heights, CRL age, raft roles).
+    public let sample: @Sendable () async -> Void
+    public let checks: [HealthCheck]
+
+    public init(
+        host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String, version: String,
+        metrics: NodeMetrics, sample: @escaping @Sendable () async -> Void, checks: [HealthCheck]
+    ) {
+        self.host = host
+        self.port = port
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.trust = trust
+        self.organization = organization
+        self.version = version
+        self.metrics = metrics
+        self.sample = sample
+        self.checks = checks
+    }
+
+    /// Serves until the task is cancelled; `listening` hears the bound port.
+    public func run(listening: @escaping @Sendable (Int) -> Void) async throws {
+        let app = Application(
+            router: router(),
+            server: try .tls(.http1(), configuration: try tlsConfiguration()),
+            // Monitors need few connections; a bound keeps a flood from holding file descriptors.
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil, availableConnectionsDelegate: MaximumAvailableConnections(64)),
+            onServerRunning: { channel in listening(channel.localAddress?.port ?? 0) },
+            logger: Logger(label: "medledger.operations", factory: { _ in SwiftLogNoOpLogHandler() }))
+        // The node stops it by cancelling this task; its own signal handling stays in one place.
+        try await app.runService(gracefulShutdownSignals: [])
+    }
+
+    func tlsConfiguration() throws -> TLSChannelConfiguration {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) }, privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .optionalVerification
+        tls.trustRoots = .certificates(try trust.roots.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) })
+        let trust = self.trust
+        return TLSChannelConfiguration(tlsConfiguration: tls) { presented in
+            guard let first = presented.first, let leaf = try? Certificate(derEncoded: first.toDERBytes()) else { return .failed }
+            let intermediates = presented.dropFirst().compactMap { try? Certificate(derEncoded: $0.toDERBytes()) }
+            do {
+                _ = try await trust.validate(leaf: leaf, intermediates: intermediates, purpose: .tls)
+                return .certificateVerified
+            } catch { return .failed }
+        }
+    }
+
+    func router() -> Router<OperationsContext> {
+        let router = Router(context: OperationsContext.self)
+        router.get("/healthz") { _, _ in try await self.health() }
+        router.get("/version") { _, _ in
+            Self.json(.ok, ["version": version])
+        }
+        router.get("/metrics") { _, context in
+            if let refusal = await self.refusal(context) { return refusal }
+            await self.sample()
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
+        }
+        return router
+    }
+
+    /// 200 `{"status":"OK"}`, or 503 naming each failed check (Fabric's shape).
+    func health() async throws -> Response {
+        var failed: [[String: String]] = []
+        for c in checks {
+            if let why = await c.check() { failed.append(["component": c.name, "reason": why]) }
+        }
+        let now = ISO8601DateFormatter().string(from: Date())
+        if failed.isEmpty { return Self.json(.ok, ["status": "OK", "time": now]) }
+        return Self.json(.serviceUnavailable, ["status": "Service Unavailable", "time": now, "failed_checks": failed])
+    }
+
+    /// Why `/metrics` is refused to this caller, nil if it may scrape.
+    func refusal(_ context: OperationsContext) async -> Response? {
+        guard let presented = try? await context.channel.nioSSL_peerCertificate().get(),
+              let leaf = try? Certificate(derEncoded: presented.toDERBytes())
+        else { return Self.json(.unauthorized, ["error": "a client certificate of an administrator or node of \(organization) is required"]) }
+        let identity: AuthenticatedIdentity
+        do { identity = try await trust.validate(leaf: leaf, purpose: .tls) } catch {
+            return Self.json(.unauthorized, ["error": "client certificate refused: \(error)"])
+        }
+        guard identity.org == organization, identity.role == .admin || identity.role == .node else {
+            return Self.json(.forbidden, ["error": "only administrators and nodes of \(organization) may read this node's metrics"])
+        }
+        return nil
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: [String: Any]) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// A request's context, keeping the connection so `/metrics` can read the client certificate.
+public struct OperationsContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import LedgerTransport
+import Testing
+
+/// The operations endpoint of a running node, checked with tools no one here wrote: Python's `ssl`
+/// client for the access rules, and a real Prometheus server (Debian's `prometheus`) scraping it over
+/// mutual TLS with an administrator's certificate.
+@Suite(.serialized) struct OperationsTests {
+    /// GET over HTTPS with Python's standard library: (status, body). `identity`: a wallet directory
+    /// whose TLS certificate and key are presented.
+    static func get(_ url: String, ca: String, identity: String?) throws -> (Int, String) {
+        let script = """
+        import ssl, sys, urllib.request, urllib.error
+        url, ca, ident = sys.argv[1], sys.argv[2], sys.argv[3]
+        ctx = ssl.create_default_context(cafile=ca)
+        if ident:
+            ctx.load_cert_chain(ident + "/tls-cert.pem", ident + "/tls-key.pem")
+        try:
+            r = urllib.request.urlopen(url, context=ctx, timeout=10)
+            print(r.status); sys.stdout.write(r.read().decode())
+        except urllib.error.HTTPError as e:
+            print(e.code); sys.stdout.write(e.read().decode())
+        """
+        let r = try MedLedgerBinary.runTool("/usr/bin/env", ["python3", "-c", script, url, ca, identity ?? ""])
+        let lines = r.stdout.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let code = lines.first.flatMap({ Int($0) }) else { throw Failure(message: "python: \(r.stdout)\(r.stderr)") }
+        return (code, lines.count > 1 ? String(lines[1]) : "")
+    }
+
+    struct Failure: Error, CustomStringConvertible { let message: String; var description: String { message } }
+
+    @Test(.timeLimit(.minutes(5))) func aRunningNodeIsScrapedByPrometheus() async throws {
+        let scratch = ScratchDir("operations")
+        let net = try RaftNetwork(root: scratch.path, operations: true)
+        defer { net.stopAll() }
+        _ = try #require(await net.waitForLeader(among: net.orgs))
+        #expect(net.put("scraped", via: "hospital-a")?.status == 0)
+        let port = try #require(Self.operationsPort(net.nodes["hospital-a"]!.text))
+        let base = "https://127.0.0.1:\(port)"
+        let ca = net.root + "/sa/ca-cert.pem"
+
+        // Open: health and version; the rest needs hospital-a's administrators (or nodes).
+        let health = try Self.get(base + "/healthz", ca: ca, identity: nil)
+        #expect(health.0 == 200 && health.1.contains("\"status\":\"OK\""), "\(health)")
+        #expect(try Self.get(base + "/version", ca: ca, identity: nil).1.contains("version"))
+        #expect(try Self.get(base + "/metrics", ca: ca, identity: nil).0 == 401)
+        #expect(try Self.get(base + "/metrics", ca: ca, identity: net.admin("hospital-b")).0 == 403)
+        let scrape = try Self.get(base + "/metrics", ca: ca, identity: net.admin("hospital-a"))
+        #expect(scrape.0 == 200)
+        for name in ["grpc_server_requests_total", "grpc_server_request_duration_seconds_bucket", "ledger_height{channel=\"records\"}", "orderer_height", "consensus_raft_term", "crl_age_seconds", "medledger_build_info"] {
+            #expect(scrape.1.contains(name), "no \(name) in:\n\(scrape.1.prefix(3000))")
+        }
+
+        // A real Prometheus scrapes it every second over mutual TLS.
+        let promPort = LoopbackPorts.free(1)[0]
+        let config = """
+        global: { scrape_interval: 1s, scrape_timeout: 1s }
+        scrape_configs:
+          - job_name: medledger
+            scheme: https
+            tls_config: { ca_file: \(ca), cert_file: \(net.admin("hospital-a"))/tls-cert.pem, key_file: \(net.admin("hospital-a"))/tls-key.pem }
+            static_configs: [ { targets: ["127.0.0.1:\(port)"] } ]
+        """
+        try config.write(toFile: net.root + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let prometheus = try DaemonProcess(executable: URL(fileURLWithPath: "/usr/bin/prometheus"), arguments: [
+            "--config.file=\(net.root)/prometheus.yml", "--storage.tsdb.path=\(net.root)/prometheus-data", "--web.listen-address=127.0.0.1:\(promPort)",
+        ])
+        defer { _ = prometheus.stop() }
+        func query(_ q: String) -> String {
+            let url = "http://127.0.0.1:\(promPort)/api/v1/query?query=" + (q.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? q)
+            return (try? MedLedgerBinary.runTool("/usr/bin/env", ["python3", "-c", "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())", url]).stdout) ?? ""
+        }
+        let scraped = await eventually(within: 30) { query("up{job=\"medledger\"}").contains("\"1\"]") && query("ledger_height").contains("records") }
+        #expect(scraped, "Prometheus did not scrape the node:\n\(query("up"))\n\(prometheus.text.suffix(2000))")
+        let writes = query("sum(grpc_server_requests_total{result=\"ok\"})")
+        print("prometheus: \(writes)")
+        #expect(writes.contains("\"value\""), "\(writes)")
+    }
+
+    static func operationsPort(_ log: String) -> Int? {
+        guard let line = log.split(separator: "\n").first(where: { $0.contains("operations endpoint on https://") }),
+              let url = line.split(separator: " ").first(where: { $0.hasPrefix("https://") }) else { return nil }
+        return Int(url.split(separator: ":").last ?? "")
+    }
+}
