@@ -19,6 +19,8 @@ if [[ "${2:-}" == --orderers ]]; then
   ORDERERS="${3:-}"
   [[ "$ORDERERS" == 1 || "$ORDERERS" == 3 ]] || { echo "network.sh: --orderers takes 1 (solo) or 3 (raft)" >&2; exit 2; }
 fi
+# status/down/clean without --orderers: the raft network when it is the only one there is.
+if [[ "${1:-}" != up && -z "${2:-}" && -z "${MEDLEDGER_NETWORK_DIR:-}" && ! -d "$PWD/.network" && -d "$PWD/.network-raft" ]]; then ORDERERS=3; fi
 if ((ORDERERS == 3)); then DEFAULT_NET="$PWD/.network-raft"; else DEFAULT_NET="$PWD/.network"; fi
 NET="${MEDLEDGER_NETWORK_DIR:-$DEFAULT_NET}"
 # A network remembers its kind: status/down/clean of a raft network need no flag.
