@@ -54,6 +54,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Debian's librocksdb-dev (C API). scripts/test.sh installs it.
@@ -105,6 +106,8 @@ let package = Package(
             dependencies: [
                 "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "LedgerConsensus", "MedRecords", "LedgerObjects",
                 "LedgerClient", "HospitalFlows", "LedgerOperations",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         // The operations endpoint (HTTPS: health, version, Prometheus metrics) and the gRPC metrics.
         .target(

@@ -17,6 +17,7 @@ import LedgerPeer
 import LedgerRPC
 import LedgerStorage
 import LedgerTransport
+import ServiceLifecycle
 import X509
 
 /// A running node: the mutual-TLS API, and on the system administrator's node the CA with its
@@ -187,21 +188,31 @@ public final class NodeServer: Sendable {
             transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security, config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),
             services: services, interceptors: interceptors)
 
-        // The node's own gateway holds streams open to this very server: it must close before the
-        // server drains, or a graceful shutdown would wait for it forever.
+        // One service group runs every long-lived part; on SIGTERM/SIGINT it shuts them down in
+        // the reverse of this order, each finishing before the next is told: the operations endpoint
+        // and the CRL tasks stop; the node's own gateway and the block pullers end their long-lived
+        // streams (or the servers would wait for them forever); the orderer writes every envelope it
+        // acknowledged; raft closes; and only then do the servers drain.
         let ownClient = nodeSubmitter
+        let peerRuntime = peer
+        var group: [any Service] = [GRPCServerService(server: main)]
+        if let enrollServer { group.append(GRPCServerService(server: enrollServer)) }
+        if let raftOrdering { group.append(ShutdownStep(name: "raft") { await raftOrdering.close() }) }
+        if let orderer { group.append(ShutdownStep(name: "orderer") { await Task.detached { orderer.shutdown() }.value }) }
+        group.append(ShutdownStep(name: "streams") {
+            log("medledgerd: shutting down")
+            ownClient?.close()
+            peerRuntime?.stop()
+        })
+        if let crlPublisher { group.append(BackgroundService(name: "crl-publisher") { await crlPublisher.run(every: 30) }) }
+        let pollSeconds = config.crlPollSeconds ?? 2
+        group.append(BackgroundService(name: "crl-watcher") { await watcher.poll(every: pollSeconds) })
+        if let operationsServer = try makeOperationsServer(operations) { group.append(operationsServer) }
+        let serviceGroup = ServiceGroup(configuration: .init(services: group, gracefulShutdownSignals: [.sigterm, .sigint], logger: .silent))
         defer { ownClient?.close() }
-        let stopper = ShutdownSignal()
-        // The CRL watcher runs beside the servers and is cancelled once they have drained.
-        let crlPolling = Task { await watcher.poll(every: self.config.crlPollSeconds ?? 2) }
-        defer { crlPolling.cancel() }
-        let crlPublishing = Task { await crlPublisher?.run(every: 30) }
-        defer { crlPublishing.cancel() }
-        let operationsServing = try startOperations(operations)
-        defer { operationsServing?.cancel() }
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await main.serve() }
-            if let enrollServer { group.addTask { try await enrollServer.serve() } }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await serviceGroup.run() }
+            // Announce once the main server listens (the group's failure ends this wait too).
             let address = try await main.listeningAddress
             let port = address?.ipv4?.port ?? address?.ipv6?.port ?? listen.port
             boundAddress.value = "\(listen.host):\(port)"
@@ -216,65 +227,28 @@ public final class NodeServer: Sendable {
                 log("medledgerd: orderer with \(orderer.channels().count) channel(s)\(raftOrdering.map { " (raft consenter on \($0.transport.listenHost):\($0.transport.listenPort))" } ?? "")")
             }
             log("medledgerd: ready")
-            await stopper.wait()
-            log("medledgerd: shutting down")
-            // Long-lived streams (block delivery, commit-status waits) end first, or a graceful
-            // shutdown would wait for them forever.
-            ownClient?.close()
-            peer?.stop()
-            crlPublishing.cancel()
-            // Stops accepting, then writes every envelope it acknowledged before the server drains.
-            if let orderer { await Task.detached { orderer.shutdown() }.value }
-            await raftOrdering?.close()
-            main.beginGracefulShutdown()
-            enrollServer?.beginGracefulShutdown()
+            try await tasks.waitForAll()
         }
     }
 }
 
 extension NodeServer {
-    /// The HTTPS operations endpoint, when node.yaml asks for one; runs until cancelled.
-    func startOperations(_ operations: NodeOperations?) throws -> Task<Void, Never>? {
+    /// The HTTPS operations endpoint, when node.yaml asks for one, as a service of the node.
+    func makeOperationsServer(_ operations: NodeOperations?) throws -> BackgroundService? {
         guard let operations, let listen = config.operations?.listen else { return nil }
         guard let address = NodeAddress(listen) else { throw StartupError(description: "operations.listen \(listen) is not host:port") }
         let server = OperationsServer(
             host: address.host, port: address.port, certificatePath: config.tls.cert, keyPath: config.tls.key, trust: operations.trust,
             organization: config.node.org, version: NodeOperations.version, metrics: operations.metrics, sample: operations.sample, checks: operations.checks)
         let log = self.log
-        return Task {
+        return BackgroundService(name: "operations") {
             do {
                 try await server.run { port in log("medledgerd: operations endpoint on https://\(address.host):\(port) (/healthz, /version; /metrics for \(server.organization)'s administrators and nodes)") }
             } catch is CancellationError {
             } catch {
-                log("medledgerd: operations endpoint stopped: \(error)")
+                throw StartupError(description: "operations endpoint on \(listen): \(error)")
             }
         }
-    }
-}
-
-/// Fires once on SIGINT or SIGTERM.
-final class ShutdownSignal: @unchecked Sendable {  // the signal sources are only kept alive, never touched again
-    private let stream: AsyncStream<Void>
-    private let continuation: AsyncStream<Void>.Continuation
-    private let sources: [any DispatchSourceSignal]
-
-    init() {
-        let (s, c) = AsyncStream<Void>.makeStream()
-        stream = s
-        continuation = c
-        var sources = [any DispatchSourceSignal]()
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            src.setEventHandler { c.yield() }
-            src.resume()
-            sources.append(src)
-        }
-        self.sources = sources
-    }
-
-    func wait() async {
-        for await _ in stream { return }
     }
 }
 
