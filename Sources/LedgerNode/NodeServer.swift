@@ -69,6 +69,14 @@ public final class NodeServer: Sendable {
         let ledgers = try LedgerStore.open(dataDir: config.dataDir)
         defer { ledgers.close() }
 
+        // With an operations endpoint, the node keeps metrics (and pays for them only then).
+        let nodeMetrics = config.operations.map { _ in NodeMetrics(version: NodeOperations.version) }
+        var committedObserver: (@Sendable (String, CommitReceipt, Duration) -> Void)?
+        if let nodeMetrics {
+            committedObserver = { channel, receipt, took in
+                nodeMetrics.recordCommit(channel: channel, codes: receipt.validationCodes.map { "\($0)" }, duration: took)
+            }
+        }
         var peer: PeerRuntime?
         var orderer: OrderingServices?
         var raftOrdering: RaftOrdering?
@@ -85,6 +93,7 @@ public final class NodeServer: Sendable {
                 peer = try PeerRuntime(
                     store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM,
                     trust: trust, ownTLSPublicKey: FileManager.default.contents(atPath: config.tls.cert).flatMap { try? OrderingConfig.publicKey(ofPEM: $0, what: "the node's TLS certificate") },
+                    committed: committedObserver,
                     log: log)
             }
             if let o = config.orderer {
@@ -182,7 +191,7 @@ public final class NodeServer: Sendable {
             audit?.note(AuditEvent(actor: .anonymous, action: "auth", target: method, outcome: .denied, detail: reason))
         }
         // With an operations endpoint, every call is counted and timed (first, so 401s count too).
-        let operations = config.operations.map { _ in NodeOperations(metrics: NodeMetrics(version: NodeOperations.version), peer: peer, orderer: orderer, trust: trust) }
+        let operations = nodeMetrics.map { NodeOperations(metrics: $0, peer: peer, orderer: orderer, trust: trust) }
         let interceptors: [any ServerInterceptor] = (operations.map { [MetricsInterceptor(metrics: $0.metrics)] } ?? []) + [auth]
         let main = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security, config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),

@@ -24,15 +24,18 @@ final class PeerRuntime: Sendable {
     /// This node's TLS public key (DER SPKI): where it is a raft consenter of a channel, its peer
     /// follows its own ordering service first.
     let ownTLSPublicKey: [UInt8]?
+    /// Hears every block this peer commits, with how long validation and commit took (metrics).
+    let committed: (@Sendable (_ channel: String, _ receipt: CommitReceipt, _ took: Duration) -> Void)?
     let log: @Sendable (String) -> Void
     private let channels = Mutex<[String: PeerChannel]>([:])
     private let pullers = Mutex<[String: Task<Void, Never>]>([:])
 
     init(
         store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8], trust: TrustStore? = nil, ownTLSPublicKey: [UInt8]? = nil,
-        log: @escaping @Sendable (String) -> Void
+        committed: (@Sendable (String, CommitReceipt, Duration) -> Void)? = nil, log: @escaping @Sendable (String) -> Void
     ) throws {
         self.store = store
+        self.committed = committed
         self.ownTLSPublicKey = ownTLSPublicKey
         self.endorser = endorser
         self.tls = tls
@@ -130,7 +133,9 @@ final class PeerRuntime: Sendable {
                         try await orderer.deliver(req) { response in
                             for try await message in response.messages {
                                 guard case .block(let block)? = message.type else { continue }
-                                if try ch.receive(block) != nil {
+                                let started = ContinuousClock.now
+                                if let receipt = try ch.receive(block) {
+                                    self.committed?(ch.channelName, receipt, ContinuousClock.now - started)
                                     progress.withLock { $0 = true }
                                     if ch.context.configBlock == block.header.number { self.installCRLs(of: ch) }
                                 }

@@ -51,6 +51,44 @@ public final class NodeMetrics: Sendable {
         handles.latency.record(duration)
     }
 
+    private final class ChannelHandles: Sendable {
+        let commit: DurationHistogram
+        let transactions = Mutex<[String: Counter]>([:])
+        init(commit: DurationHistogram) { self.commit = commit }
+    }
+    private let channels = Mutex<[String: ChannelHandles]>([:])
+    /// A node joins few channels; the bound keeps a misbehaving caller from growing the registry.
+    static let maxChannels = 256
+
+    /// One block the peer validated and committed: its time, and each transaction's code.
+    public func recordCommit(channel: String, codes: [String], duration: Duration) {
+        let handles = self.channels.withLock { map -> ChannelHandles? in
+            if let h = map[channel] { return h }
+            guard map.count < Self.maxChannels else { return nil }
+            let h = ChannelHandles(
+                commit: registry.makeDurationHistogram(
+                    descriptor: Self.named("ledger_block_commit_duration_seconds", "Time to validate and commit one block on the peer."),
+                    labels: [("channel", channel)], buckets: Self.latencyBuckets))
+            map[channel] = h
+            return h
+        }
+        guard let handles else { return }
+        handles.commit.record(duration)
+        var counts: [String: Int] = [:]
+        for code in codes { counts[code, default: 0] += 1 }
+        for (code, n) in counts {
+            let counter = handles.transactions.withLock { map in
+                if let c = map[code] { return c }
+                let c = registry.makeCounter(
+                    descriptor: Self.named("ledger_transactions_total", "Transactions the peer committed, by validation code (VALID or why not)."),
+                    labels: [("channel", channel), ("code", code)])
+                map[code] = c
+                return c
+            }
+            counter.increment(by: Int64(n))
+        }
+    }
+
     /// A gauge sampled at scrape time (see `Sampler`).
     public func gauge(_ name: String, help: String, labels: [(String, String)] = []) -> Gauge {
         registry.makeGauge(descriptor: Self.named(name, help), labels: labels)

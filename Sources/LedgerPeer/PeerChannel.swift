@@ -77,7 +77,8 @@ public final class PeerChannel: BlockSource, Sendable {
             let outcome = try validator.validate(block, context: ctx, ledger: ledger, blockTime: time)
             block.metadata.validationCodes = outcome.codes
             block.metadata.lastConfigBlock = outcome.newContext.map { _ in block.header.number } ?? ctx.configBlock
-            let receipt = try ledger.commit(block)
+            var receipt = try ledger.commit(block)
+            receipt.validationCodes = outcome.codes
             lastTime = time
             if let next = outcome.newContext { current.withLock { $0 = next } }
             notifier.advance(to: receipt.blockNumber + 1)

@@ -28,6 +28,8 @@ public struct CommitReceipt: Sendable, Equatable {
     public var headerHash: Bytes
     public var commitHash: Bytes
     public var validTransactions: Int
+    /// Every transaction's code, in block order (set by the peer that validated the block).
+    public var validationCodes: [Medledger_TxValidationCode] = []
 }
 
 /// One channel's ledger: block store, transaction index, world state and history, kept in one store and

@@ -47,7 +47,7 @@ import Testing
         #expect(try Self.get(base + "/metrics", ca: ca, identity: net.admin("hospital-b")).0 == 403)
         let scrape = try Self.get(base + "/metrics", ca: ca, identity: net.admin("hospital-a"))
         #expect(scrape.0 == 200)
-        for name in ["grpc_server_requests_total", "grpc_server_request_duration_seconds_bucket", "ledger_height{channel=\"records\"}", "orderer_height", "consensus_raft_term", "crl_age_seconds", "medledger_build_info"] {
+        for name in ["grpc_server_requests_total", "grpc_server_request_duration_seconds_bucket", "ledger_height{channel=\"records\"}", "ledger_transactions_total{channel=\"records\",code=\"valid\"}", "ledger_block_commit_duration_seconds_bucket", "orderer_height", "consensus_raft_term", "crl_age_seconds", "medledger_build_info"] {
             #expect(scrape.1.contains(name), "no \(name) in:\n\(scrape.1.prefix(3000))")
         }
 
