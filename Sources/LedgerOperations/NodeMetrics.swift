@@ -33,18 +33,14 @@ public final class NodeMetrics: Sendable {
 
     /// One finished gRPC call.
     public func recordCall(method: String, result: Result, duration: Duration) {
-        let handles = calls.withLock { map -> CallHandles? in
-            if let h = map[method] { return h }
-            guard map.count < Self.maxMethods else { return nil }
-            let h = CallHandles(
+        let handles = Self.cached(method, in: calls, max: Self.maxMethods) {
+            CallHandles(
                 results: Dictionary(uniqueKeysWithValues: Result.allCases.map { r in
                     (r, registry.makeCounter(descriptor: Self.named("grpc_server_requests_total", "gRPC calls the node answered, by method and result (ok, 401, 403, 404, 4xx, 5xx)."), labels: [("method", method), ("result", r.rawValue)]))
                 }),
                 latency: registry.makeDurationHistogram(
                     descriptor: Self.named("grpc_server_request_duration_seconds", "Time from a call's arrival to its answer (for a stream, to its end)."),
                     labels: [("method", method)], buckets: Self.latencyBuckets))
-            map[method] = h
-            return h
         }
         guard let handles else { return }
         handles.results[result]?.increment()
@@ -62,30 +58,35 @@ public final class NodeMetrics: Sendable {
 
     /// One block the peer validated and committed: its time, and each transaction's code.
     public func recordCommit(channel: String, codes: [String], duration: Duration) {
-        let handles = self.channels.withLock { map -> ChannelHandles? in
-            if let h = map[channel] { return h }
-            guard map.count < Self.maxChannels else { return nil }
-            let h = ChannelHandles(
-                commit: registry.makeDurationHistogram(
-                    descriptor: Self.named("ledger_block_commit_duration_seconds", "Time to validate and commit one block on the peer."),
-                    labels: [("channel", channel)], buckets: Self.latencyBuckets))
-            map[channel] = h
-            return h
+        let handles = Self.cached(channel, in: channels, max: Self.maxChannels) {
+            ChannelHandles(commit: registry.makeDurationHistogram(
+                descriptor: Self.named("ledger_block_commit_duration_seconds", "Time to validate and commit one block on the peer."),
+                labels: [("channel", channel)], buckets: Self.latencyBuckets))
         }
         guard let handles else { return }
         handles.commit.record(duration)
         var counts: [String: Int] = [:]
         for code in codes { counts[code, default: 0] += 1 }
         for (code, n) in counts {
-            let counter = handles.transactions.withLock { map in
-                if let c = map[code] { return c }
-                let c = registry.makeCounter(
+            // Codes are the validator's enum: few, so no bound beyond it.
+            let counter = Self.cached(code, in: handles.transactions, max: .max) {
+                registry.makeCounter(
                     descriptor: Self.named("ledger_transactions_total", "Transactions the peer committed, by validation code (VALID or why not)."),
                     labels: [("channel", channel), ("code", code)])
-                map[code] = c
-                return c
             }
-            counter.increment(by: Int64(n))
+            counter?.increment(by: Int64(n))
+        }
+    }
+
+    /// The handle cached under `key`, made (registering its metrics) on first use; nil once `max`
+    /// keys exist, so that a label's values stay bounded.
+    private static func cached<V: Sendable>(_ key: String, in map: borrowing Mutex<[String: V]>, max: Int, make: () -> V) -> V? {
+        map.withLock { m in
+            if let v = m[key] { return v }
+            guard m.count < max else { return nil }
+            let v = make()
+            m[key] = v
+            return v
         }
     }
 
