@@ -22,7 +22,9 @@ public struct HealthCheck: Sendable {
 
 /// The node's operations endpoint (like Fabric's operations service), over HTTPS with the node's TLS
 /// certificate:
-/// - `GET /healthz` and `GET /version`: open (load balancers and monitors call them);
+/// - `GET /healthz` and `GET /version`: open (load balancers and monitors call them). `/healthz` names
+///   each failed component to anyone, but says why (which may name a channel, or a file) only to
+///   those who may read `/metrics`: the node API hides channels from non-members, and so does this;
 /// - `GET /metrics` (Prometheus text format): only with a client certificate of an administrator or a
 ///   node of this node's organisation, checked against the node's trust store (roots and CRLs).
 /// A client certificate is optional at the handshake; one that is presented must validate.
@@ -87,7 +89,7 @@ public struct OperationsServer: Sendable {
 
     func router() -> Router<OperationsContext> {
         let router = Router(context: OperationsContext.self)
-        router.get("/healthz") { _, _ in try await self.health() }
+        router.get("/healthz") { _, context in try await self.health(detailed: await self.refusal(context) == nil) }
         router.get("/version") { _, _ in
             Self.json(.ok, ["version": version])
         }
@@ -102,10 +104,10 @@ public struct OperationsServer: Sendable {
     }
 
     /// 200 `{"status":"OK"}`, or 503 naming each failed check (Fabric's shape).
-    func health() async throws -> Response {
+    func health(detailed: Bool) async throws -> Response {
         var failed: [[String: String]] = []
         for c in checks {
-            if let why = await c.check() { failed.append(["component": c.name, "reason": why]) }
+            if let why = await c.check() { failed.append(detailed ? ["component": c.name, "reason": why] : ["component": c.name]) }
         }
         let now = ISO8601DateFormatter().string(from: Date())
         if failed.isEmpty { return Self.json(.ok, ["status": "OK", "time": now]) }
