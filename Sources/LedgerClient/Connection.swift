@@ -10,6 +10,11 @@ public struct CallFailure: Error, CustomStringConvertible, Equatable {
 
     public var description: String { "[\(status)] \(message)" }
 
+    public init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
+
     /// Classifies any error from a call. A handshake the node refused is an authentication failure:
     /// the node does not complete TLS with a missing, foreign, expired or revoked certificate.
     public static func classify(_ error: any Error) -> CallFailure {

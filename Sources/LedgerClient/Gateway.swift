@@ -237,26 +237,8 @@ public final class Gateway: Sendable {
         let others = config.orderer.endpoints.compactMap(NodeAddress.init).filter { $0 != ordererAddress }
         let endpoints = [ordererAddress] + others
         guard endpoints.count > 1 else { return try await broadcast(envelope, to: ordererAddress) }
-        let deadline = ContinuousClock.now + .seconds(Self.failoverSeconds)
-        var attempt = 0
-        var round = 0
-        while true {
-            for address in endpoints {
-                do {
-                    try await broadcast(envelope, to: address, answerWithin: Self.attemptSeconds)
-                    return
-                } catch let f as Failure where f.status == 409 && attempt > 0 {
-                    return
-                } catch let f as Failure where f.status == 503 {
-                    if ContinuousClock.now >= deadline { throw f }
-                } catch let f as CallFailure where f.status == 503 {
-                    if ContinuousClock.now >= deadline { throw f }
-                }
-                attempt += 1
-            }
-            // An election takes about a second: retry often, backing off per pass over the endpoints.
-            round += 1
-            try await Task.sleep(for: .milliseconds(min(400, 25 << min(round, 4))))
+        try await OrderingFailover.send(to: endpoints, for: Self.failoverSeconds) { address in
+            try await self.broadcast(envelope, to: address, answerWithin: Self.attemptSeconds)
         }
     }
 
@@ -405,5 +387,34 @@ public final class Gateway: Sendable {
                 }
             }
         } catch { throw CallFailure.classify(error) }
+    }
+}
+
+/// Hands one signed envelope to a channel's ordering endpoints in turn until one acknowledges it (in
+/// a raft cluster any consenter forwards to the leader). An attempt that was not acknowledged (the
+/// orderer unreachable, or 503 while an election runs) goes to the next endpoint, passes repeating
+/// with a short backoff for up to `seconds`; a retry answered 409 means an earlier attempt got in. Any
+/// other refusal is the answer. The gateway and the SA's CRL publisher both send this way.
+public enum OrderingFailover {
+    public static func send(to endpoints: [NodeAddress], for seconds: Int64, _ attempt: (NodeAddress) async throws -> Void) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        var attempts = 0
+        var round = 0
+        while true {
+            for address in endpoints {
+                do {
+                    try await attempt(address)
+                    return
+                } catch {
+                    let status = (error as? Gateway.Failure)?.status ?? (error as? CallFailure)?.status
+                    if status == 409 && attempts > 0 { return }
+                    guard status == 503, ContinuousClock.now < deadline else { throw error }
+                }
+                attempts += 1
+            }
+            // An election takes about a second: retry often, backing off per pass over the endpoints.
+            round += 1
+            try await Task.sleep(for: .milliseconds(min(400, 25 << min(round, 4))))
+        }
     }
 }

@@ -1,9 +1,11 @@
 import Foundation
 import LedgerCA
 import LedgerChannel
+import LedgerClient
 import LedgerIdentity
 import LedgerOrdering
 import LedgerProtos
+import LedgerTransport
 
 /// Puts the CA's current CRL into the configuration of every channel this node orders, or holds as a
 /// peer (a raft channel the SA's node is not a consenter of), whose members the CA serves, as a
@@ -41,19 +43,18 @@ final class CRLPublisher: Sendable {
         return ordered.map { ($0, true) } + (peerChannels?() ?? []).filter { !names.contains($0.channel) }.map { ($0, false) }
     }
 
-    /// Hands the update to this node's orderer, or to the channel's ordering endpoints in turn (an
-    /// unreachable one is skipped; the tx id makes a repeat harmless: 409 means it got in).
+    /// Hands the update to this node's orderer, or to the channel's ordering endpoints as a gateway
+    /// does (`OrderingFailover`: the next endpoint while unacknowledged, 409 on a retry means it got in).
     private func broadcast(_ bytes: [UInt8], _ ctx: ChannelContext, local: Bool) async throws {
         if local { return try await orderer.broadcast(bytes) }
         guard let remote else { throw OrderingRejection(503, "this node cannot reach the channel's orderers") }
-        var last = OrderingRejection(503, "the channel names no ordering endpoint")
-        for endpoint in ctx.config.orderer.endpoints {
-            guard let refusal = await remote.forward(bytes, channel: ctx.channel, to: endpoint) else { return }
-            if refusal.status == 409 { return }
-            last = refusal
-            guard refusal.status == 503 else { break }
+        let endpoints = ctx.config.orderer.endpoints.compactMap(NodeAddress.init)
+        guard !endpoints.isEmpty else { throw OrderingRejection(503, "channel \(ctx.channel) names no ordering endpoint") }
+        try await OrderingFailover.send(to: endpoints, for: Gateway.failoverSeconds) { address in
+            if let refusal = await remote.forward(bytes, channel: ctx.channel, to: address.description) {
+                throw CallFailure(status: Int(refusal.status), message: refusal.message)
+            }
         }
-        throw last
     }
 
     struct Outcome: Sendable {
