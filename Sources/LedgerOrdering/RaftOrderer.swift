@@ -229,8 +229,8 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     // MARK: Broadcast
 
     func accept(_ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) {
-        let (engine, cutting) = state.withLock { ($0.engine, $0.cutting) }
-        if let stopped = state.withLock({ $0.stopped }) { return done(OrderingRejection(503, "this node no longer orders channel \(channelName): \(stopped)")) }
+        let (engine, cutting, stopped) = state.withLock { ($0.engine, $0.cutting, $0.stopped) }
+        if let stopped { return done(OrderingRejection(503, "this node no longer orders channel \(channelName): \(stopped)")) }
         guard let engine, let cutting else { return done(OrderingRejection(503, "raft consenter of channel \(channelName) is starting")) }
         let observed = engine.observed
         if observed.role == .leader {
