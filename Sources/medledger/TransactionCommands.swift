@@ -86,10 +86,12 @@ struct ChannelCommand: AsyncParsableCommand {
     }
 
     struct Join: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Join a peer (or, with --orderer-node, the ordering service) to a channel from its genesis block.")
+        static let configuration = CommandConfiguration(
+            abstract: "Join a peer (or, with --orderer-node, the ordering service) to a channel from its genesis block.",
+            discussion: "A raft consenter added after the genesis joins with --orderer-node and the configuration block that added it (`medledger block get config --out FILE`): it pulls the chain up to that block from the other consenters.")
         @Option(help: "Node address, host:port.") var node: String
         @Option(help: "Wallet of an administrator of the node's organisation.") var wallet: String
-        @Option(help: "Genesis block file.") var block: String
+        @Option(help: "Genesis block file (with --orderer-node, or the configuration block that made this node a raft consenter).") var block: String
         @Flag(help: "Join the node's ordering service instead of its peer.") var ordererNode = false
 
         func run() async throws {
