@@ -38,7 +38,9 @@ final class Connection: Sendable {
     let endorser: PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>
     let broadcaster: PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>
 
-    init(_ address: NodeAddress, roots: [UInt8], tls: TLSIdentityFiles) throws {
+    /// `broadcastStallAfter`: a broadcast stream with calls waiting and no answer for this long ends
+    /// (503), so that a gateway with other ordering endpoints moves on.
+    init(_ address: NodeAddress, roots: [UInt8], tls: TLSIdentityFiles, broadcastStallAfter: Duration? = nil) throws {
         self.address = address
         let c = GRPCClient(transport: try ClientSecurity.transport(to: address, trustedRootsPEM: roots, identity: tls))
         client = c
@@ -54,7 +56,7 @@ final class Connection: Sendable {
                 for try await m in response.messages { m.responses.forEach(answer) }
             }
         }
-        broadcaster = PipelinedStream { batches, answer in
+        broadcaster = PipelinedStream(stallAfter: broadcastStallAfter) { batches, answer in
             try await Medledger_Orderer.Client(wrapping: c).broadcastStream { writer in
                 for await batch in batches {
                     var m = Medledger_EnvelopeBatch()
@@ -165,7 +167,9 @@ public final class Gateway: Sendable {
     func connection(_ address: NodeAddress) throws -> Connection {
         try connections.withLock { cs in
             if let c = cs[address.description] { return c }
-            let c = try Connection(address, roots: roots, tls: tls)
+            // With other ordering endpoints to go to, a broadcast stream that stalls is given up.
+            let stall: Duration? = config.orderer.endpoints.count > 1 ? .seconds(Self.attemptSeconds) : nil
+            let c = try Connection(address, roots: roots, tls: tls, broadcastStallAfter: stall)
             cs[address.description] = c
             return c
         }
@@ -238,38 +242,17 @@ public final class Gateway: Sendable {
         let endpoints = [ordererAddress] + others
         guard endpoints.count > 1 else { return try await broadcast(envelope, to: ordererAddress) }
         try await OrderingFailover.send(to: endpoints, for: Self.failoverSeconds) { address in
-            try await self.broadcast(envelope, to: address, answerWithin: Self.attemptSeconds)
+            try await self.broadcast(envelope, to: address)
         }
     }
 
     /// How long a broadcast keeps trying other ordering endpoints before it gives up.
     public static let failoverSeconds: Int64 = 15
-    /// How long one attempt waits for its answer before the next endpoint is tried. A frozen or cut-off
-    /// orderer keeps its connection open and answers nothing; the abandoned call ends when keepalive
-    /// drops the connection (`ConnectionKeepalive`). Far above a loaded cluster's commit latency.
+    /// How long a broadcast stream may leave calls unanswered before the next endpoint is tried. A
+    /// frozen or cut-off orderer keeps its connection open and answers nothing (`PipelinedStream`'s
+    /// `stallAfter`; the connection itself goes when keepalive drops it). Far above a loaded cluster's
+    /// commit latency, and measured from the last answer, so a busy orderer never trips it.
     static let attemptSeconds = 5
-
-    /// `broadcast(_:to:)`, or a 503 once `seconds` pass without an answer.
-    private func broadcast(_ envelope: Medledger_Envelope, to address: NodeAddress, answerWithin seconds: Int) async throws {
-        final class Once: Sendable {
-            let continuation: Mutex<CheckedContinuation<Void, any Error>?>
-            init(_ c: CheckedContinuation<Void, any Error>) { continuation = Mutex(c) }
-            func resume(_ r: Result<Void, any Error>) { continuation.withLock { c in defer { c = nil }; return c }?.resume(with: r) }
-        }
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let once = Once(c)
-            let timer = Task {
-                try await Task.sleep(for: .seconds(seconds))  // throws once cancelled: the answer came
-                once.resume(.failure(CallFailure(status: 503, message: "\(address): no answer within \(seconds) s")))
-            }
-            Task {
-                let outcome: Result<Void, any Error>
-                do { outcome = .success(try await self.broadcast(envelope, to: address)) } catch { outcome = .failure(error) }
-                timer.cancel()
-                once.resume(outcome)
-            }
-        }
-    }
 
     private func broadcast(_ envelope: Medledger_Envelope, to address: NodeAddress) async throws {
         let r: Medledger_BroadcastResponse

@@ -8,7 +8,9 @@ import Synchronization
 /// callers by position.
 ///
 /// When the stream ends (node restarted, connection lost) every caller still waiting gets the error
-/// and the next call opens a new stream.
+/// and the next call opens a new stream. With `stallAfter`, a stream on which calls wait but nothing
+/// has been answered for that long is ended too: a frozen or cut-off node keeps its connection open
+/// and answers nothing, and no error would ever come (one watchdog per stream, not a timer per call).
 final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
     /// Runs one stream: writes each batch `batches` yields and hands every answer to `answer`, in
     /// order; returns or throws when the stream ends.
@@ -45,6 +47,8 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
         var outbox: [Request] = []
         var waiting: [CheckedContinuation<Answer, any Error>] = []
         var head = 0  // waiting[..<head] were answered; compacted now and then
+        /// The last answer, or the call that found nobody waiting: what `stallAfter` is measured from.
+        var lastProgress = ContinuousClock.now
     }
 
     private struct State {
@@ -56,9 +60,11 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
     private let state = Mutex(State())
     private let open: Open
     let batchMax: Int
+    let stallAfter: Duration?
 
-    init(batchMax: Int = 128, open: @escaping Open) {
+    init(batchMax: Int = 128, stallAfter: Duration? = nil, open: @escaping Open) {
         self.batchMax = batchMax
+        self.stallAfter = stallAfter
         self.open = open
     }
 
@@ -73,6 +79,7 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
                 if s.current!.waiting.count - s.current!.head >= Self.waitingMax {
                     return CallFailure(status: 503, message: "\(Self.waitingMax) calls already wait on this stream; retry when some have been answered")
                 }
+                if s.current!.head == s.current!.waiting.count { s.current!.lastProgress = .now }
                 s.current!.waiting.append(continuation)
                 s.current!.outbox.append(request)
                 // Coalesces: the wake-up stream keeps at most one pending element.
@@ -110,7 +117,22 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
             }
             self.end(generation: id, cause: cause)
         }
+        if let stallAfter { Task { [weak self] in await self?.watch(generation: id, stallAfter: stallAfter) } }
         return Generation(id: id, wake: wake)
+    }
+
+    /// Ends generation `generation` once calls have waited `stallAfter` with no answer; returns when
+    /// the generation ends another way.
+    private func watch(generation: Int, stallAfter: Duration) async {
+        while true {
+            try? await Task.sleep(for: stallAfter / 4)
+            let stalled: Bool? = state.withLock { s in
+                guard let g = s.current, g.id == generation else { return nil }
+                return g.head < g.waiting.count && ContinuousClock.now - g.lastProgress > stallAfter
+            }
+            guard let stalled else { return }
+            if stalled { return end(generation: generation, cause: "no answer within \(stallAfter)") }
+        }
     }
 
     private func drain(generation: Int) -> [Request] {
@@ -129,6 +151,7 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
             guard s.current?.id == generation, s.current!.head < s.current!.waiting.count else { return nil }
             let w = s.current!.waiting[s.current!.head]
             s.current!.head += 1
+            s.current!.lastProgress = .now
             if s.current!.head >= 1024, s.current!.head * 2 >= s.current!.waiting.count {
                 s.current!.waiting.removeFirst(s.current!.head)
                 s.current!.head = 0
