@@ -102,8 +102,10 @@ final class RaftOrdererCluster: @unchecked Sendable {
         forwarder.lock.withLock { forwarder.byEndpoint[m.endpoint] = orderer }
     }
 
+    /// Election timing is not what these tests check (RaftNetworkTests bounds it, alone): the wait
+    /// is generous, since the parallel suite can starve three in-process consenters for seconds.
     func leader(among indices: [Int]? = nil) async -> Int? {
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             for i in indices ?? Array(members.indices) where members[i].orderer?.engine(of: "records")?.observed.role == .leader { return i }
             try? await Task.sleep(for: .milliseconds(20))
