@@ -186,10 +186,17 @@ public final class Gateway: Sendable {
     func endorse(_ p: Proposal, on connection: Connection) async throws -> Medledger_ProposalResponse {
         let answer: Medledger_ProposalStreamResponse
         do { answer = try await connection.endorser.call(p.signed) } catch let e as PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>.Ended {
-            throw CallFailure(status: 503, message: "\(connection.address): \(e)")
+            throw Self.failure(e, e.underlying, at: connection.address)
         } catch { throw CallFailure.classify(error) }
         guard answer.rejectionStatus == 0 else { throw CallFailure(status: Int(answer.rejectionStatus), message: answer.rejectionMessage) }
         return answer.response
+    }
+
+    /// A stream that ended under waiting calls: the node's refusal of the caller (401, 403: a
+    /// suspension, a revocation) as it is; anything else 503, which another endpoint may not give.
+    static func failure(_ ended: any Error, _ underlying: (any Error)?, at address: NodeAddress) -> CallFailure {
+        if let rpc = underlying as? RPCError, rpc.code == .unauthenticated || rpc.code == .permissionDenied { return CallFailure.classify(rpc) }
+        return CallFailure(status: 503, message: "\(address): \(ended)")
     }
 
     /// Runs a query on the gateway's peer; nothing is ordered or committed.
@@ -258,7 +265,7 @@ public final class Gateway: Sendable {
         let r: Medledger_BroadcastResponse
         let orderer = try connection(address)
         do { r = try await orderer.broadcaster.call(envelope) } catch let e as PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>.Ended {
-            throw CallFailure(status: 503, message: "\(orderer.address): \(e)")
+            throw Self.failure(e, e.underlying, at: orderer.address)
         } catch { throw CallFailure.classify(error) }
         guard r.status == 200 else { throw Failure(status: Int(r.status), message: "orderer refused the transaction: \(r.message)") }
     }

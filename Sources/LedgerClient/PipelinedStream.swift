@@ -18,6 +18,8 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
 
     struct Ended: Error, CustomStringConvertible {
         var cause: String
+        /// The error the stream ended with, if it ended with one (the node's refusal, say).
+        var underlying: (any Error)? = nil
         var description: String { "stream to the node ended: \(cause)" }
     }
 
@@ -108,14 +110,12 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let batches = Batches(wakeups: wakeups) { [weak self] in self?.drain(generation: id) ?? [] }
         Task {
-            let cause: String
             do {
                 try await open(batches) { answer in self.deliver(answer, generation: id) }
-                cause = "closed by the node"
+                self.end(generation: id, cause: "closed by the node")
             } catch {
-                cause = "\(error)"
+                self.end(generation: id, cause: "\(error)", underlying: error)
             }
-            self.end(generation: id, cause: cause)
         }
         if let stallAfter { Task { [weak self] in await self?.watch(generation: id, stallAfter: stallAfter) } }
         return Generation(id: id, wake: wake)
@@ -161,13 +161,13 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
         waiter?.resume(returning: answer)
     }
 
-    private func end(generation: Int, cause: String) {
+    private func end(generation: Int, cause: String, underlying: (any Error)? = nil) {
         let orphans = state.withLock { s -> [CheckedContinuation<Answer, any Error>] in
             guard let g = s.current, g.id == generation else { return [] }
             s.current = nil
             g.wake.finish()
             return Array(g.waiting[g.head...])
         }
-        for c in orphans { c.resume(throwing: Ended(cause: cause)) }
+        for c in orphans { c.resume(throwing: Ended(cause: cause, underlying: underlying)) }
     }
 }
