@@ -9,9 +9,10 @@ import PackageDescription
 //   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
 //   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
-//   LedgerConfig      → LedgerChannel, LedgerIdentity, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
-//   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations (the daemon's wiring)
-//   LedgerOperations  → LedgerIdentity, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
+//   LedgerIncidents   → swift-collections (anomaly rules, sliding windows, suspensions: pure but for the suspension file)
+//   LedgerConfig      → LedgerChannel, LedgerIdentity, LedgerIncidents, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
+//   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations, LedgerIncidents, AsyncHTTPClient (the daemon's wiring)
+//   LedgerOperations  → LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
 //   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
 //   MedRecords        → LedgerChaincode, LedgerIdentity, LedgerPRE (the paper's records chaincode; PRE only to check keys and capsules)
@@ -55,6 +56,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Debian's librocksdb-dev (C API). scripts/test.sh installs it.
@@ -99,21 +102,25 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]),
         // The node's and the channels' YAML configuration files, parsed and checked.
-        .target(name: "LedgerConfig", dependencies: ["LedgerChannel", "LedgerIdentity", "LedgerProtos", .product(name: "Yams", package: "Yams")]),
+        .target(name: "LedgerConfig", dependencies: ["LedgerChannel", "LedgerIdentity", "LedgerIncidents", "LedgerProtos", .product(name: "Yams", package: "Yams")]),
+        // Anomaly detection: rules, per-identity sliding windows, the suspension list.
+        .target(name: "LedgerIncidents", dependencies: [.product(name: "DequeModule", package: "swift-collections")]),
         // The daemon: gRPC services over mutual TLS, authorisation, audit, CRL reloads.
         .target(
             name: "LedgerNode",
             dependencies: [
                 "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "LedgerConsensus", "MedRecords", "LedgerObjects",
-                "LedgerClient", "HospitalFlows", "LedgerOperations",
+                "LedgerClient", "HospitalFlows", "LedgerOperations", "LedgerIncidents",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // The operations endpoint (HTTPS: health, version, Prometheus metrics) and the gRPC metrics.
         .target(
             name: "LedgerOperations",
             dependencies: [
-                "LedgerIdentity", "LedgerProtos",
+                "LedgerIdentity", "LedgerIncidents", "LedgerProtos",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -166,6 +173,7 @@ let package = Package(
                 "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         // Fuzzing: one harness per decoder of network or disk bytes, driving the production entry points
         // against a fixed fixture; the binary is libFuzzer's under scripts/fuzz.sh and a corpus replayer
@@ -181,6 +189,7 @@ let package = Package(
             ]),
         .executableTarget(name: "MedLedgerFuzz", dependencies: ["MedLedgerFuzzHarness"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
+        .testTarget(name: "LedgerIncidentsTests", dependencies: ["LedgerIncidents"]),
         .testTarget(
             name: "LedgerConsensusTests",
             dependencies: [

@@ -133,6 +133,12 @@ public final class AuditLog: Sendable {
     /// The hash of the last line written: keep it elsewhere to detect truncation later.
     public var head: String { Hex.encode(file.previousHash) }
 
+    /// The last line written: its number and hash, read together (what an anchor records).
+    public var position: (seq: UInt64, head: String) {
+        let (seq, hash) = file.position
+        return (seq, Hex.encode(hash))
+    }
+
     /// Lines written but not yet flushed to disk.
     public var pendingLines: Int { file.pendingLines }
 
@@ -192,6 +198,7 @@ final class AuditFile: Sendable {
     }
 
     var previousHash: [UInt8] { state.withLock { $0.previousHash } }
+    var position: (UInt64, [UInt8]) { state.withLock { ($0.seq, $0.previousHash) } }
     var pendingLines: Int { state.withLock { $0.pending } }
     var descriptor: Int32 { state.withLock { $0.fd } }
 

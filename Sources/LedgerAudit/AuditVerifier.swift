@@ -15,12 +15,19 @@ public enum AuditVerifier {
         public var isValid: Bool { problems.isEmpty }
     }
 
-    public static func verify(path: String, expectedHead: String? = nil) throws -> Report {
+    /// `anchors`: line number → the hash the ledger holds for it (`audit_anchor`). Each anchored line
+    /// must be in the file with that hash: a missing one means the tail was cut, another hash that the
+    /// file was rewritten (even with every hash recomputed, which the chain alone cannot show).
+    public static func verify(path: String, expectedHead: String? = nil, anchors: [UInt64: String] = [:]) throws -> Report {
         var walk = Walk(data: [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+        walk.anchors = anchors
         walk.run()
         let head = Hex.encode(walk.prev)
         if let expectedHead, expectedHead != head {
             walk.problems.append("the log ends at \(head), not at the expected head \(expectedHead) (lines missing at the end)")
+        }
+        for seq in anchors.keys.sorted() where seq >= walk.expectedSeq {
+            walk.problems.append("anchored line \(seq) is missing: the log ends at line \(walk.expectedSeq - 1) (its tail was cut)")
         }
         return Report(lines: walk.count, head: head, problems: walk.problems, recoveries: walk.recoveries)
     }
@@ -35,6 +42,7 @@ public enum AuditVerifier {
         var recoveries = [String]()
         /// Lines that did not parse and are not yet explained by a recovery line: (line number, bytes).
         var unreadable = [(line: Int, bytes: Range<Int>)]()
+        var anchors: [UInt64: String] = [:]
 
         init(data: [UInt8]) { self.data = data }
 
@@ -63,6 +71,9 @@ public enum AuditVerifier {
             if line.prev != prev { problems.append("line \(n): does not follow the line before it (a line was removed, inserted or reordered)") }
             if line.seq != expectedSeq { problems.append("line \(n): sequence number \(line.seq), expected \(expectedSeq)") }
             if AuditLine.chainHash(previous: line.prev, body: line.body) != hash { problems.append("line \(n): content does not match its hash (edited)") }
+            if let anchored = anchors[line.seq], anchored != Hex.encode(hash) {
+                problems.append("line \(n) (seq \(line.seq)): hash \(Hex.encode(hash).prefix(16))… differs from the one anchored on chain, \(anchored.prefix(16))… (the log was rewritten)")
+            }
             prev = hash
             expectedSeq = line.seq + 1
         }

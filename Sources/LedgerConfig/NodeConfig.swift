@@ -1,4 +1,5 @@
 import Foundation
+import LedgerIncidents
 import Yams
 
 /// `medledgerd --config FILE`: the node's configuration (YAML). Relative paths are relative to the
@@ -14,6 +15,9 @@ import Yams
 ///     crl_source: 127.0.0.1:7054        # the CA's enrollment listener: a CRL due or stale is fetched
 ///                                        # there (and written to the first crl_files entry)
 ///     audit_log: audit.log
+///     audit_anchor: { channel: records, every_seconds: 300, every_lines: 10000 }
+///                                        # peers: the audit log's head written on chain (medrecords
+///                                        # anchorAudit) that often (absent: not anchored)
 ///     signing: { cert: signing-cert.pem, key: signing-key.pem }  # default: beside the TLS pair
 ///     peer: true                         # endorse and commit (default true)
 ///     orderer: { data_dir: orderer-data }  # also run the ordering service (absent: no)
@@ -26,6 +30,12 @@ import Yams
 ///       public_address: peer0.a:7051     # host:port put into URL_C (default: listen)
 ///     operations: { listen: 127.0.0.1:9443 }  # HTTPS: /healthz and /version open, /metrics for
 ///                                        # this organisation's administrators and nodes (absent: off)
+///     anomaly:                           # per-identity rules (absent: AnomalyRule.defaults; rules: []
+///       rules:                           # turns detection off); action alert or suspend
+///         - { name: patient-sweep, kind: distinct-patients, threshold: 100, window_seconds: 600, action: suspend }
+///         - { name: night, kind: outside-hours, hours: "07:00-19:00", utc_offset_minutes: 480,
+///             threshold: 1, window_seconds: 3600, action: alert, roles: [doctor] }
+///       webhook: https://pager.example/medledger   # each alert POSTed as JSON (5 s time-out)
 ///     appointments:                      # management node H_Mj (peers only; absent: books none)
 ///       doctors: [PID, PID]              # the hospital's doctors, assigned in turn
 ///     ca:                                # only on the system administrator's node
@@ -76,6 +86,21 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var listen: String
     }
 
+    public struct AuditAnchorSection: Codable, Sendable, Equatable {
+        public var channel: String
+        public var everySeconds: Int?
+        public var everyLines: UInt64?
+
+        enum CodingKeys: String, CodingKey {
+            case channel, everySeconds = "every_seconds", everyLines = "every_lines"
+        }
+    }
+
+    public struct AnomalySection: Codable, Sendable, Equatable {
+        public var rules: [AnomalyRule]?
+        public var webhook: String?
+    }
+
     public struct CASection: Codable, Sendable, Equatable {
         public var dataDir: String
         public var masterKeyFile: String?
@@ -103,6 +128,11 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var objectStore: ObjectStoreSection?
     public var appointments: AppointmentsSection?
     public var operations: OperationsSection?
+    public var anomaly: AnomalySection?
+    public var auditAnchor: AuditAnchorSection?
+
+    /// The anomaly rules in force: the configured ones, else the defaults.
+    public var anomalyRules: [AnomalyRule] { anomaly?.rules ?? AnomalyRule.defaults }
 
     public var runsPeer: Bool { peer ?? true }
 
@@ -119,10 +149,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, listen, tls, ca, signing, peer, orderer, appointments, operations
+        case node, listen, tls, ca, signing, peer, orderer, appointments, operations, anomaly
         case objectStore = "object_store"
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
-        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source"
+        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source", auditAnchor = "audit_anchor"
     }
 
     public struct Failure: Error, CustomStringConvertible {
@@ -177,6 +207,18 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         guard !config.trustedRoots.isEmpty else { throw Failure(description: "configuration \(path): trusted_roots must name at least one CA certificate") }
         if let poll = config.crlPollSeconds, !(0.1...3600).contains(poll) { throw Failure(description: "crl_poll_seconds must be between 0.1 and 3600") }
         if let o = config.operations, !Self.isHostPort(o.listen) { throw Failure(description: "operations.listen \(o.listen) is not host:port") }
+        if let a = config.auditAnchor {
+            guard config.auditLog != nil, config.runsPeer else { throw Failure(description: "configuration \(path): audit_anchor needs audit_log and a peer") }
+            guard (1...86_400).contains(a.everySeconds ?? 300), (1...10_000_000).contains(a.everyLines ?? 10_000) else {
+                throw Failure(description: "configuration \(path): audit_anchor.every_seconds must be 1...86400 and every_lines 1...10000000")
+            }
+        }
+        do { try AnomalyRule.validate(config.anomalyRules) } catch { throw Failure(description: "configuration \(path): \(error)") }
+        if let hook = config.anomaly?.webhook {
+            guard let url = URL(string: hook), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw Failure(description: "configuration \(path): anomaly.webhook \(hook.debugDescription) is not an http(s) URL")
+            }
+        }
         return config
     }
 

@@ -10,6 +10,7 @@ import LedgerClient
 import LedgerConfig
 import LedgerCrypto
 import LedgerIdentity
+import LedgerIncidents
 import LedgerObjects
 import LedgerOperations
 import LedgerOrdering
@@ -138,6 +139,10 @@ public final class NodeServer: Sendable {
         }
 
         guard let listen = NodeAddress(config.listen) else { throw StartupError(description: "listen address \(config.listen) is not host:port") }
+        let incidents = IncidentDesk(
+            detector: try AnomalyDetector(rules: config.anomalyRules),
+            suspensions: try SuspensionList(path: URL(fileURLWithPath: config.dataDir).appendingPathComponent("suspended.json").path),
+            audit: audit, metrics: nodeMetrics, webhook: config.anomaly?.webhook.map { Webhook(url: $0, log: log) }, log: log)
         let identity = TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key)
         let security = ServerSecurity.mutualTLS(identity: identity, trust: trust) { subject, reason in
             audit?.note(AuditEvent(actor: AuditActor(pid: subject, org: "-", role: "-"), action: "tls.handshake", target: self.config.listen, outcome: .denied, detail: reason))
@@ -149,10 +154,10 @@ public final class NodeServer: Sendable {
             NodeService(nodeOrg: config.node.org, ledgers: ledgers, trust: trust, crlWatcher: watcher, channelContext: { [peer] in peer?.channel($0)?.context }, audit: audit)
         ]
         if let peer {
-            services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit))
+            services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit, incidents: incidents))
             let objects = try ObjectStore(directory: URL(fileURLWithPath: config.objectStoreDirectory), maxBytes: config.objectStoreMaxBytes)
             let fixed = config.objectStore?.publicAddress
-            services.append(ObjectStoreService(store: objects, runtime: peer, publicAddress: { fixed ?? boundAddress.value }, audit: audit))
+            services.append(ObjectStoreService(store: objects, runtime: peer, publicAddress: { fixed ?? boundAddress.value }, audit: audit, incidents: incidents))
             // The services that act in the node's own name (treatments, usage records) submit
             // through a gateway to this very node.
             if let nodeSigner {
@@ -192,7 +197,8 @@ public final class NodeServer: Sendable {
         }
         // With an operations endpoint, every call is counted and timed (first, so 401s count too).
         let operations = nodeMetrics.map { NodeOperations(metrics: $0, peer: peer, orderer: orderer, trust: trust) }
-        let interceptors: [any ServerInterceptor] = (operations.map { [MetricsInterceptor(metrics: $0.metrics)] } ?? []) + [auth]
+        // After authentication: suspended identities are refused, and the anomaly rules see the rest.
+        let interceptors: [any ServerInterceptor] = (operations.map { [MetricsInterceptor(metrics: $0.metrics)] } ?? []) + [auth, IncidentInterceptor(desk: incidents)]
         let main = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security, config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),
             services: services, interceptors: interceptors)
@@ -214,9 +220,13 @@ public final class NodeServer: Sendable {
             peerRuntime?.stop()
         })
         if let crlPublisher { group.append(BackgroundService(name: "crl-publisher") { await crlPublisher.run(every: 30) }) }
+        if let a = config.auditAnchor, let audit, let nodeSubmitter {
+            let anchoring = AuditAnchoring(audit: audit, submitter: nodeSubmitter, channel: a.channel, everySeconds: a.everySeconds ?? 300, everyLines: a.everyLines ?? 10_000, log: log)
+            group.append(BackgroundService(name: "audit-anchoring") { await anchoring.run() })
+        }
         let pollSeconds = config.crlPollSeconds ?? 2
         group.append(BackgroundService(name: "crl-watcher") { await watcher.poll(every: pollSeconds) })
-        if let operationsServer = try makeOperationsServer(operations) { group.append(operationsServer) }
+        if let operationsServer = try makeOperationsServer(operations, incidents: incidents.endpoint) { group.append(operationsServer) }
         let serviceGroup = ServiceGroup(configuration: .init(services: group, gracefulShutdownSignals: [.sigterm, .sigint], logger: .silent))
         defer { ownClient?.close() }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -243,12 +253,13 @@ public final class NodeServer: Sendable {
 
 extension NodeServer {
     /// The HTTPS operations endpoint, when node.yaml asks for one, as a service of the node.
-    func makeOperationsServer(_ operations: NodeOperations?) throws -> BackgroundService? {
+    func makeOperationsServer(_ operations: NodeOperations?, incidents: IncidentsEndpoint) throws -> BackgroundService? {
         guard let operations, let listen = config.operations?.listen else { return nil }
         guard let address = NodeAddress(listen) else { throw StartupError(description: "operations.listen \(listen) is not host:port") }
         let server = OperationsServer(
             host: address.host, port: address.port, certificatePath: config.tls.cert, keyPath: config.tls.key, trust: operations.trust,
-            organization: config.node.org, version: NodeOperations.version, metrics: operations.metrics, sample: operations.sample, checks: operations.checks)
+            organization: config.node.org, version: NodeOperations.version, metrics: operations.metrics, sample: operations.sample, checks: operations.checks,
+            incidents: incidents)
         let log = self.log
         return BackgroundService(name: "operations") {
             do {

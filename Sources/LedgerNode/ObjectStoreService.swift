@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import LedgerAudit
 import LedgerIdentity
+import LedgerIncidents
 import LedgerObjects
 import LedgerProtos
 import LedgerRPC
@@ -18,6 +19,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
     /// host:port that goes into URL_C.
     let publicAddress: @Sendable () -> String
     let audit: AuditLog?
+    var incidents: IncidentDesk? = nil
 
     func upload(request: RPCAsyncSequence<Medledger_UploadRequest, any Error>, context: ServerContext) async throws -> Medledger_UploadResponse {
         let caller = try context.requireCaller()
@@ -77,6 +79,8 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             deny(caller, "object.download", digest, "role \(caller.attributes.role) does not read records")
             throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) does not download medical records")
         }
+        incidents?.observe(.patientsRead([treatment.patientPID]), by: caller)
+        if request.offset < info.size { incidents?.observe(.downloaded(bytes: info.size - request.offset), by: caller) }
         // The first message describes the object; an offset at the end still gets that one message.
         var next = Medledger_DownloadChunk.with {
             $0.offset = request.offset

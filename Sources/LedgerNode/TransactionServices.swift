@@ -5,11 +5,13 @@ import LedgerChannel
 import LedgerConsensus
 import LedgerCore
 import LedgerIdentity
+import LedgerIncidents
 import LedgerOrdering
 import LedgerPeer
 import LedgerProtos
 import LedgerRPC
 import LedgerStorage
+import MedRecords
 import LedgerTransport
 import Synchronization
 
@@ -33,6 +35,7 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     let runtime: PeerRuntime
     let nodeOrg: String
     let audit: AuditLog?
+    var incidents: IncidentDesk? = nil
 
     /// Refusal for a caller who may not read the whole ledger of `ch` (docs/ACCESS.md).
     static func requireLedgerHolder(_ caller: AuthenticatedIdentity, _ ch: PeerChannel, _ what: String) throws {
@@ -77,6 +80,8 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
                 switch self.endorse(proposal, caller: caller) {
                 case .success(let endorsed): r.response = endorsed
                 case .failure(let e):
+                    // Unary calls' refusals are seen by `IncidentInterceptor`; these are inside a stream.
+                    self.incidents?.observe(.refused(status: Int(e.status)), by: caller)
                     r.rejectionStatus = e.status
                     r.rejectionMessage = e.message
                 }
@@ -93,14 +98,30 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         guard let ch = runtime.channel(parsed.channel, visibleTo: caller.org) else {
             return .failure(ProposalRejection(404, "no channel \(parsed.channel.debugDescription) on this node"))
         }
+        let result: Result<Medledger_ProposalResponse, ProposalRejection>
         do {
             let ledger = ch.ledger
-            return .success(try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot()) { try ledger.transaction(id: $0) != nil })
+            result = .success(try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot()) { try ledger.transaction(id: $0) != nil })
         } catch let e as ProposalRejection {
-            return .failure(e)
+            result = .failure(e)
         } catch {
-            return .failure(ProposalRejection(500, "internal error"))
+            result = .failure(ProposalRejection(500, "internal error"))
         }
+        if let incidents { report(parsed, result, caller, to: incidents) }
+        return result
+    }
+
+    /// Tells the anomaly rules whose records a `medrecords` read asked for, and which proposals the
+    /// chaincode refused (its 401/403/404 come back as answers, not as failed calls).
+    func report(_ parsed: ParsedProposal, _ result: Result<Medledger_ProposalResponse, ProposalRejection>, _ caller: AuthenticatedIdentity, to incidents: IncidentDesk) {
+        guard case .success(let endorsed) = result else { return }
+        let status = Int(endorsed.response.status)
+        if [401, 403, 404].contains(status) { incidents.observe(.refused(status: status), by: caller) }
+        guard parsed.payload.chaincodeName == "medrecords" else { return }
+        let input = parsed.payload.input
+        let patients = ReadSubjects.patients(
+            function: input.function, args: input.args.map { [UInt8]($0) }, answer: status == 200 ? [UInt8](endorsed.response.payload) : nil)
+        if !patients.isEmpty { incidents.observe(.patientsRead(patients), by: caller) }
     }
 
     func commitStatus(request: Medledger_CommitStatusRequest, context: ServerContext) async throws -> Medledger_CommitStatusResponse {
@@ -441,7 +462,8 @@ enum InOrderPipeline {
                     }
                 }
             }
-            do {
+            group.addTask {
+                defer { sink.finish() }
                 for try await request in requests {
                     let admitted = inFlight.count.withLock { n in
                         guard n < inFlightMax else { return false }
@@ -458,12 +480,16 @@ enum InOrderPipeline {
                         return answer
                     }))
                 }
-                sink.finish()
+            }
+            // Whichever side fails ends the stream: a writer that cannot write (the client went, or
+            // the caller was suspended) must not leave the reader waiting for requests forever.
+            do {
+                while try await group.next() != nil {}
             } catch {
+                group.cancelAll()
                 sink.finish()
                 throw error
             }
-            try await group.waitForAll()
         }
     }
 }

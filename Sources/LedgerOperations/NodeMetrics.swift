@@ -95,6 +95,12 @@ public final class NodeMetrics: Sendable {
         registry.makeGauge(descriptor: Self.named(name, help), labels: labels)
     }
 
+    /// A counter for rare events (alerts, suspensions); the registry returns the same one for the
+    /// same name and labels.
+    public func counter(_ name: String, help: String, labels: [(String, String)] = []) -> Counter {
+        registry.makeCounter(descriptor: Self.named(name, help), labels: labels)
+    }
+
     /// A full metric name (the registry's unit suffix is part of it here).
     static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)

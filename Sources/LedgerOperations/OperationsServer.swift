@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import LedgerIdentity
+import LedgerIncidents
 import Logging
 import LedgerProtos
 import NIOCore
@@ -27,6 +28,9 @@ public struct HealthCheck: Sendable {
 ///   those who may read `/metrics`: the node API hides channels from non-members, and so does this;
 /// - `GET /metrics` (Prometheus text format): only with a client certificate of an administrator or a
 ///   node of this node's organisation, checked against the node's trust store (roots and CRLs).
+/// - `/incidents` (`medledger incident`): `GET` lists recent alerts and suspensions (administrators
+///   and nodes of the organisation); `PUT /incidents/suspended/PID` suspends an identity on this node
+///   and `DELETE` of the same resumes it (administrators only).
 /// A client certificate is optional at the handshake; one that is presented must validate.
 public struct OperationsServer: Sendable {
     public let host: String
@@ -40,11 +44,13 @@ public struct OperationsServer: Sendable {
     /// Refreshes the gauges sampled at scrape time (heights, CRL age, raft roles).
     public let sample: @Sendable () async -> Void
     public let checks: [HealthCheck]
+    public let incidents: IncidentsEndpoint?
 
     public init(
         host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String, version: String,
-        metrics: NodeMetrics, sample: @escaping @Sendable () async -> Void, checks: [HealthCheck]
+        metrics: NodeMetrics, sample: @escaping @Sendable () async -> Void, checks: [HealthCheck], incidents: IncidentsEndpoint? = nil
     ) {
+        self.incidents = incidents
         self.host = host
         self.port = port
         self.certificatePath = certificatePath
@@ -89,18 +95,69 @@ public struct OperationsServer: Sendable {
 
     func router() -> Router<OperationsContext> {
         let router = Router(context: OperationsContext.self)
-        router.get("/healthz") { _, context in try await self.health(detailed: await self.refusal(context) == nil) }
+        router.get("/healthz") { _, context in try await self.health(detailed: await self.authorize(context).refusal == nil) }
         router.get("/version") { _, _ in
             Self.json(.ok, ["version": version])
         }
         router.get("/metrics") { _, context in
-            if let refusal = await self.refusal(context) { return refusal }
+            if let refusal = await self.authorize(context).refusal { return refusal }
             await self.sample()
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
         }
+        if let incidents { addIncidentRoutes(router, incidents) }
         return router
+    }
+
+    func addIncidentRoutes(_ router: Router<OperationsContext>, _ incidents: IncidentsEndpoint) {
+        router.get("/incidents") { _, context in
+            if let refusal = await self.authorize(context).refusal { return refusal }
+            let (alerts, suspended) = incidents.list()
+            return Self.json(.ok, ["alerts": try Self.plain(alerts), "suspended": try Self.plain(suspended)])
+        }
+        router.put("/incidents/suspended/:pid") { request, context in
+            let (admin, refusal) = await self.authorize(context, administratorsOnly: true)
+            guard let admin else { return refusal! }
+            guard let pid = context.parameters.get("pid"), Self.isPID(pid) else { return Self.json(.badRequest, ["error": "not a PID"]) }
+            let body = try await request.body.collect(upTo: 4096)
+            var reason = "suspended by an administrator"
+            if body.readableBytes > 0 {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let r = object["reason"] as? String, r.count <= 512 else {
+                    return Self.json(.badRequest, ["error": "the body is {\"reason\": \"…\"} (at most 512 characters)"])
+                }
+                reason = r
+            }
+            do {
+                let done = try incidents.suspend(pid, reason, admin)
+                return Self.json(done ? .created : .ok, ["pid": pid, "suspended": true, "already": !done])
+            } catch {
+                return Self.json(.internalServerError, ["error": "\(error)"])
+            }
+        }
+        router.delete("/incidents/suspended/:pid") { _, context in
+            let (admin, refusal) = await self.authorize(context, administratorsOnly: true)
+            guard let admin else { return refusal! }
+            guard let pid = context.parameters.get("pid"), Self.isPID(pid) else { return Self.json(.badRequest, ["error": "not a PID"]) }
+            do {
+                guard let lifted = try incidents.resume(pid, admin) else { return Self.json(.notFound, ["error": "\(pid) is not suspended on this node"]) }
+                return Self.json(.ok, ["resumed": try Self.plain(lifted)])
+            } catch {
+                return Self.json(.internalServerError, ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// PIDs are base64url (64 characters); the bound keeps junk out of the audit log.
+    static func isPID(_ s: String) -> Bool {
+        (1...128).contains(s.count) && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.=".contains($0)) }
+    }
+
+    /// An Encodable as JSONSerialization's objects (dates ISO 8601).
+    static func plain(_ value: some Encodable) throws -> Any {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .iso8601
+        return try JSONSerialization.jsonObject(with: try e.encode(value))
     }
 
     /// 200 `{"status":"OK"}`, or 503 naming each failed check (Fabric's shape).
@@ -114,19 +171,21 @@ public struct OperationsServer: Sendable {
         return Self.json(.serviceUnavailable, ["status": "Service Unavailable", "time": now, "failed_checks": failed])
     }
 
-    /// Why `/metrics` is refused to this caller, nil if it may scrape.
-    func refusal(_ context: OperationsContext) async -> Response? {
+    /// The caller if it is an administrator (or, unless `administratorsOnly`, a node) of this
+    /// node's organisation; else the refusal to send.
+    func authorize(_ context: OperationsContext, administratorsOnly: Bool = false) async -> (identity: AuthenticatedIdentity?, refusal: Response?) {
+        let who = administratorsOnly ? "administrator" : "administrator or node"
         guard let presented = try? await context.channel.nioSSL_peerCertificate().get(),
               let leaf = try? Certificate(derEncoded: presented.toDERBytes())
-        else { return Self.json(.unauthorized, ["error": "a client certificate of an administrator or node of \(organization) is required"]) }
+        else { return (nil, Self.json(.unauthorized, ["error": "a client certificate of an \(who) of \(organization) is required"])) }
         let identity: AuthenticatedIdentity
         do { identity = try await trust.validate(leaf: leaf, purpose: .tls) } catch {
-            return Self.json(.unauthorized, ["error": "client certificate refused: \(error)"])
+            return (nil, Self.json(.unauthorized, ["error": "client certificate refused: \(error)"]))
         }
-        guard identity.org == organization, identity.role == .admin || identity.role == .node else {
-            return Self.json(.forbidden, ["error": "only administrators and nodes of \(organization) may read this node's metrics"])
+        guard identity.org == organization, identity.role == .admin || (!administratorsOnly && identity.role == .node) else {
+            return (nil, Self.json(.forbidden, ["error": "only an \(who) of \(organization) may do this on this node"]))
         }
-        return nil
+        return (identity, nil)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: [String: Any]) -> Response {
@@ -134,6 +193,25 @@ public struct OperationsServer: Sendable {
         headers[.contentType] = "application/json"
         let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// What the operations endpoint offers incident response (the node's `IncidentDesk`).
+public struct IncidentsEndpoint: Sendable {
+    public let list: @Sendable () -> (alerts: [Alert], suspended: [Suspension])
+    /// pid, reason, the administrator: true if newly suspended.
+    public let suspend: @Sendable (String, String, AuthenticatedIdentity) throws -> Bool
+    /// pid, the administrator: the suspension lifted, nil if there was none.
+    public let resume: @Sendable (String, AuthenticatedIdentity) throws -> Suspension?
+
+    public init(
+        list: @escaping @Sendable () -> (alerts: [Alert], suspended: [Suspension]),
+        suspend: @escaping @Sendable (String, String, AuthenticatedIdentity) throws -> Bool,
+        resume: @escaping @Sendable (String, AuthenticatedIdentity) throws -> Suspension?
+    ) {
+        self.list = list
+        self.suspend = suspend
+        self.resume = resume
     }
 }
 

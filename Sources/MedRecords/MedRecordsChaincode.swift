@@ -34,6 +34,7 @@ public struct MedRecordsChaincode: Chaincode {
     public static let functions = [
         "createTreatment", "getTreatment", "listTreatments", "putIndexRecord", "getIndexRecord", "listIndexRecords",
         "grantAccess", "revokeAccess", "getConsent", "listConsents", "recordUsage", "listUsage", "publishKeys", "getKeys",
+        "anchorAudit", "listAuditAnchors",
     ]
 
     public enum Event {
@@ -63,6 +64,8 @@ public struct MedRecordsChaincode: Chaincode {
             case "getKeys": return .ok(try call.getKeys(try call.request()))
             case "recordUsage": return .ok(try call.recordUsage(try call.request()))
             case "listUsage": return .ok(try call.listUsage(try call.request()))
+            case "anchorAudit": return .ok(try call.anchorAudit(try call.request()))
+            case "listAuditAnchors": return .ok(try call.listAuditAnchors(try call.request()))
             default:
                 return .badRequest("medrecords: unknown function \(stub.function.debugDescription) (functions: \(Self.functions.joined(separator: ", ")))")
             }

@@ -337,6 +337,10 @@ enum Keys {
     static let usageByPatient = "usage~patient"
     /// pid → its published re-encryption keys.
     static let keyDirectory = "keys"
+    /// A node's audit log anchors: by (node, seq), the node's latest, and the index of a node's.
+    static let auditAnchor = "auditanchor"
+    static let auditAnchorLatest = "auditanchor~latest"
+    static let auditAnchorsByNode = "auditanchor~node"
 
     /// Index entries need no value; one byte because an empty value is indistinguishable from "absent"
     /// in some tools.

@@ -7,6 +7,7 @@ import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
 import LedgerTransport
+import MedRecords
 import X509
 
 struct OrgCommand: AsyncParsableCommand {
@@ -237,16 +238,29 @@ struct AuditCommand: AsyncParsableCommand {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check an audit log's hash chain: any edited, removed, inserted or reordered line is reported.",
-            discussion: "Exit status 0 when intact, 1 otherwise. With --head, lines cut from the end are detected too. A torn line left by a crash and marked when the log was reopened is listed as recovered, not as tampering.")
+            discussion: """
+                Exit status 0 when intact, 1 otherwise. With --head, lines cut from the end are detected too. With \
+                --anchors, every anchor the node wrote on chain (node.yaml audit_anchor) is checked against the file: \
+                a cut tail, or a file rewritten even with its hashes recomputed, is reported. A torn line left by a \
+                crash and marked when the log was reopened is listed as recovered, not as tampering.
+                """)
 
         @Argument(help: "The audit log file.") var file: String
         @Option(help: "The hash the log should end with (kept elsewhere).") var head: String?
+        @Flag(help: "Check the file against the anchors its node wrote on chain (needs --node, --wallet and --node-cert or --node-pid).") var anchors = false
+        @Option(help: "With --anchors: a node (host:port) of the log's channel to read the anchors from.") var node: String?
+        @Option(help: "With --anchors: wallet of an administrator of the log node's organisation.") var wallet: String?
+        @Option(help: "With --anchors: the channel the node anchors on.") var channel = "records"
+        @Option(help: "With --anchors: the node's signing certificate (its PID names the anchors).") var nodeCert: String?
+        @Option(parsing: .unconditional, help: "With --anchors: the node's PID, instead of --node-cert.") var nodePid: String?
 
         func run() async throws {
+            let anchored = anchors ? try await fetchAnchors() : [:]
             let r: AuditVerifier.Report
-            do { r = try AuditVerifier.verify(path: file, expectedHead: head) } catch { throw CLIError("cannot read \(file): \(error)") }
+            do { r = try AuditVerifier.verify(path: file, expectedHead: head, anchors: anchored) } catch { throw CLIError("cannot read \(file): \(error)") }
+            let checked = !anchors ? "" : anchored.isEmpty ? ", no anchors on chain yet" : ", \(anchored.count) anchor(s) on chain match, the last at line \(anchored.keys.max()!)"
             if r.isValid {
-                print("\(file): \(r.lines) lines, chain intact, head \(r.head)")
+                print("\(file): \(r.lines) lines, chain intact\(checked), head \(r.head)")
                 // Crash damage the writer found and marked on reopening: reported, not a failure.
                 for recovery in r.recoveries { print("  recovered: \(recovery)") }
             } else {
@@ -255,6 +269,36 @@ struct AuditCommand: AsyncParsableCommand {
                 for recovery in r.recoveries { print("  recovered: \(recovery)") }
                 throw ExitCode(1)
             }
+        }
+
+        /// Line number → anchored hash, every page of `medrecords.listAuditAnchors`.
+        func fetchAnchors() async throws -> [UInt64: String] {
+            guard let node, let address = NodeAddress(node) else { throw ValidationError("--anchors needs --node host:port") }
+            guard let wallet else { throw ValidationError("--anchors needs --wallet") }
+            let pid: String
+            if let nodePid {
+                pid = nodePid
+            } else if let nodeCert {
+                guard let pem = try? String(contentsOfFile: nodeCert, encoding: .utf8), let cert = try? Certificate(pemEncoded: pem),
+                      let attributes = IdentityAttributes(subject: cert.subject)
+                else { throw CLIError("--node-cert \(nodeCert) is not a MedLedger certificate") }
+                pid = attributes.pid
+            } else { throw ValidationError("--anchors needs --node-cert or --node-pid") }
+            let w: Wallet
+            do { w = try Wallet.open(wallet) } catch { throw CLIError("\(error)") }
+            let gateway = try await calling { try await Gateway.connect(wallet: w, peer: address, channel: channel) }
+            defer { gateway.close() }
+            var found: [UInt64: String] = [:]
+            var bookmark: String?
+            repeat {
+                let request = ListAuditAnchorsRequest(nodePID: pid, pageSize: 500, bookmark: bookmark)
+                let r = try await calling { try await gateway.evaluate(chaincode: "medrecords", function: "listAuditAnchors", args: [String(decoding: try JSONEncoder().encode(request), as: UTF8.self)]) }
+                guard r.status == 200 else { throw CLIError("[\(r.status)] \(r.message)") }
+                let page = try JSONDecoder().decode(RecordPage<AuditAnchor>.self, from: Data(r.payload))
+                for a in page.records { found[a.seq] = a.head }
+                bookmark = page.bookmark.isEmpty ? nil : page.bookmark
+            } while bookmark != nil && found.count < 10_000_000
+            return found
         }
     }
 }

@@ -24,6 +24,36 @@ import Testing
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     }
 
+    @Test func anchorsCatchACutTailAndARewriteThatTheChainAloneCannot() throws {
+        let dir = Scratch("audit-anchors")
+        let path = dir.path + "/audit.log"
+        let log = try AuditLog(path: path)
+        var anchors: [UInt64: String] = [:]
+        for i in 0..<6 {
+            try log.record(AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: .success))
+            if i == 1 || i == 4 { anchors[log.position.seq] = log.position.head }
+        }
+        try log.close()
+        #expect(anchors.keys.sorted() == [2, 5])
+        #expect(try AuditVerifier.verify(path: path, anchors: anchors).isValid)
+        let original = try lines(path)
+
+        // The last two lines cut: the chain that is left is intact, but line 5 was anchored.
+        try write(path, Array(original.prefix(4)))
+        #expect(try AuditVerifier.verify(path: path).isValid, "the chain alone cannot see a cut tail")
+        let cut = try AuditVerifier.verify(path: path, anchors: anchors)
+        #expect(cut.problems == ["anchored line 5 is missing: the log ends at line 4 (its tail was cut)"], "\(cut.problems)")
+
+        // A whole new log of the same length, every hash recomputed: intact, but not what was anchored.
+        try FileManager.default.removeItem(atPath: path)
+        let forged = try AuditLog(path: path)
+        for i in 0..<6 { try forged.record(AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)-hidden", outcome: .success)) }
+        try forged.close()
+        #expect(try AuditVerifier.verify(path: path).isValid)
+        let rewritten = try AuditVerifier.verify(path: path, anchors: anchors)
+        #expect(rewritten.problems.count == 2 && rewritten.problems.allSatisfy { $0.contains("differs from the one anchored on chain") }, "\(rewritten.problems)")
+    }
+
     @Test func anIntactLogVerifiesAndContinuesAcrossReopen() throws {
         let dir = Scratch("audit")
         let path = try makeLog(dir, lines: 5)

@@ -18,17 +18,20 @@ import Testing
         func node(_ org: String) -> String { "127.0.0.1:\(ports[org]!)" }
     }
 
-    static func startPeer(_ root: String, _ org: String, port: Int) throws -> (DaemonProcess, Int) {
+    /// `extra`: YAML lines added to the node's configuration (once).
+    static func startPeer(_ root: String, _ org: String, port: Int, extra: String = "") throws -> (DaemonProcess, Int) {
         let dir = root + "/\(org)/nodes/peer0"
         var yaml = try String(contentsOfFile: dir + "/node.yaml", encoding: .utf8)
         yaml = yaml.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("listen:") ? "listen: 127.0.0.1:\(port)" : String($0) }.joined(separator: "\n")
+        if !extra.isEmpty && !yaml.contains(extra) { yaml += "\n" + extra + "\n" }
         try yaml.write(toFile: dir + "/node.yaml", atomically: true, encoding: .utf8)
         let d = try DaemonProcess(executable: MedLedgerBinary.daemonURL, arguments: ["--config", dir + "/node.yaml"])
         try d.waitFor("medledgerd: ready")
         return (d, try d.port(after: "node peer0"))
     }
 
-    static func startNetwork(_ root: String) throws -> Network {
+    /// `extra`: YAML lines for a hospital's node configuration.
+    static func startNetwork(_ root: String, extra: [String: String] = [:]) throws -> Network {
         let sa = root + "/sa"
         try MedLedgerBinary.ok(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         let saNode = try DaemonProcess(executable: MedLedgerBinary.url, arguments: ["ca", "serve", "--data", sa])
@@ -40,7 +43,7 @@ import Testing
         for org in ["hospital-a", "hospital-b"] {
             try MedLedgerBinary.ok(["org", "admit", "--ca", "127.0.0.1:\(ordererPort)", "--wallet", sa + "/wallets/admin", "--org", org, "--node", "peer0", "--ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--out", root + "/\(org)"])
             try MedLedgerBinary.ok(["ca", "crl", "--ca", "127.0.0.1:\(enrollPort)", "--ca-cert", sa + "/ca-cert.pem", "--out", root + "/\(org)/nodes/peer0/crl.pem"])
-            let (d, p) = try startPeer(root, org, port: 0)
+            let (d, p) = try startPeer(root, org, port: 0, extra: extra[org] ?? "")
             peers[org] = d
             ports[org] = p
         }

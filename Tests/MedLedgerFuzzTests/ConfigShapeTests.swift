@@ -59,3 +59,35 @@ import Testing
         }
     }
 }
+
+/// node.yaml's `anomaly` section: a bad rule stops the node at start with the rule's name and why.
+@Suite struct AnomalyConfigTests {
+    static let base = """
+    node: { name: peer0, org: hospital-a }
+    data_dir: data
+    listen: 127.0.0.1:0
+    tls: { cert: tls-cert.pem, key: tls-key.pem }
+    trusted_roots: [ca-cert.pem]
+
+    """
+
+    static func load(_ anomaly: String) -> String {
+        do {
+            _ = try NodeConfig.load(path: try ConfigShapeTests.write(base + anomaly, "node.yaml"))
+            return ""
+        } catch { return "\(error)" }
+    }
+
+    @Test func rulesAreCheckedAtLoad() throws {
+        #expect(Self.load("").isEmpty)
+        let defaults = try NodeConfig.load(path: try ConfigShapeTests.write(Self.base, "node.yaml"))
+        #expect(defaults.anomalyRules.map(\.name) == ["refusal-burst", "patient-sweep", "bulk-download", "certificate-roaming"])
+        let off = try NodeConfig.load(path: try ConfigShapeTests.write(Self.base + "anomaly: { rules: [] }", "node.yaml"))
+        #expect(off.anomalyRules.isEmpty)
+        #expect(Self.load("anomaly: { rules: [ { name: x, kind: scrape, threshold: 1, window_seconds: 60, action: alert } ] }").contains("scrape"))
+        #expect(Self.load("anomaly: { rules: [ { name: x, kind: denied, threshold: 1, window_seconds: 60, action: shout } ] }").contains("shout"))
+        #expect(Self.load("anomaly: { rules: [ { name: x, kind: denied, threshold: 0, window_seconds: 60, action: alert } ] }").contains("anomaly rule \"x\": threshold"))
+        #expect(Self.load("anomaly: { rules: [ { name: n, kind: outside-hours, hours: \"7-19\", threshold: 1, window_seconds: 60, action: alert } ] }").contains("HH:MM"))
+        #expect(Self.load("anomaly: { webhook: \"ftp://x\" }").contains("not an http(s) URL"))
+    }
+}

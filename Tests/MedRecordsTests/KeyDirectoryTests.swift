@@ -70,3 +70,31 @@ import Testing
         #expect(try w.submit(w.patient1, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)).response.status == 200)
     }
 }
+
+/// anchorAudit / listAuditAnchors: a node's audit log heads on chain.
+@Suite struct AuditAnchorTests {
+    static let head = String(repeating: "ab", count: 32)
+
+    @Test func nodesAnchorTheirOwnLogInOrderAndTheirOrganisationReadsThem() throws {
+        let w = try World()
+        let first = try w.submit(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 10, head: Self.head))
+        #expect(first.response.status == 200, "\(first.response.message)")
+        let anchor = try World.decode(AuditAnchor.self, first)
+        #expect(anchor.nodePID == w.nodeA.pid && anchor.org == "hospital-a" && anchor.seq == 10 && anchor.head == Self.head)
+        #expect(try w.submit(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 12, head: String(repeating: "CD", count: 32))).response.status == 200)
+        // Never back: an anchor at or before the last one would let a shorter log pass.
+        expectRefused(try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 12, head: Self.head)), 409, "not after this node's last anchor (line 12)")
+        expectRefused(try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 3, head: Self.head)), 409, "not after")
+        expectRefused(try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 0, head: Self.head)), 400, "numbered from 1")
+        expectRefused(try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 20, head: "abc")), 400, "64 hex digits")
+        for who in [w.doctorA1, w.patient1] {
+            expectRefused(try w.call(who, "anchorAudit", AnchorAuditRequest(seq: 20, head: Self.head)), 403, "only nodes")
+        }
+        // In line order, lower-cased, for the node's organisation only.
+        let page = try World.decode(RecordPage<AuditAnchor>.self, try w.call(w.nodeA, "listAuditAnchors", ListAuditAnchorsRequest(nodePID: w.nodeA.pid)))
+        #expect(page.records.map(\.seq) == [10, 12] && page.records[1].head == String(repeating: "cd", count: 32))
+        for outsider in [w.nodeB, w.doctorA1, w.research1] {
+            expectRefused(try w.call(outsider, "listAuditAnchors", ListAuditAnchorsRequest(nodePID: w.nodeA.pid)), 404, "no audit anchors")
+        }
+    }
+}

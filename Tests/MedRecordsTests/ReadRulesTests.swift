@@ -221,3 +221,16 @@ import Testing
         #expect(!IDKind.treatment.matches(t + "0"))
     }
 }
+
+@Suite struct ReadSubjectsTests {
+    func args(_ json: String) -> [[UInt8]] { [Array(json.utf8)] }
+
+    @Test func readsNameTheAskedForPatientAndAGetsRecordButNotAListing() {
+        #expect(ReadSubjects.patients(function: "listIndexRecords", args: args(#"{"patient_pid":"P1"}"#), answer: Array(#"{"records":[{"patient_pid":"P2"}],"bookmark":""}"#.utf8)) == ["P1"])
+        #expect(ReadSubjects.patients(function: "getIndexRecord", args: args(#"{"record_id":"R"}"#), answer: Array(#"{"record_id":"R","patient_pid":"P3"}"#.utf8)) == ["P3"])
+        #expect(ReadSubjects.patients(function: "getIndexRecord", args: args(#"{"record_id":"R"}"#), answer: nil).isEmpty, "refused: no patient learnt")
+        #expect(ReadSubjects.patients(function: "listTreatments", args: args(#"{"doctor_pid":"D"}"#), answer: Array(#"{"records":[{"patient_pid":"P4"}]}"#.utf8)).isEmpty)
+        #expect(ReadSubjects.patients(function: "putIndexRecord", args: args(#"{"patient_pid":"P5"}"#), answer: nil).isEmpty, "writes are not reads")
+        #expect(ReadSubjects.patients(function: "listIndexRecords", args: args("not json"), answer: nil).isEmpty)
+    }
+}

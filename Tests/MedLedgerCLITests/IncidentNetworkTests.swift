@@ -1,0 +1,162 @@
+import Crypto
+import Foundation
+import LedgerClient
+import LedgerTransport
+import Testing
+
+/// Anomaly detection and incident response on running nodes: a doctor's script that sweeps 200
+/// patients' records is caught by the default rules, suspended on the node (on new calls and on its
+/// open streams), listed and resumed by the hospital's administrator with `medledger incident`.
+@Suite(.serialized) struct IncidentNetworkTests {
+    static func randomPID() -> String {
+        Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) } + SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+            .base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    }
+
+    @Test(.timeLimit(.minutes(5))) func aScrapeOf200PatientsIsSuspendedWithin10SecondsAndResumed() async throws {
+        let scratch = ScratchDir("incident")
+        let root = scratch.path
+        let net = try MultiHospitalNetworkTests.startNetwork(root, extra: ["hospital-a": "operations: { listen: 127.0.0.1:0 }"])
+        defer {
+            for p in net.peers.values { _ = p.stop() }
+            _ = net.sa.stop()
+        }
+        let ops = "127.0.0.1:\(try #require(OperationsTests.operationsPort(net.peers["hospital-a"]!.text)))"
+        let ca = "127.0.0.1:\(net.ordererPort)", enroll = "127.0.0.1:\(net.enrollPort)", caCert = root + "/sa/ca-cert.pem"
+        let doctorW = try IdentityNetworkTests.enroll("scraper", role: "doctor", rid: "test scraper", admin: net.admin("hospital-a"), ca: ca, enroll: enroll, caCert: caCert, into: root + "/w/scraper")
+        let nodeA = try #require(NodeAddress(net.node("hospital-a")))
+        let doctor = CareClient(wallet: doctorW, gateway: try await Gateway.connect(wallet: doctorW, peer: nodeA, channel: "records"), node: nodeA)
+        defer { doctor.gateway.close() }
+        _ = try await doctor.listRecords(patientPID: Self.randomPID())  // a doctor's ordinary read works
+
+        // The script: one query per patient, 16 at a time, as fast as the node answers.
+        let patients = (0..<200).map { _ in Self.randomPID() }
+        let start = ContinuousClock.now
+        let outcomes = await withTaskGroup(of: (answered: Bool, suspendedAt: Duration?, other: CallFailure?).self) { group in
+            var next = 0
+            var results: [(answered: Bool, suspendedAt: Duration?, other: CallFailure?)] = []
+            func launch() {
+                guard next < patients.count else { return }
+                let p = patients[next]
+                next += 1
+                group.addTask {
+                    do {
+                        _ = try await doctor.listRecords(patientPID: p)
+                        return (true, nil, nil)
+                    } catch let f as CallFailure {
+                        if f.status == 401 && f.message.contains("suspended") { return (false, ContinuousClock.now - start, nil) }
+                        return (false, nil, [403, 404].contains(f.status) ? nil : f)
+                    } catch { return (false, nil, CallFailure(status: 0, message: "\(error)")) }
+                }
+            }
+            for _ in 0..<16 { launch() }
+            while let r = await group.next() {
+                results.append(r)
+                launch()
+            }
+            return results
+        }
+        for case let f? in outcomes.map(\.other) { Issue.record("unexpected refusal \(f)") }
+        let answered = outcomes.filter(\.answered).count
+        let firstSuspended = outcomes.compactMap(\.suspendedAt).min()
+        let caughtAfter = try #require(firstSuspended, "the sweep was never suspended (\(answered) answered)")
+        print("incident: scrape suspended after \(caughtAfter), \(answered) of 200 reads answered")
+        #expect(caughtAfter < .seconds(10))
+        // The rule fires at the 100th distinct patient; reads already in flight then may still finish.
+        #expect(answered < 100 + 16, "the default rule suspends at the 100th distinct patient; \(answered) were answered")
+
+        // Refused on new calls too, and listed for the administrator, with no patient named.
+        await PaperFlowNetworkTests.expectRefused(401, "suspended") { _ = try await doctor.listRecords(patientPID: patients[0]) }
+        let list = try MedLedgerBinary.ok(["incident", "list", "--operations", ops, "--wallet", net.admin("hospital-a")])
+        #expect(list.contains("suspended: 1") && list.contains(doctorW.info.pid) && list.contains("patient-sweep"), "\(list)")
+        #expect(!patients.contains { list.contains($0) }, "a patient's PID in the incident list")
+        let json = try MedLedgerBinary.ok(["incident", "list", "--json", "--operations", ops, "--wallet", net.admin("hospital-a")])
+        #expect(json.contains("\"action\" : \"suspend\""), "\(json)")
+        // Only hospital-a's administrators act on hospital-a's node; the doctor is not one.
+        let foreign = try MedLedgerBinary.run(["incident", "resume", "--operations", ops, "--wallet", net.admin("hospital-b"), "--pid", doctorW.info.pid])
+        #expect(foreign.status != 0 && foreign.stderr.contains("[403]"), "\(foreign.stderr)")
+        let selfResume = try MedLedgerBinary.run(["incident", "resume", "--operations", ops, "--wallet", root + "/w/scraper", "--pid", doctorW.info.pid])
+        #expect(selfResume.status != 0 && selfResume.stderr.contains("[403]"), "\(selfResume.stderr)")
+
+        // The metric and the audit lines.
+        let metrics = try OperationsTests.get("https://\(ops)/metrics", ca: caCert, identity: net.admin("hospital-a")).1
+        #expect(metrics.contains("anomaly_alerts_total{rule=\"patient-sweep\"} 1") && metrics.contains("incident_suspended_identities 1"), "\(metrics.prefix(4000))")
+        let audit = try String(contentsOfFile: root + "/hospital-a/nodes/peer0/audit.log", encoding: .utf8)
+        #expect(audit.contains("\"action\":\"anomaly.alert\"") && audit.contains("\"action\":\"incident.suspend\""))
+        #expect(!patients.contains { audit.contains($0) }, "a swept patient's PID in the audit log")
+        #expect(net.peers["hospital-a"]!.text.contains("anomaly rule patient-sweep fired for \(doctorW.info.pid)"))
+
+        // The suspension survives a restart of the node.
+        _ = net.peers["hospital-a"]!.stop()
+        let (restarted, _) = try MultiHospitalNetworkTests.startPeer(root, "hospital-a", port: net.ports["hospital-a"]!)
+        defer { _ = restarted.stop() }
+        let ops2 = "127.0.0.1:\(try #require(OperationsTests.operationsPort(restarted.text)))"
+        // The client reconnects within its back-off; until then the node is unreachable (503).
+        var afterRestart: CallFailure?
+        let deadline = ContinuousClock.now + .seconds(20)
+        repeat {
+            do { _ = try await doctor.listRecords(patientPID: patients[1]) } catch let f as CallFailure { afterRestart = f }
+            if afterRestart?.status == 503 { try await Task.sleep(for: .milliseconds(300)) }
+        } while afterRestart?.status == 503 && ContinuousClock.now < deadline
+        #expect(afterRestart?.status == 401 && afterRestart?.message.contains("suspended") == true, "after a restart: \(String(describing: afterRestart))")
+
+        // Resumed: the doctor works again, and a second resume says there was nothing to resume.
+        let resumed = try MedLedgerBinary.ok(["incident", "resume", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid])
+        #expect(resumed.contains("resumed"), "\(resumed)")
+        _ = try await doctor.listRecords(patientPID: patients[2])
+        let again = try MedLedgerBinary.run(["incident", "resume", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid])
+        #expect(again.status != 0 && again.stderr.contains("[404]") && again.stderr.contains("not suspended"), "\(again.stderr)")
+
+        // An administrator suspends by hand, with a reason; the audit log names who did.
+        #expect(try MedLedgerBinary.ok(["incident", "suspend", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid, "--reason", "phone reported stolen"]).contains("suspended"))
+        await PaperFlowNetworkTests.expectRefused(401, "suspended") { _ = try await doctor.listRecords(patientPID: patients[3]) }
+        let audit2 = try String(contentsOfFile: root + "/hospital-a/nodes/peer0/audit.log", encoding: .utf8)
+        #expect(audit2.contains("phone reported stolen") && audit2.contains("\"action\":\"incident.resume\""))
+    }
+}
+
+/// The audit log anchored on chain by a running node: `audit verify --anchors` passes on the intact
+/// file and catches its cut tail, which the hash chain alone cannot.
+@Suite(.serialized) struct AuditAnchorNetworkTests {
+    @Test(.timeLimit(.minutes(5))) func aCutTailShowsAgainstTheAnchorsOnChain() async throws {
+        let scratch = ScratchDir("audit-anchor")
+        let root = scratch.path
+        let net = try MultiHospitalNetworkTests.startNetwork(root, extra: ["hospital-a": "audit_anchor: { channel: records, every_seconds: 1 }"])
+        defer {
+            for p in net.peers.values { _ = p.stop() }
+            _ = net.sa.stop()
+        }
+        let log = root + "/hospital-a/nodes/peer0/audit.log"
+        // Audited calls on hospital-a's node, a line each.
+        for _ in 0..<4 { try MedLedgerBinary.ok(["node", "channel-info", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--channel", "records"]) }
+        func lineCount() throws -> Int { try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").count }
+        let written = try lineCount()
+        #expect(written >= 5)
+        // Read through hospital-b's peer: the anchors are on the channel, not only on the node.
+        let verify = ["audit", "verify", log, "--anchors", "--node", net.node("hospital-b"), "--wallet", net.admin("hospital-a"), "--node-cert", root + "/hospital-a/nodes/peer0/signing-cert.pem"]
+        var anchoredAll = false
+        let deadline = ContinuousClock.now + .seconds(60)
+        var last = MedLedgerBinary.Result(status: -1, stdout: "", stderr: "")
+        while !anchoredAll && ContinuousClock.now < deadline {
+            last = try MedLedgerBinary.run(verify)
+            let count = try lineCount()
+            anchoredAll = last.status == 0 && count == written && last.stdout.contains("the last at line \(written),")
+            if !anchoredAll { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        #expect(anchoredAll, "the last line was never anchored: \(last.stdout)\(last.stderr)")
+        #expect(last.stdout.contains("chain intact") && last.stdout.contains("anchor(s) on chain match"), "\(last.stdout)")
+        _ = net.peers["hospital-a"]!.stop()
+
+        // Cut the last line: the chain that remains is intact, the anchor of the cut line is not there.
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        try (lines.dropLast().joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        #expect(try MedLedgerBinary.run(["audit", "verify", log]).status == 0, "the chain alone does not see it")
+        let cut = try MedLedgerBinary.run(verify)
+        #expect(cut.status == 1 && cut.stdout.contains("anchored line \(lines.count) is missing") && cut.stdout.contains("tail was cut"), "\(cut.stdout)\(cut.stderr)")
+        // Someone else's administrator learns nothing about hospital-a's anchors.
+        var foreign = verify
+        foreign[foreign.firstIndex(of: net.admin("hospital-a"))!] = net.admin("hospital-b")
+        let refused = try MedLedgerBinary.run(foreign)
+        #expect(refused.status != 0 && refused.stderr.contains("[404]"), "\(refused.stdout)\(refused.stderr)")
+    }
+}
