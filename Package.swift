@@ -12,7 +12,7 @@ import PackageDescription
 //   LedgerIncidents   → swift-collections (anomaly rules, sliding windows, suspensions: pure but for the suspension file)
 //   LedgerConfig      → LedgerChannel, LedgerIdentity, LedgerIncidents, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
 //   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations, LedgerIncidents, AsyncHTTPClient (the daemon's wiring)
-//   LedgerOperations  → LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
+//   LedgerOperations  → LedgerCrypto, LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
 //   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
 //   MedRecords        → LedgerChaincode, LedgerIdentity, LedgerPRE (the paper's records chaincode; PRE only to check keys and capsules)
@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "LedgerOperations",
             dependencies: [
-                "LedgerIdentity", "LedgerIncidents", "LedgerProtos",
+                "LedgerCrypto", "LedgerIdentity", "LedgerIncidents", "LedgerProtos",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -189,7 +189,7 @@ let package = Package(
             ]),
         .executableTarget(name: "MedLedgerFuzz", dependencies: ["MedLedgerFuzzHarness"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
-        .testTarget(name: "LedgerIncidentsTests", dependencies: ["LedgerIncidents"]),
+        .testTarget(name: "LedgerIncidentsTests", dependencies: ["LedgerIncidents", "LedgerOperations", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "LedgerConsensusTests",
             dependencies: [

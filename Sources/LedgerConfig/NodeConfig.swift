@@ -15,6 +15,8 @@ import Yams
 ///     crl_source: 127.0.0.1:7054        # the CA's enrollment listener: a CRL due or stale is fetched
 ///                                        # there (and written to the first crl_files entry)
 ///     audit_log: audit.log
+///     log_spec: info                     # levels of the JSON-lines log on stdout, Fabric's syntax:
+///                                        # "info:node=debug" (changed at run time: PUT /logspec)
 ///     audit_anchor: { channel: records, every_seconds: 300, every_lines: 10000 }
 ///                                        # peers: the audit log's head written on chain (medrecords
 ///                                        # anchorAudit) that often (absent: not anchored)
@@ -130,6 +132,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var operations: OperationsSection?
     public var anomaly: AnomalySection?
     public var auditAnchor: AuditAnchorSection?
+    public var logSpec: String?
 
     /// The anomaly rules in force: the configured ones, else the defaults.
     public var anomalyRules: [AnomalyRule] { anomaly?.rules ?? AnomalyRule.defaults }
@@ -152,7 +155,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         case node, listen, tls, ca, signing, peer, orderer, appointments, operations, anomaly
         case objectStore = "object_store"
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
-        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source", auditAnchor = "audit_anchor"
+        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source", auditAnchor = "audit_anchor", logSpec = "log_spec"
     }
 
     public struct Failure: Error, CustomStringConvertible {

@@ -30,6 +30,8 @@ public final class NodeServer: Sendable {
 
     let config: NodeConfig
     let log: @Sendable (String) -> Void
+    /// The levels `PUT /logspec` changes (nil: the log closure has no levels, as in tests).
+    let logLevels: LogLevels?
 
     /// Debug builds only: the orderer's store fails its writes while the file this variable names
     /// exists (`RaftNetworkTests` fails one consenter's disk with it). Release builds ignore it.
@@ -41,9 +43,10 @@ public final class NodeServer: Sendable {
         #endif
     }
 
-    public init(config: NodeConfig, log: @escaping @Sendable (String) -> Void) {
+    public init(config: NodeConfig, log: @escaping @Sendable (String) -> Void, logLevels: LogLevels? = nil) {
         self.config = config
         self.log = log
+        self.logLevels = logLevels
     }
 
     public func run() async throws {
@@ -157,7 +160,7 @@ public final class NodeServer: Sendable {
             services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit, incidents: incidents))
             let objects = try ObjectStore(directory: URL(fileURLWithPath: config.objectStoreDirectory), maxBytes: config.objectStoreMaxBytes)
             let fixed = config.objectStore?.publicAddress
-            services.append(ObjectStoreService(store: objects, runtime: peer, publicAddress: { fixed ?? boundAddress.value }, audit: audit, incidents: incidents))
+            services.append(ObjectStoreService(store: objects, runtime: peer, publicAddress: { fixed ?? boundAddress.value }, audit: audit, incidents: incidents, metrics: nodeMetrics))
             // The services that act in the node's own name (treatments, usage records) submit
             // through a gateway to this very node.
             if let nodeSigner {
@@ -168,7 +171,7 @@ public final class NodeServer: Sendable {
                 services.append(AppointmentService(doctors: config.appointments?.doctors ?? [], trust: trust, query: query, submitter: submitter, audit: audit))
                 services.append(ProxyService(
                     store: try KeyFragStore(directory: dataDir.appendingPathComponent("proxy")), query: query, submitter: submitter,
-                    proxyName: "\(config.node.org)/\(config.node.name)", audit: audit))
+                    proxyName: "\(config.node.org)/\(config.node.name)", audit: audit, metrics: nodeMetrics))
                 services.append(CollectorService(
                     inbox: try ReadingInbox(directory: dataDir.appendingPathComponent("collector")), trust: trust, query: query, node: submitter, audit: audit))
             }
@@ -259,7 +262,7 @@ extension NodeServer {
         let server = OperationsServer(
             host: address.host, port: address.port, certificatePath: config.tls.cert, keyPath: config.tls.key, trust: operations.trust,
             organization: config.node.org, version: NodeOperations.version, metrics: operations.metrics, sample: operations.sample, checks: operations.checks,
-            incidents: incidents)
+            incidents: incidents, logLevels: logLevels)
         let log = self.log
         return BackgroundService(name: "operations") {
             do {

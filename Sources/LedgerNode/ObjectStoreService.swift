@@ -4,6 +4,7 @@ import LedgerAudit
 import LedgerIdentity
 import LedgerIncidents
 import LedgerObjects
+import LedgerOperations
 import LedgerProtos
 import LedgerRPC
 import LedgerTransport
@@ -20,6 +21,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
     let publicAddress: @Sendable () -> String
     let audit: AuditLog?
     var incidents: IncidentDesk? = nil
+    var metrics: NodeMetrics? = nil
 
     func upload(request: RPCAsyncSequence<Medledger_UploadRequest, any Error>, context: ServerContext) async throws -> Medledger_UploadResponse {
         let caller = try context.requireCaller()
@@ -51,6 +53,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             throw error
         }
         audit?.note(AuditEvent(actor: caller.auditActor, action: "object.upload", target: header.sha384, outcome: .success, detail: "t_id \(header.tID), \(header.size) bytes"))
+        metrics?.counter("object_store_bytes_written_total", help: "Ciphertext bytes stored by uploads.").increment(by: Int64(clamping: header.size))
         var r = Medledger_UploadResponse()
         r.url = ObjectURL(node: publicAddress(), digest: header.sha384).description
         r.sha384 = header.sha384
@@ -98,6 +101,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
         } catch let e as ObjectStoreError { throw Self.rpcError(e) }
         if next.hasDescription { try await response.write(next) }
         audit?.note(AuditEvent(actor: caller.auditActor, action: "object.download", target: digest, outcome: .success, detail: "t_id \(info.tID), from \(request.offset)"))
+        metrics?.counter("object_store_bytes_read_total", help: "Ciphertext bytes sent by downloads.").increment(by: Int64(clamping: info.size - min(request.offset, info.size)))
     }
 
     /// The treatment as `medrecords` shows it to `caller` right now; its refusals as gRPC errors.

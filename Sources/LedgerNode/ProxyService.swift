@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import LedgerAudit
 import LedgerCrypto
+import LedgerOperations
 import LedgerPRE
 import LedgerProtos
 import LedgerRPC
@@ -24,6 +25,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
     /// "org/name", written into D_UE.
     let proxyName: String
     let audit: AuditLog?
+    var metrics: NodeMetrics? = nil
 
     func depositKeyFrag(request: Medledger_DepositKeyFragRequest, context: ServerContext) async throws -> Medledger_DepositKeyFragResponse {
         let caller = try context.requireCaller()
@@ -69,6 +71,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
                 "recordUsage", RecordUsageRequest(tID: record.tID, thirdPartyPID: caller.pid, proxyNode: proxyName, purpose: consent.purpose, consentID: consent.consentID),
                 channel: request.channel, UsageRecord.self)
             audit?.note(AuditEvent(actor: caller.auditActor, action: "proxy.reencrypt", target: record.recordID, outcome: .success, detail: "consent \(consent.consentID), usage \(usage.usageID)"))
+            metrics?.counter("proxy_reencryptions_total", help: "Capsule fragments this proxy re-encrypted, by result (ok, refused).", labels: [("result", "ok")]).increment()
             return Medledger_ReencryptResponse.with {
                 $0.cfrag = Data(cfrag.toBytes())
                 $0.usageID = usage.usageID
@@ -77,6 +80,7 @@ struct ProxyService: Medledger_Proxy.SimpleServiceProtocol {
             }
         } catch let e as RPCError {
             audit?.note(AuditEvent(actor: caller.auditActor, action: "proxy.reencrypt", target: request.recordID, outcome: .denied, detail: e.message))
+            metrics?.counter("proxy_reencryptions_total", help: "Capsule fragments this proxy re-encrypted, by result (ok, refused).", labels: [("result", "refused")]).increment()
             throw e
         }
     }

@@ -45,12 +45,15 @@ public struct OperationsServer: Sendable {
     public let sample: @Sendable () async -> Void
     public let checks: [HealthCheck]
     public let incidents: IncidentsEndpoint?
+    public let logLevels: LogLevels?
 
     public init(
         host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String, version: String,
-        metrics: NodeMetrics, sample: @escaping @Sendable () async -> Void, checks: [HealthCheck], incidents: IncidentsEndpoint? = nil
+        metrics: NodeMetrics, sample: @escaping @Sendable () async -> Void, checks: [HealthCheck], incidents: IncidentsEndpoint? = nil,
+        logLevels: LogLevels? = nil
     ) {
         self.incidents = incidents
+        self.logLevels = logLevels
         self.host = host
         self.port = port
         self.certificatePath = certificatePath
@@ -107,7 +110,31 @@ public struct OperationsServer: Sendable {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
         }
         if let incidents { addIncidentRoutes(router, incidents) }
+        if let logLevels { addLogSpecRoutes(router, logLevels) }
         return router
+    }
+
+    /// Fabric's `/logspec`: `GET` the levels in force, `PUT {"spec": "info:raft=debug"}` to change
+    /// them (administrators only). A malformed spec is 400 and changes nothing.
+    func addLogSpecRoutes(_ router: Router<OperationsContext>, _ levels: LogLevels) {
+        router.get("/logspec") { _, context in
+            if let refusal = await self.authorize(context).refusal { return refusal }
+            return Self.json(.ok, ["spec": levels.spec.description])
+        }
+        router.put("/logspec") { request, context in
+            let (_, refusal) = await self.authorize(context, administratorsOnly: true)
+            if let refusal { return refusal }
+            let body = try await request.body.collect(upTo: 4096)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let text = object["spec"] as? String, object.count == 1 else {
+                return Self.json(.badRequest, ["error": "the body is {\"spec\": \"LEVEL[:COMPONENT[,COMPONENT]=LEVEL]…\"}"])
+            }
+            do {
+                levels.spec = try LogSpec(parsing: text)
+            } catch {
+                return Self.json(.badRequest, ["error": "\(error)"])
+            }
+            return Self.json(.ok, ["spec": levels.spec.description])
+        }
     }
 
     func addIncidentRoutes(_ router: Router<OperationsContext>, _ incidents: IncidentsEndpoint) {

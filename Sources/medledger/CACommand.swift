@@ -106,7 +106,8 @@ struct CACommand: AsyncParsableCommand {
             if let enrollListen { config.ca?.enrollListen = enrollListen }
             if let masterKeyFile { config.ca?.masterKeyFile = masterKeyFile }
             do {
-                try await NodeServer(config: config) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }.run()
+                let logging = try NodeLogging.start(spec: config.logSpec)
+                try await NodeServer(config: config, log: logging.line, logLevels: logging.levels).run()
             } catch let e as CustomStringConvertible {
                 throw CLIError(e.description)
             }

@@ -1,12 +1,9 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
 import LedgerClient
 import LedgerProtos
 import LedgerTransport
-import NIOCore
 import NIOHTTP1
-import NIOSSL
 
 /// `medledger incident`: the anomaly alerts and suspensions of one node, over its operations
 /// endpoint (HTTPS, with an administrator's client certificate).
@@ -33,30 +30,14 @@ struct IncidentCommand: AsyncParsableCommand {
             let w: Wallet
             do { w = try Wallet.open(wallet) } catch { throw CLIError("\(error)") }
             guard NodeAddress(operations) != nil else { throw ValidationError("--operations \(operations) is not host:port") }
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.minimumTLSVersion = .tlsv12
-            do {
-                tls.trustRoots = .file(caCert ?? w.caCertPath)
-                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(w.tlsCertPath).map { .certificate($0) }
-                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: w.tlsKeyPath, format: .pem))
-            } catch { throw CLIError("wallet \(wallet): \(error)") }
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
-            do {
-                var request = HTTPClientRequest(url: "https://\(operations)\(path)")
-                request.method = method
-                if let body {
-                    request.headers.add(name: "Content-Type", value: "application/json")
-                    request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
-                }
-                let response = try await client.execute(request, timeout: .seconds(15))
-                let bytes = try await response.body.collect(upTo: 16 << 20)
-                try await client.shutdown()
-                let json = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) ?? [:]
-                return (response.status.code, json)
-            } catch {
-                try? await client.shutdown()
-                throw CLIError("operations endpoint \(operations): \(error)")
+            let client = try OperationsClient(address: operations, wallet: w, caCert: caCert)
+            let answer: (status: UInt, body: Data)
+            do { answer = try await client.send(method, path, json: body) } catch {
+                await client.shutdown()
+                throw error
             }
+            await client.shutdown()
+            return (answer.status, (try? JSONSerialization.jsonObject(with: answer.body)) ?? [:])
         }
 
         /// The body, or the node's refusal as an error.

@@ -12,6 +12,11 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
     let log: (String) -> Void
     /// Raft network: each hospital's node, its address and its running process.
     var nodes: [String: (address: NodeAddress, process: Process)] = [:]
+    /// The peer's operations endpoint (host:port), when started with `operations`.
+    var operationsAddress: String?
+    /// The `records` channel's configuration, for `addChannels`.
+    var channelYAML = ""
+    var ordererAddress = ""
 
     init(root: String, log: @escaping (String) -> Void) {
         self.root = root
@@ -65,16 +70,17 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         return nil
     }
 
-    static func start(in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, peersOnAll: Bool = true, log: @escaping (String) -> Void) async throws -> LocalNetwork {
+    /// `operations`: the peer serves its operations endpoint (solo only).
+    static func start(in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, peersOnAll: Bool = true, operations: Bool = false, log: @escaping (String) -> Void) async throws -> LocalNetwork {
         let n = LocalNetwork(root: root, log: log)
-        do { try orderers == 3 ? n.setUpRaft(blockMaxTx: blockMaxTx, peersOnAll: peersOnAll) : n.setUp(blockMaxTx: blockMaxTx) } catch {
+        do { try orderers == 3 ? n.setUpRaft(blockMaxTx: blockMaxTx, peersOnAll: peersOnAll) : n.setUp(blockMaxTx: blockMaxTx, operations: operations) } catch {
             n.stop()
             throw error
         }
         return n
     }
 
-    private func setUp(blockMaxTx: Int) throws {
+    private func setUp(blockMaxTx: Int, operations: Bool) throws {
         let sa = root + "/sa"
         try cli(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         let saOut = try daemon(Self.executable, ["ca", "serve", "--data", sa], logFile: root + "/sa.log")
@@ -83,8 +89,24 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         try cli(["org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "hospital-a", "--node", "peer0", "--ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--out", root + "/hospital-a"])
         let peerDir = root + "/hospital-a/nodes/peer0"
         try cli(["ca", "crl", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--out", peerDir + "/crl.pem"])
+        if operations {
+            let yaml = try String(contentsOfFile: peerDir + "/node.yaml", encoding: .utf8)
+            try (yaml + "\noperations: { listen: 127.0.0.1:0 }\n").write(toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
+        }
         let peerOut = try daemon(Self.daemon, ["--config", peerDir + "/node.yaml"], logFile: root + "/peer.log")
         guard let peerPort = Self.port(in: peerOut, after: "node peer0") else { throw CLIError("peer did not report its port") }
+        if operations {
+            // The endpoint starts beside the gRPC server and may report after "ready".
+            let deadline = Date().addingTimeInterval(15)
+            while operationsAddress == nil && Date() < deadline {
+                let text = (try? String(contentsOfFile: root + "/peer.log", encoding: .utf8)) ?? ""
+                if let line = text.split(separator: "\n").first(where: { $0.contains("operations endpoint on https://") }),
+                   let url = line.split(separator: " ").first(where: { $0.hasPrefix("https://") }) {
+                    operationsAddress = String(url.dropFirst("https://".count))
+                } else { Thread.sleep(forTimeInterval: 0.05) }
+            }
+            guard operationsAddress != nil else { throw CLIError("peer did not report its operations endpoint; see \(root)/peer.log") }
+        }
         peer = NodeAddress(host: "127.0.0.1", port: peerPort)
         try cli(["org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "research-1", "--type", "third-party", "--out", root + "/research-1"])
         for (id, role, registrar) in [("doctor", "doctor", "hospital-a"), ("patient", "patient", "hospital-a"), ("researcher", "third-party", "research-1")] {
@@ -106,9 +128,25 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
 
         """
         try yaml.write(toFile: root + "/channel.yaml", atomically: true, encoding: .utf8)
+        channelYAML = yaml
+        ordererAddress = ca
         try cli(["channel", "create", "--config", root + "/channel.yaml", "--wallet", sa + "/wallets/admin", "--out", root + "/records.block"])
         try cli(["channel", "join", "--node", ca, "--wallet", sa + "/wallets/admin", "--block", root + "/records.block", "--orderer-node"])
         try cli(["channel", "join", "--node", peer.description, "--wallet", root + "/hospital-a/admin", "--block", root + "/records.block"])
+    }
+
+    /// Creates channels `records-2` … `records-<total>` like `records` and joins the orderer and the
+    /// peer to each, so that the node holds `total` channels.
+    func addChannels(upTo total: Int) throws {
+        guard total > 1 else { return }
+        for i in 2...total {
+            let name = "records-\(i)"
+            let file = root + "/\(name).yaml"
+            try channelYAML.replacingOccurrences(of: "channel: records\n", with: "channel: \(name)\n").write(toFile: file, atomically: true, encoding: .utf8)
+            try cli(["channel", "create", "--config", file, "--wallet", root + "/sa/wallets/admin", "--out", root + "/\(name).block"])
+            try cli(["channel", "join", "--node", ordererAddress, "--wallet", root + "/sa/wallets/admin", "--block", root + "/\(name).block", "--orderer-node"])
+            try cli(["channel", "join", "--node", peer.description, "--wallet", root + "/hospital-a/admin", "--block", root + "/\(name).block"])
+        }
     }
 
     func submitterWallet(_ workload: String) -> String { workload == "pde" ? root + "/doctor" : root + "/hospital-a/admin" }

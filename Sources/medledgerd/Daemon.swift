@@ -15,9 +15,8 @@ struct Daemon: AsyncParsableCommand {
 
     func run() async throws {
         let cfg = try NodeConfig.load(path: config)
-        try await NodeServer(config: cfg) { line in
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
-        }.run()
+        let logging = try NodeLogging.start(spec: cfg.logSpec)
+        try await NodeServer(config: cfg, log: logging.line, logLevels: logging.levels).run()
     }
 }
 

@@ -9,19 +9,25 @@ import Testing
     /// GET over HTTPS with Python's standard library: (status, body). `identity`: a wallet directory
     /// whose TLS certificate and key are presented.
     static func get(_ url: String, ca: String, identity: String?) throws -> (Int, String) {
+        try request("GET", url, body: nil, ca: ca, identity: identity)
+    }
+
+    /// Any method, with an optional body (JSON).
+    static func request(_ method: String, _ url: String, body: String?, ca: String, identity: String?) throws -> (Int, String) {
         let script = """
         import ssl, sys, urllib.request, urllib.error
-        url, ca, ident = sys.argv[1], sys.argv[2], sys.argv[3]
+        method, url, ca, ident, body = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
         ctx = ssl.create_default_context(cafile=ca)
         if ident:
             ctx.load_cert_chain(ident + "/tls-cert.pem", ident + "/tls-key.pem")
+        req = urllib.request.Request(url, method=method, data=body.encode() if body else None, headers={"Content-Type": "application/json"})
         try:
-            r = urllib.request.urlopen(url, context=ctx, timeout=10)
+            r = urllib.request.urlopen(req, context=ctx, timeout=10)
             print(r.status); sys.stdout.write(r.read().decode())
         except urllib.error.HTTPError as e:
             print(e.code); sys.stdout.write(e.read().decode())
         """
-        let r = try MedLedgerBinary.runTool("/usr/bin/env", ["python3", "-c", script, url, ca, identity ?? ""])
+        let r = try MedLedgerBinary.runTool("/usr/bin/env", ["python3", "-c", script, method, url, ca, identity ?? "", body ?? ""])
         let lines = r.stdout.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
         guard let code = lines.first.flatMap({ Int($0) }) else { throw Failure(message: "python: \(r.stdout)\(r.stderr)") }
         return (code, lines.count > 1 ? String(lines[1]) : "")
@@ -49,6 +55,21 @@ import Testing
         #expect(scrape.0 == 200)
         for name in ["grpc_server_requests_total", "grpc_server_request_duration_seconds_bucket", "ledger_height{channel=\"records\"}", "ledger_transactions_total{channel=\"records\",code=\"valid\"}", "ledger_block_commit_duration_seconds_bucket", "orderer_height", "consensus_raft_term", "crl_age_seconds", "medledger_build_info"] {
             #expect(scrape.1.contains(name), "no \(name) in:\n\(scrape.1.prefix(3000))")
+        }
+
+        // Log levels at run time (Fabric's /logspec): read by the organisation, changed by its administrators.
+        let admin = net.admin("hospital-a")
+        #expect(try Self.get(base + "/logspec", ca: ca, identity: admin).1.contains("\"spec\":\"info\""))
+        #expect(try Self.request("PUT", base + "/logspec", body: #"{"spec":"info:node=shout"}"#, ca: ca, identity: admin).0 == 400)
+        #expect(try Self.request("PUT", base + "/logspec", body: #"{"spec":"debug:node=warning"}"#, ca: ca, identity: net.admin("hospital-b")).0 == 403)
+        #expect(try Self.get(base + "/logspec", ca: ca, identity: admin).1.contains("\"spec\":\"info\""), "a refused change changes nothing")
+        let changed = try Self.request("PUT", base + "/logspec", body: #"{"spec":"info:node,raft=warning"}"#, ca: ca, identity: admin)
+        #expect(changed.0 == 200 && changed.1.contains("info:node=warning:raft=warning"), "\(changed)")
+        #expect(try Self.request("PUT", base + "/logspec", body: #"{"spec":"info"}"#, ca: ca, identity: admin).0 == 200)
+        // Every line the node wrote is one JSON object with the time, level, component and message.
+        for line in net.nodes["hospital-a"]!.text.split(separator: "\n") {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["ts"] is String && object?["level"] is String && object?["component"] is String && object?["msg"] is String, "not a JSON log line: \(line)")
         }
 
         // A real Prometheus scrapes it every second over mutual TLS.

@@ -217,7 +217,9 @@ import Testing
         await Self.expectRefused(422, "ciphertext SHA-384") { _ = try await patient.verifyRecord(recordID: record.recordID, sealedPath: privateScratch.path + "/t.sealed") }
         // 8. No plaintext anywhere the system wrote: blocks, state, object store, proxy and collector
         // files, audit logs, node logs.
-        let secrets = [di, "DI-SECRET-7731", "NOTE-SECRET-5519", "EMR-SECRET-4406", "stable angina", "beats/minute"]
+        // And no real identity (RID): the CA keeps them encrypted, logs and blocks carry PIDs only.
+        let realNames = ["patient", "doctor", "doctor-b", "doctor-b2", "monitor", "monitor-b"].map { "test \($0)" }
+        let secrets = [di, "DI-SECRET-7731", "NOTE-SECRET-5519", "EMR-SECRET-4406", "stable angina", "beats/minute"] + realNames
         var searched = 0
         // Bytes, not Strings: ledger files are binary, and a byte search is what a leak check needs.
         var blobs = net.peers.values.map { Data($0.text.utf8) } + [Data(net.sa.text.utf8)]
@@ -234,7 +236,7 @@ import Testing
         let needles = secrets.map { [UInt8]($0.utf8) }
         for blob in blobs {
             for needle in needles {
-                #expect(!Self.contains(blob, needle), "plaintext \(String(decoding: needle, as: UTF8.self).debugDescription) found in what the nodes wrote")
+                #expect(!Self.contains(blob, needle), "plaintext or a real name \(String(decoding: needle, as: UTF8.self).debugDescription) found in what the nodes wrote")
             }
         }
     }
