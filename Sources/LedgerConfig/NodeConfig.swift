@@ -218,8 +218,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
         do { try AnomalyRule.validate(config.anomalyRules) } catch { throw Failure(description: "configuration \(path): \(error)") }
         if let hook = config.anomaly?.webhook {
-            guard let url = URL(string: hook), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-                throw Failure(description: "configuration \(path): anomaly.webhook \(hook.debugDescription) is not an http(s) URL")
+            // Alerts name PIDs: never in clear text to another machine.
+            guard let url = URL(string: hook), url.scheme == "https" || (url.scheme == "http" && ["127.0.0.1", "localhost", "::1"].contains(url.host ?? "")), url.host != nil else {
+                throw Failure(description: "configuration \(path): anomaly.webhook \(hook.debugDescription) is not an https URL (http only to this machine)")
             }
         }
         return config

@@ -29,7 +29,7 @@ public struct AnomalyRule: Codable, Sendable, Equatable {
     /// The sliding window; after a rule fires for an identity it is quiet for one window.
     public var windowSeconds: Int
     public var action: Action
-    /// Roles the rule applies to (doctor, patient, thirdparty, device, admin); absent: all but nodes.
+    /// Roles the rule applies to (doctor, patient, third-party, device, admin); absent: all but nodes.
     /// Nodes are never watched: other hospitals' nodes call at machine rates, and a misbehaving
     /// node is revoked by the SA, not suspended by one hospital.
     public var roles: [String]?
@@ -54,7 +54,8 @@ public struct AnomalyRule: Codable, Sendable, Equatable {
         self.utcOffsetMinutes = utcOffsetMinutes
     }
 
-    public static let watchableRoles: Set<String> = ["admin", "doctor", "patient", "thirdparty", "device"]
+    /// The role names certificates carry (`RoleName`), nodes excepted.
+    public static let watchableRoles: Set<String> = ["admin", "doctor", "patient", "third-party", "device"]
     /// Bounds that keep a rule's state small: the per-identity state of a count rule holds at most
     /// `threshold` entries.
     public static let thresholdMax: UInt64 = 100_000

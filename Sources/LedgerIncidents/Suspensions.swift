@@ -93,6 +93,12 @@ public final class SuspensionList: Sendable {
             try handle.write(contentsOf: data)
             try handle.synchronize()
             guard rename(tmp, path) == 0 else { throw Failure(description: "cannot rename \(tmp): \(String(cString: strerror(errno)))") }
+            // The rename itself reaches the disk only with the directory.
+            let dir = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY)
+            if dir >= 0 {
+                defer { close(dir) }
+                guard fsync(dir) == 0 else { throw Failure(description: "cannot sync the directory of \(path): \(String(cString: strerror(errno)))") }
+            }
         } catch let f as Failure {
             throw f
         } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerAudit
+import LedgerClient
 import MedRecords
 import Synchronization
 
@@ -17,24 +18,28 @@ struct AuditAnchoring: Sendable {
     let log: @Sendable (String) -> Void
 
     func run() async {
-        var anchored: UInt64 = 0
+        var anchored: UInt64 = 0  // after a restart: the first attempt finds the chain's last anchor (409)
         var lastAt = ContinuousClock.now
+        var retryAt: ContinuousClock.Instant?
         var lastError = ""
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             let (seq, head) = audit.position
-            guard seq > anchored, ContinuousClock.now - lastAt >= .seconds(everySeconds) || seq - anchored >= everyLines else { continue }
+            let now = ContinuousClock.now
+            if let retryAt, now < retryAt { continue }
+            guard seq > anchored, now - lastAt >= .seconds(everySeconds) || seq - anchored >= everyLines else { continue }
             do {
                 try audit.sync()  // the anchored line is on disk before the ledger vouches for it
                 _ = try await submitter.submit("anchorAudit", AnchorAuditRequest(seq: seq, head: head), channel: channel, AuditAnchor.self)
-                anchored = seq
-                lastAt = ContinuousClock.now
-                lastError = ""
+                (anchored, lastAt, retryAt, lastError) = (seq, ContinuousClock.now, nil, "")
+            } catch let f as CallFailure where f.status == 409 && f.message.contains("not after") {
+                // Already anchored at or beyond this line (a restart, or an answer lost): nothing to do.
+                (anchored, lastAt, retryAt) = (seq, ContinuousClock.now, nil)
             } catch {
                 let text = "\(error)"
                 if text != lastError { log("medledgerd: WARNING: audit anchor (line \(seq)) on channel \(channel) failed: \(text); retrying") }
                 lastError = text
-                lastAt = ContinuousClock.now  // retry after a full interval, not every second
+                retryAt = ContinuousClock.now + .seconds(min(everySeconds, 60))
             }
         }
     }

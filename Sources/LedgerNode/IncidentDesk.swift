@@ -89,12 +89,14 @@ final class IncidentDesk: Sendable {
 
     /// The operations endpoint's view (`medledger incident`).
     var endpoint: IncidentsEndpoint {
-        IncidentsEndpoint(
+        var e = IncidentsEndpoint(
             list: { (self.recentAlerts, self.suspensions.all) },
             suspend: { pid, reason, admin in
                 try self.suspend(Subject(pid: pid, org: "-", role: "-"), by: "administrator \(admin.pid)", reason: reason, actor: admin.auditActor)
             },
             resume: { pid, admin in try self.resume(pid, by: admin.auditActor) })
+        e.refusal = { caller in self.suspensions.suspension(of: caller.pid).map { "suspended: \(caller.pid) is suspended on this node (\($0.by))" } }
+        return e
     }
 
     private func sampleSuspended() {

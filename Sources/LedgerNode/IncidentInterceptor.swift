@@ -15,7 +15,8 @@ struct IncidentInterceptor: ServerInterceptor {
         context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        guard let caller = context.caller else { return try await next(request, context) }
+        // Nodes are never suspended (nor watched): a bad node is revoked by the SA.
+        guard let caller = context.caller, caller.role != .node else { return try await next(request, context) }
         if let s = desk.suspension(of: caller) {
             desk.audit?.note(AuditEvent(actor: caller.auditActor, action: "auth", target: context.descriptor.fullyQualifiedMethod, outcome: .denied, detail: "suspended by \(s.by)"))
             throw Self.refusal(s, caller)
@@ -27,8 +28,15 @@ struct IncidentInterceptor: ServerInterceptor {
             let status: Int? = [.unauthenticated: 401, .permissionDenied: 403, .notFound: 404][rpc.code]
             if let status { desk.observe(.refused(status: status), by: caller) }
         }
+        // Each message read from a stream opened before a suspension is refused too (an upload, the
+        // batches of a broadcast stream), not only what is written back.
+        var checked = request
+        checked.messages = RPCAsyncSequence(wrapping: request.messages.map { message in
+            if let s = desk.suspension(of: caller) { throw Self.refusal(s, caller) }
+            return message
+        })
         let response: StreamingServerResponse<Output>
-        do { response = try await next(request, context) } catch {
+        do { response = try await next(checked, context) } catch {
             refused(error)
             throw error
         }

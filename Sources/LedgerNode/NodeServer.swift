@@ -73,6 +73,7 @@ public final class NodeServer: Sendable {
         let ledgers = try LedgerStore.open(dataDir: config.dataDir)
         defer { ledgers.close() }
 
+        let suspensions = try SuspensionList(path: URL(fileURLWithPath: config.dataDir).appendingPathComponent("suspended.json").path)
         // With an operations endpoint, the node keeps metrics (and pays for them only then).
         let nodeMetrics = config.operations.map { _ in NodeMetrics(version: NodeOperations.version) }
         var committedObserver: (@Sendable (String, CommitReceipt, Duration) -> Void)?
@@ -94,6 +95,8 @@ public final class NodeServer: Sendable {
             if config.runsPeer {
                 var endorser = Endorser(identity: signer, chaincodes: BuiltInChaincodes.all)
                 endorser.revocationGate = trust
+                // A proposal signed by a suspended identity is refused whoever's connection carries it.
+                endorser.creatorGate = { creator in suspensions.suspension(of: creator.pid).map { "suspended: \(creator.pid) is suspended on this node (\($0.by))" } }
                 peer = try PeerRuntime(
                     store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM,
                     trust: trust, ownTLSPublicKey: FileManager.default.contents(atPath: config.tls.cert).flatMap { try? OrderingConfig.publicKey(ofPEM: $0, what: "the node's TLS certificate") },
@@ -144,7 +147,7 @@ public final class NodeServer: Sendable {
         guard let listen = NodeAddress(config.listen) else { throw StartupError(description: "listen address \(config.listen) is not host:port") }
         let incidents = IncidentDesk(
             detector: try AnomalyDetector(rules: config.anomalyRules),
-            suspensions: try SuspensionList(path: URL(fileURLWithPath: config.dataDir).appendingPathComponent("suspended.json").path),
+            suspensions: suspensions,
             audit: audit, metrics: nodeMetrics, webhook: config.anomaly?.webhook.map { Webhook(url: $0, log: log) }, log: log)
         let identity = TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key)
         let security = ServerSecurity.mutualTLS(identity: identity, trust: trust) { subject, reason in

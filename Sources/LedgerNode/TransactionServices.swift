@@ -457,7 +457,10 @@ enum InOrderPipeline {
             group.addTask {
                 for await p in pending {
                     switch p {
-                    case .working(let task): try await writer.write(await task.value)
+                    case .working(let task):
+                        try await writer.write(await task.value)
+                        // Counted until written: a client that stops reading stops the node reading.
+                        inFlight.count.withLock { $0 -= 1 }
                     case .ready(let answer): try await writer.write(answer)
                     }
                 }
@@ -474,11 +477,7 @@ enum InOrderPipeline {
                         sink.yield(.ready(overflow(request)))
                         continue
                     }
-                    sink.yield(.working(Task {
-                        let answer = await work(request)
-                        inFlight.count.withLock { $0 -= 1 }
-                        return answer
-                    }))
+                    sink.yield(.working(Task { await work(request) }))
                 }
             }
             // Whichever side fails ends the stream: a writer that cannot write (the client went, or

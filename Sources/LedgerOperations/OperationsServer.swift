@@ -166,6 +166,7 @@ public struct OperationsServer: Sendable {
             let (admin, refusal) = await self.authorize(context, administratorsOnly: true)
             guard let admin else { return refusal! }
             guard let pid = context.parameters.get("pid"), Self.isPID(pid) else { return Self.json(.badRequest, ["error": "not a PID"]) }
+            guard pid != admin.pid else { return Self.json(.forbidden, ["error": "an administrator does not resume their own suspension; another administrator does"]) }
             do {
                 guard let lifted = try incidents.resume(pid, admin) else { return Self.json(.notFound, ["error": "\(pid) is not suspended on this node"]) }
                 return Self.json(.ok, ["resumed": try Self.plain(lifted)])
@@ -212,6 +213,7 @@ public struct OperationsServer: Sendable {
         guard identity.org == organization, identity.role == .admin || (!administratorsOnly && identity.role == .node) else {
             return (nil, Self.json(.forbidden, ["error": "only an \(who) of \(organization) may do this on this node"]))
         }
+        if let why = incidents?.refusal(identity) { return (nil, Self.json(.unauthorized, ["error": why])) }
         return (identity, nil)
     }
 
@@ -230,6 +232,9 @@ public struct IncidentsEndpoint: Sendable {
     public let suspend: @Sendable (String, String, AuthenticatedIdentity) throws -> Bool
     /// pid, the administrator: the suspension lifted, nil if there was none.
     public let resume: @Sendable (String, AuthenticatedIdentity) throws -> Suspension?
+    /// Why this caller is refused here (suspended), nil if not: a suspended administrator may not
+    /// lift their own suspension, nor read metrics or change log levels.
+    public var refusal: @Sendable (AuthenticatedIdentity) -> String? = { _ in nil }
 
     public init(
         list: @escaping @Sendable () -> (alerts: [Alert], suspended: [Suspension]),

@@ -46,6 +46,9 @@ public struct Endorser: Sendable {
     /// The node's freshest revocations: creators and the signers a chaincode checks are refused here
     /// as soon as the node knows, before the channel's CRL catches up.
     public var revocationGate: (any RevocationGate)?
+    /// This node's own refusal of a creator (a suspension), nil to admit: an admission rule of this
+    /// node, never a validation rule, and for the creator only (not for the signers a chaincode checks).
+    public var creatorGate: (@Sendable (CreatorIdentity) -> String?)?
 
     public init(identity: SigningIdentity, chaincodes: [any Chaincode]) {
         self.identity = identity
@@ -74,6 +77,7 @@ public struct Endorser: Sendable {
             throw ProposalRejection(403, "creator is not a member of channel \(context.channel): \(error)")
         }
         if let why = revocationGate?.refusal(of: creator) { throw ProposalRejection(401, "creator: \(why)") }
+        if let why = creatorGate?(creator.identity) { throw ProposalRejection(401, "creator: \(why)") }
         guard creator.isValidSignature(p.signed.signature, for: p.signed.proposalBytes) else { throw ProposalRejection(401, "proposal signature does not verify") }
         let name = p.payload.chaincodeName
         guard ch.chaincodeName == name else { throw ProposalRejection(400, "channel header names chaincode \(ch.chaincodeName.debugDescription), payload \(name.debugDescription)") }

@@ -53,18 +53,11 @@ struct OperationsBench: AsyncParsableCommand {
                 scraper?.cancel()
                 _ = await scraper?.value
                 if let rate = rows.first?.rate { rates[metrics]!.append(rate) }
-                if let client, run == repeats - 1 {
-                    say("adding channels up to \(channels), then \(scrapes) scrapes")
-                    try net.addChannels(upTo: channels)
-                    for _ in 0..<scrapes {
-                        let start = DispatchTime.now().uptimeNanoseconds
-                        let (status, body) = try await client.send(.GET, "/metrics")
-                        guard status == 200, String(decoding: body, as: UTF8.self).contains("records-\(channels)") || channels == 1 else {
-                            await client.shutdown()
-                            throw CLIError("scrape answered \(status) without channel records-\(channels)")
-                        }
-                        scrapeMillis.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-                    }
+                do {
+                    if let client, run == repeats - 1 { scrapeMillis = try await timeScrapes(net: net, client: client, say: say) }
+                } catch {
+                    await client?.shutdown()  // an HTTP client must be shut down before it goes
+                    throw error
                 }
                 await client?.shutdown()
             }
@@ -87,6 +80,22 @@ struct OperationsBench: AsyncParsableCommand {
             ],
             rows: rows)
         print(json ? try report.json() : report.table())
+    }
+
+    /// Milliseconds of each of `scrapes` scrapes, once the peer holds `channels` channels.
+    func timeScrapes(net: LocalNetwork, client: OperationsClient, say: (String) -> Void) async throws -> [Double] {
+        say("adding channels up to \(channels), then \(scrapes) scrapes")
+        try net.addChannels(upTo: channels)
+        var millis: [Double] = []
+        for _ in 0..<scrapes {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let (status, body) = try await client.send(.GET, "/metrics")
+            guard status == 200, channels == 1 || String(decoding: body, as: UTF8.self).contains("records-\(channels)") else {
+                throw CLIError("scrape answered \(status) without channel records-\(channels)")
+            }
+            millis.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        return millis
     }
 
     static func median(_ xs: [Double]) -> Double { percentile(xs, 0.5) }

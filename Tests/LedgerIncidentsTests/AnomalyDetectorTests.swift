@@ -67,6 +67,18 @@ struct AnomalyDetectorTests {
         #expect(!HourRange("22:00-06:00")!.contains(minuteOfDay: 12 * 60))
     }
 
+    @Test func everyRoleACertificateCarriesIsWatchedButNodes() throws {
+        let d = try detector(AnomalyRule.defaults)
+        for role in ["admin", "doctor", "patient", "third-party", "device"] {
+            let who = Subject(pid: "p-\(role)", org: "research-1", role: role)
+            let fired = (0..<100).flatMap { d.observe(.patientsRead(["P\($0)"]), by: who, at: t0) }
+            #expect(fired.map(\.rule) == ["patient-sweep"], "\(role): \(fired)")
+        }
+        var r = AnomalyRule.defaults[0]
+        r.roles = ["third-party"]
+        #expect(throws: Never.self) { try AnomalyRule.validate([r]) }
+    }
+
     @Test func nodesAreNeverWatched() throws {
         let d = try detector([AnomalyRule(name: "burst", kind: .denied, threshold: 1, windowSeconds: 60, action: .suspend)])
         #expect(d.observe(.refused(status: 403), by: Subject(pid: "n", org: "hospital-b", role: "node"), at: t0).isEmpty)

@@ -88,6 +88,8 @@ import Testing
         #expect(Self.load("anomaly: { rules: [ { name: x, kind: denied, threshold: 1, window_seconds: 60, action: shout } ] }").contains("shout"))
         #expect(Self.load("anomaly: { rules: [ { name: x, kind: denied, threshold: 0, window_seconds: 60, action: alert } ] }").contains("anomaly rule \"x\": threshold"))
         #expect(Self.load("anomaly: { rules: [ { name: n, kind: outside-hours, hours: \"7-19\", threshold: 1, window_seconds: 60, action: alert } ] }").contains("HH:MM"))
-        #expect(Self.load("anomaly: { webhook: \"ftp://x\" }").contains("not an http(s) URL"))
+        #expect(Self.load("anomaly: { webhook: \"ftp://x\" }").contains("not an https URL"))
+        #expect(Self.load("anomaly: { webhook: \"http://pager.example/x\" }").contains("not an https URL"))
+        #expect(Self.load("anomaly: { webhook: \"http://127.0.0.1:9/x\" }").isEmpty)
     }
 }
