@@ -21,6 +21,7 @@ import Testing
             for p in net.peers.values { _ = p.stop() }
             _ = net.sa.stop()
         }
+        try net.peers["hospital-a"]!.waitFor("operations endpoint on https://")  // it may report after "ready"
         let ops = "127.0.0.1:\(try #require(OperationsTests.operationsPort(net.peers["hospital-a"]!.text)))"
         let ca = "127.0.0.1:\(net.ordererPort)", enroll = "127.0.0.1:\(net.enrollPort)", caCert = root + "/sa/ca-cert.pem"
         let doctorW = try IdentityNetworkTests.enroll("scraper", role: "doctor", rid: "test scraper", admin: net.admin("hospital-a"), ca: ca, enroll: enroll, caCert: caCert, into: root + "/w/scraper")
@@ -90,6 +91,7 @@ import Testing
         _ = net.peers["hospital-a"]!.stop()
         let (restarted, _) = try MultiHospitalNetworkTests.startPeer(root, "hospital-a", port: net.ports["hospital-a"]!)
         defer { _ = restarted.stop() }
+        try restarted.waitFor("operations endpoint on https://")  // it may report after "ready"
         let ops2 = "127.0.0.1:\(try #require(OperationsTests.operationsPort(restarted.text)))"
         // The client reconnects within its back-off; until then the node is unreachable (503).
         var afterRestart: CallFailure?
