@@ -4,7 +4,8 @@ import Testing
 
 /// The broadcast stream's stall watchdog: calls on a stream that answers nothing fail (so a gateway
 /// moves to another orderer); a stream that answers, however slowly between calls, is left alone.
-/// Margins are wide: the parallel suite can hold a task off a core for a second.
+/// Margins are wide, and scripts/test.sh runs these apart from the parallel suite, which can hold a
+/// task off a core for many seconds.
 @Suite struct PipelinedStreamTests {
     @Test(.timeLimit(.minutes(1))) func aStreamThatAnswersNothingEndsAfterStallAfter() async throws {
         let stream = PipelinedStream<Int, Int>(stallAfter: .seconds(1)) { batches, _ in
