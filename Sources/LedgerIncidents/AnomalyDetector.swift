@@ -122,9 +122,10 @@ public final class AnomalyDetector: Sendable {
             if rs.times.count > Int(rule.threshold) { rs.times.removeFirst() }
             return rs.times.count >= Int(rule.threshold) ? "\(rs.times.count) refusals (last \(status)) within \(rule.windowSeconds) s" : nil
         case .patientsRead(let patients):
-            rs.distinct = rs.distinct.filter { $0.value >= since }
             for p in patients {
-                rs.distinct[p] = now
+                // Only a new patient can raise the count: prune (a copy) only then.
+                if rs.distinct.updateValue(now, forKey: p) != nil { continue }
+                rs.distinct = rs.distinct.filter { $0.value >= since }
                 if rs.distinct.count >= Int(rule.threshold) { return "records of \(rs.distinct.count) distinct patients asked for within \(rule.windowSeconds) s" }
             }
             return nil
@@ -148,8 +149,10 @@ public final class AnomalyDetector: Sendable {
                 return hours.contains(minuteOfDay: (minute + 1440) % 1440) ? nil : "a call at \(String(format: "%02d:%02d", minute / 60, minute % 60)) (UTC\(Self.offset(rule.utcOffsetMinutes ?? 0))), outside \(rule.hours!)"
             }
             guard let address else { return nil }
+            // Every call passes here: a known address only refreshes its time, and only a new one,
+            // which alone can raise the count, prunes the window (a copy of it).
+            if rs.distinct.updateValue(now, forKey: address) != nil { return nil }
             rs.distinct = rs.distinct.filter { $0.value >= since }
-            rs.distinct[address] = now
             return rs.distinct.count >= Int(rule.threshold) ? "one certificate used from \(rs.distinct.count) addresses within \(rule.windowSeconds) s" : nil
         }
     }
