@@ -78,6 +78,25 @@ public final class AuditLog: Sendable {
         public static let everyLine = SyncPolicy(linesMax: 1, interval: .zero)
     }
 
+    /// When the active file is rotated out, and how many rotated files are kept. The chain runs on
+    /// across files (`AuditFiles`), so the set of kept files verifies as one log; the oldest files
+    /// beyond `keepFiles` are deleted (archive them first if they must be kept longer: the anchors on
+    /// chain still vouch for every line they held).
+    public struct Rotation: Sendable, Equatable {
+        /// Rotate once the active file has reached this many bytes (checked after each line).
+        public var maxBytes: Int
+        /// Rotated files kept beside the active one, at least 1.
+        public var keepFiles: Int
+
+        public init(maxBytes: Int, keepFiles: Int) {
+            self.maxBytes = max(maxBytes, 1)
+            self.keepFiles = max(keepFiles, 1)
+        }
+
+        /// 64 MiB files, 64 kept: at most about 4 GiB of audit lines on disk.
+        public static let `default` = Rotation(maxBytes: 64 << 20, keepFiles: 64)
+    }
+
     public enum Failure: Error, CustomStringConvertible, Equatable, Sendable {
         case cannotOpen(path: String, reason: String)
         case inUse(path: String)
@@ -86,6 +105,7 @@ public final class AuditLog: Sendable {
         case syncFailed(path: String, reason: String)
         case unusable(path: String, reason: String)
         case closed(path: String)
+        case rotateFailed(path: String, reason: String)
 
         public var description: String {
             switch self {
@@ -96,6 +116,7 @@ public final class AuditLog: Sendable {
             case .syncFailed(let p, let why): return "cannot flush audit log \(p) to disk: \(why); recent lines may be lost if the machine stops, and the log takes no more lines until it is reopened"
             case .unusable(let p, let why): return "audit log \(p) takes no more lines: \(why); reopen it (a restart marks any torn tail)"
             case .closed(let p): return "audit log \(p) is closed"
+            case .rotateFailed(let p, let why): return "cannot rotate audit log \(p): \(why); lines go on into the same file"
             }
         }
     }
@@ -110,14 +131,19 @@ public final class AuditLog: Sendable {
     /// Opens or creates (0600) the log, recovers a torn tail, and continues the chain from its last
     /// whole line. `onFailure` hears of every line that could not be written or synced — also those of
     /// the background flush, which has no caller to throw to — so a daemon can tell its operator.
-    public init(path: String, policy: SyncPolicy = .grouped, onFailure: (@Sendable (Failure) -> Void)? = nil) throws {
+    public init(
+        path: String, policy: SyncPolicy = .grouped, rotation: Rotation = .default, onFailure: (@Sendable (Failure) -> Void)? = nil
+    ) throws {
         self.path = path
         self.policy = policy
         let fd = try AuditFile.open(path)
         let file: AuditFile
         do {
             let data = try AuditFile.readAll(fd, path: path)
-            file = AuditFile(fd: fd, path: path, tail: try AuditTail(scanning: data, path: path), size: data.count, onFailure: onFailure)
+            // An empty active file after a rotation (or a crash right after one): the chain goes on
+            // from the newest rotated file's last line.
+            let tail = try data.isEmpty ? AuditTail(continuingFrom: AuditFiles.rotated(path).last) : AuditTail(scanning: data, path: path)
+            file = AuditFile(fd: fd, path: path, tail: tail, size: data.count, rotation: rotation, onFailure: onFailure)
         } catch {
             Glibc.close(fd)
             throw error
@@ -141,6 +167,10 @@ public final class AuditLog: Sendable {
 
     /// Lines written but not yet flushed to disk.
     public var pendingLines: Int { file.pendingLines }
+
+    /// Why the last line could not be written or synced, and since when lines have been failing; nil
+    /// once a line is written again. A daemon reports it as unhealthy and refuses what it cannot audit.
+    public var failing: (failure: Failure, since: Date)? { file.failing }
 
     /// Appends one line. With `durable`, returns only once it (and every line before it) is on disk:
     /// for events that must survive the machine stopping (the CA's decisions). Throws `Failure` with
@@ -176,16 +206,23 @@ final class AuditFile: Sendable {
         var endsMidLine: Bool
         /// Set once the file's state is unknown (a failed fsync, an unremovable partial line).
         var broken: AuditLog.Failure?
+        /// Sequence number the active file's first line has (or will have): the name it is rotated to.
+        var firstSeq: UInt64
+        var failing: (failure: AuditLog.Failure, since: Date)?
     }
 
     let path: String
     private let state: Mutex<State>
+    private let rotation: AuditLog.Rotation
     private let onFailure: (@Sendable (AuditLog.Failure) -> Void)?
 
-    init(fd: Int32, path: String, tail: AuditTail, size: Int, onFailure: (@Sendable (AuditLog.Failure) -> Void)?) {
+    init(fd: Int32, path: String, tail: AuditTail, size: Int, rotation: AuditLog.Rotation, onFailure: (@Sendable (AuditLog.Failure) -> Void)?) {
         self.path = path
+        self.rotation = rotation
         self.onFailure = onFailure
-        state = Mutex(State(fd: fd, previousHash: tail.previousHash, seq: tail.seq, size: size, torn: tail.torn, endsMidLine: tail.endsMidLine))
+        state = Mutex(State(
+            fd: fd, previousHash: tail.previousHash, seq: tail.seq, size: size, torn: tail.torn, endsMidLine: tail.endsMidLine,
+            firstSeq: tail.firstSeq ?? tail.seq + 1))
     }
 
     deinit {
@@ -201,6 +238,7 @@ final class AuditFile: Sendable {
     var position: (UInt64, [UInt8]) { state.withLock { ($0.seq, $0.previousHash) } }
     var pendingLines: Int { state.withLock { $0.pending } }
     var descriptor: Int32 { state.withLock { $0.fd } }
+    var failing: (failure: AuditLog.Failure, since: Date)? { state.withLock { $0.failing } }
 
     /// Opens for appending, creating it 0600 in one step (no window with wider permissions), never
     /// through a symbolic link, and takes an exclusive lock: two writers would fork the chain.
@@ -255,12 +293,47 @@ final class AuditFile: Sendable {
     }
 
     func append(_ event: AuditEvent, at date: Date, syncNow: Bool, linesMax: Int) throws {
+        var rotationFailure: AuditLog.Failure?
         try reporting {
             try state.withLock { s in
                 try appendLocked(&s, event, at: date, prefix: [])
                 if syncNow || s.pending >= linesMax { try syncLocked(&s) }
+                s.failing = nil
+                if s.size >= rotation.maxBytes { rotationFailure = rotateLocked(&s) }
             }
         }
+        // The line is recorded either way: a failed rotation is told, not thrown.
+        if let rotationFailure { onFailure?(rotationFailure) }
+    }
+
+    /// Moves the active file aside under its first line's number and starts an empty one; the next
+    /// line continues the chain. The old file is synced first, so rotated files end with whole lines.
+    /// On failure the active file stays as it was and takes the next lines.
+    private func rotateLocked(_ s: inout State) -> AuditLog.Failure? {
+        do { try syncLocked(&s) } catch { return nil }  // the log is now broken; the next line reports it
+        let target = AuditFiles.rotatedPath(path, firstSeq: s.firstSeq)
+        guard !FileManager.default.fileExists(atPath: target) else { return .rotateFailed(path: path, reason: "\(target) already exists") }
+        guard rename(path, target) == 0 else { return .rotateFailed(path: path, reason: "cannot rename it to \(target): \(Self.errnoText())") }
+        let fd: Int32
+        do { fd = try Self.open(path) } catch {
+            _ = rename(target, path)
+            return .rotateFailed(path: path, reason: "cannot start a new file: \(error)")
+        }
+        Self.syncDirectory(of: path)  // both names survive a machine stop
+        Glibc.close(s.fd)
+        s.fd = fd
+        s.size = 0
+        s.firstSeq = s.seq + 1
+        for old in AuditFiles.rotated(path).dropLast(rotation.keepFiles) { unlink(old) }
+        return nil
+    }
+
+    private static func syncDirectory(of path: String) {
+        let parent = (path as NSString).deletingLastPathComponent
+        let dir = Glibc.open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dir >= 0 else { return }
+        _ = fsync(dir)
+        Glibc.close(dir)
     }
 
     func sync() throws {
@@ -275,6 +348,7 @@ final class AuditFile: Sendable {
     /// Tells `onFailure` (outside the lock, so a handler may do anything) and rethrows.
     private func reporting(_ body: () throws -> Void) throws {
         do { try body() } catch let f as AuditLog.Failure {
+            state.withLock { s in s.failing = (f, s.failing?.since ?? Date()) }
             onFailure?(f)
             throw f
         }

@@ -13,14 +13,29 @@ struct AuditTail {
     var torn: Range<Int>?
     /// The file ends inside a line, so the recovery line must start on a new one.
     var endsMidLine = false
+    /// Sequence number of the file's first line, if it parses (the name the file is rotated to).
+    var firstSeq: UInt64?
 
     /// A crash during a recovery leaves one more unreadable line each time; more than this many whole
     /// unreadable lines at the end are not crash damage (an edited file, or the wrong file): refused.
     static let tornWholeLinesMax = 4
 
+    /// An empty active file: the chain continues from the last whole line of the newest rotated file
+    /// (if any). Bytes torn off that file's end stay there for the verifier to report.
+    init(continuingFrom rotated: String?) throws {
+        guard let rotated else { return }
+        guard let data = FileManager.default.contents(atPath: rotated) else {
+            throw AuditLog.Failure.cannotOpen(path: rotated, reason: "cannot read the newest rotated file")
+        }
+        let end = try AuditTail(scanning: [UInt8](data), path: rotated)
+        previousHash = end.previousHash
+        seq = end.seq
+    }
+
     init(scanning data: [UInt8], path: String) throws {
         guard !data.isEmpty else { return }
         let newline = UInt8(ascii: "\n")
+        if let firstEnd = data.firstIndex(of: newline) { firstSeq = AuditLine(bytes: Array(data[..<firstEnd]))?.seq }
         endsMidLine = data.last != newline
         // `cut` is the end (exclusive, after its newline) of the candidate last whole line.
         var cut = endsMidLine ? (data.lastIndex(of: newline).map { $0 + 1 } ?? 0) : data.count

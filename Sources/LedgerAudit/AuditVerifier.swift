@@ -12,24 +12,55 @@ public enum AuditVerifier {
         public var problems: [String]
         /// Torn tails found after a crash and marked on reopening, kept as found: events, not damage.
         public var recoveries: [String] = []
+        /// Files checked (the active one and those rotated out of it).
+        public var files = 1
+        /// Sequence number of the first line kept: above 1 once the oldest rotated files were deleted.
+        public var firstSeq: UInt64 = 1
+        /// Anchors of lines in files no longer kept: not checkable here.
+        public var anchorsBeforeKept = 0
         public var isValid: Bool { problems.isEmpty }
     }
 
-    /// `anchors`: line number → the hash the ledger holds for it (`audit_anchor`). Each anchored line
-    /// must be in the file with that hash: a missing one means the tail was cut, another hash that the
-    /// file was rewritten (even with every hash recomputed, which the chain alone cannot show).
+    /// Checks the log at `path` with the files rotated out of it (`AuditFiles`), oldest first, as one
+    /// chain. `anchors`: line number → the hash the ledger holds for it (`audit_anchor`). Each anchored
+    /// line must be in the files with that hash: a missing one means the tail was cut, another hash
+    /// that a file was rewritten (even with every hash recomputed, which the chain alone cannot show).
+    /// Anchors of lines in files no longer kept (rotated out and deleted) cannot be checked: counted.
     public static func verify(path: String, expectedHead: String? = nil, anchors: [UInt64: String] = [:]) throws -> Report {
-        var walk = Walk(data: [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
-        walk.anchors = anchors
-        walk.run()
-        let head = Hex.encode(walk.prev)
-        if let expectedHead, expectedHead != head {
-            walk.problems.append("the log ends at \(head), not at the expected head \(expectedHead) (lines missing at the end)")
+        let files = AuditFiles.all(path)
+        guard !files.isEmpty else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
+        var report = Report(lines: 0, head: "", problems: [])
+        var prev = [UInt8](repeating: 0, count: 32)
+        var expectedSeq: UInt64 = 1
+        var firstSeq: UInt64?
+        for (i, file) in files.enumerated() {
+            var walk = Walk(data: [UInt8](try Data(contentsOf: URL(fileURLWithPath: file))))
+            // Only a rotated file may begin past line 1 (its predecessors deleted by retention), and
+            // only at the line its name gives: cutting the head of a file still shows.
+            let named = file == path ? nil : UInt64((file as NSString).pathExtension)
+            (walk.prev, walk.expectedSeq, walk.adoptStart, walk.anchors) = (prev, expectedSeq, i == 0 && named != nil, anchors)
+            walk.run()
+            let label = files.count > 1 ? (file as NSString).lastPathComponent + ": " : ""
+            if let named, let first = walk.firstSeq, first != named {
+                report.problems.append(label + "its name says it begins at line \(named), but its first line is \(first) (lines cut from its start, or the file renamed)")
+            }
+            report.problems += walk.problems.map { label + $0 }
+            report.recoveries += walk.recoveries.map { label + $0 }
+            report.lines += walk.count
+            firstSeq = firstSeq ?? walk.firstSeq
+            (prev, expectedSeq) = (walk.prev, walk.expectedSeq)
         }
-        for seq in anchors.keys.sorted() where seq >= walk.expectedSeq {
-            walk.problems.append("anchored line \(seq) is missing: the log ends at line \(walk.expectedSeq - 1) (its tail was cut)")
+        report.head = Hex.encode(prev)
+        report.files = files.count
+        report.firstSeq = firstSeq ?? 1
+        if let expectedHead, expectedHead != report.head {
+            report.problems.append("the log ends at \(report.head), not at the expected head \(expectedHead) (lines missing at the end)")
         }
-        return Report(lines: walk.count, head: head, problems: walk.problems, recoveries: walk.recoveries)
+        for seq in anchors.keys.sorted() where seq >= expectedSeq {
+            report.problems.append("anchored line \(seq) is missing: the log ends at line \(expectedSeq - 1) (its tail was cut)")
+        }
+        report.anchorsBeforeKept = anchors.keys.filter { $0 < report.firstSeq }.count
+        return report
     }
 
     /// One pass over the file, line by line, keeping byte offsets (recovery lines refer to them).
@@ -43,6 +74,10 @@ public enum AuditVerifier {
         /// Lines that did not parse and are not yet explained by a recovery line: (line number, bytes).
         var unreadable = [(line: Int, bytes: Range<Int>)]()
         var anchors: [UInt64: String] = [:]
+        /// The first file of the set: its first line may continue a file no longer kept, so the chain
+        /// is taken up from there instead of from line 1.
+        var adoptStart = false
+        var firstSeq: UInt64?
 
         init(data: [UInt8]) { self.data = data }
 
@@ -63,6 +98,11 @@ public enum AuditVerifier {
                 unreadable.append((n, bytes))
                 return
             }
+            if adoptStart {
+                adoptStart = false
+                if line.seq > 1 { (prev, expectedSeq) = (line.prev, line.seq) }
+            }
+            firstSeq = firstSeq ?? line.seq
             if line.action == AuditRecoveryLine.action, let named = AuditRecoveryLine.parse(target: line.target) {
                 checkRecovery(line: n, at: bytes.lowerBound, names: named)
             } else {

@@ -158,6 +158,17 @@ public struct NodeClient: Sendable {
         }
     }
 
+    /// The node's audit lines about the caller's own records (patients), newest first.
+    public func auditTrail(since: String = "", limit: UInt32 = 0) async throws -> Medledger_AuditTrailResponse {
+        var request = Medledger_AuditTrailRequest()
+        request.since = since
+        request.limit = limit
+        let frozen = request
+        return try await NodeConnection.with(endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName) { c in
+            try await Medledger_Node.Client(wrapping: c).auditTrail(frozen)
+        }
+    }
+
     public func channelInfo(_ channel: String) async throws -> Medledger_ChannelInfoResponse {
         var request = Medledger_ChannelInfoRequest()
         request.channel = channel

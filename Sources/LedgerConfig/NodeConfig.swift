@@ -15,6 +15,9 @@ import Yams
 ///     crl_source: 127.0.0.1:7054        # the CA's enrollment listener: a CRL due or stale is fetched
 ///                                        # there (and written to the first crl_files entry)
 ///     audit_log: audit.log
+///     audit_rotate: { max_bytes: 67108864, keep_files: 64 }
+///                                        # the audit log moves to audit.log.<first line> at that size;
+///                                        # the oldest rotated files beyond keep_files are deleted
 ///     log_spec: info                     # levels of the JSON-lines log on stdout, Fabric's syntax:
 ///                                        # "info:node=debug" (changed at run time: PUT /logspec)
 ///     audit_anchor: { channel: records, every_seconds: 300, every_lines: 10000 }
@@ -98,6 +101,20 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
     }
 
+    public struct AuditRotateSection: Codable, Sendable, Equatable {
+        public var maxBytes: Int?
+        public var keepFiles: Int?
+
+        public init(maxBytes: Int? = nil, keepFiles: Int? = nil) {
+            self.maxBytes = maxBytes
+            self.keepFiles = keepFiles
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case maxBytes = "max_bytes", keepFiles = "keep_files"
+        }
+    }
+
     public struct AnomalySection: Codable, Sendable, Equatable {
         public var rules: [AnomalyRule]?
         public var webhook: String?
@@ -132,6 +149,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var operations: OperationsSection?
     public var anomaly: AnomalySection?
     public var auditAnchor: AuditAnchorSection?
+    public var auditRotate: AuditRotateSection?
     public var logSpec: String?
 
     /// The anomaly rules in force: the configured ones, else the defaults.
@@ -155,7 +173,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         case node, listen, tls, ca, signing, peer, orderer, appointments, operations, anomaly
         case objectStore = "object_store"
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
-        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source", auditAnchor = "audit_anchor", logSpec = "log_spec"
+        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source", auditAnchor = "audit_anchor", logSpec = "log_spec", auditRotate = "audit_rotate"
     }
 
     public struct Failure: Error, CustomStringConvertible {
@@ -214,6 +232,11 @@ public struct NodeConfig: Codable, Sendable, Equatable {
             guard config.auditLog != nil, config.runsPeer else { throw Failure(description: "configuration \(path): audit_anchor needs audit_log and a peer") }
             guard (1...86_400).contains(a.everySeconds ?? 300), (1...10_000_000).contains(a.everyLines ?? 10_000) else {
                 throw Failure(description: "configuration \(path): audit_anchor.every_seconds must be 1...86400 and every_lines 1...10000000")
+            }
+        }
+        if let r = config.auditRotate {
+            guard (4096...(1 << 32)).contains(r.maxBytes ?? 64 << 20), (1...10_000).contains(r.keepFiles ?? 64) else {
+                throw Failure(description: "configuration \(path): audit_rotate.max_bytes must be 4096...4294967296 and keep_files 1...10000")
             }
         }
         do { try AnomalyRule.validate(config.anomalyRules) } catch { throw Failure(description: "configuration \(path): \(error)") }

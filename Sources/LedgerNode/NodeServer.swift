@@ -57,7 +57,10 @@ public final class NodeServer: Sendable {
         guard !roots.isEmpty else { throw StartupError(description: "no trusted root certificates") }
         let trust = TrustStore(roots: roots)
         let log = self.log
-        let audit = try config.auditLog.map { try AuditLog(path: $0) { failure in log("medledgerd: \(failure)") } }
+        let rotate = config.auditRotate
+        let rotation = AuditLog.Rotation(maxBytes: rotate?.maxBytes ?? 64 << 20, keepFiles: rotate?.keepFiles ?? 64)
+        let audit = try config.auditLog.map { try AuditLog(path: $0, rotation: rotation) { failure in log("medledgerd: \(failure)") } }
+        let auditGuard = AuditWriteGuard(audit: audit, log: log)
         if let r = audit?.recovery { log("medledgerd: audit log ended in a torn line (bytes \(r.tornBytes)); kept and marked by line \(r.recordSeq)") }
         defer { try? audit?.close() }  // a failed final flush is reported through onFailure
 
@@ -97,6 +100,7 @@ public final class NodeServer: Sendable {
                 endorser.revocationGate = trust
                 // A proposal signed by a suspended identity is refused whoever's connection carries it.
                 endorser.creatorGate = { creator in suspensions.suspension(of: creator.pid).map { "suspended: \(creator.pid) is suspended on this node (\($0.by))" } }
+                endorser.writeGate = { auditGuard.refusal() }
                 peer = try PeerRuntime(
                     store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM,
                     trust: trust, ownTLSPublicKey: FileManager.default.contents(atPath: config.tls.cert).flatMap { try? OrderingConfig.publicKey(ofPEM: $0, what: "the node's TLS certificate") },
@@ -202,9 +206,12 @@ public final class NodeServer: Sendable {
             audit?.note(AuditEvent(actor: .anonymous, action: "auth", target: method, outcome: .denied, detail: reason))
         }
         // With an operations endpoint, every call is counted and timed (first, so 401s count too).
-        let operations = nodeMetrics.map { NodeOperations(metrics: $0, peer: peer, orderer: orderer, trust: trust) }
+        let written = [config.dataDir, config.auditLog.map { ($0 as NSString).deletingLastPathComponent }, config.runsPeer ? config.objectStoreDirectory : nil, config.orderer?.dataDir]
+        let operations = nodeMetrics.map {
+            NodeOperations(metrics: $0, peer: peer, orderer: orderer, trust: trust, audit: audit, directories: Array(Set(written.compactMap { $0 })).sorted())
+        }
         // After authentication: suspended identities are refused, and the anomaly rules see the rest.
-        let interceptors: [any ServerInterceptor] = (operations.map { [MetricsInterceptor(metrics: $0.metrics)] } ?? []) + [auth, IncidentInterceptor(desk: incidents)]
+        let interceptors: [any ServerInterceptor] = (operations.map { [MetricsInterceptor(metrics: $0.metrics)] } ?? []) + [auth, AuditGateInterceptor(guardian: auditGuard), IncidentInterceptor(desk: incidents)]
         let main = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security, config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),
             services: services, interceptors: interceptors)
@@ -216,8 +223,8 @@ public final class NodeServer: Sendable {
         // acknowledged; raft closes; and only then do the servers drain.
         let ownClient = nodeSubmitter
         let peerRuntime = peer
-        var group: [any Service] = [GRPCServerService(server: main)]
-        if let enrollServer { group.append(GRPCServerService(server: enrollServer)) }
+        var group: [any Service] = [GRPCServerService(server: main, log: log)]
+        if let enrollServer { group.append(GRPCServerService(server: enrollServer, log: log)) }
         if let raftOrdering { group.append(ShutdownStep(name: "raft") { await raftOrdering.close() }) }
         if let orderer { group.append(ShutdownStep(name: "orderer") { await Task.detached { orderer.shutdown() }.value }) }
         group.append(ShutdownStep(name: "streams") {
@@ -232,7 +239,10 @@ public final class NodeServer: Sendable {
         }
         let pollSeconds = config.crlPollSeconds ?? 2
         group.append(BackgroundService(name: "crl-watcher") { await watcher.poll(every: pollSeconds) })
-        if let operationsServer = try makeOperationsServer(operations, incidents: incidents.endpoint) { group.append(operationsServer) }
+        // "ready" waits for the operations endpoint too, so that whoever starts the node can scrape it.
+        let (operationsListening, operationsListened) = AsyncStream<Void>.makeStream()
+        let operationsServer = try makeOperationsServer(operations, incidents: incidents.endpoint, listening: operationsListened)
+        if let operationsServer { group.append(operationsServer) } else { operationsListened.finish() }
         let serviceGroup = ServiceGroup(configuration: .init(services: group, gracefulShutdownSignals: [.sigterm, .sigint], logger: .silent))
         defer { ownClient?.close() }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -251,7 +261,10 @@ public final class NodeServer: Sendable {
             if let orderer {
                 log("medledgerd: orderer with \(orderer.channels().count) channel(s)\(raftOrdering.map { " (raft consenter on \($0.transport.listenHost):\($0.transport.listenPort))" } ?? "")")
             }
-            log("medledgerd: ready")
+            var operationsUp = false
+            for await _ in operationsListening { operationsUp = true }
+            // Without it (a port in use), the group's error ends the node instead.
+            if operationsUp || operationsServer == nil { log("medledgerd: ready") }
             try await tasks.waitForAll()
         }
     }
@@ -259,7 +272,9 @@ public final class NodeServer: Sendable {
 
 extension NodeServer {
     /// The HTTPS operations endpoint, when node.yaml asks for one, as a service of the node.
-    func makeOperationsServer(_ operations: NodeOperations?, incidents: IncidentsEndpoint) throws -> BackgroundService? {
+    func makeOperationsServer(
+        _ operations: NodeOperations?, incidents: IncidentsEndpoint, listening: AsyncStream<Void>.Continuation
+    ) throws -> BackgroundService? {
         guard let operations, let listen = config.operations?.listen else { return nil }
         guard let address = NodeAddress(listen) else { throw StartupError(description: "operations.listen \(listen) is not host:port") }
         let server = OperationsServer(
@@ -269,9 +284,15 @@ extension NodeServer {
         let log = self.log
         return BackgroundService(name: "operations") {
             do {
-                try await server.run { port in log("medledgerd: operations endpoint on https://\(address.host):\(port) (/healthz, /version; /metrics for \(server.organization)'s administrators and nodes)") }
+                try await server.run { port in
+                    log("medledgerd: operations endpoint on https://\(address.host):\(port) (/healthz, /version; /metrics for \(server.organization)'s administrators and nodes)")
+                    listening.yield()
+                    listening.finish()
+                }
             } catch is CancellationError {
+                listening.finish()
             } catch {
+                listening.finish()
                 throw StartupError(description: "operations endpoint on \(listen): \(error)")
             }
         }

@@ -7,15 +7,34 @@ import ServiceLifecycle
 /// SIGTERM or SIGINT shuts them down gracefully in the reverse of their order in the group, each
 /// finishing before the next is told (see `NodeServer.run`).
 
-/// A gRPC server: serves until graceful shutdown, then stops accepting and drains its calls.
+/// A gRPC server: serves until graceful shutdown, then stops accepting and drains its calls for at
+/// most `drainMax`. Calls still open then — a client's long-lived streams (endorsements, blocks,
+/// events) that it does not close — are cut, so that SIGTERM always ends the node.
 struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
+    var drainMax: Duration = .seconds(5)
+    var log: @Sendable (String) -> Void = { _ in }
 
     func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await server.serve()
-        } onGracefulShutdown: {
-            server.beginGracefulShutdown()
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await server.serve()
+                return true
+            }
+            group.addTask {
+                // Waits for the shutdown signal (or the cancellation that ends the group).
+                guard (try? await gracefulShutdown()) != nil else { return false }
+                server.beginGracefulShutdown()
+                try? await Task.sleep(for: drainMax)
+                return false
+            }
+            // Whichever ends first: the server drained (done), or the drain time ran out (cut the rest).
+            while let servedToEnd = try await group.next() {
+                if servedToEnd { break }
+                if !Task.isCancelled { log("medledgerd: calls still open \(drainMax) after shutdown began are cut (clients' open streams)") }
+                break
+            }
+            group.cancelAll()
         }
     }
 }

@@ -29,6 +29,15 @@ final class PeerRuntime: Sendable {
     let log: @Sendable (String) -> Void
     private let channels = Mutex<[String: PeerChannel]>([:])
     private let pullers = Mutex<[String: Task<Void, Never>]>([:])
+    /// Channels whose block delivery fails on every orderer endpoint: the last error, and since when
+    /// (cleared as soon as an orderer accepts the delivery stream).
+    private let deliveryTrouble = Mutex<[String: (error: String, since: Date)]>([:])
+
+    /// Channels that have had no reachable orderer for at least `for`, with the last error.
+    func unreachableOrderers(for duration: TimeInterval, now: Date = Date()) -> [(channel: String, error: String, since: Date)] {
+        deliveryTrouble.withLock { $0.filter { now.timeIntervalSince($0.value.since) >= duration }.map { ($0.key, $0.value.error, $0.value.since) } }
+            .sorted { $0.channel < $1.channel }
+    }
 
     init(
         store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8], trust: TrustStore? = nil, ownTLSPublicKey: [UInt8]? = nil,
@@ -131,6 +140,7 @@ final class PeerRuntime: Sendable {
                         req.start = ch.ledger.height
                         req.follow = true
                         try await orderer.deliver(req) { response in
+                            self.deliveryTrouble.withLock { _ = $0.removeValue(forKey: ch.channelName) }
                             for try await message in response.messages {
                                 guard case .block(let block)? = message.type else { continue }
                                 let started = ContinuousClock.now
@@ -144,6 +154,9 @@ final class PeerRuntime: Sendable {
                     }
                 } catch {
                     let text = "\(error)"
+                    if !Task.isCancelled {
+                        deliveryTrouble.withLock { t in t[ch.channelName] = (text, t[ch.channelName]?.since ?? Date()) }
+                    }
                     if text != lastError, !Task.isCancelled {
                         log("medledgerd: \(ch.channelName): block delivery from \(endpoint) failed: \(text); retrying")
                         lastError = text

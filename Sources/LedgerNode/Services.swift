@@ -9,6 +9,7 @@ import LedgerProtos
 import LedgerRPC
 import LedgerStorage
 import LedgerTransport
+import Synchronization
 
 /// The node API (node.proto).
 struct NodeService: Medledger_Node.SimpleServiceProtocol {
@@ -19,6 +20,7 @@ struct NodeService: Medledger_Node.SimpleServiceProtocol {
     /// The configuration of a channel this node's peer serves (membership decides who may see it).
     let channelContext: @Sendable (String) -> ChannelContext?
     let audit: AuditLog?
+    var trailGate = AuditTrailGate()
 
     /// Who may read a channel's chain information.
     static let channelInfoRoles: Set<Medledger_Role> = [.admin, .doctor, .node]
@@ -148,4 +150,62 @@ struct CAAdministrationService: Medledger_CAAdministration.SimpleServiceProtocol
         _ = try context.requireCaller()
         return try await StatusMapping.mapping { try ca.lookupCertificates(request) }
     }
+}
+
+extension NodeService {
+    /// A patient's view of this node's audit log: the lines about their records (`record.read` and
+    /// the like, written with their PID as the target), newest first. One query at a time per node:
+    /// each reads the kept audit files from the newest back.
+    func auditTrail(request: Medledger_AuditTrailRequest, context: ServerContext) async throws -> Medledger_AuditTrailResponse {
+        let caller = try context.requireCaller()
+        guard caller.role == .patient else {
+            throw RPCError(code: .permissionDenied, message: "the audit trail is for patients (about their own records); role \(caller.attributes.role) may not read it")
+        }
+        guard let audit else { throw RPCError(code: .failedPrecondition, message: "this node keeps no audit log (node.yaml audit_log)") }
+        let since = try request.since.isEmpty ? nil : Self.auditTime(request.since)
+        let limit = request.limit == 0 ? 100 : Int(request.limit)
+        guard (1...AuditSearch.limitMax).contains(limit) else {
+            throw RPCError(code: .invalidArgument, message: "limit must be 1...\(AuditSearch.limitMax) (0: 100)")
+        }
+        guard trailGate.enter() else {
+            throw RPCError(code: .unavailable, message: "another audit trail query is running on this node; retry in a moment")
+        }
+        defer { trailGate.leave() }
+        let found: AuditSearch.Result
+        do { found = try AuditSearch.entries(about: caller.pid, in: audit.path, since: since, limit: limit) } catch {
+            throw RPCError(code: .unavailable, message: "cannot read this node's audit log: \(error)")
+        }
+        var r = Medledger_AuditTrailResponse()
+        r.nodeOrgID = nodeOrg
+        r.truncated = found.truncated
+        r.entries = found.entries.map { e in
+            var m = Medledger_AuditTrailEntry()
+            (m.time, m.actorPid, m.actorOrg, m.actorRole) = (e.time, e.actor.pid, e.actor.org, e.actor.role)
+            (m.action, m.outcome, m.detail, m.seq) = (e.action, e.outcome, e.detail, e.seq)
+            return m
+        }
+        return r
+    }
+
+    /// `since` as the audit lines write times (UTC, milliseconds), so that text order is time order.
+    static func auditTime(_ text: String) throws -> String {
+        let plain = ISO8601DateFormatter()
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let date = plain.date(from: text) ?? fractional.date(from: text) else {
+            throw RPCError(code: .invalidArgument, message: "since \(text.debugDescription) is not an RFC 3339 time such as 2026-12-02T10:00:00Z")
+        }
+        let out = ISO8601DateFormatter()
+        out.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        out.timeZone = TimeZone(identifier: "UTC")
+        return out.string(from: date)
+    }
+}
+
+/// At most one audit trail query at a time on a node (each may read every kept audit file).
+final class AuditTrailGate: Sendable {
+    private let busy = Mutex(false)
+
+    func enter() -> Bool { busy.withLock { b in b ? false : { b = true; return true }() } }
+    func leave() { busy.withLock { $0 = false } }
 }

@@ -107,21 +107,29 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         } catch {
             result = .failure(ProposalRejection(500, "internal error"))
         }
-        if let incidents { report(parsed, result, caller, to: incidents) }
+        report(parsed, result, caller)
         return result
     }
 
-    /// Tells the anomaly rules whose records a `medrecords` read asked for, and which proposals the
-    /// chaincode refused (its 401/403/404 come back as answers, not as failed calls).
-    func report(_ parsed: ParsedProposal, _ result: Result<Medledger_ProposalResponse, ProposalRejection>, _ caller: AuthenticatedIdentity, to incidents: IncidentDesk) {
-        guard case .success(let endorsed) = result else { return }
+    /// Records whose records a `medrecords` read asked for — on the audit log, one line per patient
+    /// (what the patient's `AuditTrail` shows), and to the anomaly rules — and tells the rules which
+    /// proposals the chaincode refused (its 401/403/404 come back as answers, not as failed calls).
+    func report(_ parsed: ParsedProposal, _ result: Result<Medledger_ProposalResponse, ProposalRejection>, _ caller: AuthenticatedIdentity) {
+        guard case .success(let endorsed) = result, incidents != nil || audit != nil else { return }
         let status = Int(endorsed.response.status)
-        if [401, 403, 404].contains(status) { incidents.observe(.refused(status: status), by: caller) }
+        if [401, 403, 404].contains(status) { incidents?.observe(.refused(status: status), by: caller) }
         guard parsed.payload.chaincodeName == "medrecords" else { return }
         let input = parsed.payload.input
         let patients = ReadSubjects.patients(
             function: input.function, args: input.args.map { [UInt8]($0) }, answer: status == 200 ? [UInt8](endorsed.response.payload) : nil)
-        if !patients.isEmpty { incidents.observe(.patientsRead(patients), by: caller) }
+        guard !patients.isEmpty else { return }
+        incidents?.observe(.patientsRead(patients), by: caller)
+        let outcome: AuditOutcome = status == 200 ? .success : status < 500 ? .denied : .failed
+        for patient in patients {
+            audit?.note(AuditEvent(
+                actor: caller.auditActor, action: "record.read", target: patient, outcome: outcome,
+                detail: "\(input.function) on channel \(parsed.channel), status \(status)"))
+        }
     }
 
     func commitStatus(request: Medledger_CommitStatusRequest, context: ServerContext) async throws -> Medledger_CommitStatusResponse {

@@ -78,6 +78,27 @@ public final class NodeMetrics: Sendable {
         }
     }
 
+    static let batchSizeBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+
+    /// Blocks the orderer cut on `channel` since the last scrape: their sizes, and why each was cut
+    /// (`BlockCutter.CutReason`'s names). The registry returns the same collectors for the same
+    /// labels, and channels are few (an orderer joins them by administrator action).
+    public func recordCuts(channel: String, _ cuts: [(reason: String, transactions: Int)]) {
+        guard !cuts.isEmpty else { return }
+        let sizes = registry.makeValueHistogram(
+            descriptor: Self.named("orderer_batch_size", "Transactions in each block the orderer cut."), labels: [("channel", channel)],
+            buckets: Self.batchSizeBuckets)
+        var byReason: [String: Int64] = [:]
+        for cut in cuts {
+            sizes.record(Double(cut.transactions))
+            byReason[cut.reason, default: 0] += 1
+        }
+        for (reason, n) in byReason {
+            counter("orderer_blocks_cut_total", help: "Blocks the orderer cut, by why (count, size, timeout, config, oversized).", labels: [("channel", channel), ("reason", reason)])
+                .increment(by: n)
+        }
+    }
+
     /// The handle cached under `key`, made (registering its metrics) on first use; nil once `max`
     /// keys exist, so that a label's values stay bounded.
     private static func cached<V: Sendable>(_ key: String, in map: borrowing Mutex<[String: V]>, max: Int, make: () -> V) -> V? {

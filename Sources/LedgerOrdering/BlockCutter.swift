@@ -31,14 +31,31 @@ public struct BlockCutter: Sendable {
         }
     }
 
-    /// What `ordered` decided: zero, one or two batches to turn into blocks, and whether a batch is now
-    /// pending (so the caller starts or keeps the timer).
+    /// Why a batch became a block (the operations endpoint counts them: a channel whose blocks are
+    /// all cut by `count` wants a larger `maxMessageCount`).
+    public enum CutReason: String, Sendable, CaseIterable {
+        /// A configuration transaction, alone in its block (or what was pending before it).
+        case config
+        /// An envelope larger than `preferredMaxBytes`, alone (or what was pending before it).
+        case oversized
+        /// The next envelope would have passed `preferredMaxBytes`.
+        case size
+        /// `maxMessageCount` reached.
+        case count
+        /// The batch timer fired, or the writer was idle (adaptive batching), or the orderer stopped.
+        case timeout
+    }
+
+    /// What `ordered` decided: zero, one or two batches to turn into blocks (each with why it was
+    /// cut), and whether a batch is now pending (so the caller starts or keeps the timer).
     public struct Decision: Sendable, Equatable {
         public var batches: [[[UInt8]]]
+        public var reasons: [CutReason]
         public var pending: Bool
 
-        public init(batches: [[[UInt8]]], pending: Bool) {
+        public init(batches: [[[UInt8]]], reasons: [CutReason], pending: Bool) {
             self.batches = batches
+            self.reasons = reasons
             self.pending = pending
         }
     }
@@ -55,16 +72,22 @@ public struct BlockCutter: Sendable {
         let size = envelope.count
         guard size <= config.absoluteMaxBytes else { throw .tooLarge(size: size, limit: config.absoluteMaxBytes) }
         var batches = [[[UInt8]]]()
+        var reasons = [CutReason]()
         if isConfig || size > config.preferredMaxBytes {
-            if let cut = cut() { batches.append(cut) }
+            let reason: CutReason = isConfig ? .config : .oversized
+            if let cut = cut() { (batches, reasons) = ([cut], [reason]) }
             batches.append([envelope])
-            return Decision(batches: batches, pending: false)
+            reasons.append(reason)
+            return Decision(batches: batches, reasons: reasons, pending: false)
         }
-        if pendingBytes + size > config.preferredMaxBytes, let cut = cut() { batches.append(cut) }
+        if pendingBytes + size > config.preferredMaxBytes, let cut = cut() { (batches, reasons) = ([cut], [.size]) }
         pendingEnvelopes.append(envelope)
         pendingBytes += size
-        if pendingEnvelopes.count >= config.maxMessageCount, let cut = cut() { batches.append(cut) }
-        return Decision(batches: batches, pending: isPending)
+        if pendingEnvelopes.count >= config.maxMessageCount, let cut = cut() {
+            batches.append(cut)
+            reasons.append(.count)
+        }
+        return Decision(batches: batches, reasons: reasons, pending: isPending)
     }
 
     /// The batch timer fired: whatever is pending becomes a block.

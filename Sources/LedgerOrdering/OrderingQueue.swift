@@ -59,6 +59,12 @@ struct RetryableWriteFailure: Error, CustomStringConvertible {
     var description: String
 }
 
+/// One block the cutting loop cut: why, and how many transactions it holds.
+public struct CutRecord: Sendable, Equatable {
+    public var reason: BlockCutter.CutReason
+    public var transactions: Int
+}
+
 /// The queue of accepted envelopes and the thread that cuts them into blocks and hands each block to
 /// `writeBlock`, answering the block's submitters once it returns. Solo writes the block to its own
 /// store; raft proposes it to the cluster. Adaptive batching: with `batch_timeout_ms` 0 a block is cut
@@ -83,6 +89,9 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
     private var stopping = false
     private var finished = false
     private(set) var stoppedReasonLocked: String?
+    /// Blocks cut since the operations endpoint last took them (`takeCuts`); bounded, oldest dropped.
+    private var cuts: [CutRecord] = []
+    static let cutsKept = 4_096
 
     let channelName: String
     let batchConfig: @Sendable () -> BatchConfig
@@ -109,6 +118,17 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
     }
 
     var stoppedReason: String? { locked { stoppedReasonLocked } }
+
+    /// Envelopes accepted and not yet in a written block (queued, pending in the cutter, being written).
+    var queueDepth: Int { locked { inFlight.count } }
+
+    /// The blocks cut since the last call, oldest first (at most `cutsKept`).
+    func takeCuts() -> [CutRecord] {
+        locked {
+            defer { cuts.removeAll(keepingCapacity: true) }
+            return cuts
+        }
+    }
 
     func enqueue(_ item: Item) throws(OrderingRejection) {
         condition.lock()
@@ -156,7 +176,7 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
                 guard let d = try? cutter.ordered(item.bytes, isConfig: item.isConfig) else {
                     return fail(pending + items[(i + 1)...], "the block cutter refused an accepted envelope")
                 }
-                for batch in d.batches where !write(batch, &pending, unordered: items[(i + 1)...]) { return false }
+                for (batch, reason) in zip(d.batches, d.reasons) where !write(batch, reason, &pending, unordered: items[(i + 1)...]) { return false }
             }
             return true
         }
@@ -173,12 +193,12 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
                     guard order(more) else { return finish() }
                 }
             }
-            if let batch = cutter.timeout(), !write(batch, &pending) { return finish() }
+            if let batch = cutter.timeout(), !write(batch, .timeout, &pending) { return finish() }
             // A configuration block may have changed the batch parameters.
             let params = batchConfig()
             if params != cutter.config, !cutter.isPending { cutter = BlockCutter(config: params) }
         }
-        if let batch = cutter.timeout() { _ = write(batch, &pending) }
+        if let batch = cutter.timeout() { _ = write(batch, .timeout, &pending) }
         finish()
     }
 
@@ -192,9 +212,13 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
     /// Writes one block and answers its submitters; false if the write failed fatally (the channel is
     /// then stopped and every waiting submitter told so).
     /// `unordered`: items taken from the queue but not yet given to the cutter, answered on failure too.
-    private func write(_ envelopes: [[UInt8]], _ pending: inout [Item], unordered: ArraySlice<Item> = []) -> Bool {
+    private func write(_ envelopes: [[UInt8]], _ reason: BlockCutter.CutReason, _ pending: inout [Item], unordered: ArraySlice<Item> = []) -> Bool {
         let items = Array(pending.prefix(envelopes.count))
         pending.removeFirst(items.count)
+        locked {
+            if cuts.count >= Self.cutsKept { cuts.removeFirst(Self.cutsKept / 2) }
+            cuts.append(CutRecord(reason: reason, transactions: envelopes.count))
+        }
         do {
             try writeBlock(envelopes)
         } catch let retry as RetryableWriteFailure {

@@ -52,6 +52,9 @@ public final class OrderingServices: OrderingService {
         }
     }
 
+    /// Blocks cut on each channel since the last call (solo and raft channels alike).
+    public func takeCuts() -> [String: [CutRecord]] { solo.takeCuts().merging(raft?.takeCuts() ?? [:]) { a, _ in a } }
+
     public func channels() -> [OrderedChannelStatus] { (solo.channels() + (raft?.channels() ?? [])).sorted { $0.name < $1.name } }
 
     public func consensusStatus(of channel: String) async -> ConsensusStatus? { await raft?.consensusStatus(of: channel) }

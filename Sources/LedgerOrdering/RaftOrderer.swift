@@ -139,8 +139,13 @@ public final class RaftOrderer: OrderingService {
 
     public func engine(of channel: String) -> (any ConsensusEngine)? { chains.withLock { $0[channel] }?.engine }
 
+    /// Blocks cut on each channel since the last call (for the operations endpoint's metrics).
+    public func takeCuts() -> [String: [CutRecord]] {
+        chains.withLock { Dictionary(uniqueKeysWithValues: $0.values.map { ($0.channelName, $0.takeCuts()) }) }
+    }
+
     public func channels() -> [OrderedChannelStatus] {
-        chains.withLock { $0.values.map { OrderedChannelStatus(name: $0.channelName, height: $0.ledger.height, stoppedReason: $0.stoppedReason) } }
+        chains.withLock { $0.values.map { OrderedChannelStatus(name: $0.channelName, height: $0.ledger.height, stoppedReason: $0.stoppedReason, queueDepth: $0.queueDepth) } }
             .sorted { $0.name < $1.name }
     }
 
@@ -179,6 +184,9 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     var channelName: String { ledger.channel }
     var context: ChannelContext { current.withLock { $0 } }
     var engine: (any ConsensusEngine)? { state.withLock { $0.engine } }
+    var queueDepth: Int { state.withLock { $0.cutting }?.queueDepth ?? 0 }
+    func takeCuts() -> [CutRecord] { state.withLock { $0.cutting }?.takeCuts() ?? [] }
+
     var stoppedReason: String? {
         state.withLock { $0.stopped ?? $0.cutting?.stoppedReason } ?? engine?.observed.failure
     }

@@ -25,6 +25,8 @@ public struct OrderedChannelStatus: Sendable, Equatable {
     public var height: UInt64
     /// Why the service stopped ordering this channel; nil while it orders.
     public var stoppedReason: String?
+    /// Envelopes accepted and not yet in a written block (0 on a raft follower, which cuts nothing).
+    public var queueDepth = 0
 }
 
 /// What peers and clients need from an ordering service. Solo implements it on one node; a Raft
@@ -112,8 +114,13 @@ public final class SoloOrderer: OrderingService {
     /// The configuration in force on `channel`, nil if this orderer does not order it.
     public func context(of channel: String) -> ChannelContext? { chains.withLock { $0[channel] }?.context }
 
+    /// Blocks cut on each channel since the last call (for the operations endpoint's metrics).
+    public func takeCuts() -> [String: [CutRecord]] {
+        chains.withLock { Dictionary(uniqueKeysWithValues: $0.values.map { ($0.channelName, $0.takeCuts()) }) }
+    }
+
     public func channels() -> [OrderedChannelStatus] {
-        chains.withLock { $0.values.map { OrderedChannelStatus(name: $0.channelName, height: $0.ledger.height, stoppedReason: $0.stoppedReason) } }
+        chains.withLock { $0.values.map { OrderedChannelStatus(name: $0.channelName, height: $0.ledger.height, stoppedReason: $0.stoppedReason, queueDepth: $0.queueDepth) } }
             .sorted { $0.name < $1.name }
     }
 
@@ -149,6 +156,8 @@ final class SoloChannel: BlockSource, Sendable {
     var channelName: String { ledger.channel }
     var context: ChannelContext { current.withLock { $0 } }
     var stoppedReason: String? { cutting.stoppedReason }
+    var queueDepth: Int { cutting.queueDepth }
+    func takeCuts() -> [CutRecord] { cutting.takeCuts() }
     private var cutting: CuttingLoop { loop.withLock { $0! } }
 
     init(

@@ -49,6 +49,9 @@ public struct Endorser: Sendable {
     /// This node's own refusal of a creator (a suspension), nil to admit: an admission rule of this
     /// node, never a validation rule, and for the creator only (not for the signers a chaincode checks).
     public var creatorGate: (@Sendable (CreatorIdentity) -> String?)?
+    /// Why this node takes no writes now (its audit log is failing), nil to take them: a proposal
+    /// whose simulation writes is refused with 503; reads are still answered.
+    public var writeGate: (@Sendable () -> String?)?
 
     public init(identity: SigningIdentity, chaincodes: [any Chaincode]) {
         self.identity = identity
@@ -101,6 +104,9 @@ public struct Endorser: Sendable {
         response.response.payload = Data(result.response.payload)
         response.timestamp = Google_Protobuf_Timestamp(date: now)
         guard result.response.isOK else { return response }
+        if let why = writeGate?(), result.results.nsRwset.contains(where: { !$0.rwset.writes.isEmpty }) {
+            throw ProposalRejection(503, why)
+        }
         do {
             var action = Medledger_ChaincodeAction()
             action.results = result.results

@@ -139,6 +139,73 @@ public nonisolated struct Medledger_ChannelInfoResponse: Sendable {
   public init() {}
 }
 
+/// The node's audit lines about the caller's own records: who read them (or tried), when, and how it
+/// ended. PIDs only; a patient sees their own trail and no one else's.
+public nonisolated struct Medledger_AuditTrailRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// RFC 3339 UTC ("2026-12-02T10:00:00Z"); empty: everything this node keeps
+  public var since: String = String()
+
+  /// most entries, newest first (1..1000; 0: 100)
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Medledger_AuditTrailEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// RFC 3339 UTC, milliseconds
+  public var time: String = String()
+
+  public var actorPid: String = String()
+
+  public var actorOrg: String = String()
+
+  public var actorRole: String = String()
+
+  /// record.read, …
+  public var action: String = String()
+
+  /// success, denied, failed
+  public var outcome: String = String()
+
+  /// the function, channel and status; never record content
+  public var detail: String = String()
+
+  /// the audit line's number (audit verify checks its chain)
+  public var seq: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Medledger_AuditTrailResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var entries: [Medledger_AuditTrailEntry] = []
+
+  /// more entries exist beyond limit: ask again with an earlier window
+  public var truncated: Bool = false
+
+  /// whose node kept these lines (each node keeps its own)
+  public var nodeOrgID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "medledger"
@@ -351,6 +418,146 @@ nonisolated extension Medledger_ChannelInfoResponse: SwiftProtobuf.Message, Swif
     if lhs.height != rhs.height {return false}
     if lhs.tipHash != rhs.tipHash {return false}
     if lhs.commitHash != rhs.commitHash {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_AuditTrailRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditTrailRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}since\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.since) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.since.isEmpty {
+      try visitor.visitSingularStringField(value: self.since, fieldNumber: 1)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_AuditTrailRequest, rhs: Medledger_AuditTrailRequest) -> Bool {
+    if lhs.since != rhs.since {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_AuditTrailEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditTrailEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}time\0\u{3}actor_pid\0\u{3}actor_org\0\u{3}actor_role\0\u{1}action\0\u{1}outcome\0\u{1}detail\0\u{1}seq\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.time) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.actorPid) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.actorOrg) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.actorRole) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.outcome) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.detail) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.time.isEmpty {
+      try visitor.visitSingularStringField(value: self.time, fieldNumber: 1)
+    }
+    if !self.actorPid.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorPid, fieldNumber: 2)
+    }
+    if !self.actorOrg.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorOrg, fieldNumber: 3)
+    }
+    if !self.actorRole.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorRole, fieldNumber: 4)
+    }
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 5)
+    }
+    if !self.outcome.isEmpty {
+      try visitor.visitSingularStringField(value: self.outcome, fieldNumber: 6)
+    }
+    if !self.detail.isEmpty {
+      try visitor.visitSingularStringField(value: self.detail, fieldNumber: 7)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_AuditTrailEntry, rhs: Medledger_AuditTrailEntry) -> Bool {
+    if lhs.time != rhs.time {return false}
+    if lhs.actorPid != rhs.actorPid {return false}
+    if lhs.actorOrg != rhs.actorOrg {return false}
+    if lhs.actorRole != rhs.actorRole {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.outcome != rhs.outcome {return false}
+    if lhs.detail != rhs.detail {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Medledger_AuditTrailResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditTrailResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{1}truncated\0\u{3}node_org_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.truncated) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.nodeOrgID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    if self.truncated != false {
+      try visitor.visitSingularBoolField(value: self.truncated, fieldNumber: 2)
+    }
+    if !self.nodeOrgID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeOrgID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Medledger_AuditTrailResponse, rhs: Medledger_AuditTrailResponse) -> Bool {
+    if lhs.entries != rhs.entries {return false}
+    if lhs.truncated != rhs.truncated {return false}
+    if lhs.nodeOrgID != rhs.nodeOrgID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

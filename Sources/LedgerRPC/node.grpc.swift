@@ -50,10 +50,24 @@ public enum Medledger_Node: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "AuditTrail" metadata.
+        public enum AuditTrail: Sendable {
+            /// Request type for "AuditTrail".
+            public typealias Input = Medledger_AuditTrailRequest
+            /// Response type for "AuditTrail".
+            public typealias Output = Medledger_AuditTrailResponse
+            /// Descriptor for "AuditTrail".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "medledger.Node"),
+                method: "AuditTrail",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "medledger.Node" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             WhoAmI.descriptor,
-            ChannelInfo.descriptor
+            ChannelInfo.descriptor,
+            AuditTrail.descriptor
         ]
     }
 }
@@ -115,6 +129,25 @@ extension Medledger_Node {
             request: GRPCCore.StreamingServerRequest<Medledger_ChannelInfoRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Medledger_ChannelInfoResponse>
+
+        /// Handle the "AuditTrail" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Patients: this node's audit lines about their records. PERMISSION_DENIED for other roles,
+        /// > FAILED_PRECONDITION when the node keeps no audit log.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Medledger_AuditTrailRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Medledger_AuditTrailResponse` messages.
+        func auditTrail(
+            request: GRPCCore.StreamingServerRequest<Medledger_AuditTrailRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Medledger_AuditTrailResponse>
     }
 
     /// Service protocol for the "medledger.Node" service.
@@ -160,6 +193,25 @@ extension Medledger_Node {
             request: GRPCCore.ServerRequest<Medledger_ChannelInfoRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Medledger_ChannelInfoResponse>
+
+        /// Handle the "AuditTrail" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Patients: this node's audit lines about their records. PERMISSION_DENIED for other roles,
+        /// > FAILED_PRECONDITION when the node keeps no audit log.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_AuditTrailRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Medledger_AuditTrailResponse` message.
+        func auditTrail(
+            request: GRPCCore.ServerRequest<Medledger_AuditTrailRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Medledger_AuditTrailResponse>
     }
 
     /// Simple service protocol for the "medledger.Node" service.
@@ -203,6 +255,25 @@ extension Medledger_Node {
             request: Medledger_ChannelInfoRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Medledger_ChannelInfoResponse
+
+        /// Handle the "AuditTrail" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Patients: this node's audit lines about their records. PERMISSION_DENIED for other roles,
+        /// > FAILED_PRECONDITION when the node keeps no audit log.
+        ///
+        /// - Parameters:
+        ///   - request: A `Medledger_AuditTrailRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Medledger_AuditTrailResponse` to respond with.
+        func auditTrail(
+            request: Medledger_AuditTrailRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Medledger_AuditTrailResponse
     }
 }
 
@@ -227,6 +298,17 @@ extension Medledger_Node.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Medledger_ChannelInfoResponse>(),
             handler: { request, context in
                 try await self.channelInfo(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Medledger_Node.Method.AuditTrail.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_AuditTrailRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_AuditTrailResponse>(),
+            handler: { request, context in
+                try await self.auditTrail(
                     request: request,
                     context: context
                 )
@@ -259,6 +341,17 @@ extension Medledger_Node.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func auditTrail(
+        request: GRPCCore.StreamingServerRequest<Medledger_AuditTrailRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Medledger_AuditTrailResponse> {
+        let response = try await self.auditTrail(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -283,6 +376,19 @@ extension Medledger_Node.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Medledger_ChannelInfoResponse> {
         return GRPCCore.ServerResponse<Medledger_ChannelInfoResponse>(
             message: try await self.channelInfo(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func auditTrail(
+        request: GRPCCore.ServerRequest<Medledger_AuditTrailRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Medledger_AuditTrailResponse> {
+        return GRPCCore.ServerResponse<Medledger_AuditTrailResponse>(
+            message: try await self.auditTrail(
                 request: request.message,
                 context: context
             ),
@@ -344,6 +450,30 @@ extension Medledger_Node {
             deserializer: some GRPCCore.MessageDeserializer<Medledger_ChannelInfoResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_ChannelInfoResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AuditTrail" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Patients: this node's audit lines about their records. PERMISSION_DENIED for other roles,
+        /// > FAILED_PRECONDITION when the node keeps no audit log.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_AuditTrailRequest` message.
+        ///   - serializer: A serializer for `Medledger_AuditTrailRequest` messages.
+        ///   - deserializer: A deserializer for `Medledger_AuditTrailResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func auditTrail<Result>(
+            request: GRPCCore.ClientRequest<Medledger_AuditTrailRequest>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_AuditTrailRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_AuditTrailResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_AuditTrailResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -430,6 +560,41 @@ extension Medledger_Node {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "AuditTrail" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Patients: this node's audit lines about their records. PERMISSION_DENIED for other roles,
+        /// > FAILED_PRECONDITION when the node keeps no audit log.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Medledger_AuditTrailRequest` message.
+        ///   - serializer: A serializer for `Medledger_AuditTrailRequest` messages.
+        ///   - deserializer: A deserializer for `Medledger_AuditTrailResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func auditTrail<Result>(
+            request: GRPCCore.ClientRequest<Medledger_AuditTrailRequest>,
+            serializer: some GRPCCore.MessageSerializer<Medledger_AuditTrailRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Medledger_AuditTrailResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_AuditTrailResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Medledger_Node.Method.AuditTrail.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -489,6 +654,36 @@ extension Medledger_Node.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Medledger_ChannelInfoRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_ChannelInfoResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AuditTrail" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Patients: this node's audit lines about their records. PERMISSION_DENIED for other roles,
+    /// > FAILED_PRECONDITION when the node keeps no audit log.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Medledger_AuditTrailRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func auditTrail<Result>(
+        request: GRPCCore.ClientRequest<Medledger_AuditTrailRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_AuditTrailResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.auditTrail(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Medledger_AuditTrailRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Medledger_AuditTrailResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -558,6 +753,40 @@ extension Medledger_Node.ClientProtocol {
             metadata: metadata
         )
         return try await self.channelInfo(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AuditTrail" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Patients: this node's audit lines about their records. PERMISSION_DENIED for other roles,
+    /// > FAILED_PRECONDITION when the node keeps no audit log.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func auditTrail<Result>(
+        _ message: Medledger_AuditTrailRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Medledger_AuditTrailResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Medledger_AuditTrailRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.auditTrail(
             request: request,
             options: options,
             onResponse: handleResponse

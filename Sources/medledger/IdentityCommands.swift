@@ -233,7 +233,46 @@ struct NodeCommand: AsyncParsableCommand {
 }
 
 struct AuditCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Audit logs.", subcommands: [Verify.self])
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Audit logs.", subcommands: [Verify.self, Mine.self])
+
+    struct Mine: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Patients: who read your records on a node, and when (that node's audit log; PIDs only).",
+            discussion: """
+                Each node keeps its own audit log: ask every hospital's node that holds your records. Lists the \
+                newest first; --since and --limit narrow it. A denied entry is someone who tried and was refused. \
+                The usage records on chain (medrecords listUsage) are the other half: accesses by decryption.
+                """)
+
+        @Option(help: "Node address host:port.") var node: String
+        @OptionGroup var wallet: WalletOption
+        @Option(help: "TLS server name to expect.") var serverName: String?
+        @Option(help: "Only entries at or after this time (RFC 3339, e.g. 2026-12-01T00:00:00Z).") var since: String?
+        @Option(help: "Most entries to show, 1...1000.") var limit: UInt32 = 100
+        @Flag(help: "One JSON object per line instead of a table.") var json = false
+
+        func run() async throws {
+            let w = try wallet.open()
+            guard let a = NodeAddress(node) else { throw ValidationError("--node \(node) is not host:port") }
+            guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1...1000") }
+            let client = NodeClient(endpoint: a, trustedRootsPEM: w.caCertPEM, identity: w.tlsIdentity, serverName: serverName)
+            let r = try await calling { try await client.auditTrail(since: since ?? "", limit: limit) }
+            if json {
+                for e in r.entries {
+                    let object: [String: Any] = [
+                        "time": e.time, "actor_pid": e.actorPid, "actor_org": e.actorOrg, "actor_role": e.actorRole,
+                        "action": e.action, "outcome": e.outcome, "detail": e.detail, "seq": e.seq,
+                    ]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                }
+                return
+            }
+            print("\(r.entries.count) access(es) to your records on the node of \(r.nodeOrgID)\(r.truncated ? " (more before these: use --since or --limit)" : "")")
+            for e in r.entries {
+                print("\(e.time)  \(e.outcome.padding(toLength: 8, withPad: " ", startingAt: 0)) \(e.actorRole) \(e.actorPid) of \(e.actorOrg): \(e.action) (\(e.detail))")
+            }
+        }
+    }
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -245,10 +284,10 @@ struct AuditCommand: AsyncParsableCommand {
                 crash and marked when the log was reopened is listed as recovered, not as tampering.
                 """)
 
-        @Argument(help: "The audit log file.") var file: String
+        @Argument(help: "The audit log file (the files rotated out of it, FILE.<first line>, are checked with it).") var file: String
         @Option(help: "The hash the log should end with (kept elsewhere).") var head: String?
         @Flag(help: "Check the file against the anchors its node wrote on chain (needs --node, --wallet and --node-cert or --node-pid).") var anchors = false
-        @Option(help: "With --anchors: a node (host:port) of the log's channel to read the anchors from.") var node: String?
+        @Option(help: "With --anchors: a node (host:port) of the log's channel to read the anchors from; use another organisation's peer (the audited node could lie about its own anchors).") var node: String?
         @Option(help: "With --anchors: wallet of an administrator of the log node's organisation.") var wallet: String?
         @Option(help: "With --anchors: the channel the node anchors on.") var channel = "records"
         @Option(help: "With --anchors: the node's signing certificate (its PID names the anchors).") var nodeCert: String?
@@ -259,12 +298,15 @@ struct AuditCommand: AsyncParsableCommand {
             let r: AuditVerifier.Report
             do { r = try AuditVerifier.verify(path: file, expectedHead: head, anchors: anchored) } catch { throw CLIError("cannot read \(file): \(error)") }
             let checked = !anchors ? "" : anchored.isEmpty ? ", no anchors on chain yet" : ", \(anchored.count) anchor(s) on chain match, the last at line \(anchored.keys.max()!)"
+            let files = r.files == 1 ? "" : " in \(r.files) files (with those rotated out of it)"
+            let kept = r.firstSeq == 1 ? "" : "; begins at line \(r.firstSeq), older files deleted by retention"
+                + (r.anchorsBeforeKept == 0 ? "" : " (\(r.anchorsBeforeKept) anchor(s) of theirs not checkable here)")
             if r.isValid {
-                print("\(file): \(r.lines) lines, chain intact\(checked), head \(r.head)")
+                print("\(file): \(r.lines) lines\(files), chain intact\(checked), head \(r.head)\(kept)")
                 // Crash damage the writer found and marked on reopening: reported, not a failure.
                 for recovery in r.recoveries { print("  recovered: \(recovery)") }
             } else {
-                print("\(file): \(r.lines) lines, TAMPERED:")
+                print("\(file): \(r.lines) lines\(files), TAMPERED\(kept):")
                 for p in r.problems { print("  - \(p)") }
                 for recovery in r.recoveries { print("  recovered: \(recovery)") }
                 throw ExitCode(1)

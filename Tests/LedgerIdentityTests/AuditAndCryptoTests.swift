@@ -338,3 +338,113 @@ import Testing
         #expect(throws: SecretBox.Failure.noKey) { try SecretBox.load(keyFile: nil, environment: [:]) }
     }
 }
+
+@Suite struct AuditRotationTests {
+    func event(_ i: Int) -> AuditEvent {
+        AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: .success)
+    }
+
+    @Test func theChainRunsOnAcrossRotatedFilesAndAReopen() throws {
+        let dir = Scratch("audit-rotate")
+        let path = dir.path + "/audit.log"
+        let rotation = AuditLog.Rotation(maxBytes: 1_000, keepFiles: 100)
+        var log = try AuditLog(path: path, rotation: rotation)
+        for i in 0..<20 { try log.record(event(i)) }
+        try log.close()
+        let rotated = AuditFiles.rotated(path)
+        #expect(rotated.count >= 3, "\(rotated)")
+        #expect(rotated.first == path + ".000000000001")
+        // Each file ends with whole lines, and each later file begins where its name says.
+        let report = try AuditVerifier.verify(path: path)
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.lines == 20 && report.files == rotated.count + 1)
+
+        // A crash right after a rotation leaves an empty active file: the chain goes on from the
+        // newest rotated file.
+        try Data().write(to: URL(fileURLWithPath: path))
+        log = try AuditLog(path: path, rotation: rotation)
+        try log.record(event(99))
+        #expect(log.position.seq == 21)
+        try log.close()
+        #expect(try AuditVerifier.verify(path: path).isValid)
+    }
+
+    @Test func retentionDeletesTheOldestAndTheRestStillVerifies() throws {
+        let dir = Scratch("audit-retain")
+        let path = dir.path + "/audit.log"
+        let log = try AuditLog(path: path, rotation: AuditLog.Rotation(maxBytes: 600, keepFiles: 2))
+        var anchors: [UInt64: String] = [:]
+        for i in 0..<30 {
+            try log.record(event(i))
+            if i % 5 == 4 { anchors[log.position.seq] = log.position.head }
+        }
+        try log.close()
+        #expect(AuditFiles.rotated(path).count == 2)
+        let report = try AuditVerifier.verify(path: path, anchors: anchors)
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.firstSeq > 1 && report.lines == 30 - Int(report.firstSeq) + 1)
+        #expect(report.anchorsBeforeKept == anchors.keys.filter { $0 < report.firstSeq }.count)
+    }
+
+    @Test func cuttingOrRewritingARotatedFileShows() throws {
+        let dir = Scratch("audit-rotate-tamper")
+        let path = dir.path + "/audit.log"
+        let log = try AuditLog(path: path, rotation: AuditLog.Rotation(maxBytes: 800, keepFiles: 100))
+        var anchors: [UInt64: String] = [:]
+        for i in 0..<24 {
+            try log.record(event(i))
+            anchors[log.position.seq] = log.position.head
+        }
+        try log.close()
+        let files = AuditFiles.rotated(path)
+        #expect(files.count >= 3)
+
+        // The first line of the oldest file cut: its name no longer matches, so retention cannot be claimed.
+        let oldest = try String(contentsOfFile: files[0], encoding: .utf8)
+        try String(oldest.drop { $0 != "\n" }.dropFirst()).write(toFile: files[0], atomically: true, encoding: .utf8)
+        let cut = try AuditVerifier.verify(path: path)
+        #expect(cut.problems.contains { $0.contains("its name says it begins at line 1, but its first line is 2") }, "\(cut.problems)")
+        try oldest.write(toFile: files[0], atomically: true, encoding: .utf8)
+
+        // A middle file removed: the next file does not follow.
+        let middle = try Data(contentsOf: URL(fileURLWithPath: files[1]))
+        try FileManager.default.removeItem(atPath: files[1])
+        let gap = try AuditVerifier.verify(path: path)
+        #expect(gap.problems.contains { $0.contains("does not follow the line before it") }, "\(gap.problems)")
+        try middle.write(to: URL(fileURLWithPath: files[1]))
+        #expect(try AuditVerifier.verify(path: path, anchors: anchors).isValid)
+
+        // The newest rotated file deleted and the active one emptied (a cut tail across files): the
+        // chain that is left is intact; only the anchors show it.
+        try FileManager.default.removeItem(atPath: files[files.count - 1])
+        try Data().write(to: URL(fileURLWithPath: path))
+        #expect(try AuditVerifier.verify(path: path).isValid)
+        #expect(try !AuditVerifier.verify(path: path, anchors: anchors).isValid)
+    }
+}
+
+@Suite struct AuditSearchTests {
+    @Test func aPatientsLinesComeNewestFirstAcrossRotatedFilesAndNoOneElses() throws {
+        let dir = Scratch("audit-search")
+        let path = dir.path + "/audit.log"
+        let log = try AuditLog(path: path, rotation: AuditLog.Rotation(maxBytes: 1_500, keepFiles: 100))
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        for i in 0..<30 {
+            // Patient P1 on every third line; P10 (a PID that P1 is a prefix of) on the others' half.
+            let target = i % 3 == 0 ? "P1" : i % 2 == 0 ? "P10" : "-"
+            let detail = i == 4 ? "mentions \"target\":\"P1\", in text" : "listIndexRecords on channel records, status 200"
+            try log.record(AuditEvent(actor: AuditActor(pid: "DOC\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: target, outcome: .success, detail: detail), at: start.addingTimeInterval(Double(i)))
+        }
+        try log.close()
+        #expect(AuditFiles.rotated(path).count >= 2)
+        let all = try AuditSearch.entries(about: "P1", in: path, limit: 1_000)
+        #expect(all.entries.map(\.actor.pid) == stride(from: 27, through: 0, by: -3).map { "DOC\($0)" })
+        #expect(!all.truncated && all.entries.allSatisfy { $0.target == "P1" && $0.action == "record.read" })
+        let two = try AuditSearch.entries(about: "P1", in: path, limit: 2)
+        #expect(two.entries.map(\.actor.pid) == ["DOC27", "DOC24"] && two.truncated)
+        let since = ISO8601DateFormatter.string(from: start.addingTimeInterval(20), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withInternetDateTime, .withFractionalSeconds])
+        let recent = try AuditSearch.entries(about: "P1", in: path, since: since, limit: 100)
+        #expect(recent.entries.map(\.actor.pid) == ["DOC27", "DOC24", "DOC21"])
+        #expect(try AuditSearch.entries(about: "nobody", in: path, limit: 10).entries.isEmpty)
+    }
+}

@@ -63,10 +63,11 @@ import Testing
         var c = BatchConfig()
         c.maxMessageCount = 3
         var cutter = BlockCutter(config: c)
-        #expect(try cutter.ordered(env(10)) == .init(batches: [], pending: true))
+        #expect(try cutter.ordered(env(10)) == .init(batches: [], reasons: [], pending: true))
         #expect(try cutter.ordered(env(10)).batches.isEmpty)
         let third = try cutter.ordered(env(10))
         #expect(third.batches.map(\.count) == [3])
+        #expect(third.reasons == [.count])
         #expect(!third.pending)
         _ = try cutter.ordered(env(10))
         #expect(cutter.timeout()?.count == 1)
@@ -81,9 +82,11 @@ import Testing
         _ = try cutter.ordered(env(60))
         let overflow = try cutter.ordered(env(60))  // 120 > 100: cut the first, keep the second pending
         #expect(overflow.batches.map(\.count) == [1])
+        #expect(overflow.reasons == [.size])
         #expect(overflow.pending)
         let big = try cutter.ordered(env(500))  // over preferred: pending cut, then alone
         #expect(big.batches.map(\.count) == [1, 1])
+        #expect(big.reasons == [.oversized, .oversized])
         #expect(big.batches[1][0].count == 500)
         do {
             _ = try cutter.ordered(env(1001))
@@ -98,6 +101,7 @@ import Testing
         _ = try cutter.ordered(env(5))
         let d = try cutter.ordered(env(7), isConfig: true)
         #expect(d.batches.map { $0.map(\.count) } == [[5], [7]])
+        #expect(d.reasons == [.config, .config])
         #expect(!d.pending)
     }
 }

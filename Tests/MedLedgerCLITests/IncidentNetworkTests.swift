@@ -84,7 +84,11 @@ import Testing
         #expect(metrics.contains("anomaly_alerts_total{rule=\"patient-sweep\"} 1") && metrics.contains("incident_suspended_identities 1"), "\(metrics.prefix(4000))")
         let audit = try String(contentsOfFile: root + "/hospital-a/nodes/peer0/audit.log", encoding: .utf8)
         #expect(audit.contains("\"action\":\"anomaly.alert\"") && audit.contains("\"action\":\"incident.suspend\""))
-        #expect(!patients.contains { audit.contains($0) }, "a swept patient's PID in the audit log")
+        // Swept patients appear only as the targets of the reads (their own audit trail), never in
+        // the alert or suspension lines.
+        let incidentLines = audit.split(separator: "\n").filter { $0.contains("\"action\":\"anomaly.alert\"") || $0.contains("\"action\":\"incident.") }
+        #expect(!patients.contains { p in incidentLines.contains { $0.contains(p) } }, "a swept patient's PID in an incident line")
+        #expect(audit.contains("\"action\":\"record.read\""))
         #expect(net.peers["hospital-a"]!.text.contains("anomaly rule patient-sweep fired for \(doctorW.info.pid)"))
 
         // The suspension survives a restart of the node.
@@ -160,5 +164,134 @@ import Testing
         foreign[foreign.firstIndex(of: net.admin("hospital-a"))!] = net.admin("hospital-b")
         let refused = try MedLedgerBinary.run(foreign)
         #expect(refused.status != 0 && refused.stderr.contains("[404]"), "\(refused.stdout)\(refused.stderr)")
+    }
+}
+
+/// A node whose audit disk fills: it reports unhealthy naming the check, keeps answering reads,
+/// refuses the writes it cannot audit (503), and takes them again once there is room. The audit log
+/// is on a small tmpfs mounted for the test (root is needed to mount it).
+@Suite(.serialized) struct AuditDiskNetworkTests {
+    @Test(.timeLimit(.minutes(5))) func aFullAuditDiskRefusesWritesServesReadsAndRecovers() async throws {
+        let scratch = ScratchDir("audit-disk")
+        let root = scratch.path
+        let net = try MultiHospitalNetworkTests.startNetwork(root)
+        defer {
+            for p in net.peers.values { _ = p.stop() }
+            _ = net.sa.stop()
+        }
+        // Move hospital-a's audit log to a 256 KiB disk of its own.
+        let dir = root + "/hospital-a/nodes/peer0"
+        _ = net.peers["hospital-a"]!.stop()
+        let disk = dir + "/auditdisk"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let mount = try MedLedgerBinary.runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", disk])
+        try #require(mount.status == 0, "this test mounts a tmpfs for the audit log and needs root: \(mount.stderr)")
+        defer { _ = try? MedLedgerBinary.runTool("/bin/umount", ["-l", disk]) }
+        var yaml = try String(contentsOfFile: dir + "/node.yaml", encoding: .utf8)
+        yaml = yaml.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("audit_log:") ? "audit_log: auditdisk/audit.log" : String($0) }.joined(separator: "\n")
+        try yaml.write(toFile: dir + "/node.yaml", atomically: true, encoding: .utf8)
+        let (node, _) = try MultiHospitalNetworkTests.startPeer(root, "hospital-a", port: net.ports["hospital-a"]!, extra: "operations: { listen: 127.0.0.1:0 }")
+        defer { _ = node.stop() }
+        try node.waitFor("operations endpoint on https://")
+        let caCert = root + "/sa/ca-cert.pem"
+        let health = "https://127.0.0.1:\(try #require(OperationsTests.operationsPort(node.text)))/healthz"
+        #expect(try OperationsTests.get(health, ca: caCert, identity: nil).0 == 200)
+
+        let doctorW = try IdentityNetworkTests.enroll(
+            "doctor", role: "doctor", rid: "test doctor", admin: net.admin("hospital-a"), ca: "127.0.0.1:\(net.ordererPort)",
+            enroll: "127.0.0.1:\(net.enrollPort)", caCert: caCert, into: root + "/w/doctor")
+        let nodeA = try #require(NodeAddress(net.node("hospital-a")))
+        let doctor = CareClient(wallet: doctorW, gateway: try await Gateway.connect(wallet: doctorW, peer: nodeA, channel: "records"), node: nodeA)
+        defer { doctor.gateway.close() }
+        _ = try await doctor.publishKeys()  // a write, audited while there is room
+
+        // Fill the disk, then read until an audit line no longer fits.
+        let filler = open(disk + "/filler", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        try #require(filler >= 0)
+        let block = [UInt8](repeating: 0, count: 4096)
+        while block.withUnsafeBytes({ write(filler, $0.baseAddress, $0.count) }) > 0 {}
+        close(filler)
+        var unhealthy = (0, "")
+        for _ in 0..<200 where unhealthy.0 != 503 {
+            _ = try await doctor.listRecords(patientPID: "PATIENT-\(UUID().uuidString)")  // reads are answered throughout
+            unhealthy = try OperationsTests.get(health, ca: caCert, identity: nil)
+        }
+        #expect(unhealthy.0 == 503 && unhealthy.1.contains("audit") && unhealthy.1.contains("disk"), "\(unhealthy)")
+        await PaperFlowNetworkTests.expectRefused(503, "cannot write its audit log") { _ = try await doctor.publishKeys() }
+        _ = try await doctor.listRecords(patientPID: "PATIENT-after")
+
+        // Room again: the next write is taken (the node retries its log at most once a second).
+        try FileManager.default.removeItem(atPath: disk + "/filler")
+        var written = false
+        for _ in 0..<20 where !written {
+            try await Task.sleep(for: .milliseconds(600))
+            written = (try? await doctor.publishKeys()) != nil
+        }
+        #expect(written, "writes were still refused once the audit disk had room")
+        #expect(try OperationsTests.get(health, ca: caCert, identity: nil).0 == 200)
+        // SIGTERM ends the node although the doctor's streams are still open (they are cut after
+        // the drain time).
+        let stopping = ContinuousClock.now
+        #expect(node.stop() == 0)
+        #expect(ContinuousClock.now - stopping < .seconds(15))
+        let verify = try MedLedgerBinary.run(["audit", "verify", disk + "/audit.log"])
+        #expect(verify.status == 0 && verify.stdout.contains("chain intact"), "\(verify.stdout)\(verify.stderr)")
+    }
+}
+
+/// An alert webhook whose receiver takes each POST and never answers: the node keeps answering at
+/// once, posts at most 4 alerts at a time (the rest are dropped with a warning) and gives up on each
+/// after its 5 s time-out.
+@Suite(.serialized) struct WebhookNetworkTests {
+    static let receiver = """
+        import http.server, signal, socketserver, sys, time
+        # The test process may spawn this with SIGTERM blocked (an inherited signal mask): stop() sends it.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                print("POST", self.path, body.decode(), flush=True)
+                time.sleep(120)  # never answers within the node's time-out
+            def log_message(self, *args):
+                pass
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+        server = Server(("127.0.0.1", 0), Hook)
+        print("hook listening on 127.0.0.1:%d" % server.server_address[1], flush=True)
+        server.serve_forever()
+        """
+
+    @Test(.timeLimit(.minutes(5))) func aHangingWebhookNeitherSlowsNorGrowsTheNode() async throws {
+        let scratch = ScratchDir("webhook")
+        let hook = try DaemonProcess(executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", "-u", "-c", Self.receiver])
+        defer { _ = hook.stop() }
+        try hook.waitFor("hook listening on")
+        let port = try hook.port(after: "hook")
+        // Six rules that each fire on one refusal: one refused call raises six alerts at once.
+        let rules = (1...6).map { "{ name: r\($0), kind: denied, threshold: 1, window_seconds: 600, action: alert }" }.joined(separator: ", ")
+        let net = try MultiHospitalNetworkTests.startNetwork(scratch.path, extra: ["hospital-a": "anomaly: { rules: [\(rules)], webhook: \"http://127.0.0.1:\(port)/alerts\" }"])
+        defer {
+            for p in net.peers.values { _ = p.stop() }
+            _ = net.sa.stop()
+        }
+        let node = net.peers["hospital-a"]!
+        let channelInfo = { (channel: String) in
+            try MedLedgerBinary.run(["node", "channel-info", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--channel", channel])
+        }
+        let refused = try channelInfo("no-such-channel")
+        #expect(refused.status != 0 && refused.stderr.contains("[404]"), "\(refused.stderr)")
+
+        // The receiver holds four posts; the other two alerts are dropped, and the node says so.
+        try hook.waitFor("POST /alerts", timeout: 10)
+        try node.waitFor("anomaly webhook busy", timeout: 10)
+        #expect(hook.text.contains("\"rule\":\"r") && hook.text.contains("\"action\":\"alert\""), "\(hook.text)")
+        // While they hang, the node answers as usual.
+        let started = ContinuousClock.now
+        for _ in 0..<3 { #expect(try channelInfo("records").status == 0) }
+        #expect(ContinuousClock.now - started < .seconds(10), "calls slowed by a hanging webhook")
+        #expect(hook.text.components(separatedBy: "POST /alerts").count - 1 <= 4, "more than 4 posts at once:\n\(hook.text)")
+        // Each post gives up after its time-out, and the node goes on.
+        try node.waitFor("anomaly webhook failed", timeout: 20)
+        #expect(try channelInfo("records").status == 0)
     }
 }

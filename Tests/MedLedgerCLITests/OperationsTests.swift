@@ -39,7 +39,7 @@ import Testing
         let scratch = ScratchDir("operations")
         let net = try RaftNetwork(root: scratch.path, operations: true)
         defer { net.stopAll() }
-        _ = try #require(await net.waitForLeader(among: net.orgs))
+        let leader = try #require(await net.waitForLeader(among: net.orgs))
         #expect(net.put("scraped", via: "hospital-a")?.status == 0)
         let port = try #require(Self.operationsPort(net.nodes["hospital-a"]!.text))
         let base = "https://127.0.0.1:\(port)"
@@ -55,6 +55,12 @@ import Testing
         #expect(scrape.0 == 200)
         for name in ["grpc_server_requests_total", "grpc_server_request_duration_seconds_bucket", "ledger_height{channel=\"records\"}", "ledger_transactions_total{channel=\"records\",code=\"valid\"}", "ledger_block_commit_duration_seconds_bucket", "orderer_height", "consensus_raft_term", "crl_age_seconds", "medledger_build_info"] {
             #expect(scrape.1.contains(name), "no \(name) in:\n\(scrape.1.prefix(3000))")
+        }
+        // The leader cut the block of that put: its size and why (adaptive batching: the writer was idle).
+        let leaderPort = try #require(Self.operationsPort(net.nodes[leader]!.text))
+        let leaderScrape = try Self.get("https://127.0.0.1:\(leaderPort)/metrics", ca: ca, identity: net.admin(leader)).1
+        for name in ["orderer_batch_size_bucket{channel=\"records\"", "orderer_blocks_cut_total{channel=\"records\",reason=\"timeout\"}", "orderer_queue_depth{channel=\"records\"} 0"] {
+            #expect(leaderScrape.contains(name), "no \(name) on the leader \(leader):\n\(leaderScrape.prefix(4000))")
         }
 
         // Log levels at run time (Fabric's /logspec): read by the organisation, changed by its administrators.

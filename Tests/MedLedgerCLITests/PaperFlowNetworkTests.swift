@@ -194,6 +194,18 @@ import Testing
         #expect(Set(opened.usage.map(\.proxy)) == ["hospital-a/peer0", "hospital-b/peer0"])
         let usage = try await patient.listUsage(patientPID: patientW.info.pid)
         #expect(usage.count == 3 && usage.allSatisfy { $0.consentID == consentID && $0.purpose == "second opinion" && $0.thirdPartyPID == granteeW.info.pid })
+        // The patient's own trail on hospital-a's node (EMR-IG: access to one's records is reviewable):
+        // the doctor's read is there, by PID; a doctor may not read trails; a window after now is empty.
+        _ = try await doctor.listRecords(patientPID: patientW.info.pid)
+        let trail = try MedLedgerBinary.ok(["audit", "mine", "--node", net.node("hospital-a"), "--wallet", root + "/w/patient", "--json"])
+        let entries = try trail.split(separator: "\n").map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(entries.contains { $0["actor_pid"] as? String == doctorW.info.pid && $0["action"] as? String == "record.read"
+            && $0["outcome"] as? String == "success" && ($0["detail"] as? String)?.contains("listIndexRecords") == true }, "\(trail)")
+        #expect(!trail.contains("test doctor"), "a real name in the audit trail")
+        let notYet = try MedLedgerBinary.ok(["audit", "mine", "--node", net.node("hospital-a"), "--wallet", root + "/w/patient", "--since", "2999-01-01T00:00:00Z"])
+        #expect(notYet.hasPrefix("0 access(es)"), "\(notYet)")
+        let doctorTrail = try MedLedgerBinary.run(["audit", "mine", "--node", net.node("hospital-a"), "--wallet", root + "/w/doctor"])
+        #expect(doctorTrail.status != 0 && doctorTrail.stderr.contains("[403]"), "\(doctorTrail.stderr)")
         // Someone else cannot use this consent at a proxy (nor learn that it exists).
         await Self.expectRefused(404, "no consent") {
             var req = Medledger_ReencryptRequest()

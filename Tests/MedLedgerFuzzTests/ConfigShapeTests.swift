@@ -92,4 +92,11 @@ import Testing
         #expect(Self.load("anomaly: { webhook: \"http://pager.example/x\" }").contains("not an https URL"))
         #expect(Self.load("anomaly: { webhook: \"http://127.0.0.1:9/x\" }").isEmpty)
     }
+
+    @Test func auditRotationIsBoundedAndChecked() throws {
+        let set = try NodeConfig.load(path: try ConfigShapeTests.write(Self.base + "audit_rotate: { max_bytes: 1048576, keep_files: 3 }", "node.yaml"))
+        #expect(set.auditRotate == NodeConfig.AuditRotateSection(maxBytes: 1_048_576, keepFiles: 3))
+        #expect(Self.load("audit_rotate: { max_bytes: 100 }").contains("audit_rotate.max_bytes must be 4096"))
+        #expect(Self.load("audit_rotate: { keep_files: 0 }").contains("keep_files 1...10000"))
+    }
 }
