@@ -32,6 +32,8 @@ public final class NodeServer: Sendable {
     let log: @Sendable (String) -> Void
     /// The levels `PUT /logspec` changes (nil: the log closure has no levels, as in tests).
     let logLevels: LogLevels?
+    /// The log closure of one component (peer, orderer, raft, audit, …); nil: `log` for all.
+    let componentLog: (@Sendable (String) -> @Sendable (String) -> Void)?
 
     /// Debug builds only: the orderer's store fails its writes while the file this variable names
     /// exists (`RaftNetworkTests` fails one consenter's disk with it). Release builds ignore it.
@@ -43,11 +45,18 @@ public final class NodeServer: Sendable {
         #endif
     }
 
-    public init(config: NodeConfig, log: @escaping @Sendable (String) -> Void, logLevels: LogLevels? = nil) {
+    public init(
+        config: NodeConfig, log: @escaping @Sendable (String) -> Void, logLevels: LogLevels? = nil,
+        logAs: (@Sendable (String) -> @Sendable (String) -> Void)? = nil
+    ) {
         self.config = config
         self.log = log
         self.logLevels = logLevels
+        self.componentLog = logAs
     }
+
+    /// The log closure of `component`.
+    func log(as component: String) -> @Sendable (String) -> Void { componentLog?(component) ?? log }
 
     public func run() async throws {
         let roots = try config.trustedRoots.flatMap { path -> [Certificate] in
@@ -59,8 +68,9 @@ public final class NodeServer: Sendable {
         let log = self.log
         let rotate = config.auditRotate
         let rotation = AuditLog.Rotation(maxBytes: rotate?.maxBytes ?? 64 << 20, keepFiles: rotate?.keepFiles ?? 64)
-        let audit = try config.auditLog.map { try AuditLog(path: $0, rotation: rotation) { failure in log("medledgerd: \(failure)") } }
-        let auditGuard = AuditWriteGuard(audit: audit, log: log)
+        let auditLogLine = self.log(as: "audit")
+        let audit = try config.auditLog.map { try AuditLog(path: $0, rotation: rotation) { failure in auditLogLine("medledgerd: \(failure)") } }
+        let auditGuard = AuditWriteGuard(audit: audit, log: auditLogLine)
         if let r = audit?.recovery { log("medledgerd: audit log ended in a torn line (bytes \(r.tornBytes)); kept and marked by line \(r.recordSeq)") }
         defer { try? audit?.close() }  // a failed final flush is reported through onFailure
 
@@ -70,7 +80,7 @@ public final class NodeServer: Sendable {
             guard let a = NodeAddress(s) else { throw StartupError(description: "crl_source \(s) is not host:port") }
             crlSource = a
         }
-        let watcher = CRLWatcher(files: config.crlFiles ?? [], source: crlSource, rootsPEM: rootsPEM, trust: trust, log: log)
+        let watcher = CRLWatcher(files: config.crlFiles ?? [], source: crlSource, rootsPEM: rootsPEM, trust: trust, log: self.log(as: "crl"))
         try watcher.loadAll(strict: true)
 
         let ledgers = try LedgerStore.open(dataDir: config.dataDir)
@@ -105,7 +115,7 @@ public final class NodeServer: Sendable {
                     store: ledgers, endorser: endorser, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM,
                     trust: trust, ownTLSPublicKey: FileManager.default.contents(atPath: config.tls.cert).flatMap { try? OrderingConfig.publicKey(ofPEM: $0, what: "the node's TLS certificate") },
                     committed: committedObserver,
-                    log: log)
+                    log: self.log(as: "peer"))
             }
             if let o = config.orderer {
                 let store = try LedgerStore.open(dataDir: o.dataDir, failWritesWhileExists: Self.injectedOrdererDiskFault)
@@ -113,9 +123,9 @@ public final class NodeServer: Sendable {
                 if let raftListen = o.raftListen {
                     raftOrdering = try await RaftOrdering.start(
                         listen: raftListen, directory: o.raftDir ?? o.dataDir + "/raft", store: store, signer: signer,
-                        tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM, gate: trust, log: log)
+                        tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key), trustedRootsPEM: rootsPEM, gate: trust, log: self.log(as: "raft"))
                 }
-                orderer = OrderingServices(solo: try SoloOrderer(store: store, signer: signer, gate: trust, log: log), raft: raftOrdering?.orderer)
+                orderer = OrderingServices(solo: try SoloOrderer(store: store, signer: signer, gate: trust, log: self.log(as: "orderer")), raft: raftOrdering?.orderer)
             }
         }
         // On the way out: peers stop pulling, the orderer writes what it accepted, then stores close.
@@ -142,7 +152,7 @@ public final class NodeServer: Sendable {
                 let admin = try SigningIdentity.load(certificatePath: files.cert, keyPath: files.key)
                 var peerChannels: (@Sendable () -> [ChannelContext])?
                 if let runtime = peer { peerChannels = { runtime.all.map(\.context) } }
-                crlPublisher = CRLPublisher(ca: ca, orderer: orderer, peerChannels: peerChannels, remote: publisherClient, publisher: admin, log: log)
+                crlPublisher = CRLPublisher(ca: ca, orderer: orderer, peerChannels: peerChannels, remote: publisherClient, publisher: admin, log: self.log(as: "crl"))
             } catch {
                 log("medledgerd: WARNING: CRL publisher identity \(files.cert): \(error); revocations will not reach the channels' configuration")
             }
@@ -152,7 +162,7 @@ public final class NodeServer: Sendable {
         let incidents = IncidentDesk(
             detector: try AnomalyDetector(rules: config.anomalyRules),
             suspensions: suspensions,
-            audit: audit, metrics: nodeMetrics, webhook: config.anomaly?.webhook.map { Webhook(url: $0, log: log) }, log: log)
+            audit: audit, metrics: nodeMetrics, webhook: config.anomaly?.webhook.map { Webhook(url: $0, log: self.log(as: "incidents")) }, log: self.log(as: "incidents"))
         let identity = TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key)
         let security = ServerSecurity.mutualTLS(identity: identity, trust: trust) { subject, reason in
             audit?.note(AuditEvent(actor: AuditActor(pid: subject, org: "-", role: "-"), action: "tls.handshake", target: self.config.listen, outcome: .denied, detail: reason))
@@ -223,8 +233,8 @@ public final class NodeServer: Sendable {
         // acknowledged; raft closes; and only then do the servers drain.
         let ownClient = nodeSubmitter
         let peerRuntime = peer
-        var group: [any Service] = [GRPCServerService(server: main, log: log)]
-        if let enrollServer { group.append(GRPCServerService(server: enrollServer, log: log)) }
+        var group: [any Service] = [GRPCServerService(server: main, log: self.log(as: "server"))]
+        if let enrollServer { group.append(GRPCServerService(server: enrollServer, log: self.log(as: "server"))) }
         if let raftOrdering { group.append(ShutdownStep(name: "raft") { await raftOrdering.close() }) }
         if let orderer { group.append(ShutdownStep(name: "orderer") { await Task.detached { orderer.shutdown() }.value }) }
         group.append(ShutdownStep(name: "streams") {
@@ -234,7 +244,7 @@ public final class NodeServer: Sendable {
         })
         if let crlPublisher { group.append(BackgroundService(name: "crl-publisher") { await crlPublisher.run(every: 30) }) }
         if let a = config.auditAnchor, let audit, let nodeSubmitter {
-            let anchoring = AuditAnchoring(audit: audit, submitter: nodeSubmitter, channel: a.channel, everySeconds: a.everySeconds ?? 300, everyLines: a.everyLines ?? 10_000, log: log)
+            let anchoring = AuditAnchoring(audit: audit, submitter: nodeSubmitter, channel: a.channel, everySeconds: a.everySeconds ?? 300, everyLines: a.everyLines ?? 10_000, log: auditLogLine)
             group.append(BackgroundService(name: "audit-anchoring") { await anchoring.run() })
         }
         let pollSeconds = config.crlPollSeconds ?? 2
@@ -281,7 +291,7 @@ extension NodeServer {
             host: address.host, port: address.port, certificatePath: config.tls.cert, keyPath: config.tls.key, trust: operations.trust,
             organization: config.node.org, version: NodeOperations.version, metrics: operations.metrics, sample: operations.sample, checks: operations.checks,
             incidents: incidents, logLevels: logLevels)
-        let log = self.log
+        let log = self.log(as: "operations")
         return BackgroundService(name: "operations") {
             do {
                 try await server.run { port in

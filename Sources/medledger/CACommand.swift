@@ -107,7 +107,7 @@ struct CACommand: AsyncParsableCommand {
             if let masterKeyFile { config.ca?.masterKeyFile = masterKeyFile }
             do {
                 let logging = try NodeLogging.start(spec: config.logSpec)
-                try await NodeServer(config: config, log: logging.line, logLevels: logging.levels).run()
+                try await NodeServer(config: config, log: logging.line, logLevels: logging.levels, logAs: logging.component).run()
             } catch let e as CustomStringConvertible {
                 throw CLIError(e.description)
             }

@@ -16,7 +16,7 @@ struct Daemon: AsyncParsableCommand {
     func run() async throws {
         let cfg = try NodeConfig.load(path: config)
         let logging = try NodeLogging.start(spec: cfg.logSpec)
-        try await NodeServer(config: cfg, log: logging.line, logLevels: logging.levels).run()
+        try await NodeServer(config: cfg, log: logging.line, logLevels: logging.levels, logAs: logging.component).run()
     }
 }
 

@@ -72,11 +72,15 @@ import Testing
         let changed = try Self.request("PUT", base + "/logspec", body: #"{"spec":"info:node,raft=warning"}"#, ca: ca, identity: admin)
         #expect(changed.0 == 200 && changed.1.contains("info:node=warning:raft=warning"), "\(changed)")
         #expect(try Self.request("PUT", base + "/logspec", body: #"{"spec":"info"}"#, ca: ca, identity: admin).0 == 200)
-        // Every line the node wrote is one JSON object with the time, level, component and message.
+        // Every line the node wrote is one JSON object with the time, level, component and message;
+        // the components are the node's parts, which a logspec names.
+        var components = Set<String>()
         for line in net.nodes["hospital-a"]!.text.split(separator: "\n") {
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             #expect(object?["ts"] is String && object?["level"] is String && object?["component"] is String && object?["msg"] is String, "not a JSON log line: \(line)")
+            if let c = object?["component"] as? String { components.insert(c) }
         }
+        #expect(components.isSuperset(of: ["node", "operations"]) && components.count >= 3, "\(components)")
 
         // A real Prometheus scrapes it every second over mutual TLS.
         let promPort = LoopbackPorts.free(1)[0]
