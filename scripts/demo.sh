@@ -195,6 +195,8 @@ say "with both: each proxy checks the consent on chain, records D_UE, returns a 
 cmp -s "$WORK/researcher.json" "$WORK/patient-copy.json" && say "the researcher's plaintext is byte-for-byte the patient's"
 say "the patient sees who used the data, through which proxy, and why:"
 "$BIN" usage list "${A[@]}" --wallet "$WORK/w/patient" --patient "$PID_PAT"
+say "and who read their records on hospital-a's node, and when (its audit log, PIDs only):"
+"$BIN" audit mine --node "$NODE" --wallet "$WORK/w/patient" --limit 5
 
 step "16. The patient revokes the consent on chain: from the next block on the proxies refuse (they still hold their fragments)"
 "$BIN" share revoke "${A[@]}" --wallet "$WORK/w/patient" --consent "$CONSENT"

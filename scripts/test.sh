@@ -12,9 +12,9 @@ if (($# > 0)); then
 else
   # Everything in parallel, then the tests of timing alone: the failover tests hold bounds (a new
   # leader within 3 s of a kill -9) that two cores shared with the rest of the suite cannot promise,
-  # and the in-process raft clusters and the stream stall watchdog need the scheduler that the
-  # network tests' blocking process waits hold for seconds at a time.
-  timed='RaftNetworkTests|RaftOrdererTests|PipelinedStreamTests'
+  # and the in-process raft clusters, the stream stall watchdog and the webhook time-outs need the
+  # scheduler that the network tests' blocking process waits hold for seconds at a time.
+  timed='RaftNetworkTests|RaftOrdererTests|PipelinedStreamTests|WebhookNetworkTests'
   swift test --skip-build --skip "$timed"
   swift test --skip-build --filter "$timed"
 fi

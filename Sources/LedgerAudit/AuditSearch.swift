@@ -27,7 +27,8 @@ public enum AuditSearch {
         public var truncated: Bool
     }
 
-    public static func entries(about subject: String, in path: String, since: String? = nil, limit: Int) throws -> Result {
+    /// `excludingActor`: leave out what this PID did itself (a patient reading their own records).
+    public static func entries(about subject: String, in path: String, since: String? = nil, limit: Int, excludingActor: String? = nil) throws -> Result {
         let limit = min(max(limit, 1), limitMax)
         // A line about `subject` contains this exact text; only those lines are parsed.
         let needle = Array(("\"target\":" + JSONText.quoted(subject) + ",").utf8)
@@ -39,7 +40,7 @@ public enum AuditSearch {
                 let start = data[..<(end - 1)].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
                 let line = data[start..<end]
                 end = start
-                guard let entry = parse(line, needle: needle), entry.target == subject else { continue }
+                guard let entry = parse(line, needle: needle), entry.target == subject, entry.actor.pid != excludingActor else { continue }
                 if let since, entry.time < since { return Result(entries: found, truncated: false) }
                 guard found.count < limit else { return Result(entries: found, truncated: true) }
                 found.append(entry)

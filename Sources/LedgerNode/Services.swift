@@ -154,7 +154,7 @@ struct CAAdministrationService: Medledger_CAAdministration.SimpleServiceProtocol
 
 extension NodeService {
     /// A patient's view of this node's audit log: the lines about their records (`record.read` and
-    /// the like, written with their PID as the target), newest first. One query at a time per node:
+    /// the like, written with their PID as the target) by anyone but themselves, newest first. One query at a time per node:
     /// each reads the kept audit files from the newest back.
     func auditTrail(request: Medledger_AuditTrailRequest, context: ServerContext) async throws -> Medledger_AuditTrailResponse {
         let caller = try context.requireCaller()
@@ -172,7 +172,7 @@ extension NodeService {
         }
         defer { trailGate.leave() }
         let found: AuditSearch.Result
-        do { found = try AuditSearch.entries(about: caller.pid, in: audit.path, since: since, limit: limit) } catch {
+        do { found = try AuditSearch.entries(about: caller.pid, in: audit.path, since: since, limit: limit, excludingActor: caller.pid) } catch {
             throw RPCError(code: .unavailable, message: "cannot read this node's audit log: \(error)")
         }
         var r = Medledger_AuditTrailResponse()

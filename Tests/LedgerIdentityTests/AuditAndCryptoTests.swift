@@ -446,5 +446,7 @@ import Testing
         let recent = try AuditSearch.entries(about: "P1", in: path, since: since, limit: 100)
         #expect(recent.entries.map(\.actor.pid) == ["DOC27", "DOC24", "DOC21"])
         #expect(try AuditSearch.entries(about: "nobody", in: path, limit: 10).entries.isEmpty)
+        let others = try AuditSearch.entries(about: "P1", in: path, limit: 100, excludingActor: "DOC27")
+        #expect(others.entries.first?.actor.pid == "DOC24" && others.entries.count == all.entries.count - 1)
     }
 }
