@@ -28,6 +28,17 @@ public enum AuditSearch {
     }
 
     /// `excludingActor`: leave out what this PID did itself (a patient reading their own records).
+    /// An RFC 3339 time as the audit lines write times (UTC, milliseconds), so that text order is
+    /// time order for `since`; nil if `text` is not one.
+    public static func lineTime(_ text: String) -> String? {
+        // Formatters of its own: the log's (`auditFormatter`) is used by writers under their lock.
+        let lines = ISO8601DateFormatter()
+        lines.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        lines.timeZone = TimeZone(identifier: "UTC")
+        guard let date = ISO8601DateFormatter().date(from: text) ?? lines.date(from: text) else { return nil }
+        return lines.string(from: date)
+    }
+
     public static func entries(about subject: String, in path: String, since: String? = nil, limit: Int, excludingActor: String? = nil) throws -> Result {
         let limit = min(max(limit, 1), limitMax)
         // A line about `subject` contains this exact text; only those lines are parsed.
@@ -50,7 +61,7 @@ public enum AuditSearch {
     }
 
     static func parse(_ line: ArraySlice<UInt8>, needle: [UInt8]) -> AuditEntry? {
-        guard line.count > needle.count, contains(line, needle),
+        guard line.count > needle.count, line.firstRange(of: needle) != nil,
               let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
               let seq = (obj["seq"] as? NSNumber).flatMap({ UInt64(exactly: $0) }), let time = obj["ts"] as? String,
               let actor = obj["actor"] as? [String: Any]
@@ -60,16 +71,5 @@ public enum AuditSearch {
             actor: AuditActor(pid: actor["pid"] as? String ?? "-", org: actor["org"] as? String ?? "-", role: actor["role"] as? String ?? "-"),
             action: obj["action"] as? String ?? "", target: obj["target"] as? String ?? "",
             outcome: obj["outcome"] as? String ?? "", detail: obj["detail"] as? String ?? "")
-    }
-
-    private static func contains(_ hay: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first else { return true }
-        var i = hay.startIndex
-        while let at = hay[i...].firstIndex(of: first) {
-            if hay.count - (at - hay.startIndex) < needle.count { return false }
-            if hay[at..<(at + needle.count)].elementsEqual(needle) { return true }
-            i = at + 1
-        }
-        return false
     }
 }

@@ -187,25 +187,18 @@ extension NodeService {
         return r
     }
 
-    /// `since` as the audit lines write times (UTC, milliseconds), so that text order is time order.
     static func auditTime(_ text: String) throws -> String {
-        let plain = ISO8601DateFormatter()
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = plain.date(from: text) ?? fractional.date(from: text) else {
+        guard let time = AuditSearch.lineTime(text) else {
             throw RPCError(code: .invalidArgument, message: "since \(text.debugDescription) is not an RFC 3339 time such as 2026-12-02T10:00:00Z")
         }
-        let out = ISO8601DateFormatter()
-        out.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        out.timeZone = TimeZone(identifier: "UTC")
-        return out.string(from: date)
+        return time
     }
 }
 
 /// At most one audit trail query at a time on a node (each may read every kept audit file).
 final class AuditTrailGate: Sendable {
-    private let busy = Mutex(false)
+    private let busy = Atomic(false)
 
-    func enter() -> Bool { busy.withLock { b in b ? false : { b = true; return true }() } }
-    func leave() { busy.withLock { $0 = false } }
+    func enter() -> Bool { busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged }
+    func leave() { busy.store(false, ordering: .releasing) }
 }

@@ -104,7 +104,7 @@ public struct Endorser: Sendable {
         response.response.payload = Data(result.response.payload)
         response.timestamp = Google_Protobuf_Timestamp(date: now)
         guard result.response.isOK else { return response }
-        if let why = writeGate?(), result.results.nsRwset.contains(where: { !$0.rwset.writes.isEmpty }) {
+        if let writeGate, result.results.nsRwset.contains(where: { !$0.rwset.writes.isEmpty }), let why = writeGate() {
             throw ProposalRejection(503, why)
         }
         do {
