@@ -100,7 +100,10 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             }
         } catch let e as ObjectStoreError { throw Self.rpcError(e) }
         if next.hasDescription { try await response.write(next) }
-        audit?.note(AuditEvent(actor: caller.auditActor, action: "object.download", target: digest, outcome: .success, detail: "t_id \(info.tID), from \(request.offset)"))
+        // Named by the patient, like every read of their records, so their audit trail shows it.
+        audit?.note(AuditEvent(
+            actor: caller.auditActor, action: "object.download", target: treatment.patientPID, outcome: .success,
+            detail: "sha384 \(digest), t_id \(info.tID), from \(request.offset)"))
         metrics?.counter("object_store_bytes_read_total", help: "Ciphertext bytes sent by downloads.").increment(by: Int64(clamping: info.size - min(request.offset, info.size)))
     }
 

@@ -202,6 +202,7 @@ import Testing
         #expect(entries.contains { $0["actor_pid"] as? String == doctorW.info.pid && $0["action"] as? String == "record.read"
             && $0["outcome"] as? String == "success" && ($0["detail"] as? String)?.contains("listIndexRecords") == true }, "\(trail)")
         #expect(!trail.contains("test doctor"), "a real name in the audit trail")
+        #expect(entries.contains { $0["action"] as? String == "object.download" && $0["actor_pid"] as? String == granteeW.info.pid }, "the grantee's download of the ciphertext is in the trail:\n\(trail)")
         #expect(!entries.contains { $0["actor_pid"] as? String == patientW.info.pid }, "the patient's own reads (listUsage) are not listed to them")
         let notYet = try MedLedgerBinary.ok(["audit", "mine", "--node", net.node("hospital-a"), "--wallet", root + "/w/patient", "--since", "2999-01-01T00:00:00Z"])
         #expect(notYet.hasPrefix("0 access(es)"), "\(notYet)")
