@@ -11,7 +11,9 @@ import PackageDescription
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
 //   LedgerIncidents   → swift-collections (anomaly rules, sliding windows, suspensions: pure but for the suspension file)
 //   LedgerConfig      → LedgerChannel, LedgerIdentity, LedgerIncidents, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
-//   LedgerNode        → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations, LedgerIncidents, AsyncHTTPClient (the daemon's wiring)
+//   LedgerNode        → LedgerCA, LedgerConfig, LedgerFHIRServer, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations, LedgerIncidents, AsyncHTTPClient (the daemon's wiring)
+//   LedgerFHIR        → MedRecords (FHIR R4 resources from P_DE, consents, D_UE, audit lines; SMART scopes; PKCE: pure)
+//   LedgerFHIRServer  → LedgerFHIR, LedgerIdentity, JWTKit, Hummingbird (SMART authorization server and the FHIR REST routes; data through an injected backend)
 //   LedgerOperations  → LedgerCrypto, LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
 //   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
 //   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
@@ -58,6 +60,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         // Debian's librocksdb-dev (C API). scripts/test.sh installs it.
@@ -110,11 +113,27 @@ let package = Package(
             name: "LedgerNode",
             dependencies: [
                 "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "LedgerConsensus", "MedRecords", "LedgerObjects",
-                "LedgerClient", "HospitalFlows", "LedgerOperations", "LedgerIncidents",
+                "LedgerClient", "HospitalFlows", "LedgerOperations", "LedgerIncidents", "LedgerFHIRServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+            ]),
+        // FHIR R4 resources mapped from the ledger's records, SMART v2 scopes and PKCE: pure logic.
+        .target(name: "LedgerFHIR", dependencies: ["MedRecords", .product(name: "Crypto", package: "swift-crypto")]),
+        // The node's FHIR face: SMART on FHIR authorization server (jwt-kit) and the FHIR REST routes (Hummingbird).
+        .target(
+            name: "LedgerFHIRServer",
+            dependencies: [
+                "LedgerFHIR", "LedgerIdentity",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The operations endpoint (HTTPS: health, version, Prometheus metrics) and the gRPC metrics.
         .target(
@@ -174,6 +193,7 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]),
         // Fuzzing: one harness per decoder of network or disk bytes, driving the production entry points
         // against a fixed fixture; the binary is libFuzzer's under scripts/fuzz.sh and a corpus replayer
@@ -189,6 +209,7 @@ let package = Package(
             ]),
         .executableTarget(name: "MedLedgerFuzz", dependencies: ["MedLedgerFuzzHarness"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
+        .testTarget(name: "LedgerFHIRTests", dependencies: ["LedgerFHIR", "LedgerFHIRServer", "MedRecords", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerIncidentsTests", dependencies: ["LedgerIncidents", "LedgerOperations", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "LedgerConsensusTests",

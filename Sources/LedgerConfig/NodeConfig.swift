@@ -35,6 +35,11 @@ import Yams
 ///       public_address: peer0.a:7051     # host:port put into URL_C (default: listen)
 ///     operations: { listen: 127.0.0.1:9443 }  # HTTPS: /healthz and /version open, /metrics for
 ///                                        # this organisation's administrators and nodes (absent: off)
+///     fhir:                              # peers only: FHIR R4 + SMART on FHIR over HTTPS (absent: off)
+///       listen: 127.0.0.1:8443
+///       channel: records                 # whose medrecords it serves
+///       public_url: https://fhir.a:8443  # what apps reach (default https://LISTEN); the FHIR base is PUBLIC_URL/fhir
+///       token_lifetime_seconds: 300      # access tokens: 1...300 (default 300)
 ///     anomaly:                           # per-identity rules (absent: AnomalyRule.defaults; rules: []
 ///       rules:                           # turns detection off); action alert or suspend
 ///         - { name: patient-sweep, kind: distinct-patients, threshold: 100, window_seconds: 600, action: suspend }
@@ -89,6 +94,23 @@ public struct NodeConfig: Codable, Sendable, Equatable {
 
     public struct OperationsSection: Codable, Sendable, Equatable {
         public var listen: String
+    }
+
+    public struct FHIRSection: Codable, Sendable, Equatable {
+        public var listen: String
+        public var channel: String
+        public var publicURL: String?
+        public var tokenLifetimeSeconds: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case listen, channel, publicURL = "public_url", tokenLifetimeSeconds = "token_lifetime_seconds"
+        }
+
+        /// The origin apps reach the endpoint at (no trailing slash).
+        public var origin: String {
+            let given = publicURL ?? "https://" + listen
+            return given.hasSuffix("/") ? String(given.dropLast()) : given
+        }
     }
 
     public struct AuditAnchorSection: Codable, Sendable, Equatable {
@@ -147,6 +169,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var objectStore: ObjectStoreSection?
     public var appointments: AppointmentsSection?
     public var operations: OperationsSection?
+    public var fhir: FHIRSection?
     public var anomaly: AnomalySection?
     public var auditAnchor: AuditAnchorSection?
     public var auditRotate: AuditRotateSection?
@@ -170,7 +193,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, listen, tls, ca, signing, peer, orderer, appointments, operations, anomaly
+        case node, listen, tls, ca, signing, peer, orderer, appointments, operations, anomaly, fhir
         case objectStore = "object_store"
         case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
         case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source", auditAnchor = "audit_anchor", logSpec = "log_spec", auditRotate = "audit_rotate"
@@ -228,6 +251,19 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         guard !config.trustedRoots.isEmpty else { throw Failure(description: "configuration \(path): trusted_roots must name at least one CA certificate") }
         if let poll = config.crlPollSeconds, !(0.1...3600).contains(poll) { throw Failure(description: "crl_poll_seconds must be between 0.1 and 3600") }
         if let o = config.operations, !Self.isHostPort(o.listen) { throw Failure(description: "operations.listen \(o.listen) is not host:port") }
+        if let f = config.fhir {
+            guard Self.isHostPort(f.listen) else { throw Failure(description: "fhir.listen \(f.listen) is not host:port") }
+            guard f.publicURL != nil || !f.listen.hasSuffix(":0") else {
+                throw Failure(description: "fhir.listen needs a fixed port, or a public_url: tokens and redirects name the address")
+            }
+            guard config.runsPeer else { throw Failure(description: "configuration \(path): fhir needs a peer (it reads the peer's ledger)") }
+            guard (1...300).contains(f.tokenLifetimeSeconds ?? 300) else { throw Failure(description: "fhir.token_lifetime_seconds must be 1...300 (SMART backend services: at most 5 minutes)") }
+            if let u = f.publicURL {
+                guard let c = URLComponents(string: u), c.scheme == "https", c.host?.isEmpty == false, c.query == nil, c.path.isEmpty || c.path == "/" else {
+                    throw Failure(description: "fhir.public_url \(u) must be https://HOST[:PORT] with no path")
+                }
+            }
+        }
         if let a = config.auditAnchor {
             guard config.auditLog != nil, config.runsPeer else { throw Failure(description: "configuration \(path): audit_anchor needs audit_log and a peer") }
             guard (1...86_400).contains(a.everySeconds ?? 300), (1...10_000_000).contains(a.everyLines ?? 10_000) else {

@@ -8,6 +8,7 @@ import LedgerCA
 import LedgerChannel
 import LedgerClient
 import LedgerConfig
+import LedgerFHIRServer
 import LedgerCrypto
 import LedgerIdentity
 import LedgerIncidents
@@ -170,6 +171,7 @@ public final class NodeServer: Sendable {
         // The address this node really listens on (known once it does; port 0 picks one).
         let boundAddress = BoundAddress(config.listen)
         var nodeSubmitter: NodeSubmitter?
+        var fhirBackend: NodeFHIRBackend?
         var services: [any RegistrableRPCService] = [
             NodeService(nodeOrg: config.node.org, ledgers: ledgers, trust: trust, crlWatcher: watcher, channelContext: { [peer] in peer?.channel($0)?.context }, audit: audit)
         ]
@@ -184,6 +186,9 @@ public final class NodeServer: Sendable {
                 let submitter = try NodeSubmitter(signer: nodeSigner, trustedRootsPEM: rootsPEM, tls: identity, ownAddress: { boundAddress.value })
                 nodeSubmitter = submitter
                 let query = ChainQuery(runtime: peer)
+                if let f = config.fhir {
+                    fhirBackend = NodeFHIRBackend(query: query, channel: f.channel, trust: trust, suspensions: suspensions, audit: audit, node: submitter.creator)
+                }
                 let dataDir = URL(fileURLWithPath: config.dataDir)
                 services.append(AppointmentService(doctors: config.appointments?.doctors ?? [], trust: trust, query: query, submitter: submitter, audit: audit))
                 services.append(ProxyService(
@@ -253,6 +258,8 @@ public final class NodeServer: Sendable {
         let (operationsListening, operationsListened) = AsyncStream<Void>.makeStream()
         let operationsServer = try makeOperationsServer(operations, incidents: incidents.endpoint, listening: operationsListened)
         if let operationsServer { group.append(operationsServer) } else { operationsListened.finish() }
+        let (fhirListening, fhirListened) = AsyncStream<Void>.makeStream()
+        if let fhir = try await makeFHIRServer(fhirBackend, roots: roots, metrics: nodeMetrics, listening: fhirListened) { group.append(fhir) } else { fhirListened.finish() }
         let serviceGroup = ServiceGroup(configuration: .init(services: group, gracefulShutdownSignals: [.sigterm, .sigint], logger: .silent))
         defer { ownClient?.close() }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -273,6 +280,7 @@ public final class NodeServer: Sendable {
             }
             var operationsUp = false
             for await _ in operationsListening { operationsUp = true }
+            for await _ in fhirListening {}
             // Without it (a port in use), the group's error ends the node instead.
             if operationsUp || operationsServer == nil { log("medledgerd: ready") }
             try await tasks.waitForAll()
@@ -292,10 +300,49 @@ extension NodeServer {
             organization: config.node.org, version: NodeOperations.version, metrics: operations.metrics, sample: operations.sample, checks: operations.checks,
             incidents: incidents, logLevels: logLevels)
         let log = self.log(as: "operations")
-        return BackgroundService(name: "operations") {
+        return Self.listeningService(name: "operations endpoint", listen: listen, listening: listening) { announce in
+            try await server.run { port in
+                log("medledgerd: operations endpoint on https://\(address.host):\(port) (/healthz, /version; /metrics for \(server.organization)'s administrators and nodes)")
+                announce()
+            }
+        }
+    }
+}
+
+extension NodeServer {
+    /// The FHIR endpoint with its SMART authorization server, when node.yaml asks for one. Its token
+    /// key and registered clients live in DATA_DIR/fhir.
+    func makeFHIRServer(_ backend: NodeFHIRBackend?, roots: [Certificate], metrics: NodeMetrics?, listening: AsyncStream<Void>.Continuation) async throws -> BackgroundService? {
+        guard let f = config.fhir else { return nil }
+        guard let backend else { throw StartupError(description: "fhir needs a peer with a signing identity") }
+        guard let address = NodeAddress(f.listen) else { throw StartupError(description: "fhir.listen \(f.listen) is not host:port") }
+        let dir = URL(fileURLWithPath: config.dataDir).appendingPathComponent("fhir")
+        let key = try TokenAuthority.loadOrCreateKey(at: dir.appendingPathComponent("token-key.pem").path)
+        let base = f.origin + "/fhir"
+        let tokens = await TokenAuthority(key: key, issuer: f.origin + "/oauth", audience: base, lifetime: f.tokenLifetimeSeconds ?? 300)
+        let clients = try ClientRegistry(path: dir.appendingPathComponent("clients.json").path)
+        let authorization = AuthorizationServer(tokens: tokens, clients: clients, endpoints: .init(fhirBase: base, tokenURL: f.origin + "/oauth/token"), backend: backend)
+        let server = FHIRServer(
+            listen: .init(host: address.host, port: address.port, certificatePath: config.tls.cert, keyPath: config.tls.key, trustedRoots: roots),
+            organization: config.node.org, version: NodeOperations.version, authorization: authorization, backend: backend,
+            observe: { route, status, seconds in metrics?.recordFHIR(route: route, status: status, duration: .seconds(seconds)) })
+        let log = self.log(as: "fhir")
+        return Self.listeningService(name: "FHIR endpoint", listen: f.listen, listening: listening) { announce in
+            try await server.run { port in
+                log("medledgerd: FHIR endpoint on https://\(address.host):\(port)/fhir (SMART authorization server under /oauth; \(clients.all().count) client(s) registered)")
+                announce()
+            }
+        }
+    }
+
+    /// An HTTPS endpoint as a service of the node: `listening` hears once it listens (or has failed,
+    /// which then ends the node with a startup error naming the address).
+    static func listeningService(
+        name: String, listen: String, listening: AsyncStream<Void>.Continuation, run: @escaping @Sendable (@escaping @Sendable () -> Void) async throws -> Void
+    ) -> BackgroundService {
+        BackgroundService(name: name) {
             do {
-                try await server.run { port in
-                    log("medledgerd: operations endpoint on https://\(address.host):\(port) (/healthz, /version; /metrics for \(server.organization)'s administrators and nodes)")
+                try await run {
                     listening.yield()
                     listening.finish()
                 }
@@ -303,7 +350,7 @@ extension NodeServer {
                 listening.finish()
             } catch {
                 listening.finish()
-                throw StartupError(description: "operations endpoint on \(listen): \(error)")
+                throw StartupError(description: "\(name) on \(listen): \(error)")
             }
         }
     }

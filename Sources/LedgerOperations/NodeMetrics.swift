@@ -34,15 +34,42 @@ public final class NodeMetrics: Sendable {
     /// One finished gRPC call.
     public func recordCall(method: String, result: Result, duration: Duration) {
         let handles = Self.cached(method, in: calls, max: Self.maxMethods) {
-            CallHandles(
-                results: Dictionary(uniqueKeysWithValues: Result.allCases.map { r in
-                    (r, registry.makeCounter(descriptor: Self.named("grpc_server_requests_total", "gRPC calls the node answered, by method and result (ok, 401, 403, 404, 4xx, 5xx)."), labels: [("method", method), ("result", r.rawValue)]))
-                }),
-                latency: registry.makeDurationHistogram(
-                    descriptor: Self.named("grpc_server_request_duration_seconds", "Time from a call's arrival to its answer (for a stream, to its end)."),
-                    labels: [("method", method)], buckets: Self.latencyBuckets))
+            callHandles(
+                label: ("method", method), counter: ("grpc_server_requests_total", "gRPC calls the node answered, by method and result (ok, 401, 403, 404, 4xx, 5xx)."),
+                histogram: ("grpc_server_request_duration_seconds", "Time from a call's arrival to its answer (for a stream, to its end)."))
         }
         guard let handles else { return }
+        handles.results[result]?.increment()
+        handles.latency.record(duration)
+    }
+
+    private let httpCalls = Mutex<[String: CallHandles]>([:])
+
+    /// A counter per result and a latency histogram, labelled with one (name, value).
+    private func callHandles(label: (String, String), counter: (String, String), histogram: (String, String)) -> CallHandles {
+        CallHandles(
+            results: Dictionary(uniqueKeysWithValues: Result.allCases.map { r in
+                (r, registry.makeCounter(descriptor: Self.named(counter.0, counter.1), labels: [label, ("result", r.rawValue)]))
+            }),
+            latency: registry.makeDurationHistogram(descriptor: Self.named(histogram.0, histogram.1), labels: [label], buckets: Self.latencyBuckets))
+    }
+
+    /// One answered request of the FHIR endpoint, by route pattern (never by path: paths carry ids).
+    public func recordFHIR(route: String, status: Int, duration: Duration) {
+        let handles = Self.cached(route, in: httpCalls, max: Self.maxMethods) {
+            callHandles(
+                label: ("route", route), counter: ("fhir_requests_total", "FHIR and SMART requests the node answered, by route and result (ok, 401, 403, 404, 4xx, 5xx)."),
+                histogram: ("fhir_request_duration_seconds", "Time from a FHIR or SMART request's arrival to its answer."))
+        }
+        guard let handles else { return }
+        let result: Result = switch status {
+        case 200..<400: .ok
+        case 401: .unauthenticated
+        case 403: .forbidden
+        case 404: .notFound
+        case 400..<500: .clientError
+        default: .serverError
+        }
         handles.results[result]?.increment()
         handles.latency.record(duration)
     }

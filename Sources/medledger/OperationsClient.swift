@@ -25,12 +25,17 @@ final class OperationsClient: Sendable {
 
     /// One request: the status and the body (at most 16 MiB).
     func send(_ method: HTTPMethod, _ path: String, json body: [String: String]? = nil) async throws -> (status: UInt, body: Data) {
+        try await send(method, path, data: try body.map { try JSONSerialization.data(withJSONObject: $0) }, contentType: "application/json")
+    }
+
+    /// One request with a body of any type.
+    func send(_ method: HTTPMethod, _ path: String, data body: Data?, contentType: String) async throws -> (status: UInt, body: Data) {
         do {
             var request = HTTPClientRequest(url: "https://\(address)\(path)")
             request.method = method
             if let body {
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+                request.headers.add(name: "Content-Type", value: contentType)
+                request.body = .bytes(ByteBuffer(bytes: body))
             }
             let response = try await client.execute(request, timeout: .seconds(15))
             let bytes = try await response.body.collect(upTo: 16 << 20)

@@ -7,8 +7,9 @@ MEDLEDGER_APT_PACKAGES=(librocksdb-dev libssl-dev libraft-dev libuv1-dev pkg-con
 MEDLEDGER_TEST_APT_PACKAGES=(docker-compose prometheus)
 # Python packages the tests use to cross-check our crypto with independent implementations, as
 # "distribution==version-prefix": cryptography (any version), umbral-pre 0.11.x (the PRE interop
-# reference; docs/PRE.md).
-MEDLEDGER_PIP_PACKAGES=(cryptography "umbral-pre==0.11.0")
+# reference; docs/PRE.md); for the FHIR face, an independent SMART client (authlib, with joserfc and
+# requests) and FHIR R4 validation (fhir.resources' R4B models, fhirpathpy for invariants).
+MEDLEDGER_PIP_PACKAGES=(cryptography "umbral-pre==0.11.0" requests "authlib==1.9.10" "fhir.resources==8.3.0" "fhirpathpy==2.2.4")
 
 # medledger_install_deps [test]: with "test", also what only the tests need.
 medledger_install_deps() {

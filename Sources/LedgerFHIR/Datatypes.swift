@@ -1,0 +1,116 @@
+import Foundation
+
+/// FHIR R4 datatypes, as much of them as the resources here use. Optional fields stay out of the
+/// JSON when nil (FHIR forbids empty elements and `null`).
+public enum FHIR {
+    /// The media type of every FHIR body this node sends (R4 §3.1.0.1.7).
+    public static let mediaType = "application/fhir+json"
+    public static let version = "4.0.1"
+
+    /// JSON as FHIR wants it: no escaped slashes (URLs stay readable), keys sorted (stable output
+    /// for tests and caches).
+    public static func encode(_ value: some Encodable) throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try e.encode(value)
+    }
+}
+
+public struct Coding: Codable, Sendable, Equatable {
+    public var system: String?
+    public var code: String?
+    public var display: String?
+
+    public init(_ system: String?, _ code: String, _ display: String? = nil) {
+        (self.system, self.code, self.display) = (system, code, display)
+    }
+}
+
+public struct CodeableConcept: Codable, Sendable, Equatable {
+    public var coding: [Coding]?
+    public var text: String?
+
+    public init(_ coding: Coding) { self.coding = [coding] }
+    public init(text: String) { self.text = text }
+}
+
+public struct Identifier: Codable, Sendable, Equatable {
+    public var system: String?
+    public var value: String?
+
+    public init(system: String, value: String) { (self.system, self.value) = (system, value) }
+}
+
+public struct Reference: Codable, Sendable, Equatable {
+    public var reference: String?
+    public var display: String?
+
+    public init(_ reference: String) { self.reference = reference }
+    public init(display: String) { self.display = display }
+}
+
+public struct Period: Codable, Sendable, Equatable {
+    public var start: String?
+    public var end: String?
+
+    public init(start: String?, end: String?) { (self.start, self.end) = (start, end) }
+}
+
+public struct Meta: Codable, Sendable, Equatable {
+    public var lastUpdated: String?
+    public var versionId: String?
+}
+
+/// The references this node writes: every person is named by PID, never by a real name.
+public enum Ref {
+    public static func patient(_ pid: String) -> Reference { Reference("Patient/" + pid) }
+    public static func practitioner(_ pid: String) -> Reference { Reference("Practitioner/" + pid) }
+    public static func organization(_ id: String) -> Reference { Reference("Organization/" + id) }
+    public static func document(_ id: String) -> Reference { Reference("DocumentReference/" + id) }
+    public static func episode(_ tID: String) -> Reference { Reference("EpisodeOfCare/" + tID) }
+
+    /// A person's reference by role: patients are `Patient/`, devices `Device/`, everyone else who
+    /// acts (doctors, administrators, third parties, nodes) a `Practitioner/` or `Organization/`.
+    public static func person(_ pid: String, role: String) -> Reference {
+        switch role {
+        case "patient": return patient(pid)
+        case "device": return Reference("Device/" + pid)
+        case "node", "system": return Reference("Device/" + pid)
+        default: return practitioner(pid)
+        }
+    }
+}
+
+/// The answer for every error (R4 OperationOutcome): one issue with a severity, a code from
+/// IssueType, and the text a person reads.
+public struct OperationOutcome: Codable, Sendable, Equatable {
+    public struct Issue: Codable, Sendable, Equatable {
+        public var severity: String
+        public var code: String
+        public var diagnostics: String
+    }
+
+    public var resourceType = "OperationOutcome"
+    public var issue: [Issue]
+
+    public init(code: String, _ diagnostics: String, severity: String = "error") {
+        issue = [Issue(severity: severity, code: code, diagnostics: diagnostics)]
+    }
+
+    /// The IssueType for an HTTP status (R4 `issue-type`).
+    public static func issueCode(forStatus status: Int) -> String {
+        switch status {
+        case 400, 422: return "invalid"
+        case 401: return "login"
+        case 403: return "forbidden"
+        case 404: return "not-found"
+        case 405: return "not-supported"
+        case 409: return "conflict"
+        case 412: return "business-rule"
+        case 413: return "too-costly"
+        case 429: return "throttled"
+        case 503: return "transient"
+        default: return "exception"
+        }
+    }
+}

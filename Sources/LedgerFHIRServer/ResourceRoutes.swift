@@ -1,0 +1,183 @@
+import Foundation
+import Hummingbird
+import LedgerFHIR
+import MedRecords
+
+/// The FHIR reads. Each checks the bearer token and its scopes here, then asks the backend, which
+/// runs `medrecords`' read rules in the caller's name: what the chaincode hides is a 404 here too.
+extension FHIRServer {
+    static let countDefault = 20
+    static let countMax = 100
+
+    func addResources(_ router: Router<FHIRRequestContext>) {
+        router.get("/fhir/DocumentReference/:id") { request, context in
+            try await guarded(request, "DocumentReference", .read) { caller, _ in
+                let record = try await backend.indexRecord(try Self.id(context), for: caller)
+                return Self.fhir(.ok, DocumentReference(record))
+            }
+        }
+        router.get("/fhir/DocumentReference") { request, _ in
+            try await guarded(request, "DocumentReference", .search) { caller, q in
+                let patient = try Self.patient(q, caller)
+                let (count, page) = try Self.paging(q)
+                let dates = try Self.dates(q)
+                let found = try await backend.indexRecords(patient: patient, pageSize: count, bookmark: page, for: caller)
+                let kept = found.records.filter { r in dates.allSatisfy { f in RFC3339Time.parse(r.time).map(f.matches) ?? false } }
+                return searchset(kept.map { ($0.recordID, DocumentReference($0)) }, "DocumentReference", q, next: found.bookmark)
+            }
+        }
+        router.get("/fhir/Provenance/:id") { request, context in
+            try await guarded(request, "Provenance", .read) { caller, _ in
+                let id = try Self.id(context)
+                guard id.hasPrefix(Provenance.idPrefix) else { throw FHIRFailure(404, "no Provenance \(id)") }
+                return Self.fhir(.ok, Provenance(try await backend.indexRecord(String(id.dropFirst(Provenance.idPrefix.count)), for: caller)))
+            }
+        }
+        router.get("/fhir/Provenance") { request, _ in
+            try await guarded(request, "Provenance", .search) { caller, q in
+                guard let target = q.first("target"), target.hasPrefix("DocumentReference/") else {
+                    throw FHIRFailure(400, "search Provenance by target=DocumentReference/ID")
+                }
+                let record = try await backend.indexRecord(String(target.dropFirst("DocumentReference/".count)), for: caller)
+                let p = Provenance(record)
+                return searchset([(p.id, p)], "Provenance", q, next: nil)
+            }
+        }
+        router.get("/fhir/Consent/:id") { request, context in
+            try await guarded(request, "Consent", .read) { caller, _ in
+                Self.fhir(.ok, FHIRConsent(try await backend.consent(try Self.id(context), for: caller), now: Date()))
+            }
+        }
+        router.get("/fhir/Consent") { request, _ in
+            try await guarded(request, "Consent", .search) { caller, q in
+                let patient = try Self.patient(q, caller)
+                let (count, page) = try Self.paging(q)
+                let found = try await backend.consents(patient: patient, pageSize: count, bookmark: page, for: caller)
+                let now = Date()
+                return searchset(found.records.map { ($0.consentID, FHIRConsent($0, now: now)) }, "Consent", q, next: found.bookmark)
+            }
+        }
+        router.get("/fhir/AuditEvent") { request, _ in
+            try await guarded(request, "AuditEvent", .search) { caller, q in try await auditEvents(caller, q) }
+        }
+        router.get("/fhir/AuditEvent/:id") { request, _ in
+            try await guarded(request, "AuditEvent", .read) { _, _ in
+                throw FHIRFailure(405, "AuditEvents are searched (AuditEvent?patient=PID), not read by id")
+            }
+        }
+        // Anything else under /fhir: an OperationOutcome, not Hummingbird's empty 404.
+        for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] {
+            router.on("/fhir/**", method: method) { _, _ in
+                Self.outcome(FHIRFailure(404, "this server has no such resource or interaction; see /fhir/metadata"))
+            }
+        }
+    }
+
+    /// The patient's AuditEvents: D_UE on chain (the ledger's rules decide who sees them) and, for the
+    /// patient themselves, this node's audit lines about reads of their records by others. Newest
+    /// first; `_page` is an offset into at most 1,000 of each.
+    func auditEvents(_ caller: FHIRCaller, _ q: Query) async throws -> Response {
+        let patient = try Self.patient(q, caller)
+        let (count, page) = try Self.paging(q)
+        let offset = try page.map { p -> Int in
+            guard let n = Int(p), (0...2000).contains(n) else { throw FHIRFailure(400, "_page must be an offset 0…2000") }
+            return n
+        } ?? 0
+        var entries: [AccessEntry] = []
+        var bookmark: String?
+        for _ in 0..<10 {
+            let found = try await backend.usage(patient: patient, pageSize: 100, bookmark: bookmark, for: caller)
+            entries += found.records.map(AccessEntry.init)
+            guard !found.bookmark.isEmpty, found.records.count == 100 else { break }
+            bookmark = found.bookmark
+        }
+        if caller.kind == .user, caller.role == "patient", caller.id == patient {
+            entries += try await backend.accessLog(patient: patient, since: nil, limit: 1000, for: caller)
+        }
+        let dates = try Self.dates(q)
+        let kept = entries
+            .filter { e in dates.allSatisfy { f in RFC3339Time.parse(e.time).map(f.matches) ?? false } }
+            .sorted { (RFC3339Time.parse($0.time) ?? .distantPast) > (RFC3339Time.parse($1.time) ?? .distantPast) }
+        let slice = Array(kept.dropFirst(offset).prefix(count))
+        let site = organization
+        let events = slice.map { ($0.id, FHIRAuditEvent($0, observer: "medledgerd \(site)", site: site)) }
+        let next = offset + count < kept.count ? String(offset + count) : nil
+        return searchset(events, "AuditEvent", q, next: next, total: kept.count)
+    }
+
+    /// Token, scope, then the work; every refusal an OperationOutcome with the guide's status.
+    func guarded(_ request: Request, _ type: String, _ interaction: SMARTScope.Interaction, _ work: (FHIRCaller, Query) async throws -> Response) async throws -> Response {
+        let header = request.headers[.authorization]
+        let caller: FHIRCaller
+        do { caller = try await authorization.caller(bearer: header) } catch {
+            backend.audit(FHIRAuditNote(actorID: "-", actorOrg: "-", actorRole: "-", action: "fhir.auth", target: "\(type)", outcome: .denied, detail: error.message))
+            return Self.outcome(error, tokenPresented: header != nil)
+        }
+        guard caller.scopes.permits(type, interaction, in: caller.context) else {
+            let needed = "\(caller.context.rawValue)/\(type).\(interaction.rawValue)"
+            backend.audit(FHIRAuditNote(actorID: caller.id, actorOrg: caller.org, actorRole: caller.role, action: "fhir.scope", target: type, outcome: .denied, detail: "needs \(needed)"))
+            return Self.outcome(FHIRFailure(403, "the token's scopes do not allow this: it needs \(needed)"), scope: needed)
+        }
+        guard let q = Query(request.uri.query ?? "") else { return Self.outcome(FHIRFailure(400, "the query string does not decode")) }
+        do { return try await work(caller, q) } catch let f as FHIRFailure {
+            // An id that cannot name a record (the chaincode's 400) names no resource: 404, as for any other.
+            if f.status == 400, interaction == .read { return Self.outcome(FHIRFailure(404, "no \(type) with that id")) }
+            return Self.outcome(f)
+        }
+    }
+
+    func searchset<R: Codable & Sendable & Equatable>(_ items: [(String, R)], _ type: String, _ q: Query, next: String?, total: Int? = nil) -> Response {
+        let selfURL = "\(fhirBase)/\(type)" + (q.pairs.isEmpty ? "" : "?" + FormEncoding.encode(q.pairs))
+        let nextURL = next.flatMap { $0.isEmpty ? nil : "\(fhirBase)/\(type)?" + FormEncoding.encode(q.pairs.filter { $0.0 != "_page" } + [("_page", $0)]) }
+        return Self.fhir(.ok, FHIRBundle(items.map { (id: $0.0, resource: $0.1) }, type: type, base: fhirBase, selfURL: selfURL, nextURL: nextURL, total: total))
+    }
+
+    static func id(_ context: FHIRRequestContext) throws -> String {
+        guard let id = context.parameters.get("id"), (1...128).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }) else {
+            throw FHIRFailure(404, "no such resource")
+        }
+        return id
+    }
+
+    /// The patient a search is about. A patient's token is about its own patient only.
+    static func patient(_ q: Query, _ caller: FHIRCaller) throws -> String {
+        let given = q.first("patient").map { $0.hasPrefix("Patient/") ? String($0.dropFirst("Patient/".count)) : $0 }
+        if caller.context == .patient {
+            guard given == nil || given == caller.id else { throw FHIRFailure(403, "a patient's token reads only that patient's records") }
+            return caller.id
+        }
+        guard let given, (1...128).contains(given.count) else { throw FHIRFailure(400, "search by patient: ?patient=PID") }
+        return given
+    }
+
+    static func paging(_ q: Query) throws -> (count: Int, page: String?) {
+        var count = countDefault
+        if let c = q.first("_count") {
+            guard let n = Int(c), (1...countMax).contains(n) else { throw FHIRFailure(400, "_count must be 1…\(countMax)") }
+            count = n
+        }
+        let page = q.first("_page")
+        if let page, page.count > 1024 { throw FHIRFailure(400, "_page is too long") }
+        return (count, page)
+    }
+
+    static func dates(_ q: Query) throws -> [DateFilter] {
+        try q.all("date").map { text in
+            guard let f = DateFilter(text) else { throw FHIRFailure(400, "date \(text.debugDescription) is not [eq|lt|le|gt|ge]YYYY[-MM[-DD]] or an RFC 3339 time") }
+            return f
+        }
+    }
+}
+
+/// A search's query string: names may repeat (`date=ge…&date=le…`).
+struct Query {
+    var pairs: [(String, String)]
+
+    init?(_ text: String) {
+        guard let p = FormEncoding.pairs(text), p.count <= 32 else { return nil }
+        pairs = p
+    }
+
+    func first(_ name: String) -> String? { pairs.first { $0.0 == name }?.1 }
+    func all(_ name: String) -> [String] { pairs.filter { $0.0 == name }.map(\.1) }
+}

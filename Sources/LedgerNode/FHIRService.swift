@@ -1,0 +1,150 @@
+import Foundation
+import GRPCCore
+import LedgerAudit
+import LedgerChaincode
+import LedgerFHIR
+import LedgerFHIRServer
+import LedgerIdentity
+import LedgerIncidents
+import MedRecords
+import SwiftASN1
+import X509
+
+/// The node's side of the FHIR face: identities through the node's trust store and suspension list,
+/// reads through `medrecords`' own rules (`ChainQuery`) in the caller's name, and the same
+/// `record.read` audit lines the gRPC reads write. A backend service (system token) reads in the
+/// node's own name: what the hospital's node may read, and no more.
+struct NodeFHIRBackend: FHIRBackend {
+    let query: ChainQuery
+    let channel: String
+    let trust: TrustStore
+    let suspensions: SuspensionList
+    let audit: AuditLog?
+    let node: CreatorIdentity
+    let trailGate = AuditTrailGate()
+
+    func authenticate(chain: [Certificate]) async throws -> UserIdentity {
+        guard let leaf = chain.first else { throw FHIRFailure(401, "no client certificate") }
+        let identity: AuthenticatedIdentity
+        do { identity = try await trust.validate(leaf: leaf, intermediates: Array(chain.dropFirst()), purpose: .tls) } catch {
+            throw FHIRFailure(401, "client certificate refused: \(error)")
+        }
+        var issuer = DER.Serializer()
+        try issuer.serialize(leaf.issuer)
+        return UserIdentity(
+            pid: identity.pid, org: identity.org, role: identity.attributes.role, certSerial: identity.serialHex,
+            certIssuer: Data(issuer.serializedBytes).base64EncodedString())
+    }
+
+    func refusal(of user: UserIdentity) -> String? {
+        if let s = suspensions.suspension(of: user.pid) { return "suspended: \(user.pid) is suspended on this node (\(s.by))" }
+        guard let der = Data(base64Encoded: user.certIssuer), let issuer = try? DistinguishedName(derEncoded: Array(der)),
+              let serialBytes = Self.bytes(hex: user.certSerial)
+        else { return "the token names a certificate this node cannot check" }
+        if trust.isRevoked(issuer: issuer, serial: Certificate.SerialNumber(bytes: serialBytes)) {
+            return "the certificate behind this token has been revoked"
+        }
+        return nil
+    }
+
+    func refusal(ofService clientID: String) -> String? {
+        suspensions.suspension(of: clientID).map { "suspended: \(clientID) is suspended on this node (\($0.by))" }
+    }
+
+    func indexRecord(_ id: String, for caller: FHIRCaller) async throws -> IndexRecord {
+        try read("getIndexRecord", GetIndexRecordRequest(recordID: id), caller, about: nil) { [$0.patientPID] }
+    }
+
+    func indexRecords(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<IndexRecord> {
+        try read("listIndexRecords", ListIndexRecordsRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark), caller, about: patient) { _ in [patient] }
+    }
+
+    func consent(_ id: String, for caller: FHIRCaller) async throws -> Consent {
+        try read("getConsent", GetConsentRequest(consentID: id), caller, about: nil) { [$0.patientPID] }
+    }
+
+    func consents(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<Consent> {
+        try read("listConsents", ListConsentsRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark), caller, about: patient) { _ in [patient] }
+    }
+
+    func usage(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<UsageRecord> {
+        try read("listUsage", ListUsageRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark), caller, about: patient) { _ in [patient] }
+    }
+
+    func accessLog(patient: String, since: String?, limit: Int, for caller: FHIRCaller) async throws -> [AccessEntry] {
+        guard caller.kind == .user, caller.role == "patient", caller.id == patient else { return [] }
+        guard let audit else { return [] }
+        guard trailGate.enter() else { throw FHIRFailure(503, "another audit trail query is running on this node; retry in a moment") }
+        defer { trailGate.leave() }
+        let found: AuditSearch.Result
+        do { found = try AuditSearch.entries(about: patient, in: audit.path, since: since, limit: limit, excludingActor: patient) } catch {
+            throw FHIRFailure(503, "cannot read this node's audit log: \(error)")
+        }
+        return found.entries.map { e in
+            let function = e.action == "record.read" ? String(e.detail.split(separator: " ").first ?? "read") : e.action
+            return AccessEntry(
+                id: "log-\(e.seq)", kind: .read(function: function), time: e.time, actorPID: e.actor.pid, actorRole: e.actor.role, patientPID: patient,
+                outcome: e.outcome == "success" ? "0" : e.outcome == "denied" ? "4" : "8")
+        }
+    }
+
+    func audit(_ note: FHIRAuditNote) {
+        let outcome: AuditOutcome = note.outcome == .success ? .success : note.outcome == .denied ? .denied : .failed
+        audit?.note(AuditEvent(actor: AuditActor(pid: note.actorID, org: note.actorOrg, role: note.actorRole), action: note.action, target: note.target, outcome: outcome, detail: note.detail))
+    }
+
+    // MARK: -
+
+    /// A `medrecords` read in the caller's name, audited as `record.read` for each patient it names
+    /// (`about` when the request names one, else those `patients` finds in the answer).
+    func read<Response: Decodable>(
+        _ function: String, _ request: some Encodable, _ caller: FHIRCaller, about: String?, patients: (Response) -> [String]
+    ) throws -> Response {
+        let actor = AuditActor(pid: caller.id, org: caller.org, role: caller.kind == .system ? "system" : caller.role)
+        func note(_ patient: String, _ outcome: AuditOutcome, _ status: Int) {
+            audit?.note(AuditEvent(actor: actor, action: "record.read", target: patient, outcome: outcome, detail: "\(function) on channel \(channel), status \(status), fhir client \(caller.clientID)"))
+        }
+        do {
+            let answer: Response = try query.run(function, request, as: try creator(caller), channel: channel)
+            for p in Set(patients(answer)) { note(p, .success, 200) }
+            return answer
+        } catch let e as RPCError {
+            let status = Self.status(e.code)
+            if let about { note(about, status < 500 ? .denied : .failed, status) }
+            throw FHIRFailure(status, e.message)
+        }
+    }
+
+    func creator(_ caller: FHIRCaller) throws -> CreatorIdentity {
+        if caller.kind == .system { return node }
+        guard let role = RoleName.role(caller.role) else { throw FHIRFailure(401, "the token names an unknown role") }
+        return CreatorIdentity(pid: caller.id, org: caller.org, role: role, certificatePEM: "")
+    }
+
+    static func status(_ code: RPCError.Code) -> Int {
+        switch code {
+        case .invalidArgument: return 400
+        case .unauthenticated: return 401
+        case .permissionDenied: return 403
+        case .notFound: return 404
+        case .alreadyExists: return 409
+        case .failedPrecondition: return 412
+        case .resourceExhausted: return 413
+        case .unavailable: return 503
+        default: return 500
+        }
+    }
+
+    static func bytes(hex: String) -> [UInt8]? {
+        guard hex.count % 2 == 0, hex.count <= 80 else { return nil }
+        var out: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex {
+            let j = hex.index(i, offsetBy: 2)
+            guard let b = UInt8(hex[i..<j], radix: 16) else { return nil }
+            out.append(b)
+            i = j
+        }
+        return out
+    }
+}

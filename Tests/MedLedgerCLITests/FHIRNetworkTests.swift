@@ -1,0 +1,160 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import LedgerClient
+import LedgerTransport
+import MedRecords
+import Testing
+
+/// The FHIR face end to end over real processes and HTTPS: two hospitals' nodes with FHIR
+/// endpoints, records made through the gRPC API, and an independent Python client (authlib for
+/// OAuth, fhir.resources and fhirpathpy for validation) running SMART's authorization-code + PKCE
+/// and backend-services flows, and the token refusals.
+@Suite(.serialized) struct FHIRNetworkTests {
+    /// A port nothing listens on now (the kernel's pick, released at once).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard bound else { throw DaemonProcess.Failure(message: "cannot find a free port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func smart(_ args: [String]) throws -> (status: Int32, output: String) {
+        try PaperFlowNetworkTests.python("smart_client.py", args)
+    }
+
+    /// The last line of the script's output, as JSON.
+    static func lastJSON(_ output: String) -> [String: Any] {
+        let line = output.split(separator: "\n").last { $0.hasPrefix("{") }.map(String.init) ?? "{}"
+        return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    @Test func smartAppsAndBackendServicesReadTheLedgerAsFHIR() async throws {
+        let scratch = ScratchDir("fhir-net")
+        let root = scratch.path
+        let portA = try Self.freePort(), portB = try Self.freePort()
+        let net = try MultiHospitalNetworkTests.startNetwork(root, extra: [
+            "hospital-a": "fhir: { listen: 127.0.0.1:\(portA), channel: records }",
+            "hospital-b": "fhir: { listen: 127.0.0.1:\(portB), channel: records }",
+        ])
+        defer {
+            for p in net.peers.values { _ = p.stop() }
+            _ = net.sa.stop()
+        }
+        let ca = "127.0.0.1:\(net.ordererPort)", enroll = "127.0.0.1:\(net.enrollPort)", caCert = root + "/sa/ca-cert.pem"
+        func wallet(_ id: String, _ role: String, _ org: String) throws -> Wallet {
+            try IdentityNetworkTests.enroll(id, role: role, rid: "test \(id)", admin: net.admin(org), ca: ca, enroll: enroll, caCert: caCert, into: root + "/w/\(id)")
+        }
+        let nodeA = try #require(NodeAddress(net.node("hospital-a")))
+        func client(_ w: Wallet) async throws -> CareClient {
+            CareClient(wallet: w, gateway: try await Gateway.connect(wallet: w, peer: nodeA, channel: "records"), node: nodeA)
+        }
+        let patientW = try wallet("patient", "patient", "hospital-a"), doctorW = try wallet("doctor", "doctor", "hospital-a")
+        let patient = try await client(patientW), doctor = try await client(doctorW)
+        defer { for c in [patient, doctor] { c.gateway.close() } }
+        for c in [patient, doctor] { _ = try await c.publishKeys() }
+
+        // Two sealed records of one treatment, through the gRPC API; the doctor reads them (an access
+        // the patient's AuditEvents must show).
+        let appointment = try await patient.requestAppointment(diseaseInfo: "DI-SECRET-3391", preferredDoctor: doctorW.info.pid)
+        var recordIDs: [String] = []
+        for i in 0..<2 {
+            let plain = root + "/plain-\(i).json", sealed = root + "/sealed-\(i)"
+            try Data(#"{"resourceType":"Condition","code":{"text":"EMR-SECRET-\#(i)"}}"#.utf8).write(to: URL(fileURLWithPath: plain))
+            _ = try patient.seal(plaintext: plain, to: sealed)
+            recordIDs.append(try await patient.putRecord(sealedFile: sealed, tID: appointment.tID, doctor: .wallet(doctorW)).record.recordID)
+            try FileManager.default.removeItem(atPath: plain)
+        }
+        #expect(try await doctor.listRecords(patientPID: patientW.info.pid).count == 2)
+
+        // The administrators register a patient app on both nodes and a backend service on A
+        // (an ES384 key from the CLI, an RS384 key from Python).
+        let fhirA = "127.0.0.1:\(portA)", fhirB = "127.0.0.1:\(portB)"
+        let appScope = "patient/*.rs user/*.rs launch/patient"
+        try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirA, "--wallet", net.admin("hospital-a"), "--client-id", "patient-app", "--redirect-uri", "http://127.0.0.1:9/callback", "--scope", appScope])
+        try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirB, "--wallet", net.admin("hospital-b"), "--client-id", "patient-app", "--redirect-uri", "http://127.0.0.1:9/callback", "--scope", appScope])
+        let refused = try MedLedgerBinary.run(["fhir", "client", "register", "--fhir", fhirA, "--wallet", patientW.directory, "--client-id", "rogue", "--redirect-uri", "https://rogue.example/cb", "--scope", appScope])
+        #expect(refused.status != 0 && refused.stderr.contains("[403]"), "\(refused.stderr)")
+        let keys = root + "/ehr-keys"
+        try MedLedgerBinary.ok(["fhir", "keygen", "--out", keys, "--kid", "ehr-es384"])
+        try Self.rsaKey(into: keys)
+        let es = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: keys + "/jwks.json"))) as! [String: Any]
+        let rs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: keys + "/rsa-jwk.json"))) as! [String: Any]
+        let jwks = ["keys": (es["keys"] as! [Any]) + [rs]]
+        try JSONSerialization.data(withJSONObject: jwks).write(to: URL(fileURLWithPath: keys + "/both.json"))
+        try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirA, "--wallet", net.admin("hospital-a"), "--client-id", "ehr", "--jwks", keys + "/both.json", "--scope", "system/DocumentReference.rs"])
+        #expect(try MedLedgerBinary.ok(["fhir", "client", "list", "--fhir", fhirA, "--wallet", net.admin("hospital-a")]).contains("ehr  backend"))
+
+        // The patient app: authorization code + PKCE, then every resource validated.
+        let baseA = "https://\(fhirA)/fhir", baseB = "https://\(fhirB)/fhir"
+        let patientTLS = ["--cert", patientW.tlsCertPath, "--key", patientW.tlsKeyPath]
+        let app = try Self.smart(["patient", "--fhir", baseA, "--ca", caCert, "--client-id", "patient-app", "--expect-records", "2", "--expect-reader=" + doctorW.info.pid] + patientTLS)
+        #expect(app.status == 0, "\(app.output)")
+        #expect(Self.lastJSON(app.output)["documents"] as? Int == 2, "\(app.output)")
+
+        // A token from node B is for B's audience.
+        let atB = try Self.smart(["login", "--fhir", baseB, "--ca", caCert, "--client-id", "patient-app"] + patientTLS)
+        #expect(atB.status == 0, "\(atB.output)")
+        let tokenB = try #require(Self.lastJSON(atB.output)["access_token"] as? String, "\(atB.output)")
+
+        // The backend service with ES384 through authlib; then the token matrix.
+        let ehr = try Self.smart(["backend", "--fhir", baseA, "--ca", caCert, "--client-id", "ehr", "--key", keys + "/client-key.pem", "--kid", "ehr-es384", "--scope", "system/DocumentReference.rs", "--patient=" + patientW.info.pid, "--expect-records", "2"])
+        #expect(ehr.status == 0, "\(ehr.output)")
+        let matrix = try Self.smart([
+            "matrix", "--fhir", baseA, "--ca", caCert, "--client-id", "ehr", "--key", keys + "/client-key.pem", "--kid", "ehr-es384",
+            "--rsa-key", keys + "/rsa-key.pem", "--rsa-kid", "ehr-rs384", "--patient=" + patientW.info.pid, "--other-token", tokenB,
+        ])
+        #expect(matrix.status == 0, "\(matrix.output)")
+
+        // A doctor's token, then the doctor's certificate revoked: the still-valid token is refused.
+        let dr = try Self.smart(["login", "--fhir", baseA, "--ca", caCert, "--client-id", "patient-app", "--scope", "user/DocumentReference.rs", "--cert", doctorW.tlsCertPath, "--key", doctorW.tlsKeyPath])
+        let drToken = try #require(Self.lastJSON(dr.output)["access_token"] as? String, "\(dr.output)")
+        let recordURL = "\(baseA)/DocumentReference/\(recordIDs[0])"
+        #expect(Self.lastJSON(try Self.smart(["call", "--ca", caCert, "--url", recordURL, "--token", drToken]).output)["status"] as? Int == 200)
+        try MedLedgerBinary.ok(["ca", "revoke", "--ca", ca, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid, "--reason", "key-compromise"])
+        try MedLedgerBinary.ok(["ca", "crl", "--ca", enroll, "--ca-cert", caCert, "--out", root + "/hospital-a/nodes/peer0/crl.pem"])
+        var status = 0
+        let deadline = Date().addingTimeInterval(15)
+        repeat {
+            status = Self.lastJSON(try Self.smart(["call", "--ca", caCert, "--url", recordURL, "--token", drToken]).output)["status"] as? Int ?? 0
+            if status != 401 { usleep(300_000) }
+        } while status != 401 && Date() < deadline
+        #expect(status == 401, "a revoked doctor's token still reads")
+
+        // Audited: token issuance and the FHIR reads; no token on the log; the chain verifies.
+        let peerA = try #require(net.peers["hospital-a"])
+        #expect(peerA.stop() == 0)
+        let log = try String(contentsOfFile: root + "/hospital-a/nodes/peer0/audit.log", encoding: .utf8)
+        #expect(log.contains("\"smart.token\"") && log.contains("\"smart.authorize\"") && log.contains("fhir client patient-app"))
+        #expect(!log.contains("eyJ"), "an access token or assertion reached the audit log")
+        let verified = try MedLedgerBinary.run(["audit", "verify", root + "/hospital-a/nodes/peer0/audit.log"])
+        #expect(verified.status == 0, "\(verified.stdout)")
+    }
+
+    /// An RS384 key pair made by Python (joserfc): rsa-key.pem (private) and rsa-jwk.json (public).
+    static func rsaKey(into dir: String) throws {
+        let code = """
+            import json, sys
+            from joserfc.jwk import RSAKey
+            k = RSAKey.generate_key(2048, private=True)
+            open(sys.argv[1] + '/rsa-key.pem', 'wb').write(k.as_pem(private=True))
+            pub = k.as_dict(private=False); pub.update(kid='ehr-rs384', alg='RS384')
+            json.dump(pub, open(sys.argv[1] + '/rsa-jwk.json', 'w'))
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", code, dir]
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw DaemonProcess.Failure(message: "python could not make an RSA key") }
+    }
+}

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""An independent SMART on FHIR client of a MedLedger node, built on authlib (OAuth 2.0, PKCE,
+private_key_jwt) and checked with fhir.resources (R4B models, which match R4 for these resources)
+and fhirpathpy (invariants). The tests and the demo run it against real nodes over HTTPS.
+
+  login      authorization code + PKCE as an app; the user signs in with their wallet's TLS
+             certificate and approves; prints the token response as JSON
+  patient    login as a patient app, then read the patient's DocumentReferences, Provenance,
+             Consents and AuditEvents, validating every resource
+  backend    client_credentials with a private_key_jwt assertion (ES384 or RS384), then read a
+             patient's DocumentReferences
+  matrix     the token refusals: missing, forged, tampered, wrong audience, revoked, scope missing,
+             replayed or bad client assertions
+  call       GET a URL with a bearer token; prints the status (for checks made between steps)
+
+Exit status 0 when every check held; each failed check is printed as "FAIL: …".
+"""
+import argparse
+import base64
+import json
+import os
+import re
+import sys
+import time
+import uuid
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from fhir.resources.R4B.auditevent import AuditEvent
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.consent import Consent
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.provenance import Provenance
+from fhirpathpy import evaluate
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+# requests lets these variables override a session's own `verify`; every call here trusts only --ca.
+for _variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    os.environ.pop(_variable, None)
+
+MODELS = {
+    "AuditEvent": AuditEvent, "Bundle": Bundle, "CapabilityStatement": CapabilityStatement, "Consent": Consent,
+    "DocumentReference": DocumentReference, "OperationOutcome": OperationOutcome, "Provenance": Provenance,
+}
+# R4 invariants the models do not check, as FHIRPath.
+INVARIANTS = {
+    "Consent": {
+        "ppc-1": "policy.exists() or policyRule.exists()",
+        "ppc-2": "patient.exists() or scope.coding.where(system='http://terminology.hl7.org/CodeSystem/consentscope' and code='patient-privacy').exists().not()",
+        "ppc-3": "patient.exists() or scope.coding.where(system='http://terminology.hl7.org/CodeSystem/consentscope' and code='research').exists().not()",
+    },
+    "AuditEvent": {"sev-1": "entity.all(name.empty() or query.empty())"},
+    "Bundle": {
+        "bdl-1": "total.empty() or (type = 'searchset') or (type = 'history')",
+        "bdl-2": "entry.search.empty() or (type = 'searchset')",
+        "bdl-7": "(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()",
+        "bdl-8": "entry.all(fullUrl.contains('/_history/').not())",
+    },
+}
+
+FAILURES = []
+
+
+def check(ok, what):
+    if not ok:
+        FAILURES.append(what)
+        print("FAIL: " + what)
+    return ok
+
+
+def validate(resource):
+    """Validates one resource (and a Bundle's entries) with fhir.resources and the invariants."""
+    kind = resource.get("resourceType")
+    model = MODELS.get(kind)
+    if not check(model is not None, f"unexpected resourceType {kind}"):
+        return
+    try:
+        model.model_validate(resource)
+    except Exception as e:  # pydantic's ValidationError
+        check(False, f"{kind} does not validate as FHIR R4: {e}")
+    for name, expr in INVARIANTS.get(kind, {}).items():
+        check(evaluate(resource, expr) == [True], f"{kind} breaks invariant {name}")
+    for entry in resource.get("entry", []) if kind == "Bundle" else []:
+        validate(entry["resource"])
+
+
+def session_http(args):
+    s = requests.Session()
+    s.verify = args.ca
+    return s
+
+
+def discover(args):
+    http = session_http(args)
+    conf = http.get(args.fhir + "/.well-known/smart-configuration", timeout=15).json()
+    for field in ["authorization_endpoint", "token_endpoint", "capabilities", "code_challenge_methods_supported"]:
+        check(field in conf, f"smart-configuration lacks {field}")
+    check(conf.get("code_challenge_methods_supported") == ["S256"], "PKCE must be S256 only")
+    check("ES384" in conf.get("token_endpoint_auth_signing_alg_values_supported", []), "ES384 client assertions must be supported")
+    meta = http.get(args.fhir + "/metadata", timeout=15)
+    check(meta.headers.get("content-type", "").startswith("application/fhir+json"), "metadata is not application/fhir+json")
+    validate(meta.json())
+    return conf
+
+
+def login(args, conf):
+    """Authorization code + PKCE through authlib; the user agent signs in with the wallet's TLS pair."""
+    client = OAuth2Session(args.client_id, redirect_uri=args.redirect_uri, scope=args.scope, code_challenge_method="S256")
+    client.verify = args.ca
+    verifier = generate_token(48)
+    url, state = client.create_authorization_url(conf["authorization_endpoint"], code_verifier=verifier, aud=args.fhir)
+    browser = session_http(args)
+    browser.cert = (args.cert, args.key)
+    page = browser.get(url, timeout=15, allow_redirects=False)
+    check(page.status_code == 200, f"/authorize answered {page.status_code}: {page.text[:200]}")
+    check("frame-ancestors 'none'" in page.headers.get("content-security-policy", ""), "the approval page may be framed")
+    ticket = re.search(r'name="ticket" value="([^"]+)"', page.text)
+    if not check(ticket is not None, "the approval page has no ticket"):
+        return None
+    form_action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
+    answer = browser.post(form_action, data={"ticket": ticket.group(1), "decision": "approve"}, timeout=15, allow_redirects=False)
+    check(answer.status_code == 303, f"approval answered {answer.status_code}")
+    location = answer.headers["location"]
+    check(f"state={state}" in location, "the redirect does not carry the state")
+    token = client.fetch_token(conf["token_endpoint"], authorization_response=location, code_verifier=verifier)
+    check(token.get("token_type") == "Bearer" and 0 < token.get("expires_in", 0) <= 300, f"token response {token}")
+    # The code is single-use: redeeming it again fails.
+    again = requests.post(conf["token_endpoint"], verify=args.ca, timeout=15, data={
+        "grant_type": "authorization_code", "code": re.search(r"code=([^&]+)", location).group(1), "code_verifier": verifier,
+        "client_id": args.client_id, "redirect_uri": args.redirect_uri})
+    check(again.status_code == 400 and again.json().get("error") == "invalid_grant", f"a used code was accepted again: {again.status_code}")
+    return client, token
+
+
+def get(client, url, expect=200):
+    r = client.get(url, timeout=15)
+    check(r.status_code == expect, f"GET {url} answered {r.status_code}, expected {expect}: {r.text[:300]}")
+    check(r.headers.get("content-type", "").startswith("application/fhir+json"), f"GET {url} is not application/fhir+json")
+    body = r.json()
+    validate(body)
+    return body
+
+
+def patient(args):
+    conf = discover(args)
+    client, token = login(args, conf)
+    pid = token.get("patient")
+    check(pid is not None, "a patient's token response names the patient")
+    docs = get(client, f"{args.fhir}/DocumentReference?patient={pid}&_count=1")
+    entries = docs.get("entry", [])
+    check(len(entries) >= 1, "the patient sees no DocumentReference")
+    # Paging: with _count=1 and more records, a next link leads on.
+    seen = [e["resource"]["id"] for e in entries]
+    nxt = [l["url"] for l in docs["link"] if l["relation"] == "next"]
+    while nxt:
+        page = get(client, nxt[0])
+        seen += [e["resource"]["id"] for e in page.get("entry", [])]
+        nxt = [l["url"] for l in page["link"] if l["relation"] == "next"]
+    check(len(seen) == args.expect_records, f"paged through {len(seen)} DocumentReferences, expected {args.expect_records}")
+    for rid in seen:
+        doc = get(client, f"{args.fhir}/DocumentReference/{rid}")
+        check(doc["subject"]["reference"] == f"Patient/{pid}", "a DocumentReference names another subject")
+        check(any(i["system"] == "urn:medledger:digest:sha384" and len(i["value"]) == 96 for i in doc["identifier"]), "no SHA-384 identifier")
+        prov = get(client, f"{args.fhir}/Provenance?target=DocumentReference/{rid}")
+        sigs = prov["entry"][0]["resource"]["signature"]
+        check(sorted(s["type"][0]["code"] for s in sigs) == ["1.2.840.10065.1.12.1.1", "1.2.840.10065.1.12.1.14"], "Provenance lacks the two signatures")
+    future = get(client, f"{args.fhir}/DocumentReference?patient={pid}&date=gt2999-01-01")
+    check(not future.get("entry"), "a date filter in the future matched records")
+    get(client, f"{args.fhir}/Consent?patient={pid}")
+    audit = get(client, f"{args.fhir}/AuditEvent?patient={pid}")
+    readers = {e["resource"]["agent"][0]["who"]["reference"] for e in audit.get("entry", [])}
+    for r in args.expect_reader or []:
+        check(f"Practitioner/{r}" in readers, f"the AuditEvents do not show {r}'s reads (saw {sorted(readers)})")
+    check(f"Patient/{pid}" not in readers, "the patient's own reads are listed as accesses")
+    # A patient token reads only its own patient.
+    get(client, f"{args.fhir}/DocumentReference?patient=someone-else", expect=403)
+    get(client, f"{args.fhir}/DocumentReference/no-such-record", expect=404)
+    print(json.dumps({"patient": pid, "documents": len(seen), "audit_events": len(audit.get("entry", [])), "access_token": token["access_token"]}))
+
+
+def backend_session(args, conf, alg, key_file, kid, scope):
+    with open(key_file, "rb") as f:
+        key = (ECKey if alg.startswith("ES") else RSAKey).import_key(f.read())
+    # authlib's assertions live an hour by default; SMART allows at most five minutes.
+    auth = PrivateKeyJWT(conf["token_endpoint"], alg=alg, headers={"kid": kid}, claims={"exp": int(time.time()) + 240})
+    client = OAuth2Session(args.client_id, key, token_endpoint_auth_method=auth, scope=scope)
+    client.verify = args.ca
+    token = client.fetch_token(conf["token_endpoint"], grant_type="client_credentials")
+    check(token.get("expires_in", 0) <= 300 and "refresh_token" not in token, f"backend token response {token}")
+    return client, token
+
+
+def backend(args):
+    conf = discover(args)
+    client, token = backend_session(args, conf, args.alg, args.key, args.kid, args.scope)
+    docs = get(client, f"{args.fhir}/DocumentReference?patient={args.patient}")
+    check(len(docs.get("entry", [])) == args.expect_records, f"the backend service sees {len(docs.get('entry', []))} records, expected {args.expect_records}")
+    print(json.dumps({"records": len(docs.get("entry", [])), "scope": token.get("scope")}))
+
+
+def assertion(args, conf, key, kid, alg, **over):
+    now = int(time.time())
+    claims = {"iss": args.client_id, "sub": args.client_id, "aud": conf["token_endpoint"], "exp": now + 120, "iat": now, "jti": str(uuid.uuid4())}
+    claims.update(over)
+    return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT"}, claims, key, algorithms=[alg])
+
+
+def token_with(conf, args, signed, scope="system/DocumentReference.rs"):
+    return requests.post(conf["token_endpoint"], verify=args.ca, timeout=15, data={
+        "grant_type": "client_credentials", "scope": scope,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": signed})
+
+
+def expect_401(args, url, token, why):
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    r = requests.get(url, headers=headers, verify=args.ca, timeout=15)
+    check(r.status_code == 401, f"{why}: answered {r.status_code}, expected 401")
+    check(r.headers.get("www-authenticate", "").startswith("Bearer"), f"{why}: no WWW-Authenticate: Bearer")
+    if r.headers.get("content-type", "").startswith("application/fhir+json"):
+        validate(r.json())
+    else:
+        check(False, f"{why}: the 401 body is not an OperationOutcome")
+
+
+def matrix(args):
+    conf = discover(args)
+    url = f"{args.fhir}/DocumentReference?patient={args.patient}"
+    with open(args.key, "rb") as f:
+        key = ECKey.import_key(f.read())
+    good = json.loads(token_with(conf, args, assertion(args, conf, key, args.kid, "ES384")).text)
+    check("access_token" in good, f"a good assertion got no token: {good}")
+    t = good.get("access_token", "")
+    check(requests.get(url, headers={"Authorization": f"Bearer {t}"}, verify=args.ca, timeout=15).status_code == 200, "a good token was refused")
+    expect_401(args, url, None, "no token")
+    head, body, sig = t.split(".")
+    flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
+    expect_401(args, url, f"{head}.{body}.{flipped}", "a tampered signature")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["scope"] = claims["scope"] + " system/AuditEvent.rs"
+    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    expect_401(args, url, f"{head}.{forged_body}.{sig}", "a widened scope under the old signature")
+    attacker = ECKey.generate_key("P-384")
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    forged = jwt.encode({"alg": "ES384", "kid": header["kid"], "typ": "at+jwt"}, claims, attacker, algorithms=["ES384"])
+    expect_401(args, url, forged, "a token signed by another key under the node's kid")
+    if args.other_token:
+        expect_401(args, url, args.other_token, "a token another node issued (wrong audience)")
+    # Scope: this token may read DocumentReference, not AuditEvent.
+    r = requests.get(f"{args.fhir}/AuditEvent?patient={args.patient}", headers={"Authorization": f"Bearer {t}"}, verify=args.ca, timeout=15)
+    check(r.status_code == 403 and "insufficient_scope" in r.headers.get("www-authenticate", ""), f"scope missing answered {r.status_code}")
+    validate(r.json())
+    # Client assertions: replayed jti, too long a life, expired, wrong audience, wrong algorithm.
+    once = assertion(args, conf, key, args.kid, "ES384")
+    check(token_with(conf, args, once).status_code == 200, "a fresh assertion was refused")
+    for what, signed in [
+        ("a replayed jti", once),
+        ("an assertion living over 5 minutes", assertion(args, conf, key, args.kid, "ES384", exp=int(time.time()) + 600)),
+        ("an expired assertion", assertion(args, conf, key, args.kid, "ES384", exp=int(time.time()) - 10)),
+        ("an assertion for another audience", assertion(args, conf, key, args.kid, "ES384", aud="https://elsewhere.example/token")),
+        ("an assertion signed by an unregistered key", assertion(args, conf, ECKey.generate_key("P-384"), args.kid, "ES384")),
+        ("an assertion with sub other than iss", assertion(args, conf, key, args.kid, "ES384", sub="someone-else")),
+    ]:
+        r = token_with(conf, args, signed)
+        check(r.status_code == 401 and r.json().get("error") == "invalid_client", f"{what}: answered {r.status_code} {r.text[:200]}")
+    if args.rsa_key:
+        with open(args.rsa_key, "rb") as f:
+            rsa = RSAKey.import_key(f.read())
+        r = token_with(conf, args, assertion(args, conf, rsa, args.rsa_kid, "RS384"))
+        check(r.status_code == 200, f"an RS384 assertion was refused: {r.text[:200]}")
+        r = token_with(conf, args, assertion(args, conf, rsa, args.rsa_kid, "RS256"))
+        check(r.status_code == 401, f"an RS256 assertion was accepted: {r.status_code}")
+    # Revocation (RFC 7009), then introspection says inactive.
+    check(requests.post(conf["revocation_endpoint"], data={"token": t}, verify=args.ca, timeout=15).status_code == 200, "revocation failed")
+    expect_401(args, url, t, "a revoked token")
+    print(json.dumps({"matrix": "done", "failures": len(FAILURES)}))
+
+
+def login_only(args):
+    conf = discover(args)
+    result = login(args, conf)
+    if result:
+        print(json.dumps(result[1]))
+
+
+def call(args):
+    r = requests.get(args.url, headers={"Authorization": f"Bearer {args.token}"}, verify=args.ca, timeout=15)
+    print(json.dumps({"status": r.status_code, "www_authenticate": r.headers.get("www-authenticate", "")}))
+    if r.headers.get("content-type", "").startswith("application/fhir+json"):
+        validate(r.json())
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["login", "patient", "backend", "matrix", "call"])
+    p.add_argument("--fhir", help="the FHIR base URL, https://HOST:PORT/fhir")
+    p.add_argument("--ca", required=True, help="the CA certificate that signed the node's TLS certificate")
+    p.add_argument("--client-id")
+    p.add_argument("--redirect-uri", default="http://127.0.0.1:9/callback")
+    p.add_argument("--scope", default="patient/DocumentReference.rs patient/Provenance.rs patient/Consent.rs patient/AuditEvent.rs launch/patient")
+    p.add_argument("--cert", help="the user's wallet TLS certificate (sign-in)")
+    p.add_argument("--key", help="the user's wallet TLS key, or a backend service's private key")
+    p.add_argument("--kid")
+    p.add_argument("--alg", default="ES384")
+    p.add_argument("--rsa-key")
+    p.add_argument("--rsa-kid")
+    p.add_argument("--patient")
+    p.add_argument("--expect-records", type=int, default=1)
+    p.add_argument("--expect-reader", action="append")
+    p.add_argument("--other-token")
+    p.add_argument("--url")
+    p.add_argument("--token")
+    args = p.parse_args()
+    {"login": login_only, "patient": patient, "backend": backend, "matrix": matrix, "call": call}[args.mode](args)
+    sys.exit(1 if FAILURES else 0)
+
+
+if __name__ == "__main__":
+    main()
