@@ -164,7 +164,7 @@ def patient(args):
     check(len(seen) == args.expect_records, f"paged through {len(seen)} DocumentReferences, expected {args.expect_records}")
     for rid in seen:
         doc = get(client, f"{args.fhir}/DocumentReference/{rid}")
-        check(doc["subject"]["reference"] == f"Patient/{pid}", "a DocumentReference names another subject")
+        check(doc["subject"] == {"type": "Patient", "identifier": {"system": "urn:medledger:pid", "value": pid}}, "a DocumentReference names another subject")
         check(any(i["system"] == "urn:medledger:digest:sha384" and len(i["value"]) == 96 for i in doc["identifier"]), "no SHA-384 identifier")
         prov = get(client, f"{args.fhir}/Provenance?target=DocumentReference/{rid}")
         sigs = prov["entry"][0]["resource"]["signature"]
@@ -173,7 +173,7 @@ def patient(args):
     check(not future.get("entry"), "a date filter in the future matched records")
     get(client, f"{args.fhir}/Consent?patient={pid}")
     audit = get(client, f"{args.fhir}/AuditEvent?patient={pid}")
-    readers = {e["resource"]["agent"][0]["who"]["reference"] for e in audit.get("entry", [])}
+    readers = {"{}/{}".format(w["type"], w["identifier"]["value"]) for w in (e["resource"]["agent"][0]["who"] for e in audit.get("entry", []))}
     for r in args.expect_reader or []:
         check(f"Practitioner/{r}" in readers, f"the AuditEvents do not show {r}'s reads (saw {sorted(readers)})")
     check(f"Patient/{pid}" not in readers, "the patient's own reads are listed as accesses")

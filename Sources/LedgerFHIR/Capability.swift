@@ -10,10 +10,10 @@ public enum FHIRSurface {
     }
 
     public static let resources: [ResourceSupport] = [
-        .init(type: "DocumentReference", interactions: ["read", "search-type"], searchParams: [("patient", "reference"), ("date", "date"), ("_count", "number")]),
+        .init(type: "DocumentReference", interactions: ["read", "search-type"], searchParams: [("patient", "reference"), ("date", "date")]),
         .init(type: "Provenance", interactions: ["read", "search-type"], searchParams: [("target", "reference")]),
-        .init(type: "Consent", interactions: ["read", "search-type"], searchParams: [("patient", "reference"), ("_count", "number")]),
-        .init(type: "AuditEvent", interactions: ["search-type"], searchParams: [("patient", "reference"), ("date", "date"), ("_count", "number")]),
+        .init(type: "Consent", interactions: ["read", "search-type"], searchParams: [("patient", "reference")]),
+        .init(type: "AuditEvent", interactions: ["search-type"], searchParams: [("patient", "reference"), ("date", "date")]),
     ]
 }
 

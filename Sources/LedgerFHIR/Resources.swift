@@ -15,7 +15,7 @@ public struct DocumentReference: Codable, Sendable, Equatable {
         public var format: Coding?
     }
     public struct Context: Codable, Sendable, Equatable {
-        public var related: [Reference]?
+        public var encounter: [Reference]?
     }
 
     public var resourceType = "DocumentReference"
@@ -47,7 +47,7 @@ public struct DocumentReference: Codable, Sendable, Equatable {
         content = [Content(
             attachment: .init(contentType: "application/octet-stream", url: r.url, creation: r.time),
             format: Coding("urn:medledger:format", "sealed-bundle-v1"))]
-        context = Context(related: [Ref.episode(r.tID)])
+        context = Context(encounter: [Ref.encounter(r.tID)])
     }
 }
 
@@ -89,7 +89,8 @@ public struct Provenance: Codable, Sendable, Equatable {
         let participant = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
         agent = [
             Agent(type: CodeableConcept(Coding(participant, "author")), who: Ref.practitioner(r.doctorPID), onBehalfOf: Ref.organization(r.hospital)),
-            Agent(type: CodeableConcept(Coding(participant, "enterer")), who: Ref.patient(r.patientPID)),
+            // The patient co-signs the record (D_SP): an attester of it.
+            Agent(type: CodeableConcept(Coding(participant, "attester")), who: Ref.patient(r.patientPID)),
         ]
         let astm = "urn:iso-astm:E1762-95:2013"
         signature = [
@@ -145,7 +146,7 @@ public struct FHIRConsent: Codable, Sendable, Equatable {
             actor: [.init(role: CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP")), reference: Ref.practitioner(c.granteePID))],
             action: [CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/consentaction", "access"))],
             purpose: [Coding("urn:medledger:purpose", c.purpose)],
-            data: c.tIDs.map { .init(meaning: "related", reference: Ref.episode($0)) })
+            data: c.tIDs.map { .init(meaning: "related", reference: Ref.encounter($0)) })
     }
 }
 
@@ -215,7 +216,7 @@ public struct FHIRAuditEvent: Codable, Sendable, Equatable {
         case .usage(let proxy, let tID):
             type = Coding(dcm, "110106", "Export")
             action = "E"
-            entities.append(Entity(what: Ref.episode(tID), type: Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2"), role: Coding("http://terminology.hl7.org/CodeSystem/object-role", "4")))
+            entities.append(Entity(what: Ref.encounter(tID), type: Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2"), role: Coding("http://terminology.hl7.org/CodeSystem/object-role", "4")))
             source = Source(site: site, observer: Reference(display: proxy))
         case .read(let function):
             type = Coding(dcm, "110110", "Patient Record")
@@ -231,29 +232,29 @@ public struct FHIRAuditEvent: Codable, Sendable, Equatable {
     }
 }
 
-/// A search result (Bundle `searchset`), with the `self` and `next` links a client pages with.
-public struct FHIRBundle<Resource: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
-    public struct Link: Codable, Sendable, Equatable {
-        public var relation: String
-        public var url: String
-    }
-    public struct Entry: Codable, Sendable, Equatable {
-        public struct Search: Codable, Sendable, Equatable { public var mode: String }
-        public var fullUrl: String
-        public var resource: Resource
-        public var search: Search
+/// A search result (Bundle `searchset`), assembled from resources already encoded: resources are
+/// rendered once (and may come from a cache), then spliced in rather than encoded again.
+public enum SearchSet {
+    /// `entries`: each resource's id and JSON; `base`: the FHIR base URL (for full URLs).
+    public static func assemble(_ entries: [(id: String, json: Data)], type: String, base: String, selfURL: String, nextURL: String?, total: Int? = nil) -> Data {
+        var out = Data(#"{"resourceType":"Bundle","type":"searchset""#.utf8)
+        if let total { out += Data(",\"total\":\(total)".utf8) }
+        out += Data(#","link":[{"relation":"self","url":"#.utf8) + string(selfURL) + Data("}".utf8)
+        if let nextURL { out += Data(#",{"relation":"next","url":"#.utf8) + string(nextURL) + Data("}".utf8) }
+        out += Data("]".utf8)
+        if !entries.isEmpty {
+            out += Data(#","entry":["#.utf8)
+            for (i, e) in entries.enumerated() {
+                if i > 0 { out += Data(",".utf8) }
+                out += Data(#"{"fullUrl":"#.utf8) + string("\(base)/\(type)/\(e.id)") + Data(#","resource":"#.utf8) + e.json + Data(#","search":{"mode":"match"}}"#.utf8)
+            }
+            out += Data("]".utf8)
+        }
+        return out + Data("}".utf8)
     }
 
-    public var resourceType = "Bundle"
-    public var type = "searchset"
-    public var total: Int?
-    public var link: [Link]
-    public var entry: [Entry]?
-
-    /// `base`: the FHIR base URL; `type`: the resources' type, for their full URLs.
-    public init(_ resources: [(id: String, resource: Resource)], type resourceType: String, base: String, selfURL: String, nextURL: String?, total: Int? = nil) {
-        link = [Link(relation: "self", url: selfURL)] + (nextURL.map { [Link(relation: "next", url: $0)] } ?? [])
-        entry = resources.isEmpty ? nil : resources.map { Entry(fullUrl: "\(base)/\(resourceType)/\($0.id)", resource: $0.resource, search: .init(mode: "match")) }
-        self.total = total
+    /// A JSON string literal.
+    static func string(_ s: String) -> Data {
+        (try? FHIR.encode(s)) ?? Data("\"\"".utf8)
     }
 }

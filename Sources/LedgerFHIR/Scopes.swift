@@ -69,6 +69,16 @@ public struct ScopeSet: Sendable, Equatable {
         scopes = out
     }
 
+    /// The well-formed scopes of a request, the rest dropped (SMART: a server grants what it can of
+    /// what was asked, and an unknown or granular scope is simply not granted). At most 64.
+    public init(lenient text: String) {
+        var out: [SMARTScope] = []
+        for word in text.split(separator: " ", omittingEmptySubsequences: true).prefix(64) {
+            if let s = SMARTScope(String(word)), !out.contains(s) { out.append(s) }
+        }
+        scopes = out
+    }
+
     public var text: String { scopes.map(\.description).joined(separator: " ") }
 
     /// Whether some scope of `context` allows `interaction` on `type`.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import JWTKit
 import LedgerFHIR
+import Synchronization
 
 /// The claims of an access token this node issues (JWS compact, ES384). Times are checked by
 /// `TokenAuthority` with its own clock, not by jwt-kit's, so tests can move time.
@@ -46,29 +47,24 @@ public enum TokenRejection: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Signs and checks the node's access tokens with its ES384 key (kept in the node's data directory,
-/// so tokens outlive a restart within their lifetime).
+/// Signs and checks the node's access tokens with its ES384 key. The node makes a new key at each
+/// start: revocations are kept in memory, so a token revoked before a restart must not come back
+/// after it (apps ask for a new token; none lives over 5 minutes anyway).
 public final class TokenAuthority: Sendable {
     public let issuer: String
     public let audience: String
     public let lifetime: Int
     let keys: JWTKeyCollection
     let kid: String
+    /// Tokens whose signature has verified, with their claims: a P-384 verification costs more than
+    /// the rest of a read, and an app presents the same token for minutes. A tampered token is
+    /// another string, so it misses and is verified; times and audience are checked on every use.
+    private let verified = Mutex<[String: AccessTokenClaims]>([:])
+    static let verifiedMax = 10_000
 
-    /// The key in `keyPath` (PEM), created (mode 0600) when missing.
-    public static func loadOrCreateKey(at keyPath: String) throws -> ES384PrivateKey {
-        if let pem = try? String(contentsOfFile: keyPath, encoding: .utf8) {
-            do { return try ES384PrivateKey(pem: pem) } catch {
-                throw FHIRFailure(500, "the token signing key \(keyPath) is not an ES384 PEM key: \(error)")
-            }
-        }
-        let key = ES384PrivateKey()
-        let dir = (keyPath as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        guard FileManager.default.createFile(atPath: keyPath, contents: Data(key.pemRepresentation.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw FHIRFailure(500, "cannot write the token signing key \(keyPath)")
-        }
-        return key
+    /// An authority with a key made now (the node's way: see above).
+    public static func withNewKey(issuer: String, audience: String, lifetime: Int = 300) async -> TokenAuthority {
+        await TokenAuthority(key: ES384PrivateKey(), issuer: issuer, audience: audience, lifetime: lifetime)
     }
 
     public init(key: ES384PrivateKey, issuer: String, audience: String, lifetime: Int = 300) async {
@@ -97,6 +93,18 @@ public final class TokenAuthority: Sendable {
     /// The claims of a token this node signed for this audience, valid at `now`.
     public func verify(_ token: String, now: Date) async throws(TokenRejection) -> AccessTokenClaims {
         guard token.count <= 8192, token.split(separator: ".", omittingEmptySubsequences: false).count == 3 else { throw .malformed }
+        let claims = try await signatureChecked(token)
+        let t = Int(now.timeIntervalSince1970)
+        guard claims.iss == issuer else { throw .wrongIssuer }
+        guard claims.aud == audience else { throw .wrongAudience }
+        guard t < claims.exp else { throw .expired }
+        guard t >= claims.nbf else { throw .notYetValid }
+        return claims
+    }
+
+    /// The claims of a token whose signature verifies with this node's key (cached).
+    func signatureChecked(_ token: String) async throws(TokenRejection) -> AccessTokenClaims {
+        if let known = verified.withLock({ $0[token] }) { return known }
         let claims: AccessTokenClaims
         do { claims = try await keys.verify(token, as: AccessTokenClaims.self) } catch let e as JWTError {
             // A signature that fails, or a kid or algorithm this node has no key for: another signer.
@@ -104,11 +112,15 @@ public final class TokenAuthority: Sendable {
         } catch {
             throw .malformed
         }
-        let t = Int(now.timeIntervalSince1970)
-        guard claims.iss == issuer else { throw .wrongIssuer }
-        guard claims.aud == audience else { throw .wrongAudience }
-        guard t < claims.exp else { throw .expired }
-        guard t >= claims.nbf else { throw .notYetValid }
+        verified.withLock { cache in
+            if cache.count >= Self.verifiedMax {
+                // Expired tokens go first; if all are live (a flood of fresh tokens), start over.
+                let now = Int(Date().timeIntervalSince1970)
+                cache = cache.filter { $0.value.exp > now }
+                if cache.count >= Self.verifiedMax { cache.removeAll(keepingCapacity: true) }
+            }
+            cache[token] = claims
+        }
         return claims
     }
 }

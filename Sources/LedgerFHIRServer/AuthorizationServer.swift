@@ -57,6 +57,8 @@ public final class AuthorizationServer: Sendable {
         var codes: [String: Pending] = [:]
         /// (client id, jti) of client assertions seen, until they expire.
         var assertions: [String: Int] = [:]
+        /// How many of them each client has, for the per-client bound.
+        var assertionsByClient: [String: Int] = [:]
         /// jti of revoked access tokens, until they expire.
         var revoked: [String: Int] = [:]
     }
@@ -64,7 +66,12 @@ public final class AuthorizationServer: Sendable {
     public static let codeLifetime: TimeInterval = 60
     public static let approvalLifetime: TimeInterval = 300
     public static let assertionLifetimeMax = 300
+    /// Every store is bounded in total, and per user or client, so that one of them filling its
+    /// share refuses only itself; nothing is dropped to make room (a dropped revocation would
+    /// revive a token). Expired entries are purged as they are met.
     static let bound = 100_000
+    static let perUser = 20
+    static let assertionsPerClient = 20_000
 
     public let tokens: TokenAuthority
     public let clients: ClientRegistry
@@ -87,7 +94,9 @@ public final class AuthorizationServer: Sendable {
         return ScopeSet(scopes)
     }
 
-    public static let systemPolicy = ScopeSet(["DocumentReference", "Provenance", "Consent", "AuditEvent"].map { SMARTScope.resource(.system, type: $0, [.read, .search]) })
+    /// Backend services read as the hospital's node: records and their provenance, and usage
+    /// (D_UE); consents only their patients and grantees read.
+    public static let systemPolicy = ScopeSet(["DocumentReference", "Provenance", "AuditEvent"].map { SMARTScope.resource(.system, type: $0, [.read, .search]) })
 
     // MARK: - Authorization code
 
@@ -96,7 +105,7 @@ public final class AuthorizationServer: Sendable {
         guard let clientID = q["client_id"], let client = clients.client(clientID), client.kind == .app else {
             return .refuse(status: 400, text: "unknown client_id: register the app first (medledger fhir client register)")
         }
-        guard let redirect = q["redirect_uri"], client.redirectURIs.contains(redirect) else {
+        guard let redirect = q["redirect_uri"], client.redirectURIs.contains(where: { Self.redirectMatches(registered: $0, given: redirect) }) else {
             return .refuse(status: 400, text: "redirect_uri is not one registered for \(client.clientID)")
         }
         let state = q["state"] ?? ""
@@ -107,20 +116,18 @@ public final class AuthorizationServer: Sendable {
         guard q["aud"] == endpoints.fhirBase else { return back("invalid_request", "aud must be this FHIR server's base URL, \(endpoints.fhirBase)") }
         guard q["code_challenge_method"] == "S256" else { return back("invalid_request", "PKCE with code_challenge_method=S256 is required") }
         guard let challenge = q["code_challenge"], PKCE.isWellFormedChallenge(challenge) else { return back("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier") }
-        guard let asked = ScopeSet(parsing: q["scope"] ?? "") else { return back("invalid_scope", "scope is not a list of SMART scopes") }
+        let asked = ScopeSet(lenient: q["scope"] ?? "")
         guard let user else { return .refuse(status: 401, text: "sign in: present your MedLedger wallet's TLS certificate to this page") }
         if let why = backend.refusal(of: user) { return .refuse(status: 401, text: why) }
-        let granted = asked.granted(within: Self.policy(role: user.role)).granted(within: ScopeSet(parsing: client.scope) ?? ScopeSet([]))
+        let granted = asked.granted(within: Self.policy(role: user.role)).granted(within: ScopeSet(lenient: client.scope))
         guard granted.scopes.contains(where: { if case .resource = $0 { return true } else { return false } }) else {
             return back("invalid_scope", "none of the scopes asked for may be granted to a \(user.role) through \(client.clientID)")
         }
         let ticket = Self.randomToken()
         let now = clock()
         let pending = Pending(clientID: clientID, redirectURI: redirect, state: state, challenge: challenge, scopes: granted, user: user, expires: now + Self.approvalLifetime)
-        self.state.withLock { s in
-            Self.purge(&s.pending, now)
-            if s.pending.count >= Self.bound { s.pending.removeAll() }
-            s.pending[ticket] = pending
+        guard self.state.withLock({ Self.insert(pending, as: ticket, into: &$0.pending, now: now) }) else {
+            return .refuse(status: 503, text: "too many authorizations are waiting for approval; answer or let them expire, then try again")
         }
         return .approve(ticket: ticket, client: client.name, scope: granted.text)
     }
@@ -139,10 +146,8 @@ public final class AuthorizationServer: Sendable {
         let code = Self.randomToken()
         var issued = p
         issued.expires = now + Self.codeLifetime
-        state.withLock { s in
-            Self.purge(&s.codes, now)
-            if s.codes.count >= Self.bound { s.codes.removeAll() }
-            s.codes[code] = issued
+        guard state.withLock({ Self.insert(issued, as: code, into: &$0.codes, now: now) }) else {
+            return .redirect(Self.appending(p.redirectURI, ["error": "temporarily_unavailable", "error_description": "too many codes are waiting to be redeemed", "state": p.state]))
         }
         audit(user, "smart.authorize", p.clientID, .success, "granted \(p.scopes.text)")
         return .redirect(Self.appending(p.redirectURI, ["code": code, "state": p.state]))
@@ -178,7 +183,7 @@ public final class AuthorizationServer: Sendable {
         }
         guard p.clientID == clientID, p.redirectURI == redirect else { throw OAuthError("invalid_grant", "the code was issued to another client or redirect_uri") }
         guard PKCE.verify(verifier: verifier, challenge: p.challenge) else { throw OAuthError("invalid_grant", "code_verifier does not match the code_challenge") }
-        if let why = backend.refusal(of: p.user) { throw OAuthError("invalid_grant", why) }
+        if backend.refusal(of: p.user) != nil { throw OAuthError("invalid_grant", "the user may no longer sign in to this node") }
         let issued: (token: String, claims: AccessTokenClaims)
         do {
             issued = try await tokens.issue(scopes: p.scopes, clientID: clientID, subject: p.user.pid, org: p.user.org, role: p.user.role, user: p.user, now: now)
@@ -204,9 +209,9 @@ public final class AuthorizationServer: Sendable {
         }
         let claims = try await verifyAssertion(assertion)
         guard let client = clients.client(claims.iss) else { throw OAuthError("invalid_client", "unknown client") }
-        if let why = backend.refusal(ofService: client.clientID) { throw OAuthError("invalid_client", why) }
-        guard let asked = ScopeSet(parsing: form["scope"] ?? "") else { throw OAuthError("invalid_scope", "scope is not a list of SMART scopes") }
-        let granted = asked.granted(within: Self.systemPolicy).granted(within: ScopeSet(parsing: client.scope) ?? ScopeSet([]))
+        if backend.refusal(ofService: client.clientID) != nil { throw OAuthError("invalid_client", "\(client.clientID) may not act on this node") }
+        let asked = ScopeSet(lenient: form["scope"] ?? "")
+        let granted = asked.granted(within: Self.systemPolicy).granted(within: ScopeSet(lenient: client.scope))
         guard !granted.scopes.isEmpty else { throw OAuthError("invalid_scope", "none of the scopes asked for is registered for \(client.clientID)") }
         let issued: (token: String, claims: AccessTokenClaims)
         do {
@@ -229,9 +234,13 @@ public final class AuthorizationServer: Sendable {
             throw refuse("the client assertion is not a JWS")
         }
         guard let alg = header["alg"] as? String, ClientKeys.algorithms.contains(alg) else { throw refuse("the client assertion must be signed ES384 or RS384") }
-        guard header["kid"] is String else { throw refuse("the client assertion's header needs a kid") }
+        guard let kid = header["kid"] as? String else { throw refuse("the client assertion's header needs a kid") }
         guard let iss = body["iss"] as? String, let client = clients.client(iss), client.kind == .backend else {
             throw refuse("the client assertion's iss is not a registered backend service")
+        }
+        // The key the kid names, with the algorithm it was registered for (RFC 8725 §3.1).
+        guard ClientKeys.algorithm(of: kid, in: client.jwks ?? "") == alg else {
+            throw refuse("\(iss) registered no \(alg) key with kid \(kid)")
         }
         let claims: AssertionClaims
         do {
@@ -245,15 +254,21 @@ public final class AuthorizationServer: Sendable {
         guard claims.exp <= now + Self.assertionLifetimeMax else { throw refuse("the client assertion may live at most 5 minutes") }
         if let nbf = claims.nbf, nbf > now + 5 { throw refuse("the client assertion is not valid yet") }
         guard (1...256).contains(claims.jti.count) else { throw refuse("the client assertion needs a jti") }
-        let fresh = state.withLock { s in
+        let seen: String? = state.withLock { s in
             let key = claims.iss + "\u{0}" + claims.jti
-            s.assertions = s.assertions.filter { $0.value > now }
-            guard s.assertions[key] == nil else { return false }
-            if s.assertions.count >= Self.bound { return false }
+            guard s.assertions[key] == nil else { return "the client assertion's jti was already used" }
+            if s.assertions.count >= Self.bound / 2 || (s.assertionsByClient[claims.iss] ?? 0) >= Self.assertionsPerClient {
+                Self.purgeAssertions(&s, now: now)
+            }
+            guard s.assertions.count < Self.bound else { return "this server holds too many live client assertions; retry in a few minutes" }
+            guard (s.assertionsByClient[claims.iss] ?? 0) < Self.assertionsPerClient else {
+                return "\(claims.iss) has \(Self.assertionsPerClient) live client assertions; let them expire (shorter exp)"
+            }
             s.assertions[key] = claims.exp
-            return true
+            s.assertionsByClient[claims.iss, default: 0] += 1
+            return nil
         }
-        guard fresh else { throw refuse("the client assertion's jti was already used") }
+        if let seen { throw refuse(seen) }
         return claims
     }
 
@@ -261,13 +276,17 @@ public final class AuthorizationServer: Sendable {
 
     /// The caller behind an `Authorization: Bearer` header; 401 `FHIRFailure` when missing or refused.
     public func caller(bearer header: String?) async throws(FHIRFailure) -> FHIRCaller {
-        guard let header, header.hasPrefix("Bearer "), header.count > 7 else { throw FHIRFailure(401, "an access token is required (Authorization: Bearer …)") }
+        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { throw FHIRFailure(401, "an access token is required (Authorization: Bearer …)") }
         let claims: AccessTokenClaims
         do { claims = try await tokens.verify(String(header.dropFirst(7)), now: clock()) } catch { throw FHIRFailure(401, error.description) }
-        if let why = whyInactive(claims) { throw FHIRFailure(401, why) }
+        if whyInactive(claims) != nil { throw FHIRFailure(401, Self.inactive) }
         let kind: FHIRCaller.Kind = claims.kind == "system" ? .system : .user
-        return FHIRCaller(kind: kind, id: claims.sub, org: claims.org, role: claims.role, clientID: claims.client_id, scopes: ScopeSet(parsing: claims.scope) ?? ScopeSet([]), tokenID: claims.jti)
+        return FHIRCaller(kind: kind, id: claims.sub, org: claims.org, role: claims.role, clientID: claims.client_id, scopes: ScopeSet(lenient: claims.scope), tokenID: claims.jti)
     }
+
+    /// What apps are told about a token whose user or client may no longer act: the reason (a
+    /// suspension, say) is the node's business, not the app's.
+    static let inactive = "the access token is no longer active (revoked, or its user or client may no longer act)"
 
     /// Why a token that verifies may no longer be used: revoked, its client removed, its user's
     /// certificate revoked or the identity suspended since.
@@ -291,14 +310,19 @@ public final class AuthorizationServer: Sendable {
     }
 
     /// RFC 7009: revokes a token this node issued (anything else is ignored, and answered the same).
-    public func revoke(_ token: String) async {
-        guard let claims = try? await tokens.verify(token, now: clock()) else { return }
+    /// False only when the store of revoked live tokens is full (answered 503: never dropped).
+    public func revoke(_ token: String) async -> Bool {
+        guard let claims = try? await tokens.verify(token, now: clock()) else { return true }
         let now = Int(clock().timeIntervalSince1970)
-        state.withLock { s in
-            s.revoked = s.revoked.filter { $0.value > now }
-            if s.revoked.count < Self.bound { s.revoked[claims.jti] = claims.exp }
+        let kept = state.withLock { s in
+            if s.revoked.count >= 1000 { s.revoked = s.revoked.filter { $0.value > now } }
+            guard s.revoked.count < Self.bound else { return false }
+            s.revoked[claims.jti] = claims.exp
+            return true
         }
+        guard kept else { return false }
         backend.audit(FHIRAuditNote(actorID: claims.sub, actorOrg: claims.org, actorRole: claims.role, action: "smart.revoke", target: claims.client_id, outcome: .success, detail: "jti \(claims.jti)"))
+        return true
     }
 
     // MARK: - Helpers
@@ -307,14 +331,38 @@ public final class AuthorizationServer: Sendable {
         backend.audit(FHIRAuditNote(actorID: user.pid, actorOrg: user.org, actorRole: user.role, action: action, target: clientID, outcome: outcome, detail: detail))
     }
 
-    static func purge(_ map: inout [String: Pending], _ now: Date) {
-        if map.count > 1000 { map = map.filter { $0.value.expires > now } }
+    /// Forgets expired client assertions and counts the rest by client.
+    static func purgeAssertions(_ s: inout State, now: Int) {
+        s.assertions = s.assertions.filter { $0.value > now }
+        var counts: [String: Int] = [:]
+        for key in s.assertions.keys { counts[String(key.prefix { $0 != "\u{0}" }), default: 0] += 1 }
+        s.assertionsByClient = counts
+    }
+
+    /// Adds `p` unless its user already has `perUser` entries or the store is full (after purging
+    /// what has expired).
+    static func insert(_ p: Pending, as key: String, into map: inout [String: Pending], now: Date) -> Bool {
+        if map.count >= 1000 { map = map.filter { $0.value.expires > now } }
+        guard map.count < bound, map.values.lazy.filter({ $0.user.pid == p.user.pid && $0.expires > now }).count < perUser else { return false }
+        map[key] = p
+        return true
     }
 
     /// 256 random bits, base64url.
     static func randomToken() -> String {
         var g = SystemRandomNumberGenerator()
         return Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &g) })
+    }
+
+    /// Exactly, except that a loopback http URI matches on any port (RFC 8252 §7.3: native apps
+    /// listen on a port they get at run time).
+    public static func redirectMatches(registered: String, given: String) -> Bool {
+        if registered == given { return true }
+        guard var r = URLComponents(string: registered), var g = URLComponents(string: given), r.scheme == "http", g.scheme == "http",
+              let host = r.host, ["127.0.0.1", "[::1]", "::1"].contains(host), g.host == host
+        else { return false }
+        (r.port, g.port) = (nil, nil)
+        return r.string == g.string
     }
 
     static func appending(_ uri: String, _ params: [String: String]) -> String {

@@ -107,6 +107,12 @@ enum ClientKeys {
         return expected
     }
 
+    /// The `alg` a registered JWKS gives the key `kid`, nil if it has no such key.
+    static func algorithm(of kid: String, in jwks: String) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(jwks.utf8)) as? [String: Any], let keys = object["keys"] as? [[String: Any]] else { return nil }
+        return keys.first { $0["kid"] as? String == kid }?["alg"] as? String
+    }
+
     /// The keys as a jwt-kit collection (fails for a key jwt-kit cannot use).
     static func collection(_ jwks: String) async throws(FHIRFailure) -> JWTKeyCollection {
         do { return try await JWTKeyCollection().add(jwksJSON: jwks) } catch {
@@ -120,8 +126,9 @@ public final class ClientRegistry: Sendable {
     public static let maxClients = 1000
     let path: String
     private let clients: Mutex<[String: RegisteredClient]>
-    /// jwt-kit collections of backend services' keys, built once per registration.
-    private let keyCache = Mutex<[String: JWTKeyCollection]>([:])
+    /// jwt-kit collections of backend services' keys, built once per registration. Keyed by the
+    /// JWKS itself too, so that a collection built from keys since replaced is never used.
+    private let keyCache = Mutex<[String: (jwks: String, keys: JWTKeyCollection)]>([:])
 
     public init(path: String) throws {
         self.path = path
@@ -175,9 +182,10 @@ public final class ClientRegistry: Sendable {
     }
 
     func keys(of client: RegisteredClient) async throws(FHIRFailure) -> JWTKeyCollection {
-        if let cached = keyCache.withLock({ $0[client.clientID] }) { return cached }
-        let built = try await ClientKeys.collection(client.jwks ?? "")
-        keyCache.withLock { $0[client.clientID] = built }
+        let jwks = client.jwks ?? ""
+        if let cached = keyCache.withLock({ $0[client.clientID] }), cached.jwks == jwks { return cached.keys }
+        let built = try await ClientKeys.collection(jwks)
+        keyCache.withLock { $0[client.clientID] = (jwks, built) }
         return built
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import HTTPTypes
 import LedgerFHIR
 import Logging
 import NIOCore
@@ -34,6 +35,8 @@ public struct FHIRServer: Sendable {
     public let backend: any FHIRBackend
     /// Observes each answered request: route, status, seconds (the node's metrics).
     public let observe: @Sendable (String, Int, Double) -> Void
+    /// Resources rendered from immutable ledger records, reused across requests.
+    let rendered = RenderCache()
 
     public init(
         listen: Listen, organization: String, version: String, authorization: AuthorizationServer, backend: any FHIRBackend,
@@ -50,7 +53,8 @@ public struct FHIRServer: Sendable {
     public func run(listening: @escaping @Sendable (Int) -> Void) async throws {
         let app = Application(
             router: router(),
-            server: try .tls(.http1(), configuration: try tlsConfiguration()),
+            // An idle connection is closed after 60 s, so slow or silent clients cannot hold the port.
+            server: try .tls(.http1(configuration: .init(idleTimeout: .seconds(60))), configuration: try tlsConfiguration()),
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil, availableConnectionsDelegate: MaximumAvailableConnections(1024)),
             onServerRunning: { channel in listening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "medledger.fhir", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -101,12 +105,15 @@ public struct FHIRServer: Sendable {
                 "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
                 "token_endpoint_auth_signing_alg_values_supported": ["ES384", "RS384"],
                 "scopes_supported": Self.supportedScopes,
-                "capabilities": ["launch-standalone", "client-public", "client-confidential-asymmetric", "context-standalone-patient", "permission-patient", "permission-user", "permission-v2", "authorize-post"],
+                "capabilities": ["launch-standalone", "client-public", "client-confidential-asymmetric", "context-standalone-patient", "permission-patient", "permission-user", "permission-v2"],
             ])
         }
         router.get("/.well-known/smart-configuration", use: smart)
         router.get("/fhir/.well-known/smart-configuration", use: smart)
     }
+
+    static let pragma = HTTPField.Name("Pragma")!
+    static let requestedWith = HTTPField.Name("X-Requested-With")!
 
     static let supportedScopes: [String] = {
         let all = AuthorizationServer.policy(role: "patient").scopes + AuthorizationServer.policy(role: "doctor").scopes + AuthorizationServer.systemPolicy.scopes
@@ -133,13 +140,16 @@ public struct FHIRServer: Sendable {
             let answer: AuthorizationServer.TokenResponse
             do { answer = try await authorization.token(form) } catch let error as OAuthError {
                 if error.code == "invalid_client" || error.code == "invalid_grant" {
-                    backend.audit(FHIRAuditNote(actorID: form["client_id"] ?? "-", actorOrg: "-", actorRole: "-", action: "smart.token", target: form["grant_type"] ?? "-", outcome: .denied, detail: error.description))
+                    // Unauthenticated: the claimed client id is detail, never the actor.
+                    let claimed = String((form["client_id"] ?? "-").prefix(64))
+                    backend.audit(FHIRAuditNote(actorID: "-", actorOrg: "-", actorRole: "-", action: "smart.token", target: String((form["grant_type"] ?? "-").prefix(32)), outcome: .denied, detail: "client \(claimed): \(error.description)"))
                 }
                 return Self.oauthError(error)
             } catch { return Self.oauthError(OAuthError("server_error", "\(error)", status: 500)) }
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             headers[.cacheControl] = "no-store"
+            headers[Self.pragma] = "no-cache"
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try e.encode(answer))))
@@ -147,7 +157,7 @@ public struct FHIRServer: Sendable {
         // RFC 7662: for this hospital's resource servers (its administrators and nodes, by certificate).
         router.post("/oauth/introspect") { request, context in
             let who = try? await context.user(backend)
-            guard let who, who.org == organization, who.role == "admin" || who.role == "node" else {
+            guard let who, who.org == organization, who.role == "admin" || who.role == "node", backend.refusal(of: who) == nil else {
                 return Self.json(.unauthorized, ["error": "invalid_client", "error_description": "introspection is for \(organization)'s nodes and administrators (client certificate)"])
             }
             guard let form = try await Self.form(request), let token = form["token"] else { return Self.oauthError(OAuthError("invalid_request", "token is required")) }
@@ -156,7 +166,9 @@ public struct FHIRServer: Sendable {
         // RFC 7009: whoever holds a token may revoke it; the answer is the same for any token.
         router.post("/oauth/revoke") { request, _ in
             guard let form = try await Self.form(request), let token = form["token"] else { return Self.oauthError(OAuthError("invalid_request", "token is required")) }
-            await authorization.revoke(token)
+            guard await authorization.revoke(token) else {
+                return Self.oauthError(OAuthError("temporarily_unavailable", "too many revoked tokens are live; retry in a few minutes", status: 503))
+            }
             return Response(status: .ok)
         }
     }
@@ -206,6 +218,11 @@ public struct FHIRServer: Sendable {
         router.post("/oauth/clients") { request, context in
             let (found, refusal) = await admin(context)
             guard let admin = found else { return refusal! }
+            // A browser holding an administrator's certificate could be made to post a form here
+            // from another site; a JSON body cannot be sent cross-site without a CORS preflight.
+            guard request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true else {
+                return Self.json(.unsupportedMediaType, ["error": "the body must be application/json"])
+            }
             let body = try await request.body.collect(upTo: 128 * 1024)
             guard let r = try? JSONDecoder().decode(Registration.self, from: Data(buffer: body)) else {
                 return Self.json(.badRequest, ["error": "the body is {client_id, kind: app|backend, name, redirect_uris | jwks, scope}"])
@@ -223,10 +240,14 @@ public struct FHIRServer: Sendable {
                 return Self.json(HTTPResponse.Status(code: e.status), ["error": e.message])
             }
         }
-        router.delete("/oauth/clients/:id") { _, context in
+        router.delete("/oauth/clients/:id") { request, context in
             let (found, refusal) = await admin(context)
             guard let admin = found else { return refusal! }
-            let id = context.parameters.get("id") ?? ""
+            // As for registration: no cross-site request can carry this header without a preflight.
+            guard request.headers[Self.requestedWith] == "medledger" else {
+                return Self.json(.badRequest, ["error": "send X-Requested-With: medledger (a guard against cross-site requests)"])
+            }
+            let id = context.parameters.get("id").flatMap { $0.removingPercentEncoding } ?? ""
             guard try authorization.clients.remove(id, org: admin.org) else { return Self.json(.notFound, ["error": "\(organization) has no client \(id)"]) }
             backend.audit(FHIRAuditNote(actorID: admin.pid, actorOrg: admin.org, actorRole: admin.role, action: "smart.client.remove", target: id, outcome: .success, detail: ""))
             return Self.json(.ok, ["removed": id])
@@ -246,9 +267,12 @@ public struct FHIRServer: Sendable {
     // MARK: - Responses
 
     static func fhir(_ status: HTTPResponse.Status, _ value: some Encodable, headers extra: HTTPFields = [:]) -> Response {
+        fhirJSON(status, (try? FHIR.encode(value)) ?? Data("{}".utf8), headers: extra)
+    }
+
+    static func fhirJSON(_ status: HTTPResponse.Status, _ data: Data, headers extra: HTTPFields = [:]) -> Response {
         var headers = extra
         headers[.contentType] = FHIR.mediaType + "; charset=utf-8"
-        let data = (try? FHIR.encode(value)) ?? Data("{}".utf8)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
@@ -283,8 +307,9 @@ public struct FHIRServer: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/html; charset=utf-8"
         headers[.cacheControl] = "no-store"
-        // The approval page must not be framed by another site (clickjacking).
-        headers[.contentSecurityPolicy] = "default-src 'none'; form-action 'self'; frame-ancestors 'none'"
+        // The approval page must not be framed by another site (clickjacking). No form-action: some
+        // browsers apply it to the redirect that follows the form, which goes to the app.
+        headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
         let text = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(html(title))</title></head><body><h1>\(html(title))</h1>\(raw ? body : "<p>" + html(body) + "</p>")</body></html>"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }

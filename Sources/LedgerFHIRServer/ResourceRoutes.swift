@@ -13,7 +13,7 @@ extension FHIRServer {
         router.get("/fhir/DocumentReference/:id") { request, context in
             try await guarded(request, "DocumentReference", .read) { caller, _ in
                 let record = try await backend.indexRecord(try Self.id(context), for: caller)
-                return Self.fhir(.ok, DocumentReference(record))
+                return Self.fhirJSON(.ok, rendered.documentReference(record))
             }
         }
         router.get("/fhir/DocumentReference") { request, _ in
@@ -23,7 +23,7 @@ extension FHIRServer {
                 let dates = try Self.dates(q)
                 let found = try await backend.indexRecords(patient: patient, pageSize: count, bookmark: page, for: caller)
                 let kept = found.records.filter { r in dates.allSatisfy { f in RFC3339Time.parse(r.time).map(f.matches) ?? false } }
-                return searchset(kept.map { ($0.recordID, DocumentReference($0)) }, "DocumentReference", q, next: found.bookmark)
+                return searchset(kept.map { ($0.recordID, rendered.documentReference($0)) }, "DocumentReference", q, next: found.bookmark)
             }
         }
         router.get("/fhir/Provenance/:id") { request, context in
@@ -38,9 +38,13 @@ extension FHIRServer {
                 guard let target = q.first("target"), target.hasPrefix("DocumentReference/") else {
                     throw FHIRFailure(400, "search Provenance by target=DocumentReference/ID")
                 }
-                let record = try await backend.indexRecord(String(target.dropFirst("DocumentReference/".count)), for: caller)
+                // A target the caller may not see (or that does not exist) matches nothing.
+                let record: IndexRecord
+                do { record = try await backend.indexRecord(String(target.dropFirst("DocumentReference/".count)), for: caller) } catch let f as FHIRFailure where [400, 403, 404].contains(f.status) {
+                    return searchset([], "Provenance", q, next: nil)
+                }
                 let p = Provenance(record)
-                return searchset([(p.id, p)], "Provenance", q, next: nil)
+                return searchset([(p.id, try FHIR.encode(p))], "Provenance", q, next: nil)
             }
         }
         router.get("/fhir/Consent/:id") { request, context in
@@ -54,7 +58,7 @@ extension FHIRServer {
                 let (count, page) = try Self.paging(q)
                 let found = try await backend.consents(patient: patient, pageSize: count, bookmark: page, for: caller)
                 let now = Date()
-                return searchset(found.records.map { ($0.consentID, FHIRConsent($0, now: now)) }, "Consent", q, next: found.bookmark)
+                return searchset(try found.records.map { ($0.consentID, try FHIR.encode(FHIRConsent($0, now: now))) }, "Consent", q, next: found.bookmark)
             }
         }
         router.get("/fhir/AuditEvent") { request, _ in
@@ -88,7 +92,8 @@ extension FHIRServer {
         for _ in 0..<10 {
             let found = try await backend.usage(patient: patient, pageSize: 100, bookmark: bookmark, for: caller)
             entries += found.records.map(AccessEntry.init)
-            guard !found.bookmark.isEmpty, found.records.count == 100 else { break }
+            // A page may hold fewer than asked (the chaincode filters by the caller's rights).
+            guard !found.bookmark.isEmpty else { break }
             bookmark = found.bookmark
         }
         if caller.kind == .user, caller.role == "patient", caller.id == patient {
@@ -100,7 +105,7 @@ extension FHIRServer {
             .sorted { (RFC3339Time.parse($0.time) ?? .distantPast) > (RFC3339Time.parse($1.time) ?? .distantPast) }
         let slice = Array(kept.dropFirst(offset).prefix(count))
         let site = organization
-        let events = slice.map { ($0.id, FHIRAuditEvent($0, observer: "medledgerd \(site)", site: site)) }
+        let events = try slice.map { ($0.id, try FHIR.encode(FHIRAuditEvent($0, observer: "medledgerd \(site)", site: site))) }
         let next = offset + count < kept.count ? String(offset + count) : nil
         return searchset(events, "AuditEvent", q, next: next, total: kept.count)
     }
@@ -123,13 +128,15 @@ extension FHIRServer {
             // An id that cannot name a record (the chaincode's 400) names no resource: 404, as for any other.
             if f.status == 400, interaction == .read { return Self.outcome(FHIRFailure(404, "no \(type) with that id")) }
             return Self.outcome(f)
+        } catch {
+            return Self.outcome(FHIRFailure(500, "internal error"))
         }
     }
 
-    func searchset<R: Codable & Sendable & Equatable>(_ items: [(String, R)], _ type: String, _ q: Query, next: String?, total: Int? = nil) -> Response {
+    func searchset(_ items: [(String, Data)], _ type: String, _ q: Query, next: String?, total: Int? = nil) -> Response {
         let selfURL = "\(fhirBase)/\(type)" + (q.pairs.isEmpty ? "" : "?" + FormEncoding.encode(q.pairs))
         let nextURL = next.flatMap { $0.isEmpty ? nil : "\(fhirBase)/\(type)?" + FormEncoding.encode(q.pairs.filter { $0.0 != "_page" } + [("_page", $0)]) }
-        return Self.fhir(.ok, FHIRBundle(items.map { (id: $0.0, resource: $0.1) }, type: type, base: fhirBase, selfURL: selfURL, nextURL: nextURL, total: total))
+        return Self.fhirJSON(.ok, SearchSet.assemble(items.map { (id: $0.0, json: $0.1) }, type: type, base: fhirBase, selfURL: selfURL, nextURL: nextURL, total: total))
     }
 
     static func id(_ context: FHIRRequestContext) throws -> String {

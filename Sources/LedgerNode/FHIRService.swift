@@ -21,6 +21,8 @@ struct NodeFHIRBackend: FHIRBackend {
     let suspensions: SuspensionList
     let audit: AuditLog?
     let node: CreatorIdentity
+    /// The anomaly rules see FHIR reads as they see gRPC ones (patients read, refusals).
+    let incidents: IncidentDesk?
     let trailGate = AuditTrailGate()
 
     func authenticate(chain: [Certificate]) async throws -> UserIdentity {
@@ -101,17 +103,25 @@ struct NodeFHIRBackend: FHIRBackend {
         _ function: String, _ request: some Encodable, _ caller: FHIRCaller, about: String?, patients: (Response) -> [String]
     ) throws -> Response {
         let actor = AuditActor(pid: caller.id, org: caller.org, role: caller.kind == .system ? "system" : caller.role)
+        let subject = Subject(pid: actor.pid, org: actor.org, role: actor.role)
         func note(_ patient: String, _ outcome: AuditOutcome, _ status: Int) {
             audit?.note(AuditEvent(actor: actor, action: "record.read", target: patient, outcome: outcome, detail: "\(function) on channel \(channel), status \(status), fhir client \(caller.clientID)"))
         }
         do {
             let answer: Response = try query.run(function, request, as: try creator(caller), channel: channel)
-            for p in Set(patients(answer)) { note(p, .success, 200) }
+            let read = Set(patients(answer))
+            for p in read { note(p, .success, 200) }
+            if !read.isEmpty { incidents?.observe(.patientsRead(Array(read)), by: subject) }
             return answer
         } catch let e as RPCError {
             let status = Self.status(e.code)
             if let about { note(about, status < 500 ? .denied : .failed, status) }
+            if [401, 403, 404].contains(status) { incidents?.observe(.refused(status: status), by: subject) }
             throw FHIRFailure(status, e.message)
+        } catch let f as FHIRFailure {
+            throw f
+        } catch {
+            throw FHIRFailure(500, "internal error")
         }
     }
 

@@ -39,8 +39,11 @@ final class IncidentDesk: Sendable {
         sampleSuspended()
     }
 
-    func observe(_ o: Observation, by caller: AuthenticatedIdentity) {
-        for alert in detector.observe(o, by: caller.subject, at: now()) { raise(alert) }
+    func observe(_ o: Observation, by caller: AuthenticatedIdentity) { observe(o, by: caller.subject) }
+
+    /// For callers known by a token rather than a certificate (the FHIR face).
+    func observe(_ o: Observation, by subject: Subject) {
+        for alert in detector.observe(o, by: subject, at: now()) { raise(alert) }
     }
 
     func suspension(of caller: AuthenticatedIdentity) -> Suspension? { suspensions.suspension(of: caller.pid) }

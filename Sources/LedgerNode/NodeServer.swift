@@ -187,7 +187,7 @@ public final class NodeServer: Sendable {
                 nodeSubmitter = submitter
                 let query = ChainQuery(runtime: peer)
                 if let f = config.fhir {
-                    fhirBackend = NodeFHIRBackend(query: query, channel: f.channel, trust: trust, suspensions: suspensions, audit: audit, node: submitter.creator)
+                    fhirBackend = NodeFHIRBackend(query: query, channel: f.channel, trust: trust, suspensions: suspensions, audit: audit, node: submitter.creator, incidents: incidents)
                 }
                 let dataDir = URL(fileURLWithPath: config.dataDir)
                 services.append(AppointmentService(doctors: config.appointments?.doctors ?? [], trust: trust, query: query, submitter: submitter, audit: audit))
@@ -310,16 +310,15 @@ extension NodeServer {
 }
 
 extension NodeServer {
-    /// The FHIR endpoint with its SMART authorization server, when node.yaml asks for one. Its token
-    /// key and registered clients live in DATA_DIR/fhir.
+    /// The FHIR endpoint with its SMART authorization server, when node.yaml asks for one. Its
+    /// registered clients live in DATA_DIR/fhir; its token key is new at every start.
     func makeFHIRServer(_ backend: NodeFHIRBackend?, roots: [Certificate], metrics: NodeMetrics?, listening: AsyncStream<Void>.Continuation) async throws -> BackgroundService? {
         guard let f = config.fhir else { return nil }
         guard let backend else { throw StartupError(description: "fhir needs a peer with a signing identity") }
         guard let address = NodeAddress(f.listen) else { throw StartupError(description: "fhir.listen \(f.listen) is not host:port") }
         let dir = URL(fileURLWithPath: config.dataDir).appendingPathComponent("fhir")
-        let key = try TokenAuthority.loadOrCreateKey(at: dir.appendingPathComponent("token-key.pem").path)
         let base = f.origin + "/fhir"
-        let tokens = await TokenAuthority(key: key, issuer: f.origin + "/oauth", audience: base, lifetime: f.tokenLifetimeSeconds ?? 300)
+        let tokens = await TokenAuthority.withNewKey(issuer: f.origin + "/oauth", audience: base, lifetime: f.tokenLifetimeSeconds ?? 300)
         let clients = try ClientRegistry(path: dir.appendingPathComponent("clients.json").path)
         let authorization = AuthorizationServer(tokens: tokens, clients: clients, endpoints: .init(fhirBase: base, tokenURL: f.origin + "/oauth/token"), backend: backend)
         let server = FHIRServer(

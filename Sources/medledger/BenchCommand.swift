@@ -6,7 +6,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print a table (build with -c release for meaningful figures).",
-        subcommands: [Storage.self, LoadBench.self, PaperBench.self, FailoverBench.self, OperationsBench.self])
+        subcommands: [Storage.self, LoadBench.self, PaperBench.self, FailoverBench.self, OperationsBench.self, FHIRBench.self])
 
     struct Storage: ParsableCommand {
         static let configuration = CommandConfiguration(

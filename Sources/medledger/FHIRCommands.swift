@@ -39,7 +39,9 @@ struct FHIRCommand: AsyncParsableCommand {
             guard NodeAddress(fhir) != nil else { throw ValidationError("--fhir \(fhir) is not host:port") }
             let client = try OperationsClient(address: fhir, wallet: w, caCert: caCert)
             let answer: (status: UInt, body: Data)
-            do { answer = try await client.send(method, path, data: body, contentType: "application/json") } catch {
+            // The node refuses changes without these (a guard against cross-site requests from a
+            // browser holding an administrator's certificate).
+            do { answer = try await client.send(method, path, data: body, contentType: "application/json", headers: [("X-Requested-With", "medledger")]) } catch {
                 await client.shutdown()
                 throw error
             }
@@ -97,7 +99,10 @@ struct FHIRCommand: AsyncParsableCommand {
         @Option(help: "The client id.") var clientID: String
 
         func run() async throws {
-            let (status, answer) = try await endpoint.send(.DELETE, "/oauth/clients/" + (clientID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? clientID))
+            guard clientID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }) else {
+                throw ValidationError("--client-id holds letters, digits, '-', '.', '_' only")
+            }
+            let (status, answer) = try await endpoint.send(.DELETE, "/oauth/clients/" + clientID)
             guard status == 200 else { throw CLIError("[\(status)] \(answer["error"] ?? "refused")") }
             print("removed \(clientID)")
         }

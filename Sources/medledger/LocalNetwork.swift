@@ -14,6 +14,8 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
     var nodes: [String: (address: NodeAddress, process: Process)] = [:]
     /// The peer's operations endpoint (host:port), when started with `operations`.
     var operationsAddress: String?
+    /// The peer's FHIR endpoint (host:port), when started with `fhir`.
+    var fhirAddress: String?
     /// The `records` channel's configuration, for `addChannels`.
     var channelYAML = ""
     var ordererAddress = ""
@@ -70,17 +72,19 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         return nil
     }
 
-    /// `operations`: the peer serves its operations endpoint (solo only).
-    static func start(in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, peersOnAll: Bool = true, operations: Bool = false, log: @escaping (String) -> Void) async throws -> LocalNetwork {
+    /// `operations`, `fhir`: the peer serves its operations or FHIR endpoint (solo only).
+    static func start(
+        in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, peersOnAll: Bool = true, operations: Bool = false, fhir: Bool = false, log: @escaping (String) -> Void
+    ) async throws -> LocalNetwork {
         let n = LocalNetwork(root: root, log: log)
-        do { try orderers == 3 ? n.setUpRaft(blockMaxTx: blockMaxTx, peersOnAll: peersOnAll) : n.setUp(blockMaxTx: blockMaxTx, operations: operations) } catch {
+        do { try orderers == 3 ? n.setUpRaft(blockMaxTx: blockMaxTx, peersOnAll: peersOnAll) : n.setUp(blockMaxTx: blockMaxTx, operations: operations, fhir: fhir) } catch {
             n.stop()
             throw error
         }
         return n
     }
 
-    private func setUp(blockMaxTx: Int, operations: Bool) throws {
+    private func setUp(blockMaxTx: Int, operations: Bool, fhir: Bool) throws {
         let sa = root + "/sa"
         try cli(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
         let saOut = try daemon(Self.executable, ["ca", "serve", "--data", sa], logFile: root + "/sa.log")
@@ -92,6 +96,14 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         if operations {
             let yaml = try String(contentsOfFile: peerDir + "/node.yaml", encoding: .utf8)
             try (yaml + "\noperations: { listen: 127.0.0.1:0 }\n").write(toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
+        }
+        if fhir {
+            // Tokens name the endpoint's address, so it needs a fixed port: one free now.
+            guard let port = NodeAddress.freeLoopbackPort() else { throw CLIError("cannot find a free port for the FHIR endpoint") }
+            let address = "127.0.0.1:\(port)"
+            let yaml = try String(contentsOfFile: peerDir + "/node.yaml", encoding: .utf8)
+            try (yaml + "\nfhir: { listen: \(address), channel: records }\n").write(toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
+            fhirAddress = address
         }
         let peerOut = try daemon(Self.daemon, ["--config", peerDir + "/node.yaml"], logFile: root + "/peer.log")
         guard let peerPort = Self.port(in: peerOut, after: "node peer0") else { throw CLIError("peer did not report its port") }

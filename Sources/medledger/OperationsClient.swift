@@ -29,10 +29,11 @@ final class OperationsClient: Sendable {
     }
 
     /// One request with a body of any type.
-    func send(_ method: HTTPMethod, _ path: String, data body: Data?, contentType: String) async throws -> (status: UInt, body: Data) {
+    func send(_ method: HTTPMethod, _ path: String, data body: Data?, contentType: String, headers: [(String, String)] = []) async throws -> (status: UInt, body: Data) {
         do {
             var request = HTTPClientRequest(url: "https://\(address)\(path)")
             request.method = method
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
             if let body {
                 request.headers.add(name: "Content-Type", value: contentType)
                 request.body = .bytes(ByteBuffer(bytes: body))

@@ -179,6 +179,25 @@ final class TestClock: Sendable {
         #expect(await s.server.introspect(token)["active"] as? Bool == false)
     }
 
+    @Test func oneUserCannotCrowdOutOthersAndLoopbackRedirectsMayPickTheirPort() async throws {
+        let s = try await Self.setup()
+        for _ in 0..<20 {
+            guard case .approve = s.server.beginAuthorization(Self.request(), user: Self.patient) else { Issue.record("refused early"); return }
+        }
+        guard case .refuse(503, _) = s.server.beginAuthorization(Self.request(), user: Self.patient) else { Issue.record("no per-user bound"); return }
+        let other = UserIdentity(pid: "pid-other", org: "hospital-a", role: "patient", certSerial: "01", certIssuer: "AAAA")
+        guard case .approve = s.server.beginAuthorization(Self.request(), user: other) else { Issue.record("another user was crowded out"); return }
+        // Unparseable scopes are dropped, not fatal to the request.
+        guard case .approve(_, _, let scope) = s.server.beginAuthorization(Self.request { $0["scope"] = "patient/DocumentReference.rs patient/Observation.rs?category=x bad!" }, user: other) else {
+            Issue.record("a granular scope spoiled the request"); return
+        }
+        #expect(scope == "patient/DocumentReference.rs")
+        #expect(AuthorizationServer.redirectMatches(registered: "http://127.0.0.1/cb", given: "http://127.0.0.1:53111/cb"))
+        #expect(!AuthorizationServer.redirectMatches(registered: "http://127.0.0.1/cb", given: "http://127.0.0.1:53111/other"))
+        #expect(!AuthorizationServer.redirectMatches(registered: "https://app.example/cb", given: "https://app.example:8443/cb"))
+        #expect(!AuthorizationServer.redirectMatches(registered: "http://127.0.0.1/cb", given: "http://localhost.evil.example/cb"))
+    }
+
     @Test func clientRegistrationsAreCheckedAndSurviveARestart() async throws {
         let s = try await Self.setup()
         func refused(_ c: RegisteredClient) async -> Int? {

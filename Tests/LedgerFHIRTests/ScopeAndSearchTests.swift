@@ -68,9 +68,10 @@ import Testing
 
     @Test func resourcesNameOnlyPseudonymsAndCarryTheRecord() throws {
         let doc = DocumentReference(Self.record)
-        #expect(doc.subject == Reference("Patient/pid-patient") && doc.author == [Reference("Practitioner/pid-doctor")])
+        #expect(doc.subject == Reference(type: "Patient", system: Ref.pidSystem, value: "pid-patient"))
+        #expect(doc.author == [Reference(type: "Practitioner", system: Ref.pidSystem, value: "pid-doctor")])
         #expect(doc.identifier == [Identifier(system: DocumentReference.digestSystem, value: Self.record.digest)])
-        #expect(doc.content.first?.attachment.url == Self.record.url && doc.context.related == [Reference("EpisodeOfCare/T-1")])
+        #expect(doc.content.first?.attachment.url == Self.record.url && doc.context.encounter == [Reference(type: "Encounter", system: Ref.treatmentSystem, value: "T-1")])
         let prov = Provenance(Self.record)
         #expect(prov.signature.map(\.data) == ["ZG9jdG9y", "cGF0aWVudA=="])
         #expect(prov.signature.map { $0.type[0].code } == ["1.2.840.10065.1.12.1.1", "1.2.840.10065.1.12.1.14"])
@@ -88,6 +89,6 @@ import Testing
         c.revokedAt = "2026-12-05T00:00:00Z"
         let revoked = FHIRConsent(c, now: during)
         #expect(revoked.status == "inactive" && revoked.provision.period.end == "2026-12-05T00:00:00Z")
-        #expect(revoked.provision.actor.first?.reference == Reference("Practitioner/g"))
+        #expect(revoked.provision.actor.first?.reference == Ref.practitioner("g"))
     }
 }

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import LedgerClient
 import LedgerTransport
 import MedRecords
@@ -12,20 +9,9 @@ import Testing
 /// OAuth, fhir.resources and fhirpathpy for validation) running SMART's authorization-code + PKCE
 /// and backend-services flows, and the token refusals.
 @Suite(.serialized) struct FHIRNetworkTests {
-    /// A port nothing listens on now (the kernel's pick, released at once).
     static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard bound else { throw DaemonProcess.Failure(message: "cannot find a free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        guard let p = NodeAddress.freeLoopbackPort() else { throw DaemonProcess.Failure(message: "cannot find a free port") }
+        return p
     }
 
     static func smart(_ args: [String]) throws -> (status: Int32, output: String) {
@@ -93,6 +79,14 @@ import Testing
         try JSONSerialization.data(withJSONObject: jwks).write(to: URL(fileURLWithPath: keys + "/both.json"))
         try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirA, "--wallet", net.admin("hospital-a"), "--client-id", "ehr", "--jwks", keys + "/both.json", "--scope", "system/DocumentReference.rs"])
         #expect(try MedLedgerBinary.ok(["fhir", "client", "list", "--fhir", fhirA, "--wallet", net.admin("hospital-a")]).contains("ehr  backend"))
+        // A browser holding the administrator's certificate cannot be made to change clients from
+        // another site: a form post is refused, and so is a DELETE without the guard header.
+        let adminW = try Wallet.open(net.admin("hospital-a"))
+        let tls = ["--cacert", caCert, "--cert", adminW.tlsCertPath, "--key", adminW.tlsKeyPath]
+        #expect(try Self.curl(tls + ["-d", "client_id=evil&kind=app", "https://\(fhirA)/oauth/clients"]) == "415")
+        #expect(try Self.curl(tls + ["-X", "DELETE", "https://\(fhirA)/oauth/clients/ehr"]) == "400")
+        try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirA, "--wallet", net.admin("hospital-a"), "--client-id", "old-app", "--redirect-uri", "http://127.0.0.1/cb", "--scope", appScope])
+        #expect(try MedLedgerBinary.ok(["fhir", "client", "remove", "--fhir", fhirA, "--wallet", net.admin("hospital-a"), "--client-id", "old-app"]).contains("removed"))
 
         // The patient app: authorization code + PKCE, then every resource validated.
         let baseA = "https://\(fhirA)/fhir", baseB = "https://\(fhirB)/fhir"
@@ -138,6 +132,19 @@ import Testing
         #expect(!log.contains("eyJ"), "an access token or assertion reached the audit log")
         let verified = try MedLedgerBinary.run(["audit", "verify", root + "/hospital-a/nodes/peer0/audit.log"])
         #expect(verified.status == 0, "\(verified.stdout)")
+    }
+
+    /// curl's status code for a request (the body is dropped).
+    static func curl(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"] + args
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return text
     }
 
     /// An RS384 key pair made by Python (joserfc): rsa-key.pem (private) and rsa-jwk.json (public).
