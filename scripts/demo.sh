@@ -101,7 +101,9 @@ PID_DOC=$(pid_of "$WORK/w/doctor"); PID_PAT=$(pid_of "$WORK/w/patient"); PID_RES
 
 step "7. Both hospitals start their nodes; hospital-a's management node (H_Mj) books appointments with dr.chen"
 "$BIN" ca crl --ca "$ENROLL" --ca-cert "$WORK/sa/ca-cert.pem" --out "$PEER/crl.pem"
-printf 'crl_poll_seconds: 0.5\nappointments: { doctors: [%s] }\n' "$PID_DOC" >> "$PEER/node.yaml"
+FHIR_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+FHIR="127.0.0.1:$FHIR_PORT"
+printf 'crl_poll_seconds: 0.5\nappointments: { doctors: [%s] }\nfhir: { listen: %s, channel: records }\n' "$PID_DOC" "$FHIR" >> "$PEER/node.yaml"
 "$DAEMON" --config "$PEER/node.yaml" > "$WORK/peer0.log" 2>&1 &
 PIDS+=($!)
 "$DAEMON" --config "$PEER_B/node.yaml" > "$WORK/peer1.log" 2>&1 &
@@ -197,6 +199,12 @@ say "the patient sees who used the data, through which proxy, and why:"
 "$BIN" usage list "${A[@]}" --wallet "$WORK/w/patient" --patient "$PID_PAT"
 say "and who read their records on hospital-a's node, and when (its audit log, PIDs only):"
 "$BIN" audit mine --node "$NODE" --wallet "$WORK/w/patient" --limit 5
+say "the same through FHIR R4 + SMART on FHIR: hospital-a's administrator registers a patient app; the app (Python authlib, no MedLedger code)"
+say "signs the patient in with PKCE and their wallet's certificate, then reads their DocumentReferences and AuditEvents:"
+"$BIN" fhir client register --fhir "$FHIR" --wallet "$WORK/hospital-a/admin" --client-id patient-app \
+  --redirect-uri http://127.0.0.1/callback --scope "patient/*.rs launch/patient"
+python3 scripts/smart_client.py patient --show --fhir "https://$FHIR/fhir" --ca "$WORK/sa/ca-cert.pem" --client-id patient-app \
+  --redirect-uri http://127.0.0.1/callback --cert "$WORK/w/patient/tls-cert.pem" --key "$WORK/w/patient/tls-key.pem" | grep -v '^{'
 
 step "16. The patient revokes the consent on chain: from the next block on the proxies refuse (they still hold their fragments)"
 "$BIN" share revoke "${A[@]}" --wallet "$WORK/w/patient" --consent "$CONSENT"

@@ -17,6 +17,7 @@ Exit status 0 when every check held; each failed check is printed as "FAIL: …"
 """
 import argparse
 import base64
+import hashlib
 import json
 import os
 import re
@@ -166,6 +167,11 @@ def patient(args):
         doc = get(client, f"{args.fhir}/DocumentReference/{rid}")
         check(doc["subject"] == {"type": "Patient", "identifier": {"system": "urn:medledger:pid", "value": pid}}, "a DocumentReference names another subject")
         check(any(i["system"] == "urn:medledger:digest:sha384" and len(i["value"]) == 96 for i in doc["identifier"]), "no SHA-384 identifier")
+        # The ciphertext itself (Binary, by its SHA-384): the bytes hash to the digest the P_DE names.
+        digest = next(i["value"] for i in doc["identifier"] if i["system"] == "urn:medledger:digest:sha384")
+        blob = client.get(f"{args.fhir}/Binary/{digest}", timeout=30)
+        check(blob.status_code == 200 and blob.headers.get("content-type") == "application/octet-stream", f"Binary answered {blob.status_code}")
+        check(hashlib.sha384(blob.content).hexdigest() == digest, "the Binary's bytes do not hash to the P_DE's digest")
         prov = get(client, f"{args.fhir}/Provenance?target=DocumentReference/{rid}")
         sigs = prov["entry"][0]["resource"]["signature"]
         check(sorted(s["type"][0]["code"] for s in sigs) == ["1.2.840.10065.1.12.1.1", "1.2.840.10065.1.12.1.14"], "Provenance lacks the two signatures")
@@ -180,7 +186,16 @@ def patient(args):
     # A patient token reads only its own patient.
     get(client, f"{args.fhir}/DocumentReference?patient=someone-else", expect=403)
     get(client, f"{args.fhir}/DocumentReference/no-such-record", expect=404)
-    print(json.dumps({"patient": pid, "documents": len(seen), "audit_events": len(audit.get("entry", [])), "access_token": token["access_token"]}))
+    if args.show:
+        print(f"signed in as patient {pid[:12]}… with scopes: {token.get('scope')}")
+        for rid in seen:
+            print(f"  DocumentReference {rid}  (sealed bundle at its URL_C; SHA-384 and both signatures in Provenance)")
+        for e in audit.get("entry", []):
+            r = e["resource"]
+            who = r["agent"][0]["who"]
+            print(f"  AuditEvent {r['recorded']}  {r['type']['display']:<15} by {who['type']} {who['identifier']['value'][:12]}…  outcome {r['outcome']}")
+        print(f"every resource validated as FHIR R4 (fhir.resources R4B, fhirpathpy invariants): {'yes' if not FAILURES else 'NO'}")
+    print(json.dumps({"patient": pid, "documents": len(seen), "audit_events": len(audit.get("entry", []))}))
 
 
 def backend_session(args, conf, alg, key_file, kid, scope):
@@ -200,6 +215,10 @@ def backend(args):
     client, token = backend_session(args, conf, args.alg, args.key, args.kid, args.scope)
     docs = get(client, f"{args.fhir}/DocumentReference?patient={args.patient}")
     check(len(docs.get("entry", [])) == args.expect_records, f"the backend service sees {len(docs.get('entry', []))} records, expected {args.expect_records}")
+    # A backend service reads as the hospital's node: index records yes, the ciphertexts no (scope, then role).
+    if docs.get("entry"):
+        digest = next(i["value"] for i in docs["entry"][0]["resource"]["identifier"] if i["system"] == "urn:medledger:digest:sha384")
+        check(client.get(f"{args.fhir}/Binary/{digest}", timeout=15).status_code == 403, "a backend service downloaded a record's ciphertext")
     print(json.dumps({"records": len(docs.get("entry", [])), "scope": token.get("scope")}))
 
 
@@ -301,7 +320,7 @@ def main():
     p.add_argument("--ca", required=True, help="the CA certificate that signed the node's TLS certificate")
     p.add_argument("--client-id")
     p.add_argument("--redirect-uri", default="http://127.0.0.1:9/callback")
-    p.add_argument("--scope", default="patient/DocumentReference.rs patient/Provenance.rs patient/Consent.rs patient/AuditEvent.rs launch/patient")
+    p.add_argument("--scope", default="patient/DocumentReference.rs patient/Provenance.rs patient/Consent.rs patient/AuditEvent.rs patient/Binary.r launch/patient")
     p.add_argument("--cert", help="the user's wallet TLS certificate (sign-in)")
     p.add_argument("--key", help="the user's wallet TLS key, or a backend service's private key")
     p.add_argument("--kid")
@@ -312,6 +331,7 @@ def main():
     p.add_argument("--expect-records", type=int, default=1)
     p.add_argument("--expect-reader", action="append")
     p.add_argument("--other-token")
+    p.add_argument("--show", action="store_true", help="print what the app read")
     p.add_argument("--url")
     p.add_argument("--token")
     args = p.parse_args()

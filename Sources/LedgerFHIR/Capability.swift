@@ -14,6 +14,7 @@ public enum FHIRSurface {
         .init(type: "Provenance", interactions: ["read", "search-type"], searchParams: [("target", "reference")]),
         .init(type: "Consent", interactions: ["read", "search-type"], searchParams: [("patient", "reference")]),
         .init(type: "AuditEvent", interactions: ["search-type"], searchParams: [("patient", "reference"), ("date", "date")]),
+        .init(type: "Binary", interactions: ["read"], searchParams: []),
     ]
 }
 

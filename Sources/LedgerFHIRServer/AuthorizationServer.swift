@@ -90,6 +90,7 @@ public final class AuthorizationServer: Sendable {
         let types = ["DocumentReference", "Provenance", "Consent", "AuditEvent"]
         let context: SMARTScope.Context = role == "patient" ? .patient : .user
         var scopes = types.map { SMARTScope.resource(context, type: $0, [.read, .search]) }
+        scopes.append(.resource(context, type: "Binary", [.read]))
         if role == "patient" { scopes.append(.other("launch/patient")) }
         return ScopeSet(scopes)
     }

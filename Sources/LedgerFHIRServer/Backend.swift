@@ -87,5 +87,12 @@ public protocol FHIRBackend: Sendable {
     /// This node's audit lines about the patient's records, by others, newest first (at most `limit`).
     func accessLog(patient: String, since: String?, limit: Int, for caller: FHIRCaller) async throws -> [AccessEntry]
 
+    /// A stored ciphertext (the object store) the caller may download — the same rules as the
+    /// object store's own API: the treatment's patient or doctor, or a grantee with a live consent —
+    /// with its size; 404 or 403 `FHIRFailure` otherwise.
+    func objectSize(_ digest: String, for caller: FHIRCaller) async throws -> UInt64
+    /// The object's bytes, in pieces, once `objectSize` allowed it.
+    func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws
+
     func audit(_ note: FHIRAuditNote)
 }

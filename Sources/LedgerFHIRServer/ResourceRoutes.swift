@@ -61,6 +61,22 @@ extension FHIRServer {
                 return searchset(try found.records.map { ($0.consentID, try FHIR.encode(FHIRConsent($0, now: now))) }, "Consent", q, next: found.bookmark)
             }
         }
+        // The object store's ciphertext, as itself (application/octet-stream): the app decrypts it
+        // with the patient's (or, after re-encryption, the grantee's) key. Id: its SHA-384.
+        router.get("/fhir/Binary/:id") { request, context in
+            try await guarded(request, "Binary", .read) { caller, _ in
+                let digest = try Self.id(context)
+                let size = try await backend.objectSize(digest, for: caller)
+                var headers = HTTPFields()
+                headers[.contentType] = "application/octet-stream"
+                headers[.contentLength] = String(size)
+                let backend = self.backend
+                return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                    try await backend.readObject(digest, for: caller) { piece in try await writer.write(ByteBuffer(bytes: piece)) }
+                    try await writer.finish(nil)
+                })
+            }
+        }
         router.get("/fhir/AuditEvent") { request, _ in
             try await guarded(request, "AuditEvent", .search) { caller, q in try await auditEvents(caller, q) }
         }

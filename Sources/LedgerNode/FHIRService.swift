@@ -6,6 +6,7 @@ import LedgerFHIR
 import LedgerFHIRServer
 import LedgerIdentity
 import LedgerIncidents
+import LedgerObjects
 import MedRecords
 import SwiftASN1
 import X509
@@ -23,6 +24,7 @@ struct NodeFHIRBackend: FHIRBackend {
     let node: CreatorIdentity
     /// The anomaly rules see FHIR reads as they see gRPC ones (patients read, refusals).
     let incidents: IncidentDesk?
+    let objects: ObjectStore
     let trailGate = AuditTrailGate()
 
     func authenticate(chain: [Certificate]) async throws -> UserIdentity {
@@ -88,6 +90,34 @@ struct NodeFHIRBackend: FHIRBackend {
                 id: "log-\(e.seq)", kind: .read(function: function), time: e.time, actorPID: e.actor.pid, actorRole: e.actor.role, patientPID: patient,
                 outcome: e.outcome == "success" ? "0" : e.outcome == "denied" ? "4" : "8")
         }
+    }
+
+    func objectSize(_ digest: String, for caller: FHIRCaller) async throws -> UInt64 {
+        guard ObjectStore.isDigest(digest), let info = try? objects.info(digest) else { throw FHIRFailure(404, "no Binary \(digest.prefix(96))") }
+        let actor = AuditActor(pid: caller.id, org: caller.org, role: caller.kind == .system ? "system" : caller.role)
+        // The object store's rule: the treatment's patient or doctor, or a live grantee; never staff,
+        // nodes or devices (a backend service reads as the node, so it never downloads records).
+        let treatment: Treatment
+        do {
+            treatment = try query.run("getTreatment", GetTreatmentRequest(tID: info.tID), as: try creator(caller), channel: info.channel)
+        } catch let e as RPCError {
+            audit?.note(AuditEvent(actor: actor, action: "object.download", target: digest, outcome: .denied, detail: e.message))
+            if e.code == .permissionDenied { throw FHIRFailure(403, e.message) }
+            throw FHIRFailure(404, "no Binary \(digest)")
+        }
+        let creator = try creator(caller)
+        if [.admin, .node, .device].contains(creator.role), creator.pid != treatment.patientPID, creator.pid != treatment.doctorPID {
+            audit?.note(AuditEvent(actor: actor, action: "object.download", target: digest, outcome: .denied, detail: "role \(actor.role) does not read records"))
+            throw FHIRFailure(403, "role \(actor.role) does not download medical records")
+        }
+        incidents?.observe(.patientsRead([treatment.patientPID]), by: Subject(pid: actor.pid, org: actor.org, role: actor.role))
+        incidents?.observe(.downloaded(bytes: info.size), by: Subject(pid: actor.pid, org: actor.org, role: actor.role))
+        audit?.note(AuditEvent(actor: actor, action: "object.download", target: treatment.patientPID, outcome: .success, detail: "sha384 \(digest), t_id \(info.tID), fhir client \(caller.clientID)"))
+        return info.size
+    }
+
+    func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws {
+        try await objects.read(digest, each)
     }
 
     func audit(_ note: FHIRAuditNote) {

@@ -21,6 +21,8 @@ final class FakeBackend: FHIRBackend {
     func consents(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<Consent> { throw FHIRFailure(404, "none") }
     func usage(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<UsageRecord> { throw FHIRFailure(404, "none") }
     func accessLog(patient: String, since: String?, limit: Int, for caller: FHIRCaller) async throws -> [AccessEntry] { [] }
+    func objectSize(_ digest: String, for caller: FHIRCaller) async throws -> UInt64 { throw FHIRFailure(404, "none") }
+    func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws { throw FHIRFailure(404, "none") }
     func audit(_ note: FHIRAuditNote) { notes.withLock { $0.append(note) } }
 }
 
