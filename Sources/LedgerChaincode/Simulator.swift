@@ -13,6 +13,25 @@ public struct SimulationResult: Sendable {
 public enum Simulator {
     /// Runs `chaincode` against `state` (a snapshot). Errors from the stub become a 400 response (bad
     /// keys) or 413 (a limit exceeded); any other thrown error a 500; a non-200 answer endorses nothing.
+    /// A read in-process, typed: `body` runs a chaincode's read rules against a stub over `state`
+    /// and returns the value itself, with no JSON between (the node's own services and its FHIR
+    /// face). Refusals and stub errors come back as `ChaincodeRefusal` with the status `simulate`
+    /// would have answered. Nothing is written: a read's write set is dropped.
+    public static func read<T>(
+        _ chaincodeName: String, invocation: Invocation, state: WorldStateReader, limits: SimulationLimits = SimulationLimits(), _ body: (ChaincodeStub) throws -> T
+    ) throws(ChaincodeRefusal) -> T {
+        let stub = ChaincodeStub(invocation: invocation, namespace: chaincodeName, state: state, limits: limits)
+        do { return try body(stub) } catch let r as ChaincodeRefusal {
+            throw r
+        } catch let e as StubError {
+            throw ChaincodeRefusal(status: e.isLimit ? 413 : 400, message: e.description)
+        } catch let e as StateQueryError {
+            throw ChaincodeRefusal(status: 400, message: e.description)
+        } catch {
+            throw ChaincodeRefusal(status: 500, message: "chaincode \(chaincodeName) failed: \(error)")
+        }
+    }
+
     public static func simulate(_ chaincode: any Chaincode, invocation: Invocation, state: WorldStateReader, limits: SimulationLimits = SimulationLimits()) -> SimulationResult {
         let stub = ChaincodeStub(invocation: invocation, namespace: chaincode.name, state: state, limits: limits)
         let response: ChaincodeResponse
@@ -29,4 +48,12 @@ public enum Simulator {
         guard response.isOK else { return SimulationResult(response: response, results: Medledger_TxReadWriteSet(), event: nil) }
         return SimulationResult(response: response, results: stub.readWriteSet(), event: stub.event)
     }
+}
+
+/// A chaincode's refusal of a typed read: the status and text its byte answer would carry.
+public struct ChaincodeRefusal: Error, Equatable, Sendable {
+    public var status: Int32
+    public var message: String
+
+    public init(status: Int32, message: String) { (self.status, self.message) = (status, message) }
 }

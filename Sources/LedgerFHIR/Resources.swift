@@ -253,8 +253,23 @@ public enum SearchSet {
         return out + Data("}".utf8)
     }
 
-    /// A JSON string literal.
+    /// A JSON string literal (RFC 8259 escapes; '/' left alone).
     static func string(_ s: String) -> Data {
-        (try? FHIR.encode(s)) ?? Data("\"\"".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(s.utf8.count + 2)
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20: out += Array(String(format: "\\u%04x", b).utf8)
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+        return Data(out)
     }
 }

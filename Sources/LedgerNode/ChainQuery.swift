@@ -29,6 +29,21 @@ struct ChainQuery: Sendable {
     }
 }
 
+extension ChainQuery {
+    /// The same read, typed and in-process (`MedRecordsReads`): no JSON between the rules and the
+    /// caller. Refusals come back as gRPC errors with the chaincode's status and message.
+    func read<Response>(_ function: String, as who: CreatorIdentity, channel: String, _ body: (ChaincodeStub) throws -> Response) throws -> Response {
+        guard let ch = runtime.channel(channel, visibleTo: who.org) else {
+            throw RPCError(code: .notFound, message: "no channel \(channel.debugDescription) on this node")
+        }
+        let invocation = Invocation(channel: channel, txID: "node-query-" + UUID().uuidString, timestamp: Date(), creator: who, function: function, args: [])
+        let state = try ch.ledger.stateSnapshot()
+        do { return try Simulator.read("medrecords", invocation: invocation, state: state, body) } catch let refusal as ChaincodeRefusal {
+            throw StatusMapping.rpcError(status: refusal.status, message: refusal.message)
+        }
+    }
+}
+
 extension AuthenticatedIdentity {
     /// The caller as the chaincode sees a creator (the certificate itself is not needed for reads).
     var creator: CreatorIdentity { CreatorIdentity(pid: pid, org: org, role: role, certificatePEM: "") }

@@ -56,23 +56,26 @@ struct NodeFHIRBackend: FHIRBackend {
     }
 
     func indexRecord(_ id: String, for caller: FHIRCaller) async throws -> IndexRecord {
-        try read("getIndexRecord", GetIndexRecordRequest(recordID: id), caller, about: nil) { [$0.patientPID] }
+        try read("getIndexRecord", caller, about: nil, { try MedRecordsReads.indexRecord(GetIndexRecordRequest(recordID: id), stub: $0) }) { [$0.patientPID] }
     }
 
     func indexRecords(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<IndexRecord> {
-        try read("listIndexRecords", ListIndexRecordsRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark), caller, about: patient) { _ in [patient] }
+        let r = ListIndexRecordsRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark)
+        return try read("listIndexRecords", caller, about: patient, { try MedRecordsReads.indexRecords(r, stub: $0) }) { _ in [patient] }
     }
 
     func consent(_ id: String, for caller: FHIRCaller) async throws -> Consent {
-        try read("getConsent", GetConsentRequest(consentID: id), caller, about: nil) { [$0.patientPID] }
+        try read("getConsent", caller, about: nil, { try MedRecordsReads.consent(GetConsentRequest(consentID: id), stub: $0) }) { [$0.patientPID] }
     }
 
     func consents(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<Consent> {
-        try read("listConsents", ListConsentsRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark), caller, about: patient) { _ in [patient] }
+        let r = ListConsentsRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark)
+        return try read("listConsents", caller, about: patient, { try MedRecordsReads.consents(r, stub: $0) }) { _ in [patient] }
     }
 
     func usage(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<UsageRecord> {
-        try read("listUsage", ListUsageRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark), caller, about: patient) { _ in [patient] }
+        let r = ListUsageRequest(patientPID: patient, pageSize: pageSize, bookmark: bookmark)
+        return try read("listUsage", caller, about: patient, { try MedRecordsReads.usage(r, stub: $0) }) { _ in [patient] }
     }
 
     func accessLog(patient: String, since: String?, limit: Int, for caller: FHIRCaller) async throws -> [AccessEntry] {
@@ -99,7 +102,7 @@ struct NodeFHIRBackend: FHIRBackend {
         // nodes or devices (a backend service reads as the node, so it never downloads records).
         let treatment: Treatment
         do {
-            treatment = try query.run("getTreatment", GetTreatmentRequest(tID: info.tID), as: try creator(caller), channel: info.channel)
+            treatment = try query.read("getTreatment", as: try creator(caller), channel: info.channel) { try MedRecordsReads.treatment(GetTreatmentRequest(tID: info.tID), stub: $0) }
         } catch let e as RPCError {
             audit?.note(AuditEvent(actor: actor, action: "object.download", target: digest, outcome: .denied, detail: e.message))
             if e.code == .permissionDenied { throw FHIRFailure(403, e.message) }
@@ -129,8 +132,8 @@ struct NodeFHIRBackend: FHIRBackend {
 
     /// A `medrecords` read in the caller's name, audited as `record.read` for each patient it names
     /// (`about` when the request names one, else those `patients` finds in the answer).
-    func read<Response: Decodable>(
-        _ function: String, _ request: some Encodable, _ caller: FHIRCaller, about: String?, patients: (Response) -> [String]
+    func read<Response>(
+        _ function: String, _ caller: FHIRCaller, about: String?, _ rules: (ChaincodeStub) throws -> Response, patients: (Response) -> [String]
     ) throws -> Response {
         let actor = AuditActor(pid: caller.id, org: caller.org, role: caller.kind == .system ? "system" : caller.role)
         let subject = Subject(pid: actor.pid, org: actor.org, role: actor.role)
@@ -138,7 +141,7 @@ struct NodeFHIRBackend: FHIRBackend {
             audit?.note(AuditEvent(actor: actor, action: "record.read", target: patient, outcome: outcome, detail: "\(function) on channel \(channel), status \(status), fhir client \(caller.clientID)"))
         }
         do {
-            let answer: Response = try query.run(function, request, as: try creator(caller), channel: channel)
+            let answer = try query.read(function, as: try creator(caller), channel: channel, rules)
             let read = Set(patients(answer))
             for p in read { note(p, .success, 200) }
             if !read.isEmpty { incidents?.observe(.patientsRead(Array(read)), by: subject) }

@@ -71,7 +71,7 @@ extension Call {
         guard let last = try load(AuditAnchor.self, Keys.auditAnchorLatest, node), last.org == me.org, me.role == .admin || me.role == .node else {
             throw Refusal.notFound("no audit anchors of \(node) that you may read")
         }
-        return try list(AuditAnchor.self, index: Keys.auditAnchorsByNode, owner: node, primary: Keys.auditAnchor, pageSize: size, bookmark: r.bookmark) { _ in true }
+        return try Wire.encode(try list(AuditAnchor.self, index: Keys.auditAnchorsByNode, owner: node, primary: Keys.auditAnchor, pageSize: size, bookmark: r.bookmark) { _ in true })
     }
 
     /// Zero-padded, so the index lists anchors in line order.

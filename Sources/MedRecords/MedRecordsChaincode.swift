@@ -109,14 +109,18 @@ struct Call {
         return try Wire.encode(t)
     }
 
-    func getTreatment(_ r: GetTreatmentRequest) throws -> [UInt8] {
+    func getTreatment(_ r: GetTreatmentRequest) throws -> [UInt8] { try Wire.encode(try treatment(r)) }
+
+    func treatment(_ r: GetTreatmentRequest) throws -> Treatment {
         let tID = try Field.id(r.tID, .treatment, "t_id")
         let (t, standing) = try visibleTreatment(tID, missing: "no treatment \(tID)")
         try requireLive(standing, tID)
-        return try Wire.encode(t)
+        return t
     }
 
-    func listTreatments(_ r: ListTreatmentsRequest) throws -> [UInt8] {
+    func listTreatments(_ r: ListTreatmentsRequest) throws -> [UInt8] { try Wire.encode(try treatments(r)) }
+
+    func treatments(_ r: ListTreatmentsRequest) throws -> RecordPage<Treatment> {
         try Field.oneOf(("patient_pid", r.patientPID), ("doctor_pid", r.doctorPID))
         let size = try Field.pageSize(r.pageSize)
         let (indexType, owner, scope): (String, String, Scope)
@@ -181,17 +185,21 @@ struct Call {
         return try Wire.encode(record)
     }
 
-    func getIndexRecord(_ r: GetIndexRecordRequest) throws -> [UInt8] {
+    func getIndexRecord(_ r: GetIndexRecordRequest) throws -> [UInt8] { try Wire.encode(try indexRecord(r)) }
+
+    func indexRecord(_ r: GetIndexRecordRequest) throws -> IndexRecord {
         let recordID = try Field.id(r.recordID, .record, "record_id")
         try requireReaderRole()
         let missing = "no index record \(recordID)"
         guard let record = try load(IndexRecord.self, Keys.record, recordID) else { throw Refusal.notFound(missing) }
         let (_, standing) = try visibleTreatment(record.tID, missing: missing)
         try requireLive(standing, record.tID)
-        return try Wire.encode(record)
+        return record
     }
 
-    func listIndexRecords(_ r: ListIndexRecordsRequest) throws -> [UInt8] {
+    func listIndexRecords(_ r: ListIndexRecordsRequest) throws -> [UInt8] { try Wire.encode(try indexRecords(r)) }
+
+    func indexRecords(_ r: ListIndexRecordsRequest) throws -> RecordPage<IndexRecord> {
         try Field.oneOf(("patient_pid", r.patientPID), ("t_id", r.tID))
         let size = try Field.pageSize(r.pageSize)
         if let p = r.patientPID {
@@ -261,7 +269,9 @@ struct Call {
         return try Wire.encode(consent)
     }
 
-    func listConsents(_ r: ListConsentsRequest) throws -> [UInt8] {
+    func listConsents(_ r: ListConsentsRequest) throws -> [UInt8] { try Wire.encode(try consents(r)) }
+
+    func consents(_ r: ListConsentsRequest) throws -> RecordPage<Consent> {
         try Field.oneOf(("patient_pid", r.patientPID), ("grantee_pid", r.granteePID))
         let size = try Field.pageSize(r.pageSize)
         let indexType: String, owner: String
@@ -277,13 +287,15 @@ struct Call {
         return try list(Consent.self, index: indexType, owner: owner, primary: Keys.consent, pageSize: size, bookmark: r.bookmark) { _ in true }
     }
 
-    func getConsent(_ r: GetConsentRequest) throws -> [UInt8] {
+    func getConsent(_ r: GetConsentRequest) throws -> [UInt8] { try Wire.encode(try consent(r)) }
+
+    func consent(_ r: GetConsentRequest) throws -> Consent {
         let consentID = try Field.id(r.consentID, .consent, "consent_id")
         // Only its patient and its grantee learn that a consent exists.
         guard let consent = try load(Consent.self, Keys.consent, consentID), consent.patientPID == me.pid || consent.granteePID == me.pid else {
             throw Refusal.notFound("no consent \(consentID)")
         }
-        return try Wire.encode(consent)
+        return consent
     }
 
     // MARK: - Key directory
@@ -341,7 +353,9 @@ struct Call {
         return try Wire.encode(usage)
     }
 
-    func listUsage(_ r: ListUsageRequest) throws -> [UInt8] {
+    func listUsage(_ r: ListUsageRequest) throws -> [UInt8] { try Wire.encode(try usage(r)) }
+
+    func usage(_ r: ListUsageRequest) throws -> RecordPage<UsageRecord> {
         try Field.oneOf(("t_id", r.tID), ("patient_pid", r.patientPID))
         let size = try Field.pageSize(r.pageSize)
         if let p = r.patientPID {
@@ -561,7 +575,7 @@ extension Call {
     func list<R: Codable & Sendable & Equatable>(
         _ type: R.Type, index: String, owner: String, primary: String, pageSize: Int, bookmark: String?,
         keep: (R) throws -> Bool
-    ) throws -> [UInt8] {
+    ) throws -> RecordPage<R> {
         let prefix = try stub.createCompositeKey(objectType: index, attributes: [owner])
         var from: String?
         if let bookmark, !bookmark.isEmpty {
@@ -576,6 +590,6 @@ extension Call {
             else { throw CorruptRecord(key: entry.key, reason: "index entry without its record") }
             if try keep(record) { records.append(record) }
         }
-        return try Wire.encode(RecordPage(records: records, bookmark: page.bookmark ?? ""))
+        return RecordPage(records: records, bookmark: page.bookmark ?? "")
     }
 }

@@ -38,7 +38,12 @@ enum Wire {
     }
 
     static func decodeStored<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], key: String) throws -> T {
-        do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch { throw CorruptRecord(key: key, reason: "\(error)") }
+        if let cached = StoredDecodeCache.shared.value(T.self, bytes) { return cached }
+        do {
+            let value = try JSONDecoder().decode(T.self, from: Data(bytes))
+            StoredDecodeCache.shared.keep(value, bytes)
+            return value
+        } catch { throw CorruptRecord(key: key, reason: "\(error)") }
     }
 
     /// The request in args[0]: exactly one argument, a JSON object with only known fields.
@@ -345,4 +350,42 @@ enum Keys {
     /// Index entries need no value; one byte because an empty value is indistinguishable from "absent"
     /// in some tools.
     static let present: [UInt8] = [0]
+}
+
+/// Decoded stored records, by their exact bytes: decoding is a pure function of the bytes, and a
+/// P_DE (with its two certificates) costs more to decode than the rest of a read. Records that do
+/// change (a revoked consent) have new bytes, so they miss. Bounded; emptied when full.
+final class StoredDecodeCache: @unchecked Sendable {
+    static let shared = StoredDecodeCache()
+    static let max = 4096
+    /// Only objects worth it (small ones decode fast and would crowd the cache).
+    static let minBytes = 512
+
+    private struct Key: Hashable {
+        var type: ObjectIdentifier
+        var bytes: [UInt8]
+
+        /// The bytes in one go (an array's own hashing combines them one by one).
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(type)
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+    }
+    private let lock = NSLock()
+    private var entries: [Key: Any] = [:]
+
+    func value<T>(_ type: T.Type, _ bytes: [UInt8]) -> T? {
+        guard bytes.count >= Self.minBytes else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        return entries[Key(type: ObjectIdentifier(type), bytes: bytes)] as? T
+    }
+
+    func keep<T>(_ value: T, _ bytes: [UInt8]) {
+        guard bytes.count >= Self.minBytes else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if entries.count >= Self.max { entries.removeAll(keepingCapacity: true) }
+        entries[Key(type: ObjectIdentifier(T.self), bytes: bytes)] = value
+    }
 }

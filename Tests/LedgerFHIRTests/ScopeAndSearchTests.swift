@@ -61,6 +61,20 @@ import Testing
         #expect(try #require(FormEncoding.pairs(FormEncoding.encode([("k", "a b&c=d/é")]))).first?.1 == "a b&c=d/é")
     }
 
+    @Test func searchSetsAreSplicedIntoValidJSON() throws {
+        let odd = "https://h/fhir/DocumentReference?patient=a\"b\\c\n\u{1}&_page=é/x"
+        let bundle = SearchSet.assemble(
+            [(id: "R-1", json: Data(#"{"resourceType":"DocumentReference","id":"R-1"}"#.utf8))], type: "DocumentReference", base: "https://h/fhir",
+            selfURL: odd, nextURL: "https://h/next", total: 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: bundle) as? [String: Any])
+        let links = try #require(object["link"] as? [[String: String]])
+        #expect(links.first?["url"] == odd && links.last?["relation"] == "next" && object["total"] as? Int == 1)
+        let entry = try #require((object["entry"] as? [[String: Any]])?.first)
+        #expect(entry["fullUrl"] as? String == "https://h/fhir/DocumentReference/R-1" && (entry["resource"] as? [String: Any])?["id"] as? String == "R-1")
+        let empty = try #require(try JSONSerialization.jsonObject(with: SearchSet.assemble([], type: "Consent", base: "b", selfURL: "s", nextURL: nil)) as? [String: Any])
+        #expect(empty["entry"] == nil && empty["type"] as? String == "searchset")
+    }
+
     static let record = IndexRecord(
         recordID: "R-0123456789abcdef01234567", tID: "T-1", patientPID: "pid-patient", doctorPID: "pid-doctor", hospital: "hospital-a",
         url: "medledger://peer0.hospital-a/objects/" + String(repeating: "ab", count: 48), digest: String(repeating: "ab", count: 48),
