@@ -12,7 +12,7 @@ import PackageDescription
 //   LedgerIncidents   → swift-collections (anomaly rules, sliding windows, suspensions: pure but for the suspension file)
 //   LedgerConfig      → LedgerChannel, LedgerIdentity, LedgerIncidents, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
 //   LedgerNode        → LedgerCA, LedgerConfig, LedgerFHIRServer, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations, LedgerIncidents, AsyncHTTPClient (the daemon's wiring)
-//   LedgerFHIR        → MedRecords (FHIR R4 resources from P_DE, consents, D_UE, audit lines; SMART scopes; PKCE: pure)
+//   LedgerFHIR        → MedRecords, LedgerCrypto (FHIR R4 resources from P_DE, consents, D_UE, audit lines; SMART scopes; PKCE: pure)
 //   LedgerFHIRServer  → LedgerFHIR, LedgerIdentity, JWTKit, Hummingbird (SMART authorization server and the FHIR REST routes; data through an injected backend)
 //   LedgerOperations  → LedgerCrypto, LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
 //   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
@@ -121,7 +121,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // FHIR R4 resources mapped from the ledger's records, SMART v2 scopes and PKCE: pure logic.
-        .target(name: "LedgerFHIR", dependencies: ["MedRecords", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "LedgerFHIR", dependencies: ["MedRecords", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // The node's FHIR face: SMART on FHIR authorization server (jwt-kit) and the FHIR REST routes (Hummingbird).
         .target(
             name: "LedgerFHIRServer",

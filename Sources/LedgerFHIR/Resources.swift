@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCrypto
 import MedRecords
 
 /// P_DE as a DocumentReference: the patient by PID, the treatment as the context, URL_C as the
@@ -253,23 +254,6 @@ public enum SearchSet {
         return out + Data("}".utf8)
     }
 
-    /// A JSON string literal (RFC 8259 escapes; '/' left alone).
-    static func string(_ s: String) -> Data {
-        var out = [UInt8]()
-        out.reserveCapacity(s.utf8.count + 2)
-        out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20: out += Array(String(format: "\\u%04x", b).utf8)
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-        return Data(out)
-    }
+    /// A JSON string literal.
+    static func string(_ s: String) -> Data { Data(JSONText.quoted(s).utf8) }
 }

@@ -79,6 +79,7 @@ public final class AuthorizationServer: Sendable {
     let backend: any FHIRBackend
     let clock: @Sendable () -> Date
     private let state = Mutex(State())
+    private let parsedScopes = Mutex<[String: ScopeSet]>([:])
 
     public init(tokens: TokenAuthority, clients: ClientRegistry, endpoints: Endpoints, backend: any FHIRBackend, clock: @escaping @Sendable () -> Date = { Date() }) {
         (self.tokens, self.clients, self.endpoints, self.backend, self.clock) = (tokens, clients, endpoints, backend, clock)
@@ -282,7 +283,18 @@ public final class AuthorizationServer: Sendable {
         do { claims = try await tokens.verify(String(header.dropFirst(7)), now: clock()) } catch { throw FHIRFailure(401, error.description) }
         if whyInactive(claims) != nil { throw FHIRFailure(401, Self.inactive) }
         let kind: FHIRCaller.Kind = claims.kind == "system" ? .system : .user
-        return FHIRCaller(kind: kind, id: claims.sub, org: claims.org, role: claims.role, clientID: claims.client_id, scopes: ScopeSet(lenient: claims.scope), tokenID: claims.jti)
+        return FHIRCaller(kind: kind, id: claims.sub, org: claims.org, role: claims.role, clientID: claims.client_id, scopes: scopes(claims.scope), tokenID: claims.jti)
+    }
+
+    /// A token's scopes, parsed once per distinct text (tokens repeat a handful of them).
+    func scopes(_ text: String) -> ScopeSet {
+        if let known = parsedScopes.withLock({ $0[text] }) { return known }
+        let parsed = ScopeSet(lenient: text)
+        parsedScopes.withLock { cache in
+            if cache.count >= 1024 { cache.removeAll() }
+            cache[text] = parsed
+        }
+        return parsed
     }
 
     /// What apps are told about a token whose user or client may no longer act: the reason (a

@@ -358,8 +358,8 @@ enum Keys {
 final class StoredDecodeCache: @unchecked Sendable {
     static let shared = StoredDecodeCache()
     static let max = 4096
-    /// Only objects worth it (small ones decode fast and would crowd the cache).
-    static let minBytes = 512
+    /// Only objects worth it (the smallest decode faster than they hash).
+    static let minBytes = 128
 
     private struct Key: Hashable {
         var type: ObjectIdentifier
