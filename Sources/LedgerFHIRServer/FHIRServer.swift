@@ -70,8 +70,14 @@ public struct FHIRServer: Sendable {
         tls.trustRoots = .certificates(try listen.trustedRoots.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) })
         let backend = self.backend
         return TLSChannelConfiguration(tlsConfiguration: tls) { presented in
+            // Refused handshakes are audited, as on the gRPC port (docs/ACCESS.md).
+            func refuse(_ why: String) -> NIOSSLVerificationResult {
+                backend.audit(FHIRAuditNote(actorID: "-", actorOrg: "-", actorRole: "-", action: "tls.handshake", target: "fhir", outcome: .denied, detail: why))
+                return .failed
+            }
             let chain = presented.compactMap { try? Certificate(derEncoded: $0.toDERBytes()) }
-            guard chain.count == presented.count, !chain.isEmpty, (try? await backend.authenticate(chain: chain)) != nil else { return .failed }
+            guard chain.count == presented.count, !chain.isEmpty else { return refuse("the client certificate does not parse") }
+            do { _ = try await backend.authenticate(chain: chain) } catch { return refuse("\(error)") }
             return .certificateVerified
         }
     }

@@ -123,12 +123,15 @@ import Testing
             if status != 401 { usleep(300_000) }
         } while status != 401 && Date() < deadline
         #expect(status == 401, "a revoked doctor's token still reads")
+        // Nor does the revoked certificate get through a handshake on the FHIR port (audited).
+        #expect(try Self.curl(["--cacert", caCert, "--cert", doctorW.tlsCertPath, "--key", doctorW.tlsKeyPath, "https://\(fhirA)/fhir/metadata"]) == "000")
 
         // Audited: token issuance and the FHIR reads; no token on the log; the chain verifies.
         let peerA = try #require(net.peers["hospital-a"])
         #expect(peerA.stop() == 0)
         let log = try String(contentsOfFile: root + "/hospital-a/nodes/peer0/audit.log", encoding: .utf8)
         #expect(log.contains("\"smart.token\"") && log.contains("\"smart.authorize\"") && log.contains("fhir client patient-app"))
+        #expect(log.contains("\"action\":\"tls.handshake\"") && log.contains("\"target\":\"fhir\""), "the refused FHIR handshake is not on the audit log")
         #expect(!log.contains("eyJ"), "an access token or assertion reached the audit log")
         let verified = try MedLedgerBinary.run(["audit", "verify", root + "/hospital-a/nodes/peer0/audit.log"])
         #expect(verified.status == 0, "\(verified.stdout)")

@@ -3,8 +3,8 @@
 
 MEDLEDGER_APT_PACKAGES=(librocksdb-dev libssl-dev libraft-dev libuv1-dev pkg-config openssl python3 python3-pip)
 # Only the tests need these: docker-compose validates docker-compose.yml (no Docker engine runs here);
-# prometheus scrapes a running node's operations endpoint.
-MEDLEDGER_TEST_APT_PACKAGES=(docker-compose prometheus)
+# prometheus scrapes a running node's operations endpoint; curl sends the FHIR tests' forged requests.
+MEDLEDGER_TEST_APT_PACKAGES=(docker-compose prometheus curl)
 # Python packages the tests use to cross-check our crypto with independent implementations, as
 # "distribution==version-prefix": cryptography (any version), umbral-pre 0.11.x (the PRE interop
 # reference; docs/PRE.md); for the FHIR face, an independent SMART client (authlib, with joserfc and
