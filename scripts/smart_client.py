@@ -12,6 +12,11 @@ and fhirpathpy (invariants). The tests and the demo run it against real nodes ov
   matrix     the token refusals: missing, forged, tampered, wrong audience, revoked, scope missing,
              replayed or bad client assertions
   call       GET a URL with a bearer token; prints the status (for checks made between steps)
+  record     write a P_DE as a DocumentReference: sign (tid, URL_C, digest) with the patient's and
+             the doctor's signing keys (Python `cryptography`), POST it as the doctor's app (or a
+             backend service with --kid), read it back; a replay and a forged signature are refused
+  consent    as the patient's app: POST a Consent the patient signed, replay it (refused), then
+             revoke it with a signed PUT (status inactive)
 
 Exit status 0 when every check held; each failed check is printed as "FAIL: …".
 """
@@ -37,6 +42,9 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.provenance import Provenance
 from fhirpathpy import evaluate
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
@@ -299,6 +307,135 @@ def matrix(args):
     print(json.dumps({"matrix": "done", "failures": len(FAILURES)}))
 
 
+ASTM = "urn:iso-astm:E1762-95:2013"
+SIG_FORMAT = "application/x-medledger-pde-signature"
+CERT_EXTENSION = "urn:medledger:fhir:signer-certificate"
+
+
+def wallet_sign(wallet, message):
+    """The wallet's signing key signs `message` (ECDSA P-256, SHA-256, DER, base64); with its certificate (DER, base64)."""
+    with open(os.path.join(wallet, "signing-key.pem"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    with open(os.path.join(wallet, "signing-cert.pem"), "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    signature = key.sign(message.encode(), ec.ECDSA(hashes.SHA256()))
+    return base64.b64encode(signature).decode(), base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def signature_element(code, display, who, signed, when):
+    data, cert = signed
+    return {"type": [{"system": ASTM, "code": code, "display": display}], "when": when, "who": who,
+            "sigFormat": SIG_FORMAT, "data": data, "extension": [{"url": CERT_EXTENSION, "valueBase64Binary": cert}]}
+
+
+def pid_ref(kind, pid):
+    return {"type": kind, "identifier": {"system": "urn:medledger:pid", "value": pid}}
+
+
+def post(client, url, resource, expect):
+    r = client.post(url, data=json.dumps(resource), headers={"Content-Type": "application/fhir+json"}, timeout=60)
+    check(r.status_code == expect, f"POST {url} answered {r.status_code}, expected {expect}: {r.text[:400]}")
+    if r.headers.get("content-type", "").startswith("application/fhir+json"):
+        validate(r.json())
+    return r
+
+
+def write_record(args):
+    """A P_DE through FHIR: the two signatures made here, over what the ledger's P_DE signs."""
+    conf = discover(args)
+    if args.kid:
+        client, _ = backend_session(args, conf, args.alg, args.key, args.kid, "system/DocumentReference.crs")
+    else:
+        client, _ = login(args, conf)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    message = f"medledger/pde/v1\n{args.t_id}\n{args.url}\n{args.digest.lower()}"
+
+    def resource(patient_signed, doctor_signed):
+        doc = {
+            "resourceType": "DocumentReference", "status": "current",
+            "identifier": [{"system": "urn:medledger:digest:sha384", "value": args.digest}],
+            "subject": pid_ref("Patient", args.patient),
+            "content": [{"attachment": {"contentType": "application/octet-stream", "url": args.url}}],
+            "context": {"encounter": [{"type": "Encounter", "identifier": {"system": "urn:medledger:treatment", "value": args.t_id}}]},
+            "contained": [{
+                "resourceType": "Provenance", "id": "signatures", "target": [{"reference": "#"}], "recorded": now,
+                "agent": [{"who": pid_ref("Practitioner", args.doctor_pid)}],
+                "signature": [
+                    signature_element("1.2.840.10065.1.12.1.1", "Author's Signature", pid_ref("Practitioner", args.doctor_pid), doctor_signed, now),
+                    signature_element("1.2.840.10065.1.12.1.14", "Source Signature", pid_ref("Patient", args.patient), patient_signed, now),
+                ],
+            }],
+        }
+        DocumentReference.model_validate(doc)  # what we send is FHIR R4 too
+        return doc
+
+    patient_signed = wallet_sign(args.patient_wallet, message)
+    doctor_signed = wallet_sign(args.doctor_wallet, message)
+    # A signature over another location is refused and creates nothing.
+    moved = wallet_sign(args.patient_wallet, message.replace(args.url, args.url + "x"))
+    post(client, f"{args.fhir}/DocumentReference", resource(moved, doctor_signed), 400)
+    created = post(client, f"{args.fhir}/DocumentReference", resource(patient_signed, doctor_signed), 201)
+    record = created.json()
+    location = created.headers.get("location", "")
+    check(location == f"{args.fhir}/DocumentReference/{record.get('id')}", f"Location {location!r} does not name the new record")
+    back = get(client, location)
+    check(back.get("identifier") == record.get("identifier") and back["context"]["encounter"][0]["identifier"]["value"] == args.t_id, "the record read back differs")
+    # The same ciphertext again for the same treatment: one P_DE per digest.
+    post(client, f"{args.fhir}/DocumentReference", resource(patient_signed, doctor_signed), 409)
+    print(json.dumps({"record": record.get("id")}))
+
+
+def consent(args):
+    """A consent the patient signs in the app, granted and revoked through FHIR."""
+    conf = discover(args)
+    client, token = login(args, conf)
+    pid = token.get("patient")
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30 * 86400))
+    nonce = uuid.uuid4().hex
+    purpose = "research"
+    signed = wallet_sign(args.patient_wallet, "\n".join(["medledger/consent-grant/v1", args.grantee, args.t_id, purpose, expires, nonce]))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    body = {
+        "resourceType": "Consent", "status": "active",
+        "identifier": [{"system": "urn:medledger:consent-nonce", "value": nonce}],
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": pid_ref("Patient", pid), "dateTime": now,
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "provision": {
+            "type": "permit", "period": {"start": now, "end": expires},
+            "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                       "reference": pid_ref("Practitioner", args.grantee)}],
+            "purpose": [{"system": "urn:medledger:purpose", "code": purpose}],
+            "data": [{"meaning": "related", "reference": {"type": "Encounter", "identifier": {"system": "urn:medledger:treatment", "value": args.t_id}}}],
+        },
+        "contained": [{
+            "resourceType": "Provenance", "id": "signature", "target": [{"reference": "#"}], "recorded": now, "agent": [{"who": pid_ref("Patient", pid)}],
+            "signature": [signature_element("1.2.840.10065.1.12.1.7", "Consent Signature", pid_ref("Patient", pid), signed, now)],
+        }],
+    }
+    Consent.model_validate(body)
+    created = post(client, f"{args.fhir}/Consent", body, 201).json()
+    cid = created.get("id")
+    check(created.get("status") == "active", f"the new Consent is {created.get('status')}")
+    check(get(client, f"{args.fhir}/Consent/{cid}").get("status") == "active", "the Consent read back is not active")
+    # The same signed grant again (a node replaying it) makes no second consent.
+    post(client, f"{args.fhir}/Consent", body, 409)
+    # Revocation: the patient signs it; an unsigned one is refused.
+    revoke = {"resourceType": "Consent", "id": cid, "status": "inactive"}
+    r = client.put(f"{args.fhir}/Consent/{cid}", data=json.dumps(revoke), headers={"Content-Type": "application/fhir+json"}, timeout=60)
+    check(r.status_code == 400, f"an unsigned revocation answered {r.status_code}")
+    revoke["contained"] = [{
+        "resourceType": "Provenance", "id": "signature", "target": [{"reference": "#"}], "recorded": now, "agent": [{"who": pid_ref("Patient", pid)}],
+        "signature": [signature_element("1.2.840.10065.1.12.1.7", "Consent Signature", pid_ref("Patient", pid),
+                                        wallet_sign(args.patient_wallet, f"medledger/consent-revoke/v1\n{cid}"), now)],
+    }]
+    r = client.put(f"{args.fhir}/Consent/{cid}", data=json.dumps(revoke), headers={"Content-Type": "application/fhir+json"}, timeout=60)
+    check(r.status_code == 200 and r.json().get("status") == "inactive", f"the signed revocation answered {r.status_code}: {r.text[:300]}")
+    check(get(client, f"{args.fhir}/Consent/{cid}").get("status") == "inactive", "the revoked Consent still reads active")
+    print(json.dumps({"consent": cid}))
+
+
 def login_only(args):
     conf = discover(args)
     result = login(args, conf)
@@ -315,7 +452,7 @@ def call(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["login", "patient", "backend", "matrix", "call"])
+    p.add_argument("mode", choices=["login", "patient", "backend", "matrix", "call", "record", "consent"])
     p.add_argument("--fhir", help="the FHIR base URL, https://HOST:PORT/fhir")
     p.add_argument("--ca", required=True, help="the CA certificate that signed the node's TLS certificate")
     p.add_argument("--client-id")
@@ -334,8 +471,15 @@ def main():
     p.add_argument("--show", action="store_true", help="print what the app read")
     p.add_argument("--url")
     p.add_argument("--token")
+    p.add_argument("--patient-wallet", help="record, consent: the patient's wallet directory (its signing key signs)")
+    p.add_argument("--doctor-wallet", help="record: the doctor's wallet directory")
+    p.add_argument("--doctor-pid")
+    p.add_argument("--t-id")
+    p.add_argument("--digest", help="record: the sealed object's SHA-384 (hex)")
+    p.add_argument("--grantee", help="consent: the grantee's PID")
     args = p.parse_args()
-    {"login": login_only, "patient": patient, "backend": backend, "matrix": matrix, "call": call}[args.mode](args)
+    modes = {"login": login_only, "patient": patient, "backend": backend, "matrix": matrix, "call": call, "record": write_record, "consent": consent}
+    modes[args.mode](args)
     sys.exit(1 if FAILURES else 0)
 
 

@@ -10,9 +10,9 @@ public enum FHIRSurface {
     }
 
     public static let resources: [ResourceSupport] = [
-        .init(type: "DocumentReference", interactions: ["read", "search-type"], searchParams: [("patient", "reference"), ("date", "date")]),
+        .init(type: "DocumentReference", interactions: ["read", "search-type", "create"], searchParams: [("patient", "reference"), ("date", "date")]),
         .init(type: "Provenance", interactions: ["read", "search-type"], searchParams: [("target", "reference")]),
-        .init(type: "Consent", interactions: ["read", "search-type"], searchParams: [("patient", "reference")]),
+        .init(type: "Consent", interactions: ["read", "search-type", "create", "update"], searchParams: [("patient", "reference")]),
         .init(type: "AuditEvent", interactions: ["search-type"], searchParams: [("patient", "reference"), ("date", "date")]),
         .init(type: "Binary", interactions: ["read"], searchParams: []),
     ]

@@ -87,18 +87,30 @@ public final class AuthorizationServer: Sendable {
 
     /// What each kind of user may be granted, whatever an app asks for. Patients read their own
     /// records in patient context; other people in user context (the ledger's rules decide which).
+    /// A treatment's patient and doctor add its records (both sign each); patients grant and revoke
+    /// their consents (signed by them).
     public static func policy(role: String) -> ScopeSet {
-        let types = ["DocumentReference", "Provenance", "Consent", "AuditEvent"]
         let context: SMARTScope.Context = role == "patient" ? .patient : .user
-        var scopes = types.map { SMARTScope.resource(context, type: $0, [.read, .search]) }
-        scopes.append(.resource(context, type: "Binary", [.read]))
+        let writesRecords = role == "patient" || role == "doctor"
+        var scopes: [SMARTScope] = [
+            .resource(context, type: "DocumentReference", writesRecords ? [.create, .read, .search] : [.read, .search]),
+            .resource(context, type: "Provenance", [.read, .search]),
+            .resource(context, type: "Consent", role == "patient" ? [.create, .read, .update, .search] : [.read, .search]),
+            .resource(context, type: "AuditEvent", [.read, .search]),
+            .resource(context, type: "Binary", [.read]),
+        ]
         if role == "patient" { scopes.append(.other("launch/patient")) }
         return ScopeSet(scopes)
     }
 
-    /// Backend services read as the hospital's node: records and their provenance, and usage
-    /// (D_UE); consents only their patients and grantees read.
-    public static let systemPolicy = ScopeSet(["DocumentReference", "Provenance", "AuditEvent"].map { SMARTScope.resource(.system, type: $0, [.read, .search]) })
+    /// Backend services act as the hospital's node: they read records and their provenance, and
+    /// usage (D_UE), and add records both signers signed; consents only their patients and
+    /// grantees read.
+    public static let systemPolicy = ScopeSet([
+        .resource(.system, type: "DocumentReference", [.create, .read, .search]),
+        .resource(.system, type: "Provenance", [.read, .search]),
+        .resource(.system, type: "AuditEvent", [.read, .search]),
+    ])
 
     // MARK: - Authorization code
 

@@ -94,5 +94,15 @@ public protocol FHIRBackend: Sendable {
     /// The object's bytes, in pieces, once `objectSize` allowed it.
     func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws
 
+    /// Writes, submitted by the node in its own name once the caller may ask for them; the
+    /// signatures they carry are the authority the chaincode checks. Each returns after the commit.
+    /// A P_DE over an object already in this node's store; the caller is the treatment's patient or
+    /// doctor, or a backend service of its hospital.
+    func createIndexRecord(_ submission: DocumentSubmission, for caller: FHIRCaller) async throws -> IndexRecord
+    /// A grant the calling patient signed.
+    func grantConsent(_ submission: ConsentGrantSubmission, for caller: FHIRCaller) async throws -> Consent
+    /// A revocation the calling patient signed.
+    func revokeConsent(_ consentID: String, signature: SubmittedSignature, for caller: FHIRCaller) async throws -> Consent
+
     func audit(_ note: FHIRAuditNote)
 }

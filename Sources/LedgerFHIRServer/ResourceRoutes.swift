@@ -85,12 +85,63 @@ extension FHIRServer {
                 throw FHIRFailure(405, "AuditEvents are searched (AuditEvent?patient=PID), not read by id")
             }
         }
+        addWrites(router)
         // Anything else under /fhir: an OperationOutcome, not Hummingbird's empty 404.
         for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] {
             router.on("/fhir/**", method: method) { _, _ in
                 Self.outcome(FHIRFailure(404, "this server has no such resource or interaction; see /fhir/metadata"))
             }
         }
+    }
+
+    /// The writes. The node submits them in its own name and waits for the commit; what makes them
+    /// count is the signatures they carry (both signers of a P_DE, the patient of a consent), which
+    /// the chaincode verifies: a token alone never writes to the ledger.
+    func addWrites(_ router: Router<FHIRRequestContext>) {
+        router.post("/fhir/DocumentReference") { request, _ in
+            try await guarded(request, "DocumentReference", .create) { caller, _ in
+                let submission = try Self.submitted(try await Self.resourceBody(request), FHIRSubmission.document)
+                let record = try await backend.createIndexRecord(submission, for: caller)
+                return Self.created(rendered.documentReference(record), at: "\(fhirBase)/DocumentReference/\(record.recordID)")
+            }
+        }
+        router.post("/fhir/Consent") { request, _ in
+            try await guarded(request, "Consent", .create) { caller, _ in
+                let submission = try Self.submitted(try await Self.resourceBody(request), FHIRSubmission.consentGrant)
+                let consent = try await backend.grantConsent(submission, for: caller)
+                return Self.created(try FHIR.encode(FHIRConsent(consent, now: Date())), at: "\(fhirBase)/Consent/\(consent.consentID)")
+            }
+        }
+        router.put("/fhir/Consent/:id") { request, context in
+            try await guarded(request, "Consent", .update) { caller, _ in
+                let id = try Self.id(context)
+                let body = try await Self.resourceBody(request)
+                let signature = try Self.submitted(body) { (b) throws(FHIRSubmission.Invalid) in try FHIRSubmission.consentRevocation(b, id: id) }
+                let consent = try await backend.revokeConsent(id, signature: signature, for: caller)
+                return Self.fhir(.ok, FHIRConsent(consent, now: Date()))
+            }
+        }
+    }
+
+    /// A resource a client sends: FHIR JSON (or plain JSON), at most 64 KiB.
+    static func resourceBody(_ request: Request) async throws -> Data {
+        let type = request.headers[.contentType]?.lowercased() ?? ""
+        guard type.hasPrefix(FHIR.mediaType) || type.hasPrefix("application/json") else {
+            throw FHIRFailure(415, "send the resource as \(FHIR.mediaType)")
+        }
+        do { return Data(buffer: try await request.body.collect(upTo: 64 * 1024)) } catch {
+            throw FHIRFailure(413, "a resource is at most 64 KiB")
+        }
+    }
+
+    static func submitted<T>(_ body: Data, _ parse: (Data) throws(FHIRSubmission.Invalid) -> T) throws -> T {
+        do { return try parse(body) } catch { throw FHIRFailure(400, error.description) }
+    }
+
+    static func created(_ json: Data, at location: String) -> Response {
+        var headers = HTTPFields()
+        headers[.location] = location
+        return fhirJSON(.created, json, headers: headers)
     }
 
     /// The patient's AuditEvents: D_UE on chain (the ledger's rules decide who sees them) and, for the

@@ -25,6 +25,8 @@ struct NodeFHIRBackend: FHIRBackend {
     /// The anomaly rules see FHIR reads as they see gRPC ones (patients read, refusals).
     let incidents: IncidentDesk?
     let objects: ObjectStore
+    /// Submits the FHIR face's writes in the node's name (FHIRWrites.swift).
+    let submitter: NodeSubmitter
     let trailGate = AuditTrailGate()
 
     func authenticate(chain: [Certificate]) async throws -> UserIdentity {

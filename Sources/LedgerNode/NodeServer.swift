@@ -187,7 +187,7 @@ public final class NodeServer: Sendable {
                 nodeSubmitter = submitter
                 let query = ChainQuery(runtime: peer)
                 if let f = config.fhir {
-                    fhirBackend = NodeFHIRBackend(query: query, channel: f.channel, trust: trust, suspensions: suspensions, audit: audit, node: submitter.creator, incidents: incidents, objects: objects)
+                    fhirBackend = NodeFHIRBackend(query: query, channel: f.channel, trust: trust, suspensions: suspensions, audit: audit, node: submitter.creator, incidents: incidents, objects: objects, submitter: submitter)
                 }
                 let dataDir = URL(fileURLWithPath: config.dataDir)
                 services.append(AppointmentService(doctors: config.appointments?.doctors ?? [], trust: trust, query: query, submitter: submitter, audit: audit))

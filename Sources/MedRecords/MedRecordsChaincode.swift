@@ -139,8 +139,10 @@ struct Call {
     // MARK: - Index records (P_DE)
 
     func putIndexRecord(_ r: PutIndexRecordRequest) throws -> [UInt8] {
-        let submitters: [Medledger_Role] = [.patient, .doctor, .admin, .device]
-        let who = "only the treatment's patient or doctor, or an administrator or device of its hospital, submits its index records"
+        // A node of the treatment's hospital submits for its FHIR face (an EHR or app holding both
+        // signatures): the signatures, checked below, are what make a P_DE, not who carries it.
+        let submitters: [Medledger_Role] = [.patient, .doctor, .admin, .device, .node]
+        let who = "only the treatment's patient or doctor, or an administrator, device or node of its hospital, submits its index records"
         guard submitters.contains(me.role) else { throw Refusal.forbidden(who) }
         let tID = try Field.id(r.tID, .treatment, "t_id")
         let url = try Field.text(r.url, "url", max: Field.urlBytesMax)
@@ -218,9 +220,12 @@ struct Call {
     // MARK: - Consents
 
     func grantAccess(_ r: GrantAccessRequest) throws -> [UInt8] {
-        guard me.role == .patient else { throw Refusal.forbidden("only a patient grants access to their treatments") }
+        let signed = [r.patientCert, r.patientSignature, r.nonce].contains { $0 != nil }
+        guard me.role == .patient || (signed && me.role == .node) else { throw Refusal.forbidden("only a patient grants access to their treatments") }
         let grantee = try Field.pid(r.granteePID, "grantee_pid")
-        guard grantee != me.pid else { throw Refusal.badRequest("a patient needs no consent to read their own records") }
+        let signature = try signed ? signedGrant(r) : nil
+        let grantor = signature?.pid ?? me.pid
+        guard grantee != grantor else { throw Refusal.badRequest("a patient needs no consent to read their own records") }
         guard (1...Field.treatmentsPerConsentMax).contains(r.tIDs.count) else {
             throw Refusal.badRequest("t_ids must list 1 to \(Field.treatmentsPerConsentMax) treatments")
         }
@@ -237,16 +242,16 @@ struct Call {
         guard expires > now else { throw Refusal.badRequest("expires_at must be after the transaction's time \(nowText)") }
         for tID in tIDs {
             guard let t = try load(Treatment.self, Keys.treatment, tID) else { throw Refusal.notFound("no treatment \(tID)") }
-            guard t.patientPID == me.pid else { throw Refusal.forbidden("treatment \(tID) is not yours to share") }
+            guard t.patientPID == grantor else { throw Refusal.forbidden("treatment \(tID) is not yours to share") }
         }
 
         let consentID = IDKind.consent.make(txID: stub.txID)
         try requireNew(Keys.consent, consentID)
         let consent = Consent(
-            consentID: consentID, patientPID: me.pid, granteePID: grantee, tIDs: tIDs, purpose: purpose,
-            grantedAt: nowText, expiresAt: RFC3339.format(milliseconds: expires))
+            consentID: consentID, patientPID: grantor, granteePID: grantee, tIDs: tIDs, purpose: purpose,
+            grantedAt: nowText, expiresAt: RFC3339.format(milliseconds: expires), grantSignature: signature?.kept)
         try save(consent, Keys.consent, consentID)
-        try index(Keys.consentsByPatient, [me.pid, consent.grantedAt, consentID])
+        try index(Keys.consentsByPatient, [grantor, consent.grantedAt, consentID])
         try index(Keys.consentsByGrantee, [grantee, consent.grantedAt, consentID])
         for tID in tIDs { try index(Keys.consentsByGranteeTreatment, [grantee, tID, consentID]) }
         try event(MedRecordsChaincode.Event.accessGranted, AccessGrantedEvent(consentID: consentID, granteePID: grantee))
@@ -255,15 +260,21 @@ struct Call {
 
     func revokeAccess(_ r: RevokeAccessRequest) throws -> [UInt8] {
         let who = "only the patient who granted a consent revokes it"
-        guard me.role == .patient else { throw Refusal.forbidden(who) }
+        let signed = r.patientCert != nil || r.patientSignature != nil
+        guard me.role == .patient || (signed && me.role == .node) else { throw Refusal.forbidden(who) }
         let consentID = try Field.id(r.consentID, .consent, "consent_id")
+        let signature = try signed
+            ? signingPatient(r.patientCert, r.patientSignature, ConsentSigning.revokeMessage(consentID: consentID), act: "revocation")
+            : nil
+        let revoker = signature?.pid ?? me.pid
         guard var consent = try load(Consent.self, Keys.consent, consentID) else { throw Refusal.notFound("no consent \(consentID)") }
-        guard consent.patientPID == me.pid else {
+        guard consent.patientPID == revoker else {
             // The grantee knows the consent; another patient must not learn it exists.
-            throw consent.granteePID == me.pid ? Refusal.forbidden(who) : Refusal.notFound("no consent \(consentID)")
+            throw consent.granteePID == revoker ? Refusal.forbidden(who) : Refusal.notFound("no consent \(consentID)")
         }
         if let at = consent.revokedAt { throw Refusal.conflict("consent \(consentID) is already revoked (at \(at))") }
         consent.revokedAt = nowText
+        consent.revocationSignature = signature?.kept
         try save(consent, Keys.consent, consentID)
         try event(MedRecordsChaincode.Event.accessRevoked, AccessRevokedEvent(consentID: consentID, granteePID: consent.granteePID))
         return try Wire.encode(consent)
@@ -512,6 +523,33 @@ extension Call {
             why = "the consent expired"
         }
         throw Refusal.forbidden("no live consent: \(why)")
+    }
+
+    /// The patient whose signed grant a node submits, once the signature holds and its nonce is new
+    /// (the nonce is then kept: the same signed grant never makes a second consent).
+    func signedGrant(_ r: GrantAccessRequest) throws -> (pid: String, kept: PatientSignature) {
+        let nonce = try Field.text(r.nonce ?? "", "nonce", max: Field.nonceBytesMax)
+        let message = ConsentSigning.grantMessage(granteePID: r.granteePID, tIDs: r.tIDs, purpose: r.purpose, expiresAt: r.expiresAt, nonce: nonce)
+        let grant = try signingPatient(r.patientCert, r.patientSignature, message, act: "grant")
+        let nonceKey = try stub.createCompositeKey(objectType: Keys.consentNonce, attributes: [grant.pid, nonce])
+        guard try stub.getState(nonceKey) == nil else { throw Refusal.conflict("this signed grant (nonce \(nonce)) was already submitted") }
+        try stub.putState(nonceKey, Array(stub.txID.utf8))
+        return grant
+    }
+
+    /// The patient who signed `message` with the certificate given (a live member, role patient),
+    /// and the signature as the consent keeps it.
+    func signingPatient(_ cert: String?, _ signature: String?, _ message: [UInt8], act: String) throws -> (pid: String, kept: PatientSignature) {
+        let pem = try Field.certificate(cert ?? "", "patient_cert")
+        let signature = try Field.signature(signature ?? "", "patient_signature")
+        let patient = try member(pem, "patient certificate")
+        guard patient.role == .patient else { throw Refusal.forbidden("a consent \(act) is signed by the patient, not a \(RoleName.name(patient.role) ?? "member")") }
+        let key: P256.Signing.PublicKey?
+        do { key = try IndexRecordSigning.publicKey(certificatePEM: pem) } catch { throw Refusal.badRequest("patient certificate does not parse: \(error)") }
+        guard let key, ConsentSigning.isValid(signatureBase64: signature, publicKey: key, message: message) else {
+            throw Refusal.badRequest("the patient's signature of the consent \(act) does not verify")
+        }
+        return (patient.pid, PatientSignature(message: String(decoding: message, as: UTF8.self), signature: signature, certificate: pem))
     }
 
     /// The member identity of a certificate carried in the arguments.

@@ -98,8 +98,15 @@ public struct Consent: Codable, Sendable, Equatable {
     public var expiresAt: String
     /// Absent while the consent stands.
     public var revokedAt: String?
+    /// When a node submitted the grant (or the revocation) for the patient: what the patient
+    /// signed, kept so that anyone auditing the ledger can check the patient's own authority.
+    public var grantSignature: PatientSignature?
+    public var revocationSignature: PatientSignature?
 
-    public init(consentID: String, patientPID: String, granteePID: String, tIDs: [String], purpose: String, grantedAt: String, expiresAt: String, revokedAt: String? = nil) {
+    public init(
+        consentID: String, patientPID: String, granteePID: String, tIDs: [String], purpose: String, grantedAt: String, expiresAt: String, revokedAt: String? = nil,
+        grantSignature: PatientSignature? = nil
+    ) {
         self.consentID = consentID
         self.patientPID = patientPID
         self.granteePID = granteePID
@@ -108,12 +115,24 @@ public struct Consent: Codable, Sendable, Equatable {
         self.grantedAt = grantedAt
         self.expiresAt = expiresAt
         self.revokedAt = revokedAt
+        self.grantSignature = grantSignature
     }
 
     enum CodingKeys: String, CodingKey {
         case consentID = "consent_id", patientPID = "patient_pid", granteePID = "grantee_pid", tIDs = "t_ids", purpose
         case grantedAt = "granted_at", expiresAt = "expires_at", revokedAt = "revoked_at"
+        case grantSignature = "grant_signature", revocationSignature = "revocation_signature"
     }
+}
+
+/// A patient's signature of a consent act a node submitted (`ConsentSigning`): the exact message,
+/// the base64 DER ECDSA signature and the signing certificate (PEM).
+public struct PatientSignature: Codable, Sendable, Equatable {
+    public var message: String
+    public var signature: String
+    public var certificate: String
+
+    public init(message: String, signature: String, certificate: String) { (self.message, self.signature, self.certificate) = (message, signature, certificate) }
 }
 
 /// The paper's D_UE = (T_ID, T_H): one use of a treatment's records by a third party, through a
@@ -271,24 +290,39 @@ public struct GrantAccessRequest: MedRecordsRequest, Equatable {
     public var purpose: String
     /// RFC 3339 with a time zone ("Z" or an offset); must be after the transaction's timestamp.
     public var expiresAt: String
+    /// A grant the patient signed (`ConsentSigning.grantMessage`) for a node to submit: the
+    /// patient's signing certificate (PEM), the signature, and the nonce it covers. All or none.
+    public var patientCert: String?
+    public var patientSignature: String?
+    public var nonce: String?
 
-    public init(granteePID: String, tIDs: [String], purpose: String, expiresAt: String) {
+    public init(granteePID: String, tIDs: [String], purpose: String, expiresAt: String, patientCert: String? = nil, patientSignature: String? = nil, nonce: String? = nil) {
         self.granteePID = granteePID
         self.tIDs = tIDs
         self.purpose = purpose
         self.expiresAt = expiresAt
+        (self.patientCert, self.patientSignature, self.nonce) = (patientCert, patientSignature, nonce)
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case granteePID = "grantee_pid", tIDs = "t_ids", purpose, expiresAt = "expires_at" }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case granteePID = "grantee_pid", tIDs = "t_ids", purpose, expiresAt = "expires_at"
+        case patientCert = "patient_cert", patientSignature = "patient_signature", nonce
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
 public struct RevokeAccessRequest: MedRecordsRequest, Equatable {
     public var consentID: String
+    /// A revocation the patient signed (`ConsentSigning.revokeMessage`) for a node to submit.
+    public var patientCert: String?
+    public var patientSignature: String?
 
-    public init(consentID: String) { self.consentID = consentID }
+    public init(consentID: String, patientCert: String? = nil, patientSignature: String? = nil) {
+        self.consentID = consentID
+        (self.patientCert, self.patientSignature) = (patientCert, patientSignature)
+    }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case consentID = "consent_id" }
+    enum CodingKeys: String, CodingKey, CaseIterable { case consentID = "consent_id", patientCert = "patient_cert", patientSignature = "patient_signature" }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 

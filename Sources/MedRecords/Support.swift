@@ -91,6 +91,8 @@ enum Field {
     static let pidBytesMax = 128
     static let urlBytesMax = 2048
     static let purposeBytesMax = 256
+    /// A signed grant's nonce (a UUID or 16+ random bytes in hex fit).
+    static let nonceBytesMax = 64
     static let certificateBytesMax = 16 * 1024
     /// A DER ECDSA P-256 signature is at most 72 bytes, 96 characters of base64.
     static let signatureCharactersMax = 128
@@ -338,6 +340,8 @@ enum Keys {
     static let consentsByGrantee = "consent~grantee"
     /// (grantee, t_id, consent_id): the consents to check when a grantee uses a treatment's records.
     static let consentsByGranteeTreatment = "consent~grantee~treatment"
+    /// (patient, nonce): the signed grants a node has submitted, so none is submitted twice.
+    static let consentNonce = "consent~nonce"
     static let usageByTreatment = "usage~treatment"
     static let usageByPatient = "usage~patient"
     /// pid → its published re-encryption keys.

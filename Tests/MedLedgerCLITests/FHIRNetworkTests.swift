@@ -65,7 +65,7 @@ import Testing
         // The administrators register a patient app on both nodes and a backend service on A
         // (an ES384 key from the CLI, an RS384 key from Python).
         let fhirA = "127.0.0.1:\(portA)", fhirB = "127.0.0.1:\(portB)"
-        let appScope = "patient/*.rs user/*.rs launch/patient"
+        let appScope = "patient/*.cruds user/*.cruds launch/patient"
         try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirA, "--wallet", net.admin("hospital-a"), "--client-id", "patient-app", "--redirect-uri", "http://127.0.0.1:9/callback", "--scope", appScope])
         try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirB, "--wallet", net.admin("hospital-b"), "--client-id", "patient-app", "--redirect-uri", "http://127.0.0.1:9/callback", "--scope", appScope])
         let refused = try MedLedgerBinary.run(["fhir", "client", "register", "--fhir", fhirA, "--wallet", patientW.directory, "--client-id", "rogue", "--redirect-uri", "https://rogue.example/cb", "--scope", appScope])
@@ -77,7 +77,7 @@ import Testing
         let rs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: keys + "/rsa-jwk.json"))) as! [String: Any]
         let jwks = ["keys": (es["keys"] as! [Any]) + [rs]]
         try JSONSerialization.data(withJSONObject: jwks).write(to: URL(fileURLWithPath: keys + "/both.json"))
-        try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirA, "--wallet", net.admin("hospital-a"), "--client-id", "ehr", "--jwks", keys + "/both.json", "--scope", "system/DocumentReference.rs"])
+        try MedLedgerBinary.ok(["fhir", "client", "register", "--fhir", fhirA, "--wallet", net.admin("hospital-a"), "--client-id", "ehr", "--jwks", keys + "/both.json", "--scope", "system/DocumentReference.crs"])
         #expect(try MedLedgerBinary.ok(["fhir", "client", "list", "--fhir", fhirA, "--wallet", net.admin("hospital-a")]).contains("ehr  backend"))
         // A browser holding the administrator's certificate cannot be made to change clients from
         // another site: a form post is refused, and so is a DELETE without the guard header.
@@ -109,6 +109,42 @@ import Testing
         ])
         #expect(matrix.status == 0, "\(matrix.output)")
 
+        // Writes through FHIR. The doctor stores a sealed record in the object store; the doctor's
+        // app posts its P_DE as a DocumentReference, both signatures made in Python; the gRPC API
+        // then lists it too. The patient's app grants a consent it signed, and revokes it.
+        let plainW = root + "/plain-w.json", sealedW = root + "/sealed-w"
+        try Data(#"{"resourceType":"Condition","code":{"text":"EMR-SECRET-W"}}"#.utf8).write(to: URL(fileURLWithPath: plainW))
+        _ = try patient.seal(plaintext: plainW, to: sealedW)
+        let stored = try MedLedgerBinary.ok(["object", "put", "--node", net.node("hospital-a"), "--wallet", doctorW.directory, "--t-id", appointment.tID, "--file", sealedW])
+        func field(_ name: String) -> String { stored.split(separator: "\n").first { $0.hasPrefix(name + ": ") }.map { String($0.dropFirst(name.count + 2)) } ?? "" }
+        let written = try Self.smart([
+            "record", "--fhir", baseA, "--ca", caCert, "--client-id", "patient-app", "--scope", "user/DocumentReference.crs",
+            "--cert", doctorW.tlsCertPath, "--key", doctorW.tlsKeyPath, "--patient-wallet", patientW.directory, "--doctor-wallet", doctorW.directory,
+            "--patient=" + patientW.info.pid, "--doctor-pid=" + doctorW.info.pid, "--t-id", appointment.tID, "--url", field("url"), "--digest", field("sha384"),
+        ])
+        #expect(written.status == 0, "\(written.output)")
+        // The hospital's EHR (a backend service) posts one too, for a second sealed record.
+        let sealedE = root + "/sealed-e"
+        _ = try patient.seal(plaintext: plainW, to: sealedE)
+        try FileManager.default.removeItem(atPath: plainW)
+        let storedE = try MedLedgerBinary.ok(["object", "put", "--node", net.node("hospital-a"), "--wallet", patientW.directory, "--t-id", appointment.tID, "--file", sealedE])
+        func fieldE(_ name: String) -> String { storedE.split(separator: "\n").first { $0.hasPrefix(name + ": ") }.map { String($0.dropFirst(name.count + 2)) } ?? "" }
+        let byEHR = try Self.smart([
+            "record", "--fhir", baseA, "--ca", caCert, "--client-id", "ehr", "--key", keys + "/client-key.pem", "--kid", "ehr-es384",
+            "--patient-wallet", patientW.directory, "--doctor-wallet", doctorW.directory,
+            "--patient=" + patientW.info.pid, "--doctor-pid=" + doctorW.info.pid, "--t-id", appointment.tID, "--url", fieldE("url"), "--digest", fieldE("sha384"),
+        ])
+        #expect(byEHR.status == 0, "\(byEHR.output)")
+        let listed = try await doctor.listRecords(patientPID: patientW.info.pid)
+        #expect(listed.count == 4 && listed.contains { $0.recordID == Self.lastJSON(written.output)["record"] as? String }, "\(written.output)")
+        // The grantee: a researcher of an organisation the CA admitted as a third party.
+        try MedLedgerBinary.ok(["org", "admit", "--ca", ca, "--wallet", root + "/sa/wallets/admin", "--org", "research-1", "--type", "third-party", "--out", root + "/research-1"])
+        let researcher = try wallet("researcher", "third-party", "research-1")
+        let consented = try Self.smart(
+            ["consent", "--fhir", baseA, "--ca", caCert, "--client-id", "patient-app", "--scope", "patient/Consent.cru launch/patient", "--patient-wallet", patientW.directory,
+             "--grantee=" + researcher.info.pid, "--t-id", appointment.tID] + patientTLS)
+        #expect(consented.status == 0, "\(consented.output)\nnode A said:\n\(net.peers["hospital-a"]?.text.suffix(20000) ?? "")")
+
         // A doctor's token, then the doctor's certificate revoked: the still-valid token is refused.
         let dr = try Self.smart(["login", "--fhir", baseA, "--ca", caCert, "--client-id", "patient-app", "--scope", "user/DocumentReference.rs", "--cert", doctorW.tlsCertPath, "--key", doctorW.tlsKeyPath])
         let drToken = try #require(Self.lastJSON(dr.output)["access_token"] as? String, "\(dr.output)")
@@ -131,6 +167,7 @@ import Testing
         #expect(peerA.stop() == 0)
         let log = try String(contentsOfFile: root + "/hospital-a/nodes/peer0/audit.log", encoding: .utf8)
         #expect(log.contains("\"smart.token\"") && log.contains("\"smart.authorize\"") && log.contains("fhir client patient-app"))
+        #expect(log.contains("\"record.write\"") && log.contains("putIndexRecord on channel records, tx ") && log.contains("revokeAccess on channel records, tx "), "the FHIR writes are not audited")
         #expect(log.contains("\"action\":\"tls.handshake\"") && log.contains("\"target\":\"fhir\""), "the refused FHIR handshake is not on the audit log")
         #expect(!log.contains("eyJ"), "an access token or assertion reached the audit log")
         let verified = try MedLedgerBinary.run(["audit", "verify", root + "/hospital-a/nodes/peer0/audit.log"])

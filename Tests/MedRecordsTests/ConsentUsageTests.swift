@@ -183,3 +183,66 @@ import Testing
         }
     }
 }
+
+/// A consent the patient signed and a node submits (the FHIR face's Consent writes): the patient's
+/// signature is the authority, once, and only for what it covers.
+@Suite struct SignedConsentTests {
+    func signedGrant(_ w: World, _ t: Treatment, by signer: Person, nonce: String = "n-1", purpose: String = "research", tamper: ((inout GrantAccessRequest) -> Void)? = nil) throws -> GrantAccessRequest {
+        let expires = World.rfc3339(w.clock.addingTimeInterval(86_400))
+        let message = ConsentSigning.grantMessage(granteePID: w.research1.pid, tIDs: [t.tID], purpose: purpose, expiresAt: expires, nonce: nonce)
+        var r = GrantAccessRequest(
+            granteePID: w.research1.pid, tIDs: [t.tID], purpose: purpose, expiresAt: expires,
+            patientCert: signer.pem, patientSignature: try ConsentSigning.sign(message, key: signer.key), nonce: nonce)
+        tamper?(&r)
+        return r
+    }
+
+    @Test func aNodeSubmitsAPatientsSignedGrantOnceAndItsSignedRevocation() throws {
+        let w = try World()
+        let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
+        let grant = try signedGrant(w, t, by: w.patient1)
+        // Only a node (or the patient) carries it; a doctor holding the signature cannot.
+        expectRefused(try w.call(w.doctorA1, "grantAccess", grant), 403, "only a patient")
+        let r = try w.submit(w.nodeB, "grantAccess", grant)
+        #expect(r.response.status == 200, "\(r.response.message)")
+        let consent = try World.decode(Consent.self, r)
+        #expect(consent.patientPID == w.patient1.pid && consent.granteePID == w.research1.pid)
+        // The consent keeps what the patient signed: an auditor checks it without the transaction.
+        let kept = try #require(consent.grantSignature)
+        let key = try #require(try IndexRecordSigning.publicKey(certificatePEM: kept.certificate))
+        #expect(ConsentSigning.isValid(signatureBase64: kept.signature, publicKey: key, message: Array(kept.message.utf8)))
+        #expect(kept.message.hasPrefix(ConsentSigning.grantDomain + "\n" + w.research1.pid + "\n" + t.tID + "\nresearch\n"))
+        // The same signed grant again (a replay after a revocation, say) makes no second consent.
+        expectRefused(try w.call(w.nodeA, "grantAccess", grant), 409, "already submitted")
+
+        let revokeMessage = ConsentSigning.revokeMessage(consentID: consent.consentID)
+        let byOther = RevokeAccessRequest(consentID: consent.consentID, patientCert: w.patient2.pem, patientSignature: try ConsentSigning.sign(revokeMessage, key: w.patient2.key))
+        expectRefused(try w.call(w.nodeA, "revokeAccess", byOther), 404, "no consent")
+        let unsigned = RevokeAccessRequest(consentID: consent.consentID)
+        expectRefused(try w.call(w.nodeA, "revokeAccess", unsigned), 403, "only the patient")
+        let revoke = RevokeAccessRequest(consentID: consent.consentID, patientCert: w.patient1.pem, patientSignature: try ConsentSigning.sign(revokeMessage, key: w.patient1.key))
+        let revoked = try w.submit(w.nodeA, "revokeAccess", revoke)
+        #expect(revoked.response.status == 200, "\(revoked.response.message)")
+        let after = try World.decode(Consent.self, revoked)
+        #expect(after.revokedAt != nil && after.revocationSignature?.message == String(decoding: revokeMessage, as: UTF8.self))
+        #expect(after.grantSignature == consent.grantSignature)
+    }
+
+    @Test func theSignatureCoversEveryFieldAndComesFromTheTreatmentsPatient() throws {
+        let w = try World()
+        let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
+        let cases: [(GrantAccessRequest, Int32, String)] = [
+            (try signedGrant(w, t, by: w.patient1) { $0.purpose = "marketing" }, 400, "does not verify"),
+            (try signedGrant(w, t, by: w.patient1) { $0.granteePID = w.research2.pid }, 400, "does not verify"),
+            (try signedGrant(w, t, by: w.patient1) { $0.nonce = "n-2" }, 400, "does not verify"),
+            (try signedGrant(w, t, by: w.patient1) { $0.patientCert = w.patient2.pem }, 400, "does not verify"),
+            (try signedGrant(w, t, by: w.patient2), 403, "not yours"),
+            (try signedGrant(w, t, by: w.doctorA1), 403, "signed by the patient"),
+            (try signedGrant(w, t, by: w.patient1) { $0.nonce = nil }, 400, "nonce must not be empty"),
+            (try signedGrant(w, t, by: w.patient1) { $0.patientSignature = nil }, 400, "patient_signature"),
+        ]
+        for (request, status, message) in cases { expectRefused(try w.call(w.nodeA, "grantAccess", request), status, message) }
+        w.revoked.insert(w.patient1.cert.serialNumber)
+        expectRefused(try w.call(w.nodeA, "grantAccess", try signedGrant(w, t, by: w.patient1)), 403, "patient certificate rejected")
+    }
+}
