@@ -15,6 +15,10 @@ and fhirpathpy (invariants). The tests and the demo run it against real nodes ov
   record     write a P_DE as a DocumentReference: sign (tid, URL_C, digest) with the patient's and
              the doctor's signing keys (Python `cryptography`), POST it as the doctor's app (or a
              backend service with --kid), read it back; a replay and a forged signature are refused
+  observations  as the treatment's doctor's app: search a treatment's device readings (vital-signs
+             Observations with the values masked, the sealed reading attached), paging through them;
+             with --doctor-wallet, open each sealed reading with umbral-pre and the doctor's key and
+             validate the device's own Observation inside
   consent    as the patient's app: POST a Consent the patient signed, replay it (refused), then
              revoke it with a signed PUT (status inactive)
 
@@ -39,6 +43,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.provenance import Provenance
 from fhirpathpy import evaluate
@@ -54,7 +59,7 @@ for _variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
 
 MODELS = {
     "AuditEvent": AuditEvent, "Bundle": Bundle, "CapabilityStatement": CapabilityStatement, "Consent": Consent,
-    "DocumentReference": DocumentReference, "OperationOutcome": OperationOutcome, "Provenance": Provenance,
+    "DocumentReference": DocumentReference, "OperationOutcome": OperationOutcome, "Provenance": Provenance, "Observation": Observation,
 }
 # R4 invariants the models do not check, as FHIRPath.
 INVARIANTS = {
@@ -64,6 +69,12 @@ INVARIANTS = {
         "ppc-3": "patient.exists() or scope.coding.where(system='http://terminology.hl7.org/CodeSystem/consentscope' and code='research').exists().not()",
     },
     "AuditEvent": {"sev-1": "entity.all(name.empty() or query.empty())"},
+    "Observation": {
+        "obs-6": "dataAbsentReason.empty() or value.empty()",
+        "obs-7": "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()",
+        # The vital-signs profile: a value, a reason it is absent, or parts.
+        "vs-2": "(component.empty() and hasMember.empty()) implies (dataAbsentReason.exists() or value.exists())",
+    },
     "Bundle": {
         "bdl-1": "total.empty() or (type = 'searchset') or (type = 'history')",
         "bdl-2": "entry.search.empty() or (type = 'searchset')",
@@ -93,7 +104,7 @@ def validate(resource):
     except Exception as e:  # pydantic's ValidationError
         check(False, f"{kind} does not validate as FHIR R4: {e}")
     for name, expr in INVARIANTS.get(kind, {}).items():
-        check(evaluate(resource, expr) == [True], f"{kind} breaks invariant {name}")
+        check(evaluate(resource, expr, {"resource": resource}) == [True], f"{kind} breaks invariant {name}")
     for entry in resource.get("entry", []) if kind == "Bundle" else []:
         validate(entry["resource"])
 
@@ -385,6 +396,70 @@ def write_record(args):
     print(json.dumps({"record": record.get("id")}))
 
 
+def observations(args):
+    """The doctor's app reads a treatment's device readings; each carries the device's signed, sealed reading."""
+    conf = discover(args)
+    client, _ = login(args, conf)
+    bundle = get(client, f"{args.fhir}/Observation?encounter={args.t_id}&_count=1")
+    seen = [e["resource"] for e in bundle.get("entry", [])]
+    nxt = [l["url"] for l in bundle["link"] if l["relation"] == "next"]
+    while nxt:
+        page = get(client, nxt[0])
+        seen += [e["resource"] for e in page.get("entry", [])]
+        nxt = [l["url"] for l in page["link"] if l["relation"] == "next"]
+    check(len(seen) == args.expect_records, f"{len(seen)} Observations, expected {args.expect_records}")
+    for o in seen:
+        check(o["category"][0]["coding"][0]["code"] == "vital-signs" and o["code"]["coding"][0]["code"] == "85353-1", "not a vital-signs Observation")
+        check(o["dataAbsentReason"]["coding"][0]["code"] == "masked" and "valueQuantity" not in o, "an Observation shows values the node cannot read")
+        sealed = base64.b64decode(o["extension"][0]["valueAttachment"]["data"])
+        check(len(sealed) > 64, "the sealed reading is missing")
+        if args.doctor_wallet:
+            inner = open_reading(sealed, args.doctor_wallet)
+            validate(inner)
+            codes = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in inner.get("component", [])}
+            check("8867-4" in codes and 20 <= codes["8867-4"] <= 300, f"the opened reading has no heart rate: {inner}")
+            check(inner["effectiveDateTime"] == o["effectiveDateTime"], "the masked Observation's time is not the reading's")
+    print(json.dumps({"observations": len(seen)}))
+
+
+def protobuf_fields(data):
+    """The length-delimited and varint fields of one protobuf message, by number (wire types 0 and 2)."""
+    fields, i = {}, 0
+
+    def varint():
+        nonlocal i
+        shift = value = 0
+        while True:
+            b = data[i]
+            i += 1
+            value |= (b & 0x7F) << shift
+            if b < 0x80:
+                return value
+            shift += 7
+    while i < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            fields[number] = varint()
+        elif wire == 2:
+            n = varint()
+            fields[number] = data[i:i + n]
+            i += n
+        else:
+            raise ValueError(f"unexpected wire type {wire}")
+    return fields
+
+
+def open_reading(sealed, wallet):
+    """A SignedReading (capsule = field 6, ciphertext = 7) opened with the doctor's Umbral key (umbral-pre)."""
+    import umbral_pre as umbral
+    with open(os.path.join(wallet, "pre-keys.json")) as f:
+        secret = umbral.SecretKey.from_be_bytes(bytes.fromhex(json.load(f)["encryption_secret"]))
+    fields = protobuf_fields(sealed)
+    capsule = umbral.Capsule.from_bytes(bytes(fields[6]))
+    return json.loads(bytes(umbral.decrypt_original(secret, capsule, bytes(fields[7]))))
+
+
 def consent(args):
     """A consent the patient signs in the app, granted and revoked through FHIR."""
     conf = discover(args)
@@ -452,7 +527,7 @@ def call(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["login", "patient", "backend", "matrix", "call", "record", "consent"])
+    p.add_argument("mode", choices=["login", "patient", "backend", "matrix", "call", "record", "consent", "observations"])
     p.add_argument("--fhir", help="the FHIR base URL, https://HOST:PORT/fhir")
     p.add_argument("--ca", required=True, help="the CA certificate that signed the node's TLS certificate")
     p.add_argument("--client-id")
@@ -478,7 +553,7 @@ def main():
     p.add_argument("--digest", help="record: the sealed object's SHA-384 (hex)")
     p.add_argument("--grantee", help="consent: the grantee's PID")
     args = p.parse_args()
-    modes = {"login": login_only, "patient": patient, "backend": backend, "matrix": matrix, "call": call, "record": write_record, "consent": consent}
+    modes = {"login": login_only, "patient": patient, "backend": backend, "matrix": matrix, "call": call, "record": write_record, "consent": consent, "observations": observations}
     modes[args.mode](args)
     sys.exit(1 if FAILURES else 0)
 

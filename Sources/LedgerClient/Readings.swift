@@ -15,7 +15,8 @@ extension CareClient {
     public func submitReading(_ vitals: VitalSigns, tID: String, patientPID: String, doctorKey: PublicKey, sequence: UInt64, observedAt: String) async throws -> Medledger_ReadingReceipt {
         try vitals.validate()
         let observation = try vitals.observation(
-            id: "\(wallet.info.pid.prefix(12))-\(sequence)", patientPID: patientPID, devicePID: wallet.info.pid, tID: tID, observedAt: observedAt)
+            // A FHIR id allows [A-Za-z0-9.-]; a PID is base64url, whose '_' it does not.
+            id: "\(wallet.info.pid.prefix(12).replacingOccurrences(of: "_", with: "."))-\(sequence)", patientPID: patientPID, devicePID: wallet.info.pid, tID: tID, observedAt: observedAt)
         let (capsule, ciphertext) = Umbral.encrypt(delegatingPK: doctorKey, plaintext: observation)
         var r = Medledger_SignedReading()
         r.channel = channel

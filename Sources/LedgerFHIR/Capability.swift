@@ -15,6 +15,7 @@ public enum FHIRSurface {
         .init(type: "Consent", interactions: ["read", "search-type", "create", "update"], searchParams: [("patient", "reference")]),
         .init(type: "AuditEvent", interactions: ["search-type"], searchParams: [("patient", "reference"), ("date", "date")]),
         .init(type: "Binary", interactions: ["read"], searchParams: []),
+        .init(type: "Observation", interactions: ["search-type"], searchParams: [("encounter", "reference"), ("_count", "number")]),
     ]
 }
 

@@ -99,6 +99,8 @@ public final class AuthorizationServer: Sendable {
             .resource(context, type: "AuditEvent", [.read, .search]),
             .resource(context, type: "Binary", [.read]),
         ]
+        // Device readings go to the treatment's doctor only (sealed to them).
+        if role == "doctor" { scopes.append(.resource(context, type: "Observation", [.read, .search])) }
         if role == "patient" { scopes.append(.other("launch/patient")) }
         return ScopeSet(scopes)
     }

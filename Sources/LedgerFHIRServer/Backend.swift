@@ -94,6 +94,10 @@ public protocol FHIRBackend: Sendable {
     /// The object's bytes, in pieces, once `objectSize` allowed it.
     func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws
 
+    /// A treatment's device readings the collector verified, oldest first, `limit` from `offset`,
+    /// with how many there are; only the treatment's doctor reads them (403 otherwise).
+    func readings(treatment tID: String, offset: Int, limit: Int, for caller: FHIRCaller) async throws -> (readings: [SealedReading], total: Int)
+
     /// Writes, submitted by the node in its own name once the caller may ask for them; the
     /// signatures they carry are the authority the chaincode checks. Each returns after the commit.
     /// A P_DE over an object already in this node's store; the caller is the treatment's patient or

@@ -85,6 +85,15 @@ extension FHIRServer {
                 throw FHIRFailure(405, "AuditEvents are searched (AuditEvent?patient=PID), not read by id")
             }
         }
+        // Device readings, values sealed to the doctor: search by the treatment (encounter).
+        router.get("/fhir/Observation") { request, _ in
+            try await guarded(request, "Observation", .search) { caller, q in try await observations(caller, q) }
+        }
+        router.get("/fhir/Observation/:id") { request, _ in
+            try await guarded(request, "Observation", .read) { _, _ in
+                throw FHIRFailure(405, "Observations are searched (Observation?encounter=T_ID), not read by id")
+            }
+        }
         addWrites(router)
         // Anything else under /fhir: an OperationOutcome, not Hummingbird's empty 404.
         for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] {
@@ -175,6 +184,23 @@ extension FHIRServer {
         let events = try slice.map { ($0.id, try FHIR.encode(FHIRAuditEvent($0, observer: "medledgerd \(site)", site: site))) }
         let next = offset + count < kept.count ? String(offset + count) : nil
         return searchset(events, "AuditEvent", q, next: next, total: kept.count)
+    }
+
+    func observations(_ caller: FHIRCaller, _ q: Query) async throws -> Response {
+        let given = q.first("encounter").map { $0.hasPrefix("Encounter/") ? String($0.dropFirst("Encounter/".count)) : $0 }
+        guard let tID = given, (1...128).contains(tID.count) else { throw FHIRFailure(400, "search Observations by treatment: ?encounter=T_ID") }
+        let (count, page) = try Self.paging(q)
+        let offset = try page.map { p -> Int in
+            guard let n = Int(p), n >= 0 else { throw FHIRFailure(400, "_page must be an offset") }
+            return n
+        } ?? 0
+        let found = try await backend.readings(treatment: tID, offset: offset, limit: count, for: caller)
+        let items = try found.readings.map { r -> (String, Data) in
+            let o = FHIRObservation(r)
+            return (o.id, try FHIR.encode(o))
+        }
+        let next = offset + count < found.total ? String(offset + count) : nil
+        return searchset(items, "Observation", q, next: next, total: found.total)
     }
 
     /// Token, scope, then the work; every refusal an OperationOutcome with the guide's status.

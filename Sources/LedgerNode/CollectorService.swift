@@ -141,11 +141,18 @@ final class ReadingInbox: Sendable {
     }
 
     func readings(tID: String) throws -> [Medledger_SignedReading] {
+        try readings(tID: tID, offset: 0, limit: Self.readingsPerTreatmentMax).readings
+    }
+
+    /// In arrival order, `limit` from `offset` (only those are read from disk), and how many are kept.
+    func readings(tID: String, offset: Int, limit: Int) throws -> (readings: [Medledger_SignedReading], total: Int) {
         let dir = try folder(tID)
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return [] }
-        return try names.filter { $0.hasSuffix(".pb") }.sorted().map { name in
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return ([], 0) }
+        let kept = names.filter { $0.hasSuffix(".pb") }.sorted()
+        let page = try kept.dropFirst(offset).prefix(limit).map { name in
             guard let d = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) else { throw RPCError(code: .dataLoss, message: "reading \(name) vanished") }
             return try Medledger_SignedReading(serializedBytes: d)
         }
+        return (page, kept.count)
     }
 }

@@ -7,6 +7,7 @@ import LedgerFHIRServer
 import LedgerIdentity
 import LedgerIncidents
 import LedgerObjects
+import LedgerProtos
 import MedRecords
 import SwiftASN1
 import X509
@@ -27,6 +28,8 @@ struct NodeFHIRBackend: FHIRBackend {
     let objects: ObjectStore
     /// Submits the FHIR face's writes in the node's name (FHIRWrites.swift).
     let submitter: NodeSubmitter
+    /// The collector's readings, served as masked Observations to the treatment's doctor.
+    let inbox: ReadingInbox
     let trailGate = AuditTrailGate()
 
     func authenticate(chain: [Certificate]) async throws -> UserIdentity {
@@ -123,6 +126,21 @@ struct NodeFHIRBackend: FHIRBackend {
 
     func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws {
         try await objects.read(digest, each)
+    }
+
+    func readings(treatment tID: String, offset: Int, limit: Int, for caller: FHIRCaller) async throws -> (readings: [SealedReading], total: Int) {
+        // The collector's own rule (`fetchReadings`): the treatment's doctor, read in their name.
+        let t = try read("getTreatment", caller, about: nil, { try MedRecordsReads.treatment(GetTreatmentRequest(tID: tID), stub: $0) }) { [$0.patientPID] }
+        guard caller.kind == .user, caller.id == t.doctorPID else { throw FHIRFailure(403, "only the treatment's doctor reads its device readings") }
+        let found: (readings: [Medledger_SignedReading], total: Int)
+        do { found = try inbox.readings(tID: t.tID, offset: offset, limit: limit) } catch { throw FHIRFailure(503, "the collector's store cannot be read") }
+        let actor = AuditActor(pid: caller.id, org: caller.org, role: caller.role)
+        audit?.note(AuditEvent(actor: actor, action: "collector.fetch", target: t.tID, outcome: .success, detail: "\(found.readings.count) readings, fhir client \(caller.clientID)"))
+        return (try found.readings.map { r in
+            SealedReading(
+                tID: r.tID, patientPID: t.patientPID, devicePID: r.devicePid, sequence: r.sequence, observedAt: r.observedAt, receivedAt: r.receivedAt,
+                sealed: Data(try r.serializedBytes() as [UInt8]))
+        }, found.total)
     }
 
     func audit(_ note: FHIRAuditNote) {

@@ -186,16 +186,19 @@ public final class NodeServer: Sendable {
                 let submitter = try NodeSubmitter(signer: nodeSigner, trustedRootsPEM: rootsPEM, tls: identity, ownAddress: { boundAddress.value })
                 nodeSubmitter = submitter
                 let query = ChainQuery(runtime: peer)
-                if let f = config.fhir {
-                    fhirBackend = NodeFHIRBackend(query: query, channel: f.channel, trust: trust, suspensions: suspensions, audit: audit, node: submitter.creator, incidents: incidents, objects: objects, submitter: submitter)
-                }
                 let dataDir = URL(fileURLWithPath: config.dataDir)
+                let inbox = try ReadingInbox(directory: dataDir.appendingPathComponent("collector"))
+                if let f = config.fhir {
+                    fhirBackend = NodeFHIRBackend(
+                        query: query, channel: f.channel, trust: trust, suspensions: suspensions, audit: audit, node: submitter.creator, incidents: incidents, objects: objects,
+                        submitter: submitter, inbox: inbox)
+                }
                 services.append(AppointmentService(doctors: config.appointments?.doctors ?? [], trust: trust, query: query, submitter: submitter, audit: audit))
                 services.append(ProxyService(
                     store: try KeyFragStore(directory: dataDir.appendingPathComponent("proxy")), query: query, submitter: submitter,
                     proxyName: "\(config.node.org)/\(config.node.name)", audit: audit, metrics: nodeMetrics))
                 services.append(CollectorService(
-                    inbox: try ReadingInbox(directory: dataDir.appendingPathComponent("collector")), trust: trust, query: query, node: submitter, audit: audit))
+                    inbox: inbox, trust: trust, query: query, node: submitter, audit: audit))
             }
         }
         if let orderer { services.append(OrdererService(orderer: orderer, nodeOrg: config.node.org, audit: audit)) }

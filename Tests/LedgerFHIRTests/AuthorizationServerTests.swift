@@ -23,6 +23,7 @@ final class FakeBackend: FHIRBackend {
     func accessLog(patient: String, since: String?, limit: Int, for caller: FHIRCaller) async throws -> [AccessEntry] { [] }
     func objectSize(_ digest: String, for caller: FHIRCaller) async throws -> UInt64 { throw FHIRFailure(404, "none") }
     func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws { throw FHIRFailure(404, "none") }
+    func readings(treatment tID: String, offset: Int, limit: Int, for caller: FHIRCaller) async throws -> (readings: [SealedReading], total: Int) { throw FHIRFailure(404, "none") }
     func createIndexRecord(_ submission: DocumentSubmission, for caller: FHIRCaller) async throws -> IndexRecord { throw FHIRFailure(404, "none") }
     func grantConsent(_ submission: ConsentGrantSubmission, for caller: FHIRCaller) async throws -> Consent { throw FHIRFailure(404, "none") }
     func revokeConsent(_ consentID: String, signature: SubmittedSignature, for caller: FHIRCaller) async throws -> Consent { throw FHIRFailure(404, "none") }

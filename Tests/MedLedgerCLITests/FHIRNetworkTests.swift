@@ -145,6 +145,19 @@ import Testing
              "--grantee=" + researcher.info.pid, "--t-id", appointment.tID] + patientTLS)
         #expect(consented.status == 0, "\(consented.output)\nnode A said:\n\(net.peers["hospital-a"]?.text.suffix(20000) ?? "")")
 
+        // Device readings: a device sends two to the collector, sealed to the doctor; the doctor's
+        // app finds them as masked vital-signs Observations; the patient's token has no such scope.
+        let device = try wallet("monitor", "device", "hospital-a")
+        _ = try MedLedgerBinary.ok([
+            "device", "simulate", "--node", net.node("hospital-a"), "--wallet", device.directory, "--count", "2", "--interval", "0",
+            "--t-id", appointment.tID, "--patient=" + patientW.info.pid, "--doctor=" + doctorW.info.pid,
+        ])
+        let observed = try Self.smart([
+            "observations", "--fhir", baseA, "--ca", caCert, "--client-id", "patient-app", "--scope", "user/Observation.rs",
+            "--cert", doctorW.tlsCertPath, "--key", doctorW.tlsKeyPath, "--t-id", appointment.tID, "--expect-records", "2", "--doctor-wallet", doctorW.directory,
+        ])
+        #expect(observed.status == 0, "\(observed.output)")
+
         // A doctor's token, then the doctor's certificate revoked: the still-valid token is refused.
         let dr = try Self.smart(["login", "--fhir", baseA, "--ca", caCert, "--client-id", "patient-app", "--scope", "user/DocumentReference.rs", "--cert", doctorW.tlsCertPath, "--key", doctorW.tlsKeyPath])
         let drToken = try #require(Self.lastJSON(dr.output)["access_token"] as? String, "\(dr.output)")
