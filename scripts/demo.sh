@@ -202,9 +202,14 @@ say "and who read their records on hospital-a's node, and when (its audit log, P
 say "the same through FHIR R4 + SMART on FHIR: hospital-a's administrator registers a patient app; the app (Python authlib, no MedLedger code)"
 say "signs the patient in with PKCE and their wallet's certificate, then reads their DocumentReferences and AuditEvents:"
 "$BIN" fhir client register --fhir "$FHIR" --wallet "$WORK/hospital-a/admin" --client-id patient-app \
-  --redirect-uri http://127.0.0.1/callback --scope "patient/*.rs launch/patient"
+  --redirect-uri http://127.0.0.1/callback --scope "patient/*.rs user/*.rs launch/patient"
 python3 scripts/smart_client.py patient --show --fhir "https://$FHIR/fhir" --ca "$WORK/sa/ca-cert.pem" --client-id patient-app \
   --redirect-uri http://127.0.0.1/callback --cert "$WORK/w/patient/tls-cert.pem" --key "$WORK/w/patient/tls-key.pem" | grep -v '^{'
+say "the doctor's app finds the monitors' readings as FHIR Observations: the node shows them masked (it cannot read them);"
+say "the app opens each with the doctor's key (umbral-pre, no MedLedger code):"
+python3 scripts/smart_client.py observations --show --fhir "https://$FHIR/fhir" --ca "$WORK/sa/ca-cert.pem" --client-id patient-app \
+  --redirect-uri http://127.0.0.1/callback --scope user/Observation.rs --cert "$WORK/w/doctor/tls-cert.pem" --key "$WORK/w/doctor/tls-key.pem" \
+  --t-id "$TID" --expect-records 4 --doctor-wallet "$WORK/w/doctor" | grep -v '^{'
 
 step "16. The patient revokes the consent on chain: from the next block on the proxies refuse (they still hold their fragments)"
 "$BIN" share revoke "${A[@]}" --wallet "$WORK/w/patient" --consent "$CONSENT"

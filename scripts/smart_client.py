@@ -419,6 +419,10 @@ def observations(args):
             codes = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in inner.get("component", [])}
             check("8867-4" in codes and 20 <= codes["8867-4"] <= 300, f"the opened reading has no heart rate: {inner}")
             check(inner["effectiveDateTime"] == o["effectiveDateTime"], "the masked Observation's time is not the reading's")
+            if args.show:
+                device = o["device"]["identifier"]["value"]
+                print(f"  Observation {o['id'][:15]}…  {o['effectiveDateTime']}  device {device[:12]}…  values masked;"
+                      f" opened with the doctor's key: heart rate {codes.get('8867-4')}/min, {codes.get('8480-6')}/{codes.get('8462-4')} mmHg")
     print(json.dumps({"observations": len(seen)}))
 
 
