@@ -66,6 +66,8 @@ public final class AuthorizationServer: Sendable {
     public static let codeLifetime: TimeInterval = 60
     public static let approvalLifetime: TimeInterval = 300
     public static let assertionLifetimeMax = 300
+    /// How far a client's clock may run behind this node's, for `iat` after a start.
+    static let clockSkew = 5
     /// Every store is bounded in total, and per user or client, so that one of them filling its
     /// share refuses only itself; nothing is dropped to make room (a dropped revocation would
     /// revive a token). Expired entries are purged as they are met.
@@ -81,8 +83,12 @@ public final class AuthorizationServer: Sendable {
     private let state = Mutex(State())
     private let parsedScopes = Mutex<[String: ScopeSet]>([:])
 
+    /// When this server started (Unix seconds): its assertion replay cache knows nothing older.
+    let startedAt: Int
+
     public init(tokens: TokenAuthority, clients: ClientRegistry, endpoints: Endpoints, backend: any FHIRBackend, clock: @escaping @Sendable () -> Date = { Date() }) {
         (self.tokens, self.clients, self.endpoints, self.backend, self.clock) = (tokens, clients, endpoints, backend, clock)
+        startedAt = Int(clock().timeIntervalSince1970)
     }
 
     /// What each kind of user may be granted, whatever an app asks for. Patients read their own
@@ -270,6 +276,13 @@ public final class AuthorizationServer: Sendable {
         guard claims.exp <= now + Self.assertionLifetimeMax else { throw refuse("the client assertion may live at most 5 minutes") }
         if let nbf = claims.nbf, nbf > now + 5 { throw refuse("the client assertion is not valid yet") }
         guard (1...256).contains(claims.jti.count) else { throw refuse("the client assertion needs a jti") }
+        // The replay cache lives in memory and starts empty, so an assertion made before this start
+        // could be replayed. For an assertion's lifetime after a start, assertions must say when
+        // they were made (iat) and be made since (a few seconds of clock skew allowed).
+        if now < startedAt + Self.assertionLifetimeMax {
+            guard let iat = claims.iat else { throw refuse("the client assertion needs an iat for \(Self.assertionLifetimeMax) s after this server started") }
+            guard iat >= startedAt - Self.clockSkew else { throw refuse("the client assertion was made before this server started; make a new one") }
+        }
         let seen: String? = state.withLock { s in
             let key = claims.iss + "\u{0}" + claims.jti
             guard s.assertions[key] == nil else { return "the client assertion's jti was already used" }

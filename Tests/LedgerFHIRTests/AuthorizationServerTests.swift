@@ -204,6 +204,47 @@ final class TestClock: Sendable {
         #expect(!AuthorizationServer.redirectMatches(registered: "http://127.0.0.1/cb", given: "http://localhost.evil.example/cb"))
     }
 
+    struct Assertion: JWTPayload {
+        var iss: String
+        var sub: String
+        var aud: String
+        var exp: Int
+        var iat: Int?
+        var jti: String
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    /// The jti replay cache starts empty at each start, so for an assertion's lifetime after a start
+    /// only assertions made since are taken: one captured before a restart cannot be replayed.
+    @Test func assertionsMadeBeforeAStartAreRefusedWhileTheyCouldStillLive() async throws {
+        let s = try await Self.setup()
+        let key = ES384PrivateKey()
+        let p = try #require(key.parameters)
+        let jwks = #"{"keys":[{"kty":"EC","crv":"P-384","x":"\#(p.x)","y":"\#(p.y)","kid":"k1","alg":"ES384","use":"sig"}]}"#
+        try await s.server.clients.register(RegisteredClient(
+            clientID: "ehr", kind: .backend, name: "EHR", org: "hospital-a", redirectURIs: [], jwks: jwks, scope: "system/DocumentReference.rs",
+            registeredBy: "admin", registeredAt: "2026-12-01T00:00:00Z"))
+        let keys = JWTKeyCollection()
+        await keys.add(ecdsa: key, kid: "k1")
+        let start = Int(s.clock.read().timeIntervalSince1970)
+        func ask(iat: Int?, exp: Int) async throws -> String? {
+            let signed = try await keys.sign(Assertion(iss: "ehr", sub: "ehr", aud: Self.tokenURL, exp: exp, iat: iat, jti: UUID().uuidString), kid: "k1")
+            do {
+                _ = try await s.server.token([
+                    "grant_type": "client_credentials", "scope": "system/DocumentReference.rs",
+                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": signed,
+                ])
+                return nil
+            } catch { return error.text }
+        }
+        #expect(try await ask(iat: start - 60, exp: start + 200)?.contains("made before this server started") == true)
+        #expect(try await ask(iat: nil, exp: start + 200)?.contains("needs an iat") == true)
+        #expect(try await ask(iat: start - 2, exp: start + 200) == nil)  // a client clock a little behind
+        s.clock.advance(301)
+        let now = start + 301
+        #expect(try await ask(iat: nil, exp: now + 200) == nil)  // nothing from before the start can still live
+    }
+
     @Test func clientRegistrationsAreCheckedAndSurviveARestart() async throws {
         let s = try await Self.setup()
         func refused(_ c: RegisteredClient) async -> Int? {
