@@ -192,6 +192,7 @@ let package = Package(
             name: "medledger",
             dependencies: [
                 "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
+                "LedgerStorage",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

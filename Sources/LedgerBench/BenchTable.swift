@@ -15,16 +15,24 @@ public struct BenchRow: Encodable, Sendable {
     public var cpuMicrosPerOp: Double?
     /// An upper bound on p50 the issue asks for, where it asks for one.
     public var p50TargetMicros: Double?
+    /// An upper bound on `rate` (for costs such as bytes per transaction), where one is asked for.
+    public var rateAtMost: Double?
+    /// Each run's rate when the row is the median of several (`--repeat`).
+    public var runRates: [Double]?
     public var meetsTarget: Bool? {
-        switch (target, p50TargetMicros) {
-        case (nil, nil): return nil
-        case (let t?, nil): return rate >= t
-        case (nil, let l?): return (p50Micros ?? .infinity) <= l
-        case (let t?, let l?): return rate >= t && (p50Micros ?? .infinity) <= l
-        }
+        var verdicts = [Bool]()
+        if let t = target { verdicts.append(rate >= t) }
+        if let l = p50TargetMicros { verdicts.append((p50Micros ?? .infinity) <= l) }
+        if let m = rateAtMost { verdicts.append(rate <= m) }
+        return verdicts.isEmpty ? nil : !verdicts.contains(false)
     }
 
-    public init(operation: String, count: Int, seconds: Double, rate: Double, rateUnit: String, p50Micros: Double? = nil, p99Micros: Double? = nil, target: Double? = nil, cpuMicrosPerOp: Double? = nil, p50TargetMicros: Double? = nil) {
+    public init(
+        operation: String, count: Int, seconds: Double, rate: Double, rateUnit: String, p50Micros: Double? = nil, p99Micros: Double? = nil, target: Double? = nil,
+        cpuMicrosPerOp: Double? = nil, p50TargetMicros: Double? = nil, rateAtMost: Double? = nil, runRates: [Double]? = nil
+    ) {
+        self.rateAtMost = rateAtMost
+        self.runRates = runRates
         self.operation = operation
         self.count = count
         self.seconds = seconds
@@ -38,7 +46,7 @@ public struct BenchRow: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget, cpuMicrosPerOp, p50TargetMicros
+        case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget, cpuMicrosPerOp, p50TargetMicros, rateAtMost, runRates
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -54,6 +62,8 @@ public struct BenchRow: Encodable, Sendable {
         try c.encodeIfPresent(meetsTarget, forKey: .meetsTarget)
         try c.encodeIfPresent(cpuMicrosPerOp, forKey: .cpuMicrosPerOp)
         try c.encodeIfPresent(p50TargetMicros, forKey: .p50TargetMicros)
+        try c.encodeIfPresent(rateAtMost, forKey: .rateAtMost)
+        try c.encodeIfPresent(runRates, forKey: .runRates)
     }
 }
 
@@ -80,11 +90,15 @@ public struct BenchReport: Encodable, Sendable {
         let header = ["operation", "count", "seconds", "rate", "p50", "p99"] + (withCPU ? ["cpu/op"] : []) + ["target", "ok"]
         var lines = [[String]]()
         for r in rows {
-            var target = [r.target.map { ">= \(Self.grouped($0))" }, r.p50TargetMicros.map { "p50 <= \(Self.duration($0))" }].compactMap { $0 }.joined(separator: ", ")
+            var target = [
+                r.target.map { ">= \(Self.grouped($0))" }, r.rateAtMost.map { "<= \(Self.grouped($0))" }, r.p50TargetMicros.map { "p50 <= \(Self.duration($0))" },
+            ].compactMap { $0 }.joined(separator: ", ")
             if target.isEmpty { target = "-" }
+            // A median of several runs shows their spread too.
+            let spread = r.runRates.flatMap { rates in rates.count > 1 ? " (\(Self.grouped(rates.min()!))–\(Self.grouped(rates.max()!)))" : nil } ?? ""
             lines.append([
                 r.operation, "\(r.count)", String(format: "%.3f", r.seconds),
-                "\(Self.grouped(r.rate)) \(r.rateUnit)",
+                "\(Self.grouped(r.rate)) \(r.rateUnit)\(spread)",
                 r.p50Micros.map(Self.duration) ?? "-", r.p99Micros.map(Self.duration) ?? "-",
             ] + (withCPU ? [r.cpuMicrosPerOp.map(Self.duration) ?? "-"] : []) + [
                 target,
@@ -119,6 +133,9 @@ public struct BenchReport: Encodable, Sendable {
 /// Monotonic time in nanoseconds.
 @inline(__always)
 func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+/// The median of some values (the upper middle one for an even count), nil when empty.
+public func median(_ values: [Double]) -> Double? { percentile(values.sorted(), 0.5) }
 
 /// The `p` quantile of an ascending array (nearest rank), nil when empty.
 public func percentile(_ sorted: [Double], _ p: Double) -> Double? {

@@ -5,6 +5,7 @@ import LedgerClient
 import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
+import LedgerStorage
 import MedRecords
 import Synchronization
 
@@ -18,7 +19,9 @@ struct LoadBench: AsyncParsableCommand {
 
     @Option(help: "Transactions per in-flight level.") var transactions = 10_000
     @Option(help: "In-flight levels, comma-separated.") var inFlight = "1,64,250,500,1000"
-    @Option(help: "kv (32-byte values under unique keys) or pde (signed P_DE index records).") var workload = "kv"
+    @Option(help: "kv (32-byte values under unique keys), pde (signed P_DE index records) or read (kv gets, evaluated by the peer without ordering).")
+    var workload = "kv"
+    @Option(name: .customLong("repeat"), help: "Measured runs at each in-flight level; the row shows their median and spread.") var repeats = 1
     @Flag(help: "Print JSON instead of a table.") var json = false
     @Option(help: "Working directory (default: a temporary one, removed afterwards).") var dir: String?
     @Option(help: "The channel's max_message_count (transactions per block at most).") var blockMaxTx = 1000
@@ -28,7 +31,8 @@ struct LoadBench: AsyncParsableCommand {
     func run() async throws {
         let levels = inFlight.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !levels.isEmpty, levels.allSatisfy({ $0 > 0 }), transactions > 0 else { throw ValidationError("--in-flight must list positive numbers and --transactions must be positive") }
-        guard ["kv", "pde"].contains(workload) else { throw ValidationError("--workload must be kv or pde") }
+        guard ["kv", "pde", "read"].contains(workload) else { throw ValidationError("--workload must be kv, pde or read") }
+        guard (1...20).contains(repeats) else { throw ValidationError("--repeat must be 1…20") }
         guard (1...10_000).contains(blockMaxTx) else { throw ValidationError("--block-max-tx must be 1…10000") }
         let root = dir ?? NSTemporaryDirectory() + "medledger-bench-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -49,8 +53,15 @@ struct LoadBench: AsyncParsableCommand {
             let gateway = try await Gateway.connect(wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
             defer { gateway.close() }
             let pde = workload == "pde" ? try await PDEWorkload.prepare(net: net, gateway: gateway) : nil
+            let readKeys = workload == "read" ? try await Self.preload(gateway, keys: min(transactions, Self.readKeysMax), say: say) : 0
             let label = orderers == 3 ? (kind == 3 ? "raft ×3, " : "solo, ") : ""
-            rows += await measure(net: net, gateway: gateway, pde: pde, levels: levels, label: label, raft: kind == 3, say: say)
+            let ledger = StorageLayout.databasePath(dataDir: net.root + "/hospital-a/nodes/peer0/data")
+            let bytesBefore = Self.directoryBytes(ledger)
+            let measured = await measure(net: net, gateway: gateway, pde: pde, readKeys: readKeys, levels: levels, label: label, raft: kind == 3, say: say)
+            rows += measured
+            if workload == "kv", kind == 1 {
+                rows.append(Self.bytesPerTransaction(before: bytesBefore, after: Self.directoryBytes(ledger), committed: measured.reduce(0) { $0 + $1.count * repeats }))
+            }
         }
         if orderers == 3 {
             // Raft against solo at each level, from this run's own figures.
@@ -64,63 +75,134 @@ struct LoadBench: AsyncParsableCommand {
         }
         let report = BenchReport(
             title: "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine\(orderers == 3 ? "; raft ×3: three consenters (hospital-a's node also runs the one peer, as the SA's node does for solo); raft/solo is this run's ratio" : ""))",
-            environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
+            environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "runs per level": "\(repeats) (median; spread in brackets)", "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
             rows: rows)
         print(json ? try report.json() : report.table())
     }
 
-    /// Runs `transactions` submissions at each in-flight level; one row per level.
-    func measure(net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, levels: [Int], label: String, raft: Bool, say: (String) -> Void) async -> [BenchRow] {
+    /// One measured run: committed (or, for reads, answered) operations, wall time, their latencies
+    /// (ascending, µs) and the CPU all processes spent.
+    struct Run {
+        var ok: Int
+        var seconds: Double
+        var latencies: [Double]
+        var cpu: Double
+    }
+
+    /// `repeats` runs of `transactions` operations at each in-flight level; one row per level, the
+    /// median of each figure across the runs.
+    func measure(net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, levels: [Int], label: String, raft: Bool, say: (String) -> Void) async -> [BenchRow] {
         var rows = [BenchRow]()
         for level in levels {
-            say("\(transactions) \(workload) transactions at \(level) in flight…")
-            let cpuBefore = net.cpuSeconds() + LocalNetwork.selfCPUSeconds()
-            let state = LoadState()
-            let started = DispatchTime.now().uptimeNanoseconds
-            let count = transactions
-            let runID = UUID().uuidString.prefix(8)
-            await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<min(level, count) {
-                    group.addTask {
-                        while true {
-                            let i = state.next.add(1, ordering: .relaxed).oldValue
-                            guard i < count else { return }
-                            let t0 = DispatchTime.now().uptimeNanoseconds
-                            do {
-                                let r: SubmitResult
-                                if let pde {
-                                    r = try await gateway.submit(chaincode: "medrecords", function: "putIndexRecord", byteArgs: [try pde.record(i)])
-                                } else {
-                                    var value = [UInt8](repeating: 0, count: 32)
-                                    for j in value.indices { value[j] = UInt8.random(in: 0...255) }
-                                    r = try await gateway.submit(chaincode: "kv", function: "put", byteArgs: [Array("bench-\(runID)-\(level)-\(i)".utf8), value])
-                                }
-                                if r.isValid {
-                                    let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000
-                                    state.latencies.withLock { $0.append(dt) }
-                                } else {
-                                    state.failures.withLock { $0["\(r.code)", default: 0] += 1 }
-                                }
-                            } catch {
-                                state.failures.withLock { $0["\(error)".prefix(120).description, default: 0] += 1 }
+            var runs = [Run]()
+            for n in 0..<repeats {
+                say("\(transactions) \(workload) \(workload == "read" ? "evaluations" : "transactions") at \(level) in flight\(repeats > 1 ? ", run \(n + 1) of \(repeats)" : "")…")
+                runs.append(await run(net: net, gateway: gateway, pde: pde, readKeys: readKeys, level: level, say: say))
+            }
+            let rates = runs.map { Double($0.ok) / $0.seconds }
+            let kv = workload == "kv" && !raft
+            rows.append(BenchRow(
+                operation: "\(label)\(workload), \(level) in flight", count: runs.map(\.ok).min() ?? 0, seconds: median(runs.map(\.seconds)) ?? 0,
+                rate: median(rates) ?? 0, rateUnit: workload == "read" ? "reads/s" : "tx/s",
+                p50Micros: median(runs.compactMap { percentile($0.latencies, 0.5) }), p99Micros: median(runs.compactMap { percentile($0.latencies, 0.99) }),
+                target: level == 500 && kv ? 5500 : level >= 64 && workload == "read" ? 30_000 : level == 500 && workload == "pde" ? 3800 : nil,
+                cpuMicrosPerOp: median(runs.filter { $0.ok > 0 }.map { $0.cpu * 1e6 / Double($0.ok) }),
+                p50TargetMicros: level == 1 && kv ? 2500 : nil,
+                runRates: repeats > 1 ? rates : nil))
+        }
+        return rows
+    }
+
+    /// `transactions` operations with `level` of them in flight.
+    func run(net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, level: Int, say: (String) -> Void) async -> Run {
+        let cpuBefore = net.cpuSeconds() + LocalNetwork.selfCPUSeconds()
+        let state = LoadState()
+        let started = DispatchTime.now().uptimeNanoseconds
+        let count = transactions
+        let runID = UUID().uuidString.prefix(8)
+        let workload = self.workload
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<min(level, count) {
+                group.addTask {
+                    while true {
+                        let i = state.next.add(1, ordering: .relaxed).oldValue
+                        guard i < count else { return }
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        do {
+                            let valid: Bool, code: String
+                            if workload == "read" {
+                                let r = try await gateway.evaluate(chaincode: "kv", function: "get", byteArgs: [Self.readKey(i % readKeys)])
+                                (valid, code) = (r.status == 200 && r.payload.count == 32, "status \(r.status), \(r.payload.count) bytes")
+                            } else if let pde {
+                                let r = try await gateway.submit(chaincode: "medrecords", function: "putIndexRecord", byteArgs: [try pde.record(i)])
+                                (valid, code) = (r.isValid, "\(r.code)")
+                            } else {
+                                let r = try await gateway.submit(chaincode: "kv", function: "put", byteArgs: [Array("bench-\(runID)-\(level)-\(i)".utf8), Self.randomValue()])
+                                (valid, code) = (r.isValid, "\(r.code)")
                             }
+                            if valid {
+                                let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000
+                                state.latencies.withLock { $0.append(dt) }
+                            } else {
+                                state.failures.withLock { $0[code, default: 0] += 1 }
+                            }
+                        } catch {
+                            state.failures.withLock { $0["\(error)".prefix(120).description, default: 0] += 1 }
                         }
                     }
                 }
             }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            let cpu = net.cpuSeconds() + LocalNetwork.selfCPUSeconds() - cpuBefore
-            let sorted = state.latencies.withLock { $0.sorted() }
-            for (why, n) in state.failures.withLock({ $0 }) { say("  \(n) failed: \(why)") }
-            let ok = sorted.count
-            rows.append(BenchRow(
-                operation: "\(label)\(workload), \(level) in flight", count: ok, seconds: seconds, rate: Double(ok) / seconds, rateUnit: "tx/s",
-                p50Micros: percentile(sorted, 0.5), p99Micros: percentile(sorted, 0.99),
-                target: level == 500 && workload == "kv" && !raft ? 3000 : nil,
-                cpuMicrosPerOp: ok > 0 ? cpu * 1e6 / Double(ok) : nil,
-                p50TargetMicros: level == 1 && workload == "kv" && !raft ? 5000 : nil))
         }
-        return rows
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        let cpu = net.cpuSeconds() + LocalNetwork.selfCPUSeconds() - cpuBefore
+        for (why, n) in state.failures.withLock({ $0 }) { say("  \(n) failed: \(why)") }
+        let sorted = state.latencies.withLock { $0.sorted() }
+        return Run(ok: sorted.count, seconds: seconds, latencies: sorted, cpu: cpu)
+    }
+
+    static func randomValue() -> [UInt8] { (0..<32).map { _ in UInt8.random(in: 0...255) } }
+
+    // MARK: - The read workload and the ledger's size
+
+    /// Keys the read workload reads, written (unmeasured) before it starts.
+    static let readKeysMax = 5_000
+    static func readKey(_ i: Int) -> [UInt8] { Array("bench-read-\(i)".utf8) }
+
+    static func preload(_ gateway: Gateway, keys: Int, say: (String) -> Void) async throws -> Int {
+        say("writing \(keys) keys for the read workload…")
+        let state = LoadState()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<min(500, keys) {
+                group.addTask {
+                    while true {
+                        let i = state.next.add(1, ordering: .relaxed).oldValue
+                        guard i < keys else { return }
+                        let r = try await gateway.submit(chaincode: "kv", function: "put", byteArgs: [readKey(i), randomValue()])
+                        guard r.isValid else { throw CLIError("preloading key \(i) failed: \(r.code)") }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return keys
+    }
+
+    /// Bytes of the files under `path` (the peer's RocksDB: blocks, state, history, indexes, its
+    /// write-ahead log), as the node keeps them.
+    static func directoryBytes(_ path: String) -> Int {
+        guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
+        var total = 0
+        while let name = walker.nextObject() as? String {
+            guard let a = try? FileManager.default.attributesOfItem(atPath: path + "/" + name), a[.type] as? FileAttributeType == .typeRegular else { continue }
+            total += a[.size] as? Int ?? 0
+        }
+        return total
+    }
+
+    static func bytesPerTransaction(before: Int, after: Int, committed: Int) -> BenchRow {
+        BenchRow(
+            operation: "peer ledger on disk per kv tx (RocksDB as kept, no outside compaction)", count: committed, seconds: 0,
+            rate: committed > 0 ? Double(after - before) / Double(committed) : 0, rateUnit: "bytes/tx", rateAtMost: 500)
     }
 }
 

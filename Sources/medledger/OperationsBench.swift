@@ -49,7 +49,7 @@ struct OperationsBench: AsyncParsableCommand {
                         }
                     }
                 }
-                let rows = await load.measure(net: net, gateway: gateway, pde: nil, levels: [inFlight], label: "", raft: false, say: say)
+                let rows = await load.measure(net: net, gateway: gateway, pde: nil, readKeys: 0, levels: [inFlight], label: "", raft: false, say: say)
                 scraper?.cancel()
                 _ = await scraper?.value
                 if let rate = rows.first?.rate { rates[metrics]!.append(rate) }
