@@ -4,7 +4,7 @@
 # system library Package.swift links, from Debian: RocksDB, OpenSSL's libcrypto, libraft and libuv.
 # (DeploymentFilesTests checks both against Package.swift and the checked-out packages.)
 FROM swift:6.2-bookworm AS build
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librocksdb-dev libssl-dev libraft-dev libuv1-dev pkg-config \
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librocksdb-dev libssl-dev libsecp256k1-dev libraft-dev libuv1-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -16,7 +16,7 @@ RUN swift build -c release --static-swift-stdlib --product medledgerd \
 
 # Runtime stage: only the shared libraries the binaries need.
 FROM debian:bookworm-slim
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librocksdb7.8 libssl3 libraft2 libuv1 ca-certificates \
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librocksdb7.8 libssl3 libsecp256k1-1 libraft2 libuv1 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data medledger && mkdir -p /data && chown medledger /data
 COPY --from=build /usr/local/bin/medledgerd /usr/local/bin/medledger /usr/local/bin/

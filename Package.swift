@@ -25,8 +25,9 @@ import PackageDescription
 //   LedgerOrdering    → LedgerChannel, LedgerStorage, LedgerConsensus (block cutter, solo and raft orderers)
 //   LedgerBench       → LedgerStorage
 //   LedgerObjects     → LedgerCrypto (object store: ciphertexts named by SHA-384, files beside RocksDB)
-//   CLibCrypto        (system library: OpenSSL libcrypto, for secp256k1 arithmetic)
-//   LedgerPRE         → CLibCrypto, Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
+//   CSecp256k1        (system library: Bitcoin Core's libsecp256k1 from Debian, for secp256k1 point and scalar arithmetic)
+//   CLibCrypto        (system library: OpenSSL libcrypto: CSPRNG, hash-to-curve field arithmetic)
+//   LedgerPRE         → CSecp256k1, CLibCrypto, Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   LedgerRecords     → LedgerPRE (sealed record bundles: chunked AES-256-GCM; docs/SEALED_RECORDS.md)
 //   HospitalFlows     → LedgerPRE, LedgerCrypto, LedgerProtos (T_SK, FHIR readings and bundles, reading signatures: pure formats)
 //   medledgerd, medledger (thin executables)
@@ -162,10 +163,12 @@ let package = Package(
         // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
         // The hospital's object store: encrypted records as files named by their SHA-384.
         .target(name: "LedgerObjects", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
-        // OpenSSL's libcrypto (secp256k1 point and scalar arithmetic). The scripts install libssl-dev.
+        // Bitcoin Core's libsecp256k1 (secp256k1 point and scalar arithmetic for LedgerPRE). The scripts install libsecp256k1-dev.
+        .systemLibrary(name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
+        // OpenSSL's libcrypto (CSPRNG, and the GF(p) arithmetic of hash-to-curve). The scripts install libssl-dev.
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Umbral threshold proxy re-encryption, byte-compatible with umbral-pre 0.11 (docs/PRE.md).
-        .target(name: "LedgerPRE", dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "LedgerPRE", dependencies: ["CSecp256k1", "CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Client-side sealing of a record bundle: chunked AES-256-GCM, key wrapped in an Umbral capsule (docs/SEALED_RECORDS.md).
         .target(name: "LedgerRecords", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         // The paper's off-chain formats: T_SK, device readings as FHIR Observations, record bundles.

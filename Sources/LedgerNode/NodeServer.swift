@@ -29,6 +29,10 @@ public final class NodeServer: Sendable {
         public var description: String
     }
 
+    /// HTTP/2 flow-control window this node opens per stream (and connection) for what it receives:
+    /// how much a client may send ahead of the node's reading it.
+    static let receiveWindowBytes = 4 << 20
+
     let config: NodeConfig
     let log: @Sendable (String) -> Void
     /// The levels `PUT /logspec` changes (nil: the log closure has no levels, as in tests).
@@ -231,7 +235,12 @@ public final class NodeServer: Sendable {
         // After authentication: suspended identities are refused, and the anomaly rules see the rest.
         let interceptors: [any ServerInterceptor] = (operations.map { [MetricsInterceptor(metrics: $0.metrics)] } ?? []) + [auth, AuditGateInterceptor(guardian: auditGuard), IncidentInterceptor(desk: incidents)]
         let main = GRPCServer(
-            transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security, config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),
+            transport: HTTP2ServerTransport.Posix(address: listen.serverAddress, transportSecurity: security, config: .defaults { config in
+                config.connection.keepalive = ConnectionKeepalive.server
+                // HTTP/2's default 64 KiB window makes a 1 MiB upload wait for a window update every
+                // 64 KiB; clients already open 8 MiB windows for what they receive.
+                config.http2.targetWindowSize = Self.receiveWindowBytes
+            }),
             services: services, interceptors: interceptors)
 
         // One service group runs every long-lived part; on SIGTERM/SIGINT it shuts them down in
