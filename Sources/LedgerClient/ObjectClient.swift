@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import LedgerObjects
 import LedgerProtos
 import LedgerRPC
@@ -10,9 +11,19 @@ import LedgerTransport
 /// SHA-384 before they are kept.
 public struct ObjectClient: Sendable {
     public let wallet: Wallet
+    /// Connections kept for reuse; without one, each call dials (and shakes hands) anew.
+    public let pool: NodeConnectionPool?
     public static let chunkSize = 1 << 20
 
-    public init(wallet: Wallet) { self.wallet = wallet }
+    public init(wallet: Wallet, pool: NodeConnectionPool? = nil) {
+        self.wallet = wallet
+        self.pool = pool
+    }
+
+    func call<T: Sendable>(_ node: NodeAddress, _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T) async throws -> T {
+        if let pool { return try await pool.with(node, body) }
+        return try await NodeConnection.with(node, trustedRootsPEM: wallet.caCertPEM, identity: wallet.tlsIdentity, body)
+    }
 
     public struct Stored: Sendable, Equatable {
         public var url: String
@@ -26,16 +37,18 @@ public struct ObjectClient: Sendable {
         do { return try ObjectStore.digest(ofFile: path) } catch { throw CallFailure(status: 400, message: "\(error)") }
     }
 
-    /// Stores the file on `node` for treatment `tID`; returns its URL_C.
-    public func upload(file path: String, node: NodeAddress, channel: String, tID: String) async throws -> Stored {
-        let (digest, size) = try Self.digest(ofFile: path)
+    /// Stores the file on `node` for treatment `tID`; returns its URL_C. `known`: the file's SHA-384
+    /// (hex) and size when the caller has them already (sealing computes them); the node checks
+    /// them against the bytes either way.
+    public func upload(file path: String, node: NodeAddress, channel: String, tID: String, known: (digest: String, size: UInt64)? = nil) async throws -> Stored {
+        let (digest, size) = try known ?? Self.digest(ofFile: path)
         var header = Medledger_UploadHeader()
         header.channel = channel
         header.tID = tID
         header.sha384 = digest
         header.size = size
         let first = Medledger_UploadRequest.with { $0.header = header }
-        let r = try await NodeConnection.with(node, trustedRootsPEM: wallet.caCertPEM, identity: wallet.tlsIdentity) { c in
+        let r = try await call(node) { c in
             try await Medledger_ObjectStore.Client(wrapping: c).upload { writer in
                 try await writer.write(first)
                 guard let h = FileHandle(forReadingAtPath: path) else { throw CallFailure(status: 400, message: "cannot read \(path)") }
@@ -76,7 +89,7 @@ public struct ObjectClient: Sendable {
         let frozen = request
         let meta: (size: UInt64, tID: String, channel: String)
         do {
-            meta = try await NodeConnection.with(node, trustedRootsPEM: wallet.caCertPEM, identity: wallet.tlsIdentity) { c in
+            meta = try await call(node) { c in
                 try await Medledger_ObjectStore.Client(wrapping: c).download(frozen) { response in
                     var meta: (size: UInt64, tID: String, channel: String) = (0, "", "")
                     var first = true

@@ -76,17 +76,15 @@ public struct Signer: Sendable {
     /// The public key that verifies this signer's signatures.
     public var verifyingKey: PublicKey { secretKey.publicKey }
 
+    /// libsecp256k1's ECDSA: RFC 6979 nonces with 32 fresh random bytes mixed in, low S.
     public func sign(_ message: [UInt8]) -> Signature {
-        let z = Scalar.reduced(fromDigest: Array(SHA256.hash(data: message)))
-        let d = secretKey.scalar
-        while true {
-            let k = Scalar.randomNonZero()
-            guard let r = Point.generatorTimes(k).xModOrder, !r.isZero, let kInv = k.inverse else { continue }
-            var s = kInv * (z + r * d)
-            if s.isZero { continue }
-            if s.isHigh { s = s.negated }
-            return Signature(r: r, s: s)
+        let digest = Array(SHA256.hash(data: message))
+        let rs = ECDSA.sign(digest: digest, secretKey: secretKey.scalar)
+        // r and s come from libsecp256k1 in [1, n): they always parse.
+        guard let r = Scalar(bigEndian: Array(rs[0..<32])), let s = Scalar(bigEndian: Array(rs[32..<64])) else {
+            preconditionFailure("LedgerPRE: libsecp256k1 made a signature out of range")
         }
+        return Signature(r: r, s: s)
     }
 }
 
@@ -146,13 +144,9 @@ public struct Signature: Sendable, Equatable {
         try self.init(bigEndianBytes: r + s)
     }
 
-    /// Verifies against `verifyingKey` over SHA-256(message).
+    /// Verifies against `verifyingKey` over SHA-256(message); high S is accepted, as umbral-pre does.
     public func verify(_ verifyingKey: PublicKey, message: [UInt8]) -> Bool {
-        let z = Scalar.reduced(fromDigest: Array(SHA256.hash(data: message)))
-        guard let w = s.inverse else { return false }
-        let point = Point.generatorTimes(z * w, plus: verifyingKey.point, times: r * w)
-        guard let x = point.xModOrder else { return false }
-        return x == r
+        ECDSA.verify(rs: toBigEndianBytes(), digest: Array(SHA256.hash(data: message)), key: verifyingKey.point)
     }
 
     public static func == (a: Signature, b: Signature) -> Bool { a.r == b.r && a.s == b.s }

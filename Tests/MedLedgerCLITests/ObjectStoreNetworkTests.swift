@@ -1,5 +1,6 @@
 import Foundation
 import LedgerClient
+import LedgerTransport
 import Testing
 
 /// The hospital node's object store over real processes and mutual TLS: who may store and fetch a
@@ -56,6 +57,27 @@ import Testing
         let byDoctor = root + "/by-doctor.bin"
         #expect(try get(doctor.dir, byDoctor).status == 0)
         #expect(try Data(contentsOf: URL(fileURLWithPath: byDoctor)) == Data(bytes))
+
+        // An app keeps one connection for several transfers (NodeConnectionPool); a digest it says it
+        // knows is checked by the node against the bytes.
+        let doctorWallet = try Wallet.open(doctor.dir)
+        let pool = NodeConnectionPool(trustedRootsPEM: doctorWallet.caCertPEM, identity: doctorWallet.tlsIdentity)
+        defer { pool.close() }
+        let pooled = ObjectClient(wallet: doctorWallet, pool: pool)
+        let node = try #require(NodeAddress(nodeA))
+        for i in 0..<2 {
+            let out = root + "/pooled-\(i).bin"
+            _ = try await pooled.download(url: url, to: out, node: node)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == Data(bytes))
+        }
+        let second = root + "/second.bin"
+        try Data((0..<70_000).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: second))
+        let (secondDigest, secondSize) = try ObjectClient.digest(ofFile: second)
+        await #expect(throws: CallFailure.self) {
+            try await pooled.upload(file: second, node: node, channel: "records", tID: tID, known: (digest, secondSize))
+        }
+        let up = try await pooled.upload(file: second, node: node, channel: "records", tID: tID, known: (secondDigest, secondSize))
+        #expect(up.digest == secondDigest && !up.alreadyStored)
 
         // Not a party, no consent: 404; hospital staff: 403.
         #expect(try get(otherPatient.dir, root + "/x.bin").stderr.contains("[404]"))
