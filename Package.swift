@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Module graph (dependencies point one way, down the list; see docs/ARCHITECTURE.md):
-//   CRocksDB, LedgerProtos, LedgerCrypto
+//   CRocksDB, CLibCrypto (OpenSSL libcrypto), LedgerProtos
+//   LedgerCrypto      → CLibCrypto (hex, base64url, digests: SHA-384 on OpenSSL)
 //   LedgerAudit       → LedgerCrypto
 //   LedgerCore        → LedgerProtos, LedgerCrypto
 //   LedgerStorage     → CRocksDB, LedgerCore
@@ -26,8 +27,7 @@ import PackageDescription
 //   LedgerBench       → LedgerStorage
 //   LedgerObjects     → LedgerCrypto (object store: ciphertexts named by SHA-384, files beside RocksDB)
 //   CSecp256k1        (system library: Bitcoin Core's libsecp256k1 from Debian, for secp256k1 point and scalar arithmetic)
-//   CLibCrypto        (system library: OpenSSL libcrypto: CSPRNG, hash-to-curve field arithmetic)
-//   LedgerPRE         → CSecp256k1, CLibCrypto, Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
+//   LedgerPRE         → CSecp256k1, CLibCrypto (CSPRNG, hash-to-curve), Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   LedgerRecords     → LedgerPRE (sealed record bundles: chunked AES-256-GCM; docs/SEALED_RECORDS.md)
 //   HospitalFlows     → LedgerPRE, LedgerCrypto, LedgerProtos (T_SK, FHIR readings and bundles, reading signatures: pure formats)
 //   medledgerd, medledger (thin executables)
@@ -74,7 +74,7 @@ let package = Package(
         // Key-value backends (RocksDB, in-memory), block store, world state, history, crash-safe commit.
         .target(name: "LedgerStorage", dependencies: ["CRocksDB", "LedgerCore"]),
         // Digests, hybrid public-key encryption (PIDs), secrets at rest.
-        .target(name: "LedgerCrypto", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "LedgerCrypto", dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Hash-chained JSON-lines audit log.
         .target(name: "LedgerAudit", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Identities in certificates, certificate issuing, CRLs, trust store (chain + revocation checks).
@@ -153,7 +153,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
-        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords"]),
+        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerCrypto", "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords"]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
         .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
         // The paper's records: treatments, index records P_DE, consents, usage records D_UE.
@@ -165,7 +165,7 @@ let package = Package(
         .target(name: "LedgerObjects", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Bitcoin Core's libsecp256k1 (secp256k1 point and scalar arithmetic for LedgerPRE). The scripts install libsecp256k1-dev.
         .systemLibrary(name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
-        // OpenSSL's libcrypto (CSPRNG, and the GF(p) arithmetic of hash-to-curve). The scripts install libssl-dev.
+        // OpenSSL's libcrypto (SHA-384 for LedgerCrypto; the CSPRNG and hash-to-curve's GF(p) arithmetic for LedgerPRE). The scripts install libssl-dev.
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Umbral threshold proxy re-encryption, byte-compatible with umbral-pre 0.11 (docs/PRE.md).
         .target(name: "LedgerPRE", dependencies: ["CSecp256k1", "CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),

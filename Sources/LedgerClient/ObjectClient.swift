@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import LedgerCrypto
 import LedgerObjects
 import LedgerProtos
 import LedgerRPC
@@ -82,7 +83,17 @@ public struct ObjectClient: Sendable {
             }
         }
         guard let out = FileHandle(forUpdatingAtPath: part) else { throw CallFailure(status: 400, message: "cannot write \(part)") }
-        let resumedFrom = try out.seekToEnd()
+        // The digest is taken as the bytes arrive (after those of a partial file), not by reading
+        // the whole file again afterwards.
+        let hasher = SHA384Stream()
+        let resumedFrom: UInt64
+        do {
+            while let piece = try out.read(upToCount: Self.chunkSize), !piece.isEmpty { hasher.update(piece) }
+            resumedFrom = try out.seekToEnd()
+        } catch {
+            try? out.close()
+            throw CallFailure(status: 400, message: "cannot read the partial download \(part): \(error)")
+        }
         var request = Medledger_DownloadRequest()
         request.url = url
         request.offset = resumedFrom
@@ -98,7 +109,10 @@ public struct ObjectClient: Sendable {
                             meta = (m.size, m.tID, m.channel)
                             first = false
                         }
-                        if !m.data.isEmpty { try out.write(contentsOf: m.data) }
+                        if !m.data.isEmpty {
+                            try out.write(contentsOf: m.data)
+                            hasher.update(m.data)
+                        }
                     }
                     return meta
                 }
@@ -109,7 +123,8 @@ public struct ObjectClient: Sendable {
             try? out.close()
             throw error  // the partial file stays for a resume
         }
-        let (digest, size) = try Self.digest(ofFile: part)
+        let digest = Hex.encode(hasher.finalize())
+        let size = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? NSNumber)?.uint64Value ?? 0
         guard digest == u.digest, size == meta.size else {
             try? FileManager.default.removeItem(atPath: part)
             throw CallFailure(status: 422, message: "tampering: the downloaded bytes hash to \(digest) (\(size) bytes), not to \(u.digest) named by the URL; discarded")

@@ -3,7 +3,11 @@ import Foundation
 
 /// SHA-384 is the paper's digest for records and pseudo identities.
 public enum Digests {
-    public static func sha384(_ data: some DataProtocol) -> [UInt8] { Array(SHA384.hash(data: data)) }
+    public static func sha384(_ data: some DataProtocol) -> [UInt8] {
+        let h = SHA384Stream()
+        h.update(data)
+        return h.finalize()
+    }
     public static func sha256(_ data: some DataProtocol) -> [UInt8] { Array(SHA256.hash(data: data)) }
 }
 

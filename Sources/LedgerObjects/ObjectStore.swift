@@ -125,7 +125,7 @@ public final class ObjectStore: Sendable {
         let temp: URL
         let handle: FileHandle
         let info: ObjectInfo
-        var hasher = SHA384()
+        let hasher = SHA384Stream()
         var received: UInt64 = 0
         var closed = false
 
@@ -144,7 +144,7 @@ public final class ObjectStore: Sendable {
                 abort()
                 throw received > store.maxBytes ? ObjectStoreError.tooLarge(limit: store.maxBytes) : ObjectStoreError.sizeMismatch(declared: info.size, received: received)
             }
-            hasher.update(data: bytes)
+            hasher.update(bytes)
             do { try handle.write(contentsOf: bytes) } catch {
                 abort()
                 throw ObjectStoreError.io("cannot write the upload: \(error)")
@@ -156,7 +156,7 @@ public final class ObjectStore: Sendable {
         public func finish() throws -> Bool {
             defer { abort() }
             guard received == info.size else { throw ObjectStoreError.sizeMismatch(declared: info.size, received: received) }
-            let computed = Hex.encode(Array(hasher.finalize()))
+            let computed = Hex.encode(hasher.finalize())
             guard computed == info.digest else { throw ObjectStoreError.digestMismatch(declared: info.digest, computed: computed) }
             if try store.info(info.digest) != nil { return true }
             do {
@@ -206,15 +206,15 @@ public final class ObjectStore: Sendable {
     public static func digest(ofFile path: String) throws -> (digest: String, size: UInt64) {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw ObjectStoreError.io("cannot open \(path)") }
         defer { try? handle.close() }
-        var hasher = SHA384()
+        let hasher = SHA384Stream()
         var size: UInt64 = 0
         do {
             while let piece = try handle.read(upToCount: 1 << 20), !piece.isEmpty {
-                hasher.update(data: piece)
+                hasher.update(piece)
                 size += UInt64(piece.count)
             }
         } catch { throw ObjectStoreError.io("cannot read \(path): \(error)") }
-        return (Hex.encode(Array(hasher.finalize())), size)
+        return (Hex.encode(hasher.finalize()), size)
     }
 
     static func syncDirectory(_ url: URL) {

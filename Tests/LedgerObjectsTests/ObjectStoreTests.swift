@@ -103,3 +103,26 @@ import Testing
         #expect(ObjectURL("medledger://h:1/objects/\(digest)/x") == nil)
     }
 }
+
+/// The object store's SHA-384 runs on OpenSSL; it must be swift-crypto's SHA-384, byte for byte,
+/// however the input is cut.
+@Suite struct SHA384StreamTests {
+    @Test func matchesSwiftCryptoForAnySplit() {
+        for size in [0, 1, 111, 112, 127, 128, 129, 1 << 16, (1 << 20) + 7] {
+            let bytes = (0..<size).map { _ in UInt8.random(in: 0...255) }
+            let expected = Array(SHA384.hash(data: bytes))
+            let whole = SHA384Stream()
+            whole.update(bytes)
+            #expect(whole.finalize() == expected, "\(size) bytes in one piece")
+            let pieces = SHA384Stream()
+            var i = 0
+            while i < bytes.count {
+                let n = min(bytes.count - i, Int.random(in: 1...70_000))
+                pieces.update(Data(bytes[i..<(i + n)]))
+                i += n
+            }
+            #expect(pieces.finalize() == expected, "\(size) bytes in pieces")
+            #expect(Digests.sha384(bytes) == expected)
+        }
+    }
+}
