@@ -30,7 +30,7 @@ import CSecp256k1
 // from_repr), and sums or differences of scalars may be 0. So, exactly as the OpenSSL version behaved:
 //   * `Point` holds an optional secp256k1_pubkey; nil is the identity. O + P = P, P · 0 = O · k = O,
 //     G · 0 = O, P + (−P) = O (combine fails only then), O == O, O encodes as 33 zero bytes (which no
-//     parser accepts), O has no x (xModOrder nil).
+//     parser accepts).
 //   * Scalars are canonical 32 big-endian bytes in [0, n). Zero operands are handled before calling
 //     libsecp256k1 (0 + b = b, 0 · b = 0, −0 = 0, 0⁻¹ = nil); a + b = 0 is the only way
 //     seckey_tweak_add fails on canonical operands, so its failure means the zero scalar.
@@ -266,17 +266,6 @@ struct Scalar: Sendable {
         return Scalar(v)
     }
 
-    /// A 32-byte big-endian integer reduced modulo n (ECDSA's bits2int for a 256-bit hash; also an
-    /// x coordinate, which is < p < 2n). One conditional subtraction, as above.
-    static func reduced(fromDigest digest: [UInt8]) -> Scalar {
-        precondition(digest.count == 32, "LedgerPRE: reduced(fromDigest:) takes a 256-bit value")
-        let h = U256(bigEndian: digest)
-        let r = h.isAtLeast(U256.n) ? h.minus(U256.n) : h
-        let v = ScalarBytes()
-        r.write(to: v.ptr)
-        return Scalar(v)
-    }
-
     var bigEndianBytes: [UInt8] { Array(UnsafeBufferPointer(start: bn.ptr, count: Scalar.byteCount)) }
     var isZero: Bool { bn.isZero }
 
@@ -494,19 +483,6 @@ struct Point: @unchecked Sendable {
         return Point(pk)
     }
 
-    /// g · a + q · b (ECDSA verification; public values only): q · b by secp256k1_ec_pubkey_tweak_mul,
-    /// then + g · a by secp256k1_ec_pubkey_tweak_add, both variable time (secp256k1_ecmult) and
-    /// faster than the constant-time paths. tweak_mul refuses b = 0 (then the result is g · a);
-    /// tweak_add takes a = 0 and fails only when the sum is the identity.
-    static func generatorTimes(_ a: Scalar, plus q: Point, times b: Scalar) -> Point {
-        guard var sum = q.pubkey, !b.isZero else { return generatorTimes(a) }
-        let context = Secp256k1.shared.context
-        let multiplied = secp256k1_ec_pubkey_tweak_mul(context, &sum, b.bn.ptr)
-        precondition(multiplied == 1, "LedgerPRE: secp256k1_ec_pubkey_tweak_mul failed")
-        guard secp256k1_ec_pubkey_tweak_add(context, &sum, a.bn.ptr) == 1 else { return .identity }
-        return Point(sum)
-    }
-
     /// p · k in constant time: secp256k1_ecdh (ecmult_const) with a callback that returns the
     /// product's coordinates instead of hashing them, then secp256k1_ec_pubkey_parse of 04 ‖ x ‖ y
     /// (an on-curve check, no square root). secp256k1_ecdh refuses k = 0 and cannot represent the
@@ -570,16 +546,5 @@ struct Point: @unchecked Sendable {
         let ok = secp256k1_ec_pubkey_serialize(Secp256k1.shared.context, &out, &length, &pk, UInt32(SECP256K1_EC_COMPRESSED))
         precondition(ok == 1 && length == Point.compressedCount, "LedgerPRE: secp256k1_ec_pubkey_serialize failed")
         return out
-    }
-
-    /// The affine x coordinate reduced modulo n (ECDSA's r); nil for the identity. x is bytes 1…32
-    /// of the uncompressed encoding.
-    var xModOrder: Scalar? {
-        guard var pk = pubkey else { return nil }
-        var out = [UInt8](repeating: 0, count: 65)
-        var length = 65
-        let ok = secp256k1_ec_pubkey_serialize(Secp256k1.shared.context, &out, &length, &pk, UInt32(SECP256K1_EC_UNCOMPRESSED))
-        precondition(ok == 1 && length == 65, "LedgerPRE: secp256k1_ec_pubkey_serialize failed")
-        return Scalar.reduced(fromDigest: Array(out[1..<33]))
     }
 }
