@@ -24,14 +24,13 @@ public enum ConsentSigning {
         Array((revokeDomain + "\n" + consentID).utf8)
     }
 
-    /// Base64 of the DER ECDSA P-256 / SHA-256 signature of `message`.
+    /// Base64 of the DER ECDSA P-256 / SHA-256 signature of `message` (as for a P_DE).
     public static func sign(_ message: [UInt8], key: P256.Signing.PrivateKey) throws -> String {
-        try key.signature(for: message).derRepresentation.base64EncodedString()
+        try IndexRecordSigning.sign(message: message, key: key)
     }
 
     /// False, never a throw, for anything that is not a base64 DER ECDSA signature of `message`.
     public static func isValid(signatureBase64: String, publicKey: P256.Signing.PublicKey, message: [UInt8]) -> Bool {
-        guard let der = Data(base64Encoded: signatureBase64), let signature = try? P256.Signing.ECDSASignature(derRepresentation: der) else { return false }
-        return publicKey.isValidSignature(signature, for: message)
+        IndexRecordSigning.isValid(signatureBase64: signatureBase64, publicKey: publicKey, message: message)
     }
 }

@@ -544,11 +544,7 @@ extension Call {
         let signature = try Field.signature(signature ?? "", "patient_signature")
         let patient = try member(pem, "patient certificate")
         guard patient.role == .patient else { throw Refusal.forbidden("a consent \(act) is signed by the patient, not a \(RoleName.name(patient.role) ?? "member")") }
-        let key: P256.Signing.PublicKey?
-        do { key = try IndexRecordSigning.publicKey(certificatePEM: pem) } catch { throw Refusal.badRequest("patient certificate does not parse: \(error)") }
-        guard let key, ConsentSigning.isValid(signatureBase64: signature, publicKey: key, message: message) else {
-            throw Refusal.badRequest("the patient's signature of the consent \(act) does not verify")
-        }
+        try verify(signature, certificatePEM: pem, signer: "patient", message: message, failing: "the patient's signature of the consent \(act) does not verify")
         return (patient.pid, PatientSignature(message: String(decoding: message, as: UTF8.self), signature: signature, certificate: pem))
     }
 
@@ -564,14 +560,18 @@ extension Call {
     }
 
     func verify(_ signature: String, certificatePEM: String, signer: String, tID: String, url: String, digest: String) throws {
+        let message = IndexRecordSigning.message(tid: tID, url: url, digestHex: digest)
+        try verify(signature, certificatePEM: certificatePEM, signer: signer, message: message, failing: "\(signer) signature does not verify")
+    }
+
+    /// `signature` by the key of `certificatePEM` over `message`, or a 400 saying `failing`.
+    func verify(_ signature: String, certificatePEM: String, signer: String, message: [UInt8], failing: String) throws {
         let key: P256.Signing.PublicKey?
         do { key = try IndexRecordSigning.publicKey(certificatePEM: certificatePEM) } catch {
             throw Refusal.badRequest("\(signer) certificate does not parse: \(error)")
         }
         guard let key else { throw Refusal.badRequest("\(signer) certificate key is not ECDSA P-256") }
-        guard IndexRecordSigning.isValid(signatureBase64: signature, publicKey: key, tid: tID, url: url, digestHex: digest) else {
-            throw Refusal.badRequest("\(signer) signature does not verify")
-        }
+        guard IndexRecordSigning.isValid(signatureBase64: signature, publicKey: key, message: message) else { throw Refusal.badRequest(failing) }
     }
 }
 
