@@ -180,7 +180,7 @@ public final class Gateway: Sendable {
     typealias Proposal = TransactionBuilder.Proposal
 
     func propose(chaincode: String, function: String, args: [[UInt8]], transient: [String: [UInt8]]) throws -> Proposal {
-        try TransactionBuilder.proposal(channel: channel, chaincode: chaincode, function: function, args: args, transient: transient, signer: signer)
+        try TransactionBuilder.proposal(channel: channel, chaincode: chaincode, function: function, args: args, transient: transient, signer: signer, at: Date())
     }
 
     func endorse(_ p: Proposal, on connection: Connection) async throws -> Medledger_ProposalResponse {
@@ -205,7 +205,8 @@ public final class Gateway: Sendable {
     }
 
     public func evaluate(chaincode: String, function: String, byteArgs: [[UInt8]], transient: [String: [UInt8]] = [:]) async throws -> ChaincodeResult {
-        let p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
+        var p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
+        p.signed.evaluateOnly = true
         let r = try await endorse(p, on: primary)
         return ChaincodeResult(status: r.response.status, message: r.response.message, payload: [UInt8](r.response.payload))
     }

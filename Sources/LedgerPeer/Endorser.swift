@@ -87,9 +87,12 @@ public struct Endorser: Sendable {
         guard context.policy(for: name) != nil, let chaincode = chaincodes[name] else {
             throw ProposalRejection(404, "chaincode \(name.debugDescription) is not defined on channel \(context.channel)")
         }
-        let duplicate: Bool
-        do { duplicate = try isCommitted(ch.txID) } catch { throw ProposalRejection(500, "ledger: \(error)") }
-        guard !duplicate else { throw ProposalRejection(409, "transaction \(ch.txID) is already committed") }
+        // A query is never ordered, so whether its tx id was committed does not matter.
+        if !p.signed.evaluateOnly {
+            let duplicate: Bool
+            do { duplicate = try isCommitted(ch.txID) } catch { throw ProposalRejection(500, "ledger: \(error)") }
+            guard !duplicate else { throw ProposalRejection(409, "transaction \(ch.txID) is already committed") }
+        }
 
         let invocation = Invocation(
             channel: context.channel, txID: ch.txID, timestamp: time, creator: creator.identity,
@@ -103,7 +106,9 @@ public struct Endorser: Sendable {
         response.response.message = result.response.message
         response.response.payload = Data(result.response.payload)
         response.timestamp = Google_Protobuf_Timestamp(date: now)
-        guard result.response.isOK else { return response }
+        // A query's answer goes back unsigned: nothing can be assembled from it (and an ECDSA signature
+        // per read was a quarter of the peer's work under a read load).
+        guard result.response.isOK, !p.signed.evaluateOnly else { return response }
         if let writeGate, result.results.nsRwset.contains(where: { !$0.rwset.writes.isEmpty }), let why = writeGate() {
             throw ProposalRejection(503, why)
         }

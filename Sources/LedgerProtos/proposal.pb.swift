@@ -115,6 +115,11 @@ public nonisolated struct Medledger_SignedProposal: Sendable {
   /// creator's signature over proposal_bytes
   public var signature: Data = Data()
 
+  /// The caller wants the chaincode's answer only (a query): the peer runs the proposal but signs no
+  /// endorsement, so the answer can never be ordered. Outside the signature on purpose: setting or
+  /// clearing it gains the caller nothing but losing its own endorsement.
+  public var evaluateOnly: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -424,7 +429,7 @@ nonisolated extension Medledger_Proposal: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Medledger_SignedProposal: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SignedProposal"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}proposal_bytes\0\u{1}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}proposal_bytes\0\u{1}signature\0\u{3}evaluate_only\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -434,6 +439,7 @@ nonisolated extension Medledger_SignedProposal: SwiftProtobuf.Message, SwiftProt
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.proposalBytes) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.evaluateOnly) }()
       default: break
       }
     }
@@ -446,12 +452,16 @@ nonisolated extension Medledger_SignedProposal: SwiftProtobuf.Message, SwiftProt
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
     }
+    if self.evaluateOnly != false {
+      try visitor.visitSingularBoolField(value: self.evaluateOnly, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Medledger_SignedProposal, rhs: Medledger_SignedProposal) -> Bool {
     if lhs.proposalBytes != rhs.proposalBytes {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.evaluateOnly != rhs.evaluateOnly {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

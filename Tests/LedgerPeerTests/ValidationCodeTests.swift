@@ -162,6 +162,26 @@ final class ChannelFixture: @unchecked Sendable {
         #expect(!codes.contains(.notValidated))
     }
 
+    /// A query (evaluate-only) gets the chaincode's answer and nothing signed: no endorsement, no
+    /// payload to assemble; the committed-tx-id check that guards ordering does not apply to it.
+    @Test func evaluateOnlyAnswersWithoutAnEndorsement() throws {
+        let f = try ChannelFixture()
+        #expect(try f.commit([try f.envelope("put", ["k", "v"])]) == [.valid])
+        var p = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "get", args: [Array("k".utf8)], signer: f.aDoctor, at: f.now)
+        p.signed.evaluateOnly = true
+        let answer = try f.endorserA.process(try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now) { _ in true }
+        #expect(answer.response.status == 200 && String(decoding: answer.response.payload, as: UTF8.self) == "v")
+        #expect(!answer.hasEndorsement && answer.payload.isEmpty)
+        #expect(throws: (any Error).self) { try TransactionBuilder.envelope(p, responses: [answer], signer: f.aDoctor) }
+        // The same proposal asking for an endorsement is signed, and refused once its tx id is committed.
+        p.signed.evaluateOnly = false
+        let endorsed = try f.endorserA.process(try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now) { _ in false }
+        #expect(endorsed.hasEndorsement && !endorsed.payload.isEmpty)
+        #expect(throws: ProposalRejection.self) {
+            try f.endorserA.process(try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now) { _ in true }
+        }
+    }
+
     @Test func structuralCodes() throws {
         let f = try ChannelFixture()
         let good = try f.envelope("put", ["k", "v"])
@@ -195,7 +215,7 @@ final class ChannelFixture: @unchecked Sendable {
         let key = P256.Signing.PrivateKey()
         let cert = try CertificateFactory.issue(publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: "rogue-pid", org: "hospital-a", role: "doctor"), purpose: .signing, issuer: rogueRoot, issuerKey: rogueKey, validity: 86_400)
         let rogue = try SigningIdentity(org: "hospital-a", certificatePEM: cert.pem, key: key)
-        let p = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [Array("k".utf8), Array("x".utf8)], signer: rogue)
+        let p = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [Array("k".utf8), Array("x".utf8)], signer: rogue, at: f.now)
         var payload = Medledger_Payload()
         payload.channelHeader = p.proposal.channelHeader
         payload.signatureHeader = p.proposal.signatureHeader
@@ -299,26 +319,26 @@ final class ChannelFixture: @unchecked Sendable {
         var next = f.config
         next.sequence = 1
         next.batch.maxMessageCount = 10
-        let oneAdmin = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin).serializedBytes() as [UInt8]
-        let doctorSigned = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin, f.aDoctor], submitter: f.aAdmin).serializedBytes() as [UInt8]
+        let oneAdmin = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin, at: f.now).serializedBytes() as [UInt8]
+        let doctorSigned = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin, f.aDoctor], submitter: f.aAdmin, at: f.now).serializedBytes() as [UInt8]
         #expect(try f.commit([oneAdmin]) == [.invalidConfigTransaction])
         #expect(try f.commit([doctorSigned]) == [.invalidConfigTransaction])
-        var two = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin)
-        two = try ConfigTransaction.addSignature(to: two, admin: f.bAdmin)
+        var two = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin, at: f.now)
+        two = try ConfigTransaction.addSignature(to: two, admin: f.bAdmin, at: f.now)
         let majority = try two.serializedBytes() as [UInt8]
         #expect(try f.commit([majority, try f.envelope("put", ["k", "v"])]) == [.invalidConfigTransaction, .valid])
         #expect(f.channel.context.sequence == 0)
         // The same envelope again is a replay; a fresh one with the same signatures goes through.
         #expect(try f.commit([majority]) == [.duplicateTxid])
         #expect(f.channel.context.sequence == 0)
-        var fresh = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin)
-        fresh = try ConfigTransaction.addSignature(to: fresh, admin: f.bAdmin)
+        var fresh = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin, at: f.now)
+        fresh = try ConfigTransaction.addSignature(to: fresh, admin: f.bAdmin, at: f.now)
         #expect(try f.commit([try fresh.serializedBytes()]) == [.valid])
         #expect(f.channel.context.sequence == 1)
         #expect(f.channel.context.config.batch.maxMessageCount == 10)
         // Replaying the same update: wrong sequence now (and a duplicate id).
-        var again = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin, f.bAdmin], submitter: f.bAdmin)
-        again = try ConfigTransaction.addSignature(to: again, admin: f.saAdmin)
+        var again = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin, f.bAdmin], submitter: f.bAdmin, at: f.now)
+        again = try ConfigTransaction.addSignature(to: again, admin: f.saAdmin, at: f.now)
         #expect(try f.commit([try again.serializedBytes()]) == [.invalidConfigTransaction])
         // The configuration survives a reopen: it is read back from the last configuration block.
         #expect(try f.channel.ledger.block(number: f.channel.ledger.height - 1)?.metadata.lastConfigBlock == 5)
@@ -339,19 +359,19 @@ final class ChannelFixture: @unchecked Sendable {
         let ctx = f.channel.context
         func status(_ p: TransactionBuilder.Proposal) -> Int32 {
             do {
-                let r = try f.endorserA.process(try ParsedProposal(p.signed), context: ctx, state: f.channel.ledger.state) { try f.channel.ledger.transaction(id: $0) != nil }
+                let r = try f.endorserA.process(try ParsedProposal(p.signed), context: ctx, state: f.channel.ledger.state, now: f.now) { try f.channel.ledger.transaction(id: $0) != nil }
                 return r.response.status
             } catch let e as ProposalRejection { return e.status } catch { return -1 }
         }
-        let ok = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [Array("k".utf8), Array("v".utf8)], signer: f.aDoctor)
+        let ok = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [Array("k".utf8), Array("v".utf8)], signer: f.aDoctor, at: f.now)
         #expect(status(ok) == 200)
         var badSig = ok
         badSig.signed.signature[badSig.signed.signature.count - 2] ^= 1
         #expect(status(badSig) == 401)
-        #expect(status(try TransactionBuilder.proposal(channel: "records", chaincode: "nope", function: "x", args: [], signer: f.aDoctor)) == 404)
+        #expect(status(try TransactionBuilder.proposal(channel: "records", chaincode: "nope", function: "x", args: [], signer: f.aDoctor, at: f.now)) == 404)
         #expect(status(try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [], signer: f.aDoctor, at: Date().addingTimeInterval(-3600))) == 400)
-        #expect(status(try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "nosuch", args: [], signer: f.aDoctor)) == 400)
-        try f.commit([try TransactionBuilder.envelope(ok, responses: [try f.endorserA.process(try ParsedProposal(ok.signed), context: ctx, state: f.channel.ledger.state) { _ in false }, try f.endorserB.process(try ParsedProposal(ok.signed), context: ctx, state: f.channel.ledger.state) { _ in false }], signer: f.aDoctor).serializedBytes()])
+        #expect(status(try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "nosuch", args: [], signer: f.aDoctor, at: f.now)) == 400)
+        try f.commit([try TransactionBuilder.envelope(ok, responses: [try f.endorserA.process(try ParsedProposal(ok.signed), context: ctx, state: f.channel.ledger.state, now: f.now) { _ in false }, try f.endorserB.process(try ParsedProposal(ok.signed), context: ctx, state: f.channel.ledger.state, now: f.now) { _ in false }], signer: f.aDoctor).serializedBytes()])
         #expect(status(ok) == 409)
         var garbled = Medledger_SignedProposal()
         garbled.proposalBytes = Data([0xff, 0x01])
