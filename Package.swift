@@ -12,7 +12,7 @@ import PackageDescription
 //   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
 //   LedgerIncidents   → swift-collections (anomaly rules, sliding windows, suspensions: pure but for the suspension file)
 //   LedgerConfig      → LedgerChannel, LedgerIdentity, LedgerIncidents, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
-//   LedgerNode        → LedgerCA, LedgerConfig, LedgerFHIRServer, LedgerPeer, LedgerOrdering, MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations, LedgerIncidents, AsyncHTTPClient (the daemon's wiring)
+//   LedgerNode        → LedgerCA, LedgerConfig, LedgerFHIRServer, LedgerPeer, LedgerOrdering(Core), MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations, LedgerIncidents, AsyncHTTPClient (the daemon's wiring)
 //   LedgerFHIR        → MedRecords, LedgerCrypto (FHIR R4 resources from P_DE, consents, D_UE, audit lines; SMART scopes; PKCE: pure)
 //   LedgerFHIRServer  → LedgerFHIR, LedgerIdentity, JWTKit, Hummingbird (SMART authorization server and the FHIR REST routes; data through an injected backend)
 //   LedgerOperations  → LedgerCrypto, LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
@@ -23,7 +23,8 @@ import PackageDescription
 //   LedgerPeer        → LedgerChannel (endorser, validator)
 //   CRaft             (system library: Canonical's libraft 0.15 and libuv)
 //   LedgerConsensus   → CRaft, NIOSSL (consensus-engine protocol; libraft on a libuv loop thread; Raft over pinned mutual TLS)
-//   LedgerOrdering    → LedgerChannel, LedgerStorage, LedgerConsensus (block cutter, solo and raft orderers)
+//   LedgerOrderingCore → LedgerChannel, LedgerStorage (admission, block cutter, block making and signing: pure)
+//   LedgerOrdering    → LedgerOrderingCore, LedgerConsensus (solo's cutting thread and the raft orderer: shells)
 //   LedgerBench       → LedgerStorage
 //   LedgerObjects     → LedgerCrypto (object store: ciphertexts named by SHA-384, files beside RocksDB)
 //   CSecp256k1        (system library: Bitcoin Core's libsecp256k1 from Debian, for secp256k1 point and scalar arithmetic)
@@ -114,7 +115,7 @@ let package = Package(
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "LedgerConsensus", "MedRecords", "LedgerObjects",
+                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus", "MedRecords", "LedgerObjects",
                 "LedgerClient", "HospitalFlows", "LedgerOperations", "LedgerIncidents", "LedgerFHIRServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -174,8 +175,11 @@ let package = Package(
         // The paper's off-chain formats: T_SK, device readings as FHIR Observations, record bundles.
         .target(name: "HospitalFlows", dependencies: ["LedgerPRE", "LedgerCrypto", "LedgerProtos", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
-        // Ordering: the block cutter (pure) and the solo orderer behind the OrderingService protocol.
-        .target(name: "LedgerOrdering", dependencies: ["LedgerChannel", "LedgerStorage", "LedgerConsensus"]),
+        // What an orderer decides (admission, cutting, making and signing a block): pure, shared by the
+        // solo and raft shells and the simulator.
+        .target(name: "LedgerOrderingCore", dependencies: ["LedgerChannel", "LedgerStorage"]),
+        // Ordering shells: solo's cutting thread and the raft orderer, behind the OrderingService protocol.
+        .target(name: "LedgerOrdering", dependencies: ["LedgerOrderingCore", "LedgerChannel", "LedgerStorage", "LedgerConsensus"]),
         // Canonical's libraft and libuv from Debian (libraft-dev, libuv1-dev). The scripts install them.
         .systemLibrary(name: "CRaft", pkgConfig: "raft", providers: [.apt(["libraft-dev", "libuv1-dev"])]),
         // Raft consensus: the engine protocol the raft orderer uses, libraft driven from one libuv thread,
@@ -231,7 +235,7 @@ let package = Package(
         .testTarget(name: "LedgerRecordsTests", dependencies: ["LedgerRecords", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "HospitalFlowsTests", dependencies: ["HospitalFlows", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerPRETests", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering", "LedgerConsensus", .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "SwiftASN1", package: "swift-asn1")]),
+        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus", .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "SwiftASN1", package: "swift-asn1")]),
         .testTarget(
             name: "LedgerIdentityTests",
             dependencies: [

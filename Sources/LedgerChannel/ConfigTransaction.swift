@@ -9,7 +9,7 @@ import SwiftProtobuf
 public enum ConfigTransaction {
     /// A CONFIG envelope carrying `config`, signed by each of `admins` (config signatures) and by
     /// `submitter` (the envelope).
-    public static func envelope(config: Medledger_ChannelConfig, admins: [SigningIdentity], submitter: SigningIdentity, at time: Date = Date()) throws -> Medledger_Envelope {
+    public static func envelope(config: Medledger_ChannelConfig, admins: [SigningIdentity], submitter: SigningIdentity, at time: Date) throws -> Medledger_Envelope {
         let configBytes: [UInt8] = try config.serializedBytes()
         var ce = Medledger_ConfigEnvelope()
         ce.config = Data(configBytes)
@@ -24,7 +24,7 @@ public enum ConfigTransaction {
 
     /// Adds `admin`'s signature to a CONFIG envelope's configuration (collecting a majority), and
     /// re-signs the envelope as `admin` (the last signer submits).
-    public static func addSignature(to envelope: Medledger_Envelope, admin: SigningIdentity, at time: Date = Date()) throws -> Medledger_Envelope {
+    public static func addSignature(to envelope: Medledger_Envelope, admin: SigningIdentity, at time: Date) throws -> Medledger_Envelope {
         let payload = try Medledger_Payload(serializedBytes: envelope.payload)
         var ce = try Medledger_ConfigEnvelope(serializedBytes: payload.data)
         var s = Medledger_ConfigSignature()
@@ -55,7 +55,7 @@ public enum ConfigTransaction {
 
     /// Block 0 of a new channel: one CONFIG transaction, signed by `creator` (an administrator of a
     /// channel organisation), who also signs the block.
-    public static func genesisBlock(config: Medledger_ChannelConfig, creator: SigningIdentity, at time: Date = Date()) throws -> Medledger_Block {
+    public static func genesisBlock(config: Medledger_ChannelConfig, creator: SigningIdentity, at time: Date) throws -> Medledger_Block {
         var config = config
         config.sequence = 0
         let context: ChannelContext

@@ -20,7 +20,7 @@ public enum TransactionBuilder {
 
     public static func proposal(
         channel: String, chaincode: String, function: String, args: [[UInt8]], transient: [String: [UInt8]] = [:],
-        signer: SigningIdentity, at time: Date = Date(), nonce: [UInt8] = TransactionID.newNonce()
+        signer: SigningIdentity, at time: Date, nonce: [UInt8] = TransactionID.newNonce()
     ) throws -> Proposal {
         let txID = TransactionID.compute(nonce: nonce, creator: signer.serialized)
         var p = Medledger_Proposal()

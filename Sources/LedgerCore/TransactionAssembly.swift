@@ -26,7 +26,7 @@ extension Medledger_TxReadWriteSet {
 extension Medledger_Payload {
     public static func endorserTransaction(
         channel: String, txID: String, chaincode: String, results: Medledger_TxReadWriteSet,
-        creator: [UInt8], timestamp: Date = Date()
+        creator: [UInt8], timestamp: Date
     ) throws -> Medledger_Payload {
         var action = Medledger_ChaincodeAction()
         action.results = results

@@ -4,6 +4,7 @@ import LedgerChannel
 import LedgerClient
 import LedgerIdentity
 import LedgerOrdering
+import LedgerOrderingCore
 import LedgerProtos
 import LedgerTransport
 
@@ -82,7 +83,7 @@ final class CRLPublisher: Sendable {
                 continue
             }
             do {
-                let envelope = try ConfigTransaction.envelope(config: config, admins: [publisher], submitter: publisher)
+                let envelope = try ConfigTransaction.envelope(config: config, admins: [publisher], submitter: publisher, at: Date())
                 try await broadcast(try envelope.serializedBytes(), ctx, local: local)
                 outcome.published.append(ctx.channel)
                 log("medledgerd: CRL \(crl.crlNumber) published to channel \(ctx.channel) (configuration sequence \(config.sequence))")

@@ -3,6 +3,7 @@ import LedgerAudit
 import LedgerIdentity
 import LedgerOperations
 import LedgerOrdering
+import LedgerOrderingCore
 
 /// What the operations endpoint reports about this node: the gauges sampled at each scrape, and the
 /// health checks. State is read when asked, so between scrapes it costs nothing.

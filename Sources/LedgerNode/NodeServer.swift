@@ -15,6 +15,7 @@ import LedgerIncidents
 import LedgerObjects
 import LedgerOperations
 import LedgerOrdering
+import LedgerOrderingCore
 import LedgerPeer
 import LedgerRPC
 import LedgerStorage

@@ -5,6 +5,7 @@ import LedgerChannel
 import LedgerConsensus
 import LedgerIdentity
 import LedgerOrdering
+import LedgerOrderingCore
 import LedgerProtos
 import LedgerRPC
 import LedgerStorage

@@ -7,6 +7,7 @@ import LedgerCore
 import LedgerIdentity
 import LedgerIncidents
 import LedgerOrdering
+import LedgerOrderingCore
 import LedgerPeer
 import LedgerProtos
 import LedgerRPC
@@ -101,7 +102,7 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         let result: Result<Medledger_ProposalResponse, ProposalRejection>
         do {
             let ledger = ch.ledger
-            result = .success(try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot()) { try ledger.transaction(id: $0) != nil })
+            result = .success(try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot(), now: Date()) { try ledger.transaction(id: $0) != nil })
         } catch let e as ProposalRejection {
             result = .failure(e)
         } catch {

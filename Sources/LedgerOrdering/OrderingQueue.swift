@@ -2,56 +2,9 @@ import Foundation
 import LedgerChannel
 import LedgerCore
 import LedgerIdentity
+import LedgerOrderingCore
 import LedgerProtos
 import LedgerStorage
-
-/// The checks an ordering service makes on an envelope before it accepts it: everything a later stage
-/// could refuse is refused here, so nothing accepted is later dropped. Shared by solo and raft.
-enum EnvelopeAdmission {
-    struct Admitted {
-        var isConfig: Bool
-        var txID: String
-    }
-
-    /// Size against the channel's and the ledger's limits, header, not already ordered, creator a live
-    /// member (channel CRL and this node's `gate`), signature; for a configuration update the full
-    /// update rules at the orderer's time `now`.
-    static func check(
-        _ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, context ctx: ChannelContext, ledger: ChannelLedger,
-        gate: (any RevocationGate)?, now: Date
-    ) throws(OrderingRejection) -> Admitted {
-        let ch = payload.channelHeader
-        let sizeMax = min(Int(ctx.config.batch.absoluteMaxBytes), ledger.limits.envelopeBytesMax)
-        guard bytes.count <= sizeMax else {
-            throw OrderingRejection(413, "envelope is \(bytes.count) bytes, over the \(sizeMax)-byte limit of channel \(ctx.channel)")
-        }
-        guard !ch.txID.isEmpty, ch.hasTimestamp else { throw OrderingRejection(400, "envelope header lacks tx id or timestamp") }
-        if (try? ledger.transaction(id: ch.txID)) != nil { throw OrderingRejection(409, "transaction \(ch.txID) was already ordered") }
-        let creator: VerifiedMember
-        do { creator = try ctx.members.verify(serializedIdentity: payload.signatureHeader.creator, at: now) } catch {
-            throw OrderingRejection(403, "creator is not a member of channel \(ctx.channel): \(error)")
-        }
-        if let why = gate?.refusal(of: creator) { throw OrderingRejection(401, "creator: \(why)") }
-        guard creator.isValidSignature(env.signature, for: env.payload) else { throw OrderingRejection(403, "envelope signature does not verify") }
-        switch ch.type {
-        case .endorserTransaction: return Admitted(isConfig: false, txID: ch.txID)
-        case .config:
-            do { _ = try ConfigTransaction.checkUpdate(envelope: bytes, current: ctx, blockNumber: ledger.height, at: now) } catch {
-                throw OrderingRejection(403, "configuration update refused: \(error)")
-            }
-            return Admitted(isConfig: true, txID: ch.txID)
-        default: throw OrderingRejection(400, "transaction type \(ch.type) is not accepted for ordering")
-        }
-    }
-
-    /// The envelope and its payload, or 400.
-    static func parse(_ envelope: [UInt8]) throws(OrderingRejection) -> (Medledger_Envelope, Medledger_Payload) {
-        do {
-            let env = try Medledger_Envelope(serializedBytes: envelope)
-            return (env, try Medledger_Payload(serializedBytes: env.payload))
-        } catch { throw OrderingRejection(400, "envelope does not parse: \(error)") }
-    }
-}
 
 /// A block write that failed without harm to the channel (for raft: leadership moved while the block
 /// was proposed). Its submitters are told to retry; the channel goes on ordering.

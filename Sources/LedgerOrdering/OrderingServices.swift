@@ -1,6 +1,7 @@
 import Foundation
 import LedgerChannel
 import LedgerConsensus
+import LedgerOrderingCore
 import LedgerProtos
 
 /// The node's ordering service: solo channels and raft channels side by side. Each channel is ordered

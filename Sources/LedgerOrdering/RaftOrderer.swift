@@ -3,6 +3,7 @@ import LedgerChannel
 import LedgerConsensus
 import LedgerCore
 import LedgerIdentity
+import LedgerOrderingCore
 import LedgerProtos
 import LedgerStorage
 import Synchronization

@@ -2,22 +2,10 @@ import Foundation
 import LedgerChannel
 import LedgerCore
 import LedgerIdentity
+import LedgerOrderingCore
 import LedgerProtos
 import LedgerStorage
 import Synchronization
-
-/// Why the ordering service refused an envelope, with the EMR-IG status.
-public struct OrderingRejection: Error, Equatable, CustomStringConvertible {
-    /// 400 malformed, 401 revoked creator, 403 not a member / not allowed, 404 unknown channel,
-    /// 409 already ordered, 413 too large, 503 overloaded, shutting down or channel stopped.
-    public var status: Int32
-    public var message: String
-    public var description: String { "[\(status)] \(message)" }
-    public init(_ status: Int32, _ message: String) {
-        self.status = status
-        self.message = message
-    }
-}
 
 /// A channel as the ordering service serves it.
 public struct OrderedChannelStatus: Sendable, Equatable {
@@ -201,52 +189,6 @@ final class SoloChannel: BlockSource, Sendable {
         lastBlockTime.withLock { $0 = block.judgedTime }
         if let newContext { current.withLock { $0 = newContext } }
         notifier.advance(to: n + 1)
-    }
-}
-
-/// Cutting a block: the one place a block is built and signed by an orderer (solo and raft).
-enum OrderedBlock {
-    /// The signed block of `envelopes` at `number`, and the configuration it brings into force if it is
-    /// a configuration block. An update is re-checked at cut time: an earlier update may have raised
-    /// the sequence meanwhile. A stale update is still ordered (peers mark it invalid), as
-    /// acknowledged envelopes always are.
-    static func make(
-        _ envelopes: [[UInt8]], number n: UInt64, previousHash: [UInt8], context ctx: ChannelContext, signer: SigningIdentity, at time: Date,
-        log: @Sendable (String) -> Void
-    ) -> (Medledger_Block, ChannelContext?) {
-        var newContext: ChannelContext?
-        if envelopes.count == 1, let p = try? Medledger_Envelope(serializedBytes: envelopes[0]), let payload = try? Medledger_Payload(serializedBytes: p.payload),
-           payload.channelHeader.type == .config {
-            do { newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[0], current: ctx, blockNumber: n, at: time) } catch {
-                log("orderer: configuration update on \(ctx.channel) no longer applies; peers will mark it invalid: \(error)")
-            }
-        }
-        var block = Medledger_Block.make(number: n, previousHash: previousHash, envelopes: envelopes)
-        block.metadata.orderingSignature(signer: signer, headerHash: block.header.headerHash, at: time)
-        block.metadata.lastConfigBlock = newContext != nil ? n : ctx.configBlock
-        return (block, newContext)
-    }
-}
-
-extension ChannelLedger {
-    /// What peers receive is the ordered block: validation codes and commit hash are theirs to set.
-    func orderedBlock(number: UInt64) throws -> Medledger_Block? {
-        guard var b = try block(number: number) else { return nil }
-        if number > 0 {
-            b.metadata.validationCodes = Array(repeating: .notValidated, count: b.data.envelopes.count)
-            b.metadata.commitHash = Data()
-        }
-        return b
-    }
-}
-
-extension BatchConfig {
-    public init(_ p: Medledger_BatchParameters) {
-        self.init()
-        maxMessageCount = Int(p.maxMessageCount)
-        absoluteMaxBytes = Int(p.absoluteMaxBytes)
-        preferredMaxBytes = Int(p.preferredMaxBytes)
-        batchTimeoutSeconds = Double(p.batchTimeoutMs) / 1000
     }
 }
 

@@ -61,7 +61,7 @@ public struct Endorser: Sendable {
     /// Checks and simulates. Refusals before simulation throw; a chaincode's own refusal (403, 404, …)
     /// comes back as a response without an endorsement.
     public func process(
-        _ p: ParsedProposal, context: ChannelContext, state: WorldStateReader, now: Date = Date(),
+        _ p: ParsedProposal, context: ChannelContext, state: WorldStateReader, now: Date,
         isCommitted: (String) throws -> Bool
     ) throws(ProposalRejection) -> Medledger_ProposalResponse {
         let ch = p.proposal.channelHeader

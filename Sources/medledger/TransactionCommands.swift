@@ -72,7 +72,7 @@ struct ChannelCommand: AsyncParsableCommand {
             do { w = try Wallet.open(wallet) } catch { throw CLIError("\(error)") }
             let admin = try SigningIdentity.load(certificatePath: w.signingCertPath, keyPath: w.signingKeyPath)
             let block: Medledger_Block
-            do { block = try ConfigTransaction.genesisBlock(config: cfg, creator: admin) } catch { throw CLIError("cannot make the genesis block: \(error)") }
+            do { block = try ConfigTransaction.genesisBlock(config: cfg, creator: admin, at: Date()) } catch { throw CLIError("cannot make the genesis block: \(error)") }
             try SecureFile.write(try block.serializedBytes() as Data, to: out, mode: 0o644)
             print("genesis block of channel \(cfg.channelID): \(out) (\(cfg.organizations.count) organisations, \(Self.ordering(cfg.orderer)), chaincodes \(cfg.chaincodes.map(\.name).joined(separator: ", ")))")
             print("header hash \(Hex.encode(block.header.headerHash))")
@@ -174,7 +174,7 @@ struct ChannelCommand: AsyncParsableCommand {
             }
             let w = try peer.open()
             let admin = try SigningIdentity.load(certificatePath: w.signingCertPath, keyPath: w.signingKeyPath)
-            let env = try ConfigTransaction.envelope(config: cfg, admins: [admin], submitter: admin)
+            let env = try ConfigTransaction.envelope(config: cfg, admins: [admin], submitter: admin, at: Date())
             try SecureFile.write(try env.serializedBytes() as Data, to: out, mode: 0o644)
             print("configuration update to sequence \(cfg.sequence) written to \(out), signed by \(admin.org); a majority of the \(current.organizations.count) organisations' administrators must sign")
         }
@@ -191,7 +191,7 @@ struct ChannelCommand: AsyncParsableCommand {
             do { w = try Wallet.open(wallet) } catch { throw CLIError("\(error)") }
             let admin = try SigningIdentity.load(certificatePath: w.signingCertPath, keyPath: w.signingKeyPath)
             let env: Medledger_Envelope
-            do { env = try ConfigTransaction.addSignature(to: try Medledger_Envelope(serializedBytes: d), admin: admin) } catch { throw CLIError("\(update) is not a configuration update: \(error)") }
+            do { env = try ConfigTransaction.addSignature(to: try Medledger_Envelope(serializedBytes: d), admin: admin, at: Date()) } catch { throw CLIError("\(update) is not a configuration update: \(error)") }
             try SecureFile.write(try env.serializedBytes() as Data, to: update, mode: 0o644)
             let n = (try? Medledger_ConfigEnvelope(serializedBytes: Medledger_Payload(serializedBytes: env.payload).data).signatures.count) ?? 0
             print("signed as administrator of \(admin.org); \(n) signature(s) now")

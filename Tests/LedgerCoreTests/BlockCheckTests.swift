@@ -8,7 +8,7 @@ import LedgerCrypto
 enum Fixture {
     static func envelope(txID: String, channel: String = "ch", writes: [(String, String?)] = [("k", "v")], namespace: String = "kv") -> [UInt8] {
         let results = Medledger_TxReadWriteSet.writes(namespace: namespace, writes.map { ($0.0, $0.1.map { Array($0.utf8) }) })
-        let payload = try! Medledger_Payload.endorserTransaction(channel: channel, txID: txID, chaincode: namespace, results: results, creator: [])
+        let payload = try! Medledger_Payload.endorserTransaction(channel: channel, txID: txID, chaincode: namespace, results: results, creator: [], timestamp: Date())
         var env = Medledger_Envelope()
         env.payload = try! payload.serializedBytes()
         env.signature = Data([1, 2, 3])

@@ -1,4 +1,5 @@
 import LedgerOrdering
+import LedgerOrderingCore
 import LedgerPeer
 import LedgerChannel
 import Testing

@@ -5,6 +5,7 @@ import LedgerConsensus
 import LedgerCore
 import LedgerIdentity
 import LedgerOrdering
+import LedgerOrderingCore
 import LedgerProtos
 import LedgerStorage
 import NIOSSL

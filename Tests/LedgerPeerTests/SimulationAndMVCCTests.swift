@@ -34,7 +34,7 @@ final class Harness {
         var envelopes = [[UInt8]]()
         for (i, r) in results.enumerated() {
             txCounter += 1
-            let payload = try Medledger_Payload.endorserTransaction(channel: "ch", txID: "commit-\(txCounter)-\(i)", chaincode: "kv", results: r.results, creator: [])
+            let payload = try Medledger_Payload.endorserTransaction(channel: "ch", txID: "commit-\(txCounter)-\(i)", chaincode: "kv", results: r.results, creator: [], timestamp: Date())
             var env = Medledger_Envelope()
             env.payload = try payload.serializedBytes()
             envelopes.append(try env.serializedBytes())

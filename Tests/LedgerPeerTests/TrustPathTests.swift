@@ -5,6 +5,7 @@ import LedgerChannel
 import LedgerCore
 import LedgerIdentity
 import LedgerOrdering
+import LedgerOrderingCore
 @testable import LedgerPeer
 import LedgerProtos
 import LedgerStorage

@@ -105,7 +105,7 @@ final class Shared<T>: @unchecked Sendable {  // every access holds `lock`
     }
 
     static func proposal(_ fn: String, _ arg: some Encodable, by w: Wallet) throws -> TransactionBuilder.Proposal {
-        try TransactionBuilder.proposal(channel: "records", chaincode: "medrecords", function: fn, args: [Array(try JSONEncoder().encode(arg))], signer: try signer(w))
+        try TransactionBuilder.proposal(channel: "records", chaincode: "medrecords", function: fn, args: [Array(try JSONEncoder().encode(arg))], signer: try signer(w), at: Date())
     }
 
     // MARK: 1. Revocation
@@ -222,7 +222,7 @@ final class Shared<T>: @unchecked Sendable {  // every access holds `lock`
                 group.addTask {
                     var out = [(String, Medledger_Envelope)]()
                     for i in stride(from: worker, to: 320, by: 8) {
-                        let p = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [Array("load-\(i)".utf8), Array("v".utf8)], signer: adminSigner)
+                        let p = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [Array("load-\(i)".utf8), Array("v".utf8)], signer: adminSigner, at: Date())
                         let ra = try await Self.endorse(p, at: a, over: admin)
                         let rb = try await Self.endorse(p, at: b, over: adminB)
                         out.append((p.txID, try TransactionBuilder.envelope(p, responses: [ra, rb], signer: adminSigner)))
