@@ -1,38 +1,41 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Module graph (dependencies point one way, down the list; see docs/ARCHITECTURE.md):
-//   CRocksDB, CLibCrypto (OpenSSL libcrypto), LedgerProtos
-//   LedgerCrypto      → CLibCrypto (hex, base64url, digests: SHA-384 on OpenSSL)
-//   LedgerAudit       → LedgerCrypto
-//   LedgerCore        → LedgerProtos, LedgerCrypto
-//   LedgerStorage     → CRocksDB, LedgerCore
-//   LedgerIdentity    → LedgerCrypto, LedgerProtos, X509
-//   LedgerCA          → LedgerIdentity, LedgerStorage, LedgerAudit
-//   LedgerRPC         → LedgerProtos, GRPC (generated service stubs)
-//   LedgerIncidents   → swift-collections (anomaly rules, sliding windows, suspensions: pure but for the suspension file)
-//   LedgerConfig      → LedgerChannel, LedgerIdentity, LedgerIncidents, Yams (node.yaml and channel YAML; no gRPC, so the fuzz harness can use it)
-//   LedgerNode        → LedgerCA, LedgerConfig, LedgerFHIRServer, LedgerPeer, LedgerOrdering(Core), MedRecords, LedgerRPC, LedgerClient, HospitalFlows, LedgerOperations, LedgerIncidents, AsyncHTTPClient (the daemon's wiring)
-//   LedgerFHIR        → MedRecords, LedgerCrypto (FHIR R4 resources from P_DE, consents, D_UE, audit lines; SMART scopes; PKCE: pure)
-//   LedgerFHIRServer  → LedgerFHIR, LedgerIdentity, JWTKit, Hummingbird (SMART authorization server and the FHIR REST routes; data through an injected backend)
-//   LedgerOperations  → LedgerCrypto, LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus, GRPCCore (operations endpoint: health, version, metrics)
-//   LedgerClient      → LedgerChannel, LedgerRPC, LedgerRecords, HospitalFlows, MedRecords, gRPC NIO transport (gateway, CA client, the paper's flows)
-//   LedgerChaincode   → LedgerStorage (chaincode protocol, stub, simulator, kv)
-//   MedRecords        → LedgerChaincode, LedgerIdentity, LedgerPRE (the paper's records chaincode; PRE only to check keys and capsules)
-//   LedgerChannel     → LedgerChaincode, LedgerIdentity (config, membership, policies)
-//   LedgerPeer        → LedgerChannel (endorser, validator)
-//   CRaft             (system library: Canonical's libraft 0.15 and libuv)
-//   LedgerConsensus   → CRaft, NIOSSL (consensus-engine protocol; libraft on a libuv loop thread; Raft over pinned mutual TLS)
-//   LedgerOrderingCore → LedgerChannel, LedgerStorage (admission, block cutter, block making and signing: pure)
-//   LedgerOrdering    → LedgerOrderingCore, LedgerConsensus (solo's cutting thread and the raft orderer: shells)
-//   LedgerBench       → LedgerStorage
-//   LedgerObjects     → LedgerCrypto (object store: ciphertexts named by SHA-384, files beside RocksDB)
-//   CSecp256k1        (system library: Bitcoin Core's libsecp256k1 from Debian, for secp256k1 point and scalar arithmetic)
-//   LedgerPRE         → CSecp256k1, CLibCrypto (CSPRNG, hash-to-curve), Crypto (Umbral threshold proxy re-encryption; docs/PRE.md)
-//   LedgerRecords     → LedgerPRE (sealed record bundles: chunked AES-256-GCM; docs/SEALED_RECORDS.md)
-//   HospitalFlows     → LedgerPRE, LedgerCrypto, LedgerProtos (T_SK, FHIR readings and bundles, reading signatures: pure formats)
-//   medledgerd, medledger (thin executables)
-//   MedLedgerFuzzHarness → the decoders' modules (no gRPC); MedLedgerFuzz (libFuzzer binary, scripts/fuzz.sh)
+// Module graph, in dependency order: each module depends only on modules above it (docs/ARCHITECTURE.md).
+// [pure]: takes time, randomness and files from its callers (Tests/LedgerSimulationTests/PurityTests.swift
+// checks); [crypto]: draws its own randomness for keys and nonces; [shell]: threads, sockets, disks, clocks.
+//   CLibCrypto, CSecp256k1, CRocksDB, CRaft   system libraries (OpenSSL libcrypto, libsecp256k1, RocksDB, libraft + libuv)
+//   LedgerProtos       → SwiftProtobuf (generated messages)
+//   LedgerCrypto       → CLibCrypto [crypto] (hex, base64url, digests: SHA-384 on OpenSSL)
+//   LedgerPRE          → CSecp256k1, CLibCrypto [crypto] (Umbral threshold proxy re-encryption; docs/PRE.md)
+//   LedgerRecords      → LedgerPRE [crypto] (sealed record bundles: chunked AES-256-GCM)
+//   HospitalFlows      → LedgerPRE, LedgerCrypto, LedgerProtos [pure] (T_SK, FHIR readings and bundles, reading signatures)
+//   LedgerAudit        → LedgerCrypto [shell] (the audit log file)
+//   LedgerCore         → LedgerProtos, LedgerCrypto [pure] (blocks, hashes, limits, transaction parsing)
+//   LedgerStorage      → CRocksDB, LedgerCore [shell] (KVStore protocol, ledger, world state; RocksDB and memory backends)
+//   LedgerBench        → LedgerStorage [shell]
+//   LedgerIdentity     → LedgerCrypto, LedgerProtos, X509 [crypto] (certificates, signing identities, trust)
+//   LedgerCA           → LedgerIdentity, LedgerStorage, LedgerAudit [shell]
+//   LedgerChaincode    → LedgerStorage [pure] (chaincode protocol, stub, simulator, kv)
+//   LedgerChannel      → LedgerChaincode, LedgerIdentity [pure] (config, membership, policies, transaction building)
+//   MedRecords         → LedgerChaincode, LedgerIdentity, LedgerPRE [pure] (the paper's records chaincode)
+//   LedgerPeer         → LedgerChannel [pure] (endorser, validators, the commit path over an injected KVStore)
+//   LedgerOrderingCore → LedgerChannel [pure] (admission, block cutter, block making and signing)
+//   LedgerSimulation   → LedgerOrderingCore, LedgerPeer, swift-collections [pure] (`medledger sim`: the network from one seed)
+//   LedgerRPC          → LedgerProtos, GRPCCore (generated service stubs)
+//   LedgerTransport    → LedgerIdentity, gRPC NIO transport [shell] (mutual TLS)
+//   LedgerObjects      → LedgerCrypto [shell] (object store: ciphertexts named by SHA-384, files beside RocksDB)
+//   LedgerClient       → LedgerRPC, LedgerTransport, LedgerChannel, LedgerObjects, LedgerRecords, HospitalFlows, MedRecords [shell]
+//   LedgerIncidents    → swift-collections [pure but for the suspension file] (anomaly rules, windows, suspensions)
+//   LedgerConfig       → LedgerChannel, LedgerIdentity, LedgerIncidents, Yams (node.yaml and channel YAML; no gRPC)
+//   LedgerConsensus    → CRaft, NIOSSL [shell] (libraft on a libuv thread; Raft over pinned mutual TLS)
+//   LedgerOrdering     → LedgerOrderingCore, LedgerConsensus [shell] (solo's cutting thread, the raft orderer)
+//   LedgerFHIR         → MedRecords, LedgerCrypto [pure] (FHIR R4 resources, SMART scopes, PKCE)
+//   LedgerFHIRServer   → LedgerFHIR, LedgerIdentity, JWTKit, Hummingbird [shell] (SMART authorization server, FHIR routes)
+//   LedgerOperations   → LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus [shell] (health, version, metrics)
+//   LedgerNode         → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, LedgerClient, LedgerFHIRServer,
+//                        LedgerOperations, … [shell] (the daemon's wiring)
+//   medledgerd, medledger (thin executables); MedLedgerFuzzHarness → the decoders' modules; MedLedgerFuzz (libFuzzer)
 let package = Package(
     name: "MedLedger",
     platforms: [.macOS(.v15)],
@@ -194,12 +197,23 @@ let package = Package(
             ]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
         .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
+        // Deterministic simulation: orderer, peers and clients as state machines in one thread from one
+        // seed, with the network, disks and clocks simulated and faults injected (`medledger sim`).
+        .target(
+            name: "LedgerSimulation",
+            dependencies: [
+                "LedgerOrderingCore", "LedgerPeer", "LedgerChaincode", "LedgerChannel", "LedgerStorage", "LedgerIdentity", "LedgerCrypto",
+                "LedgerCore", "LedgerProtos",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]),
         .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", "LedgerConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "medledger",
             dependencies: [
                 "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
-                "LedgerStorage",
+                "LedgerStorage", "LedgerSimulation",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -229,6 +243,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
+        .testTarget(name: "LedgerSimulationTests", dependencies: ["LedgerSimulation"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
         .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerPRE", "LedgerCrypto", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LedgerObjectsTests", dependencies: ["LedgerObjects", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),

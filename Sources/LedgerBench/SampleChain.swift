@@ -5,22 +5,6 @@ import LedgerProtos
 import LedgerStorage
 import LedgerCrypto
 
-/// A deterministic pseudo-random generator (SplitMix64): the same seed gives the same chain content,
-/// so a crash test or a demo can be re-run and compared.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Builds signed endorser-transaction envelopes with a given read-write set. Used to make sample
 /// chains for the demo, the crash test and the benchmarks; the real client SDK builds the same shape.
 public struct SampleTransactionFactory: Sendable {

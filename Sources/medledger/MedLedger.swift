@@ -8,7 +8,7 @@ struct MedLedger: AsyncParsableCommand {
         subcommands: [
             CACommand.self, OrgCommand.self, UserCommand.self, CertCommand.self, NodeCommand.self,
             AuditCommand.self, ChannelCommand.self, ChaincodeCommand.self, RecordCommand.self, ObjectCommand.self, KeysCommand.self, AppointmentCommand.self, ShareCommand.self, UsageCommand.self, DeviceCommand.self, BlockCommand.self, TxCommand.self,
-            LedgerCommand.self, BenchCommand.self, OrdererCommand.self, IncidentCommand.self, FHIRCommand.self,
+            LedgerCommand.self, BenchCommand.self, OrdererCommand.self, IncidentCommand.self, FHIRCommand.self, SimCommand.self,
         ])
 }
 

@@ -1,0 +1,69 @@
+import LedgerCore
+import LedgerCrypto
+import LedgerProtos
+import LedgerStorage
+
+/// An invariant the run broke, at the step it was first seen.
+public struct SimViolation: Error, Sendable, CustomStringConvertible {
+    public var step: Int
+    public var message: String
+    public var description: String { "step \(step): \(message)" }
+}
+
+/// Checks the invariants as the run goes: every block number has one header (no fork, orderer and
+/// peers alike); every peer that commits block n reaches the same validation codes and commit hash;
+/// what the orderer acknowledged survives its crashes; and, once healed, every acknowledged or
+/// committed-as-seen transaction is on every peer with the same verdict.
+struct Referee {
+    private var headers: [UInt64: [UInt8]] = [:]
+    private var verdicts: [UInt64: (codes: [Medledger_TxValidationCode], commitHash: [UInt8])] = [:]
+    /// The highest block in which the orderer acknowledged an envelope.
+    private(set) var highestAcknowledgedBlock: UInt64?
+    private(set) var violation: SimViolation?
+
+    mutating func fail(_ step: Int, _ message: String) {
+        if violation == nil { violation = SimViolation(step: step, message: message) }
+    }
+
+    /// A block the orderer wrote or a peer committed: one header per height.
+    mutating func sawBlock(_ number: UInt64, header: [UInt8], by node: SimNode, step: Int) {
+        if let known = headers[number] {
+            if known != header { fail(step, "fork: \(node) has block \(number) with header \(Hex.encode(Array(header.prefix(8)))), another node \(Hex.encode(Array(known.prefix(8))))") }
+        } else {
+            headers[number] = header
+        }
+    }
+
+    mutating func sawCommit(_ receipt: CommitReceipt, codes: [Medledger_TxValidationCode], by peer: Int, step: Int) {
+        if let known = verdicts[receipt.blockNumber] {
+            if known.codes != codes { fail(step, "peer\(peer) validated block \(receipt.blockNumber) as \(codes.map(\.rawValue)), another peer as \(known.codes.map(\.rawValue))") }
+            if known.commitHash != receipt.commitHash { fail(step, "peer\(peer)'s commit hash at block \(receipt.blockNumber) differs from another peer's") }
+        } else {
+            verdicts[receipt.blockNumber] = (codes, receipt.commitHash)
+        }
+    }
+
+    mutating func ordererAcknowledged(inBlock number: UInt64) {
+        highestAcknowledgedBlock = max(highestAcknowledgedBlock ?? 0, number)
+    }
+
+    /// After an orderer restart: its chain must still hold every block it acknowledged from.
+    mutating func ordererRestarted(height: UInt64, step: Int) {
+        if let n = highestAcknowledgedBlock, height <= n {
+            fail(step, "orderer restarted at height \(height) but had acknowledged envelopes in block \(n): acknowledged data lost")
+        }
+    }
+
+    /// The verdict peers agreed on for block `number`, if one committed it.
+    func commitHash(at number: UInt64) -> [UInt8]? { verdicts[number]?.commitHash }
+
+    /// A digest of every verdict so far (block, codes, commit hash), for the run's summary.
+    func verdictDigest() -> String {
+        var parts: [[UInt8]] = []
+        for n in verdicts.keys.sorted() {
+            let v = verdicts[n]!
+            parts.append(BigEndian.bytes(n) + v.codes.map { UInt8(truncatingIfNeeded: $0.rawValue) } + v.commitHash)
+        }
+        return Hex.encode(Digests.sha256(parts.flatMap { $0 }))
+    }
+}

@@ -1,0 +1,68 @@
+import Crypto
+import Foundation
+import LedgerChannel
+import LedgerCrypto
+import LedgerIdentity
+import LedgerProtos
+import X509
+
+/// Who takes part in a simulated run: a root CA, the SA's orderer node, one node per hospital peer,
+/// client identities spread over the hospitals, and the channel's genesis block. Keys and
+/// signatures are fresh each run (ECDSA signing is randomised); nothing the simulation decides
+/// depends on their bytes.
+struct SimCast {
+    static let channel = "records"
+    static let hospitals = ["hospital-a", "hospital-b", "hospital-c", "hospital-d", "hospital-e"]
+
+    let orderer: SigningIdentity
+    let peers: [SigningIdentity]
+    let clients: [SigningIdentity]
+    let genesis: Medledger_Block
+
+    /// `peers` hospitals each run a peer; kv writes need endorsements from a majority of them.
+    init(peers: Int, clients: Int, blockMaxTx: Int, at start: Date) throws {
+        let rootKey = P384.Signing.PrivateKey()
+        let root = try CertificateFactory.selfSignedRoot(
+            key: rootKey, name: try DistinguishedName { CommonName("Simulation Root") }, validity: 86_400 * 30,
+            now: start.addingTimeInterval(-3_600))
+        func make(_ org: String, _ role: String, _ n: Int) throws -> SigningIdentity {
+            let key = P256.Signing.PrivateKey()
+            let pid = Base64URL.encode(Digests.sha384(Array("sim/\(org)/\(role)/\(n)".utf8)))
+            let cert = try CertificateFactory.issue(
+                publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: pid, org: org, role: role),
+                purpose: .signing, issuer: root, issuerKey: rootKey, validity: 86_400 * 30, now: start.addingTimeInterval(-3_600))
+            return try SigningIdentity(org: org, certificatePEM: cert.pem, key: key)
+        }
+        let orgs = Array(Self.hospitals.prefix(peers))
+        orderer = try make("sa", "node", 0)
+        self.peers = try orgs.map { try make($0, "node", 0) }
+        self.clients = try (0..<clients).map { try make(orgs[$0 % orgs.count], "doctor", $0) }
+        let admin = try make("sa", "admin", 0)
+
+        var config = Medledger_ChannelConfig()
+        config.channelID = Self.channel
+        for org in ["sa"] + orgs {
+            var o = Medledger_OrganizationConfig()
+            o.id = org
+            o.rootCertificates = [Data(root.pem.utf8)]
+            config.organizations.append(o)
+        }
+        config.orderer.org = "sa"
+        config.orderer.endpoints = ["sim:7050"]
+        config.crlPublisherOrg = "sa"
+        config.batch.maxMessageCount = UInt32(blockMaxTx)
+        config.batch.absoluteMaxBytes = 1 << 20
+        config.batch.preferredMaxBytes = 1 << 19
+        var kv = Medledger_ChaincodeDefinition()
+        kv.name = "kv"
+        let majority = orgs.count / 2 + 1
+        kv.endorsementPolicy = "OutOf(\(majority), \(orgs.map { "'\($0).node'" }.joined(separator: ", ")))"
+        var counter = kv
+        counter.name = "counter"
+        config.chaincodes = [kv, counter]
+        genesis = try ConfigTransaction.genesisBlock(config: config, creator: admin, at: start)
+    }
+
+    /// How many endorsements a kv write needs.
+    var endorsementsNeeded: Int { peers.count / 2 + 1 }
+}

@@ -1,0 +1,55 @@
+import LedgerStorage
+
+/// A node's disk as the simulator models it: writes are visible at once, but only what an fsync
+/// covered survives a crash (RocksDB's write-ahead log without `sync` is lost with the page cache). A
+/// write can also be made to fail, as a failing disk's would; RocksDB's batches are atomic, so a
+/// failed or lost batch is lost whole.
+public final class SimDisk: KVStore, @unchecked Sendable {  // one simulation thread owns it
+    public let columnFamilyNames: [String]
+    /// What a crash keeps: every batch up to the last synced one, in order.
+    private var durable: [WriteBatch] = []
+    /// Written since the last sync: visible, lost by a crash.
+    private var volatile: [WriteBatch] = []
+    private var live: MemoryStore
+    /// Injected bug: the node believes its syncs, the disk ignores them.
+    public var ignoresSync = false
+    /// Fault: the next write fails (and changes nothing).
+    public var failNextWrite = false
+    public private(set) var syncedWrites = 0
+
+    public init(columnFamilies: [String] = StorageLayout.columnFamilies) {
+        live = MemoryStore(columnFamilies: columnFamilies)
+        columnFamilyNames = live.columnFamilyNames
+    }
+
+    /// The machine lost power: what was not synced is gone.
+    public func crash() {
+        volatile.removeAll()
+        live = MemoryStore(columnFamilies: columnFamilyNames)
+        for batch in durable { try? live.write(batch, sync: false) }
+    }
+
+    public func columnFamily(_ name: String) throws -> ColumnFamily { try live.columnFamily(name) }
+    public func get(_ cf: ColumnFamily, _ key: Bytes) throws -> Bytes? { try live.get(cf, key) }
+    public func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        try live.withValue(cf, key, body)
+    }
+    public func cursor(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool) throws -> any KVCursor {
+        try live.cursor(cf, range, reverse: reverse)
+    }
+    public func snapshot() throws -> any KVSnapshot { try live.snapshot() }
+    public func close() {}
+
+    public func write(_ batch: WriteBatch, sync: Bool) throws {
+        if failNextWrite {
+            failNextWrite = false
+            throw StorageError.rocksDB(operation: "write", message: "IO error: simulated disk write failure")
+        }
+        try live.write(batch, sync: false)
+        volatile.append(batch)
+        guard sync, !ignoresSync else { return }
+        durable.append(contentsOf: volatile)
+        volatile.removeAll()
+        syncedWrites += 1
+    }
+}

@@ -1,0 +1,399 @@
+import Crypto
+import Foundation
+import HeapModule
+import LedgerCore
+import LedgerCrypto
+import LedgerProtos
+import LedgerStorage
+
+/// The whole network in one thread from one seed: a solo orderer, hospital peers and clients as
+/// state machines (the real ordering rules, endorser and commit path on simulated disks), the
+/// network and the clocks simulated, faults drawn from the seed. After `steps` events the faults
+/// stop, partitions heal, crashed nodes restart, and the run must converge; the referee checks the
+/// invariants after every event and at the end.
+public final class Simulation {
+    let options: SimulationOptions
+    private var random: SimRandom
+    private var queue = Heap<SimEvent>()
+    private var sequence = 0
+    private var timeMs: Int64 = 0
+    private var step = 0
+    /// Simulated time zero (a fixed instant: certificates and blocks are judged against it).
+    static let epoch = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01T00:00:00Z
+    private let cast: SimCast
+    private let orderer: SimOrderer
+    private let peers: [SimPeer]
+    private let clients: [SimClient]
+    private var down = Set<SimNode>()
+    private var partitioned = Set<SimNode>()
+    private var clockOffsetMs: [SimNode: Int64] = [:]
+    private var operations: [SimOperation] = []
+    private var referee = Referee()
+    private var trace = SHA256()
+    private var stats = SimStats()
+    private var healing = false
+    /// A cut tick is on the queue for the orderer.
+    private var cutScheduled = false
+
+    public static func run(_ options: SimulationOptions) throws -> SimulationResult {
+        try Simulation(options).run()
+    }
+
+    init(_ options: SimulationOptions) throws {
+        guard (1...SimCast.hospitals.count).contains(options.peers) else {
+            throw SimOptionError(description: "--peers must be 1 to \(SimCast.hospitals.count)")
+        }
+        guard options.clients >= 1, options.keys >= 1, options.steps >= 0 else { throw SimOptionError(description: "--clients and --keys must be at least 1") }
+        self.options = options
+        random = SimRandom(seed: options.seed)
+        let cast = try SimCast(peers: options.peers, clients: options.clients, blockMaxTx: options.blockMaxTx, at: Self.epoch)
+        self.cast = cast
+        orderer = try SimOrderer(identity: cast.orderer, genesis: cast.genesis, disk: SimDisk())
+        // Planted after the join: the genesis block is durable, every block after it is not.
+        orderer.disk.ignoresSync = options.bugs.contains(.ordererSkipsFsync)
+        peers = try cast.peers.enumerated().map { i, identity in
+            let peer = try SimPeer(index: i, identity: identity, genesis: cast.genesis, disk: SimDisk())
+            peer.disk.ignoresSync = options.bugs.contains(.peerSkipsFsync)
+            return peer
+        }
+        clients = cast.clients.enumerated().map { i, identity in SimClient(index: i, identity: identity, home: i % options.peers) }
+        for node in peers.indices.map(SimNode.peer) + clients.indices.map(SimNode.client) {
+            schedule(.tick(node), after: Int64(random.int(0..<5)))
+        }
+    }
+
+    func run() throws -> SimulationResult {
+        while step < options.steps, referee.violation == nil, let event = queue.popMin() {
+            try handle(event)
+            injectFaults()
+        }
+        if referee.violation == nil { try heal() }
+        if referee.violation == nil { finalChecks() }
+        let violation = referee.violation
+        let shortest = violation.map { min($0.step, options.steps) } ?? options.steps
+        return SimulationResult(
+            options: options, events: step, traceHash: Hex.encode(trace.finalize()), verdictHash: referee.verdictDigest(),
+            violation: violation, stats: stats, reproduce: options.command(steps: shortest))
+    }
+
+    // MARK: time, messages, trace
+
+    private func schedule(_ kind: SimEvent.Kind, after ms: Int64) {
+        sequence += 1
+        queue.insert(SimEvent(time: timeMs + ms, sequence: sequence, kind: kind))
+    }
+
+    /// The node's clock: simulated time plus its own offset (clock faults).
+    private func now(_ node: SimNode) -> Date {
+        Self.epoch.addingTimeInterval(Double(timeMs + clockOffsetMs[node, default: 0]) / 1000)
+    }
+
+    private func note(_ line: String) {
+        trace.update(data: Array("\(step) \(timeMs) \(line)\n".utf8))
+    }
+
+    /// Sends through the simulated network: latency of 1–4 ms, and (while faults are on) loss,
+    /// duplication and long delays. A partitioned sender or receiver loses the message.
+    private func send(from: SimNode, _ outgoing: [Outgoing]) {
+        for (to, message) in outgoing {
+            if partitioned.contains(from) || partitioned.contains(to) { continue }
+            let faulty = !healing
+            if faulty, options.faults.contains(.drop), random.chance(0.02) {
+                stats.dropped += 1
+                note("drop \(from)->\(to) \(message.summary)")
+                continue
+            }
+            var copies = 1
+            if faulty, options.faults.contains(.duplicate), random.chance(0.02) {
+                copies = 2
+                stats.duplicated += 1
+            }
+            for _ in 0..<copies {
+                var latency = Int64(1 + random.int(0..<4))
+                if faulty, options.faults.contains(.delay), random.chance(0.03) {
+                    latency += Int64(random.int(20..<300))
+                    stats.delayed += 1
+                }
+                schedule(.deliver(from: from, to: to, message), after: latency)
+            }
+        }
+    }
+
+    // MARK: events
+
+    private func handle(_ event: SimEvent) throws {
+        timeMs = event.time
+        step += 1
+        switch event.kind {
+        case .deliver(let from, let to, let message):
+            guard !down.contains(to), !partitioned.contains(to), !partitioned.contains(from) else {
+                note("lost \(from)->\(to) \(message.summary)")
+                return
+            }
+            note("\(from)->\(to) \(message.summary)")
+            try deliver(message, from: from, to: to)
+        case .tick(let node):
+            guard !down.contains(node) else { return }
+            try tick(node)
+        case .restart(let node):
+            try restart(node)
+        case .heal(let node):
+            partitioned.remove(node)
+            note("heal \(node)")
+        }
+    }
+
+    private func deliver(_ message: SimMessage, from: SimNode, to: SimNode) throws {
+        switch (to, message) {
+        case (.orderer, .broadcast(let op, let envelope)):
+            guard case .client(let c) = from else { return }
+            ordererStep { try orderer.broadcast(envelope, op: op, from: c, now: now(.orderer)) }
+        case (.orderer, .pull(let height)):
+            guard case .peer(let p) = from else { return }
+            send(from: .orderer, orderer.subscribe(peer: p, from: height))
+        case (.peer(let i), .endorse(let op, let proposal)):
+            send(from: to, [(from, .endorsed(op: op, peer: i, answer: peers[i].endorse(proposal, now: now(to))))])
+        case (.peer(let i), .blocks(let blocks)):
+            receive(blocks, at: i)
+        case (.peer(let i), .status(let op, let txID)):
+            send(from: to, [(from, .statusAnswer(op: op, location: peers[i].status(of: txID)))])
+        case (.client(let c), _):
+            clientReceives(message, client: c)
+        default:
+            referee.fail(step, "\(to) got a message it does not handle: \(message.summary)")
+        }
+    }
+
+    /// Runs an orderer action; a disk failure crashes the orderer. Blocks it wrote are checked
+    /// against what everyone else has at those heights; its acknowledgements are recorded.
+    private func ordererStep(_ action: () throws -> [Outgoing]) {
+        let before = orderer.height
+        let out: [Outgoing]
+        do { out = try action() } catch {
+            crash(.orderer, why: "\(error)")
+            return
+        }
+        for n in before..<orderer.height {
+            if let b = try? orderer.ledger.block(number: n) { referee.sawBlock(n, header: b.header.headerHash, by: .orderer, step: step) }
+            stats.blocks = max(stats.blocks, n)
+            note("orderer wrote block \(n)")
+        }
+        if out.contains(where: { if case .broadcastAnswer(_, nil) = $0.message { return true } else { return false } }) {
+            referee.ordererAcknowledged(inBlock: orderer.height - 1)
+        }
+        send(from: .orderer, out)
+        if orderer.height > before { send(from: .orderer, orderer.push()) }
+        // Adaptive batching: what waits in the cutter is cut at the next tick, 1 ms on.
+        if orderer.isPending, !cutScheduled {
+            cutScheduled = true
+            schedule(.tick(.orderer), after: 1)
+        }
+    }
+
+    private func receive(_ blocks: [Medledger_Block], at i: Int) {
+        do {
+            for (block, receipt) in try peers[i].receive(blocks, now: timeMs) {
+                referee.sawBlock(block.header.number, header: block.header.headerHash, by: .peer(i), step: step)
+                referee.sawCommit(receipt, codes: receipt.validationCodes, by: i, step: step)
+                note("peer\(i) committed block \(receipt.blockNumber) codes \(receipt.validationCodes.map(\.rawValue)) commit \(Hex.encode(receipt.commitHash.prefix(8)))")
+            }
+        } catch let e as SimCrash {
+            crash(.peer(i), why: e.reason)
+        } catch {
+            referee.fail(step, "peer\(i) refused a block the orderer delivered: \(error)")
+        }
+    }
+
+    private func clientReceives(_ message: SimMessage, client c: Int) {
+        let client = clients[c]
+        let outcome: (SimClient.Event, [Outgoing])
+        switch message {
+        case .endorsed(let op, let peer, let answer):
+            outcome = client.endorsed(op: op, peer: peer, answer: answer, needed: cast.endorsementsNeeded, peers: peers.count, ms: timeMs)
+        case .broadcastAnswer(let op, let refusal):
+            outcome = client.broadcastAnswer(op: op, refusal: refusal, txID: operations[op].txID, ms: timeMs)
+        case .statusAnswer(let op, let location):
+            outcome = (client.statusAnswer(op: op, location: location), [])
+        default:
+            referee.fail(step, "client\(c) got a message it does not handle: \(message.summary)")
+            return
+        }
+        record(outcome.0)
+        send(from: .client(c), outcome.1)
+    }
+
+    private func record(_ event: SimClient.Event) {
+        switch event {
+        case .none: return
+        case .abandoned(let op, let why):
+            operations[op].abandoned = why
+            stats.abandoned += 1
+            if why.contains("timed out") {
+                stats.endorsementTimeouts += 1
+            } else if why.contains("disagree") {
+                stats.endorserDisagreements += 1
+            } else {
+                stats.refusals += 1
+            }
+            note("op\(op) abandoned: \(why)")
+        case .acknowledged(let op):
+            operations[op].ordererAcknowledged = true
+            stats.acknowledged += 1
+            note("op\(op) acknowledged")
+        case .committed(let op, let location):
+            operations[op].committed = location
+            if location.code == .valid { stats.committedValid += 1 } else { stats.committedInvalid += 1 }
+            note("op\(op) committed block \(location.blockNum) code \(location.code.rawValue)")
+        }
+    }
+
+    private func tick(_ node: SimNode) throws {
+        switch node {
+        case .orderer:
+            cutScheduled = false
+            ordererStep { try orderer.tick(now: now(.orderer)) }
+        case .peer(let i):
+            send(from: node, peers[i].tick(now: timeMs))
+            schedule(.tick(node), after: Int64(10 + random.int(0..<10)))
+        case .client(let c):
+            let client = clients[c]
+            if client.isIdle, !healing {
+                let op = operations.count
+                let (operation, out) = try client.start(op: op, keys: options.keys, peers: peers.count, now: now(node), ms: timeMs, random: &random)
+                operations.append(operation)
+                stats.operations += 1
+                note("op\(op) started by client\(c)")
+                send(from: node, out)
+            } else {
+                let (event, out) = client.tick(ms: timeMs)
+                record(event)
+                send(from: node, out)
+            }
+            schedule(.tick(node), after: Int64(3 + random.int(0..<10)))
+        }
+    }
+
+    // MARK: faults
+
+    private var servers: [SimNode] { [.orderer] + peers.indices.map(SimNode.peer) }
+
+    private func crash(_ node: SimNode, why: String) {
+        guard !down.contains(node) else { return }
+        down.insert(node)
+        switch node {
+        case .orderer: orderer.disk.crash()
+        case .peer(let i): peers[i].disk.crash()
+        case .client: return
+        }
+        stats.crashes += 1
+        note("crash \(node): \(why)")
+        schedule(.restart(node), after: healing ? 1 : Int64(20 + random.int(0..<400)))
+    }
+
+    private func restart(_ node: SimNode) throws {
+        guard down.remove(node) != nil else { return }
+        switch node {
+        case .orderer:
+            try orderer.restart()
+            cutScheduled = false
+            referee.ordererRestarted(height: orderer.height, step: step)
+        case .peer(let i): try peers[i].restart()
+        case .client: break
+        }
+        note("restart \(node) at height \(node == .orderer ? orderer.height : peers[node.peerIndex!].height)")
+        schedule(.tick(node), after: 1)
+    }
+
+    private func injectFaults() {
+        guard !healing else { return }
+        let f = options.faults
+        if f.contains(.crash), random.chance(0.002) {
+            crash(servers[random.int(0..<servers.count)], why: "power loss")
+        }
+        if f.contains(.disk), random.chance(0.001) {
+            let node = servers[random.int(0..<servers.count)]
+            disk(of: node).failNextWrite = true
+            stats.diskFailures += 1
+            note("disk of \(node) will fail its next write")
+        }
+        if f.contains(.partition), random.chance(0.002) {
+            let all = servers + clients.indices.map(SimNode.client)
+            let node = all[random.int(0..<all.count)]
+            if partitioned.insert(node).inserted {
+                stats.partitions += 1
+                note("partition \(node)")
+                schedule(.heal(node), after: Int64(50 + random.int(0..<750)))
+            }
+        }
+        if f.contains(.clock), random.chance(0.001) {
+            let node = servers[random.int(0..<servers.count)]
+            let jump = Int64(random.int(1_000..<120_000)) * (random.chance(0.5) ? 1 : -1)
+            clockOffsetMs[node] = max(-120_000, min(120_000, clockOffsetMs[node, default: 0] + jump))
+            stats.clockJumps += 1
+            note("clock of \(node) jumps \(jump) ms")
+        }
+    }
+
+    private func disk(of node: SimNode) -> SimDisk {
+        switch node {
+        case .orderer: return orderer.disk
+        case .peer(let i): return peers[i].disk
+        case .client: preconditionFailure("clients have no disk here")
+        }
+    }
+
+    // MARK: healing and the end
+
+    /// Faults off, partitions healed, crashed nodes restarted, no new operations: every operation in
+    /// flight must finish and every peer reach the orderer's height.
+    private func heal() throws {
+        healing = true
+        note("heal all")
+        partitioned.removeAll()
+        for node in servers where down.contains(node) { try restart(node) }
+        for f in [orderer.disk] + peers.map(\.disk) { f.failNextWrite = false }
+        let limit = step + options.healSteps
+        while referee.violation == nil, !converged {
+            guard step < limit, let event = queue.popMin() else {
+                let heights = peers.map(\.height)
+                referee.fail(step, "no convergence \(options.healSteps) events after healing: orderer height \(orderer.height), peers \(heights), clients busy \(clients.filter { !$0.isIdle }.count)")
+                return
+            }
+            try handle(event)
+        }
+    }
+
+    private var converged: Bool {
+        down.isEmpty && clients.allSatisfy(\.isIdle) && peers.allSatisfy { $0.height == orderer.height }
+    }
+
+    /// Every operation the orderer acknowledged, or a client saw committed, is on every peer with
+    /// one verdict (the one the client saw, if it saw one).
+    private func finalChecks() {
+        for (op, o) in operations.enumerated() where o.ordererAcknowledged || o.committed != nil {
+            let locations = peers.map { $0.status(of: o.txID) }
+            guard let first = locations[0], locations.allSatisfy({ $0 == first }) else {
+                referee.fail(step, "op\(op) (acknowledged: \(o.ordererAcknowledged)) is not on every peer alike after healing: \(locations.map { $0.map(\.description) ?? "missing" })")
+                return
+            }
+            if let seen = o.committed, seen != first {
+                referee.fail(step, "op\(op) was reported committed as \(seen) but peers hold \(first)")
+                return
+            }
+        }
+        // No update lost or applied twice: each counter is the number of its adds that are valid.
+        for k in 0..<options.keys {
+            let key = "k\(k)"
+            let valid = operations.filter { $0.counterKey == key && peers[0].status(of: $0.txID)?.code == .valid }.count
+            for p in peers where p.counter(key) != valid {
+                referee.fail(step, "counter \(key) is \(p.counter(key)) on peer\(p.index) but \(valid) adds of it committed valid")
+                return
+            }
+        }
+        note("end: height \(orderer.height), operations \(operations.count)")
+    }
+}
+
+extension SimNode {
+    var peerIndex: Int? { if case .peer(let i) = self { return i } else { return nil } }
+}
