@@ -74,13 +74,16 @@ let package = Package(
         // Generated protobuf messages; regenerate with scripts/gen-protos.sh (CI never runs protoc).
         .target(name: "LedgerProtos", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Blocks, envelopes, hashing, Merkle proofs, keys and versions: pure logic, no I/O.
-        .target(name: "LedgerCore", dependencies: ["LedgerProtos", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "LedgerCore",
+            dependencies: ["LedgerProtos", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Key-value backends (RocksDB, in-memory), block store, world state, history, crash-safe commit.
         .target(name: "LedgerStorage", dependencies: ["CRocksDB", "LedgerCore"]),
         // Digests, hybrid public-key encryption (PIDs), secrets at rest.
         .target(name: "LedgerCrypto", dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Hash-chained JSON-lines audit log.
-        .target(name: "LedgerAudit", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "LedgerAudit", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Identities in certificates, certificate issuing, CRLs, trust store (chain + revocation checks).
         .target(
             name: "LedgerIdentity",
@@ -111,14 +114,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]),
         // The node's and the channels' YAML configuration files, parsed and checked.
-        .target(name: "LedgerConfig", dependencies: ["LedgerChannel", "LedgerIdentity", "LedgerIncidents", "LedgerProtos", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "LedgerConfig",
+            dependencies: [
+                "LedgerChannel", "LedgerIdentity", "LedgerIncidents", "LedgerProtos",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         // Anomaly detection: rules, per-identity sliding windows, the suspension list.
         .target(name: "LedgerIncidents", dependencies: [.product(name: "DequeModule", package: "swift-collections")]),
         // The daemon: gRPC services over mutual TLS, authorisation, audit, CRL reloads.
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer", "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus", "MedRecords", "LedgerObjects",
+                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer",
+                "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus", "MedRecords", "LedgerObjects",
                 "LedgerClient", "HospitalFlows", "LedgerOperations", "LedgerIncidents", "LedgerFHIRServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -126,7 +135,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // FHIR R4 resources mapped from the ledger's records, SMART v2 scopes and PKCE: pure logic.
-        .target(name: "LedgerFHIR", dependencies: ["MedRecords", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "LedgerFHIR",
+            dependencies: ["MedRecords", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // The node's FHIR face: SMART on FHIR authorization server (jwt-kit) and the FHIR REST routes (Hummingbird).
         .target(
             name: "LedgerFHIRServer",
@@ -157,32 +168,60 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]),
         // Client SDK: connect over mutual TLS, enroll, call the node.
-        .target(name: "LedgerClient", dependencies: ["LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerCrypto", "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords"]),
+        .target(
+            name: "LedgerClient",
+            dependencies: [
+                "LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerCrypto",
+                "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords",
+            ]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
         .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
         // The paper's records: treatments, index records P_DE, consents, usage records D_UE.
-        .target(name: "MedRecords", dependencies: ["LedgerChaincode", "LedgerIdentity", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "MedRecords",
+            dependencies: [
+                "LedgerChaincode", "LedgerIdentity", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Channels: configuration rules, membership (MSP), endorsement policies, genesis and config updates.
-        .target(name: "LedgerChannel", dependencies: ["LedgerChaincode", "LedgerIdentity", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "LedgerChannel",
+            dependencies: [
+                "LedgerChaincode", "LedgerIdentity", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
         // The hospital's object store: encrypted records as files named by their SHA-384.
-        .target(name: "LedgerObjects", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "LedgerObjects", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Bitcoin Core's libsecp256k1 (secp256k1 point and scalar arithmetic for LedgerPRE). The scripts install libsecp256k1-dev.
         .systemLibrary(name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
         // OpenSSL's libcrypto (SHA-384 for LedgerCrypto; the CSPRNG and hash-to-curve's GF(p) arithmetic for LedgerPRE). The scripts install libssl-dev.
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Umbral threshold proxy re-encryption, byte-compatible with umbral-pre 0.11 (docs/PRE.md).
-        .target(name: "LedgerPRE", dependencies: ["CSecp256k1", "CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "LedgerPRE",
+            dependencies: ["CSecp256k1", "CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Client-side sealing of a record bundle: chunked AES-256-GCM, key wrapped in an Umbral capsule (docs/SEALED_RECORDS.md).
         .target(name: "LedgerRecords", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
         // The paper's off-chain formats: T_SK, device readings as FHIR Observations, record bundles.
-        .target(name: "HospitalFlows", dependencies: ["LedgerPRE", "LedgerCrypto", "LedgerProtos", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "LedgerPeer", dependencies: ["LedgerChannel", "LedgerChaincode", "LedgerStorage", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "HospitalFlows",
+            dependencies: [
+                "LedgerPRE", "LedgerCrypto", "LedgerProtos", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .target(
+            name: "LedgerPeer",
+            dependencies: [
+                "LedgerChannel", "LedgerChaincode", "LedgerStorage", "LedgerIdentity",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // What an orderer decides (admission, cutting, making and signing a block): pure, shared by the
         // solo and raft shells and the simulator.
         .target(name: "LedgerOrderingCore", dependencies: ["LedgerChannel", "LedgerStorage"]),
         // Ordering shells: solo's cutting thread and the raft orderer, behind the OrderingService protocol.
-        .target(name: "LedgerOrdering", dependencies: ["LedgerOrderingCore", "LedgerChannel", "LedgerStorage", "LedgerConsensus"]),
+        .target(
+            name: "LedgerOrdering",
+            dependencies: ["LedgerOrderingCore", "LedgerChannel", "LedgerStorage", "LedgerConsensus"]),
         // Canonical's libraft and libuv from Debian (libraft-dev, libuv1-dev). The scripts install them.
         .systemLibrary(name: "CRaft", pkgConfig: "raft", providers: [.apt(["libraft-dev", "libuv1-dev"])]),
         // Raft consensus: the engine protocol the raft orderer uses, libraft driven from one libuv thread,
@@ -202,17 +241,23 @@ let package = Package(
         .target(
             name: "LedgerSimulation",
             dependencies: [
-                "LedgerOrderingCore", "LedgerPeer", "LedgerChaincode", "LedgerChannel", "LedgerStorage", "LedgerIdentity", "LedgerCrypto",
+                "LedgerOrderingCore", "LedgerPeer", "LedgerChaincode", "LedgerChannel", "LedgerStorage",
+                "LedgerIdentity", "LedgerCrypto",
                 "LedgerCore", "LedgerProtos",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]),
-        .executableTarget(name: "medledgerd", dependencies: ["LedgerNode", "LedgerConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "medledgerd",
+            dependencies: [
+                "LedgerNode", "LedgerConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords", "HospitalFlows", "LedgerRecords", "LedgerPRE",
+                "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords",
+                "HospitalFlows", "LedgerRecords", "LedgerPRE",
                 "LedgerStorage", "LedgerSimulation",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -225,7 +270,8 @@ let package = Package(
         .target(
             name: "MedLedgerFuzzHarness",
             dependencies: [
-                "LedgerAudit", "LedgerChaincode", "LedgerChannel", "LedgerConfig", "LedgerCore", "LedgerCrypto", "LedgerIdentity", "LedgerPRE",
+                "LedgerAudit", "LedgerChaincode", "LedgerChannel", "LedgerConfig", "LedgerCore", "LedgerCrypto",
+                "LedgerIdentity", "LedgerPRE",
                 "LedgerPeer", "LedgerProtos", "LedgerRecords", "LedgerStorage", "MedRecords",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -233,8 +279,15 @@ let package = Package(
             ]),
         .executableTarget(name: "MedLedgerFuzz", dependencies: ["MedLedgerFuzzHarness"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
-        .testTarget(name: "LedgerFHIRTests", dependencies: ["LedgerFHIR", "LedgerFHIRServer", "MedRecords", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "LedgerIncidentsTests", dependencies: ["LedgerIncidents", "LedgerOperations", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "LedgerFHIRTests",
+            dependencies: [
+                "LedgerFHIR", "LedgerFHIRServer", "MedRecords", .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "LedgerIncidentsTests",
+            dependencies: ["LedgerIncidents", "LedgerOperations", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "LedgerConsensusTests",
             dependencies: [
@@ -245,12 +298,32 @@ let package = Package(
             ]),
         .testTarget(name: "LedgerSimulationTests", dependencies: ["LedgerSimulation"]),
         .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
-        .testTarget(name: "MedRecordsTests", dependencies: ["MedRecords", "LedgerPRE", "LedgerCrypto", "LedgerChaincode", "LedgerStorage", "LedgerCore", "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "LedgerObjectsTests", dependencies: ["LedgerObjects", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "LedgerRecordsTests", dependencies: ["LedgerRecords", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "HospitalFlowsTests", dependencies: ["HospitalFlows", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "LedgerPRETests", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "LedgerPeerTests", dependencies: ["LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto", .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage", "LedgerBench", "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus", .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "SwiftASN1", package: "swift-asn1")]),
+        .testTarget(
+            name: "MedRecordsTests",
+            dependencies: [
+                "MedRecords", "LedgerPRE", "LedgerCrypto", "LedgerChaincode", "LedgerStorage", "LedgerCore",
+                "LedgerProtos", "LedgerIdentity", .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "LedgerObjectsTests",
+            dependencies: ["LedgerObjects", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(
+            name: "LedgerRecordsTests",
+            dependencies: ["LedgerRecords", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(
+            name: "HospitalFlowsTests",
+            dependencies: ["HospitalFlows", "LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(
+            name: "LedgerPRETests", dependencies: ["LedgerPRE", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(
+            name: "LedgerPeerTests",
+            dependencies: [
+                "LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto",
+                .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage",
+                "LedgerBench", "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]),
         .testTarget(
             name: "LedgerIdentityTests",
             dependencies: [
@@ -265,8 +338,10 @@ let package = Package(
         .testTarget(
             name: "MedLedgerCLITests",
             dependencies: [
-                "LedgerStorage", "LedgerBench", "LedgerClient", "LedgerCA", "LedgerIdentity", "LedgerTransport", "medledger", "medledgerd",
-                "HospitalFlows", "LedgerPRE", "MedRecords", "LedgerObjects", "LedgerRPC", "LedgerProtos", "LedgerCrypto", "LedgerChannel",
+                "LedgerStorage", "LedgerBench", "LedgerClient", "LedgerCA", "LedgerIdentity", "LedgerTransport",
+                "medledger", "medledgerd",
+                "HospitalFlows", "LedgerPRE", "MedRecords", "LedgerObjects", "LedgerRPC", "LedgerProtos",
+                "LedgerCrypto", "LedgerChannel",
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

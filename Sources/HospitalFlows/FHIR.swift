@@ -64,14 +64,20 @@ public enum RecordBundle {
     }
 
     /// Builds the Bundle JSON. `emr` must be a JSON object; each of `observations` a JSON object.
-    public static func make(tID: String, patientPID: String, emr: [UInt8]?, observations: [[UInt8]], createdAt: String) throws -> [UInt8] {
+    public static func make(
+        tID: String, patientPID: String, emr: [UInt8]?, observations: [[UInt8]], createdAt: String
+    ) throws -> [UInt8] {
         var entries = [[String: Any]]()
         if let emr {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(emr)) as? [String: Any] else { throw Invalid(description: "the EMR is not a JSON object") }
+            guard let o = try? JSONSerialization.jsonObject(with: Data(emr)) as? [String: Any] else {
+                throw Invalid(description: "the EMR is not a JSON object")
+            }
             entries.append(["resource": o])
         }
         for (i, obs) in observations.enumerated() {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(obs)) as? [String: Any] else { throw Invalid(description: "observation \(i) is not a JSON object") }
+            guard let o = try? JSONSerialization.jsonObject(with: Data(obs)) as? [String: Any] else {
+                throw Invalid(description: "observation \(i) is not a JSON object")
+            }
             entries.append(["resource": o])
         }
         guard !entries.isEmpty else { throw Invalid(description: "a record needs an EMR or at least one reading") }
@@ -81,6 +87,7 @@ public enum RecordBundle {
             "meta": ["tag": [["system": "urn:medledger:patient", "code": patientPID]]],
             "entry": entries,
         ]
-        return Array(try JSONSerialization.data(withJSONObject: bundle, options: [.sortedKeys, .withoutEscapingSlashes]))
+        return Array(
+            try JSONSerialization.data(withJSONObject: bundle, options: [.sortedKeys, .withoutEscapingSlashes]))
     }
 }

@@ -15,7 +15,10 @@ public struct TreatmentSessionKey: Codable, Sendable, Equatable {
     public var channel: String
     public var issuedAt: String
 
-    public init(patientPID: String, tID: String, diseaseInfo: String, patientCert: String, doctorPID: String, hospital: String, channel: String, issuedAt: String) {
+    public init(
+        patientPID: String, tID: String, diseaseInfo: String, patientCert: String, doctorPID: String, hospital: String,
+        channel: String, issuedAt: String
+    ) {
         self.patientPID = patientPID
         self.tID = tID
         self.diseaseInfo = diseaseInfo
@@ -27,8 +30,13 @@ public struct TreatmentSessionKey: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case patientPID = "patient_pid", tID = "t_id", diseaseInfo = "disease_info", patientCert = "patient_cert"
-        case doctorPID = "doctor_pid", hospital, channel, issuedAt = "issued_at"
+        case patientPID = "patient_pid"
+        case tID = "t_id"
+        case diseaseInfo = "disease_info"
+        case patientCert = "patient_cert"
+        case doctorPID = "doctor_pid"
+        case hospital, channel
+        case issuedAt = "issued_at"
     }
 
     /// Sealed to `doctorKey` with Umbral's KEM/DEM (a fresh capsule per session key).
@@ -46,10 +54,14 @@ public struct TreatmentSessionKey: Codable, Sendable, Equatable {
     /// Opens a sealed T_SK with the doctor's secret key.
     public static func open(capsule: [UInt8], ciphertext: [UInt8], doctorKey: SecretKey) throws -> TreatmentSessionKey {
         let c: Capsule
-        do { c = try Capsule(bytes: capsule) } catch { throw OpenFailure(description: "the session key's capsule is malformed: \(error)") }
+        do { c = try Capsule(bytes: capsule) } catch {
+            throw OpenFailure(description: "the session key's capsule is malformed: \(error)")
+        }
         let plaintext: [UInt8]
-        do { plaintext = try Umbral.decryptOriginal(delegatingSK: doctorKey, capsule: c, ciphertext: ciphertext) } catch {
-            throw OpenFailure(description: "the session key does not open with this key: it was sealed to another doctor, or altered")
+        do { plaintext = try Umbral.decryptOriginal(delegatingSK: doctorKey, capsule: c, ciphertext: ciphertext) } catch
+        {
+            throw OpenFailure(
+                description: "the session key does not open with this key: it was sealed to another doctor, or altered")
         }
         do { return try JSONDecoder().decode(TreatmentSessionKey.self, from: Data(plaintext)) } catch {
             throw OpenFailure(description: "the session key opened but is not a T_SK: \(error)")

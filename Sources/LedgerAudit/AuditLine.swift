@@ -17,13 +17,15 @@ struct AuditLine {
         guard let markerAt = AuditLine.lastIndex(of: AuditLine.hashMarker, in: bytes) else { return nil }
         body = Array(bytes[..<markerAt])
         let rest = bytes[(markerAt + AuditLine.hashMarker.count)...]
-        guard rest.count == 64 + 2, rest.suffix(2).elementsEqual(Array("\"}".utf8)), let h = Hex.decode(String(decoding: rest.prefix(64), as: UTF8.self)) else { return nil }
+        guard rest.count == 64 + 2, rest.suffix(2).elementsEqual(Array("\"}".utf8)),
+            let h = Hex.decode(String(decoding: rest.prefix(64), as: UTF8.self))
+        else { return nil }
         hash = h
         // seq must be a whole number a log can reach and continue from: NSNumber.uint64Value would turn
         // -1 or 1e300 into UInt64.max, and the next line's seq + 1 would trap (found by fuzzing).
         guard let obj = try? JSONSerialization.jsonObject(with: Data(body + Array("}".utf8))) as? [String: Any],
-              let seqNum = obj["seq"] as? NSNumber, let s = UInt64(exactly: seqNum), s < UInt64.max,
-              let prevHex = obj["prev"] as? String, let p = Hex.decode(prevHex)
+            let seqNum = obj["seq"] as? NSNumber, let s = UInt64(exactly: seqNum), s < UInt64.max,
+            let prevHex = obj["prev"] as? String, let p = Hex.decode(prevHex)
         else { return nil }
         seq = s
         prev = p
@@ -35,7 +37,10 @@ struct AuditLine {
         let ts = ISO8601DateFormatter.auditFormatter.string(from: date)
         let fields: [(String, String)] = [
             ("action", json(event.action)),
-            ("actor", "{\"org\":\(json(event.actor.org)),\"pid\":\(json(event.actor.pid)),\"role\":\(json(event.actor.role))}"),
+            (
+                "actor",
+                "{\"org\":\(json(event.actor.org)),\"pid\":\(json(event.actor.pid)),\"role\":\(json(event.actor.role))}"
+            ),
             ("detail", json(event.detail)),
             ("outcome", json(event.outcome.rawValue)),
             ("prev", json(Hex.encode(previous))),
@@ -47,7 +52,8 @@ struct AuditLine {
     }
 
     /// The whole line, newline included, and its hash (the next line's `prev`).
-    static func encode(event: AuditEvent, seq: UInt64, date: Date, previous: [UInt8]) -> (bytes: [UInt8], hash: [UInt8]) {
+    static func encode(event: AuditEvent, seq: UInt64, date: Date, previous: [UInt8]) -> (bytes: [UInt8], hash: [UInt8])
+    {
         let body = body(event: event, seq: seq, date: date, previous: previous)
         let hash = chainHash(previous: previous, body: body)
         return (body + Array(",\"hash\":\"\(Hex.encode(hash))\"}\n".utf8), hash)

@@ -110,13 +110,20 @@ public final class AuditLog: Sendable {
         public var description: String {
             switch self {
             case .cannotOpen(let p, let why): return "cannot open audit log \(p): \(why)"
-            case .inUse(let p): return "audit log \(p) is already open (by another process, or twice in this one); one writer per log"
-            case .brokenTail(let p, let why): return "audit log \(p) cannot be continued: \(why); run `medledger audit verify` and rotate the file"
-            case .writeFailed(let p, let why): return "cannot write to audit log \(p): \(why); the line was not recorded"
-            case .syncFailed(let p, let why): return "cannot flush audit log \(p) to disk: \(why); recent lines may be lost if the machine stops, and the log takes no more lines until it is reopened"
-            case .unusable(let p, let why): return "audit log \(p) takes no more lines: \(why); reopen it (a restart marks any torn tail)"
+            case .inUse(let p):
+                return "audit log \(p) is already open (by another process, or twice in this one); one writer per log"
+            case .brokenTail(let p, let why):
+                return "audit log \(p) cannot be continued: \(why); run `medledger audit verify` and rotate the file"
+            case .writeFailed(let p, let why):
+                return "cannot write to audit log \(p): \(why); the line was not recorded"
+            case .syncFailed(let p, let why):
+                return
+                    "cannot flush audit log \(p) to disk: \(why); recent lines may be lost if the machine stops, and the log takes no more lines until it is reopened"
+            case .unusable(let p, let why):
+                return "audit log \(p) takes no more lines: \(why); reopen it (a restart marks any torn tail)"
             case .closed(let p): return "audit log \(p) is closed"
-            case .rotateFailed(let p, let why): return "cannot rotate audit log \(p): \(why); lines go on into the same file"
+            case .rotateFailed(let p, let why):
+                return "cannot rotate audit log \(p): \(why); lines go on into the same file"
             }
         }
     }
@@ -132,7 +139,8 @@ public final class AuditLog: Sendable {
     /// whole line. `onFailure` hears of every line that could not be written or synced — also those of
     /// the background flush, which has no caller to throw to — so a daemon can tell its operator.
     public init(
-        path: String, policy: SyncPolicy = .grouped, rotation: Rotation = .default, onFailure: (@Sendable (Failure) -> Void)? = nil
+        path: String, policy: SyncPolicy = .grouped, rotation: Rotation = .default,
+        onFailure: (@Sendable (Failure) -> Void)? = nil
     ) throws {
         self.path = path
         self.policy = policy
@@ -142,7 +150,9 @@ public final class AuditLog: Sendable {
             let data = try AuditFile.readAll(fd, path: path)
             // An empty active file after a rotation (or a crash right after one): the chain goes on
             // from the newest rotated file's last line.
-            let tail = try data.isEmpty ? AuditTail(continuingFrom: AuditFiles.rotated(path).last) : AuditTail(scanning: data, path: path)
+            let tail =
+                try data.isEmpty
+                ? AuditTail(continuingFrom: AuditFiles.rotated(path).last) : AuditTail(scanning: data, path: path)
             file = AuditFile(fd: fd, path: path, tail: tail, size: data.count, rotation: rotation, onFailure: onFailure)
         } catch {
             Glibc.close(fd)
@@ -216,13 +226,18 @@ final class AuditFile: Sendable {
     private let rotation: AuditLog.Rotation
     private let onFailure: (@Sendable (AuditLog.Failure) -> Void)?
 
-    init(fd: Int32, path: String, tail: AuditTail, size: Int, rotation: AuditLog.Rotation, onFailure: (@Sendable (AuditLog.Failure) -> Void)?) {
+    init(
+        fd: Int32, path: String, tail: AuditTail, size: Int, rotation: AuditLog.Rotation,
+        onFailure: (@Sendable (AuditLog.Failure) -> Void)?
+    ) {
         self.path = path
         self.rotation = rotation
         self.onFailure = onFailure
-        state = Mutex(State(
-            fd: fd, previousHash: tail.previousHash, seq: tail.seq, size: size, torn: tail.torn, endsMidLine: tail.endsMidLine,
-            firstSeq: tail.firstSeq ?? tail.seq + 1))
+        state = Mutex(
+            State(
+                fd: fd, previousHash: tail.previousHash, seq: tail.seq, size: size, torn: tail.torn,
+                endsMidLine: tail.endsMidLine,
+                firstSeq: tail.firstSeq ?? tail.seq + 1))
     }
 
     deinit {
@@ -243,7 +258,8 @@ final class AuditFile: Sendable {
     /// Opens for appending, creating it 0600 in one step (no window with wider permissions), never
     /// through a symbolic link, and takes an exclusive lock: two writers would fork the chain.
     static func open(_ path: String) throws -> Int32 {
-        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AuditLog.Failure.cannotOpen(path: path, reason: errnoText()) }
         var st = stat()
@@ -255,7 +271,9 @@ final class AuditFile: Sendable {
             let busy = errno == EWOULDBLOCK
             let why = errnoText()
             Glibc.close(fd)
-            throw busy ? AuditLog.Failure.inUse(path: path) : AuditLog.Failure.cannotOpen(path: path, reason: "cannot lock: \(why)")
+            throw busy
+                ? AuditLog.Failure.inUse(path: path)
+                : AuditLog.Failure.cannotOpen(path: path, reason: "cannot lock: \(why)")
         }
         return fd
     }
@@ -312,8 +330,12 @@ final class AuditFile: Sendable {
     private func rotateLocked(_ s: inout State) -> AuditLog.Failure? {
         do { try syncLocked(&s) } catch { return nil }  // the log is now broken; the next line reports it
         let target = AuditFiles.rotatedPath(path, firstSeq: s.firstSeq)
-        guard !FileManager.default.fileExists(atPath: target) else { return .rotateFailed(path: path, reason: "\(target) already exists") }
-        guard rename(path, target) == 0 else { return .rotateFailed(path: path, reason: "cannot rename it to \(target): \(Self.errnoText())") }
+        guard !FileManager.default.fileExists(atPath: target) else {
+            return .rotateFailed(path: path, reason: "\(target) already exists")
+        }
+        guard rename(path, target) == 0 else {
+            return .rotateFailed(path: path, reason: "cannot rename it to \(target): \(Self.errnoText())")
+        }
         let fd: Int32
         do { fd = try Self.open(path) } catch {
             _ = rename(target, path)
@@ -402,7 +424,9 @@ final class AuditFile: Sendable {
             return
         }
         if written > 0, ftruncate(s.fd, off_t(s.size)) != 0 {
-            s.broken = .unusable(path: path, reason: "a failed write left part of a line that could not be removed (\(Self.errnoText()))")
+            s.broken = .unusable(
+                path: path, reason: "a failed write left part of a line that could not be removed (\(Self.errnoText()))"
+            )
         }
         throw AuditLog.Failure.writeFailed(path: path, reason: error)
     }

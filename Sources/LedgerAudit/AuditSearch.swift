@@ -39,7 +39,9 @@ public enum AuditSearch {
         return lines.string(from: date)
     }
 
-    public static func entries(about subject: String, in path: String, since: String? = nil, limit: Int, excludingActor: String? = nil) throws -> Result {
+    public static func entries(
+        about subject: String, in path: String, since: String? = nil, limit: Int, excludingActor: String? = nil
+    ) throws -> Result {
         let limit = min(max(limit, 1), limitMax)
         // A line about `subject` contains this exact text; only those lines are parsed.
         let needle = Array(("\"target\":" + JSONText.quoted(subject) + ",").utf8)
@@ -51,7 +53,9 @@ public enum AuditSearch {
                 let start = data[..<(end - 1)].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
                 let line = data[start..<end]
                 end = start
-                guard let entry = parse(line, needle: needle), entry.target == subject, entry.actor.pid != excludingActor else { continue }
+                guard let entry = parse(line, needle: needle), entry.target == subject,
+                    entry.actor.pid != excludingActor
+                else { continue }
                 if let since, entry.time < since { return Result(entries: found, truncated: false) }
                 guard found.count < limit else { return Result(entries: found, truncated: true) }
                 found.append(entry)
@@ -62,13 +66,15 @@ public enum AuditSearch {
 
     static func parse(_ line: ArraySlice<UInt8>, needle: [UInt8]) -> AuditEntry? {
         guard line.count > needle.count, line.firstRange(of: needle) != nil,
-              let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-              let seq = (obj["seq"] as? NSNumber).flatMap({ UInt64(exactly: $0) }), let time = obj["ts"] as? String,
-              let actor = obj["actor"] as? [String: Any]
+            let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+            let seq = (obj["seq"] as? NSNumber).flatMap({ UInt64(exactly: $0) }), let time = obj["ts"] as? String,
+            let actor = obj["actor"] as? [String: Any]
         else { return nil }
         return AuditEntry(
             seq: seq, time: time,
-            actor: AuditActor(pid: actor["pid"] as? String ?? "-", org: actor["org"] as? String ?? "-", role: actor["role"] as? String ?? "-"),
+            actor: AuditActor(
+                pid: actor["pid"] as? String ?? "-", org: actor["org"] as? String ?? "-",
+                role: actor["role"] as? String ?? "-"),
             action: obj["action"] as? String ?? "", target: obj["target"] as? String ?? "",
             outcome: obj["outcome"] as? String ?? "", detail: obj["detail"] as? String ?? "")
     }

@@ -49,7 +49,11 @@ struct AuditTail {
             }
             unreadableWholeLines += 1
             guard unreadableWholeLines <= Self.tornWholeLinesMax else {
-                throw AuditLog.Failure.brokenTail(path: path, reason: "more than \(Self.tornWholeLinesMax) whole lines at its end do not parse as audit lines (not a torn write)")
+                throw AuditLog.Failure.brokenTail(
+                    path: path,
+                    reason:
+                        "more than \(Self.tornWholeLinesMax) whole lines at its end do not parse as audit lines (not a torn write)"
+                )
             }
             cut = start
         }
@@ -66,7 +70,9 @@ enum AuditRecoveryLine {
         AuditEvent(
             actor: .system, action: action,
             target: "bytes \(torn.lowerBound)..<\(torn.upperBound) sha256 \(Hex.encode(sha256))", outcome: .failed,
-            detail: "the \(torn.count) bytes before this line are a write cut short (crash or failing disk), kept as found outside the hash chain, which continues from the last whole line")
+            detail:
+                "the \(torn.count) bytes before this line are a write cut short (crash or failing disk), kept as found outside the hash chain, which continues from the last whole line"
+        )
     }
 
     /// The byte range and digest a recovery line names; nil if `target` is not in that form.
@@ -75,7 +81,7 @@ enum AuditRecoveryLine {
         guard words.count == 4, words[0] == "bytes", words[2] == "sha256" else { return nil }
         let bounds = words[1].components(separatedBy: "..<")
         guard bounds.count == 2, let lo = Int(bounds[0]), let hi = Int(bounds[1]), lo >= 0, lo < hi,
-              let digest = Hex.decode(String(words[3])), digest.count == 32
+            let digest = Hex.decode(String(words[3])), digest.count == 32
         else { return nil }
         return (lo..<hi, digest)
     }

@@ -26,7 +26,9 @@ public enum AuditVerifier {
     /// line must be in the files with that hash: a missing one means the tail was cut, another hash
     /// that a file was rewritten (even with every hash recomputed, which the chain alone cannot show).
     /// Anchors of lines in files no longer kept (rotated out and deleted) cannot be checked: counted.
-    public static func verify(path: String, expectedHead: String? = nil, anchors: [UInt64: String] = [:]) throws -> Report {
+    public static func verify(
+        path: String, expectedHead: String? = nil, anchors: [UInt64: String] = [:]
+    ) throws -> Report {
         let files = AuditFiles.all(path)
         guard !files.isEmpty else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
         var report = Report(lines: 0, head: "", problems: [])
@@ -38,11 +40,16 @@ public enum AuditVerifier {
             // Only a rotated file may begin past line 1 (its predecessors deleted by retention), and
             // only at the line its name gives: cutting the head of a file still shows.
             let named = file == path ? nil : UInt64((file as NSString).pathExtension)
-            (walk.prev, walk.expectedSeq, walk.adoptStart, walk.anchors) = (prev, expectedSeq, i == 0 && named != nil, anchors)
+            (walk.prev, walk.expectedSeq, walk.adoptStart, walk.anchors) = (
+                prev, expectedSeq, i == 0 && named != nil, anchors
+            )
             walk.run()
             let label = files.count > 1 ? (file as NSString).lastPathComponent + ": " : ""
             if let named, let first = walk.firstSeq, first != named {
-                report.problems.append(label + "its name says it begins at line \(named), but its first line is \(first) (lines cut from its start, or the file renamed)")
+                report.problems.append(
+                    label
+                        + "its name says it begins at line \(named), but its first line is \(first) (lines cut from its start, or the file renamed)"
+                )
             }
             report.problems += walk.problems.map { label + $0 }
             report.recoveries += walk.recoveries.map { label + $0 }
@@ -54,10 +61,12 @@ public enum AuditVerifier {
         report.files = files.count
         report.firstSeq = firstSeq ?? 1
         if let expectedHead, expectedHead != report.head {
-            report.problems.append("the log ends at \(report.head), not at the expected head \(expectedHead) (lines missing at the end)")
+            report.problems.append(
+                "the log ends at \(report.head), not at the expected head \(expectedHead) (lines missing at the end)")
         }
         for seq in anchors.keys.sorted() where seq >= expectedSeq {
-            report.problems.append("anchored line \(seq) is missing: the log ends at line \(expectedSeq - 1) (its tail was cut)")
+            report.problems.append(
+                "anchored line \(seq) is missing: the log ends at line \(expectedSeq - 1) (its tail was cut)")
         }
         report.anchorsBeforeKept = anchors.keys.filter { $0 < report.firstSeq }.count
         return report
@@ -89,8 +98,9 @@ public enum AuditVerifier {
                 check(line: count, bytes: start..<end)
                 start = end + 1
             }
-            reportUnreadable(suffix: unreadable.last?.bytes.upperBound == data.count && data.last != UInt8(ascii: "\n")
-                ? " (a torn last line: the writer marks it when it next opens the log)" : "")
+            reportUnreadable(
+                suffix: unreadable.last?.bytes.upperBound == data.count && data.last != UInt8(ascii: "\n")
+                    ? " (a torn last line: the writer marks it when it next opens the log)" : "")
         }
 
         mutating func check(line n: Int, bytes: Range<Int>) {
@@ -108,11 +118,20 @@ public enum AuditVerifier {
             } else {
                 reportUnreadable(suffix: "")
             }
-            if line.prev != prev { problems.append("line \(n): does not follow the line before it (a line was removed, inserted or reordered)") }
-            if line.seq != expectedSeq { problems.append("line \(n): sequence number \(line.seq), expected \(expectedSeq)") }
-            if AuditLine.chainHash(previous: line.prev, body: line.body) != hash { problems.append("line \(n): content does not match its hash (edited)") }
+            if line.prev != prev {
+                problems.append(
+                    "line \(n): does not follow the line before it (a line was removed, inserted or reordered)")
+            }
+            if line.seq != expectedSeq {
+                problems.append("line \(n): sequence number \(line.seq), expected \(expectedSeq)")
+            }
+            if AuditLine.chainHash(previous: line.prev, body: line.body) != hash {
+                problems.append("line \(n): content does not match its hash (edited)")
+            }
             if let anchored = anchors[line.seq], anchored != Hex.encode(hash) {
-                problems.append("line \(n) (seq \(line.seq)): hash \(Hex.encode(hash).prefix(16))… differs from the one anchored on chain, \(anchored.prefix(16))… (the log was rewritten)")
+                problems.append(
+                    "line \(n) (seq \(line.seq)): hash \(Hex.encode(hash).prefix(16))… differs from the one anchored on chain, \(anchored.prefix(16))… (the log was rewritten)"
+                )
             }
             prev = hash
             expectedSeq = line.seq + 1
@@ -126,19 +145,27 @@ public enum AuditVerifier {
                 return
             }
             let r = names.range
-            let endsRight = r.upperBound == lineStart || (r.upperBound == lineStart - 1 && data[r.upperBound] == UInt8(ascii: "\n"))
-            guard r.lowerBound == first.bytes.lowerBound, endsRight, AuditRecoveryLine.sha256(data[r]) == names.sha256 else {
+            let endsRight =
+                r.upperBound == lineStart || (r.upperBound == lineStart - 1 && data[r.upperBound] == UInt8(ascii: "\n"))
+            guard r.lowerBound == first.bytes.lowerBound, endsRight, AuditRecoveryLine.sha256(data[r]) == names.sha256
+            else {
                 reportUnreadable(suffix: "")
-                problems.append("line \(n): the recovery line does not match the bytes it names (\(r)): they were changed after the crash")
+                problems.append(
+                    "line \(n): the recovery line does not match the bytes it names (\(r)): they were changed after the crash"
+                )
                 return
             }
             let lines = first.line == last.line ? "line \(first.line)" : "lines \(first.line)–\(last.line)"
-            recoveries.append("\(lines): \(r.count) torn bytes (offsets \(r.lowerBound)..<\(r.upperBound)) kept as found, marked by line \(n); the chain continues from the line before")
+            recoveries.append(
+                "\(lines): \(r.count) torn bytes (offsets \(r.lowerBound)..<\(r.upperBound)) kept as found, marked by line \(n); the chain continues from the line before"
+            )
             unreadable = []
         }
 
         mutating func reportUnreadable(suffix: String) {
-            for u in unreadable { problems.append("line \(u.line): does not parse as an audit line (edited or torn)\(suffix)") }
+            for u in unreadable {
+                problems.append("line \(u.line): does not parse as an audit line (edited or torn)\(suffix)")
+            }
             unreadable = []
         }
     }

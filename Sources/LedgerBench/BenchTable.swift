@@ -28,8 +28,10 @@ public struct BenchRow: Encodable, Sendable {
     }
 
     public init(
-        operation: String, count: Int, seconds: Double, rate: Double, rateUnit: String, p50Micros: Double? = nil, p99Micros: Double? = nil, target: Double? = nil,
-        cpuMicrosPerOp: Double? = nil, p50TargetMicros: Double? = nil, rateAtMost: Double? = nil, runRates: [Double]? = nil
+        operation: String, count: Int, seconds: Double, rate: Double, rateUnit: String, p50Micros: Double? = nil,
+        p99Micros: Double? = nil, target: Double? = nil,
+        cpuMicrosPerOp: Double? = nil, p50TargetMicros: Double? = nil, rateAtMost: Double? = nil,
+        runRates: [Double]? = nil
     ) {
         self.rateAtMost = rateAtMost
         self.runRates = runRates
@@ -46,7 +48,8 @@ public struct BenchRow: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget, cpuMicrosPerOp, p50TargetMicros, rateAtMost, runRates
+        case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget, cpuMicrosPerOp,
+            p50TargetMicros, rateAtMost, runRates
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -87,28 +90,35 @@ public struct BenchReport: Encodable, Sendable {
     /// A fixed-width text table.
     public func table() -> String {
         let withCPU = rows.contains { $0.cpuMicrosPerOp != nil }
-        let header = ["operation", "count", "seconds", "rate", "p50", "p99"] + (withCPU ? ["cpu/op"] : []) + ["target", "ok"]
+        let header =
+            ["operation", "count", "seconds", "rate", "p50", "p99"] + (withCPU ? ["cpu/op"] : []) + ["target", "ok"]
         var lines = [[String]]()
         for r in rows {
             var target = [
-                r.target.map { ">= \(Self.grouped($0))" }, r.rateAtMost.map { "<= \(Self.grouped($0))" }, r.p50TargetMicros.map { "p50 <= \(Self.duration($0))" },
+                r.target.map { ">= \(Self.grouped($0))" }, r.rateAtMost.map { "<= \(Self.grouped($0))" },
+                r.p50TargetMicros.map { "p50 <= \(Self.duration($0))" },
             ].compactMap { $0 }.joined(separator: ", ")
             if target.isEmpty { target = "-" }
             // A median of several runs shows their spread too.
-            let spread = r.runRates.flatMap { rates in rates.count > 1 ? " (\(Self.grouped(rates.min()!))–\(Self.grouped(rates.max()!)))" : nil } ?? ""
-            lines.append([
-                r.operation, "\(r.count)", String(format: "%.3f", r.seconds),
-                "\(Self.grouped(r.rate)) \(r.rateUnit)\(spread)",
-                r.p50Micros.map(Self.duration) ?? "-", r.p99Micros.map(Self.duration) ?? "-",
-            ] + (withCPU ? [r.cpuMicrosPerOp.map(Self.duration) ?? "-"] : []) + [
-                target,
-                r.meetsTarget.map { $0 ? "yes" : "NO" } ?? "-",
-            ])
+            let spread =
+                r.runRates.flatMap { rates in
+                    rates.count > 1 ? " (\(Self.grouped(rates.min()!))–\(Self.grouped(rates.max()!)))" : nil
+                } ?? ""
+            lines.append(
+                [
+                    r.operation, "\(r.count)", String(format: "%.3f", r.seconds),
+                    "\(Self.grouped(r.rate)) \(r.rateUnit)\(spread)",
+                    r.p50Micros.map(Self.duration) ?? "-", r.p99Micros.map(Self.duration) ?? "-",
+                ] + (withCPU ? [r.cpuMicrosPerOp.map(Self.duration) ?? "-"] : []) + [
+                    target,
+                    r.meetsTarget.map { $0 ? "yes" : "NO" } ?? "-",
+                ])
         }
         var widths = header.map(\.count)
         for l in lines { for (i, c) in l.enumerated() { widths[i] = max(widths[i], c.count) } }
         func row(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(
+                separator: "  ")
         }
         var out = [title]
         for (k, v) in environment.sorted(by: { $0.key < $1.key }) { out.append("  \(k): \(v)") }

@@ -1,9 +1,9 @@
 import Crypto
 import Foundation
 import LedgerCore
+import LedgerCrypto
 import LedgerProtos
 import LedgerStorage
-import LedgerCrypto
 
 /// Builds signed endorser-transaction envelopes with a given read-write set. Used to make sample
 /// chains for the demo, the crash test and the benchmarks; the real client SDK builds the same shape.
@@ -35,7 +35,8 @@ public struct SampleTransactionFactory: Sendable {
     public func envelope(txID: String, namespace: String, writes: [Write], timestamp: Date = Date()) throws -> Bytes {
         let payload = try Medledger_Payload.endorserTransaction(
             channel: channel, txID: txID, chaincode: namespace,
-            results: .writes(namespace: namespace, writes.map { ($0.key, $0.value) }), creator: creator, timestamp: timestamp)
+            results: .writes(namespace: namespace, writes.map { ($0.key, $0.value) }), creator: creator,
+            timestamp: timestamp)
         let payloadBytes: Data = try payload.serializedBytes()
 
         var envelope = Medledger_Envelope()
@@ -73,7 +74,8 @@ public struct SampleChain: Sendable {
             for w in 0..<writeCount {
                 let key = String(format: "key-%04d", Int.random(in: 0..<keySpace, using: &rng))
                 let delete = Int.random(in: 0..<10, using: &rng) == 0
-                writes.append(.init(key: key, value: delete ? nil : Array("value \(number).\(i).\(w) \(rng.next())".utf8)))
+                writes.append(
+                    .init(key: key, value: delete ? nil : Array("value \(number).\(i).\(w) \(rng.next())".utf8)))
             }
             let txID = Hex.encode(LedgerHash.sha256(Array("sample/\(seed)/\(number)/\(i)".utf8)))
             envelopes.append(try factory.envelope(txID: txID, namespace: namespace, writes: writes))

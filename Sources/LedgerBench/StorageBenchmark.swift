@@ -32,7 +32,10 @@ public struct StorageBenchmark {
 
     public func run() throws -> BenchReport {
         let p = parameters
-        let dir = p.dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("medledger-bench-\(UUID().uuidString)").path
+        let dir =
+            p.dataDir
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("medledger-bench-\(UUID().uuidString)")
+            .path
         let ownsDir = p.dataDir == nil
         defer { if ownsDir { try? FileManager.default.removeItem(atPath: dir) } }
 
@@ -54,7 +57,9 @@ public struct StorageBenchmark {
             envs.reserveCapacity(p.transactionsPerBlock)
             for t in 0..<p.transactionsPerBlock {
                 let value = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                envs.append(try factory.envelope(txID: UUID().uuidString, namespace: namespace, writes: [.init(key: key(b, t), value: value)]))
+                envs.append(
+                    try factory.envelope(
+                        txID: UUID().uuidString, namespace: namespace, writes: [.init(key: key(b, t), value: value)]))
             }
             envelopesPerBlock.append(envs)
         }
@@ -64,7 +69,9 @@ public struct StorageBenchmark {
         let commitStart = now()
         for envs in envelopesPerBlock {
             let info = ledger.info
-            let block = Medledger_Block.make(number: info.height, previousHash: info.tipHash, envelopes: envs, validationCodes: Array(repeating: .valid, count: envs.count))
+            let block = Medledger_Block.make(
+                number: info.height, previousHash: info.tipHash, envelopes: envs,
+                validationCodes: Array(repeating: .valid, count: envs.count))
             let t0 = now()
             try ledger.commit(block)
             blockMicros.append(Double(now() - t0) / 1000)
@@ -72,23 +79,36 @@ public struct StorageBenchmark {
         let commitSeconds = Double(now() - commitStart) / 1e9
         let txCount = p.blocks * p.transactionsPerBlock
         blockMicros.sort()
-        var rows = [BenchRow(
-            operation: "commit blocks of \(p.transactionsPerBlock) tx, 1 write each, fsync per block", count: txCount,
-            seconds: commitSeconds, rate: Double(txCount) / commitSeconds, rateUnit: "tx/s",
-            p50Micros: percentile(blockMicros, 0.5), p99Micros: percentile(blockMicros, 0.99), target: Self.commitTarget)]
+        var rows = [
+            BenchRow(
+                operation: "commit blocks of \(p.transactionsPerBlock) tx, 1 write each, fsync per block",
+                count: txCount,
+                seconds: commitSeconds, rate: Double(txCount) / commitSeconds, rateUnit: "tx/s",
+                p50Micros: percentile(blockMicros, 0.5), p99Micros: percentile(blockMicros, 0.99),
+                target: Self.commitTarget)
+        ]
 
         progress("point reads")
         let state = ledger.state
         var readKeys = [String]()
         readKeys.reserveCapacity(4096)
-        for _ in 0..<4096 { readKeys.append(key(Int.random(in: 0..<p.blocks, using: &rng), Int.random(in: 0..<p.transactionsPerBlock, using: &rng))) }
+        for _ in 0..<4096 {
+            readKeys.append(
+                key(Int.random(in: 0..<p.blocks, using: &rng), Int.random(in: 0..<p.transactionsPerBlock, using: &rng)))
+        }
         var found = 0
         let readStart = now()
-        for i in 0..<p.pointReads where try state.get(namespace: namespace, key: readKeys[i & 4095]) != nil { found += 1 }
+        for i in 0..<p.pointReads where try state.get(namespace: namespace, key: readKeys[i & 4095]) != nil {
+            found += 1
+        }
         let readSeconds = Double(now() - readStart) / 1e9
-        guard found == p.pointReads else { throw BenchError.inconsistent("only \(found) of \(p.pointReads) committed keys were found") }
-        rows.append(BenchRow(operation: "point read (committed key)", count: p.pointReads, seconds: readSeconds,
-                             rate: Double(p.pointReads) / readSeconds, rateUnit: "reads/s", target: Self.pointReadTarget))
+        guard found == p.pointReads else {
+            throw BenchError.inconsistent("only \(found) of \(p.pointReads) committed keys were found")
+        }
+        rows.append(
+            BenchRow(
+                operation: "point read (committed key)", count: p.pointReads, seconds: readSeconds,
+                rate: Double(p.pointReads) / readSeconds, rateUnit: "reads/s", target: Self.pointReadTarget))
 
         // Scans twice: right after the commits (recent blocks' state still in the memtable, a skiplist)
         // and after a flush (state in SST files, where most of a running node's data lives).
@@ -97,15 +117,22 @@ public struct StorageBenchmark {
             var scanned = 0
             let start = now()
             for i in 0..<p.rangeScans {
-                let page = try state.range(namespace: namespace, startKey: readKeys[i & 4095], endKey: "", limit: p.rangeLength)
+                let page = try state.range(
+                    namespace: namespace, startKey: readKeys[i & 4095], endKey: "", limit: p.rangeLength)
                 // Touch every key and value so the figure includes reading what the scan returned.
-                for j in 0..<page.count { scanned += page.keyBytes(at: j).isEmpty || page.valueBytes(at: j).isEmpty ? 0 : 1 }
+                for j in 0..<page.count {
+                    scanned += page.keyBytes(at: j).isEmpty || page.valueBytes(at: j).isEmpty ? 0 : 1
+                }
             }
             let seconds = Double(now() - start) / 1e9
-            rows.append(BenchRow(operation: "range scan of \(p.rangeLength) keys, \(label)", count: p.rangeScans, seconds: seconds,
-                                 rate: Double(p.rangeScans) / seconds, rateUnit: "scans/s", target: target))
-            rows.append(BenchRow(operation: "  keys returned by those scans", count: scanned, seconds: seconds,
-                                 rate: Double(scanned) / seconds, rateUnit: "keys/s"))
+            rows.append(
+                BenchRow(
+                    operation: "range scan of \(p.rangeLength) keys, \(label)", count: p.rangeScans, seconds: seconds,
+                    rate: Double(p.rangeScans) / seconds, rateUnit: "scans/s", target: target))
+            rows.append(
+                BenchRow(
+                    operation: "  keys returned by those scans", count: scanned, seconds: seconds,
+                    rate: Double(scanned) / seconds, rateUnit: "keys/s"))
         }
         try timeScans("state in memtable", target: Self.rangeScanTarget)
         if let rocks = store.kv as? RocksDBStore {
@@ -120,8 +147,11 @@ public struct StorageBenchmark {
         for _ in 0..<max(1, p.merkleIterations / 10) { root = MerkleTree(leaves: envs).root }
         let builds = max(1, p.merkleIterations / 10)
         let buildSeconds = Double(now() - buildStart) / 1e9
-        rows.append(BenchRow(operation: "merkle tree build, \(envs.count) leaves", count: builds, seconds: buildSeconds,
-                             rate: Double(builds) / buildSeconds, rateUnit: "trees/s", p50Micros: buildSeconds * 1e6 / Double(builds)))
+        rows.append(
+            BenchRow(
+                operation: "merkle tree build, \(envs.count) leaves", count: builds, seconds: buildSeconds,
+                rate: Double(builds) / buildSeconds, rateUnit: "trees/s", p50Micros: buildSeconds * 1e6 / Double(builds)
+            ))
         let tree = MerkleTree(leaves: envs)
         var proofMicros = [Double]()
         let proofStart = now()
@@ -135,9 +165,12 @@ public struct StorageBenchmark {
         }
         let proofSeconds = Double(now() - proofStart) / 1e9
         proofMicros.sort()
-        rows.append(BenchRow(operation: "merkle proof build + verify, \(envs.count)-tx block", count: p.merkleIterations, seconds: proofSeconds,
-                             rate: Double(p.merkleIterations) / proofSeconds, rateUnit: "proofs/s",
-                             p50Micros: percentile(proofMicros, 0.5), p99Micros: percentile(proofMicros, 0.99)))
+        rows.append(
+            BenchRow(
+                operation: "merkle proof build + verify, \(envs.count)-tx block", count: p.merkleIterations,
+                seconds: proofSeconds,
+                rate: Double(p.merkleIterations) / proofSeconds, rateUnit: "proofs/s",
+                p50Micros: percentile(proofMicros, 0.5), p99Micros: percentile(proofMicros, 0.99)))
 
         return BenchReport(
             title: "medledger bench storage — RocksDB ledger, one fsync per block",

@@ -2,13 +2,13 @@
 /// (docs/ACCESS.md): authentication failures, missing rights, unknown resources, bad input.
 public struct CAError: Error, Equatable, CustomStringConvertible, Sendable {
     public enum Kind: String, Sendable {
-        case unauthenticated      // 401
-        case permissionDenied     // 403
-        case notFound             // 404
-        case invalidArgument      // 400
-        case alreadyExists        // 409
-        case failedPrecondition   // 412
-        case unavailable          // 503: the CA cannot audit, so it acts on nothing
+        case unauthenticated  // 401
+        case permissionDenied  // 403
+        case notFound  // 404
+        case invalidArgument  // 400
+        case alreadyExists  // 409
+        case failedPrecondition  // 412
+        case unavailable  // 503: the CA cannot audit, so it acts on nothing
     }
 
     public var kind: Kind

@@ -22,7 +22,9 @@ public struct ChaincodeResponse: Sendable, Equatable {
         self.payload = payload
     }
 
-    public static func ok(_ payload: [UInt8] = []) -> ChaincodeResponse { ChaincodeResponse(status: 200, payload: payload) }
+    public static func ok(_ payload: [UInt8] = []) -> ChaincodeResponse {
+        ChaincodeResponse(status: 200, payload: payload)
+    }
     public static func badRequest(_ m: String) -> ChaincodeResponse { ChaincodeResponse(status: 400, message: m) }
     public static func forbidden(_ m: String) -> ChaincodeResponse { ChaincodeResponse(status: 403, message: m) }
     public static func notFound(_ m: String) -> ChaincodeResponse { ChaincodeResponse(status: 404, message: m) }

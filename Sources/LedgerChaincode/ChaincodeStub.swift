@@ -23,7 +23,8 @@ public enum StubError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidKey(let why): return "invalid key: \(why)"
-        case .valueTooLarge(let k, let s, let l): return "value of \(k.debugDescription) is \(s) bytes, over the limit of \(l)"
+        case .valueTooLarge(let k, let s, let l):
+            return "value of \(k.debugDescription) is \(s) bytes, over the limit of \(l)"
         case .tooManyWrites(let l): return "transaction writes more than \(l) keys"
         case .tooManyReads(let l): return "transaction reads more than \(l) keys"
         case .eventTooLarge(let s, let l): return "event payload is \(s) bytes, over the limit of \(l)"
@@ -39,7 +40,8 @@ public struct QueryPage: Sendable, Equatable {
     public var bookmark: String?
 
     public static func == (a: QueryPage, b: QueryPage) -> Bool {
-        a.bookmark == b.bookmark && a.entries.map(\.key) == b.entries.map(\.key) && a.entries.map(\.value) == b.entries.map(\.value)
+        a.bookmark == b.bookmark && a.entries.map(\.key) == b.entries.map(\.key)
+            && a.entries.map(\.value) == b.entries.map(\.value)
     }
 }
 
@@ -100,7 +102,9 @@ public final class ChaincodeStub {
 
     public func putState(_ key: String, _ value: [UInt8]) throws {
         try checkKey(key, allowComposite: true)
-        guard value.count <= limits.valueBytesMax else { throw StubError.valueTooLarge(key: key, size: value.count, limit: limits.valueBytesMax) }
+        guard value.count <= limits.valueBytesMax else {
+            throw StubError.valueTooLarge(key: key, size: value.count, limit: limits.valueBytesMax)
+        }
         var w = Medledger_KVWrite()
         w.key = key
         w.value = Data(value)
@@ -116,10 +120,13 @@ public final class ChaincodeStub {
     }
 
     /// Keys in [startKey, endKey) (empty end: to the end), one page at a time.
-    public func getStateByRange(startKey: String, endKey: String, pageSize: Int, bookmark: String? = nil) throws -> QueryPage {
+    public func getStateByRange(
+        startKey: String, endKey: String, pageSize: Int, bookmark: String? = nil
+    ) throws -> QueryPage {
         if !startKey.isEmpty { try checkKey(startKey, allowComposite: false) }
         if !endKey.isEmpty { try checkKey(endKey, allowComposite: false) }
-        let page = try state.range(namespace: namespace, startKey: startKey, endKey: endKey, limit: pageSize, bookmark: bookmark)
+        let page = try state.range(
+            namespace: namespace, startKey: startKey, endKey: endKey, limit: pageSize, bookmark: bookmark)
         // After a bookmark the page starts just past it (or at startKey if that is later), in byte order.
         var effectiveStart = startKey
         if let bookmark, Self.utf8Less(startKey, bookmark + "\u{0}") { effectiveStart = bookmark + "\u{0}" }
@@ -128,9 +135,13 @@ public final class ChaincodeStub {
     }
 
     /// Composite keys of `objectType` whose leading attributes are `attributes`, one page at a time.
-    public func getStateByPartialCompositeKey(objectType: String, attributes: [String], pageSize: Int, bookmark: String? = nil) throws -> QueryPage {
+    public func getStateByPartialCompositeKey(
+        objectType: String, attributes: [String], pageSize: Int, bookmark: String? = nil
+    ) throws -> QueryPage {
         let prefix: String
-        do { prefix = try CompositeKey.partial(objectType: objectType, attributes: attributes) } catch { throw StubError.compositeKey(error.description) }
+        do { prefix = try CompositeKey.partial(objectType: objectType, attributes: attributes) } catch {
+            throw StubError.compositeKey(error.description)
+        }
         let page = try state.prefix(namespace: namespace, keyPrefix: prefix, limit: pageSize, bookmark: bookmark)
         // As a range: [prefix, prefix + U+10FFFF) — what validation re-reads.
         let start = bookmark.map { $0 + "\u{0}" } ?? prefix
@@ -139,7 +150,9 @@ public final class ChaincodeStub {
     }
 
     public func createCompositeKey(objectType: String, attributes: [String]) throws -> String {
-        do { return try CompositeKey.make(objectType: objectType, attributes: attributes) } catch { throw StubError.compositeKey(error.description) }
+        do { return try CompositeKey.make(objectType: objectType, attributes: attributes) } catch {
+            throw StubError.compositeKey(error.description)
+        }
     }
 
     public func splitCompositeKey(_ key: String) throws -> (objectType: String, attributes: [String]) {
@@ -149,21 +162,27 @@ public final class ChaincodeStub {
     /// The first `limit` committed writes of `key`, oldest first (the first page of the paged form
     /// below). Not recorded in the read set (as in Fabric: history is informational and not protected
     /// by MVCC).
-    public func getHistoryForKey(_ key: String, limit: Int = WorldStateReader.historyEntriesMax) throws -> [HistoryEntry] {
+    public func getHistoryForKey(
+        _ key: String, limit: Int = WorldStateReader.historyEntriesMax
+    ) throws -> [HistoryEntry] {
         try checkKey(key, allowComposite: true)
         return try state.history(namespace: namespace, key: key, limit: limit)
     }
 
     /// Every committed write of `key`, oldest first, one page at a time, as range queries page: start
     /// with no bookmark, pass back each page's bookmark until it is nil. Not recorded in the read set.
-    public func getHistoryForKey(_ key: String, pageSize: Int = WorldStateReader.historyEntriesMax, bookmark: String?) throws -> HistoryPage {
+    public func getHistoryForKey(
+        _ key: String, pageSize: Int = WorldStateReader.historyEntriesMax, bookmark: String?
+    ) throws -> HistoryPage {
         try checkKey(key, allowComposite: true)
         return try state.history(namespace: namespace, key: key, limit: pageSize, bookmark: bookmark)
     }
 
     /// One event per transaction; a second call replaces the first.
     public func setEvent(name: String, payload: [UInt8]) throws {
-        guard payload.count <= limits.eventPayloadBytesMax else { throw StubError.eventTooLarge(size: payload.count, limit: limits.eventPayloadBytesMax) }
+        guard payload.count <= limits.eventPayloadBytesMax else {
+            throw StubError.eventTooLarge(size: payload.count, limit: limits.eventPayloadBytesMax)
+        }
         var e = Medledger_ChaincodeEvent()
         e.chaincodeName = namespace
         e.txID = txID
@@ -224,14 +243,22 @@ public final class ChaincodeStub {
     }
 
     private func record(_ w: Medledger_KVWrite) throws {
-        if writes[w.key] == nil, writes.count >= limits.writesMax { throw StubError.tooManyWrites(limit: limits.writesMax) }
+        if writes[w.key] == nil, writes.count >= limits.writesMax {
+            throw StubError.tooManyWrites(limit: limits.writesMax)
+        }
         writes[w.key] = w
     }
 
     private func checkKey(_ key: String, allowComposite: Bool) throws {
         guard !key.isEmpty else { throw StubError.invalidKey("empty") }
-        guard key.utf8.count <= limits.keyBytesMax else { throw StubError.invalidKey("longer than \(limits.keyBytesMax) bytes") }
-        if key.unicodeScalars.first == "\u{0}" && !allowComposite { throw StubError.invalidKey("a simple key may not start with U+0000 (reserved for composite keys)") }
-        if key.unicodeScalars.first == "\u{0}", (try? CompositeKey.split(key)) == nil { throw StubError.invalidKey("starts with U+0000 but is not a composite key") }
+        guard key.utf8.count <= limits.keyBytesMax else {
+            throw StubError.invalidKey("longer than \(limits.keyBytesMax) bytes")
+        }
+        if key.unicodeScalars.first == "\u{0}" && !allowComposite {
+            throw StubError.invalidKey("a simple key may not start with U+0000 (reserved for composite keys)")
+        }
+        if key.unicodeScalars.first == "\u{0}", (try? CompositeKey.split(key)) == nil {
+            throw StubError.invalidKey("starts with U+0000 but is not a composite key")
+        }
     }
 }

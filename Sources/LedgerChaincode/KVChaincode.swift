@@ -26,17 +26,23 @@ public struct KVChaincode: Chaincode {
             return .ok()
         case ("range", 3), ("range", 4):
             guard let size = Int(arg(2)), size > 0 else { return .badRequest("page size must be a positive number") }
-            let page = try stub.getStateByRange(startKey: arg(0), endKey: arg(1), pageSize: size, bookmark: a.count == 4 ? arg(3) : nil)
+            let page = try stub.getStateByRange(
+                startKey: arg(0), endKey: arg(1), pageSize: size, bookmark: a.count == 4 ? arg(3) : nil)
             let body: [String: Any] = ["keys": page.entries.map(\.key), "bookmark": page.bookmark ?? ""]
             return .ok(Array(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])))
         case ("history", 1), ("history", 2):
             // A page of up to 10,000 writes; `bookmark` (the last version shown) asks for the next page.
             let page = try stub.getHistoryForKey(arg(0), bookmark: a.count == 2 ? arg(1) : nil)
-            let entries = page.entries.map { ["version": "\($0.version)", "deleted": $0.isDelete, "value": Data($0.value).base64EncodedString()] as [String: Any] }
+            let entries = page.entries.map {
+                ["version": "\($0.version)", "deleted": $0.isDelete, "value": Data($0.value).base64EncodedString()]
+                    as [String: Any]
+            }
             let body: [String: Any] = ["entries": entries, "bookmark": page.bookmark ?? ""]
             return .ok(Array(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])))
         default:
-            return .badRequest("kv: unknown function \(stub.function) with \(a.count) arguments (put KEY VALUE, get KEY, del KEY, range START END SIZE [BOOKMARK], history KEY [BOOKMARK])")
+            return .badRequest(
+                "kv: unknown function \(stub.function) with \(a.count) arguments (put KEY VALUE, get KEY, del KEY, range START END SIZE [BOOKMARK], history KEY [BOOKMARK])"
+            )
         }
     }
 }

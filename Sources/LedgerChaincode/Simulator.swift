@@ -18,7 +18,8 @@ public enum Simulator {
     /// face). Refusals and stub errors come back as `ChaincodeRefusal` with the status `simulate`
     /// would have answered. Nothing is written: a read's write set is dropped.
     public static func read<T>(
-        _ chaincodeName: String, invocation: Invocation, state: WorldStateReader, limits: SimulationLimits = SimulationLimits(), _ body: (ChaincodeStub) throws -> T
+        _ chaincodeName: String, invocation: Invocation, state: WorldStateReader,
+        limits: SimulationLimits = SimulationLimits(), _ body: (ChaincodeStub) throws -> T
     ) throws(ChaincodeRefusal) -> T {
         let stub = ChaincodeStub(invocation: invocation, namespace: chaincodeName, state: state, limits: limits)
         do { return try body(stub) } catch let r as ChaincodeRefusal {
@@ -32,7 +33,10 @@ public enum Simulator {
         }
     }
 
-    public static func simulate(_ chaincode: any Chaincode, invocation: Invocation, state: WorldStateReader, limits: SimulationLimits = SimulationLimits()) -> SimulationResult {
+    public static func simulate(
+        _ chaincode: any Chaincode, invocation: Invocation, state: WorldStateReader,
+        limits: SimulationLimits = SimulationLimits()
+    ) -> SimulationResult {
         let stub = ChaincodeStub(invocation: invocation, namespace: chaincode.name, state: state, limits: limits)
         let response: ChaincodeResponse
         do {
@@ -45,7 +49,9 @@ public enum Simulator {
         } catch {
             response = ChaincodeResponse(status: 500, message: "chaincode \(chaincode.name) failed: \(error)")
         }
-        guard response.isOK else { return SimulationResult(response: response, results: Medledger_TxReadWriteSet(), event: nil) }
+        guard response.isOK else {
+            return SimulationResult(response: response, results: Medledger_TxReadWriteSet(), event: nil)
+        }
         return SimulationResult(response: response, results: stub.readWriteSet(), event: stub.event)
     }
 }

@@ -24,7 +24,9 @@ public struct VerifiedMember: Sendable {
 
     public var org: String { identity.org }
     public var role: Medledger_Role { identity.role }
-    public var principal: EndorsementPolicy.Endorser { EndorsementPolicy.Endorser(org: identity.org, role: RoleName.name(identity.role) ?? "unknown") }
+    public var principal: EndorsementPolicy.Endorser {
+        EndorsementPolicy.Endorser(org: identity.org, role: RoleName.name(identity.role) ?? "unknown")
+    }
 
     /// ECDSA P-256 / SHA-256 over `message`, DER signature.
     public func isValidSignature(_ der: some DataProtocol, for message: some DataProtocol) -> Bool {
@@ -76,7 +78,9 @@ public final class ChannelMembers: MemberValidator, Sendable {
         for o in config.organizations {
             var roots = [Certificate]()
             for pem in o.rootCertificates {
-                do { roots.append(contentsOf: try Certificate.parseBundle(pem: String(decoding: pem, as: UTF8.self))) } catch {
+                do {
+                    roots.append(contentsOf: try Certificate.parseBundle(pem: String(decoding: pem, as: UTF8.self)))
+                } catch {
                     throw ChannelConfigError("organisation \(o.id): a root certificate does not parse: \(error)")
                 }
             }
@@ -84,9 +88,15 @@ public final class ChannelMembers: MemberValidator, Sendable {
             var checkedCRL: RevocationList?
             if !o.crl.isEmpty {
                 let crl: RevocationList
-                do { crl = try RevocationList.parse([UInt8](o.crl)) } catch { throw ChannelConfigError("organisation \(o.id): CRL does not parse: \(error)") }
-                guard let root = roots.first(where: { $0.subject == crl.issuer }) else { throw ChannelConfigError("organisation \(o.id): CRL is not issued by one of its roots") }
-                do { try crl.verify(issuedBy: root, at: crl.thisUpdate) } catch { throw ChannelConfigError("organisation \(o.id): CRL does not verify: \(error)") }
+                do { crl = try RevocationList.parse([UInt8](o.crl)) } catch {
+                    throw ChannelConfigError("organisation \(o.id): CRL does not parse: \(error)")
+                }
+                guard let root = roots.first(where: { $0.subject == crl.issuer }) else {
+                    throw ChannelConfigError("organisation \(o.id): CRL is not issued by one of its roots")
+                }
+                do { try crl.verify(issuedBy: root, at: crl.thisUpdate) } catch {
+                    throw ChannelConfigError("organisation \(o.id): CRL does not verify: \(error)")
+                }
                 revoked = crl.revokedSerials
                 checkedCRL = crl
             }
@@ -96,11 +106,19 @@ public final class ChannelMembers: MemberValidator, Sendable {
     }
 
     /// A `SerializedIdentity` (msp id + PEM certificate) as a member signing identity at `time`.
-    public func verify(serializedIdentity bytes: some DataProtocol, at time: Date) throws(MemberRejection) -> VerifiedMember {
+    public func verify(
+        serializedIdentity bytes: some DataProtocol, at time: Date
+    ) throws(MemberRejection) -> VerifiedMember {
         let id: Medledger_SerializedIdentity
-        do { id = try Medledger_SerializedIdentity(serializedBytes: Array(bytes)) } catch { throw MemberRejection("identity does not parse") }
+        do { id = try Medledger_SerializedIdentity(serializedBytes: Array(bytes)) } catch {
+            throw MemberRejection("identity does not parse")
+        }
         let member = try verify(certificatePEM: id.idBytes, at: time)
-        guard member.org == id.mspID else { throw MemberRejection("identity claims organisation \(id.mspID.debugDescription) but its certificate is of \(member.org.debugDescription)") }
+        guard member.org == id.mspID else {
+            throw MemberRejection(
+                "identity claims organisation \(id.mspID.debugDescription) but its certificate is of \(member.org.debugDescription)"
+            )
+        }
         return member
     }
 
@@ -115,8 +133,12 @@ public final class ChannelMembers: MemberValidator, Sendable {
                 c[pem] = checked
             }
         }
-        if time < checked.notBefore { throw MemberRejection("certificate \(checked.member.serialHex) is not valid before \(checked.notBefore)") }
-        if time >= checked.notAfter { throw MemberRejection("certificate \(checked.member.serialHex) expired at \(checked.notAfter)") }
+        if time < checked.notBefore {
+            throw MemberRejection("certificate \(checked.member.serialHex) is not valid before \(checked.notBefore)")
+        }
+        if time >= checked.notAfter {
+            throw MemberRejection("certificate \(checked.member.serialHex) expired at \(checked.notAfter)")
+        }
         if organizations[checked.member.org]?.revoked.contains(checked.serial) == true {
             throw MemberRejection("certificate \(checked.member.serialHex) is revoked")
         }
@@ -133,19 +155,30 @@ public final class ChannelMembers: MemberValidator, Sendable {
         let text = String(decoding: pem, as: UTF8.self)
         let cert: Certificate
         do { cert = try Certificate(pemEncoded: text) } catch { throw MemberRejection("certificate does not parse") }
-        guard let attrs = cert.attributes, let role = attrs.roleValue else { throw MemberRejection("certificate subject lacks the PID, organisation or role") }
-        guard let org = organizations[attrs.org] else { throw MemberRejection("organisation \(attrs.org.debugDescription) is not a member of this channel") }
-        guard let root = org.roots.first(where: { $0.subject == cert.issuer }), root.publicKey.isValidSignature(cert.signature, for: cert) else {
+        guard let attrs = cert.attributes, let role = attrs.roleValue else {
+            throw MemberRejection("certificate subject lacks the PID, organisation or role")
+        }
+        guard let org = organizations[attrs.org] else {
+            throw MemberRejection("organisation \(attrs.org.debugDescription) is not a member of this channel")
+        }
+        guard let root = org.roots.first(where: { $0.subject == cert.issuer }),
+            root.publicKey.isValidSignature(cert.signature, for: cert)
+        else {
             throw MemberRejection("certificate does not chain to a root of \(attrs.org)")
         }
         let usage = try? cert.extensions.keyUsage
         let eku = try? cert.extensions.extendedKeyUsage
         guard usage?.digitalSignature == true, eku == nil else { throw MemberRejection("not a signing certificate") }
-        guard let key = P256.Signing.PublicKey(cert.publicKey) else { throw MemberRejection("signing key is not P-256") }
+        guard let key = P256.Signing.PublicKey(cert.publicKey) else {
+            throw MemberRejection("signing key is not P-256")
+        }
         let identity = CreatorIdentity(pid: attrs.pid, org: attrs.org, role: role, certificatePEM: text)
         return Checked(
-            member: VerifiedMember(identity: identity, publicKey: key, serialHex: cert.serialHex, issuer: cert.issuer, serial: cert.serialNumber),
-            notBefore: max(cert.notValidBefore, root.notValidBefore), notAfter: min(cert.notValidAfter, root.notValidAfter),
+            member: VerifiedMember(
+                identity: identity, publicKey: key, serialHex: cert.serialHex, issuer: cert.issuer,
+                serial: cert.serialNumber),
+            notBefore: max(cert.notValidBefore, root.notValidBefore),
+            notAfter: min(cert.notValidAfter, root.notValidAfter),
             serial: cert.serialNumber)
     }
 }
@@ -162,7 +195,8 @@ extension TrustStore: RevocationGate {}
 extension RevocationGate {
     /// Why `member` is refused at this gate, nil if it passes.
     public func refusal(of member: VerifiedMember) -> String? {
-        isRevoked(issuer: member.issuer, serial: member.serial) ? "certificate \(member.serialHex) is revoked (this node's CRL)" : nil
+        isRevoked(issuer: member.issuer, serial: member.serial)
+            ? "certificate \(member.serialHex) is revoked (this node's CRL)" : nil
     }
 }
 

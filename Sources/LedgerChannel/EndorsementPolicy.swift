@@ -51,10 +51,15 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
     /// Full backtracking in continuation-passing style: every way of giving distinct endorsers to the
     /// principals is tried until one satisfies the rest of the policy (`k`). Policies are small (parse
     /// caps them), so the search is too.
-    private static func match(_ policy: EndorsementPolicy, _ endorsers: [Endorser], _ used: Set<Int>, _ k: (Set<Int>) -> Bool) -> Bool {
+    private static func match(
+        _ policy: EndorsementPolicy, _ endorsers: [Endorser], _ used: Set<Int>, _ k: (Set<Int>) -> Bool
+    ) -> Bool {
         switch policy {
         case .principal(let org, let role):
-            for i in endorsers.indices where !used.contains(i) && endorsers[i].org == org && endorsers[i].role == (role == "member" ? endorsingRole : role) {
+            for i in endorsers.indices
+            where !used.contains(i) && endorsers[i].org == org
+                && endorsers[i].role == (role == "member" ? endorsingRole : role)
+            {
                 if k(used.union([i])) { return true }
             }
             return false
@@ -65,7 +70,10 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
         }
     }
 
-    private static func choose(_ n: Int, _ subs: ArraySlice<EndorsementPolicy>, _ endorsers: [Endorser], _ used: Set<Int>, _ k: (Set<Int>) -> Bool) -> Bool {
+    private static func choose(
+        _ n: Int, _ subs: ArraySlice<EndorsementPolicy>, _ endorsers: [Endorser], _ used: Set<Int>,
+        _ k: (Set<Int>) -> Bool
+    ) -> Bool {
         if n <= 0 { return k(used) }
         guard subs.count >= n, let first = subs.first else { return false }
         let rest = subs.dropFirst()
@@ -119,7 +127,10 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
         mutating func word() -> String {
             skipSpace()
             var w = ""
-            while !atEnd, chars[i].properties.isAlphabetic || ("0"..."9").contains(chars[i]) { w.unicodeScalars.append(chars[i]); i += 1 }
+            while !atEnd, chars[i].properties.isAlphabetic || ("0"..."9").contains(chars[i]) {
+                w.unicodeScalars.append(chars[i])
+                i += 1
+            }
             return w
         }
 
@@ -134,11 +145,18 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
             if !atEnd, chars[i] == "'" {
                 i += 1
                 var s = ""
-                while !atEnd, chars[i] != "'" { s.unicodeScalars.append(chars[i]); i += 1 }
+                while !atEnd, chars[i] != "'" {
+                    s.unicodeScalars.append(chars[i])
+                    i += 1
+                }
                 try expect("'")
-                guard let dot = s.lastIndex(of: "."), dot != s.startIndex else { throw ParseError(description: "principal \(s.debugDescription) is not 'org.role'") }
+                guard let dot = s.lastIndex(of: "."), dot != s.startIndex else {
+                    throw ParseError(description: "principal \(s.debugDescription) is not 'org.role'")
+                }
                 let role = String(s[s.index(after: dot)...])
-                guard role == "member" || ["admin", "patient", "doctor", "third-party", "device", "node"].contains(role) else {
+                guard
+                    role == "member" || ["admin", "patient", "doctor", "third-party", "device", "node"].contains(role)
+                else {
                     throw ParseError(description: "unknown role \(role.debugDescription) in \(s.debugDescription)")
                 }
                 return .principal(org: String(s[..<dot]), role: role)
@@ -154,13 +172,21 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
             case "OUTOF":
                 try expect("(")
                 let numText = word()
-                guard let n = Int(numText), n > 0 else { throw ParseError(description: "OutOf needs a positive count, got \(numText.debugDescription)") }
+                guard let n = Int(numText), n > 0 else {
+                    throw ParseError(description: "OutOf needs a positive count, got \(numText.debugDescription)")
+                }
                 try expect(",")
                 var subs = [try policy()]
                 skipSpace()
-                while !atEnd, chars[i] == "," { i += 1; subs.append(try policy()); skipSpace() }
+                while !atEnd, chars[i] == "," {
+                    i += 1
+                    subs.append(try policy())
+                    skipSpace()
+                }
                 try expect(")")
-                guard n <= subs.count else { throw ParseError(description: "OutOf(\(n), …) has only \(subs.count) policies") }
+                guard n <= subs.count else {
+                    throw ParseError(description: "OutOf(\(n), …) has only \(subs.count) policies")
+                }
                 return .outOf(n, subs)
             default:
                 throw ParseError(description: "unknown policy \(w.debugDescription)")
@@ -171,7 +197,11 @@ public indirect enum EndorsementPolicy: Sendable, Equatable, CustomStringConvert
             try expect("(")
             var subs = [try policy()]
             skipSpace()
-            while !atEnd, chars[i] == "," { i += 1; subs.append(try policy()); skipSpace() }
+            while !atEnd, chars[i] == "," {
+                i += 1
+                subs.append(try policy())
+                skipSpace()
+            }
             try expect(")")
             return subs
         }

@@ -30,28 +30,50 @@ public struct OrderingConfig: Sendable, Equatable {
         switch o.type {
         case "", "solo":
             kind = .solo
-            guard organizations.contains(o.org) else { throw ChannelConfigError("orderer organisation \(o.org.debugDescription) is not a channel organisation") }
-            guard o.consenters.isEmpty else { throw ChannelConfigError("a solo orderer has no consenters (set orderer type: raft)") }
+            guard organizations.contains(o.org) else {
+                throw ChannelConfigError("orderer organisation \(o.org.debugDescription) is not a channel organisation")
+            }
+            guard o.consenters.isEmpty else {
+                throw ChannelConfigError("a solo orderer has no consenters (set orderer type: raft)")
+            }
             signingOrganizations = [o.org]
             consenters = []
         case "raft":
             kind = .raft
-            guard o.org.isEmpty || organizations.contains(o.org) else { throw ChannelConfigError("orderer organisation \(o.org.debugDescription) is not a channel organisation") }
+            guard o.org.isEmpty || organizations.contains(o.org) else {
+                throw ChannelConfigError("orderer organisation \(o.org.debugDescription) is not a channel organisation")
+            }
             guard !o.consenters.isEmpty else { throw ChannelConfigError("a raft orderer needs at least one consenter") }
-            guard o.consenters.count <= Self.consentersMax else { throw ChannelConfigError("a raft orderer has at most \(Self.consentersMax) consenters") }
-            var ids = Set<UInt64>(), addresses = Set<String>(), keys = Set<[UInt8]>()
+            guard o.consenters.count <= Self.consentersMax else {
+                throw ChannelConfigError("a raft orderer has at most \(Self.consentersMax) consenters")
+            }
+            var ids = Set<UInt64>()
+            var addresses = Set<String>()
+            var keys = Set<[UInt8]>()
             var list: [Consenter] = []
             for c in o.consenters {
                 let what = "raft consenter \(c.id)"
                 guard c.id > 0 else { throw ChannelConfigError("raft consenter ids start at 1") }
                 guard ids.insert(c.id).inserted else { throw ChannelConfigError("\(what) is listed twice") }
-                guard organizations.contains(c.org) else { throw ChannelConfigError("\(what): organisation \(c.org.debugDescription) is not a channel organisation") }
-                guard ChannelContext.isEndpoint(c.raftAddress) else { throw ChannelConfigError("\(what): raft_address \(c.raftAddress.debugDescription) is not host:port") }
-                guard ChannelContext.isEndpoint(c.endpoint) else { throw ChannelConfigError("\(what): endpoint \(c.endpoint.debugDescription) is not host:port") }
-                guard addresses.insert(c.raftAddress).inserted else { throw ChannelConfigError("\(what): raft_address \(c.raftAddress) is another consenter's") }
+                guard organizations.contains(c.org) else {
+                    throw ChannelConfigError(
+                        "\(what): organisation \(c.org.debugDescription) is not a channel organisation")
+                }
+                guard ChannelContext.isEndpoint(c.raftAddress) else {
+                    throw ChannelConfigError("\(what): raft_address \(c.raftAddress.debugDescription) is not host:port")
+                }
+                guard ChannelContext.isEndpoint(c.endpoint) else {
+                    throw ChannelConfigError("\(what): endpoint \(c.endpoint.debugDescription) is not host:port")
+                }
+                guard addresses.insert(c.raftAddress).inserted else {
+                    throw ChannelConfigError("\(what): raft_address \(c.raftAddress) is another consenter's")
+                }
                 let key = try Self.publicKey(ofPEM: c.tlsCertificate, what: what)
-                guard keys.insert(key).inserted else { throw ChannelConfigError("\(what): its TLS key is another consenter's") }
-                list.append(Consenter(id: c.id, org: c.org, raftAddress: c.raftAddress, endpoint: c.endpoint, publicKey: key))
+                guard keys.insert(key).inserted else {
+                    throw ChannelConfigError("\(what): its TLS key is another consenter's")
+                }
+                list.append(
+                    Consenter(id: c.id, org: c.org, raftAddress: c.raftAddress, endpoint: c.endpoint, publicKey: key))
             }
             for e in o.endpoints where !list.contains(where: { $0.endpoint == e }) {
                 throw ChannelConfigError("orderer endpoint \(e) is no consenter's endpoint")
@@ -88,7 +110,11 @@ public struct OrderingConfig: Sendable, Equatable {
     /// the old set is always a quorum of the new one's majority-overlap and no update can remove a
     /// majority at once. Replacing every certificate is one update per consenter.
     public static func checkChange(from old: OrderingConfig, to new: OrderingConfig) throws(ChannelConfigError) {
-        guard old.kind == new.kind else { throw ChannelConfigError("the orderer type cannot change from \(old.kind.rawValue) to \(new.kind.rawValue) by a configuration update") }
+        guard old.kind == new.kind else {
+            throw ChannelConfigError(
+                "the orderer type cannot change from \(old.kind.rawValue) to \(new.kind.rawValue) by a configuration update"
+            )
+        }
         guard old.kind == .raft else { return }
         let before = Dictionary(uniqueKeysWithValues: old.consenters.map { ($0.id, $0) })
         let after = Dictionary(uniqueKeysWithValues: new.consenters.map { ($0.id, $0) })
@@ -98,8 +124,12 @@ public struct OrderingConfig: Sendable, Equatable {
         let total = added.count + removed.count + changed.count
         guard total <= 1 else {
             throw ChannelConfigError(
-                "a configuration update may change one raft consenter at a time; this one adds \(added), removes \(removed) and changes \(changed)")
+                "a configuration update may change one raft consenter at a time; this one adds \(added), removes \(removed) and changes \(changed)"
+            )
         }
-        if let c = changed.first, before[c]?.org != after[c]?.org { throw ChannelConfigError("raft consenter \(c) cannot move to another organisation; remove it and add a new one") }
+        if let c = changed.first, before[c]?.org != after[c]?.org {
+            throw ChannelConfigError(
+                "raft consenter \(c) cannot move to another organisation; remove it and add a new one")
+        }
     }
 }

@@ -44,7 +44,9 @@ public enum TransactionBuilder {
     }
 
     /// The transaction envelope: every endorser must have produced the same response payload.
-    public static func envelope(_ p: Proposal, responses: [Medledger_ProposalResponse], signer: SigningIdentity) throws -> Medledger_Envelope {
+    public static func envelope(
+        _ p: Proposal, responses: [Medledger_ProposalResponse], signer: SigningIdentity
+    ) throws -> Medledger_Envelope {
         guard let prp = responses.first?.payload else { throw Failure(description: "no endorsements") }
         guard responses.allSatisfy(\.hasEndorsement) else {
             throw Failure(description: "a response carries no endorsement (a query's answer): it cannot be ordered")

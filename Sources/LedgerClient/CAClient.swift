@@ -21,15 +21,25 @@ public struct CAClient: Sendable {
         self.serverName = serverName
     }
 
-    func withAdmin<T: Sendable>(_ body: @Sendable (Medledger_CAAdministration.Client<HTTP2ClientTransport.Posix>) async throws -> T) async throws -> T {
-        guard let wallet else { throw CallFailure(status: 401, message: "this operation needs an identity: pass --wallet") }
-        return try await NodeConnection.with(endpoint, trustedRootsPEM: trustedRootsPEM, identity: wallet.tlsIdentity, serverName: serverName) { c in
+    func withAdmin<T: Sendable>(
+        _ body: @Sendable (Medledger_CAAdministration.Client<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
+        guard let wallet else {
+            throw CallFailure(status: 401, message: "this operation needs an identity: pass --wallet")
+        }
+        return try await NodeConnection.with(
+            endpoint, trustedRootsPEM: trustedRootsPEM, identity: wallet.tlsIdentity, serverName: serverName
+        ) { c in
             try await body(Medledger_CAAdministration.Client(wrapping: c))
         }
     }
 
-    func withEnrollment<T: Sendable>(_ body: @Sendable (Medledger_CAEnrollment.Client<HTTP2ClientTransport.Posix>) async throws -> T) async throws -> T {
-        try await NodeConnection.with(endpoint, trustedRootsPEM: trustedRootsPEM, identity: wallet?.tlsIdentity, serverName: serverName) { c in
+    func withEnrollment<T: Sendable>(
+        _ body: @Sendable (Medledger_CAEnrollment.Client<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
+        try await NodeConnection.with(
+            endpoint, trustedRootsPEM: trustedRootsPEM, identity: wallet?.tlsIdentity, serverName: serverName
+        ) { c in
             try await body(Medledger_CAEnrollment.Client(wrapping: c))
         }
     }
@@ -74,7 +84,9 @@ public struct CAClient: Sendable {
 
     /// Admits an organisation: its administrator's and nodes' keys are made here and written under
     /// `outputDirectory` (admin/, nodes/NAME/).
-    public func admitOrganization(id: String, type: Medledger_OrgType, displayName: String, nodes: [NodeSpec], outputDirectory: String) async throws -> (admin: Wallet, nodes: [Wallet]) {
+    public func admitOrganization(
+        id: String, type: Medledger_OrgType, displayName: String, nodes: [NodeSpec], outputDirectory: String
+    ) async throws -> (admin: Wallet, nodes: [Wallet]) {
         let adminKeys = KeyPairs()
         var request = Medledger_AdmitOrganizationRequest()
         request.orgID = id
@@ -95,11 +107,15 @@ public struct CAClient: Sendable {
         let frozen = request
         let response = try await withAdmin { try await $0.admitOrganization(frozen) }
         let admin = try Wallet.store(response.admin, keys: adminKeys, in: outputDirectory + "/admin")
-        let nodeWallets = try response.nodes.map { n in try Wallet.store(n, keys: nodeKeys[n.name]!, in: outputDirectory + "/nodes/" + n.name) }
+        let nodeWallets = try response.nodes.map { n in
+            try Wallet.store(n, keys: nodeKeys[n.name]!, in: outputDirectory + "/nodes/" + n.name)
+        }
         return (admin, nodeWallets)
     }
 
-    public func register(enrollmentID: String, role: Medledger_Role, realIdentity: String, org: String = "") async throws -> String {
+    public func register(
+        enrollmentID: String, role: Medledger_Role, realIdentity: String, org: String = ""
+    ) async throws -> String {
         var request = Medledger_RegisterRequest()
         request.enrollmentID = enrollmentID
         request.role = role
@@ -109,7 +125,9 @@ public struct CAClient: Sendable {
         return try await withAdmin { try await $0.register(frozen) }.secret
     }
 
-    public func revoke(serialHex: String? = nil, pid: String? = nil, reason: Medledger_RevocationReason) async throws -> Medledger_RevokeResponse {
+    public func revoke(
+        serialHex: String? = nil, pid: String? = nil, reason: Medledger_RevocationReason
+    ) async throws -> Medledger_RevokeResponse {
         var request = Medledger_RevokeRequest()
         if let serialHex { request.serialHex = serialHex }
         if let pid { request.pid = pid }
@@ -145,7 +163,8 @@ public struct NodeClient: Sendable {
     public let identity: TLSIdentityFiles?
     public let serverName: String?
 
-    public init(endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil) {
+    public init(endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil)
+    {
         self.endpoint = endpoint
         self.trustedRootsPEM = trustedRootsPEM
         self.identity = identity
@@ -153,7 +172,9 @@ public struct NodeClient: Sendable {
     }
 
     public func whoAmI() async throws -> Medledger_WhoAmIResponse {
-        try await NodeConnection.with(endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName) { c in
+        try await NodeConnection.with(
+            endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName
+        ) { c in
             try await Medledger_Node.Client(wrapping: c).whoAmI(Medledger_WhoAmIRequest())
         }
     }
@@ -164,7 +185,9 @@ public struct NodeClient: Sendable {
         request.since = since
         request.limit = limit
         let frozen = request
-        return try await NodeConnection.with(endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName) { c in
+        return try await NodeConnection.with(
+            endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName
+        ) { c in
             try await Medledger_Node.Client(wrapping: c).auditTrail(frozen)
         }
     }
@@ -173,7 +196,9 @@ public struct NodeClient: Sendable {
         var request = Medledger_ChannelInfoRequest()
         request.channel = channel
         let frozen = request
-        return try await NodeConnection.with(endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName) { c in
+        return try await NodeConnection.with(
+            endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName
+        ) { c in
             try await Medledger_Node.Client(wrapping: c).channelInfo(frozen)
         }
     }

@@ -42,7 +42,9 @@ final class CommitWatcher: Sendable {
                 let ready = phase.withLock { p -> Result<Commit, any Error>? in
                     switch p {
                     case .done(let r): return r
-                    case .waiting: p = .waiting(c); return nil
+                    case .waiting:
+                        p = .waiting(c)
+                        return nil
                     }
                 }
                 if let ready { c.resume(with: ready) }
@@ -51,7 +53,9 @@ final class CommitWatcher: Sendable {
     }
 
     /// Opens the filtered-block stream from a height and calls `onBlock` for each block until it ends.
-    typealias Follow = @Sendable (_ start: UInt64, _ onBlock: @escaping @Sendable (Medledger_FilteredBlock) -> Void) async throws -> Void
+    typealias Follow =
+        @Sendable (_ start: UInt64, _ onBlock: @escaping @Sendable (Medledger_FilteredBlock) -> Void) async throws ->
+        Void
 
     private struct State {
         var running: Task<Void, any Error>?
@@ -80,7 +84,11 @@ final class CommitWatcher: Sendable {
             s.slots[txID] = slot
             return true
         }
-        guard admitted else { throw CallFailure(status: 503, message: "this client already waits for \(Self.slotsMax) commits; retry when some have arrived") }
+        guard admitted else {
+            throw CallFailure(
+                status: 503,
+                message: "this client already waits for \(Self.slotsMax) commits; retry when some have arrived")
+        }
         do { try await send() } catch {
             _ = state.withLock { $0.slots.removeValue(forKey: txID) }
             throw error
@@ -91,7 +99,10 @@ final class CommitWatcher: Sendable {
     func close() {
         let (task, slots) = state.withLock { s in
             s.closed = true
-            defer { s.slots = [:]; s.running = nil }
+            defer {
+                s.slots = [:]
+                s.running = nil
+            }
             return (s.running, Array(s.slots.values))
         }
         task?.cancel()

@@ -32,7 +32,11 @@ public struct CallFailure: Error, CustomStringConvertible, Equatable {
         case .unavailable:
             let cause = "\(rpc.cause.map { "\($0)" } ?? "") \(rpc.message)"
             if Self.looksLikeTLSRefusal(cause) {
-                return CallFailure(status: 401, message: "authentication failed: the node refused the TLS handshake (client certificate missing, expired, revoked or not from a trusted CA)")
+                return CallFailure(
+                    status: 401,
+                    message:
+                        "authentication failed: the node refused the TLS handshake (client certificate missing, expired, revoked or not from a trusted CA)"
+                )
             }
             return CallFailure(status: 503, message: "node unreachable: \(rpc.message)")
         default:
@@ -47,7 +51,8 @@ public struct CallFailure: Error, CustomStringConvertible, Equatable {
         let t = text.lowercased()
         let alerts = [
             "alert_bad_certificate", "alert_certificate_revoked", "alert_certificate_expired", "alert_unknown_ca",
-            "alert_certificate_unknown", "alert_certificate_required", "alert_unsupported_certificate", "alert_access_denied",
+            "alert_certificate_unknown", "alert_certificate_required", "alert_unsupported_certificate",
+            "alert_access_denied",
             "alert_handshake_failure",
         ]
         return alerts.contains { t.contains($0) }
@@ -60,7 +65,8 @@ public enum NodeConnection {
         _ endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil,
         _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
-        let transport = try ClientSecurity.transport(to: endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName)
+        let transport = try ClientSecurity.transport(
+            to: endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName)
         do {
             return try await withGRPCClient(transport: transport) { client in try await body(client) }
         } catch let e as CallFailure {
@@ -87,7 +93,9 @@ public final class NodeConnectionPool: Sendable {
         self.identity = identity
     }
 
-    public func with<T: Sendable>(_ node: NodeAddress, _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T) async throws -> T {
+    public func with<T: Sendable>(
+        _ node: NodeAddress, _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
         let client = try client(node)
         do { return try await body(client) } catch let e as CallFailure {
             if e.status == 503 { drop(node) }
@@ -100,7 +108,10 @@ public final class NodeConnectionPool: Sendable {
     }
 
     public func close() {
-        for c in open.withLock({ map in defer { map = [:] }; return Array(map.values) }) { Self.shut(c) }
+        for c in open.withLock({ map in
+            defer { map = [:] }
+            return Array(map.values)
+        }) { Self.shut(c) }
     }
 
     func client(_ node: NodeAddress) throws -> Client {
@@ -109,7 +120,8 @@ public final class NodeConnectionPool: Sendable {
         let c = GRPCClient(transport: transport)
         let runner = Task<Void, Never> { try? await c.runConnections() }
         let fresh = (client: c, runner: runner)
-        let (kept, evicted) = open.withLock { map -> ((client: Client, runner: Task<Void, Never>), [(client: Client, runner: Task<Void, Never>)]) in
+        let (kept, evicted) = open.withLock {
+            map -> ((client: Client, runner: Task<Void, Never>), [(client: Client, runner: Task<Void, Never>)]) in
             if let existing = map[node.description] { return (existing, [fresh]) }
             var evicted: [(client: Client, runner: Task<Void, Never>)] = []
             if map.count >= Self.nodesMax, let some = map.keys.first { evicted.append(map.removeValue(forKey: some)!) }

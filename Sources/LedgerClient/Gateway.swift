@@ -103,13 +103,20 @@ public final class Gateway: Sendable {
         public var description: String { "[\(status)] \(message)" }
     }
 
-    public static func connect(wallet: Wallet, peer: NodeAddress, channel: String, orderer: NodeAddress? = nil) async throws -> Gateway {
+    public static func connect(
+        wallet: Wallet, peer: NodeAddress, channel: String, orderer: NodeAddress? = nil
+    ) async throws -> Gateway {
         let signer = try SigningIdentity.load(certificatePath: wallet.signingCertPath, keyPath: wallet.signingKeyPath)
-        return try await connect(signer: signer, trustedRootsPEM: wallet.caCertPEM, tls: wallet.tlsIdentity, peer: peer, channel: channel, orderer: orderer)
+        return try await connect(
+            signer: signer, trustedRootsPEM: wallet.caCertPEM, tls: wallet.tlsIdentity, peer: peer, channel: channel,
+            orderer: orderer)
     }
 
     /// A gateway for an identity that is not a wallet (a node submitting in its own name).
-    public static func connect(signer: SigningIdentity, trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, peer: NodeAddress, channel: String, orderer: NodeAddress? = nil) async throws -> Gateway {
+    public static func connect(
+        signer: SigningIdentity, trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, peer: NodeAddress, channel: String,
+        orderer: NodeAddress? = nil
+    ) async throws -> Gateway {
         let primary = try Connection(peer, roots: trustedRootsPEM, tls: tls)
         do {
             var req = Medledger_ChannelConfigRequest()
@@ -118,14 +125,19 @@ public final class Gateway: Sendable {
             guard let o = orderer ?? config.orderer.endpoints.compactMap(NodeAddress.init).first else {
                 throw Failure(status: 500, message: "channel \(channel) names no orderer endpoint")
             }
-            return Gateway(channel: channel, signer: signer, roots: trustedRootsPEM, tls: tls, primary: primary, config: config, orderer: o)
+            return Gateway(
+                channel: channel, signer: signer, roots: trustedRootsPEM, tls: tls, primary: primary, config: config,
+                orderer: o)
         } catch {
             primary.close()
             throw CallFailure.classify(error)
         }
     }
 
-    init(channel: String, signer: SigningIdentity, roots: [UInt8], tls: TLSIdentityFiles, primary: Connection, config: Medledger_ChannelConfig, orderer: NodeAddress) {
+    init(
+        channel: String, signer: SigningIdentity, roots: [UInt8], tls: TLSIdentityFiles, primary: Connection,
+        config: Medledger_ChannelConfig, orderer: NodeAddress
+    ) {
         self.channel = channel
         self.signer = signer
         self.roots = roots
@@ -135,15 +147,22 @@ public final class Gateway: Sendable {
         self.ordererAddress = orderer
         var policies = [String: (text: String, policy: EndorsementPolicy)]()
         for cc in config.chaincodes {
-            if let p = try? EndorsementPolicy.parse(cc.endorsementPolicy) { policies[cc.name] = (cc.endorsementPolicy, p) }
+            if let p = try? EndorsementPolicy.parse(cc.endorsementPolicy) {
+                policies[cc.name] = (cc.endorsementPolicy, p)
+            }
         }
         self.policies = policies
         commits = CommitWatcher(
             height: {
                 let req = Medledger_ListChannelsRequest()
                 let channels: [Medledger_ChannelSummary]
-                do { channels = try await primary.peer.listChannels(req).channels } catch { throw CallFailure.classify(error) }
-                guard let c = channels.first(where: { $0.channel == channel }) else { throw CallFailure(status: 404, message: "no channel \(channel.debugDescription) on \(primary.address)") }
+                do { channels = try await primary.peer.listChannels(req).channels } catch {
+                    throw CallFailure.classify(error)
+                }
+                guard let c = channels.first(where: { $0.channel == channel }) else {
+                    throw CallFailure(
+                        status: 404, message: "no channel \(channel.debugDescription) on \(primary.address)")
+                }
                 return c.height
             },
             follow: { start, onBlock in
@@ -179,52 +198,80 @@ public final class Gateway: Sendable {
 
     typealias Proposal = TransactionBuilder.Proposal
 
-    func propose(chaincode: String, function: String, args: [[UInt8]], transient: [String: [UInt8]]) throws -> Proposal {
-        try TransactionBuilder.proposal(channel: channel, chaincode: chaincode, function: function, args: args, transient: transient, signer: signer, at: Date())
+    func propose(chaincode: String, function: String, args: [[UInt8]], transient: [String: [UInt8]]) throws -> Proposal
+    {
+        try TransactionBuilder.proposal(
+            channel: channel, chaincode: chaincode, function: function, args: args, transient: transient,
+            signer: signer, at: Date())
     }
 
     func endorse(_ p: Proposal, on connection: Connection) async throws -> Medledger_ProposalResponse {
         let answer: Medledger_ProposalStreamResponse
-        do { answer = try await connection.endorser.call(p.signed) } catch let e as PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>.Ended {
+        do { answer = try await connection.endorser.call(p.signed) } catch let e
+            as PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>.Ended
+        {
             throw Self.failure(e, e.underlying, at: connection.address)
         } catch { throw CallFailure.classify(error) }
-        guard answer.rejectionStatus == 0 else { throw CallFailure(status: Int(answer.rejectionStatus), message: answer.rejectionMessage) }
+        guard answer.rejectionStatus == 0 else {
+            throw CallFailure(status: Int(answer.rejectionStatus), message: answer.rejectionMessage)
+        }
         return answer.response
     }
 
     /// A stream that ended under waiting calls: the node's refusal of the caller (401, 403: a
     /// suspension, a revocation) as it is; anything else 503, which another endpoint may not give.
     static func failure(_ ended: any Error, _ underlying: (any Error)?, at address: NodeAddress) -> CallFailure {
-        if let rpc = underlying as? RPCError, rpc.code == .unauthenticated || rpc.code == .permissionDenied { return CallFailure.classify(rpc) }
+        if let rpc = underlying as? RPCError, rpc.code == .unauthenticated || rpc.code == .permissionDenied {
+            return CallFailure.classify(rpc)
+        }
         return CallFailure(status: 503, message: "\(address): \(ended)")
     }
 
     /// Runs a query on the gateway's peer; nothing is ordered or committed.
-    public func evaluate(chaincode: String, function: String, args: [String] = [], transient: [String: [UInt8]] = [:]) async throws -> ChaincodeResult {
-        try await evaluate(chaincode: chaincode, function: function, byteArgs: args.map { Array($0.utf8) }, transient: transient)
+    public func evaluate(
+        chaincode: String, function: String, args: [String] = [], transient: [String: [UInt8]] = [:]
+    ) async throws -> ChaincodeResult {
+        try await evaluate(
+            chaincode: chaincode, function: function, byteArgs: args.map { Array($0.utf8) }, transient: transient)
     }
 
-    public func evaluate(chaincode: String, function: String, byteArgs: [[UInt8]], transient: [String: [UInt8]] = [:]) async throws -> ChaincodeResult {
+    public func evaluate(
+        chaincode: String, function: String, byteArgs: [[UInt8]], transient: [String: [UInt8]] = [:]
+    ) async throws -> ChaincodeResult {
         var p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
         p.signed.evaluateOnly = true
         let r = try await endorse(p, on: primary)
-        return ChaincodeResult(status: r.response.status, message: r.response.message, payload: [UInt8](r.response.payload))
+        return ChaincodeResult(
+            status: r.response.status, message: r.response.message, payload: [UInt8](r.response.payload))
     }
 
     /// Endorses on enough peers for the chaincode's policy, orders, and waits for the commit on the
     /// gateway's peer. A chaincode refusal throws (nothing is ordered); a committed-but-invalid
     /// transaction returns its validation code.
-    public func submit(chaincode: String, function: String, args: [String] = [], transient: [String: [UInt8]] = [:], commitTimeoutMs: UInt32 = 60_000) async throws -> SubmitResult {
-        try await submit(chaincode: chaincode, function: function, byteArgs: args.map { Array($0.utf8) }, transient: transient, commitTimeoutMs: commitTimeoutMs)
+    public func submit(
+        chaincode: String, function: String, args: [String] = [], transient: [String: [UInt8]] = [:],
+        commitTimeoutMs: UInt32 = 60_000
+    ) async throws -> SubmitResult {
+        try await submit(
+            chaincode: chaincode, function: function, byteArgs: args.map { Array($0.utf8) }, transient: transient,
+            commitTimeoutMs: commitTimeoutMs)
     }
 
-    public func submit(chaincode: String, function: String, byteArgs: [[UInt8]], transient: [String: [UInt8]] = [:], commitTimeoutMs: UInt32 = 60_000) async throws -> SubmitResult {
+    public func submit(
+        chaincode: String, function: String, byteArgs: [[UInt8]], transient: [String: [UInt8]] = [:],
+        commitTimeoutMs: UInt32 = 60_000
+    ) async throws -> SubmitResult {
         let p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
         let responses = try await endorsements(for: p, chaincode: chaincode)
         let first = responses[0]
-        let result = ChaincodeResult(status: first.response.status, message: first.response.message, payload: [UInt8](first.response.payload))
+        let result = ChaincodeResult(
+            status: first.response.status, message: first.response.message, payload: [UInt8](first.response.payload))
         let envelope = try assemble(p, responses: responses)
-        let notCommitted = Failure(status: 504, message: "transaction \(p.txID) was ordered but not committed on \(primary.address) within \(commitTimeoutMs) ms")
+        let notCommitted = Failure(
+            status: 504,
+            message:
+                "transaction \(p.txID) was ordered but not committed on \(primary.address) within \(commitTimeoutMs) ms"
+        )
         let started = ContinuousClock.now
         do {
             let c = try await commits.commit(of: p.txID, timeoutMs: commitTimeoutMs) { try await broadcast(envelope) }
@@ -265,30 +312,42 @@ public final class Gateway: Sendable {
     private func broadcast(_ envelope: Medledger_Envelope, to address: NodeAddress) async throws {
         let r: Medledger_BroadcastResponse
         let orderer = try connection(address)
-        do { r = try await orderer.broadcaster.call(envelope) } catch let e as PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>.Ended {
+        do { r = try await orderer.broadcaster.call(envelope) } catch let e
+            as PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>.Ended
+        {
             throw Self.failure(e, e.underlying, at: orderer.address)
         } catch { throw CallFailure.classify(error) }
-        guard r.status == 200 else { throw Failure(status: Int(r.status), message: "orderer refused the transaction: \(r.message)") }
+        guard r.status == 200 else {
+            throw Failure(status: Int(r.status), message: "orderer refused the transaction: \(r.message)")
+        }
     }
 
     /// The gateway's peer first; then, while the policy is unmet, one peer of each further organisation.
     func endorsements(for p: Proposal, chaincode: String) async throws -> [Medledger_ProposalResponse] {
         let first = try await endorse(p, on: primary)
         guard first.response.status == 200 else {
-            throw Failure(status: Int(first.response.status), message: first.response.message.isEmpty ? "chaincode refused" : first.response.message)
+            throw Failure(
+                status: Int(first.response.status),
+                message: first.response.message.isEmpty ? "chaincode refused" : first.response.message)
         }
         var responses = [first]
         guard let (policyText, policy) = policies[chaincode] else { return responses }
         let orgs = Set(config.organizations.map(\.id))
-        func principals() -> [EndorsementPolicy.Endorser] { responses.compactMap { principal(of: $0.endorsement.endorser) } }
+        func principals() -> [EndorsementPolicy.Endorser] {
+            responses.compactMap { principal(of: $0.endorsement.endorser) }
+        }
         if policy.isSatisfied(by: principals(), channelOrgs: orgs) { return responses }
         let endorsedOrgs = Set(principals().map(\.org))
-        let candidates = config.organizations.filter { !endorsedOrgs.contains($0.id) }.compactMap { o in o.peerEndpoints.compactMap(NodeAddress.init).first }
+        let candidates = config.organizations.filter { !endorsedOrgs.contains($0.id) }.compactMap { o in
+            o.peerEndpoints.compactMap(NodeAddress.init).first
+        }
         // Failures of other peers are reasons, not the answer: the policy decides.
         let more = await withTaskGroup(of: Result<Medledger_ProposalResponse, any Error>.self) { group in
             for address in candidates {
                 group.addTask {
-                    do { return .success(try await self.endorse(p, on: try self.connection(address))) } catch { return .failure(error) }
+                    do { return .success(try await self.endorse(p, on: try self.connection(address))) } catch {
+                        return .failure(error)
+                    }
                 }
             }
             var out = [Result<Medledger_ProposalResponse, any Error>]()
@@ -304,7 +363,11 @@ public final class Gateway: Sendable {
             }
         }
         guard policy.isSatisfied(by: principals(), channelOrgs: orgs) else {
-            throw Failure(status: 412, message: "could not collect endorsements satisfying \(policyText) (endorsed by \(principals().map { "\($0.org).\($0.role)" }.joined(separator: ", "))\(problems.isEmpty ? "" : "; other peers: " + problems.joined(separator: "; ")))")
+            throw Failure(
+                status: 412,
+                message:
+                    "could not collect endorsements satisfying \(policyText) (endorsed by \(principals().map { "\($0.org).\($0.role)" }.joined(separator: ", "))\(problems.isEmpty ? "" : "; other peers: " + problems.joined(separator: "; ")))"
+            )
         }
         return responses
     }
@@ -313,14 +376,17 @@ public final class Gateway: Sendable {
     func principal(of endorser: Data) -> EndorsementPolicy.Endorser? {
         if let p = principals.withLock({ $0[endorser] }) { return p }
         guard let id = try? Medledger_SerializedIdentity(serializedBytes: endorser) else { return nil }
-        let role = (try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)))?.attributes?.role ?? "unknown"
+        let role =
+            (try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)))?.attributes?.role ?? "unknown"
         let p = EndorsementPolicy.Endorser(org: id.mspID, role: role)
         principals.withLock { $0[endorser] = p }
         return p
     }
 
     func assemble(_ p: Proposal, responses: [Medledger_ProposalResponse]) throws -> Medledger_Envelope {
-        do { return try TransactionBuilder.envelope(p, responses: responses, signer: signer) } catch let e as TransactionBuilder.Failure {
+        do { return try TransactionBuilder.envelope(p, responses: responses, signer: signer) } catch let e
+            as TransactionBuilder.Failure
+        {
             throw Failure(status: 409, message: e.description)
         }
     }
@@ -350,7 +416,10 @@ public final class Gateway: Sendable {
     }
 
     /// Streams blocks (whole or filtered) from `start`; `body` returns false to stop.
-    public func blocks(from start: UInt64, filtered: Bool, follow: Bool = true, _ body: @escaping @Sendable (Medledger_DeliverResponse) async throws -> Bool) async throws {
+    public func blocks(
+        from start: UInt64, filtered: Bool, follow: Bool = true,
+        _ body: @escaping @Sendable (Medledger_DeliverResponse) async throws -> Bool
+    ) async throws {
         var req = Medledger_DeliverRequest()
         req.channel = channel
         req.start = start
@@ -366,7 +435,10 @@ public final class Gateway: Sendable {
     }
 
     /// Streams a chaincode's events from block `start`; `body` returns false to stop.
-    public func chaincodeEvents(chaincode: String, from start: UInt64 = 0, _ body: @escaping @Sendable (Medledger_ChaincodeEventsResponse) async throws -> Bool) async throws {
+    public func chaincodeEvents(
+        chaincode: String, from start: UInt64 = 0,
+        _ body: @escaping @Sendable (Medledger_ChaincodeEventsResponse) async throws -> Bool
+    ) async throws {
         var req = Medledger_ChaincodeEventsRequest()
         req.channel = channel
         req.chaincode = chaincode
@@ -387,7 +459,9 @@ public final class Gateway: Sendable {
 /// with a short backoff for up to `seconds`; a retry answered 409 means an earlier attempt got in. Any
 /// other refusal is the answer. The gateway and the SA's CRL publisher both send this way.
 public enum OrderingFailover {
-    public static func send(to endpoints: [NodeAddress], for seconds: Int64, _ attempt: (NodeAddress) async throws -> Void) async throws {
+    public static func send(
+        to endpoints: [NodeAddress], for seconds: Int64, _ attempt: (NodeAddress) async throws -> Void
+    ) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
         var attempts = 0
         var round = 0

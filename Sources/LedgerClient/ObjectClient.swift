@@ -21,9 +21,12 @@ public struct ObjectClient: Sendable {
         self.pool = pool
     }
 
-    func call<T: Sendable>(_ node: NodeAddress, _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T) async throws -> T {
+    func call<T: Sendable>(
+        _ node: NodeAddress, _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
         if let pool { return try await pool.with(node, body) }
-        return try await NodeConnection.with(node, trustedRootsPEM: wallet.caCertPEM, identity: wallet.tlsIdentity, body)
+        return try await NodeConnection.with(
+            node, trustedRootsPEM: wallet.caCertPEM, identity: wallet.tlsIdentity, body)
     }
 
     public struct Stored: Sendable, Equatable {
@@ -41,7 +44,9 @@ public struct ObjectClient: Sendable {
     /// Stores the file on `node` for treatment `tID`; returns its URL_C. `known`: the file's SHA-384
     /// (hex) and size when the caller has them already (sealing computes them); the node checks
     /// them against the bytes either way.
-    public func upload(file path: String, node: NodeAddress, channel: String, tID: String, known: (digest: String, size: UInt64)? = nil) async throws -> Stored {
+    public func upload(
+        file path: String, node: NodeAddress, channel: String, tID: String, known: (digest: String, size: UInt64)? = nil
+    ) async throws -> Stored {
         let (digest, size) = try known ?? Self.digest(ofFile: path)
         var header = Medledger_UploadHeader()
         header.channel = channel
@@ -52,7 +57,9 @@ public struct ObjectClient: Sendable {
         let r = try await call(node) { c in
             try await Medledger_ObjectStore.Client(wrapping: c).upload { writer in
                 try await writer.write(first)
-                guard let h = FileHandle(forReadingAtPath: path) else { throw CallFailure(status: 400, message: "cannot read \(path)") }
+                guard let h = FileHandle(forReadingAtPath: path) else {
+                    throw CallFailure(status: 400, message: "cannot read \(path)")
+                }
                 defer { try? h.close() }
                 while let piece = try h.read(upToCount: Self.chunkSize), !piece.isEmpty {
                     try await writer.write(Medledger_UploadRequest.with { $0.chunk = piece })
@@ -74,15 +81,24 @@ public struct ObjectClient: Sendable {
     /// `path + ".part"` is resumed. The file is checked against the digest in the URL before it is
     /// renamed into place; a mismatch deletes it and reports tampering.
     public func download(url: String, to path: String, node override: NodeAddress? = nil) async throws -> Downloaded {
-        guard let u = ObjectURL(url) else { throw CallFailure(status: 400, message: "not an object URL (medledger://HOST:PORT/objects/SHA384): \(url.debugDescription)") }
-        guard let node = override ?? NodeAddress(u.node) else { throw CallFailure(status: 400, message: "object URL names no reachable node: \(u.node)") }
+        guard let u = ObjectURL(url) else {
+            throw CallFailure(
+                status: 400,
+                message: "not an object URL (medledger://HOST:PORT/objects/SHA384): \(url.debugDescription)")
+        }
+        guard let node = override ?? NodeAddress(u.node) else {
+            throw CallFailure(status: 400, message: "object URL names no reachable node: \(u.node)")
+        }
         let part = path + ".part"
         if !FileManager.default.fileExists(atPath: part) {
-            guard FileManager.default.createFile(atPath: part, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            guard FileManager.default.createFile(atPath: part, contents: nil, attributes: [.posixPermissions: 0o600])
+            else {
                 throw CallFailure(status: 400, message: "cannot create \(part)")
             }
         }
-        guard let out = FileHandle(forUpdatingAtPath: part) else { throw CallFailure(status: 400, message: "cannot write \(part)") }
+        guard let out = FileHandle(forUpdatingAtPath: part) else {
+            throw CallFailure(status: 400, message: "cannot write \(part)")
+        }
         // The digest is taken as the bytes arrive (after those of a partial file), not by reading
         // the whole file again afterwards.
         let hasher = SHA384Stream()
@@ -127,7 +143,11 @@ public struct ObjectClient: Sendable {
         let size = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? NSNumber)?.uint64Value ?? 0
         guard digest == u.digest, size == meta.size else {
             try? FileManager.default.removeItem(atPath: part)
-            throw CallFailure(status: 422, message: "tampering: the downloaded bytes hash to \(digest) (\(size) bytes), not to \(u.digest) named by the URL; discarded")
+            throw CallFailure(
+                status: 422,
+                message:
+                    "tampering: the downloaded bytes hash to \(digest) (\(size) bytes), not to \(u.digest) named by the URL; discarded"
+            )
         }
         _ = try? FileManager.default.removeItem(atPath: path)
         try FileManager.default.moveItem(atPath: part, toPath: path)

@@ -79,7 +79,10 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
                 if s.closed { return Ended(cause: "the client was closed") }
                 if s.current == nil { s.current = start(&s) }
                 if s.current!.waiting.count - s.current!.head >= Self.waitingMax {
-                    return CallFailure(status: 503, message: "\(Self.waitingMax) calls already wait on this stream; retry when some have been answered")
+                    return CallFailure(
+                        status: 503,
+                        message:
+                            "\(Self.waitingMax) calls already wait on this stream; retry when some have been answered")
                 }
                 if s.current!.head == s.current!.waiting.count { s.current!.lastProgress = .now }
                 s.current!.waiting.append(continuation)

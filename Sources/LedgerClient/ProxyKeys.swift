@@ -18,7 +18,10 @@ public struct ProxyKeys: Sendable {
     struct File: Codable {
         var encryptionSecret: String
         var signingSecret: String
-        enum CodingKeys: String, CodingKey { case encryptionSecret = "encryption_secret", signingSecret = "signing_secret" }
+        enum CodingKeys: String, CodingKey {
+            case encryptionSecret = "encryption_secret"
+            case signingSecret = "signing_secret"
+        }
     }
 }
 
@@ -30,14 +33,20 @@ extension Wallet {
         if let data = FileManager.default.contents(atPath: proxyKeysPath) {
             do {
                 let f = try JSONDecoder().decode(ProxyKeys.File.self, from: data)
-                return ProxyKeys(encryption: try SecretKey(bigEndianBytes: Hex.decode(f.encryptionSecret) ?? []),
-                                 signing: try SecretKey(bigEndianBytes: Hex.decode(f.signingSecret) ?? []))
+                return ProxyKeys(
+                    encryption: try SecretKey(bigEndianBytes: Hex.decode(f.encryptionSecret) ?? []),
+                    signing: try SecretKey(bigEndianBytes: Hex.decode(f.signingSecret) ?? []))
             } catch {
-                throw Failure(description: "wallet \(directory): pre-keys.json is damaged (\(error)); it holds the key your records are sealed to, restore it from a backup")
+                throw Failure(
+                    description:
+                        "wallet \(directory): pre-keys.json is damaged (\(error)); it holds the key your records are sealed to, restore it from a backup"
+                )
             }
         }
         let keys = ProxyKeys(encryption: SecretKey.random(), signing: SecretKey.random())
-        let f = ProxyKeys.File(encryptionSecret: Hex.encode(keys.encryption.toSecretBytes()), signingSecret: Hex.encode(keys.signing.toSecretBytes()))
+        let f = ProxyKeys.File(
+            encryptionSecret: Hex.encode(keys.encryption.toSecretBytes()),
+            signingSecret: Hex.encode(keys.signing.toSecretBytes()))
         try Self.write(String(decoding: try JSONEncoder().encode(f), as: UTF8.self), to: proxyKeysPath, mode: 0o600)
         return keys
     }

@@ -12,11 +12,15 @@ import X509
 extension CareClient {
     /// A device sends one reading: the FHIR Observation is encrypted to the doctor's published key
     /// and the envelope signed with the device's signing key.
-    public func submitReading(_ vitals: VitalSigns, tID: String, patientPID: String, doctorKey: PublicKey, sequence: UInt64, observedAt: String) async throws -> Medledger_ReadingReceipt {
+    public func submitReading(
+        _ vitals: VitalSigns, tID: String, patientPID: String, doctorKey: PublicKey, sequence: UInt64,
+        observedAt: String
+    ) async throws -> Medledger_ReadingReceipt {
         try vitals.validate()
         let observation = try vitals.observation(
             // A FHIR id allows [A-Za-z0-9.-]; a PID is base64url, whose '_' it does not.
-            id: "\(wallet.info.pid.prefix(12).replacingOccurrences(of: "_", with: "."))-\(sequence)", patientPID: patientPID, devicePID: wallet.info.pid, tID: tID, observedAt: observedAt)
+            id: "\(wallet.info.pid.prefix(12).replacingOccurrences(of: "_", with: "."))-\(sequence)",
+            patientPID: patientPID, devicePID: wallet.info.pid, tID: tID, observedAt: observedAt)
         let (capsule, ciphertext) = Umbral.encrypt(delegatingPK: doctorKey, plaintext: observation)
         var r = Medledger_SignedReading()
         r.channel = channel
@@ -67,13 +71,22 @@ extension CareClient {
             do {
                 let cert = try Certificate(pemEncoded: String(decoding: r.deviceCertPem, as: UTF8.self))
                 let id = try await trust.validate(leaf: cert, purpose: .signing)
-                guard id.pid == r.devicePid, id.role == .device else { throw CallFailure(status: 422, message: "signed by \(id.pid) (\(id.attributes.role)), not device \(r.devicePid)") }
+                guard id.pid == r.devicePid, id.role == .device else {
+                    throw CallFailure(
+                        status: 422, message: "signed by \(id.pid) (\(id.attributes.role)), not device \(r.devicePid)")
+                }
                 guard let key = P256.Signing.PublicKey(cert.publicKey),
-                      ReadingSigning.isValid([UInt8](r.signature), message: r.signedMessage, key: key)
+                    ReadingSigning.isValid([UInt8](r.signature), message: r.signedMessage, key: key)
                 else { throw CallFailure(status: 422, message: "the device signature does not verify") }
-                let plain = try Umbral.decryptOriginal(delegatingSK: doctorKey, capsule: try Capsule(bytes: [UInt8](r.capsule)), ciphertext: [UInt8](r.ciphertext))
-                let (vitals, observedAt) = try VitalSigns.parse(observation: plain, patientPID: t.patientPID, devicePID: r.devicePid, tID: tID)
-                accepted.append(Reading(devicePID: r.devicePid, sequence: r.sequence, vitals: vitals, observedAt: observedAt, observation: plain))
+                let plain = try Umbral.decryptOriginal(
+                    delegatingSK: doctorKey, capsule: try Capsule(bytes: [UInt8](r.capsule)),
+                    ciphertext: [UInt8](r.ciphertext))
+                let (vitals, observedAt) = try VitalSigns.parse(
+                    observation: plain, patientPID: t.patientPID, devicePID: r.devicePid, tID: tID)
+                accepted.append(
+                    Reading(
+                        devicePID: r.devicePid, sequence: r.sequence, vitals: vitals, observedAt: observedAt,
+                        observation: plain))
             } catch {
                 rejected.append("\(label): \(error)")
             }

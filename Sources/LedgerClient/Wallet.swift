@@ -40,9 +40,12 @@ public struct Wallet: Sendable {
             throw Failure(description: "no wallet in \(directory) (missing identity.json)")
         }
         let info: Info
-        do { info = try JSONDecoder().decode(Info.self, from: data) } catch { throw Failure(description: "wallet \(directory): identity.json is not valid: \(error)") }
+        do { info = try JSONDecoder().decode(Info.self, from: data) } catch {
+            throw Failure(description: "wallet \(directory): identity.json is not valid: \(error)")
+        }
         let w = Wallet(directory: directory, info: info)
-        for p in [w.signingKeyPath, w.signingCertPath, w.tlsKeyPath, w.tlsCertPath, w.caCertPath] where !FileManager.default.fileExists(atPath: p) {
+        for p in [w.signingKeyPath, w.signingCertPath, w.tlsKeyPath, w.tlsCertPath, w.caCertPath]
+        where !FileManager.default.fileExists(atPath: p) {
             throw Failure(description: "wallet \(directory) is incomplete: \(p) is missing")
         }
         return w
@@ -50,9 +53,14 @@ public struct Wallet: Sendable {
 
     /// Writes an enrolled identity with the keys generated locally for it.
     @discardableResult
-    public static func store(_ enrolled: Medledger_EnrolledIdentity, keys: KeyPairs, in directory: String) throws -> Wallet {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let info = Info(name: enrolled.name, pid: enrolled.pid, org: enrolled.orgID, role: RoleName.name(enrolled.role) ?? "unknown")
+    public static func store(
+        _ enrolled: Medledger_EnrolledIdentity, keys: KeyPairs, in directory: String
+    ) throws -> Wallet {
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let info = Info(
+            name: enrolled.name, pid: enrolled.pid, org: enrolled.orgID, role: RoleName.name(enrolled.role) ?? "unknown"
+        )
         let w = Wallet(directory: directory, info: info)
         try write(keys.signing.pemRepresentation, to: w.signingKeyPath, mode: 0o600)
         try write(keys.tls.pemRepresentation, to: w.tlsKeyPath, mode: 0o600)
@@ -61,13 +69,16 @@ public struct Wallet: Sendable {
         try write(String(decoding: enrolled.caCertPem, as: UTF8.self), to: w.caCertPath, mode: 0o644)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try write(String(decoding: try enc.encode(info), as: UTF8.self) + "\n", to: directory + "/identity.json", mode: 0o644)
+        try write(
+            String(decoding: try enc.encode(info), as: UTF8.self) + "\n", to: directory + "/identity.json", mode: 0o644)
         return w
     }
 
     static func write(_ text: String, to path: String, mode: Int) throws {
         // Created with its final mode and renamed into place: a key is never readable by others.
-        do { try SecureFile.write(Data(text.utf8), to: path, mode: mode_t(mode)) } catch { throw Failure(description: "\(error)") }
+        do { try SecureFile.write(Data(text.utf8), to: path, mode: mode_t(mode)) } catch {
+            throw Failure(description: "\(error)")
+        }
     }
 
     public var caCertPEM: [UInt8] { [UInt8](FileManager.default.contents(atPath: caCertPath) ?? Data()) }
@@ -92,6 +103,9 @@ public struct KeyPairs: Sendable {
     }
 
     public func csrs(name: String) throws -> (signing: Data, tls: Data) {
-        (Data(try CertificateFactory.makeCSR(key: signing, commonName: name).utf8), Data(try CertificateFactory.makeCSR(key: tls, commonName: name).utf8))
+        (
+            Data(try CertificateFactory.makeCSR(key: signing, commonName: name).utf8),
+            Data(try CertificateFactory.makeCSR(key: tls, commonName: name).utf8)
+        )
     }
 }

@@ -29,7 +29,11 @@ public struct ChannelConfigFile: Codable, Sendable {
         public var caRoot: String
         public var crl: String?
         public var peers: [String]?
-        enum CodingKeys: String, CodingKey { case id, caRoot = "ca_root", crl, peers }
+        enum CodingKeys: String, CodingKey {
+            case id
+            case caRoot = "ca_root"
+            case crl, peers
+        }
     }
 
     public struct Orderer: Codable, Sendable {
@@ -46,14 +50,23 @@ public struct ChannelConfigFile: Codable, Sendable {
         public var raftAddress: String
         public var endpoint: String
         public var tlsCertificate: String
-        enum CodingKeys: String, CodingKey { case id, org, raftAddress = "raft_address", endpoint, tlsCertificate = "tls_certificate" }
+        enum CodingKeys: String, CodingKey {
+            case id, org
+            case raftAddress = "raft_address"
+            case endpoint
+            case tlsCertificate = "tls_certificate"
+        }
     }
 
     public struct RaftOptions: Codable, Sendable {
         public var electionTimeoutMs: UInt32?
         public var heartbeatMs: UInt32?
         public var snapshotInterval: UInt32?
-        enum CodingKeys: String, CodingKey { case electionTimeoutMs = "election_timeout_ms", heartbeatMs = "heartbeat_ms", snapshotInterval = "snapshot_interval" }
+        enum CodingKeys: String, CodingKey {
+            case electionTimeoutMs = "election_timeout_ms"
+            case heartbeatMs = "heartbeat_ms"
+            case snapshotInterval = "snapshot_interval"
+        }
     }
 
     public struct Batch: Codable, Sendable {
@@ -62,15 +75,20 @@ public struct ChannelConfigFile: Codable, Sendable {
         public var preferredMaxBytes: UInt32?
         public var batchTimeoutMs: UInt32?
         enum CodingKeys: String, CodingKey {
-            case maxMessageCount = "max_message_count", absoluteMaxBytes = "absolute_max_bytes"
-            case preferredMaxBytes = "preferred_max_bytes", batchTimeoutMs = "batch_timeout_ms"
+            case maxMessageCount = "max_message_count"
+            case absoluteMaxBytes = "absolute_max_bytes"
+            case preferredMaxBytes = "preferred_max_bytes"
+            case batchTimeoutMs = "batch_timeout_ms"
         }
     }
 
     public struct Chaincode: Codable, Sendable {
         public var name: String
         public var endorsementPolicy: String
-        enum CodingKeys: String, CodingKey { case name, endorsementPolicy = "endorsement_policy" }
+        enum CodingKeys: String, CodingKey {
+            case name
+            case endorsementPolicy = "endorsement_policy"
+        }
     }
 
     public var channel: String
@@ -82,7 +100,11 @@ public struct ChannelConfigFile: Codable, Sendable {
     public var batch: Batch?
     public var chaincodes: [Chaincode]
 
-    enum CodingKeys: String, CodingKey { case channel, organizations, orderer, crlPublisher = "crl_publisher", batch, chaincodes }
+    enum CodingKeys: String, CodingKey {
+        case channel, organizations, orderer
+        case crlPublisher = "crl_publisher"
+        case batch, chaincodes
+    }
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -91,14 +113,22 @@ public struct ChannelConfigFile: Codable, Sendable {
     /// Reads the file, inlines the certificates and CRLs it names, and checks every channel rule.
     public static func load(path: String) throws -> Medledger_ChannelConfig {
         let checked: String?
-        do { checked = try YAMLShape.readChecked(path: path) } catch { throw Failure(description: "channel configuration \(error)") }
-        guard let text = checked else { throw Failure(description: "cannot read channel configuration \(path) (missing, unreadable or not UTF-8)") }
+        do { checked = try YAMLShape.readChecked(path: path) } catch {
+            throw Failure(description: "channel configuration \(error)")
+        }
+        guard let text = checked else {
+            throw Failure(description: "cannot read channel configuration \(path) (missing, unreadable or not UTF-8)")
+        }
         let file: ChannelConfigFile
-        do { file = try YAMLDecoder().decode(ChannelConfigFile.self, from: text) } catch { throw Failure(description: "channel configuration \(path) is not valid: \(error)") }
+        do { file = try YAMLDecoder().decode(ChannelConfigFile.self, from: text) } catch {
+            throw Failure(description: "channel configuration \(path) is not valid: \(error)")
+        }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         func read(_ p: String, _ what: String) throws -> Data {
             let full = p.hasPrefix("/") ? p : base.appendingPathComponent(p).path
-            guard let d = FileManager.default.contents(atPath: full) else { throw Failure(description: "\(path): cannot read \(what) \(full)") }
+            guard let d = FileManager.default.contents(atPath: full) else {
+                throw Failure(description: "\(path): cannot read \(what) \(full)")
+            }
             return d
         }
         var c = Medledger_ChannelConfig()
@@ -109,7 +139,9 @@ public struct ChannelConfigFile: Codable, Sendable {
             org.rootCertificates = [try read(o.caRoot, "CA root of \(o.id)")]
             if let crl = o.crl {
                 let d = try read(crl, "CRL of \(o.id)")
-                do { org.crl = Data(try RevocationList.derBytes([UInt8](d))) } catch { throw Failure(description: "\(path): CRL of \(o.id): \(error)") }
+                do { org.crl = Data(try RevocationList.derBytes([UInt8](d))) } catch {
+                    throw Failure(description: "\(path): CRL of \(o.id): \(error)")
+                }
             }
             org.peerEndpoints = o.peers ?? []
             c.organizations.append(org)
@@ -143,7 +175,9 @@ public struct ChannelConfigFile: Codable, Sendable {
             d.endorsementPolicy = cc.endorsementPolicy
             return d
         }
-        do { _ = try ChannelContext(config: c, configBlock: 0) } catch { throw Failure(description: "\(path): \(error)") }
+        do { _ = try ChannelContext(config: c, configBlock: 0) } catch {
+            throw Failure(description: "\(path): \(error)")
+        }
         return c
     }
 }

@@ -74,7 +74,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var raftDir: String?
 
         enum CodingKeys: String, CodingKey {
-            case dataDir = "data_dir", raftListen = "raft_listen", raftDir = "raft_dir"
+            case dataDir = "data_dir"
+            case raftListen = "raft_listen"
+            case raftDir = "raft_dir"
         }
     }
 
@@ -84,7 +86,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var publicAddress: String?
 
         enum CodingKeys: String, CodingKey {
-            case dataDir = "data_dir", maxBytes = "max_bytes", publicAddress = "public_address"
+            case dataDir = "data_dir"
+            case maxBytes = "max_bytes"
+            case publicAddress = "public_address"
         }
     }
 
@@ -103,7 +107,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var tokenLifetimeSeconds: Int?
 
         enum CodingKeys: String, CodingKey {
-            case listen, channel, publicURL = "public_url", tokenLifetimeSeconds = "token_lifetime_seconds"
+            case listen, channel
+            case publicURL = "public_url"
+            case tokenLifetimeSeconds = "token_lifetime_seconds"
         }
 
         /// The origin apps reach the endpoint at (no trailing slash).
@@ -119,7 +125,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var everyLines: UInt64?
 
         enum CodingKeys: String, CodingKey {
-            case channel, everySeconds = "every_seconds", everyLines = "every_lines"
+            case channel
+            case everySeconds = "every_seconds"
+            case everyLines = "every_lines"
         }
     }
 
@@ -133,7 +141,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case maxBytes = "max_bytes", keepFiles = "keep_files"
+            case maxBytes = "max_bytes"
+            case keepFiles = "keep_files"
         }
     }
 
@@ -149,7 +158,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var crlPublisher: TLSSection?
 
         enum CodingKeys: String, CodingKey {
-            case dataDir = "data_dir", masterKeyFile = "master_key_file", enrollListen = "enroll_listen", crlPublisher = "crl_publisher"
+            case dataDir = "data_dir"
+            case masterKeyFile = "master_key_file"
+            case enrollListen = "enroll_listen"
+            case crlPublisher = "crl_publisher"
         }
     }
 
@@ -181,7 +193,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var runsPeer: Bool { peer ?? true }
 
     /// Where a peer keeps its objects, how large one may be, and the address URL_C names.
-    public var objectStoreDirectory: String { objectStore?.dataDir ?? URL(fileURLWithPath: dataDir).appendingPathComponent("objects").path }
+    public var objectStoreDirectory: String {
+        objectStore?.dataDir ?? URL(fileURLWithPath: dataDir).appendingPathComponent("objects").path
+    }
     public var objectStoreMaxBytes: UInt64 { objectStore?.maxBytes ?? 64 << 20 }
 
     /// The node's signing identity (endorsements, blocks): `signing`, else the wallet files beside
@@ -189,14 +203,23 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var signingFiles: TLSSection {
         if let signing { return signing }
         let dir = URL(fileURLWithPath: tls.cert).deletingLastPathComponent()
-        return TLSSection(cert: dir.appendingPathComponent("signing-cert.pem").path, key: dir.appendingPathComponent("signing-key.pem").path)
+        return TLSSection(
+            cert: dir.appendingPathComponent("signing-cert.pem").path,
+            key: dir.appendingPathComponent("signing-key.pem").path)
     }
 
     enum CodingKeys: String, CodingKey {
         case node, listen, tls, ca, signing, peer, orderer, appointments, operations, anomaly, fhir
         case objectStore = "object_store"
-        case dataDir = "data_dir", trustedRoots = "trusted_roots", crlFiles = "crl_files"
-        case crlPollSeconds = "crl_poll_seconds", auditLog = "audit_log", crlSource = "crl_source", auditAnchor = "audit_anchor", logSpec = "log_spec", auditRotate = "audit_rotate"
+        case dataDir = "data_dir"
+        case trustedRoots = "trusted_roots"
+        case crlFiles = "crl_files"
+        case crlPollSeconds = "crl_poll_seconds"
+        case auditLog = "audit_log"
+        case crlSource = "crl_source"
+        case auditAnchor = "audit_anchor"
+        case logSpec = "log_spec"
+        case auditRotate = "audit_rotate"
     }
 
     public struct Failure: Error, CustomStringConvertible {
@@ -206,8 +229,12 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// Reads and checks a configuration file, resolving relative paths against its directory.
     public static func load(path: String) throws -> NodeConfig {
         let checked: String?
-        do { checked = try YAMLShape.readChecked(path: path) } catch { throw Failure(description: "configuration \(error)") }
-        guard let text = checked else { throw Failure(description: "cannot read configuration \(path) (missing, unreadable or not UTF-8)") }
+        do { checked = try YAMLShape.readChecked(path: path) } catch {
+            throw Failure(description: "configuration \(error)")
+        }
+        guard let text = checked else {
+            throw Failure(description: "cannot read configuration \(path) (missing, unreadable or not UTF-8)")
+        }
         var config: NodeConfig
         do { config = try YAMLDecoder().decode(NodeConfig.self, from: text) } catch {
             throw Failure(description: "configuration \(path) is not valid: \(error)")
@@ -227,13 +254,18 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
         if var orderer = config.orderer {
             orderer.dataDir = resolve(orderer.dataDir)
-            orderer.raftDir = resolve(orderer.raftDir ?? URL(fileURLWithPath: orderer.dataDir).appendingPathComponent("raft").path)
+            orderer.raftDir = resolve(
+                orderer.raftDir ?? URL(fileURLWithPath: orderer.dataDir).appendingPathComponent("raft").path)
             config.orderer = orderer
         }
         if var objects = config.objectStore {
             objects.dataDir = objects.dataDir.map(resolve)
-            if let m = objects.maxBytes, m == 0 || m > 1 << 40 { throw Failure(description: "object_store.max_bytes must be between 1 and 2^40") }
-            if let a = objects.publicAddress, !a.contains(":") || a.contains("/") { throw Failure(description: "object_store.public_address must be host:port") }
+            if let m = objects.maxBytes, m == 0 || m > 1 << 40 {
+                throw Failure(description: "object_store.max_bytes must be between 1 and 2^40")
+            }
+            if let a = objects.publicAddress, !a.contains(":") || a.contains("/") {
+                throw Failure(description: "object_store.public_address must be host:port")
+            }
             config.objectStore = objects
         }
         if var ca = config.ca {
@@ -244,49 +276,86 @@ public struct NodeConfig: Codable, Sendable, Equatable {
                 p.key = resolve(p.key)
                 ca.crlPublisher = p
             } else if FileManager.default.fileExists(atPath: resolve("wallets/admin/signing-cert.pem")) {
-                ca.crlPublisher = TLSSection(cert: resolve("wallets/admin/signing-cert.pem"), key: resolve("wallets/admin/signing-key.pem"))
+                ca.crlPublisher = TLSSection(
+                    cert: resolve("wallets/admin/signing-cert.pem"), key: resolve("wallets/admin/signing-key.pem"))
             }
             config.ca = ca
         }
-        guard !config.trustedRoots.isEmpty else { throw Failure(description: "configuration \(path): trusted_roots must name at least one CA certificate") }
-        if let poll = config.crlPollSeconds, !(0.1...3600).contains(poll) { throw Failure(description: "crl_poll_seconds must be between 0.1 and 3600") }
-        if let o = config.operations, !Self.isHostPort(o.listen) { throw Failure(description: "operations.listen \(o.listen) is not host:port") }
+        guard !config.trustedRoots.isEmpty else {
+            throw Failure(description: "configuration \(path): trusted_roots must name at least one CA certificate")
+        }
+        if let poll = config.crlPollSeconds, !(0.1...3600).contains(poll) {
+            throw Failure(description: "crl_poll_seconds must be between 0.1 and 3600")
+        }
+        if let o = config.operations, !Self.isHostPort(o.listen) {
+            throw Failure(description: "operations.listen \(o.listen) is not host:port")
+        }
         if let f = config.fhir {
-            guard Self.isHostPort(f.listen) else { throw Failure(description: "fhir.listen \(f.listen) is not host:port") }
-            guard f.publicURL != nil || !f.listen.hasSuffix(":0") else {
-                throw Failure(description: "fhir.listen needs a fixed port, or a public_url: tokens and redirects name the address")
+            guard Self.isHostPort(f.listen) else {
+                throw Failure(description: "fhir.listen \(f.listen) is not host:port")
             }
-            guard config.runsPeer else { throw Failure(description: "configuration \(path): fhir needs a peer (it reads the peer's ledger)") }
-            guard (1...300).contains(f.tokenLifetimeSeconds ?? 300) else { throw Failure(description: "fhir.token_lifetime_seconds must be 1...300 (SMART backend services: at most 5 minutes)") }
+            guard f.publicURL != nil || !f.listen.hasSuffix(":0") else {
+                throw Failure(
+                    description:
+                        "fhir.listen needs a fixed port, or a public_url: tokens and redirects name the address")
+            }
+            guard config.runsPeer else {
+                throw Failure(description: "configuration \(path): fhir needs a peer (it reads the peer's ledger)")
+            }
+            guard (1...300).contains(f.tokenLifetimeSeconds ?? 300) else {
+                throw Failure(
+                    description:
+                        "fhir.token_lifetime_seconds must be 1...300 (SMART backend services: at most 5 minutes)")
+            }
             if let u = f.publicURL {
-                guard let c = URLComponents(string: u), c.scheme == "https", c.host?.isEmpty == false, c.query == nil, c.path.isEmpty || c.path == "/" else {
+                guard let c = URLComponents(string: u), c.scheme == "https", c.host?.isEmpty == false, c.query == nil,
+                    c.path.isEmpty || c.path == "/"
+                else {
                     throw Failure(description: "fhir.public_url \(u) must be https://HOST[:PORT] with no path")
                 }
             }
         }
         if let a = config.auditAnchor {
-            guard config.auditLog != nil, config.runsPeer else { throw Failure(description: "configuration \(path): audit_anchor needs audit_log and a peer") }
+            guard config.auditLog != nil, config.runsPeer else {
+                throw Failure(description: "configuration \(path): audit_anchor needs audit_log and a peer")
+            }
             guard (1...86_400).contains(a.everySeconds ?? 300), (1...10_000_000).contains(a.everyLines ?? 10_000) else {
-                throw Failure(description: "configuration \(path): audit_anchor.every_seconds must be 1...86400 and every_lines 1...10000000")
+                throw Failure(
+                    description:
+                        "configuration \(path): audit_anchor.every_seconds must be 1...86400 and every_lines 1...10000000"
+                )
             }
         }
         if let r = config.auditRotate {
             guard (4096...(1 << 32)).contains(r.maxBytes ?? 64 << 20), (1...10_000).contains(r.keepFiles ?? 64) else {
-                throw Failure(description: "configuration \(path): audit_rotate.max_bytes must be 4096...4294967296 and keep_files 1...10000")
+                throw Failure(
+                    description:
+                        "configuration \(path): audit_rotate.max_bytes must be 4096...4294967296 and keep_files 1...10000"
+                )
             }
         }
-        do { try AnomalyRule.validate(config.anomalyRules) } catch { throw Failure(description: "configuration \(path): \(error)") }
+        do { try AnomalyRule.validate(config.anomalyRules) } catch {
+            throw Failure(description: "configuration \(path): \(error)")
+        }
         if let hook = config.anomaly?.webhook {
             // Alerts name PIDs: never in clear text to another machine.
-            guard let url = URL(string: hook), url.scheme == "https" || (url.scheme == "http" && ["127.0.0.1", "localhost", "::1"].contains(url.host ?? "")), url.host != nil else {
-                throw Failure(description: "configuration \(path): anomaly.webhook \(hook.debugDescription) is not an https URL (http only to this machine)")
+            guard let url = URL(string: hook),
+                url.scheme == "https"
+                    || (url.scheme == "http" && ["127.0.0.1", "localhost", "::1"].contains(url.host ?? "")),
+                url.host != nil
+            else {
+                throw Failure(
+                    description:
+                        "configuration \(path): anomaly.webhook \(hook.debugDescription) is not an https URL (http only to this machine)"
+                )
             }
         }
         return config
     }
 
     static func isHostPort(_ s: String) -> Bool {
-        guard let colon = s.lastIndex(of: ":"), colon != s.startIndex, let port = Int(s[s.index(after: colon)...]) else { return false }
+        guard let colon = s.lastIndex(of: ":"), colon != s.startIndex, let port = Int(s[s.index(after: colon)...])
+        else { return false }
         return (0...65535).contains(port)
     }
 }

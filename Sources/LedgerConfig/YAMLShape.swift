@@ -1,3 +1,5 @@
+import Foundation
+
 /// Bounds on a YAML file's size and nesting, checked before Yams sees it.
 ///
 /// Yams composes documents recursively (`Parser.loadNode` ↔ `loadMapping`/`loadSequence`), one stack
@@ -24,7 +26,8 @@ public enum YAMLShape {
     public static func check(_ text: String, file: String) throws(Violation) {
         let bytes = text.utf8
         guard bytes.count <= maxBytes else {
-            throw Violation(description: "\(file) is \(bytes.count) bytes; a configuration file may have at most \(maxBytes)")
+            throw Violation(
+                description: "\(file) is \(bytes.count) bytes; a configuration file may have at most \(maxBytes)")
         }
         var flowOpeners = 0
         var line = 1
@@ -40,16 +43,23 @@ public enum YAMLShape {
             case UInt8(ascii: "{"), UInt8(ascii: "["):
                 flowOpeners += 1
                 guard flowOpeners <= maxFlowCollections else {
-                    throw Violation(description: "\(file) line \(line): more than \(maxFlowCollections) flow collections ('{' or '['); nesting this deep is refused")
+                    throw Violation(
+                        description:
+                            "\(file) line \(line): more than \(maxFlowCollections) flow collections ('{' or '['); nesting this deep is refused"
+                    )
                 }
             default: break
             }
             guard inPrefix else { continue }
             switch b {
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "-"), UInt8(ascii: "?"), UInt8(ascii: ":"), UInt8(ascii: "\r"):
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "-"), UInt8(ascii: "?"), UInt8(ascii: ":"),
+                UInt8(ascii: "\r"):
                 prefix += 1
                 guard prefix <= maxLinePrefix else {
-                    throw Violation(description: "\(file) line \(line): indented or nested more than \(maxLinePrefix) columns deep; nesting this deep is refused")
+                    throw Violation(
+                        description:
+                            "\(file) line \(line): indented or nested more than \(maxLinePrefix) columns deep; nesting this deep is refused"
+                    )
                 }
             default:
                 inPrefix = false
@@ -57,8 +67,6 @@ public enum YAMLShape {
         }
     }
 }
-
-import Foundation
 
 extension YAMLShape {
     /// Reads a configuration file of at most `maxBytes` (never more, however large the file is),
@@ -68,7 +76,9 @@ extension YAMLShape {
         defer { try? handle.close() }
         guard let data = try? handle.read(upToCount: maxBytes + 1) else { return nil }
         guard data.count <= maxBytes else {
-            throw Violation(description: "\(path) is larger than \(maxBytes) bytes; a configuration file may have at most \(maxBytes)")
+            throw Violation(
+                description:
+                    "\(path) is larger than \(maxBytes) bytes; a configuration file may have at most \(maxBytes)")
         }
         guard let text = String(data: data, encoding: .utf8) else { return nil }
         try check(text, file: path)

@@ -70,7 +70,9 @@ final class ChannelRaftTransport: @unchecked Sendable {
     }
 
     private func finishConnect(_ key: Int, _ result: Result<Int32, any Error>) {
-        guard let cb = pending.removeValue(forKey: key), let req = UnsafeMutablePointer<raft_uv_connect>(bitPattern: key) else {
+        guard let cb = pending.removeValue(forKey: key),
+            let req = UnsafeMutablePointer<raft_uv_connect>(bitPattern: key)
+        else {
             if case .success(let fd) = result { Glibc.close(fd) }
             return
         }
@@ -112,7 +114,9 @@ final class ChannelRaftTransport: @unchecked Sendable {
         }
         guard uv_pipe_open(pipe, fd) == 0 else {
             Glibc.close(fd)
-            uv_close(raw.assumingMemoryBound(to: uv_handle_t.self)) { handle in raft_free(UnsafeMutableRawPointer(handle)) }
+            uv_close(raw.assumingMemoryBound(to: uv_handle_t.self)) { handle in
+                raft_free(UnsafeMutableRawPointer(handle))
+            }
             return nil
         }
         return raw.assumingMemoryBound(to: uv_stream_t.self)
@@ -125,7 +129,9 @@ final class ChannelRaftTransport: @unchecked Sendable {
         // Cancel what is still dialling, then report the transport closed, on a later loop turn.
         loop.run { [self] in
             for (key, connectCallback) in pending {
-                if let req = UnsafeMutablePointer<raft_uv_connect>(bitPattern: key) { connectCallback(req, nil, RAFT_CANCELED) }
+                if let req = UnsafeMutablePointer<raft_uv_connect>(bitPattern: key) {
+                    connectCallback(req, nil, RAFT_CANCELED)
+                }
             }
             pending.removeAll()
             cb?(transport)

@@ -90,7 +90,9 @@ public enum ConsensusError: Error, Sendable, Equatable, CustomStringConvertible 
 
     public var description: String {
         switch self {
-        case .notLeader(let l): return l.map { "not the raft leader (the leader is consenter \($0))" } ?? "not the raft leader, and no leader is known"
+        case .notLeader(let l):
+            return l.map { "not the raft leader (the leader is consenter \($0))" }
+                ?? "not the raft leader, and no leader is known"
         case .leadershipLost: return "raft leadership was lost before the entry committed"
         case .noQuorum(let why): return "no raft quorum: \(why)"
         case .shuttingDown: return "the raft consenter is stopping"

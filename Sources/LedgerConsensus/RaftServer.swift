@@ -8,7 +8,9 @@ import Synchronization
 public protocol RaftTransportProvider: AnyObject, Sendable {
     /// Called on the loop thread. The transport stays valid until libraft has closed it (it does so
     /// while the raft server closes) and `release` is called.
-    func makeTransport(on loop: RaftLoop, channel: String) throws(ConsensusError) -> UnsafeMutablePointer<raft_uv_transport>
+    func makeTransport(
+        on loop: RaftLoop, channel: String
+    ) throws(ConsensusError) -> UnsafeMutablePointer<raft_uv_transport>
     func release(_ transport: UnsafeMutablePointer<raft_uv_transport>)
 }
 
@@ -58,7 +60,8 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
     public var observed: ObservedRaftState { observedState.withLock { $0 } }
 
     public init(
-        id: ConsenterID, address: String, channel: String, dataDirectory: String, loop: RaftLoop, machine: any ReplicatedStateMachine,
+        id: ConsenterID, address: String, channel: String, dataDirectory: String, loop: RaftLoop,
+        machine: any ReplicatedStateMachine,
         transport: any RaftTransportProvider, tuning: RaftTuning = RaftTuning(), maxSnapshotBytes: Int = 64 << 10,
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
@@ -93,12 +96,18 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
 
     /// `start`, for callers on a thread that may block (never on the loop thread itself).
     public func startBlocking(bootstrap: [ConsensusMember]?) throws(ConsensusError) {
-        try blocking { done in self.loop.run { [self] in done(Result { () throws(ConsensusError) in try startOnLoop(bootstrap: bootstrap) }) } }.get()
+        try blocking { done in
+            self.loop.run { [self] in
+                done(Result { () throws(ConsensusError) in try startOnLoop(bootstrap: bootstrap) })
+            }
+        }.get()
     }
 
     /// Runs `body`, which must call its completion exactly once (on any thread), and waits for it. If
     /// the loop no longer takes work, the result is `.shuttingDown`.
-    private func blocking<T>(_ body: (@escaping @Sendable (Result<T, ConsensusError>) -> Void) -> Bool) -> Result<T, ConsensusError> {
+    private func blocking<T>(
+        _ body: (@escaping @Sendable (Result<T, ConsensusError>) -> Void) -> Bool
+    ) -> Result<T, ConsensusError> {
         precondition(!loop.isLoopThread, "a blocking raft call on the raft loop thread would wait forever")
         let box = ResultBox<T>()
         let queued = body { box.set($0) }
@@ -133,10 +142,14 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
             defer { raft_configuration_close(&conf) }
             for m in bootstrap {
                 rv = raft_configuration_add(&conf, m.id, m.address, m.role.rawRole)
-                guard rv == 0 else { throw .badRequest("consenter \(m.id) at \(m.address): \(String(cString: raft_strerror(rv)))") }
+                guard rv == 0 else {
+                    throw .badRequest("consenter \(m.id) at \(m.address): \(String(cString: raft_strerror(rv)))")
+                }
             }
             rv = raft_bootstrap(r, &conf)
-            guard rv == 0 || rv == RAFT_CANTBOOTSTRAP else { throw .failed("raft_bootstrap: \(String(cString: raft_errmsg(r)))") }
+            guard rv == 0 || rv == RAFT_CANTBOOTSTRAP else {
+                throw .failed("raft_bootstrap: \(String(cString: raft_errmsg(r)))")
+            }
         }
         rv = raft_start(r)
         guard rv == 0 else { throw .failed("raft_start: \(String(cString: raft_errmsg(r)))") }
@@ -160,10 +173,12 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
         let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
         uv_timer_init(loop.loop, timer)
         timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        uv_timer_start(timer, { t in
-            guard let t, let data = t.pointee.data else { return }
-            Unmanaged<RaftServer>.fromOpaque(data).takeUnretainedValue().observe()
-        }, 10, 10)
+        uv_timer_start(
+            timer,
+            { t in
+                guard let t, let data = t.pointee.data else { return }
+                Unmanaged<RaftServer>.fromOpaque(data).takeUnretainedValue().observe()
+            }, 10, 10)
         observer = timer
         observe()
     }
@@ -181,11 +196,14 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
         let now: ObservedRaftState
         if phase == .running {
             now = ObservedRaftState(
-                role: Int(raft_state(r)) == RAFT_LEADER ? .leader : Int(raft_state(r)) == RAFT_CANDIDATE ? .candidate : .follower,
-                leader: leaderOnLoop(), term: r.pointee.current_term, stoppedReason: stoppedReason, failure: stoppedReason)
+                role: Int(raft_state(r)) == RAFT_LEADER
+                    ? .leader : Int(raft_state(r)) == RAFT_CANDIDATE ? .candidate : .follower,
+                leader: leaderOnLoop(), term: r.pointee.current_term, stoppedReason: stoppedReason,
+                failure: stoppedReason)
         } else {
             now = ObservedRaftState(
-                role: .unavailable, leader: nil, term: 0, stoppedReason: stoppedReason ?? (phase == .created ? "not started" : "stopped"), failure: stoppedReason)
+                role: .unavailable, leader: nil, term: 0,
+                stoppedReason: stoppedReason ?? (phase == .created ? "not started" : "stopped"), failure: stoppedReason)
         }
         observedState.withLock { $0 = now }
     }
@@ -285,13 +303,17 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
     }
 
     public func status() async -> ConsensusStatus {
-        let fallback = ConsensusStatus(id: id, role: .unavailable, leader: nil, term: 0, lastIndex: 0, commitIndex: 0, appliedIndex: 0, members: [], stoppedReason: "the raft loop has stopped")
+        let fallback = ConsensusStatus(
+            id: id, role: .unavailable, leader: nil, term: 0, lastIndex: 0, commitIndex: 0, appliedIndex: 0,
+            members: [], stoppedReason: "the raft loop has stopped")
         return (try? await loop.call { [self] in statusOnLoop() }) ?? fallback
     }
 
     func statusOnLoop() -> ConsensusStatus {
         guard phase == .running else {
-            return ConsensusStatus(id: id, role: .unavailable, leader: nil, term: 0, lastIndex: 0, commitIndex: 0, appliedIndex: 0, members: [], stoppedReason: stoppedReason ?? (phase == .created ? "not started" : "stopped"))
+            return ConsensusStatus(
+                id: id, role: .unavailable, leader: nil, term: 0, lastIndex: 0, commitIndex: 0, appliedIndex: 0,
+                members: [], stoppedReason: stoppedReason ?? (phase == .created ? "not started" : "stopped"))
         }
         let role: ConsensusRole
         switch Int(raft_state(r)) {
@@ -304,11 +326,14 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
         let conf = r.pointee.configuration
         for i in 0..<Int(conf.n) {
             let s = conf.servers[i]
-            members.append(ConsensusMember(id: s.id, address: s.address.map { String(cString: $0) } ?? "", role: .init(rawRole: s.role)))
+            members.append(
+                ConsensusMember(
+                    id: s.id, address: s.address.map { String(cString: $0) } ?? "", role: .init(rawRole: s.role)))
         }
         return ConsensusStatus(
             id: id, role: role, leader: leaderOnLoop(), term: r.pointee.current_term, lastIndex: raft_last_index(r),
-            commitIndex: r.pointee.commit_index, appliedIndex: raft_last_applied(r), members: members, stoppedReason: stoppedReason)
+            commitIndex: r.pointee.commit_index, appliedIndex: raft_last_applied(r), members: members,
+            stoppedReason: stoppedReason)
     }
 
     // MARK: Leadership and membership
@@ -317,7 +342,9 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
         let outcome: Result<ConsenterID?, ConsensusError> = await withCheckedContinuation { c in
             let queued = loop.run { [self] in
                 guard phase == .running else { return c.resume(returning: .failure(.shuttingDown)) }
-                guard raft_state(r) == RAFT_LEADER else { return c.resume(returning: .failure(.notLeader(leader: leaderOnLoop()))) }
+                guard raft_state(r) == RAFT_LEADER else {
+                    return c.resume(returning: .failure(.notLeader(leader: leaderOnLoop())))
+                }
                 let req = UnsafeMutablePointer<raft_transfer>.allocate(capacity: 1)
                 req.initialize(to: raft_transfer())
                 req.pointee.data = Unmanaged.passRetained(TransferContext(self, c)).toOpaque()
@@ -330,7 +357,11 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
                 if rv != 0 {
                     Unmanaged<TransferContext>.fromOpaque(req.pointee.data).release()
                     req.deallocate()
-                    c.resume(returning: .failure(RaftServer.error(rv, context: "transferring leadership: \(String(cString: raft_errmsg(r)))", leader: leaderOnLoop())))
+                    c.resume(
+                        returning: .failure(
+                            RaftServer.error(
+                                rv, context: "transferring leadership: \(String(cString: raft_errmsg(r)))",
+                                leader: leaderOnLoop())))
                 }
             }
             if !queued { c.resume(returning: .failure(.shuttingDown)) }
@@ -341,7 +372,10 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
     private final class TransferContext {
         let server: RaftServer
         let continuation: CheckedContinuation<Result<ConsenterID?, ConsensusError>, Never>
-        init(_ s: RaftServer, _ c: CheckedContinuation<Result<ConsenterID?, ConsensusError>, Never>) { server = s; continuation = c }
+        init(_ s: RaftServer, _ c: CheckedContinuation<Result<ConsenterID?, ConsensusError>, Never>) {
+            server = s
+            continuation = c
+        }
     }
 
     public func addStandby(_ consenter: ConsenterID, address: String) async throws(ConsensusError) {
@@ -349,24 +383,31 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
             // libraft adds a server as a spare; it becomes a standby (receives the log) by assignment.
             raft_add(r, req, consenter, address, cb)
         }
-        try await change("making consenter \(consenter) a standby") { r, req, cb in raft_assign(r, req, consenter, RAFT_STANDBY, cb) }
+        try await change("making consenter \(consenter) a standby") { r, req, cb in
+            raft_assign(r, req, consenter, RAFT_STANDBY, cb)
+        }
     }
 
     public func promote(_ consenter: ConsenterID) async throws(ConsensusError) {
-        try await change("promoting consenter \(consenter) to voter") { r, req, cb in raft_assign(r, req, consenter, RAFT_VOTER, cb) }
+        try await change("promoting consenter \(consenter) to voter") { r, req, cb in
+            raft_assign(r, req, consenter, RAFT_VOTER, cb)
+        }
     }
 
     public func remove(_ consenter: ConsenterID) async throws(ConsensusError) {
         try await change("removing consenter \(consenter)") { r, req, cb in raft_remove(r, req, consenter, cb) }
     }
 
-    private typealias ChangeCall = @Sendable (UnsafeMutablePointer<raft>, UnsafeMutablePointer<raft_change>, raft_change_cb) -> Int32
+    private typealias ChangeCall =
+        @Sendable (UnsafeMutablePointer<raft>, UnsafeMutablePointer<raft_change>, raft_change_cb) -> Int32
 
     private func change(_ what: String, _ call: @escaping ChangeCall) async throws(ConsensusError) {
         let outcome: Result<Void, ConsensusError> = await withCheckedContinuation { c in
             let queued = loop.run { [self] in
                 guard phase == .running else { return c.resume(returning: .failure(.shuttingDown)) }
-                guard raft_state(r) == RAFT_LEADER else { return c.resume(returning: .failure(.notLeader(leader: leaderOnLoop()))) }
+                guard raft_state(r) == RAFT_LEADER else {
+                    return c.resume(returning: .failure(.notLeader(leader: leaderOnLoop())))
+                }
                 let req = UnsafeMutablePointer<raft_change>.allocate(capacity: 1)
                 req.initialize(to: raft_change())
                 req.pointee.data = Unmanaged.passRetained(ChangeContext(what, c)).toOpaque()
@@ -374,12 +415,16 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
                     guard let req else { return }
                     let ctx = Unmanaged<ChangeContext>.fromOpaque(req.pointee.data).takeRetainedValue()
                     req.deallocate()
-                    ctx.continuation.resume(returning: status == 0 ? .success(()) : .failure(RaftServer.error(status, context: ctx.what)))
+                    ctx.continuation.resume(
+                        returning: status == 0 ? .success(()) : .failure(RaftServer.error(status, context: ctx.what)))
                 }
                 if rv != 0 {
                     Unmanaged<ChangeContext>.fromOpaque(req.pointee.data).release()
                     req.deallocate()
-                    c.resume(returning: .failure(RaftServer.error(rv, context: "\(what): \(String(cString: raft_errmsg(r)))", leader: leaderOnLoop())))
+                    c.resume(
+                        returning: .failure(
+                            RaftServer.error(
+                                rv, context: "\(what): \(String(cString: raft_errmsg(r)))", leader: leaderOnLoop())))
                 }
             }
             if !queued { c.resume(returning: .failure(.shuttingDown)) }
@@ -390,7 +435,10 @@ public final class RaftServer: ConsensusEngine, @unchecked Sendable {
     private final class ChangeContext {
         let what: String
         let continuation: CheckedContinuation<Result<Void, ConsensusError>, Never>
-        init(_ w: String, _ c: CheckedContinuation<Result<Void, ConsensusError>, Never>) { what = w; continuation = c }
+        init(_ w: String, _ c: CheckedContinuation<Result<Void, ConsensusError>, Never>) {
+            what = w
+            continuation = c
+        }
     }
 
     // MARK: Stopping

@@ -84,14 +84,16 @@ public final class StateMachineBridge: @unchecked Sendable {
         }
     }
 
-    private func snapshot(_ bufs: UnsafeMutablePointer<UnsafeMutablePointer<raft_buffer>?>, _ n: UnsafeMutablePointer<UInt32>) -> Int32 {
+    private func snapshot(
+        _ bufs: UnsafeMutablePointer<UnsafeMutablePointer<raft_buffer>?>, _ n: UnsafeMutablePointer<UInt32>
+    ) -> Int32 {
         let bytes: [UInt8]
         do { bytes = try machine.snapshot() } catch { return fail("taking a raft snapshot failed: \(error)") }
         guard bytes.count <= maxSnapshotBytes else {
             return fail("the state machine's snapshot is \(bytes.count) bytes, over the \(maxSnapshotBytes)-byte limit")
         }
         guard let array = raft_malloc(MemoryLayout<raft_buffer>.stride)?.assumingMemoryBound(to: raft_buffer.self),
-              let base = raft_malloc(max(bytes.count, 1))
+            let base = raft_malloc(max(bytes.count, 1))
         else { return RAFT_NOMEM }
         bytes.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
         array.initialize(to: raft_buffer(base: base, len: bytes.count))

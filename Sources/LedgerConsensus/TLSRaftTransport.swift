@@ -59,7 +59,10 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
         var refused = 0
     }
 
-    public init(listenHost: String, listenPort: Int, identity: RaftTLSIdentity, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        listenHost: String, listenPort: Int, identity: RaftTLSIdentity,
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.identity = identity
@@ -107,7 +110,8 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
 
     private func serverConfiguration() -> TLSConfiguration {
         var c = TLSConfiguration.makeServerConfiguration(
-            certificateChain: identity.certificateChain.map { .certificate($0) }, privateKey: .privateKey(identity.privateKey))
+            certificateChain: identity.certificateChain.map { .certificate($0) },
+            privateKey: .privateKey(identity.privateKey))
         c.certificateVerification = .noHostnameVerification
         c.minimumTLSVersion = .tlsv13
         return c
@@ -140,8 +144,12 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
 
     // MARK: RaftTransportProvider
 
-    public func makeTransport(on loop: RaftLoop, channel: String) throws(ConsensusError) -> UnsafeMutablePointer<raft_uv_transport> {
-        guard channel.utf8.count <= IncomingRaftConnection.maxChannelName else { throw .badRequest("channel name too long for raft") }
+    public func makeTransport(
+        on loop: RaftLoop, channel: String
+    ) throws(ConsensusError) -> UnsafeMutablePointer<raft_uv_transport> {
+        guard channel.utf8.count <= IncomingRaftConnection.maxChannelName else {
+            throw .badRequest("channel name too long for raft")
+        }
         let instance = ChannelRaftTransport(provider: self, loop: loop, channel: channel)
         return instance.transport
     }
@@ -153,7 +161,11 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
 
     func route(_ channel: ChannelRaftTransport, listening: Bool) {
         state.withLock { s in
-            if listening { s.routes[channel.channel] = channel } else if s.routes[channel.channel] === channel { s.routes[channel.channel] = nil }
+            if listening {
+                s.routes[channel.channel] = channel
+            } else if s.routes[channel.channel] === channel {
+                s.routes[channel.channel] = nil
+            }
         }
     }
 
@@ -161,7 +173,9 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
     /// the Raft id it is allowed to speak as, or why it is refused.
     func admit(channel: String, key: [UInt8]) -> Result<(ChannelRaftTransport, RaftPeer), RaftRefusal> {
         state.withLock { s in
-            guard let route = s.routes[channel] else { return .failure(.init("no raft consenter of channel \(channel) runs here")) }
+            guard let route = s.routes[channel] else {
+                return .failure(.init("no raft consenter of channel \(channel) runs here"))
+            }
             guard let peer = s.peers[channel]?.first(where: { $0.publicKey == key }) else {
                 return .failure(.init("the certificate key is not a consenter of channel \(channel)"))
             }
@@ -177,14 +191,17 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
             return loop.makeFailedFuture(RaftRefusal("consenter \(peer.id) has a bad address \(peer.address)"))
         }
         let tls: NIOSSLContext
-        do { tls = try NIOSSLContext(configuration: clientConfiguration()) } catch { return loop.makeFailedFuture(error) }
+        do { tls = try NIOSSLContext(configuration: clientConfiguration()) } catch {
+            return loop.makeFailedFuture(error)
+        }
         let pinned = peer.publicKey
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(2))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = try NIOSSLClientHandler(context: tls, serverHostname: nil) { certificates, promise in
-                        promise.succeed(Self.publicKey(of: certificates.first) == pinned ? .certificateVerified : .failed)
+                        promise.succeed(
+                            Self.publicKey(of: certificates.first) == pinned ? .certificateVerified : .failed)
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
@@ -228,7 +245,9 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
     }
 
     static func split(_ address: String) -> (String, Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
         var host = String(address[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return host.isEmpty ? nil : (host, port)
@@ -243,7 +262,8 @@ struct RaftRefusal: Error, CustomStringConvertible {
 /// The listener's side of one connection: waits for the TLS handshake and the channel preamble,
 /// admits the peer by its pinned key, then bridges the connection to a socketpair for libraft.
 /// Bytes that arrive while the bridge is being built are held and forwarded first.
-final class IncomingRaftConnection: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {  // confined to its channel's event loop
+final class IncomingRaftConnection: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    // @unchecked Sendable: confined to its channel's event loop
     typealias InboundIn = ByteBuffer
     static let maxChannelName = 255
     /// Bytes held before the relay exists: libraft's first messages, never more than a few blocks.
@@ -262,7 +282,9 @@ final class IncomingRaftConnection: ChannelInboundHandler, RemovableChannelHandl
         switch phase {
         case .refused: buffer = nil
         case .bridging:
-            if (buffer?.readableBytes ?? 0) > Self.maxHeldBytes { refuse(context, "too much data before the relay was ready") }
+            if (buffer?.readableBytes ?? 0) > Self.maxHeldBytes {
+                refuse(context, "too much data before the relay was ready")
+            }
         case .preamble: readPreamble(context)
         }
     }
@@ -275,7 +297,9 @@ final class IncomingRaftConnection: ChannelInboundHandler, RemovableChannelHandl
         let channel = b.readString(length: Int(length)) ?? ""
         buffer = b
         let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
-        guard let key = TLSRaftTransport.publicKey(of: certificate) else { return refuse(context, "no client certificate") }
+        guard let key = TLSRaftTransport.publicKey(of: certificate) else {
+            return refuse(context, "no client certificate")
+        }
         switch transport.admit(channel: channel, key: key) {
         case .failure(let why):
             refuse(context, why.description)
@@ -317,7 +341,8 @@ final class GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
 
     static func pair() -> (GlueHandler, GlueHandler) {
-        let a = GlueHandler(), b = GlueHandler()
+        let a = GlueHandler()
+        let b = GlueHandler()
         a.partner = b
         b.partner = a
         return (a, b)

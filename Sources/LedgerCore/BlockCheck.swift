@@ -1,6 +1,6 @@
 import Dispatch
-import LedgerProtos
 import LedgerCrypto
+import LedgerProtos
 
 /// A block that passed the structural checks, with each transaction parsed once.
 public struct CheckedBlock: Sendable {
@@ -46,7 +46,8 @@ public enum BlockCheck {
         }
         guard n == expectedNumber else { throw .unexpectedNumber(expected: expectedNumber, got: n) }
         guard [UInt8](header.previousHash) == previousHash else {
-            throw .previousHashMismatch(number: n, expected: Hex.encode(previousHash), got: Hex.encode(header.previousHash))
+            throw .previousHashMismatch(
+                number: n, expected: Hex.encode(previousHash), got: Hex.encode(header.previousHash))
         }
         let envelopes = block.envelopeBytes
         guard envelopes.count <= limits.transactionsPerBlockMax else {
@@ -76,9 +77,12 @@ public enum BlockCheck {
             switch parsed[i] {
             case .success(let tx):
                 if codes[i].isValid {
-                    guard tx.channelID == channel else { throw .wrongChannel(number: n, txNum: i, expected: channel, got: tx.channelID) }
+                    guard tx.channelID == channel else {
+                        throw .wrongChannel(number: n, txNum: i, expected: channel, got: tx.channelID)
+                    }
                     guard !seen.contains(tx.txID) else {
-                        throw .duplicateTxID(number: n, txNum: i, txID: tx.txID, existing: "an earlier transaction of the same block")
+                        throw .duplicateTxID(
+                            number: n, txNum: i, txID: tx.txID, existing: "an earlier transaction of the same block")
                     }
                 }
                 seen.insert(tx.txID)
@@ -92,7 +96,9 @@ public enum BlockCheck {
 
     @Sendable
     private static func parse(_ e: [UInt8]) -> Result<ParsedTransaction, ParsedTransaction.Failure> {
-        do throws(ParsedTransaction.Failure) { return .success(try ParsedTransaction(envelope: e)) } catch { return .failure(error) }
+        do throws(ParsedTransaction.Failure) { return .success(try ParsedTransaction(envelope: e)) } catch {
+            return .failure(error)
+        }
     }
 
     private static func parseAll(_ envelopes: [[UInt8]]) -> [Result<ParsedTransaction, ParsedTransaction.Failure>] {

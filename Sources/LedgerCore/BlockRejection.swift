@@ -1,4 +1,5 @@
 import LedgerCrypto
+
 /// Why the ledger refused a block. Each case names what is wrong so an operator can act on it; a
 /// refused block changes nothing.
 public enum BlockRejection: Error, Equatable, CustomStringConvertible, Sendable {
@@ -29,8 +30,10 @@ public enum BlockRejection: Error, Equatable, CustomStringConvertible, Sendable 
         case .dataHashMismatch(let n, let h, let c):
             return "block \(n): data hash in header \(h) does not match the Merkle root of its transactions \(c)"
         case .blockTooLarge(let n, let s, let l): return "block \(n) is \(s) bytes, over the limit of \(l)"
-        case .envelopeTooLarge(let n, let t, let s, let l): return "block \(n) tx \(t): envelope is \(s) bytes, over the limit of \(l)"
-        case .tooManyTransactions(let n, let c, let l): return "block \(n) has \(c) transactions, over the limit of \(l)"
+        case .envelopeTooLarge(let n, let t, let s, let l):
+            return "block \(n) tx \(t): envelope is \(s) bytes, over the limit of \(l)"
+        case .tooManyTransactions(let n, let c, let l):
+            return "block \(n) has \(c) transactions, over the limit of \(l)"
         case .validationCodeCount(let n, let e, let c):
             return "block \(n) has \(e) transactions but \(c) validation codes"
         case .malformedTransaction(let n, let t, let r): return "block \(n) tx \(t) is marked valid but \(r)"

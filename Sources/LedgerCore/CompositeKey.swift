@@ -41,7 +41,9 @@ public enum CompositeKey {
         guard key.unicodeScalars.first == "\u{0}", key.unicodeScalars.last == "\u{0}" else { throw .notComposite(key) }
         // Split on the UTF-8 bytes: U+0000 is the byte 0 and occurs in no other scalar's encoding,
         // and building each part from a byte slice is far cheaper than scalar by scalar.
-        var parts = key.utf8.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        var parts = key.utf8.split(separator: 0, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         // Leading and trailing separators give an empty first and last part.
         parts.removeFirst()
         parts.removeLast()

@@ -25,7 +25,9 @@ public enum ChannelName {
 
     public static func isValid(_ name: String) -> Bool {
         let b = Array(name.utf8)
-        guard let first = b.first, b.count <= lengthMax, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+        guard let first = b.first, b.count <= lengthMax, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else {
+            return false
+        }
         return b.allSatisfy { c in
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
                 || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")

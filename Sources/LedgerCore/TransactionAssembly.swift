@@ -6,7 +6,8 @@ import SwiftProtobuf
 /// (exactly those bytes) and wraps payload + signature in an `Envelope`.
 extension Medledger_TxReadWriteSet {
     /// A read-write set with only writes, in one namespace. A nil value deletes the key.
-    public static func writes(namespace: String, _ writes: [(key: String, value: [UInt8]?)]) -> Medledger_TxReadWriteSet {
+    public static func writes(namespace: String, _ writes: [(key: String, value: [UInt8]?)]) -> Medledger_TxReadWriteSet
+    {
         var rw = Medledger_KVRWSet()
         rw.writes = writes.map { key, value in
             var w = Medledger_KVWrite()

@@ -18,7 +18,9 @@ public enum SignedMessages {
     public static func config(_ configBytes: [UInt8]) -> [UInt8] { Array("medledger/config/v1".utf8) + configBytes }
 
     /// Endorsements: the proposal response payload bytes || the endorser's serialized identity.
-    public static func endorsement(proposalResponsePayload: [UInt8], endorser: [UInt8]) -> [UInt8] { proposalResponsePayload + endorser }
+    public static func endorsement(proposalResponsePayload: [UInt8], endorser: [UInt8]) -> [UInt8] {
+        proposalResponsePayload + endorser
+    }
 }
 
 public enum TransactionID {
@@ -52,9 +54,12 @@ extension Medledger_ChaincodeProposalPayload {
 public enum ProposalHash {
     /// SHA-256 over the proposal's channel header, signature header and transient-free payload: binds
     /// an endorsement to one transaction id and creator, so it cannot be reused under another.
-    public static func compute(channelHeader: Medledger_ChannelHeader, signatureHeader: Medledger_SignatureHeader, strippedPayload: [UInt8]) throws -> [UInt8] {
+    public static func compute(
+        channelHeader: Medledger_ChannelHeader, signatureHeader: Medledger_SignatureHeader, strippedPayload: [UInt8]
+    ) throws -> [UInt8] {
         let ch: [UInt8] = try channelHeader.serializedBytes()
         let sh: [UInt8] = try signatureHeader.serializedBytes()
-        return LedgerHash.sha256(parts: BigEndian.bytes(UInt64(ch.count)), ch, BigEndian.bytes(UInt64(sh.count)), sh, strippedPayload)
+        return LedgerHash.sha256(
+            parts: BigEndian.bytes(UInt64(ch.count)), ch, BigEndian.bytes(UInt64(sh.count)), sh, strippedPayload)
     }
 }

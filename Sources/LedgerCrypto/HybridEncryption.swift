@@ -36,42 +36,57 @@ public enum HybridEncryption {
     static let info = Array("medledger/hybrid/v1".utf8)
 
     /// Encrypts to a recipient given by its public key in X9.63 form (what a certificate's EC key is).
-    public static func seal(_ plaintext: some DataProtocol, toX963 recipient: [UInt8], aad: [UInt8] = []) throws -> [UInt8] {
+    public static func seal(
+        _ plaintext: some DataProtocol, toX963 recipient: [UInt8], aad: [UInt8] = []
+    ) throws -> [UInt8] {
         switch recipient.count {
         case Curve.p256.publicKeyLength:
             let pub = try P256.KeyAgreement.PublicKey(x963Representation: recipient)
             let eph = P256.KeyAgreement.PrivateKey()
             let z = try eph.sharedSecretFromKeyAgreement(with: pub)
-            return try box(.p256, z, ephemeral: Array(eph.publicKey.x963Representation), recipient: recipient, plaintext, aad)
+            return try box(
+                .p256, z, ephemeral: Array(eph.publicKey.x963Representation), recipient: recipient, plaintext, aad)
         case Curve.p384.publicKeyLength:
             let pub = try P384.KeyAgreement.PublicKey(x963Representation: recipient)
             let eph = P384.KeyAgreement.PrivateKey()
             let z = try eph.sharedSecretFromKeyAgreement(with: pub)
-            return try box(.p384, z, ephemeral: Array(eph.publicKey.x963Representation), recipient: recipient, plaintext, aad)
+            return try box(
+                .p384, z, ephemeral: Array(eph.publicKey.x963Representation), recipient: recipient, plaintext, aad)
         default:
             throw Failure.unsupportedCurve
         }
     }
 
     /// Opens with a P-256 private key.
-    public static func open(_ sealed: [UInt8], with key: P256.KeyAgreement.PrivateKey, aad: [UInt8] = []) throws -> [UInt8] {
+    public static func open(
+        _ sealed: [UInt8], with key: P256.KeyAgreement.PrivateKey, aad: [UInt8] = []
+    ) throws -> [UInt8] {
         let (eph, rest) = try split(sealed, expecting: .p256)
         let z = try key.sharedSecretFromKeyAgreement(with: try P256.KeyAgreement.PublicKey(x963Representation: eph))
         return try unbox(.p256, z, ephemeral: eph, recipient: Array(key.publicKey.x963Representation), rest, aad)
     }
 
     /// Opens with a P-384 private key.
-    public static func open(_ sealed: [UInt8], with key: P384.KeyAgreement.PrivateKey, aad: [UInt8] = []) throws -> [UInt8] {
+    public static func open(
+        _ sealed: [UInt8], with key: P384.KeyAgreement.PrivateKey, aad: [UInt8] = []
+    ) throws -> [UInt8] {
         let (eph, rest) = try split(sealed, expecting: .p384)
         let z = try key.sharedSecretFromKeyAgreement(with: try P384.KeyAgreement.PublicKey(x963Representation: eph))
         return try unbox(.p384, z, ephemeral: eph, recipient: Array(key.publicKey.x963Representation), rest, aad)
     }
 
-    private static func derive(_ curve: Curve, _ z: SharedSecret, ephemeral: [UInt8], recipient: [UInt8]) -> SymmetricKey {
-        z.hkdfDerivedSymmetricKey(using: SHA384.self, salt: [UInt8](), sharedInfo: info + [curve.rawValue] + ephemeral + recipient, outputByteCount: 32)
+    private static func derive(
+        _ curve: Curve, _ z: SharedSecret, ephemeral: [UInt8], recipient: [UInt8]
+    ) -> SymmetricKey {
+        z.hkdfDerivedSymmetricKey(
+            using: SHA384.self, salt: [UInt8](), sharedInfo: info + [curve.rawValue] + ephemeral + recipient,
+            outputByteCount: 32)
     }
 
-    private static func box(_ curve: Curve, _ z: SharedSecret, ephemeral: [UInt8], recipient: [UInt8], _ plaintext: some DataProtocol, _ aad: [UInt8]) throws -> [UInt8] {
+    private static func box(
+        _ curve: Curve, _ z: SharedSecret, ephemeral: [UInt8], recipient: [UInt8], _ plaintext: some DataProtocol,
+        _ aad: [UInt8]
+    ) throws -> [UInt8] {
         let key = derive(curve, z, ephemeral: ephemeral, recipient: recipient)
         let sealed = try AES.GCM.seal(plaintext, using: key, authenticating: aad)
         return [version, curve.rawValue] + ephemeral + Array(sealed.combined!)
@@ -85,7 +100,9 @@ public enum HybridEncryption {
         return (Array(sealed[2..<(2 + n)]), Array(sealed[(2 + n)...]))
     }
 
-    private static func unbox(_ curve: Curve, _ z: SharedSecret, ephemeral: [UInt8], recipient: [UInt8], _ combined: [UInt8], _ aad: [UInt8]) throws -> [UInt8] {
+    private static func unbox(
+        _ curve: Curve, _ z: SharedSecret, ephemeral: [UInt8], recipient: [UInt8], _ combined: [UInt8], _ aad: [UInt8]
+    ) throws -> [UInt8] {
         let key = derive(curve, z, ephemeral: ephemeral, recipient: recipient)
         do {
             return Array(try AES.GCM.open(try AES.GCM.SealedBox(combined: combined), using: key, authenticating: aad))

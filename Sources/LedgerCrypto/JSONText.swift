@@ -5,7 +5,9 @@ public enum JSONText {
     /// A JSON string literal (RFC 8259 escapes; every other character as it is).
     public static func quoted(_ s: String) -> String {
         // Most strings (PIDs, ids, actions) need no escape: one scan of the bytes, then as they are.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return "\"" + s + "\"" }
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + s + "\""
+        }
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

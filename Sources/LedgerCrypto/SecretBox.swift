@@ -16,9 +16,11 @@ public struct SecretBox: Sendable {
 
         public var description: String {
             switch self {
-            case .badKey(let why): return "master key is not usable: \(why) (expected 32 bytes as 64 hex characters or base64)"
+            case .badKey(let why):
+                return "master key is not usable: \(why) (expected 32 bytes as 64 hex characters or base64)"
             case .noKey: return "no master key: pass --master-key-file FILE or set \(SecretBox.environmentVariable)"
-            case .cannotOpen(let c): return "secret '\(c)' does not open with this master key (wrong key, or the store was tampered with)"
+            case .cannotOpen(let c):
+                return "secret '\(c)' does not open with this master key (wrong key, or the store was tampered with)"
             }
         }
     }
@@ -41,9 +43,13 @@ public struct SecretBox: Sendable {
     }
 
     /// From a key file if given, else from `MEDLEDGER_CA_MASTER_KEY`.
-    public static func load(keyFile: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SecretBox {
+    public static func load(
+        keyFile: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> SecretBox {
         if let keyFile {
-            guard let text = try? String(contentsOfFile: keyFile, encoding: .utf8) else { throw Failure.badKey("cannot read \(keyFile)") }
+            guard let text = try? String(contentsOfFile: keyFile, encoding: .utf8) else {
+                throw Failure.badKey("cannot read \(keyFile)")
+            }
             return try SecretBox(encoded: text)
         }
         guard let env = environment[environmentVariable] else { throw Failure.noKey }
@@ -61,7 +67,9 @@ public struct SecretBox: Sendable {
 
     public func open(_ sealed: [UInt8], context: String) throws -> [UInt8] {
         do {
-            return Array(try AES.GCM.open(try AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Array(context.utf8)))
+            return Array(
+                try AES.GCM.open(
+                    try AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Array(context.utf8)))
         } catch {
             throw Failure.cannotOpen(context: context)
         }

@@ -42,6 +42,9 @@ private func errorText(_ e: Int32) -> String {
     guard let p = strerror(e) else { return "error \(e)" }
     var bytes = [UInt8]()
     var i = 0
-    while p[i] != 0 { bytes.append(UInt8(bitPattern: p[i])); i += 1 }
+    while p[i] != 0 {
+        bytes.append(UInt8(bitPattern: p[i]))
+        i += 1
+    }
     return String(decoding: bytes, as: UTF8.self)
 }

@@ -10,18 +10,32 @@ public enum FHIRSurface {
     }
 
     public static let resources: [ResourceSupport] = [
-        .init(type: "DocumentReference", interactions: ["read", "search-type", "create"], searchParams: [("patient", "reference"), ("date", "date")]),
+        .init(
+            type: "DocumentReference", interactions: ["read", "search-type", "create"],
+            searchParams: [("patient", "reference"), ("date", "date")]),
         .init(type: "Provenance", interactions: ["read", "search-type"], searchParams: [("target", "reference")]),
-        .init(type: "Consent", interactions: ["read", "search-type", "create", "update"], searchParams: [("patient", "reference")]),
-        .init(type: "AuditEvent", interactions: ["search-type"], searchParams: [("patient", "reference"), ("date", "date")]),
+        .init(
+            type: "Consent", interactions: ["read", "search-type", "create", "update"],
+            searchParams: [("patient", "reference")]),
+        .init(
+            type: "AuditEvent", interactions: ["search-type"],
+            searchParams: [("patient", "reference"), ("date", "date")]),
         .init(type: "Binary", interactions: ["read"], searchParams: []),
-        .init(type: "Observation", interactions: ["search-type"], searchParams: [("encounter", "reference"), ("_count", "number")]),
+        .init(
+            type: "Observation", interactions: ["search-type"],
+            searchParams: [("encounter", "reference"), ("_count", "number")]),
     ]
 }
 
 public struct CapabilityStatement: Codable, Sendable {
-    public struct Software: Codable, Sendable { public var name: String; public var version: String }
-    public struct Implementation: Codable, Sendable { public var description: String; public var url: String }
+    public struct Software: Codable, Sendable {
+        public var name: String
+        public var version: String
+    }
+    public struct Implementation: Codable, Sendable {
+        public var description: String
+        public var url: String
+    }
     public struct Extension: Codable, Sendable {
         public var url: String
         public var valueUri: String?
@@ -34,7 +48,10 @@ public struct CapabilityStatement: Codable, Sendable {
         public var description: String
     }
     public struct Interaction: Codable, Sendable { public var code: String }
-    public struct SearchParam: Codable, Sendable { public var name: String; public var type: String }
+    public struct SearchParam: Codable, Sendable {
+        public var name: String
+        public var type: String
+    }
     public struct Resource: Codable, Sendable {
         public var type: String
         public var interaction: [Interaction]
@@ -60,7 +77,8 @@ public struct CapabilityStatement: Codable, Sendable {
     public init(base: String, oauth: String, version: String, date: String) {
         self.date = date
         software = Software(name: "medledgerd", version: version)
-        implementation = Implementation(description: "MedLedger node: the ledger's records as FHIR R4, SMART on FHIR authorization", url: base)
+        implementation = Implementation(
+            description: "MedLedger node: the ledger's records as FHIR R4, SMART on FHIR authorization", url: base)
         let oauth = Extension(
             url: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
             extension: [
@@ -71,14 +89,22 @@ public struct CapabilityStatement: Codable, Sendable {
             ])
         let security = Security(
             extension: [oauth], cors: false,
-            service: [CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/restful-security-service", "SMART-on-FHIR"))],
-            description: "SMART on FHIR: authorization code with PKCE (S256) for apps, client_credentials with private_key_jwt for backend services; bearer tokens (ES384, at most 300 s)")
-        rest = [Rest(
-            mode: "server", security: security,
-            resource: FHIRSurface.resources.map { r in
-                Resource(
-                    type: r.type, interaction: r.interactions.map { Interaction(code: $0) },
-                    searchParam: r.searchParams.isEmpty ? nil : r.searchParams.map { SearchParam(name: $0.name, type: $0.type) })
-            })]
+            service: [
+                CodeableConcept(
+                    Coding("http://terminology.hl7.org/CodeSystem/restful-security-service", "SMART-on-FHIR"))
+            ],
+            description:
+                "SMART on FHIR: authorization code with PKCE (S256) for apps, client_credentials with private_key_jwt for backend services; bearer tokens (ES384, at most 300 s)"
+        )
+        rest = [
+            Rest(
+                mode: "server", security: security,
+                resource: FHIRSurface.resources.map { r in
+                    Resource(
+                        type: r.type, interaction: r.interactions.map { Interaction(code: $0) },
+                        searchParam: r.searchParams.isEmpty
+                            ? nil : r.searchParams.map { SearchParam(name: $0.name, type: $0.type) })
+                })
+        ]
     }
 }

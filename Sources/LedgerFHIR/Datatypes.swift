@@ -77,11 +77,17 @@ public enum Ref {
     public static let organizationSystem = "urn:medledger:organization"
 
     public static func patient(_ pid: String) -> Reference { Reference(type: "Patient", system: pidSystem, value: pid) }
-    public static func practitioner(_ pid: String) -> Reference { Reference(type: "Practitioner", system: pidSystem, value: pid) }
-    public static func organization(_ id: String) -> Reference { Reference(type: "Organization", system: organizationSystem, value: id) }
+    public static func practitioner(_ pid: String) -> Reference {
+        Reference(type: "Practitioner", system: pidSystem, value: pid)
+    }
+    public static func organization(_ id: String) -> Reference {
+        Reference(type: "Organization", system: organizationSystem, value: id)
+    }
     /// A record served here: a literal reference (record ids are FHIR ids).
     public static func document(_ id: String) -> Reference { Reference("DocumentReference/" + id) }
-    public static func encounter(_ tID: String) -> Reference { Reference(type: "Encounter", system: treatmentSystem, value: tID) }
+    public static func encounter(_ tID: String) -> Reference {
+        Reference(type: "Encounter", system: treatmentSystem, value: tID)
+    }
 
     /// A person's reference by role: patients are `Patient`, devices and nodes `Device`, everyone
     /// else who acts (doctors, administrators, third parties) a `Practitioner`.

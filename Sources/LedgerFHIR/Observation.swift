@@ -15,7 +15,10 @@ public struct SealedReading: Sendable, Equatable {
     /// certificate and signature).
     public var sealed: Data
 
-    public init(tID: String, patientPID: String, devicePID: String, sequence: UInt64, observedAt: String, receivedAt: String, sealed: Data) {
+    public init(
+        tID: String, patientPID: String, devicePID: String, sequence: UInt64, observedAt: String, receivedAt: String,
+        sealed: Data
+    ) {
         (self.tID, self.patientPID, self.devicePID, self.sequence, self.observedAt, self.receivedAt, self.sealed) =
             (tID, patientPID, devicePID, sequence, observedAt, receivedAt, sealed)
     }
@@ -54,14 +57,25 @@ public struct FHIRObservation: Codable, Sendable, Equatable {
 
     public init(_ r: SealedReading) {
         id = Self.idPrefix + Hex.encode(Array(SHA256.hash(data: r.sealed))).prefix(40)
-        `extension` = [Extension(url: Self.sealedReadingExtension, valueAttachment: Attachment(contentType: Self.sealedReadingType, data: r.sealed.base64EncodedString()))]
-        category = [CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs"))]
-        code = CodeableConcept(Coding("http://loinc.org", "85353-1", "Vital signs, weight, height, head circumference, oxygen saturation and BMI panel"))
+        `extension` = [
+            Extension(
+                url: Self.sealedReadingExtension,
+                valueAttachment: Attachment(contentType: Self.sealedReadingType, data: r.sealed.base64EncodedString()))
+        ]
+        category = [
+            CodeableConcept(
+                Coding("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs"))
+        ]
+        code = CodeableConcept(
+            Coding(
+                "http://loinc.org", "85353-1",
+                "Vital signs, weight, height, head circumference, oxygen saturation and BMI panel"))
         subject = Ref.patient(r.patientPID)
         encounter = Ref.encounter(r.tID)
         effectiveDateTime = r.observedAt
         issued = r.receivedAt
         device = Reference(type: "Device", system: Ref.pidSystem, value: r.devicePID)
-        dataAbsentReason = CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/data-absent-reason", "masked", "Masked"))
+        dataAbsentReason = CodeableConcept(
+            Coding("http://terminology.hl7.org/CodeSystem/data-absent-reason", "masked", "Masked"))
     }
 }

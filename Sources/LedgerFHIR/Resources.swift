@@ -45,9 +45,11 @@ public struct DocumentReference: Codable, Sendable, Equatable {
         custodian = Ref.organization(r.hospital)
         // Restricted: every record is sealed to its patient and shared only by consent.
         securityLabel = [CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"))]
-        content = [Content(
-            attachment: .init(contentType: "application/octet-stream", url: r.url, creation: r.time),
-            format: Coding("urn:medledger:format", "sealed-bundle-v1"))]
+        content = [
+            Content(
+                attachment: .init(contentType: "application/octet-stream", url: r.url, creation: r.time),
+                format: Coding("urn:medledger:format", "sealed-bundle-v1"))
+        ]
         context = Context(encounter: [Ref.encounter(r.tID)])
     }
 }
@@ -89,14 +91,20 @@ public struct Provenance: Codable, Sendable, Equatable {
         activity = CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE"))
         let participant = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
         agent = [
-            Agent(type: CodeableConcept(Coding(participant, "author")), who: Ref.practitioner(r.doctorPID), onBehalfOf: Ref.organization(r.hospital)),
+            Agent(
+                type: CodeableConcept(Coding(participant, "author")), who: Ref.practitioner(r.doctorPID),
+                onBehalfOf: Ref.organization(r.hospital)),
             // The patient co-signs the record (D_SP): an attester of it.
             Agent(type: CodeableConcept(Coding(participant, "attester")), who: Ref.patient(r.patientPID)),
         ]
         let astm = "urn:iso-astm:E1762-95:2013"
         signature = [
-            Signature(type: [Coding(astm, "1.2.840.10065.1.12.1.1", "Author's Signature")], when: r.time, who: Ref.practitioner(r.doctorPID), sigFormat: Self.sigFormat, data: r.doctorSignature),
-            Signature(type: [Coding(astm, "1.2.840.10065.1.12.1.14", "Source Signature")], when: r.time, who: Ref.patient(r.patientPID), sigFormat: Self.sigFormat, data: r.patientSignature),
+            Signature(
+                type: [Coding(astm, "1.2.840.10065.1.12.1.1", "Author's Signature")], when: r.time,
+                who: Ref.practitioner(r.doctorPID), sigFormat: Self.sigFormat, data: r.doctorSignature),
+            Signature(
+                type: [Coding(astm, "1.2.840.10065.1.12.1.14", "Source Signature")], when: r.time,
+                who: Ref.patient(r.patientPID), sigFormat: Self.sigFormat, data: r.patientSignature),
         ]
     }
 }
@@ -144,7 +152,11 @@ public struct FHIRConsent: Codable, Sendable, Equatable {
         policyRule = CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "OPTIN"))
         provision = Provision(
             type: "permit", period: Period(start: c.grantedAt, end: c.revokedAt ?? c.expiresAt),
-            actor: [.init(role: CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP")), reference: Ref.practitioner(c.granteePID))],
+            actor: [
+                .init(
+                    role: CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP")),
+                    reference: Ref.practitioner(c.granteePID))
+            ],
             action: [CodeableConcept(Coding("http://terminology.hl7.org/CodeSystem/consentaction", "access"))],
             purpose: [Coding("urn:medledger:purpose", c.purpose)],
             data: c.tIDs.map { .init(meaning: "related", reference: Ref.encounter($0)) })
@@ -170,13 +182,19 @@ public struct AccessEntry: Sendable, Equatable {
     public var outcome: String
     public var purpose: String?
 
-    public init(id: String, kind: Kind, time: String, actorPID: String, actorRole: String, patientPID: String, outcome: String, purpose: String? = nil) {
-        (self.id, self.kind, self.time, self.actorPID, self.actorRole, self.patientPID, self.outcome, self.purpose) = (id, kind, time, actorPID, actorRole, patientPID, outcome, purpose)
+    public init(
+        id: String, kind: Kind, time: String, actorPID: String, actorRole: String, patientPID: String, outcome: String,
+        purpose: String? = nil
+    ) {
+        (self.id, self.kind, self.time, self.actorPID, self.actorRole, self.patientPID, self.outcome, self.purpose) = (
+            id, kind, time, actorPID, actorRole, patientPID, outcome, purpose
+        )
     }
 
     public init(_ u: UsageRecord) {
         self.init(
-            id: "due-" + u.usageID, kind: .usage(proxyNode: u.proxyNode, tID: u.tID), time: u.time, actorPID: u.thirdPartyPID, actorRole: "third-party",
+            id: "due-" + u.usageID, kind: .usage(proxyNode: u.proxyNode, tID: u.tID), time: u.time,
+            actorPID: u.thirdPartyPID, actorRole: "third-party",
             patientPID: u.patientPID, outcome: "0", purpose: u.purpose)
     }
 }
@@ -212,12 +230,21 @@ public struct FHIRAuditEvent: Codable, Sendable, Equatable {
     public init(_ e: AccessEntry, observer: String, site: String) {
         id = e.id
         let dcm = "http://dicom.nema.org/resources/ontology/DCM"
-        var entities = [Entity(what: Ref.patient(e.patientPID), type: Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1"), role: Coding("http://terminology.hl7.org/CodeSystem/object-role", "1"))]
+        var entities = [
+            Entity(
+                what: Ref.patient(e.patientPID),
+                type: Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1"),
+                role: Coding("http://terminology.hl7.org/CodeSystem/object-role", "1"))
+        ]
         switch e.kind {
         case .usage(let proxy, let tID):
             type = Coding(dcm, "110106", "Export")
             action = "E"
-            entities.append(Entity(what: Ref.encounter(tID), type: Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2"), role: Coding("http://terminology.hl7.org/CodeSystem/object-role", "4")))
+            entities.append(
+                Entity(
+                    what: Ref.encounter(tID),
+                    type: Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2"),
+                    role: Coding("http://terminology.hl7.org/CodeSystem/object-role", "4")))
             source = Source(site: site, observer: Reference(display: proxy))
         case .read(let function):
             type = Coding(dcm, "110110", "Patient Record")
@@ -237,7 +264,10 @@ public struct FHIRAuditEvent: Codable, Sendable, Equatable {
 /// rendered once (and may come from a cache), then spliced in rather than encoded again.
 public enum SearchSet {
     /// `entries`: each resource's id and JSON; `base`: the FHIR base URL (for full URLs).
-    public static func assemble(_ entries: [(id: String, json: Data)], type: String, base: String, selfURL: String, nextURL: String?, total: Int? = nil) -> Data {
+    public static func assemble(
+        _ entries: [(id: String, json: Data)], type: String, base: String, selfURL: String, nextURL: String?,
+        total: Int? = nil
+    ) -> Data {
         var out = Data(#"{"resourceType":"Bundle","type":"searchset""#.utf8)
         if let total { out += Data(",\"total\":\(total)".utf8) }
         out += Data(#","link":[{"relation":"self","url":"#.utf8) + string(selfURL) + Data("}".utf8)
@@ -247,7 +277,9 @@ public enum SearchSet {
             out += Data(#","entry":["#.utf8)
             for (i, e) in entries.enumerated() {
                 if i > 0 { out += Data(",".utf8) }
-                out += Data(#"{"fullUrl":"#.utf8) + string("\(base)/\(type)/\(e.id)") + Data(#","resource":"#.utf8) + e.json + Data(#","search":{"mode":"match"}}"#.utf8)
+                out +=
+                    Data(#"{"fullUrl":"#.utf8) + string("\(base)/\(type)/\(e.id)") + Data(#","resource":"#.utf8)
+                    + e.json + Data(#","search":{"mode":"match"}}"#.utf8)
             }
             out += Data("]".utf8)
         }

@@ -6,7 +6,13 @@ import Foundation
 /// `launch/patient`, `offline_access`) are `.other`.
 public enum SMARTScope: Hashable, Sendable, CustomStringConvertible {
     public enum Context: String, Sendable, Hashable { case patient, user, system }
-    public enum Interaction: Character, Sendable, Hashable, CaseIterable { case create = "c", read = "r", update = "u", delete = "d", search = "s" }
+    public enum Interaction: Character, Sendable, Hashable, CaseIterable {
+        case create = "c"
+        case read = "r"
+        case update = "u"
+        case delete = "d"
+        case search = "s"
+    }
 
     case resource(Context, type: String, Set<Interaction>)
     case other(String)
@@ -14,7 +20,7 @@ public enum SMARTScope: Hashable, Sendable, CustomStringConvertible {
     public init?(_ text: String) {
         guard (1...256).contains(text.count), text.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else { return nil }
         guard let slash = text.firstIndex(of: "/"), let context = Context(rawValue: String(text[..<slash])),
-              let dot = text[slash...].firstIndex(of: ".")
+            let dot = text[slash...].firstIndex(of: ".")
         else {
             self = .other(text)
             return
@@ -35,7 +41,9 @@ public enum SMARTScope: Hashable, Sendable, CustomStringConvertible {
         var seen = Set<Interaction>()
         var last = -1
         for ch in permissions {
-            guard let i = order.firstIndex(of: ch), i > last, let interaction = Interaction(rawValue: ch) else { return nil }
+            guard let i = order.firstIndex(of: ch), i > last, let interaction = Interaction(rawValue: ch) else {
+                return nil
+            }
             last = i
             seen.insert(interaction)
         }
@@ -98,7 +106,8 @@ public struct ScopeSet: Sendable, Equatable {
             case .other(let s):
                 if allowed.scopes.contains(.other(s)) { out.append(asked) }
             case .resource(let c, let type, let wanted):
-                for case .resource(let ac, let at, let give) in allowed.scopes where ac == c && (type == "*" || type == at || at == "*") {
+                for case .resource(let ac, let at, let give) in allowed.scopes
+                where ac == c && (type == "*" || type == at || at == "*") {
                     let both = wanted.intersection(give)
                     let scope = SMARTScope.resource(c, type: type == "*" ? at : type, both)
                     if !both.isEmpty, !out.contains(scope) { out.append(scope) }
@@ -113,12 +122,18 @@ public struct ScopeSet: Sendable, Equatable {
 public enum PKCE {
     /// A verifier is 43–128 characters of [A-Z a-z 0-9 - . _ ~].
     public static func isWellFormedVerifier(_ v: String) -> Bool {
-        (43...128).contains(v.count) && v.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-._~".unicodeScalars.contains($0)) }
+        (43...128).contains(v.count)
+            && v.unicodeScalars.allSatisfy {
+                $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-._~".unicodeScalars.contains($0))
+            }
     }
 
     /// A challenge is the base64url (unpadded) of a SHA-256: 43 characters.
     public static func isWellFormedChallenge(_ c: String) -> Bool {
-        c.count == 43 && c.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_".unicodeScalars.contains($0)) }
+        c.count == 43
+            && c.unicodeScalars.allSatisfy {
+                $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_".unicodeScalars.contains($0))
+            }
     }
 
     public static func challenge(for verifier: String) -> String {
@@ -128,7 +143,8 @@ public enum PKCE {
     public static func verify(verifier: String, challenge: String) -> Bool {
         guard isWellFormedVerifier(verifier) else { return false }
         // Both sides are public-length strings; compare without an early exit anyway.
-        let a = Array(Self.challenge(for: verifier).utf8), b = Array(challenge.utf8)
+        let a = Array(Self.challenge(for: verifier).utf8)
+        let b = Array(challenge.utf8)
         guard a.count == b.count else { return false }
         return zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
@@ -136,6 +152,8 @@ public enum PKCE {
 
 public enum Base64URL {
     public static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+            of: "/", with: "_"
+        ).replacingOccurrences(of: "=", with: "")
     }
 }

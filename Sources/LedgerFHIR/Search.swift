@@ -42,7 +42,10 @@ public struct DateFilter: Sendable, Equatable {
             guard parts[0].count == 4, parts.dropFirst().allSatisfy({ $0.count == 2 }) else { return nil }
             let n = parts.compactMap { Int($0) }
             let c = DateComponents(year: n[0], month: n.count > 1 ? n[1] : 1, day: n.count > 2 ? n[2] : 1)
-            guard let start = utc.date(from: c), utc.dateComponents([.year, .month, .day], from: start) == DateComponents(year: c.year, month: c.month, day: c.day) else { return nil }
+            guard let start = utc.date(from: c),
+                utc.dateComponents([.year, .month, .day], from: start)
+                    == DateComponents(year: c.year, month: c.month, day: c.day)
+            else { return nil }
             let unit: Calendar.Component = n.count == 1 ? .year : n.count == 2 ? .month : .day
             guard let end = utc.date(byAdding: unit, value: 1, to: start) else { return nil }
             return (start, end)
@@ -72,7 +75,9 @@ public enum FormEncoding {
         var out: [(String, String)] = []
         for part in text.split(separator: "&", omittingEmptySubsequences: true) {
             let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String? { String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            func decode(_ s: Substring) -> String? {
+                String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+            }
             guard let k = decode(kv[0]), let v = kv.count > 1 ? decode(kv[1]) : "" else { return nil }
             out.append((k, v))
         }
@@ -92,6 +97,8 @@ public enum FormEncoding {
     public static func encode(_ pairs: [(String, String)]) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
-        return pairs.map { "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
+        return pairs.map {
+            "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
+        }.joined(separator: "&")
     }
 }

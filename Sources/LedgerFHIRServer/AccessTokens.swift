@@ -79,11 +79,15 @@ public final class TokenAuthority: Sendable {
     }
 
     /// A token for `user` (scopes granted, the app's client id), or for a backend service when `user` is nil.
-    public func issue(scopes: ScopeSet, clientID: String, subject: String, org: String, role: String, user: UserIdentity?, now: Date) async throws -> (token: String, claims: AccessTokenClaims) {
+    public func issue(
+        scopes: ScopeSet, clientID: String, subject: String, org: String, role: String, user: UserIdentity?, now: Date
+    ) async throws -> (token: String, claims: AccessTokenClaims) {
         let t = Int(now.timeIntervalSince1970)
         let claims = AccessTokenClaims(
-            iss: issuer, aud: audience, sub: subject, exp: t + lifetime, nbf: t, iat: t, jti: UUID().uuidString.lowercased(), scope: scopes.text,
-            client_id: clientID, org: org, role: role, kind: user == nil ? "system" : "user", patient: role == "patient" ? subject : nil,
+            iss: issuer, aud: audience, sub: subject, exp: t + lifetime, nbf: t, iat: t,
+            jti: UUID().uuidString.lowercased(), scope: scopes.text,
+            client_id: clientID, org: org, role: role, kind: user == nil ? "system" : "user",
+            patient: role == "patient" ? subject : nil,
             cert_serial: user?.certSerial, cert_issuer: user?.certIssuer)
         var header = JWTHeader()
         header.typ = "at+jwt"
@@ -92,7 +96,9 @@ public final class TokenAuthority: Sendable {
 
     /// The claims of a token this node signed for this audience, valid at `now`.
     public func verify(_ token: String, now: Date) async throws(TokenRejection) -> AccessTokenClaims {
-        guard token.count <= 8192, token.split(separator: ".", omittingEmptySubsequences: false).count == 3 else { throw .malformed }
+        guard token.count <= 8192, token.split(separator: ".", omittingEmptySubsequences: false).count == 3 else {
+            throw .malformed
+        }
         let claims = try await signatureChecked(token)
         let t = Int(now.timeIntervalSince1970)
         guard claims.iss == issuer else { throw .wrongIssuer }
@@ -108,7 +114,8 @@ public final class TokenAuthority: Sendable {
         let claims: AccessTokenClaims
         do { claims = try await keys.verify(token, as: AccessTokenClaims.self) } catch let e as JWTError {
             // A signature that fails, or a kid or algorithm this node has no key for: another signer.
-            throw [.signatureVerificationFailed, .unknownKID, .noKeyProvided].contains(e.errorType) ? .badSignature : .malformed
+            throw [.signatureVerificationFailed, .unknownKID, .noKeyProvided].contains(e.errorType)
+                ? .badSignature : .malformed
         } catch {
             throw .malformed
         }

@@ -86,8 +86,13 @@ public final class AuthorizationServer: Sendable {
     /// When this server started (Unix seconds): its assertion replay cache knows nothing older.
     let startedAt: Int
 
-    public init(tokens: TokenAuthority, clients: ClientRegistry, endpoints: Endpoints, backend: any FHIRBackend, clock: @escaping @Sendable () -> Date = { Date() }) {
-        (self.tokens, self.clients, self.endpoints, self.backend, self.clock) = (tokens, clients, endpoints, backend, clock)
+    public init(
+        tokens: TokenAuthority, clients: ClientRegistry, endpoints: Endpoints, backend: any FHIRBackend,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        (self.tokens, self.clients, self.endpoints, self.backend, self.clock) = (
+            tokens, clients, endpoints, backend, clock
+        )
         startedAt = Int(clock().timeIntervalSince1970)
     }
 
@@ -99,9 +104,11 @@ public final class AuthorizationServer: Sendable {
         let context: SMARTScope.Context = role == "patient" ? .patient : .user
         let writesRecords = role == "patient" || role == "doctor"
         var scopes: [SMARTScope] = [
-            .resource(context, type: "DocumentReference", writesRecords ? [.create, .read, .search] : [.read, .search]),
+            .resource(
+                context, type: "DocumentReference", writesRecords ? [.create, .read, .search] : [.read, .search]),
             .resource(context, type: "Provenance", [.read, .search]),
-            .resource(context, type: "Consent", role == "patient" ? [.create, .read, .update, .search] : [.read, .search]),
+            .resource(
+                context, type: "Consent", role == "patient" ? [.create, .read, .update, .search] : [.read, .search]),
             .resource(context, type: "AuditEvent", [.read, .search]),
             .resource(context, type: "Binary", [.read]),
         ]
@@ -125,31 +132,53 @@ public final class AuthorizationServer: Sendable {
     /// Step one of `/authorize`: check the request and hold it for the user's approval.
     public func beginAuthorization(_ q: [String: String], user: UserIdentity?) -> AuthorizeOutcome {
         guard let clientID = q["client_id"], let client = clients.client(clientID), client.kind == .app else {
-            return .refuse(status: 400, text: "unknown client_id: register the app first (medledger fhir client register)")
+            return .refuse(
+                status: 400, text: "unknown client_id: register the app first (medledger fhir client register)")
         }
-        guard let redirect = q["redirect_uri"], client.redirectURIs.contains(where: { Self.redirectMatches(registered: $0, given: redirect) }) else {
+        guard let redirect = q["redirect_uri"],
+            client.redirectURIs.contains(where: { Self.redirectMatches(registered: $0, given: redirect) })
+        else {
             return .refuse(status: 400, text: "redirect_uri is not one registered for \(client.clientID)")
         }
         let state = q["state"] ?? ""
-        func back(_ error: String, _ text: String) -> AuthorizeOutcome { .redirect(Self.appending(redirect, ["error": error, "error_description": text, "state": state])) }
+        func back(_ error: String, _ text: String) -> AuthorizeOutcome {
+            .redirect(Self.appending(redirect, ["error": error, "error_description": text, "state": state]))
+        }
         guard q["response_type"] == "code" else { return back("unsupported_response_type", "only response_type=code") }
         // 122 bits of randomness need at least 21 base64 characters; refuse what is plainly shorter.
-        guard (22...512).contains(state.count) else { return back("invalid_request", "state must carry at least 122 bits (22 or more characters)") }
-        guard q["aud"] == endpoints.fhirBase else { return back("invalid_request", "aud must be this FHIR server's base URL, \(endpoints.fhirBase)") }
-        guard q["code_challenge_method"] == "S256" else { return back("invalid_request", "PKCE with code_challenge_method=S256 is required") }
-        guard let challenge = q["code_challenge"], PKCE.isWellFormedChallenge(challenge) else { return back("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier") }
+        guard (22...512).contains(state.count) else {
+            return back("invalid_request", "state must carry at least 122 bits (22 or more characters)")
+        }
+        guard q["aud"] == endpoints.fhirBase else {
+            return back("invalid_request", "aud must be this FHIR server's base URL, \(endpoints.fhirBase)")
+        }
+        guard q["code_challenge_method"] == "S256" else {
+            return back("invalid_request", "PKCE with code_challenge_method=S256 is required")
+        }
+        guard let challenge = q["code_challenge"], PKCE.isWellFormedChallenge(challenge) else {
+            return back("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier")
+        }
         let asked = ScopeSet(lenient: q["scope"] ?? "")
-        guard let user else { return .refuse(status: 401, text: "sign in: present your MedLedger wallet's TLS certificate to this page") }
+        guard let user else {
+            return .refuse(status: 401, text: "sign in: present your MedLedger wallet's TLS certificate to this page")
+        }
         if let why = backend.refusal(of: user) { return .refuse(status: 401, text: why) }
-        let granted = asked.granted(within: Self.policy(role: user.role)).granted(within: ScopeSet(lenient: client.scope))
+        let granted = asked.granted(within: Self.policy(role: user.role)).granted(
+            within: ScopeSet(lenient: client.scope))
         guard granted.scopes.contains(where: { if case .resource = $0 { return true } else { return false } }) else {
-            return back("invalid_scope", "none of the scopes asked for may be granted to a \(user.role) through \(client.clientID)")
+            return back(
+                "invalid_scope",
+                "none of the scopes asked for may be granted to a \(user.role) through \(client.clientID)")
         }
         let ticket = Self.randomToken()
         let now = clock()
-        let pending = Pending(clientID: clientID, redirectURI: redirect, state: state, challenge: challenge, scopes: granted, user: user, expires: now + Self.approvalLifetime)
+        let pending = Pending(
+            clientID: clientID, redirectURI: redirect, state: state, challenge: challenge, scopes: granted, user: user,
+            expires: now + Self.approvalLifetime)
         guard self.state.withLock({ Self.insert(pending, as: ticket, into: &$0.pending, now: now) }) else {
-            return .refuse(status: 503, text: "too many authorizations are waiting for approval; answer or let them expire, then try again")
+            return .refuse(
+                status: 503,
+                text: "too many authorizations are waiting for approval; answer or let them expire, then try again")
         }
         return .approve(ticket: ticket, client: client.name, scope: granted.text)
     }
@@ -158,18 +187,30 @@ public final class AuthorizationServer: Sendable {
     public func finishAuthorization(ticket: String, user: UserIdentity?, approved: Bool) -> AuthorizeOutcome {
         let now = clock()
         guard let p = state.withLock({ $0.pending.removeValue(forKey: ticket) }), p.expires > now else {
-            return .refuse(status: 400, text: "this approval has expired or was already answered; start again from the app")
+            return .refuse(
+                status: 400, text: "this approval has expired or was already answered; start again from the app")
         }
-        guard let user, user.pid == p.user.pid else { return .refuse(status: 403, text: "only the user who was asked may answer") }
+        guard let user, user.pid == p.user.pid else {
+            return .refuse(status: 403, text: "only the user who was asked may answer")
+        }
         guard approved else {
             audit(user, "smart.authorize", p.clientID, .denied, "the user declined")
-            return .redirect(Self.appending(p.redirectURI, ["error": "access_denied", "error_description": "the user declined", "state": p.state]))
+            return .redirect(
+                Self.appending(
+                    p.redirectURI,
+                    ["error": "access_denied", "error_description": "the user declined", "state": p.state]))
         }
         let code = Self.randomToken()
         var issued = p
         issued.expires = now + Self.codeLifetime
         guard state.withLock({ Self.insert(issued, as: code, into: &$0.codes, now: now) }) else {
-            return .redirect(Self.appending(p.redirectURI, ["error": "temporarily_unavailable", "error_description": "too many codes are waiting to be redeemed", "state": p.state]))
+            return .redirect(
+                Self.appending(
+                    p.redirectURI,
+                    [
+                        "error": "temporarily_unavailable",
+                        "error_description": "too many codes are waiting to be redeemed", "state": p.state,
+                    ]))
         }
         audit(user, "smart.authorize", p.clientID, .success, "granted \(p.scopes.text)")
         return .redirect(Self.appending(p.redirectURI, ["code": code, "state": p.state]))
@@ -190,12 +231,15 @@ public final class AuthorizationServer: Sendable {
         case "authorization_code": return try await redeemCode(form)
         case "client_credentials": return try await backendToken(form)
         case nil: throw OAuthError("invalid_request", "grant_type is missing")
-        default: throw OAuthError("unsupported_grant_type", "grant_type must be authorization_code or client_credentials")
+        default:
+            throw OAuthError("unsupported_grant_type", "grant_type must be authorization_code or client_credentials")
         }
     }
 
     func redeemCode(_ form: [String: String]) async throws(OAuthError) -> TokenResponse {
-        guard let code = form["code"], let verifier = form["code_verifier"], let clientID = form["client_id"], let redirect = form["redirect_uri"] else {
+        guard let code = form["code"], let verifier = form["code_verifier"], let clientID = form["client_id"],
+            let redirect = form["redirect_uri"]
+        else {
             throw OAuthError("invalid_request", "code, code_verifier, client_id and redirect_uri are required")
         }
         let now = clock()
@@ -203,15 +247,27 @@ public final class AuthorizationServer: Sendable {
         guard let p = state.withLock({ $0.codes.removeValue(forKey: code) }), p.expires > now else {
             throw OAuthError("invalid_grant", "the code is unknown, used or expired")
         }
-        guard p.clientID == clientID, p.redirectURI == redirect else { throw OAuthError("invalid_grant", "the code was issued to another client or redirect_uri") }
-        guard PKCE.verify(verifier: verifier, challenge: p.challenge) else { throw OAuthError("invalid_grant", "code_verifier does not match the code_challenge") }
-        if backend.refusal(of: p.user) != nil { throw OAuthError("invalid_grant", "the user may no longer sign in to this node") }
+        guard p.clientID == clientID, p.redirectURI == redirect else {
+            throw OAuthError("invalid_grant", "the code was issued to another client or redirect_uri")
+        }
+        guard PKCE.verify(verifier: verifier, challenge: p.challenge) else {
+            throw OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+        }
+        if backend.refusal(of: p.user) != nil {
+            throw OAuthError("invalid_grant", "the user may no longer sign in to this node")
+        }
         let issued: (token: String, claims: AccessTokenClaims)
         do {
-            issued = try await tokens.issue(scopes: p.scopes, clientID: clientID, subject: p.user.pid, org: p.user.org, role: p.user.role, user: p.user, now: now)
+            issued = try await tokens.issue(
+                scopes: p.scopes, clientID: clientID, subject: p.user.pid, org: p.user.org, role: p.user.role,
+                user: p.user, now: now)
         } catch { throw OAuthError("server_error", "cannot sign the token", status: 500) }
-        audit(p.user, "smart.token", clientID, .success, "authorization_code, scope \(p.scopes.text), jti \(issued.claims.jti)")
-        return TokenResponse(access_token: issued.token, expires_in: tokens.lifetime, scope: p.scopes.text, patient: issued.claims.patient)
+        audit(
+            p.user, "smart.token", clientID, .success,
+            "authorization_code, scope \(p.scopes.text), jti \(issued.claims.jti)")
+        return TokenResponse(
+            access_token: issued.token, expires_in: tokens.lifetime, scope: p.scopes.text,
+            patient: issued.claims.patient)
     }
 
     struct AssertionClaims: JWTPayload {
@@ -226,22 +282,32 @@ public final class AuthorizationServer: Sendable {
     }
 
     func backendToken(_ form: [String: String]) async throws(OAuthError) -> TokenResponse {
-        guard form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", let assertion = form["client_assertion"] else {
+        guard form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            let assertion = form["client_assertion"]
+        else {
             throw OAuthError("invalid_client", "backend services authenticate with a private_key_jwt client_assertion")
         }
         let claims = try await verifyAssertion(assertion)
         guard let client = clients.client(claims.iss) else { throw OAuthError("invalid_client", "unknown client") }
-        if backend.refusal(ofService: client.clientID) != nil { throw OAuthError("invalid_client", "\(client.clientID) may not act on this node") }
+        if backend.refusal(ofService: client.clientID) != nil {
+            throw OAuthError("invalid_client", "\(client.clientID) may not act on this node")
+        }
         let asked = ScopeSet(lenient: form["scope"] ?? "")
         let granted = asked.granted(within: Self.systemPolicy).granted(within: ScopeSet(lenient: client.scope))
-        guard !granted.scopes.isEmpty else { throw OAuthError("invalid_scope", "none of the scopes asked for is registered for \(client.clientID)") }
+        guard !granted.scopes.isEmpty else {
+            throw OAuthError("invalid_scope", "none of the scopes asked for is registered for \(client.clientID)")
+        }
         let issued: (token: String, claims: AccessTokenClaims)
         do {
-            issued = try await tokens.issue(scopes: granted, clientID: client.clientID, subject: client.clientID, org: client.org, role: "system", user: nil, now: clock())
+            issued = try await tokens.issue(
+                scopes: granted, clientID: client.clientID, subject: client.clientID, org: client.org, role: "system",
+                user: nil, now: clock())
         } catch { throw OAuthError("server_error", "cannot sign the token", status: 500) }
-        backend.audit(FHIRAuditNote(
-            actorID: client.clientID, actorOrg: client.org, actorRole: "system", action: "smart.token", target: client.clientID, outcome: .success,
-            detail: "client_credentials, scope \(granted.text), jti \(issued.claims.jti)"))
+        backend.audit(
+            FHIRAuditNote(
+                actorID: client.clientID, actorOrg: client.org, actorRole: "system", action: "smart.token",
+                target: client.clientID, outcome: .success,
+                detail: "client_credentials, scope \(granted.text), jti \(issued.claims.jti)"))
         return TokenResponse(access_token: issued.token, expires_in: tokens.lifetime, scope: granted.text)
     }
 
@@ -252,10 +318,14 @@ public final class AuthorizationServer: Sendable {
         func refuse(_ why: String) -> OAuthError { OAuthError("invalid_client", why) }
         guard assertion.count <= 16_384 else { throw refuse("the client assertion is too long") }
         let parts = assertion.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let header = Self.jsonObject(base64url: String(parts[0])), let body = Self.jsonObject(base64url: String(parts[1])) else {
+        guard parts.count == 3, let header = Self.jsonObject(base64url: String(parts[0])),
+            let body = Self.jsonObject(base64url: String(parts[1]))
+        else {
             throw refuse("the client assertion is not a JWS")
         }
-        guard let alg = header["alg"] as? String, ClientKeys.algorithms.contains(alg) else { throw refuse("the client assertion must be signed ES384 or RS384") }
+        guard let alg = header["alg"] as? String, ClientKeys.algorithms.contains(alg) else {
+            throw refuse("the client assertion must be signed ES384 or RS384")
+        }
         guard let kid = header["kid"] as? String else { throw refuse("the client assertion's header needs a kid") }
         guard let iss = body["iss"] as? String, let client = clients.client(iss), client.kind == .backend else {
             throw refuse("the client assertion's iss is not a registered backend service")
@@ -271,27 +341,41 @@ public final class AuthorizationServer: Sendable {
         } catch { throw refuse("the client assertion's signature does not verify with the keys registered for \(iss)") }
         let now = Int(clock().timeIntervalSince1970)
         guard claims.sub == claims.iss else { throw refuse("the client assertion's sub must equal its iss") }
-        guard claims.aud.value.contains(endpoints.tokenURL) else { throw refuse("the client assertion's aud must be \(endpoints.tokenURL)") }
+        guard claims.aud.value.contains(endpoints.tokenURL) else {
+            throw refuse("the client assertion's aud must be \(endpoints.tokenURL)")
+        }
         guard claims.exp > now else { throw refuse("the client assertion has expired") }
-        guard claims.exp <= now + Self.assertionLifetimeMax else { throw refuse("the client assertion may live at most 5 minutes") }
+        guard claims.exp <= now + Self.assertionLifetimeMax else {
+            throw refuse("the client assertion may live at most 5 minutes")
+        }
         if let nbf = claims.nbf, nbf > now + 5 { throw refuse("the client assertion is not valid yet") }
         guard (1...256).contains(claims.jti.count) else { throw refuse("the client assertion needs a jti") }
         // The replay cache lives in memory and starts empty, so an assertion made before this start
         // could be replayed. For an assertion's lifetime after a start, assertions must say when
         // they were made (iat) and be made since (a few seconds of clock skew allowed).
         if now < startedAt + Self.assertionLifetimeMax {
-            guard let iat = claims.iat else { throw refuse("the client assertion needs an iat for \(Self.assertionLifetimeMax) s after this server started") }
-            guard iat >= startedAt - Self.clockSkew else { throw refuse("the client assertion was made before this server started; make a new one") }
+            guard let iat = claims.iat else {
+                throw refuse(
+                    "the client assertion needs an iat for \(Self.assertionLifetimeMax) s after this server started")
+            }
+            guard iat >= startedAt - Self.clockSkew else {
+                throw refuse("the client assertion was made before this server started; make a new one")
+            }
         }
         let seen: String? = state.withLock { s in
             let key = claims.iss + "\u{0}" + claims.jti
             guard s.assertions[key] == nil else { return "the client assertion's jti was already used" }
-            if s.assertions.count >= Self.bound / 2 || (s.assertionsByClient[claims.iss] ?? 0) >= Self.assertionsPerClient {
+            if s.assertions.count >= Self.bound / 2
+                || (s.assertionsByClient[claims.iss] ?? 0) >= Self.assertionsPerClient
+            {
                 Self.purgeAssertions(&s, now: now)
             }
-            guard s.assertions.count < Self.bound else { return "this server holds too many live client assertions; retry in a few minutes" }
+            guard s.assertions.count < Self.bound else {
+                return "this server holds too many live client assertions; retry in a few minutes"
+            }
             guard (s.assertionsByClient[claims.iss] ?? 0) < Self.assertionsPerClient else {
-                return "\(claims.iss) has \(Self.assertionsPerClient) live client assertions; let them expire (shorter exp)"
+                return
+                    "\(claims.iss) has \(Self.assertionsPerClient) live client assertions; let them expire (shorter exp)"
             }
             s.assertions[key] = claims.exp
             s.assertionsByClient[claims.iss, default: 0] += 1
@@ -305,12 +389,18 @@ public final class AuthorizationServer: Sendable {
 
     /// The caller behind an `Authorization: Bearer` header; 401 `FHIRFailure` when missing or refused.
     public func caller(bearer header: String?) async throws(FHIRFailure) -> FHIRCaller {
-        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { throw FHIRFailure(401, "an access token is required (Authorization: Bearer …)") }
+        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw FHIRFailure(401, "an access token is required (Authorization: Bearer …)")
+        }
         let claims: AccessTokenClaims
-        do { claims = try await tokens.verify(String(header.dropFirst(7)), now: clock()) } catch { throw FHIRFailure(401, error.description) }
+        do { claims = try await tokens.verify(String(header.dropFirst(7)), now: clock()) } catch {
+            throw FHIRFailure(401, error.description)
+        }
         if whyInactive(claims) != nil { throw FHIRFailure(401, Self.inactive) }
         let kind: FHIRCaller.Kind = claims.kind == "system" ? .system : .user
-        return FHIRCaller(kind: kind, id: claims.sub, org: claims.org, role: claims.role, clientID: claims.client_id, scopes: scopes(claims.scope), tokenID: claims.jti)
+        return FHIRCaller(
+            kind: kind, id: claims.sub, org: claims.org, role: claims.role, clientID: claims.client_id,
+            scopes: scopes(claims.scope), tokenID: claims.jti)
     }
 
     /// A token's scopes, parsed once per distinct text (tokens repeat a handful of them).
@@ -332,18 +422,28 @@ public final class AuthorizationServer: Sendable {
     /// certificate revoked or the identity suspended since.
     func whyInactive(_ claims: AccessTokenClaims) -> String? {
         if state.withLock({ $0.revoked[claims.jti] != nil }) { return TokenRejection.revoked.description }
-        guard clients.client(claims.client_id) != nil else { return "the client \(claims.client_id) is no longer registered" }
+        guard clients.client(claims.client_id) != nil else {
+            return "the client \(claims.client_id) is no longer registered"
+        }
         if claims.kind == "system" { return backend.refusal(ofService: claims.client_id) }
-        guard let serial = claims.cert_serial, let issuer = claims.cert_issuer else { return "the access token names no certificate" }
-        return backend.refusal(of: UserIdentity(pid: claims.sub, org: claims.org, role: claims.role, certSerial: serial, certIssuer: issuer))
+        guard let serial = claims.cert_serial, let issuer = claims.cert_issuer else {
+            return "the access token names no certificate"
+        }
+        return backend.refusal(
+            of: UserIdentity(
+                pid: claims.sub, org: claims.org, role: claims.role, certSerial: serial, certIssuer: issuer))
     }
 
     /// RFC 7662: `{"active": false}` for anything but a live token this node issued.
     public func introspect(_ token: String) async -> [String: Any] {
-        guard let claims = try? await tokens.verify(token, now: clock()), whyInactive(claims) == nil else { return ["active": false] }
+        guard let claims = try? await tokens.verify(token, now: clock()), whyInactive(claims) == nil else {
+            return ["active": false]
+        }
         var out: [String: Any] = [
-            "active": true, "scope": claims.scope, "client_id": claims.client_id, "sub": claims.sub, "exp": claims.exp, "iat": claims.iat,
-            "iss": claims.iss, "aud": claims.aud, "token_type": "Bearer", "jti": claims.jti, "org": claims.org, "role": claims.role,
+            "active": true, "scope": claims.scope, "client_id": claims.client_id, "sub": claims.sub, "exp": claims.exp,
+            "iat": claims.iat,
+            "iss": claims.iss, "aud": claims.aud, "token_type": "Bearer", "jti": claims.jti, "org": claims.org,
+            "role": claims.role,
         ]
         if let p = claims.patient { out["patient"] = p }
         return out
@@ -361,14 +461,22 @@ public final class AuthorizationServer: Sendable {
             return true
         }
         guard kept else { return false }
-        backend.audit(FHIRAuditNote(actorID: claims.sub, actorOrg: claims.org, actorRole: claims.role, action: "smart.revoke", target: claims.client_id, outcome: .success, detail: "jti \(claims.jti)"))
+        backend.audit(
+            FHIRAuditNote(
+                actorID: claims.sub, actorOrg: claims.org, actorRole: claims.role, action: "smart.revoke",
+                target: claims.client_id, outcome: .success, detail: "jti \(claims.jti)"))
         return true
     }
 
     // MARK: - Helpers
 
-    func audit(_ user: UserIdentity, _ action: String, _ clientID: String, _ outcome: FHIRAuditNote.Outcome, _ detail: String) {
-        backend.audit(FHIRAuditNote(actorID: user.pid, actorOrg: user.org, actorRole: user.role, action: action, target: clientID, outcome: outcome, detail: detail))
+    func audit(
+        _ user: UserIdentity, _ action: String, _ clientID: String, _ outcome: FHIRAuditNote.Outcome, _ detail: String
+    ) {
+        backend.audit(
+            FHIRAuditNote(
+                actorID: user.pid, actorOrg: user.org, actorRole: user.role, action: action, target: clientID,
+                outcome: outcome, detail: detail))
     }
 
     /// Forgets expired client assertions and counts the rest by client.
@@ -383,7 +491,9 @@ public final class AuthorizationServer: Sendable {
     /// what has expired).
     static func insert(_ p: Pending, as key: String, into map: inout [String: Pending], now: Date) -> Bool {
         if map.count >= 1000 { map = map.filter { $0.value.expires > now } }
-        guard map.count < bound, map.values.lazy.filter({ $0.user.pid == p.user.pid && $0.expires > now }).count < perUser else { return false }
+        guard map.count < bound,
+            map.values.lazy.filter({ $0.user.pid == p.user.pid && $0.expires > now }).count < perUser
+        else { return false }
         map[key] = p
         return true
     }
@@ -398,8 +508,9 @@ public final class AuthorizationServer: Sendable {
     /// listen on a port they get at run time).
     public static func redirectMatches(registered: String, given: String) -> Bool {
         if registered == given { return true }
-        guard var r = URLComponents(string: registered), var g = URLComponents(string: given), r.scheme == "http", g.scheme == "http",
-              let host = r.host, ["127.0.0.1", "[::1]", "::1"].contains(host), g.host == host
+        guard var r = URLComponents(string: registered), var g = URLComponents(string: given), r.scheme == "http",
+            g.scheme == "http",
+            let host = r.host, ["127.0.0.1", "[::1]", "::1"].contains(host), g.host == host
         else { return false }
         (r.port, g.port) = (nil, nil)
         return r.string == g.string
@@ -408,7 +519,9 @@ public final class AuthorizationServer: Sendable {
     static func appending(_ uri: String, _ params: [String: String]) -> String {
         var c = URLComponents(string: uri) ?? URLComponents()
         var items = c.queryItems ?? []
-        for (k, v) in params.sorted(by: { $0.key < $1.key }) where !v.isEmpty { items.append(URLQueryItem(name: k, value: v)) }
+        for (k, v) in params.sorted(by: { $0.key < $1.key }) where !v.isEmpty {
+            items.append(URLQueryItem(name: k, value: v))
+        }
         c.queryItems = items
         // URLComponents leaves '+' alone in queries; form decoders read it as a space.
         c.percentEncodedQuery = c.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")

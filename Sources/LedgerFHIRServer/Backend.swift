@@ -40,8 +40,11 @@ public struct FHIRCaller: Sendable, Equatable {
     public var scopes: ScopeSet
     public var tokenID: String
 
-    public init(kind: Kind, id: String, org: String, role: String, clientID: String, scopes: ScopeSet, tokenID: String) {
-        (self.kind, self.id, self.org, self.role, self.clientID, self.scopes, self.tokenID) = (kind, id, org, role, clientID, scopes, tokenID)
+    public init(kind: Kind, id: String, org: String, role: String, clientID: String, scopes: ScopeSet, tokenID: String)
+    {
+        (self.kind, self.id, self.org, self.role, self.clientID, self.scopes, self.tokenID) = (
+            kind, id, org, role, clientID, scopes, tokenID
+        )
     }
 
     /// The SMART context a token of this caller's kind carries: patients `patient/`, other people
@@ -62,8 +65,13 @@ public struct FHIRAuditNote: Sendable, Equatable {
     public var outcome: Outcome
     public var detail: String
 
-    public init(actorID: String, actorOrg: String, actorRole: String, action: String, target: String, outcome: Outcome, detail: String) {
-        (self.actorID, self.actorOrg, self.actorRole, self.action, self.target, self.outcome, self.detail) = (actorID, actorOrg, actorRole, action, target, outcome, detail)
+    public init(
+        actorID: String, actorOrg: String, actorRole: String, action: String, target: String, outcome: Outcome,
+        detail: String
+    ) {
+        (self.actorID, self.actorOrg, self.actorRole, self.action, self.target, self.outcome, self.detail) = (
+            actorID, actorOrg, actorRole, action, target, outcome, detail
+        )
     }
 }
 
@@ -80,10 +88,16 @@ public protocol FHIRBackend: Sendable {
     func refusal(ofService clientID: String) -> String?
 
     func indexRecord(_ id: String, for caller: FHIRCaller) async throws -> IndexRecord
-    func indexRecords(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<IndexRecord>
+    func indexRecords(
+        patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller
+    ) async throws -> RecordPage<IndexRecord>
     func consent(_ id: String, for caller: FHIRCaller) async throws -> Consent
-    func consents(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<Consent>
-    func usage(patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller) async throws -> RecordPage<UsageRecord>
+    func consents(
+        patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller
+    ) async throws -> RecordPage<Consent>
+    func usage(
+        patient: String, pageSize: Int, bookmark: String?, for caller: FHIRCaller
+    ) async throws -> RecordPage<UsageRecord>
     /// This node's audit lines about the patient's records, by others, newest first (at most `limit`).
     func accessLog(patient: String, since: String?, limit: Int, for caller: FHIRCaller) async throws -> [AccessEntry]
 
@@ -96,7 +110,9 @@ public protocol FHIRBackend: Sendable {
 
     /// A treatment's device readings the collector verified, oldest first, `limit` from `offset`,
     /// with how many there are; only the treatment's doctor reads them (403 otherwise).
-    func readings(treatment tID: String, offset: Int, limit: Int, for caller: FHIRCaller) async throws -> (readings: [SealedReading], total: Int)
+    func readings(
+        treatment tID: String, offset: Int, limit: Int, for caller: FHIRCaller
+    ) async throws -> (readings: [SealedReading], total: Int)
 
     /// Writes, submitted by the node in its own name once the caller may ask for them; the
     /// signatures they carry are the authority the chaincode checks. Each returns after the commit.
@@ -106,7 +122,9 @@ public protocol FHIRBackend: Sendable {
     /// A grant the calling patient signed.
     func grantConsent(_ submission: ConsentGrantSubmission, for caller: FHIRCaller) async throws -> Consent
     /// A revocation the calling patient signed.
-    func revokeConsent(_ consentID: String, signature: SubmittedSignature, for caller: FHIRCaller) async throws -> Consent
+    func revokeConsent(
+        _ consentID: String, signature: SubmittedSignature, for caller: FHIRCaller
+    ) async throws -> Consent
 
     func audit(_ note: FHIRAuditNote)
 }

@@ -24,23 +24,36 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
     public var registeredBy: String
     public var registeredAt: String
 
-    public init(clientID: String, kind: Kind, name: String, org: String, redirectURIs: [String], jwks: String?, scope: String, registeredBy: String, registeredAt: String) {
-        (self.clientID, self.kind, self.name, self.org, self.redirectURIs, self.jwks, self.scope) = (clientID, kind, name, org, redirectURIs, jwks, scope)
+    public init(
+        clientID: String, kind: Kind, name: String, org: String, redirectURIs: [String], jwks: String?, scope: String,
+        registeredBy: String, registeredAt: String
+    ) {
+        (self.clientID, self.kind, self.name, self.org, self.redirectURIs, self.jwks, self.scope) = (
+            clientID, kind, name, org, redirectURIs, jwks, scope
+        )
         (self.registeredBy, self.registeredAt) = (registeredBy, registeredAt)
     }
 
     /// A client as registered, or why not (400).
     public func validated() throws(FHIRFailure) -> RegisteredClient {
-        guard (1...64).contains(clientID.count), clientID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }) else {
+        guard (1...64).contains(clientID.count),
+            clientID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) })
+        else {
             throw FHIRFailure(400, "client_id must be 1–64 characters of letters, digits, '-', '.', '_'")
         }
         guard (1...128).contains(name.count) else { throw FHIRFailure(400, "name must be 1–128 characters") }
-        guard let scopes = ScopeSet(parsing: scope), !scopes.scopes.isEmpty else { throw FHIRFailure(400, "scope \(scope.debugDescription) is not a list of SMART scopes") }
+        guard let scopes = ScopeSet(parsing: scope), !scopes.scopes.isEmpty else {
+            throw FHIRFailure(400, "scope \(scope.debugDescription) is not a list of SMART scopes")
+        }
         var out = self
         switch kind {
         case .app:
-            guard jwks == nil else { throw FHIRFailure(400, "an app is a public client: it registers redirect URIs, not keys") }
-            guard (1...10).contains(redirectURIs.count) else { throw FHIRFailure(400, "an app registers 1–10 redirect URIs") }
+            guard jwks == nil else {
+                throw FHIRFailure(400, "an app is a public client: it registers redirect URIs, not keys")
+            }
+            guard (1...10).contains(redirectURIs.count) else {
+                throw FHIRFailure(400, "an app registers 1–10 redirect URIs")
+            }
             for uri in redirectURIs { try Self.checkRedirect(uri) }
             for case .resource(let context, _, _) in scopes.scopes where context == .system {
                 throw FHIRFailure(400, "an app may not hold system/ scopes; register a backend service")
@@ -50,7 +63,9 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
             guard let jwks else { throw FHIRFailure(400, "a backend service registers its public keys (--jwks FILE)") }
             out.jwks = try ClientKeys.normalized(jwks)
             for s in scopes.scopes {
-                guard case .resource(.system, _, _) = s else { throw FHIRFailure(400, "a backend service holds only system/ scopes, not \(s)") }
+                guard case .resource(.system, _, _) = s else {
+                    throw FHIRFailure(400, "a backend service holds only system/ scopes, not \(s)")
+                }
             }
         }
         out.scope = scopes.text
@@ -59,7 +74,8 @@ public struct RegisteredClient: Codable, Sendable, Equatable {
 
     /// https anywhere, or http only to the loopback address (a native app's local listener, RFC 8252).
     static func checkRedirect(_ uri: String) throws(FHIRFailure) {
-        guard uri.count <= 512, let c = URLComponents(string: uri), let host = c.host, !host.isEmpty, c.fragment == nil else {
+        guard uri.count <= 512, let c = URLComponents(string: uri), let host = c.host, !host.isEmpty, c.fragment == nil
+        else {
             throw FHIRFailure(400, "redirect URI \(uri.debugDescription) is not an absolute URL without a fragment")
         }
         let loopback = ["127.0.0.1", "localhost", "[::1]", "::1"].contains(host)
@@ -76,26 +92,37 @@ enum ClientKeys {
     /// The JWKS with every key's `alg` set (ES384 for P-384, RS384 for RSA); refuses private keys,
     /// other curves and algorithms, keys without `kid`, and RSA under 2048 bits.
     static func normalized(_ json: String) throws(FHIRFailure) -> String {
-        guard json.utf8.count <= 64 * 1024, let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-              let keys = object["keys"] as? [[String: Any]], (1...10).contains(keys.count)
+        guard json.utf8.count <= 64 * 1024,
+            let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+            let keys = object["keys"] as? [[String: Any]], (1...10).contains(keys.count)
         else { throw FHIRFailure(400, "the JWKS must be a JSON object {\"keys\": [1–10 keys]}") }
         var out: [[String: Any]] = []
         for var k in keys {
-            guard let kid = k["kid"] as? String, (1...128).contains(kid.count) else { throw FHIRFailure(400, "every key needs a kid") }
-            guard k["d"] == nil, k["p"] == nil else { throw FHIRFailure(400, "key \(kid) holds a private part; register only public keys") }
+            guard let kid = k["kid"] as? String, (1...128).contains(kid.count) else {
+                throw FHIRFailure(400, "every key needs a kid")
+            }
+            guard k["d"] == nil, k["p"] == nil else {
+                throw FHIRFailure(400, "key \(kid) holds a private part; register only public keys")
+            }
             switch k["kty"] as? String {
             case "EC":
-                guard k["crv"] as? String == "P-384" else { throw FHIRFailure(400, "key \(kid): EC keys must be P-384 (ES384)") }
+                guard k["crv"] as? String == "P-384" else {
+                    throw FHIRFailure(400, "key \(kid): EC keys must be P-384 (ES384)")
+                }
                 k["alg"] = try alg(k["alg"], "ES384", kid)
             case "RSA":
-                guard let n = k["n"] as? String, n.count >= 342 else { throw FHIRFailure(400, "key \(kid): RSA keys must have at least 2048 bits") }
+                guard let n = k["n"] as? String, n.count >= 342 else {
+                    throw FHIRFailure(400, "key \(kid): RSA keys must have at least 2048 bits")
+                }
                 k["alg"] = try alg(k["alg"], "RS384", kid)
             default:
                 throw FHIRFailure(400, "key \(kid): kty must be EC (P-384) or RSA")
             }
             out.append(k)
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: ["keys": out], options: [.sortedKeys]), let text = String(data: data, encoding: .utf8) else {
+        guard let data = try? JSONSerialization.data(withJSONObject: ["keys": out], options: [.sortedKeys]),
+            let text = String(data: data, encoding: .utf8)
+        else {
             throw FHIRFailure(400, "the JWKS does not re-encode")
         }
         return text
@@ -109,7 +136,9 @@ enum ClientKeys {
 
     /// The `alg` a registered JWKS gives the key `kid`, nil if it has no such key.
     static func algorithm(of kid: String, in jwks: String) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(jwks.utf8)) as? [String: Any], let keys = object["keys"] as? [[String: Any]] else { return nil }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(jwks.utf8)) as? [String: Any],
+            let keys = object["keys"] as? [[String: Any]]
+        else { return nil }
         return keys.first { $0["kid"] as? String == kid }?["alg"] as? String
     }
 
@@ -144,7 +173,9 @@ public final class ClientRegistry: Sendable {
     public func client(_ id: String) -> RegisteredClient? { clients.withLock { $0[id] } }
 
     public func all(org: String? = nil) -> [RegisteredClient] {
-        clients.withLock { Array($0.values) }.filter { org == nil || $0.org == org }.sorted { $0.clientID < $1.clientID }
+        clients.withLock { Array($0.values) }.filter { org == nil || $0.org == org }.sorted {
+            $0.clientID < $1.clientID
+        }
     }
 
     /// Registers (or replaces, within the same organisation) a client; false if it replaced one.
@@ -154,8 +185,12 @@ public final class ClientRegistry: Sendable {
         if c.kind == .backend { _ = try await ClientKeys.collection(c.jwks ?? "") }
         // Saved under the lock, so two registrations cannot write their files out of order.
         let fresh: Bool = try clients.withLock { all in
-            if let old = all[c.clientID], old.org != c.org { throw FHIRFailure(409, "client_id \(c.clientID) belongs to another organisation") }
-            guard all[c.clientID] != nil || all.count < Self.maxClients else { throw FHIRFailure(413, "this node holds \(Self.maxClients) clients; remove some first") }
+            if let old = all[c.clientID], old.org != c.org {
+                throw FHIRFailure(409, "client_id \(c.clientID) belongs to another organisation")
+            }
+            guard all[c.clientID] != nil || all.count < Self.maxClients else {
+                throw FHIRFailure(413, "this node holds \(Self.maxClients) clients; remove some first")
+            }
             var next = all
             next[c.clientID] = c
             try save(Array(next.values))

@@ -1,8 +1,8 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
-import HTTPTypes
 import LedgerFHIR
 import Logging
 import NIOCore
@@ -24,7 +24,9 @@ public struct FHIRServer: Sendable {
         public var trustedRoots: [Certificate]
 
         public init(host: String, port: Int, certificatePath: String, keyPath: String, trustedRoots: [Certificate]) {
-            (self.host, self.port, self.certificatePath, self.keyPath, self.trustedRoots) = (host, port, certificatePath, keyPath, trustedRoots)
+            (self.host, self.port, self.certificatePath, self.keyPath, self.trustedRoots) = (
+                host, port, certificatePath, keyPath, trustedRoots
+            )
         }
     }
 
@@ -39,10 +41,13 @@ public struct FHIRServer: Sendable {
     let rendered = RenderCache()
 
     public init(
-        listen: Listen, organization: String, version: String, authorization: AuthorizationServer, backend: any FHIRBackend,
+        listen: Listen, organization: String, version: String, authorization: AuthorizationServer,
+        backend: any FHIRBackend,
         observe: @escaping @Sendable (String, Int, Double) -> Void = { _, _, _ in }
     ) {
-        (self.listen, self.organization, self.version, self.authorization, self.backend, self.observe) = (listen, organization, version, authorization, backend, observe)
+        (self.listen, self.organization, self.version, self.authorization, self.backend, self.observe) = (
+            listen, organization, version, authorization, backend, observe
+        )
     }
 
     var fhirBase: String { authorization.endpoints.fhirBase }
@@ -54,8 +59,11 @@ public struct FHIRServer: Sendable {
         let app = Application(
             router: router(),
             // An idle connection is closed after 60 s, so slow or silent clients cannot hold the port.
-            server: try .tls(.http1(configuration: .init(idleTimeout: .seconds(60))), configuration: try tlsConfiguration()),
-            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil, availableConnectionsDelegate: MaximumAvailableConnections(1024)),
+            server: try .tls(
+                .http1(configuration: .init(idleTimeout: .seconds(60))), configuration: try tlsConfiguration()),
+            configuration: ApplicationConfiguration(
+                address: .hostname(listen.host, port: listen.port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(1024)),
             onServerRunning: { channel in listening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "medledger.fhir", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await app.runService(gracefulShutdownSignals: [])
@@ -67,16 +75,22 @@ public struct FHIRServer: Sendable {
             privateKey: .privateKey(try NIOSSLPrivateKey(file: listen.keyPath, format: .pem)))
         tls.minimumTLSVersion = .tlsv12
         tls.certificateVerification = .optionalVerification
-        tls.trustRoots = .certificates(try listen.trustedRoots.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) })
+        tls.trustRoots = .certificates(
+            try listen.trustedRoots.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) })
         let backend = self.backend
         return TLSChannelConfiguration(tlsConfiguration: tls) { presented in
             // Refused handshakes are audited, as on the gRPC port (docs/ACCESS.md).
             func refuse(_ why: String) -> NIOSSLVerificationResult {
-                backend.audit(FHIRAuditNote(actorID: "-", actorOrg: "-", actorRole: "-", action: "tls.handshake", target: "fhir", outcome: .denied, detail: why))
+                backend.audit(
+                    FHIRAuditNote(
+                        actorID: "-", actorOrg: "-", actorRole: "-", action: "tls.handshake", target: "fhir",
+                        outcome: .denied, detail: why))
                 return .failed
             }
             let chain = presented.compactMap { try? Certificate(derEncoded: $0.toDERBytes()) }
-            guard chain.count == presented.count, !chain.isEmpty else { return refuse("the client certificate does not parse") }
+            guard chain.count == presented.count, !chain.isEmpty else {
+                return refuse("the client certificate does not parse")
+            }
             do { _ = try await backend.authenticate(chain: chain) } catch { return refuse("\(error)") }
             return .certificateVerified
         }
@@ -96,23 +110,31 @@ public struct FHIRServer: Sendable {
 
     func addDiscovery(_ router: Router<FHIRRequestContext>) {
         router.get("/fhir/metadata") { _, _ in
-            Self.fhir(.ok, CapabilityStatement(base: fhirBase, oauth: oauthBase, version: version, date: RFC3339Time.format(Date())))
+            Self.fhir(
+                .ok,
+                CapabilityStatement(
+                    base: fhirBase, oauth: oauthBase, version: version, date: RFC3339Time.format(Date())))
         }
         let smart: @Sendable (Request, FHIRRequestContext) async throws -> Response = { _, _ in
-            Self.json(.ok, [
-                "issuer": authorization.tokens.issuer,
-                "authorization_endpoint": oauthBase + "/authorize",
-                "token_endpoint": authorization.endpoints.tokenURL,
-                "introspection_endpoint": oauthBase + "/introspect",
-                "revocation_endpoint": oauthBase + "/revoke",
-                "grant_types_supported": ["authorization_code", "client_credentials"],
-                "response_types_supported": ["code"],
-                "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
-                "token_endpoint_auth_signing_alg_values_supported": ["ES384", "RS384"],
-                "scopes_supported": Self.supportedScopes,
-                "capabilities": ["launch-standalone", "client-public", "client-confidential-asymmetric", "context-standalone-patient", "permission-patient", "permission-user", "permission-v2"],
-            ])
+            Self.json(
+                .ok,
+                [
+                    "issuer": authorization.tokens.issuer,
+                    "authorization_endpoint": oauthBase + "/authorize",
+                    "token_endpoint": authorization.endpoints.tokenURL,
+                    "introspection_endpoint": oauthBase + "/introspect",
+                    "revocation_endpoint": oauthBase + "/revoke",
+                    "grant_types_supported": ["authorization_code", "client_credentials"],
+                    "response_types_supported": ["code"],
+                    "code_challenge_methods_supported": ["S256"],
+                    "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
+                    "token_endpoint_auth_signing_alg_values_supported": ["ES384", "RS384"],
+                    "scopes_supported": Self.supportedScopes,
+                    "capabilities": [
+                        "launch-standalone", "client-public", "client-confidential-asymmetric",
+                        "context-standalone-patient", "permission-patient", "permission-user", "permission-v2",
+                    ],
+                ])
         }
         router.get("/.well-known/smart-configuration", use: smart)
         router.get("/fhir/.well-known/smart-configuration", use: smart)
@@ -122,7 +144,9 @@ public struct FHIRServer: Sendable {
     static let requestedWith = HTTPField.Name("X-Requested-With")!
 
     static let supportedScopes: [String] = {
-        let all = AuthorizationServer.policy(role: "patient").scopes + AuthorizationServer.policy(role: "doctor").scopes + AuthorizationServer.systemPolicy.scopes
+        let all =
+            AuthorizationServer.policy(role: "patient").scopes + AuthorizationServer.policy(role: "doctor").scopes
+            + AuthorizationServer.systemPolicy.scopes
         return all.map(\.description)
     }()
 
@@ -137,18 +161,29 @@ public struct FHIRServer: Sendable {
             return Self.answer(authorization.beginAuthorization(q, user: user), oauthBase: oauthBase)
         }
         router.post("/oauth/authorize") { request, context in
-            guard let form = try await Self.form(request) else { return Self.page(.badRequest, "Malformed request", "the form does not decode") }
+            guard let form = try await Self.form(request) else {
+                return Self.page(.badRequest, "Malformed request", "the form does not decode")
+            }
             let user = try? await context.user(backend)
-            return Self.answer(authorization.finishAuthorization(ticket: form["ticket"] ?? "", user: user, approved: form["decision"] == "approve"), oauthBase: oauthBase)
+            return Self.answer(
+                authorization.finishAuthorization(
+                    ticket: form["ticket"] ?? "", user: user, approved: form["decision"] == "approve"),
+                oauthBase: oauthBase)
         }
         router.post("/oauth/token") { request, _ in
-            guard let form = try await Self.form(request) else { return Self.oauthError(OAuthError("invalid_request", "the form is malformed or repeats a parameter")) }
+            guard let form = try await Self.form(request) else {
+                return Self.oauthError(OAuthError("invalid_request", "the form is malformed or repeats a parameter"))
+            }
             let answer: AuthorizationServer.TokenResponse
             do { answer = try await authorization.token(form) } catch let error as OAuthError {
                 if error.code == "invalid_client" || error.code == "invalid_grant" {
                     // Unauthenticated: the claimed client id is detail, never the actor.
                     let claimed = String((form["client_id"] ?? "-").prefix(64))
-                    backend.audit(FHIRAuditNote(actorID: "-", actorOrg: "-", actorRole: "-", action: "smart.token", target: String((form["grant_type"] ?? "-").prefix(32)), outcome: .denied, detail: "client \(claimed): \(error.description)"))
+                    backend.audit(
+                        FHIRAuditNote(
+                            actorID: "-", actorOrg: "-", actorRole: "-", action: "smart.token",
+                            target: String((form["grant_type"] ?? "-").prefix(32)), outcome: .denied,
+                            detail: "client \(claimed): \(error.description)"))
                 }
                 return Self.oauthError(error)
             } catch { return Self.oauthError(OAuthError("server_error", "\(error)", status: 500)) }
@@ -158,22 +193,38 @@ public struct FHIRServer: Sendable {
             headers[Self.pragma] = "no-cache"
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try e.encode(answer))))
+            return Response(
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try e.encode(answer))))
         }
         // RFC 7662: for this hospital's resource servers (its administrators and nodes, by certificate).
         router.post("/oauth/introspect") { request, context in
             let who = try? await context.user(backend)
-            guard let who, who.org == organization, who.role == "admin" || who.role == "node", backend.refusal(of: who) == nil else {
-                return Self.json(.unauthorized, ["error": "invalid_client", "error_description": "introspection is for \(organization)'s nodes and administrators (client certificate)"])
+            guard let who, who.org == organization, who.role == "admin" || who.role == "node",
+                backend.refusal(of: who) == nil
+            else {
+                return Self.json(
+                    .unauthorized,
+                    [
+                        "error": "invalid_client",
+                        "error_description":
+                            "introspection is for \(organization)'s nodes and administrators (client certificate)",
+                    ])
             }
-            guard let form = try await Self.form(request), let token = form["token"] else { return Self.oauthError(OAuthError("invalid_request", "token is required")) }
+            guard let form = try await Self.form(request), let token = form["token"] else {
+                return Self.oauthError(OAuthError("invalid_request", "token is required"))
+            }
             return Self.json(.ok, await authorization.introspect(token))
         }
         // RFC 7009: whoever holds a token may revoke it; the answer is the same for any token.
         router.post("/oauth/revoke") { request, _ in
-            guard let form = try await Self.form(request), let token = form["token"] else { return Self.oauthError(OAuthError("invalid_request", "token is required")) }
+            guard let form = try await Self.form(request), let token = form["token"] else {
+                return Self.oauthError(OAuthError("invalid_request", "token is required"))
+            }
             guard await authorization.revoke(token) else {
-                return Self.oauthError(OAuthError("temporarily_unavailable", "too many revoked tokens are live; retry in a few minutes", status: 503))
+                return Self.oauthError(
+                    OAuthError(
+                        "temporarily_unavailable", "too many revoked tokens are live; retry in a few minutes",
+                        status: 503))
             }
             return Response(status: .ok)
         }
@@ -217,7 +268,10 @@ public struct FHIRServer: Sendable {
             let (found, refusal) = await admin(context)
             guard let admin = found else { return refusal! }
             let list = authorization.clients.all(org: admin.org).map { c -> [String: Any] in
-                ["client_id": c.clientID, "kind": c.kind.rawValue, "name": c.name, "scope": c.scope, "redirect_uris": c.redirectURIs, "registered_by": c.registeredBy, "registered_at": c.registeredAt]
+                [
+                    "client_id": c.clientID, "kind": c.kind.rawValue, "name": c.name, "scope": c.scope,
+                    "redirect_uris": c.redirectURIs, "registered_by": c.registeredBy, "registered_at": c.registeredAt,
+                ]
             }
             return Self.json(.ok, ["clients": list])
         }
@@ -231,18 +285,33 @@ public struct FHIRServer: Sendable {
             }
             let body = try await request.body.collect(upTo: 128 * 1024)
             guard let r = try? JSONDecoder().decode(Registration.self, from: Data(buffer: body)) else {
-                return Self.json(.badRequest, ["error": "the body is {client_id, kind: app|backend, name, redirect_uris | jwks, scope}"])
+                return Self.json(
+                    .badRequest,
+                    ["error": "the body is {client_id, kind: app|backend, name, redirect_uris | jwks, scope}"])
             }
             let client = RegisteredClient(
-                clientID: r.client_id, kind: r.kind, name: r.name ?? r.client_id, org: admin.org, redirectURIs: r.redirect_uris ?? [], jwks: r.jwks, scope: r.scope,
+                clientID: r.client_id, kind: r.kind, name: r.name ?? r.client_id, org: admin.org,
+                redirectURIs: r.redirect_uris ?? [], jwks: r.jwks, scope: r.scope,
                 registeredBy: admin.pid, registeredAt: RFC3339Time.format(Date()))
             do {
                 let fresh = try await authorization.clients.register(client)
                 let stored = authorization.clients.client(client.clientID)
-                backend.audit(FHIRAuditNote(actorID: admin.pid, actorOrg: admin.org, actorRole: admin.role, action: "smart.client.register", target: client.clientID, outcome: .success, detail: "\(client.kind.rawValue), scope \(stored?.scope ?? "")"))
-                return Self.json(fresh ? .created : .ok, ["client_id": client.clientID, "kind": client.kind.rawValue, "scope": stored?.scope ?? "", "token_endpoint": authorization.endpoints.tokenURL, "replaced": !fresh])
+                backend.audit(
+                    FHIRAuditNote(
+                        actorID: admin.pid, actorOrg: admin.org, actorRole: admin.role, action: "smart.client.register",
+                        target: client.clientID, outcome: .success,
+                        detail: "\(client.kind.rawValue), scope \(stored?.scope ?? "")"))
+                return Self.json(
+                    fresh ? .created : .ok,
+                    [
+                        "client_id": client.clientID, "kind": client.kind.rawValue, "scope": stored?.scope ?? "",
+                        "token_endpoint": authorization.endpoints.tokenURL, "replaced": !fresh,
+                    ])
             } catch let e as FHIRFailure {
-                backend.audit(FHIRAuditNote(actorID: admin.pid, actorOrg: admin.org, actorRole: admin.role, action: "smart.client.register", target: String(client.clientID.prefix(64)), outcome: .denied, detail: e.message))
+                backend.audit(
+                    FHIRAuditNote(
+                        actorID: admin.pid, actorOrg: admin.org, actorRole: admin.role, action: "smart.client.register",
+                        target: String(client.clientID.prefix(64)), outcome: .denied, detail: e.message))
                 return Self.json(HTTPResponse.Status(code: e.status), ["error": e.message])
             }
         }
@@ -251,11 +320,17 @@ public struct FHIRServer: Sendable {
             guard let admin = found else { return refusal! }
             // As for registration: no cross-site request can carry this header without a preflight.
             guard request.headers[Self.requestedWith] == "medledger" else {
-                return Self.json(.badRequest, ["error": "send X-Requested-With: medledger (a guard against cross-site requests)"])
+                return Self.json(
+                    .badRequest, ["error": "send X-Requested-With: medledger (a guard against cross-site requests)"])
             }
             let id = context.parameters.get("id").flatMap { $0.removingPercentEncoding } ?? ""
-            guard try authorization.clients.remove(id, org: admin.org) else { return Self.json(.notFound, ["error": "\(organization) has no client \(id)"]) }
-            backend.audit(FHIRAuditNote(actorID: admin.pid, actorOrg: admin.org, actorRole: admin.role, action: "smart.client.remove", target: id, outcome: .success, detail: ""))
+            guard try authorization.clients.remove(id, org: admin.org) else {
+                return Self.json(.notFound, ["error": "\(organization) has no client \(id)"])
+            }
+            backend.audit(
+                FHIRAuditNote(
+                    actorID: admin.pid, actorOrg: admin.org, actorRole: admin.role, action: "smart.client.remove",
+                    target: id, outcome: .success, detail: ""))
             return Self.json(.ok, ["removed": id])
         }
     }
@@ -263,16 +338,27 @@ public struct FHIRServer: Sendable {
     /// The caller if an administrator of this node's organisation, else the refusal to send.
     func admin(_ context: FHIRRequestContext) async -> (UserIdentity?, Response?) {
         guard let who = try? await context.user(backend) else {
-            return (nil, Self.json(.unauthorized, ["error": "a client certificate of an administrator of \(organization) is required"]))
+            return (
+                nil,
+                Self.json(
+                    .unauthorized, ["error": "a client certificate of an administrator of \(organization) is required"])
+            )
         }
-        guard who.org == organization, who.role == "admin" else { return (nil, Self.json(.forbidden, ["error": "only administrators of \(organization) manage clients on this node"])) }
+        guard who.org == organization, who.role == "admin" else {
+            return (
+                nil,
+                Self.json(.forbidden, ["error": "only administrators of \(organization) manage clients on this node"])
+            )
+        }
         if let why = backend.refusal(of: who) { return (nil, Self.json(.unauthorized, ["error": why])) }
         return (who, nil)
     }
 
     // MARK: - Responses
 
-    static func fhir(_ status: HTTPResponse.Status, _ value: some Encodable, headers extra: HTTPFields = [:]) -> Response {
+    static func fhir(
+        _ status: HTTPResponse.Status, _ value: some Encodable, headers extra: HTTPFields = [:]
+    ) -> Response {
         fhirJSON(status, (try? FHIR.encode(value)) ?? Data("{}".utf8), headers: extra)
     }
 
@@ -286,20 +372,26 @@ public struct FHIRServer: Sendable {
     static func outcome(_ failure: FHIRFailure, tokenPresented: Bool = true, scope: String? = nil) -> Response {
         var headers = HTTPFields()
         if failure.status == 401 {
-            headers[.wwwAuthenticate] = tokenPresented
+            headers[.wwwAuthenticate] =
+                tokenPresented
                 ? "Bearer realm=\"medledger\", error=\"invalid_token\", error_description=\"\(failure.message.replacingOccurrences(of: "\"", with: "'"))\""
                 : "Bearer realm=\"medledger\""
         } else if failure.status == 403, let scope {
             headers[.wwwAuthenticate] = "Bearer realm=\"medledger\", error=\"insufficient_scope\", scope=\"\(scope)\""
         }
-        return fhir(HTTPResponse.Status(code: failure.status), OperationOutcome(code: OperationOutcome.issueCode(forStatus: failure.status), failure.message), headers: headers)
+        return fhir(
+            HTTPResponse.Status(code: failure.status),
+            OperationOutcome(code: OperationOutcome.issueCode(forStatus: failure.status), failure.message),
+            headers: headers)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: [String: Any]) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
-        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
@@ -316,12 +408,15 @@ public struct FHIRServer: Sendable {
         // The approval page must not be framed by another site (clickjacking). No form-action: some
         // browsers apply it to the redirect that follows the form, which goes to the app.
         headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
-        let text = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(html(title))</title></head><body><h1>\(html(title))</h1>\(raw ? body : "<p>" + html(body) + "</p>")</body></html>"
+        let text =
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(html(title))</title></head><body><h1>\(html(title))</h1>\(raw ? body : "<p>" + html(body) + "</p>")</body></html>"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     static func html(_ s: some StringProtocol) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;"
+        ).replacingOccurrences(of: "\"", with: "&quot;")
     }
 
     /// A form body (at most 32 KiB), one value per name.
@@ -344,7 +439,9 @@ public struct FHIRRequestContext: RequestContext {
 
     /// The user the TLS client certificate names; throws when none was presented.
     func user(_ backend: any FHIRBackend) async throws -> UserIdentity {
-        guard let presented = try await channel.nioSSL_peerCertificate().get() else { throw FHIRFailure(401, "no client certificate") }
+        guard let presented = try await channel.nioSSL_peerCertificate().get() else {
+            throw FHIRFailure(401, "no client certificate")
+        }
         return try await backend.authenticate(chain: [try Certificate(derEncoded: presented.toDERBytes())])
     }
 }
@@ -354,7 +451,9 @@ struct Observe: RouterMiddleware {
     typealias Context = FHIRRequestContext
     let observe: @Sendable (String, Int, Double) -> Void
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let start = ContinuousClock.now
         let route = context.endpointPath ?? "unmatched"
         do {
@@ -362,7 +461,9 @@ struct Observe: RouterMiddleware {
             observe(context.endpointPath ?? route, Int(r.status.code), Self.seconds(since: start))
             return r
         } catch {
-            observe(context.endpointPath ?? route, (error as? HTTPResponseError)?.status.code ?? 500, Self.seconds(since: start))
+            observe(
+                context.endpointPath ?? route, (error as? HTTPResponseError)?.status.code ?? 500,
+                Self.seconds(since: start))
             throw error
         }
     }

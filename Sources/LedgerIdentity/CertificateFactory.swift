@@ -21,7 +21,8 @@ public enum CSRError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .tooLarge(let n, let l): return "certificate signing request is \(n) bytes, over the limit of \(l)"
         case .malformed(let m): return "certificate signing request does not parse: \(m)"
-        case .badSignature: return "certificate signing request signature does not verify (the requester does not hold the key)"
+        case .badSignature:
+            return "certificate signing request signature does not verify (the requester does not hold the key)"
         case .unsupportedKey: return "certificate signing request key must be ECDSA P-256 or P-384"
         }
     }
@@ -46,7 +47,9 @@ public enum CertificateFactory {
         do { csr = try CertificateSigningRequest(pemEncoded: String(decoding: pem, as: UTF8.self)) } catch {
             throw .malformed("\(error)")
         }
-        guard P256.Signing.PublicKey(csr.publicKey) != nil || P384.Signing.PublicKey(csr.publicKey) != nil else { throw .unsupportedKey }
+        guard P256.Signing.PublicKey(csr.publicKey) != nil || P384.Signing.PublicKey(csr.publicKey) != nil else {
+            throw .unsupportedKey
+        }
         guard csr.publicKey.isValidSignature(csr.signature, for: csr) else { throw .badSignature }
         return csr
     }
@@ -61,11 +64,14 @@ public enum CertificateFactory {
     /// PID = base64url(SHA-384(Enc_pk(RID))), with Enc the hybrid encryption to the key `pk`.
     public static func pseudoIdentity(realIdentity: String, publicKey: Certificate.PublicKey) throws -> String {
         guard let pk = x963(publicKey) else { throw CSRError.unsupportedKey }
-        let sealed = try HybridEncryption.seal(Array(realIdentity.utf8), toX963: pk, aad: Array("medledger/pid/v1".utf8))
+        let sealed = try HybridEncryption.seal(
+            Array(realIdentity.utf8), toX963: pk, aad: Array("medledger/pid/v1".utf8))
         return Base64URL.encode(Digests.sha384(sealed))
     }
 
-    public static func selfSignedRoot(key: P384.Signing.PrivateKey, name: DistinguishedName, validity: TimeInterval, now: Date = Date()) throws -> Certificate {
+    public static func selfSignedRoot(
+        key: P384.Signing.PrivateKey, name: DistinguishedName, validity: TimeInterval, now: Date = Date()
+    ) throws -> Certificate {
         let caKey = Certificate.PrivateKey(key)
         let ski = SubjectKeyIdentifier(hash: caKey.publicKey)
         return try Certificate(
@@ -86,7 +92,9 @@ public enum CertificateFactory {
         dnsNames: [String] = [], ipAddresses: [String] = [], serverAuth: Bool = false,
         issuer: Certificate, issuerKey: P384.Signing.PrivateKey, validity: TimeInterval, now: Date = Date()
     ) throws -> Certificate {
-        let caKeyID = try issuer.extensions.subjectKeyIdentifier?.keyIdentifier ?? SubjectKeyIdentifier(hash: issuer.publicKey).keyIdentifier
+        let caKeyID =
+            try issuer.extensions.subjectKeyIdentifier?.keyIdentifier
+            ?? SubjectKeyIdentifier(hash: issuer.publicKey).keyIdentifier
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
             guard let raw = IPAddress.bytes(ip) else { throw CertificateIssueError.badIPAddress(ip) }

@@ -74,8 +74,8 @@ public struct IdentityAttributes: Sendable, Equatable, Codable {
 
     public init?(subject: DistinguishedName) {
         guard let pid = subject.strings(for: .RDNAttributeType.commonName).last,
-              let org = subject.strings(for: .RDNAttributeType.organizationName).first,
-              let role = subject.strings(for: .RDNAttributeType.organizationalUnitName).first
+            let org = subject.strings(for: .RDNAttributeType.organizationName).first,
+            let role = subject.strings(for: .RDNAttributeType.organizationalUnitName).first
         else { return nil }
         self.init(pid: pid, org: org, role: role)
     }

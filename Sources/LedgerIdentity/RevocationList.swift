@@ -32,7 +32,10 @@ public struct RevocationList: Sendable, Equatable {
     public private(set) var tbsBytes: ArraySlice<UInt8> = []
     public private(set) var signatureBytes: ArraySlice<UInt8> = []
 
-    public init(issuer: DistinguishedName, thisUpdate: Date, nextUpdate: Date?, crlNumber: UInt64, authorityKeyID: ArraySlice<UInt8>?, entries: [Entry]) {
+    public init(
+        issuer: DistinguishedName, thisUpdate: Date, nextUpdate: Date?, crlNumber: UInt64,
+        authorityKeyID: ArraySlice<UInt8>?, entries: [Entry]
+    ) {
         self.issuer = issuer
         self.thisUpdate = thisUpdate
         self.nextUpdate = nextUpdate
@@ -85,7 +88,10 @@ public struct RevocationList: Sendable, Equatable {
                             if let reason = e.reason {
                                 var v = DER.Serializer()
                                 try reason.serialize(into: &v, withIdentifier: .enumerated)
-                                try c.serializeSequenceOf([Certificate.Extension(oid: OID.reasonCode, critical: false, value: v.serializedBytes[...])])
+                                try c.serializeSequenceOf([
+                                    Certificate.Extension(
+                                        oid: OID.reasonCode, critical: false, value: v.serializedBytes[...])
+                                ])
                             }
                         }
                     }
@@ -98,7 +104,9 @@ public struct RevocationList: Sendable, Equatable {
             var n = DER.Serializer()
             try n.serialize(crlNumber)
             extensions.append(Certificate.Extension(oid: OID.crlNumber, critical: false, value: n.serializedBytes[...]))
-            try c.serialize(explicitlyTaggedWithTagNumber: 0, tagClass: .contextSpecific) { c in try c.serializeSequenceOf(extensions) }
+            try c.serialize(explicitlyTaggedWithTagNumber: 0, tagClass: .contextSpecific) { c in
+                try c.serializeSequenceOf(extensions)
+            }
         }
         return c.serializedBytes
     }
@@ -106,7 +114,8 @@ public struct RevocationList: Sendable, Equatable {
     /// The signed CRL in DER.
     public func signedDER(key: P384.Signing.PrivateKey) throws -> [UInt8] {
         let tbs = try tbsDER()
-        let signature = try Certificate.PrivateKey(key).sign(bytes: tbs, signatureAlgorithm: signatureAlgorithm).rawRepresentation
+        let signature = try Certificate.PrivateKey(key).sign(bytes: tbs, signatureAlgorithm: signatureAlgorithm)
+            .rawRepresentation
         var c = DER.Serializer()
         try c.appendConstructedNode(identifier: .sequence) { c in
             c.serializeRawBytes(tbs)
@@ -131,7 +140,9 @@ public struct RevocationList: Sendable, Equatable {
         guard bytes.starts(with: Array("-----BEGIN".utf8)) else { return bytes }
         do {
             let doc = try PEMDocument(pemString: String(decoding: bytes, as: UTF8.self))
-            guard doc.discriminator == "X509 CRL" else { throw Failure.malformed("PEM block is \(doc.discriminator), not X509 CRL") }
+            guard doc.discriminator == "X509 CRL" else {
+                throw Failure.malformed("PEM block is \(doc.discriminator), not X509 CRL")
+            }
             return doc.derBytes
         } catch let f as Failure { throw f } catch { throw Failure.malformed("\(error)") }
     }
@@ -149,8 +160,12 @@ public struct RevocationList: Sendable, Equatable {
                     guard try Int(derEncoded: first) == 1 else { throw Failure.malformed("not a v2 CRL") }
                     n = peek
                 }
-                guard let a = n.next(), let iss = n.next(), let tu = n.next() else { throw Failure.malformed("truncated TBSCertList") }
-                guard try parseAlgorithm(a) == outerAlg else { throw Failure.malformed("inner and outer signature algorithms differ") }
+                guard let a = n.next(), let iss = n.next(), let tu = n.next() else {
+                    throw Failure.malformed("truncated TBSCertList")
+                }
+                guard try parseAlgorithm(a) == outerAlg else {
+                    throw Failure.malformed("inner and outer signature algorithms differ")
+                }
                 let issuer = try DistinguishedName(derEncoded: iss)
                 let thisUpdate = try parseTime(tu)
                 var nextUpdate: Date?
@@ -163,7 +178,9 @@ public struct RevocationList: Sendable, Equatable {
                     node = n.next()
                 }
                 if let s = node, s.identifier == .sequence {
-                    guard case .constructed(let children) = s.content else { throw Failure.malformed("revokedCertificates") }
+                    guard case .constructed(let children) = s.content else {
+                        throw Failure.malformed("revokedCertificates")
+                    }
                     for e in children { entries.append(try parseEntry(e)) }
                     node = n.next()
                 }
@@ -174,12 +191,15 @@ public struct RevocationList: Sendable, Equatable {
                     for ext in exts {
                         switch ext.oid {
                         case OID.crlNumber: number = try UInt64(derEncoded: ext.value)
-                        case .X509ExtensionID.authorityKeyIdentifier: akid = try AuthorityKeyIdentifier(ext).keyIdentifier
+                        case .X509ExtensionID.authorityKeyIdentifier:
+                            akid = try AuthorityKeyIdentifier(ext).keyIdentifier
                         default: if ext.critical { throw Failure.malformed("unknown critical extension \(ext.oid)") }
                         }
                     }
                 }
-                return RevocationList(issuer: issuer, thisUpdate: thisUpdate, nextUpdate: nextUpdate, crlNumber: number, authorityKeyID: akid, entries: entries)
+                return RevocationList(
+                    issuer: issuer, thisUpdate: thisUpdate, nextUpdate: nextUpdate, crlNumber: number,
+                    authorityKeyID: akid, entries: entries)
             }
             list.signatureAlgorithm = outerAlg == OID.ecdsaWithSHA384 ? .ecdsaWithSHA384 : .ecdsaWithSHA256
             list.tbsBytes = tbsNode.encodedBytes
@@ -191,7 +211,8 @@ public struct RevocationList: Sendable, Equatable {
     /// Checks issuer, signature and freshness against the CA certificate.
     public func verify(issuedBy ca: Certificate, at now: Date = Date()) throws {
         guard issuer == ca.subject else { throw Failure.wrongIssuer }
-        guard ca.publicKey.isValidSignature(signatureBytes, for: tbsBytes, signatureAlgorithm: signatureAlgorithm) else { throw Failure.badSignature }
+        guard ca.publicKey.isValidSignature(signatureBytes, for: tbsBytes, signatureAlgorithm: signatureAlgorithm)
+        else { throw Failure.badSignature }
         if let nextUpdate, nextUpdate <= now { throw Failure.stale(nextUpdate: nextUpdate) }
     }
 
@@ -206,9 +227,15 @@ public struct RevocationList: Sendable, Equatable {
     private static func serializeTime(_ date: Date, into c: inout DER.Serializer) throws {
         let d = utc.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
         if (1950..<2050).contains(d.year!) {
-            try c.serialize(UTCTime(year: d.year!, month: d.month!, day: d.day!, hours: d.hour!, minutes: d.minute!, seconds: d.second!))
+            try c.serialize(
+                UTCTime(
+                    year: d.year!, month: d.month!, day: d.day!, hours: d.hour!, minutes: d.minute!, seconds: d.second!)
+            )
         } else {
-            try c.serialize(GeneralizedTime(year: d.year!, month: d.month!, day: d.day!, hours: d.hour!, minutes: d.minute!, seconds: d.second!, fractionalSeconds: 0))
+            try c.serialize(
+                GeneralizedTime(
+                    year: d.year!, month: d.month!, day: d.day!, hours: d.hour!, minutes: d.minute!, seconds: d.second!,
+                    fractionalSeconds: 0))
         }
     }
 
@@ -217,10 +244,12 @@ public struct RevocationList: Sendable, Equatable {
         switch node.identifier {
         case .utcTime:
             let t = try UTCTime(derEncoded: node)
-            dc = DateComponents(year: t.year, month: t.month, day: t.day, hour: t.hours, minute: t.minutes, second: t.seconds)
+            dc = DateComponents(
+                year: t.year, month: t.month, day: t.day, hour: t.hours, minute: t.minutes, second: t.seconds)
         case .generalizedTime:
             let t = try GeneralizedTime(derEncoded: node)
-            dc = DateComponents(year: t.year, month: t.month, day: t.day, hour: t.hours, minute: t.minutes, second: t.seconds)
+            dc = DateComponents(
+                year: t.year, month: t.month, day: t.day, hour: t.hours, minute: t.minutes, second: t.seconds)
         default:
             throw Failure.malformed("unexpected time type")
         }

@@ -28,13 +28,23 @@ public struct SigningIdentity: Sendable {
 
     /// Loads a PEM certificate and PEM P-256 key; the organisation is read from the certificate.
     public static func load(certificatePath: String, keyPath: String) throws -> SigningIdentity {
-        guard let certPEM = try? String(contentsOfFile: certificatePath, encoding: .utf8) else { throw Failure(description: "cannot read signing certificate \(certificatePath)") }
-        guard let keyPEM = try? String(contentsOfFile: keyPath, encoding: .utf8) else { throw Failure(description: "cannot read signing key \(keyPath)") }
+        guard let certPEM = try? String(contentsOfFile: certificatePath, encoding: .utf8) else {
+            throw Failure(description: "cannot read signing certificate \(certificatePath)")
+        }
+        guard let keyPEM = try? String(contentsOfFile: keyPath, encoding: .utf8) else {
+            throw Failure(description: "cannot read signing key \(keyPath)")
+        }
         let cert: Certificate
-        do { cert = try Certificate(pemEncoded: certPEM) } catch { throw Failure(description: "\(certificatePath) is not a PEM certificate: \(error)") }
-        guard let attrs = cert.attributes else { throw Failure(description: "\(certificatePath) has no MedLedger identity in its subject") }
+        do { cert = try Certificate(pemEncoded: certPEM) } catch {
+            throw Failure(description: "\(certificatePath) is not a PEM certificate: \(error)")
+        }
+        guard let attrs = cert.attributes else {
+            throw Failure(description: "\(certificatePath) has no MedLedger identity in its subject")
+        }
         let key: P256.Signing.PrivateKey
-        do { key = try P256.Signing.PrivateKey(pemRepresentation: keyPEM) } catch { throw Failure(description: "\(keyPath) is not a P-256 private key: \(error)") }
+        do { key = try P256.Signing.PrivateKey(pemRepresentation: keyPEM) } catch {
+            throw Failure(description: "\(keyPath) is not a P-256 private key: \(error)")
+        }
         guard key.publicKey.x963Representation == P256.Signing.PublicKey(cert.publicKey)?.x963Representation else {
             throw Failure(description: "\(keyPath) does not belong to \(certificatePath)")
         }

@@ -72,18 +72,23 @@ public final class TrustStore: Sendable {
     /// reports it stale so that it is refreshed.
     @discardableResult
     public func install(_ crl: RevocationList, source: String = "") throws -> Bool {
-        guard let root = roots.first(where: { $0.subject == crl.issuer }) else { throw RevocationList.Failure.wrongIssuer }
+        guard let root = roots.first(where: { $0.subject == crl.issuer }) else {
+            throw RevocationList.Failure.wrongIssuer
+        }
         try crl.verify(issuedBy: root, at: crl.thisUpdate)
         return revoked.withLock { r in
             if let current = r[crl.issuer], current.number >= crl.crlNumber { return false }
             r[crl.issuer] = InstalledCRL(
-                issuer: crl.issuer, number: crl.crlNumber, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate, serials: crl.revokedSerials, source: source)
+                issuer: crl.issuer, number: crl.crlNumber, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate,
+                serials: crl.revokedSerials, source: source)
             return true
         }
     }
 
     /// The revocation lists in force, one per CA.
-    public var installed: [InstalledCRL] { revoked.withLock { Array($0.values) }.sorted { $0.issuer.description < $1.issuer.description } }
+    public var installed: [InstalledCRL] {
+        revoked.withLock { Array($0.values) }.sorted { $0.issuer.description < $1.issuer.description }
+    }
 
     public func isRevoked(_ cert: Certificate) -> Bool { isRevoked(issuer: cert.issuer, serial: cert.serialNumber) }
 
@@ -93,7 +98,9 @@ public final class TrustStore: Sendable {
 
     /// Validates a leaf (with any intermediates) for `purpose`: dates, chain to a root with valid
     /// signatures (RFC 5280), not revoked, key usage fit for the purpose, identity in the subject.
-    public func validate(leaf: Certificate, intermediates: [Certificate] = [], purpose: CertificatePurpose, at now: Date = Date()) async throws(IdentityRejection) -> AuthenticatedIdentity {
+    public func validate(
+        leaf: Certificate, intermediates: [Certificate] = [], purpose: CertificatePurpose, at now: Date = Date()
+    ) async throws(IdentityRejection) -> AuthenticatedIdentity {
         if leaf.notValidBefore > now { throw .notYetValid(leaf.notValidBefore) }
         if leaf.notValidAfter <= now { throw .expired(leaf.notValidAfter) }
         if isRevoked(leaf) { throw .revoked(serial: leaf.serialHex) }
@@ -113,7 +120,9 @@ public final class TrustStore: Sendable {
         switch purpose {
         case .tls:
             // Client identities: a server-only certificate does not authenticate a caller.
-            guard let eku, eku.contains(.clientAuth) else { throw .wrongPurpose("not a TLS client certificate (no clientAuth usage)") }
+            guard let eku, eku.contains(.clientAuth) else {
+                throw .wrongPurpose("not a TLS client certificate (no clientAuth usage)")
+            }
         case .signing:
             guard usage?.digitalSignature == true, eku == nil else { throw .wrongPurpose("not a signing certificate") }
         }

@@ -76,7 +76,9 @@ public final class AnomalyDetector: Sendable {
 
     /// The rules that `observation` makes fire for `subject` at `now`.
     public func observe(_ observation: Observation, by subject: Subject, at now: Date) -> [Alert] {
-        let relevant = rules.indices.filter { rules[$0].applies(to: subject.role) && Self.counts(rules[$0].kind, observation) }
+        let relevant = rules.indices.filter {
+            rules[$0].applies(to: subject.role) && Self.counts(rules[$0].kind, observation)
+        }
         guard !relevant.isEmpty else { return [] }
         return state.withLock { s in
             if s.identities[subject] == nil, s.identities.count >= Self.identitiesMax { Self.forgetOldest(&s) }
@@ -86,7 +88,10 @@ public final class AnomalyDetector: Sendable {
             for i in relevant {
                 var rs = identity.rules[i] ?? RuleState()
                 if let detail = Self.step(rules[i], &rs, observation, now) {
-                    alerts.append(Alert(rule: rules[i].name, kind: rules[i].kind, action: rules[i].action, subject: subject, at: now, detail: detail))
+                    alerts.append(
+                        Alert(
+                            rule: rules[i].name, kind: rules[i].kind, action: rules[i].action, subject: subject,
+                            at: now, detail: detail))
                     rs = RuleState(quietUntil: now.addingTimeInterval(TimeInterval(rules[i].windowSeconds)))
                 }
                 identity.rules[i] = rs
@@ -120,13 +125,16 @@ public final class AnomalyDetector: Sendable {
             while let first = rs.times.first, first < since { rs.times.removeFirst() }
             rs.times.append(now)
             if rs.times.count > Int(rule.threshold) { rs.times.removeFirst() }
-            return rs.times.count >= Int(rule.threshold) ? "\(rs.times.count) refusals (last \(status)) within \(rule.windowSeconds) s" : nil
+            return rs.times.count >= Int(rule.threshold)
+                ? "\(rs.times.count) refusals (last \(status)) within \(rule.windowSeconds) s" : nil
         case .patientsRead(let patients):
             for p in patients {
                 // Only a new patient can raise the count: prune (a copy) only then.
                 if rs.distinct.updateValue(now, forKey: p) != nil { continue }
                 rs.distinct = rs.distinct.filter { $0.value >= since }
-                if rs.distinct.count >= Int(rule.threshold) { return "records of \(rs.distinct.count) distinct patients asked for within \(rule.windowSeconds) s" }
+                if rs.distinct.count >= Int(rule.threshold) {
+                    return "records of \(rs.distinct.count) distinct patients asked for within \(rule.windowSeconds) s"
+                }
             }
             return nil
         case .downloaded(let bytes):
@@ -140,20 +148,24 @@ public final class AnomalyDetector: Sendable {
             }
             rs.bytes.append((now, bytes))
             rs.bytesSum += bytes
-            return rs.bytesSum >= rule.threshold ? "\(rs.bytesSum) bytes downloaded within \(rule.windowSeconds) s" : nil
+            return rs.bytesSum >= rule.threshold
+                ? "\(rs.bytesSum) bytes downloaded within \(rule.windowSeconds) s" : nil
         case .call(let address):
             if rule.kind == .outsideHours {
                 guard let hours = rule.hours.flatMap(HourRange.init) else { return nil }
                 let local = now.addingTimeInterval(TimeInterval((rule.utcOffsetMinutes ?? 0) * 60))
                 let minute = Int(local.timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400) / 60)
-                return hours.contains(minuteOfDay: (minute + 1440) % 1440) ? nil : "a call at \(String(format: "%02d:%02d", minute / 60, minute % 60)) (UTC\(Self.offset(rule.utcOffsetMinutes ?? 0))), outside \(rule.hours!)"
+                return hours.contains(minuteOfDay: (minute + 1440) % 1440)
+                    ? nil
+                    : "a call at \(String(format: "%02d:%02d", minute / 60, minute % 60)) (UTC\(Self.offset(rule.utcOffsetMinutes ?? 0))), outside \(rule.hours!)"
             }
             guard let address else { return nil }
             // Every call passes here: a known address only refreshes its time, and only a new one,
             // which alone can raise the count, prunes the window (a copy of it).
             if rs.distinct.updateValue(now, forKey: address) != nil { return nil }
             rs.distinct = rs.distinct.filter { $0.value >= since }
-            return rs.distinct.count >= Int(rule.threshold) ? "one certificate used from \(rs.distinct.count) addresses within \(rule.windowSeconds) s" : nil
+            return rs.distinct.count >= Int(rule.threshold)
+                ? "one certificate used from \(rs.distinct.count) addresses within \(rule.windowSeconds) s" : nil
         }
     }
 

@@ -40,10 +40,14 @@ public struct AnomalyRule: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, kind, threshold, action, roles, hours
-        case windowSeconds = "window_seconds", utcOffsetMinutes = "utc_offset_minutes"
+        case windowSeconds = "window_seconds"
+        case utcOffsetMinutes = "utc_offset_minutes"
     }
 
-    public init(name: String, kind: Kind, threshold: UInt64, windowSeconds: Int, action: Action, roles: [String]? = nil, hours: String? = nil, utcOffsetMinutes: Int? = nil) {
+    public init(
+        name: String, kind: Kind, threshold: UInt64, windowSeconds: Int, action: Action, roles: [String]? = nil,
+        hours: String? = nil, utcOffsetMinutes: Int? = nil
+    ) {
         self.name = name
         self.kind = kind
         self.threshold = threshold
@@ -69,8 +73,10 @@ public struct AnomalyRule: Codable, Sendable, Equatable {
     /// Hours are not watched by default: hospitals run day and night.
     public static let defaults: [AnomalyRule] = [
         AnomalyRule(name: "refusal-burst", kind: .denied, threshold: 30, windowSeconds: 60, action: .alert),
-        AnomalyRule(name: "patient-sweep", kind: .distinctPatients, threshold: 100, windowSeconds: 600, action: .suspend),
-        AnomalyRule(name: "bulk-download", kind: .downloadBytes, threshold: 2 << 30, windowSeconds: 3600, action: .alert),
+        AnomalyRule(
+            name: "patient-sweep", kind: .distinctPatients, threshold: 100, windowSeconds: 600, action: .suspend),
+        AnomalyRule(
+            name: "bulk-download", kind: .downloadBytes, threshold: 2 << 30, windowSeconds: 3600, action: .alert),
         AnomalyRule(name: "certificate-roaming", kind: .addresses, threshold: 3, windowSeconds: 600, action: .alert),
     ]
 
@@ -82,21 +88,37 @@ public struct AnomalyRule: Codable, Sendable, Equatable {
     public static func validate(_ rules: [AnomalyRule]) throws {
         var names = Set<String>()
         for r in rules {
-            func fail(_ why: String) -> Invalid { Invalid(description: "anomaly rule \(r.name.debugDescription): \(why)") }
-            guard !r.name.isEmpty, r.name.count <= 64, r.name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            func fail(_ why: String) -> Invalid {
+                Invalid(description: "anomaly rule \(r.name.debugDescription): \(why)")
+            }
+            guard !r.name.isEmpty, r.name.count <= 64,
+                r.name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+            else {
                 throw fail("a name is 1-64 letters, digits, '-' or '_'")
             }
             guard names.insert(r.name).inserted else { throw fail("the name is used twice") }
-            guard (1...windowSecondsMax).contains(r.windowSeconds) else { throw fail("window_seconds must be 1...\(windowSecondsMax)") }
+            guard (1...windowSecondsMax).contains(r.windowSeconds) else {
+                throw fail("window_seconds must be 1...\(windowSecondsMax)")
+            }
             if r.kind == .outsideHours {
-                guard let h = r.hours, HourRange(h) != nil else { throw fail("outside-hours needs hours: \"HH:MM-HH:MM\"") }
-                guard (-14 * 60...14 * 60).contains(r.utcOffsetMinutes ?? 0) else { throw fail("utc_offset_minutes must be within ±840") }
+                guard let h = r.hours, HourRange(h) != nil else {
+                    throw fail("outside-hours needs hours: \"HH:MM-HH:MM\"")
+                }
+                guard (-14 * 60...14 * 60).contains(r.utcOffsetMinutes ?? 0) else {
+                    throw fail("utc_offset_minutes must be within ±840")
+                }
             } else {
-                guard (1...(r.kind == .downloadBytes ? UInt64.max : thresholdMax)).contains(r.threshold) else { throw fail("threshold must be 1...\(thresholdMax)") }
-                guard r.hours == nil, r.utcOffsetMinutes == nil else { throw fail("hours and utc_offset_minutes are for outside-hours rules only") }
+                guard (1...(r.kind == .downloadBytes ? UInt64.max : thresholdMax)).contains(r.threshold) else {
+                    throw fail("threshold must be 1...\(thresholdMax)")
+                }
+                guard r.hours == nil, r.utcOffsetMinutes == nil else {
+                    throw fail("hours and utc_offset_minutes are for outside-hours rules only")
+                }
             }
             if let unknown = r.roles?.first(where: { !watchableRoles.contains($0) }) {
-                throw fail("unknown role \(unknown.debugDescription) (roles: \(watchableRoles.sorted().joined(separator: ", ")); nodes are never watched)")
+                throw fail(
+                    "unknown role \(unknown.debugDescription) (roles: \(watchableRoles.sorted().joined(separator: ", ")); nodes are never watched)"
+                )
             }
         }
     }
@@ -114,14 +136,18 @@ struct HourRange: Equatable {
 
     init?(_ text: String) {
         let parts = text.split(separator: "-")
-        guard parts.count == 2, let s = Self.minutes(parts[0]), let e = Self.minutes(parts[1]), s != e else { return nil }
+        guard parts.count == 2, let s = Self.minutes(parts[0]), let e = Self.minutes(parts[1]), s != e else {
+            return nil
+        }
         start = s
         end = e
     }
 
     static func minutes(_ hhmm: Substring) -> Int? {
         let p = hhmm.trimmingCharacters(in: .whitespaces).split(separator: ":")
-        guard p.count == 2, p[0].count == 2, p[1].count == 2, let h = Int(p[0]), let m = Int(p[1]), (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else { return nil }
+        guard p.count == 2, p[0].count == 2, p[1].count == 2, let h = Int(p[0]), let m = Int(p[1]),
+            (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440
+        else { return nil }
         return h * 60 + m
     }
 

@@ -40,7 +40,10 @@ public final class SuspensionList: Sendable {
             do {
                 for s in try Self.decoder.decode([Suspension].self, from: data) { loaded[s.subject.pid] = s }
             } catch {
-                throw Failure(description: "suspension list \(path) is unreadable (\(error)); fix or remove it (removing lifts every suspension)")
+                throw Failure(
+                    description:
+                        "suspension list \(path) is unreadable (\(error)); fix or remove it (removing lifts every suspension)"
+                )
             }
         }
         entries = Mutex(loaded)
@@ -60,7 +63,9 @@ public final class SuspensionList: Sendable {
     public func suspend(_ s: Suspension) throws -> Bool {
         try entries.withLock { e in
             guard e[s.subject.pid] == nil else { return false }
-            guard e.count < Self.entriesMax else { throw Failure(description: "\(Self.entriesMax) identities are already suspended; resume or revoke some") }
+            guard e.count < Self.entriesMax else {
+                throw Failure(description: "\(Self.entriesMax) identities are already suspended; resume or revoke some")
+            }
             var next = e
             next[s.subject.pid] = s
             try write(next)
@@ -87,17 +92,23 @@ public final class SuspensionList: Sendable {
         let data = try Self.encoder.encode(e.values.sorted { $0.since < $1.since })
         let tmp = path + ".tmp"
         do {
-            guard FileManager.default.createFile(atPath: tmp, contents: nil, attributes: [.posixPermissions: 0o600]) else { throw Failure(description: "cannot create \(tmp)") }
+            guard FileManager.default.createFile(atPath: tmp, contents: nil, attributes: [.posixPermissions: 0o600])
+            else { throw Failure(description: "cannot create \(tmp)") }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp))
             defer { try? handle.close() }
             try handle.write(contentsOf: data)
             try handle.synchronize()
-            guard rename(tmp, path) == 0 else { throw Failure(description: "cannot rename \(tmp): \(String(cString: strerror(errno)))") }
+            guard rename(tmp, path) == 0 else {
+                throw Failure(description: "cannot rename \(tmp): \(String(cString: strerror(errno)))")
+            }
             // The rename itself reaches the disk only with the directory.
             let dir = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY)
             if dir >= 0 {
                 defer { close(dir) }
-                guard fsync(dir) == 0 else { throw Failure(description: "cannot sync the directory of \(path): \(String(cString: strerror(errno)))") }
+                guard fsync(dir) == 0 else {
+                    throw Failure(
+                        description: "cannot sync the directory of \(path): \(String(cString: strerror(errno)))")
+                }
             }
         } catch let f as Failure {
             throw f

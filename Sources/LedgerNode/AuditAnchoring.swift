@@ -27,17 +27,24 @@ struct AuditAnchoring: Sendable {
             let (seq, head) = audit.position
             let now = ContinuousClock.now
             if let retryAt, now < retryAt { continue }
-            guard seq > anchored, now - lastAt >= .seconds(everySeconds) || seq - anchored >= everyLines else { continue }
+            guard seq > anchored, now - lastAt >= .seconds(everySeconds) || seq - anchored >= everyLines else {
+                continue
+            }
             do {
                 try audit.sync()  // the anchored line is on disk before the ledger vouches for it
-                _ = try await submitter.submit("anchorAudit", AnchorAuditRequest(seq: seq, head: head), channel: channel, AuditAnchor.self)
+                _ = try await submitter.submit(
+                    "anchorAudit", AnchorAuditRequest(seq: seq, head: head), channel: channel, AuditAnchor.self)
                 (anchored, lastAt, retryAt, lastError) = (seq, ContinuousClock.now, nil, "")
             } catch let f as CallFailure where f.status == 409 && f.message.contains("not after") {
                 // Already anchored at or beyond this line (a restart, or an answer lost): nothing to do.
                 (anchored, lastAt, retryAt) = (seq, ContinuousClock.now, nil)
             } catch {
                 let text = "\(error)"
-                if text != lastError { log("medledgerd: WARNING: audit anchor (line \(seq)) on channel \(channel) failed: \(text); retrying") }
+                if text != lastError {
+                    log(
+                        "medledgerd: WARNING: audit anchor (line \(seq)) on channel \(channel) failed: \(text); retrying"
+                    )
+                }
                 lastError = text
                 retryAt = ContinuousClock.now + .seconds(min(everySeconds, 60))
             }

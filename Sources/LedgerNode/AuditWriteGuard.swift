@@ -37,13 +37,18 @@ final class AuditWriteGuard: Sendable {
             return true
         }
         if retry {
-            let line = AuditEvent(actor: .system, action: "audit.resume", target: "-", outcome: .success, detail: "the audit log takes lines again; it failed from \(failing.since)")
+            let line = AuditEvent(
+                actor: .system, action: "audit.resume", target: "-", outcome: .success,
+                detail: "the audit log takes lines again; it failed from \(failing.since)")
             if (try? audit.record(line, durable: true)) != nil {
-                log("medledgerd: the audit log takes lines again (it failed from \(failing.since)); writes are accepted")
+                log(
+                    "medledgerd: the audit log takes lines again (it failed from \(failing.since)); writes are accepted"
+                )
                 return nil
             }
         }
-        return "this node cannot write its audit log (failing since \(failing.since): \(audit.failing?.failure ?? failing.failure)); it answers reads but takes no writes it cannot audit until that is fixed"
+        return
+            "this node cannot write its audit log (failing since \(failing.since): \(audit.failing?.failure ?? failing.failure)); it answers reads but takes no writes it cannot audit until that is fixed"
     }
 }
 
@@ -56,7 +61,8 @@ struct AuditGateInterceptor: ServerInterceptor {
         context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        if AuditWriteGuard.writeMethods.contains(context.descriptor.fullyQualifiedMethod), let why = guardian.refusal() {
+        if AuditWriteGuard.writeMethods.contains(context.descriptor.fullyQualifiedMethod), let why = guardian.refusal()
+        {
             throw RPCError(code: .unavailable, message: why)
         }
         return try await next(request, context)

@@ -26,7 +26,8 @@ final class CRLPublisher: Sendable {
     let log: @Sendable (String) -> Void
 
     init(
-        ca: CertificateAuthority, orderer: OrderingServices, peerChannels: (@Sendable () -> [ChannelContext])? = nil, remote: (any LeaderForwarding)? = nil,
+        ca: CertificateAuthority, orderer: OrderingServices, peerChannels: (@Sendable () -> [ChannelContext])? = nil,
+        remote: (any LeaderForwarding)? = nil,
         publisher: SigningIdentity, log: @escaping @Sendable (String) -> Void
     ) {
         self.ca = ca
@@ -41,7 +42,8 @@ final class CRLPublisher: Sendable {
     private func channels() -> [(context: ChannelContext, local: Bool)] {
         let ordered = orderer.channels().compactMap { orderer.context(of: $0.name) }
         let names = Set(ordered.map(\.channel))
-        return ordered.map { ($0, true) } + (peerChannels?() ?? []).filter { !names.contains($0.channel) }.map { ($0, false) }
+        return ordered.map { ($0, true) }
+            + (peerChannels?() ?? []).filter { !names.contains($0.channel) }.map { ($0, false) }
     }
 
     /// Hands the update to this node's orderer, or to the channel's ordering endpoints as a gateway
@@ -50,7 +52,9 @@ final class CRLPublisher: Sendable {
         if local { return try await orderer.broadcast(bytes) }
         guard let remote else { throw OrderingRejection(503, "this node cannot reach the channel's orderers") }
         let endpoints = ctx.config.orderer.endpoints.compactMap(NodeAddress.init)
-        guard !endpoints.isEmpty else { throw OrderingRejection(503, "channel \(ctx.channel) names no ordering endpoint") }
+        guard !endpoints.isEmpty else {
+            throw OrderingRejection(503, "channel \(ctx.channel) names no ordering endpoint")
+        }
         try await OrderingFailover.send(to: endpoints, for: Gateway.failoverSeconds) { address in
             if let refusal = await remote.forward(bytes, channel: ctx.channel, to: address.description) {
                 throw CallFailure(status: Int(refusal.status), message: refusal.message)
@@ -77,16 +81,23 @@ final class CRLPublisher: Sendable {
             return outcome
         }
         for (ctx, local) in channels() {
-            guard Self.revokesMore(crl, than: ctx), let config = ConfigTransaction.crlUpdate(of: ctx, with: crl, der: der) else { continue }
+            guard Self.revokesMore(crl, than: ctx),
+                let config = ConfigTransaction.crlUpdate(of: ctx, with: crl, der: der)
+            else { continue }
             guard ctx.config.crlPublisherOrg == publisher.org else {
-                outcome.failures.append("\(ctx.channel): the channel's CRL publisher is \(ctx.config.crlPublisherOrg.isEmpty ? "not set" : ctx.config.crlPublisherOrg), not \(publisher.org); a majority of administrators must submit the CRL")
+                outcome.failures.append(
+                    "\(ctx.channel): the channel's CRL publisher is \(ctx.config.crlPublisherOrg.isEmpty ? "not set" : ctx.config.crlPublisherOrg), not \(publisher.org); a majority of administrators must submit the CRL"
+                )
                 continue
             }
             do {
-                let envelope = try ConfigTransaction.envelope(config: config, admins: [publisher], submitter: publisher, at: Date())
+                let envelope = try ConfigTransaction.envelope(
+                    config: config, admins: [publisher], submitter: publisher, at: Date())
                 try await broadcast(try envelope.serializedBytes(), ctx, local: local)
                 outcome.published.append(ctx.channel)
-                log("medledgerd: CRL \(crl.crlNumber) published to channel \(ctx.channel) (configuration sequence \(config.sequence))")
+                log(
+                    "medledgerd: CRL \(crl.crlNumber) published to channel \(ctx.channel) (configuration sequence \(config.sequence))"
+                )
             } catch {
                 outcome.failures.append("\(ctx.channel): \(error)")
             }

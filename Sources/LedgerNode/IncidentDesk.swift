@@ -26,7 +26,8 @@ final class IncidentDesk: Sendable {
     private let recent = Mutex(Deque<Alert>())
 
     init(
-        detector: AnomalyDetector, suspensions: SuspensionList, audit: AuditLog?, metrics: NodeMetrics?, webhook: Webhook?,
+        detector: AnomalyDetector, suspensions: SuspensionList, audit: AuditLog?, metrics: NodeMetrics?,
+        webhook: Webhook?,
         log: @escaping @Sendable (String) -> Void, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.detector = detector
@@ -56,12 +57,19 @@ final class IncidentDesk: Sendable {
             r.append(alert)
         }
         let actor = AuditActor(pid: alert.subject.pid, org: alert.subject.org, role: alert.subject.role)
-        audit?.note(AuditEvent(actor: actor, action: "anomaly.alert", target: alert.rule, outcome: .success, detail: alert.detail))
-        metrics?.counter("anomaly_alerts_total", help: "Anomaly rules that fired, by rule.", labels: [("rule", alert.rule)]).increment()
-        var line = "medledgerd: WARNING: anomaly rule \(alert.rule) fired for \(alert.subject.pid) (\(alert.subject.role) of \(alert.subject.org)): \(alert.detail)"
+        audit?.note(
+            AuditEvent(
+                actor: actor, action: "anomaly.alert", target: alert.rule, outcome: .success, detail: alert.detail))
+        metrics?.counter(
+            "anomaly_alerts_total", help: "Anomaly rules that fired, by rule.", labels: [("rule", alert.rule)]
+        ).increment()
+        var line =
+            "medledgerd: WARNING: anomaly rule \(alert.rule) fired for \(alert.subject.pid) (\(alert.subject.role) of \(alert.subject.org)): \(alert.detail)"
         if alert.action == .suspend {
             do {
-                if try suspend(alert.subject, by: alert.rule, reason: alert.detail) { line += "; suspended on this node until `medledger incident resume`" }
+                if try suspend(alert.subject, by: alert.rule, reason: alert.detail) {
+                    line += "; suspended on this node until `medledger incident resume`"
+                }
             } catch {
                 line += "; NOT suspended: \(error)"
             }
@@ -75,8 +83,13 @@ final class IncidentDesk: Sendable {
     func suspend(_ subject: Subject, by: String, reason: String, actor: AuditActor? = nil) throws -> Bool {
         let done = try suspensions.suspend(Suspension(subject: subject, since: now(), by: by, reason: reason))
         if done {
-            audit?.note(AuditEvent(actor: actor ?? .system, action: "incident.suspend", target: subject.pid, outcome: .success, detail: "by \(by): \(reason)"))
-            metrics?.counter("incident_suspensions_total", help: "Identities suspended on this node (by a rule or an administrator).").increment()
+            audit?.note(
+                AuditEvent(
+                    actor: actor ?? .system, action: "incident.suspend", target: subject.pid, outcome: .success,
+                    detail: "by \(by): \(reason)"))
+            metrics?.counter(
+                "incident_suspensions_total", help: "Identities suspended on this node (by a rule or an administrator)."
+            ).increment()
             sampleSuspended()
         }
         return done
@@ -85,7 +98,10 @@ final class IncidentDesk: Sendable {
     /// Lifts a suspension; `by` is the administrator who did.
     func resume(_ pid: String, by: AuditActor) throws -> Suspension? {
         guard let lifted = try suspensions.resume(pid) else { return nil }
-        audit?.note(AuditEvent(actor: by, action: "incident.resume", target: pid, outcome: .success, detail: "suspended since \(lifted.since) by \(lifted.by)"))
+        audit?.note(
+            AuditEvent(
+                actor: by, action: "incident.resume", target: pid, outcome: .success,
+                detail: "suspended since \(lifted.since) by \(lifted.by)"))
         sampleSuspended()
         return lifted
     }
@@ -95,15 +111,22 @@ final class IncidentDesk: Sendable {
         var e = IncidentsEndpoint(
             list: { (self.recentAlerts, self.suspensions.all) },
             suspend: { pid, reason, admin in
-                try self.suspend(Subject(pid: pid, org: "-", role: "-"), by: "administrator \(admin.pid)", reason: reason, actor: admin.auditActor)
+                try self.suspend(
+                    Subject(pid: pid, org: "-", role: "-"), by: "administrator \(admin.pid)", reason: reason,
+                    actor: admin.auditActor)
             },
             resume: { pid, admin in try self.resume(pid, by: admin.auditActor) })
-        e.refusal = { caller in self.suspensions.suspension(of: caller.pid).map { "suspended: \(caller.pid) is suspended on this node (\($0.by))" } }
+        e.refusal = { caller in
+            self.suspensions.suspension(of: caller.pid).map {
+                "suspended: \(caller.pid) is suspended on this node (\($0.by))"
+            }
+        }
         return e
     }
 
     private func sampleSuspended() {
-        metrics?.gauge("incident_suspended_identities", help: "Identities suspended on this node now.").set(to: Double(suspensions.all.count))
+        metrics?.gauge("incident_suspended_identities", help: "Identities suspended on this node now.").set(
+            to: Double(suspensions.all.count))
     }
 }
 
@@ -130,7 +153,9 @@ final class Webhook: Sendable {
     func post(_ alert: Alert) {
         guard inFlight.add(1, ordering: .relaxed).newValue <= Self.inFlightMax else {
             inFlight.subtract(1, ordering: .relaxed)
-            return log("medledgerd: WARNING: anomaly webhook busy (\(Self.inFlightMax) posts waiting); alert \(alert.rule) for \(alert.subject.pid) not posted")
+            return log(
+                "medledgerd: WARNING: anomaly webhook busy (\(Self.inFlightMax) posts waiting); alert \(alert.rule) for \(alert.subject.pid) not posted"
+            )
         }
         Task {
             defer { inFlight.subtract(1, ordering: .relaxed) }
@@ -140,7 +165,9 @@ final class Webhook: Sendable {
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(bytes: try IncidentJSON.encoder.encode(alert)))
                 let response = try await HTTPClient.shared.execute(request, timeout: timeout)
-                if !(200..<300).contains(response.status.code) { log("medledgerd: WARNING: anomaly webhook answered \(response.status.code)") }
+                if !(200..<300).contains(response.status.code) {
+                    log("medledgerd: WARNING: anomaly webhook answered \(response.status.code)")
+                }
             } catch {
                 log("medledgerd: WARNING: anomaly webhook failed: \(error)")
             }

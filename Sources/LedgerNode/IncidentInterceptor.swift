@@ -18,7 +18,10 @@ struct IncidentInterceptor: ServerInterceptor {
         // Nodes are never suspended (nor watched): a bad node is revoked by the SA.
         guard let caller = context.caller, caller.role != .node else { return try await next(request, context) }
         if let s = desk.suspension(of: caller) {
-            desk.audit?.note(AuditEvent(actor: caller.auditActor, action: "auth", target: context.descriptor.fullyQualifiedMethod, outcome: .denied, detail: "suspended by \(s.by)"))
+            desk.audit?.note(
+                AuditEvent(
+                    actor: caller.auditActor, action: "auth", target: context.descriptor.fullyQualifiedMethod,
+                    outcome: .denied, detail: "suspended by \(s.by)"))
             throw Self.refusal(s, caller)
         }
         let desk = self.desk
@@ -31,10 +34,11 @@ struct IncidentInterceptor: ServerInterceptor {
         // Each message read from a stream opened before a suspension is refused too (an upload, the
         // batches of a broadcast stream), not only what is written back.
         var checked = request
-        checked.messages = RPCAsyncSequence(wrapping: request.messages.map { message in
-            if let s = desk.suspension(of: caller) { throw Self.refusal(s, caller) }
-            return message
-        })
+        checked.messages = RPCAsyncSequence(
+            wrapping: request.messages.map { message in
+                if let s = desk.suspension(of: caller) { throw Self.refusal(s, caller) }
+                return message
+            })
         let response: StreamingServerResponse<Output>
         do { response = try await next(checked, context) } catch {
             refused(error)
@@ -60,12 +64,18 @@ struct IncidentInterceptor: ServerInterceptor {
     }
 
     static func refusal(_ s: Suspension, _ caller: AuthenticatedIdentity) -> RPCError {
-        RPCError(code: .unauthenticated, message: "suspended: \(caller.pid) is suspended on this node since \(s.since) (\(s.by)); its administrators can resume it")
+        RPCError(
+            code: .unauthenticated,
+            message:
+                "suspended: \(caller.pid) is suspended on this node since \(s.since) (\(s.by)); its administrators can resume it"
+        )
     }
 
     /// "ipv4:10.0.0.7:52114" → "10.0.0.7"; "ipv6:[::1]:52114" → "[::1]"; nil if unknown.
     static func host(of remotePeer: String) -> String? {
-        guard let kind = remotePeer.firstIndex(of: ":"), let port = remotePeer.lastIndex(of: ":"), kind < port else { return nil }
+        guard let kind = remotePeer.firstIndex(of: ":"), let port = remotePeer.lastIndex(of: ":"), kind < port else {
+            return nil
+        }
         return String(remotePeer[remotePeer.index(after: kind)..<port])
     }
 }

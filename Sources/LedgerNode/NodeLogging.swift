@@ -19,7 +19,9 @@ public enum NodeLogging {
     /// ERROR as an error, the rest as info.
     public static func start(spec: String?) throws -> Setup {
         let parsed: LogSpec
-        do { parsed = try LogSpec(parsing: spec ?? "info") } catch { throw NodeServer.StartupError(description: "log_spec: \(error)") }
+        do { parsed = try LogSpec(parsing: spec ?? "info") } catch {
+            throw NodeServer.StartupError(description: "log_spec: \(error)")
+        }
         let levels = LogLevels(parsed)
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, levels: levels) }
         return Setup(levels: levels) { component in

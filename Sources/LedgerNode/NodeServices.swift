@@ -31,7 +31,9 @@ struct GRPCServerService: Service {
             // Whichever ends first: the server drained (done), or the drain time ran out (cut the rest).
             while let servedToEnd = try await group.next() {
                 if servedToEnd { break }
-                if !Task.isCancelled { log("medledgerd: calls still open \(drainMax) after shutdown began are cut (clients' open streams)") }
+                if !Task.isCancelled {
+                    log("medledgerd: calls still open \(drainMax) after shutdown began are cut (clients' open streams)")
+                }
                 break
             }
             group.cancelAll()

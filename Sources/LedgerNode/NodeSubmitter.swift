@@ -22,13 +22,19 @@ final class NodeSubmitter: Sendable {
     private let gateways = Mutex<[String: Gateway]>([:])
     private let closed = Mutex(false)
 
-    init(signer: SigningIdentity, trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, ownAddress: @escaping @Sendable () -> String) throws {
+    init(
+        signer: SigningIdentity, trustedRootsPEM: [UInt8], tls: TLSIdentityFiles,
+        ownAddress: @escaping @Sendable () -> String
+    ) throws {
         self.signer = signer
         let cert = try Certificate(pemEncoded: signer.certificatePEM)
         guard let attributes = IdentityAttributes(subject: cert.subject) else {
-            throw NodeServer.StartupError(description: "the node's signing certificate names no PID, organisation and role")
+            throw NodeServer.StartupError(
+                description: "the node's signing certificate names no PID, organisation and role")
         }
-        creator = CreatorIdentity(pid: attributes.pid, org: attributes.org, role: attributes.roleValue ?? .unspecified, certificatePEM: signer.certificatePEM)
+        creator = CreatorIdentity(
+            pid: attributes.pid, org: attributes.org, role: attributes.roleValue ?? .unspecified,
+            certificatePEM: signer.certificatePEM)
         self.trustedRootsPEM = trustedRootsPEM
         self.tls = tls
         self.ownAddress = ownAddress
@@ -36,11 +42,14 @@ final class NodeSubmitter: Sendable {
 
     /// Submits a `medrecords` call and waits for its commit; a chaincode refusal or an invalid
     /// transaction is an RPCError carrying the reason.
-    func submit<Response: Decodable>(_ function: String, _ request: some Encodable, channel: String, _ type: Response.Type = Response.self) async throws -> (Response, SubmitResult) {
+    func submit<Response: Decodable>(
+        _ function: String, _ request: some Encodable, channel: String, _ type: Response.Type = Response.self
+    ) async throws -> (Response, SubmitResult) {
         let g = try await gateway(channel)
         let r: SubmitResult
         do {
-            r = try await g.submit(chaincode: "medrecords", function: function, byteArgs: [Array(try JSONEncoder().encode(request))])
+            r = try await g.submit(
+                chaincode: "medrecords", function: function, byteArgs: [Array(try JSONEncoder().encode(request))])
         } catch let f as Gateway.Failure {
             throw StatusMapping.rpcError(status: Int32(f.status), message: f.message)
         } catch let f as CallFailure {
@@ -48,7 +57,11 @@ final class NodeSubmitter: Sendable {
         }
         guard r.isValid else {
             // MVCC_READ_CONFLICT here means a state it read (a consent, say) changed before it committed.
-            throw RPCError(code: .failedPrecondition, message: "the node's \(function) transaction \(r.txID) was invalidated (\(r.code)): what it relied on changed before it committed")
+            throw RPCError(
+                code: .failedPrecondition,
+                message:
+                    "the node's \(function) transaction \(r.txID) was invalidated (\(r.code)): what it relied on changed before it committed"
+            )
         }
         do { return (try JSONDecoder().decode(Response.self, from: Data(r.result.payload)), r) } catch {
             throw RPCError(code: .internalError, message: "medrecords \(function) answered what does not decode")
@@ -60,9 +73,14 @@ final class NodeSubmitter: Sendable {
         if let g = gateways.withLock({ $0[channel] }) { return g }
         var address = ownAddress()
         if address.hasPrefix("0.0.0.0:") { address = "127.0.0.1:" + address.dropFirst("0.0.0.0:".count) }
-        guard let peer = NodeAddress(address) else { throw RPCError(code: .internalError, message: "own address \(address) is not host:port") }
+        guard let peer = NodeAddress(address) else {
+            throw RPCError(code: .internalError, message: "own address \(address) is not host:port")
+        }
         let g: Gateway
-        do { g = try await Gateway.connect(signer: signer, trustedRootsPEM: trustedRootsPEM, tls: tls, peer: peer, channel: channel) } catch {
+        do {
+            g = try await Gateway.connect(
+                signer: signer, trustedRootsPEM: trustedRootsPEM, tls: tls, peer: peer, channel: channel)
+        } catch {
             throw RPCError(code: .unavailable, message: "the node cannot reach its own peer to submit: \(error)")
         }
         let kept = gateways.withLock { map -> Gateway in
@@ -77,6 +95,9 @@ final class NodeSubmitter: Sendable {
     /// Closes every gateway; later submissions fail with UNAVAILABLE.
     func close() {
         closed.withLock { $0 = true }
-        for g in gateways.withLock({ map in defer { map = [:] }; return Array(map.values) }) { g.close() }
+        for g in gateways.withLock({ map in
+            defer { map = [:] }
+            return Array(map.values)
+        }) { g.close() }
     }
 }

@@ -23,25 +23,36 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
     var incidents: IncidentDesk? = nil
     var metrics: NodeMetrics? = nil
 
-    func upload(request: RPCAsyncSequence<Medledger_UploadRequest, any Error>, context: ServerContext) async throws -> Medledger_UploadResponse {
+    func upload(
+        request: RPCAsyncSequence<Medledger_UploadRequest, any Error>, context: ServerContext
+    ) async throws -> Medledger_UploadResponse {
         let caller = try context.requireCaller()
         var iterator = request.makeAsyncIterator()
         guard let first = try await iterator.next(), case .header(let header)? = first.part else {
-            throw RPCError(code: .invalidArgument, message: "an upload starts with its header (channel, t_id, sha384, size)")
+            throw RPCError(
+                code: .invalidArgument, message: "an upload starts with its header (channel, t_id, sha384, size)")
         }
         let treatment = try visibleTreatment(header.tID, channel: header.channel, caller: caller)
         guard caller.pid == treatment.patientPID || caller.pid == treatment.doctorPID else {
             deny(caller, "object.upload", header.sha384, "not the patient or doctor of treatment \(header.tID)")
-            throw RPCError(code: .permissionDenied, message: "only the patient or the doctor of treatment \(header.tID) may store its records")
+            throw RPCError(
+                code: .permissionDenied,
+                message: "only the patient or the doctor of treatment \(header.tID) may store its records")
         }
         let upload: ObjectStore.Upload
-        do { upload = try store.beginUpload(digest: header.sha384, declaredSize: header.size, channel: header.channel, tID: header.tID, uploaderPID: caller.pid) } catch let e as ObjectStoreError {
+        do {
+            upload = try store.beginUpload(
+                digest: header.sha384, declaredSize: header.size, channel: header.channel, tID: header.tID,
+                uploaderPID: caller.pid)
+        } catch let e as ObjectStoreError {
             throw Self.rpcError(e)
         }
         let already: Bool
         do {
             while let part = try await iterator.next() {
-                guard case .chunk(let bytes)? = part.part else { throw RPCError(code: .invalidArgument, message: "only chunks may follow the header") }
+                guard case .chunk(let bytes)? = part.part else {
+                    throw RPCError(code: .invalidArgument, message: "only chunks may follow the header")
+                }
                 try upload.append([UInt8](bytes))
             }
             already = try upload.finish()
@@ -52,8 +63,12 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             upload.abort()
             throw error
         }
-        audit?.note(AuditEvent(actor: caller.auditActor, action: "object.upload", target: header.sha384, outcome: .success, detail: "t_id \(header.tID), \(header.size) bytes"))
-        metrics?.counter("object_store_bytes_written_total", help: "Ciphertext bytes stored by uploads.").increment(by: Int64(clamping: header.size))
+        audit?.note(
+            AuditEvent(
+                actor: caller.auditActor, action: "object.upload", target: header.sha384, outcome: .success,
+                detail: "t_id \(header.tID), \(header.size) bytes"))
+        metrics?.counter("object_store_bytes_written_total", help: "Ciphertext bytes stored by uploads.").increment(
+            by: Int64(clamping: header.size))
         var r = Medledger_UploadResponse()
         r.url = ObjectURL(node: publicAddress(), digest: header.sha384).description
         r.sha384 = header.sha384
@@ -62,25 +77,38 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
         return r
     }
 
-    func download(request: Medledger_DownloadRequest, response: RPCWriter<Medledger_DownloadChunk>, context: ServerContext) async throws {
+    func download(
+        request: Medledger_DownloadRequest, response: RPCWriter<Medledger_DownloadChunk>, context: ServerContext
+    ) async throws {
         let caller = try context.requireCaller()
         let digest = ObjectURL(request.url)?.digest ?? request.url
-        guard ObjectStore.isDigest(digest) else { throw RPCError(code: .invalidArgument, message: "not an object URL or SHA-384 digest: \(request.url.debugDescription)") }
+        guard ObjectStore.isDigest(digest) else {
+            throw RPCError(
+                code: .invalidArgument, message: "not an object URL or SHA-384 digest: \(request.url.debugDescription)")
+        }
         let info: ObjectInfo
         do {
-            guard let i = try store.info(digest) else { throw RPCError(code: .notFound, message: "no object \(digest) on this node") }
+            guard let i = try store.info(digest) else {
+                throw RPCError(code: .notFound, message: "no object \(digest) on this node")
+            }
             info = i
         } catch let e as ObjectStoreError { throw Self.rpcError(e) }
         // Hospital staff and devices are parties to the treatment on chain, but its records are for
         // the patient, the doctor and consented grantees only.
         let treatment: Treatment
-        do { treatment = try visibleTreatment(info.tID, channel: info.channel, caller: caller) } catch let e as RPCError {
+        do { treatment = try visibleTreatment(info.tID, channel: info.channel, caller: caller) } catch let e as RPCError
+        {
             deny(caller, "object.download", digest, e.message)
-            throw RPCError(code: e.code == .permissionDenied ? .permissionDenied : .notFound, message: e.code == .permissionDenied ? e.message : "no object \(digest) on this node")
+            throw RPCError(
+                code: e.code == .permissionDenied ? .permissionDenied : .notFound,
+                message: e.code == .permissionDenied ? e.message : "no object \(digest) on this node")
         }
-        if [.admin, .node, .device].contains(caller.role), caller.pid != treatment.patientPID, caller.pid != treatment.doctorPID {
+        if [.admin, .node, .device].contains(caller.role), caller.pid != treatment.patientPID,
+            caller.pid != treatment.doctorPID
+        {
             deny(caller, "object.download", digest, "role \(caller.attributes.role) does not read records")
-            throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) does not download medical records")
+            throw RPCError(
+                code: .permissionDenied, message: "role \(caller.attributes.role) does not download medical records")
         }
         incidents?.observe(.patientsRead([treatment.patientPID]), by: caller)
         if request.offset < info.size { incidents?.observe(.downloaded(bytes: info.size - request.offset), by: caller) }
@@ -101,24 +129,29 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
         } catch let e as ObjectStoreError { throw Self.rpcError(e) }
         if next.hasDescription { try await response.write(next) }
         // Named by the patient, like every read of their records, so their audit trail shows it.
-        audit?.note(AuditEvent(
-            actor: caller.auditActor, action: "object.download", target: treatment.patientPID, outcome: .success,
-            detail: "sha384 \(digest), t_id \(info.tID), from \(request.offset)"))
-        metrics?.counter("object_store_bytes_read_total", help: "Ciphertext bytes sent by downloads.").increment(by: Int64(clamping: info.size - min(request.offset, info.size)))
+        audit?.note(
+            AuditEvent(
+                actor: caller.auditActor, action: "object.download", target: treatment.patientPID, outcome: .success,
+                detail: "sha384 \(digest), t_id \(info.tID), from \(request.offset)"))
+        metrics?.counter("object_store_bytes_read_total", help: "Ciphertext bytes sent by downloads.").increment(
+            by: Int64(clamping: info.size - min(request.offset, info.size)))
     }
 
     /// The treatment as `medrecords` shows it to `caller` right now; its refusals as gRPC errors.
     func visibleTreatment(_ tID: String, channel: String, caller: AuthenticatedIdentity) throws -> Treatment {
-        try ChainQuery(runtime: runtime).run("getTreatment", GetTreatmentRequest(tID: tID), as: caller.creator, channel: channel)
+        try ChainQuery(runtime: runtime).run(
+            "getTreatment", GetTreatmentRequest(tID: tID), as: caller.creator, channel: channel)
     }
 
     func deny(_ caller: AuthenticatedIdentity, _ action: String, _ target: String, _ reason: String) {
-        audit?.note(AuditEvent(actor: caller.auditActor, action: action, target: target, outcome: .denied, detail: reason))
+        audit?.note(
+            AuditEvent(actor: caller.auditActor, action: action, target: target, outcome: .denied, detail: reason))
     }
 
     static func rpcError(_ e: ObjectStoreError) -> RPCError {
         switch e {
-        case .badDigest, .sizeMismatch, .digestMismatch, .offsetBeyondEnd: return RPCError(code: .invalidArgument, message: e.description)
+        case .badDigest, .sizeMismatch, .digestMismatch, .offsetBeyondEnd:
+            return RPCError(code: .invalidArgument, message: e.description)
         case .tooLarge: return RPCError(code: .resourceExhausted, message: e.description)
         case .belongsToAnotherTreatment: return RPCError(code: .alreadyExists, message: e.description)
         case .notFound: return RPCError(code: .notFound, message: e.description)

@@ -19,7 +19,8 @@ import Synchronization
 final class GRPCLeaderForwarder: LeaderForwarding {
     let trustedRootsPEM: [UInt8]
     let tls: TLSIdentityFiles
-    private let clients = Mutex<[String: (client: GRPCClient<HTTP2ClientTransport.Posix>, runner: Task<Void, Never>)]>([:])
+    private let clients = Mutex<[String: (client: GRPCClient<HTTP2ClientTransport.Posix>, runner: Task<Void, Never>)]>(
+        [:])
 
     init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles) {
         self.trustedRootsPEM = trustedRootsPEM
@@ -39,8 +40,11 @@ final class GRPCLeaderForwarder: LeaderForwarding {
 
     private func client(_ endpoint: String) throws -> GRPCClient<HTTP2ClientTransport.Posix> {
         if let c = clients.withLock({ $0[endpoint]?.client }) { return c }
-        guard let address = NodeAddress(endpoint) else { throw OrderingRejection(500, "endpoint \(endpoint) is not host:port") }
-        let c = GRPCClient(transport: try ClientSecurity.transport(to: address, trustedRootsPEM: trustedRootsPEM, identity: tls))
+        guard let address = NodeAddress(endpoint) else {
+            throw OrderingRejection(500, "endpoint \(endpoint) is not host:port")
+        }
+        let c = GRPCClient(
+            transport: try ClientSecurity.transport(to: address, trustedRootsPEM: trustedRootsPEM, identity: tls))
         let runner: Task<Void, Never> = Task { try? await c.runConnections() }
         let kept = clients.withLock { map -> GRPCClient<HTTP2ClientTransport.Posix> in
             if let existing = map[endpoint] { return existing.client }
@@ -74,9 +78,12 @@ final class GRPCBlockPuller: BlockPulling {
         self.tls = tls
     }
 
-    func pull(channel: String, from first: UInt64, through last: UInt64, endpoints: [String]) throws -> [Medledger_Block] {
+    func pull(
+        channel: String, from first: UInt64, through last: UInt64, endpoints: [String]
+    ) throws -> [Medledger_Block] {
         final class Box: @unchecked Sendable {
-            var result: Result<[Medledger_Block], any Error> = .failure(OrderingRejection(503, "no consenter to pull from"))
+            var result: Result<[Medledger_Block], any Error> = .failure(
+                OrderingRejection(503, "no consenter to pull from"))
         }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
@@ -85,11 +92,17 @@ final class GRPCBlockPuller: BlockPulling {
             var failures: [String] = []
             for endpoint in endpoints {
                 do {
-                    box.result = .success(try await Self.pull(channel: channel, from: first, through: last, endpoint: endpoint, roots: roots, tls: tls))
+                    box.result = .success(
+                        try await Self.pull(
+                            channel: channel, from: first, through: last, endpoint: endpoint, roots: roots, tls: tls))
                     break
                 } catch {
                     failures.append("\(endpoint): \(error)")
-                    box.result = .failure(OrderingRejection(503, "pulling blocks \(first)…\(last) of \(channel) failed: \(failures.joined(separator: "; "))"))
+                    box.result = .failure(
+                        OrderingRejection(
+                            503,
+                            "pulling blocks \(first)…\(last) of \(channel) failed: \(failures.joined(separator: "; "))")
+                    )
                 }
             }
             done.signal()
@@ -98,9 +111,16 @@ final class GRPCBlockPuller: BlockPulling {
         return try box.result.get()
     }
 
-    static func pull(channel: String, from first: UInt64, through last: UInt64, endpoint: String, roots: [UInt8], tls: TLSIdentityFiles) async throws -> [Medledger_Block] {
-        guard let address = NodeAddress(endpoint) else { throw OrderingRejection(500, "endpoint \(endpoint) is not host:port") }
-        let blocks = try await withGRPCClient(transport: try ClientSecurity.transport(to: address, trustedRootsPEM: roots, identity: tls)) { client in
+    static func pull(
+        channel: String, from first: UInt64, through last: UInt64, endpoint: String, roots: [UInt8],
+        tls: TLSIdentityFiles
+    ) async throws -> [Medledger_Block] {
+        guard let address = NodeAddress(endpoint) else {
+            throw OrderingRejection(500, "endpoint \(endpoint) is not host:port")
+        }
+        let blocks = try await withGRPCClient(
+            transport: try ClientSecurity.transport(to: address, trustedRootsPEM: roots, identity: tls)
+        ) { client in
             var req = Medledger_DeliverRequest()
             req.channel = channel
             req.start = first
@@ -109,14 +129,18 @@ final class GRPCBlockPuller: BlockPulling {
                 var blocks: [Medledger_Block] = []
                 for try await message in response.messages {
                     guard case .block(let block)? = message.type else { continue }
-                    guard block.header.number == first + UInt64(blocks.count) else { throw OrderingRejection(502, "\(endpoint) sent block \(block.header.number) out of order") }
+                    guard block.header.number == first + UInt64(blocks.count) else {
+                        throw OrderingRejection(502, "\(endpoint) sent block \(block.header.number) out of order")
+                    }
                     blocks.append(block)
                     if block.header.number >= last { break }
                 }
                 return blocks
             }
         }
-        guard blocks.count == Int(last - first + 1) else { throw OrderingRejection(502, "\(endpoint) ended the stream at block \(first + UInt64(blocks.count))") }
+        guard blocks.count == Int(last - first + 1) else {
+            throw OrderingRejection(502, "\(endpoint) ended the stream at block \(first + UInt64(blocks.count))")
+        }
         return blocks
     }
 }
@@ -129,15 +153,19 @@ struct RaftOrdering {
     let forwarder: GRPCLeaderForwarder
 
     static func start(
-        listen: String, directory: String, store: LedgerStore, signer: SigningIdentity, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8],
+        listen: String, directory: String, store: LedgerStore, signer: SigningIdentity, tls: TLSIdentityFiles,
+        trustedRootsPEM: [UInt8],
         gate: (any RevocationGate)?, log: @escaping @Sendable (String) -> Void
     ) async throws -> RaftOrdering {
-        guard let address = NodeAddress(listen) else { throw NodeServer.StartupError(description: "orderer raft_listen \(listen) is not host:port") }
+        guard let address = NodeAddress(listen) else {
+            throw NodeServer.StartupError(description: "orderer raft_listen \(listen) is not host:port")
+        }
         let identity = try RaftTLSIdentity(certificatePath: tls.certificatePath, keyPath: tls.keyPath)
         guard let tlsKey = try identity.certificateChain.first?.extractPublicKey().toSPKIBytes() else {
             throw NodeServer.StartupError(description: "the node's TLS certificate \(tls.certificatePath) is empty")
         }
-        let transport = TLSRaftTransport(listenHost: address.host, listenPort: address.port, identity: identity, log: log)
+        let transport = TLSRaftTransport(
+            listenHost: address.host, listenPort: address.port, identity: identity, log: log)
         try await transport.start()
         let loop = try RaftLoop(name: "raft")
         let forwarder = GRPCLeaderForwarder(trustedRootsPEM: trustedRootsPEM, tls: tls)
@@ -149,13 +177,17 @@ struct RaftOrdering {
                 if options.heartbeatMs > 0 { tuning.heartbeatTimeoutMs = options.heartbeatMs }
                 if options.snapshotInterval > 0 { tuning.snapshotThreshold = options.snapshotInterval }
                 return RaftServer(
-                    id: me.id, address: me.raftAddress, channel: channel, dataDirectory: URL(fileURLWithPath: directory).appendingPathComponent(channel).path,
+                    id: me.id, address: me.raftAddress, channel: channel,
+                    dataDirectory: URL(fileURLWithPath: directory).appendingPathComponent(channel).path,
                     loop: loop, machine: machine, transport: transport, tuning: tuning, log: log)
             },
             peersChanged: { channel, consenters in
-                transport.setPeers(consenters.map { RaftPeer(id: $0.id, address: $0.raftAddress, publicKey: $0.publicKey) }, channel: channel)
+                transport.setPeers(
+                    consenters.map { RaftPeer(id: $0.id, address: $0.raftAddress, publicKey: $0.publicKey) },
+                    channel: channel)
             },
-            forwarder: forwarder, puller: GRPCBlockPuller(trustedRootsPEM: trustedRootsPEM, tls: tls), gate: gate, log: log)
+            forwarder: forwarder, puller: GRPCBlockPuller(trustedRootsPEM: trustedRootsPEM, tls: tls), gate: gate,
+            log: log)
         return RaftOrdering(orderer: orderer, loop: loop, transport: transport, forwarder: forwarder)
     }
 

@@ -34,14 +34,22 @@ final class PeerRuntime: Sendable {
     private let deliveryTrouble = Mutex<[String: (error: String, since: Date)]>([:])
 
     /// Channels that have had no reachable orderer for at least `for`, with the last error.
-    func unreachableOrderers(for duration: TimeInterval, now: Date = Date()) -> [(channel: String, error: String, since: Date)] {
-        deliveryTrouble.withLock { $0.filter { now.timeIntervalSince($0.value.since) >= duration }.map { ($0.key, $0.value.error, $0.value.since) } }
-            .sorted { $0.channel < $1.channel }
+    func unreachableOrderers(
+        for duration: TimeInterval, now: Date = Date()
+    ) -> [(channel: String, error: String, since: Date)] {
+        deliveryTrouble.withLock {
+            $0.filter { now.timeIntervalSince($0.value.since) >= duration }.map {
+                ($0.key, $0.value.error, $0.value.since)
+            }
+        }
+        .sorted { $0.channel < $1.channel }
     }
 
     init(
-        store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8], trust: TrustStore? = nil, ownTLSPublicKey: [UInt8]? = nil,
-        committed: (@Sendable (String, CommitReceipt, Duration) -> Void)? = nil, log: @escaping @Sendable (String) -> Void
+        store: LedgerStore, endorser: Endorser, tls: TLSIdentityFiles, trustedRootsPEM: [UInt8],
+        trust: TrustStore? = nil, ownTLSPublicKey: [UInt8]? = nil,
+        committed: (@Sendable (String, CommitReceipt, Duration) -> Void)? = nil,
+        log: @escaping @Sendable (String) -> Void
     ) throws {
         self.store = store
         self.committed = committed
@@ -51,7 +59,11 @@ final class PeerRuntime: Sendable {
         self.trustedRootsPEM = trustedRootsPEM
         self.trust = trust
         self.log = log
-        for name in try store.removeUnjoinedChannels() { log("medledgerd: channel \(name) was registered but its genesis block never written (interrupted join); removed, join it again") }
+        for name in try store.removeUnjoinedChannels() {
+            log(
+                "medledgerd: channel \(name) was registered but its genesis block never written (interrupted join); removed, join it again"
+            )
+        }
         for name in try store.channelNames() {
             do {
                 let ch = try PeerChannel.open(name, store: store, ownSignatures: endorser.signatures)
@@ -112,7 +124,9 @@ final class PeerRuntime: Sendable {
     /// and never a network hop away.
     static func deliveryOrder(_ ctx: ChannelContext, ownTLSPublicKey: [UInt8]?) -> [String] {
         let endpoints = ctx.config.orderer.endpoints
-        guard let key = ownTLSPublicKey, let own = ctx.ordering.consenters.first(where: { $0.publicKey == key })?.endpoint, endpoints.contains(own) else { return endpoints }
+        guard let key = ownTLSPublicKey,
+            let own = ctx.ordering.consenters.first(where: { $0.publicKey == key })?.endpoint, endpoints.contains(own)
+        else { return endpoints }
         return [own] + endpoints.filter { $0 != own }
     }
 
@@ -132,7 +146,8 @@ final class PeerRuntime: Sendable {
                     }
                 }
                 do {
-                    let transport = try ClientSecurity.transport(to: address, trustedRootsPEM: trustedRootsPEM, identity: tls)
+                    let transport = try ClientSecurity.transport(
+                        to: address, trustedRootsPEM: trustedRootsPEM, identity: tls)
                     try await withGRPCClient(transport: transport) { client in
                         let orderer = Medledger_Orderer.Client(wrapping: client)
                         var req = Medledger_DeliverRequest()

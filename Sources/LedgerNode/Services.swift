@@ -48,23 +48,34 @@ struct NodeService: Medledger_Node.SimpleServiceProtocol {
         return r
     }
 
-    func channelInfo(request: Medledger_ChannelInfoRequest, context: ServerContext) async throws -> Medledger_ChannelInfoResponse {
+    func channelInfo(
+        request: Medledger_ChannelInfoRequest, context: ServerContext
+    ) async throws -> Medledger_ChannelInfoResponse {
         let caller = try context.requireCaller()
         // A non-member may not learn that the channel exists. A ledger without a channel configuration
         // (made offline, `ledger sample`) belongs to the node's own organisation.
         let members = channelContext(request.channel)?.organizationIDs ?? [nodeOrg]
         guard members.contains(caller.org) else {
-            audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "not a member"))
+            audit?.note(
+                AuditEvent(
+                    actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied,
+                    detail: "not a member"))
             throw RPCError(code: .notFound, message: "no channel \(request.channel.debugDescription) on this node")
         }
         guard Self.channelInfoRoles.contains(caller.role) else {
-            audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied, detail: "role \(caller.attributes.role) may not read channel information"))
-            throw RPCError(code: .permissionDenied, message: "role \(caller.attributes.role) may not read channel information")
+            audit?.note(
+                AuditEvent(
+                    actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .denied,
+                    detail: "role \(caller.attributes.role) may not read channel information"))
+            throw RPCError(
+                code: .permissionDenied, message: "role \(caller.attributes.role) may not read channel information")
         }
         return try await StatusMapping.mapping {
             do {
                 let info = try ledgers.channel(request.channel).info
-                audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .success))
+                audit?.note(
+                    AuditEvent(
+                        actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .success))
                 var r = Medledger_ChannelInfoResponse()
                 r.channel = request.channel
                 r.height = info.height
@@ -72,9 +83,14 @@ struct NodeService: Medledger_Node.SimpleServiceProtocol {
                 r.commitHash = Data(info.commitHash)
                 return r
             } catch let e as LedgerStoreError {
-                audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .failed, detail: "not found"))
+                audit?.note(
+                    AuditEvent(
+                        actor: caller.auditActor, action: "channel.info", target: request.channel, outcome: .failed,
+                        detail: "not found"))
                 switch e {
-                case .channelNotFound, .invalidChannelName: throw RPCError(code: .notFound, message: "no channel \(request.channel.debugDescription) on this node")
+                case .channelNotFound, .invalidChannelName:
+                    throw RPCError(
+                        code: .notFound, message: "no channel \(request.channel.debugDescription) on this node")
                 default: throw e
                 }
             }
@@ -116,17 +132,21 @@ struct CAAdministrationService: Medledger_CAAdministration.SimpleServiceProtocol
     /// into the configuration of the channels this node orders (nil where it orders none).
     let onRevoked: @Sendable () async -> CRLPublisher.Outcome?
 
-    func reenroll(request: Medledger_ReenrollRequest, context: ServerContext) async throws -> Medledger_EnrolledIdentity {
+    func reenroll(request: Medledger_ReenrollRequest, context: ServerContext) async throws -> Medledger_EnrolledIdentity
+    {
         let caller = try context.requireCaller()
         return try await StatusMapping.mapping { try ca.reenroll(by: caller, request) }
     }
 
-    func admitOrganization(request: Medledger_AdmitOrganizationRequest, context: ServerContext) async throws -> Medledger_AdmitOrganizationResponse {
+    func admitOrganization(
+        request: Medledger_AdmitOrganizationRequest, context: ServerContext
+    ) async throws -> Medledger_AdmitOrganizationResponse {
         let caller = try context.requireCaller()
         return try await StatusMapping.mapping { try ca.admitOrganization(by: caller, request) }
     }
 
-    func register(request: Medledger_RegisterRequest, context: ServerContext) async throws -> Medledger_RegisterResponse {
+    func register(request: Medledger_RegisterRequest, context: ServerContext) async throws -> Medledger_RegisterResponse
+    {
         let caller = try context.requireCaller()
         return try await StatusMapping.mapping { try ca.register(by: caller, request) }
     }
@@ -141,12 +161,16 @@ struct CAAdministrationService: Medledger_CAAdministration.SimpleServiceProtocol
         return r
     }
 
-    func resolvePID(request: Medledger_ResolvePIDRequest, context: ServerContext) async throws -> Medledger_ResolvePIDResponse {
+    func resolvePID(
+        request: Medledger_ResolvePIDRequest, context: ServerContext
+    ) async throws -> Medledger_ResolvePIDResponse {
         let caller = try context.requireCaller()
         return try await StatusMapping.mapping { try ca.resolvePID(by: caller, request) }
     }
 
-    func lookupCertificates(request: Medledger_LookupCertificatesRequest, context: ServerContext) async throws -> Medledger_LookupCertificatesResponse {
+    func lookupCertificates(
+        request: Medledger_LookupCertificatesRequest, context: ServerContext
+    ) async throws -> Medledger_LookupCertificatesResponse {
         _ = try context.requireCaller()
         return try await StatusMapping.mapping { try ca.lookupCertificates(request) }
     }
@@ -156,23 +180,35 @@ extension NodeService {
     /// A patient's view of this node's audit log: the lines about their records (`record.read` and
     /// the like, written with their PID as the target) by anyone but themselves, newest first. One query at a time per node:
     /// each reads the kept audit files from the newest back.
-    func auditTrail(request: Medledger_AuditTrailRequest, context: ServerContext) async throws -> Medledger_AuditTrailResponse {
+    func auditTrail(
+        request: Medledger_AuditTrailRequest, context: ServerContext
+    ) async throws -> Medledger_AuditTrailResponse {
         let caller = try context.requireCaller()
         guard caller.role == .patient else {
-            throw RPCError(code: .permissionDenied, message: "the audit trail is for patients (about their own records); role \(caller.attributes.role) may not read it")
+            throw RPCError(
+                code: .permissionDenied,
+                message:
+                    "the audit trail is for patients (about their own records); role \(caller.attributes.role) may not read it"
+            )
         }
-        guard let audit else { throw RPCError(code: .failedPrecondition, message: "this node keeps no audit log (node.yaml audit_log)") }
+        guard let audit else {
+            throw RPCError(code: .failedPrecondition, message: "this node keeps no audit log (node.yaml audit_log)")
+        }
         let since = try request.since.isEmpty ? nil : Self.auditTime(request.since)
         let limit = request.limit == 0 ? 100 : Int(request.limit)
         guard (1...AuditSearch.limitMax).contains(limit) else {
             throw RPCError(code: .invalidArgument, message: "limit must be 1...\(AuditSearch.limitMax) (0: 100)")
         }
         guard trailGate.enter() else {
-            throw RPCError(code: .unavailable, message: "another audit trail query is running on this node; retry in a moment")
+            throw RPCError(
+                code: .unavailable, message: "another audit trail query is running on this node; retry in a moment")
         }
         defer { trailGate.leave() }
         let found: AuditSearch.Result
-        do { found = try AuditSearch.entries(about: caller.pid, in: audit.path, since: since, limit: limit, excludingActor: caller.pid) } catch {
+        do {
+            found = try AuditSearch.entries(
+                about: caller.pid, in: audit.path, since: since, limit: limit, excludingActor: caller.pid)
+        } catch {
             throw RPCError(code: .unavailable, message: "cannot read this node's audit log: \(error)")
         }
         var r = Medledger_AuditTrailResponse()
@@ -189,7 +225,9 @@ extension NodeService {
 
     static func auditTime(_ text: String) throws -> String {
         guard let time = AuditSearch.lineTime(text) else {
-            throw RPCError(code: .invalidArgument, message: "since \(text.debugDescription) is not an RFC 3339 time such as 2026-12-02T10:00:00Z")
+            throw RPCError(
+                code: .invalidArgument,
+                message: "since \(text.debugDescription) is not an RFC 3339 time such as 2026-12-02T10:00:00Z")
         }
         return time
     }

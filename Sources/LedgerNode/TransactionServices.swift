@@ -12,8 +12,8 @@ import LedgerPeer
 import LedgerProtos
 import LedgerRPC
 import LedgerStorage
-import MedRecords
 import LedgerTransport
+import MedRecords
 import Synchronization
 
 /// Who may read a channel's ledger whole (blocks, any transaction, every event payload): node
@@ -41,7 +41,11 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     /// Refusal for a caller who may not read the whole ledger of `ch` (docs/ACCESS.md).
     static func requireLedgerHolder(_ caller: AuthenticatedIdentity, _ ch: PeerChannel, _ what: String) throws {
         guard LedgerAccess.holdsLedger(caller, ch.context) else {
-            throw RPCError(code: .permissionDenied, message: "\(what) are for nodes and administrators of organisations that run a peer or orderer of channel \(ch.channelName); read records through chaincode queries")
+            throw RPCError(
+                code: .permissionDenied,
+                message:
+                    "\(what) are for nodes and administrators of organisations that run a peer or orderer of channel \(ch.channelName); read records through chaincode queries"
+            )
         }
     }
 
@@ -54,7 +58,9 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         return ch
     }
 
-    func processProposal(request: Medledger_SignedProposal, context: ServerContext) async throws -> Medledger_ProposalResponse {
+    func processProposal(
+        request: Medledger_SignedProposal, context: ServerContext
+    ) async throws -> Medledger_ProposalResponse {
         switch endorse(request, caller: try context.requireCaller()) {
         case .success(let r): return r
         case .failure(let e): throw StatusMapping.rpcError(status: e.status, message: e.message)
@@ -63,7 +69,10 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
 
     /// Batches of proposals on one stream. Each batch is endorsed on every core, and the answers are
     /// written in the order the proposals came (the client matches them by position).
-    func processProposals(request: RPCAsyncSequence<Medledger_SignedProposalBatch, any Error>, response: RPCWriter<Medledger_ProposalStreamResponseBatch>, context: ServerContext) async throws {
+    func processProposals(
+        request: RPCAsyncSequence<Medledger_SignedProposalBatch, any Error>,
+        response: RPCWriter<Medledger_ProposalStreamResponseBatch>, context: ServerContext
+    ) async throws {
         let caller = try context.requireCaller()
         try await InOrderPipeline.run(request, response) { batch in
             var m = Medledger_ProposalStreamResponseBatch()
@@ -93,7 +102,9 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     }
 
     /// Checks and simulates one proposal for `caller`; a refusal carries its EMR-IG status.
-    func endorse(_ request: Medledger_SignedProposal, caller: AuthenticatedIdentity) -> Result<Medledger_ProposalResponse, ProposalRejection> {
+    func endorse(
+        _ request: Medledger_SignedProposal, caller: AuthenticatedIdentity
+    ) -> Result<Medledger_ProposalResponse, ProposalRejection> {
         let parsed: ParsedProposal
         do { parsed = try ParsedProposal(request) } catch { return .failure(error) }
         guard let ch = runtime.channel(parsed.channel, visibleTo: caller.org) else {
@@ -102,7 +113,10 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         let result: Result<Medledger_ProposalResponse, ProposalRejection>
         do {
             let ledger = ch.ledger
-            result = .success(try runtime.endorser.process(parsed, context: ch.context, state: try ledger.stateSnapshot(), now: Date()) { try ledger.transaction(id: $0) != nil })
+            result = .success(
+                try runtime.endorser.process(
+                    parsed, context: ch.context, state: try ledger.stateSnapshot(), now: Date()
+                ) { try ledger.transaction(id: $0) != nil })
         } catch let e as ProposalRejection {
             result = .failure(e)
         } catch {
@@ -115,25 +129,32 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     /// Records whose records a `medrecords` read asked for — on the audit log, one line per patient
     /// (what the patient's `AuditTrail` shows), and to the anomaly rules — and tells the rules which
     /// proposals the chaincode refused (its 401/403/404 come back as answers, not as failed calls).
-    func report(_ parsed: ParsedProposal, _ result: Result<Medledger_ProposalResponse, ProposalRejection>, _ caller: AuthenticatedIdentity) {
+    func report(
+        _ parsed: ParsedProposal, _ result: Result<Medledger_ProposalResponse, ProposalRejection>,
+        _ caller: AuthenticatedIdentity
+    ) {
         guard case .success(let endorsed) = result, incidents != nil || audit != nil else { return }
         let status = Int(endorsed.response.status)
         if [401, 403, 404].contains(status) { incidents?.observe(.refused(status: status), by: caller) }
         guard parsed.payload.chaincodeName == "medrecords" else { return }
         let input = parsed.payload.input
         let patients = ReadSubjects.patients(
-            function: input.function, args: input.args.map { [UInt8]($0) }, answer: status == 200 ? [UInt8](endorsed.response.payload) : nil)
+            function: input.function, args: input.args.map { [UInt8]($0) },
+            answer: status == 200 ? [UInt8](endorsed.response.payload) : nil)
         guard !patients.isEmpty else { return }
         incidents?.observe(.patientsRead(patients), by: caller)
         let outcome: AuditOutcome = status == 200 ? .success : status < 500 ? .denied : .failed
         for patient in patients {
-            audit?.note(AuditEvent(
-                actor: caller.auditActor, action: "record.read", target: patient, outcome: outcome,
-                detail: "\(input.function) on channel \(parsed.channel), status \(status)"))
+            audit?.note(
+                AuditEvent(
+                    actor: caller.auditActor, action: "record.read", target: patient, outcome: outcome,
+                    detail: "\(input.function) on channel \(parsed.channel), status \(status)"))
         }
     }
 
-    func commitStatus(request: Medledger_CommitStatusRequest, context: ServerContext) async throws -> Medledger_CommitStatusResponse {
+    func commitStatus(
+        request: Medledger_CommitStatusRequest, context: ServerContext
+    ) async throws -> Medledger_CommitStatusResponse {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
         let deadline = Date().addingTimeInterval(Double(min(request.waitMs, 120_000)) / 1000)
@@ -153,24 +174,35 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         }
     }
 
-    func deliver(request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext) async throws {
+    func deliver(
+        request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext
+    ) async throws {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
         if !request.filtered { try Self.requireLedgerHolder(caller, ch, "whole blocks") }
         let audience = LedgerAccess.eventAudience(caller, ch.context)
         try await BlockStreaming.stream(from: ch, start: request.start, follow: request.follow) { block in
             var m = Medledger_DeliverResponse()
-            if request.filtered { m.filteredBlock = BlockEvents.filtered(block, channel: ch.channelName, audience: audience) } else { m.block = block }
+            if request.filtered {
+                m.filteredBlock = BlockEvents.filtered(block, channel: ch.channelName, audience: audience)
+            } else {
+                m.block = block
+            }
             try await response.write(m)
         }
     }
 
-    func chaincodeEvents(request: Medledger_ChaincodeEventsRequest, response: RPCWriter<Medledger_ChaincodeEventsResponse>, context: ServerContext) async throws {
+    func chaincodeEvents(
+        request: Medledger_ChaincodeEventsRequest, response: RPCWriter<Medledger_ChaincodeEventsResponse>,
+        context: ServerContext
+    ) async throws {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
         let audience = LedgerAccess.eventAudience(caller, ch.context)
         try await BlockStreaming.stream(from: ch, start: request.start, follow: true) { block in
-            let events = BlockEvents.filtered(block, channel: ch.channelName, audience: audience).transactions.filter { $0.code == .valid }.flatMap(\.events).filter { $0.chaincodeName == request.chaincode }
+            let events = BlockEvents.filtered(block, channel: ch.channelName, audience: audience).transactions.filter {
+                $0.code == .valid
+            }.flatMap(\.events).filter { $0.chaincodeName == request.chaincode }
             guard !events.isEmpty else { return }
             var m = Medledger_ChaincodeEventsResponse()
             m.blockNumber = block.header.number
@@ -179,17 +211,26 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         }
     }
 
-    func joinChannel(request: Medledger_JoinChannelRequest, context: ServerContext) async throws -> Medledger_JoinChannelResponse {
+    func joinChannel(
+        request: Medledger_JoinChannelRequest, context: ServerContext
+    ) async throws -> Medledger_JoinChannelResponse {
         let caller = try context.requireCaller()
         guard caller.role == .admin, caller.org == nodeOrg else {
-            audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.join", target: "-", outcome: .denied, detail: "only an administrator of \(nodeOrg) may join this node to a channel"))
-            throw RPCError(code: .permissionDenied, message: "only an administrator of \(nodeOrg) may join this node to a channel")
+            audit?.note(
+                AuditEvent(
+                    actor: caller.auditActor, action: "channel.join", target: "-", outcome: .denied,
+                    detail: "only an administrator of \(nodeOrg) may join this node to a channel"))
+            throw RPCError(
+                code: .permissionDenied, message: "only an administrator of \(nodeOrg) may join this node to a channel")
         }
         let block: Medledger_Block
-        do { block = try Medledger_Block(serializedBytes: request.genesisBlock) } catch { throw RPCError(code: .invalidArgument, message: "genesis block does not parse: \(error)") }
+        do { block = try Medledger_Block(serializedBytes: request.genesisBlock) } catch {
+            throw RPCError(code: .invalidArgument, message: "genesis block does not parse: \(error)")
+        }
         do {
             let ch = try runtime.join(genesis: block)
-            audit?.note(AuditEvent(actor: caller.auditActor, action: "channel.join", target: ch.channelName, outcome: .success))
+            audit?.note(
+                AuditEvent(actor: caller.auditActor, action: "channel.join", target: ch.channelName, outcome: .success))
             var r = Medledger_JoinChannelResponse()
             r.channel = ch.channelName
             r.height = ch.ledger.height
@@ -201,7 +242,9 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         }
     }
 
-    func listChannels(request: Medledger_ListChannelsRequest, context: ServerContext) async throws -> Medledger_ListChannelsResponse {
+    func listChannels(
+        request: Medledger_ListChannelsRequest, context: ServerContext
+    ) async throws -> Medledger_ListChannelsResponse {
         let caller = try context.requireCaller()
         var r = Medledger_ListChannelsResponse()
         r.channels = runtime.all.filter { $0.context.organizationIDs.contains(caller.org) }.map { ch in
@@ -214,7 +257,9 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         return r
     }
 
-    func getChannelConfig(request: Medledger_ChannelConfigRequest, context: ServerContext) async throws -> Medledger_ChannelConfigResponse {
+    func getChannelConfig(
+        request: Medledger_ChannelConfigRequest, context: ServerContext
+    ) async throws -> Medledger_ChannelConfigResponse {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
         var r = Medledger_ChannelConfigResponse()
@@ -228,20 +273,31 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         let ch = try channel(request.channel, for: caller)
         try Self.requireLedgerHolder(caller, ch, "whole blocks")
         let n = request.latest ? ch.ledger.height - 1 : request.number
-        guard let b = try ch.ledger.block(number: n) else { throw RPCError(code: .notFound, message: "no block \(n) on channel \(ch.channelName) (height \(ch.ledger.height))") }
+        guard let b = try ch.ledger.block(number: n) else {
+            throw RPCError(
+                code: .notFound, message: "no block \(n) on channel \(ch.channelName) (height \(ch.ledger.height))")
+        }
         return b
     }
 
-    func getTransaction(request: Medledger_GetTransactionRequest, context: ServerContext) async throws -> Medledger_GetTransactionResponse {
+    func getTransaction(
+        request: Medledger_GetTransactionRequest, context: ServerContext
+    ) async throws -> Medledger_GetTransactionResponse {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
-        let notFound = RPCError(code: .notFound, message: "no transaction \(request.txID.debugDescription) on channel \(ch.channelName)")
-        guard let loc = try ch.ledger.transaction(id: request.txID), let p = try ch.ledger.inclusionProof(txID: request.txID) else { throw notFound }
+        let notFound = RPCError(
+            code: .notFound, message: "no transaction \(request.txID.debugDescription) on channel \(ch.channelName)")
+        guard let loc = try ch.ledger.transaction(id: request.txID),
+            let p = try ch.ledger.inclusionProof(txID: request.txID)
+        else { throw notFound }
         // Anyone else's transaction is as absent as one that does not exist: its arguments and writes
         // are records the caller may only read through chaincode queries.
         if !LedgerAccess.holdsLedger(caller, ch.context) {
-            guard let env = try? Medledger_Envelope(serializedBytes: p.envelope), let payload = try? Medledger_Payload(serializedBytes: env.payload),
-                  BlockEvents.isEntitled(.creator(org: caller.org, pid: caller.pid), creator: payload.signatureHeader.creator) else { throw notFound }
+            guard let env = try? Medledger_Envelope(serializedBytes: p.envelope),
+                let payload = try? Medledger_Payload(serializedBytes: env.payload),
+                BlockEvents.isEntitled(
+                    .creator(org: caller.org, pid: caller.pid), creator: payload.signatureHeader.creator)
+            else { throw notFound }
         }
         var r = Medledger_GetTransactionResponse()
         r.envelope = Data(p.envelope)
@@ -295,7 +351,10 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
 
     /// Batches of envelopes on one stream. Several batches are in flight at once (each waits for its
     /// block), answered in order; past `InOrderPipeline.inFlightMax` a batch is refused with 503.
-    func broadcastStream(request: RPCAsyncSequence<Medledger_EnvelopeBatch, any Error>, response: RPCWriter<Medledger_BroadcastResponseBatch>, context: ServerContext) async throws {
+    func broadcastStream(
+        request: RPCAsyncSequence<Medledger_EnvelopeBatch, any Error>,
+        response: RPCWriter<Medledger_BroadcastResponseBatch>, context: ServerContext
+    ) async throws {
         _ = try context.requireCaller()
         try await InOrderPipeline.run(request, response) { batch in
             var m = Medledger_BroadcastResponseBatch()
@@ -313,13 +372,22 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         }
     }
 
-    func deliver(request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext) async throws {
+    func deliver(
+        request: Medledger_DeliverRequest, response: RPCWriter<Medledger_DeliverResponse>, context: ServerContext
+    ) async throws {
         let caller = try context.requireCaller()
-        let notFound = RPCError(code: .notFound, message: "this orderer does not order channel \(request.channel.debugDescription)")
-        guard let chain = orderer.chain(request.channel), let ctx = orderer.context(of: request.channel) else { throw notFound }
+        let notFound = RPCError(
+            code: .notFound, message: "this orderer does not order channel \(request.channel.debugDescription)")
+        guard let chain = orderer.chain(request.channel), let ctx = orderer.context(of: request.channel) else {
+            throw notFound
+        }
         guard ctx.organizationIDs.contains(caller.org) else { throw notFound }
         guard LedgerAccess.holdsLedger(caller, ctx) else {
-            throw RPCError(code: .permissionDenied, message: "only nodes and administrators of organisations that run a peer or orderer of channel \(request.channel) may pull its blocks")
+            throw RPCError(
+                code: .permissionDenied,
+                message:
+                    "only nodes and administrators of organisations that run a peer or orderer of channel \(request.channel) may pull its blocks"
+            )
         }
         try await BlockStreaming.stream(from: chain, start: request.start, follow: request.follow) { block in
             var m = Medledger_DeliverResponse()
@@ -328,11 +396,19 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         }
     }
 
-    func joinChannel(request: Medledger_JoinChannelRequest, context: ServerContext) async throws -> Medledger_JoinChannelResponse {
+    func joinChannel(
+        request: Medledger_JoinChannelRequest, context: ServerContext
+    ) async throws -> Medledger_JoinChannelResponse {
         let caller = try context.requireCaller()
-        guard caller.role == .admin, caller.org == nodeOrg else { throw RPCError(code: .permissionDenied, message: "only an administrator of \(nodeOrg) may join the orderer to a channel") }
+        guard caller.role == .admin, caller.org == nodeOrg else {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "only an administrator of \(nodeOrg) may join the orderer to a channel")
+        }
         let block: Medledger_Block
-        do { block = try Medledger_Block(serializedBytes: request.genesisBlock) } catch { throw RPCError(code: .invalidArgument, message: "genesis block does not parse: \(error)") }
+        do { block = try Medledger_Block(serializedBytes: request.genesisBlock) } catch {
+            throw RPCError(code: .invalidArgument, message: "genesis block does not parse: \(error)")
+        }
         do {
             // A raft consenter joining from a configuration block pulls the chain first: on a thread
             // of its own, not the cooperative pool.
@@ -357,7 +433,9 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
 
     /// Consensus status of a channel: for nodes and administrators of its organisations (no record
     /// data, only who orders and how far).
-    func status(request: Medledger_OrdererStatusRequest, context: ServerContext) async throws -> Medledger_OrdererStatusResponse {
+    func status(
+        request: Medledger_OrdererStatusRequest, context: ServerContext
+    ) async throws -> Medledger_OrdererStatusResponse {
         let caller = try context.requireCaller()
         let ctx = try channelFor(caller, request.channel)
         guard caller.role == .node || caller.role == .admin else {
@@ -394,10 +472,16 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
 
     /// Hands raft leadership over. Any administrator of a channel organisation may ask (it moves no
     /// data and changes no rule; it is audited); it must reach the current leader.
-    func transferLeadership(request: Medledger_TransferLeadershipRequest, context: ServerContext) async throws -> Medledger_TransferLeadershipResponse {
+    func transferLeadership(
+        request: Medledger_TransferLeadershipRequest, context: ServerContext
+    ) async throws -> Medledger_TransferLeadershipResponse {
         let caller = try context.requireCaller()
         let ctx = try channelFor(caller, request.channel)
-        guard caller.role == .admin else { throw RPCError(code: .permissionDenied, message: "only an administrator of a channel organisation may move raft leadership") }
+        guard caller.role == .admin else {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "only an administrator of a channel organisation may move raft leadership")
+        }
         guard ctx.ordering.kind == .raft, let engine = orderer.raft?.engine(of: ctx.channel) else {
             throw RPCError(code: .failedPrecondition, message: "channel \(ctx.channel) is not ordered by raft here")
         }
@@ -406,13 +490,22 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         }
         do {
             let leader = try await engine.transferLeadership(to: request.to == 0 ? nil : request.to)
-            audit?.note(AuditEvent(actor: caller.auditActor, action: "orderer.transfer-leadership", target: ctx.channel, outcome: .success, detail: "leader \(leader ?? 0)"))
+            audit?.note(
+                AuditEvent(
+                    actor: caller.auditActor, action: "orderer.transfer-leadership", target: ctx.channel,
+                    outcome: .success, detail: "leader \(leader ?? 0)"))
             var r = Medledger_TransferLeadershipResponse()
             r.leader = leader ?? 0
             return r
         } catch {
-            if case .notLeader(let leader) = error, let l = leader, let c = ctx.ordering.consenters.first(where: { $0.id == l }) {
-                throw RPCError(code: .failedPrecondition, message: "this consenter is not the raft leader of \(ctx.channel); ask the leader, consenter \(l) at \(c.endpoint)")
+            if case .notLeader(let leader) = error, let l = leader,
+                let c = ctx.ordering.consenters.first(where: { $0.id == l })
+            {
+                throw RPCError(
+                    code: .failedPrecondition,
+                    message:
+                        "this consenter is not the raft leader of \(ctx.channel); ask the leader, consenter \(l) at \(c.endpoint)"
+                )
             }
             throw RPCError(code: .unavailable, message: "\(error)")
         }
@@ -427,10 +520,14 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
         return ctx
     }
 
-    func listChannels(request: Medledger_ListChannelsRequest, context: ServerContext) async throws -> Medledger_ListChannelsResponse {
+    func listChannels(
+        request: Medledger_ListChannelsRequest, context: ServerContext
+    ) async throws -> Medledger_ListChannelsResponse {
         let caller = try context.requireCaller()
         var r = Medledger_ListChannelsResponse()
-        r.channels = orderer.channels().filter { orderer.context(of: $0.name)?.organizationIDs.contains(caller.org) == true }.map { c in
+        r.channels = orderer.channels().filter {
+            orderer.context(of: $0.name)?.organizationIDs.contains(caller.org) == true
+        }.map { c in
             var s = Medledger_ChannelSummary()
             s.channel = c.name
             s.height = c.height
@@ -447,7 +544,8 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
 /// retry hint), so one client cannot make the node hold unbounded work.
 enum InOrderPipeline {
     static let inFlightMax = 64
-    static let overflowMessage = "too many requests in flight on this stream (\(inFlightMax)); retry after the earlier answers arrive"
+    static let overflowMessage =
+        "too many requests in flight on this stream (\(inFlightMax)); retry after the earlier answers arrive"
 
     final class InFlight: Sendable { let count = Mutex(0) }
 
@@ -553,7 +651,9 @@ enum ParallelMap {
 /// Sends blocks from `start` and, with `follow`, every block committed after, until the caller
 /// goes away.
 enum BlockStreaming {
-    static func stream(from source: any BlockSource, start: UInt64, follow: Bool, send: (Medledger_Block) async throws -> Void) async throws {
+    static func stream(
+        from source: any BlockSource, start: UInt64, follow: Bool, send: (Medledger_Block) async throws -> Void
+    ) async throws {
         var next = start
         while !Task.isCancelled {
             let height = source.notifier.height

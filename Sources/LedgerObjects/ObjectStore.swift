@@ -47,7 +47,9 @@ public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
         case .badDigest(let d): return "not a SHA-384 digest (96 lowercase hex digits): \(d.debugDescription)"
         case .tooLarge(let limit): return "object is larger than this store's limit of \(limit) bytes"
         case .sizeMismatch(let d, let r): return "declared size \(d) bytes but received \(r)"
-        case .digestMismatch(let d, let c): return "the bytes received do not match the declared SHA-384 (declared \(d), computed \(c)); nothing was stored"
+        case .digestMismatch(let d, let c):
+            return
+                "the bytes received do not match the declared SHA-384 (declared \(d), computed \(c)); nothing was stored"
         case .belongsToAnotherTreatment(let d): return "object \(d) is already stored for another treatment"
         case .notFound(let d): return "no object \(d)"
         case .offsetBeyondEnd(let o, let s): return "offset \(o) is beyond the object's \(s) bytes"
@@ -73,7 +75,8 @@ public final class ObjectStore: Sendable {
         self.directory = directory
         self.maxBytes = maxBytes
         do {
-            try FileManager.default.createDirectory(at: directory.appendingPathComponent("tmp"), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: directory.appendingPathComponent("tmp"), withIntermediateDirectories: true)
         } catch { throw ObjectStoreError.io("cannot create object store at \(directory.path): \(error)") }
         // Leftovers of uploads interrupted by a crash.
         let tmp = directory.appendingPathComponent("tmp")
@@ -104,7 +107,9 @@ public final class ObjectStore: Sendable {
     }
 
     /// Starts an upload of `declaredSize` bytes that must hash to `digest`.
-    public func beginUpload(digest: String, declaredSize: UInt64, channel: String, tID: String, uploaderPID: String) throws -> Upload {
+    public func beginUpload(
+        digest: String, declaredSize: UInt64, channel: String, tID: String, uploaderPID: String
+    ) throws -> Upload {
         guard Self.isDigest(digest) else { throw ObjectStoreError.badDigest(digest) }
         guard declaredSize <= maxBytes else { throw ObjectStoreError.tooLarge(limit: maxBytes) }
         if let existing = try info(digest), existing.channel != channel || existing.tID != tID {
@@ -112,10 +117,13 @@ public final class ObjectStore: Sendable {
         }
         let temp = directory.appendingPathComponent("tmp").appendingPathComponent(UUID().uuidString)
         guard FileManager.default.createFile(atPath: temp.path, contents: nil, attributes: [.posixPermissions: 0o600]),
-              let handle = FileHandle(forWritingAtPath: temp.path) else {
+            let handle = FileHandle(forWritingAtPath: temp.path)
+        else {
             throw ObjectStoreError.io("cannot create a temporary file in \(directory.path)")
         }
-        let info = ObjectInfo(digest: digest, size: declaredSize, channel: channel, tID: tID, uploaderPID: uploaderPID, storedAt: Self.now())
+        let info = ObjectInfo(
+            digest: digest, size: declaredSize, channel: channel, tID: tID, uploaderPID: uploaderPID,
+            storedAt: Self.now())
         return Upload(store: self, temp: temp, handle: handle, info: info)
     }
 
@@ -142,7 +150,9 @@ public final class ObjectStore: Sendable {
             received += UInt64(bytes.count)
             guard received <= info.size else {
                 abort()
-                throw received > store.maxBytes ? ObjectStoreError.tooLarge(limit: store.maxBytes) : ObjectStoreError.sizeMismatch(declared: info.size, received: received)
+                throw received > store.maxBytes
+                    ? ObjectStoreError.tooLarge(limit: store.maxBytes)
+                    : ObjectStoreError.sizeMismatch(declared: info.size, received: received)
             }
             hasher.update(bytes)
             do { try handle.write(contentsOf: bytes) } catch {
@@ -155,9 +165,13 @@ public final class ObjectStore: Sendable {
         @discardableResult
         public func finish() throws -> Bool {
             defer { abort() }
-            guard received == info.size else { throw ObjectStoreError.sizeMismatch(declared: info.size, received: received) }
+            guard received == info.size else {
+                throw ObjectStoreError.sizeMismatch(declared: info.size, received: received)
+            }
             let computed = Hex.encode(hasher.finalize())
-            guard computed == info.digest else { throw ObjectStoreError.digestMismatch(declared: info.digest, computed: computed) }
+            guard computed == info.digest else {
+                throw ObjectStoreError.digestMismatch(declared: info.digest, computed: computed)
+            }
             if try store.info(info.digest) != nil { return true }
             do {
                 try handle.synchronize()
@@ -185,18 +199,26 @@ public final class ObjectStore: Sendable {
 
     /// Streams the object from `offset` in pieces of at most `chunkSize`, after checking that the whole
     /// file still hashes to its name.
-    public func read(_ digest: String, from offset: UInt64 = 0, chunkSize: Int = 1 << 20, _ body: ([UInt8]) async throws -> Void) async throws {
+    public func read(
+        _ digest: String, from offset: UInt64 = 0, chunkSize: Int = 1 << 20, _ body: ([UInt8]) async throws -> Void
+    ) async throws {
         guard let info = try info(digest) else { throw ObjectStoreError.notFound(digest: digest) }
         guard offset <= info.size else { throw ObjectStoreError.offsetBeyondEnd(offset: offset, size: info.size) }
         let url = objectURL(digest)
         let computed = try Self.digest(ofFile: url.path).digest
         guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
-        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw ObjectStoreError.notFound(digest: digest) }
+        guard let handle = FileHandle(forReadingAtPath: url.path) else {
+            throw ObjectStoreError.notFound(digest: digest)
+        }
         defer { try? handle.close() }
-        do { try handle.seek(toOffset: offset) } catch { throw ObjectStoreError.io("cannot seek in \(digest): \(error)") }
+        do { try handle.seek(toOffset: offset) } catch {
+            throw ObjectStoreError.io("cannot seek in \(digest): \(error)")
+        }
         while true {
             let piece: Data?
-            do { piece = try handle.read(upToCount: chunkSize) } catch { throw ObjectStoreError.io("cannot read \(digest): \(error)") }
+            do { piece = try handle.read(upToCount: chunkSize) } catch {
+                throw ObjectStoreError.io("cannot read \(digest): \(error)")
+            }
             guard let piece, !piece.isEmpty else { return }
             try await body([UInt8](piece))
         }
@@ -246,7 +268,9 @@ public struct ObjectURL: Sendable, Equatable, CustomStringConvertible {
         let prefix = "medledger://"
         guard text.hasPrefix(prefix) else { return nil }
         let parts = text.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, parts[1] == "objects", ObjectStore.isDigest(String(parts[2])) else { return nil }
+        guard parts.count == 3, !parts[0].isEmpty, parts[1] == "objects", ObjectStore.isDigest(String(parts[2])) else {
+            return nil
+        }
         node = String(parts[0])
         digest = String(parts[2])
     }

@@ -21,28 +21,42 @@ public struct LogSpec: Sendable, Equatable, CustomStringConvertible {
 
     public init(parsing text: String) throws {
         let spec = text.trimmingCharacters(in: .whitespaces)
-        guard !spec.isEmpty, spec.utf8.count <= 1024 else { throw Invalid(description: "a logspec is 1-1024 characters, e.g. \"info:raft=debug\"") }
+        guard !spec.isEmpty, spec.utf8.count <= 1024 else {
+            throw Invalid(description: "a logspec is 1-1024 characters, e.g. \"info:raft=debug\"")
+        }
         var defaultLevel: Logger.Level?
         var components: [String: Logger.Level] = [:]
         for part in spec.split(separator: ":", omittingEmptySubsequences: false) {
             let pieces = part.split(separator: "=", omittingEmptySubsequences: false)
             switch pieces.count {
             case 1:
-                guard defaultLevel == nil else { throw Invalid(description: "logspec \(text.debugDescription): more than one default level") }
+                guard defaultLevel == nil else {
+                    throw Invalid(description: "logspec \(text.debugDescription): more than one default level")
+                }
                 defaultLevel = try Self.level(String(pieces[0]), in: text)
             case 2:
                 let level = try Self.level(String(pieces[1]), in: text)
                 for name in pieces[0].split(separator: ",", omittingEmptySubsequences: false) {
-                    guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
-                        throw Invalid(description: "logspec \(text.debugDescription): \(String(name).debugDescription) is not a component name")
+                    guard !name.isEmpty, name.count <= 64,
+                        name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." })
+                    else {
+                        throw Invalid(
+                            description:
+                                "logspec \(text.debugDescription): \(String(name).debugDescription) is not a component name"
+                        )
                     }
                     components[String(name)] = level
                 }
             default:
-                throw Invalid(description: "logspec \(text.debugDescription): \(String(part).debugDescription) is neither LEVEL nor COMPONENT=LEVEL")
+                throw Invalid(
+                    description:
+                        "logspec \(text.debugDescription): \(String(part).debugDescription) is neither LEVEL nor COMPONENT=LEVEL"
+                )
             }
         }
-        guard components.count <= 64 else { throw Invalid(description: "logspec \(text.debugDescription): at most 64 components") }
+        guard components.count <= 64 else {
+            throw Invalid(description: "logspec \(text.debugDescription): at most 64 components")
+        }
         self.init(defaultLevel: defaultLevel ?? .info, components: components)
     }
 
@@ -53,7 +67,10 @@ public struct LogSpec: Sendable, Equatable, CustomStringConvertible {
 
     static func level(_ name: String, in text: String) throws -> Logger.Level {
         guard let l = names[name.lowercased()] else {
-            throw Invalid(description: "logspec \(text.debugDescription): unknown level \(name.debugDescription) (levels: trace, debug, info, notice, warning, error, critical)")
+            throw Invalid(
+                description:
+                    "logspec \(text.debugDescription): unknown level \(name.debugDescription) (levels: trace, debug, info, notice, warning, error, critical)"
+            )
         }
         return l
     }
@@ -62,7 +79,8 @@ public struct LogSpec: Sendable, Equatable, CustomStringConvertible {
 
     /// Canonical text: the default level, then the overrides sorted by component.
     public var description: String {
-        ([defaultLevel.rawValue] + components.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }).joined(separator: ":")
+        ([defaultLevel.rawValue] + components.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" })
+            .joined(separator: ":")
     }
 }
 
@@ -89,7 +107,9 @@ public struct JSONLogHandler: LogHandler {
     let write: @Sendable ([UInt8]) -> Void
     public var metadata: Logger.Metadata = [:]
 
-    public init(label: String, levels: LogLevels, write: @escaping @Sendable ([UInt8]) -> Void = JSONLogHandler.standardOutput) {
+    public init(
+        label: String, levels: LogLevels, write: @escaping @Sendable ([UInt8]) -> Void = JSONLogHandler.standardOutput
+    ) {
         component = label.hasPrefix("medledger.") ? String(label.dropFirst("medledger.".count)) : label
         self.levels = levels
         self.write = write
@@ -107,9 +127,11 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "{\"ts\":\(Self.quoted(Self.timestamp(Date()))),\"level\":\(Self.quoted(event.level.rawValue)),\"component\":\(Self.quoted(component)),\"msg\":\(Self.quoted("\(event.message)"))"
+        var line =
+            "{\"ts\":\(Self.quoted(Self.timestamp(Date()))),\"level\":\(Self.quoted(event.level.rawValue)),\"component\":\(Self.quoted(component)),\"msg\":\(Self.quoted("\(event.message)"))"
         let all = event.metadata.map { metadata.merging($0) { _, new in new } } ?? metadata
-        for (key, value) in all.sorted(by: { $0.key < $1.key }) where !["ts", "level", "component", "msg"].contains(key) {
+        for (key, value) in all.sorted(by: { $0.key < $1.key })
+        where !["ts", "level", "component", "msg"].contains(key) {
             line += ",\(Self.quoted(key)):\(Self.quoted("\(value)"))"
         }
         write(Array((line + "}\n").utf8))
@@ -121,7 +143,10 @@ public struct JSONLogHandler: LogHandler {
             var offset = 0
             while offset < buffer.count {
                 let n = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
-                if n <= 0 { if errno == EINTR { continue }; return }
+                if n <= 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
                 offset += n
             }
         }
@@ -132,7 +157,9 @@ public struct JSONLogHandler: LogHandler {
         var parts = tm()
         gmtime_r(&t, &parts)
         let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, ms)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+            parts.tm_hour, parts.tm_min, parts.tm_sec, ms)
     }
 
     static func quoted(_ s: String) -> String { JSONText.quoted(s) }

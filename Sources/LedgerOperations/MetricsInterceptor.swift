@@ -54,7 +54,9 @@ public struct MetricsInterceptor: ServerInterceptor {
         case .unauthenticated: return .unauthenticated
         case .permissionDenied: return .forbidden
         case .notFound: return .notFound
-        case .invalidArgument, .failedPrecondition, .alreadyExists, .outOfRange, .resourceExhausted, .aborted, .cancelled: return .clientError
+        case .invalidArgument, .failedPrecondition, .alreadyExists, .outOfRange, .resourceExhausted, .aborted,
+            .cancelled:
+            return .clientError
         default: return .serverError
         }
     }

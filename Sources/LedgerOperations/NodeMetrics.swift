@@ -11,12 +11,18 @@ public final class NodeMetrics: Sendable {
 
     /// How a call ended, as the EMR exchange guide counts them.
     public enum Result: String, Sendable, CaseIterable {
-        case ok, unauthenticated = "401", forbidden = "403", notFound = "404", clientError = "4xx", serverError = "5xx"
+        case ok
+        case unauthenticated = "401"
+        case forbidden = "403"
+        case notFound = "404"
+        case clientError = "4xx"
+        case serverError = "5xx"
     }
 
     static let latencyBuckets: [Duration] = [
         .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+        .seconds(5), .seconds(10),
     ]
 
     private struct CallHandles: Sendable {
@@ -28,15 +34,25 @@ public final class NodeMetrics: Sendable {
     static let maxMethods = 256
 
     public init(version: String) {
-        registry.makeGauge(descriptor: Self.named("medledger_build_info", "Always 1; the version label says which build runs."), labels: [("version", version)]).set(to: 1)
+        registry.makeGauge(
+            descriptor: Self.named("medledger_build_info", "Always 1; the version label says which build runs."),
+            labels: [("version", version)]
+        ).set(to: 1)
     }
 
     /// One finished gRPC call.
     public func recordCall(method: String, result: Result, duration: Duration) {
         let handles = Self.cached(method, in: calls, max: Self.maxMethods) {
             callHandles(
-                label: ("method", method), counter: ("grpc_server_requests_total", "gRPC calls the node answered, by method and result (ok, 401, 403, 404, 4xx, 5xx)."),
-                histogram: ("grpc_server_request_duration_seconds", "Time from a call's arrival to its answer (for a stream, to its end)."))
+                label: ("method", method),
+                counter: (
+                    "grpc_server_requests_total",
+                    "gRPC calls the node answered, by method and result (ok, 401, 403, 404, 4xx, 5xx)."
+                ),
+                histogram: (
+                    "grpc_server_request_duration_seconds",
+                    "Time from a call's arrival to its answer (for a stream, to its end)."
+                ))
         }
         guard let handles else { return }
         handles.results[result]?.increment()
@@ -46,30 +62,45 @@ public final class NodeMetrics: Sendable {
     private let httpCalls = Mutex<[String: CallHandles]>([:])
 
     /// A counter per result and a latency histogram, labelled with one (name, value).
-    private func callHandles(label: (String, String), counter: (String, String), histogram: (String, String)) -> CallHandles {
+    private func callHandles(
+        label: (String, String), counter: (String, String), histogram: (String, String)
+    ) -> CallHandles {
         CallHandles(
-            results: Dictionary(uniqueKeysWithValues: Result.allCases.map { r in
-                (r, registry.makeCounter(descriptor: Self.named(counter.0, counter.1), labels: [label, ("result", r.rawValue)]))
-            }),
-            latency: registry.makeDurationHistogram(descriptor: Self.named(histogram.0, histogram.1), labels: [label], buckets: Self.latencyBuckets))
+            results: Dictionary(
+                uniqueKeysWithValues: Result.allCases.map { r in
+                    (
+                        r,
+                        registry.makeCounter(
+                            descriptor: Self.named(counter.0, counter.1), labels: [label, ("result", r.rawValue)])
+                    )
+                }),
+            latency: registry.makeDurationHistogram(
+                descriptor: Self.named(histogram.0, histogram.1), labels: [label], buckets: Self.latencyBuckets))
     }
 
     /// One answered request of the FHIR endpoint, by route pattern (never by path: paths carry ids).
     public func recordFHIR(route: String, status: Int, duration: Duration) {
         let handles = Self.cached(route, in: httpCalls, max: Self.maxMethods) {
             callHandles(
-                label: ("route", route), counter: ("fhir_requests_total", "FHIR and SMART requests the node answered, by route and result (ok, 401, 403, 404, 4xx, 5xx)."),
-                histogram: ("fhir_request_duration_seconds", "Time from a FHIR or SMART request's arrival to its answer."))
+                label: ("route", route),
+                counter: (
+                    "fhir_requests_total",
+                    "FHIR and SMART requests the node answered, by route and result (ok, 401, 403, 404, 4xx, 5xx)."
+                ),
+                histogram: (
+                    "fhir_request_duration_seconds", "Time from a FHIR or SMART request's arrival to its answer."
+                ))
         }
         guard let handles else { return }
-        let result: Result = switch status {
-        case 200..<400: .ok
-        case 401: .unauthenticated
-        case 403: .forbidden
-        case 404: .notFound
-        case 400..<500: .clientError
-        default: .serverError
-        }
+        let result: Result =
+            switch status {
+            case 200..<400: .ok
+            case 401: .unauthenticated
+            case 403: .forbidden
+            case 404: .notFound
+            case 400..<500: .clientError
+            default: .serverError
+            }
         handles.results[result]?.increment()
         handles.latency.record(duration)
     }
@@ -86,9 +117,11 @@ public final class NodeMetrics: Sendable {
     /// One block the peer validated and committed: its time, and each transaction's code.
     public func recordCommit(channel: String, codes: [String], duration: Duration) {
         let handles = Self.cached(channel, in: channels, max: Self.maxChannels) {
-            ChannelHandles(commit: registry.makeDurationHistogram(
-                descriptor: Self.named("ledger_block_commit_duration_seconds", "Time to validate and commit one block on the peer."),
-                labels: [("channel", channel)], buckets: Self.latencyBuckets))
+            ChannelHandles(
+                commit: registry.makeDurationHistogram(
+                    descriptor: Self.named(
+                        "ledger_block_commit_duration_seconds", "Time to validate and commit one block on the peer."),
+                    labels: [("channel", channel)], buckets: Self.latencyBuckets))
         }
         guard let handles else { return }
         handles.commit.record(duration)
@@ -98,7 +131,9 @@ public final class NodeMetrics: Sendable {
             // Codes are the validator's enum: few, so no bound beyond it.
             let counter = Self.cached(code, in: handles.transactions, max: .max) {
                 registry.makeCounter(
-                    descriptor: Self.named("ledger_transactions_total", "Transactions the peer committed, by validation code (VALID or why not)."),
+                    descriptor: Self.named(
+                        "ledger_transactions_total",
+                        "Transactions the peer committed, by validation code (VALID or why not)."),
                     labels: [("channel", channel), ("code", code)])
             }
             counter?.increment(by: Int64(n))
@@ -113,7 +148,8 @@ public final class NodeMetrics: Sendable {
     public func recordCuts(channel: String, _ cuts: [(reason: String, transactions: Int)]) {
         guard !cuts.isEmpty else { return }
         let sizes = registry.makeValueHistogram(
-            descriptor: Self.named("orderer_batch_size", "Transactions in each block the orderer cut."), labels: [("channel", channel)],
+            descriptor: Self.named("orderer_batch_size", "Transactions in each block the orderer cut."),
+            labels: [("channel", channel)],
             buckets: Self.batchSizeBuckets)
         var byReason: [String: Int64] = [:]
         for cut in cuts {
@@ -121,14 +157,20 @@ public final class NodeMetrics: Sendable {
             byReason[cut.reason, default: 0] += 1
         }
         for (reason, n) in byReason {
-            counter("orderer_blocks_cut_total", help: "Blocks the orderer cut, by why (count, size, timeout, config, oversized).", labels: [("channel", channel), ("reason", reason)])
-                .increment(by: n)
+            counter(
+                "orderer_blocks_cut_total",
+                help: "Blocks the orderer cut, by why (count, size, timeout, config, oversized).",
+                labels: [("channel", channel), ("reason", reason)]
+            )
+            .increment(by: n)
         }
     }
 
     /// The handle cached under `key`, made (registering its metrics) on first use; nil once `max`
     /// keys exist, so that a label's values stay bounded.
-    private static func cached<V: Sendable>(_ key: String, in map: borrowing Mutex<[String: V]>, max: Int, make: () -> V) -> V? {
+    private static func cached<V: Sendable>(
+        _ key: String, in map: borrowing Mutex<[String: V]>, max: Int, make: () -> V
+    ) -> V? {
         map.withLock { m in
             if let v = m[key] { return v }
             guard m.count < max else { return nil }

@@ -4,8 +4,8 @@ import HummingbirdCore
 import HummingbirdTLS
 import LedgerIdentity
 import LedgerIncidents
-import Logging
 import LedgerProtos
+import Logging
 import NIOCore
 import NIOSSL
 import X509
@@ -48,8 +48,10 @@ public struct OperationsServer: Sendable {
     public let logLevels: LogLevels?
 
     public init(
-        host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String, version: String,
-        metrics: NodeMetrics, sample: @escaping @Sendable () async -> Void, checks: [HealthCheck], incidents: IncidentsEndpoint? = nil,
+        host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String,
+        version: String,
+        metrics: NodeMetrics, sample: @escaping @Sendable () async -> Void, checks: [HealthCheck],
+        incidents: IncidentsEndpoint? = nil,
         logLevels: LogLevels? = nil
     ) {
         self.incidents = incidents
@@ -72,7 +74,9 @@ public struct OperationsServer: Sendable {
             router: router(),
             server: try .tls(.http1(), configuration: try tlsConfiguration()),
             // Monitors need few connections; a bound keeps a flood from holding file descriptors.
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil, availableConnectionsDelegate: MaximumAvailableConnections(64)),
+            configuration: ApplicationConfiguration(
+                address: .hostname(host, port: port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(64)),
             onServerRunning: { channel in listening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "medledger.operations", factory: { _ in SwiftLogNoOpLogHandler() }))
         // The node stops it by cancelling this task; its own signal handling stays in one place.
@@ -81,13 +85,16 @@ public struct OperationsServer: Sendable {
 
     func tlsConfiguration() throws -> TLSChannelConfiguration {
         var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) }, privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
         tls.minimumTLSVersion = .tlsv12
         tls.certificateVerification = .optionalVerification
         tls.trustRoots = .certificates(try trust.roots.map { try NIOSSLCertificate(bytes: $0.derBytes, format: .der) })
         let trust = self.trust
         return TLSChannelConfiguration(tlsConfiguration: tls) { presented in
-            guard let first = presented.first, let leaf = try? Certificate(derEncoded: first.toDERBytes()) else { return .failed }
+            guard let first = presented.first, let leaf = try? Certificate(derEncoded: first.toDERBytes()) else {
+                return .failed
+            }
             let intermediates = presented.dropFirst().compactMap { try? Certificate(derEncoded: $0.toDERBytes()) }
             do {
                 _ = try await trust.validate(leaf: leaf, intermediates: intermediates, purpose: .tls)
@@ -98,7 +105,9 @@ public struct OperationsServer: Sendable {
 
     func router() -> Router<OperationsContext> {
         let router = Router(context: OperationsContext.self)
-        router.get("/healthz") { _, context in try await self.health(detailed: await self.authorize(context).refusal == nil) }
+        router.get("/healthz") { _, context in
+            try await self.health(detailed: await self.authorize(context).refusal == nil)
+        }
         router.get("/version") { _, _ in
             Self.json(.ok, ["version": version])
         }
@@ -107,7 +116,8 @@ public struct OperationsServer: Sendable {
             await self.sample()
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
+            return Response(
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
         }
         if let incidents { addIncidentRoutes(router, incidents) }
         if let logLevels { addLogSpecRoutes(router, logLevels) }
@@ -125,8 +135,11 @@ public struct OperationsServer: Sendable {
             let (_, refusal) = await self.authorize(context, administratorsOnly: true)
             if let refusal { return refusal }
             let body = try await request.body.collect(upTo: 4096)
-            guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let text = object["spec"] as? String, object.count == 1 else {
-                return Self.json(.badRequest, ["error": "the body is {\"spec\": \"LEVEL[:COMPONENT[,COMPONENT]=LEVEL]…\"}"])
+            guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
+                let text = object["spec"] as? String, object.count == 1
+            else {
+                return Self.json(
+                    .badRequest, ["error": "the body is {\"spec\": \"LEVEL[:COMPONENT[,COMPONENT]=LEVEL]…\"}"])
             }
             do {
                 levels.spec = try LogSpec(parsing: text)
@@ -146,11 +159,15 @@ public struct OperationsServer: Sendable {
         router.put("/incidents/suspended/:pid") { request, context in
             let (admin, refusal) = await self.authorize(context, administratorsOnly: true)
             guard let admin else { return refusal! }
-            guard let pid = context.parameters.get("pid"), Self.isPID(pid) else { return Self.json(.badRequest, ["error": "not a PID"]) }
+            guard let pid = context.parameters.get("pid"), Self.isPID(pid) else {
+                return Self.json(.badRequest, ["error": "not a PID"])
+            }
             let body = try await request.body.collect(upTo: 4096)
             var reason = "suspended by an administrator"
             if body.readableBytes > 0 {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let r = object["reason"] as? String, r.count <= 512 else {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
+                    let r = object["reason"] as? String, r.count <= 512
+                else {
                     return Self.json(.badRequest, ["error": "the body is {\"reason\": \"…\"} (at most 512 characters)"])
                 }
                 reason = r
@@ -165,10 +182,18 @@ public struct OperationsServer: Sendable {
         router.delete("/incidents/suspended/:pid") { _, context in
             let (admin, refusal) = await self.authorize(context, administratorsOnly: true)
             guard let admin else { return refusal! }
-            guard let pid = context.parameters.get("pid"), Self.isPID(pid) else { return Self.json(.badRequest, ["error": "not a PID"]) }
-            guard pid != admin.pid else { return Self.json(.forbidden, ["error": "an administrator does not resume their own suspension; another administrator does"]) }
+            guard let pid = context.parameters.get("pid"), Self.isPID(pid) else {
+                return Self.json(.badRequest, ["error": "not a PID"])
+            }
+            guard pid != admin.pid else {
+                return Self.json(
+                    .forbidden,
+                    ["error": "an administrator does not resume their own suspension; another administrator does"])
+            }
             do {
-                guard let lifted = try incidents.resume(pid, admin) else { return Self.json(.notFound, ["error": "\(pid) is not suspended on this node"]) }
+                guard let lifted = try incidents.resume(pid, admin) else {
+                    return Self.json(.notFound, ["error": "\(pid) is not suspended on this node"])
+                }
                 return Self.json(.ok, ["resumed": try Self.plain(lifted)])
             } catch {
                 return Self.json(.internalServerError, ["error": "\(error)"])
@@ -178,7 +203,8 @@ public struct OperationsServer: Sendable {
 
     /// PIDs are base64url (64 characters); the bound keeps junk out of the audit log.
     static func isPID(_ s: String) -> Bool {
-        (1...128).contains(s.count) && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.=".contains($0)) }
+        (1...128).contains(s.count)
+            && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.=".contains($0)) }
     }
 
     /// An Encodable as JSONSerialization's objects (dates ISO 8601).
@@ -192,7 +218,9 @@ public struct OperationsServer: Sendable {
     func health(detailed: Bool) async throws -> Response {
         var failed: [[String: String]] = []
         for c in checks {
-            if let why = await c.check() { failed.append(detailed ? ["component": c.name, "reason": why] : ["component": c.name]) }
+            if let why = await c.check() {
+                failed.append(detailed ? ["component": c.name, "reason": why] : ["component": c.name])
+            }
         }
         let now = ISO8601DateFormatter().string(from: Date())
         if failed.isEmpty { return Self.json(.ok, ["status": "OK", "time": now]) }
@@ -201,16 +229,24 @@ public struct OperationsServer: Sendable {
 
     /// The caller if it is an administrator (or, unless `administratorsOnly`, a node) of this
     /// node's organisation; else the refusal to send.
-    func authorize(_ context: OperationsContext, administratorsOnly: Bool = false) async -> (identity: AuthenticatedIdentity?, refusal: Response?) {
+    func authorize(
+        _ context: OperationsContext, administratorsOnly: Bool = false
+    ) async -> (identity: AuthenticatedIdentity?, refusal: Response?) {
         let who = administratorsOnly ? "administrator" : "administrator or node"
         guard let presented = try? await context.channel.nioSSL_peerCertificate().get(),
-              let leaf = try? Certificate(derEncoded: presented.toDERBytes())
-        else { return (nil, Self.json(.unauthorized, ["error": "a client certificate of an \(who) of \(organization) is required"])) }
+            let leaf = try? Certificate(derEncoded: presented.toDERBytes())
+        else {
+            return (
+                nil,
+                Self.json(.unauthorized, ["error": "a client certificate of an \(who) of \(organization) is required"])
+            )
+        }
         let identity: AuthenticatedIdentity
         do { identity = try await trust.validate(leaf: leaf, purpose: .tls) } catch {
             return (nil, Self.json(.unauthorized, ["error": "client certificate refused: \(error)"]))
         }
-        guard identity.org == organization, identity.role == .admin || (!administratorsOnly && identity.role == .node) else {
+        guard identity.org == organization, identity.role == .admin || (!administratorsOnly && identity.role == .node)
+        else {
             return (nil, Self.json(.forbidden, ["error": "only an \(who) of \(organization) may do this on this node"]))
         }
         if let why = incidents?.refusal(identity) { return (nil, Self.json(.unauthorized, ["error": why])) }

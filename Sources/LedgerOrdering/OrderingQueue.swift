@@ -54,7 +54,8 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
     static let queueMax = 20_000
 
     init(
-        channel: String, batchConfig: @escaping @Sendable () -> BatchConfig, writeBlock: @escaping @Sendable ([[UInt8]]) throws -> Void,
+        channel: String, batchConfig: @escaping @Sendable () -> BatchConfig,
+        writeBlock: @escaping @Sendable ([[UInt8]]) throws -> Void,
         log: @escaping @Sendable (String) -> Void
     ) {
         self.channelName = channel
@@ -86,10 +87,18 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
     func enqueue(_ item: Item) throws(OrderingRejection) {
         condition.lock()
         defer { condition.unlock() }
-        if let why = stoppedReasonLocked { throw OrderingRejection(503, "ordering of channel \(channelName) is stopped: \(why)") }
-        guard !stopping else { throw OrderingRejection(503, "orderer is shutting down; retry on another orderer or later") }
-        guard items.count < Self.queueMax else { throw OrderingRejection(503, "orderer queue is full (\(Self.queueMax)); retry in a second") }
-        guard inFlight.insert(item.txID).inserted else { throw OrderingRejection(409, "transaction \(item.txID) is already being ordered") }
+        if let why = stoppedReasonLocked {
+            throw OrderingRejection(503, "ordering of channel \(channelName) is stopped: \(why)")
+        }
+        guard !stopping else {
+            throw OrderingRejection(503, "orderer is shutting down; retry on another orderer or later")
+        }
+        guard items.count < Self.queueMax else {
+            throw OrderingRejection(503, "orderer queue is full (\(Self.queueMax)); retry in a second")
+        }
+        guard inFlight.insert(item.txID).inserted else {
+            throw OrderingRejection(409, "transaction \(item.txID) is already being ordered")
+        }
         items.append(item)
         condition.signal()
     }
@@ -129,7 +138,8 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
                 guard let d = try? cutter.ordered(item.bytes, isConfig: item.isConfig) else {
                     return fail(pending + items[(i + 1)...], "the block cutter refused an accepted envelope")
                 }
-                for (batch, reason) in zip(d.batches, d.reasons) where !write(batch, reason, &pending, unordered: items[(i + 1)...]) { return false }
+                for (batch, reason) in zip(d.batches, d.reasons)
+                where !write(batch, reason, &pending, unordered: items[(i + 1)...]) { return false }
             }
             return true
         }
@@ -165,7 +175,10 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
     /// Writes one block and answers its submitters; false if the write failed fatally (the channel is
     /// then stopped and every waiting submitter told so).
     /// `unordered`: items taken from the queue but not yet given to the cutter, answered on failure too.
-    private func write(_ envelopes: [[UInt8]], _ reason: BlockCutter.CutReason, _ pending: inout [Item], unordered: ArraySlice<Item> = []) -> Bool {
+    private func write(
+        _ envelopes: [[UInt8]], _ reason: BlockCutter.CutReason, _ pending: inout [Item],
+        unordered: ArraySlice<Item> = []
+    ) -> Bool {
         let items = Array(pending.prefix(envelopes.count))
         pending.removeFirst(items.count)
         locked {
@@ -199,7 +212,8 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
             inFlight.removeAll()
             return all
         }
-        let refusal = OrderingRejection(503, "ordering of channel \(channelName) stopped: \(why); nothing of this transaction was written")
+        let refusal = OrderingRejection(
+            503, "ordering of channel \(channelName) stopped: \(why); nothing of this transaction was written")
         for item in items + waiting { item.done(refusal) }
         return false
     }

@@ -24,7 +24,9 @@ public final class OrderingServices: OrderingService {
     public func submit(_ envelope: [UInt8], done: @escaping @Sendable (OrderingRejection?) -> Void) {
         let env: Medledger_Envelope
         let payload: Medledger_Payload
-        do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch { return done(error) }
+        do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch {
+            return done(error)
+        }
         let channel = payload.channelHeader.channelID
         if solo.chain(channel) != nil { return solo.submit(envelope, env: env, payload: payload, done: done) }
         if let raft, raft.chain(channel) != nil { return raft.submit(envelope, env: env, payload: payload, done: done) }
@@ -33,13 +35,20 @@ public final class OrderingServices: OrderingService {
 
     public func chain(_ channel: String) -> (any BlockSource)? { owner(of: channel)?.chain(channel) }
 
-    public func context(of channel: String) -> ChannelContext? { solo.context(of: channel) ?? raft?.context(of: channel) }
+    public func context(of channel: String) -> ChannelContext? {
+        solo.context(of: channel) ?? raft?.context(of: channel)
+    }
 
     /// Joins from a genesis block, or (raft only) from the configuration block that added this node
     /// as a consenter; blocking.
     public func join(genesis: Medledger_Block) throws {
         if genesis.header.number > 0 {
-            guard let raft else { throw OrderingRejection(400, "only a raft consenter joins from a configuration block, and this node has no raft listener (orderer.raft_listen in node.yaml)") }
+            guard let raft else {
+                throw OrderingRejection(
+                    400,
+                    "only a raft consenter joins from a configuration block, and this node has no raft listener (orderer.raft_listen in node.yaml)"
+                )
+            }
             return try raft.join(genesis: genesis)
         }
         let ctx = try ConfigTransaction.verifyGenesis(genesis)
@@ -47,7 +56,10 @@ public final class OrderingServices: OrderingService {
         case .solo: try solo.join(genesis: genesis)
         case .raft:
             guard let raft else {
-                throw OrderingRejection(400, "channel \(ctx.channel) is ordered by raft, and this node has no raft listener (orderer.raft_listen in node.yaml)")
+                throw OrderingRejection(
+                    400,
+                    "channel \(ctx.channel) is ordered by raft, and this node has no raft listener (orderer.raft_listen in node.yaml)"
+                )
             }
             try raft.join(genesis: genesis)
         }
@@ -56,9 +68,13 @@ public final class OrderingServices: OrderingService {
     /// Blocks cut on each channel since the last call (solo and raft channels alike).
     public func takeCuts() -> [String: [CutRecord]] { solo.takeCuts().merging(raft?.takeCuts() ?? [:]) { a, _ in a } }
 
-    public func channels() -> [OrderedChannelStatus] { (solo.channels() + (raft?.channels() ?? [])).sorted { $0.name < $1.name } }
+    public func channels() -> [OrderedChannelStatus] {
+        (solo.channels() + (raft?.channels() ?? [])).sorted { $0.name < $1.name }
+    }
 
-    public func consensusStatus(of channel: String) async -> ConsensusStatus? { await raft?.consensusStatus(of: channel) }
+    public func consensusStatus(of channel: String) async -> ConsensusStatus? {
+        await raft?.consensusStatus(of: channel)
+    }
 
     public func shutdown() {
         solo.shutdown()

@@ -17,11 +17,17 @@ public protocol LeaderForwarding: Sendable {
 /// Fetches blocks a consenter is missing from the other consenters' ordering services (catch-up after
 /// a snapshot). Blocking: it runs on the raft thread, which waits for it.
 public protocol BlockPulling: Sendable {
-    func pull(channel: String, from first: UInt64, through last: UInt64, endpoints: [String]) throws -> [Medledger_Block]
+    func pull(
+        channel: String, from first: UInt64, through last: UInt64, endpoints: [String]
+    ) throws -> [Medledger_Block]
 }
 
 /// Makes the consensus engine of one channel (a `RaftServer` in production; tests may use others).
-public typealias ConsensusEngineFactory = @Sendable (_ channel: String, _ me: OrderingConfig.Consenter, _ machine: any ReplicatedStateMachine, _ options: Medledger_RaftOptions) throws -> any ConsensusEngine
+public typealias ConsensusEngineFactory =
+    @Sendable (
+        _ channel: String, _ me: OrderingConfig.Consenter, _ machine: any ReplicatedStateMachine,
+        _ options: Medledger_RaftOptions
+    ) throws -> any ConsensusEngine
 
 /// The raft ordering service. Per channel, like Fabric's etcdraft: the leader cuts blocks with
 /// `BlockCutter` (the same `CuttingLoop` as solo, so batching is as adaptive), signs each block and
@@ -47,8 +53,10 @@ public final class RaftOrderer: OrderingService {
     /// channel's consenters (called before the engine starts and after each configuration block).
     public init(
         store: LedgerStore, signer: SigningIdentity, tlsPublicKey: [UInt8], engines: @escaping ConsensusEngineFactory,
-        peersChanged: @escaping @Sendable (String, [OrderingConfig.Consenter]) -> Void, forwarder: (any LeaderForwarding)?, puller: (any BlockPulling)?,
-        gate: (any RevocationGate)? = nil, clock: @escaping @Sendable () -> Date = { Date() }, log: @escaping @Sendable (String) -> Void = { _ in }
+        peersChanged: @escaping @Sendable (String, [OrderingConfig.Consenter]) -> Void,
+        forwarder: (any LeaderForwarding)?, puller: (any BlockPulling)?,
+        gate: (any RevocationGate)? = nil, clock: @escaping @Sendable () -> Date = { Date() },
+        log: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
         self.store = store
         self.signer = signer
@@ -69,14 +77,17 @@ public final class RaftOrderer: OrderingService {
         }
     }
 
-    private func open(_ ledger: ChannelLedger, _ ctx: ChannelContext, me: OrderingConfig.Consenter, genesis: ChannelContext?) throws {
+    private func open(
+        _ ledger: ChannelLedger, _ ctx: ChannelContext, me: OrderingConfig.Consenter, genesis: ChannelContext?
+    ) throws {
         let channel = RaftChannel(ledger: ledger, context: ctx, me: me, orderer: self)
         peersChanged(ctx.channel, ctx.ordering.consenters)
         let engine = try engines(ctx.channel, me, channel.machine, ctx.config.orderer.raft)
         // Only the genesis consenters bootstrap (all with the same configuration entry); a consenter
         // added later starts with an empty log and waits for the leader to bring it in.
         let initial = genesis?.ordering.consenters ?? []
-        let bootstrap = initial.contains { $0.id == me.id }
+        let bootstrap =
+            initial.contains { $0.id == me.id }
             ? initial.map { ConsensusMember(id: $0.id, address: $0.raftAddress, role: .voter) } : nil
         try channel.start(engine: engine, bootstrap: bootstrap)
         chains.withLock { $0[ctx.channel] = channel }
@@ -89,13 +100,24 @@ public final class RaftOrderer: OrderingService {
     public func join(genesis block: Medledger_Block) throws {
         guard block.header.number > 0 else { return try joinFromGenesis(block) }
         guard block.metadata.lastConfigBlock == block.header.number, let env = block.data.envelopes.first else {
-            throw OrderingRejection(400, "block \(block.header.number) is not a configuration block; join with the genesis block, or with the configuration block that made this node a consenter")
+            throw OrderingRejection(
+                400,
+                "block \(block.header.number) is not a configuration block; join with the genesis block, or with the configuration block that made this node a consenter"
+            )
         }
-        let vouched = try ChannelContext(config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: block.header.number)
-        guard vouched.ordering.kind == .raft, let me = vouched.ordering.consenters.first(where: { $0.publicKey == tlsPublicKey }) else {
-            throw OrderingRejection(403, "this node's TLS key is not a raft consenter in configuration block \(block.header.number) of channel \(vouched.channel)")
+        let vouched = try ChannelContext(
+            config: try ConfigTransaction.config(in: [UInt8](env)), configBlock: block.header.number)
+        guard vouched.ordering.kind == .raft,
+            let me = vouched.ordering.consenters.first(where: { $0.publicKey == tlsPublicKey })
+        else {
+            throw OrderingRejection(
+                403,
+                "this node's TLS key is not a raft consenter in configuration block \(block.header.number) of channel \(vouched.channel)"
+            )
         }
-        if chains.withLock({ $0[vouched.channel] != nil }) { throw OrderingRejection(409, "this orderer already orders channel \(vouched.channel)") }
+        if chains.withLock({ $0[vouched.channel] != nil }) {
+            throw OrderingRejection(409, "this orderer already orders channel \(vouched.channel)")
+        }
         guard let puller else { throw OrderingRejection(500, "this node cannot pull blocks") }
         let endpoints = vouched.ordering.consenters.filter { $0.id != me.id }.map(\.endpoint)
         let ledger: ChannelLedger
@@ -108,22 +130,37 @@ public final class RaftOrderer: OrderingService {
             ledger = try store.createChannel(vouched.channel, genesis: genesis)
         }
         var ctx = try ChannelContext.current(in: ledger)
-        try BlockCatchUp.commit(into: ledger, through: block.header.number, context: &ctx, endpoints: endpoints, puller: puller, channel: vouched.channel)
-        guard let tip = try ledger.block(number: block.header.number), tip.header.headerHash == block.header.headerHash else {
-            throw OrderingRejection(409, "the chain pulled for \(vouched.channel) does not lead to the configuration block given (block \(block.header.number) differs); not joined")
+        try BlockCatchUp.commit(
+            into: ledger, through: block.header.number, context: &ctx, endpoints: endpoints, puller: puller,
+            channel: vouched.channel)
+        guard let tip = try ledger.block(number: block.header.number), tip.header.headerHash == block.header.headerHash
+        else {
+            throw OrderingRejection(
+                409,
+                "the chain pulled for \(vouched.channel) does not lead to the configuration block given (block \(block.header.number) differs); not joined"
+            )
         }
-        log("orderer: channel \(vouched.channel) pulled through block \(block.header.number); raft consenter \(me.id) waits for the leader to add it")
+        log(
+            "orderer: channel \(vouched.channel) pulled through block \(block.header.number); raft consenter \(me.id) waits for the leader to add it"
+        )
         let genesisContext = try ledger.block(number: 0).map { try ConfigTransaction.verifyGenesis($0) }
         try open(ledger, ctx, me: me, genesis: genesisContext)
     }
 
     private func joinFromGenesis(_ genesis: Medledger_Block) throws {
         let ctx = try ConfigTransaction.verifyGenesis(genesis)
-        guard ctx.ordering.kind == .raft else { throw OrderingRejection(400, "channel \(ctx.channel) is ordered by solo, not by a raft cluster") }
-        guard let me = ctx.ordering.consenters.first(where: { $0.publicKey == tlsPublicKey }) else {
-            throw OrderingRejection(403, "this node's TLS key is not a raft consenter in the genesis block of channel \(ctx.channel); a consenter added later joins with the configuration block that added it (medledger block get config --out FILE)")
+        guard ctx.ordering.kind == .raft else {
+            throw OrderingRejection(400, "channel \(ctx.channel) is ordered by solo, not by a raft cluster")
         }
-        if chains.withLock({ $0[ctx.channel] != nil }) { throw OrderingRejection(409, "this orderer already orders channel \(ctx.channel)") }
+        guard let me = ctx.ordering.consenters.first(where: { $0.publicKey == tlsPublicKey }) else {
+            throw OrderingRejection(
+                403,
+                "this node's TLS key is not a raft consenter in the genesis block of channel \(ctx.channel); a consenter added later joins with the configuration block that added it (medledger block get config --out FILE)"
+            )
+        }
+        if chains.withLock({ $0[ctx.channel] != nil }) {
+            throw OrderingRejection(409, "this orderer already orders channel \(ctx.channel)")
+        }
         let ledger = try store.createChannel(ctx.channel, genesis: genesis)
         try open(ledger, ctx, me: me, genesis: ctx)
     }
@@ -146,21 +183,34 @@ public final class RaftOrderer: OrderingService {
     }
 
     public func channels() -> [OrderedChannelStatus] {
-        chains.withLock { $0.values.map { OrderedChannelStatus(name: $0.channelName, height: $0.ledger.height, stoppedReason: $0.stoppedReason, queueDepth: $0.queueDepth) } }
-            .sorted { $0.name < $1.name }
+        chains.withLock {
+            $0.values.map {
+                OrderedChannelStatus(
+                    name: $0.channelName, height: $0.ledger.height, stoppedReason: $0.stoppedReason,
+                    queueDepth: $0.queueDepth)
+            }
+        }
+        .sorted { $0.name < $1.name }
     }
 
     public func submit(_ envelope: [UInt8], done: @escaping @Sendable (OrderingRejection?) -> Void) {
         let env: Medledger_Envelope
         let payload: Medledger_Payload
-        do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch { return done(error) }
+        do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch {
+            return done(error)
+        }
         submit(envelope, env: env, payload: payload, done: done)
     }
 
     /// `submit` of an envelope already parsed (by `OrderingServices`, to find the channel's owner).
-    func submit(_ envelope: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) {
+    func submit(
+        _ envelope: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload,
+        done: @escaping @Sendable (OrderingRejection?) -> Void
+    ) {
         let name = payload.channelHeader.channelID
-        guard let chain = chains.withLock({ $0[name] }) else { return done(OrderingRejection(404, "this orderer does not order channel \(name.debugDescription)")) }
+        guard let chain = chains.withLock({ $0[name] }) else {
+            return done(OrderingRejection(404, "this orderer does not order channel \(name.debugDescription)"))
+        }
         chain.accept(envelope, env: env, payload: payload, done: done)
     }
 
@@ -171,7 +221,8 @@ public final class RaftOrderer: OrderingService {
 }
 
 /// One raft-ordered channel on one consenter.
-final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is under locks or confined to the raft thread
+final class RaftChannel: BlockSource, @unchecked Sendable {
+    // @unchecked Sendable: mutable state is under locks or confined to the raft thread
     let ledger: ChannelLedger
     let notifier: HeightNotifier
     let me: OrderingConfig.Consenter
@@ -179,7 +230,12 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     private let current: Mutex<ChannelContext>
     private let lastBlockTime: Mutex<Date>
     private let lastMembershipError = Mutex<String?>(nil)
-    private let state = Mutex<(engine: (any ConsensusEngine)?, cutting: CuttingLoop?, barrierTerm: UInt64, membership: Task<Void, Never>?, stopped: String?)>((nil, nil, 0, nil, nil))
+    private let state = Mutex<
+        (
+            engine: (any ConsensusEngine)?, cutting: CuttingLoop?, barrierTerm: UInt64, membership: Task<Void, Never>?,
+            stopped: String?
+        )
+    >((nil, nil, 0, nil, nil))
     private(set) lazy var machine = BlockStateMachine(channel: self)
 
     var channelName: String { ledger.channel }
@@ -220,7 +276,8 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
             }
         }
         state.withLock { $0.membership = membership }
-        orderer.log("orderer: raft consenter \(me.id) (\(me.org)) of channel \(channelName) started at height \(ledger.height)")
+        orderer.log(
+            "orderer: raft consenter \(me.id) (\(me.org)) of channel \(channelName) started at height \(ledger.height)")
     }
 
     func stop() {
@@ -237,30 +294,50 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
 
     // MARK: Broadcast
 
-    func accept(_ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) {
+    func accept(
+        _ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload,
+        done: @escaping @Sendable (OrderingRejection?) -> Void
+    ) {
         let (engine, cutting, stopped) = state.withLock { ($0.engine, $0.cutting, $0.stopped) }
-        if let stopped { return done(OrderingRejection(503, "this node no longer orders channel \(channelName): \(stopped)")) }
-        guard let engine, let cutting else { return done(OrderingRejection(503, "raft consenter of channel \(channelName) is starting")) }
+        if let stopped {
+            return done(OrderingRejection(503, "this node no longer orders channel \(channelName): \(stopped)"))
+        }
+        guard let engine, let cutting else {
+            return done(OrderingRejection(503, "raft consenter of channel \(channelName) is starting"))
+        }
         let observed = engine.observed
         if observed.role == .leader {
             do throws(OrderingRejection) {
-                let admitted = try EnvelopeAdmission.check(bytes, env: env, payload: payload, context: context, ledger: ledger, gate: orderer.gate, now: orderer.clock())
-                try cutting.enqueue(CuttingLoop.Item(bytes: bytes, isConfig: admitted.isConfig, txID: admitted.txID, done: done))
+                let admitted = try EnvelopeAdmission.check(
+                    bytes, env: env, payload: payload, context: context, ledger: ledger, gate: orderer.gate,
+                    now: orderer.clock())
+                try cutting.enqueue(
+                    CuttingLoop.Item(bytes: bytes, isConfig: admitted.isConfig, txID: admitted.txID, done: done))
             } catch { done(error) }
             return
         }
         if let why = observed.stoppedReason, observed.role == .unavailable {
-            return done(OrderingRejection(503, "the raft consenter of channel \(channelName) on this node is stopped: \(why)"))
+            return done(
+                OrderingRejection(503, "the raft consenter of channel \(channelName) on this node is stopped: \(why)"))
         }
-        guard let leader = observed.leader, let target = context.ordering.consenters.first(where: { $0.id == leader }) else {
-            return done(OrderingRejection(503, "channel \(channelName) has no raft leader at the moment (no quorum, or an election is running); retry shortly"))
+        guard let leader = observed.leader, let target = context.ordering.consenters.first(where: { $0.id == leader })
+        else {
+            return done(
+                OrderingRejection(
+                    503,
+                    "channel \(channelName) has no raft leader at the moment (no quorum, or an election is running); retry shortly"
+                ))
         }
         guard let forwarder = orderer.forwarder else {
-            return done(OrderingRejection(503, "this consenter is not the raft leader of \(channelName); submit to \(target.endpoint)"))
+            return done(
+                OrderingRejection(
+                    503, "this consenter is not the raft leader of \(channelName); submit to \(target.endpoint)"))
         }
         // Cheap checks first, so that garbage is refused here and not forwarded.
         do throws(OrderingRejection) {
-            _ = try EnvelopeAdmission.check(bytes, env: env, payload: payload, context: context, ledger: ledger, gate: orderer.gate, now: orderer.clock())
+            _ = try EnvelopeAdmission.check(
+                bytes, env: env, payload: payload, context: context, ledger: ledger, gate: orderer.gate,
+                now: orderer.clock())
         } catch { return done(error) }
         let channel = channelName
         Task { done(await forwarder.forward(bytes, channel: channel, to: target.endpoint)) }
@@ -274,7 +351,9 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     private func proposeBlock(_ envelopes: [[UInt8]]) throws {
         guard let engine = engine else { throw RetryableWriteFailure(description: "the raft consenter is stopping") }
         let observed = engine.observed
-        guard observed.role == .leader else { throw RetryableWriteFailure(description: "consenter \(me.id) is no longer the raft leader") }
+        guard observed.role == .leader else {
+            throw RetryableWriteFailure(description: "consenter \(me.id) is no longer the raft leader")
+        }
         do throws(ConsensusError) {
             // A new leader first applies everything its predecessors committed, so that the block it
             // cuts extends the chain every consenter will have.
@@ -284,12 +363,17 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
             }
             let n = ledger.height
             let time = max(orderer.clock(), lastBlockTime.withLock { $0 })
-            let (block, _) = OrderedBlock.make(envelopes, number: n, previousHash: ledger.info.tipHash, context: context, signer: orderer.signer, at: time, log: orderer.log)
+            let (block, _) = OrderedBlock.make(
+                envelopes, number: n, previousHash: ledger.info.tipHash, context: context, signer: orderer.signer,
+                at: time, log: orderer.log)
             let bytes: [UInt8]
-            do { bytes = try block.serializedBytes() } catch { throw ConsensusError.failed("cannot encode block \(n): \(error)") }
+            do { bytes = try block.serializedBytes() } catch {
+                throw ConsensusError.failed("cannot encode block \(n): \(error)")
+            }
             try engine.proposeBlocking(bytes)
             // Applied here before the proposal returned: it is ours only if block n is this block.
-            guard let written = try? ledger.block(number: n), written.header.headerHash == block.header.headerHash else {
+            guard let written = try? ledger.block(number: n), written.header.headerHash == block.header.headerHash
+            else {
                 throw ConsensusError.leadershipLost
             }
         } catch {
@@ -325,7 +409,9 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
         if n > ledger.height { try catchUp(to: n) }
         guard n == ledger.height else {
             if let mine = try ledger.block(number: n), mine.header.headerHash != block.header.headerHash {
-                orderer.log("orderer: raft block \(n) on \(channelName) does not extend the chain (a deposed leader's); skipped")
+                orderer.log(
+                    "orderer: raft block \(n) on \(channelName) does not extend the chain (a deposed leader's); skipped"
+                )
             }
             return
         }
@@ -338,7 +424,8 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
         }
         var newContext: ChannelContext?
         if block.metadata.lastConfigBlock == n, let env = block.data.envelopes.first {
-            newContext = try? ConfigTransaction.checkUpdate(envelope: [UInt8](env), current: ctx, blockNumber: n, at: block.judgedTime)
+            newContext = try? ConfigTransaction.checkUpdate(
+                envelope: [UInt8](env), current: ctx, blockNumber: n, at: block.judgedTime)
         }
         do {
             try ledger.commit(block)
@@ -407,8 +494,15 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
         } catch {
             // Logged once per distinct error, not every second.
             let text = "\(error)"
-            guard lastMembershipError.withLock({ old in defer { old = text }; return old != text }) else { return }
-            orderer.log("orderer: raft membership of \(channelName) not yet in line with its configuration: \(text); retried every second")
+            guard
+                lastMembershipError.withLock({ old in
+                    defer { old = text }
+                    return old != text
+                })
+            else { return }
+            orderer.log(
+                "orderer: raft membership of \(channelName) not yet in line with its configuration: \(text); retried every second"
+            )
         }
     }
 
@@ -416,7 +510,9 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     private func catchUp(to n: UInt64) throws {
         let from = ledger.height
         guard let puller = orderer.puller else {
-            throw ConsensusError.failed("channel \(channelName) is at height \(from) but raft applied block \(n), and this node cannot pull blocks")
+            throw ConsensusError.failed(
+                "channel \(channelName) is at height \(from) but raft applied block \(n), and this node cannot pull blocks"
+            )
         }
         let endpoints = context.ordering.consenters.filter { $0.id != me.id }.map(\.endpoint)
         orderer.log("orderer: channel \(channelName) catches up from block \(from) to \(n - 1)")
@@ -426,8 +522,13 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
             current.withLock { $0 = ctx }
             if ctx.ordering.consenters != before.ordering.consenters { consentersChanged(ctx) }
         }
-        try BlockCatchUp.commit(into: ledger, through: n - 1, context: &ctx, endpoints: endpoints, puller: puller, channel: channelName) { notifier.advance(to: $0) }
-        guard ledger.height == n else { throw ConsensusError.failed("catching up on \(channelName) stopped at height \(ledger.height), short of \(n)") }
+        try BlockCatchUp.commit(
+            into: ledger, through: n - 1, context: &ctx, endpoints: endpoints, puller: puller, channel: channelName
+        ) { notifier.advance(to: $0) }
+        guard ledger.height == n else {
+            throw ConsensusError.failed(
+                "catching up on \(channelName) stopped at height \(ledger.height), short of \(n)")
+        }
     }
 
     /// The snapshot: height and tip hash (the blocks themselves are pulled, never sent through raft).
@@ -437,11 +538,15 @@ final class RaftChannel: BlockSource, @unchecked Sendable {  // mutable state is
     }
 
     func restore(_ bytes: [UInt8]) throws {
-        guard bytes.count == 8 + LedgerHash.byteCount else { throw ConsensusError.failed("raft snapshot of \(channelName) is \(bytes.count) bytes, not a height and a hash") }
+        guard bytes.count == 8 + LedgerHash.byteCount else {
+            throw ConsensusError.failed(
+                "raft snapshot of \(channelName) is \(bytes.count) bytes, not a height and a hash")
+        }
         let height = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         if height > ledger.height { try catchUp(to: height) }
         guard let tip = try ledger.block(number: height - 1), tip.header.headerHash == Array(bytes[8...]) else {
-            throw ConsensusError.failed("raft snapshot of \(channelName) names a block \(height - 1) this ledger does not have")
+            throw ConsensusError.failed(
+                "raft snapshot of \(channelName) names a block \(height - 1) this ledger does not have")
         }
     }
 }
@@ -462,16 +567,20 @@ enum BlockCatchUp {
     static let chunk: UInt64 = 256
 
     static func commit(
-        into ledger: ChannelLedger, through last: UInt64, context: inout ChannelContext, endpoints: [String], puller: any BlockPulling, channel: String,
+        into ledger: ChannelLedger, through last: UInt64, context: inout ChannelContext, endpoints: [String],
+        puller: any BlockPulling, channel: String,
         advanced: (UInt64) -> Void = { _ in }
     ) throws {
         while ledger.height <= last {
             let first = ledger.height
-            let blocks = try puller.pull(channel: channel, from: first, through: min(last, first + chunk - 1), endpoints: endpoints)
+            let blocks = try puller.pull(
+                channel: channel, from: first, through: min(last, first + chunk - 1), endpoints: endpoints)
             for block in blocks {
                 try ConfigTransaction.checkBlockSignature(block, context: context, at: block.judgedTime)
                 try ledger.commit(block)
-                if block.metadata.lastConfigBlock == block.header.number { context = try ChannelContext.current(in: ledger) }
+                if block.metadata.lastConfigBlock == block.header.number {
+                    context = try ChannelContext.current(in: ledger)
+                }
                 advanced(ledger.height)
             }
         }

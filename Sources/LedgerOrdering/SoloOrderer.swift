@@ -40,7 +40,9 @@ public protocol OrderingService: Sendable {
 extension OrderingService {
     /// `submit`, awaited: returns once the envelope is in a durable block.
     public func broadcast(_ envelope: [UInt8]) async throws(OrderingRejection) {
-        let refusal: OrderingRejection? = await withCheckedContinuation { c in submit(envelope) { c.resume(returning: $0) } }
+        let refusal: OrderingRejection? = await withCheckedContinuation { c in
+            submit(envelope) { c.resume(returning: $0) }
+        }
         if let refusal { throw refusal }
     }
 }
@@ -62,7 +64,8 @@ public final class SoloOrderer: OrderingService {
     /// `clock`: the orderer's time, at which creators and configuration signatures are judged and
     /// blocks are stamped.
     public init(
-        store: LedgerStore, signer: SigningIdentity, gate: (any RevocationGate)? = nil, clock: @escaping @Sendable () -> Date = { Date() },
+        store: LedgerStore, signer: SigningIdentity, gate: (any RevocationGate)? = nil,
+        clock: @escaping @Sendable () -> Date = { Date() },
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
         self.store = store
@@ -88,11 +91,18 @@ public final class SoloOrderer: OrderingService {
 
     public func join(genesis: Medledger_Block) throws {
         let ctx = try ConfigTransaction.verifyGenesis(genesis)
-        guard ctx.ordering.kind == .solo else { throw OrderingRejection(400, "channel \(ctx.channel) is ordered by a raft cluster, not by solo") }
-        guard ctx.config.orderer.org == signer.org else {
-            throw OrderingRejection(403, "channel \(ctx.channel) is ordered by \(ctx.config.orderer.org), not by this node's organisation \(signer.org)")
+        guard ctx.ordering.kind == .solo else {
+            throw OrderingRejection(400, "channel \(ctx.channel) is ordered by a raft cluster, not by solo")
         }
-        if chains.withLock({ $0[ctx.channel] != nil }) { throw OrderingRejection(409, "this orderer already orders channel \(ctx.channel)") }
+        guard ctx.config.orderer.org == signer.org else {
+            throw OrderingRejection(
+                403,
+                "channel \(ctx.channel) is ordered by \(ctx.config.orderer.org), not by this node's organisation \(signer.org)"
+            )
+        }
+        if chains.withLock({ $0[ctx.channel] != nil }) {
+            throw OrderingRejection(409, "this orderer already orders channel \(ctx.channel)")
+        }
         let ledger = try store.createChannel(ctx.channel, genesis: genesis)
         chains.withLock { $0[ctx.channel] = makeChannel(ledger, ctx) }
     }
@@ -108,22 +118,37 @@ public final class SoloOrderer: OrderingService {
     }
 
     public func channels() -> [OrderedChannelStatus] {
-        chains.withLock { $0.values.map { OrderedChannelStatus(name: $0.channelName, height: $0.ledger.height, stoppedReason: $0.stoppedReason, queueDepth: $0.queueDepth) } }
-            .sorted { $0.name < $1.name }
+        chains.withLock {
+            $0.values.map {
+                OrderedChannelStatus(
+                    name: $0.channelName, height: $0.ledger.height, stoppedReason: $0.stoppedReason,
+                    queueDepth: $0.queueDepth)
+            }
+        }
+        .sorted { $0.name < $1.name }
     }
 
     public func submit(_ envelope: [UInt8], done: @escaping @Sendable (OrderingRejection?) -> Void) {
         let env: Medledger_Envelope
         let payload: Medledger_Payload
-        do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch { return done(error) }
+        do throws(OrderingRejection) { (env, payload) = try EnvelopeAdmission.parse(envelope) } catch {
+            return done(error)
+        }
         submit(envelope, env: env, payload: payload, done: done)
     }
 
     /// `submit` of an envelope already parsed (by `OrderingServices`, to find the channel's owner).
-    func submit(_ envelope: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) {
+    func submit(
+        _ envelope: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload,
+        done: @escaping @Sendable (OrderingRejection?) -> Void
+    ) {
         let name = payload.channelHeader.channelID
-        guard let chain = chains.withLock({ $0[name] }) else { return done(OrderingRejection(404, "this orderer does not order channel \(name.debugDescription)")) }
-        do throws(OrderingRejection) { try chain.accept(envelope, env: env, payload: payload, done: done) } catch { done(error) }
+        guard let chain = chains.withLock({ $0[name] }) else {
+            return done(OrderingRejection(404, "this orderer does not order channel \(name.debugDescription)"))
+        }
+        do throws(OrderingRejection) { try chain.accept(envelope, env: env, payload: payload, done: done) } catch {
+            done(error)
+        }
     }
 }
 
@@ -149,7 +174,8 @@ final class SoloChannel: BlockSource, Sendable {
     private var cutting: CuttingLoop { loop.withLock { $0! } }
 
     init(
-        ledger: ChannelLedger, context: ChannelContext, signer: SigningIdentity, gate: (any RevocationGate)?, clock: @escaping @Sendable () -> Date,
+        ledger: ChannelLedger, context: ChannelContext, signer: SigningIdentity, gate: (any RevocationGate)?,
+        clock: @escaping @Sendable () -> Date,
         log: @escaping @Sendable (String) -> Void
     ) {
         self.ledger = ledger
@@ -176,15 +202,22 @@ final class SoloChannel: BlockSource, Sendable {
         notifier.close()
     }
 
-    func accept(_ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, done: @escaping @Sendable (OrderingRejection?) -> Void) throws(OrderingRejection) {
-        let admitted = try EnvelopeAdmission.check(bytes, env: env, payload: payload, context: context, ledger: ledger, gate: gate, now: clock())
-        try cutting.enqueue(CuttingLoop.Item(bytes: bytes, isConfig: admitted.isConfig, txID: admitted.txID, done: done))
+    func accept(
+        _ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload,
+        done: @escaping @Sendable (OrderingRejection?) -> Void
+    ) throws(OrderingRejection) {
+        let admitted = try EnvelopeAdmission.check(
+            bytes, env: env, payload: payload, context: context, ledger: ledger, gate: gate, now: clock())
+        try cutting.enqueue(
+            CuttingLoop.Item(bytes: bytes, isConfig: admitted.isConfig, txID: admitted.txID, done: done))
     }
 
     private func writeBlock(_ envelopes: [[UInt8]]) throws {
         let n = ledger.height
         let time = max(clock(), lastBlockTime.withLock { $0 })
-        let (block, newContext) = OrderedBlock.make(envelopes, number: n, previousHash: ledger.info.tipHash, context: context, signer: signer, at: time, log: log)
+        let (block, newContext) = OrderedBlock.make(
+            envelopes, number: n, previousHash: ledger.info.tipHash, context: context, signer: signer, at: time,
+            log: log)
         try ledger.commit(block)
         lastBlockTime.withLock { $0 = block.judgedTime }
         if let newContext { current.withLock { $0 = newContext } }
@@ -195,8 +228,13 @@ final class SoloChannel: BlockSource, Sendable {
 extension LedgerStore {
     /// The channels in this store that `kind` orders, each with the configuration in force at its tip.
     /// First removes channels whose join stopped before the genesis block was written.
-    func orderedChannels(_ kind: OrderingConfig.Kind, log: (String) -> Void) throws -> [(ChannelLedger, ChannelContext)] {
-        for name in try removeUnjoinedChannels() { log("orderer: channel \(name) was registered but its genesis block never written (interrupted join); removed, join it again") }
+    func orderedChannels(_ kind: OrderingConfig.Kind, log: (String) -> Void) throws -> [(ChannelLedger, ChannelContext)]
+    {
+        for name in try removeUnjoinedChannels() {
+            log(
+                "orderer: channel \(name) was registered but its genesis block never written (interrupted join); removed, join it again"
+            )
+        }
         return try channelNames().compactMap { name in
             let ledger = try channel(name)
             let ctx = try ChannelContext.current(in: ledger)

@@ -34,26 +34,37 @@ public enum EnvelopeAdmission {
     /// member (channel CRL and this node's `gate`), signature; for a configuration update the full
     /// update rules at the orderer's time `now`.
     public static func check(
-        _ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, context ctx: ChannelContext, ledger: ChannelLedger,
+        _ bytes: [UInt8], env: Medledger_Envelope, payload: Medledger_Payload, context ctx: ChannelContext,
+        ledger: ChannelLedger,
         gate: (any RevocationGate)?, now: Date
     ) throws(OrderingRejection) -> Admitted {
         let ch = payload.channelHeader
         let sizeMax = min(Int(ctx.config.batch.absoluteMaxBytes), ledger.limits.envelopeBytesMax)
         guard bytes.count <= sizeMax else {
-            throw OrderingRejection(413, "envelope is \(bytes.count) bytes, over the \(sizeMax)-byte limit of channel \(ctx.channel)")
+            throw OrderingRejection(
+                413, "envelope is \(bytes.count) bytes, over the \(sizeMax)-byte limit of channel \(ctx.channel)")
         }
-        guard !ch.txID.isEmpty, ch.hasTimestamp else { throw OrderingRejection(400, "envelope header lacks tx id or timestamp") }
-        if (try? ledger.transaction(id: ch.txID)) != nil { throw OrderingRejection(409, "transaction \(ch.txID) was already ordered") }
+        guard !ch.txID.isEmpty, ch.hasTimestamp else {
+            throw OrderingRejection(400, "envelope header lacks tx id or timestamp")
+        }
+        if (try? ledger.transaction(id: ch.txID)) != nil {
+            throw OrderingRejection(409, "transaction \(ch.txID) was already ordered")
+        }
         let creator: VerifiedMember
         do { creator = try ctx.members.verify(serializedIdentity: payload.signatureHeader.creator, at: now) } catch {
             throw OrderingRejection(403, "creator is not a member of channel \(ctx.channel): \(error)")
         }
         if let why = gate?.refusal(of: creator) { throw OrderingRejection(401, "creator: \(why)") }
-        guard creator.isValidSignature(env.signature, for: env.payload) else { throw OrderingRejection(403, "envelope signature does not verify") }
+        guard creator.isValidSignature(env.signature, for: env.payload) else {
+            throw OrderingRejection(403, "envelope signature does not verify")
+        }
         switch ch.type {
         case .endorserTransaction: return Admitted(isConfig: false, txID: ch.txID)
         case .config:
-            do { _ = try ConfigTransaction.checkUpdate(envelope: bytes, current: ctx, blockNumber: ledger.height, at: now) } catch {
+            do {
+                _ = try ConfigTransaction.checkUpdate(
+                    envelope: bytes, current: ctx, blockNumber: ledger.height, at: now)
+            } catch {
                 throw OrderingRejection(403, "configuration update refused: \(error)")
             }
             return Admitted(isConfig: true, txID: ch.txID)
@@ -77,14 +88,22 @@ public enum OrderedBlock {
     /// the sequence meanwhile. A stale update is still ordered (peers mark it invalid), as
     /// acknowledged envelopes always are.
     public static func make(
-        _ envelopes: [[UInt8]], number n: UInt64, previousHash: [UInt8], context ctx: ChannelContext, signer: SigningIdentity, at time: Date,
+        _ envelopes: [[UInt8]], number n: UInt64, previousHash: [UInt8], context ctx: ChannelContext,
+        signer: SigningIdentity, at time: Date,
         log: @Sendable (String) -> Void
     ) -> (Medledger_Block, ChannelContext?) {
         var newContext: ChannelContext?
-        if envelopes.count == 1, let p = try? Medledger_Envelope(serializedBytes: envelopes[0]), let payload = try? Medledger_Payload(serializedBytes: p.payload),
-           payload.channelHeader.type == .config {
-            do { newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[0], current: ctx, blockNumber: n, at: time) } catch {
-                log("orderer: configuration update on \(ctx.channel) no longer applies; peers will mark it invalid: \(error)")
+        if envelopes.count == 1, let p = try? Medledger_Envelope(serializedBytes: envelopes[0]),
+            let payload = try? Medledger_Payload(serializedBytes: p.payload),
+            payload.channelHeader.type == .config
+        {
+            do {
+                newContext = try ConfigTransaction.checkUpdate(
+                    envelope: envelopes[0], current: ctx, blockNumber: n, at: time)
+            } catch {
+                log(
+                    "orderer: configuration update on \(ctx.channel) no longer applies; peers will mark it invalid: \(error)"
+                )
             }
         }
         var block = Medledger_Block.make(number: n, previousHash: previousHash, envelopes: envelopes)
@@ -115,4 +134,3 @@ extension BatchConfig {
         batchTimeoutSeconds = Double(p.batchTimeoutMs) / 1000
     }
 }
-

@@ -49,8 +49,10 @@ public struct Capsule: Sendable, Equatable {
 
     /// A fresh capsule for `delegatingPK` and its 33-byte key seed (the compressed shared point).
     static func make(for delegatingPK: PublicKey) -> (Capsule, [UInt8]) {
-        let r = Scalar.randomNonZero(), u = Scalar.randomNonZero()
-        let e = Point.generatorTimes(r), v = Point.generatorTimes(u)
+        let r = Scalar.randomNonZero()
+        let u = Scalar.randomNonZero()
+        let e = Point.generatorTimes(r)
+        let v = Point.generatorTimes(u)
         let h = UmbralHash.capsulePoints(e: e, v: v)
         let s = u + r * h
         let shared = delegatingPK.point * (r + u)
@@ -70,9 +72,12 @@ public struct Capsule: Sendable, Equatable {
 
         let receivingPK = receivingSK.publicKey.point
         let dh = precursor * receivingSK.scalar
-        let xs = cfrags.map { UmbralHash.polynomialArg(precursor: precursor, receivingPK: receivingPK, dhPoint: dh, kfragID: $0.kfragID) }
+        let xs = cfrags.map {
+            UmbralHash.polynomialArg(precursor: precursor, receivingPK: receivingPK, dhPoint: dh, kfragID: $0.kfragID)
+        }
 
-        var ePrime = Point.identity, vPrime = Point.identity
+        var ePrime = Point.identity
+        var vPrime = Point.identity
         for (i, cfrag) in cfrags.enumerated() {
             var lambda = Scalar.one
             for j in xs.indices where j != i {

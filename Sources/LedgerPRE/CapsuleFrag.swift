@@ -17,8 +17,10 @@ public struct CapsuleFrag: Sendable, Equatable {
     let proofSignature: Scalar
     let kfragSignature: Signature
 
-    init(pointE1: Point, pointV1: Point, kfragID: [UInt8], precursor: Point, pointE2: Point, pointV2: Point,
-         kfragCommitment: Point, kfragPok: Point, proofSignature: Scalar, kfragSignature: Signature) {
+    init(
+        pointE1: Point, pointV1: Point, kfragID: [UInt8], precursor: Point, pointE2: Point, pointV2: Point,
+        kfragCommitment: Point, kfragPok: Point, proofSignature: Scalar, kfragSignature: Signature
+    ) {
         self.pointE1 = pointE1
         self.pointV1 = pointV1
         self.kfragID = kfragID
@@ -47,8 +49,9 @@ public struct CapsuleFrag: Sendable, Equatable {
         let z3 = try r.scalar(field: "proof signature")
         let ks = try Signature(bigEndianBytes: r.bin(count: 64, field: "kfrag signature"))
         try r.finish()
-        self.init(pointE1: e1, pointV1: v1, kfragID: id, precursor: precursor, pointE2: e2, pointV2: v2,
-                  kfragCommitment: u1, kfragPok: u2, proofSignature: z3, kfragSignature: ks)
+        self.init(
+            pointE1: e1, pointV1: v1, kfragID: id, precursor: precursor, pointE2: e2, pointV2: v2,
+            kfragCommitment: u1, kfragPok: u2, proofSignature: z3, kfragSignature: ks)
     }
 
     public func toBytes() -> [UInt8] {
@@ -78,25 +81,36 @@ public struct CapsuleFrag: Sendable, Equatable {
 
     static func reencrypt(_ capsule: Capsule, with kfrag: KeyFrag) -> CapsuleFrag {
         let rk = kfrag.key
-        let e = capsule.pointE, v = capsule.pointV, u = Parameters.u
-        let e1 = e * rk, v1 = v * rk
+        let e = capsule.pointE
+        let v = capsule.pointV
+        let u = Parameters.u
+        let e1 = e * rk
+        let v1 = v * rk
         let t = Scalar.randomNonZero()
-        let e2 = e * t, v2 = v * t, u2 = u * t
+        let e2 = e * t
+        let v2 = v * t
+        let u2 = u * t
         let h = UmbralHash.cfragVerification([e, e1, e2, v, v1, v2, u, kfrag.commitment, u2])
         let z3 = rk * h + t
-        return CapsuleFrag(pointE1: e1, pointV1: v1, kfragID: kfrag.id, precursor: kfrag.precursor,
-                           pointE2: e2, pointV2: v2, kfragCommitment: kfrag.commitment, kfragPok: u2,
-                           proofSignature: z3, kfragSignature: kfrag.signatureForReceiver)
+        return CapsuleFrag(
+            pointE1: e1, pointV1: v1, kfragID: kfrag.id, precursor: kfrag.precursor,
+            pointE2: e2, pointV2: v2, kfragCommitment: kfrag.commitment, kfragPok: u2,
+            proofSignature: z3, kfragSignature: kfrag.signatureForReceiver)
     }
 
     /// Checks the delegator's kfrag signature (over both public keys) and the re-encryption proof
     /// for this capsule. The receiver must do this for every cfrag before decrypting.
-    public func verify(capsule: Capsule, verifyingPK: PublicKey, delegatingPK: PublicKey, receivingPK: PublicKey) throws -> VerifiedCapsuleFrag {
-        let e = capsule.pointE, v = capsule.pointV, u = Parameters.u
+    public func verify(
+        capsule: Capsule, verifyingPK: PublicKey, delegatingPK: PublicKey, receivingPK: PublicKey
+    ) throws -> VerifiedCapsuleFrag {
+        let e = capsule.pointE
+        let v = capsule.pointV
+        let u = Parameters.u
         let u1 = kfragCommitment
         let h = UmbralHash.cfragVerification([e, pointE1, pointE2, v, pointV1, pointV2, u, u1, kfragPok])
-        let message = UmbralHash.kfragSignatureMessage(kfragID: kfragID, commitment: u1, precursor: precursor,
-                                                       delegatingPK: delegatingPK, receivingPK: receivingPK)
+        let message = UmbralHash.kfragSignatureMessage(
+            kfragID: kfragID, commitment: u1, precursor: precursor,
+            delegatingPK: delegatingPK, receivingPK: receivingPK)
         guard kfragSignature.verify(verifyingPK, message: message) else { throw PREError.cfragSignatureInvalid }
         let z = proofSignature
         let okE = e * z == pointE2 + pointE1 * h

@@ -262,7 +262,7 @@ struct Scalar: Sendable {
         let h = U256(bigEndian: digest)
         let r = h.isAtLeast(U256.nMinusOne) ? h.minus(U256.nMinusOne) : h
         let v = ScalarBytes()
-        r.plusOne().write(to: v.ptr)   // r ≤ n − 2, so r + 1 ∈ [1, n − 1]: no carry out
+        r.plusOne().write(to: v.ptr)  // r ≤ n − 2, so r + 1 ∈ [1, n − 1]: no carry out
         return Scalar(v)
     }
 
@@ -285,7 +285,7 @@ struct Scalar: Sendable {
     var isHigh: Bool {
         let half = Scalar.halfOrderBytes
         for i in 0..<Scalar.byteCount where bn.ptr[i] != half[i] { return bn.ptr[i] > half[i] }
-        return false   // equal to ⌊n/2⌋: not high
+        return false  // equal to ⌊n/2⌋: not high
     }
 
     /// seckey_tweak_add refuses a zero key (not a zero tweak) and fails exactly when the sum is
@@ -347,12 +347,13 @@ struct Scalar: Sendable {
             let ok = secp256k1_ec_seckey_tweak_mul(context, slot(i), bn.ptr)
             precondition(ok == 1, "LedgerPRE: inversion failed")
         }
-        let acc = slot(16), tmp = slot(17)
+        let acc = slot(16)
+        let tmp = slot(17)
         let e = Scalar.orderMinusTwoBytes
         for i in 0..<(2 * size) {
             let nibble = Int(i % 2 == 0 ? e[i / 2] >> 4 : e[i / 2] & 0x0F)
             if i == 0 {
-                acc.update(from: slot(nibble), count: size)   // the top nibble of n − 2 is 0xF
+                acc.update(from: slot(nibble), count: size)  // the top nibble of n − 2 is 0xF
                 continue
             }
             for _ in 0..<4 {
@@ -422,8 +423,12 @@ private struct U256 {
         return U256(limbs: r)
     }
 
-    static let n = U256(limbs: [0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFE, 0xBAAE_DCE6_AF48_A03B, 0xBFD2_5E8C_D036_4141])
-    static let nMinusOne = U256(limbs: [0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFE, 0xBAAE_DCE6_AF48_A03B, 0xBFD2_5E8C_D036_4140])
+    static let n = U256(limbs: [
+        0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFE, 0xBAAE_DCE6_AF48_A03B, 0xBFD2_5E8C_D036_4141,
+    ])
+    static let nMinusOne = U256(limbs: [
+        0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFE, 0xBAAE_DCE6_AF48_A03B, 0xBFD2_5E8C_D036_4140,
+    ])
 }
 
 // MARK: - Points
@@ -468,7 +473,9 @@ struct Point: @unchecked Sendable {
     init?(compressed bytes: [UInt8]) {
         guard bytes.count == Point.compressedCount, bytes[0] == 2 || bytes[0] == 3 else { return nil }
         var pk = secp256k1_pubkey()
-        guard secp256k1_ec_pubkey_parse(Secp256k1.shared.context, &pk, bytes, Point.compressedCount) == 1 else { return nil }
+        guard secp256k1_ec_pubkey_parse(Secp256k1.shared.context, &pk, bytes, Point.compressedCount) == 1 else {
+            return nil
+        }
         pubkey = pk
     }
 
@@ -493,15 +500,17 @@ struct Point: @unchecked Sendable {
         let context = Secp256k1.shared.context
         var point = base
         var product = [UInt8](repeating: 0, count: 65)
-        defer { OPENSSL_cleanse(&product, 65) }   // the product may be a secret (a key seed, a DH point)
+        defer { OPENSSL_cleanse(&product, 65) }  // the product may be a secret (a key seed, a DH point)
         let ok = product.withUnsafeMutableBufferPointer { out -> Int32 in
-            secp256k1_ecdh(context, out.baseAddress!, &point, k.bn.ptr, { (output, x32, y32, _) -> Int32 in
-                guard let output, let x32, let y32 else { return 0 }
-                output[0] = 0x04
-                (output + 1).update(from: x32, count: 32)
-                (output + 33).update(from: y32, count: 32)
-                return 1
-            }, nil)
+            secp256k1_ecdh(
+                context, out.baseAddress!, &point, k.bn.ptr,
+                { (output, x32, y32, _) -> Int32 in
+                    guard let output, let x32, let y32 else { return 0 }
+                    output[0] = 0x04
+                    (output + 1).update(from: x32, count: 32)
+                    (output + 33).update(from: y32, count: 32)
+                    return 1
+                }, nil)
         }
         precondition(ok == 1, "LedgerPRE: secp256k1_ecdh failed")
         var result = secp256k1_pubkey()
@@ -530,7 +539,8 @@ struct Point: @unchecked Sendable {
     /// secp256k1_ec_pubkey_cmp (compares the compressed encodings); the identity equals only itself.
     static func == (p: Point, q: Point) -> Bool {
         guard let a = p.pubkey, let b = q.pubkey else { return p.pubkey == nil && q.pubkey == nil }
-        var x = a, y = b
+        var x = a
+        var y = b
         return secp256k1_ec_pubkey_cmp(Secp256k1.shared.context, &x, &y) == 0
     }
 
@@ -543,7 +553,8 @@ struct Point: @unchecked Sendable {
         guard var pk = pubkey else { return [UInt8](repeating: 0, count: Point.compressedCount) }
         var out = [UInt8](repeating: 0, count: Point.compressedCount)
         var length = Point.compressedCount
-        let ok = secp256k1_ec_pubkey_serialize(Secp256k1.shared.context, &out, &length, &pk, UInt32(SECP256K1_EC_COMPRESSED))
+        let ok = secp256k1_ec_pubkey_serialize(
+            Secp256k1.shared.context, &out, &length, &pk, UInt32(SECP256K1_EC_COMPRESSED))
         precondition(ok == 1 && length == Point.compressedCount, "LedgerPRE: secp256k1_ec_pubkey_serialize failed")
         return out
     }

@@ -13,7 +13,8 @@ enum DEM {
     static let tagCount = 16
 
     static func key(fromSeed seed: [UInt8]) -> SymmetricKey {
-        HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: seed), salt: [UInt8](), info: [UInt8](), outputByteCount: 32)
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: seed), salt: [UInt8](), info: [UInt8](), outputByteCount: 32)
     }
 
     static func encrypt(seed: [UInt8], plaintext: [UInt8], aad: [UInt8]) -> [UInt8] {
@@ -68,14 +69,28 @@ enum HChaCha20 {
         for i in 0..<8 { s.append(word(key, 4 * i)) }
         for i in 0..<4 { s.append(word(nonce, 4 * i)) }
         func qr(_ a: Int, _ b: Int, _ c: Int, _ d: Int) {
-            s[a] = s[a] &+ s[b]; s[d] ^= s[a]; s[d] = s[d] << 16 | s[d] >> 16
-            s[c] = s[c] &+ s[d]; s[b] ^= s[c]; s[b] = s[b] << 12 | s[b] >> 20
-            s[a] = s[a] &+ s[b]; s[d] ^= s[a]; s[d] = s[d] << 8 | s[d] >> 24
-            s[c] = s[c] &+ s[d]; s[b] ^= s[c]; s[b] = s[b] << 7 | s[b] >> 25
+            s[a] = s[a] &+ s[b]
+            s[d] ^= s[a]
+            s[d] = s[d] << 16 | s[d] >> 16
+            s[c] = s[c] &+ s[d]
+            s[b] ^= s[c]
+            s[b] = s[b] << 12 | s[b] >> 20
+            s[a] = s[a] &+ s[b]
+            s[d] ^= s[a]
+            s[d] = s[d] << 8 | s[d] >> 24
+            s[c] = s[c] &+ s[d]
+            s[b] ^= s[c]
+            s[b] = s[b] << 7 | s[b] >> 25
         }
         for _ in 0..<10 {
-            qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
-            qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
+            qr(0, 4, 8, 12)
+            qr(1, 5, 9, 13)
+            qr(2, 6, 10, 14)
+            qr(3, 7, 11, 15)
+            qr(0, 5, 10, 15)
+            qr(1, 6, 11, 12)
+            qr(2, 7, 8, 13)
+            qr(3, 4, 9, 14)
         }
         var out: [UInt8] = []
         out.reserveCapacity(32)

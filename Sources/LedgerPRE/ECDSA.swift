@@ -11,7 +11,8 @@ enum ECDSA {
         // RFC 6979 with added randomness (as k256 does): a weak RNG cannot leak the key, and a
         // fault in one signing cannot be repeated at will.
         var extra = secureRandomBytes(32)
-        let signed = secp256k1_ecdsa_sign(context, &signature, digest, secretKey.bn.ptr, secp256k1_nonce_function_rfc6979, &extra)
+        let signed = secp256k1_ecdsa_sign(
+            context, &signature, digest, secretKey.bn.ptr, secp256k1_nonce_function_rfc6979, &extra)
         precondition(signed == 1, "LedgerPRE: secp256k1_ecdsa_sign failed (a secret key out of range)")
         var out = [UInt8](repeating: 0, count: 64)
         _ = secp256k1_ecdsa_signature_serialize_compact(context, &out, &signature)

@@ -62,7 +62,8 @@ public enum PREError: Error, Equatable, Sendable, CustomStringConvertible {
         case .kfragSignatureInvalid:
             return "key fragment signature is invalid (wrong signer or keys, or tampered kfrag)"
         case .cfragSignatureInvalid:
-            return "the kfrag signature inside the capsule fragment is invalid (wrong signer or keys, or tampered cfrag)"
+            return
+                "the kfrag signature inside the capsule fragment is invalid (wrong signer or keys, or tampered cfrag)"
         case .cfragProofInvalid:
             return "capsule fragment re-encryption proof is invalid (dishonest proxy or tampered cfrag)"
         case .noCapsuleFrags:
@@ -72,7 +73,8 @@ public enum PREError: Error, Equatable, Sendable, CustomStringConvertible {
         case .repeatingCapsuleFrags:
             return "some capsule fragments are repeated"
         case .notEnoughOrInvalidCapsuleFrags:
-            return "capsule fragments do not open the capsule: fewer than the threshold, wrong receiving key, or fragments of another capsule"
+            return
+                "capsule fragments do not open the capsule: fewer than the threshold, wrong receiving key, or fragments of another capsule"
         case .ciphertextTooShort:
             return "ciphertext is too short (must hold a 24-byte nonce and a 16-byte tag)"
         case .decryptionFailed:

@@ -12,7 +12,10 @@ enum UmbralHash {
         var h = SHA256()
         let tag = Array(dst.utf8)
         let len = UInt32(tag.count)
-        h.update(data: [UInt8(len >> 24), UInt8(truncatingIfNeeded: len >> 16), UInt8(truncatingIfNeeded: len >> 8), UInt8(truncatingIfNeeded: len)])
+        h.update(data: [
+            UInt8(len >> 24), UInt8(truncatingIfNeeded: len >> 16), UInt8(truncatingIfNeeded: len >> 8),
+            UInt8(truncatingIfNeeded: len),
+        ])
         h.update(data: tag)
         for p in parts { h.update(data: p) }
         return Scalar.nonZero(fromDigest: Array(h.finalize()))
@@ -40,11 +43,23 @@ enum UmbralHash {
     }
 
     /// The message a kfrag's signatures cover: id ‖ commitment ‖ precursor ‖ (1 ‖ pk | 0) ‖ (1 ‖ pk | 0).
-    static func kfragSignatureMessage(kfragID: [UInt8], commitment: Point, precursor: Point,
-                                      delegatingPK: PublicKey?, receivingPK: PublicKey?) -> [UInt8] {
+    static func kfragSignatureMessage(
+        kfragID: [UInt8], commitment: Point, precursor: Point,
+        delegatingPK: PublicKey?, receivingPK: PublicKey?
+    ) -> [UInt8] {
         var m = kfragID + commitment.compressed + precursor.compressed
-        if let d = delegatingPK { m.append(1); m += d.compressedBytes } else { m.append(0) }
-        if let r = receivingPK { m.append(1); m += r.compressedBytes } else { m.append(0) }
+        if let d = delegatingPK {
+            m.append(1)
+            m += d.compressedBytes
+        } else {
+            m.append(0)
+        }
+        if let r = receivingPK {
+            m.append(1)
+            m += r.compressedBytes
+        } else {
+            m.append(0)
+        }
         return m
     }
 }

@@ -17,8 +17,10 @@ public struct KeyFrag: Sendable, Equatable {
 
     static let idCount = 32
 
-    init(id: [UInt8], key: Scalar, precursor: Point, commitment: Point, signatureForProxy: Signature,
-         signatureForReceiver: Signature, delegatingKeySigned: Bool, receivingKeySigned: Bool) {
+    init(
+        id: [UInt8], key: Scalar, precursor: Point, commitment: Point, signatureForProxy: Signature,
+        signatureForReceiver: Signature, delegatingKeySigned: Bool, receivingKeySigned: Bool
+    ) {
         self.id = id
         self.key = key
         self.precursor = precursor
@@ -36,7 +38,9 @@ public struct KeyFrag: Sendable, Equatable {
         try r.array(count: 5)
         try r.array(count: 1)
         let u = try r.point(field: "parameters.u")
-        guard u == Parameters.u else { throw PREError.malformed(what: "kfrag", reason: "parameter U is not the standard one") }
+        guard u == Parameters.u else {
+            throw PREError.malformed(what: "kfrag", reason: "parameter U is not the standard one")
+        }
         let id = try r.bin(count: KeyFrag.idCount, field: "id")
         let key = try r.scalar(field: "key")
         let precursor = try r.point(field: "precursor")
@@ -47,8 +51,9 @@ public struct KeyFrag: Sendable, Equatable {
         let dks = try r.bool(field: "delegating key signed")
         let rks = try r.bool(field: "receiving key signed")
         try r.finish()
-        self.init(id: id, key: key, precursor: precursor, commitment: commitment, signatureForProxy: sp,
-                  signatureForReceiver: sr, delegatingKeySigned: dks, receivingKeySigned: rks)
+        self.init(
+            id: id, key: key, precursor: precursor, commitment: commitment, signatureForProxy: sp,
+            signatureForReceiver: sr, delegatingKeySigned: dks, receivingKeySigned: rks)
     }
 
     public func toBytes() -> [UInt8] {
@@ -71,7 +76,9 @@ public struct KeyFrag: Sendable, Equatable {
     /// Checks the commitment and the delegator's signature. A proxy must do this before
     /// re-encrypting; if the kfrag was signed over the delegating or receiving key, that key must be
     /// supplied (and match), which is how a proxy learns whom the kfrag is for.
-    public func verify(verifyingPK: PublicKey, delegatingPK: PublicKey? = nil, receivingPK: PublicKey? = nil) throws -> VerifiedKeyFrag {
+    public func verify(
+        verifyingPK: PublicKey, delegatingPK: PublicKey? = nil, receivingPK: PublicKey? = nil
+    ) throws -> VerifiedKeyFrag {
         guard commitment == Parameters.u * key else { throw PREError.kfragCommitmentInvalid }
         if delegatingKeySigned && delegatingPK == nil { throw PREError.delegatingKeyNotProvided }
         if receivingKeySigned && receivingPK == nil { throw PREError.receivingKeyNotProvided }

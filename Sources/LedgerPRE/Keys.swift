@@ -103,7 +103,8 @@ public struct Signature: Sendable, Equatable {
     public init(bigEndianBytes bytes: [UInt8]) throws {
         guard bytes.count == 64 else { throw PREError.invalidLength(what: "signature", expected: 64, got: bytes.count) }
         guard let r = Scalar(bigEndian: Array(bytes[0..<32])), let s = Scalar(bigEndian: Array(bytes[32..<64])),
-              !r.isZero, !s.isZero else {
+            !r.isZero, !s.isZero
+        else {
             throw PREError.malformed(what: "signature", reason: "r and s must be in [1, n)")
         }
         self.init(r: r, s: s)
@@ -134,12 +135,16 @@ public struct Signature: Sendable, Equatable {
             guard n >= 1, n <= 33, pos + 2 + n <= der.count else { throw bad }
             var v = Array(der[(pos + 2)..<(pos + 2 + n)])
             pos += 2 + n
-            if v[0] & 0x80 != 0 { throw bad }                      // negative
-            if v.count > 1, v[0] == 0, v[1] & 0x80 == 0 { throw bad } // non-minimal
-            if v.count == 33 { guard v[0] == 0 else { throw bad }; v.removeFirst() }
+            if v[0] & 0x80 != 0 { throw bad }  // negative
+            if v.count > 1, v[0] == 0, v[1] & 0x80 == 0 { throw bad }  // non-minimal
+            if v.count == 33 {
+                guard v[0] == 0 else { throw bad }
+                v.removeFirst()
+            }
             return [UInt8](repeating: 0, count: 32 - v.count) + v
         }
-        let r = try integer(), s = try integer()
+        let r = try integer()
+        let s = try integer()
         guard pos == der.count else { throw bad }
         try self.init(bigEndianBytes: r + s)
     }

@@ -6,15 +6,23 @@ struct MsgPackWriter {
     private(set) var bytes: [UInt8] = []
 
     mutating func array(_ count: Int) {
-        if count < 16 { bytes.append(0x90 | UInt8(count)) }
-        else { bytes.append(0xdc); bytes += [UInt8(count >> 8), UInt8(count & 0xff)] }
+        if count < 16 {
+            bytes.append(0x90 | UInt8(count))
+        } else {
+            bytes.append(0xdc)
+            bytes += [UInt8(count >> 8), UInt8(count & 0xff)]
+        }
     }
 
     mutating func bin(_ b: [UInt8]) {
         let n = b.count
-        if n < 256 { bytes += [0xc4, UInt8(n)] }
-        else if n < 65536 { bytes += [0xc5, UInt8(n >> 8), UInt8(n & 0xff)] }
-        else { bytes += [0xc6, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] }
+        if n < 256 {
+            bytes += [0xc4, UInt8(n)]
+        } else if n < 65536 {
+            bytes += [0xc5, UInt8(n >> 8), UInt8(n & 0xff)]
+        } else {
+            bytes += [0xc6, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
+        }
         bytes += b
     }
 

@@ -14,7 +14,8 @@ public enum Umbral {
     }
 
     /// The delegator opens her own ciphertext.
-    public static func decryptOriginal(delegatingSK: SecretKey, capsule: Capsule, ciphertext: [UInt8]) throws -> [UInt8] {
+    public static func decryptOriginal(delegatingSK: SecretKey, capsule: Capsule, ciphertext: [UInt8]) throws -> [UInt8]
+    {
         try DEM.decrypt(seed: capsule.openOriginal(delegatingSK), ciphertext: ciphertext, aad: capsule.toBytesSimple())
     }
 
@@ -22,10 +23,14 @@ public enum Umbral {
     /// `threshold` of which suffice. Each kfrag is signed by `signer`; `signDelegatingKey` /
     /// `signReceivingKey` put those keys under the proxy-facing signature, so a proxy verifying the
     /// kfrag must know (and can check) whom it re-encrypts from and for.
-    public static func generateKFrags(delegatingSK: SecretKey, receivingPK: PublicKey, signer: Signer,
-                                      threshold: Int, shares: Int,
-                                      signDelegatingKey: Bool, signReceivingKey: Bool) throws -> [VerifiedKeyFrag] {
-        guard threshold >= 1, shares >= threshold else { throw PREError.invalidThreshold(threshold: threshold, shares: shares) }
+    public static func generateKFrags(
+        delegatingSK: SecretKey, receivingPK: PublicKey, signer: Signer,
+        threshold: Int, shares: Int,
+        signDelegatingKey: Bool, signReceivingKey: Bool
+    ) throws -> [VerifiedKeyFrag] {
+        guard threshold >= 1, shares >= threshold else {
+            throw PREError.invalidThreshold(threshold: threshold, shares: shares)
+        }
         let delegatingPK = delegatingSK.publicKey
         // Ephemeral DH with B: d is known to A now and to B later (from the precursor), never to proxies.
         let privatePrecursor = Scalar.randomNonZero()
@@ -40,18 +45,24 @@ public enum Umbral {
         var result: [VerifiedKeyFrag] = []
         for _ in 0..<shares {
             let id = secureRandomBytes(KeyFrag.idCount)
-            let x = UmbralHash.polynomialArg(precursor: precursor, receivingPK: receivingPK.point, dhPoint: dh, kfragID: id)
+            let x = UmbralHash.polynomialArg(
+                precursor: precursor, receivingPK: receivingPK.point, dhPoint: dh, kfragID: id)
             var rk = coefficients[coefficients.count - 1]
-            for c in coefficients.dropLast().reversed() { rk = rk * x + c }   // Horner
+            for c in coefficients.dropLast().reversed() { rk = rk * x + c }  // Horner
             let commitment = Parameters.u * rk
-            let forReceiver = signer.sign(UmbralHash.kfragSignatureMessage(
-                kfragID: id, commitment: commitment, precursor: precursor, delegatingPK: delegatingPK, receivingPK: receivingPK))
-            let forProxy = signer.sign(UmbralHash.kfragSignatureMessage(
-                kfragID: id, commitment: commitment, precursor: precursor,
-                delegatingPK: signDelegatingKey ? delegatingPK : nil, receivingPK: signReceivingKey ? receivingPK : nil))
-            let kfrag = KeyFrag(id: id, key: rk, precursor: precursor, commitment: commitment,
-                                signatureForProxy: forProxy, signatureForReceiver: forReceiver,
-                                delegatingKeySigned: signDelegatingKey, receivingKeySigned: signReceivingKey)
+            let forReceiver = signer.sign(
+                UmbralHash.kfragSignatureMessage(
+                    kfragID: id, commitment: commitment, precursor: precursor, delegatingPK: delegatingPK,
+                    receivingPK: receivingPK))
+            let forProxy = signer.sign(
+                UmbralHash.kfragSignatureMessage(
+                    kfragID: id, commitment: commitment, precursor: precursor,
+                    delegatingPK: signDelegatingKey ? delegatingPK : nil,
+                    receivingPK: signReceivingKey ? receivingPK : nil))
+            let kfrag = KeyFrag(
+                id: id, key: rk, precursor: precursor, commitment: commitment,
+                signatureForProxy: forProxy, signatureForReceiver: forReceiver,
+                delegatingKeySigned: signDelegatingKey, receivingKeySigned: signReceivingKey)
             result.append(VerifiedKeyFrag(kfrag: kfrag))
         }
         return result
@@ -63,9 +74,12 @@ public enum Umbral {
     }
 
     /// The receiver combines ≥ threshold verified cfrags and decrypts.
-    public static func decryptReencrypted(receivingSK: SecretKey, delegatingPK: PublicKey, capsule: Capsule,
-                                          cfrags: [VerifiedCapsuleFrag], ciphertext: [UInt8]) throws -> [UInt8] {
-        let seed = try capsule.openReencrypted(receivingSK: receivingSK, delegatingPK: delegatingPK, cfrags: cfrags.map(\.cfrag))
+    public static func decryptReencrypted(
+        receivingSK: SecretKey, delegatingPK: PublicKey, capsule: Capsule,
+        cfrags: [VerifiedCapsuleFrag], ciphertext: [UInt8]
+    ) throws -> [UInt8] {
+        let seed = try capsule.openReencrypted(
+            receivingSK: receivingSK, delegatingPK: delegatingPK, cfrags: cfrags.map(\.cfrag))
         return try DEM.decrypt(seed: seed, ciphertext: ciphertext, aad: capsule.toBytesSimple())
     }
 }

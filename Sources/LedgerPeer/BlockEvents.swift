@@ -16,7 +16,9 @@ public enum EventAudience: Sendable, Equatable {
 /// What event listeners see of a committed block: tx ids, validation codes, chaincode events — not
 /// the transactions' arguments or read-write sets.
 public enum BlockEvents {
-    public static func filtered(_ block: Medledger_Block, channel: String, audience: EventAudience = .ledgerHolder) -> Medledger_FilteredBlock {
+    public static func filtered(
+        _ block: Medledger_Block, channel: String, audience: EventAudience = .ledgerHolder
+    ) -> Medledger_FilteredBlock {
         var fb = Medledger_FilteredBlock()
         fb.channel = channel
         fb.number = block.header.number
@@ -24,13 +26,16 @@ public enum BlockEvents {
         for (i, bytes) in block.data.envelopes.enumerated() {
             var ft = Medledger_FilteredTransaction()
             ft.code = i < codes.count ? codes[i] : .notValidated
-            if let env = try? Medledger_Envelope(serializedBytes: bytes), let p = try? Medledger_Payload(serializedBytes: env.payload) {
+            if let env = try? Medledger_Envelope(serializedBytes: bytes),
+                let p = try? Medledger_Payload(serializedBytes: env.payload)
+            {
                 ft.txID = p.channelHeader.txID
                 if p.channelHeader.type == .endorserTransaction,
-                   let tx = try? Medledger_EndorsedTransaction(serializedBytes: p.data),
-                   let prp = try? Medledger_ProposalResponsePayload(serializedBytes: tx.proposalResponsePayload),
-                   let action = try? Medledger_ChaincodeAction(serializedBytes: prp.extension), action.hasEvent,
-                   isEntitled(audience, creator: p.signatureHeader.creator) {
+                    let tx = try? Medledger_EndorsedTransaction(serializedBytes: p.data),
+                    let prp = try? Medledger_ProposalResponsePayload(serializedBytes: tx.proposalResponsePayload),
+                    let action = try? Medledger_ChaincodeAction(serializedBytes: prp.extension), action.hasEvent,
+                    isEntitled(audience, creator: p.signatureHeader.creator)
+                {
                     var e = action.event
                     e.txID = ft.txID
                     e.chaincodeName = action.chaincodeName
@@ -49,7 +54,9 @@ public enum BlockEvents {
         case .ledgerHolder: return true
         case .creator(let org, let pid):
             guard let id = try? Medledger_SerializedIdentity(serializedBytes: creator), id.mspID == org,
-                  let cert = try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)), let attrs = cert.attributes else { return false }
+                let cert = try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)),
+                let attrs = cert.attributes
+            else { return false }
             return attrs.org == org && attrs.pid == pid
         }
     }

@@ -33,7 +33,9 @@ public struct BlockValidator: Sendable {
     public init(ownSignatures: SignatureMemory? = nil) { self.ownSignatures = ownSignatures }
 
     /// `blockTime`: when the orderer signed the block; configuration signatures are judged at it.
-    public func validate(_ block: Medledger_Block, context: ChannelContext, ledger: ChannelLedger, blockTime: Date) throws -> Outcome {
+    public func validate(
+        _ block: Medledger_Block, context: ChannelContext, ledger: ChannelLedger, blockTime: Date
+    ) throws -> Outcome {
         let envelopes = block.envelopeBytes
         var codes = [Medledger_TxValidationCode](repeating: .notValidated, count: envelopes.count)
         var rwsets = [Medledger_TxReadWriteSet?](repeating: nil, count: envelopes.count)
@@ -56,7 +58,8 @@ public struct BlockValidator: Sendable {
                 continue
             }
             do {
-                newContext = try ConfigTransaction.checkUpdate(envelope: envelopes[i], current: context, blockNumber: block.header.number, at: blockTime)
+                newContext = try ConfigTransaction.checkUpdate(
+                    envelope: envelopes[i], current: context, blockNumber: block.header.number, at: blockTime)
             } catch {
                 codes[i] = .invalidConfigTransaction
             }
@@ -68,7 +71,11 @@ public struct BlockValidator: Sendable {
             guard let id = txIDs[i] else { continue }
             let first = seen.insert(id).inserted
             guard codes[i] == .valid else { continue }
-            if !first { codes[i] = .duplicateTxid } else if try ledger.transaction(id: id) != nil { codes[i] = .duplicateTxid }
+            if !first {
+                codes[i] = .duplicateTxid
+            } else if try ledger.transaction(id: id) != nil {
+                codes[i] = .duplicateTxid
+            }
         }
 
         try MVCCValidator(state: ledger.state).validate(rwsets, codes: &codes)
@@ -87,7 +94,9 @@ public struct BlockValidator: Sendable {
     }
 
     static func checkAll(_ envelopes: [[UInt8]], context: ChannelContext, own: SignatureMemory? = nil) -> [TxResult] {
-        guard envelopes.count >= parallelThreshold else { return envelopes.map { check($0, context: context, own: own) } }
+        guard envelopes.count >= parallelThreshold else {
+            return envelopes.map { check($0, context: context, own: own) }
+        }
         let out = Mutex([TxResult?](repeating: nil, count: envelopes.count))
         let workers = min(ProcessInfo.processInfo.activeProcessorCount, envelopes.count)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
@@ -104,48 +113,83 @@ public struct BlockValidator: Sendable {
 
     /// Everything that depends on the transaction alone.
     static func check(_ bytes: [UInt8], context: ChannelContext, own: SignatureMemory? = nil) -> TxResult {
-        guard !bytes.isEmpty, let env = try? Medledger_Envelope(serializedBytes: bytes), !env.payload.isEmpty else { return TxResult(code: .nilEnvelope) }
-        guard let payload = try? Medledger_Payload(serializedBytes: env.payload) else { return TxResult(code: .badPayload) }
+        guard !bytes.isEmpty, let env = try? Medledger_Envelope(serializedBytes: bytes), !env.payload.isEmpty else {
+            return TxResult(code: .nilEnvelope)
+        }
+        guard let payload = try? Medledger_Payload(serializedBytes: env.payload) else {
+            return TxResult(code: .badPayload)
+        }
         let ch = payload.channelHeader
         let sh = payload.signatureHeader
-        guard payload.hasChannelHeader, payload.hasSignatureHeader, !ch.txID.isEmpty, ch.hasTimestamp, !sh.creator.isEmpty, !sh.nonce.isEmpty else {
+        guard payload.hasChannelHeader, payload.hasSignatureHeader, !ch.txID.isEmpty, ch.hasTimestamp,
+            !sh.creator.isEmpty, !sh.nonce.isEmpty
+        else {
             return TxResult(code: .badCommonHeader, txID: ch.txID.isEmpty ? nil : ch.txID)
         }
         var r = TxResult(code: .valid, txID: ch.txID, type: ch.type)
         switch ch.type {
         case .endorserTransaction, .config: break
-        case .configUpdate: r.code = .unsupportedTxPayload; return r
-        case .unspecified: r.code = .badCommonHeader; return r
-        case .UNRECOGNIZED: r.code = .unknownTxType; return r
+        case .configUpdate:
+            r.code = .unsupportedTxPayload
+            return r
+        case .unspecified:
+            r.code = .badCommonHeader
+            return r
+        case .UNRECOGNIZED:
+            r.code = .unknownTxType
+            return r
         }
-        guard ch.channelID == context.channel else { r.code = .targetChainNotFound; return r }
+        guard ch.channelID == context.channel else {
+            r.code = .targetChainNotFound
+            return r
+        }
         let time = ch.timestamp.date
         r.time = time
         guard let creator = try? context.members.verify(serializedIdentity: sh.creator, at: time),
-              creator.isValidSignature(env.signature, for: env.payload) else { r.code = .badCreatorSignature; return r }
-        guard ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator)) else { r.code = .badProposalTxid; return r }
+            creator.isValidSignature(env.signature, for: env.payload)
+        else {
+            r.code = .badCreatorSignature
+            return r
+        }
+        guard ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator)) else {
+            r.code = .badProposalTxid
+            return r
+        }
         if ch.type == .config { return r }  // checked in block order against the current configuration
         r.code = checkEndorsed(payload, context: context, rwset: &r.rwset, own: own)
         if r.code != .valid { r.rwset = nil }
         return r
     }
 
-    static func checkEndorsed(_ payload: Medledger_Payload, context: ChannelContext, rwset: inout Medledger_TxReadWriteSet?, own: SignatureMemory? = nil) -> Medledger_TxValidationCode {
+    static func checkEndorsed(
+        _ payload: Medledger_Payload, context: ChannelContext, rwset: inout Medledger_TxReadWriteSet?,
+        own: SignatureMemory? = nil
+    ) -> Medledger_TxValidationCode {
         let ch = payload.channelHeader
         guard let tx = try? Medledger_EndorsedTransaction(serializedBytes: payload.data),
-              let prp = try? Medledger_ProposalResponsePayload(serializedBytes: tx.proposalResponsePayload) else { return .invalidEndorserTransaction }
-        guard let ccp = try? Medledger_ChaincodeProposalPayload(serializedBytes: tx.proposalPayload), ccp.transient.isEmpty else { return .unsupportedTxPayload }
-        guard let expected = try? ProposalHash.compute(channelHeader: ch, signatureHeader: payload.signatureHeader, strippedPayload: [UInt8](tx.proposalPayload)),
-              expected == [UInt8](prp.proposalHash) else { return .invalidEndorserTransaction }
+            let prp = try? Medledger_ProposalResponsePayload(serializedBytes: tx.proposalResponsePayload)
+        else { return .invalidEndorserTransaction }
+        guard let ccp = try? Medledger_ChaincodeProposalPayload(serializedBytes: tx.proposalPayload),
+            ccp.transient.isEmpty
+        else { return .unsupportedTxPayload }
+        guard
+            let expected = try? ProposalHash.compute(
+                channelHeader: ch, signatureHeader: payload.signatureHeader,
+                strippedPayload: [UInt8](tx.proposalPayload)),
+            expected == [UInt8](prp.proposalHash)
+        else { return .invalidEndorserTransaction }
         let action: Medledger_ChaincodeAction
         do { action = try Medledger_ChaincodeAction(serializedBytes: prp.extension) } catch { return .badRwset }
-        guard action.chaincodeName == ch.chaincodeName, ccp.chaincodeName == ch.chaincodeName, action.response.status == 200 else { return .invalidEndorserTransaction }
+        guard action.chaincodeName == ch.chaincodeName, ccp.chaincodeName == ch.chaincodeName,
+            action.response.status == 200
+        else { return .invalidEndorserTransaction }
         guard let policy = context.policy(for: ch.chaincodeName) else { return .invalidChaincode }
         for ns in action.results.nsRwset where ns.namespace != ch.chaincodeName { return .illegalWriteset }
         var keys = Set<String>()
         for ns in action.results.nsRwset {
             for w in ns.rwset.writes {
-                guard !w.key.isEmpty, w.key.utf8.count <= SimulationLimits().keyBytesMax, keys.insert(w.key).inserted else { return .badRwset }
+                guard !w.key.isEmpty, w.key.utf8.count <= SimulationLimits().keyBytesMax, keys.insert(w.key).inserted
+                else { return .badRwset }
             }
         }
         // Endorsements: each must be a member's valid signature; distinct endorsers; policy met.
@@ -155,13 +199,16 @@ public struct BlockValidator: Sendable {
         var seen = Set<Data>()
         for e in tx.endorsements {
             guard seen.insert(e.endorser).inserted else { continue }
-            let message = SignedMessages.endorsement(proposalResponsePayload: [UInt8](tx.proposalResponsePayload), endorser: [UInt8](e.endorser))
+            let message = SignedMessages.endorsement(
+                proposalResponsePayload: [UInt8](tx.proposalResponsePayload), endorser: [UInt8](e.endorser))
             guard let m = try? context.members.verify(serializedIdentity: e.endorser, at: time),
-                  own?.made(e.signature, over: message) == true || m.isValidSignature(e.signature, for: message)
+                own?.made(e.signature, over: message) == true || m.isValidSignature(e.signature, for: message)
             else { return .endorsementPolicyFailure }
             endorsers.append(m.principal)
         }
-        guard policy.isSatisfied(by: endorsers, channelOrgs: context.organizationIDs) else { return .endorsementPolicyFailure }
+        guard policy.isSatisfied(by: endorsers, channelOrgs: context.organizationIDs) else {
+            return .endorsementPolicyFailure
+        }
         // Signers the chaincode accepted (a P_DE's patient and doctor) must still be live members under
         // this block's configuration: a CRL committed since the endorsement revokes them here.
         for pem in action.results.checkedSigners {

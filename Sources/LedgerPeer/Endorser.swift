@@ -28,8 +28,12 @@ public struct ParsedProposal: Sendable {
 
     public init(_ signed: Medledger_SignedProposal) throws(ProposalRejection) {
         self.signed = signed
-        do { proposal = try Medledger_Proposal(serializedBytes: signed.proposalBytes) } catch { throw ProposalRejection(400, "proposal does not parse: \(error)") }
-        do { payload = try Medledger_ChaincodeProposalPayload(serializedBytes: proposal.payload) } catch { throw ProposalRejection(400, "proposal payload does not parse: \(error)") }
+        do { proposal = try Medledger_Proposal(serializedBytes: signed.proposalBytes) } catch {
+            throw ProposalRejection(400, "proposal does not parse: \(error)")
+        }
+        do { payload = try Medledger_ChaincodeProposalPayload(serializedBytes: proposal.payload) } catch {
+            throw ProposalRejection(400, "proposal payload does not parse: \(error)")
+        }
     }
 }
 
@@ -66,13 +70,18 @@ public struct Endorser: Sendable {
     ) throws(ProposalRejection) -> Medledger_ProposalResponse {
         let ch = p.proposal.channelHeader
         let sh = p.proposal.signatureHeader
-        guard ch.type == .endorserTransaction else { throw ProposalRejection(400, "proposal header type must be ENDORSER_TRANSACTION") }
+        guard ch.type == .endorserTransaction else {
+            throw ProposalRejection(400, "proposal header type must be ENDORSER_TRANSACTION")
+        }
         guard ch.hasTimestamp else { throw ProposalRejection(400, "proposal has no timestamp") }
         let time = ch.timestamp.date
         guard abs(time.timeIntervalSince(now)) <= clockSkewMax else {
-            throw ProposalRejection(400, "proposal timestamp \(time) is more than \(Int(clockSkewMax)) s from this node's clock")
+            throw ProposalRejection(
+                400, "proposal timestamp \(time) is more than \(Int(clockSkewMax)) s from this node's clock")
         }
-        guard !sh.nonce.isEmpty, ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator)) else {
+        guard !sh.nonce.isEmpty,
+            ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator))
+        else {
             throw ProposalRejection(400, "tx id is not SHA-256(nonce || creator)")
         }
         let creator: VerifiedMember
@@ -81,11 +90,18 @@ public struct Endorser: Sendable {
         }
         if let why = revocationGate?.refusal(of: creator) { throw ProposalRejection(401, "creator: \(why)") }
         if let why = creatorGate?(creator.identity) { throw ProposalRejection(401, "creator: \(why)") }
-        guard creator.isValidSignature(p.signed.signature, for: p.signed.proposalBytes) else { throw ProposalRejection(401, "proposal signature does not verify") }
+        guard creator.isValidSignature(p.signed.signature, for: p.signed.proposalBytes) else {
+            throw ProposalRejection(401, "proposal signature does not verify")
+        }
         let name = p.payload.chaincodeName
-        guard ch.chaincodeName == name else { throw ProposalRejection(400, "channel header names chaincode \(ch.chaincodeName.debugDescription), payload \(name.debugDescription)") }
+        guard ch.chaincodeName == name else {
+            throw ProposalRejection(
+                400,
+                "channel header names chaincode \(ch.chaincodeName.debugDescription), payload \(name.debugDescription)")
+        }
         guard context.policy(for: name) != nil, let chaincode = chaincodes[name] else {
-            throw ProposalRejection(404, "chaincode \(name.debugDescription) is not defined on channel \(context.channel)")
+            throw ProposalRejection(
+                404, "chaincode \(name.debugDescription) is not defined on channel \(context.channel)")
         }
         // A query is never ordered, so whether its tx id was committed does not matter.
         if !p.signed.evaluateOnly {
@@ -119,7 +135,9 @@ public struct Endorser: Sendable {
             action.response = response.response
             action.chaincodeName = name
             var prp = Medledger_ProposalResponsePayload()
-            prp.proposalHash = Data(try ProposalHash.compute(channelHeader: ch, signatureHeader: sh, strippedPayload: try p.payload.strippedBytes()))
+            prp.proposalHash = Data(
+                try ProposalHash.compute(
+                    channelHeader: ch, signatureHeader: sh, strippedPayload: try p.payload.strippedBytes()))
             prp.extension = try action.serializedBytes()
             let prpBytes: [UInt8] = try prp.serializedBytes()
             response.payload = Data(prpBytes)

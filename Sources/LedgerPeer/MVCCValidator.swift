@@ -43,23 +43,33 @@ public struct MVCCValidator {
         }
     }
 
-    private func check(_ rwset: Medledger_TxReadWriteSet, writtenInBlock: Set<NamespacedKey>, writtenByNamespace: [String: [String]]) throws -> Medledger_TxValidationCode? {
+    private func check(
+        _ rwset: Medledger_TxReadWriteSet, writtenInBlock: Set<NamespacedKey>, writtenByNamespace: [String: [String]]
+    ) throws -> Medledger_TxValidationCode? {
         for ns in rwset.nsRwset {
             for read in ns.rwset.reads {
-                if writtenInBlock.contains(NamespacedKey(namespace: ns.namespace, key: read.key)) { return .mvccReadConflict }
+                if writtenInBlock.contains(NamespacedKey(namespace: ns.namespace, key: read.key)) {
+                    return .mvccReadConflict
+                }
                 let committed = try state.get(namespace: ns.namespace, key: read.key)?.version
-                let readAt: Height? = read.hasVersion ? Height(blockNum: read.version.blockNum, txNum: read.version.txNum) : nil
+                let readAt: Height? =
+                    read.hasVersion ? Height(blockNum: read.version.blockNum, txNum: read.version.txNum) : nil
                 if committed != readAt { return .mvccReadConflict }
             }
             for range in ns.rwset.rangeQueriesInfo {
-                if try isPhantom(range, namespace: ns.namespace, writtenInBlock: writtenByNamespace[ns.namespace] ?? []) { return .phantomReadConflict }
+                if try isPhantom(range, namespace: ns.namespace, writtenInBlock: writtenByNamespace[ns.namespace] ?? [])
+                {
+                    return .phantomReadConflict
+                }
             }
         }
         return nil
     }
 
     /// Re-runs the range up to where the simulation stopped reading and compares.
-    private func isPhantom(_ range: Medledger_RangeQueryInfo, namespace: String, writtenInBlock: [String]) throws -> Bool {
+    private func isPhantom(
+        _ range: Medledger_RangeQueryInfo, namespace: String, writtenInBlock: [String]
+    ) throws -> Bool {
         // Where the checked range ends: the range's end if the simulation read to the end, else just
         // after the last key it read.
         let end: String
@@ -69,15 +79,19 @@ public struct MVCCValidator {
             end = range.rawReads[range.rawReads.count - 1].key + "\u{0}"
         }
         func inRange(_ k: String) -> Bool {
-            !k.utf8.lexicographicallyPrecedes(range.startKey.utf8) && (end.isEmpty || k.utf8.lexicographicallyPrecedes(end.utf8))
+            !k.utf8.lexicographicallyPrecedes(range.startKey.utf8)
+                && (end.isEmpty || k.utf8.lexicographicallyPrecedes(end.utf8))
         }
         if writtenInBlock.contains(where: inRange) { return true }
         let expected = range.rawReads
-        let page = try state.range(namespace: namespace, startKey: range.startKey, endKey: end, limit: expected.count + 1)
+        let page = try state.range(
+            namespace: namespace, startKey: range.startKey, endKey: end, limit: expected.count + 1)
         guard page.count == expected.count else { return true }
         for (i, r) in expected.enumerated() {
             let v = page.version(at: i)
-            if page.key(at: i) != r.key || v.blockNum != r.version.blockNum || v.txNum != r.version.txNum { return true }
+            if page.key(at: i) != r.key || v.blockNum != r.version.blockNum || v.txNum != r.version.txNum {
+                return true
+            }
         }
         return false
     }

@@ -32,7 +32,9 @@ public final class PeerChannel: BlockSource, Sendable {
 
     /// Joins a channel from its genesis block: checks the block, creates the ledger, commits block 0.
     /// `ownSignatures`: the node's endorser's memory, so blocks need not re-verify what it signed.
-    public static func join(genesis: Medledger_Block, store: LedgerStore, ownSignatures: SignatureMemory? = nil) throws -> PeerChannel {
+    public static func join(
+        genesis: Medledger_Block, store: LedgerStore, ownSignatures: SignatureMemory? = nil
+    ) throws -> PeerChannel {
         let context = try ConfigTransaction.verifyGenesis(genesis)
         if try store.channelNames().contains(context.channel) {
             throw PeerChannelError("this node has already joined channel \(context.channel)")
@@ -46,9 +48,14 @@ public final class PeerChannel: BlockSource, Sendable {
     }
 
     /// Opens a joined channel: its configuration is the one in the last configuration block.
-    public static func open(_ name: String, store: LedgerStore, ownSignatures: SignatureMemory? = nil) throws -> PeerChannel {
+    public static func open(
+        _ name: String, store: LedgerStore, ownSignatures: SignatureMemory? = nil
+    ) throws -> PeerChannel {
         let ledger = try store.channel(name)
-        do { return PeerChannel(ledger: ledger, context: try ChannelContext.current(in: ledger), ownSignatures: ownSignatures) } catch let e as ChannelConfigError {
+        do {
+            return PeerChannel(
+                ledger: ledger, context: try ChannelContext.current(in: ledger), ownSignatures: ownSignatures)
+        } catch let e as ChannelConfigError {
             throw PeerChannelError(e.description)
         }
     }
@@ -64,7 +71,9 @@ public final class PeerChannel: BlockSource, Sendable {
         try receiving.withLock { lastTime in
             let height = ledger.height
             guard ordered.header.number >= height else { return nil }
-            guard ordered.header.number == height else { throw PeerChannelError("block \(ordered.header.number) arrived but the next is \(height)") }
+            guard ordered.header.number == height else {
+                throw PeerChannelError("block \(ordered.header.number) arrived but the next is \(height)")
+            }
             let ctx = context
             let time = ordered.judgedTime
             if lastTime == nil { lastTime = try ledger.block(number: height - 1)?.judgedTime }

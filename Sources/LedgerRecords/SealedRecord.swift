@@ -90,18 +90,24 @@ public enum SealedRecord {
 
     /// Seals everything `read` yields into `write`: a fresh data key wrapped to `patientPK`, the
     /// header, then the chunks. SHA-384 is computed over exactly the bytes written.
-    public static func seal(patientPK: PublicKey, chunkSize: Int = defaultChunkSize,
-                            read: Reader, write: Writer) throws -> SealResult {
+    public static func seal(
+        patientPK: PublicKey, chunkSize: Int = defaultChunkSize,
+        read: Reader, write: Writer
+    ) throws -> SealResult {
         guard chunkSizeRange.contains(chunkSize) else { throw SealedRecordError.invalidChunkSize(chunkSize) }
         let dataKey = DataKey.random()
         let (capsule, wrapped) = Umbral.encrypt(delegatingPK: patientPK, plaintext: dataKey.bytes)
         var rng = SystemRandomNumberGenerator()
         let prefix = (0..<noncePrefixCount).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
-        let header = SealedRecordHeader(capsule: capsule, wrappedDataKey: wrapped, keyCommitment: dataKey.commitment,
-                                        noncePrefix: prefix, chunkSize: chunkSize)
+        let header = SealedRecordHeader(
+            capsule: capsule, wrappedDataKey: wrapped, keyCommitment: dataKey.commitment,
+            noncePrefix: prefix, chunkSize: chunkSize)
 
         var out = Tally()
-        func emit(_ bytes: [UInt8]) throws { try write(bytes); out.add(bytes) }
+        func emit(_ bytes: [UInt8]) throws {
+            try write(bytes)
+            out.add(bytes)
+        }
         try emit(header.bytes)
         let key = dataKey.symmetricKey
         var plaintextSize: UInt64 = 0
@@ -111,7 +117,8 @@ public enum SealedRecord {
         while true {
             let next = current.count == chunkSize ? try readFully(read, chunkSize) : []
             let isFinal = next.isEmpty
-            let box = try AES.GCM.seal(current, using: key, nonce: nonce(prefix, index, final: isFinal), authenticating: header.bytes)
+            let box = try AES.GCM.seal(
+                current, using: key, nonce: nonce(prefix, index, final: isFinal), authenticating: header.bytes)
             if isFinal {
                 try emit([finalMarker] + bigEndian(UInt32(current.count)) + Array(box.ciphertext) + Array(box.tag))
             } else {
@@ -123,7 +130,8 @@ public enum SealedRecord {
             index += 1
             current = next
         }
-        return SealResult(digestHex: out.digestHex(), sealedSize: out.count, plaintextSize: plaintextSize, header: header)
+        return SealResult(
+            digestHex: out.digestHex(), sealedSize: out.count, plaintextSize: plaintextSize, header: header)
     }
 
     // MARK: Header only
@@ -144,19 +152,25 @@ public enum SealedRecord {
     /// the result is over the bytes read; the caller compares it with the signed P_DE digest.
     public static func open(_ opener: Opener, read: Reader, write: Writer) throws -> OpenResult {
         var tally = Tally()
-        func take(_ n: Int) throws -> [UInt8] { let b = try readFully(read, n); tally.add(b); return b }
+        func take(_ n: Int) throws -> [UInt8] {
+            let b = try readFully(read, n)
+            tally.add(b)
+            return b
+        }
         let header = try readHeader(read, &tally)
         let dataKey: DataKey
         switch opener {
         case let .patientSecretKey(sk): dataKey = try header.openDataKey(patientSK: sk)
-        case let .dataKey(k): try header.verify(k); dataKey = k
+        case let .dataKey(k):
+            try header.verify(k)
+            dataKey = k
         }
         let key = dataKey.symmetricKey
         var plaintextSize: UInt64 = 0
         var index = 0
         while true {
             let marker = try take(1)
-            guard let m = marker.first else { throw SealedRecordError.truncated }   // ended after a non-final chunk
+            guard let m = marker.first else { throw SealedRecordError.truncated }  // ended after a non-final chunk
             guard index <= Int(UInt32.max) else { throw SealedRecordError.chunkAuthenticationFailed(chunk: index) }
             let isFinal: Bool
             let length: Int
@@ -170,7 +184,9 @@ public enum SealedRecord {
                 guard l.count == 4 else { throw SealedRecordError.truncated }
                 length = Int(readBigEndian(l))
                 // A length the sealer could not have written: framing tampered with.
-                guard length <= header.chunkSize else { throw SealedRecordError.chunkAuthenticationFailed(chunk: index) }
+                guard length <= header.chunkSize else {
+                    throw SealedRecordError.chunkAuthenticationFailed(chunk: index)
+                }
             default:
                 throw SealedRecordError.chunkAuthenticationFailed(chunk: index)
             }
@@ -178,8 +194,9 @@ public enum SealedRecord {
             guard sealed.count == length + tagCount else { throw SealedRecordError.truncated }
             let plaintext: [UInt8]
             do {
-                let box = try AES.GCM.SealedBox(nonce: nonce(header.noncePrefix, UInt32(index), final: isFinal),
-                                                ciphertext: sealed[0..<length], tag: sealed[length...])
+                let box = try AES.GCM.SealedBox(
+                    nonce: nonce(header.noncePrefix, UInt32(index), final: isFinal),
+                    ciphertext: sealed[0..<length], tag: sealed[length...])
                 plaintext = Array(try AES.GCM.open(box, using: key, authenticating: header.bytes))
             } catch {
                 throw SealedRecordError.chunkAuthenticationFailed(chunk: index)
@@ -194,13 +211,16 @@ public enum SealedRecord {
             if isFinal { break }
             index += 1
         }
-        return OpenResult(digestHex: tally.digestHex(), sealedSize: tally.count, plaintextSize: plaintextSize, header: header)
+        return OpenResult(
+            digestHex: tally.digestHex(), sealedSize: tally.count, plaintextSize: plaintextSize, header: header)
     }
 
     // MARK: FileHandle and file conveniences
 
-    public static func seal(patientPK: PublicKey, chunkSize: Int = defaultChunkSize,
-                            from input: FileHandle, to output: FileHandle) throws -> SealResult {
+    public static func seal(
+        patientPK: PublicKey, chunkSize: Int = defaultChunkSize,
+        from input: FileHandle, to output: FileHandle
+    ) throws -> SealResult {
         try seal(patientPK: patientPK, chunkSize: chunkSize, read: reader(input), write: writer(output))
     }
 
@@ -218,7 +238,9 @@ public enum SealedRecord {
     public static func openFile(_ opener: Opener, at input: URL, to output: URL) throws -> OpenResult {
         let partial = output.deletingLastPathComponent()
             .appendingPathComponent(".\(output.lastPathComponent).\(UUID().uuidString).partial")
-        guard FileManager.default.createFile(atPath: partial.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+        guard
+            FileManager.default.createFile(atPath: partial.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: partial.path])
         }
         var renamed = false
@@ -248,13 +270,19 @@ public enum SealedRecord {
     }
 
     static func readHeader(_ read: Reader, _ tally: inout Tally) throws -> SealedRecordHeader {
-        func take(_ n: Int) throws -> [UInt8] { let b = try readFully(read, n); tally.add(b); return b }
+        func take(_ n: Int) throws -> [UInt8] {
+            let b = try readFully(read, n)
+            tally.add(b)
+            return b
+        }
         // Magic and version first, so a foreign file or a future version is named as such even
         // when it is shorter than a version-1 header.
         let start = try take(magic.count + 1)
         guard start.count == magic.count + 1 else { return try SealedRecordHeader(bytes: start) }  // throws
         guard Array(start[0..<magic.count]) == magic else { throw SealedRecordError.notASealedRecord }
-        guard start[magic.count] == currentVersion else { throw SealedRecordError.unsupportedVersion(start[magic.count]) }
+        guard start[magic.count] == currentVersion else {
+            throw SealedRecordError.unsupportedVersion(start[magic.count])
+        }
         let rest = try take(headerCount - start.count)
         guard rest.count == headerCount - start.count else { throw SealedRecordError.truncated }
         return try SealedRecordHeader(bytes: start + rest)
@@ -276,7 +304,7 @@ func readFully(_ read: SealedRecord.Reader, _ count: Int) throws -> [UInt8] {
     while out.count < count {
         let part = try read(count - out.count)
         if part.isEmpty { break }
-        out += part.prefix(count - out.count)   // a reader returning too much is not trusted past `count`
+        out += part.prefix(count - out.count)  // a reader returning too much is not trusted past `count`
     }
     return out
 }
@@ -298,6 +326,9 @@ struct Tally {
 func hexString<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
     let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
-    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0x0f)]) }
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0x0f)])
+    }
     return String(decoding: out, as: UTF8.self)
 }

@@ -51,8 +51,11 @@ public struct SealedRecordHeader: Sendable {
     public let bytes: [UInt8]
 
     init(capsule: Capsule, wrappedDataKey: [UInt8], keyCommitment: [UInt8], noncePrefix: [UInt8], chunkSize: Int) {
-        precondition(wrappedDataKey.count == SealedRecord.wrappedKeyCount && keyCommitment.count == SealedRecord.keyCommitmentCount
-                     && noncePrefix.count == SealedRecord.noncePrefixCount && SealedRecord.chunkSizeRange.contains(chunkSize))
+        precondition(
+            wrappedDataKey.count == SealedRecord.wrappedKeyCount
+                && keyCommitment.count == SealedRecord.keyCommitmentCount
+                && noncePrefix.count == SealedRecord.noncePrefixCount && SealedRecord.chunkSizeRange.contains(chunkSize)
+        )
         let capsuleBytes = capsule.toBytes()
         precondition(capsuleBytes.count == SealedRecord.capsuleCount)
         var b = SealedRecord.magic
@@ -75,19 +78,30 @@ public struct SealedRecordHeader: Sendable {
         let magicCount = SealedRecord.magic.count
         guard b.count >= magicCount, Array(b[0..<magicCount]) == SealedRecord.magic else {
             // A short prefix of the magic is a cut-off record, anything else is not ours.
-            if b.count < magicCount, Array(SealedRecord.magic.prefix(b.count)) == b, !b.isEmpty { throw SealedRecordError.truncated }
+            if b.count < magicCount, Array(SealedRecord.magic.prefix(b.count)) == b, !b.isEmpty {
+                throw SealedRecordError.truncated
+            }
             throw SealedRecordError.notASealedRecord
         }
         guard b.count > magicCount else { throw SealedRecordError.truncated }
-        guard b[magicCount] == SealedRecord.currentVersion else { throw SealedRecordError.unsupportedVersion(b[magicCount]) }
+        guard b[magicCount] == SealedRecord.currentVersion else {
+            throw SealedRecordError.unsupportedVersion(b[magicCount])
+        }
         guard b.count >= SealedRecord.headerCount else { throw SealedRecordError.truncated }
-        guard b.count == SealedRecord.headerCount else { throw SealedRecordError.headerMalformed("header must be \(SealedRecord.headerCount) bytes, got \(b.count)") }
+        guard b.count == SealedRecord.headerCount else {
+            throw SealedRecordError.headerMalformed("header must be \(SealedRecord.headerCount) bytes, got \(b.count)")
+        }
 
         var at = magicCount + 1
-        func take(_ n: Int) -> [UInt8] { defer { at += n }; return Array(b[at..<(at + n)]) }
+        func take(_ n: Int) -> [UInt8] {
+            defer { at += n }
+            return Array(b[at..<(at + n)])
+        }
         func length(_ field: String, expected: Int) throws {
             let n = Int(readBigEndian(take(2)))
-            guard n == expected else { throw SealedRecordError.headerMalformed("\(field) length is \(n), version 1 requires \(expected)") }
+            guard n == expected else {
+                throw SealedRecordError.headerMalformed("\(field) length is \(n), version 1 requires \(expected)")
+            }
         }
         try length("capsule", expected: SealedRecord.capsuleCount)
         let capsuleBytes = take(SealedRecord.capsuleCount)
@@ -126,11 +140,14 @@ public struct SealedRecordHeader: Sendable {
     /// A third party opens the data key from ≥ threshold verified capsule fragments of `capsule`
     /// (the proxy re-encryption path). Too few or foreign fragments throw LedgerPRE's
     /// `PREError.notEnoughOrInvalidCapsuleFrags` (or another `PREError` naming the problem).
-    public func openDataKey(receivingSK: SecretKey, delegatingPK: PublicKey, cfrags: [VerifiedCapsuleFrag]) throws -> DataKey {
+    public func openDataKey(
+        receivingSK: SecretKey, delegatingPK: PublicKey, cfrags: [VerifiedCapsuleFrag]
+    ) throws -> DataKey {
         let raw: [UInt8]
         do {
-            raw = try Umbral.decryptReencrypted(receivingSK: receivingSK, delegatingPK: delegatingPK,
-                                                capsule: capsule, cfrags: cfrags, ciphertext: wrappedDataKey)
+            raw = try Umbral.decryptReencrypted(
+                receivingSK: receivingSK, delegatingPK: delegatingPK,
+                capsule: capsule, cfrags: cfrags, ciphertext: wrappedDataKey)
         } catch PREError.decryptionFailed {
             throw SealedRecordError.dataKeyDoesNotOpen
         }
@@ -140,8 +157,11 @@ public struct SealedRecordHeader: Sendable {
     /// Throws `.dataKeyDoesNotOpen` unless `key` is the one this header commits to.
     public func verify(_ key: DataKey) throws {
         // Constant-time comparison through swift-crypto's MAC check.
-        guard HMAC<SHA256>.isValidAuthenticationCode(keyCommitment, authenticating: SealedRecord.keyCommitmentLabel,
-                                                      using: key.symmetricKey) else {
+        guard
+            HMAC<SHA256>.isValidAuthenticationCode(
+                keyCommitment, authenticating: SealedRecord.keyCommitmentLabel,
+                using: key.symmetricKey)
+        else {
             throw SealedRecordError.dataKeyDoesNotOpen
         }
     }
@@ -149,7 +169,9 @@ public struct SealedRecordHeader: Sendable {
     /// An unwrapped key that is authentic under the capsule but is not 32 bytes or not the
     /// committed one means whoever sealed the record built an inconsistent header.
     private func checked(_ raw: [UInt8]) throws -> DataKey {
-        guard raw.count == DataKey.count else { throw SealedRecordError.headerMalformed("wrapped data key is \(raw.count) bytes, not 32") }
+        guard raw.count == DataKey.count else {
+            throw SealedRecordError.headerMalformed("wrapped data key is \(raw.count) bytes, not 32")
+        }
         let key = try DataKey(bytes: raw)
         do { try verify(key) } catch {
             throw SealedRecordError.headerMalformed("key commitment does not match the wrapped data key")
@@ -159,5 +181,7 @@ public struct SealedRecordHeader: Sendable {
 }
 
 func bigEndian(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
-func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
+func bigEndian(_ v: UInt32) -> [UInt8] {
+    [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]
+}
 func readBigEndian(_ b: [UInt8]) -> UInt32 { b.reduce(0) { $0 << 8 | UInt32($1) } }

@@ -28,7 +28,12 @@ struct Referee {
     /// A block the orderer wrote or a peer committed: one header per height.
     mutating func sawBlock(_ number: UInt64, header: [UInt8], by node: SimNode, step: Int) {
         if let known = headers[number] {
-            if known != header { fail(step, "fork: \(node) has block \(number) with header \(Hex.encode(Array(header.prefix(8)))), another node \(Hex.encode(Array(known.prefix(8))))") }
+            if known != header {
+                fail(
+                    step,
+                    "fork: \(node) has block \(number) with header \(Hex.encode(Array(header.prefix(8)))), another node \(Hex.encode(Array(known.prefix(8))))"
+                )
+            }
         } else {
             headers[number] = header
         }
@@ -36,8 +41,15 @@ struct Referee {
 
     mutating func sawCommit(_ receipt: CommitReceipt, codes: [Medledger_TxValidationCode], by peer: Int, step: Int) {
         if let known = verdicts[receipt.blockNumber] {
-            if known.codes != codes { fail(step, "peer\(peer) validated block \(receipt.blockNumber) as \(codes.map(\.rawValue)), another peer as \(known.codes.map(\.rawValue))") }
-            if known.commitHash != receipt.commitHash { fail(step, "peer\(peer)'s commit hash at block \(receipt.blockNumber) differs from another peer's") }
+            if known.codes != codes {
+                fail(
+                    step,
+                    "peer\(peer) validated block \(receipt.blockNumber) as \(codes.map(\.rawValue)), another peer as \(known.codes.map(\.rawValue))"
+                )
+            }
+            if known.commitHash != receipt.commitHash {
+                fail(step, "peer\(peer)'s commit hash at block \(receipt.blockNumber) differs from another peer's")
+            }
         } else {
             verdicts[receipt.blockNumber] = (codes, receipt.commitHash)
         }
@@ -50,7 +62,10 @@ struct Referee {
     /// After an orderer restart: its chain must still hold every block it acknowledged from.
     mutating func ordererRestarted(height: UInt64, step: Int) {
         if let n = highestAcknowledgedBlock, height <= n {
-            fail(step, "orderer restarted at height \(height) but had acknowledged envelopes in block \(n): acknowledged data lost")
+            fail(
+                step,
+                "orderer restarted at height \(height) but had acknowledged envelopes in block \(n): acknowledged data lost"
+            )
         }
     }
 

@@ -30,7 +30,8 @@ struct SimCast {
             let pid = Base64URL.encode(Digests.sha384(Array("sim/\(org)/\(role)/\(n)".utf8)))
             let cert = try CertificateFactory.issue(
                 publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: pid, org: org, role: role),
-                purpose: .signing, issuer: root, issuerKey: rootKey, validity: 86_400 * 30, now: start.addingTimeInterval(-3_600))
+                purpose: .signing, issuer: root, issuerKey: rootKey, validity: 86_400 * 30,
+                now: start.addingTimeInterval(-3_600))
             return try SigningIdentity(org: org, certificatePEM: cert.pem, key: key)
         }
         let orgs = Array(Self.hospitals.prefix(peers))

@@ -27,7 +27,9 @@ struct SimOperation {
 final class SimClient {
     enum Phase {
         case idle
-        case endorsing(op: Int, proposal: TransactionBuilder.Proposal, answers: [Int: Medledger_ProposalResponse], refused: Int, since: Int64)
+        case endorsing(
+            op: Int, proposal: TransactionBuilder.Proposal, answers: [Int: Medledger_ProposalResponse], refused: Int,
+            since: Int64)
         case ordering(op: Int, envelope: [UInt8], sentAt: Int64, tries: Int)
         case awaitingCommit(op: Int, txID: String, envelope: [UInt8], askedAt: Int64, since: Int64)
     }
@@ -51,12 +53,15 @@ final class SimClient {
     var isIdle: Bool { if case .idle = phase { return true } else { return false } }
 
     /// Starts an operation on one of `keys` keys: a kv put of a random value or a counter add.
-    func start(op: Int, keys: Int, peers: Int, now: Date, ms: Int64, random: inout SimRandom) throws -> (SimOperation, [Outgoing]) {
+    func start(
+        op: Int, keys: Int, peers: Int, now: Date, ms: Int64, random: inout SimRandom
+    ) throws -> (SimOperation, [Outgoing]) {
         let key = "k\(random.int(0..<keys))"
         let isCounter = random.chance(0.5)
         let args = isCounter ? [Array(key.utf8)] : [Array(key.utf8), Array("v\(random.next() % 1_000_000)".utf8)]
         let proposal = try TransactionBuilder.proposal(
-            channel: SimCast.channel, chaincode: isCounter ? "counter" : "kv", function: isCounter ? "add" : "put", args: args,
+            channel: SimCast.channel, chaincode: isCounter ? "counter" : "kv", function: isCounter ? "add" : "put",
+            args: args,
             signer: identity, at: now, nonce: random.bytes(24))
         phase = .endorsing(op: op, proposal: proposal, answers: [:], refused: 0, since: ms)
         let operation = SimOperation(client: index, txID: proposal.txID, counterKey: isCounter ? key : nil)
@@ -71,8 +76,13 @@ final class SimClient {
         case committed(op: Int, TxLocation)
     }
 
-    func endorsed(op: Int, peer: Int, answer: Result<Medledger_ProposalResponse, ProposalRejection>, needed: Int, peers: Int, ms: Int64) -> (Event, [Outgoing]) {
-        guard case .endorsing(let current, let proposal, var answers, var refused, let since) = phase, current == op, answers[peer] == nil else {
+    func endorsed(
+        op: Int, peer: Int, answer: Result<Medledger_ProposalResponse, ProposalRejection>, needed: Int, peers: Int,
+        ms: Int64
+    ) -> (Event, [Outgoing]) {
+        guard case .endorsing(let current, let proposal, var answers, var refused, let since) = phase, current == op,
+            answers[peer] == nil
+        else {
             return (.none, [])
         }
         if case .success(let r) = answer, r.response.status == 200 {
@@ -81,16 +91,27 @@ final class SimClient {
             refused += 1
         }
         // The first `needed` answers with one payload (peers at different heights may differ).
-        let agreeing = answers.keys.sorted().map { answers[$0]! }.reduce(into: [[Medledger_ProposalResponse]]()) { groups, r in
-            if let i = groups.firstIndex(where: { $0[0].payload == r.payload }) { groups[i].append(r) } else { groups.append([r]) }
+        let agreeing = answers.keys.sorted().map { answers[$0]! }.reduce(into: [[Medledger_ProposalResponse]]()) {
+            groups, r in
+            if let i = groups.firstIndex(where: { $0[0].payload == r.payload }) {
+                groups[i].append(r)
+            } else {
+                groups.append([r])
+            }
         }.first { $0.count >= needed }
         guard let responses = agreeing else {
             phase = .endorsing(op: op, proposal: proposal, answers: answers, refused: refused, since: since)
             guard answers.count + refused == peers else { return (.none, []) }
             phase = .idle
-            return (.abandoned(op: op, why: refused > peers - needed ? "endorsement refused" : "endorsers disagree"), [])
+            return (
+                .abandoned(op: op, why: refused > peers - needed ? "endorsement refused" : "endorsers disagree"), []
+            )
         }
-        guard let envelope = try? TransactionBuilder.envelope(proposal, responses: Array(responses.prefix(needed)), signer: identity).serializedBytes() as [UInt8] else {
+        guard
+            let envelope = try? TransactionBuilder.envelope(
+                proposal, responses: Array(responses.prefix(needed)), signer: identity
+            ).serializedBytes() as [UInt8]
+        else {
             phase = .idle
             return (.abandoned(op: op, why: "cannot assemble"), [])
         }

@@ -31,7 +31,9 @@ public final class SimDisk: KVStore, @unchecked Sendable {  // one simulation th
 
     public func columnFamily(_ name: String) throws -> ColumnFamily { try live.columnFamily(name) }
     public func get(_ cf: ColumnFamily, _ key: Bytes) throws -> Bytes? { try live.get(cf, key) }
-    public func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+    public func withValue<T>(
+        _ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T
+    ) throws -> T? {
         try live.withValue(cf, key, body)
     }
     public func cursor(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool) throws -> any KVCursor {

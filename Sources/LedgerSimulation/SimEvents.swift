@@ -45,7 +45,8 @@ enum SimMessage {
         case .pull(let from): return "pull from \(from)"
         case .blocks(let b): return "blocks \(b.first?.header.number ?? 0)+\(b.count)"
         case .status(let op, _): return "status op\(op)"
-        case .statusAnswer(let op, let l): return "status answer op\(op) \(l.map { "block \($0.blockNum) code \($0.code.rawValue)" } ?? "none")"
+        case .statusAnswer(let op, let l):
+            return "status answer op\(op) \(l.map { "block \($0.blockNum) code \($0.code.rawValue)" } ?? "none")"
         }
     }
 }

@@ -55,7 +55,8 @@ final class SimOrderer {
         let refusal: OrderingRejection
         do {
             let (env, payload) = try EnvelopeAdmission.parse(bytes)
-            let admitted = try EnvelopeAdmission.check(bytes, env: env, payload: payload, context: context, ledger: ledger, gate: nil, now: now)
+            let admitted = try EnvelopeAdmission.check(
+                bytes, env: env, payload: payload, context: context, ledger: ledger, gate: nil, now: now)
             guard inFlight.insert(admitted.txID).inserted else { throw OrderingRejection(409, "already being ordered") }
             let decision = try cutter.ordered(bytes, isConfig: admitted.isConfig)
             waiting.append((client, op))
@@ -81,7 +82,8 @@ final class SimOrderer {
     private func write(_ batch: [[UInt8]], now: Date) throws -> [Outgoing] {
         let time = max(now, lastBlockTime)
         let (block, _) = OrderedBlock.make(
-            batch, number: ledger.height, previousHash: ledger.info.tipHash, context: context, signer: identity, at: time, log: { _ in })
+            batch, number: ledger.height, previousHash: ledger.info.tipHash, context: context, signer: identity,
+            at: time, log: { _ in })
         do { try ledger.commit(block) } catch { throw SimCrash(reason: "orderer disk: \(error)") }
         lastBlockTime = block.judgedTime
         let answered = waiting.prefix(batch.count)

@@ -25,25 +25,29 @@ final class SimPeer {
         self.identity = identity
         self.disk = disk
         endorser = Endorser(identity: identity, chaincodes: [KVChaincode(), SimCounter()])
-        channel = try PeerChannel.join(genesis: genesis, store: try LedgerStore(kv: disk), ownSignatures: endorser.signatures)
+        channel = try PeerChannel.join(
+            genesis: genesis, store: try LedgerStore(kv: disk), ownSignatures: endorser.signatures)
     }
 
     /// After a crash: a new process on what the disk kept.
     func restart() throws {
         endorser = Endorser(identity: identity, chaincodes: [KVChaincode(), SimCounter()])
-        channel = try PeerChannel.open(SimCast.channel, store: try LedgerStore(kv: disk), ownSignatures: endorser.signatures)
+        channel = try PeerChannel.open(
+            SimCast.channel, store: try LedgerStore(kv: disk), ownSignatures: endorser.signatures)
         lastHeard = -1_000_000
     }
 
     var height: UInt64 { channel.ledger.height }
 
-    func endorse(_ signed: Medledger_SignedProposal, now: Date) -> Result<Medledger_ProposalResponse, ProposalRejection> {
+    func endorse(_ signed: Medledger_SignedProposal, now: Date) -> Result<Medledger_ProposalResponse, ProposalRejection>
+    {
         do {
             let ledger = channel.ledger
             let parsed = try ParsedProposal(signed)
-            return .success(try endorser.process(parsed, context: channel.context, state: try ledger.stateSnapshot(), now: now) {
-                try ledger.transaction(id: $0) != nil
-            })
+            return .success(
+                try endorser.process(parsed, context: channel.context, state: try ledger.stateSnapshot(), now: now) {
+                    try ledger.transaction(id: $0) != nil
+                })
         } catch let e as ProposalRejection {
             return .failure(e)
         } catch {
@@ -62,7 +66,9 @@ final class SimPeer {
     /// (a later message overtook an earlier one, or one was lost) is skipped: the stream goes quiet
     /// for this peer and the timer reopens it from the height. A refusal of the next block
     /// is the orderer's fault or a fork: the caller reports it. A failed disk write throws `SimCrash`.
-    func receive(_ blocks: [Medledger_Block], now ms: Int64) throws -> [(block: Medledger_Block, receipt: CommitReceipt)] {
+    func receive(
+        _ blocks: [Medledger_Block], now ms: Int64
+    ) throws -> [(block: Medledger_Block, receipt: CommitReceipt)] {
         lastHeard = ms
         var committed: [(Medledger_Block, CommitReceipt)] = []
         for block in blocks where block.header.number == height {

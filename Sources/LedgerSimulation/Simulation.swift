@@ -43,10 +43,13 @@ public final class Simulation {
         guard (1...SimCast.hospitals.count).contains(options.peers) else {
             throw SimOptionError(description: "--peers must be 1 to \(SimCast.hospitals.count)")
         }
-        guard options.clients >= 1, options.keys >= 1, options.steps >= 0 else { throw SimOptionError(description: "--clients and --keys must be at least 1") }
+        guard options.clients >= 1, options.keys >= 1, options.steps >= 0 else {
+            throw SimOptionError(description: "--clients and --keys must be at least 1")
+        }
         self.options = options
         random = SimRandom(seed: options.seed)
-        let cast = try SimCast(peers: options.peers, clients: options.clients, blockMaxTx: options.blockMaxTx, at: Self.epoch)
+        let cast = try SimCast(
+            peers: options.peers, clients: options.clients, blockMaxTx: options.blockMaxTx, at: Self.epoch)
         self.cast = cast
         orderer = try SimOrderer(identity: cast.orderer, genesis: cast.genesis, disk: SimDisk())
         // Planted after the join: the genesis block is durable, every block after it is not.
@@ -56,7 +59,9 @@ public final class Simulation {
             peer.disk.ignoresSync = options.bugs.contains(.peerSkipsFsync)
             return peer
         }
-        clients = cast.clients.enumerated().map { i, identity in SimClient(index: i, identity: identity, home: i % options.peers) }
+        clients = cast.clients.enumerated().map { i, identity in
+            SimClient(index: i, identity: identity, home: i % options.peers)
+        }
         for node in peers.indices.map(SimNode.peer) + clients.indices.map(SimNode.client) {
             schedule(.tick(node), after: Int64(random.int(0..<5)))
         }
@@ -72,7 +77,8 @@ public final class Simulation {
         let violation = referee.violation
         let shortest = violation.map { min($0.step, options.steps) } ?? options.steps
         return SimulationResult(
-            options: options, events: step, traceHash: Hex.encode(trace.finalize()), verdictHash: referee.verdictDigest(),
+            options: options, events: step, traceHash: Hex.encode(trace.finalize()),
+            verdictHash: referee.verdictDigest(),
             violation: violation, stats: stats, reproduce: options.command(steps: shortest))
     }
 
@@ -174,11 +180,14 @@ public final class Simulation {
             return
         }
         for n in before..<orderer.height {
-            if let b = try? orderer.ledger.block(number: n) { referee.sawBlock(n, header: b.header.headerHash, by: .orderer, step: step) }
+            if let b = try? orderer.ledger.block(number: n) {
+                referee.sawBlock(n, header: b.header.headerHash, by: .orderer, step: step)
+            }
             stats.blocks = max(stats.blocks, n)
             note("orderer wrote block \(n)")
         }
-        if out.contains(where: { if case .broadcastAnswer(_, nil) = $0.message { return true } else { return false } }) {
+        if out.contains(where: { if case .broadcastAnswer(_, nil) = $0.message { return true } else { return false } })
+        {
             referee.ordererAcknowledged(inBlock: orderer.height - 1)
         }
         send(from: .orderer, out)
@@ -195,7 +204,9 @@ public final class Simulation {
             for (block, receipt) in try peers[i].receive(blocks, now: timeMs) {
                 referee.sawBlock(block.header.number, header: block.header.headerHash, by: .peer(i), step: step)
                 referee.sawCommit(receipt, codes: receipt.validationCodes, by: i, step: step)
-                note("peer\(i) committed block \(receipt.blockNumber) codes \(receipt.validationCodes.map(\.rawValue)) commit \(Hex.encode(receipt.commitHash.prefix(8)))")
+                note(
+                    "peer\(i) committed block \(receipt.blockNumber) codes \(receipt.validationCodes.map(\.rawValue)) commit \(Hex.encode(receipt.commitHash.prefix(8)))"
+                )
             }
         } catch let e as SimCrash {
             crash(.peer(i), why: e.reason)
@@ -209,7 +220,8 @@ public final class Simulation {
         let outcome: (SimClient.Event, [Outgoing])
         switch message {
         case .endorsed(let op, let peer, let answer):
-            outcome = client.endorsed(op: op, peer: peer, answer: answer, needed: cast.endorsementsNeeded, peers: peers.count, ms: timeMs)
+            outcome = client.endorsed(
+                op: op, peer: peer, answer: answer, needed: cast.endorsementsNeeded, peers: peers.count, ms: timeMs)
         case .broadcastAnswer(let op, let refusal):
             outcome = client.broadcastAnswer(op: op, refusal: refusal, txID: operations[op].txID, ms: timeMs)
         case .statusAnswer(let op, let location):
@@ -259,7 +271,8 @@ public final class Simulation {
             let client = clients[c]
             if client.isIdle, !healing {
                 let op = operations.count
-                let (operation, out) = try client.start(op: op, keys: options.keys, peers: peers.count, now: now(node), ms: timeMs, random: &random)
+                let (operation, out) = try client.start(
+                    op: op, keys: options.keys, peers: peers.count, now: now(node), ms: timeMs, random: &random)
                 operations.append(operation)
                 stats.operations += 1
                 note("op\(op) started by client\(c)")
@@ -356,7 +369,10 @@ public final class Simulation {
         while referee.violation == nil, !converged {
             guard step < limit, let event = queue.popMin() else {
                 let heights = peers.map(\.height)
-                referee.fail(step, "no convergence \(options.healSteps) events after healing: orderer height \(orderer.height), peers \(heights), clients busy \(clients.filter { !$0.isIdle }.count)")
+                referee.fail(
+                    step,
+                    "no convergence \(options.healSteps) events after healing: orderer height \(orderer.height), peers \(heights), clients busy \(clients.filter { !$0.isIdle }.count)"
+                )
                 return
             }
             try handle(event)
@@ -373,7 +389,10 @@ public final class Simulation {
         for (op, o) in operations.enumerated() where o.ordererAcknowledged || o.committed != nil {
             let locations = peers.map { $0.status(of: o.txID) }
             guard let first = locations[0], locations.allSatisfy({ $0 == first }) else {
-                referee.fail(step, "op\(op) (acknowledged: \(o.ordererAcknowledged)) is not on every peer alike after healing: \(locations.map { $0.map(\.description) ?? "missing" })")
+                referee.fail(
+                    step,
+                    "op\(op) (acknowledged: \(o.ordererAcknowledged)) is not on every peer alike after healing: \(locations.map { $0.map(\.description) ?? "missing" })"
+                )
                 return
             }
             if let seen = o.committed, seen != first {
@@ -386,7 +405,9 @@ public final class Simulation {
             let key = "k\(k)"
             let valid = operations.filter { $0.counterKey == key && peers[0].status(of: $0.txID)?.code == .valid }.count
             for p in peers where p.counter(key) != valid {
-                referee.fail(step, "counter \(key) is \(p.counter(key)) on peer\(p.index) but \(valid) adds of it committed valid")
+                referee.fail(
+                    step,
+                    "counter \(key) is \(p.counter(key)) on peer\(p.index) but \(valid) adds of it committed valid")
                 return
             }
         }

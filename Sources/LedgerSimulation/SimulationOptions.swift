@@ -22,7 +22,8 @@ public struct SimFaults: OptionSet, Sendable, CustomStringConvertible {
 
     public static let all: SimFaults = [.drop, .duplicate, .delay, .partition, .crash, .disk, .clock]
     static let names: [(String, SimFaults)] = [
-        ("drop", .drop), ("dup", .duplicate), ("delay", .delay), ("partition", .partition), ("crash", .crash), ("disk", .disk), ("clock", .clock),
+        ("drop", .drop), ("dup", .duplicate), ("delay", .delay), ("partition", .partition), ("crash", .crash),
+        ("disk", .disk), ("clock", .clock),
     ]
 
     /// `all`, `none`, or a comma-separated list of drop, dup, delay, partition, crash, disk, clock.
@@ -34,7 +35,10 @@ public struct SimFaults: OptionSet, Sendable, CustomStringConvertible {
             var set: SimFaults = []
             for word in text.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
                 guard let f = Self.names.first(where: { $0.0 == word })?.1 else {
-                    throw SimOptionError(description: "unknown fault \(word.debugDescription); use all, none or a list of \(Self.names.map(\.0).joined(separator: ", "))")
+                    throw SimOptionError(
+                        description:
+                            "unknown fault \(word.debugDescription); use all, none or a list of \(Self.names.map(\.0).joined(separator: ", "))"
+                    )
                 }
                 set.insert(f)
             }
@@ -81,7 +85,8 @@ public struct SimulationOptions: Sendable {
 
     /// The command that replays this run (with `steps` events before healing).
     public func command(steps: Int? = nil) -> String {
-        var c = "medledger sim --seed \(seed) --steps \(steps ?? self.steps) --faults \(faults) --peers \(peers) --clients \(clients)"
+        var c =
+            "medledger sim --seed \(seed) --steps \(steps ?? self.steps) --faults \(faults) --peers \(peers) --clients \(clients)"
         for bug in SimBug.allCases where bugs.contains(bug) { c += " --bug \(bug.rawValue)" }
         return c
     }

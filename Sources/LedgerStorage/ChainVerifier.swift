@@ -1,6 +1,6 @@
 import LedgerCore
-import LedgerProtos
 import LedgerCrypto
+import LedgerProtos
 
 /// The result of walking a channel's chain end to end.
 public struct ChainReport: Sendable, Codable {
@@ -62,7 +62,9 @@ public struct ChainVerifier {
                 }
                 let checked: CheckedBlock
                 do {
-                    checked = try BlockCheck.check(block, channel: ledger.channel, expectedNumber: n, previousHash: previousHash, limits: ledger.limits)
+                    checked = try BlockCheck.check(
+                        block, channel: ledger.channel, expectedNumber: n, previousHash: previousHash,
+                        limits: ledger.limits)
                 } catch {
                     problem("\(error)")
                     previousHash = block.header.headerHash
@@ -72,18 +74,28 @@ public struct ChainVerifier {
                 let valid = checked.validTransactions
                 let commit = CommitHash.next(previous: previousCommit, blockNumber: n, validTransactions: valid)
                 if commit != [UInt8](block.metadata.commitHash) {
-                    problem(BlockRejection.commitHashMismatch(number: n, block: Hex.encode(block.metadata.commitHash), computed: Hex.encode(commit)).description)
+                    problem(
+                        BlockRejection.commitHashMismatch(
+                            number: n, block: Hex.encode(block.metadata.commitHash), computed: Hex.encode(commit)
+                        ).description)
                 }
-                if let indexed = try ledger.kv.get(fam.blockHashes, keys.blockHash(checked.headerHash)), BigEndian.uint64(indexed) == n {} else {
+                if let indexed = try ledger.kv.get(fam.blockHashes, keys.blockHash(checked.headerHash)),
+                    BigEndian.uint64(indexed) == n
+                {
+                } else {
                     problem("block \(n): block-hash index does not point to it")
                 }
                 for (i, tx) in checked.transactions.enumerated() {
                     guard let tx, let loc = try ledger.transaction(id: tx.txID) else {
-                        if checked.transactions[i] != nil { problem("block \(n) tx \(i): tx id missing from the tx index") }
+                        if checked.transactions[i] != nil {
+                            problem("block \(n) tx \(i): tx id missing from the tx index")
+                        }
                         continue
                     }
                     if loc.blockNum == n, loc.txNum == UInt64(i), loc.code != block.metadata.validationCodes[i] {
-                        problem("block \(n) tx \(i): tx index says \(loc.code), block says \(block.metadata.validationCodes[i])")
+                        problem(
+                            "block \(n) tx \(i): tx index says \(loc.code), block says \(block.metadata.validationCodes[i])"
+                        )
                     }
                 }
                 if checkState, let s = savepoint, n <= s {
@@ -105,33 +117,53 @@ public struct ChainVerifier {
                 previousCommit = commit
             }
             if checkState {
-                compare(stored: try ledger.kv.scan(fam.state, keys.allState), replay: replayState, what: "state", report: problem)
-                compare(stored: try ledger.kv.scan(fam.history, keys.allState), replay: replayHistory, what: "history", report: problem)
+                compare(
+                    stored: try ledger.kv.scan(fam.state, keys.allState), replay: replayState, what: "state",
+                    report: problem)
+                compare(
+                    stored: try ledger.kv.scan(fam.history, keys.allState), replay: replayHistory, what: "history",
+                    report: problem)
             }
-            judge(savepoint: savepoint, blocks: expected, stateChecked: checkState, problem: problem) { notes.append($0) }
+            judge(savepoint: savepoint, blocks: expected, stateChecked: checkState, problem: problem) {
+                notes.append($0)
+            }
         } catch {
             problem("read failed: \(error)")
         }
         let info = ledger.info
-        if info.height != expected { problem("ledger height \(info.height) but the block store holds \(expected) blocks") }
+        if info.height != expected {
+            problem("ledger height \(info.height) but the block store holds \(expected) blocks")
+        }
         return ChainReport(
-            channel: ledger.channel, height: expected, tipHash: Hex.encode(previousHash), commitHash: Hex.encode(previousCommit),
+            channel: ledger.channel, height: expected, tipHash: Hex.encode(previousHash),
+            commitHash: Hex.encode(previousCommit),
             stateChecked: checkState, problems: problems, notes: notes)
     }
 
     /// A savepoint ahead of the blocks is damage (`rebuild-state` repairs it); one behind them is what a
     /// crash between separate writes or a restored backup leaves, and opening for writing replays it.
-    private func judge(savepoint: UInt64?, blocks: UInt64, stateChecked: Bool, problem: (String) -> Void, note: (String) -> Void) {
+    private func judge(
+        savepoint: UInt64?, blocks: UInt64, stateChecked: Bool, problem: (String) -> Void, note: (String) -> Void
+    ) {
         let last: UInt64? = blocks > 0 ? blocks - 1 : nil
         switch (savepoint, last) {
         case (let s?, nil):
-            problem("state savepoint (block \(s)) is ahead of the block store (no blocks); run `medledger ledger rebuild-state`")
+            problem(
+                "state savepoint (block \(s)) is ahead of the block store (no blocks); run `medledger ledger rebuild-state`"
+            )
         case (let s?, let l?) where s > l:
-            problem("state savepoint (block \(s)) is ahead of the block store (last block \(l)); run `medledger ledger rebuild-state`")
+            problem(
+                "state savepoint (block \(s)) is ahead of the block store (last block \(l)); run `medledger ledger rebuild-state`"
+            )
         case (let s, let l?) where s.map({ $0 < l }) ?? true:
             let from = s.map { $0 + 1 } ?? 0
-            let compared = stateChecked ? (s.map { "; the state was compared with a replay through block \($0)" } ?? "; the state was checked to be empty") : ""
-            note("state savepoint is \(s.map { "block \($0)" } ?? "unset") but the chain ends at block \(l): blocks \(from)…\(l) are replayed into the state when the ledger is next opened for writing\(compared)")
+            let compared =
+                stateChecked
+                ? (s.map { "; the state was compared with a replay through block \($0)" }
+                    ?? "; the state was checked to be empty") : ""
+            note(
+                "state savepoint is \(s.map { "block \($0)" } ?? "unset") but the chain ends at block \(l): blocks \(from)…\(l) are replayed into the state when the ledger is next opened for writing\(compared)"
+            )
         default:
             break
         }
@@ -148,7 +180,9 @@ public struct ChainVerifier {
             seen += 1
             if expected != pair.value { report("\(what): \(label) differs from a replay of the chain") }
         }
-        if seen != replay.count { report("\(what): \(replay.count - seen) entries written by the chain are missing from the store") }
+        if seen != replay.count {
+            report("\(what): \(replay.count - seen) entries written by the chain are missing from the store")
+        }
     }
 
     private func describe(_ key: Bytes) -> String {

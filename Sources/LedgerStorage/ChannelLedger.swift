@@ -1,8 +1,8 @@
 import Foundation
 import LedgerCore
+import LedgerCrypto
 import LedgerProtos
 import Synchronization
-import LedgerCrypto
 
 /// Where a transaction is: its block, its position, and the validation code it got.
 public struct TxLocation: Sendable, Equatable, CustomStringConvertible {
@@ -53,7 +53,9 @@ public final class ChannelLedger: Sendable {
     /// Serialises commits; reads never take it.
     private let commitLock = Mutex(())
 
-    init(kv: any KVStore, families: LedgerFamilies, channel: String, limits: LedgerLimits, readOnly: Bool = false) throws {
+    init(
+        kv: any KVStore, families: LedgerFamilies, channel: String, limits: LedgerLimits, readOnly: Bool = false
+    ) throws {
         self.kv = kv
         self.families = families
         self.channel = channel
@@ -87,7 +89,9 @@ public final class ChannelLedger: Sendable {
 
     public func block(hash: Bytes) throws -> Medledger_Block? {
         guard let v = try kv.get(families.blockHashes, keys.blockHash(hash)) else { return nil }
-        guard let n = BigEndian.uint64(v) else { throw StorageError.corrupt(what: "block hash index", reason: "value is not a block number") }
+        guard let n = BigEndian.uint64(v) else {
+            throw StorageError.corrupt(what: "block hash index", reason: "value is not a block number")
+        }
         return try block(number: n)
     }
 
@@ -96,7 +100,9 @@ public final class ChannelLedger: Sendable {
         guard v.count == 17, let h = Height(encoded: v) else {
             throw StorageError.corrupt(what: "tx index entry \(txID)", reason: "expected 17 bytes, found \(v.count)")
         }
-        return TxLocation(blockNum: h.blockNum, txNum: h.txNum, code: Medledger_TxValidationCode(rawValue: Int(v[16])) ?? .UNRECOGNIZED(Int(v[16])))
+        return TxLocation(
+            blockNum: h.blockNum, txNum: h.txNum,
+            code: Medledger_TxValidationCode(rawValue: Int(v[16])) ?? .UNRECOGNIZED(Int(v[16])))
     }
 
     /// Blocks [from, to] in order (`to` clamped to the chain's end).
@@ -105,14 +111,18 @@ public final class ChannelLedger: Sendable {
         guard from <= end, height > 0 else { return [] }
         var out = [Medledger_Block]()
         for n in from...end {
-            guard let b = try block(number: n) else { throw StorageError.corrupt(what: "block store", reason: "block \(n) missing below height \(height)") }
+            guard let b = try block(number: n) else {
+                throw StorageError.corrupt(what: "block store", reason: "block \(n) missing below height \(height)")
+            }
             out.append(b)
         }
         return out
     }
 
     /// The inclusion proof of `txID` in its block, with the block header to check it against.
-    public func inclusionProof(txID: String) throws -> (header: Medledger_BlockHeader, envelope: Bytes, proof: MerkleProof)? {
+    public func inclusionProof(
+        txID: String
+    ) throws -> (header: Medledger_BlockHeader, envelope: Bytes, proof: MerkleProof)? {
         guard let loc = try transaction(id: txID), let b = try block(number: loc.blockNum) else { return nil }
         let envelopes = b.envelopeBytes
         guard let proof = MerkleTree(leaves: envelopes).proof(forLeaf: Int(loc.txNum)) else { return nil }
@@ -126,7 +136,9 @@ public final class ChannelLedger: Sendable {
             throw BlockRejection.blockTooLarge(number: height, size: bytes.count, limit: limits.blockBytesMax)
         }
         let block: Medledger_Block
-        do { block = try Medledger_Block(serializedBytes: bytes) } catch { throw BlockRejection.malformed(reason: "\(error)") }
+        do { block = try Medledger_Block(serializedBytes: bytes) } catch {
+            throw BlockRejection.malformed(reason: "\(error)")
+        }
         return try commit(block)
     }
 
@@ -146,7 +158,8 @@ public final class ChannelLedger: Sendable {
     private func commitLocked(_ block: Medledger_Block, applyState: Bool) throws -> CommitReceipt {
         guard !isReadOnly else { throw StorageError.readOnly(path: "channel \(channel)") }
         let current = info
-        let checked = try BlockCheck.check(block, channel: channel, expectedNumber: current.height, previousHash: current.tipHash, limits: limits)
+        let checked = try BlockCheck.check(
+            block, channel: channel, expectedNumber: current.height, previousHash: current.tipHash, limits: limits)
         let n = checked.number
         let valid = checked.validTransactions
         try checkNamespaces(valid, block: n)
@@ -158,7 +171,8 @@ public final class ChannelLedger: Sendable {
         let commitHash = CommitHash.next(previous: current.commitHash, blockNumber: n, validTransactions: valid)
         var stored = checked.block
         if !stored.metadata.commitHash.isEmpty, [UInt8](stored.metadata.commitHash) != commitHash {
-            throw BlockRejection.commitHashMismatch(number: n, block: Hex.encode(stored.metadata.commitHash), computed: Hex.encode(commitHash))
+            throw BlockRejection.commitHashMismatch(
+                number: n, block: Hex.encode(stored.metadata.commitHash), computed: Hex.encode(commitHash))
         }
         stored.metadata.commitHash = Data(commitHash)
         let bytes: Bytes = try stored.serializedBytes()
@@ -171,7 +185,8 @@ public final class ChannelLedger: Sendable {
 
         try kv.write(batch, sync: true)
         tip.withLock { $0 = ChainInfo(height: n + 1, tipHash: checked.headerHash, commitHash: commitHash) }
-        return CommitReceipt(blockNumber: n, headerHash: checked.headerHash, commitHash: commitHash, validTransactions: valid.count)
+        return CommitReceipt(
+            blockNumber: n, headerHash: checked.headerHash, commitHash: commitHash, validTransactions: valid.count)
     }
 
     /// Tx index entries; a transaction marked valid whose id is already indexed is refused.
@@ -182,17 +197,24 @@ public final class ChannelLedger: Sendable {
             guard let tx else { continue }
             if let existing = try transaction(id: tx.txID) {
                 if codes[i].isValid {
-                    throw BlockRejection.duplicateTxID(number: checked.number, txNum: i, txID: tx.txID, existing: existing.description)
+                    throw BlockRejection.duplicateTxID(
+                        number: checked.number, txNum: i, txID: tx.txID, existing: existing.description)
                 }
                 continue
             }
             guard indexedHere.insert(tx.txID).inserted else { continue }
-            batch.put(families.txIndex, keys.tx(tx.txID), Height(blockNum: checked.number, txNum: UInt64(i)).encoded + [UInt8(truncatingIfNeeded: codes[i].rawValue)])
+            batch.put(
+                families.txIndex, keys.tx(tx.txID),
+                Height(blockNum: checked.number, txNum: UInt64(i)).encoded + [
+                    UInt8(truncatingIfNeeded: codes[i].rawValue)
+                ])
         }
     }
 
     /// State, history and savepoint for the valid transactions of block `n`.
-    private func stageState(_ n: UInt64, _ valid: [(txNum: Int, transaction: ParsedTransaction)], into batch: inout WriteBatch) {
+    private func stageState(
+        _ n: UInt64, _ valid: [(txNum: Int, transaction: ParsedTransaction)], into batch: inout WriteBatch
+    ) {
         for (txNum, tx) in valid {
             let height = Height(blockNum: n, txNum: UInt64(txNum))
             let version = height.encoded
@@ -214,7 +236,8 @@ public final class ChannelLedger: Sendable {
     private func checkNamespaces(_ valid: [(txNum: Int, transaction: ParsedTransaction)], block n: UInt64) throws {
         for (txNum, tx) in valid {
             for ns in tx.rwset?.nsRwset ?? [] where !NamespaceName.isValid(ns.namespace) {
-                throw BlockRejection.malformedTransaction(number: n, txNum: txNum, reason: "namespace \(ns.namespace.debugDescription) is not valid")
+                throw BlockRejection.malformedTransaction(
+                    number: n, txNum: txNum, reason: "namespace \(ns.namespace.debugDescription) is not valid")
             }
         }
     }
@@ -224,21 +247,30 @@ public final class ChannelLedger: Sendable {
     /// The last block whose state changes are applied, nil if none.
     public func stateSavepoint() throws -> UInt64? {
         guard let v = try kv.get(families.meta, keys.savepoint) else { return nil }
-        guard let n = BigEndian.uint64(v), v.count == 8 else { throw StorageError.corrupt(what: "state savepoint", reason: "not an 8-byte block number") }
+        guard let n = BigEndian.uint64(v), v.count == 8 else {
+            throw StorageError.corrupt(what: "state savepoint", reason: "not an 8-byte block number")
+        }
         return n
     }
 
     private func recover() throws {
         guard let last = try kv.last(families.blocks, keys.allBlocks) else { return }
-        guard let n = keys.blockNumber(fromKey: last.key) else { throw StorageError.corrupt(what: "block store", reason: "key of unexpected length") }
+        guard let n = keys.blockNumber(fromKey: last.key) else {
+            throw StorageError.corrupt(what: "block store", reason: "key of unexpected length")
+        }
         let block = try Self.decode(last.value, number: n)
         tip.withLock {
-            $0 = ChainInfo(height: n + 1, tipHash: block.header.headerHash, commitHash: [UInt8](block.metadata.commitHash))
+            $0 = ChainInfo(
+                height: n + 1, tipHash: block.header.headerHash, commitHash: [UInt8](block.metadata.commitHash))
         }
         if isReadOnly { return }  // no replay: the state is left as found, for the verifier to judge
         let savepoint = try stateSavepoint()
         if let s = savepoint, s > n {
-            throw StorageError.corrupt(what: "channel \(channel)", reason: "state savepoint (block \(s)) is ahead of the block store (last block \(n)); run `medledger ledger rebuild-state`")
+            throw StorageError.corrupt(
+                what: "channel \(channel)",
+                reason:
+                    "state savepoint (block \(s)) is ahead of the block store (last block \(n)); run `medledger ledger rebuild-state`"
+            )
         }
         let firstMissing = savepoint.map { $0 + 1 } ?? 0
         if firstMissing <= n { try replayState(from: firstMissing, through: n) }
@@ -249,17 +281,23 @@ public final class ChannelLedger: Sendable {
         var previousHash = LedgerHash.zero
         var previousCommit = LedgerHash.zero
         if from > 0 {
-            guard let prev = try block(number: from - 1) else { throw StorageError.corrupt(what: "block store", reason: "block \(from - 1) missing") }
+            guard let prev = try block(number: from - 1) else {
+                throw StorageError.corrupt(what: "block store", reason: "block \(from - 1) missing")
+            }
             previousHash = prev.header.headerHash
             previousCommit = [UInt8](prev.metadata.commitHash)
         }
         for n in from...through {
-            guard let b = try block(number: n) else { throw StorageError.corrupt(what: "block store", reason: "block \(n) missing during state replay") }
-            let checked = try BlockCheck.check(b, channel: channel, expectedNumber: n, previousHash: previousHash, limits: limits)
+            guard let b = try block(number: n) else {
+                throw StorageError.corrupt(what: "block store", reason: "block \(n) missing during state replay")
+            }
+            let checked = try BlockCheck.check(
+                b, channel: channel, expectedNumber: n, previousHash: previousHash, limits: limits)
             let valid = checked.validTransactions
             let commitHash = CommitHash.next(previous: previousCommit, blockNumber: n, validTransactions: valid)
             guard commitHash == [UInt8](b.metadata.commitHash) else {
-                throw BlockRejection.commitHashMismatch(number: n, block: Hex.encode(b.metadata.commitHash), computed: Hex.encode(commitHash))
+                throw BlockRejection.commitHashMismatch(
+                    number: n, block: Hex.encode(b.metadata.commitHash), computed: Hex.encode(commitHash))
             }
             var batch = WriteBatch()
             stageState(n, valid, into: &batch)

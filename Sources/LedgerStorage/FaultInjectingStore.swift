@@ -16,14 +16,19 @@ public final class FaultInjectingStore: KVStore {
     public var columnFamilyNames: [String] { base.columnFamilyNames }
     public func columnFamily(_ name: String) throws -> ColumnFamily { try base.columnFamily(name) }
     public func get(_ cf: ColumnFamily, _ key: Bytes) throws -> Bytes? { try base.get(cf, key) }
-    public func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? { try base.withValue(cf, key, body) }
-    public func cursor(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool) throws -> any KVCursor { try base.cursor(cf, range, reverse: reverse) }
+    public func withValue<T>(
+        _ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T
+    ) throws -> T? { try base.withValue(cf, key, body) }
+    public func cursor(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool) throws -> any KVCursor {
+        try base.cursor(cf, range, reverse: reverse)
+    }
     public func snapshot() throws -> any KVSnapshot { try base.snapshot() }
     public func close() { base.close() }
 
     public func write(_ batch: WriteBatch, sync: Bool) throws {
         if FileManager.default.fileExists(atPath: triggerFile) {
-            throw StorageError.rocksDB(operation: "write", message: "IO error: injected disk write failure (\(triggerFile) exists)")
+            throw StorageError.rocksDB(
+                operation: "write", message: "IO error: injected disk write failure (\(triggerFile) exists)")
         }
         try base.write(batch, sync: sync)
     }

@@ -71,7 +71,8 @@ public protocol KVCursor: AnyObject {
 }
 
 extension KVCursor {
-    public func forEach(_ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
+    public func forEach(_ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws
+    {
         while let goOn = try next(body), goOn {}
     }
 }
@@ -131,7 +132,8 @@ public struct WriteBatch: Sendable {
 
 extension KVReader {
     /// Up to `limit` pairs of `range`, in order.
-    public func scan(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool = false, limit: Int = .max) throws -> [KVPair] {
+    public func scan(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool = false, limit: Int = .max) throws -> [KVPair]
+    {
         let c = try cursor(cf, range, reverse: reverse)
         var out = [KVPair]()
         while out.count < limit, let p = try c.next() { out.append(p) }
@@ -165,11 +167,13 @@ public enum StorageError: Error, Equatable, CustomStringConvertible, Sendable {
         case .unknownColumnFamily(let n, let k):
             return "unknown column family '\(n)' (this store has: \(k.joined(separator: ", ")))"
         case .undeclaredColumnFamilies(let p, let n):
-            return "data directory \(p) contains unknown column families: \(n.joined(separator: ", ")); it was not written by this version of medledger"
+            return
+                "data directory \(p) contains unknown column families: \(n.joined(separator: ", ")); it was not written by this version of medledger"
         case .closed: return "the store is closed"
         case .locked(let p): return "database \(p) is in use by another process"
         case .formatTooNew(let p, let f, let s):
-            return "data directory \(p) has format version \(f), newer than this build supports (\(s)); use a newer medledger"
+            return
+                "data directory \(p) has format version \(f), newer than this build supports (\(s)); use a newer medledger"
         case .corrupt(let w, let r): return "corrupt \(w): \(r)"
         case .readOnly(let p): return "\(p) is open read-only: nothing may be written"
         }

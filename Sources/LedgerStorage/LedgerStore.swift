@@ -12,10 +12,13 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidChannelName(let n):
-            return "invalid channel name \(n.debugDescription): lower-case letters, digits, '.' and '-', starting with a letter, at most \(ChannelName.lengthMax) characters"
+            return
+                "invalid channel name \(n.debugDescription): lower-case letters, digits, '.' and '-', starting with a letter, at most \(ChannelName.lengthMax) characters"
         case .channelNotFound(let n): return "no channel '\(n)' in this ledger"
         case .channelExists(let n): return "channel '\(n)' already exists"
-        case .inUse(let p): return "data directory \(p) is in use by another process (is a node or another medledger command running on it?)"
+        case .inUse(let p):
+            return
+                "data directory \(p) is in use by another process (is a node or another medledger command running on it?)"
         }
     }
 }
@@ -32,7 +35,10 @@ public final class LedgerStore: Sendable {
 
     /// Opens (creating if needed) the node database under `dataDir`. `failWritesWhileExists`: tests
     /// only (`FaultInjectingStore`).
-    public static func open(dataDir: String, limits: LedgerLimits = LedgerLimits(), options: RocksDBOptions = RocksDBOptions(), failWritesWhileExists trigger: String? = nil) throws -> LedgerStore {
+    public static func open(
+        dataDir: String, limits: LedgerLimits = LedgerLimits(), options: RocksDBOptions = RocksDBOptions(),
+        failWritesWhileExists trigger: String? = nil
+    ) throws -> LedgerStore {
         let path = StorageLayout.databasePath(dataDir: dataDir)
         let kv: RocksDBStore
         do {
@@ -41,7 +47,9 @@ public final class LedgerStore: Sendable {
             throw LedgerStoreError.inUse(path: dataDir)
         }
         do {
-            return try LedgerStore(kv: trigger.map { FaultInjectingStore(base: kv, failWritesWhileExists: $0) } ?? kv, limits: limits, path: dataDir)
+            return try LedgerStore(
+                kv: trigger.map { FaultInjectingStore(base: kv, failWritesWhileExists: $0) } ?? kv, limits: limits,
+                path: dataDir)
         } catch {
             kv.close()
             throw error
@@ -51,11 +59,14 @@ public final class LedgerStore: Sendable {
     /// Opens the node database under `dataDir` for reading only: RocksDB's read-only mode, and channels
     /// that skip recovery (a state savepoint behind the tip stays as found, for `ChainVerifier` to
     /// report). For `ledger verify`, `info` and `block`, which must leave the directory as they found it.
-    public static func openReadOnly(dataDir: String, limits: LedgerLimits = LedgerLimits(), options: RocksDBOptions = RocksDBOptions()) throws -> LedgerStore {
+    public static func openReadOnly(
+        dataDir: String, limits: LedgerLimits = LedgerLimits(), options: RocksDBOptions = RocksDBOptions()
+    ) throws -> LedgerStore {
         let path = StorageLayout.databasePath(dataDir: dataDir)
         let kv: RocksDBStore
         do {
-            kv = try RocksDBStore.openReadOnly(path: path, columnFamilies: StorageLayout.columnFamilies, options: options)
+            kv = try RocksDBStore.openReadOnly(
+                path: path, columnFamilies: StorageLayout.columnFamilies, options: options)
         } catch StorageError.locked {
             throw LedgerStoreError.inUse(path: dataDir)
         }
@@ -69,7 +80,9 @@ public final class LedgerStore: Sendable {
 
     /// Wraps an open store (for example a `MemoryStore`), checking or writing its format version
     /// (read-only: checking only).
-    public init(kv: any KVStore, limits: LedgerLimits = LedgerLimits(), path: String = "(memory)", readOnly: Bool = false) throws {
+    public init(
+        kv: any KVStore, limits: LedgerLimits = LedgerLimits(), path: String = "(memory)", readOnly: Bool = false
+    ) throws {
         self.kv = kv
         self.limits = limits
         self.isReadOnly = readOnly
@@ -77,7 +90,8 @@ public final class LedgerStore: Sendable {
         self.families = try LedgerFamilies(kv)
         if let v = try kv.get(families.meta, LedgerKeys.formatVersionKey) {
             guard v.count == 4, let found = BigEndian.uint32(v) else {
-                throw StorageError.corrupt(what: "format version in \(path)", reason: "expected 4 bytes, found \(v.count)")
+                throw StorageError.corrupt(
+                    what: "format version in \(path)", reason: "expected 4 bytes, found \(v.count)")
             }
             if found > StorageLayout.formatVersion {
                 throw StorageError.formatTooNew(path: path, found: found, supported: StorageLayout.formatVersion)
@@ -98,7 +112,9 @@ public final class LedgerStore: Sendable {
 
     public func channelNames() throws -> [String] {
         let prefix = LedgerKeys.channelRegistryPrefix
-        return try kv.scan(families.meta, .prefix(prefix)).map { String(decoding: $0.key.dropFirst(prefix.count), as: UTF8.self) }
+        return try kv.scan(families.meta, .prefix(prefix)).map {
+            String(decoding: $0.key.dropFirst(prefix.count), as: UTF8.self)
+        }
     }
 
     /// Registers a new, empty channel ledger.
@@ -106,7 +122,9 @@ public final class LedgerStore: Sendable {
     public func createChannel(_ name: String) throws -> ChannelLedger {
         guard ChannelName.isValid(name) else { throw LedgerStoreError.invalidChannelName(name) }
         guard !isReadOnly else { throw StorageError.readOnly(path: path) }
-        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) == nil else { throw LedgerStoreError.channelExists(name) }
+        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) == nil else {
+            throw LedgerStoreError.channelExists(name)
+        }
         var batch = WriteBatch()
         batch.put(families.meta, LedgerKeys.channelRegistryKey(name), [])
         try kv.write(batch, sync: true)
@@ -150,7 +168,9 @@ public final class LedgerStore: Sendable {
     public func channel(_ name: String) throws -> ChannelLedger {
         guard ChannelName.isValid(name) else { throw LedgerStoreError.invalidChannelName(name) }
         if let l = open.withLock({ $0[name] }) { return l }
-        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) != nil else { throw LedgerStoreError.channelNotFound(name) }
+        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) != nil else {
+            throw LedgerStoreError.channelNotFound(name)
+        }
         let ledger = try ChannelLedger(kv: kv, families: families, channel: name, limits: limits, readOnly: isReadOnly)
         return open.withLock { o in
             if let existing = o[name] { return existing }
@@ -169,7 +189,9 @@ public final class LedgerStore: Sendable {
             try l.rebuildState()
             return l
         }
-        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) != nil else { throw LedgerStoreError.channelNotFound(name) }
+        guard try kv.get(families.meta, LedgerKeys.channelRegistryKey(name)) != nil else {
+            throw LedgerStoreError.channelNotFound(name)
+        }
         // Cleared before the ledger is constructed: constructing it runs the recovery that refuses.
         try ChannelLedger.clearState(kv: kv, families: families, keys: LedgerKeys(channel: name))
         return try channel(name)

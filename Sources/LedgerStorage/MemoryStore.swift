@@ -53,7 +53,9 @@ public final class MemoryStore: KVStore {
         }
     }
 
-    public func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+    public func withValue<T>(
+        _ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T
+    ) throws -> T? {
         try get(cf, key).map { v in try v.withUnsafeBytes(body) }
     }
 

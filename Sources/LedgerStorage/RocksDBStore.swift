@@ -49,7 +49,9 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
     }
     private let lifecycle = Mutex(Lifecycle())
 
-    public static func open(path: String, columnFamilies: [String], options tuning: RocksDBOptions = RocksDBOptions()) throws -> RocksDBStore {
+    public static func open(
+        path: String, columnFamilies: [String], options tuning: RocksDBOptions = RocksDBOptions()
+    ) throws -> RocksDBStore {
         var names = ["default"]
         for n in columnFamilies where !names.contains(n) { names.append(n) }
 
@@ -66,18 +68,24 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         var handles = [OpaquePointer?](repeating: nil, count: names.count)
         let db = withCNames(names) { constNames in
             let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
-            return rocksdb_open_column_families(options, path, Int32(names.count), constNames, cfOptions, &handles, &err)
+            return rocksdb_open_column_families(
+                options, path, Int32(names.count), constNames, cfOptions, &handles, &err)
         }
         do {
             try RocksDBStore.check(err, "open \(path)")
-        } catch StorageError.rocksDB(_, let message) where message.contains("While lock file") || message.contains("/LOCK:") {
+        } catch StorageError.rocksDB(_, let message)
+            where message.contains("While lock file") || message.contains("/LOCK:")
+        {
             // RocksDB: "IO error: While lock file: DIR/LOCK: Resource temporarily unavailable" (another
             // process), or "IO error: lock hold by current process, …: DIR/LOCK: No locks available".
             throw StorageError.locked(path: path)
         }
-        guard let db else { throw StorageError.rocksDB(operation: "open \(path)", message: "no database handle returned") }
+        guard let db else {
+            throw StorageError.rocksDB(operation: "open \(path)", message: "no database handle returned")
+        }
         opened = true
-        return RocksDBStore(path: path, names: names, db: db, handles: handles.map { $0! }, options: options, readOnly: false)
+        return RocksDBStore(
+            path: path, names: names, db: db, handles: handles.map { $0! }, options: options, readOnly: false)
     }
 
     /// Opens an existing database without writing to its directory: RocksDB's read-only mode (no lock
@@ -85,7 +93,9 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
     /// running process holds is refused like `open` refuses it — its files may be compacted away under
     /// a reader — so offline tools keep one rule. Only the declared column families that exist are
     /// opened; asking for another is `unknownColumnFamily`.
-    public static func openReadOnly(path: String, columnFamilies: [String], options tuning: RocksDBOptions = RocksDBOptions()) throws -> RocksDBStore {
+    public static func openReadOnly(
+        path: String, columnFamilies: [String], options tuning: RocksDBOptions = RocksDBOptions()
+    ) throws -> RocksDBStore {
         var declared = ["default"]
         for n in columnFamilies where !declared.contains(n) { declared.append(n) }
         try refuseIfLocked(path: path)
@@ -100,12 +110,16 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         var handles = [OpaquePointer?](repeating: nil, count: names.count)
         let db = withCNames(names) { constNames in
             let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
-            return rocksdb_open_for_read_only_column_families(options, path, Int32(names.count), constNames, cfOptions, &handles, 0, &err)
+            return rocksdb_open_for_read_only_column_families(
+                options, path, Int32(names.count), constNames, cfOptions, &handles, 0, &err)
         }
         try RocksDBStore.check(err, "open \(path) read-only")
-        guard let db else { throw StorageError.rocksDB(operation: "open \(path) read-only", message: "no database handle returned") }
+        guard let db else {
+            throw StorageError.rocksDB(operation: "open \(path) read-only", message: "no database handle returned")
+        }
         opened = true
-        return RocksDBStore(path: path, names: names, db: db, handles: handles.map { $0! }, options: options, readOnly: true)
+        return RocksDBStore(
+            path: path, names: names, db: db, handles: handles.map { $0! }, options: options, readOnly: true)
     }
 
     /// RocksDB holds an fcntl write lock on `DIR/LOCK` while a read-write open lasts; asking whether one
@@ -123,7 +137,9 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
 
     /// Refuses a directory holding column families we do not know about; returns the ones it holds
     /// (nil when there is no database yet).
-    private static func existingColumnFamilies(path: String, options: OpaquePointer, declared: [String]) throws -> [String]? {
+    private static func existingColumnFamilies(
+        path: String, options: OpaquePointer, declared: [String]
+    ) throws -> [String]? {
         var err: UnsafeMutablePointer<CChar>? = nil
         var count = 0
         guard let list = rocksdb_list_column_families(options, path, &count, &err) else {
@@ -158,14 +174,18 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         let cache = rocksdb_cache_create_lru(tuning.blockCacheBytes)!
         rocksdb_block_based_options_set_block_cache(table, cache)
         // The table options take ownership of the filter policy.
-        rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom_full(tuning.bloomBitsPerKey))
+        rocksdb_block_based_options_set_filter_policy(
+            table, rocksdb_filterpolicy_create_bloom_full(tuning.bloomBitsPerKey))
         rocksdb_options_set_block_based_table_factory(options, table)
         rocksdb_block_based_options_destroy(table)
         rocksdb_cache_destroy(cache)  // releases our reference; the table factory keeps its own
         return options
     }
 
-    private init(path: String, names: [String], db: OpaquePointer, handles: [OpaquePointer], options: OpaquePointer, readOnly: Bool) {
+    private init(
+        path: String, names: [String], db: OpaquePointer, handles: [OpaquePointer], options: OpaquePointer,
+        readOnly: Bool
+    ) {
         self.path = path
         self.isReadOnly = readOnly
         self.columnFamilyNames = names
@@ -195,7 +215,9 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         return try RocksDBStore.get(db: db, readOptions: readOptions, handle: handle(cf), key: key)
     }
 
-    public func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+    public func withValue<T>(
+        _ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T
+    ) throws -> T? {
         try enter()
         defer { leave() }
         return try RocksDBStore.withValue(db: db, readOptions: readOptions, handle: handle(cf), key: key, body)
@@ -215,11 +237,15 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         for op in batch.operations {
             switch op {
             case .put(let cf, let k, let v):
-                k.withCChars { kp, kn in v.withCChars { vp, vn in rocksdb_writebatch_put_cf(wb, handles[cf], kp, kn, vp, vn) } }
+                k.withCChars { kp, kn in
+                    v.withCChars { vp, vn in rocksdb_writebatch_put_cf(wb, handles[cf], kp, kn, vp, vn) }
+                }
             case .delete(let cf, let k):
                 k.withCChars { kp, kn in rocksdb_writebatch_delete_cf(wb, handles[cf], kp, kn) }
             case .deleteRange(let cf, let lo, let hi):
-                lo.withCChars { lp, ln in hi.withCChars { hp, hn in rocksdb_writebatch_delete_range_cf(wb, handles[cf], lp, ln, hp, hn) } }
+                lo.withCChars { lp, ln in
+                    hi.withCChars { hp, hn in rocksdb_writebatch_delete_range_cf(wb, handles[cf], lp, ln, hp, hn) }
+                }
             }
         }
         var err: UnsafeMutablePointer<CChar>? = nil
@@ -261,7 +287,9 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
     fileprivate var rawDB: OpaquePointer { db }
 
     fileprivate func handle(_ cf: ColumnFamily) -> OpaquePointer {
-        precondition(cf.index < handles.count && columnFamilyNames[cf.index] == cf.name, "column family \(cf.name) belongs to another store")
+        precondition(
+            cf.index < handles.count && columnFamilyNames[cf.index] == cf.name,
+            "column family \(cf.name) belongs to another store")
         return handles[cf.index]
     }
 
@@ -300,8 +328,10 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
     }
 
     /// A pinned read: RocksDB hands out its own buffer (block cache or memtable) without a copy.
-    static func withValue<T>(db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer, key: Bytes,
-                             _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+    static func withValue<T>(
+        db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer, key: Bytes,
+        _ body: (UnsafeRawBufferPointer) throws -> T
+    ) throws -> T? {
         var err: UnsafeMutablePointer<CChar>? = nil
         let slice = key.withCChars { kp, kn in rocksdb_get_pinned_cf(db, readOptions, handle, kp, kn, &err) }
         try check(err, "get")
@@ -365,7 +395,9 @@ final class RocksDBCursor: KVCursor {
     private let lowerBound: UnsafeMutableBufferPointer<CChar>
     private let upperBound: UnsafeMutableBufferPointer<CChar>?
 
-    fileprivate init(store: RocksDBStore, handle: OpaquePointer, snapshot: RocksDBSnapshot?, range: KeyRange, reverse: Bool) {
+    fileprivate init(
+        store: RocksDBStore, handle: OpaquePointer, snapshot: RocksDBSnapshot?, range: KeyRange, reverse: Bool
+    ) {
         self.store = store
         self.snapshot = snapshot
         self.range = range
@@ -425,10 +457,13 @@ final class RocksDBCursor: KVCursor {
             try RocksDBStore.check(err, "iterate")
             return nil
         }
-        var kn = 0, vn = 0
+        var kn = 0
+        var vn = 0
         let k = rocksdb_iter_key(iterator, &kn)
         let v = rocksdb_iter_value(iterator, &vn)
-        return try body(UnsafeRawBufferPointer(start: k, count: k == nil ? 0 : kn), UnsafeRawBufferPointer(start: v, count: v == nil ? 0 : vn))
+        return try body(
+            UnsafeRawBufferPointer(start: k, count: k == nil ? 0 : kn),
+            UnsafeRawBufferPointer(start: v, count: v == nil ? 0 : vn))
     }
 
     func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {

@@ -60,7 +60,9 @@ public struct StatePage: Sendable, Equatable {
 
     public func version(at i: Int) -> Height { slots[i].version }
     public func key(at i: Int) -> String { String(decoding: keyBytes(at: i), as: UTF8.self) }
-    public func value(at i: Int) -> VersionedValue { VersionedValue(value: Array(valueBytes(at: i)), version: slots[i].version) }
+    public func value(at i: Int) -> VersionedValue {
+        VersionedValue(value: Array(valueBytes(at: i)), version: slots[i].version)
+    }
     public var entries: [StateEntry] { (0..<count).map { StateEntry(key: key(at: $0), value: value(at: $0)) } }
 
     mutating func append(key: UnsafeRawBufferPointer, version: Height, value: UnsafeRawBufferPointer) {
@@ -91,7 +93,8 @@ public enum StateQueryError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalidNamespace(let ns): return "invalid namespace \(ns.debugDescription): 1 to 255 bytes, no U+0000"
         case .invalidHistoryBookmark(let b):
-            return "invalid history bookmark \(b.debugDescription): pass back the bookmark a history page returned (a version block:tx)"
+            return
+                "invalid history bookmark \(b.debugDescription): pass back the bookmark a history page returned (a version block:tx)"
         }
     }
 }
@@ -111,13 +114,16 @@ public struct WorldStateReader: Sendable {
         let decoded = try reader.withValue(families.state, keys.state(namespace, key)) { VersionedValue(raw: $0) }
         guard let decoded else { return nil }
         guard let v = decoded else {
-            throw StorageError.corrupt(what: "state value \(namespace)/\(key.debugDescription)", reason: "shorter than its 16-byte version")
+            throw StorageError.corrupt(
+                what: "state value \(namespace)/\(key.debugDescription)", reason: "shorter than its 16-byte version")
         }
         return v
     }
 
     /// Keys in [startKey, endKey) of `namespace`; an empty `endKey` means to the end of the namespace.
-    public func range(namespace: String, startKey: String, endKey: String, limit: Int, bookmark: String? = nil) throws -> StatePage {
+    public func range(
+        namespace: String, startKey: String, endKey: String, limit: Int, bookmark: String? = nil
+    ) throws -> StatePage {
         try checkNamespace(namespace)
         let nsPrefix = keys.namespacePrefix(namespace)
         var lower = nsPrefix + Array(startKey.utf8)
@@ -150,19 +156,26 @@ public struct WorldStateReader: Sendable {
 
     /// Every committed write of `key`, oldest first, a page at a time (at most `historyEntriesMax`
     /// entries): start with no bookmark, then pass back each page's bookmark until it is nil.
-    public func history(namespace: String, key: String, limit: Int = historyEntriesMax, bookmark: String?) throws -> HistoryPage {
+    public func history(
+        namespace: String, key: String, limit: Int = historyEntriesMax, bookmark: String?
+    ) throws -> HistoryPage {
         try checkNamespace(namespace)
         let prefix = keys.historyPrefix(namespace, key)
         var range = KeyRange.prefix(prefix)
         if let bookmark {
-            guard let after = Self.height(bookmark: bookmark) else { throw StateQueryError.invalidHistoryBookmark(bookmark) }
+            guard let after = Self.height(bookmark: bookmark) else {
+                throw StateQueryError.invalidHistoryBookmark(bookmark)
+            }
             range.lower = prefix + after.encoded + [0]  // the first key past that version's entry
         }
         let cap = min(max(limit, 1), Self.historyEntriesMax)
         // One entry more than the page tells whether a bookmark is needed.
         var entries = try reader.scan(families.history, range, limit: cap + 1).map { pair in
-            guard pair.key.count == prefix.count + 16, let h = Height(encoded: Array(pair.key[prefix.count...])), let flag = pair.value.first else {
-                throw StorageError.corrupt(what: "history entry of \(namespace)/\(key.debugDescription)", reason: "bad key or value length")
+            guard pair.key.count == prefix.count + 16, let h = Height(encoded: Array(pair.key[prefix.count...])),
+                let flag = pair.value.first
+            else {
+                throw StorageError.corrupt(
+                    what: "history entry of \(namespace)/\(key.debugDescription)", reason: "bad key or value length")
             }
             return HistoryEntry(version: h, isDelete: flag == 1, value: Array(pair.value.dropFirst()))
         }
@@ -195,7 +208,9 @@ public struct WorldStateReader: Sendable {
                 more = true
                 return false
             }
-            page.append(key: UnsafeRawBufferPointer(rebasing: k[keyOffset...]), version: version, value: UnsafeRawBufferPointer(rebasing: v[16...]))
+            page.append(
+                key: UnsafeRawBufferPointer(rebasing: k[keyOffset...]), version: version,
+                value: UnsafeRawBufferPointer(rebasing: v[16...]))
             return true
         }
         if corrupt { throw StorageError.corrupt(what: "state entry", reason: "undecodable key or value") }

@@ -17,7 +17,9 @@ extension ServerContext {
 
     /// The caller, or UNAUTHENTICATED.
     public func requireCaller() throws -> AuthenticatedIdentity {
-        guard let c = caller else { throw RPCError(code: .unauthenticated, message: "authentication required: present a client certificate") }
+        guard let c = caller else {
+            throw RPCError(code: .unauthenticated, message: "authentication required: present a client certificate")
+        }
         return c
     }
 }
@@ -30,7 +32,9 @@ public struct AuthInterceptor: ServerInterceptor {
     let onDenied: @Sendable (_ method: String, _ reason: String) -> Void
     private let cache = IdentityCache()
 
-    public init(trust: TrustStore, onDenied: @escaping @Sendable (_ method: String, _ reason: String) -> Void = { _, _ in }) {
+    public init(
+        trust: TrustStore, onDenied: @escaping @Sendable (_ method: String, _ reason: String) -> Void = { _, _ in }
+    ) {
         self.trust = trust
         self.onDenied = onDenied
     }

@@ -35,14 +35,18 @@ public enum ServerSecurity {
             tls.trustRoots = .certificates(trust.roots.map { .bytes(Array($0.pem.utf8), format: .pem) })
             tls.clientCertificateVerification = .noHostnameVerification
             tls.customVerificationCallback = { presented, promise in
-                promise.completeWithTask { await HandshakeVerifier(trust: trust, onRejected: onRejected).verify(presented) }
+                promise.completeWithTask {
+                    await HandshakeVerifier(trust: trust, onRejected: onRejected).verify(presented)
+                }
             }
         }
     }
 
     /// Server TLS only (no client certificate asked): the CA's enrollment listener.
     public static func serverTLS(identity: TLSIdentityFiles) -> HTTP2ServerTransport.Posix.TransportSecurity {
-        .tls(certificateChain: [.file(path: identity.certificatePath, format: .pem)], privateKey: .file(path: identity.keyPath, format: .pem))
+        .tls(
+            certificateChain: [.file(path: identity.certificatePath, format: .pem)],
+            privateKey: .file(path: identity.keyPath, format: .pem))
     }
 }
 
@@ -65,7 +69,10 @@ struct HandshakeVerifier: Sendable {
             return .certificateVerified(VerificationMetadata(NIOSSL.ValidatedCertificateChain(nio)))
         } catch {
             // The certificate was not accepted, so the PID in it is only a claim: never attribute it.
-            onRejected("-", "presented certificate claiming PID \(leaf.attributes?.pid ?? "?") (unverified), serial \(leaf.serialHex): \(error)")
+            onRejected(
+                "-",
+                "presented certificate claiming PID \(leaf.attributes?.pid ?? "?") (unverified), serial \(leaf.serialHex): \(error)"
+            )
             return .failed
         }
     }
@@ -91,7 +98,9 @@ public struct NodeAddress: Sendable, Equatable, CustomStringConvertible {
             self.init(host: host, port: p)
             return
         }
-        guard let colon = t.lastIndex(of: ":"), let p = Int(t[t.index(after: colon)...]), (0...65535).contains(p) else { return nil }
+        guard let colon = t.lastIndex(of: ":"), let p = Int(t[t.index(after: colon)...]), (0...65535).contains(p) else {
+            return nil
+        }
         let host = String(t[..<colon])
         guard !host.isEmpty else { return nil }
         self.init(host: host, port: p)
@@ -100,7 +109,8 @@ public struct NodeAddress: Sendable, Equatable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     var isIPAddress: Bool {
-        var v4 = in_addr(), v6 = in6_addr()
+        var v4 = in_addr()
+        var v6 = in6_addr()
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
@@ -111,18 +121,25 @@ public struct NodeAddress: Sendable, Equatable, CustomStringConvertible {
 
 public enum ClientSecurity {
     /// A client transport over mutual TLS (`identity` given) or server TLS only (nil).
-    public static func transport(to endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil) throws -> HTTP2ClientTransport.Posix {
+    public static func transport(
+        to endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil
+    ) throws -> HTTP2ClientTransport.Posix {
         let roots: TLSConfig.TrustRootsSource = .certificates([.bytes(trustedRootsPEM, format: .pem)])
         let security: HTTP2ClientTransport.Posix.TransportSecurity
         if let identity {
-            security = .mTLS(certificateChain: [.file(path: identity.certificatePath, format: .pem)], privateKey: .file(path: identity.keyPath, format: .pem)) {
+            security = .mTLS(
+                certificateChain: [.file(path: identity.certificatePath, format: .pem)],
+                privateKey: .file(path: identity.keyPath, format: .pem)
+            ) {
                 $0.trustRoots = roots
             }
         } else {
             security = .tls { $0.trustRoots = roots }
         }
-        let target: any ResolvableTarget = endpoint.isIPAddress
-            ? (endpoint.host.contains(":") ? .ipv6(host: endpoint.host, port: endpoint.port) : .ipv4(host: endpoint.host, port: endpoint.port))
+        let target: any ResolvableTarget =
+            endpoint.isIPAddress
+            ? (endpoint.host.contains(":")
+                ? .ipv6(host: endpoint.host, port: endpoint.port) : .ipv4(host: endpoint.host, port: endpoint.port))
             : .dns(host: endpoint.host, port: endpoint.port)
         return try HTTP2ClientTransport.Posix(
             target: target, transportSecurity: security,
@@ -141,7 +158,8 @@ public enum ClientSecurity {
 /// partition) keeps its TCP connections open but answers nothing: without pings, a peer following
 /// its block stream or a gateway waiting on its broadcast would wait forever instead of moving on.
 public enum ConnectionKeepalive {
-    public static let client = HTTP2ClientTransport.Config.Keepalive(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
+    public static let client = HTTP2ClientTransport.Config.Keepalive(
+        time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
 
     public static let server = HTTP2ServerTransport.Config.Keepalive(
         time: .seconds(2 * 60 * 60), timeout: .seconds(20),

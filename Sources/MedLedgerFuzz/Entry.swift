@@ -10,7 +10,8 @@ import MedLedgerFuzzHarness
 // the seed corpus.
 
 /// The target this process fuzzes, from MEDLEDGER_FUZZ_TARGET.
-let selectedTarget: FuzzTarget? = ProcessInfo.processInfo.environment["MEDLEDGER_FUZZ_TARGET"].flatMap(FuzzTargets.named)
+let selectedTarget: FuzzTarget? = ProcessInfo.processInfo.environment["MEDLEDGER_FUZZ_TARGET"].flatMap(
+    FuzzTargets.named)
 
 /// libFuzzer's entry point: one input to the selected target. Exported under the standard name so
 /// the binary also works with other drivers of the libFuzzer interface.
@@ -25,7 +26,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 #if MEDLEDGER_FUZZING
 @_silgen_name("LLVMFuzzerRunDriver")
 func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
 ) -> CInt
 #endif
@@ -34,12 +36,14 @@ func LLVMFuzzerRunDriver(
 struct MedLedgerFuzz {
     static func usage() -> Never {
         let names = FuzzTargets.all.map(\.name).joined(separator: " ")
-        FileHandle.standardError.write(Data("""
-            usage: MedLedgerFuzz list | replay CORPUS_DIR | replay TARGET FILE|DIR... | make-fixture | make-seeds DIR
-            (built with scripts/fuzz.sh: MEDLEDGER_FUZZ_TARGET=TARGET MedLedgerFuzz [libFuzzer flags] [CORPUS_DIR])
-            targets: \(names)
+        FileHandle.standardError.write(
+            Data(
+                """
+                usage: MedLedgerFuzz list | replay CORPUS_DIR | replay TARGET FILE|DIR... | make-fixture | make-seeds DIR
+                (built with scripts/fuzz.sh: MEDLEDGER_FUZZ_TARGET=TARGET MedLedgerFuzz [libFuzzer flags] [CORPUS_DIR])
+                targets: \(names)
 
-            """.utf8))
+                """.utf8))
         exit(2)
     }
 
@@ -58,7 +62,8 @@ struct MedLedgerFuzz {
         //   itself; libFuzzer must see the signal;
         // - LeakSanitizer reports Foundation's and swift-protobuf's allocations at exit as leaks.
         let env = ProcessInfo.processInfo.environment
-        let backtrace = env["SWIFT_BACKTRACE"] ?? "", asan = env["ASAN_OPTIONS"] ?? ""
+        let backtrace = env["SWIFT_BACKTRACE"] ?? ""
+        let asan = env["ASAN_OPTIONS"] ?? ""
         if !backtrace.contains("enable=no") || !asan.contains("detect_leaks") {
             setenv("SWIFT_BACKTRACE", "enable=no", 1)
             setenv("ASAN_OPTIONS", asan.isEmpty ? "detect_leaks=0" : asan + ":detect_leaks=0", 1)
@@ -67,7 +72,10 @@ struct MedLedgerFuzz {
             exit(2)
         }
         guard selectedTarget != nil else {
-            FileHandle.standardError.write(Data("MedLedgerFuzz: set MEDLEDGER_FUZZ_TARGET to one of: \(FuzzTargets.all.map(\.name).joined(separator: " "))\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "MedLedgerFuzz: set MEDLEDGER_FUZZ_TARGET to one of: \(FuzzTargets.all.map(\.name).joined(separator: " "))\n"
+                        .utf8))
             exit(2)
         }
         FuzzTargets.prepare()
@@ -84,7 +92,9 @@ struct MedLedgerFuzz {
         do {
             switch command {
             case "list":
-                for t in FuzzTargets.all { print("\(t.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(t.drives)") }
+                for t in FuzzTargets.all {
+                    print("\(t.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(t.drives)")
+                }
             case "replay":
                 let rest = Array(args.dropFirst())
                 guard let first = rest.first else { usage() }
@@ -121,9 +131,12 @@ struct MedLedgerFuzz {
         var out = [String]()
         for p in paths {
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw FixtureError("no such file or directory: \(p)") }
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
+                throw FixtureError("no such file or directory: \(p)")
+            }
             if isDir.boolValue {
-                out += try FileManager.default.contentsOfDirectory(atPath: p).filter { !$0.hasPrefix(".") }.sorted().map { p + "/" + $0 }
+                out += try FileManager.default.contentsOfDirectory(atPath: p).filter { !$0.hasPrefix(".") }.sorted().map
+                { p + "/" + $0 }
             } else {
                 out.append(p)
             }

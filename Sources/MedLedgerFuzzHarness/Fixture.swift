@@ -33,7 +33,8 @@ public final class Fixture: Sendable {
     static let memberSpecs: [(label: String, org: String, role: Medledger_Role)] = [
         ("sa-admin", "sa", .admin), ("sa-orderer", "sa", .node),
         ("a-admin", "hospital-a", .admin), ("a-peer", "hospital-a", .node), ("a-doctor", "hospital-a", .doctor),
-        ("a-patient", "hospital-a", .patient), ("a-device", "hospital-a", .device), ("a-revoked", "hospital-a", .doctor),
+        ("a-patient", "hospital-a", .patient), ("a-device", "hospital-a", .device),
+        ("a-revoked", "hospital-a", .doctor),
         ("b-admin", "hospital-b", .admin), ("b-peer", "hospital-b", .node), ("b-research", "hospital-b", .thirdParty),
     ]
 
@@ -81,11 +82,15 @@ public final class Fixture: Sendable {
 
     init() throws {
         guard !FixtureData.rootCertificatePEM.isEmpty else {
-            throw FixtureError("FixtureData.swift is empty: run `swift run MedLedgerFuzz make-fixture > Sources/MedLedgerFuzzHarness/FixtureData.swift`")
+            throw FixtureError(
+                "FixtureData.swift is empty: run `swift run MedLedgerFuzz make-fixture > Sources/MedLedgerFuzzHarness/FixtureData.swift`"
+            )
         }
         var members = [String: Member]()
         for spec in Self.memberSpecs {
-            guard let pem = FixtureData.certificatePEMs[spec.label] else { throw FixtureError("FixtureData has no certificate for \(spec.label)") }
+            guard let pem = FixtureData.certificatePEMs[spec.label] else {
+                throw FixtureError("FixtureData has no certificate for \(spec.label)")
+            }
             members[spec.label] = Member(
                 label: spec.label, org: spec.org, role: spec.role, pid: FixtureKeys.pid(spec.label),
                 identity: try SigningIdentity(org: spec.org, certificatePEM: pem, key: FixtureKeys.p256(spec.label)))
@@ -102,10 +107,13 @@ public final class Fixture: Sendable {
         let capsule = try Capsule(bytes: try Self.hex(FixtureData.capsuleHex))
         var kfrags = [VerifiedKeyFrag]()
         for h in FixtureData.kfragHexes {
-            kfrags.append(try KeyFrag(bytes: try Self.hex(h)).verify(
-                verifyingPK: patientSigner.verifyingKey, delegatingPK: patientSK.publicKey, receivingPK: researchSK.publicKey))
+            kfrags.append(
+                try KeyFrag(bytes: try Self.hex(h)).verify(
+                    verifyingPK: patientSigner.verifyingKey, delegatingPK: patientSK.publicKey,
+                    receivingPK: researchSK.publicKey))
         }
-        let endorser = Endorser(identity: members["a-peer"]!.identity, chaincodes: [KVChaincode(), MedRecordsChaincode()])
+        let endorser = Endorser(
+            identity: members["a-peer"]!.identity, chaincodes: [KVChaincode(), MedRecordsChaincode()])
 
         rootKey = FixtureKeys.p384("root")
         self.root = root
@@ -124,8 +132,9 @@ public final class Fixture: Sendable {
         self.kfrags = kfrags
         cfrags = kfrags.map { Umbral.reencrypt(capsule: capsule, kfrag: $0) }
         self.endorser = endorser
-        (ledger, ids) = try Self.populate(genesis: genesis, members: members, endorser: endorser, capsule: capsule,
-                                          patientSK: patientSK, patientSigner: patientSigner, researchSK: researchSK)
+        (ledger, ids) = try Self.populate(
+            genesis: genesis, members: members, endorser: endorser, capsule: capsule,
+            patientSK: patientSK, patientSigner: patientSigner, researchSK: researchSK)
     }
 
     public func member(_ label: String) -> Member { members[label]! }
@@ -137,7 +146,9 @@ public final class Fixture: Sendable {
 
     /// A deterministic nonce per fixture transaction, so transaction ids (and the ids medrecords
     /// derives from them) are the same in every run.
-    static func nonce(_ label: String) -> [UInt8] { Array(SHA256.hash(data: Array("medledger-fuzz/nonce/\(label)".utf8)).prefix(24)) }
+    static func nonce(_ label: String) -> [UInt8] {
+        Array(SHA256.hash(data: Array("medledger-fuzz/nonce/\(label)".utf8)).prefix(24))
+    }
 
     static func populate(
         genesis: Medledger_Block, members: [String: Member], endorser: Endorser, capsule: Capsule,
@@ -152,16 +163,25 @@ public final class Fixture: Sendable {
             let time = now.addingTimeInterval(Double(step))
             let signer = members[who]!.identity
             let p = try TransactionBuilder.proposal(
-                channel: channel, chaincode: chaincode, function: function, args: args, signer: signer, at: time, nonce: nonce("populate-\(step)"))
+                channel: channel, chaincode: chaincode, function: function, args: args, signer: signer, at: time,
+                nonce: nonce("populate-\(step)"))
             let parsed = try ParsedProposal(p.signed)
-            let response = try endorser.process(parsed, context: peer.context, state: peer.ledger.state, now: time) { try peer.ledger.transaction(id: $0) != nil }
-            guard response.response.status == 200 else { throw FixtureError("populate \(function): [\(response.response.status)] \(response.response.message)") }
+            let response = try endorser.process(parsed, context: peer.context, state: peer.ledger.state, now: time) {
+                try peer.ledger.transaction(id: $0) != nil
+            }
+            guard response.response.status == 200 else {
+                throw FixtureError("populate \(function): [\(response.response.status)] \(response.response.message)")
+            }
             let envelope = try TransactionBuilder.envelope(p, responses: [response], signer: signer)
             let info = peer.ledger.info
-            var block = Medledger_Block.make(number: info.height, previousHash: info.tipHash, envelopes: [try envelope.serializedBytes()])
-            block.metadata.orderingSignature(signer: members["sa-orderer"]!.identity, headerHash: block.header.headerHash, at: time)
+            var block = Medledger_Block.make(
+                number: info.height, previousHash: info.tipHash, envelopes: [try envelope.serializedBytes()])
+            block.metadata.orderingSignature(
+                signer: members["sa-orderer"]!.identity, headerHash: block.header.headerHash, at: time)
             try peer.receive(block)
-            guard try peer.ledger.transaction(id: p.txID)?.code == .valid else { throw FixtureError("populate \(function): not committed as valid") }
+            guard try peer.ledger.transaction(id: p.txID)?.code == .valid else {
+                throw FixtureError("populate \(function): not committed as valid")
+            }
             return [UInt8](response.response.payload)
         }
         func json(_ body: some Encodable) throws -> [[UInt8]] {
@@ -170,32 +190,59 @@ public final class Fixture: Sendable {
             return [Array(try e.encode(body))]
         }
         func field(_ payload: [UInt8], _ name: String) throws -> String {
-            guard let o = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any], let v = o[name] as? String else {
+            guard let o = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any],
+                let v = o[name] as? String
+            else {
                 throw FixtureError("populate: no \(name) in the answer")
             }
             return v
         }
-        let patient = members["a-patient"]!, doctor = members["a-doctor"]!, research = members["b-research"]!
-        let t = try submit("a-peer", "medrecords", "createTreatment", json(CreateTreatmentRequest(patientPID: patient.pid, doctorPID: doctor.pid)))
+        let patient = members["a-patient"]!
+        let doctor = members["a-doctor"]!
+        let research = members["b-research"]!
+        let t = try submit(
+            "a-peer", "medrecords", "createTreatment",
+            json(CreateTreatmentRequest(patientPID: patient.pid, doctorPID: doctor.pid)))
         let tID = try field(t, "t_id")
         ids["t_id"] = tID
-        _ = try submit("a-patient", "medrecords", "publishKeys", json(PublishKeysRequest(
-            encryptionKey: Hex.encode(patientSK.publicKey.compressedBytes), verifyingKey: Hex.encode(patientSigner.verifyingKey.compressedBytes))))
-        _ = try submit("b-research", "medrecords", "publishKeys", json(PublishKeysRequest(
-            encryptionKey: Hex.encode(researchSK.publicKey.compressedBytes), verifyingKey: Hex.encode(Signer(FixtureKeys.umbral("b-research/signing")).verifyingKey.compressedBytes))))
+        _ = try submit(
+            "a-patient", "medrecords", "publishKeys",
+            json(
+                PublishKeysRequest(
+                    encryptionKey: Hex.encode(patientSK.publicKey.compressedBytes),
+                    verifyingKey: Hex.encode(patientSigner.verifyingKey.compressedBytes))))
+        _ = try submit(
+            "b-research", "medrecords", "publishKeys",
+            json(
+                PublishKeysRequest(
+                    encryptionKey: Hex.encode(researchSK.publicKey.compressedBytes),
+                    verifyingKey: Hex.encode(
+                        Signer(FixtureKeys.umbral("b-research/signing")).verifyingKey.compressedBytes))))
         let url = "medledger://127.0.0.1:7051/objects/" + String(repeating: "ab", count: 48)
         let digest = String(repeating: "ab", count: 48)
-        let r = try submit("a-doctor", "medrecords", "putIndexRecord", json(PutIndexRecordRequest(
-            tID: tID, url: url, digest: digest,
-            patientSignature: try IndexRecordSigning.sign(tid: tID, url: url, digestHex: digest, key: patient.key),
-            doctorSignature: try IndexRecordSigning.sign(tid: tID, url: url, digestHex: digest, key: doctor.key),
-            patientCert: patient.certificatePEM, doctorCert: doctor.certificatePEM, capsule: Hex.encode(capsule.toBytes()))))
+        let r = try submit(
+            "a-doctor", "medrecords", "putIndexRecord",
+            json(
+                PutIndexRecordRequest(
+                    tID: tID, url: url, digest: digest,
+                    patientSignature: try IndexRecordSigning.sign(
+                        tid: tID, url: url, digestHex: digest, key: patient.key),
+                    doctorSignature: try IndexRecordSigning.sign(
+                        tid: tID, url: url, digestHex: digest, key: doctor.key),
+                    patientCert: patient.certificatePEM, doctorCert: doctor.certificatePEM,
+                    capsule: Hex.encode(capsule.toBytes()))))
         ids["record_id"] = try field(r, "record_id")
-        let c = try submit("a-patient", "medrecords", "grantAccess", json(GrantAccessRequest(
-            granteePID: research.pid, tIDs: [tID], purpose: "research", expiresAt: "2030-04-16T00:00:00Z")))
+        let c = try submit(
+            "a-patient", "medrecords", "grantAccess",
+            json(
+                GrantAccessRequest(
+                    granteePID: research.pid, tIDs: [tID], purpose: "research", expiresAt: "2030-04-16T00:00:00Z")))
         ids["consent_id"] = try field(c, "consent_id")
-        let u = try submit("a-peer", "medrecords", "recordUsage", json(RecordUsageRequest(
-            tID: tID, thirdPartyPID: research.pid, proxyNode: "a-peer", purpose: "research")))
+        let u = try submit(
+            "a-peer", "medrecords", "recordUsage",
+            json(
+                RecordUsageRequest(
+                    tID: tID, thirdPartyPID: research.pid, proxyNode: "a-peer", purpose: "research")))
         ids["usage_id"] = try field(u, "usage_id")
         _ = try submit("a-admin", "kv", "put", [Array("k1".utf8), Array("v1".utf8)])
         _ = try submit("a-admin", "kv", "put", [Array("k2".utf8), Array("v2".utf8)])
@@ -224,7 +271,9 @@ public struct FixtureError: Error, CustomStringConvertible {
 
 /// Private keys derived from labels: the same in every run. Test keys only.
 enum FixtureKeys {
-    static func digest(_ kind: String, _ label: String) -> [UInt8] { Array(SHA384.hash(data: Array("medledger-fuzz/\(kind)/\(label)".utf8))) }
+    static func digest(_ kind: String, _ label: String) -> [UInt8] {
+        Array(SHA384.hash(data: Array("medledger-fuzz/\(kind)/\(label)".utf8)))
+    }
 
     static func p256(_ label: String) -> P256.Signing.PrivateKey {
         try! P256.Signing.PrivateKey(rawRepresentation: digest("p256", label).prefix(32))

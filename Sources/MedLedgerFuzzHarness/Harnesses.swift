@@ -29,30 +29,87 @@ public struct FuzzTarget: Sendable {
 
 public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
-        FuzzTarget(name: "envelope", drives: "ParsedTransaction(envelope:) (LedgerCore) and BlockValidator.validate (LedgerPeer) on a block of it", run: Harness.envelope),
-        FuzzTarget(name: "payload", drives: "the envelope path with the payload signed by its creator and endorsements re-signed by their endorsers (a member submitting anything)", run: Harness.payload),
-        FuzzTarget(name: "proposal", drives: "ParsedProposal and Endorser.process (LedgerPeer) with kv and medrecords, the proposal signed by its creator", run: Harness.proposal),
-        FuzzTarget(name: "proposal-response", drives: "a ProposalResponse re-signed by its endorser, TransactionBuilder.envelope (client), BlockValidator.validate", run: Harness.proposalResponse),
-        FuzzTarget(name: "block", drives: "ConfigTransaction.verifyGenesis, PeerChannel.receive (orderer signature, validation, ChannelLedger.commit with BlockCheck), BlockCheck.check", run: Harness.block),
-        FuzzTarget(name: "config-update", drives: "ConfigTransaction.checkUpdate (raw, and re-signed by the administrators) and ChannelContext(config:)", run: Harness.configUpdate),
-        FuzzTarget(name: "crl", drives: "RevocationList.parse, verify(issuedBy:), TrustStore.install (LedgerIdentity)", run: Harness.crl),
-        FuzzTarget(name: "csr", drives: "CertificateFactory.checkedCSR, pseudoIdentity and issue (the CA's enrollment path)", run: Harness.csr),
-        FuzzTarget(name: "certificate", drives: "ChannelMembers.verify(certificatePEM:) and TrustStore.validate (the TLS handshake check) on a DER or PEM certificate", run: Harness.certificate),
-        FuzzTarget(name: "capsule", drives: "Capsule(bytes:) (LedgerPRE), Umbral.decryptOriginal and Umbral.reencrypt", run: Harness.capsule),
-        FuzzTarget(name: "kfrag", drives: "KeyFrag(bytes:) and verify as a proxy does (ProxyService), then Umbral.reencrypt and decryptReencrypted", run: Harness.kfrag),
-        FuzzTarget(name: "cfrag", drives: "CapsuleFrag(bytes:) and verify as the receiver does (CareClient), then Umbral.decryptReencrypted", run: Harness.cfrag),
-        FuzzTarget(name: "sealed-record", drives: "SealedRecord.readHeader / SealedRecordHeader(bytes:) and SealedRecord.open (LedgerRecords)", run: Harness.sealedRecord),
-        FuzzTarget(name: "medrecords", drives: "MedRecordsChaincode.invoke through Simulator.simulate against the fixture's state (input: function, caller, JSON argument)", run: Harness.medrecords),
-        FuzzTarget(name: "channel-yaml", drives: "ChannelConfigFile.load(path:) (LedgerConfig), which ends in ChannelContext(config:)", run: Harness.channelYAML),
+        FuzzTarget(
+            name: "envelope",
+            drives:
+                "ParsedTransaction(envelope:) (LedgerCore) and BlockValidator.validate (LedgerPeer) on a block of it",
+            run: Harness.envelope),
+        FuzzTarget(
+            name: "payload",
+            drives:
+                "the envelope path with the payload signed by its creator and endorsements re-signed by their endorsers (a member submitting anything)",
+            run: Harness.payload),
+        FuzzTarget(
+            name: "proposal",
+            drives:
+                "ParsedProposal and Endorser.process (LedgerPeer) with kv and medrecords, the proposal signed by its creator",
+            run: Harness.proposal),
+        FuzzTarget(
+            name: "proposal-response",
+            drives:
+                "a ProposalResponse re-signed by its endorser, TransactionBuilder.envelope (client), BlockValidator.validate",
+            run: Harness.proposalResponse),
+        FuzzTarget(
+            name: "block",
+            drives:
+                "ConfigTransaction.verifyGenesis, PeerChannel.receive (orderer signature, validation, ChannelLedger.commit with BlockCheck), BlockCheck.check",
+            run: Harness.block),
+        FuzzTarget(
+            name: "config-update",
+            drives:
+                "ConfigTransaction.checkUpdate (raw, and re-signed by the administrators) and ChannelContext(config:)",
+            run: Harness.configUpdate),
+        FuzzTarget(
+            name: "crl", drives: "RevocationList.parse, verify(issuedBy:), TrustStore.install (LedgerIdentity)",
+            run: Harness.crl),
+        FuzzTarget(
+            name: "csr", drives: "CertificateFactory.checkedCSR, pseudoIdentity and issue (the CA's enrollment path)",
+            run: Harness.csr),
+        FuzzTarget(
+            name: "certificate",
+            drives:
+                "ChannelMembers.verify(certificatePEM:) and TrustStore.validate (the TLS handshake check) on a DER or PEM certificate",
+            run: Harness.certificate),
+        FuzzTarget(
+            name: "capsule", drives: "Capsule(bytes:) (LedgerPRE), Umbral.decryptOriginal and Umbral.reencrypt",
+            run: Harness.capsule),
+        FuzzTarget(
+            name: "kfrag",
+            drives:
+                "KeyFrag(bytes:) and verify as a proxy does (ProxyService), then Umbral.reencrypt and decryptReencrypted",
+            run: Harness.kfrag),
+        FuzzTarget(
+            name: "cfrag",
+            drives: "CapsuleFrag(bytes:) and verify as the receiver does (CareClient), then Umbral.decryptReencrypted",
+            run: Harness.cfrag),
+        FuzzTarget(
+            name: "sealed-record",
+            drives: "SealedRecord.readHeader / SealedRecordHeader(bytes:) and SealedRecord.open (LedgerRecords)",
+            run: Harness.sealedRecord),
+        FuzzTarget(
+            name: "medrecords",
+            drives:
+                "MedRecordsChaincode.invoke through Simulator.simulate against the fixture's state (input: function, caller, JSON argument)",
+            run: Harness.medrecords),
+        FuzzTarget(
+            name: "channel-yaml",
+            drives: "ChannelConfigFile.load(path:) (LedgerConfig), which ends in ChannelContext(config:)",
+            run: Harness.channelYAML),
         FuzzTarget(name: "node-yaml", drives: "NodeConfig.load(path:) (LedgerConfig)", run: Harness.nodeYAML),
-        FuzzTarget(name: "audit-log", drives: "AuditVerifier.verify(path:) and AuditLog(path:) then record (LedgerAudit)", run: Harness.auditLog),
+        FuzzTarget(
+            name: "audit-log", drives: "AuditVerifier.verify(path:) and AuditLog(path:) then record (LedgerAudit)",
+            run: Harness.auditLog),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
 
     /// Builds the fixture (and the ledger it populates) before the first input, so that its cost and
     /// its coverage are not attributed to an input.
-    public static func prepare() { _ = Fixture.shared; _ = Seeds.responseProposal; _ = Harness.directory }
+    public static func prepare() {
+        _ = Fixture.shared
+        _ = Seeds.responseProposal
+        _ = Harness.directory
+    }
 
     /// Removes the harnesses' scratch directory.
     public static func cleanUp() { Harness.cleanUp() }
@@ -83,7 +140,9 @@ enum Harness {
         var creator = Data()
         if var payload = try? Medledger_Payload(serializedBytes: bytes) {
             creator = payload.signatureHeader.creator
-            if payload.channelHeader.type == .endorserTransaction, var tx = try? Medledger_EndorsedTransaction(serializedBytes: payload.data) {
+            if payload.channelHeader.type == .endorserTransaction,
+                var tx = try? Medledger_EndorsedTransaction(serializedBytes: payload.data)
+            {
                 resign(&tx.endorsements, over: [UInt8](tx.proposalResponsePayload))
                 if let data: Data = try? tx.serializedBytes() {
                     payload.data = data
@@ -101,7 +160,8 @@ enum Harness {
     static func resign(_ endorsements: inout [Medledger_Endorsement], over prp: [UInt8]) {
         for i in endorsements.indices where fx.member(serialized: endorsements[i].endorser) != nil {
             let e = endorsements[i].endorser
-            endorsements[i].signature = fx.sign(SignedMessages.endorsement(proposalResponsePayload: prp, endorser: [UInt8](e)), as: e)
+            endorsements[i].signature = fx.sign(
+                SignedMessages.endorsement(proposalResponsePayload: prp, endorser: [UInt8](e)), as: e)
         }
     }
 
@@ -113,7 +173,9 @@ enum Harness {
         signed.signature = fx.sign(bytes, as: creator)
         guard let parsed = try? ParsedProposal(signed) else { return }
         let ledger = fx.ledger
-        _ = try? fx.endorser.process(parsed, context: fx.context, state: ledger.state, now: Fixture.callTime) { try ledger.transaction(id: $0) != nil }
+        _ = try? fx.endorser.process(parsed, context: fx.context, state: ledger.state, now: Fixture.callTime) {
+            try ledger.transaction(id: $0) != nil
+        }
     }
 
     /// The client receives a proposal response (re-signed by its endorser, if a member), assembles
@@ -123,8 +185,11 @@ enum Harness {
         var endorsements = [response.endorsement]
         resign(&endorsements, over: [UInt8](response.payload))
         response.endorsement = endorsements[0]
-        guard let env = try? TransactionBuilder.envelope(Seeds.responseProposal, responses: [response], signer: fx.member("a-patient").identity),
-              let e: [UInt8] = try? env.serializedBytes() else { return }
+        guard
+            let env = try? TransactionBuilder.envelope(
+                Seeds.responseProposal, responses: [response], signer: fx.member("a-patient").identity),
+            let e: [UInt8] = try? env.serializedBytes()
+        else { return }
         envelope(e)
     }
 
@@ -153,23 +218,27 @@ enum Harness {
         // As delivered by the orderer, and as a malicious orderer would make it: right data hash, signed.
         var fixed = block
         fixed.header.dataHash = Data(MerkleTree(leaves: block.envelopeBytes).root)
-        fixed.metadata.orderingSignature(signer: fx.member("sa-orderer").identity, headerHash: fixed.header.headerHash, at: Fixture.now)
+        fixed.metadata.orderingSignature(
+            signer: fx.member("sa-orderer").identity, headerHash: fixed.header.headerHash, at: Fixture.now)
         blockPeer.withLock { b in
             _ = try? b.get().receive(block)
             _ = try? b.get().receive(fixed)
         }
         // The structural checks alone, with the validation codes as given (a block read back from disk
         // on recovery, or one committed by a tool).
-        _ = try? BlockCheck.check(fixed, channel: Fixture.channel, expectedNumber: fixed.header.number,
-                                  previousHash: [UInt8](fixed.header.previousHash), limits: LedgerLimits())
+        _ = try? BlockCheck.check(
+            fixed, channel: Fixture.channel, expectedNumber: fixed.header.number,
+            previousHash: [UInt8](fixed.header.previousHash), limits: LedgerLimits())
     }
 
     /// A configuration update as submitted, and as signed by the administrators it names (a majority
     /// of administrators agreeing on anything), then the configuration's rules on their own.
     static func configUpdate(_ bytes: [UInt8]) {
         _ = try? ConfigTransaction.checkUpdate(envelope: bytes, current: fx.context, blockNumber: 1, at: Fixture.now)
-        guard let env = try? Medledger_Envelope(serializedBytes: bytes), var payload = try? Medledger_Payload(serializedBytes: env.payload),
-              var ce = try? Medledger_ConfigEnvelope(serializedBytes: payload.data) else { return }
+        guard let env = try? Medledger_Envelope(serializedBytes: bytes),
+            var payload = try? Medledger_Payload(serializedBytes: env.payload),
+            var ce = try? Medledger_ConfigEnvelope(serializedBytes: payload.data)
+        else { return }
         let message = SignedMessages.config([UInt8](ce.config))
         for i in ce.signatures.indices where fx.member(serialized: ce.signatures[i].signer) != nil {
             ce.signatures[i].signature = fx.sign(message, as: ce.signatures[i].signer)
@@ -207,8 +276,9 @@ enum Harness {
         _ = try? CertificateFactory.pseudoIdentity(realIdentity: "fuzz", publicKey: csr.publicKey)
         let identity = IdentityAttributes(pid: FixtureKeys.pid("fuzz"), org: "hospital-a", role: "patient")
         for purpose in [CertificatePurpose.signing, .tls] {
-            _ = try? CertificateFactory.issue(publicKey: csr.publicKey, identity: identity, purpose: purpose, dnsNames: ["localhost"],
-                                              issuer: fx.root, issuerKey: fx.rootKey, validity: 86_400, now: Fixture.now)
+            _ = try? CertificateFactory.issue(
+                publicKey: csr.publicKey, identity: identity, purpose: purpose, dnsNames: ["localhost"],
+                issuer: fx.root, issuerKey: fx.rootKey, validity: 86_400, now: Fixture.now)
         }
     }
 
@@ -218,7 +288,9 @@ enum Harness {
         _ = try? fx.context.members.verify(certificatePEM: Data(pemBytes), at: Fixture.now)
         _ = try? IndexRecordSigning.publicKey(certificatePEM: String(decoding: pemBytes, as: UTF8.self))
         // A certificate presented in the TLS handshake (DER) and checked by the trust store.
-        let der = bytes.starts(with: Array("-----BEGIN".utf8)) ? ((try? PEMDocument(pemString: String(decoding: bytes, as: UTF8.self)))?.derBytes ?? []) : bytes
+        let der =
+            bytes.starts(with: Array("-----BEGIN".utf8))
+            ? ((try? PEMDocument(pemString: String(decoding: bytes, as: UTF8.self)))?.derBytes ?? []) : bytes
         guard let leaf = try? Certificate(derEncoded: der) else { return }
         _ = leaf.attributes
         let trust = fx.trust
@@ -249,19 +321,28 @@ enum Harness {
     static func kfrag(_ bytes: [UInt8]) {
         guard let k = try? KeyFrag(bytes: bytes) else { return }
         _ = k.toBytes()
-        guard let vk = try? k.verify(verifyingPK: fx.patientSigner.verifyingKey, delegatingPK: fx.patientSK.publicKey, receivingPK: fx.researchSK.publicKey) else { return }
+        guard
+            let vk = try? k.verify(
+                verifyingPK: fx.patientSigner.verifyingKey, delegatingPK: fx.patientSK.publicKey,
+                receivingPK: fx.researchSK.publicKey)
+        else { return }
         let cfrag = Umbral.reencrypt(capsule: fx.capsule, kfrag: vk)
-        _ = try? Umbral.decryptReencrypted(receivingSK: fx.researchSK, delegatingPK: fx.patientSK.publicKey, capsule: fx.capsule,
-                                           cfrags: [cfrag, fx.cfrags[1]], ciphertext: fx.wrappedKey)
+        _ = try? Umbral.decryptReencrypted(
+            receivingSK: fx.researchSK, delegatingPK: fx.patientSK.publicKey, capsule: fx.capsule,
+            cfrags: [cfrag, fx.cfrags[1]], ciphertext: fx.wrappedKey)
     }
 
     static func cfrag(_ bytes: [UInt8]) {
         guard let c = try? CapsuleFrag(bytes: bytes) else { return }
         _ = c.toBytesSimple()
-        guard let v = try? c.verify(capsule: fx.capsule, verifyingPK: fx.patientSigner.verifyingKey,
-                                    delegatingPK: fx.patientSK.publicKey, receivingPK: fx.researchSK.publicKey) else { return }
-        _ = try? Umbral.decryptReencrypted(receivingSK: fx.researchSK, delegatingPK: fx.patientSK.publicKey, capsule: fx.capsule,
-                                           cfrags: [v, fx.cfrags[2]], ciphertext: fx.wrappedKey)
+        guard
+            let v = try? c.verify(
+                capsule: fx.capsule, verifyingPK: fx.patientSigner.verifyingKey,
+                delegatingPK: fx.patientSK.publicKey, receivingPK: fx.researchSK.publicKey)
+        else { return }
+        _ = try? Umbral.decryptReencrypted(
+            receivingSK: fx.researchSK, delegatingPK: fx.patientSK.publicKey, capsule: fx.capsule,
+            cfrags: [v, fx.cfrags[2]], ciphertext: fx.wrappedKey)
     }
 
     static func sealedRecord(_ bytes: [UInt8]) {
@@ -285,10 +366,15 @@ enum Harness {
     static func medrecords(_ bytes: [UInt8]) {
         let (function, caller, argument) = MedRecordsInput.split(bytes)
         // An unknown caller label still picks a member (stably), so mutated labels stay useful.
-        guard let member = fx.members[caller] ?? fx.members[callers[caller.utf8.reduce(0) { $0 + Int($1) } % callers.count]] else { return }
-        let creator = CreatorIdentity(pid: member.pid, org: member.org, role: member.role, certificatePEM: member.certificatePEM)
+        guard
+            let member = fx.members[caller]
+                ?? fx.members[callers[caller.utf8.reduce(0) { $0 + Int($1) } % callers.count]]
+        else { return }
+        let creator = CreatorIdentity(
+            pid: member.pid, org: member.org, role: member.role, certificatePEM: member.certificatePEM)
         let invocation = Invocation(
-            channel: Fixture.channel, txID: "fuzz-tx", timestamp: Fixture.callTime, creator: creator, function: function,
+            channel: Fixture.channel, txID: "fuzz-tx", timestamp: Fixture.callTime, creator: creator,
+            function: function,
             args: [argument], members: fx.context.members)
         _ = Simulator.simulate(MedRecordsChaincode(), invocation: invocation, state: fx.ledger.state)
     }
@@ -342,8 +428,13 @@ enum MedRecordsInput {
         let lf = UInt8(ascii: "\n")
         guard let first = bytes.firstIndex(of: lf) else { return (String(decoding: bytes, as: UTF8.self), "", []) }
         let rest = bytes[(first + 1)...]
-        guard let second = rest.firstIndex(of: lf) else { return (String(decoding: bytes[..<first], as: UTF8.self), String(decoding: rest, as: UTF8.self), []) }
-        return (String(decoding: bytes[..<first], as: UTF8.self), String(decoding: rest[..<second], as: UTF8.self), Array(rest[(second + 1)...]))
+        guard let second = rest.firstIndex(of: lf) else {
+            return (String(decoding: bytes[..<first], as: UTF8.self), String(decoding: rest, as: UTF8.self), [])
+        }
+        return (
+            String(decoding: bytes[..<first], as: UTF8.self), String(decoding: rest[..<second], as: UTF8.self),
+            Array(rest[(second + 1)...])
+        )
     }
 
     static func join(function: String, caller: String, argument: [UInt8]) -> [UInt8] {

@@ -19,13 +19,16 @@ public enum SeedCheck {
         var problems = [String]()
         func files(_ target: String) throws -> [(String, [UInt8])] {
             let dir = corpus + "/" + target
-            return try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") && !$0.hasPrefix("crash-") }.sorted()
+            return try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+                !$0.hasPrefix(".") && !$0.hasPrefix("crash-")
+            }.sorted()
                 .map { ($0, Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)))) }
         }
         func validates(_ envelope: [UInt8]) throws -> Medledger_TxValidationCode {
             let info = fx.ledger.info
             let block = Medledger_Block.make(number: info.height, previousHash: info.tipHash, envelopes: [envelope])
-            return try fx.validator.validate(block, context: fx.context, ledger: fx.ledger, blockTime: block.judgedTime).codes[0]
+            return try fx.validator.validate(block, context: fx.context, ledger: fx.ledger, blockTime: block.judgedTime)
+                .codes[0]
         }
 
         for (name, bytes) in try files("envelope") {
@@ -42,15 +45,22 @@ public enum SeedCheck {
         for (name, bytes) in try files("proposal") {
             var signed = Medledger_SignedProposal()
             signed.proposalBytes = Data(bytes)
-            signed.signature = fx.sign(bytes, as: try Medledger_Proposal(serializedBytes: bytes).signatureHeader.creator)
+            signed.signature = fx.sign(
+                bytes, as: try Medledger_Proposal(serializedBytes: bytes).signatureHeader.creator)
             let ledger = fx.ledger
             do {
-                let r = try fx.endorser.process(try ParsedProposal(signed), context: fx.context, state: ledger.state, now: Fixture.callTime) { try ledger.transaction(id: $0) != nil }
-                if r.response.status != 200 { problems.append("proposal/\(name): [\(r.response.status)] \(r.response.message)") }
+                let r = try fx.endorser.process(
+                    try ParsedProposal(signed), context: fx.context, state: ledger.state, now: Fixture.callTime
+                ) { try ledger.transaction(id: $0) != nil }
+                if r.response.status != 200 {
+                    problems.append("proposal/\(name): [\(r.response.status)] \(r.response.message)")
+                }
             } catch { problems.append("proposal/\(name): refused: \(error)") }
         }
         for (name, bytes) in try files("proposal-response") where name.contains("endorsed") {
-            let env = try TransactionBuilder.envelope(Seeds.responseProposal, responses: [try Medledger_ProposalResponse(serializedBytes: bytes)], signer: fx.member("a-patient").identity)
+            let env = try TransactionBuilder.envelope(
+                Seeds.responseProposal, responses: [try Medledger_ProposalResponse(serializedBytes: bytes)],
+                signer: fx.member("a-patient").identity)
             let code = try validates(try env.serializedBytes())
             if code != .valid { problems.append("proposal-response/\(name): \(code), not VALID") }
         }
@@ -59,49 +69,73 @@ public enum SeedCheck {
             let peer = try PeerChannel.join(genesis: fx.genesis, store: store)
             do {
                 let receipt = try peer.receive(try Medledger_Block(serializedBytes: bytes))
-                if receipt?.validTransactions != (try Medledger_Block(serializedBytes: bytes)).data.envelopes.count { problems.append("block/\(name): not every transaction valid") }
+                if receipt?.validTransactions != (try Medledger_Block(serializedBytes: bytes)).data.envelopes.count {
+                    problems.append("block/\(name): not every transaction valid")
+                }
             } catch { problems.append("block/\(name): refused: \(error)") }
         }
         for (name, bytes) in try files("config-update") {
-            do { _ = try ConfigTransaction.checkUpdate(envelope: bytes, current: fx.context, blockNumber: 1, at: Fixture.now) } catch {
+            do {
+                _ = try ConfigTransaction.checkUpdate(
+                    envelope: bytes, current: fx.context, blockNumber: 1, at: Fixture.now)
+            } catch {
                 problems.append("config-update/\(name): \(error)")
             }
         }
         for (name, bytes) in try files("medrecords") {
             let (function, caller, argument) = MedRecordsInput.split(bytes)
-            guard let m = fx.members[caller] else { problems.append("medrecords/\(name): unknown caller \(caller)"); continue }
+            guard let m = fx.members[caller] else {
+                problems.append("medrecords/\(name): unknown caller \(caller)")
+                continue
+            }
             let invocation = Invocation(
                 channel: Fixture.channel, txID: "fuzz-tx", timestamp: Fixture.callTime,
                 creator: CreatorIdentity(pid: m.pid, org: m.org, role: m.role, certificatePEM: m.certificatePEM),
                 function: function, args: [argument], members: fx.context.members)
             let r = Simulator.simulate(MedRecordsChaincode(), invocation: invocation, state: fx.ledger.state)
-            if r.response.status != 200 { problems.append("medrecords/\(name): [\(r.response.status)] \(r.response.message)") }
+            if r.response.status != 200 {
+                problems.append("medrecords/\(name): [\(r.response.status)] \(r.response.message)")
+            }
         }
         for (name, bytes) in try files("kfrag") {
-            do { _ = try KeyFrag(bytes: bytes).verify(verifyingPK: fx.patientSigner.verifyingKey, delegatingPK: fx.patientSK.publicKey, receivingPK: fx.researchSK.publicKey) } catch {
+            do {
+                _ = try KeyFrag(bytes: bytes).verify(
+                    verifyingPK: fx.patientSigner.verifyingKey, delegatingPK: fx.patientSK.publicKey,
+                    receivingPK: fx.researchSK.publicKey)
+            } catch {
                 problems.append("kfrag/\(name): \(error)")
             }
         }
         for (name, bytes) in try files("cfrag") {
-            do { _ = try CapsuleFrag(bytes: bytes).verify(capsule: fx.capsule, verifyingPK: fx.patientSigner.verifyingKey, delegatingPK: fx.patientSK.publicKey, receivingPK: fx.researchSK.publicKey) } catch {
+            do {
+                _ = try CapsuleFrag(bytes: bytes).verify(
+                    capsule: fx.capsule, verifyingPK: fx.patientSigner.verifyingKey,
+                    delegatingPK: fx.patientSK.publicKey, receivingPK: fx.researchSK.publicKey)
+            } catch {
                 problems.append("cfrag/\(name): \(error)")
             }
         }
         for (name, bytes) in try files("sealed-record") {
             var at = 0
             do {
-                _ = try SealedRecord.open(.patientSecretKey(fx.patientSK), read: { n in
-                    let end = min(bytes.count, at + n)
-                    defer { at = end }
-                    return Array(bytes[at..<end])
-                }, write: { _ in })
+                _ = try SealedRecord.open(
+                    .patientSecretKey(fx.patientSK),
+                    read: { n in
+                        let end = min(bytes.count, at + n)
+                        defer { at = end }
+                        return Array(bytes[at..<end])
+                    }, write: { _ in })
             } catch { problems.append("sealed-record/\(name): \(error)") }
         }
         for (name, bytes) in try files("crl") {
-            do { _ = try TrustStore(roots: [fx.root]).install(try RevocationList.parse(bytes)) } catch { problems.append("crl/\(name): \(error)") }
+            do { _ = try TrustStore(roots: [fx.root]).install(try RevocationList.parse(bytes)) } catch {
+                problems.append("crl/\(name): \(error)")
+            }
         }
         for (name, bytes) in try files("csr") {
-            do { _ = try CertificateFactory.checkedCSR(pem: Harness.pem(bytes, type: "CERTIFICATE REQUEST")) } catch { problems.append("csr/\(name): \(error)") }
+            do { _ = try CertificateFactory.checkedCSR(pem: Harness.pem(bytes, type: "CERTIFICATE REQUEST")) } catch {
+                problems.append("csr/\(name): \(error)")
+            }
         }
         return problems
     }

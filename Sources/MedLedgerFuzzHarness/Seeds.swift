@@ -20,25 +20,37 @@ public enum Seeds {
     static var fx: Fixture { Fixture.shared }
 
     /// The proposal whose responses the proposal-response harness assembles: `kv put fz 1` by the patient.
-    static let responseProposal: TransactionBuilder.Proposal = try! proposal("a-patient", "kv", "put", ["fz", "1"], nonce: "response-proposal")
+    static let responseProposal: TransactionBuilder.Proposal = try! proposal(
+        "a-patient", "kv", "put", ["fz", "1"], nonce: "response-proposal")
 
-    static func proposal(_ who: String, _ chaincode: String, _ function: String, _ args: [String], nonce: String) throws -> TransactionBuilder.Proposal {
+    static func proposal(
+        _ who: String, _ chaincode: String, _ function: String, _ args: [String], nonce: String
+    ) throws -> TransactionBuilder.Proposal {
         try TransactionBuilder.proposal(
             channel: Fixture.channel, chaincode: chaincode, function: function, args: args.map { Array($0.utf8) },
             signer: Fixture.shared.member(who).identity, at: Fixture.callTime, nonce: Fixture.nonce(nonce))
     }
 
     static func json(_ object: [String: Any]) -> String {
-        String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        String(
+            decoding: try! JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
     }
 
     /// A proposal endorsed by the fixture's peer, assembled and signed by its creator.
-    static func endorsedEnvelope(_ p: TransactionBuilder.Proposal, _ who: String) throws -> (response: Medledger_ProposalResponse, envelope: Medledger_Envelope) {
+    static func endorsedEnvelope(
+        _ p: TransactionBuilder.Proposal, _ who: String
+    ) throws -> (response: Medledger_ProposalResponse, envelope: Medledger_Envelope) {
         let ledger = fx.ledger
-        let response = try fx.endorser.process(try ParsedProposal(p.signed), context: fx.context, state: ledger.state, now: Fixture.callTime) {
+        let response = try fx.endorser.process(
+            try ParsedProposal(p.signed), context: fx.context, state: ledger.state, now: Fixture.callTime
+        ) {
             try ledger.transaction(id: $0) != nil
         }
-        guard response.response.status == 200 else { throw FixtureError("seed \(p.payload.input.function): [\(response.response.status)] \(response.response.message)") }
+        guard response.response.status == 200 else {
+            throw FixtureError(
+                "seed \(p.payload.input.function): [\(response.response.status)] \(response.response.message)")
+        }
         return (response, try TransactionBuilder.envelope(p, responses: [response], signer: fx.member(who).identity))
     }
 
@@ -46,30 +58,58 @@ public enum Seeds {
     public static func all() throws -> [String: [String: [UInt8]]] {
         var out = [String: [String: [UInt8]]]()
         let ids = fx.ids
-        let tID = ids["t_id"]!, recordID = ids["record_id"]!, consentID = ids["consent_id"]!
-        let patient = fx.member("a-patient"), doctor = fx.member("a-doctor"), research = fx.member("b-research")
+        let tID = ids["t_id"]!
+        let recordID = ids["record_id"]!
+        let consentID = ids["consent_id"]!
+        let patient = fx.member("a-patient")
+        let doctor = fx.member("a-doctor")
+        let research = fx.member("b-research")
 
         // medrecords calls: (seed name, function, caller, argument).
         let calls: [(String, String, String, String)] = [
-            ("create-treatment", "createTreatment", "a-peer", json(["patient_pid": patient.pid, "doctor_pid": fx.member("a-doctor").pid])),
+            (
+                "create-treatment", "createTreatment", "a-peer",
+                json(["patient_pid": patient.pid, "doctor_pid": fx.member("a-doctor").pid])
+            ),
             ("get-treatment", "getTreatment", "a-patient", json(["t_id": tID])),
             ("list-treatments", "listTreatments", "a-doctor", json(["doctor_pid": doctor.pid, "page_size": 10])),
             ("put-index-record", "putIndexRecord", "a-doctor", try putIndexRecordArgument(tID: tID)),
             ("get-index-record", "getIndexRecord", "b-research", json(["record_id": recordID])),
-            ("list-index-records", "listIndexRecords", "a-patient", json(["patient_pid": patient.pid, "bookmark": ""])),
-            ("grant-access", "grantAccess", "a-patient", json(["grantee_pid": research.pid, "t_ids": [tID], "purpose": "insurance", "expires_at": "2030-05-01T12:00:00.5+02:00"])),
+            (
+                "list-index-records", "listIndexRecords", "a-patient",
+                json(["patient_pid": patient.pid, "bookmark": ""])
+            ),
+            (
+                "grant-access", "grantAccess", "a-patient",
+                json([
+                    "grantee_pid": research.pid, "t_ids": [tID], "purpose": "insurance",
+                    "expires_at": "2030-05-01T12:00:00.5+02:00",
+                ])
+            ),
             ("revoke-access", "revokeAccess", "a-patient", json(["consent_id": consentID])),
             ("get-consent", "getConsent", "b-research", json(["consent_id": consentID])),
             ("list-consents", "listConsents", "b-research", json(["grantee_pid": research.pid, "page_size": 1])),
-            ("record-usage", "recordUsage", "b-research", json(["t_id": tID, "third_party_pid": research.pid, "proxy_node": "b-peer", "purpose": "research"])),
+            (
+                "record-usage", "recordUsage", "b-research",
+                json(["t_id": tID, "third_party_pid": research.pid, "proxy_node": "b-peer", "purpose": "research"])
+            ),
             ("list-usage", "listUsage", "a-patient", json(["t_id": tID])),
-            ("publish-keys", "publishKeys", "a-doctor", json(["encryption_key": Hex.encode(FixtureKeys.umbral("a-doctor/encryption").publicKey.compressedBytes),
-                                                              "verifying_key": Hex.encode(FixtureKeys.umbral("a-doctor/signing").publicKey.compressedBytes)])),
+            (
+                "publish-keys", "publishKeys", "a-doctor",
+                json([
+                    "encryption_key": Hex.encode(FixtureKeys.umbral("a-doctor/encryption").publicKey.compressedBytes),
+                    "verifying_key": Hex.encode(FixtureKeys.umbral("a-doctor/signing").publicKey.compressedBytes),
+                ])
+            ),
             ("get-keys", "getKeys", "a-patient", json(["pid": research.pid])),
         ]
-        out["medrecords"] = Dictionary(uniqueKeysWithValues: calls.map { name, function, caller, argument in
-            ("\(name).txt", MedRecordsInput.join(function: function, caller: caller, argument: Array(argument.utf8)))
-        })
+        out["medrecords"] = Dictionary(
+            uniqueKeysWithValues: calls.map { name, function, caller, argument in
+                (
+                    "\(name).txt",
+                    MedRecordsInput.join(function: function, caller: caller, argument: Array(argument.utf8))
+                )
+            })
 
         // Proposals (the endorser signs nothing it is not asked to; the harness signs as the creator).
         var proposals = [String: TransactionBuilder.Proposal]()
@@ -77,34 +117,46 @@ public enum Seeds {
         proposals["kv-get"] = try proposal("b-peer", "kv", "get", ["k1"], nonce: "seed-kv-get")
         proposals["kv-range"] = try proposal("a-doctor", "kv", "range", ["k", "l", "10"], nonce: "seed-kv-range")
         proposals["kv-history"] = try proposal("a-doctor", "kv", "history", ["k2"], nonce: "seed-kv-history")
-        for (name, function, caller, argument) in calls where ["create-treatment", "get-treatment", "grant-access", "record-usage", "put-index-record"].contains(name) {
-            proposals["medrecords-" + name] = try proposal(caller, "medrecords", function, [argument], nonce: "seed-\(name)")
+        for (name, function, caller, argument) in calls
+        where ["create-treatment", "get-treatment", "grant-access", "record-usage", "put-index-record"].contains(name) {
+            proposals["medrecords-" + name] = try proposal(
+                caller, "medrecords", function, [argument], nonce: "seed-\(name)")
         }
-        out["proposal"] = Dictionary(uniqueKeysWithValues: proposals.map { ("\($0.key).pb", [UInt8]($0.value.signed.proposalBytes)) })
+        out["proposal"] = Dictionary(
+            uniqueKeysWithValues: proposals.map { ("\($0.key).pb", [UInt8]($0.value.signed.proposalBytes)) })
 
         // Envelopes and payloads from endorsed transactions.
         var envelopes = [String: [UInt8]]()
-        for (name, p) in proposals where ["kv-put", "medrecords-create-treatment", "medrecords-grant-access", "medrecords-record-usage"].contains(name) {
+        for (name, p) in proposals
+        where ["kv-put", "medrecords-create-treatment", "medrecords-grant-access", "medrecords-record-usage"].contains(
+            name)
+        {
             let creator = fx.member(serialized: p.proposal.signatureHeader.creator)!.label
             envelopes[name] = try endorsedEnvelope(p, creator).envelope.serializedBytes()
         }
         let update = try configUpdate()
         envelopes["config-update"] = try update.serializedBytes()
         out["envelope"] = Dictionary(uniqueKeysWithValues: envelopes.map { ("\($0.key).pb", $0.value) })
-        out["payload"] = try Dictionary(uniqueKeysWithValues: envelopes.map { ("\($0.key).pb", [UInt8](try Medledger_Envelope(serializedBytes: $0.value).payload)) })
+        out["payload"] = try Dictionary(
+            uniqueKeysWithValues: envelopes.map {
+                ("\($0.key).pb", [UInt8](try Medledger_Envelope(serializedBytes: $0.value).payload))
+            })
 
         // Proposal responses to `responseProposal`: endorsed, and refused.
         let endorsed = try endorsedEnvelope(responseProposal, "a-patient").response
         var refused = Medledger_ProposalResponse()
         refused.response.status = 404
         refused.response.message = "no key"
-        out["proposal-response"] = ["kv-put-endorsed.pb": try endorsed.serializedBytes(), "refused.pb": try refused.serializedBytes()]
+        out["proposal-response"] = [
+            "kv-put-endorsed.pb": try endorsed.serializedBytes(), "refused.pb": try refused.serializedBytes(),
+        ]
 
         // Blocks: block 1 as the orderer cuts it, a configuration block, and the genesis block.
         let info = (height: UInt64(1), tip: fx.genesis.header.headerHash)
         func ordered(_ envs: [[UInt8]]) throws -> [UInt8] {
             var b = Medledger_Block.make(number: info.height, previousHash: info.tip, envelopes: envs)
-            b.metadata.orderingSignature(signer: fx.member("sa-orderer").identity, headerHash: b.header.headerHash, at: Fixture.now)
+            b.metadata.orderingSignature(
+                signer: fx.member("sa-orderer").identity, headerHash: b.header.headerHash, at: Fixture.now)
             return try b.serializedBytes()
         }
         out["block"] = [
@@ -112,17 +164,27 @@ public enum Seeds {
             "config-block.pb": try ordered([envelopes["config-update"]!]),
             "genesis.pb": try fx.genesis.serializedBytes(),
         ]
-        out["config-update"] = ["batch-and-policy.pb": try update.serializedBytes(), "add-org.pb": try configUpdate(addOrg: true).serializedBytes()]
+        out["config-update"] = [
+            "batch-and-policy.pb": try update.serializedBytes(),
+            "add-org.pb": try configUpdate(addOrg: true).serializedBytes(),
+        ]
 
         // Identity: CRLs, CSRs, certificates.
         let rootDER = fx.root.derBytes
-        let emptyCRL = RevocationList(issuer: fx.root.subject, thisUpdate: Fixture.now, nextUpdate: nil, crlNumber: 7, authorityKeyID: nil, entries: [])
+        let emptyCRL = RevocationList(
+            issuer: fx.root.subject, thisUpdate: Fixture.now, nextUpdate: nil, crlNumber: 7, authorityKeyID: nil,
+            entries: [])
         var entries = [RevocationList.Entry]()
         for (i, reason) in [nil, 0, 3, 6].enumerated() {
-            entries.append(.init(serial: Certificate.SerialNumber(bytes: [0x40, UInt8(i + 1)] + Array(repeating: 0x11, count: 18)), revocationDate: Fixture.now.addingTimeInterval(Double(-i * 60)), reason: reason))
+            entries.append(
+                .init(
+                    serial: Certificate.SerialNumber(bytes: [0x40, UInt8(i + 1)] + Array(repeating: 0x11, count: 18)),
+                    revocationDate: Fixture.now.addingTimeInterval(Double(-i * 60)), reason: reason))
         }
-        let longCRL = RevocationList(issuer: fx.root.subject, thisUpdate: Fixture.now.addingTimeInterval(-60), nextUpdate: Date(timeIntervalSince1970: 2_600_000_000),
-                                     crlNumber: 9, authorityKeyID: try fx.root.extensions.subjectKeyIdentifier?.keyIdentifier, entries: entries)
+        let longCRL = RevocationList(
+            issuer: fx.root.subject, thisUpdate: Fixture.now.addingTimeInterval(-60),
+            nextUpdate: Date(timeIntervalSince1970: 2_600_000_000),
+            crlNumber: 9, authorityKeyID: try fx.root.extensions.subjectKeyIdentifier?.keyIdentifier, entries: entries)
         out["crl"] = [
             "fixture.der": fx.crlDER,
             "fixture.pem": Array(RevocationList.pem(der: fx.crlDER).utf8),
@@ -130,7 +192,8 @@ public enum Seeds {
             "reasons-generalized-time.der": try longCRL.signedDER(key: fx.rootKey),
         ]
         let p384 = try CertificateSigningRequest(
-            version: .v1, subject: try DistinguishedName { CommonName("fuzz-384") }, privateKey: Certificate.PrivateKey(FixtureKeys.p384("csr")),
+            version: .v1, subject: try DistinguishedName { CommonName("fuzz-384") },
+            privateKey: Certificate.PrivateKey(FixtureKeys.p384("csr")),
             attributes: CertificateSigningRequest.Attributes(), signatureAlgorithm: .ecdsaWithSHA384)
         let p256PEM = try CertificateFactory.makeCSR(key: FixtureKeys.p256("csr"), commonName: "fuzz-256")
         out["csr"] = [
@@ -148,26 +211,31 @@ public enum Seeds {
         // Umbral.
         let (otherCapsule, _) = Umbral.encrypt(delegatingPK: fx.researchSK.publicKey, plaintext: [1, 2, 3])
         out["capsule"] = ["fixture.bin": fx.capsule.toBytes(), "other.bin": otherCapsule.toBytes()]
-        out["kfrag"] = Dictionary(uniqueKeysWithValues: fx.kfrags.enumerated().map { ("kfrag-\($0.offset).bin", $0.element.toBytes()) })
-        out["cfrag"] = Dictionary(uniqueKeysWithValues: fx.cfrags.enumerated().map { ("cfrag-\($0.offset).bin", $0.element.toBytes()) })
+        out["kfrag"] = Dictionary(
+            uniqueKeysWithValues: fx.kfrags.enumerated().map { ("kfrag-\($0.offset).bin", $0.element.toBytes()) })
+        out["cfrag"] = Dictionary(
+            uniqueKeysWithValues: fx.cfrags.enumerated().map { ("cfrag-\($0.offset).bin", $0.element.toBytes()) })
 
         // Sealed records to the patient: empty, several small chunks, one short chunk.
         var sealed = [String: [UInt8]]()
         for (name, size, chunk) in [("empty", 0, 16), ("three-chunks", 40, 16), ("one-chunk", 100, 4096)] {
             var input = Array((0..<size).map { UInt8(truncatingIfNeeded: $0) })[...]
             var output = [UInt8]()
-            _ = try SealedRecord.seal(patientPK: fx.patientSK.publicKey, chunkSize: chunk, read: { n in
-                let part = Array(input.prefix(n))
-                input = input.dropFirst(part.count)
-                return part
-            }, write: { output += $0 })
+            _ = try SealedRecord.seal(
+                patientPK: fx.patientSK.publicKey, chunkSize: chunk,
+                read: { n in
+                    let part = Array(input.prefix(n))
+                    input = input.dropFirst(part.count)
+                    return part
+                }, write: { output += $0 })
             sealed["\(name).sealed"] = output
         }
         out["sealed-record"] = sealed
 
         // Configuration files.
         out["channel-yaml"] = [
-            "channel.yaml": Array("""
+            "channel.yaml": Array(
+                """
                 # The records channel (network-config/channel.yaml), with files beside this one.
                 channel: records
                 organizations:
@@ -185,7 +253,8 @@ public enum Seeds {
                   - { name: kv, endorsement_policy: "OutOf(1, AND('hospital-a.node', 'hospital-b.member'), MAJORITY)" }
 
                 """.utf8),
-            "minimal.yaml": Array("""
+            "minimal.yaml": Array(
+                """
                 channel: c1
                 organizations: [{ id: sa, ca_root: ca-cert.pem }]
                 orderer: { org: sa, endpoints: [localhost:7050] }
@@ -194,7 +263,8 @@ public enum Seeds {
                 """.utf8),
         ]
         out["node-yaml"] = [
-            "peer.yaml": Array("""
+            "peer.yaml": Array(
+                """
                 # medledgerd configuration of peer0 of hospital-a (as `medledger org admit` writes it).
                 node: { name: peer0, org: hospital-a }
                 data_dir: data
@@ -209,7 +279,8 @@ public enum Seeds {
                   doctors: [\(doctor.pid)]
 
                 """.utf8),
-            "sa-node.yaml": Array("""
+            "sa-node.yaml": Array(
+                """
                 node: { name: sa-node, org: sa }
                 data_dir: node-data
                 listen: 127.0.0.1:7050
@@ -233,7 +304,8 @@ public enum Seeds {
     }
 
     static func putIndexRecordArgument(tID: String) throws -> String {
-        let patient = fx.member("a-patient"), doctor = fx.member("a-doctor")
+        let patient = fx.member("a-patient")
+        let doctor = fx.member("a-doctor")
         let url = "medledger://127.0.0.1:7051/objects/" + String(repeating: "cd", count: 48)
         let digest = String(repeating: "cd", count: 48)
         return json([
@@ -251,7 +323,9 @@ public enum Seeds {
         var config = fx.context.config
         config.sequence = 1
         config.batch.maxMessageCount = 100
-        if let i = config.chaincodes.firstIndex(where: { $0.name == "kv" }) { config.chaincodes[i].endorsementPolicy = "AND('hospital-a.member', 'hospital-b.node')" }
+        if let i = config.chaincodes.firstIndex(where: { $0.name == "kv" }) {
+            config.chaincodes[i].endorsementPolicy = "AND('hospital-a.member', 'hospital-b.node')"
+        }
         if addOrg {
             var o = Medledger_OrganizationConfig()
             o.id = "research-1"
@@ -259,7 +333,8 @@ public enum Seeds {
             config.organizations.append(o)
         }
         return try ConfigTransaction.envelope(
-            config: config, admins: [fx.member("sa-admin").identity, fx.member("a-admin").identity], submitter: fx.member("a-admin").identity, at: Fixture.callTime)
+            config: config, admins: [fx.member("sa-admin").identity, fx.member("a-admin").identity],
+            submitter: fx.member("a-admin").identity, at: Fixture.callTime)
     }
 
     static func auditLogs() throws -> [String: [UInt8]] {
@@ -271,9 +346,12 @@ public enum Seeds {
             let path = dir + "/" + name
             let log = try AuditLog(path: path)
             for i in 0..<count {
-                try log.record(AuditEvent(actor: AuditActor(pid: fx.member("a-admin").pid, org: "hospital-a", role: "admin"), action: "ca.register",
-                                      target: "dr.\(i)", outcome: i == 1 ? .denied : .success, detail: "role \"doctor\"\t\u{1}"),
-                           at: Fixture.now.addingTimeInterval(Double(i)))
+                try log.record(
+                    AuditEvent(
+                        actor: AuditActor(pid: fx.member("a-admin").pid, org: "hospital-a", role: "admin"),
+                        action: "ca.register",
+                        target: "dr.\(i)", outcome: i == 1 ? .denied : .success, detail: "role \"doctor\"\t\u{1}"),
+                    at: Fixture.now.addingTimeInterval(Double(i)))
             }
             try log.close()
             out[name] = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -291,6 +369,8 @@ public enum Seeds {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
             for (name, bytes) in files { try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + name)) }
         }
-        for t in FuzzTargets.all where !fm.fileExists(atPath: directory + "/" + t.name) { throw FixtureError("no seeds for target \(t.name)") }
+        for t in FuzzTargets.all where !fm.fileExists(atPath: directory + "/" + t.name) {
+            throw FixtureError("no seeds for target \(t.name)")
+        }
     }
 }

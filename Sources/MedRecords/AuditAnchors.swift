@@ -12,7 +12,9 @@ public struct AuditAnchor: Codable, Sendable, Equatable {
     public var anchoredAt: String
 
     enum CodingKeys: String, CodingKey {
-        case nodePID = "node_pid", org, seq, head, anchoredAt = "anchored_at"
+        case nodePID = "node_pid"
+        case org, seq, head
+        case anchoredAt = "anchored_at"
     }
 }
 
@@ -40,7 +42,11 @@ public struct ListAuditAnchorsRequest: MedRecordsRequest, Equatable {
         self.bookmark = bookmark
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case nodePID = "node_pid", pageSize = "page_size", bookmark }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case nodePID = "node_pid"
+        case pageSize = "page_size"
+        case bookmark
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -51,7 +57,9 @@ extension Call {
         guard me.role == .node else { throw Refusal.forbidden("only nodes anchor their audit logs") }
         guard r.seq > 0 else { throw Refusal.badRequest("seq: audit lines are numbered from 1") }
         let head = r.head.lowercased()
-        guard head.count == 64, head.allSatisfy({ $0.isHexDigit }) else { throw Refusal.badRequest("head: 64 hex digits (SHA-256)") }
+        guard head.count == 64, head.allSatisfy({ $0.isHexDigit }) else {
+            throw Refusal.badRequest("head: 64 hex digits (SHA-256)")
+        }
         if let last = try load(AuditAnchor.self, Keys.auditAnchorLatest, me.pid), r.seq <= last.seq {
             throw Refusal.conflict("line \(r.seq) is not after this node's last anchor (line \(last.seq))")
         }
@@ -68,10 +76,16 @@ extension Call {
     func listAuditAnchors(_ r: ListAuditAnchorsRequest) throws -> [UInt8] {
         let node = try Field.pid(r.nodePID, "node_pid")
         let size = try Field.pageSize(r.pageSize)
-        guard let last = try load(AuditAnchor.self, Keys.auditAnchorLatest, node), last.org == me.org, me.role == .admin || me.role == .node else {
+        guard let last = try load(AuditAnchor.self, Keys.auditAnchorLatest, node), last.org == me.org,
+            me.role == .admin || me.role == .node
+        else {
             throw Refusal.notFound("no audit anchors of \(node) that you may read")
         }
-        return try Wire.encode(try list(AuditAnchor.self, index: Keys.auditAnchorsByNode, owner: node, primary: Keys.auditAnchor, pageSize: size, bookmark: r.bookmark) { _ in true })
+        return try Wire.encode(
+            try list(
+                AuditAnchor.self, index: Keys.auditAnchorsByNode, owner: node, primary: Keys.auditAnchor,
+                pageSize: size, bookmark: r.bookmark
+            ) { _ in true })
     }
 
     /// Zero-padded, so the index lists anchors in line order.

@@ -15,8 +15,12 @@ public enum ConsentSigning {
     public static let revokeDomain = "medledger/consent-revoke/v1"
 
     /// UTF-8 of the domain, grantee, comma-separated T_IDs, purpose, expiry and nonce, one per line.
-    public static func grantMessage(granteePID: String, tIDs: [String], purpose: String, expiresAt: String, nonce: String) -> [UInt8] {
-        Array([grantDomain, granteePID, tIDs.joined(separator: ","), purpose, expiresAt, nonce].joined(separator: "\n").utf8)
+    public static func grantMessage(
+        granteePID: String, tIDs: [String], purpose: String, expiresAt: String, nonce: String
+    ) -> [UInt8] {
+        Array(
+            [grantDomain, granteePID, tIDs.joined(separator: ","), purpose, expiresAt, nonce].joined(separator: "\n")
+                .utf8)
     }
 
     /// UTF-8 of "medledger/consent-revoke/v1\n" + the consent's id.

@@ -19,14 +19,19 @@ public enum IndexRecordSigning {
     }
 
     /// Base64 (standard alphabet) of the DER ECDSA P-256 / SHA-256 signature of `message`.
-    public static func sign(tid: String, url: String, digestHex: String, key: P256.Signing.PrivateKey) throws -> String {
+    public static func sign(tid: String, url: String, digestHex: String, key: P256.Signing.PrivateKey) throws -> String
+    {
         try sign(message: message(tid: tid, url: url, digestHex: digestHex), key: key)
     }
 
     /// Whether `signatureBase64` is `publicKey`'s signature of the message. False, never a throw, for
     /// anything that is not a base64 DER ECDSA signature.
-    public static func isValid(signatureBase64: String, publicKey: P256.Signing.PublicKey, tid: String, url: String, digestHex: String) -> Bool {
-        isValid(signatureBase64: signatureBase64, publicKey: publicKey, message: message(tid: tid, url: url, digestHex: digestHex))
+    public static func isValid(
+        signatureBase64: String, publicKey: P256.Signing.PublicKey, tid: String, url: String, digestHex: String
+    ) -> Bool {
+        isValid(
+            signatureBase64: signatureBase64, publicKey: publicKey,
+            message: message(tid: tid, url: url, digestHex: digestHex))
     }
 
     /// The signature form every signed message of `medrecords` uses (P_DE, consent acts): base64 of
@@ -38,7 +43,7 @@ public enum IndexRecordSigning {
     /// False, never a throw, for anything that is not a base64 DER ECDSA signature of `message`.
     public static func isValid(signatureBase64: String, publicKey: P256.Signing.PublicKey, message: [UInt8]) -> Bool {
         guard let der = Data(base64Encoded: signatureBase64),
-              let signature = try? P256.Signing.ECDSASignature(derRepresentation: der)
+            let signature = try? P256.Signing.ECDSASignature(derRepresentation: der)
         else { return false }
         return publicKey.isValidSignature(signature, for: message)
     }

@@ -33,7 +33,8 @@ public struct MedRecordsChaincode: Chaincode {
 
     public static let functions = [
         "createTreatment", "getTreatment", "listTreatments", "putIndexRecord", "getIndexRecord", "listIndexRecords",
-        "grantAccess", "revokeAccess", "getConsent", "listConsents", "recordUsage", "listUsage", "publishKeys", "getKeys",
+        "grantAccess", "revokeAccess", "getConsent", "listConsents", "recordUsage", "listUsage", "publishKeys",
+        "getKeys",
         "anchorAudit", "listAuditAnchors",
     ]
 
@@ -67,7 +68,9 @@ public struct MedRecordsChaincode: Chaincode {
             case "anchorAudit": return .ok(try call.anchorAudit(try call.request()))
             case "listAuditAnchors": return .ok(try call.listAuditAnchors(try call.request()))
             default:
-                return .badRequest("medrecords: unknown function \(stub.function.debugDescription) (functions: \(Self.functions.joined(separator: ", ")))")
+                return .badRequest(
+                    "medrecords: unknown function \(stub.function.debugDescription) (functions: \(Self.functions.joined(separator: ", ")))"
+                )
             }
         } catch let refusal as Refusal {
             return refusal.response
@@ -101,7 +104,8 @@ struct Call {
         guard patient != doctor else { throw Refusal.badRequest("patient_pid and doctor_pid must differ") }
         let tID = IDKind.treatment.make(txID: stub.txID)
         try requireNew(Keys.treatment, tID)
-        let t = Treatment(tID: tID, patientPID: patient, doctorPID: doctor, hospital: me.org, createdAt: nowText, createdBy: me.pid)
+        let t = Treatment(
+            tID: tID, patientPID: patient, doctorPID: doctor, hospital: me.org, createdAt: nowText, createdBy: me.pid)
         try save(t, Keys.treatment, tID)
         try index(Keys.treatmentsByPatient, [patient, t.createdAt, tID])
         try index(Keys.treatmentsByDoctor, [doctor, t.createdAt, tID])
@@ -131,7 +135,10 @@ struct Call {
             owner = try Field.pid(r.doctorPID ?? "", "doctor_pid")
             (indexType, scope) = (Keys.treatmentsByDoctor, try listScope(doctor: owner))
         }
-        return try list(Treatment.self, index: indexType, owner: owner, primary: Keys.treatment, pageSize: size, bookmark: r.bookmark) {
+        return try list(
+            Treatment.self, index: indexType, owner: owner, primary: Keys.treatment, pageSize: size,
+            bookmark: r.bookmark
+        ) {
             scope.admits(patient: $0.patientPID, doctor: $0.doctorPID, hospital: $0.hospital)
         }
     }
@@ -142,7 +149,8 @@ struct Call {
         // A node of the treatment's hospital submits for its FHIR face (an EHR or app holding both
         // signatures): the signatures, checked below, are what make a P_DE, not who carries it.
         let submitters: [Medledger_Role] = [.patient, .doctor, .admin, .device, .node]
-        let who = "only the treatment's patient or doctor, or an administrator, device or node of its hospital, submits its index records"
+        let who =
+            "only the treatment's patient or doctor, or an administrator, device or node of its hospital, submits its index records"
         guard submitters.contains(me.role) else { throw Refusal.forbidden(who) }
         let tID = try Field.id(r.tID, .treatment, "t_id")
         let url = try Field.text(r.url, "url", max: Field.urlBytesMax)
@@ -153,7 +161,9 @@ struct Call {
         let doctorCert = try Field.certificate(r.doctorCert, "doctor_cert")
         let capsule = try r.capsule.map { c throws(Refusal) in try Field.capsule(c) }
 
-        guard let t = try load(Treatment.self, Keys.treatment, tID) else { throw Refusal.notFound("no treatment \(tID)") }
+        guard let t = try load(Treatment.self, Keys.treatment, tID) else {
+            throw Refusal.notFound("no treatment \(tID)")
+        }
         guard isParty(t, roles: submitters) else { throw Refusal.forbidden(who) }
 
         // The certificates must be live members' now (not revoked, in date, chained to their
@@ -162,7 +172,7 @@ struct Call {
         let patient = try member(patientCert, "patient certificate")
         let doctor = try member(doctorCert, "doctor certificate")
         guard patient.pid == t.patientPID, patient.role == .patient,
-              doctor.pid == t.doctorPID, doctor.role == .doctor, doctor.org == t.hospital
+            doctor.pid == t.doctorPID, doctor.role == .doctor, doctor.org == t.hospital
         else { throw Refusal.forbidden("signers are not the treatment's patient and doctor") }
         try verify(patientSignature, certificatePEM: patientCert, signer: "patient", tID: tID, url: url, digest: digest)
         try verify(doctorSignature, certificatePEM: doctorCert, signer: "doctor", tID: tID, url: url, digest: digest)
@@ -171,13 +181,17 @@ struct Call {
         // not list the same record twice.
         let digestKey = try stub.createCompositeKey(objectType: Keys.recordByDigest, attributes: [tID, digest])
         if let existing = try stub.getState(digestKey) {
-            throw Refusal.conflict("treatment \(tID) already has an index record for this digest: \(String(decoding: existing, as: UTF8.self))")
+            throw Refusal.conflict(
+                "treatment \(tID) already has an index record for this digest: \(String(decoding: existing, as: UTF8.self))"
+            )
         }
         let recordID = IDKind.record.make(txID: stub.txID)
         try requireNew(Keys.record, recordID)
         let record = IndexRecord(
-            recordID: recordID, tID: tID, patientPID: t.patientPID, doctorPID: t.doctorPID, hospital: t.hospital, url: url, digest: digest,
-            patientSignature: patientSignature, doctorSignature: doctorSignature, patientCert: patientCert, doctorCert: doctorCert,
+            recordID: recordID, tID: tID, patientPID: t.patientPID, doctorPID: t.doctorPID, hospital: t.hospital,
+            url: url, digest: digest,
+            patientSignature: patientSignature, doctorSignature: doctorSignature, patientCert: patientCert,
+            doctorCert: doctorCert,
             time: nowText, submittedBy: me.pid, capsule: capsule)
         try save(record, Keys.record, recordID)
         try stub.putState(digestKey, Array(recordID.utf8))
@@ -207,25 +221,35 @@ struct Call {
         if let p = r.patientPID {
             let patient = try Field.pid(p, "patient_pid")
             let scope = try listScope(patient: patient)
-            return try list(IndexRecord.self, index: Keys.recordsByPatient, owner: patient, primary: Keys.record, pageSize: size, bookmark: r.bookmark) {
+            return try list(
+                IndexRecord.self, index: Keys.recordsByPatient, owner: patient, primary: Keys.record, pageSize: size,
+                bookmark: r.bookmark
+            ) {
                 scope.admits(patient: $0.patientPID, doctor: $0.doctorPID, hospital: $0.hospital)
             }
         }
         let tID = try Field.id(r.tID ?? "", .treatment, "t_id")
         let (_, standing) = try visibleTreatment(tID, missing: "no treatment \(tID)")
         try requireLive(standing, tID)
-        return try list(IndexRecord.self, index: Keys.recordsByTreatment, owner: tID, primary: Keys.record, pageSize: size, bookmark: r.bookmark) { _ in true }
+        return try list(
+            IndexRecord.self, index: Keys.recordsByTreatment, owner: tID, primary: Keys.record, pageSize: size,
+            bookmark: r.bookmark
+        ) { _ in true }
     }
 
     // MARK: - Consents
 
     func grantAccess(_ r: GrantAccessRequest) throws -> [UInt8] {
         let signed = [r.patientCert, r.patientSignature, r.nonce].contains { $0 != nil }
-        guard me.role == .patient || (signed && me.role == .node) else { throw Refusal.forbidden("only a patient grants access to their treatments") }
+        guard me.role == .patient || (signed && me.role == .node) else {
+            throw Refusal.forbidden("only a patient grants access to their treatments")
+        }
         let grantee = try Field.pid(r.granteePID, "grantee_pid")
         let signature = try signed ? signedGrant(r) : nil
         let grantor = signature?.pid ?? me.pid
-        guard grantee != grantor else { throw Refusal.badRequest("a patient needs no consent to read their own records") }
+        guard grantee != grantor else {
+            throw Refusal.badRequest("a patient needs no consent to read their own records")
+        }
         guard (1...Field.treatmentsPerConsentMax).contains(r.tIDs.count) else {
             throw Refusal.badRequest("t_ids must list 1 to \(Field.treatmentsPerConsentMax) treatments")
         }
@@ -239,9 +263,13 @@ struct Call {
         guard let expires = RFC3339.parse(r.expiresAt) else {
             throw Refusal.badRequest("expires_at must be an RFC 3339 time with a zone, such as 2030-01-31T00:00:00Z")
         }
-        guard expires > now else { throw Refusal.badRequest("expires_at must be after the transaction's time \(nowText)") }
+        guard expires > now else {
+            throw Refusal.badRequest("expires_at must be after the transaction's time \(nowText)")
+        }
         for tID in tIDs {
-            guard let t = try load(Treatment.self, Keys.treatment, tID) else { throw Refusal.notFound("no treatment \(tID)") }
+            guard let t = try load(Treatment.self, Keys.treatment, tID) else {
+                throw Refusal.notFound("no treatment \(tID)")
+            }
             guard t.patientPID == grantor else { throw Refusal.forbidden("treatment \(tID) is not yours to share") }
         }
 
@@ -254,7 +282,8 @@ struct Call {
         try index(Keys.consentsByPatient, [grantor, consent.grantedAt, consentID])
         try index(Keys.consentsByGrantee, [grantee, consent.grantedAt, consentID])
         for tID in tIDs { try index(Keys.consentsByGranteeTreatment, [grantee, tID, consentID]) }
-        try event(MedRecordsChaincode.Event.accessGranted, AccessGrantedEvent(consentID: consentID, granteePID: grantee))
+        try event(
+            MedRecordsChaincode.Event.accessGranted, AccessGrantedEvent(consentID: consentID, granteePID: grantee))
         return try Wire.encode(consent)
     }
 
@@ -263,11 +292,16 @@ struct Call {
         let signed = r.patientCert != nil || r.patientSignature != nil
         guard me.role == .patient || (signed && me.role == .node) else { throw Refusal.forbidden(who) }
         let consentID = try Field.id(r.consentID, .consent, "consent_id")
-        let signature = try signed
-            ? signingPatient(r.patientCert, r.patientSignature, ConsentSigning.revokeMessage(consentID: consentID), act: "revocation")
+        let signature =
+            try signed
+            ? signingPatient(
+                r.patientCert, r.patientSignature, ConsentSigning.revokeMessage(consentID: consentID), act: "revocation"
+            )
             : nil
         let revoker = signature?.pid ?? me.pid
-        guard var consent = try load(Consent.self, Keys.consent, consentID) else { throw Refusal.notFound("no consent \(consentID)") }
+        guard var consent = try load(Consent.self, Keys.consent, consentID) else {
+            throw Refusal.notFound("no consent \(consentID)")
+        }
         guard consent.patientPID == revoker else {
             // The grantee knows the consent; another patient must not learn it exists.
             throw consent.granteePID == revoker ? Refusal.forbidden(who) : Refusal.notFound("no consent \(consentID)")
@@ -276,7 +310,9 @@ struct Call {
         consent.revokedAt = nowText
         consent.revocationSignature = signature?.kept
         try save(consent, Keys.consent, consentID)
-        try event(MedRecordsChaincode.Event.accessRevoked, AccessRevokedEvent(consentID: consentID, granteePID: consent.granteePID))
+        try event(
+            MedRecordsChaincode.Event.accessRevoked,
+            AccessRevokedEvent(consentID: consentID, granteePID: consent.granteePID))
         return try Wire.encode(consent)
     }
 
@@ -285,17 +321,22 @@ struct Call {
     func consents(_ r: ListConsentsRequest) throws -> RecordPage<Consent> {
         try Field.oneOf(("patient_pid", r.patientPID), ("grantee_pid", r.granteePID))
         let size = try Field.pageSize(r.pageSize)
-        let indexType: String, owner: String
+        let indexType: String
+        let owner: String
         if let p = r.patientPID {
             owner = try Field.pid(p, "patient_pid")
-            guard me.role == .patient, me.pid == owner else { throw Refusal.forbidden("a patient lists only their own consents") }
+            guard me.role == .patient, me.pid == owner else {
+                throw Refusal.forbidden("a patient lists only their own consents")
+            }
             indexType = Keys.consentsByPatient
         } else {
             owner = try Field.pid(r.granteePID ?? "", "grantee_pid")
             guard me.pid == owner else { throw Refusal.forbidden("a grantee lists only the consents granted to them") }
             indexType = Keys.consentsByGrantee
         }
-        return try list(Consent.self, index: indexType, owner: owner, primary: Keys.consent, pageSize: size, bookmark: r.bookmark) { _ in true }
+        return try list(
+            Consent.self, index: indexType, owner: owner, primary: Keys.consent, pageSize: size, bookmark: r.bookmark
+        ) { _ in true }
     }
 
     func getConsent(_ r: GetConsentRequest) throws -> [UInt8] { try Wire.encode(try consent(r)) }
@@ -303,7 +344,9 @@ struct Call {
     func consent(_ r: GetConsentRequest) throws -> Consent {
         let consentID = try Field.id(r.consentID, .consent, "consent_id")
         // Only its patient and its grantee learn that a consent exists.
-        guard let consent = try load(Consent.self, Keys.consent, consentID), consent.patientPID == me.pid || consent.granteePID == me.pid else {
+        guard let consent = try load(Consent.self, Keys.consent, consentID),
+            consent.patientPID == me.pid || consent.granteePID == me.pid
+        else {
             throw Refusal.notFound("no consent \(consentID)")
         }
         return consent
@@ -318,7 +361,8 @@ struct Call {
         let encryptionKey = try Field.publicKey(r.encryptionKey, "encryption_key")
         let verifyingKey = try Field.publicKey(r.verifyingKey, "verifying_key")
         let entry = KeyDirectoryEntry(
-            pid: me.pid, org: me.org, role: roleName, encryptionKey: encryptionKey, verifyingKey: verifyingKey, publishedAt: nowText)
+            pid: me.pid, org: me.org, role: roleName, encryptionKey: encryptionKey, verifyingKey: verifyingKey,
+            publishedAt: nowText)
         try save(entry, Keys.keyDirectory, me.pid)
         try event(MedRecordsChaincode.Event.keysPublished, KeysPublishedEvent(pid: me.pid))
         return try Wire.encode(entry)
@@ -336,13 +380,16 @@ struct Call {
 
     func recordUsage(_ r: RecordUsageRequest) throws -> [UInt8] {
         guard (me.role == .thirdParty && me.pid == r.thirdPartyPID) || me.role == .node else {
-            throw Refusal.forbidden("usage is recorded by the third party itself or by the proxy node that re-encrypts for it")
+            throw Refusal.forbidden(
+                "usage is recorded by the third party itself or by the proxy node that re-encrypts for it")
         }
         let tID = try Field.id(r.tID, .treatment, "t_id")
         let thirdParty = try Field.pid(r.thirdPartyPID, "third_party_pid")
         let proxyNode = try Field.text(r.proxyNode, "proxy_node", max: Field.pidBytesMax)
         let purpose = try Field.text(r.purpose, "purpose", max: Field.purposeBytesMax)
-        guard let t = try load(Treatment.self, Keys.treatment, tID) else { throw Refusal.notFound("no treatment \(tID)") }
+        guard let t = try load(Treatment.self, Keys.treatment, tID) else {
+            throw Refusal.notFound("no treatment \(tID)")
+        }
         // Key fragments are spread over the proxies of several hospitals (m of n), so a node of any
         // hospital may be the proxy that re-encrypts; the live consent below is what authorises it.
         if me.role == .node, me.org == OrgID.systemAdministrator {
@@ -350,7 +397,9 @@ struct Call {
         }
         // The consent is read here, so a revocation committed before this transaction makes it fail
         // validation (MVCC) even if it was endorsed while the consent still stood.
-        let consent = try liveConsent(grantee: thirdParty, tID: tID, purpose: purpose, cited: r.consentID.map { try Field.id($0, .consent, "consent_id") })
+        let consent = try liveConsent(
+            grantee: thirdParty, tID: tID, purpose: purpose,
+            cited: r.consentID.map { try Field.id($0, .consent, "consent_id") })
 
         let usageID = IDKind.usage.make(txID: stub.txID)
         try requireNew(Keys.usage, usageID)
@@ -373,9 +422,14 @@ struct Call {
             let patient = try Field.pid(p, "patient_pid")
             let scope = try listScope(patient: patient)
             var treatments = [String: Treatment]()
-            return try list(UsageRecord.self, index: Keys.usageByPatient, owner: patient, primary: Keys.usage, pageSize: size, bookmark: r.bookmark) { u in
+            return try list(
+                UsageRecord.self, index: Keys.usageByPatient, owner: patient, primary: Keys.usage, pageSize: size,
+                bookmark: r.bookmark
+            ) { u in
                 if treatments[u.tID] == nil { treatments[u.tID] = try load(Treatment.self, Keys.treatment, u.tID) }
-                guard let t = treatments[u.tID] else { throw CorruptRecord(key: u.tID, reason: "usage \(u.usageID) names a missing treatment") }
+                guard let t = treatments[u.tID] else {
+                    throw CorruptRecord(key: u.tID, reason: "usage \(u.usageID) names a missing treatment")
+                }
                 return scope.admits(patient: t.patientPID, doctor: t.doctorPID, hospital: t.hospital)
             }
         }
@@ -384,7 +438,10 @@ struct Call {
         // A grantee, live or lapsed, sees its own usage only, never other grantees'.
         let mine = me.pid
         let onlyMine = standing != .party
-        return try list(UsageRecord.self, index: Keys.usageByTreatment, owner: tID, primary: Keys.usage, pageSize: size, bookmark: r.bookmark) {
+        return try list(
+            UsageRecord.self, index: Keys.usageByTreatment, owner: tID, primary: Keys.usage, pageSize: size,
+            bookmark: r.bookmark
+        ) {
             !onlyMine || $0.thirdPartyPID == mine
         }
     }
@@ -421,7 +478,9 @@ extension Call {
     var roleName: String { RoleName.name(me.role) ?? "unspecified" }
 
     func requireReaderRole() throws(Refusal) {
-        guard Self.readerRoles.contains(me.role) else { throw .forbidden("role \(roleName) does not read medical records") }
+        guard Self.readerRoles.contains(me.role) else {
+            throw .forbidden("role \(roleName) does not read medical records")
+        }
     }
 
     /// Whether the caller is a party of `t` in one of `roles`.
@@ -491,10 +550,11 @@ extension Call {
         var bookmark: String?
         repeat {
             let page = try stub.getStateByPartialCompositeKey(
-                objectType: Keys.consentsByGranteeTreatment, attributes: [grantee, tID], pageSize: 100, bookmark: bookmark)
+                objectType: Keys.consentsByGranteeTreatment, attributes: [grantee, tID], pageSize: 100,
+                bookmark: bookmark)
             for entry in page.entries {
                 guard let id = try stub.splitCompositeKey(entry.key).attributes.last,
-                      let c = try load(Consent.self, Keys.consent, id)
+                    let c = try load(Consent.self, Keys.consent, id)
                 else { throw CorruptRecord(key: entry.key, reason: "consent index entry without its consent") }
                 out.append(c)
             }
@@ -508,7 +568,9 @@ extension Call {
     /// there is none.
     func liveConsent(grantee: String, tID: String, purpose: String, cited: String? = nil) throws -> Consent {
         let all = try consents(grantee: grantee, tID: tID).filter { cited == nil || $0.consentID == cited }
-        if let cited, all.isEmpty { throw Refusal.forbidden("no live consent: consent \(cited) does not grant treatment \(tID) to \(grantee)") }
+        if let cited, all.isEmpty {
+            throw Refusal.forbidden("no live consent: consent \(cited) does not grant treatment \(tID) to \(grantee)")
+        }
         let forPurpose = all.filter { $0.purpose == purpose }
         let live = forPurpose.filter(isLive)
         if let best = live.max(by: { ($0.expiresAt, $0.consentID) < ($1.expiresAt, $1.consentID) }) { return best }
@@ -529,23 +591,36 @@ extension Call {
     /// (the nonce is then kept: the same signed grant never makes a second consent).
     func signedGrant(_ r: GrantAccessRequest) throws -> (pid: String, kept: PatientSignature) {
         let nonce = try Field.text(r.nonce ?? "", "nonce", max: Field.nonceBytesMax)
-        let message = ConsentSigning.grantMessage(granteePID: r.granteePID, tIDs: r.tIDs, purpose: r.purpose, expiresAt: r.expiresAt, nonce: nonce)
+        let message = ConsentSigning.grantMessage(
+            granteePID: r.granteePID, tIDs: r.tIDs, purpose: r.purpose, expiresAt: r.expiresAt, nonce: nonce)
         let grant = try signingPatient(r.patientCert, r.patientSignature, message, act: "grant")
         let nonceKey = try stub.createCompositeKey(objectType: Keys.consentNonce, attributes: [grant.pid, nonce])
-        guard try stub.getState(nonceKey) == nil else { throw Refusal.conflict("this signed grant (nonce \(nonce)) was already submitted") }
+        guard try stub.getState(nonceKey) == nil else {
+            throw Refusal.conflict("this signed grant (nonce \(nonce)) was already submitted")
+        }
         try stub.putState(nonceKey, Array(stub.txID.utf8))
         return grant
     }
 
     /// The patient who signed `message` with the certificate given (a live member, role patient),
     /// and the signature as the consent keeps it.
-    func signingPatient(_ cert: String?, _ signature: String?, _ message: [UInt8], act: String) throws -> (pid: String, kept: PatientSignature) {
+    func signingPatient(
+        _ cert: String?, _ signature: String?, _ message: [UInt8], act: String
+    ) throws -> (pid: String, kept: PatientSignature) {
         let pem = try Field.certificate(cert ?? "", "patient_cert")
         let signature = try Field.signature(signature ?? "", "patient_signature")
         let patient = try member(pem, "patient certificate")
-        guard patient.role == .patient else { throw Refusal.forbidden("a consent \(act) is signed by the patient, not a \(RoleName.name(patient.role) ?? "member")") }
-        try verify(signature, certificatePEM: pem, signer: "patient", message: message, failing: "the patient's signature of the consent \(act) does not verify")
-        return (patient.pid, PatientSignature(message: String(decoding: message, as: UTF8.self), signature: signature, certificate: pem))
+        guard patient.role == .patient else {
+            throw Refusal.forbidden(
+                "a consent \(act) is signed by the patient, not a \(RoleName.name(patient.role) ?? "member")")
+        }
+        try verify(
+            signature, certificatePEM: pem, signer: "patient", message: message,
+            failing: "the patient's signature of the consent \(act) does not verify")
+        return (
+            patient.pid,
+            PatientSignature(message: String(decoding: message, as: UTF8.self), signature: signature, certificate: pem)
+        )
     }
 
     /// The member identity of a certificate carried in the arguments.
@@ -553,15 +628,20 @@ extension Call {
         do {
             return try stub.validateMember(certificatePEM: pem)
         } catch StubError.noMembership {
-            throw Refusal.internalError("medrecords needs the channel membership to check signer certificates, and this peer gave none")
+            throw Refusal.internalError(
+                "medrecords needs the channel membership to check signer certificates, and this peer gave none")
         } catch {
             throw Refusal.forbidden("\(what) rejected: \(error)")
         }
     }
 
-    func verify(_ signature: String, certificatePEM: String, signer: String, tID: String, url: String, digest: String) throws {
+    func verify(
+        _ signature: String, certificatePEM: String, signer: String, tID: String, url: String, digest: String
+    ) throws {
         let message = IndexRecordSigning.message(tid: tID, url: url, digestHex: digest)
-        try verify(signature, certificatePEM: certificatePEM, signer: signer, message: message, failing: "\(signer) signature does not verify")
+        try verify(
+            signature, certificatePEM: certificatePEM, signer: signer, message: message,
+            failing: "\(signer) signature does not verify")
     }
 
     /// `signature` by the key of `certificatePEM` over `message`, or a 400 saying `failing`.
@@ -571,7 +651,9 @@ extension Call {
             throw Refusal.badRequest("\(signer) certificate does not parse: \(error)")
         }
         guard let key else { throw Refusal.badRequest("\(signer) certificate key is not ECDSA P-256") }
-        guard IndexRecordSigning.isValid(signatureBase64: signature, publicKey: key, message: message) else { throw Refusal.badRequest(failing) }
+        guard IndexRecordSigning.isValid(signatureBase64: signature, publicKey: key, message: message) else {
+            throw Refusal.badRequest(failing)
+        }
     }
 }
 
@@ -617,14 +699,17 @@ extension Call {
         let prefix = try stub.createCompositeKey(objectType: index, attributes: [owner])
         var from: String?
         if let bookmark, !bookmark.isEmpty {
-            guard bookmark.utf8.starts(with: prefix.utf8) else { throw Refusal.badRequest("bookmark does not belong to this listing") }
+            guard bookmark.utf8.starts(with: prefix.utf8) else {
+                throw Refusal.badRequest("bookmark does not belong to this listing")
+            }
             from = bookmark
         }
-        let page = try stub.getStateByPartialCompositeKey(objectType: index, attributes: [owner], pageSize: pageSize, bookmark: from)
+        let page = try stub.getStateByPartialCompositeKey(
+            objectType: index, attributes: [owner], pageSize: pageSize, bookmark: from)
         var records = [R]()
         for entry in page.entries {
             guard let id = try stub.splitCompositeKey(entry.key).attributes.last,
-                  let record = try load(R.self, primary, id)
+                let record = try load(R.self, primary, id)
             else { throw CorruptRecord(key: entry.key, reason: "index entry without its record") }
             if try keep(record) { records.append(record) }
         }

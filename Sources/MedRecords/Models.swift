@@ -19,7 +19,9 @@ public struct Treatment: Codable, Sendable, Equatable {
     /// PID of that administrator.
     public var createdBy: String
 
-    public init(tID: String, patientPID: String, doctorPID: String, hospital: String, createdAt: String, createdBy: String) {
+    public init(
+        tID: String, patientPID: String, doctorPID: String, hospital: String, createdAt: String, createdBy: String
+    ) {
         self.tID = tID
         self.patientPID = patientPID
         self.doctorPID = doctorPID
@@ -29,7 +31,12 @@ public struct Treatment: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tID = "t_id", patientPID = "patient_pid", doctorPID = "doctor_pid", hospital, createdAt = "created_at", createdBy = "created_by"
+        case tID = "t_id"
+        case patientPID = "patient_pid"
+        case doctorPID = "doctor_pid"
+        case hospital
+        case createdAt = "created_at"
+        case createdBy = "created_by"
     }
 }
 
@@ -59,8 +66,10 @@ public struct IndexRecord: Codable, Sendable, Equatable {
     public var capsule: String?
 
     public init(
-        recordID: String, tID: String, patientPID: String, doctorPID: String, hospital: String, url: String, digest: String,
-        patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String, time: String, submittedBy: String,
+        recordID: String, tID: String, patientPID: String, doctorPID: String, hospital: String, url: String,
+        digest: String,
+        patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String, time: String,
+        submittedBy: String,
         capsule: String? = nil
     ) {
         self.capsule = capsule
@@ -80,9 +89,18 @@ public struct IndexRecord: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case recordID = "record_id", tID = "t_id", patientPID = "patient_pid", doctorPID = "doctor_pid", hospital, url, digest
-        case patientSignature = "patient_signature", doctorSignature = "doctor_signature", patientCert = "patient_cert", doctorCert = "doctor_cert"
-        case time, submittedBy = "submitted_by", capsule
+        case recordID = "record_id"
+        case tID = "t_id"
+        case patientPID = "patient_pid"
+        case doctorPID = "doctor_pid"
+        case hospital, url, digest
+        case patientSignature = "patient_signature"
+        case doctorSignature = "doctor_signature"
+        case patientCert = "patient_cert"
+        case doctorCert = "doctor_cert"
+        case time
+        case submittedBy = "submitted_by"
+        case capsule
     }
 }
 
@@ -104,7 +122,8 @@ public struct Consent: Codable, Sendable, Equatable {
     public var revocationSignature: PatientSignature?
 
     public init(
-        consentID: String, patientPID: String, granteePID: String, tIDs: [String], purpose: String, grantedAt: String, expiresAt: String, revokedAt: String? = nil,
+        consentID: String, patientPID: String, granteePID: String, tIDs: [String], purpose: String, grantedAt: String,
+        expiresAt: String, revokedAt: String? = nil,
         grantSignature: PatientSignature? = nil
     ) {
         self.consentID = consentID
@@ -119,9 +138,16 @@ public struct Consent: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case consentID = "consent_id", patientPID = "patient_pid", granteePID = "grantee_pid", tIDs = "t_ids", purpose
-        case grantedAt = "granted_at", expiresAt = "expires_at", revokedAt = "revoked_at"
-        case grantSignature = "grant_signature", revocationSignature = "revocation_signature"
+        case consentID = "consent_id"
+        case patientPID = "patient_pid"
+        case granteePID = "grantee_pid"
+        case tIDs = "t_ids"
+        case purpose
+        case grantedAt = "granted_at"
+        case expiresAt = "expires_at"
+        case revokedAt = "revoked_at"
+        case grantSignature = "grant_signature"
+        case revocationSignature = "revocation_signature"
     }
 }
 
@@ -132,7 +158,9 @@ public struct PatientSignature: Codable, Sendable, Equatable {
     public var signature: String
     public var certificate: String
 
-    public init(message: String, signature: String, certificate: String) { (self.message, self.signature, self.certificate) = (message, signature, certificate) }
+    public init(message: String, signature: String, certificate: String) {
+        (self.message, self.signature, self.certificate) = (message, signature, certificate)
+    }
 }
 
 /// The paper's D_UE = (T_ID, T_H): one use of a treatment's records by a third party, through a
@@ -149,7 +177,10 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     /// PID of the identity that wrote it (the third party itself or the proxy node).
     public var submittedBy: String
 
-    public init(usageID: String, tID: String, patientPID: String, thirdPartyPID: String, proxyNode: String, purpose: String, time: String, consentID: String, submittedBy: String) {
+    public init(
+        usageID: String, tID: String, patientPID: String, thirdPartyPID: String, proxyNode: String, purpose: String,
+        time: String, consentID: String, submittedBy: String
+    ) {
         self.usageID = usageID
         self.tID = tID
         self.patientPID = patientPID
@@ -162,8 +193,14 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case usageID = "usage_id", tID = "t_id", patientPID = "patient_pid", thirdPartyPID = "third_party_pid", proxyNode = "proxy_node"
-        case purpose, time, consentID = "consent_id", submittedBy = "submitted_by"
+        case usageID = "usage_id"
+        case tID = "t_id"
+        case patientPID = "patient_pid"
+        case thirdPartyPID = "third_party_pid"
+        case proxyNode = "proxy_node"
+        case purpose, time
+        case consentID = "consent_id"
+        case submittedBy = "submitted_by"
     }
 }
 
@@ -197,7 +234,10 @@ public struct CreateTreatmentRequest: MedRecordsRequest, Equatable {
         self.doctorPID = doctorPID
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case patientPID = "patient_pid", doctorPID = "doctor_pid" }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case patientPID = "patient_pid"
+        case doctorPID = "doctor_pid"
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -212,7 +252,10 @@ public struct PutIndexRecordRequest: MedRecordsRequest, Equatable {
     /// Optional: hex of the sealed record's Umbral capsule (see `IndexRecord.capsule`).
     public var capsule: String?
 
-    public init(tID: String, url: String, digest: String, patientSignature: String, doctorSignature: String, patientCert: String, doctorCert: String, capsule: String? = nil) {
+    public init(
+        tID: String, url: String, digest: String, patientSignature: String, doctorSignature: String,
+        patientCert: String, doctorCert: String, capsule: String? = nil
+    ) {
         self.capsule = capsule
         self.tID = tID
         self.url = url
@@ -224,8 +267,13 @@ public struct PutIndexRecordRequest: MedRecordsRequest, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case tID = "t_id", url, digest, patientSignature = "patient_signature", doctorSignature = "doctor_signature"
-        case patientCert = "patient_cert", doctorCert = "doctor_cert", capsule
+        case tID = "t_id"
+        case url, digest
+        case patientSignature = "patient_signature"
+        case doctorSignature = "doctor_signature"
+        case patientCert = "patient_cert"
+        case doctorCert = "doctor_cert"
+        case capsule
     }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
@@ -262,7 +310,12 @@ public struct ListIndexRecordsRequest: MedRecordsRequest, Equatable {
         self.bookmark = bookmark
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case patientPID = "patient_pid", tID = "t_id", pageSize = "page_size", bookmark }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case patientPID = "patient_pid"
+        case tID = "t_id"
+        case pageSize = "page_size"
+        case bookmark
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -280,7 +333,12 @@ public struct ListTreatmentsRequest: MedRecordsRequest, Equatable {
         self.bookmark = bookmark
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case patientPID = "patient_pid", doctorPID = "doctor_pid", pageSize = "page_size", bookmark }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case patientPID = "patient_pid"
+        case doctorPID = "doctor_pid"
+        case pageSize = "page_size"
+        case bookmark
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -296,7 +354,10 @@ public struct GrantAccessRequest: MedRecordsRequest, Equatable {
     public var patientSignature: String?
     public var nonce: String?
 
-    public init(granteePID: String, tIDs: [String], purpose: String, expiresAt: String, patientCert: String? = nil, patientSignature: String? = nil, nonce: String? = nil) {
+    public init(
+        granteePID: String, tIDs: [String], purpose: String, expiresAt: String, patientCert: String? = nil,
+        patientSignature: String? = nil, nonce: String? = nil
+    ) {
         self.granteePID = granteePID
         self.tIDs = tIDs
         self.purpose = purpose
@@ -305,8 +366,13 @@ public struct GrantAccessRequest: MedRecordsRequest, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case granteePID = "grantee_pid", tIDs = "t_ids", purpose, expiresAt = "expires_at"
-        case patientCert = "patient_cert", patientSignature = "patient_signature", nonce
+        case granteePID = "grantee_pid"
+        case tIDs = "t_ids"
+        case purpose
+        case expiresAt = "expires_at"
+        case patientCert = "patient_cert"
+        case patientSignature = "patient_signature"
+        case nonce
     }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
@@ -322,7 +388,11 @@ public struct RevokeAccessRequest: MedRecordsRequest, Equatable {
         (self.patientCert, self.patientSignature) = (patientCert, patientSignature)
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case consentID = "consent_id", patientCert = "patient_cert", patientSignature = "patient_signature" }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case consentID = "consent_id"
+        case patientCert = "patient_cert"
+        case patientSignature = "patient_signature"
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -340,7 +410,12 @@ public struct ListConsentsRequest: MedRecordsRequest, Equatable {
         self.bookmark = bookmark
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case patientPID = "patient_pid", granteePID = "grantee_pid", pageSize = "page_size", bookmark }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case patientPID = "patient_pid"
+        case granteePID = "grantee_pid"
+        case pageSize = "page_size"
+        case bookmark
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -361,7 +436,13 @@ public struct RecordUsageRequest: MedRecordsRequest, Equatable {
         self.consentID = consentID
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case tID = "t_id", thirdPartyPID = "third_party_pid", proxyNode = "proxy_node", purpose, consentID = "consent_id" }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case tID = "t_id"
+        case thirdPartyPID = "third_party_pid"
+        case proxyNode = "proxy_node"
+        case purpose
+        case consentID = "consent_id"
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -379,7 +460,12 @@ public struct ListUsageRequest: MedRecordsRequest, Equatable {
         self.bookmark = bookmark
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case tID = "t_id", patientPID = "patient_pid", pageSize = "page_size", bookmark }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case tID = "t_id"
+        case patientPID = "patient_pid"
+        case pageSize = "page_size"
+        case bookmark
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -396,7 +482,9 @@ public struct KeyDirectoryEntry: Codable, Sendable, Equatable {
     public var verifyingKey: String
     public var publishedAt: String
 
-    public init(pid: String, org: String, role: String, encryptionKey: String, verifyingKey: String, publishedAt: String) {
+    public init(
+        pid: String, org: String, role: String, encryptionKey: String, verifyingKey: String, publishedAt: String
+    ) {
         self.pid = pid
         self.org = org
         self.role = role
@@ -406,7 +494,10 @@ public struct KeyDirectoryEntry: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case pid, org, role, encryptionKey = "encryption_key", verifyingKey = "verifying_key", publishedAt = "published_at"
+        case pid, org, role
+        case encryptionKey = "encryption_key"
+        case verifyingKey = "verifying_key"
+        case publishedAt = "published_at"
     }
 }
 
@@ -419,7 +510,10 @@ public struct PublishKeysRequest: MedRecordsRequest, Equatable {
         self.verifyingKey = verifyingKey
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case encryptionKey = "encryption_key", verifyingKey = "verifying_key" }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case encryptionKey = "encryption_key"
+        case verifyingKey = "verifying_key"
+    }
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
 }
 
@@ -452,25 +546,37 @@ public struct TreatmentCreatedEvent: Codable, Sendable, Equatable {
 public struct IndexRecordAddedEvent: Codable, Sendable, Equatable {
     public var recordID: String
     public var tID: String
-    enum CodingKeys: String, CodingKey { case recordID = "record_id", tID = "t_id" }
+    enum CodingKeys: String, CodingKey {
+        case recordID = "record_id"
+        case tID = "t_id"
+    }
 }
 
 public struct AccessGrantedEvent: Codable, Sendable, Equatable {
     public var consentID: String
     public var granteePID: String
-    enum CodingKeys: String, CodingKey { case consentID = "consent_id", granteePID = "grantee_pid" }
+    enum CodingKeys: String, CodingKey {
+        case consentID = "consent_id"
+        case granteePID = "grantee_pid"
+    }
 }
 
 public struct AccessRevokedEvent: Codable, Sendable, Equatable {
     public var consentID: String
     public var granteePID: String
-    enum CodingKeys: String, CodingKey { case consentID = "consent_id", granteePID = "grantee_pid" }
+    enum CodingKeys: String, CodingKey {
+        case consentID = "consent_id"
+        case granteePID = "grantee_pid"
+    }
 }
 
 public struct UsageRecordedEvent: Codable, Sendable, Equatable {
     public var usageID: String
     public var tID: String
-    enum CodingKeys: String, CodingKey { case usageID = "usage_id", tID = "t_id" }
+    enum CodingKeys: String, CodingKey {
+        case usageID = "usage_id"
+        case tID = "t_id"
+    }
 }
 
 public struct KeysPublishedEvent: Codable, Sendable, Equatable {
@@ -499,6 +605,9 @@ extension Consent {
 extension KeyDirectoryEntry {
     /// The published keys as Umbral public keys (the chaincode checked them when they were published).
     public func publicKeys() throws -> (encryption: PublicKey, verifying: PublicKey) {
-        (try PublicKey(compressedBytes: Hex.decode(encryptionKey) ?? []), try PublicKey(compressedBytes: Hex.decode(verifyingKey) ?? []))
+        (
+            try PublicKey(compressedBytes: Hex.decode(encryptionKey) ?? []),
+            try PublicKey(compressedBytes: Hex.decode(verifyingKey) ?? [])
+        )
     }
 }

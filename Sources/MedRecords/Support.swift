@@ -48,13 +48,17 @@ enum Wire {
 
     /// The request in args[0]: exactly one argument, a JSON object with only known fields.
     static func request<T: MedRecordsRequest>(_ type: T.Type, args: [[UInt8]], function: String) throws(Refusal) -> T {
-        guard args.count == 1 else { throw .badRequest("\(function) takes one argument, a JSON object; got \(args.count)") }
+        guard args.count == 1 else {
+            throw .badRequest("\(function) takes one argument, a JSON object; got \(args.count)")
+        }
         let data = Data(args[0])
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw .badRequest("\(function): args[0] is not a JSON object")
         }
         if let unknown = object.keys.filter({ !T.fieldNames.contains($0) }).sorted().first {
-            throw .badRequest("\(function): unknown field \(unknown.debugDescription) (fields: \(T.fieldNames.sorted().joined(separator: ", ")))")
+            throw .badRequest(
+                "\(function): unknown field \(unknown.debugDescription) (fields: \(T.fieldNames.sorted().joined(separator: ", ")))"
+            )
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)
@@ -65,7 +69,8 @@ enum Wire {
         } catch let DecodingError.typeMismatch(expected, context) {
             throw .badRequest("\(function): field \(path(context).debugDescription) must be \(kind(expected))")
         } catch let DecodingError.dataCorrupted(context) {
-            throw .badRequest("\(function): field \(path(context).debugDescription) is not valid: \(context.debugDescription)")
+            throw .badRequest(
+                "\(function): field \(path(context).debugDescription) is not valid: \(context.debugDescription)")
         } catch {
             throw .badRequest("\(function): \(error)")
         }
@@ -119,7 +124,10 @@ enum Field {
     }
 
     static func id(_ value: String, _ kind: IDKind, _ name: String) throws(Refusal) -> String {
-        guard kind.matches(value) else { throw .badRequest("\(name) \(value.debugDescription) is not a \(kind.noun) id (\(kind.rawValue)-, then 24 hex digits)") }
+        guard kind.matches(value) else {
+            throw .badRequest(
+                "\(name) \(value.debugDescription) is not a \(kind.noun) id (\(kind.rawValue)-, then 24 hex digits)")
+        }
         return value
     }
 
@@ -140,7 +148,9 @@ enum Field {
 
     static func certificate(_ value: String, _ name: String) throws(Refusal) -> String {
         guard !value.isEmpty else { throw .badRequest("\(name) must not be empty") }
-        guard value.utf8.count <= certificateBytesMax else { throw .badRequest("\(name) is longer than \(certificateBytesMax) bytes") }
+        guard value.utf8.count <= certificateBytesMax else {
+            throw .badRequest("\(name) is longer than \(certificateBytesMax) bytes")
+        }
         return value
     }
 
@@ -226,7 +236,10 @@ enum RFC3339 {
     static func format(milliseconds ms: Int64) -> String {
         let (days, msOfDay) = floorDivMod(ms, 86_400_000)
         let (y, m, d) = civil(fromDays: days)
-        let h = msOfDay / 3_600_000, mi = msOfDay / 60_000 % 60, s = msOfDay / 1000 % 60, f = msOfDay % 1000
+        let h = msOfDay / 3_600_000
+        let mi = msOfDay / 60_000 % 60
+        let s = msOfDay / 1000 % 60
+        let f = msOfDay % 1000
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(f, 3))Z"
     }
 
@@ -245,8 +258,9 @@ enum RFC3339 {
         }
         func at(_ i: Int, _ ch: Character) -> Bool { i < c.count && c[i] == ch.asciiValue! }
         guard let y = digits(0, 4), at(4, "-"), let mo = digits(5, 2), at(7, "-"), let d = digits(8, 2),
-              at(10, "T") || at(10, "t"), let h = digits(11, 2), at(13, ":"), let mi = digits(14, 2), at(16, ":"), let s = digits(17, 2),
-              (1...12).contains(mo), d >= 1, d <= daysInMonth(y, mo), h <= 23, mi <= 59, s <= 59
+            at(10, "T") || at(10, "t"), let h = digits(11, 2), at(13, ":"), let mi = digits(14, 2), at(16, ":"),
+            let s = digits(17, 2),
+            (1...12).contains(mo), d >= 1, d <= daysInMonth(y, mo), h <= 23, mi <= 59, s <= 59
         else { return nil }
         var i = 19
         var fractionMS: Int64 = 0
@@ -264,7 +278,9 @@ enum RFC3339 {
             i += 1
         } else if at(i, "+") || at(i, "-") {
             let sign: Int64 = at(i, "-") ? -1 : 1
-            guard let oh = digits(i + 1, 2), at(i + 3, ":"), let om = digits(i + 4, 2), oh <= 23, om <= 59 else { return nil }
+            guard let oh = digits(i + 1, 2), at(i + 3, ":"), let om = digits(i + 4, 2), oh <= 23, om <= 59 else {
+                return nil
+            }
             offsetMinutes = sign * (oh * 60 + om)
             i += 6
         } else {
@@ -281,7 +297,8 @@ enum RFC3339 {
     }
 
     private static func floorDivMod(_ a: Int64, _ b: Int64) -> (Int64, Int64) {
-        let q = a / b, r = a % b
+        let q = a / b
+        let r = a % b
         return r < 0 ? (q - 1, r + b) : (q, r)
     }
 

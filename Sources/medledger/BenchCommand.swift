@@ -6,7 +6,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print a table (build with -c release for meaningful figures).",
-        subcommands: [Storage.self, LoadBench.self, PaperBench.self, FailoverBench.self, OperationsBench.self, FHIRBench.self])
+        subcommands: [
+            Storage.self, LoadBench.self, PaperBench.self, FailoverBench.self, OperationsBench.self, FHIRBench.self,
+        ])
 
     struct Storage: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -24,7 +26,9 @@ struct BenchCommand: AsyncParsableCommand {
         var data: String?
 
         func run() throws {
-            guard blocks > 0, reads > 0, scans > 0 else { throw ValidationError("--blocks, --reads and --scans must be positive") }
+            guard blocks > 0, reads > 0, scans > 0 else {
+                throw ValidationError("--blocks, --reads and --scans must be positive")
+            }
             var p = StorageBenchmark.Parameters()
             p.blocks = blocks
             p.pointReads = reads

@@ -1,7 +1,7 @@
 import Foundation
 import LedgerCore
-import LedgerProtos
 import LedgerCrypto
+import LedgerProtos
 
 /// A readable JSON view of a block: hashes in hex, each transaction decoded down to its read-write set.
 /// Values are shown base64 (they are index records and may be binary), never interpreted.
@@ -62,15 +62,24 @@ enum BlockJSON {
                 tx.rwset = p.rwset?.nsRwset.map { ns in
                     Namespace(
                         namespace: ns.namespace,
-                        reads: ns.rwset.reads.map { Read(key: $0.key, version: $0.hasVersion ? "\($0.version.blockNum):\($0.version.txNum)" : nil) },
-                        writes: ns.rwset.writes.map { Write(key: $0.key, isDelete: $0.isDelete, valueBase64: $0.isDelete ? nil : $0.value.base64EncodedString()) })
+                        reads: ns.rwset.reads.map {
+                            Read(
+                                key: $0.key, version: $0.hasVersion ? "\($0.version.blockNum):\($0.version.txNum)" : nil
+                            )
+                        },
+                        writes: ns.rwset.writes.map {
+                            Write(
+                                key: $0.key, isDelete: $0.isDelete,
+                                valueBase64: $0.isDelete ? nil : $0.value.base64EncodedString())
+                        })
                 }
             } catch {
                 tx.error = "\(error)"
             }
             txs.append(tx)
         }
-        let signer = block.metadata.hasOrdererSignature
+        let signer =
+            block.metadata.hasOrdererSignature
             ? (try? Medledger_SerializedIdentity(serializedBytes: block.metadata.ordererSignature.signer))?.mspID : nil
         let view = View(
             number: block.header.number, headerHash: Hex.encode(block.header.headerHash),

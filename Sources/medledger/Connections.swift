@@ -22,7 +22,9 @@ struct RemoteOptions: ParsableArguments {
 
     func rootsPEM(wallet: Wallet?) throws -> [UInt8] {
         if let caCert {
-            guard let d = FileManager.default.contents(atPath: caCert) else { throw CLIError("cannot read --ca-cert \(caCert)") }
+            guard let d = FileManager.default.contents(atPath: caCert) else {
+                throw CLIError("cannot read --ca-cert \(caCert)")
+            }
             return [UInt8](d)
         }
         if let wallet { return wallet.caCertPEM }

@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import LedgerBench
 import LedgerCore
-import LedgerStorage
 import LedgerCrypto
+import LedgerStorage
 
 struct LedgerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger",
-        abstract: "Inspect, verify and repair a node's ledger data directory, or write sample chains (offline: stop the node first).",
+        abstract:
+            "Inspect, verify and repair a node's ledger data directory, or write sample chains (offline: stop the node first).",
         subcommands: [Verify.self, Block.self, Info.self, Sample.self, RebuildState.self])
 }
 
@@ -56,7 +57,8 @@ struct DataOptions: ParsableArguments {
 extension LedgerCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Walk the chain: recheck hash links, Merkle roots, commit hashes and indexes; print height and tip hash.",
+            abstract:
+                "Walk the chain: recheck hash links, Merkle roots, commit hashes and indexes; print height and tip hash.",
             discussion: "Exit status 0 when every channel checked is intact, 1 when a problem was found.")
 
         @OptionGroup var options: DataOptions
@@ -78,9 +80,12 @@ extension LedgerCommand {
                 print(String(decoding: try e.encode(reports), as: UTF8.self))
             } else {
                 for r in reports {
-                    print("channel \(r.channel): height \(r.height), tip hash \(r.tipHash), commit hash \(r.commitHash)")
+                    print(
+                        "channel \(r.channel): height \(r.height), tip hash \(r.tipHash), commit hash \(r.commitHash)")
                     if r.isValid {
-                        print("  OK: chain links, Merkle roots, commit hashes and indexes verified\(r.stateChecked ? "; state and history equal a replay" : "")")
+                        print(
+                            "  OK: chain links, Merkle roots, commit hashes and indexes verified\(r.stateChecked ? "; state and history equal a replay" : "")"
+                        )
                     } else {
                         print("  FAILED: \(r.problems.count) problem(s)")
                         for p in r.problems { print("  - \(p)") }
@@ -111,7 +116,8 @@ extension LedgerCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the channels with their height, tip hash and commit hash.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the channels with their height, tip hash and commit hash.")
 
         @OptionGroup var options: DataOptions
 
@@ -121,10 +127,14 @@ extension LedgerCommand {
             for name in try options.channelNames(in: store) {
                 let ledger = try store.channel(name)
                 let info = ledger.info
-                print("\(name)\theight \(info.height)\ttip \(Hex.encode(info.tipHash))\tcommit \(Hex.encode(info.commitHash))")
+                print(
+                    "\(name)\theight \(info.height)\ttip \(Hex.encode(info.tipHash))\tcommit \(Hex.encode(info.commitHash))"
+                )
                 let savepoint = try ledger.stateSavepoint()
                 if info.height > 0, savepoint.map({ $0 < info.height - 1 }) ?? true {
-                    print("  note: the state is applied through \(savepoint.map { "block \($0)" } ?? "no block"); the rest is replayed when the node next opens the ledger")
+                    print(
+                        "  note: the state is applied through \(savepoint.map { "block \($0)" } ?? "no block"); the rest is replayed when the node next opens the ledger"
+                    )
                 }
             }
         }
@@ -133,7 +143,8 @@ extension LedgerCommand {
     struct Sample: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Append deterministic sample blocks to a channel (creating it), for demos and crash tests.",
-            discussion: "With --report-durable, prints `durable N HEADER_HASH COMMIT_HASH` once block N is on stable storage.")
+            discussion:
+                "With --report-durable, prints `durable N HEADER_HASH COMMIT_HASH` once block N is on stable storage.")
 
         @OptionGroup var options: DataOptions
         @Option(help: "Blocks to append; 0 appends until the process is stopped.")
@@ -156,11 +167,14 @@ extension LedgerCommand {
             try chain.extend(ledger, count: blocks) { r in
                 if reportDurable {
                     // One write(2) per line, after the synced commit returned: a line seen is a block durable.
-                    out.write(Data("durable \(r.blockNumber) \(Hex.encode(r.headerHash)) \(Hex.encode(r.commitHash))\n".utf8))
+                    out.write(
+                        Data("durable \(r.blockNumber) \(Hex.encode(r.headerHash)) \(Hex.encode(r.commitHash))\n".utf8))
                 }
             }
             let info = ledger.info
-            if !reportDurable { print("channel \(ledger.channel): height \(info.height), tip hash \(Hex.encode(info.tipHash))") }
+            if !reportDurable {
+                print("channel \(ledger.channel): height \(info.height), tip hash \(Hex.encode(info.tipHash))")
+            }
         }
     }
 
@@ -175,7 +189,10 @@ extension LedgerCommand {
             let store = try options.openStore()
             defer { store.close() }
             let names = try options.channelNames(in: store)
-            guard names.count == 1 else { throw ValidationError("the ledger has several channels (\(names.joined(separator: ", "))): pass --channel") }
+            guard names.count == 1 else {
+                throw ValidationError(
+                    "the ledger has several channels (\(names.joined(separator: ", "))): pass --channel")
+            }
             // Not through singleChannel: opening runs recovery, which refuses a state ahead of the blocks.
             let ledger = try store.rebuildState(channel: names[0])
             print("channel \(ledger.channel): state rebuilt from \(ledger.height) blocks")

@@ -19,19 +19,31 @@ struct LoadBench: AsyncParsableCommand {
 
     @Option(help: "Transactions per in-flight level.") var transactions = 10_000
     @Option(help: "In-flight levels, comma-separated.") var inFlight = "1,64,250,500,1000"
-    @Option(help: "kv (32-byte values under unique keys), pde (signed P_DE index records) or read (kv gets, evaluated by the peer without ordering).")
+    @Option(
+        help:
+            "kv (32-byte values under unique keys), pde (signed P_DE index records) or read (kv gets, evaluated by the peer without ordering)."
+    )
     var workload = "kv"
-    @Option(name: .customLong("repeat"), help: "Measured runs at each in-flight level; the row shows their median and spread.") var repeats = 1
+    @Option(
+        name: .customLong("repeat"),
+        help: "Measured runs at each in-flight level; the row shows their median and spread.") var repeats = 1
     @Flag(help: "Print JSON instead of a table.") var json = false
     @Option(help: "Working directory (default: a temporary one, removed afterwards).") var dir: String?
     @Option(help: "The channel's max_message_count (transactions per block at most).") var blockMaxTx = 1000
-    @Option(help: "1: the solo orderer; 3: a raft cluster of three hospitals' consenters, measured side by side with solo in the same run.")
+    @Option(
+        help:
+            "1: the solo orderer; 3: a raft cluster of three hospitals' consenters, measured side by side with solo in the same run."
+    )
     var orderers = 1
 
     func run() async throws {
         let levels = inFlight.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !levels.isEmpty, levels.allSatisfy({ $0 > 0 }), transactions > 0 else { throw ValidationError("--in-flight must list positive numbers and --transactions must be positive") }
-        guard ["kv", "pde", "read"].contains(workload) else { throw ValidationError("--workload must be kv, pde or read") }
+        guard !levels.isEmpty, levels.allSatisfy({ $0 > 0 }), transactions > 0 else {
+            throw ValidationError("--in-flight must list positive numbers and --transactions must be positive")
+        }
+        guard ["kv", "pde", "read"].contains(workload) else {
+            throw ValidationError("--workload must be kv, pde or read")
+        }
         guard (1...20).contains(repeats) else { throw ValidationError("--repeat must be 1…20") }
         guard (1...10_000).contains(blockMaxTx) else { throw ValidationError("--block-max-tx must be 1…10000") }
         let root = dir ?? NSTemporaryDirectory() + "medledger-bench-\(UUID().uuidString)"
@@ -48,34 +60,53 @@ struct LoadBench: AsyncParsableCommand {
             say("starting a local \(kind == 3 ? "raft (3 consenters)" : "solo") network in \(netRoot)")
             // Raft: hospital-a runs the peer and a consenter, -b and -c a consenter each, so that the two
             // networks differ only in their ordering.
-            let net = try await LocalNetwork.start(in: netRoot, blockMaxTx: blockMaxTx, orderers: kind, peersOnAll: false, log: say)
+            let net = try await LocalNetwork.start(
+                in: netRoot, blockMaxTx: blockMaxTx, orderers: kind, peersOnAll: false, log: say)
             defer { net.stop() }
-            let gateway = try await Gateway.connect(wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
+            let gateway = try await Gateway.connect(
+                wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
             defer { gateway.close() }
             let pde = workload == "pde" ? try await PDEWorkload.prepare(net: net, gateway: gateway) : nil
-            let readKeys = workload == "read" ? try await Self.preload(gateway, keys: min(transactions, Self.readKeysMax), say: say) : 0
+            let readKeys =
+                workload == "read"
+                ? try await Self.preload(gateway, keys: min(transactions, Self.readKeysMax), say: say) : 0
             let label = orderers == 3 ? (kind == 3 ? "raft ×3, " : "solo, ") : ""
             let ledger = StorageLayout.databasePath(dataDir: net.root + "/hospital-a/nodes/peer0/data")
             let bytesBefore = Self.directoryBytes(ledger)
-            let measured = await measure(net: net, gateway: gateway, pde: pde, readKeys: readKeys, levels: levels, label: label, raft: kind == 3, say: say)
+            let measured = await measure(
+                net: net, gateway: gateway, pde: pde, readKeys: readKeys, levels: levels, label: label, raft: kind == 3,
+                say: say)
             rows += measured
             if workload == "kv", kind == 1 {
-                rows.append(Self.bytesPerTransaction(before: bytesBefore, after: Self.directoryBytes(ledger), committed: measured.reduce(0) { $0 + $1.count * repeats }))
+                rows.append(
+                    Self.bytesPerTransaction(
+                        before: bytesBefore, after: Self.directoryBytes(ledger),
+                        committed: measured.reduce(0) { $0 + $1.count * repeats }))
             }
         }
         if orderers == 3 {
             // Raft against solo at each level, from this run's own figures.
             for level in levels {
                 guard let solo = rows.first(where: { $0.operation == "solo, \(workload), \(level) in flight" }),
-                      let raft = rows.first(where: { $0.operation == "raft ×3, \(workload), \(level) in flight" }), solo.rate > 0 else { continue }
-                rows.append(BenchRow(
-                    operation: "raft/solo throughput, \(level) in flight", count: raft.count, seconds: raft.seconds, rate: raft.rate / solo.rate * 100,
-                    rateUnit: "% of solo", target: level == 500 ? 80 : nil))
+                    let raft = rows.first(where: { $0.operation == "raft ×3, \(workload), \(level) in flight" }),
+                    solo.rate > 0
+                else { continue }
+                rows.append(
+                    BenchRow(
+                        operation: "raft/solo throughput, \(level) in flight", count: raft.count, seconds: raft.seconds,
+                        rate: raft.rate / solo.rate * 100,
+                        rateUnit: "% of solo", target: level == 500 ? 80 : nil))
             }
         }
         let report = BenchReport(
-            title: "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine\(orderers == 3 ? "; raft ×3: three consenters (hospital-a's node also runs the one peer, as the SA's node does for solo); raft/solo is this run's ratio" : ""))",
-            environment: ["cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)", "runs per level": "\(repeats) (median; spread in brackets)", "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle", "cpu/op": "user+system CPU of client, orderer and peer per committed transaction"],
+            title:
+                "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine\(orderers == 3 ? "; raft ×3: three consenters (hospital-a's node also runs the one peer, as the SA's node does for solo); raft/solo is this run's ratio" : ""))",
+            environment: [
+                "cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "transactions per level": "\(transactions)",
+                "runs per level": "\(repeats) (median; spread in brackets)",
+                "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle",
+                "cpu/op": "user+system CPU of client, orderer and peer per committed transaction",
+            ],
             rows: rows)
         print(json ? try report.json() : report.table())
     }
@@ -91,30 +122,42 @@ struct LoadBench: AsyncParsableCommand {
 
     /// `repeats` runs of `transactions` operations at each in-flight level; one row per level, the
     /// median of each figure across the runs.
-    func measure(net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, levels: [Int], label: String, raft: Bool, say: (String) -> Void) async -> [BenchRow] {
+    func measure(
+        net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, levels: [Int], label: String, raft: Bool,
+        say: (String) -> Void
+    ) async -> [BenchRow] {
         var rows = [BenchRow]()
         for level in levels {
             var runs = [Run]()
             for n in 0..<repeats {
-                say("\(transactions) \(workload) \(workload == "read" ? "evaluations" : "transactions") at \(level) in flight\(repeats > 1 ? ", run \(n + 1) of \(repeats)" : "")…")
+                say(
+                    "\(transactions) \(workload) \(workload == "read" ? "evaluations" : "transactions") at \(level) in flight\(repeats > 1 ? ", run \(n + 1) of \(repeats)" : "")…"
+                )
                 runs.append(await run(net: net, gateway: gateway, pde: pde, readKeys: readKeys, level: level, say: say))
             }
             let rates = runs.map { Double($0.ok) / $0.seconds }
             let kv = workload == "kv" && !raft
-            rows.append(BenchRow(
-                operation: "\(label)\(workload), \(level) in flight", count: runs.map(\.ok).min() ?? 0, seconds: median(runs.map(\.seconds)) ?? 0,
-                rate: median(rates) ?? 0, rateUnit: workload == "read" ? "reads/s" : "tx/s",
-                p50Micros: median(runs.compactMap { percentile($0.latencies, 0.5) }), p99Micros: median(runs.compactMap { percentile($0.latencies, 0.99) }),
-                target: level == 500 && kv ? 5500 : level >= 64 && workload == "read" ? 30_000 : level == 500 && workload == "pde" ? 3800 : nil,
-                cpuMicrosPerOp: median(runs.filter { $0.ok > 0 }.map { $0.cpu * 1e6 / Double($0.ok) }),
-                p50TargetMicros: level == 1 && kv ? 2500 : nil,
-                runRates: repeats > 1 ? rates : nil))
+            rows.append(
+                BenchRow(
+                    operation: "\(label)\(workload), \(level) in flight", count: runs.map(\.ok).min() ?? 0,
+                    seconds: median(runs.map(\.seconds)) ?? 0,
+                    rate: median(rates) ?? 0, rateUnit: workload == "read" ? "reads/s" : "tx/s",
+                    p50Micros: median(runs.compactMap { percentile($0.latencies, 0.5) }),
+                    p99Micros: median(runs.compactMap { percentile($0.latencies, 0.99) }),
+                    target: level == 500 && kv
+                        ? 5500
+                        : level >= 64 && workload == "read" ? 30_000 : level == 500 && workload == "pde" ? 3800 : nil,
+                    cpuMicrosPerOp: median(runs.filter { $0.ok > 0 }.map { $0.cpu * 1e6 / Double($0.ok) }),
+                    p50TargetMicros: level == 1 && kv ? 2500 : nil,
+                    runRates: repeats > 1 ? rates : nil))
         }
         return rows
     }
 
     /// `transactions` operations with `level` of them in flight.
-    func run(net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, level: Int, say: (String) -> Void) async -> Run {
+    func run(
+        net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, level: Int, say: (String) -> Void
+    ) async -> Run {
         let cpuBefore = net.cpuSeconds() + LocalNetwork.selfCPUSeconds()
         let state = LoadState()
         let started = DispatchTime.now().uptimeNanoseconds
@@ -129,15 +172,23 @@ struct LoadBench: AsyncParsableCommand {
                         guard i < count else { return }
                         let t0 = DispatchTime.now().uptimeNanoseconds
                         do {
-                            let valid: Bool, code: String
+                            let valid: Bool
+                            let code: String
                             if workload == "read" {
-                                let r = try await gateway.evaluate(chaincode: "kv", function: "get", byteArgs: [Self.readKey(i % readKeys)])
-                                (valid, code) = (r.status == 200 && r.payload.count == 32, "status \(r.status), \(r.payload.count) bytes")
+                                let r = try await gateway.evaluate(
+                                    chaincode: "kv", function: "get", byteArgs: [Self.readKey(i % readKeys)])
+                                (valid, code) = (
+                                    r.status == 200 && r.payload.count == 32,
+                                    "status \(r.status), \(r.payload.count) bytes"
+                                )
                             } else if let pde {
-                                let r = try await gateway.submit(chaincode: "medrecords", function: "putIndexRecord", byteArgs: [try pde.record(i)])
+                                let r = try await gateway.submit(
+                                    chaincode: "medrecords", function: "putIndexRecord", byteArgs: [try pde.record(i)])
                                 (valid, code) = (r.isValid, "\(r.code)")
                             } else {
-                                let r = try await gateway.submit(chaincode: "kv", function: "put", byteArgs: [Array("bench-\(runID)-\(level)-\(i)".utf8), Self.randomValue()])
+                                let r = try await gateway.submit(
+                                    chaincode: "kv", function: "put",
+                                    byteArgs: [Array("bench-\(runID)-\(level)-\(i)".utf8), Self.randomValue()])
                                 (valid, code) = (r.isValid, "\(r.code)")
                             }
                             if valid {
@@ -177,7 +228,8 @@ struct LoadBench: AsyncParsableCommand {
                     while true {
                         let i = state.next.add(1, ordering: .relaxed).oldValue
                         guard i < keys else { return }
-                        let r = try await gateway.submit(chaincode: "kv", function: "put", byteArgs: [readKey(i), randomValue()])
+                        let r = try await gateway.submit(
+                            chaincode: "kv", function: "put", byteArgs: [readKey(i), randomValue()])
                         guard r.isValid else { throw CLIError("preloading key \(i) failed: \(r.code)") }
                     }
                 }
@@ -193,7 +245,9 @@ struct LoadBench: AsyncParsableCommand {
         guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
         var total = 0
         while let name = walker.nextObject() as? String {
-            guard let a = try? FileManager.default.attributesOfItem(atPath: path + "/" + name), a[.type] as? FileAttributeType == .typeRegular else { continue }
+            guard let a = try? FileManager.default.attributesOfItem(atPath: path + "/" + name),
+                a[.type] as? FileAttributeType == .typeRegular
+            else { continue }
             total += a[.size] as? Int ?? 0
         }
         return total
@@ -201,7 +255,8 @@ struct LoadBench: AsyncParsableCommand {
 
     static func bytesPerTransaction(before: Int, after: Int, committed: Int) -> BenchRow {
         BenchRow(
-            operation: "peer ledger on disk per kv tx (RocksDB as kept, no outside compaction)", count: committed, seconds: 0,
+            operation: "peer ledger on disk per kv tx (RocksDB as kept, no outside compaction)", count: committed,
+            seconds: 0,
             rate: committed > 0 ? Double(after - before) / Double(committed) : 0, rateUnit: "bytes/tx", rateAtMost: 500)
     }
 }
@@ -228,16 +283,22 @@ struct PDEWorkload: Sendable {
     static func prepare(net: LocalNetwork, gateway: Gateway) async throws -> PDEWorkload {
         let patient = try Wallet.open(net.root + "/patient")
         let doctor = try Wallet.open(net.root + "/doctor")
-        let admin = try await Gateway.connect(wallet: try Wallet.open(net.root + "/hospital-a/admin"), peer: net.peer, channel: "records")
+        let admin = try await Gateway.connect(
+            wallet: try Wallet.open(net.root + "/hospital-a/admin"), peer: net.peer, channel: "records")
         defer { admin.close() }
         let req = CreateTreatmentRequest(patientPID: patient.info.pid, doctorPID: doctor.info.pid)
-        let r = try await admin.submit(chaincode: "medrecords", function: "createTreatment", byteArgs: [Array(try JSONEncoder().encode(req))])
-        guard r.isValid, let t = try JSONSerialization.jsonObject(with: Data(r.result.payload)) as? [String: Any], let tID = t["t_id"] as? String else {
+        let r = try await admin.submit(
+            chaincode: "medrecords", function: "createTreatment", byteArgs: [Array(try JSONEncoder().encode(req))])
+        guard r.isValid, let t = try JSONSerialization.jsonObject(with: Data(r.result.payload)) as? [String: Any],
+            let tID = t["t_id"] as? String
+        else {
             throw CLIError("createTreatment failed: \(r.code) \(r.result.text)")
         }
         let p = try SigningIdentity.load(certificatePath: patient.signingCertPath, keyPath: patient.signingKeyPath)
         let d = try SigningIdentity.load(certificatePath: doctor.signingCertPath, keyPath: doctor.signingKeyPath)
-        return PDEWorkload(tID: tID, patient: patient, doctor: doctor, patientKey: p, doctorKey: d, patientCert: p.certificatePEM, doctorCert: d.certificatePEM)
+        return PDEWorkload(
+            tID: tID, patient: patient, doctor: doctor, patientKey: p, doctorKey: d, patientCert: p.certificatePEM,
+            doctorCert: d.certificatePEM)
     }
 
     /// Record `i`: a fresh ciphertext digest, signed by both.

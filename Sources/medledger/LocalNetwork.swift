@@ -25,8 +25,12 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         self.log = log
     }
 
-    static var executable: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }
-    static var daemon: String { URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("medledgerd").path }
+    static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+    static var daemon: String {
+        URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("medledgerd").path
+    }
 
     @discardableResult
     func cli(_ args: [String]) throws -> String {
@@ -40,7 +44,9 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0 else { throw CLIError("medledger \(args.joined(separator: " ")) failed:\n\(text)") }
+        guard p.terminationStatus == 0 else {
+            throw CLIError("medledger \(args.joined(separator: " ")) failed:\n\(text)")
+        }
         return text
     }
 
@@ -67,17 +73,26 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
 
     static func port(in text: String, after label: String) -> Int? {
         for line in text.split(separator: "\n") where line.contains(label) && line.contains("listening on") {
-            if let hp = line.split(separator: " ").first(where: { $0.contains(":") && $0.first?.isNumber == true }), let p = Int(hp.split(separator: ":").last ?? "") { return p }
+            if let hp = line.split(separator: " ").first(where: { $0.contains(":") && $0.first?.isNumber == true }),
+                let p = Int(hp.split(separator: ":").last ?? "")
+            {
+                return p
+            }
         }
         return nil
     }
 
     /// `operations`, `fhir`: the peer serves its operations or FHIR endpoint (solo only).
     static func start(
-        in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, peersOnAll: Bool = true, operations: Bool = false, fhir: Bool = false, log: @escaping (String) -> Void
+        in root: String, blockMaxTx: Int = 1000, orderers: Int = 1, peersOnAll: Bool = true, operations: Bool = false,
+        fhir: Bool = false, log: @escaping (String) -> Void
     ) async throws -> LocalNetwork {
         let n = LocalNetwork(root: root, log: log)
-        do { try orderers == 3 ? n.setUpRaft(blockMaxTx: blockMaxTx, peersOnAll: peersOnAll) : n.setUp(blockMaxTx: blockMaxTx, operations: operations, fhir: fhir) } catch {
+        do {
+            try orderers == 3
+                ? n.setUpRaft(blockMaxTx: blockMaxTx, peersOnAll: peersOnAll)
+                : n.setUp(blockMaxTx: blockMaxTx, operations: operations, fhir: fhir)
+        } catch {
             n.stop()
             throw error
         }
@@ -86,65 +101,111 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
 
     private func setUp(blockMaxTx: Int, operations: Bool, fhir: Bool) throws {
         let sa = root + "/sa"
-        try cli(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
+        try cli([
+            "ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0",
+            "--enroll-listen", "127.0.0.1:0",
+        ])
         let saOut = try daemon(Self.executable, ["ca", "serve", "--data", sa], logFile: root + "/sa.log")
-        guard let ordererPort = Self.port(in: saOut, after: "node sa-node"), let enrollPort = Self.port(in: saOut, after: "CA enrollment") else { throw CLIError("SA node did not report its ports") }
-        let ca = "127.0.0.1:\(ordererPort)", enroll = "127.0.0.1:\(enrollPort)"
-        try cli(["org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "hospital-a", "--node", "peer0", "--ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--out", root + "/hospital-a"])
+        guard let ordererPort = Self.port(in: saOut, after: "node sa-node"),
+            let enrollPort = Self.port(in: saOut, after: "CA enrollment")
+        else { throw CLIError("SA node did not report its ports") }
+        let ca = "127.0.0.1:\(ordererPort)"
+        let enroll = "127.0.0.1:\(enrollPort)"
+        try cli([
+            "org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "hospital-a", "--node", "peer0",
+            "--ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--out", root + "/hospital-a",
+        ])
         let peerDir = root + "/hospital-a/nodes/peer0"
         try cli(["ca", "crl", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--out", peerDir + "/crl.pem"])
         if operations {
             let yaml = try String(contentsOfFile: peerDir + "/node.yaml", encoding: .utf8)
-            try (yaml + "\noperations: { listen: 127.0.0.1:0 }\n").write(toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
+            try (yaml + "\noperations: { listen: 127.0.0.1:0 }\n").write(
+                toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
         }
         if fhir {
             // Tokens name the endpoint's address, so it needs a fixed port: one free now.
-            guard let port = NodeAddress.freeLoopbackPort() else { throw CLIError("cannot find a free port for the FHIR endpoint") }
+            guard let port = NodeAddress.freeLoopbackPort() else {
+                throw CLIError("cannot find a free port for the FHIR endpoint")
+            }
             let address = "127.0.0.1:\(port)"
             let yaml = try String(contentsOfFile: peerDir + "/node.yaml", encoding: .utf8)
-            try (yaml + "\nfhir: { listen: \(address), channel: records }\n").write(toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
+            try (yaml + "\nfhir: { listen: \(address), channel: records }\n").write(
+                toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
             fhirAddress = address
         }
         let peerOut = try daemon(Self.daemon, ["--config", peerDir + "/node.yaml"], logFile: root + "/peer.log")
-        guard let peerPort = Self.port(in: peerOut, after: "node peer0") else { throw CLIError("peer did not report its port") }
+        guard let peerPort = Self.port(in: peerOut, after: "node peer0") else {
+            throw CLIError("peer did not report its port")
+        }
         if operations {
             // The endpoint starts beside the gRPC server and may report after "ready".
             let deadline = Date().addingTimeInterval(15)
             while operationsAddress == nil && Date() < deadline {
                 let text = (try? String(contentsOfFile: root + "/peer.log", encoding: .utf8)) ?? ""
-                if let line = text.split(separator: "\n").first(where: { $0.contains("operations endpoint on https://") }),
-                   let url = line.split(separator: " ").first(where: { $0.hasPrefix("https://") }) {
+                if let line = text.split(separator: "\n").first(where: {
+                    $0.contains("operations endpoint on https://")
+                }),
+                    let url = line.split(separator: " ").first(where: { $0.hasPrefix("https://") })
+                {
                     operationsAddress = String(url.dropFirst("https://".count))
-                } else { Thread.sleep(forTimeInterval: 0.05) }
+                } else {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
             }
-            guard operationsAddress != nil else { throw CLIError("peer did not report its operations endpoint; see \(root)/peer.log") }
+            guard operationsAddress != nil else {
+                throw CLIError("peer did not report its operations endpoint; see \(root)/peer.log")
+            }
         }
         peer = NodeAddress(host: "127.0.0.1", port: peerPort)
-        try cli(["org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "research-1", "--type", "third-party", "--out", root + "/research-1"])
-        for (id, role, registrar) in [("doctor", "doctor", "hospital-a"), ("patient", "patient", "hospital-a"), ("researcher", "third-party", "research-1")] {
-            let out = try cli(["user", "register", "--ca", ca, "--wallet", root + "/\(registrar)/admin", "--id", id, "--role", role, "--rid", "bench \(role)"])
-            guard let secret = out.split(separator: "\n").first(where: { $0.contains("secret") })?.split(separator: " ").last.map(String.init) else { throw CLIError("no secret in: \(out)") }
-            try cli(["user", "enroll", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--id", id, "--secret", secret, "--wallet", root + "/\(id)"])
+        try cli([
+            "org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "research-1", "--type",
+            "third-party", "--out", root + "/research-1",
+        ])
+        for (id, role, registrar) in [
+            ("doctor", "doctor", "hospital-a"), ("patient", "patient", "hospital-a"),
+            ("researcher", "third-party", "research-1"),
+        ] {
+            let out = try cli([
+                "user", "register", "--ca", ca, "--wallet", root + "/\(registrar)/admin", "--id", id, "--role", role,
+                "--rid", "bench \(role)",
+            ])
+            guard
+                let secret = out.split(separator: "\n").first(where: { $0.contains("secret") })?.split(separator: " ")
+                    .last.map(String.init)
+            else { throw CLIError("no secret in: \(out)") }
+            try cli([
+                "user", "enroll", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--id", id, "--secret", secret,
+                "--wallet", root + "/\(id)",
+            ])
         }
         let yaml = """
-        channel: records
-        organizations:
-          - { id: sa, ca_root: sa/ca-cert.pem }
-          - { id: hospital-a, ca_root: sa/ca-cert.pem, peers: [127.0.0.1:\(peerPort)] }
-          - { id: research-1, ca_root: sa/ca-cert.pem }
-        orderer: { org: sa, endpoints: [127.0.0.1:\(ordererPort)] }
-        batch: { max_message_count: \(blockMaxTx), absolute_max_bytes: 10485760, preferred_max_bytes: 4194304, batch_timeout_ms: 0 }
-        chaincodes:
-          - { name: kv, endorsement_policy: ANY }
-          - { name: medrecords, endorsement_policy: "OR('hospital-a.node')" }
+            channel: records
+            organizations:
+              - { id: sa, ca_root: sa/ca-cert.pem }
+              - { id: hospital-a, ca_root: sa/ca-cert.pem, peers: [127.0.0.1:\(peerPort)] }
+              - { id: research-1, ca_root: sa/ca-cert.pem }
+            orderer: { org: sa, endpoints: [127.0.0.1:\(ordererPort)] }
+            batch: { max_message_count: \(blockMaxTx), absolute_max_bytes: 10485760, preferred_max_bytes: 4194304, batch_timeout_ms: 0 }
+            chaincodes:
+              - { name: kv, endorsement_policy: ANY }
+              - { name: medrecords, endorsement_policy: "OR('hospital-a.node')" }
 
-        """
+            """
         try yaml.write(toFile: root + "/channel.yaml", atomically: true, encoding: .utf8)
         channelYAML = yaml
         ordererAddress = ca
-        try cli(["channel", "create", "--config", root + "/channel.yaml", "--wallet", sa + "/wallets/admin", "--out", root + "/records.block"])
-        try cli(["channel", "join", "--node", ca, "--wallet", sa + "/wallets/admin", "--block", root + "/records.block", "--orderer-node"])
-        try cli(["channel", "join", "--node", peer.description, "--wallet", root + "/hospital-a/admin", "--block", root + "/records.block"])
+        try cli([
+            "channel", "create", "--config", root + "/channel.yaml", "--wallet", sa + "/wallets/admin", "--out",
+            root + "/records.block",
+        ])
+        try cli([
+            "channel", "join", "--node", ca, "--wallet", sa + "/wallets/admin", "--block", root + "/records.block",
+            "--orderer-node",
+        ])
+        try cli([
+            "channel", "join", "--node", peer.description, "--wallet", root + "/hospital-a/admin", "--block",
+            root + "/records.block",
+        ])
     }
 
     /// Creates channels `records-2` … `records-<total>` like `records` and joins the orderer and the
@@ -154,14 +215,26 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         for i in 2...total {
             let name = "records-\(i)"
             let file = root + "/\(name).yaml"
-            try channelYAML.replacingOccurrences(of: "channel: records\n", with: "channel: \(name)\n").write(toFile: file, atomically: true, encoding: .utf8)
-            try cli(["channel", "create", "--config", file, "--wallet", root + "/sa/wallets/admin", "--out", root + "/\(name).block"])
-            try cli(["channel", "join", "--node", ordererAddress, "--wallet", root + "/sa/wallets/admin", "--block", root + "/\(name).block", "--orderer-node"])
-            try cli(["channel", "join", "--node", peer.description, "--wallet", root + "/hospital-a/admin", "--block", root + "/\(name).block"])
+            try channelYAML.replacingOccurrences(of: "channel: records\n", with: "channel: \(name)\n").write(
+                toFile: file, atomically: true, encoding: .utf8)
+            try cli([
+                "channel", "create", "--config", file, "--wallet", root + "/sa/wallets/admin", "--out",
+                root + "/\(name).block",
+            ])
+            try cli([
+                "channel", "join", "--node", ordererAddress, "--wallet", root + "/sa/wallets/admin", "--block",
+                root + "/\(name).block", "--orderer-node",
+            ])
+            try cli([
+                "channel", "join", "--node", peer.description, "--wallet", root + "/hospital-a/admin", "--block",
+                root + "/\(name).block",
+            ])
         }
     }
 
-    func submitterWallet(_ workload: String) -> String { workload == "pde" ? root + "/doctor" : root + "/hospital-a/admin" }
+    func submitterWallet(_ workload: String) -> String {
+        workload == "pde" ? root + "/doctor" : root + "/hospital-a/admin"
+    }
 
     func admin(_ org: String) -> String { root + "/\(org)/admin" }
 
@@ -177,7 +250,8 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
         return processes.reduce(0) { sum, p in
             guard let stat = try? String(contentsOfFile: "/proc/\(p.processIdentifier)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return sum }
+                let close = stat.lastIndex(of: ")")
+            else { return sum }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             // After the command: state is field 3; utime and stime are fields 14 and 15.
             guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return sum }
@@ -188,6 +262,7 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
     static func selfCPUSeconds() -> Double {
         var r = rusage()
         getrusage(RUSAGE_SELF.rawValue, &r)
-        return Double(r.ru_utime.tv_sec) + Double(r.ru_utime.tv_usec) / 1e6 + Double(r.ru_stime.tv_sec) + Double(r.ru_stime.tv_usec) / 1e6
+        return Double(r.ru_utime.tv_sec) + Double(r.ru_utime.tv_usec) / 1e6 + Double(r.ru_stime.tv_sec) + Double(
+            r.ru_stime.tv_usec) / 1e6
     }
 }

@@ -12,28 +12,42 @@ extension LocalNetwork {
     /// network differs from the solo one only in its ordering (what `bench load --orderers 3` compares).
     func setUpRaft(blockMaxTx: Int, peersOnAll: Bool = true) throws {
         let sa = root + "/sa"
-        try cli(["ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
+        try cli([
+            "ca", "init", "--data", sa, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0",
+            "--enroll-listen", "127.0.0.1:0",
+        ])
         let saOut = try daemon(Self.executable, ["ca", "serve", "--data", sa], logFile: root + "/sa.log")
-        guard let caPort = Self.port(in: saOut, after: "node sa-node"), let enrollPort = Self.port(in: saOut, after: "CA enrollment") else {
+        guard let caPort = Self.port(in: saOut, after: "node sa-node"),
+            let enrollPort = Self.port(in: saOut, after: "CA enrollment")
+        else {
             throw CLIError("SA node did not report its ports")
         }
-        let ca = "127.0.0.1:\(caPort)", enroll = "127.0.0.1:\(enrollPort)"
+        let ca = "127.0.0.1:\(caPort)"
+        let enroll = "127.0.0.1:\(enrollPort)"
         let free = LoopbackPorts.free(2 * Self.raftHospitals.count)
-        var consenters = "", organisations = ""
+        var consenters = ""
+        var organisations = ""
         for (i, org) in Self.raftHospitals.enumerated() {
-            let node = "127.0.0.1:\(free[2 * i])", raft = "127.0.0.1:\(free[2 * i + 1])"
+            let node = "127.0.0.1:\(free[2 * i])"
+            let raft = "127.0.0.1:\(free[2 * i + 1])"
             try cli([
-                "org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", org, "--node", "peer0", "--ip", "127.0.0.1",
+                "org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", org, "--node", "peer0", "--ip",
+                "127.0.0.1",
                 "--listen", node, "--raft-listen", raft, "--out", root + "/\(org)",
             ])
-            try cli(["ca", "crl", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--out", root + "/\(org)/nodes/peer0/crl.pem"])
+            try cli([
+                "ca", "crl", "--ca", enroll, "--ca-cert", sa + "/ca-cert.pem", "--out",
+                root + "/\(org)/nodes/peer0/crl.pem",
+            ])
             let runsPeer = peersOnAll || i == 0
             if !runsPeer {
                 let yamlPath = root + "/\(org)/nodes/peer0/node.yaml"
-                try (try String(contentsOfFile: yamlPath, encoding: .utf8) + "peer: false\n").write(toFile: yamlPath, atomically: true, encoding: .utf8)
+                try (try String(contentsOfFile: yamlPath, encoding: .utf8) + "peer: false\n").write(
+                    toFile: yamlPath, atomically: true, encoding: .utf8)
             }
             try startNode(org, address: NodeAddress(node)!)
-            consenters += "    - { id: \(i + 1), org: \(org), raft_address: \"\(raft)\", endpoint: \"\(node)\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
+            consenters +=
+                "    - { id: \(i + 1), org: \(org), raft_address: \"\(raft)\", endpoint: \"\(node)\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
             organisations += "  - { id: \(org), ca_root: sa/ca-cert.pem\(runsPeer ? ", peers: [\"\(node)\"]" : "") }\n"
         }
         peer = nodes["hospital-a"]!.address
@@ -51,18 +65,29 @@ extension LocalNetwork {
 
             """
         try yaml.write(toFile: root + "/channel.yaml", atomically: true, encoding: .utf8)
-        try cli(["channel", "create", "--config", root + "/channel.yaml", "--wallet", sa + "/wallets/admin", "--out", root + "/records.block"])
+        try cli([
+            "channel", "create", "--config", root + "/channel.yaml", "--wallet", sa + "/wallets/admin", "--out",
+            root + "/records.block",
+        ])
         for org in Self.raftHospitals {
-            try cli(["channel", "join", "--node", nodes[org]!.address.description, "--wallet", admin(org), "--block", root + "/records.block", "--orderer-node"])
+            try cli([
+                "channel", "join", "--node", nodes[org]!.address.description, "--wallet", admin(org), "--block",
+                root + "/records.block", "--orderer-node",
+            ])
         }
         for org in Self.raftHospitals where peersOnAll || org == Self.raftHospitals[0] {
-            try cli(["channel", "join", "--node", nodes[org]!.address.description, "--wallet", admin(org), "--block", root + "/records.block"])
+            try cli([
+                "channel", "join", "--node", nodes[org]!.address.description, "--wallet", admin(org), "--block",
+                root + "/records.block",
+            ])
         }
     }
 
     /// Starts (or restarts) `org`'s node of the raft network.
     func startNode(_ org: String, address: NodeAddress) throws {
-        _ = try daemon(Self.daemon, ["--config", root + "/\(org)/nodes/peer0/node.yaml"], logFile: root + "/\(org)-\(processes.count).log")
+        _ = try daemon(
+            Self.daemon, ["--config", root + "/\(org)/nodes/peer0/node.yaml"],
+            logFile: root + "/\(org)-\(processes.count).log")
         nodes[org] = (address, processes.last!)
     }
 

@@ -21,7 +21,9 @@ struct ObjectCommand: AsyncParsableCommand {
         func run() async throws {
             guard let address = NodeAddress(node) else { throw ValidationError("--node \(node) is not host:port") }
             let client = ObjectClient(wallet: try wallet.open())
-            let stored = try await calling { try await client.upload(file: file, node: address, channel: channel, tID: tID) }
+            let stored = try await calling {
+                try await client.upload(file: file, node: address, channel: channel, tID: tID)
+            }
             print("url: \(stored.url)")
             print("sha384: \(stored.digest)")
             print("size: \(stored.size) bytes\(stored.alreadyStored ? " (already stored)" : "")")
@@ -43,7 +45,9 @@ struct ObjectCommand: AsyncParsableCommand {
             }
             let client = ObjectClient(wallet: try wallet.open())
             let d = try await calling { try await client.download(url: url, to: out, node: override) }
-            print("saved \(out): \(d.size) bytes, sha384 \(d.digest) verified\(d.resumedFrom > 0 ? " (resumed at byte \(d.resumedFrom))" : "")")
+            print(
+                "saved \(out): \(d.size) bytes, sha384 \(d.digest) verified\(d.resumedFrom > 0 ? " (resumed at byte \(d.resumedFrom))" : "")"
+            )
             print("treatment: \(d.tID) on channel \(d.channel)")
         }
     }

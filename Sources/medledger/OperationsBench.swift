@@ -10,7 +10,9 @@ import LedgerClient
 struct OperationsBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "operations",
-        abstract: "The cost of metrics: bench load with the operations endpoint off and on (scraped every second), and the scrape time with 10 channels.")
+        abstract:
+            "The cost of metrics: bench load with the operations endpoint off and on (scraped every second), and the scrape time with 10 channels."
+    )
 
     @Option(help: "Transactions per run.") var transactions = 10_000
     @Option(help: "In-flight level of the load.") var inFlight = 500
@@ -20,8 +22,11 @@ struct OperationsBench: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() async throws {
-        guard transactions > 0, inFlight > 0, (1...20).contains(repeats), (1...100).contains(channels), (1...1000).contains(scrapes) else {
-            throw ValidationError("--transactions and --in-flight positive, --repeat 1…20, --channels 1…100, --scrapes 1…1000")
+        guard transactions > 0, inFlight > 0, (1...20).contains(repeats), (1...100).contains(channels),
+            (1...1000).contains(scrapes)
+        else {
+            throw ValidationError(
+                "--transactions and --in-flight positive, --repeat 1…20, --channels 1…100, --scrapes 1…1000")
         }
         let root = NSTemporaryDirectory() + "medledger-bench-operations-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -49,12 +54,16 @@ struct OperationsBench: AsyncParsableCommand {
                         }
                     }
                 }
-                let rows = await load.measure(net: net, gateway: gateway, pde: nil, readKeys: 0, levels: [inFlight], label: "", raft: false, say: say)
+                let rows = await load.measure(
+                    net: net, gateway: gateway, pde: nil, readKeys: 0, levels: [inFlight], label: "", raft: false,
+                    say: say)
                 scraper?.cancel()
                 _ = await scraper?.value
                 if let rate = rows.first?.rate { rates[metrics]!.append(rate) }
                 do {
-                    if let client, run == repeats - 1 { scrapeMillis = try await timeScrapes(net: net, client: client, say: say) }
+                    if let client, run == repeats - 1 {
+                        scrapeMillis = try await timeScrapes(net: net, client: client, say: say)
+                    }
                 } catch {
                     await client?.shutdown()  // an HTTP client must be shut down before it goes
                     throw error
@@ -62,20 +71,32 @@ struct OperationsBench: AsyncParsableCommand {
                 await client?.shutdown()
             }
         }
-        let off = Self.median(rates[false]!), on = Self.median(rates[true]!)
+        let off = Self.median(rates[false]!)
+        let on = Self.median(rates[true]!)
         let rows = [
-            BenchRow(operation: "kv, \(inFlight) in flight, metrics off (median of \(repeats))", count: transactions, seconds: Double(transactions) / off, rate: off, rateUnit: "tx/s"),
-            BenchRow(operation: "kv, \(inFlight) in flight, metrics on, scraped every 1 s (median of \(repeats))", count: transactions, seconds: Double(transactions) / on, rate: on, rateUnit: "tx/s"),
-            BenchRow(operation: "metrics on / off throughput", count: repeats, seconds: 0, rate: on / off * 100, rateUnit: "% of off", target: 97),
             BenchRow(
-                operation: "/metrics scrape, \(channels) channels (p50 of \(scrapes))", count: scrapeMillis.count, seconds: scrapeMillis.reduce(0, +) / 1000,
+                operation: "kv, \(inFlight) in flight, metrics off (median of \(repeats))", count: transactions,
+                seconds: Double(transactions) / off, rate: off, rateUnit: "tx/s"),
+            BenchRow(
+                operation: "kv, \(inFlight) in flight, metrics on, scraped every 1 s (median of \(repeats))",
+                count: transactions, seconds: Double(transactions) / on, rate: on, rateUnit: "tx/s"),
+            BenchRow(
+                operation: "metrics on / off throughput", count: repeats, seconds: 0, rate: on / off * 100,
+                rateUnit: "% of off", target: 97),
+            BenchRow(
+                operation: "/metrics scrape, \(channels) channels (p50 of \(scrapes))", count: scrapeMillis.count,
+                seconds: scrapeMillis.reduce(0, +) / 1000,
                 rate: scrapeMillis.isEmpty ? 0 : 1000 / Self.median(scrapeMillis), rateUnit: "scrapes/s",
-                p50Micros: Self.median(scrapeMillis) * 1000, p99Micros: Self.percentile(scrapeMillis, 0.99) * 1000, p50TargetMicros: 50_000),
+                p50Micros: Self.median(scrapeMillis) * 1000, p99Micros: Self.percentile(scrapeMillis, 0.99) * 1000,
+                p50TargetMicros: 50_000),
         ]
         let report = BenchReport(
-            title: "medledger bench operations (solo network, mutual TLS, fsync per block; runs alternate metrics off and on)",
+            title:
+                "medledger bench operations (solo network, mutual TLS, fsync per block; runs alternate metrics off and on)",
             environment: [
-                "cores": "\(ProcessInfo.processInfo.activeProcessorCount)", "runs": "each: off \(rates[false]!.map { String(format: "%.0f", $0) }.joined(separator: ", ")); on \(rates[true]!.map { String(format: "%.0f", $0) }.joined(separator: ", "))",
+                "cores": "\(ProcessInfo.processInfo.activeProcessorCount)",
+                "runs":
+                    "each: off \(rates[false]!.map { String(format: "%.0f", $0) }.joined(separator: ", ")); on \(rates[true]!.map { String(format: "%.0f", $0) }.joined(separator: ", "))",
                 "scrape": "HTTPS with an administrator's certificate, one kept-alive connection, after the load",
             ],
             rows: rows)
@@ -90,7 +111,8 @@ struct OperationsBench: AsyncParsableCommand {
         for _ in 0..<scrapes {
             let start = DispatchTime.now().uptimeNanoseconds
             let (status, body) = try await client.send(.GET, "/metrics")
-            guard status == 200, channels == 1 || String(decoding: body, as: UTF8.self).contains("records-\(channels)") else {
+            guard status == 200, channels == 1 || String(decoding: body, as: UTF8.self).contains("records-\(channels)")
+            else {
                 throw CLIError("scrape answered \(status) without channel records-\(channels)")
             }
             millis.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)

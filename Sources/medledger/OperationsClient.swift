@@ -20,16 +20,23 @@ final class OperationsClient: Sendable {
             tls.certificateChain = try NIOSSLCertificate.fromPEMFile(wallet.tlsCertPath).map { .certificate($0) }
             tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: wallet.tlsKeyPath, format: .pem))
         } catch { throw CLIError("wallet \(wallet.directory): \(error)") }
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
+        client = HTTPClient(
+            eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
     }
 
     /// One request: the status and the body (at most 16 MiB).
-    func send(_ method: HTTPMethod, _ path: String, json body: [String: String]? = nil) async throws -> (status: UInt, body: Data) {
-        try await send(method, path, data: try body.map { try JSONSerialization.data(withJSONObject: $0) }, contentType: "application/json")
+    func send(
+        _ method: HTTPMethod, _ path: String, json body: [String: String]? = nil
+    ) async throws -> (status: UInt, body: Data) {
+        try await send(
+            method, path, data: try body.map { try JSONSerialization.data(withJSONObject: $0) },
+            contentType: "application/json")
     }
 
     /// One request with a body of any type.
-    func send(_ method: HTTPMethod, _ path: String, data body: Data?, contentType: String, headers: [(String, String)] = []) async throws -> (status: UInt, body: Data) {
+    func send(
+        _ method: HTTPMethod, _ path: String, data body: Data?, contentType: String, headers: [(String, String)] = []
+    ) async throws -> (status: UInt, body: Data) {
         do {
             var request = HTTPClientRequest(url: "https://\(address)\(path)")
             request.method = method

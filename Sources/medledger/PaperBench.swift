@@ -15,7 +15,9 @@ import MedRecords
 struct PaperBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paper",
-        abstract: "The paper's 15 operations (RSA-OAEP, SHA-384, AES-GCM, signatures, P_DE/D_UE put and query, re-encryption, object store) per record size.")
+        abstract:
+            "The paper's 15 operations (RSA-OAEP, SHA-384, AES-GCM, signatures, P_DE/D_UE put and query, re-encryption, object store) per record size."
+    )
 
     @Option(help: "Record sizes, comma-separated, with k/m suffixes (binary).") var sizes = "64k,256k,1m"
     @Option(help: "Timed runs of each operation per size.") var runs = 1000
@@ -29,31 +31,50 @@ struct PaperBench: AsyncParsableCommand {
         var meanMs: Double
         var p50Ms: Double
         var p99Ms: Double
-        enum CodingKeys: String, CodingKey { case operation, sizeBytes = "size_bytes", runs, meanMs = "mean_ms", p50Ms = "p50_ms", p99Ms = "p99_ms" }
+        enum CodingKeys: String, CodingKey {
+            case operation
+            case sizeBytes = "size_bytes"
+            case runs
+            case meanMs = "mean_ms"
+            case p50Ms = "p50_ms"
+            case p99Ms = "p99_ms"
+        }
     }
 
     /// "64k" → 65536, "1m" → 1048576, "1000" → 1000; at most 64 MiB.
     static func parseSize(_ s: String) -> Int? {
         var t = Substring(s.trimmingCharacters(in: .whitespaces).lowercased())
         var factor = 1
-        if t.hasSuffix("k") { factor = 1 << 10; t = t.dropLast() } else if t.hasSuffix("m") { factor = 1 << 20; t = t.dropLast() }
+        if t.hasSuffix("k") {
+            factor = 1 << 10
+            t = t.dropLast()
+        } else if t.hasSuffix("m") {
+            factor = 1 << 20
+            t = t.dropLast()
+        }
         guard let n = Int(t), n > 0, n <= (64 << 20) / factor else { return nil }
         return n * factor
     }
 
     static let operations = [
         "RSA-OAEP encrypt (data key, RSA-2048)", "RSA-OAEP decrypt (data key, RSA-2048)", "SHA-384 of the ciphertext",
-        "AES-256-GCM encrypt (seal record)", "AES-256-GCM decrypt (open record)", "Sign (ECDSA P-256, D_SP)", "Verify signature",
+        "AES-256-GCM encrypt (seal record)", "AES-256-GCM decrypt (open record)", "Sign (ECDSA P-256, D_SP)",
+        "Verify signature",
         "Put P_DE (committed)", "Query P_DE", "Re-encryption key generation", "Re-encryption (capsule fragment)",
-        "Put D_UE (committed)", "Query D_UE", "Upload to object store (kept connection)", "Download from object store (kept connection)",
+        "Put D_UE (committed)", "Query D_UE", "Upload to object store (kept connection)",
+        "Download from object store (kept connection)",
     ]
 
     func run() async throws {
         let sizeList = try sizes.split(separator: ",").map { s -> Int in
-            guard let n = Self.parseSize(String(s)) else { throw ValidationError("--sizes: \(s) is not a size such as 64k or 1m (at most 64m)") }
+            guard let n = Self.parseSize(String(s)) else {
+                throw ValidationError("--sizes: \(s) is not a size such as 64k or 1m (at most 64m)")
+            }
             return n
         }
-        guard !sizeList.isEmpty, runs > 0 else { throw ValidationError("--sizes must list sizes and --runs must be positive") }
+        guard !sizeList.isEmpty, runs > 0 else {
+            throw ValidationError("--sizes must list sizes and --runs must be positive")
+        }
         let root = dir ?? NSTemporaryDirectory() + "medledger-paper-bench-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: root) } }
@@ -89,18 +110,28 @@ struct PaperBench: AsyncParsableCommand {
         static func make(_ net: LocalNetwork) async throws -> Setup {
             func care(_ path: String) async throws -> CareClient {
                 let w = try Wallet.open(path)
-                return CareClient(wallet: w, gateway: try await Gateway.connect(wallet: w, peer: net.peer, channel: "records"), node: net.peer)
+                return CareClient(
+                    wallet: w, gateway: try await Gateway.connect(wallet: w, peer: net.peer, channel: "records"),
+                    node: net.peer)
             }
-            let patient = try await care(net.root + "/patient"), researcher = try await care(net.root + "/researcher"), admin = try await care(net.root + "/hospital-a/admin")
+            let patient = try await care(net.root + "/patient")
+            let researcher = try await care(net.root + "/researcher")
+            let admin = try await care(net.root + "/hospital-a/admin")
             defer { admin.gateway.close() }
             let doctor = try Wallet.open(net.root + "/doctor")
             _ = try await patient.publishKeys()
             _ = try await researcher.publishKeys()
-            let (t, _) = try await admin.submit("createTreatment", CreateTreatmentRequest(patientPID: patient.wallet.info.pid, doctorPID: doctor.info.pid), Treatment.self)
+            let (t, _) = try await admin.submit(
+                "createTreatment",
+                CreateTreatmentRequest(patientPID: patient.wallet.info.pid, doctorPID: doctor.info.pid), Treatment.self)
             let expires = ISO8601DateFormatter().string(from: Date().addingTimeInterval(86_400))
-            let grant = try await patient.grant(grantee: researcher.wallet.info.pid, tIDs: [t.tID], purpose: "benchmark", expiresAt: expires, proxies: [net.peer], threshold: 1)
-            return Setup(patient: patient, doctor: doctor, researcher: researcher, tID: t.tID, consentID: grant.consent.consentID,
-                         patientKeys: try patient.wallet.proxyKeys(), researcherKeys: try researcher.wallet.proxyKeys())
+            let grant = try await patient.grant(
+                grantee: researcher.wallet.info.pid, tIDs: [t.tID], purpose: "benchmark", expiresAt: expires,
+                proxies: [net.peer], threshold: 1)
+            return Setup(
+                patient: patient, doctor: doctor, researcher: researcher, tID: t.tID,
+                consentID: grant.consent.consentID,
+                patientKeys: try patient.wallet.proxyKeys(), researcherKeys: try researcher.wallet.proxyKeys())
         }
 
         func close() {
@@ -114,8 +145,11 @@ struct PaperBench: AsyncParsableCommand {
         var rows = [Row]()
         func record(_ op: String, _ samples: [Double]) {
             let sorted = samples.sorted()
-            rows.append(Row(operation: op, sizeBytes: size, runs: samples.count, meanMs: samples.reduce(0, +) / Double(samples.count) * 1000,
-                            p50Ms: (percentile(sorted, 0.50) ?? 0) * 1000, p99Ms: (percentile(sorted, 0.99) ?? 0) * 1000))
+            rows.append(
+                Row(
+                    operation: op, sizeBytes: size, runs: samples.count,
+                    meanMs: samples.reduce(0, +) / Double(samples.count) * 1000,
+                    p50Ms: (percentile(sorted, 0.50) ?? 0) * 1000, p99Ms: (percentile(sorted, 0.99) ?? 0) * 1000))
         }
         func time(_ op: String, _ body: (Int) async throws -> Void) async throws {
             progress.phase = "\(op), \(label)"
@@ -141,26 +175,38 @@ struct PaperBench: AsyncParsableCommand {
         let rsa = try _RSA.Encryption.PrivateKey(keySize: .bits2048)
         let rawKey = (0..<32).map { _ in UInt8.random(in: 0...255) }
         var wrapped = Data()
-        try await time(Self.operations[0]) { _ in wrapped = try rsa.publicKey.encrypt(rawKey, padding: .PKCS1_OAEP_SHA256) }
+        try await time(Self.operations[0]) { _ in
+            wrapped = try rsa.publicKey.encrypt(rawKey, padding: .PKCS1_OAEP_SHA256)
+        }
         try await time(Self.operations[1]) { _ in _ = try rsa.decrypt(wrapped, padding: .PKCS1_OAEP_SHA256) }
         // 3–5: digest, seal, open.
         try await time(Self.operations[2]) { _ in _ = Digests.sha384(sealed) }
-        try await time(Self.operations[3]) { _ in _ = try Self.sealInMemory(plaintext, to: s.patientKeys.encryptionKey) }
+        try await time(Self.operations[3]) { _ in _ = try Self.sealInMemory(plaintext, to: s.patientKeys.encryptionKey)
+        }
         try await time(Self.operations[4]) { _ in
             var pos = 0
-            _ = try SealedRecord.open(.dataKey(dataKey), read: { n in
-                let end = min(pos + n, sealed.count)
-                defer { pos = end }
-                return Array(sealed[pos..<end])
-            }, write: { _ in })
+            _ = try SealedRecord.open(
+                .dataKey(dataKey),
+                read: { n in
+                    let end = min(pos + n, sealed.count)
+                    defer { pos = end }
+                    return Array(sealed[pos..<end])
+                }, write: { _ in })
         }
         // 6–7: D_SP over (t_id, URL_C, digest), and its verification.
         let url = "medledger://\(s.patient.node.host):\(s.patient.node.port)/objects/\(sealResult.digestHex)"
         let signingKey = try s.patient.wallet.signingKey()
         var signature = ""
-        try await time(Self.operations[5]) { _ in signature = try IndexRecordSigning.sign(tid: s.tID, url: url, digestHex: sealResult.digestHex, key: signingKey) }
+        try await time(Self.operations[5]) { _ in
+            signature = try IndexRecordSigning.sign(
+                tid: s.tID, url: url, digestHex: sealResult.digestHex, key: signingKey)
+        }
         try await time(Self.operations[6]) { _ in
-            guard IndexRecordSigning.isValid(signatureBase64: signature, publicKey: signingKey.publicKey, tid: s.tID, url: url, digestHex: sealResult.digestHex) else { throw CLIError("signature did not verify") }
+            guard
+                IndexRecordSigning.isValid(
+                    signatureBase64: signature, publicKey: signingKey.publicKey, tid: s.tID, url: url,
+                    digestHex: sealResult.digestHex)
+            else { throw CLIError("signature did not verify") }
         }
         // 8–9: P_DE put (each a distinct digest: one P_DE per ciphertext) and query. Requests are
         // signed before the clock starts: signing is row 6.
@@ -172,35 +218,56 @@ struct PaperBench: AsyncParsableCommand {
         for _ in 0..<runs {
             let digest = Hex.encode((0..<48).map { _ in UInt8.random(in: 0...255) })
             let u = "medledger://\(s.patient.node.host):\(s.patient.node.port)/objects/\(digest)"
-            requests.append(PutIndexRecordRequest(
-                tID: s.tID, url: u, digest: digest, patientSignature: try IndexRecordSigning.sign(tid: s.tID, url: u, digestHex: digest, key: signingKey),
-                doctorSignature: try IndexRecordSigning.sign(tid: s.tID, url: u, digestHex: digest, key: doctorKey), patientCert: patientCert, doctorCert: doctorCert, capsule: capsuleHex))
+            requests.append(
+                PutIndexRecordRequest(
+                    tID: s.tID, url: u, digest: digest,
+                    patientSignature: try IndexRecordSigning.sign(
+                        tid: s.tID, url: u, digestHex: digest, key: signingKey),
+                    doctorSignature: try IndexRecordSigning.sign(tid: s.tID, url: u, digestHex: digest, key: doctorKey),
+                    patientCert: patientCert, doctorCert: doctorCert, capsule: capsuleHex))
         }
         var recordID = ""
-        try await time(Self.operations[7]) { i in recordID = try await s.patient.submit("putIndexRecord", requests[i], IndexRecord.self).0.recordID }
-        try await time(Self.operations[8]) { _ in _ = try await s.patient.query("getIndexRecord", GetIndexRecordRequest(recordID: recordID), IndexRecord.self) }
+        try await time(Self.operations[7]) { i in
+            recordID = try await s.patient.submit("putIndexRecord", requests[i], IndexRecord.self).0.recordID
+        }
+        try await time(Self.operations[8]) { _ in
+            _ = try await s.patient.query("getIndexRecord", GetIndexRecordRequest(recordID: recordID), IndexRecord.self)
+        }
         // 10–11: re-encryption key generation (1 of 1, as in the paper) and re-encryption.
         var kfrag: VerifiedKeyFrag?
         try await time(Self.operations[9]) { _ in
-            kfrag = try Umbral.generateKFrags(delegatingSK: s.patientKeys.encryption, receivingPK: s.researcherKeys.encryptionKey, signer: s.patientKeys.signer,
-                                              threshold: 1, shares: 1, signDelegatingKey: true, signReceivingKey: true)[0]
+            kfrag = try Umbral.generateKFrags(
+                delegatingSK: s.patientKeys.encryption, receivingPK: s.researcherKeys.encryptionKey,
+                signer: s.patientKeys.signer,
+                threshold: 1, shares: 1, signDelegatingKey: true, signReceivingKey: true)[0]
         }
-        try await time(Self.operations[10]) { _ in _ = Umbral.reencrypt(capsule: sealResult.header.capsule, kfrag: kfrag!) }
+        try await time(Self.operations[10]) { _ in
+            _ = Umbral.reencrypt(capsule: sealResult.header.capsule, kfrag: kfrag!)
+        }
         // 12–13: D_UE put (by the third party under the live consent) and query.
-        let usage = RecordUsageRequest(tID: s.tID, thirdPartyPID: s.researcher.wallet.info.pid, proxyNode: "hospital-a/peer0", purpose: "benchmark")
-        try await time(Self.operations[11]) { _ in _ = try await s.researcher.submit("recordUsage", usage, UsageRecord.self) }
-        try await time(Self.operations[12]) { _ in _ = try await s.researcher.query("listUsage", ListUsageRequest(tID: s.tID, pageSize: 10), RecordPage<UsageRecord>.self) }
+        let usage = RecordUsageRequest(
+            tID: s.tID, thirdPartyPID: s.researcher.wallet.info.pid, proxyNode: "hospital-a/peer0", purpose: "benchmark"
+        )
+        try await time(Self.operations[11]) { _ in
+            _ = try await s.researcher.submit("recordUsage", usage, UsageRecord.self)
+        }
+        try await time(Self.operations[12]) { _ in
+            _ = try await s.researcher.query(
+                "listUsage", ListUsageRequest(tID: s.tID, pageSize: 10), RecordPage<UsageRecord>.self)
+        }
         // 14–15: the object store, over mutual TLS, streamed in 1 MiB chunks, on one kept connection
         // (as an app storing records in a row; `medledger object put` dials once per run). The
         // sealed record's digest is known from sealing. The same object each time: the node receives
         // and re-hashes every byte, and keeps one copy.
-        let pool = NodeConnectionPool(trustedRootsPEM: s.patient.wallet.caCertPEM, identity: s.patient.wallet.tlsIdentity)
+        let pool = NodeConnectionPool(
+            trustedRootsPEM: s.patient.wallet.caCertPEM, identity: s.patient.wallet.tlsIdentity)
         defer { pool.close() }
         let objects = ObjectClient(wallet: s.patient.wallet, pool: pool)
         var stored: ObjectClient.Stored?
         let known = (digest: sealResult.digestHex, size: UInt64(sealed.count))
         try await time(Self.operations[13]) { _ in
-            stored = try await objects.upload(file: sealedPath, node: s.patient.node, channel: "records", tID: s.tID, known: known)
+            stored = try await objects.upload(
+                file: sealedPath, node: s.patient.node, channel: "records", tID: s.tID, known: known)
         }
         let out = root + "/download-\(size).bin"
         try await time(Self.operations[14]) { _ in
@@ -214,20 +281,29 @@ struct PaperBench: AsyncParsableCommand {
         var out = [UInt8]()
         out.reserveCapacity(plaintext.count + plaintext.count / 1000 + 512)
         var pos = 0
-        let r = try SealedRecord.seal(patientPK: key, read: { n in
-            let end = min(pos + n, plaintext.count)
-            defer { pos = end }
-            return Array(plaintext[pos..<end])
-        }, write: { out += $0 })
+        let r = try SealedRecord.seal(
+            patientPK: key,
+            read: { n in
+                let end = min(pos + n, plaintext.count)
+                defer { pos = end }
+                return Array(plaintext[pos..<end])
+            }, write: { out += $0 })
         return (out, r)
     }
 
     static func table(_ rows: [Row], runs: Int) -> String {
         let sizes = Array(Set(rows.map(\.sizeBytes))).sorted()
-        func label(_ size: Int) -> String { size >= 1 << 20 && size % (1 << 20) == 0 ? "\(size >> 20) MiB" : "\(size >> 10) KiB" }
-        func ms(_ v: Double) -> String { v >= 100 ? String(format: "%.0f", v) : v >= 10 ? String(format: "%.1f", v) : String(format: "%.3f", v) }
+        func label(_ size: Int) -> String {
+            size >= 1 << 20 && size % (1 << 20) == 0 ? "\(size >> 20) MiB" : "\(size >> 10) KiB"
+        }
+        func ms(_ v: Double) -> String {
+            v >= 100 ? String(format: "%.0f", v) : v >= 10 ? String(format: "%.1f", v) : String(format: "%.3f", v)
+        }
         let opWidth = operations.map(\.count).max()! + 2
-        var lines = ["The paper's operations: mean / p50 / p99 in ms, \(runs) runs each (release build for meaningful figures)", ""]
+        var lines = [
+            "The paper's operations: mean / p50 / p99 in ms, \(runs) runs each (release build for meaningful figures)",
+            "",
+        ]
         var header = "#  " + "operation".padding(toLength: opWidth, withPad: " ", startingAt: 0)
         for s in sizes { header += ("| " + label(s)).padding(toLength: 27, withPad: " ", startingAt: 0) }
         lines.append(header)
@@ -235,7 +311,10 @@ struct PaperBench: AsyncParsableCommand {
         for (i, op) in operations.enumerated() {
             var line = String(format: "%-3d", i + 1) + op.padding(toLength: opWidth, withPad: " ", startingAt: 0)
             for s in sizes {
-                let cell = rows.first { $0.operation == op && $0.sizeBytes == s }.map { "\(ms($0.meanMs)) / \(ms($0.p50Ms)) / \(ms($0.p99Ms))" } ?? "-"
+                let cell =
+                    rows.first { $0.operation == op && $0.sizeBytes == s }.map {
+                        "\(ms($0.meanMs)) / \(ms($0.p50Ms)) / \(ms($0.p99Ms))"
+                    } ?? "-"
                 line += ("| " + cell).padding(toLength: 27, withPad: " ", startingAt: 0)
             }
             lines.append(line)
@@ -260,9 +339,11 @@ final class ProgressBar: @unchecked Sendable {  // used from one task at a time
         let permille = done * 1000 / total
         guard enabled, permille != lastDrawn else { return }
         lastDrawn = permille
-        let width = 30, filled = done * width / total
+        let width = 30
+        let filled = done * width / total
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        FileHandle.standardError.write(Data("\r\(bar) \(String(format: "%5.1f", Double(permille) / 10))%  \(phase)\u{1B}[K".utf8))
+        FileHandle.standardError.write(
+            Data("\r\(bar) \(String(format: "%5.1f", Double(permille) / 10))%  \(phase)\u{1B}[K".utf8))
     }
 
     func finish() {

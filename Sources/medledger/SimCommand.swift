@@ -6,7 +6,8 @@ import LedgerSimulation
 struct SimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sim",
-        abstract: "Deterministic simulation: orderer, peers and clients from one seed, with faults; checks the ledger's invariants.",
+        abstract:
+            "Deterministic simulation: orderer, peers and clients from one seed, with faults; checks the ledger's invariants.",
         discussion: """
             Runs --steps events with the chosen faults, then heals (partitions end, crashed nodes restart, no new \
             operations) and requires convergence. Invariants: no fork; identical validation codes and commit hashes \
@@ -19,7 +20,8 @@ struct SimCommand: ParsableCommand {
     @Option(help: "How many consecutive seeds to run, from --seed.") var seeds: Int = 1
     @Option(help: "Events with faults on, before healing.") var steps: Int = 4_000
     @Option(help: "all, none, or a list of drop,dup,delay,partition,crash,disk,clock.") var faults: String = "all"
-    @Option(help: "Plant a bug to see it caught: \(SimBug.allCases.map(\.rawValue).joined(separator: ", ")).") var bug: [String] = []
+    @Option(help: "Plant a bug to see it caught: \(SimBug.allCases.map(\.rawValue).joined(separator: ", ")).") var bug:
+        [String] = []
     @Option(help: "Hospital peers (1–5); kv writes need a majority's endorsements.") var peers: Int = 3
     @Option(help: "Clients writing kv keys.") var clients: Int = 8
     @Option(help: "Distinct keys written (few keys, more MVCC conflicts).") var keys: Int = 16
@@ -32,7 +34,11 @@ struct SimCommand: ParsableCommand {
         options.steps = steps
         do { options.faults = try SimFaults(parsing: faults) } catch { throw ValidationError("\(error)") }
         for b in bug {
-            guard let parsed = SimBug(rawValue: b) else { throw ValidationError("unknown --bug \(b.debugDescription); known: \(SimBug.allCases.map(\.rawValue).joined(separator: ", "))") }
+            guard let parsed = SimBug(rawValue: b) else {
+                throw ValidationError(
+                    "unknown --bug \(b.debugDescription); known: \(SimBug.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
             options.bugs.insert(parsed)
         }
         options.peers = peers
@@ -43,7 +49,9 @@ struct SimCommand: ParsableCommand {
             options.seed = seed &+ s
             let started = ContinuousClock.now
             let r: SimulationResult
-            do { r = try Simulation.run(options) } catch let e as SimOptionError { throw ValidationError(e.description) }
+            do { r = try Simulation.run(options) } catch let e as SimOptionError {
+                throw ValidationError(e.description)
+            }
             let took = (ContinuousClock.now - started).components
             let seconds = Double(took.seconds) + Double(took.attoseconds) / 1e18
             print(summary(r, seconds: seconds))
@@ -54,13 +62,16 @@ struct SimCommand: ParsableCommand {
             }
         }
         if !failed.isEmpty {
-            throw CLIError("\(failed.count) of \(seeds) seeds broke an invariant: \(failed.map { "\($0.options.seed)" }.joined(separator: ", "))")
+            throw CLIError(
+                "\(failed.count) of \(seeds) seeds broke an invariant: \(failed.map { "\($0.options.seed)" }.joined(separator: ", "))"
+            )
         }
     }
 
     func summary(_ r: SimulationResult, seconds: Double) -> String {
         let s = r.stats
-        let line = "seed \(r.options.seed): \(r.violation == nil ? "ok" : "FAILED"), \(r.events) events, trace \(r.traceHash.prefix(16)), verdicts \(r.verdictHash.prefix(16)), \(String(format: "%.1f", seconds)) s"
+        let line =
+            "seed \(r.options.seed): \(r.violation == nil ? "ok" : "FAILED"), \(r.events) events, trace \(r.traceHash.prefix(16)), verdicts \(r.verdictHash.prefix(16)), \(String(format: "%.1f", seconds)) s"
         if quiet { return line }
         return line + """
 

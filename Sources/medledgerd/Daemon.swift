@@ -19,4 +19,3 @@ struct Daemon: AsyncParsableCommand {
         try await NodeServer(config: cfg, log: logging.line, logLevels: logging.levels, logAs: logging.component).run()
     }
 }
-

@@ -1,6 +1,7 @@
 import CRaft
 import Foundation
 import Testing
+
 @testable import LedgerConsensus
 
 /// libraft's deterministic in-memory cluster (raft/fixture.h) driving our state-machine glue through
@@ -98,10 +99,13 @@ final class FixtureCluster {
         raft_fixture_disconnect(cluster.f, 1, 0)
         raft_fixture_disconnect(cluster.f, 2, 0)
         cluster.propose(Array("lost".utf8), on: 0)
-        let elected = raft_fixture_step_until(cluster.f, { f, _ in
-            let s1 = raft_state(raft_fixture_get(f, 1)), s2 = raft_state(raft_fixture_get(f, 2))
-            return s1 == RAFT_LEADER || s2 == RAFT_LEADER
-        }, nil, 10_000)
+        let elected = raft_fixture_step_until(
+            cluster.f,
+            { f, _ in
+                let s1 = raft_state(raft_fixture_get(f, 1))
+                let s2 = raft_state(raft_fixture_get(f, 2))
+                return s1 == RAFT_LEADER || s2 == RAFT_LEADER
+            }, nil, 10_000)
         #expect(elected)
         let newLeader = raft_state(raft_fixture_get(cluster.f, 1)) == RAFT_LEADER ? 1 : 2
         cluster.propose(entry(1), on: newLeader)
@@ -114,7 +118,8 @@ final class FixtureCluster {
     }
 
     @Test func crashedFollowerCatchesUpThroughASnapshot() throws {
-        let cluster = try FixtureCluster([RecordingMachine(), RecordingMachine(), RecordingMachine()], snapshotThreshold: 8)
+        let cluster = try FixtureCluster(
+            [RecordingMachine(), RecordingMachine(), RecordingMachine()], snapshotThreshold: 8)
         raft_fixture_elect(cluster.f, 0)
         raft_fixture_kill(cluster.f, 2)
         for i in 0..<40 { cluster.propose(entry(i), on: 0) }

@@ -1,6 +1,10 @@
+import Crypto
 import Foundation
 import LedgerConsensus
+import NIOSSL
+import SwiftASN1
 import Synchronization
+import X509
 
 /// A state machine that records every entry it applies, for comparing consenters. Its snapshot is
 /// the whole list (tests keep it small); `failAt` makes one apply throw, like a disk that fails.
@@ -53,11 +57,6 @@ final class RecordingMachine: ReplicatedStateMachine, @unchecked Sendable {
 
 func entry(_ i: Int) -> [UInt8] { Array("entry-\(i)".utf8) }
 
-import Crypto
-import NIOSSL
-import SwiftASN1
-import X509
-
 /// A throw-away TLS identity (self-signed P-256) and its pinned key, for consenters in tests.
 struct TestTLSIdentity {
     let identity: RaftTLSIdentity
@@ -77,7 +76,8 @@ struct TestTLSIdentity {
         try serializer.serialize(cert)
         let nioCert = try NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der)
         identity = RaftTLSIdentity(
-            certificateChain: [nioCert], privateKey: try NIOSSLPrivateKey(bytes: Array(key.derRepresentation), format: .der))
+            certificateChain: [nioCert],
+            privateKey: try NIOSSLPrivateKey(bytes: Array(key.derRepresentation), format: .der))
         publicKey = Array(key.publicKey.derRepresentation)
     }
 }
@@ -98,5 +98,11 @@ final class ScratchDirectory {
         path = NSTemporaryDirectory() + "medledger-\(name)-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
-    deinit { if ProcessInfo.processInfo.environment["KEEP_SCRATCH"] == nil { try? FileManager.default.removeItem(atPath: path) } else { print("scratch kept: \(path)") } }
+    deinit {
+        if ProcessInfo.processInfo.environment["KEEP_SCRATCH"] == nil {
+            try? FileManager.default.removeItem(atPath: path)
+        } else {
+            print("scratch kept: \(path)")
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LedgerConsensus
 
 /// Three libraft consenters in this process, each with its own loop thread and TLS listener on
@@ -28,27 +29,32 @@ final class TLSCluster {
             try await transport.start()
             identities.append(tls)
             transports.append(transport)
-            peers.append(RaftPeer(id: ConsenterID(i), address: "127.0.0.1:\(transport.listenPort)", publicKey: tls.publicKey))
+            peers.append(
+                RaftPeer(id: ConsenterID(i), address: "127.0.0.1:\(transport.listenPort)", publicKey: tls.publicKey))
         }
         for (i, transport) in transports.enumerated() {
             transport.setPeers(peers, channel: channel)
             let id = ConsenterID(i + 1)
             let machine = RecordingMachine(failAt: failAt[id])
             let (loop, server) = try makeServer(id: id, transport: transport, machine: machine)
-            nodes.append(Node(id: id, tls: identities[i], transport: transport, loop: loop, server: server, machine: machine))
+            nodes.append(
+                Node(id: id, tls: identities[i], transport: transport, loop: loop, server: server, machine: machine))
         }
         for n in nodes { try await n.server.start(bootstrap: members) }
     }
 
     var members: [ConsensusMember] { peers.map { ConsensusMember(id: $0.id, address: $0.address, role: .voter) } }
 
-    func makeServer(id: ConsenterID, transport: TLSRaftTransport, machine: RecordingMachine) throws -> (RaftLoop, RaftServer) {
+    func makeServer(
+        id: ConsenterID, transport: TLSRaftTransport, machine: RecordingMachine
+    ) throws -> (RaftLoop, RaftServer) {
         let loop = try RaftLoop(name: "raft-\(id)")
         var tuning = RaftTuning()
         tuning.electionTimeoutMs = 300
         tuning.heartbeatTimeoutMs = 50
         let server = RaftServer(
-            id: id, address: peers[Int(id) - 1].address, channel: channel, dataDirectory: "\(scratch.path)/\(id)", loop: loop,
+            id: id, address: peers[Int(id) - 1].address, channel: channel, dataDirectory: "\(scratch.path)/\(id)",
+            loop: loop,
             machine: machine, transport: transport, tuning: tuning)
         return (loop, server)
     }
@@ -107,7 +113,9 @@ final class TLSCluster {
 
         // A follower refuses and names the leader, for forwarding.
         let follower = try #require(cluster.nodes.first { $0.id != leader.id })
-        await #expect(throws: ConsensusError.notLeader(leader: leader.id)) { try await follower.server.propose(entry(99)) }
+        await #expect(throws: ConsensusError.notLeader(leader: leader.id)) {
+            try await follower.server.propose(entry(99))
+        }
 
         // The leader dies: the other two elect a new one and go on.
         let started = Date()
@@ -118,7 +126,8 @@ final class TLSCluster {
         // on its own, and `bench failover` measures it.
         #expect(Date().timeIntervalSince(started) < 30)
         try await next.server.propose(entry(10))
-        #expect(await eventually(5) { rest.allSatisfy { id in cluster.nodes[Int(id) - 1].machine.entries.count == 11 } })
+        #expect(
+            await eventually(5) { rest.allSatisfy { id in cluster.nodes[Int(id) - 1].machine.entries.count == 11 } })
         let status = await next.server.status()
         #expect(status.members.count == 3)
         #expect(status.term >= 2)
@@ -151,7 +160,9 @@ final class TLSCluster {
         #expect(await eventually(3) { target.transport.refusedConnections > before })
         // And a consenter that dials someone presenting an unpinned key gets no connection.
         let impostor = RaftPeer(id: 1, address: pinned.address, publicKey: intruderTLS.publicKey)
-        await #expect(throws: (any Error).self) { try await cluster.nodes[1].transport.dial(impostor, channel: cluster.channel).get() }
+        await #expect(throws: (any Error).self) {
+            try await cluster.nodes[1].transport.dial(impostor, channel: cluster.channel).get()
+        }
         // Nothing the intruder did reached a state machine.
         #expect(cluster.nodes.allSatisfy { $0.machine.entries.isEmpty })
         await intruder.shutdown()
@@ -171,7 +182,10 @@ final class TLSCluster {
         #expect(await eventually(5) { await cluster.nodes[2].server.status().stoppedReason != nil })
         let reason = await cluster.nodes[2].server.status().stoppedReason ?? ""
         #expect(reason.contains("applying raft entry"))
-        #expect(await eventually(5) { cluster.nodes[0].machine.entries.count == 6 && cluster.nodes[1].machine.entries.count == 6 })
+        #expect(
+            await eventually(5) {
+                cluster.nodes[0].machine.entries.count == 6 && cluster.nodes[1].machine.entries.count == 6
+            })
         #expect(cluster.nodes[2].machine.entries.count == 2)
         await cluster.shutdown()
     }

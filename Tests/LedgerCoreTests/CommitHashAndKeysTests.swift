@@ -1,13 +1,16 @@
 import LedgerCore
+import LedgerCrypto
 import LedgerProtos
 import Testing
-import LedgerCrypto
 
 @Suite struct CommitHashTests {
-    func checked(_ ids: [String], writes: [[(String, String?)]], codes: [Medledger_TxValidationCode]) throws -> CheckedBlock {
+    func checked(
+        _ ids: [String], writes: [[(String, String?)]], codes: [Medledger_TxValidationCode]
+    ) throws -> CheckedBlock {
         let envs = zip(ids, writes).map { Fixture.envelope(txID: $0, writes: $1) }
         let b = Medledger_Block.make(number: 0, previousHash: LedgerHash.zero, envelopes: envs, validationCodes: codes)
-        return try BlockCheck.check(b, channel: "ch", expectedNumber: 0, previousHash: LedgerHash.zero, limits: LedgerLimits())
+        return try BlockCheck.check(
+            b, channel: "ch", expectedNumber: 0, previousHash: LedgerHash.zero, limits: LedgerLimits())
     }
 
     func hash(_ c: CheckedBlock, prev: [UInt8] = LedgerHash.zero) -> [UInt8] {
@@ -27,7 +30,9 @@ import LedgerCrypto
         let value = try checked(["1"], writes: [[("k", "V"), ("j", "w")]], codes: [.valid])
         let delete = try checked(["1"], writes: [[("k", nil), ("j", "w")]], codes: [.valid])
         let order = try checked(["1"], writes: [[("j", "w"), ("k", "v")]], codes: [.valid])
-        let hashes = [hash(base), hash(value), hash(delete), hash(order), hash(base, prev: [UInt8](repeating: 7, count: 32))]
+        let hashes = [
+            hash(base), hash(value), hash(delete), hash(order), hash(base, prev: [UInt8](repeating: 7, count: 32)),
+        ]
         #expect(Set(hashes).count == hashes.count)
     }
 
@@ -56,8 +61,12 @@ import LedgerCrypto
     }
 
     @Test func refusesReservedCharacters() {
-        #expect(throws: CompositeKey.Failure.reservedCharacter(field: "attribute 0")) { try CompositeKey.make(objectType: "t", attributes: ["a\u{0}b"]) }
-        #expect(throws: CompositeKey.Failure.reservedCharacter(field: "attribute 1")) { try CompositeKey.make(objectType: "t", attributes: ["x", "\u{10FFFF}"]) }
+        #expect(throws: CompositeKey.Failure.reservedCharacter(field: "attribute 0")) {
+            try CompositeKey.make(objectType: "t", attributes: ["a\u{0}b"])
+        }
+        #expect(throws: CompositeKey.Failure.reservedCharacter(field: "attribute 1")) {
+            try CompositeKey.make(objectType: "t", attributes: ["x", "\u{10FFFF}"])
+        }
         #expect(throws: CompositeKey.Failure.emptyObjectType) { try CompositeKey.make(objectType: "", attributes: []) }
         #expect(throws: CompositeKey.Failure.notComposite("plain")) { try CompositeKey.split("plain") }
     }
@@ -73,7 +82,10 @@ import LedgerCrypto
     }
 
     @Test func heightEncodingSortsLikeHeights() {
-        let hs = [Height(blockNum: 0, txNum: 5), Height(blockNum: 1, txNum: 0), Height(blockNum: 1, txNum: 256), Height(blockNum: 300, txNum: 1)]
+        let hs = [
+            Height(blockNum: 0, txNum: 5), Height(blockNum: 1, txNum: 0), Height(blockNum: 1, txNum: 256),
+            Height(blockNum: 300, txNum: 1),
+        ]
         for (a, b) in zip(hs, hs.dropFirst()) {
             #expect(a < b)
             #expect(a.encoded.lexicographicallyPrecedes(b.encoded))
@@ -85,7 +97,9 @@ import LedgerCrypto
     @Test func channelAndNamespaceNames() {
         #expect(ChannelName.isValid("medchannel"))
         #expect(ChannelName.isValid("hospital-a.records2"))
-        for bad in ["", "Upper", "1abc", "a b", "a_b", String(repeating: "a", count: 250)] { #expect(!ChannelName.isValid(bad), "\(bad)") }
+        for bad in ["", "Upper", "1abc", "a b", "a_b", String(repeating: "a", count: 250)] {
+            #expect(!ChannelName.isValid(bad), "\(bad)")
+        }
         #expect(NamespaceName.isValid("medrecords"))
         #expect(!NamespaceName.isValid(""))
         #expect(!NamespaceName.isValid("a\u{0}"))

@@ -1,7 +1,7 @@
 import Crypto
 import LedgerCore
-import Testing
 import LedgerCrypto
+import Testing
 
 @Suite struct MerkleTreeTests {
     /// The eight leaves of the Certificate Transparency (RFC 6962) reference test suite.
@@ -23,7 +23,8 @@ import LedgerCrypto
 
     @Test func rootsMatchCertificateTransparencyVectors() {
         for n in 1...8 {
-            #expect(Hex.encode(MerkleTree(leaves: Array(Self.ctLeaves.prefix(n))).root) == Self.ctRoots[n - 1], "n = \(n)")
+            #expect(
+                Hex.encode(MerkleTree(leaves: Array(Self.ctLeaves.prefix(n))).root) == Self.ctRoots[n - 1], "n = \(n)")
         }
     }
 
@@ -102,7 +103,8 @@ import LedgerCrypto
 
     @Test func innerNodeCannotPoseAsLeaf() {
         // Without domain separation, a "leaf" equal to the two children's hashes would give the same root.
-        let a: [UInt8] = [1], b: [UInt8] = [2]
+        let a: [UInt8] = [1]
+        let b: [UInt8] = [2]
         let two = MerkleTree(leaves: [a, b]).root
         let forged = MerkleTree(leaves: [MerkleTree.leafHash(a) + MerkleTree.leafHash(b)]).root
         #expect(two != forged)

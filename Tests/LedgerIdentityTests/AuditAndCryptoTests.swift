@@ -10,7 +10,10 @@ import Testing
         let path = dir.path + "/audit.log"
         let log = try AuditLog(path: path)
         for i in 0..<lines {
-            try log.record(AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: i % 3 == 0 ? .denied : .success, detail: "quote \" and newline \n ok"))
+            try log.record(
+                AuditEvent(
+                    actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read",
+                    target: "T\(i)", outcome: i % 3 == 0 ? .denied : .success, detail: "quote \" and newline \n ok"))
         }
         try log.close()
         return path
@@ -30,7 +33,10 @@ import Testing
         let log = try AuditLog(path: path)
         var anchors: [UInt64: String] = [:]
         for i in 0..<6 {
-            try log.record(AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: .success))
+            try log.record(
+                AuditEvent(
+                    actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read",
+                    target: "T\(i)", outcome: .success))
             if i == 1 || i == 4 { anchors[log.position.seq] = log.position.head }
         }
         try log.close()
@@ -42,16 +48,26 @@ import Testing
         try write(path, Array(original.prefix(4)))
         #expect(try AuditVerifier.verify(path: path).isValid, "the chain alone cannot see a cut tail")
         let cut = try AuditVerifier.verify(path: path, anchors: anchors)
-        #expect(cut.problems == ["anchored line 5 is missing: the log ends at line 4 (its tail was cut)"], "\(cut.problems)")
+        #expect(
+            cut.problems == ["anchored line 5 is missing: the log ends at line 4 (its tail was cut)"], "\(cut.problems)"
+        )
 
         // A whole new log of the same length, every hash recomputed: intact, but not what was anchored.
         try FileManager.default.removeItem(atPath: path)
         let forged = try AuditLog(path: path)
-        for i in 0..<6 { try forged.record(AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)-hidden", outcome: .success)) }
+        for i in 0..<6 {
+            try forged.record(
+                AuditEvent(
+                    actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read",
+                    target: "T\(i)-hidden", outcome: .success))
+        }
         try forged.close()
         #expect(try AuditVerifier.verify(path: path).isValid)
         let rewritten = try AuditVerifier.verify(path: path, anchors: anchors)
-        #expect(rewritten.problems.count == 2 && rewritten.problems.allSatisfy { $0.contains("differs from the one anchored on chain") }, "\(rewritten.problems)")
+        #expect(
+            rewritten.problems.count == 2
+                && rewritten.problems.allSatisfy { $0.contains("differs from the one anchored on chain") },
+            "\(rewritten.problems)")
     }
 
     @Test func anIntactLogVerifiesAndContinuesAcrossReopen() throws {
@@ -66,7 +82,9 @@ import Testing
         #expect(r.lines == 6)
         // Each line is JSON with the required fields.
         let first = try JSONSerialization.jsonObject(with: Data(try lines(path)[0].utf8)) as! [String: Any]
-        for k in ["ts", "actor", "action", "target", "outcome", "prev", "hash", "seq"] { #expect(first[k] != nil, "\(k)") }
+        for k in ["ts", "actor", "action", "target", "outcome", "prev", "hash", "seq"] {
+            #expect(first[k] != nil, "\(k)")
+        }
         #expect((first["ts"] as! String).hasSuffix("Z"))
     }
 
@@ -75,8 +93,15 @@ import Testing
         let path = try makeLog(dir, lines: 6)
         let original = try lines(path)
 
-        try write(path, original.enumerated().map { $0.offset == 2 ? $0.element.replacingOccurrences(of: "\"outcome\":\"success\"", with: "\"outcome\":\"denied\"") : $0.element })
-        #expect(try AuditVerifier.verify(path: path).problems.contains { $0.contains("line 3") && $0.contains("edited") })
+        try write(
+            path,
+            original.enumerated().map {
+                $0.offset == 2
+                    ? $0.element.replacingOccurrences(of: "\"outcome\":\"success\"", with: "\"outcome\":\"denied\"")
+                    : $0.element
+            })
+        #expect(
+            try AuditVerifier.verify(path: path).problems.contains { $0.contains("line 3") && $0.contains("edited") })
 
         try write(path, original.enumerated().filter { $0.offset != 3 }.map(\.element))
         #expect(try AuditVerifier.verify(path: path).problems.contains { $0.contains("line 4") })
@@ -101,7 +126,9 @@ import Testing
 /// the verifier makes of it afterwards.
 @Suite struct AuditLogFailureTests {
     func event(_ i: Int) -> AuditEvent {
-        AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: .success)
+        AuditEvent(
+            actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read",
+            target: "T\(i)", outcome: .success)
     }
 
     func bytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
@@ -139,7 +166,9 @@ import Testing
         #expect(r.problems == [])
         #expect(r.lines == 8)  // 4 whole, the torn one, the recovery line, 2 new
         #expect(r.recoveries.count == 1)
-        #expect(r.recoveries.first?.contains("line 5") == true && r.recoveries.first?.contains("\(line5Start)..<\(cut)") == true, "\(r.recoveries)")
+        #expect(
+            r.recoveries.first?.contains("line 5") == true
+                && r.recoveries.first?.contains("\(line5Start)..<\(cut)") == true, "\(r.recoveries)")
         // Reopening a log that ends cleanly recovers nothing.
         let again = try AuditLog(path: path)
         #expect(again.recovery == nil)
@@ -192,10 +221,14 @@ import Testing
         #expect(r2.problems.contains { $0.contains("line 6") && $0.contains("does not parse") }, "\(r2.problems)")
 
         // A junk line inserted in the middle with no recovery line for it.
-        var lines = String(decoding: recovered, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var lines = String(decoding: recovered, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .map(String.init)
         lines.insert("{\"action\":\"x\"", at: 2)
         try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try AuditVerifier.verify(path: path).problems.contains { $0.contains("line 3") && $0.contains("does not parse") })
+        #expect(
+            try AuditVerifier.verify(path: path).problems.contains {
+                $0.contains("line 3") && $0.contains("does not parse")
+            })
     }
 
     @Test func aFileThatIsNotAnAuditLogIsRefusedNotTakenOver() throws {
@@ -209,7 +242,9 @@ import Testing
     @Test func aSecondWriterIsRefused() throws {
         let dir = Scratch("audit-two")
         let log = try AuditLog(path: dir.path + "/audit.log")
-        #expect(throws: AuditLog.Failure.inUse(path: dir.path + "/audit.log")) { try AuditLog(path: dir.path + "/audit.log") }
+        #expect(throws: AuditLog.Failure.inUse(path: dir.path + "/audit.log")) {
+            try AuditLog(path: dir.path + "/audit.log")
+        }
         try log.close()
         try AuditLog(path: dir.path + "/audit.log").close()
     }
@@ -232,7 +267,10 @@ import Testing
             try log.record(event(2), durable: true)
             Issue.record("a write to a full disk succeeded")
         } catch let f as AuditLog.Failure {
-            guard case .writeFailed = f else { Issue.record("wrong failure \(f)"); return }
+            guard case .writeFailed = f else {
+                Issue.record("wrong failure \(f)")
+                return
+            }
             #expect(f.description.contains("No space left on device") && f.description.contains(path), "\(f)")
         }
         #expect(failures.withLock { $0.count } == 1, "the failure handler heard of it")
@@ -256,7 +294,10 @@ import Testing
         let null = open("/dev/null", O_WRONLY)
         #expect(dup2(null, fd) == fd)
         let failure = #expect(throws: AuditLog.Failure.self) { try log.record(event(1), durable: true) }
-        if case .syncFailed? = failure {} else { Issue.record("expected syncFailed, got \(String(describing: failure))") }
+        if case .syncFailed? = failure {
+        } else {
+            Issue.record("expected syncFailed, got \(String(describing: failure))")
+        }
         #expect(throws: AuditLog.Failure.self) { try log.record(event(2)) }
         #expect(dup2(saved, fd) == fd)
         close(saved)
@@ -280,7 +321,8 @@ import Testing
         try grouped.close()
         #expect(try AuditVerifier.verify(path: dir.path + "/a.log").lines == 7)
 
-        let timed = try AuditLog(path: dir.path + "/b.log", policy: AuditLog.SyncPolicy(linesMax: 1000, interval: .milliseconds(20)))
+        let timed = try AuditLog(
+            path: dir.path + "/b.log", policy: AuditLog.SyncPolicy(linesMax: 1000, interval: .milliseconds(20)))
         try timed.record(event(0))
         var waited = 0
         while timed.pendingLines > 0, waited < 200 {
@@ -301,7 +343,9 @@ import Testing
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: dir) }
             let path = dir.appendingPathComponent("audit.log").path
-            let line = #"{"action":"x","prev":"\#(String(repeating: "0", count: 64))","seq":\#(seq),"hash":"\#(String(repeating: "a", count: 64))"}"# + "\n"
+            let line =
+                #"{"action":"x","prev":"\#(String(repeating: "0", count: 64))","seq":\#(seq),"hash":"\#(String(repeating: "a", count: 64))"}"#
+                + "\n"
             try Data(line.utf8).write(to: URL(fileURLWithPath: path))
             _ = try? AuditVerifier.verify(path: path)
             if let log = try? AuditLog(path: path) {
@@ -315,15 +359,20 @@ import Testing
 @Suite struct CryptoTests {
     @Test func hybridEncryptionRoundTripsAndRejectsTheWrongKey() throws {
         let k256 = P256.KeyAgreement.PrivateKey()
-        let sealed = try HybridEncryption.seal(Array("RID 123".utf8), toX963: Array(k256.publicKey.x963Representation), aad: [1])
+        let sealed = try HybridEncryption.seal(
+            Array("RID 123".utf8), toX963: Array(k256.publicKey.x963Representation), aad: [1])
         #expect(try HybridEncryption.open(sealed, with: k256, aad: [1]) == Array("RID 123".utf8))
-        #expect(throws: HybridEncryption.Failure.wrongKey) { try HybridEncryption.open(sealed, with: P256.KeyAgreement.PrivateKey(), aad: [1]) }
+        #expect(throws: HybridEncryption.Failure.wrongKey) {
+            try HybridEncryption.open(sealed, with: P256.KeyAgreement.PrivateKey(), aad: [1])
+        }
         #expect(throws: HybridEncryption.Failure.wrongKey) { try HybridEncryption.open(sealed, with: k256, aad: [2]) }
         var tampered = sealed
         tampered[tampered.count - 1] ^= 1
         #expect(throws: HybridEncryption.Failure.wrongKey) { try HybridEncryption.open(tampered, with: k256, aad: [1]) }
         // Randomised: the same plaintext never gives the same ciphertext (so PIDs are unlinkable to RIDs).
-        #expect(try HybridEncryption.seal(Array("RID 123".utf8), toX963: Array(k256.publicKey.x963Representation)) != sealed)
+        #expect(
+            try HybridEncryption.seal(Array("RID 123".utf8), toX963: Array(k256.publicKey.x963Representation)) != sealed
+        )
         let k384 = P384.KeyAgreement.PrivateKey()
         let s384 = try HybridEncryption.seal([9, 9], toX963: Array(k384.publicKey.x963Representation))
         #expect(try HybridEncryption.open(s384, with: k384) == [9, 9])
@@ -341,7 +390,9 @@ import Testing
 
 @Suite struct AuditRotationTests {
     func event(_ i: Int) -> AuditEvent {
-        AuditEvent(actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: "T\(i)", outcome: .success)
+        AuditEvent(
+            actor: AuditActor(pid: "PID\(i)", org: "hospital-a", role: "doctor"), action: "record.read",
+            target: "T\(i)", outcome: .success)
     }
 
     @Test func theChainRunsOnAcrossRotatedFilesAndAReopen() throws {
@@ -403,7 +454,9 @@ import Testing
         let oldest = try String(contentsOfFile: files[0], encoding: .utf8)
         try String(oldest.drop { $0 != "\n" }.dropFirst()).write(toFile: files[0], atomically: true, encoding: .utf8)
         let cut = try AuditVerifier.verify(path: path)
-        #expect(cut.problems.contains { $0.contains("its name says it begins at line 1, but its first line is 2") }, "\(cut.problems)")
+        #expect(
+            cut.problems.contains { $0.contains("its name says it begins at line 1, but its first line is 2") },
+            "\(cut.problems)")
         try oldest.write(toFile: files[0], atomically: true, encoding: .utf8)
 
         // A middle file removed: the next file does not follow.
@@ -432,8 +485,12 @@ import Testing
         for i in 0..<30 {
             // Patient P1 on every third line; P10 (a PID that P1 is a prefix of) on the others' half.
             let target = i % 3 == 0 ? "P1" : i % 2 == 0 ? "P10" : "-"
-            let detail = i == 4 ? "mentions \"target\":\"P1\", in text" : "listIndexRecords on channel records, status 200"
-            try log.record(AuditEvent(actor: AuditActor(pid: "DOC\(i)", org: "hospital-a", role: "doctor"), action: "record.read", target: target, outcome: .success, detail: detail), at: start.addingTimeInterval(Double(i)))
+            let detail =
+                i == 4 ? "mentions \"target\":\"P1\", in text" : "listIndexRecords on channel records, status 200"
+            try log.record(
+                AuditEvent(
+                    actor: AuditActor(pid: "DOC\(i)", org: "hospital-a", role: "doctor"), action: "record.read",
+                    target: target, outcome: .success, detail: detail), at: start.addingTimeInterval(Double(i)))
         }
         try log.close()
         #expect(AuditFiles.rotated(path).count >= 2)
@@ -442,7 +499,9 @@ import Testing
         #expect(!all.truncated && all.entries.allSatisfy { $0.target == "P1" && $0.action == "record.read" })
         let two = try AuditSearch.entries(about: "P1", in: path, limit: 2)
         #expect(two.entries.map(\.actor.pid) == ["DOC27", "DOC24"] && two.truncated)
-        let since = ISO8601DateFormatter.string(from: start.addingTimeInterval(20), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withInternetDateTime, .withFractionalSeconds])
+        let since = ISO8601DateFormatter.string(
+            from: start.addingTimeInterval(20), timeZone: TimeZone(identifier: "UTC")!,
+            formatOptions: [.withInternetDateTime, .withFractionalSeconds])
         let recent = try AuditSearch.entries(about: "P1", in: path, since: since, limit: 100)
         #expect(recent.entries.map(\.actor.pid) == ["DOC27", "DOC24", "DOC21"])
         #expect(try AuditSearch.entries(about: "nobody", in: path, limit: 10).entries.isEmpty)

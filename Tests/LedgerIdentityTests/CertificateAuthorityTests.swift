@@ -24,7 +24,8 @@ import X509
             #expect(c.issuer == f.ca.rootCertificate.subject)
         }
         // Signing and TLS certificates are for different keys and different uses.
-        let s = try cert(doctor.signingCertPem), t = try cert(doctor.tlsCertPem)
+        let s = try cert(doctor.signingCertPem)
+        let t = try cert(doctor.tlsCertPem)
         #expect(s.publicKey != t.publicKey)
         #expect(try s.extensions.extendedKeyUsage == nil)
         #expect(try t.extensions.extendedKeyUsage?.contains(.clientAuth) == true)
@@ -36,11 +37,14 @@ import X509
 
     @Test func onlySystemAdministratorsResolvePIDsAndEveryAttemptIsAudited() async throws {
         let f = try await CAFixture()
-        let patient = try f.enrollUser("p-1001", role: .patient, by: f.hospitalAdmin, rid: "Lin Mei, ID 440111199001010022")
+        let patient = try f.enrollUser(
+            "p-1001", role: .patient, by: f.hospitalAdmin, rid: "Lin Mei, ID 440111199001010022")
         var req = Medledger_ResolvePIDRequest()
         req.pid = patient.pid
         req.justification = "court order 17/2026"
-        #expect(throws: CAError(.permissionDenied, "only the system administrator resolves pseudo identities")) { try f.ca.resolvePID(by: f.hospitalAdmin, req) }
+        #expect(throws: CAError(.permissionDenied, "only the system administrator resolves pseudo identities")) {
+            try f.ca.resolvePID(by: f.hospitalAdmin, req)
+        }
         let resolved = try f.ca.resolvePID(by: f.saAdmin, req)
         #expect(resolved.realIdentity == "Lin Mei, ID 440111199001010022")
         #expect(resolved.enrollmentID == "p-1001")
@@ -55,7 +59,9 @@ import X509
 
     @Test func registrarRulesAreEnforced() async throws {
         let f = try await CAFixture()
-        func register(_ by: AuthenticatedIdentity, _ role: Medledger_Role, org: String = "", id: String = UUID().uuidString) throws {
+        func register(
+            _ by: AuthenticatedIdentity, _ role: Medledger_Role, org: String = "", id: String = UUID().uuidString
+        ) throws {
             var r = Medledger_RegisterRequest()
             r.enrollmentID = id
             r.role = role
@@ -102,10 +108,10 @@ import X509
                 Issue.record("\(id) enrolled with \(secret)")
             } catch let e as CAError { answers.append(e) } catch { Issue.record("not a CAError: \(error)") }
         }
-        attempt("nobody", "whatever")          // unknown id
-        attempt("p-used", used)                // used secret
-        attempt("p-pending", "wrong")          // wrong secret
-        attempt("p-pending", pending)          // the right secret, but during the back-off
+        attempt("nobody", "whatever")  // unknown id
+        attempt("p-used", used)  // used secret
+        attempt("p-pending", "wrong")  // wrong secret
+        attempt("p-pending", pending)  // the right secret, but during the back-off
         #expect(answers.count == 4)
         #expect(answers.allSatisfy { $0 == CertificateAuthority.enrollmentRefused }, "\(answers)")
         #expect(answers.allSatisfy { $0.kind == .unauthenticated })
@@ -113,10 +119,13 @@ import X509
         let denied = try String(contentsOfFile: f.audit.path, encoding: .utf8).split(separator: "\n")
             .filter { $0.contains("\"action\":\"user.enroll\"") && $0.contains("\"outcome\":\"denied\"") }
         #expect(denied.count == 4)
-        for (line, reason) in zip(denied, ["unknown enrollment id", "already used", "wrong secret (failure 1", "during back-off"]) {
+        for (line, reason) in zip(
+            denied, ["unknown enrollment id", "already used", "wrong secret (failure 1", "during back-off"])
+        {
             #expect(line.contains(reason), "\(line) should say \(reason)")
         }
-        #expect(!denied.contains { $0.contains(pending) || $0.contains("wrong\"") }, "secrets never reach the audit log")
+        #expect(
+            !denied.contains { $0.contains(pending) || $0.contains("wrong\"") }, "secrets never reach the audit log")
         // And the right secret works once the wait is over.
         clock.advance(1.01)
         #expect(try f.ca.enroll(f.enrollRequest("p-pending", secret: pending)).role == .patient)
@@ -133,12 +142,16 @@ import X509
         let secret = try f.register("p-2")
         func enrolls(_ s: String) -> Bool { (try? f.ca.enroll(f.enrollRequest("p-2", secret: s))) != nil }
         func lastReason() throws -> String {
-            try String(contentsOfFile: f.audit.path, encoding: .utf8).split(separator: "\n").last { $0.contains("\"action\":\"user.enroll\"") }.map(String.init) ?? ""
+            try String(contentsOfFile: f.audit.path, encoding: .utf8).split(separator: "\n").last {
+                $0.contains("\"action\":\"user.enroll\"")
+            }.map(String.init) ?? ""
         }
 
         for (failure, wait) in [(1, 1.0), (2, 2), (3, 4), (4, 8), (5, 8), (6, 8)] {
             #expect(!enrolls("guess-\(failure)"))
-            #expect(try lastReason().contains("wrong secret (failure \(failure);"), "the guess after a full wait is checked and counted")
+            #expect(
+                try lastReason().contains("wrong secret (failure \(failure);"),
+                "the guess after a full wait is checked and counted")
             // Just before the wait ends even the right secret is refused (so the wait is not shorter),
             // and hammering is refused without being counted (so the next wait is not longer).
             clock.advance(wait - 0.01)
@@ -156,7 +169,8 @@ import X509
         let patient = try f.enrollUser("p-audit", role: .patient, by: f.hospitalAdmin, rid: "Audit Person")
         // The disk under the audit log is full.
         let fd = f.audit.descriptorForTesting
-        let saved = dup(fd), full = open("/dev/full", O_WRONLY)
+        let saved = dup(fd)
+        let full = open("/dev/full", O_WRONLY)
         #expect(dup2(full, fd) == fd)
         var reg = Medledger_RegisterRequest()
         reg.enrollmentID = "p-unaudited"
@@ -200,7 +214,8 @@ import X509
         // A CSR whose signature does not match its key: sign with one key, claim another.
         let forged = try CertificateSigningRequest(
             version: .v1, subject: try DistinguishedName { CommonName("x") },
-            privateKey: Certificate.PrivateKey(P256.Signing.PrivateKey()), attributes: .init(), signatureAlgorithm: .ecdsaWithSHA256)
+            privateKey: Certificate.PrivateKey(P256.Signing.PrivateKey()), attributes: .init(),
+            signatureAlgorithm: .ecdsaWithSHA256)
         var der = DER.Serializer()
         try der.serialize(forged)
         var bytes = der.serializedBytes
@@ -221,7 +236,14 @@ import X509
         enroll.csrPem = KeyAndCSR().csr
         enroll.tlsCsrPem = KeyAndCSR().csr
         let ok = try f.ca.enroll(enroll)
-        #expect(try f.ca.lookupCertificates({ var r = Medledger_LookupCertificatesRequest(); r.pid = ok.pid; return r }()).certificates.count == 2)
+        #expect(
+            try f.ca.lookupCertificates(
+                {
+                    var r = Medledger_LookupCertificatesRequest()
+                    r.pid = ok.pid
+                    return r
+                }()
+            ).certificates.count == 2)
     }
 
     @Test func revocationReachesTheCRLAndTheTrustStore() async throws {
@@ -240,8 +262,17 @@ import X509
         #expect(crl.entries.first?.reason == 1)
         try crl.verify(issuedBy: f.ca.rootCertificate)
         #expect(try f.trust.install(crl))
-        await #expect(throws: IdentityRejection.revoked(serial: tls.serialHex)) { try await f.trust.validate(leaf: tls, purpose: .tls) }
-        #expect(try f.ca.lookupCertificates({ var r = Medledger_LookupCertificatesRequest(); r.pid = device.pid; return r }()).certificates.allSatisfy { $0.status == .revoked })
+        await #expect(throws: IdentityRejection.revoked(serial: tls.serialHex)) {
+            try await f.trust.validate(leaf: tls, purpose: .tls)
+        }
+        #expect(
+            try f.ca.lookupCertificates(
+                {
+                    var r = Medledger_LookupCertificatesRequest()
+                    r.pid = device.pid
+                    return r
+                }()
+            ).certificates.allSatisfy { $0.status == .revoked })
         // An older CRL never replaces a newer one.
         #expect(try !f.trust.install(crl))
         // A research institute's admin cannot revoke a hospital's certificates.
@@ -255,16 +286,27 @@ import X509
     @Test func certificatesFromAnotherCAOrOutOfDateAreRejected() async throws {
         let f = try await CAFixture()
         let otherKey = P384.Signing.PrivateKey()
-        let otherRoot = try CertificateFactory.selfSignedRoot(key: otherKey, name: try DistinguishedName { CommonName("Rogue CA") }, validity: 86_400)
+        let otherRoot = try CertificateFactory.selfSignedRoot(
+            key: otherKey, name: try DistinguishedName { CommonName("Rogue CA") }, validity: 86_400)
         let leafKey = P256.Signing.PrivateKey()
         let id = IdentityAttributes(pid: String(repeating: "A", count: 64), org: "hospital-a", role: "doctor")
-        let rogue = try CertificateFactory.issue(publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: otherRoot, issuerKey: otherKey, validity: 86_400)
+        let rogue = try CertificateFactory.issue(
+            publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: otherRoot, issuerKey: otherKey,
+            validity: 86_400)
         await #expect(throws: IdentityRejection.self) { try await f.trust.validate(leaf: rogue, purpose: .tls) }
         let rootKey = try f.caKeyForTests()
-        let expired = try CertificateFactory.issue(publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: f.ca.rootCertificate, issuerKey: rootKey, validity: 60, now: Date().addingTimeInterval(-3600))
-        await #expect(throws: IdentityRejection.expired(expired.notValidAfter)) { try await f.trust.validate(leaf: expired, purpose: .tls) }
-        let future = try CertificateFactory.issue(publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: f.ca.rootCertificate, issuerKey: rootKey, validity: 86_400, now: Date().addingTimeInterval(7200))
-        await #expect(throws: IdentityRejection.notYetValid(future.notValidBefore)) { try await f.trust.validate(leaf: future, purpose: .tls) }
+        let expired = try CertificateFactory.issue(
+            publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: f.ca.rootCertificate,
+            issuerKey: rootKey, validity: 60, now: Date().addingTimeInterval(-3600))
+        await #expect(throws: IdentityRejection.expired(expired.notValidAfter)) {
+            try await f.trust.validate(leaf: expired, purpose: .tls)
+        }
+        let future = try CertificateFactory.issue(
+            publicKey: .init(leafKey.publicKey), identity: id, purpose: .tls, issuer: f.ca.rootCertificate,
+            issuerKey: rootKey, validity: 86_400, now: Date().addingTimeInterval(7200))
+        await #expect(throws: IdentityRejection.notYetValid(future.notValidBefore)) {
+            try await f.trust.validate(leaf: future, purpose: .tls)
+        }
     }
 
     @Test func secretsAreNeverStoredInPlaintext() async throws {
@@ -282,7 +324,9 @@ import X509
         }
         #expect(files > 0)
         // And the store does not open with another master key.
-        #expect(throws: (any Error).self) { try CertificateAuthority.open(dataDir: root, box: try SecretBox(key: Array(repeating: 9, count: 32))) }
+        #expect(throws: (any Error).self) {
+            try CertificateAuthority.open(dataDir: root, box: try SecretBox(key: Array(repeating: 9, count: 32)))
+        }
         let reopened = try CertificateAuthority.open(dataDir: root, box: f.box)
         reopened.close()
     }
@@ -338,7 +382,9 @@ import X509
         req.tlsCsrPem = KeyAndCSR().csr
         let again = try f.ca.reenroll(by: caller, req)
         #expect(again.pid == patient.pid)
-        #expect(try cert(again.tlsCertPem).attributes == IdentityAttributes(pid: patient.pid, org: "hospital-a", role: "patient"))
+        #expect(
+            try cert(again.tlsCertPem).attributes
+                == IdentityAttributes(pid: patient.pid, org: "hospital-a", role: "patient"))
         #expect(try cert(again.tlsCertPem).serialNumber != cert(patient.tlsCertPem).serialNumber)
     }
 }

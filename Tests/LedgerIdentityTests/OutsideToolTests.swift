@@ -33,7 +33,9 @@ import X509
         #expect(crlCheck.status == 0, "\(crlCheck.out)\(crlCheck.err)")
         #expect((crlCheck.out + crlCheck.err).contains("verify OK"))
 
-        let revoked = try runTool(["openssl", "verify", "-crl_check", "-CAfile", caFile, "-CRLfile", crlFile, patientTLS])
+        let revoked = try runTool([
+            "openssl", "verify", "-crl_check", "-CAfile", caFile, "-CRLfile", crlFile, patientTLS,
+        ])
         #expect(revoked.status != 0)
         #expect((revoked.out + revoked.err).contains("certificate revoked"))
         let good = try runTool(["openssl", "verify", "-crl_check", "-CAfile", caFile, "-CRLfile", crlFile, doctorTLS])
@@ -43,7 +45,8 @@ import X509
     @Test func opensslShowsUsagesAndSubject() async throws {
         let f = try await CAFixture()
         let doctor = try f.enrollUser("dr.t", role: .doctor, by: f.hospitalAdmin, rid: "Doctor T")
-        let tls = try runTool(["openssl", "x509", "-noout", "-text"], stdin: String(decoding: doctor.tlsCertPem, as: UTF8.self))
+        let tls = try runTool(
+            ["openssl", "x509", "-noout", "-text"], stdin: String(decoding: doctor.tlsCertPem, as: UTF8.self))
         #expect(tls.status == 0)
         #expect(tls.out.contains("CN=\(doctor.pid)") || tls.out.contains("CN = \(doctor.pid)"))
         #expect(tls.out.contains("O=hospital-a") || tls.out.contains("O = hospital-a"))
@@ -51,7 +54,8 @@ import X509
         #expect(tls.out.contains("TLS Web Client Authentication"))
         #expect(tls.out.contains("Digital Signature"))
         #expect(tls.out.contains("CA:FALSE"))
-        let sign = try runTool(["openssl", "x509", "-noout", "-text"], stdin: String(decoding: doctor.signingCertPem, as: UTF8.self))
+        let sign = try runTool(
+            ["openssl", "x509", "-noout", "-text"], stdin: String(decoding: doctor.signingCertPem, as: UTF8.self))
         #expect(sign.out.contains("Non Repudiation"))
         #expect(!sign.out.contains("TLS Web"))
         let root = try runTool(["openssl", "x509", "-noout", "-text"], stdin: f.ca.rootCertificate.pem)
@@ -71,24 +75,24 @@ import X509
         let crlFile = f.dir.write("crl.der", "")
         FileManager.default.createFile(atPath: crlFile, contents: Data(try f.ca.currentCRL().der))
         let script = """
-        import sys
-        from cryptography import x509
-        from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
-        ca = x509.load_pem_x509_certificate(open(sys.argv[1], 'rb').read())
-        leaf = x509.load_pem_x509_certificate(open(sys.argv[2], 'rb').read())
-        crl = x509.load_der_x509_crl(open(sys.argv[3], 'rb').read())
-        leaf.verify_directly_issued_by(ca)
-        name = leaf.subject
-        print('pid', name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
-        print('org', name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value)
-        print('role', name.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value)
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        print('clientAuth', ExtendedKeyUsageOID.CLIENT_AUTH in eku)
-        print('crl_signature_valid', crl.is_signature_valid(ca.public_key()))
-        print('crl_entries', len(list(crl)))
-        print('crl_number', crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
-        print('revoked_serial', format(list(crl)[0].serial_number, 'x'))
-        """
+            import sys
+            from cryptography import x509
+            from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+            ca = x509.load_pem_x509_certificate(open(sys.argv[1], 'rb').read())
+            leaf = x509.load_pem_x509_certificate(open(sys.argv[2], 'rb').read())
+            crl = x509.load_der_x509_crl(open(sys.argv[3], 'rb').read())
+            leaf.verify_directly_issued_by(ca)
+            name = leaf.subject
+            print('pid', name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+            print('org', name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value)
+            print('role', name.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value)
+            eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            print('clientAuth', ExtendedKeyUsageOID.CLIENT_AUTH in eku)
+            print('crl_signature_valid', crl.is_signature_valid(ca.public_key()))
+            print('crl_entries', len(list(crl)))
+            print('crl_number', crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+            print('revoked_serial', format(list(crl)[0].serial_number, 'x'))
+            """
         let r = try runTool(["python3", "-c", script, caFile, certFile, crlFile])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.contains("pid \(doctor.pid)"))

@@ -11,7 +11,9 @@ import X509
 final class Scratch: @unchecked Sendable {
     let path: String
     init(_ label: String) {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-\(label)-\(UUID().uuidString)").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent("medledger-\(label)-\(UUID().uuidString)")
+            .path
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
@@ -28,7 +30,9 @@ func runTool(_ args: [String], stdin: String? = nil) throws -> (status: Int32, o
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = args
-    let out = Pipe(), err = Pipe(), inp = Pipe()
+    let out = Pipe()
+    let err = Pipe()
+    let inp = Pipe()
     p.standardOutput = out
     p.standardError = err
     p.standardInput = inp
@@ -62,9 +66,11 @@ struct CAFixture {
         dir = Scratch("ca")
         box = try SecretBox(key: (0..<32).map { UInt8($0) })
         audit = try AuditLog(path: dir.path + "/audit.log")
-        ca = try CertificateAuthority.initialize(dataDir: dir.path + "/ca", box: box, config: config, audit: audit, now: now)
+        ca = try CertificateAuthority.initialize(
+            dataDir: dir.path + "/ca", box: box, config: config, audit: audit, now: now)
         trust = TrustStore(roots: [ca.rootCertificate])
-        let sa = try ca.bootstrapIdentity(name: "admin", role: "admin", csrPEM: Array(KeyAndCSR().csr), tlsCSRPEM: Array(KeyAndCSR().csr))
+        let sa = try ca.bootstrapIdentity(
+            name: "admin", role: "admin", csrPEM: Array(KeyAndCSR().csr), tlsCSRPEM: Array(KeyAndCSR().csr))
         saAdmin = try await CAFixture.identity(sa, trust)
         var admit = Medledger_AdmitOrganizationRequest()
         admit.orgID = "hospital-a"
@@ -89,7 +95,8 @@ struct CAFixture {
     }
 
     static func identity(_ e: Medledger_EnrolledIdentity, _ trust: TrustStore) async throws -> AuthenticatedIdentity {
-        try await trust.validate(leaf: try Certificate(pemEncoded: String(decoding: e.tlsCertPem, as: UTF8.self)), purpose: .tls)
+        try await trust.validate(
+            leaf: try Certificate(pemEncoded: String(decoding: e.tlsCertPem, as: UTF8.self)), purpose: .tls)
     }
 
     /// Registers a patient of hospital-a; returns the one-time secret.
@@ -111,7 +118,9 @@ struct CAFixture {
     }
 
     /// Registers and enrolls a user; returns the enrollment.
-    func enrollUser(_ id: String, role: Medledger_Role, by registrar: AuthenticatedIdentity, rid: String) throws -> Medledger_EnrolledIdentity {
+    func enrollUser(
+        _ id: String, role: Medledger_Role, by registrar: AuthenticatedIdentity, rid: String
+    ) throws -> Medledger_EnrolledIdentity {
         var reg = Medledger_RegisterRequest()
         reg.enrollmentID = id
         reg.role = role

@@ -10,12 +10,16 @@ struct AnomalyDetectorTests {
     func detector(_ rules: [AnomalyRule]) throws -> AnomalyDetector { try AnomalyDetector(rules: rules) }
 
     @Test func aSweepOfDistinctPatientsFiresOnceAtTheThresholdThenIsQuietForAWindow() throws {
-        let d = try detector([AnomalyRule(name: "sweep", kind: .distinctPatients, threshold: 5, windowSeconds: 60, action: .suspend)])
+        let d = try detector([
+            AnomalyRule(name: "sweep", kind: .distinctPatients, threshold: 5, windowSeconds: 60, action: .suspend)
+        ])
         // The same patient again and again is not a sweep.
         for i in 0..<20 { #expect(d.observe(.patientsRead(["P1"]), by: doctor, at: t0 + Double(i)).isEmpty) }
         for i in 2...4 { #expect(d.observe(.patientsRead(["P\(i)"]), by: doctor, at: t0 + 21).isEmpty) }
         let alerts = d.observe(.patientsRead(["P5"]), by: doctor, at: t0 + 22)
-        #expect(alerts.count == 1 && alerts[0].rule == "sweep" && alerts[0].action == .suspend && alerts[0].subject == doctor)
+        #expect(
+            alerts.count == 1 && alerts[0].rule == "sweep" && alerts[0].action == .suspend
+                && alerts[0].subject == doctor)
         #expect(!alerts[0].detail.contains("P5"), "an alert names no patient: \(alerts[0].detail)")
         // Quiet for one window after firing, then counting again from nothing.
         for i in 6...20 { #expect(d.observe(.patientsRead(["P\(i)"]), by: doctor, at: t0 + 30).isEmpty) }
@@ -24,7 +28,9 @@ struct AnomalyDetectorTests {
     }
 
     @Test func patientsOutsideTheWindowDoNotCount() throws {
-        let d = try detector([AnomalyRule(name: "sweep", kind: .distinctPatients, threshold: 3, windowSeconds: 10, action: .alert)])
+        let d = try detector([
+            AnomalyRule(name: "sweep", kind: .distinctPatients, threshold: 3, windowSeconds: 10, action: .alert)
+        ])
         #expect(d.observe(.patientsRead(["A"]), by: doctor, at: t0).isEmpty)
         #expect(d.observe(.patientsRead(["B"]), by: doctor, at: t0 + 5).isEmpty)
         #expect(d.observe(.patientsRead(["C"]), by: doctor, at: t0 + 11).isEmpty, "A left the window")
@@ -32,7 +38,9 @@ struct AnomalyDetectorTests {
     }
 
     @Test func refusalsCountOnly401403And404PerIdentity() throws {
-        let d = try detector([AnomalyRule(name: "burst", kind: .denied, threshold: 3, windowSeconds: 60, action: .alert)])
+        let d = try detector([
+            AnomalyRule(name: "burst", kind: .denied, threshold: 3, windowSeconds: 60, action: .alert)
+        ])
         let other = Subject(pid: "PID-other", org: "hospital-a", role: "doctor")
         #expect(d.observe(.refused(status: 409), by: doctor, at: t0).isEmpty)
         #expect(d.observe(.refused(status: 500), by: doctor, at: t0).isEmpty)
@@ -57,13 +65,21 @@ struct AnomalyDetectorTests {
 
     @Test func hoursWrapMidnightAndUseTheHospitalsOffset() throws {
         // 07:00-19:00 in UTC+8; t0 is 2027-01-15 08:00:00 UTC = 16:00 in Taipei.
-        let d = try detector([AnomalyRule(name: "night", kind: .outsideHours, threshold: 1, windowSeconds: 3600, action: .alert, roles: ["doctor"], hours: "07:00-19:00", utcOffsetMinutes: 480)])
+        let d = try detector([
+            AnomalyRule(
+                name: "night", kind: .outsideHours, threshold: 1, windowSeconds: 3600, action: .alert,
+                roles: ["doctor"], hours: "07:00-19:00", utcOffsetMinutes: 480)
+        ])
         #expect(d.observe(.call(address: nil), by: doctor, at: t0).isEmpty)
         let late = d.observe(.call(address: nil), by: doctor, at: t0 + 4 * 3600)  // 20:00 local
         #expect(late.count == 1 && late[0].detail.contains("20:00"), "\(late)")
         #expect(d.observe(.call(address: nil), by: doctor, at: t0 + 4 * 3600 + 60).isEmpty, "quiet for a window")
-        #expect(d.observe(.call(address: nil), by: Subject(pid: "p", org: "hospital-a", role: "patient"), at: t0 + 4 * 3600).isEmpty, "rule is for doctors")
-        #expect(HourRange("22:00-06:00")!.contains(minuteOfDay: 23 * 60) && HourRange("22:00-06:00")!.contains(minuteOfDay: 5 * 60))
+        #expect(
+            d.observe(.call(address: nil), by: Subject(pid: "p", org: "hospital-a", role: "patient"), at: t0 + 4 * 3600)
+                .isEmpty, "rule is for doctors")
+        #expect(
+            HourRange("22:00-06:00")!.contains(minuteOfDay: 23 * 60)
+                && HourRange("22:00-06:00")!.contains(minuteOfDay: 5 * 60))
         #expect(!HourRange("22:00-06:00")!.contains(minuteOfDay: 12 * 60))
     }
 
@@ -80,14 +96,20 @@ struct AnomalyDetectorTests {
     }
 
     @Test func nodesAreNeverWatched() throws {
-        let d = try detector([AnomalyRule(name: "burst", kind: .denied, threshold: 1, windowSeconds: 60, action: .suspend)])
-        #expect(d.observe(.refused(status: 403), by: Subject(pid: "n", org: "hospital-b", role: "node"), at: t0).isEmpty)
+        let d = try detector([
+            AnomalyRule(name: "burst", kind: .denied, threshold: 1, windowSeconds: 60, action: .suspend)
+        ])
+        #expect(
+            d.observe(.refused(status: 403), by: Subject(pid: "n", org: "hospital-b", role: "node"), at: t0).isEmpty)
         #expect(d.observe(.refused(status: 403), by: doctor, at: t0).count == 1)
     }
 
     @Test func badRulesAreRefusedWithTheirName() {
         func refusal(_ rules: [AnomalyRule]) -> String {
-            do { try AnomalyRule.validate(rules); return "" } catch { return "\(error)" }
+            do {
+                try AnomalyRule.validate(rules)
+                return ""
+            } catch { return "\(error)" }
         }
         let ok = AnomalyRule(name: "a", kind: .denied, threshold: 3, windowSeconds: 60, action: .alert)
         #expect(refusal([ok]).isEmpty)
@@ -101,15 +123,25 @@ struct AnomalyDetectorTests {
         r = ok
         r.roles = ["node"]
         #expect(refusal([r]).contains("unknown role \"node\""))
-        #expect(refusal([AnomalyRule(name: "h", kind: .outsideHours, threshold: 1, windowSeconds: 60, action: .alert, hours: "25:00-07:00")]).contains("HH:MM"))
-        #expect(refusal([AnomalyRule(name: "bad name!", kind: .denied, threshold: 1, windowSeconds: 60, action: .alert)]).contains("letters"))
+        #expect(
+            refusal([
+                AnomalyRule(
+                    name: "h", kind: .outsideHours, threshold: 1, windowSeconds: 60, action: .alert,
+                    hours: "25:00-07:00")
+            ]).contains("HH:MM"))
+        #expect(
+            refusal([AnomalyRule(name: "bad name!", kind: .denied, threshold: 1, windowSeconds: 60, action: .alert)])
+                .contains("letters"))
         #expect(refusal(AnomalyRule.defaults).isEmpty)
     }
 
     @Test func trackedIdentitiesAreBounded() throws {
-        let d = try detector([AnomalyRule(name: "burst", kind: .denied, threshold: 1000, windowSeconds: 60, action: .alert)])
+        let d = try detector([
+            AnomalyRule(name: "burst", kind: .denied, threshold: 1000, windowSeconds: 60, action: .alert)
+        ])
         for i in 0..<(AnomalyDetector.identitiesMax + 500) {
-            _ = d.observe(.refused(status: 403), by: Subject(pid: "p\(i)", org: "o", role: "patient"), at: t0 + Double(i) / 1000)
+            _ = d.observe(
+                .refused(status: 403), by: Subject(pid: "p\(i)", org: "o", role: "patient"), at: t0 + Double(i) / 1000)
         }
         #expect(d.trackedIdentities <= AnomalyDetector.identitiesMax)
     }
@@ -121,8 +153,11 @@ struct AnomalyDetectorTests {
         let path = dir + "/suspended.json"
         let list = try SuspensionList(path: path)
         #expect(list.suspension(of: doctor.pid) == nil)
-        #expect(try list.suspend(Suspension(subject: doctor, since: t0, by: "sweep", reason: "records of 100 patients")))
-        #expect(try !list.suspend(Suspension(subject: doctor, since: t0 + 1, by: "administrator", reason: "again")), "already suspended")
+        #expect(
+            try list.suspend(Suspension(subject: doctor, since: t0, by: "sweep", reason: "records of 100 patients")))
+        #expect(
+            try !list.suspend(Suspension(subject: doctor, since: t0 + 1, by: "administrator", reason: "again")),
+            "already suspended")
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         let reopened = try SuspensionList(path: path)

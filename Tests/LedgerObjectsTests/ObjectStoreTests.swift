@@ -13,8 +13,13 @@ import Testing
 
     static func digest(_ b: [UInt8]) -> String { Hex.encode(Array(SHA384.hash(data: b))) }
 
-    static func put(_ store: ObjectStore, _ bytes: [UInt8], digest: String? = nil, size: UInt64? = nil, tID: String = "T-1", pieces: Int = 3) throws -> Bool {
-        let up = try store.beginUpload(digest: digest ?? Self.digest(bytes), declaredSize: size ?? UInt64(bytes.count), channel: "records", tID: tID, uploaderPID: "p")
+    static func put(
+        _ store: ObjectStore, _ bytes: [UInt8], digest: String? = nil, size: UInt64? = nil, tID: String = "T-1",
+        pieces: Int = 3
+    ) throws -> Bool {
+        let up = try store.beginUpload(
+            digest: digest ?? Self.digest(bytes), declaredSize: size ?? UInt64(bytes.count), channel: "records",
+            tID: tID, uploaderPID: "p")
         let step = max(1, bytes.count / pieces)
         var i = 0
         while i < bytes.count {
@@ -41,7 +46,9 @@ import Testing
         #expect(try await Self.readAll(store, info.digest) == bytes)
         #expect(try await Self.readAll(store, info.digest, from: 7_777) == Array(bytes[7_777...]))
         #expect(try await Self.readAll(store, info.digest, from: 10_000) == [])
-        await #expect(throws: ObjectStoreError.offsetBeyondEnd(offset: 10_001, size: 10_000)) { try await Self.readAll(store, info.digest, from: 10_001) }
+        await #expect(throws: ObjectStoreError.offsetBeyondEnd(offset: 10_001, size: 10_000)) {
+            try await Self.readAll(store, info.digest, from: 10_001)
+        }
     }
 
     @Test func badUploadsStoreNothing() throws {
@@ -49,9 +56,15 @@ import Testing
         let store = try ObjectStore(directory: d.url, maxBytes: 5_000)
         let bytes = (0..<4_000).map { _ in UInt8.random(in: 0...255) }
         let other = Self.digest(bytes + [1])
-        #expect(throws: ObjectStoreError.digestMismatch(declared: other, computed: Self.digest(bytes))) { try Self.put(store, bytes, digest: other) }
-        #expect(throws: ObjectStoreError.sizeMismatch(declared: 4_001, received: 4_000)) { try Self.put(store, bytes, size: 4_001) }
-        #expect(throws: ObjectStoreError.sizeMismatch(declared: 3_999, received: 4_000)) { try Self.put(store, bytes, size: 3_999, pieces: 1) }
+        #expect(throws: ObjectStoreError.digestMismatch(declared: other, computed: Self.digest(bytes))) {
+            try Self.put(store, bytes, digest: other)
+        }
+        #expect(throws: ObjectStoreError.sizeMismatch(declared: 4_001, received: 4_000)) {
+            try Self.put(store, bytes, size: 4_001)
+        }
+        #expect(throws: ObjectStoreError.sizeMismatch(declared: 3_999, received: 4_000)) {
+            try Self.put(store, bytes, size: 3_999, pieces: 1)
+        }
         #expect(throws: ObjectStoreError.tooLarge(limit: 5_000)) { try Self.put(store, bytes, size: 6_000) }
         #expect(throws: ObjectStoreError.badDigest("abc")) { try Self.put(store, bytes, digest: "abc") }
         #expect(try store.info(Self.digest(bytes)) == nil)
@@ -60,7 +73,9 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.url.appendingPathComponent("tmp").path).isEmpty)
         // The same bytes cannot be claimed for another treatment.
         _ = try Self.put(store, bytes)
-        #expect(throws: ObjectStoreError.belongsToAnotherTreatment(digest: Self.digest(bytes))) { try Self.put(store, bytes, tID: "T-2") }
+        #expect(throws: ObjectStoreError.belongsToAnotherTreatment(digest: Self.digest(bytes))) {
+            try Self.put(store, bytes, tID: "T-2")
+        }
     }
 
     @Test func corruptObjectsAreNotServed() async throws {
@@ -72,7 +87,9 @@ import Testing
         var rotten = bytes
         rotten[3] ^= 1
         try Data(rotten).write(to: store.objectURL(digest))
-        await #expect(throws: ObjectStoreError.corrupt(digest: digest, computed: Self.digest(rotten))) { try await Self.readAll(store, digest) }
+        await #expect(throws: ObjectStoreError.corrupt(digest: digest, computed: Self.digest(rotten))) {
+            try await Self.readAll(store, digest)
+        }
     }
 
     @Test func aCrashLeavesNoHalfObjects() throws {
@@ -80,7 +97,8 @@ import Testing
         let bytes = Array("x".utf8)
         do {
             let store = try ObjectStore(directory: d.url)
-            let up = try store.beginUpload(digest: Self.digest(bytes), declaredSize: 1, channel: "records", tID: "T-1", uploaderPID: "p")
+            let up = try store.beginUpload(
+                digest: Self.digest(bytes), declaredSize: 1, channel: "records", tID: "T-1", uploaderPID: "p")
             try up.append(bytes)
             // The process dies here: the temporary file stays on disk.
             let leftover = d.url.appendingPathComponent("tmp").appendingPathComponent("crashed")

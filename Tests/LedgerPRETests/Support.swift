@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import LedgerPRE
 
 enum TestHex {
@@ -35,11 +36,13 @@ enum UmbralPython {
 
     /// Runs a command; returns the reply object. A reply with "error" throws unless `allowError`.
     @discardableResult
-    static func run(_ command: String, _ request: [String: Any] = [:], allowError: Bool = false) throws -> [String: Any] {
+    static func run(_ command: String, _ request: [String: Any] = [:], allowError: Bool = false) throws -> [String: Any]
+    {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("umbral-interop-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let input = dir.appendingPathComponent("in.json"), output = dir.appendingPathComponent("out.json")
+        let input = dir.appendingPathComponent("in.json")
+        let output = dir.appendingPathComponent("out.json")
         try JSONSerialization.data(withJSONObject: request).write(to: input)
 
         let p = Process()
@@ -52,11 +55,16 @@ enum UmbralPython {
         let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         if p.terminationStatus == 3 {
-            throw Failure(description: "umbral-pre is not importable — the interop tests need it (pip install umbral-pre==0.11.0): \(errText)")
+            throw Failure(
+                description:
+                    "umbral-pre is not importable — the interop tests need it (pip install umbral-pre==0.11.0): \(errText)"
+            )
         }
         guard let data = try? Data(contentsOf: output),
-              let reply = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw Failure(description: "umbral_interop.py \(command) exited \(p.terminationStatus) without a reply: \(errText)")
+            let reply = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
+            throw Failure(
+                description: "umbral_interop.py \(command) exited \(p.terminationStatus) without a reply: \(errText)")
         }
         if let e = reply["error"] as? String, !allowError {
             throw Failure(description: "umbral_interop.py \(command) failed: \(e)")
@@ -76,7 +84,9 @@ enum UmbralPython {
 
     /// [(ok, error)] from a verify-* reply.
     static func results(_ reply: [String: Any]) throws -> [(ok: Bool, error: String)] {
-        guard let a = reply["results"] as? [[String: Any]] else { throw Failure(description: "reply has no results: \(reply)") }
+        guard let a = reply["results"] as? [[String: Any]] else {
+            throw Failure(description: "reply has no results: \(reply)")
+        }
         return a.map { ($0["ok"] as? Bool ?? false, $0["error"] as? String ?? "") }
     }
 }

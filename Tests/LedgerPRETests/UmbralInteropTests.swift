@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LedgerPRE
 
 /// Interop with the reference implementation, umbral-pre 0.11 (nucypher/rust-umbral's Python
@@ -41,9 +42,19 @@ import Testing
         #expect(try sig.toDERBytes() == Py.bytes(py, "signature_der"))
         // Swift signs, Python verifies; a tampered message is refused.
         let mine = Signer(sk).sign(msg)
-        let ok = try Py.run("verify-signature", ["pk": Self.hex(sk.publicKey.compressedBytes), "message": Self.hex(msg), "signature_be": Self.hex(mine.toBigEndianBytes())])
+        let ok = try Py.run(
+            "verify-signature",
+            [
+                "pk": Self.hex(sk.publicKey.compressedBytes), "message": Self.hex(msg),
+                "signature_be": Self.hex(mine.toBigEndianBytes()),
+            ])
         #expect(ok["ok"] as? Bool == true)
-        let bad = try Py.run("verify-signature", ["pk": Self.hex(sk.publicKey.compressedBytes), "message": Self.hex(msg + [1]), "signature_be": Self.hex(mine.toBigEndianBytes())])
+        let bad = try Py.run(
+            "verify-signature",
+            [
+                "pk": Self.hex(sk.publicKey.compressedBytes), "message": Self.hex(msg + [1]),
+                "signature_be": Self.hex(mine.toBigEndianBytes()),
+            ])
         #expect(bad["ok"] as? Bool == false)
         let rt = try Py.run("roundtrip", ["type": "signature", "bytes": Self.hex(mine.toBigEndianBytes())])
         #expect(try Py.bytes(rt, "der") == mine.toDERBytes())
@@ -56,25 +67,38 @@ import Testing
 
         // Swift encrypts, Python decrypts.
         let (capsule, ct) = Umbral.encrypt(delegatingPK: alice.publicKey, plaintext: plaintext)
-        let opened = try Py.run("decrypt-original", ["sk": Self.hex(alice.toSecretBytes()), "capsule": Self.hex(capsule.toBytes()), "ciphertext": Self.hex(ct)])
+        let opened = try Py.run(
+            "decrypt-original",
+            ["sk": Self.hex(alice.toSecretBytes()), "capsule": Self.hex(capsule.toBytes()), "ciphertext": Self.hex(ct)])
         #expect(try Py.bytes(opened, "plaintext") == plaintext)
         let rt = try Py.run("roundtrip", ["type": "capsule", "bytes": Self.hex(capsule.toBytes())])
         #expect(try Py.bytes(rt, "bytes") == capsule.toBytes())
         #expect(try Py.bytes(rt, "simple") == capsule.toBytesSimple())
 
         // Python encrypts, Swift decrypts; Swift re-serializes Python's capsule identically.
-        let enc = try Py.run("encrypt", ["pk": Self.hex(alice.publicKey.compressedBytes), "plaintext": Self.hex(plaintext)])
+        let enc = try Py.run(
+            "encrypt", ["pk": Self.hex(alice.publicKey.compressedBytes), "plaintext": Self.hex(plaintext)])
         let pyCapsuleBytes = try Py.bytes(enc, "capsule")
         let pyCapsule = try Capsule(bytes: pyCapsuleBytes)
         #expect(pyCapsule.toBytes() == pyCapsuleBytes)
-        #expect(try Umbral.decryptOriginal(delegatingSK: alice, capsule: pyCapsule, ciphertext: Py.bytes(enc, "ciphertext")) == plaintext)
+        #expect(
+            try Umbral.decryptOriginal(delegatingSK: alice, capsule: pyCapsule, ciphertext: Py.bytes(enc, "ciphertext"))
+                == plaintext)
 
         // A tampered capsule is refused by Python too.
         let tampered = flipped(capsule.toBytes(), at: 104)
-        let refused = try Py.run("decrypt-original", ["sk": Self.hex(alice.toSecretBytes()), "capsule": Self.hex(tampered), "ciphertext": Self.hex(ct)], allowError: true)
+        let refused = try Py.run(
+            "decrypt-original",
+            ["sk": Self.hex(alice.toSecretBytes()), "capsule": Self.hex(tampered), "ciphertext": Self.hex(ct)],
+            allowError: true)
         #expect((refused["error"] as? String)?.contains("Capsule self-verification failed") == true)
         // Wrong key on the Python side.
-        let wrong = try Py.run("decrypt-original", ["sk": Self.hex(SecretKey.random().toSecretBytes()), "capsule": Self.hex(capsule.toBytes()), "ciphertext": Self.hex(ct)], allowError: true)
+        let wrong = try Py.run(
+            "decrypt-original",
+            [
+                "sk": Self.hex(SecretKey.random().toSecretBytes()), "capsule": Self.hex(capsule.toBytes()),
+                "ciphertext": Self.hex(ct),
+            ], allowError: true)
         #expect(wrong["error"] != nil)
     }
 
@@ -86,14 +110,18 @@ import Testing
         let signerSK = SecretKey.random()
         let plaintext = Array("MRI report for patient 0042".utf8)
 
-        let enc = try Py.run("encrypt", ["pk": Self.hex(alice.publicKey.compressedBytes), "plaintext": Self.hex(plaintext)])
+        let enc = try Py.run(
+            "encrypt", ["pk": Self.hex(alice.publicKey.compressedBytes), "plaintext": Self.hex(plaintext)])
         let capsule = try Capsule(bytes: Py.bytes(enc, "capsule"))
         let ct = try Py.bytes(enc, "ciphertext")
-        let kf = try Py.run("generate-kfrags", [
-            "delegating_sk": Self.hex(alice.toSecretBytes()), "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
-            "signer_sk": Self.hex(signerSK.toSecretBytes()), "threshold": 2, "shares": 3,
-            "sign_delegating_key": true, "sign_receiving_key": true,
-        ])
+        let kf = try Py.run(
+            "generate-kfrags",
+            [
+                "delegating_sk": Self.hex(alice.toSecretBytes()),
+                "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
+                "signer_sk": Self.hex(signerSK.toSecretBytes()), "threshold": 2, "shares": 3,
+                "sign_delegating_key": true, "sign_receiving_key": true,
+            ])
         let pyKFragBytes = try Py.list(kf, "kfrags")
         #expect(pyKFragBytes.count == 3)
 
@@ -101,16 +129,21 @@ import Testing
         for raw in pyKFragBytes {
             let kfrag = try KeyFrag(bytes: raw)
             #expect(kfrag.toBytes() == raw, "Swift re-serializes umbral-pre's kfrag byte for byte")
-            let verified = try kfrag.verify(verifyingPK: signerSK.publicKey, delegatingPK: alice.publicKey, receivingPK: bob.publicKey)
-            #expect(throws: PREError.receivingKeyNotProvided) { try kfrag.verify(verifyingPK: signerSK.publicKey, delegatingPK: alice.publicKey) }
+            let verified = try kfrag.verify(
+                verifyingPK: signerSK.publicKey, delegatingPK: alice.publicKey, receivingPK: bob.publicKey)
+            #expect(throws: PREError.receivingKeyNotProvided) {
+                try kfrag.verify(verifyingPK: signerSK.publicKey, delegatingPK: alice.publicKey)
+            }
             #expect(throws: PREError.kfragSignatureInvalid) {
-                try kfrag.verify(verifyingPK: alice.publicKey, delegatingPK: alice.publicKey, receivingPK: bob.publicKey)
+                try kfrag.verify(
+                    verifyingPK: alice.publicKey, delegatingPK: alice.publicKey, receivingPK: bob.publicKey)
             }
             cfrags.append(Umbral.reencrypt(capsule: capsule, kfrag: verified))
         }
         let request: [String: Any] = [
             "capsule": Self.hex(capsule.toBytes()), "cfrags": cfrags.map { Self.hex($0.toBytes()) },
-            "verifying_pk": Self.hex(signerSK.publicKey.compressedBytes), "delegating_pk": Self.hex(alice.publicKey.compressedBytes),
+            "verifying_pk": Self.hex(signerSK.publicKey.compressedBytes),
+            "delegating_pk": Self.hex(alice.publicKey.compressedBytes),
             "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
         ]
         let checks = try Py.results(Py.run("verify-cfrags", request))
@@ -131,8 +164,10 @@ import Testing
         one["ciphertext"] = Self.hex(ct)
         #expect(try Py.run("decrypt-reencrypted", one, allowError: true)["error"] != nil)
 
-        #expect(try Umbral.decryptReencrypted(receivingSK: bob, delegatingPK: alice.publicKey, capsule: capsule,
-                                              cfrags: Array(cfrags.prefix(2)), ciphertext: ct) == plaintext)
+        #expect(
+            try Umbral.decryptReencrypted(
+                receivingSK: bob, delegatingPK: alice.publicKey, capsule: capsule,
+                cfrags: Array(cfrags.prefix(2)), ciphertext: ct) == plaintext)
         // Python re-serializes the Swift cfrag identically, and agrees on to_bytes_simple.
         let rt = try Py.run("roundtrip", ["type": "cfrag", "bytes": Self.hex(cfrags[0].toBytes())])
         #expect(try Py.bytes(rt, "bytes") == cfrags[0].toBytes())
@@ -143,18 +178,24 @@ import Testing
     /// Swift: verifies Python's cfrags and decrypts.
     @Test func swiftDelegatesPythonProxies() throws {
         for (signD, signR) in [(true, true), (false, true), (true, false), (false, false)] {
-            let alice = SecretKey.random(), bob = SecretKey.random(), signer = Signer(SecretKey.random())
+            let alice = SecretKey.random()
+            let bob = SecretKey.random()
+            let signer = Signer(SecretKey.random())
             let plaintext = Array("prescription \(signD) \(signR)".utf8)
             let (capsule, ct) = Umbral.encrypt(delegatingPK: alice.publicKey, plaintext: plaintext)
-            let kfrags = try Umbral.generateKFrags(delegatingSK: alice, receivingPK: bob.publicKey, signer: signer, threshold: 2, shares: 3,
-                                                   signDelegatingKey: signD, signReceivingKey: signR)
+            let kfrags = try Umbral.generateKFrags(
+                delegatingSK: alice, receivingPK: bob.publicKey, signer: signer, threshold: 2, shares: 3,
+                signDelegatingKey: signD, signReceivingKey: signR)
             let request: [String: Any] = [
                 "capsule": Self.hex(capsule.toBytes()), "kfrags": kfrags.map { Self.hex($0.toBytes()) },
                 "verifying_pk": Self.hex(signer.verifyingKey.compressedBytes),
-                "delegating_pk": Self.hex(alice.publicKey.compressedBytes), "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
+                "delegating_pk": Self.hex(alice.publicKey.compressedBytes),
+                "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
             ]
             let verdicts = try Py.results(Py.run("verify-kfrags", request))
-            #expect(verdicts.count == 3 && verdicts.allSatisfy(\.ok), "umbral-pre refused Swift kfrags: \(verdicts.map(\.error))")
+            #expect(
+                verdicts.count == 3 && verdicts.allSatisfy(\.ok),
+                "umbral-pre refused Swift kfrags: \(verdicts.map(\.error))")
             // Without the keys the flags demand, Python refuses too.
             var keyless = request
             keyless["delegating_pk"] = nil
@@ -172,25 +213,36 @@ import Testing
             for raw in pyCfrags {
                 let cfrag = try CapsuleFrag(bytes: raw)
                 #expect(cfrag.toBytes() == raw, "Swift re-serializes umbral-pre's cfrag byte for byte")
-                verified.append(try cfrag.verify(capsule: capsule, verifyingPK: signer.verifyingKey, delegatingPK: alice.publicKey, receivingPK: bob.publicKey))
+                verified.append(
+                    try cfrag.verify(
+                        capsule: capsule, verifyingPK: signer.verifyingKey, delegatingPK: alice.publicKey,
+                        receivingPK: bob.publicKey))
             }
-            #expect(try Umbral.decryptReencrypted(receivingSK: bob, delegatingPK: alice.publicKey, capsule: capsule,
-                                                  cfrags: [verified[2], verified[0]], ciphertext: ct) == plaintext)
+            #expect(
+                try Umbral.decryptReencrypted(
+                    receivingSK: bob, delegatingPK: alice.publicKey, capsule: capsule,
+                    cfrags: [verified[2], verified[0]], ciphertext: ct) == plaintext)
             #expect(throws: PREError.notEnoughOrInvalidCapsuleFrags) {
-                try Umbral.decryptReencrypted(receivingSK: bob, delegatingPK: alice.publicKey, capsule: capsule, cfrags: [verified[1]], ciphertext: ct)
+                try Umbral.decryptReencrypted(
+                    receivingSK: bob, delegatingPK: alice.publicKey, capsule: capsule, cfrags: [verified[1]],
+                    ciphertext: ct)
             }
         }
     }
 
     /// (d) A tampered cfrag (or kfrag) made on either side is refused by the other.
     @Test func tamperedFragmentsAreRefusedAcrossSides() throws {
-        let alice = SecretKey.random(), bob = SecretKey.random(), signer = Signer(SecretKey.random())
+        let alice = SecretKey.random()
+        let bob = SecretKey.random()
+        let signer = Signer(SecretKey.random())
         let (capsule, ct) = Umbral.encrypt(delegatingPK: alice.publicKey, plaintext: Array("lab results".utf8))
-        let kfrags = try Umbral.generateKFrags(delegatingSK: alice, receivingPK: bob.publicKey, signer: signer, threshold: 2, shares: 2,
-                                               signDelegatingKey: true, signReceivingKey: true)
+        let kfrags = try Umbral.generateKFrags(
+            delegatingSK: alice, receivingPK: bob.publicKey, signer: signer, threshold: 2, shares: 2,
+            signDelegatingKey: true, signReceivingKey: true)
         let keys: [String: Any] = [
             "capsule": Self.hex(capsule.toBytes()), "verifying_pk": Self.hex(signer.verifyingKey.compressedBytes),
-            "delegating_pk": Self.hex(alice.publicKey.compressedBytes), "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
+            "delegating_pk": Self.hex(alice.publicKey.compressedBytes),
+            "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
         ]
 
         // Swift cfrags tampered in E1, the kfrag id, z3 and the kfrag signature: Python refuses each.
@@ -208,16 +260,23 @@ import Testing
         req["kfrags"] = kfrags.map { Self.hex($0.toBytes()) }
         let pyCfrag = try Py.list(Py.run("reencrypt", req), "cfrags")[0]
         let good = try CapsuleFrag(bytes: pyCfrag)
-        _ = try good.verify(capsule: capsule, verifyingPK: signer.verifyingKey, delegatingPK: alice.publicKey, receivingPK: bob.publicKey)
+        _ = try good.verify(
+            capsule: capsule, verifyingPK: signer.verifyingKey, delegatingPK: alice.publicKey,
+            receivingPK: bob.publicKey)
         for spot in spots {
             #expect(throws: PREError.self, "Swift accepted umbral-pre cfrag tampered at \(spot)") {
                 try CapsuleFrag(bytes: flipped(pyCfrag, at: spot))
-                    .verify(capsule: capsule, verifyingPK: signer.verifyingKey, delegatingPK: alice.publicKey, receivingPK: bob.publicKey)
+                    .verify(
+                        capsule: capsule, verifyingPK: signer.verifyingKey, delegatingPK: alice.publicKey,
+                        receivingPK: bob.publicKey)
             }
         }
         // Python decrypt with a tampered Swift cfrag among good ones is refused (cfrag verification first).
         var dec = keys
-        dec["cfrags"] = [Self.hex(flipped(swiftCfrag, at: 381 - 66 - 20)), Self.hex(Umbral.reencrypt(capsule: capsule, kfrag: kfrags[1]).toBytes())]
+        dec["cfrags"] = [
+            Self.hex(flipped(swiftCfrag, at: 381 - 66 - 20)),
+            Self.hex(Umbral.reencrypt(capsule: capsule, kfrag: kfrags[1]).toBytes()),
+        ]
         dec["receiving_sk"] = Self.hex(bob.toSecretBytes())
         dec["ciphertext"] = Self.hex(ct)
         #expect(try Py.run("decrypt-reencrypted", dec, allowError: true)["error"] != nil)
@@ -227,11 +286,15 @@ import Testing
         var kreq = keys
         kreq["kfrags"] = [Self.hex(flipped(kfrags[0].toBytes(), at: 78))]
         #expect(try Py.results(Py.run("verify-kfrags", kreq)).first?.ok == false)
-        let pyKfrag = try Py.list(Py.run("generate-kfrags", [
-            "delegating_sk": Self.hex(alice.toSecretBytes()), "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
-            "signer_sk": Self.hex(signer.secretKey.toSecretBytes()), "threshold": 1, "shares": 1,
-            "sign_delegating_key": false, "sign_receiving_key": false,
-        ]), "kfrags")[0]
+        let pyKfrag = try Py.list(
+            Py.run(
+                "generate-kfrags",
+                [
+                    "delegating_sk": Self.hex(alice.toSecretBytes()),
+                    "receiving_pk": Self.hex(bob.publicKey.compressedBytes),
+                    "signer_sk": Self.hex(signer.secretKey.toSecretBytes()), "threshold": 1, "shares": 1,
+                    "sign_delegating_key": false, "sign_receiving_key": false,
+                ]), "kfrags")[0]
         _ = try KeyFrag(bytes: pyKfrag).verify(verifyingPK: signer.verifyingKey)
         #expect(throws: PREError.kfragSignatureInvalid) {
             try KeyFrag(bytes: flipped(pyKfrag, at: 44)).verify(verifyingPK: signer.verifyingKey)

@@ -1,7 +1,7 @@
+import LedgerChannel
 import LedgerOrdering
 import LedgerOrderingCore
 import LedgerPeer
-import LedgerChannel
 import Testing
 
 @Suite struct EndorsementPolicyTests {
@@ -33,7 +33,9 @@ import Testing
     }
 
     @Test func implicitPolicies() throws {
-        let one = [E(org: "a", role: "node")], two = one + [E(org: "b", role: "node")], three = two + [E(org: "c", role: "node")]
+        let one = [E(org: "a", role: "node")]
+        let two = one + [E(org: "b", role: "node")]
+        let three = two + [E(org: "c", role: "node")]
         #expect(try EndorsementPolicy.parse("ANY").isSatisfied(by: one, channelOrgs: orgs))
         #expect(!(try EndorsementPolicy.parse("MAJORITY").isSatisfied(by: one, channelOrgs: orgs)))
         #expect(try EndorsementPolicy.parse("MAJORITY").isSatisfied(by: two, channelOrgs: orgs))
@@ -46,11 +48,15 @@ import Testing
         #expect(!(try EndorsementPolicy.parse("ANY").isSatisfied(by: [E(org: "a", role: "doctor")], channelOrgs: orgs)))
         let staff = [E(org: "a", role: "admin"), E(org: "b", role: "doctor")]
         #expect(!(try EndorsementPolicy.parse("MAJORITY").isSatisfied(by: staff, channelOrgs: orgs)))
-        #expect(!(try EndorsementPolicy.parse("ALL").isSatisfied(by: staff + [E(org: "c", role: "node")], channelOrgs: orgs)))
+        #expect(
+            !(try EndorsementPolicy.parse("ALL").isSatisfied(by: staff + [E(org: "c", role: "node")], channelOrgs: orgs))
+        )
     }
 
     @Test func parseErrorsAreClear() throws {
-        for bad in ["", "SOME", "AND(", "'a'", "'a.wizard'", "OutOf(4, 'a.node', 'b.node')", "OutOf(0, 'a.node')", "ANY extra"] {
+        for bad in [
+            "", "SOME", "AND(", "'a'", "'a.wizard'", "OutOf(4, 'a.node', 'b.node')", "OutOf(0, 'a.node')", "ANY extra",
+        ] {
             #expect(throws: EndorsementPolicy.ParseError.self, "\(bad)") { try EndorsementPolicy.parse(bad) }
         }
         #expect(try EndorsementPolicy.parse(" OR( 'a.node' ,'b.admin' ) ").description == "OR('a.node', 'b.admin')")

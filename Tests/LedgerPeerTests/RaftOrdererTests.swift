@@ -54,11 +54,16 @@ final class RaftOrdererCluster: @unchecked Sendable {
             let certKey = Certificate.PrivateKey(key)
             let dn = try DistinguishedName { CommonName("orderer\(i + 1)") }
             let cert = try Certificate(
-                version: .v3, serialNumber: .init(), publicKey: certKey.publicKey, notValidBefore: Date().addingTimeInterval(-60),
-                notValidAfter: Date().addingTimeInterval(3600), issuer: dn, subject: dn, signatureAlgorithm: .ecdsaWithSHA256,
-                extensions: try Certificate.Extensions { Critical(BasicConstraints.notCertificateAuthority) }, issuerPrivateKey: certKey)
+                version: .v3, serialNumber: .init(), publicKey: certKey.publicKey,
+                notValidBefore: Date().addingTimeInterval(-60),
+                notValidAfter: Date().addingTimeInterval(3600), issuer: dn, subject: dn,
+                signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions { Critical(BasicConstraints.notCertificateAuthority) },
+                issuerPrivateKey: certKey)
             let pem = try cert.serializeAsPEM().pemString
-            let identity = RaftTLSIdentity(certificateChain: [try NIOSSLCertificate(bytes: Array(pem.utf8), format: .pem)], privateKey: try NIOSSLPrivateKey(bytes: Array(key.derRepresentation), format: .der))
+            let identity = RaftTLSIdentity(
+                certificateChain: [try NIOSSLCertificate(bytes: Array(pem.utf8), format: .pem)],
+                privateKey: try NIOSSLPrivateKey(bytes: Array(key.derRepresentation), format: .der))
             let transport = TLSRaftTransport(listenHost: "127.0.0.1", listenPort: 0, identity: identity)
             try await transport.start()
             var c = Medledger_Consenter()
@@ -68,7 +73,10 @@ final class RaftOrdererCluster: @unchecked Sendable {
             c.endpoint = "127.0.0.1:\(17050 + i)"
             c.tlsCertificate = Data(pem.utf8)
             consenters.append(c)
-            members.append(Member(id: c.id, signer: signer, transport: transport, tlsKey: Array(key.publicKey.derRepresentation), loop: try RaftLoop(), orderer: nil, endpoint: c.endpoint))
+            members.append(
+                Member(
+                    id: c.id, signer: signer, transport: transport, tlsKey: Array(key.publicKey.derRepresentation),
+                    loop: try RaftLoop(), orderer: nil, endpoint: c.endpoint))
         }
         var config = f.config
         config.orderer.type = "raft"
@@ -85,17 +93,24 @@ final class RaftOrdererCluster: @unchecked Sendable {
         let m = members[i]
         let dir = "\(scratch)/\(m.id)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let transport = m.transport, loop = m.loop
+        let transport = m.transport
+        let loop = m.loop
         let orderer = try RaftOrderer(
-            store: try LedgerStore(kv: RocksDBStore.open(path: dir + "/ledger", columnFamilies: StorageLayout.columnFamilies)), signer: m.signer, tlsPublicKey: m.tlsKey,
+            store: try LedgerStore(
+                kv: RocksDBStore.open(path: dir + "/ledger", columnFamilies: StorageLayout.columnFamilies)),
+            signer: m.signer, tlsPublicKey: m.tlsKey,
             engines: { channel, me, machine, options in
                 var tuning = RaftTuning()
                 tuning.electionTimeoutMs = options.electionTimeoutMs
                 tuning.heartbeatTimeoutMs = options.heartbeatMs
-                return RaftServer(id: me.id, address: me.raftAddress, channel: channel, dataDirectory: dir + "/raft-\(channel)", loop: loop, machine: machine, transport: transport, tuning: tuning)
+                return RaftServer(
+                    id: me.id, address: me.raftAddress, channel: channel, dataDirectory: dir + "/raft-\(channel)",
+                    loop: loop, machine: machine, transport: transport, tuning: tuning)
             },
             peersChanged: { channel, consenters in
-                transport.setPeers(consenters.map { RaftPeer(id: $0.id, address: $0.raftAddress, publicKey: $0.publicKey) }, channel: channel)
+                transport.setPeers(
+                    consenters.map { RaftPeer(id: $0.id, address: $0.raftAddress, publicKey: $0.publicKey) },
+                    channel: channel)
             },
             forwarder: forwarder, puller: nil, clock: { [f] in f.now })
         if orderer.chain("records") == nil { try orderer.join(genesis: genesis) }
@@ -108,7 +123,8 @@ final class RaftOrdererCluster: @unchecked Sendable {
     func leader(among indices: [Int]? = nil) async -> Int? {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            for i in indices ?? Array(members.indices) where members[i].orderer?.engine(of: "records")?.observed.role == .leader { return i }
+            for i in indices ?? Array(members.indices)
+            where members[i].orderer?.engine(of: "records")?.observed.role == .leader { return i }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return nil
@@ -152,7 +168,9 @@ final class RaftOrdererCluster: @unchecked Sendable {
         let leaderHeight = try c.chainHashes(try #require(await c.leader())).count
         for i in 0..<3 {
             let deadline = Date().addingTimeInterval(5)
-            while try c.chainHashes(i).count < leaderHeight, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            while try c.chainHashes(i).count < leaderHeight, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
         }
         let chains = try (0..<3).map(c.chainHashes)
         #expect(chains[0] == chains[1] && chains[1] == chains[2])
@@ -163,7 +181,9 @@ final class RaftOrdererCluster: @unchecked Sendable {
         #expect(seen.count == 30)
         #expect(Set(seen).count == 30)
         // Blocks are signed by the node of the consenter that led when they were cut.
-        let signers = try (1..<chain.notifier.height).map { try #require(try chain.block(number: $0)).metadata.ordererSignature.signer }
+        let signers = try (1..<chain.notifier.height).map {
+            try #require(try chain.block(number: $0)).metadata.ordererSignature.signer
+        }
         #expect(signers.allSatisfy { s in [c.f.saNode, c.f.aNode, c.f.bNode].contains { Data($0.serialized) == s } })
         await c.shutdown()
     }
@@ -203,13 +223,17 @@ final class RaftOrdererCluster: @unchecked Sendable {
         #expect(Date().timeIntervalSince(stopped) < 15)
         let chain = try #require(c.members[next].orderer?.chain("records"))
         var written = Set<Data>()
-        for n in 1..<chain.notifier.height { written.formUnion(try #require(try chain.block(number: n)).data.envelopes) }
+        for n in 1..<chain.notifier.height {
+            written.formUnion(try #require(try chain.block(number: n)).data.envelopes)
+        }
         let ackedSet = acked.set.withLock { $0 }
         #expect(ackedSet.count == 120, "every envelope was eventually acknowledged")
         #expect(ackedSet.isSubset(of: written), "an acknowledged envelope is missing from the ledger")
         let other = followers.first { $0 != next }!
         let deadline = Date().addingTimeInterval(5)
-        while try c.chainHashes(other) != c.chainHashes(next), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        while try c.chainHashes(other) != c.chainHashes(next), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         #expect(try c.chainHashes(other) == c.chainHashes(next))
         await c.shutdown()
     }
@@ -227,7 +251,8 @@ final class RaftOrdererCluster: @unchecked Sendable {
         var forged = Medledger_Block.make(number: height, previousHash: tip.header.headerHash, envelopes: [e])
         forged.metadata.orderingSignature(signer: c.f.aDoctor, headerHash: forged.header.headerHash, at: c.f.now)
         // Signed by a consenter's node, but not at the next height.
-        var stale = Medledger_Block.make(number: height - 1, previousHash: [UInt8](tip.header.previousHash), envelopes: [e])
+        var stale = Medledger_Block.make(
+            number: height - 1, previousHash: [UInt8](tip.header.previousHash), envelopes: [e])
         stale.metadata.orderingSignature(signer: c.f.aNode, headerHash: stale.header.headerHash, at: c.f.now)
         for block in [forged, stale] {
             let bytes: [UInt8] = try block.serializedBytes()
@@ -236,7 +261,9 @@ final class RaftOrdererCluster: @unchecked Sendable {
         // Followers apply the same entries a little later (much later on a loaded machine): wait for
         // them; a block that got in would leave a chain longer than `height` for good.
         let deadline = Date().addingTimeInterval(15)
-        while try (0..<3).contains(where: { try c.chainHashes($0).count < Int(height) }), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        while try (0..<3).contains(where: { try c.chainHashes($0).count < Int(height) }), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         try await Task.sleep(for: .milliseconds(300))
         for i in 0..<3 { #expect(try c.chainHashes(i).count == Int(height)) }
         // The channel goes on.
@@ -264,10 +291,17 @@ final class RaftOrdererCluster: @unchecked Sendable {
         let three = try ordering([1, 2, 3])
         #expect(throws: Never.self) { try OrderingConfig.checkChange(from: three, to: try ordering([1, 2, 3, 4])) }
         #expect(throws: Never.self) { try OrderingConfig.checkChange(from: three, to: try ordering([1, 2])) }
-        #expect(throws: Never.self) { try OrderingConfig.checkChange(from: three, to: try ordering([1, 2, 3], certOf: [2: Self.pem(seed: 99)])) }
-        #expect(throws: ChannelConfigError.self) { try OrderingConfig.checkChange(from: three, to: try ordering([1, 2, 3, 4, 5])) }
+        #expect(throws: Never.self) {
+            try OrderingConfig.checkChange(from: three, to: try ordering([1, 2, 3], certOf: [2: Self.pem(seed: 99)]))
+        }
+        #expect(throws: ChannelConfigError.self) {
+            try OrderingConfig.checkChange(from: three, to: try ordering([1, 2, 3, 4, 5]))
+        }
         #expect(throws: ChannelConfigError.self) { try OrderingConfig.checkChange(from: three, to: try ordering([1])) }
-        #expect(throws: ChannelConfigError.self) { try OrderingConfig.checkChange(from: three, to: try ordering([1, 2, 3], certOf: [1: Self.pem(seed: 98), 2: Self.pem(seed: 99)])) }
+        #expect(throws: ChannelConfigError.self) {
+            try OrderingConfig.checkChange(
+                from: three, to: try ordering([1, 2, 3], certOf: [1: Self.pem(seed: 98), 2: Self.pem(seed: 99)]))
+        }
         // Bad sets are refused outright.
         #expect(throws: ChannelConfigError.self) { try ordering([1, 1]) }
         #expect(throws: ChannelConfigError.self) { try ordering([0]) }
@@ -282,8 +316,10 @@ final class RaftOrdererCluster: @unchecked Sendable {
         let certKey = Certificate.PrivateKey(key)
         let dn = try! DistinguishedName { CommonName("c\(seed)") }
         let cert = try! Certificate(
-            version: .v3, serialNumber: .init(), publicKey: certKey.publicKey, notValidBefore: Date(), notValidAfter: Date().addingTimeInterval(60),
-            issuer: dn, subject: dn, signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: certKey)
+            version: .v3, serialNumber: .init(), publicKey: certKey.publicKey, notValidBefore: Date(),
+            notValidAfter: Date().addingTimeInterval(60),
+            issuer: dn, subject: dn, signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(),
+            issuerPrivateKey: certKey)
         let pem = try! cert.serializeAsPEM().pemString
         pems.withLock { $0[seed] = pem }
         return pem

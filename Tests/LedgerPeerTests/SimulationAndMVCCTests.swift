@@ -21,9 +21,14 @@ final class Harness {
         simulate(KVChaincode(), function, args)
     }
 
-    func simulate(_ cc: any Chaincode, _ function: String, _ args: [String], transient: [String: [UInt8]] = [:], state: WorldStateReader? = nil) -> SimulationResult {
+    func simulate(
+        _ cc: any Chaincode, _ function: String, _ args: [String], transient: [String: [UInt8]] = [:],
+        state: WorldStateReader? = nil
+    ) -> SimulationResult {
         txCounter += 1
-        let inv = Invocation(channel: "ch", txID: "tx-\(txCounter)", timestamp: Date(), creator: Self.creator, function: function, args: args.map { Array($0.utf8) }, transient: transient)
+        let inv = Invocation(
+            channel: "ch", txID: "tx-\(txCounter)", timestamp: Date(), creator: Self.creator, function: function,
+            args: args.map { Array($0.utf8) }, transient: transient)
         return Simulator.simulate(cc, invocation: inv, state: state ?? ledger.state)
     }
 
@@ -34,7 +39,9 @@ final class Harness {
         var envelopes = [[UInt8]]()
         for (i, r) in results.enumerated() {
             txCounter += 1
-            let payload = try Medledger_Payload.endorserTransaction(channel: "ch", txID: "commit-\(txCounter)-\(i)", chaincode: "kv", results: r.results, creator: [], timestamp: Date())
+            let payload = try Medledger_Payload.endorserTransaction(
+                channel: "ch", txID: "commit-\(txCounter)-\(i)", chaincode: "kv", results: r.results, creator: [],
+                timestamp: Date())
             var env = Medledger_Envelope()
             env.payload = try payload.serializedBytes()
             envelopes.append(try env.serializedBytes())
@@ -42,7 +49,8 @@ final class Harness {
         var codes = results.map { _ in Medledger_TxValidationCode.valid }
         try MVCCValidator(state: ledger.state).validate(results.map(\.results), codes: &codes)
         let info = ledger.info
-        try ledger.commit(.make(number: info.height, previousHash: info.tipHash, envelopes: envelopes, validationCodes: codes))
+        try ledger.commit(
+            .make(number: info.height, previousHash: info.tipHash, envelopes: envelopes, validationCodes: codes))
         return codes
     }
 
@@ -121,15 +129,20 @@ final class Harness {
             func invoke(_ stub: ChaincodeStub) throws -> ChaincodeResponse {
                 if stub.function == "add" {
                     let a = stub.stringArgs
-                    try stub.putState(try stub.createCompositeKey(objectType: "pde~patient", attributes: [a[0], a[1]]), [1])
+                    try stub.putState(
+                        try stub.createCompositeKey(objectType: "pde~patient", attributes: [a[0], a[1]]), [1])
                     return .ok()
                 }
-                let page = try stub.getStateByPartialCompositeKey(objectType: "pde~patient", attributes: [stub.stringArgs[0]], pageSize: 10)
+                let page = try stub.getStateByPartialCompositeKey(
+                    objectType: "pde~patient", attributes: [stub.stringArgs[0]], pageSize: 10)
                 let ids = try page.entries.map { try stub.splitCompositeKey($0.key).attributes[1] }
                 return .ok(Array(ids.joined(separator: ",").utf8))
             }
         }
-        try h.commit([h.simulate(Index(), "add", ["P1", "T1"]), h.simulate(Index(), "add", ["P1", "T2"]), h.simulate(Index(), "add", ["P10", "T3"])])
+        try h.commit([
+            h.simulate(Index(), "add", ["P1", "T1"]), h.simulate(Index(), "add", ["P1", "T2"]),
+            h.simulate(Index(), "add", ["P10", "T3"]),
+        ])
         let r = h.simulate(Index(), "list", ["P1"])
         #expect(String(decoding: r.response.payload, as: UTF8.self) == "T1,T2")
     }
@@ -164,7 +177,8 @@ final class Harness {
                 return .ok()
             }
         }
-        let a = h.simulate(Incr(), "x", []), b = h.simulate(Incr(), "x", [])
+        let a = h.simulate(Incr(), "x", [])
+        let b = h.simulate(Incr(), "x", [])
         #expect(try h.commit([a, b]) == [.valid, .mvccReadConflict])
         #expect(try h.value("k") == "1", "no lost update")
     }
@@ -181,7 +195,8 @@ final class Harness {
                 return .ok()
             }
         }
-        let first = h.simulate(CreateIfAbsent(), "x", []), second = h.simulate(CreateIfAbsent(), "x", [])
+        let first = h.simulate(CreateIfAbsent(), "x", [])
+        let second = h.simulate(CreateIfAbsent(), "x", [])
         #expect(try h.commit([first]) == [.valid])
         #expect(try h.commit([second]) == [.mvccReadConflict])
     }
@@ -263,10 +278,14 @@ final class Harness {
         let page1 = try historyPage(first)
         #expect(page1.entries.count == WorldStateReader.historyEntriesMax)
         #expect(page1.bookmark == page1.entries.last?["version"] as? String)
-        #expect(first.results.nsRwset.allSatisfy { $0.rwset.reads.isEmpty && $0.rwset.rangeQueriesInfo.isEmpty }, "history is not in the read set")
+        #expect(
+            first.results.nsRwset.allSatisfy { $0.rwset.reads.isEmpty && $0.rwset.rangeQueriesInfo.isEmpty },
+            "history is not in the read set")
         let page2 = try historyPage(h.simulate("history", ["k", page1.bookmark]))
         #expect(page2.bookmark == "")
-        let values = (page1.entries + page2.entries).compactMap { ($0["value"] as? String).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } }
+        let values = (page1.entries + page2.entries).compactMap {
+            ($0["value"] as? String).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+        }
         #expect(values == (0..<total).map { "v\($0)" })
         let bad = h.simulate("history", ["k", "not-a-version"])
         #expect(bad.response.status == 400 && bad.response.message.contains("bookmark"), "\(bad.response.message)")

@@ -6,12 +6,13 @@ import LedgerCore
 import LedgerIdentity
 import LedgerOrdering
 import LedgerOrderingCore
-@testable import LedgerPeer
 import LedgerProtos
 import LedgerStorage
 import Synchronization
 import Testing
 import X509
+
+@testable import LedgerPeer
 
 /// A chaincode that accepts a signer certificate carried in its argument, as `medrecords` does for a
 /// P_DE's patient and doctor.
@@ -30,9 +31,12 @@ extension ChannelFixture {
     /// A CRL of the fixture's root revoking `revoked`, numbered `number`.
     func crl(_ number: UInt64, revoking revoked: [SigningIdentity]) throws -> (list: RevocationList, der: [UInt8]) {
         let entries = try revoked.map { id in
-            RevocationList.Entry(serial: try Certificate(pemEncoded: id.certificatePEM).serialNumber, revocationDate: now, reason: 1)
+            RevocationList.Entry(
+                serial: try Certificate(pemEncoded: id.certificatePEM).serialNumber, revocationDate: now, reason: 1)
         }
-        let list = RevocationList(issuer: root.subject, thisUpdate: now.addingTimeInterval(-60), nextUpdate: now.addingTimeInterval(7 * 86_400), crlNumber: number, authorityKeyID: nil, entries: entries)
+        let list = RevocationList(
+            issuer: root.subject, thisUpdate: now.addingTimeInterval(-60),
+            nextUpdate: now.addingTimeInterval(7 * 86_400), crlNumber: number, authorityKeyID: nil, entries: entries)
         let der = try list.signedDER(key: rootKey)
         return (try RevocationList.parse(der), der)
     }
@@ -40,7 +44,8 @@ extension ChannelFixture {
     /// The CRL-only update of the current configuration, signed by `admins` (submitted by the first).
     func crlUpdate(_ crl: (list: RevocationList, der: [UInt8]), admins: [SigningIdentity]) throws -> [UInt8] {
         let config = try #require(ConfigTransaction.crlUpdate(of: channel.context, with: crl.list, der: crl.der))
-        return try ConfigTransaction.envelope(config: config, admins: admins, submitter: admins[0], at: now).serializedBytes()
+        return try ConfigTransaction.envelope(config: config, admins: admins, submitter: admins[0], at: now)
+            .serializedBytes()
     }
 
     func notesContext() throws -> ChannelContext {
@@ -68,22 +73,35 @@ extension ChannelFixture {
         var config = f.channel.context.config
         for i in config.organizations.indices { config.organizations[i].crl = Data(older.der) }
         config.sequence += 1
-        let rollback = try ConfigTransaction.envelope(config: config, admins: [f.saAdmin], submitter: f.saAdmin, at: f.now).serializedBytes() as [UInt8]
+        let rollback =
+            try ConfigTransaction.envelope(config: config, admins: [f.saAdmin], submitter: f.saAdmin, at: f.now)
+            .serializedBytes() as [UInt8]
         #expect(try f.commit([rollback]) == [.invalidConfigTransaction])
         let dropped = try f.crl(2, revoking: [])
         for i in config.organizations.indices { config.organizations[i].crl = Data(dropped.der) }
-        let unrevoke = try ConfigTransaction.envelope(config: config, admins: [f.saAdmin], submitter: f.saAdmin, at: f.now).serializedBytes() as [UInt8]
+        let unrevoke =
+            try ConfigTransaction.envelope(config: config, admins: [f.saAdmin], submitter: f.saAdmin, at: f.now)
+            .serializedBytes() as [UInt8]
         #expect(try f.commit([unrevoke]) == [.invalidConfigTransaction])
         #expect(throws: ChannelConfigError.self) {
-            _ = try ConfigTransaction.checkUpdate(envelope: unrevoke, current: f.channel.context, blockNumber: 9, at: f.now)
+            _ = try ConfigTransaction.checkUpdate(
+                envelope: unrevoke, current: f.channel.context, blockNumber: 9, at: f.now)
         }
         // A CRL together with any other change is an ordinary update: the publisher alone is not enough.
-        var mixed = try #require(ConfigTransaction.crlUpdate(of: f.channel.context, with: try f.crl(3, revoking: [f.aDoctor]).list, der: try f.crl(3, revoking: [f.aDoctor]).der))
+        var mixed = try #require(
+            ConfigTransaction.crlUpdate(
+                of: f.channel.context, with: try f.crl(3, revoking: [f.aDoctor]).list,
+                der: try f.crl(3, revoking: [f.aDoctor]).der))
         mixed.batch.maxMessageCount = 7
-        let mixedEnv = try ConfigTransaction.envelope(config: mixed, admins: [f.saAdmin], submitter: f.saAdmin, at: f.now).serializedBytes() as [UInt8]
+        let mixedEnv =
+            try ConfigTransaction.envelope(config: mixed, admins: [f.saAdmin], submitter: f.saAdmin, at: f.now)
+            .serializedBytes() as [UInt8]
         #expect(try f.commit([mixedEnv]) == [.invalidConfigTransaction])
         // A newer CRL that keeps every revocation is fine.
-        #expect(try f.commit([try f.crlUpdate(try f.crl(4, revoking: [f.aDoctor, f.bAdmin]), admins: [f.saAdmin])]) == [.valid])
+        #expect(
+            try f.commit([try f.crlUpdate(try f.crl(4, revoking: [f.aDoctor, f.bAdmin]), admins: [f.saAdmin])]) == [
+                .valid
+            ])
     }
 
     @Test func withoutAPublisherACRLNeedsAMajority() throws {
@@ -100,10 +118,17 @@ extension ChannelFixture {
         let notesA = Endorser(identity: f.aNode, chaincodes: [SignedNoteChaincode()])
         let ctx = try f.notesContext()
         func noteByPatient(signedBy signer: SigningIdentity) throws -> [UInt8] {
-            try f.envelope("note", [signer.certificatePEM], chaincode: "notes", creator: f.aAdmin, endorsers: [notesA], context: ctx)
+            try f.envelope(
+                "note", [signer.certificatePEM], chaincode: "notes", creator: f.aAdmin, endorsers: [notesA],
+                context: ctx)
         }
         // The chaincode must be defined on the channel for validation: a majority update adds it.
-        let define = try ConfigTransaction.envelope(config: { var c = ctx.config; c.sequence += 1; return c }(), admins: [f.saAdmin, f.aAdmin], submitter: f.saAdmin, at: f.now)
+        let define = try ConfigTransaction.envelope(
+            config: {
+                var c = ctx.config
+                c.sequence += 1
+                return c
+            }(), admins: [f.saAdmin, f.aAdmin], submitter: f.saAdmin, at: f.now)
         #expect(try f.commit([try define.serializedBytes()]) == [.valid])
 
         let before = try noteByPatient(signedBy: f.aDoctor)
@@ -118,7 +143,8 @@ extension ChannelFixture {
         let first = try #require(try f.channel.ledger.block(number: 2))
         #expect(first.metadata.validationCodes == [.valid])
         // And a signer who is not revoked still works.
-        let ok = try f.envelope("note", [f.bAdmin.certificatePEM], chaincode: "notes", creator: f.aAdmin, endorsers: [notesA])
+        let ok = try f.envelope(
+            "note", [f.bAdmin.certificatePEM], chaincode: "notes", creator: f.aAdmin, endorsers: [notesA])
         #expect(try f.commit([ok]) == [.valid])
     }
 
@@ -128,8 +154,12 @@ extension ChannelFixture {
         let f = try ChannelFixture()
         let doctor = try Certificate(pemEncoded: f.aDoctor.certificatePEM)
         let stale = RevocationList(
-            issuer: f.root.subject, thisUpdate: f.now.addingTimeInterval(-10 * 86_400), nextUpdate: f.now.addingTimeInterval(-3 * 86_400), crlNumber: 5,
-            authorityKeyID: nil, entries: [.init(serial: doctor.serialNumber, revocationDate: f.now.addingTimeInterval(-11 * 86_400), reason: 1)])
+            issuer: f.root.subject, thisUpdate: f.now.addingTimeInterval(-10 * 86_400),
+            nextUpdate: f.now.addingTimeInterval(-3 * 86_400), crlNumber: 5,
+            authorityKeyID: nil,
+            entries: [
+                .init(serial: doctor.serialNumber, revocationDate: f.now.addingTimeInterval(-11 * 86_400), reason: 1)
+            ])
         let trust = TrustStore(roots: [f.root])
         #expect(try trust.install(try RevocationList.parse(try stale.signedDER(key: f.rootKey)), source: "crl.pem"))
         #expect(trust.isRevoked(doctor))
@@ -155,7 +185,9 @@ extension ChannelFixture {
             #expect(e.message.contains("revoked"))
         }
         // A revoked signer carried in the arguments: the chaincode refuses, nothing is endorsed.
-        let r = try f.endorse("note", [f.aDoctor.certificatePEM], chaincode: "notes", creator: f.aAdmin, endorsers: [gated], context: try f.notesContext())
+        let r = try f.endorse(
+            "note", [f.aDoctor.certificatePEM], chaincode: "notes", creator: f.aAdmin, endorsers: [gated],
+            context: try f.notesContext())
         #expect(r.responses[0].response.status == 403)
         #expect(!r.responses[0].hasEndorsement)
     }
@@ -170,9 +202,13 @@ extension ChannelFixture {
         #expect(try f.commit([try f.envelope("put", ["a", "1"])]) == [.valid])
         let byDoctor = try f.envelope("put", ["c", "3"], creator: f.aDoctor)
         #expect(try f.commit([try f.crlUpdate(try f.crl(1, revoking: [f.aDoctor]), admins: [f.saAdmin])]) == [.valid])
-        #expect(try f.commit([try f.envelope("put", ["b", "2"], creator: f.aAdmin), byDoctor]) == [.valid, .badCreatorSignature])
+        #expect(
+            try f.commit([try f.envelope("put", ["b", "2"], creator: f.aAdmin), byDoctor]) == [
+                .valid, .badCreatorSignature,
+            ])
 
-        let late = try PeerChannel.join(genesis: f.genesis, store: try LedgerStore(kv: MemoryStore(columnFamilies: StorageLayout.columnFamilies)))
+        let late = try PeerChannel.join(
+            genesis: f.genesis, store: try LedgerStore(kv: MemoryStore(columnFamilies: StorageLayout.columnFamilies)))
         for n in 1..<f.channel.ledger.height {
             var b = try #require(try f.channel.ledger.block(number: n))
             b.metadata.validationCodes = Array(repeating: .notValidated, count: b.data.envelopes.count)
@@ -185,11 +221,14 @@ extension ChannelFixture {
 
     @Test func blockTimeMayNotGoBackwards() throws {
         let f = try ChannelFixture()
-        var b = Medledger_Block.make(number: 1, previousHash: f.channel.ledger.info.tipHash, envelopes: [try f.envelope("put", ["k", "v"])])
-        b.metadata.orderingSignature(signer: f.saNode, headerHash: b.header.headerHash, at: f.now.addingTimeInterval(-3600))
+        var b = Medledger_Block.make(
+            number: 1, previousHash: f.channel.ledger.info.tipHash, envelopes: [try f.envelope("put", ["k", "v"])])
+        b.metadata.orderingSignature(
+            signer: f.saNode, headerHash: b.header.headerHash, at: f.now.addingTimeInterval(-3600))
         #expect(throws: PeerChannelError.self) { try f.channel.receive(b) }
         // A signature over another time than the one the block carries does not verify.
-        var forged = Medledger_Block.make(number: 1, previousHash: f.channel.ledger.info.tipHash, envelopes: [try f.envelope("put", ["k", "v"])])
+        var forged = Medledger_Block.make(
+            number: 1, previousHash: f.channel.ledger.info.tipHash, envelopes: [try f.envelope("put", ["k", "v"])])
         forged.metadata.orderingSignature(signer: f.saNode, headerHash: forged.header.headerHash, at: f.now)
         forged.metadata.ordererSignature.signedAt.seconds += 60
         #expect(throws: (any Error).self) { try f.channel.receive(forged) }
@@ -210,8 +249,12 @@ final class FailingStore: KVStore, @unchecked Sendable {
     func snapshot() throws -> any KVSnapshot { try inner.snapshot() }
     func close() { inner.close() }
     func get(_ cf: ColumnFamily, _ key: Bytes) throws -> Bytes? { try inner.get(cf, key) }
-    func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? { try inner.withValue(cf, key, body) }
-    func cursor(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool) throws -> any KVCursor { try inner.cursor(cf, range, reverse: reverse) }
+    func withValue<T>(_ cf: ColumnFamily, _ key: Bytes, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        try inner.withValue(cf, key, body)
+    }
+    func cursor(_ cf: ColumnFamily, _ range: KeyRange, reverse: Bool) throws -> any KVCursor {
+        try inner.cursor(cf, range, reverse: reverse)
+    }
 }
 
 @Suite struct SoloOrdererAcknowledgementTests {
@@ -228,10 +271,14 @@ final class FailingStore: KVStore, @unchecked Sendable {
         try await o.broadcast(try f.envelope("put", ["k", "v"]))
         #expect(o.channels().first?.height == 2)  // acknowledged means written
         // Too large for the ledger: refused at once with 413, and nothing else is affected.
-        var big = try Medledger_Envelope(serializedBytes: try f.envelope("put", ["big", String(repeating: "x", count: 100)]))
+        var big = try Medledger_Envelope(
+            serializedBytes: try f.envelope("put", ["big", String(repeating: "x", count: 100)]))
         big.signature = Data(repeating: 1, count: 1 << 20)
         let bigBytes: [UInt8] = try big.serializedBytes()
-        await #expect(throws: OrderingRejection(413, "envelope is \(bigBytes.count) bytes, over the \(1 << 20)-byte limit of channel records")) {
+        await #expect(
+            throws: OrderingRejection(
+                413, "envelope is \(bigBytes.count) bytes, over the \(1 << 20)-byte limit of channel records")
+        ) {
             try await o.broadcast(bigBytes)
         }
         // The same envelope twice: the second is a duplicate.
@@ -273,7 +320,9 @@ final class FailingStore: KVStore, @unchecked Sendable {
         }
         let ledger = try #require(o.chain("records"))
         var written = 0
-        for n in 1..<ledger.notifier.height { written += try #require(try ledger.block(number: n)).data.envelopes.count }
+        for n in 1..<ledger.notifier.height {
+            written += try #require(try ledger.block(number: n)).data.envelopes.count
+        }
         #expect(written == acked.n.withLock { $0 })
         await #expect(throws: OrderingRejection.self) { try await o.broadcast(try f.envelope("put", ["after", "v"])) }
     }

@@ -5,12 +5,13 @@ import LedgerChannel
 import LedgerCore
 import LedgerCrypto
 import LedgerIdentity
-@testable import LedgerPeer
 import LedgerProtos
 import LedgerStorage
 import SwiftProtobuf
 import Testing
 import X509
+
+@testable import LedgerPeer
 
 /// A channel of three organisations (the SA orders; two hospitals endorse) on an in-memory ledger,
 /// with real certificates from a test root: builds transactions the way clients and endorsers do,
@@ -34,17 +35,22 @@ final class ChannelFixture: @unchecked Sendable {
         }
     }
 
-    init(kvPolicy: String = "AND('hospital-a.node', 'hospital-b.node')", now: Date = Date(), crlPublisher: String = "sa") throws {
+    init(
+        kvPolicy: String = "AND('hospital-a.node', 'hospital-b.node')", now: Date = Date(), crlPublisher: String = "sa"
+    ) throws {
         self.now = now
         let rootKey = P384.Signing.PrivateKey()
-        let root = try CertificateFactory.selfSignedRoot(key: rootKey, name: try DistinguishedName { CommonName("Test Root") }, validity: 86_400 * 10, now: now.addingTimeInterval(-3600))
+        let root = try CertificateFactory.selfSignedRoot(
+            key: rootKey, name: try DistinguishedName { CommonName("Test Root") }, validity: 86_400 * 10,
+            now: now.addingTimeInterval(-3600))
         self.rootKey = rootKey
         self.root = root
         func make(_ org: String, _ role: String) throws -> SigningIdentity {
             let key = P256.Signing.PrivateKey()
             let pid = Base64URL.encode(Digests.sha384(Array("\(org)/\(role)/\(UUID())".utf8)))
             let cert = try CertificateFactory.issue(
-                publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: pid, org: org, role: role), purpose: .signing,
+                publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: pid, org: org, role: role),
+                purpose: .signing,
                 issuer: root, issuerKey: rootKey, validity: 86_400, now: now.addingTimeInterval(-3600))
             return try SigningIdentity(org: org, certificatePEM: cert.pem, key: key)
         }
@@ -91,28 +97,45 @@ final class ChannelFixture: @unchecked Sendable {
         return try ChannelContext(config: c, configBlock: 0)
     }
 
-    func endorse(_ function: String, _ args: [String], chaincode: String = "kv", creator: SigningIdentity? = nil, endorsers: [Endorser]? = nil, context: ChannelContext? = nil) throws -> (proposal: TransactionBuilder.Proposal, responses: [Medledger_ProposalResponse]) {
+    func endorse(
+        _ function: String, _ args: [String], chaincode: String = "kv", creator: SigningIdentity? = nil,
+        endorsers: [Endorser]? = nil, context: ChannelContext? = nil
+    ) throws -> (proposal: TransactionBuilder.Proposal, responses: [Medledger_ProposalResponse]) {
         let creator = creator ?? aDoctor
-        let p = try TransactionBuilder.proposal(channel: "records", chaincode: chaincode, function: function, args: args.map { Array($0.utf8) }, signer: creator, at: now)
+        let p = try TransactionBuilder.proposal(
+            channel: "records", chaincode: chaincode, function: function, args: args.map { Array($0.utf8) },
+            signer: creator, at: now)
         let parsed = try ParsedProposal(p.signed)
         let ctx = try context ?? channel.context
         let responses = try (endorsers ?? [endorserA, endorserB]).map { e in
-            try e.process(parsed, context: ctx, state: channel.ledger.state, now: now) { try self.channel.ledger.transaction(id: $0) != nil }
+            try e.process(parsed, context: ctx, state: channel.ledger.state, now: now) {
+                try self.channel.ledger.transaction(id: $0) != nil
+            }
         }
         return (p, responses)
     }
 
-    func envelope(_ function: String, _ args: [String], chaincode: String = "kv", creator: SigningIdentity? = nil, endorsers: [Endorser]? = nil, context: ChannelContext? = nil) throws -> [UInt8] {
-        let (p, r) = try endorse(function, args, chaincode: chaincode, creator: creator, endorsers: endorsers, context: context)
+    func envelope(
+        _ function: String, _ args: [String], chaincode: String = "kv", creator: SigningIdentity? = nil,
+        endorsers: [Endorser]? = nil, context: ChannelContext? = nil
+    ) throws -> [UInt8] {
+        let (p, r) = try endorse(
+            function, args, chaincode: chaincode, creator: creator, endorsers: endorsers, context: context)
         return try TransactionBuilder.envelope(p, responses: r, signer: creator ?? aDoctor).serializedBytes()
     }
 
     /// An envelope whose chaincode action is given directly, endorsed (signed) by `endorsers`.
-    func handMade(action: Medledger_ChaincodeAction, endorsers: [SigningIdentity], creator: SigningIdentity? = nil) throws -> [UInt8] {
+    func handMade(
+        action: Medledger_ChaincodeAction, endorsers: [SigningIdentity], creator: SigningIdentity? = nil
+    ) throws -> [UInt8] {
         let creator = creator ?? aDoctor
-        let p = try TransactionBuilder.proposal(channel: "records", chaincode: action.chaincodeName, function: "x", args: [], signer: creator, at: now)
+        let p = try TransactionBuilder.proposal(
+            channel: "records", chaincode: action.chaincodeName, function: "x", args: [], signer: creator, at: now)
         var prp = Medledger_ProposalResponsePayload()
-        prp.proposalHash = Data(try ProposalHash.compute(channelHeader: p.proposal.channelHeader, signatureHeader: p.proposal.signatureHeader, strippedPayload: try p.payload.strippedBytes()))
+        prp.proposalHash = Data(
+            try ProposalHash.compute(
+                channelHeader: p.proposal.channelHeader, signatureHeader: p.proposal.signatureHeader,
+                strippedPayload: try p.payload.strippedBytes()))
         prp.extension = try action.serializedBytes()
         let prpBytes: [UInt8] = try prp.serializedBytes()
         let responses = try endorsers.map { e -> Medledger_ProposalResponse in
@@ -120,14 +143,17 @@ final class ChannelFixture: @unchecked Sendable {
             r.response.status = 200
             r.payload = Data(prpBytes)
             r.endorsement.endorser = Data(e.serialized)
-            r.endorsement.signature = Data(try e.sign(SignedMessages.endorsement(proposalResponsePayload: prpBytes, endorser: e.serialized)))
+            r.endorsement.signature = Data(
+                try e.sign(SignedMessages.endorsement(proposalResponsePayload: prpBytes, endorser: e.serialized)))
             return r
         }
         return try TransactionBuilder.envelope(p, responses: responses, signer: creator).serializedBytes()
     }
 
     /// Re-signs a payload edited by `edit` as `signer`.
-    func resigned(_ envelope: [UInt8], signer: SigningIdentity? = nil, _ edit: (inout Medledger_Payload) -> Void) throws -> [UInt8] {
+    func resigned(
+        _ envelope: [UInt8], signer: SigningIdentity? = nil, _ edit: (inout Medledger_Payload) -> Void
+    ) throws -> [UInt8] {
         let env = try Medledger_Envelope(serializedBytes: envelope)
         var payload = try Medledger_Payload(serializedBytes: env.payload)
         edit(&payload)
@@ -135,7 +161,8 @@ final class ChannelFixture: @unchecked Sendable {
     }
 
     func orderedBlock(_ envelopes: [[UInt8]], signer: SigningIdentity? = nil) -> Medledger_Block {
-        var b = Medledger_Block.make(number: channel.ledger.height, previousHash: channel.ledger.info.tipHash, envelopes: envelopes)
+        var b = Medledger_Block.make(
+            number: channel.ledger.height, previousHash: channel.ledger.info.tipHash, envelopes: envelopes)
         b.metadata.orderingSignature(signer: signer ?? saNode, headerHash: b.header.headerHash, at: now)
         return b
     }
@@ -167,18 +194,25 @@ final class ChannelFixture: @unchecked Sendable {
     @Test func evaluateOnlyAnswersWithoutAnEndorsement() throws {
         let f = try ChannelFixture()
         #expect(try f.commit([try f.envelope("put", ["k", "v"])]) == [.valid])
-        var p = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "get", args: [Array("k".utf8)], signer: f.aDoctor, at: f.now)
+        var p = try TransactionBuilder.proposal(
+            channel: "records", chaincode: "kv", function: "get", args: [Array("k".utf8)], signer: f.aDoctor, at: f.now)
         p.signed.evaluateOnly = true
-        let answer = try f.endorserA.process(try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now) { _ in true }
+        let answer = try f.endorserA.process(
+            try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now
+        ) { _ in true }
         #expect(answer.response.status == 200 && String(decoding: answer.response.payload, as: UTF8.self) == "v")
         #expect(!answer.hasEndorsement && answer.payload.isEmpty)
         #expect(throws: (any Error).self) { try TransactionBuilder.envelope(p, responses: [answer], signer: f.aDoctor) }
         // The same proposal asking for an endorsement is signed, and refused once its tx id is committed.
         p.signed.evaluateOnly = false
-        let endorsed = try f.endorserA.process(try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now) { _ in false }
+        let endorsed = try f.endorserA.process(
+            try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now
+        ) { _ in false }
         #expect(endorsed.hasEndorsement && !endorsed.payload.isEmpty)
         #expect(throws: ProposalRejection.self) {
-            try f.endorserA.process(try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now) { _ in true }
+            try f.endorserA.process(
+                try ParsedProposal(p.signed), context: f.channel.context, state: f.channel.ledger.state, now: f.now
+            ) { _ in true }
         }
     }
 
@@ -197,10 +231,19 @@ final class ChannelFixture: @unchecked Sendable {
     @Test func headerCodes() throws {
         let f = try ChannelFixture()
         let configUpdate = try f.resigned(try f.envelope("put", ["a", "1"])) { $0.channelHeader.type = .configUpdate }
-        let unknownType = try f.resigned(try f.envelope("put", ["b", "1"])) { $0.channelHeader.type = .UNRECOGNIZED(42) }
-        let otherChannel = try f.resigned(try f.envelope("put", ["c", "1"])) { $0.channelHeader.channelID = "elsewhere" }
-        let badTxID = try f.resigned(try f.envelope("put", ["d", "1"])) { $0.channelHeader.txID = String(repeating: "0", count: 64) }
-        #expect(try f.commit([configUpdate, unknownType, otherChannel, badTxID]) == [.unsupportedTxPayload, .unknownTxType, .targetChainNotFound, .badProposalTxid])
+        let unknownType = try f.resigned(try f.envelope("put", ["b", "1"])) {
+            $0.channelHeader.type = .UNRECOGNIZED(42)
+        }
+        let otherChannel = try f.resigned(try f.envelope("put", ["c", "1"])) {
+            $0.channelHeader.channelID = "elsewhere"
+        }
+        let badTxID = try f.resigned(try f.envelope("put", ["d", "1"])) {
+            $0.channelHeader.txID = String(repeating: "0", count: 64)
+        }
+        #expect(
+            try f.commit([configUpdate, unknownType, otherChannel, badTxID]) == [
+                .unsupportedTxPayload, .unknownTxType, .targetChainNotFound, .badProposalTxid,
+            ])
     }
 
     @Test func creatorSignatureCodes() throws {
@@ -211,16 +254,25 @@ final class ChannelFixture: @unchecked Sendable {
         let otherSigner = try f.resigned(try f.envelope("put", ["k", "w"]), signer: f.bNode) { _ in }
         // A creator from a CA the channel does not know.
         let rogueKey = P384.Signing.PrivateKey()
-        let rogueRoot = try CertificateFactory.selfSignedRoot(key: rogueKey, name: try DistinguishedName { CommonName("Rogue") }, validity: 86_400)
+        let rogueRoot = try CertificateFactory.selfSignedRoot(
+            key: rogueKey, name: try DistinguishedName { CommonName("Rogue") }, validity: 86_400)
         let key = P256.Signing.PrivateKey()
-        let cert = try CertificateFactory.issue(publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: "rogue-pid", org: "hospital-a", role: "doctor"), purpose: .signing, issuer: rogueRoot, issuerKey: rogueKey, validity: 86_400)
+        let cert = try CertificateFactory.issue(
+            publicKey: .init(key.publicKey),
+            identity: IdentityAttributes(pid: "rogue-pid", org: "hospital-a", role: "doctor"), purpose: .signing,
+            issuer: rogueRoot, issuerKey: rogueKey, validity: 86_400)
         let rogue = try SigningIdentity(org: "hospital-a", certificatePEM: cert.pem, key: key)
-        let p = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [Array("k".utf8), Array("x".utf8)], signer: rogue, at: f.now)
+        let p = try TransactionBuilder.proposal(
+            channel: "records", chaincode: "kv", function: "put", args: [Array("k".utf8), Array("x".utf8)],
+            signer: rogue, at: f.now)
         var payload = Medledger_Payload()
         payload.channelHeader = p.proposal.channelHeader
         payload.signatureHeader = p.proposal.signatureHeader
         let rogueEnv = try TransactionBuilder.sign(payload, signer: rogue).serializedBytes() as [UInt8]
-        #expect(try f.commit([try env.serializedBytes(), otherSigner, rogueEnv]) == [.badCreatorSignature, .badCreatorSignature, .badCreatorSignature])
+        #expect(
+            try f.commit([try env.serializedBytes(), otherSigner, rogueEnv]) == [
+                .badCreatorSignature, .badCreatorSignature, .badCreatorSignature,
+            ])
         #expect(try f.value("k") == nil)
     }
 
@@ -230,7 +282,8 @@ final class ChannelFixture: @unchecked Sendable {
         // The endorsement was for another transaction: the proposal hash does not match.
         let (p1, r1) = try f.endorse("put", ["b", "1"])
         let (p2, _) = try f.endorse("put", ["b", "2"])
-        var swapped = try Medledger_Payload(serializedBytes: try TransactionBuilder.envelope(p1, responses: r1, signer: f.aDoctor).payload)
+        var swapped = try Medledger_Payload(
+            serializedBytes: try TransactionBuilder.envelope(p1, responses: r1, signer: f.aDoctor).payload)
         swapped.channelHeader = p2.proposal.channelHeader
         swapped.signatureHeader = p2.proposal.signatureHeader
         let reused = try TransactionBuilder.sign(swapped, signer: f.aDoctor).serializedBytes() as [UInt8]
@@ -240,7 +293,8 @@ final class ChannelFixture: @unchecked Sendable {
     @Test func chaincodeAndWriteSetCodes() throws {
         let f = try ChannelFixture()
         // Endorsed where `echo` was defined, but this channel does not define it.
-        let undefined = try f.envelope("say", ["hi"], chaincode: "echo", endorsers: [f.endorserA], context: try f.contextWithEcho())
+        let undefined = try f.envelope(
+            "say", ["hi"], chaincode: "echo", endorsers: [f.endorserA], context: try f.contextWithEcho())
         var action = Medledger_ChaincodeAction()
         action.chaincodeName = "kv"
         action.response.status = 200
@@ -258,7 +312,8 @@ final class ChannelFixture: @unchecked Sendable {
         action.chaincodeName = "kv"
         action.response.status = 200
         action.results = .writes(namespace: "kv", [("k", Array("2".utf8))])
-        let doctorsEndorse = try f.handMade(action: action, endorsers: [f.aDoctor, f.bNode])  // a doctor is not hospital-a.node
+        // a doctor is not hospital-a.node
+        let doctorsEndorse = try f.handMade(action: action, endorsers: [f.aDoctor, f.bNode])
         // A forged endorsement: right identities, signature over something else.
         let env = try Medledger_Envelope(serializedBytes: try f.envelope("put", ["k", "3"]))
         var payload = try Medledger_Payload(serializedBytes: env.payload)
@@ -266,7 +321,10 @@ final class ChannelFixture: @unchecked Sendable {
         tx.endorsements[1].signature = tx.endorsements[0].signature
         payload.data = try tx.serializedBytes()
         let forged = try TransactionBuilder.sign(payload, signer: f.aDoctor).serializedBytes() as [UInt8]
-        #expect(try f.commit([onlyA, doctorsEndorse, forged]) == [.endorsementPolicyFailure, .endorsementPolicyFailure, .endorsementPolicyFailure])
+        #expect(
+            try f.commit([onlyA, doctorsEndorse, forged]) == [
+                .endorsementPolicyFailure, .endorsementPolicyFailure, .endorsementPolicyFailure,
+            ])
         #expect(try f.value("k") == nil)
     }
 
@@ -281,7 +339,9 @@ final class ChannelFixture: @unchecked Sendable {
         let env = try Medledger_Envelope(serializedBytes: good)
         var payload = try Medledger_Payload(serializedBytes: env.payload)
         var tx = try Medledger_EndorsedTransaction(serializedBytes: payload.data)
-        let message = SignedMessages.endorsement(proposalResponsePayload: [UInt8](tx.proposalResponsePayload), endorser: [UInt8](tx.endorsements[0].endorser))
+        let message = SignedMessages.endorsement(
+            proposalResponsePayload: [UInt8](tx.proposalResponsePayload), endorser: [UInt8](tx.endorsements[0].endorser)
+        )
         #expect(memory.made(tx.endorsements[0].signature, over: message))
         #expect(!memory.made(tx.endorsements[1].signature, over: message))
         #expect(!memory.made(tx.endorsements[0].signature, over: message + [0]))
@@ -310,7 +370,8 @@ final class ChannelFixture: @unchecked Sendable {
         let read = try f.envelope("get", ["a"])
         let writeB = try f.envelope("put", ["b", "1"])
         let scan = try f.envelope("range", ["a", "z", "10"])
-        #expect(try f.commit([write, read, writeB, scan]) == [.valid, .mvccReadConflict, .valid, .phantomReadConflict])
+        #expect(
+            try f.commit([write, read, writeB, scan]) == [.valid, .mvccReadConflict, .valid, .phantomReadConflict])
         #expect(try f.value("a") == "2")
     }
 
@@ -319,8 +380,12 @@ final class ChannelFixture: @unchecked Sendable {
         var next = f.config
         next.sequence = 1
         next.batch.maxMessageCount = 10
-        let oneAdmin = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin, at: f.now).serializedBytes() as [UInt8]
-        let doctorSigned = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin, f.aDoctor], submitter: f.aAdmin, at: f.now).serializedBytes() as [UInt8]
+        let oneAdmin =
+            try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin, at: f.now)
+            .serializedBytes() as [UInt8]
+        let doctorSigned =
+            try ConfigTransaction.envelope(config: next, admins: [f.aAdmin, f.aDoctor], submitter: f.aAdmin, at: f.now)
+            .serializedBytes() as [UInt8]
         #expect(try f.commit([oneAdmin]) == [.invalidConfigTransaction])
         #expect(try f.commit([doctorSigned]) == [.invalidConfigTransaction])
         var two = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin], submitter: f.aAdmin, at: f.now)
@@ -337,7 +402,8 @@ final class ChannelFixture: @unchecked Sendable {
         #expect(f.channel.context.sequence == 1)
         #expect(f.channel.context.config.batch.maxMessageCount == 10)
         // Replaying the same update: wrong sequence now (and a duplicate id).
-        var again = try ConfigTransaction.envelope(config: next, admins: [f.aAdmin, f.bAdmin], submitter: f.bAdmin, at: f.now)
+        var again = try ConfigTransaction.envelope(
+            config: next, admins: [f.aAdmin, f.bAdmin], submitter: f.bAdmin, at: f.now)
         again = try ConfigTransaction.addSignature(to: again, admin: f.saAdmin, at: f.now)
         #expect(try f.commit([try again.serializedBytes()]) == [.invalidConfigTransaction])
         // The configuration survives a reopen: it is read back from the last configuration block.
@@ -347,7 +413,9 @@ final class ChannelFixture: @unchecked Sendable {
     @Test func blocksNotSignedByTheOrdererAreRefused() throws {
         let f = try ChannelFixture()
         let height = f.channel.ledger.height
-        #expect(throws: (any Error).self) { try f.channel.receive(f.orderedBlock([try f.envelope("put", ["k", "v"])], signer: f.aNode)) }
+        #expect(throws: (any Error).self) {
+            try f.channel.receive(f.orderedBlock([try f.envelope("put", ["k", "v"])], signer: f.aNode))
+        }
         var tampered = f.orderedBlock([try f.envelope("put", ["k", "v"])])
         tampered.header.number += 1
         #expect(throws: (any Error).self) { try f.channel.receive(tampered) }
@@ -359,19 +427,47 @@ final class ChannelFixture: @unchecked Sendable {
         let ctx = f.channel.context
         func status(_ p: TransactionBuilder.Proposal) -> Int32 {
             do {
-                let r = try f.endorserA.process(try ParsedProposal(p.signed), context: ctx, state: f.channel.ledger.state, now: f.now) { try f.channel.ledger.transaction(id: $0) != nil }
+                let r = try f.endorserA.process(
+                    try ParsedProposal(p.signed), context: ctx, state: f.channel.ledger.state, now: f.now
+                ) { try f.channel.ledger.transaction(id: $0) != nil }
                 return r.response.status
             } catch let e as ProposalRejection { return e.status } catch { return -1 }
         }
-        let ok = try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [Array("k".utf8), Array("v".utf8)], signer: f.aDoctor, at: f.now)
+        let ok = try TransactionBuilder.proposal(
+            channel: "records", chaincode: "kv", function: "put", args: [Array("k".utf8), Array("v".utf8)],
+            signer: f.aDoctor, at: f.now)
         #expect(status(ok) == 200)
         var badSig = ok
         badSig.signed.signature[badSig.signed.signature.count - 2] ^= 1
         #expect(status(badSig) == 401)
-        #expect(status(try TransactionBuilder.proposal(channel: "records", chaincode: "nope", function: "x", args: [], signer: f.aDoctor, at: f.now)) == 404)
-        #expect(status(try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "put", args: [], signer: f.aDoctor, at: Date().addingTimeInterval(-3600))) == 400)
-        #expect(status(try TransactionBuilder.proposal(channel: "records", chaincode: "kv", function: "nosuch", args: [], signer: f.aDoctor, at: f.now)) == 400)
-        try f.commit([try TransactionBuilder.envelope(ok, responses: [try f.endorserA.process(try ParsedProposal(ok.signed), context: ctx, state: f.channel.ledger.state, now: f.now) { _ in false }, try f.endorserB.process(try ParsedProposal(ok.signed), context: ctx, state: f.channel.ledger.state, now: f.now) { _ in false }], signer: f.aDoctor).serializedBytes()])
+        #expect(
+            status(
+                try TransactionBuilder.proposal(
+                    channel: "records", chaincode: "nope", function: "x", args: [], signer: f.aDoctor, at: f.now))
+                == 404)
+        #expect(
+            status(
+                try TransactionBuilder.proposal(
+                    channel: "records", chaincode: "kv", function: "put", args: [], signer: f.aDoctor,
+                    at: Date().addingTimeInterval(-3600))) == 400)
+        #expect(
+            status(
+                try TransactionBuilder.proposal(
+                    channel: "records", chaincode: "kv", function: "nosuch", args: [], signer: f.aDoctor, at: f.now))
+                == 400)
+        try f.commit([
+            try TransactionBuilder.envelope(
+                ok,
+                responses: [
+                    try f.endorserA.process(
+                        try ParsedProposal(ok.signed), context: ctx, state: f.channel.ledger.state, now: f.now
+                    ) { _ in false },
+                    try f.endorserB.process(
+                        try ParsedProposal(ok.signed), context: ctx, state: f.channel.ledger.state, now: f.now
+                    ) { _ in false },
+                ], signer: f.aDoctor
+            ).serializedBytes()
+        ])
         #expect(status(ok) == 409)
         var garbled = Medledger_SignedProposal()
         garbled.proposalBytes = Data([0xff, 0x01])

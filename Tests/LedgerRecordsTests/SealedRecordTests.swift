@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import LedgerPRE
 import Testing
+
 @testable import LedgerRecords
 
 @Suite struct SealedRecordTests {
@@ -72,8 +73,9 @@ import Testing
         #expect(Array(h[116..<118]) == [0, 72])
         #expect(Array(h[118..<190]) == result.header.wrappedDataKey)
         let key = try result.header.openDataKey(patientSK: patient)
-        let commitment = HMAC<SHA256>.authenticationCode(for: Array("medledger/sealed-record/v1/key-commitment".utf8),
-                                                         using: SymmetricKey(data: key.bytes))
+        let commitment = HMAC<SHA256>.authenticationCode(
+            for: Array("medledger/sealed-record/v1/key-commitment".utf8),
+            using: SymmetricKey(data: key.bytes))
         #expect(Array(h[190..<222]) == Array(commitment))
         #expect(Array(h[222..<229]) == result.header.noncePrefix)
         #expect(Array(h[229..<233]) == [0, 0, 0x10, 0])
@@ -82,8 +84,9 @@ import Testing
         // AES-GCM(nonce = prefix ‖ 0 ‖ 1, AAD = header).
         #expect(sealed[233] == 1)
         #expect(Array(sealed[234..<238]) == [0, 0, 0, 10])
-        let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: result.header.noncePrefix + [0, 0, 0, 0, 1]),
-                                        ciphertext: sealed[238..<248], tag: sealed[248...])
+        let box = try AES.GCM.SealedBox(
+            nonce: AES.GCM.Nonce(data: result.header.noncePrefix + [0, 0, 0, 0, 1]),
+            ciphertext: sealed[238..<248], tag: sealed[248...])
         #expect(Array(try AES.GCM.open(box, using: SymmetricKey(data: key.bytes), authenticating: h)) == testBytes(10))
     }
 
@@ -105,14 +108,17 @@ import Testing
     /// The third-party path: from the header alone, 2-of-3 proxies re-encrypt the capsule for a
     /// doctor, who unwraps the data key and opens the body with it. One cfrag is not enough.
     @Test func proxyReencryptionPathOpensTheRecord() throws {
-        let patient = SecretKey.random(), doctor = SecretKey.random()
+        let patient = SecretKey.random()
+        let doctor = SecretKey.random()
         let plaintext = testBytes(70_000)
         let (sealed, _) = try sealBytes(plaintext, to: patient.publicKey)
         let header = try SealedRecordHeader(bytes: Array(sealed[0..<SealedRecord.headerCount]))
-        let kfrags = try Umbral.generateKFrags(delegatingSK: patient, receivingPK: doctor.publicKey, signer: Signer(patient),
-                                               threshold: 2, shares: 3, signDelegatingKey: true, signReceivingKey: true)
+        let kfrags = try Umbral.generateKFrags(
+            delegatingSK: patient, receivingPK: doctor.publicKey, signer: Signer(patient),
+            threshold: 2, shares: 3, signDelegatingKey: true, signReceivingKey: true)
         let cfrags = kfrags.map { Umbral.reencrypt(capsule: header.capsule, kfrag: $0) }
-        let key = try header.openDataKey(receivingSK: doctor, delegatingPK: patient.publicKey, cfrags: [cfrags[2], cfrags[0]])
+        let key = try header.openDataKey(
+            receivingSK: doctor, delegatingPK: patient.publicKey, cfrags: [cfrags[2], cfrags[0]])
         #expect(try openBytes(sealed, .dataKey(key)).plaintext == plaintext)
         #expect(throws: PREError.notEnoughOrInvalidCapsuleFrags) {
             try header.openDataKey(receivingSK: doctor, delegatingPK: patient.publicKey, cfrags: [cfrags[1]])
@@ -124,10 +130,16 @@ import Testing
     @Test func wrongKeysAreRefused() throws {
         let patient = SecretKey.random()
         let (sealed, _) = try sealBytes(testBytes(3000), to: patient.publicKey, chunkSize: 1024)
-        #expect(throws: SealedRecordError.dataKeyDoesNotOpen) { _ = try openBytes(sealed, .patientSecretKey(SecretKey.random())) }
+        #expect(throws: SealedRecordError.dataKeyDoesNotOpen) {
+            _ = try openBytes(sealed, .patientSecretKey(SecretKey.random()))
+        }
         #expect(throws: SealedRecordError.dataKeyDoesNotOpen) { _ = try openBytes(sealed, .dataKey(DataKey.random())) }
-        #expect(throws: SealedRecordError.invalidDataKeyLength(31)) { _ = try DataKey(bytes: [UInt8](repeating: 0, count: 31)) }
-        #expect(throws: SealedRecordError.invalidChunkSize(0)) { _ = try sealBytes([], to: patient.publicKey, chunkSize: 0) }
+        #expect(throws: SealedRecordError.invalidDataKeyLength(31)) {
+            _ = try DataKey(bytes: [UInt8](repeating: 0, count: 31))
+        }
+        #expect(throws: SealedRecordError.invalidChunkSize(0)) {
+            _ = try sealBytes([], to: patient.publicKey, chunkSize: 0)
+        }
         #expect(throws: SealedRecordError.invalidChunkSize(SealedRecord.maxChunkSize + 1)) {
             _ = try sealBytes([], to: patient.publicKey, chunkSize: SealedRecord.maxChunkSize + 1)
         }
@@ -152,14 +164,24 @@ import Testing
         }
 
         /// Both openers refuse `bytes` with `error` (`dataKeyError` for the data-key opener if different).
-        func expectRefused(_ bytes: [UInt8], _ error: SealedRecordError, dataKeyError: SealedRecordError? = nil,
-                           sourceLocation: SourceLocation = #_sourceLocation) {
-            #expect(throws: error, sourceLocation: sourceLocation) { _ = try openBytes(bytes, .patientSecretKey(patient)) }
-            #expect(throws: dataKeyError ?? error, sourceLocation: sourceLocation) { _ = try openBytes(bytes, .dataKey(key)) }
+        func expectRefused(
+            _ bytes: [UInt8], _ error: SealedRecordError, dataKeyError: SealedRecordError? = nil,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) {
+            #expect(throws: error, sourceLocation: sourceLocation) {
+                _ = try openBytes(bytes, .patientSecretKey(patient))
+            }
+            #expect(throws: dataKeyError ?? error, sourceLocation: sourceLocation) {
+                _ = try openBytes(bytes, .dataKey(key))
+            }
         }
     }
 
-    static func flipped(_ b: [UInt8], at i: Int) -> [UInt8] { var c = b; c[i] ^= 0x01; return c }
+    static func flipped(_ b: [UInt8], at i: Int) -> [UInt8] {
+        var c = b
+        c[i] ^= 0x01
+        return c
+    }
 
     @Test func untamperedFixtureOpens() throws {
         let f = try Fixture()
@@ -170,13 +192,17 @@ import Testing
         let f = try Fixture()
         f.expectRefused(Self.flipped(f.sealed, at: Fixture.start(2) + 1 + 500), .chunkAuthenticationFailed(chunk: 2))
         f.expectRefused(Self.flipped(f.sealed, at: Fixture.start(0) + 1), .chunkAuthenticationFailed(chunk: 0))
-        f.expectRefused(Self.flipped(f.sealed, at: f.sealed.count - 1), .chunkAuthenticationFailed(chunk: 5))    // final tag
+        // final tag
+        f.expectRefused(Self.flipped(f.sealed, at: f.sealed.count - 1), .chunkAuthenticationFailed(chunk: 5))
         // The final length: lowered, the chunk fails; raised past the end, the record reads as cut off.
-        var shorter = f.sealed; shorter[Fixture.start(5) + 4] = 96
+        var shorter = f.sealed
+        shorter[Fixture.start(5) + 4] = 96
         f.expectRefused(shorter, .chunkAuthenticationFailed(chunk: 5))
-        var longer = f.sealed; longer[Fixture.start(5) + 4] = 101
+        var longer = f.sealed
+        longer[Fixture.start(5) + 4] = 101
         f.expectRefused(longer, .truncated)
-        var marker = f.sealed; marker[Fixture.start(3)] = 0x07
+        var marker = f.sealed
+        marker[Fixture.start(3)] = 0x07
         f.expectRefused(marker, .chunkAuthenticationFailed(chunk: 3))
     }
 
@@ -184,9 +210,11 @@ import Testing
         let f = try Fixture()
         f.expectRefused(Self.flipped(f.sealed, at: 0), .notASealedRecord)
         f.expectRefused(Self.flipped(f.sealed, at: 8), .unsupportedVersion(0))
-        var v2 = f.sealed; v2[8] = 2
+        var v2 = f.sealed
+        v2[8] = 2
         f.expectRefused(v2, .unsupportedVersion(2))
-        f.expectRefused(Self.flipped(f.sealed, at: 10), .headerMalformed("capsule length is 104, version 1 requires 105"))
+        f.expectRefused(
+            Self.flipped(f.sealed, at: 10), .headerMalformed("capsule length is 104, version 1 requires 105"))
         // Any flipped capsule byte fails parsing or its self-check.
         for i in 11..<116 {
             do {
@@ -197,14 +225,17 @@ import Testing
             } catch { Issue.record("byte \(i): \(error)") }
         }
         // Wrapped key: the patient cannot unwrap it; a data-key holder is stopped by the AAD.
-        f.expectRefused(Self.flipped(f.sealed, at: 150), .dataKeyDoesNotOpen, dataKeyError: .chunkAuthenticationFailed(chunk: 0))
+        f.expectRefused(
+            Self.flipped(f.sealed, at: 150), .dataKeyDoesNotOpen, dataKeyError: .chunkAuthenticationFailed(chunk: 0))
         // Key commitment: inconsistent with the (authentic) wrapped key; the given key no longer matches it.
-        f.expectRefused(Self.flipped(f.sealed, at: 200), .headerMalformed("key commitment does not match the wrapped data key"),
-                        dataKeyError: .dataKeyDoesNotOpen)
+        f.expectRefused(
+            Self.flipped(f.sealed, at: 200), .headerMalformed("key commitment does not match the wrapped data key"),
+            dataKeyError: .dataKeyDoesNotOpen)
         // Nonce prefix and chunk size are bound through the nonce and the AAD.
         f.expectRefused(Self.flipped(f.sealed, at: 225), .chunkAuthenticationFailed(chunk: 0))
-        f.expectRefused(Self.flipped(f.sealed, at: 232), .chunkAuthenticationFailed(chunk: 0))   // 1024 → 1025
-        var zeroChunk = f.sealed; zeroChunk[229..<233] = [0, 0, 0, 0]
+        f.expectRefused(Self.flipped(f.sealed, at: 232), .chunkAuthenticationFailed(chunk: 0))  // 1024 → 1025
+        var zeroChunk = f.sealed
+        zeroChunk[229..<233] = [0, 0, 0, 0]
         f.expectRefused(zeroChunk, .headerMalformed("chunk size 0 outside 1...16777216"))
     }
 
@@ -215,7 +246,8 @@ import Testing
         // Only the header left.
         f.expectRefused(Array(f.sealed[..<SealedRecord.headerCount]), .truncated)
         // A middle chunk dropped: chunk 3 sits at index 2.
-        f.expectRefused(Array(f.sealed[..<Fixture.start(2)] + f.sealed[Fixture.start(3)...]), .chunkAuthenticationFailed(chunk: 2))
+        f.expectRefused(
+            Array(f.sealed[..<Fixture.start(2)] + f.sealed[Fixture.start(3)...]), .chunkAuthenticationFailed(chunk: 2))
         // Cut inside a chunk, inside the final chunk, inside the header.
         f.expectRefused(Array(f.sealed[..<(Fixture.start(3) + 100)]), .truncated)
         f.expectRefused(Array(f.sealed.dropLast()), .truncated)
@@ -228,14 +260,16 @@ import Testing
     @Test func swappedChunksAreRefused() throws {
         let f = try Fixture()
         var s = f.sealed
-        let one = Array(s[Fixture.start(1)..<Fixture.start(2)]), three = Array(s[Fixture.start(3)..<Fixture.start(4)])
+        let one = Array(s[Fixture.start(1)..<Fixture.start(2)])
+        let three = Array(s[Fixture.start(3)..<Fixture.start(4)])
         s.replaceSubrange(Fixture.start(1)..<Fixture.start(2), with: three)
         s.replaceSubrange(Fixture.start(3)..<Fixture.start(4), with: one)
         f.expectRefused(s, .chunkAuthenticationFailed(chunk: 1))
         // A chunk from another record (another key and header) in place of chunk 0.
         let other = try Fixture()
         var spliced = f.sealed
-        spliced.replaceSubrange(Fixture.start(0)..<Fixture.start(1), with: other.sealed[Fixture.start(0)..<Fixture.start(1)])
+        spliced.replaceSubrange(
+            Fixture.start(0)..<Fixture.start(1), with: other.sealed[Fixture.start(0)..<Fixture.start(1)])
         f.expectRefused(spliced, .chunkAuthenticationFailed(chunk: 0))
     }
 
@@ -243,11 +277,13 @@ import Testing
         let f = try Fixture()
         f.expectRefused(f.sealed + [0], .trailingData)
         f.expectRefused(f.sealed + testBytes(5000), .trailingData)
-        f.expectRefused(f.sealed + f.sealed[Fixture.start(5)...], .trailingData)              // the final chunk again
+        f.expectRefused(f.sealed + f.sealed[Fixture.start(5)...], .trailingData)  // the final chunk again
         f.expectRefused(f.sealed + f.sealed[Fixture.start(1)..<Fixture.start(2)], .trailingData)  // a full chunk
         // A plaintext that is a multiple of the chunk size ends in a full final chunk; same result.
         let exact = try sealBytes(testBytes(2048), to: f.patient.publicKey, chunkSize: 1024).sealed
-        #expect(throws: SealedRecordError.trailingData) { _ = try openBytes(exact + [1, 2, 3], .patientSecretKey(f.patient)) }
+        #expect(throws: SealedRecordError.trailingData) {
+            _ = try openBytes(exact + [1, 2, 3], .patientSecretKey(f.patient))
+        }
     }
 
     // MARK: Files
@@ -257,13 +293,16 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let patient = SecretKey.random()
-        let plain = dir.appendingPathComponent("bundle.bin"), sealedURL = dir.appendingPathComponent("bundle.sealed")
+        let plain = dir.appendingPathComponent("bundle.bin")
+        let sealedURL = dir.appendingPathComponent("bundle.sealed")
         let plaintext = testBytes(300_000)
         try Data(plaintext).write(to: plain)
         #expect(FileManager.default.createFile(atPath: sealedURL.path, contents: nil))
-        let input = try FileHandle(forReadingFrom: plain), output = try FileHandle(forWritingTo: sealedURL)
+        let input = try FileHandle(forReadingFrom: plain)
+        let output = try FileHandle(forWritingTo: sealedURL)
         let result = try SealedRecord.seal(patientPK: patient.publicKey, from: input, to: output)
-        try input.close(); try output.close()
+        try input.close()
+        try output.close()
         let sealed = try [UInt8](Data(contentsOf: sealedURL))
         #expect(result.digestHex == sha384Hex(sealed))
 
@@ -284,7 +323,8 @@ import Testing
             try SealedRecord.openFile(.patientSecretKey(patient), at: tampered, to: refused)
         }
         #expect(!FileManager.default.fileExists(atPath: refused.path))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".partial") }.isEmpty)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".partial") }.isEmpty)
     }
 }
 
@@ -314,8 +354,10 @@ import Testing
         let plaintext = testBytes(3000)
         let (sealed, result) = try sealBytes(plaintext, to: patient.publicKey, chunkSize: 1024)
         let key = try result.header.openDataKey(patientSK: patient).bytes
-        var body = sealed; body[500] ^= 1
-        var header = sealed; header[225] ^= 1
+        var body = sealed
+        body[500] ^= 1
+        var header = sealed
+        header[225] ^= 1
         let cases: [(String, [UInt8], [UInt8], String)] = [
             ("body byte", body, key, "chunk 0 failed authentication"),
             ("nonce prefix", header, key, "chunk 0 failed authentication"),

@@ -8,7 +8,8 @@ import Testing
 /// clients, storage backends, CA, transports) are where those belong.
 @Suite struct PurityTests {
     static let pureModules = [
-        "LedgerCore", "LedgerChannel", "LedgerChaincode", "LedgerPeer", "LedgerOrderingCore", "MedRecords", "LedgerFHIR",
+        "LedgerCore", "LedgerChannel", "LedgerChaincode", "LedgerPeer", "LedgerOrderingCore", "MedRecords",
+        "LedgerFHIR",
         "HospitalFlows", "LedgerSimulation",
     ]
 
@@ -25,12 +26,15 @@ import Testing
 
     /// Reviewed exceptions: file, the pattern's name, and why it stays.
     static let allowed: [(file: String, what: String, why: String)] = [
-        ("LedgerCore/TransactionSigning.swift", "the system's random generator",
-         "TransactionID.newNonce: a transaction nonce must be unpredictable; callers that replay (the simulator) pass their own"),
+        (
+            "LedgerCore/TransactionSigning.swift", "the system's random generator",
+            "TransactionID.newNonce: a transaction nonce must be unpredictable; callers that replay (the simulator) pass their own"
+        )
     ]
 
     static var sources: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("Sources")
     }
 
@@ -38,7 +42,8 @@ import Testing
         var findings: [String] = []
         for module in Self.pureModules {
             let dir = Self.sources.appendingPathComponent(module)
-            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }.sorted()
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }
+                .sorted()
             #expect(!files.isEmpty, "pure module \(module) has no sources at \(dir.path)")
             for file in files {
                 let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
@@ -46,7 +51,9 @@ import Testing
                     let code = line.trimmingCharacters(in: .whitespaces)
                     if code.hasPrefix("//") { continue }
                     for rule in Self.forbidden where code.range(of: rule.pattern, options: .regularExpression) != nil {
-                        if Self.allowed.contains(where: { $0.file == "\(module)/\(file)" && $0.what == rule.name }) { continue }
+                        if Self.allowed.contains(where: { $0.file == "\(module)/\(file)" && $0.what == rule.name }) {
+                            continue
+                        }
                         findings.append("\(module)/\(file):\(number + 1): \(rule.name): \(code)")
                     }
                 }
@@ -58,13 +65,22 @@ import Testing
     /// The rule itself catches what it should (a test of the test).
     @Test func theRulesCatchWhatTheyName() {
         let samples = [
-            "let t = Date()", "let id = UUID()", "FileManager.default.fileExists(atPath: p)", "var g = SystemRandomNumberGenerator()",
+            "let t = Date()", "let id = UUID()", "FileManager.default.fileExists(atPath: p)",
+            "var g = SystemRandomNumberGenerator()",
             "let x = Int.random(in: 0..<3)", "let k = keys.randomElement()", "let n = Date.now",
         ]
         for s in samples {
-            #expect(Self.forbidden.contains { s.range(of: $0.pattern, options: .regularExpression) != nil }, "\(s) slipped through")
+            #expect(
+                Self.forbidden.contains { s.range(of: $0.pattern, options: .regularExpression) != nil },
+                "\(s) slipped through")
         }
-        #expect(!Self.forbidden.contains { "Int.random(in: r, using: &g)".range(of: $0.pattern, options: .regularExpression) != nil })
-        #expect(!Self.forbidden.contains { "Date(timeIntervalSince1970: 0)".range(of: $0.pattern, options: .regularExpression) != nil })
+        #expect(
+            !Self.forbidden.contains {
+                "Int.random(in: r, using: &g)".range(of: $0.pattern, options: .regularExpression) != nil
+            })
+        #expect(
+            !Self.forbidden.contains {
+                "Date(timeIntervalSince1970: 0)".range(of: $0.pattern, options: .regularExpression) != nil
+            })
     }
 }

@@ -42,7 +42,8 @@ let ciSteps = 6_000
             total.clockJumps += r.stats.clockJumps
         }
         #expect(total.committedValid > 100)
-        #expect(total.committedInvalid > 0, "no MVCC conflict in any seed: the key space is too large to test validation")
+        #expect(
+            total.committedInvalid > 0, "no MVCC conflict in any seed: the key space is too large to test validation")
         #expect(total.crashes > 0 && total.diskFailures > 0 && total.partitions > 0)
         #expect(total.dropped > 0 && total.duplicated > 0 && total.clockJumps > 0)
     }
@@ -63,7 +64,9 @@ let ciSteps = 6_000
         #expect(!found.isEmpty, "no CI seed caught an orderer that skips fsync")
         if let first = found.first, let v = first.violation {
             #expect(v.message.contains("acknowledged data lost") || v.message.contains("fork"), "\(v)")
-            #expect(first.reproduce.contains("--seed \(first.options.seed)") && first.reproduce.contains("--bug orderer-skips-fsync"))
+            #expect(
+                first.reproduce.contains("--seed \(first.options.seed)")
+                    && first.reproduce.contains("--bug orderer-skips-fsync"))
             // The shortest command reproduces the same violation at the same step.
             var again = first.options
             again.steps = v.step
@@ -92,7 +95,9 @@ let ciSteps = 6_000
     }
 
     @Test func seededRandomIsReproducible() {
-        var a = SimRandom(seed: 42), b = SimRandom(seed: 42), c = SimRandom(seed: 43)
+        var a = SimRandom(seed: 42)
+        var b = SimRandom(seed: 42)
+        var c = SimRandom(seed: 43)
         let xs = (0..<8).map { _ in a.next() }
         #expect(xs == (0..<8).map { _ in b.next() })
         #expect(xs != (0..<8).map { _ in c.next() })

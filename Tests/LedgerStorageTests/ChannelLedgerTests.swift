@@ -3,6 +3,7 @@ import LedgerBench
 import LedgerCore
 import LedgerProtos
 import Testing
+
 @testable import LedgerStorage
 
 /// Builds blocks of signed sample transactions for one channel.
@@ -19,12 +20,15 @@ struct ChainBuilder {
     }
 
     func envelope(_ tx: Tx) throws -> Bytes {
-        try factory.envelope(txID: tx.id, namespace: namespace, writes: tx.writes.map { .init(key: $0.0, value: $0.1.map(bytes)) })
+        try factory.envelope(
+            txID: tx.id, namespace: namespace, writes: tx.writes.map { .init(key: $0.0, value: $0.1.map(bytes)) })
     }
 
     func block(on ledger: ChannelLedger, _ txs: [Tx]) throws -> Medledger_Block {
         let info = ledger.info
-        return .make(number: info.height, previousHash: info.tipHash, envelopes: try txs.map(envelope), validationCodes: txs.map(\.code))
+        return .make(
+            number: info.height, previousHash: info.tipHash, envelopes: try txs.map(envelope),
+            validationCodes: txs.map(\.code))
     }
 
     @discardableResult
@@ -43,9 +47,13 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
     @Test(arguments: Backend.allCases)
     func blocksAreReadableByNumberHashAndTxID(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let l = try store.createChannel("ch")
-        let r0 = try chain.commit(l, [.init(id: "t0", writes: [("a", "1")]), .init(id: "t1", writes: [("b", "2")], code: .mvccReadConflict)])
+        let r0 = try chain.commit(
+            l, [.init(id: "t0", writes: [("a", "1")]), .init(id: "t1", writes: [("b", "2")], code: .mvccReadConflict)])
         let r1 = try chain.commit(l, [.init(id: "t2", writes: [("c", "3")])])
         #expect(l.height == 2)
         #expect(l.info.tipHash == r1.headerHash)
@@ -69,9 +77,17 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
     @Test(arguments: Backend.allCases)
     func onlyValidWritesReachStateWithVersionsAndHistory(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let l = try store.createChannel("ch")
-        try chain.commit(l, [.init(id: "1", writes: [("k", "one"), ("j", "x")]), .init(id: "2", writes: [("k", "bad")], code: .mvccReadConflict)])
+        try chain.commit(
+            l,
+            [
+                .init(id: "1", writes: [("k", "one"), ("j", "x")]),
+                .init(id: "2", writes: [("k", "bad")], code: .mvccReadConflict),
+            ])
         try chain.commit(l, [.init(id: "3", writes: [("k", "two")]), .init(id: "4", writes: [("j", nil)])])
         #expect(try value(l, "k") == "two")
         #expect(try l.state.get(namespace: "kv", key: "k")?.version == Height(blockNum: 1, txNum: 0))
@@ -88,7 +104,10 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
     @Test(arguments: Backend.allCases)
     func rangeQueriesPageWithBookmarks(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let l = try store.createChannel("ch")
         let keys = (0..<25).map { String(format: "r%02d", $0) }
         try chain.commit(l, keys.map { .init(id: "tx-" + $0, writes: [($0, "v" + $0)]) })
@@ -105,7 +124,10 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
         } while bookmark != nil
         #expect(collected == keys)
         #expect(pages == 3)
-        #expect(try l.state.range(namespace: "kv", startKey: "r05", endKey: "r08", limit: 100).entries.map(\.key) == ["r05", "r06", "r07"])
+        #expect(
+            try l.state.range(namespace: "kv", startKey: "r05", endKey: "r08", limit: 100).entries.map(\.key) == [
+                "r05", "r06", "r07",
+            ])
         #expect(try l.state.range(namespace: "kv", startKey: "", endKey: "", limit: 1000).entries.count == 26)
         #expect(try l.state.range(namespace: "other", startKey: "", endKey: "", limit: 10).entries.isEmpty)
     }
@@ -115,7 +137,10 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
     @Test(arguments: Backend.allCases)
     func keyHistoryPagesPastTenThousandEntriesWithABookmark(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let l = try store.createChannel("ch")
         var expected = [(version: Height, isDelete: Bool, value: String)]()
         var block: UInt64 = 0
@@ -125,8 +150,14 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
                 let delete = i % 1_000 == 999
                 let invalid = i % 1_000 == 500  // stays in the block, writes nothing, has no history
                 // Neighbours share the prefix "k": their history must not appear in k's.
-                txs.append(.init(id: "t\(i)", writes: [("k", delete ? nil : "v\(i)"), ("k\(i % 3)", "n")], code: invalid ? .mvccReadConflict : .valid))
-                if !invalid { expected.append((Height(blockNum: block, txNum: UInt64(txs.count - 1)), delete, delete ? "" : "v\(i)")) }
+                txs.append(
+                    .init(
+                        id: "t\(i)", writes: [("k", delete ? nil : "v\(i)"), ("k\(i % 3)", "n")],
+                        code: invalid ? .mvccReadConflict : .valid))
+                if !invalid {
+                    expected.append(
+                        (Height(blockNum: block, txNum: UInt64(txs.count - 1)), delete, delete ? "" : "v\(i)"))
+                }
             }
             try chain.commit(l, txs)
             block += 1
@@ -147,7 +178,8 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
             } while bookmark != nil && pages < 1_000
             #expect(pages == (expected.count + pageSize - 1) / pageSize, "page size \(pageSize)")
             #expect(seen.count == expected.count)
-            #expect(seen.map(\.version) == expected.map(\.version), "every entry once, in order (page size \(pageSize))")
+            #expect(
+                seen.map(\.version) == expected.map(\.version), "every entry once, in order (page size \(pageSize))")
             #expect(seen.map(\.isDelete) == expected.map(\.isDelete))
             #expect(seen.map { String(decoding: $0.value, as: UTF8.self) } == expected.map(\.value))
         }
@@ -156,19 +188,26 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
         let first = try l.state.history(namespace: "kv", key: "k")
         #expect(first.count == WorldStateReader.historyEntriesMax)
         #expect(first.map(\.version) == expected.prefix(first.count).map(\.version))
-        #expect(try l.state.history(namespace: "kv", key: "k", limit: 50_000, bookmark: nil).entries.count == WorldStateReader.historyEntriesMax)
+        #expect(
+            try l.state.history(namespace: "kv", key: "k", limit: 50_000, bookmark: nil).entries.count
+                == WorldStateReader.historyEntriesMax)
         // A bookmark at the last entry ends the history; a bookmark that is not a version is refused.
         let end = try l.state.history(namespace: "kv", key: "k", bookmark: expected.last!.version.description)
         #expect(end.entries.isEmpty && end.bookmark == nil)
         for bad in ["", "12", "a:b", "1:2:3", "-1:0"] {
-            #expect(throws: StateQueryError.invalidHistoryBookmark(bad)) { try l.state.history(namespace: "kv", key: "k", bookmark: bad) }
+            #expect(throws: StateQueryError.invalidHistoryBookmark(bad)) {
+                try l.state.history(namespace: "kv", key: "k", bookmark: bad)
+            }
         }
     }
 
     @Test(arguments: Backend.allCases)
     func partialCompositeKeyQueries(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let l = try store.createChannel("ch")
         let k1 = try CompositeKey.make(objectType: "pde~patient", attributes: ["P1", "T1"])
         let k2 = try CompositeKey.make(objectType: "pde~patient", attributes: ["P1", "T2"])
@@ -180,18 +219,25 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
         let rest = try l.state.prefix(namespace: "kv", keyPrefix: p1, limit: 10, bookmark: page.bookmark)
         #expect(rest.entries.map(\.key) == [k2])
         #expect(rest.bookmark == nil)
-        let all = try l.state.prefix(namespace: "kv", keyPrefix: try CompositeKey.partial(objectType: "pde~patient"), limit: 10)
+        let all = try l.state.prefix(
+            namespace: "kv", keyPrefix: try CompositeKey.partial(objectType: "pde~patient"), limit: 10)
         #expect(all.entries.count == 3)
     }
 
     @Test(arguments: Backend.allCases)
     func duplicateTxIDIsRefusedAndChangesNothing(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let l = try store.createChannel("ch")
         try chain.commit(l, [.init(id: "same", writes: [("k", "first")])])
         let before = l.info
-        #expect(throws: BlockRejection.self) { try chain.commit(l, [.init(id: "fresh", writes: [("x", "1")]), .init(id: "same", writes: [("k", "second")])]) }
+        #expect(throws: BlockRejection.self) {
+            try chain.commit(
+                l, [.init(id: "fresh", writes: [("x", "1")]), .init(id: "same", writes: [("k", "second")])])
+        }
         #expect(l.info == before)
         #expect(try value(l, "k") == "first")
         #expect(try value(l, "x") == nil)
@@ -205,7 +251,10 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
     @Test(arguments: Backend.allCases)
     func badBlocksAreRefusedWithReasonsAndChangeNothing(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let l = try store.createChannel("ch")
         try chain.commit(l, [.init(id: "g", writes: [("k", "v")])])
         let before = l.info
@@ -235,7 +284,9 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
         }
 
         let bytesGood: Bytes = try good.serializedBytes()
-        #expect(throws: BlockRejection.self) { try l.commit(serializedBlock: Array(bytesGood.prefix(bytesGood.count / 2))) }
+        #expect(throws: BlockRejection.self) {
+            try l.commit(serializedBlock: Array(bytesGood.prefix(bytesGood.count / 2)))
+        }
         #expect(throws: BlockRejection.self) { try l.commit(serializedBlock: [0x0a, 0xff, 0xff, 0xff, 0x0f]) }
         #expect(l.info == before)
         // The good block still goes in after all that.
@@ -245,7 +296,8 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
 
     @Test func oversizedBlocksAndEnvelopesAreRefused() throws {
         let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
-        let store = try LedgerStore(kv: kv, limits: LedgerLimits(blockBytesMax: 2_000, envelopeBytesMax: 1_500, transactionsPerBlockMax: 100))
+        let store = try LedgerStore(
+            kv: kv, limits: LedgerLimits(blockBytesMax: 2_000, envelopeBytesMax: 1_500, transactionsPerBlockMax: 100))
         let l = try store.createChannel("ch")
         let big = String(repeating: "x", count: 1_600)
         #expect(throws: BlockRejection.self) { try chain.commit(l, [.init(id: "big", writes: [("k", big)])]) }
@@ -262,7 +314,10 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
     @Test(arguments: Backend.allCases)
     func channelsAreIsolatedAndNamed(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let a = try store.createChannel("alpha")
         let b = try store.createChannel("beta")
         try ChainBuilder(channel: "alpha").commit(a, [.init(id: "t", writes: [("k", "in alpha")])])
@@ -270,7 +325,9 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
         #expect(try value(b, "k") == nil)
         #expect(b.height == 0)
         // A transaction for another channel is refused.
-        #expect(throws: BlockRejection.self) { try ChainBuilder(channel: "alpha").commit(b, [.init(id: "t2", writes: [("k", "x")])]) }
+        #expect(throws: BlockRejection.self) {
+            try ChainBuilder(channel: "alpha").commit(b, [.init(id: "t2", writes: [("k", "x")])])
+        }
         #expect(try store.channelNames() == ["alpha", "beta"])
         #expect(throws: LedgerStoreError.channelExists("alpha")) { try store.createChannel("alpha") }
         #expect(throws: LedgerStoreError.channelNotFound("gamma")) { try store.channel("gamma") }
@@ -280,7 +337,10 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
     @Test(arguments: Backend.allCases)
     func stateSnapshotsDoNotSeeLaterCommits(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()
-        defer { store.close(); _ = dir }
+        defer {
+            store.close()
+            _ = dir
+        }
         let l = try store.createChannel("ch")
         try chain.commit(l, [.init(id: "1", writes: [("k", "old")])])
         let snap = try l.stateSnapshot()
@@ -294,9 +354,15 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
         let n2Dir = TempDir("node2")
         let n2 = try LedgerStore.open(dataDir: n2Dir.path)
         defer { n2.close() }
-        let a = try n1.createChannel("ch"), b = try n2.createChannel("ch")
+        let a = try n1.createChannel("ch")
+        let b = try n2.createChannel("ch")
         for i in 0..<5 {
-            let block = try chain.block(on: a, [.init(id: "tx\(i)", writes: [("k\(i % 2)", "v\(i)")]), .init(id: "bad\(i)", writes: [("z", "no")], code: .mvccReadConflict)])
+            let block = try chain.block(
+                on: a,
+                [
+                    .init(id: "tx\(i)", writes: [("k\(i % 2)", "v\(i)")]),
+                    .init(id: "bad\(i)", writes: [("z", "no")], code: .mvccReadConflict),
+                ])
             try a.commit(block)
             try b.commit(block)
         }

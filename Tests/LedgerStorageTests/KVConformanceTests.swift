@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LedgerStorage
 
 /// The storage contract, run against both backends: what passes here for memory must pass for RocksDB.
@@ -7,8 +8,12 @@ import Testing
     @Test(arguments: Backend.allCases)
     func putGetDeleteAcrossColumnFamilies(_ backend: Backend) throws {
         let (kv, dir) = try backend.makeStore(["a", "b"])
-        defer { kv.close(); _ = dir }
-        let a = try kv.columnFamily("a"), b = try kv.columnFamily("b")
+        defer {
+            kv.close()
+            _ = dir
+        }
+        let a = try kv.columnFamily("a")
+        let b = try kv.columnFamily("b")
         var batch = WriteBatch()
         batch.put(a, bytes("k"), bytes("in a"))
         batch.put(b, bytes("k"), bytes("in b"))
@@ -30,8 +35,13 @@ import Testing
     @Test(arguments: Backend.allCases)
     func unknownColumnFamilyIsAnErrorNamingIt(_ backend: Backend) throws {
         let (kv, dir) = try backend.makeStore(["a"])
-        defer { kv.close(); _ = dir }
-        #expect(throws: StorageError.unknownColumnFamily(name: "nope", known: ["default", "a"])) { try kv.columnFamily("nope") }
+        defer {
+            kv.close()
+            _ = dir
+        }
+        #expect(throws: StorageError.unknownColumnFamily(name: "nope", known: ["default", "a"])) {
+            try kv.columnFamily("nope")
+        }
         let e = StorageError.unknownColumnFamily(name: "nope", known: ["default", "a"])
         #expect(e.description.contains("'nope'"))
     }
@@ -45,7 +55,10 @@ import Testing
     @Test(arguments: Backend.allCases)
     func rangesForwardAndReverseRespectBounds(_ backend: Backend) throws {
         let (kv, dir) = try backend.makeStore(["c"])
-        defer { kv.close(); _ = dir }
+        defer {
+            kv.close()
+            _ = dir
+        }
         let c = try kv.columnFamily("c")
         try fill(kv, c, ["a", "b", "ba", "bb", "c", "d"])
         #expect(keysOf(try kv.scan(c, .all)) == ["a", "b", "ba", "bb", "c", "d"])
@@ -60,18 +73,29 @@ import Testing
         #expect(keysOf(try kv.scan(c, KeyRange(lower: bytes("x")))) == [])
         #expect(try kv.last(c, .prefix(bytes("b")))?.value == bytes("v:bb"))
         // Upper bound is exclusive even in reverse, where RocksDB seeks at the bound itself.
-        #expect(keysOf(try kv.scan(c, KeyRange(lower: bytes("a"), upper: bytes("c")), reverse: true)) == ["bb", "ba", "b", "a"])
+        #expect(
+            keysOf(try kv.scan(c, KeyRange(lower: bytes("a"), upper: bytes("c")), reverse: true)) == [
+                "bb", "ba", "b", "a",
+            ])
     }
 
     @Test(arguments: Backend.allCases)
     func prefixScansHandleHighBytes(_ backend: Backend) throws {
         let (kv, dir) = try backend.makeStore(["c"])
-        defer { kv.close(); _ = dir }
+        defer {
+            kv.close()
+            _ = dir
+        }
         let c = try kv.columnFamily("c")
         var batch = WriteBatch()
-        for k: Bytes in [[0x01, 0xff], [0x01, 0xff, 0x00], [0x01, 0xff, 0xff], [0x02], [0xff], [0xff, 0xff, 1]] { batch.put(c, k, k) }
+        for k: Bytes in [[0x01, 0xff], [0x01, 0xff, 0x00], [0x01, 0xff, 0xff], [0x02], [0xff], [0xff, 0xff, 1]] {
+            batch.put(c, k, k)
+        }
         try kv.write(batch, sync: false)
-        #expect(try kv.scan(c, .prefix([0x01, 0xff])).map(\.key) == [[0x01, 0xff], [0x01, 0xff, 0x00], [0x01, 0xff, 0xff]])
+        #expect(
+            try kv.scan(c, .prefix([0x01, 0xff])).map(\.key) == [
+                [0x01, 0xff], [0x01, 0xff, 0x00], [0x01, 0xff, 0xff],
+            ])
         #expect(try kv.scan(c, .prefix([0xff, 0xff])).map(\.key) == [[0xff, 0xff, 1]])
         #expect(KeyRange.successor(ofPrefix: [0xff, 0xff]) == nil)
         #expect(KeyRange.successor(ofPrefix: [0x01, 0xff]) == [0x02])
@@ -80,7 +104,10 @@ import Testing
     @Test(arguments: Backend.allCases)
     func snapshotsAndCursorsSeeAFixedPointInTime(_ backend: Backend) throws {
         let (kv, dir) = try backend.makeStore(["c"])
-        defer { kv.close(); _ = dir }
+        defer {
+            kv.close()
+            _ = dir
+        }
         let c = try kv.columnFamily("c")
         try fill(kv, c, ["a", "b"])
         let snap = try kv.snapshot()
@@ -105,7 +132,10 @@ import Testing
     @Test(arguments: Backend.allCases)
     func deleteRangeRemovesExactlyTheRange(_ backend: Backend) throws {
         let (kv, dir) = try backend.makeStore(["c"])
-        defer { kv.close(); _ = dir }
+        defer {
+            kv.close()
+            _ = dir
+        }
         let c = try kv.columnFamily("c")
         try fill(kv, c, ["a", "b1", "b2", "c"])
         var batch = WriteBatch()
@@ -117,7 +147,10 @@ import Testing
     @Test(arguments: Backend.allCases)
     func largeValuesRoundTrip(_ backend: Backend) throws {
         let (kv, dir) = try backend.makeStore(["c"])
-        defer { kv.close(); _ = dir }
+        defer {
+            kv.close()
+            _ = dir
+        }
         let c = try kv.columnFamily("c")
         let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         var batch = WriteBatch()
@@ -184,7 +217,9 @@ import Testing
         #expect(throws: LedgerStoreError.inUse(path: dir.path)) { try LedgerStore.open(dataDir: dir.path) }
         // The wrapper itself names the lock, for every store built on it (the CA's too).
         let db = StorageLayout.databasePath(dataDir: dir.path)
-        #expect(throws: StorageError.locked(path: db)) { try RocksDBStore.open(path: db, columnFamilies: StorageLayout.columnFamilies) }
+        #expect(throws: StorageError.locked(path: db)) {
+            try RocksDBStore.open(path: db, columnFamilies: StorageLayout.columnFamilies)
+        }
     }
 
     @Test func cursorsKeepTheDatabaseAliveAfterClose() throws {

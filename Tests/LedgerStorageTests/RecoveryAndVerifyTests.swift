@@ -1,10 +1,11 @@
 import Foundation
 import LedgerBench
 import LedgerCore
+import LedgerCrypto
 import LedgerProtos
 import Testing
+
 @testable import LedgerStorage
-import LedgerCrypto
 
 @Suite struct RecoveryTests {
     let chain = ChainBuilder()
@@ -16,7 +17,8 @@ import LedgerCrypto
             let l = try store.createChannel("ch")
             try chain.commit(l, [.init(id: "1", writes: [("k", "a")])])
             // Two blocks stored without their state, as a crash between separate writes would leave them.
-            try l.commitBlockOnlyForTesting(try chain.block(on: l, [.init(id: "2", writes: [("k", "b"), ("gone", "x")])]))
+            try l.commitBlockOnlyForTesting(
+                try chain.block(on: l, [.init(id: "2", writes: [("k", "b"), ("gone", "x")])]))
             try l.commitBlockOnlyForTesting(try chain.block(on: l, [.init(id: "3", writes: [("gone", nil)])]))
             #expect(try value(l, "k") == "a")
             #expect(try l.stateSavepoint() == 0)
@@ -83,7 +85,9 @@ import LedgerCrypto
         let l = try LedgerStore(kv: kv).createChannel("ch")
         try SampleChain(channel: "ch", seed: 3).extend(l, count: 15)
         var batch = WriteBatch()
-        batch.put(l.families.state, l.keys.state("sample", "key-9999"), Height(blockNum: 0, txNum: 0).encoded + bytes("planted"))
+        batch.put(
+            l.families.state, l.keys.state("sample", "key-9999"),
+            Height(blockNum: 0, txNum: 0).encoded + bytes("planted"))
         try kv.write(batch, sync: true)
         let tampered = ChainVerifier(ledger: l).verify(checkState: true)
         #expect(tampered.problems.contains { $0.contains("key-9999") })
@@ -101,7 +105,9 @@ import LedgerCrypto
         return (kv, l)
     }
 
-    func overwriteBlock(_ kv: MemoryStore, _ l: ChannelLedger, _ n: UInt64, _ change: (inout Medledger_Block) -> Void) throws {
+    func overwriteBlock(
+        _ kv: MemoryStore, _ l: ChannelLedger, _ n: UInt64, _ change: (inout Medledger_Block) -> Void
+    ) throws {
         var block = try l.block(number: n)!
         change(&block)
         var batch = WriteBatch()
@@ -131,7 +137,9 @@ import LedgerCrypto
 
     @Test func aFlippedValidationCodeBreaksTheCommitHash() throws {
         let (kv, l) = try sampleLedger()
-        let target = try (0..<12).first { try l.block(number: UInt64($0))!.metadata.validationCodes.contains(.mvccReadConflict) }!
+        let target = try (0..<12).first {
+            try l.block(number: UInt64($0))!.metadata.validationCodes.contains(.mvccReadConflict)
+        }!
         try overwriteBlock(kv, l, UInt64(target)) { b in
             let i = b.metadata.validationCodes.firstIndex(of: .mvccReadConflict)!
             b.metadata.validationCodes[i] = .valid
@@ -209,7 +217,8 @@ func directorySnapshot(_ root: String) throws -> [String: String] {
         let dir = TempDir("read-only")
         try ledgerWithStateBehind(dir)
         let before = try directorySnapshot(dir.path)
-        #expect(before.keys.contains { $0.hasSuffix("LOCK") }, "the snapshot sees RocksDB's files: \(before.keys.sorted())")
+        #expect(
+            before.keys.contains { $0.hasSuffix("LOCK") }, "the snapshot sees RocksDB's files: \(before.keys.sorted())")
 
         do {
             let store = try LedgerStore.openReadOnly(dataDir: dir.path)
@@ -223,15 +232,23 @@ func directorySnapshot(_ root: String) throws -> [String: String] {
             let r = ChainVerifier(ledger: l).verify(checkState: true)
             #expect(r.problems == [], "the state equals a replay through its savepoint")
             #expect(r.notes.count == 1)
-            #expect(r.notes.first?.contains("savepoint is block 1") == true && r.notes.first?.contains("blocks 2…3") == true, "\(r.notes)")
-            #expect(ChainVerifier(ledger: l).verify(checkState: false).notes == r.notes.map { $0.replacingOccurrences(of: "; the state was compared with a replay through block 1", with: "") })
+            #expect(
+                r.notes.first?.contains("savepoint is block 1") == true
+                    && r.notes.first?.contains("blocks 2…3") == true, "\(r.notes)")
+            #expect(
+                ChainVerifier(ledger: l).verify(checkState: false).notes
+                    == r.notes.map {
+                        $0.replacingOccurrences(of: "; the state was compared with a replay through block 1", with: "")
+                    })
             // Writes are refused before they reach RocksDB (which would refuse them too).
             #expect(throws: StorageError.self) { try chain.commit(l, [.init(id: "5", writes: [("k", "d")])]) }
             #expect(throws: StorageError.self) { try l.rebuildState() }
             #expect(throws: StorageError.self) { try store.createChannel("other") }
             var batch = WriteBatch()
             batch.put(try store.kv.columnFamily(StorageLayout.Family.meta), [1], [1])
-            #expect(throws: StorageError.readOnly(path: StorageLayout.databasePath(dataDir: dir.path))) { try store.kv.write(batch, sync: true) }
+            #expect(throws: StorageError.readOnly(path: StorageLayout.databasePath(dataDir: dir.path))) {
+                try store.kv.write(batch, sync: true)
+            }
         }
         #expect(try directorySnapshot(dir.path) == before, "a read-only open, read, verify and close wrote nothing")
 
@@ -259,7 +276,9 @@ func directorySnapshot(_ root: String) throws -> [String: String] {
         let store = try LedgerStore.openReadOnly(dataDir: dir.path)
         defer { store.close() }
         let r = ChainVerifier(ledger: try store.channel("ch")).verify(checkState: false)
-        #expect(r.problems.contains { $0.contains("ahead of the block store") && $0.contains("rebuild-state") }, "\(r.problems)")
+        #expect(
+            r.problems.contains { $0.contains("ahead of the block store") && $0.contains("rebuild-state") },
+            "\(r.problems)")
     }
 
     @Test func aReadOnlyOpenIsRefusedWhileAnotherProcessHoldsTheLedger() throws {
@@ -270,12 +289,19 @@ func directorySnapshot(_ root: String) throws -> [String: String] {
         let lockPath = StorageLayout.databasePath(dataDir: dir.path) + "/LOCK"
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        child.arguments = ["python3", "-c", "import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(20)", lockPath]
+        child.arguments = [
+            "python3", "-c",
+            "import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(20)",
+            lockPath,
+        ]
         let out = Pipe()
         child.standardOutput = out
         try child.run()
         // SIGKILL: a child may inherit a blocked SIGTERM from the test runner.
-        defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
+        defer {
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+        }
         _ = out.fileHandleForReading.availableData  // "locked"
         #expect(throws: LedgerStoreError.inUse(path: dir.path)) { try LedgerStore.openReadOnly(dataDir: dir.path) }
     }

@@ -1,4 +1,6 @@
 import Foundation
+import Testing
+
 @testable import LedgerStorage
 
 /// A scratch directory removed when the value is dropped.
@@ -6,7 +8,9 @@ final class TempDir: @unchecked Sendable {
     let path: String
 
     init(_ label: String = "test") {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-\(label)-\(UUID().uuidString)").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent("medledger-\(label)-\(UUID().uuidString)")
+            .path
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
@@ -38,8 +42,6 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         }
     }
 }
-
-import Testing
 
 func bytes(_ s: String) -> Bytes { Array(s.utf8) }
 func keysOf(_ pairs: [KVPair]) -> [String] { pairs.map { String(decoding: $0.key, as: UTF8.self) } }

@@ -13,7 +13,9 @@ final class DaemonProcess: @unchecked Sendable {
     init(executable: URL, arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = executable
         process.arguments = arguments
-        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = pipe
         process.standardError = pipe
         pipe.fileHandleForReading.readabilityHandler = { [output] h in
@@ -30,7 +32,12 @@ final class DaemonProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if text.contains(needle) { return }
-            if !process.isRunning { throw Failure(message: "process exited (\(process.terminationStatus)) before printing \(needle.debugDescription):\n\(text)") }
+            if !process.isRunning {
+                throw Failure(
+                    message:
+                        "process exited (\(process.terminationStatus)) before printing \(needle.debugDescription):\n\(text)"
+                )
+            }
             usleep(50_000)
         }
         throw Failure(message: "timed out waiting for \(needle.debugDescription):\n\(text)")
@@ -40,7 +47,10 @@ final class DaemonProcess: @unchecked Sendable {
     func port(after label: String) throws -> Int {
         for line in text.split(separator: "\n") where line.contains(label) && line.contains("listening on") {
             if let hp = line.split(separator: " ").first(where: { $0.contains(":") && $0.first?.isNumber == true }),
-               let p = Int(hp.split(separator: ":").last ?? "") { return p }
+                let p = Int(hp.split(separator: ":").last ?? "")
+            {
+                return p
+            }
         }
         throw Failure(message: "no port for \(label) in:\n\(text)")
     }
@@ -70,7 +80,10 @@ extension MedLedgerBinary {
     @discardableResult
     static func ok(_ args: [String]) throws -> String {
         let r = try run(args)
-        guard r.status == 0 else { throw DaemonProcess.Failure(message: "medledger \(args.joined(separator: " ")) failed (\(r.status)):\n\(r.stdout)\(r.stderr)") }
+        guard r.status == 0 else {
+            throw DaemonProcess.Failure(
+                message: "medledger \(args.joined(separator: " ")) failed (\(r.status)):\n\(r.stdout)\(r.stderr)")
+        }
         return r.stdout
     }
 }

@@ -4,16 +4,22 @@ import Testing
 /// The container description of the network: no Docker engine runs here, so Debian's docker-compose
 /// validates the file (schema, anchors, references) and the test checks the services it resolves to.
 @Suite struct DeploymentFilesTests {
-    static var repoRoot: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    static var repoRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+    }
 
     @Test func composeFileValidatesAndDescribesTheNetwork() throws {
         let compose = "/usr/bin/docker-compose"
-        try #require(FileManager.default.isExecutableFile(atPath: compose), "docker-compose is not installed: scripts/test.sh installs it (Debian package docker-compose)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: compose),
+            "docker-compose is not installed: scripts/test.sh installs it (Debian package docker-compose)")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: compose)
         p.arguments = ["-f", Self.repoRoot.appendingPathComponent("docker-compose.yml").path, "config"]
         p.currentDirectoryURL = Self.repoRoot
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
@@ -25,8 +31,12 @@ import Testing
         #expect(text.contains("medledger:latest"))
         #expect(text.contains("7050"))
         // The raft profile: three hospitals, each with its raft port.
-        let raft = try Self.run(compose, ["-f", Self.repoRoot.appendingPathComponent("docker-compose.yml").path, "--profile", "raft", "config"])
-        for service in ["raft-hospital-a:", "raft-hospital-b:", "raft-hospital-c:"] { #expect(raft.contains(service), "\(raft)") }
+        let raft = try Self.run(
+            compose,
+            ["-f", Self.repoRoot.appendingPathComponent("docker-compose.yml").path, "--profile", "raft", "config"])
+        for service in ["raft-hospital-a:", "raft-hospital-b:", "raft-hospital-c:"] {
+            #expect(raft.contains(service), "\(raft)")
+        }
         for port in ["7052", "8052", "9052"] { #expect(raft.contains(port)) }
         #expect(FileManager.default.fileExists(atPath: Self.repoRoot.appendingPathComponent("Dockerfile").path))
     }
@@ -34,13 +44,17 @@ import Testing
     @Test func networkChannelConfigurationIsAValidChannel() throws {
         // The template with its placeholders filled in must pass every channel rule.
         let dir = ScratchDir("netconfig")
-        var text = try String(contentsOf: Self.repoRoot.appendingPathComponent("network-config/channel.yaml"), encoding: .utf8)
+        var text = try String(
+            contentsOf: Self.repoRoot.appendingPathComponent("network-config/channel.yaml"), encoding: .utf8)
         text = text.replacingOccurrences(of: "${ORDERER}", with: "127.0.0.1:7050")
             .replacingOccurrences(of: "${HOSPITAL_A_PEER}", with: "127.0.0.1:7051")
             .replacingOccurrences(of: "${HOSPITAL_B_PEER}", with: "127.0.0.1:8051")
         try MedLedgerBinary.ok(["ca", "init", "--data", dir.path + "/sa", "--master-key-file", dir.path + "/k"])
         try text.write(toFile: dir.path + "/channel.yaml", atomically: true, encoding: .utf8)
-        let out = try MedLedgerBinary.ok(["channel", "create", "--config", dir.path + "/channel.yaml", "--wallet", dir.path + "/sa/wallets/admin", "--out", dir.path + "/records.block"])
+        let out = try MedLedgerBinary.ok([
+            "channel", "create", "--config", dir.path + "/channel.yaml", "--wallet", dir.path + "/sa/wallets/admin",
+            "--out", dir.path + "/records.block",
+        ])
         #expect(out.contains("4 organisations"))
     }
 
@@ -57,7 +71,9 @@ import Testing
         let (build, runtime) = (Self.aptInstalled(stages.first!), Self.aptInstalled(stages.last!))
         var devPackages: [String] = []
         for match in manifest.matches(of: /\.apt\(\[([^\]]*)\]\)/) {
-            devPackages += match.1.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \"")) }
+            devPackages += match.1.split(separator: ",").map {
+                $0.trimmingCharacters(in: CharacterSet(charactersIn: " \""))
+            }
         }
         #expect(devPackages.count >= 4, "Package.swift names its system libraries' Debian packages")
         for dev in devPackages {
@@ -73,24 +89,31 @@ import Testing
             let lib = try #require(runtimeLibrary, "apt-cache names no runtime library for \(dev)")
             #expect(runtime.contains(lib), "the runtime stage does not install \(lib) (for \(dev))")
         }
-        let image = try #require(dockerfile.firstMatch(of: /FROM swift:(\d+)\.(\d+)/), "the build stage is an official swift image")
+        let image = try #require(
+            dockerfile.firstMatch(of: /FROM swift:(\d+)\.(\d+)/), "the build stage is an official swift image")
         let imageVersion = (Int(image.1)!, Int(image.2)!)
         let checkouts = root.appendingPathComponent(".build/checkouts")
         let packages = (try? FileManager.default.contentsOfDirectory(atPath: checkouts.path)) ?? []
         try #require(!packages.isEmpty, "no checked-out packages under .build/checkouts: build first")
         for package in packages {
-            guard let text = try? String(contentsOf: checkouts.appendingPathComponent("\(package)/Package.swift"), encoding: .utf8),
-                  let tools = text.firstMatch(of: /swift-tools-version: *(\d+)\.(\d+)/)
+            guard
+                let text = try? String(
+                    contentsOf: checkouts.appendingPathComponent("\(package)/Package.swift"), encoding: .utf8),
+                let tools = text.firstMatch(of: /swift-tools-version: *(\d+)\.(\d+)/)
             else { continue }
             let needed = (Int(tools.1)!, Int(tools.2)!)
-            #expect(needed <= imageVersion, "\(package) needs Swift tools \(needed.0).\(needed.1); the Dockerfile builds with \(imageVersion.0).\(imageVersion.1)")
+            #expect(
+                needed <= imageVersion,
+                "\(package) needs Swift tools \(needed.0).\(needed.1); the Dockerfile builds with \(imageVersion.0).\(imageVersion.1)"
+            )
         }
     }
 
     static func aptInstalled(_ stage: String) -> Set<String> {
         var names = Set<String>()
         for match in stage.matches(of: /apt-get install([^&]*)/) {
-            for word in match.1.split(whereSeparator: { $0 == " " || $0 == "\\" || $0 == "\n" }) where !word.hasPrefix("-") {
+            for word in match.1.split(whereSeparator: { $0 == " " || $0 == "\\" || $0 == "\n" })
+            where !word.hasPrefix("-") {
                 names.insert(String(word))
             }
         }

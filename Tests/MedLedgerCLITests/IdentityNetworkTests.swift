@@ -19,7 +19,9 @@ import X509
         var tls: TLSIdentityFiles { TLSIdentityFiles(certificatePath: cert, keyPath: key) }
     }
 
-    static func writeIdentity(_ dir: String, _ name: String, cert: Certificate, key: P256.Signing.PrivateKey) throws -> Files {
+    static func writeIdentity(
+        _ dir: String, _ name: String, cert: Certificate, key: P256.Signing.PrivateKey
+    ) throws -> Files {
         let f = Files(cert: "\(dir)/\(name)-cert.pem", key: "\(dir)/\(name)-key.pem")
         try Data(cert.pem.utf8).write(to: URL(fileURLWithPath: f.cert))
         try Data(key.pemRepresentation.utf8).write(to: URL(fileURLWithPath: f.key))
@@ -38,10 +40,18 @@ import X509
         }
     }
 
-    static func enroll(_ id: String, role: String, rid: String, admin: String, ca: String, enroll: String, caCert: String, into dir: String) throws -> Wallet {
-        let out = try MedLedgerBinary.ok(["user", "register", "--ca", ca, "--wallet", admin, "--id", id, "--role", role, "--rid", rid])
-        let secret = try #require(out.split(separator: "\n").first { $0.contains("secret") }?.split(separator: " ").last.map(String.init))
-        try MedLedgerBinary.ok(["user", "enroll", "--ca", enroll, "--ca-cert", caCert, "--id", id, "--secret", secret, "--wallet", dir])
+    static func enroll(
+        _ id: String, role: String, rid: String, admin: String, ca: String, enroll: String, caCert: String,
+        into dir: String
+    ) throws -> Wallet {
+        let out = try MedLedgerBinary.ok([
+            "user", "register", "--ca", ca, "--wallet", admin, "--id", id, "--role", role, "--rid", rid,
+        ])
+        let secret = try #require(
+            out.split(separator: "\n").first { $0.contains("secret") }?.split(separator: " ").last.map(String.init))
+        try MedLedgerBinary.ok([
+            "user", "enroll", "--ca", enroll, "--ca-cert", caCert, "--id", id, "--secret", secret, "--wallet", dir,
+        ])
         return try Wallet.open(dir)
     }
 
@@ -50,7 +60,10 @@ import X509
         let root = scratch.path
         let sa = root + "/sa"
         let masterKey = root + "/master.key"
-        try MedLedgerBinary.ok(["ca", "init", "--data", sa, "--master-key-file", masterKey, "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
+        try MedLedgerBinary.ok([
+            "ca", "init", "--data", sa, "--master-key-file", masterKey, "--listen", "127.0.0.1:0", "--enroll-listen",
+            "127.0.0.1:0",
+        ])
         let caCertPath = sa + "/ca-cert.pem"
         let roots = [UInt8](try #require(FileManager.default.contents(atPath: caCertPath)))
         // The machine stopped while a line was being written: the SA's audit log ends mid-line. The SA
@@ -69,16 +82,22 @@ import X509
             defer { ca.close() }
             let key = P256.Signing.PrivateKey()
             let cert = try CertificateFactory.issue(
-                publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: String(repeating: "E", count: 64), org: "hospital-a", role: "doctor"),
-                purpose: .tls, issuer: ca.rootCertificate, issuerKey: CertificateAuthority.rootKeyForTesting(ca), validity: 60, now: Date().addingTimeInterval(-7200))
+                publicKey: .init(key.publicKey),
+                identity: IdentityAttributes(pid: String(repeating: "E", count: 64), org: "hospital-a", role: "doctor"),
+                purpose: .tls, issuer: ca.rootCertificate, issuerKey: CertificateAuthority.rootKeyForTesting(ca),
+                validity: 60, now: Date().addingTimeInterval(-7200))
             expired = try Self.writeIdentity(root, "expired", cert: cert, key: key)
         }
         let rogueKey = P384.Signing.PrivateKey()
-        let rogueRoot = try CertificateFactory.selfSignedRoot(key: rogueKey, name: try DistinguishedName { CommonName("Rogue CA") }, validity: 86_400)
+        let rogueRoot = try CertificateFactory.selfSignedRoot(
+            key: rogueKey, name: try DistinguishedName { CommonName("Rogue CA") }, validity: 86_400)
         let rogueLeafKey = P256.Signing.PrivateKey()
-        let rogue = try Self.writeIdentity(root, "rogue", cert: try CertificateFactory.issue(
-            publicKey: .init(rogueLeafKey.publicKey), identity: IdentityAttributes(pid: String(repeating: "R", count: 64), org: "hospital-a", role: "doctor"),
-            purpose: .tls, issuer: rogueRoot, issuerKey: rogueKey, validity: 86_400), key: rogueLeafKey)
+        let rogue = try Self.writeIdentity(
+            root, "rogue",
+            cert: try CertificateFactory.issue(
+                publicKey: .init(rogueLeafKey.publicKey),
+                identity: IdentityAttributes(pid: String(repeating: "R", count: 64), org: "hospital-a", role: "doctor"),
+                purpose: .tls, issuer: rogueRoot, issuerKey: rogueKey, validity: 86_400), key: rogueLeafKey)
 
         // The SA node.
         let saNode = try DaemonProcess(executable: MedLedgerBinary.url, arguments: ["ca", "serve", "--data", sa])
@@ -88,28 +107,48 @@ import X509
         let enroll = "127.0.0.1:\(try saNode.port(after: "CA enrollment"))"
 
         // Admit the hospital with one node; give the node its CRL and a channel with a few blocks.
-        try MedLedgerBinary.ok(["org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "hospital-a", "--node", "peer0", "--listen", "127.0.0.1:0", "--out", root + "/hospital-a"])
+        try MedLedgerBinary.ok([
+            "org", "admit", "--ca", ca, "--wallet", sa + "/wallets/admin", "--org", "hospital-a", "--node", "peer0",
+            "--listen", "127.0.0.1:0", "--out", root + "/hospital-a",
+        ])
         let peerDir = root + "/hospital-a/nodes/peer0"
         let hospitalAdmin = root + "/hospital-a/admin"
         try MedLedgerBinary.ok(["ca", "crl", "--ca", enroll, "--ca-cert", caCertPath, "--out", peerDir + "/crl.pem"])
         try MedLedgerBinary.ok(["ledger", "sample", "--data", peerDir + "/data", "--channel", "demo", "--blocks", "3"])
         let config = try String(contentsOfFile: peerDir + "/node.yaml", encoding: .utf8)
-        try (config + "crl_poll_seconds: 0.2\n").write(toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
+        try (config + "crl_poll_seconds: 0.2\n").write(
+            toFile: peerDir + "/node.yaml", atomically: true, encoding: .utf8)
 
         // The hospital node, a separate process.
-        let peer = try DaemonProcess(executable: MedLedgerBinary.daemonURL, arguments: ["--config", peerDir + "/node.yaml"])
+        let peer = try DaemonProcess(
+            executable: MedLedgerBinary.daemonURL, arguments: ["--config", peerDir + "/node.yaml"])
         defer { _ = peer.stop() }
         try peer.waitFor("medledgerd: ready")
         let node = NodeAddress(host: "127.0.0.1", port: try peer.port(after: "node peer0"))
 
-        let doctor = try Self.enroll("dr.chen", role: "doctor", rid: "Chen Wei, licence 4471", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/doctor")
-        let patient = try Self.enroll("p-1001", role: "patient", rid: "Lin Mei, ID 440111199001010022", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/patient")
-        let device = try Self.enroll("monitor-7", role: "device", rid: "bedside monitor 7, ward 3", admin: hospitalAdmin, ca: ca, enroll: enroll, caCert: caCertPath, into: root + "/w/device")
+        let doctor = try Self.enroll(
+            "dr.chen", role: "doctor", rid: "Chen Wei, licence 4471", admin: hospitalAdmin, ca: ca, enroll: enroll,
+            caCert: caCertPath, into: root + "/w/doctor")
+        let patient = try Self.enroll(
+            "p-1001", role: "patient", rid: "Lin Mei, ID 440111199001010022", admin: hospitalAdmin, ca: ca,
+            enroll: enroll, caCert: caCertPath, into: root + "/w/patient")
+        let device = try Self.enroll(
+            "monitor-7", role: "device", rid: "bedside monitor 7, ward 3", admin: hospitalAdmin, ca: ca, enroll: enroll,
+            caCert: caCertPath, into: root + "/w/device")
         #expect(doctor.info.role == "doctor" && patient.info.role == "patient" && device.info.role == "device")
         // Every refused enrollment reads the same, so probing learns nothing about which ids exist.
-        try MedLedgerBinary.ok(["user", "register", "--ca", ca, "--wallet", hospitalAdmin, "--id", "p-probe", "--role", "patient", "--rid", "Probe Person"])
-        let wrongSecret = try MedLedgerBinary.run(["user", "enroll", "--ca", enroll, "--ca-cert", caCertPath, "--id", "p-probe", "--secret", "guess", "--wallet", root + "/w/probe-1"])
-        let unknownID = try MedLedgerBinary.run(["user", "enroll", "--ca", enroll, "--ca-cert", caCertPath, "--id", "nobody", "--secret", "guess", "--wallet", root + "/w/probe-2"])
+        try MedLedgerBinary.ok([
+            "user", "register", "--ca", ca, "--wallet", hospitalAdmin, "--id", "p-probe", "--role", "patient", "--rid",
+            "Probe Person",
+        ])
+        let wrongSecret = try MedLedgerBinary.run([
+            "user", "enroll", "--ca", enroll, "--ca-cert", caCertPath, "--id", "p-probe", "--secret", "guess",
+            "--wallet", root + "/w/probe-1",
+        ])
+        let unknownID = try MedLedgerBinary.run([
+            "user", "enroll", "--ca", enroll, "--ca-cert", caCertPath, "--id", "nobody", "--secret", "guess",
+            "--wallet", root + "/w/probe-2",
+        ])
         #expect(wrongSecret.status != 0 && unknownID.status != 0)
         #expect(wrongSecret.stderr.contains("[401] enrollment refused"), "\(wrongSecret.stderr)")
         #expect(wrongSecret.stderr == unknownID.stderr)
@@ -119,7 +158,9 @@ import X509
             #expect(mode & 0o077 == 0, "\(path) has mode \(String(mode, radix: 8))")
         }
 
-        func client(_ identity: TLSIdentityFiles?) -> NodeClient { NodeClient(endpoint: node, trustedRootsPEM: roots, identity: identity) }
+        func client(_ identity: TLSIdentityFiles?) -> NodeClient {
+            NodeClient(endpoint: node, trustedRootsPEM: roots, identity: identity)
+        }
 
         // The matrix: no certificate / other CA / expired → 401; wrong role → 403; unknown resource → 404; right role → OK.
         #expect(await Self.status { _ = try await client(nil).whoAmI() } == 401)
@@ -136,11 +177,17 @@ import X509
             #expect(me.orgID == "hospital-a")
         }
         // The signing certificate is not a TLS identity.
-        #expect(await Self.status { _ = try await client(TLSIdentityFiles(certificatePath: doctor.signingCertPath, keyPath: doctor.signingKeyPath)).whoAmI() } == 401)
+        #expect(
+            await Self.status {
+                _ = try await client(
+                    TLSIdentityFiles(certificatePath: doctor.signingCertPath, keyPath: doctor.signingKeyPath)
+                ).whoAmI()
+            } == 401)
 
         // openssl s_client, an outside TLS client: with a good certificate the handshake completes and
         // stays up; without one the node ends it with "certificate required".
-        let withCert = try runOpenSSLClient(port: node.port, ca: caCertPath, cert: doctor.tlsCertPath, key: doctor.tlsKeyPath)
+        let withCert = try runOpenSSLClient(
+            port: node.port, ca: caCertPath, cert: doctor.tlsCertPath, key: doctor.tlsKeyPath)
         #expect(withCert.contains("Verify return code: 0 (ok)"))
         #expect(!withCert.contains("alert"), "\(withCert)")
         let withoutCert = try runOpenSSLClient(port: node.port, ca: caCertPath, cert: nil, key: nil)
@@ -148,20 +195,30 @@ import X509
 
         // Revoke the device: the CA issues a new CRL, the node picks the file up without a restart, and the
         // device is locked out while others carry on.
-        try MedLedgerBinary.ok(["ca", "revoke", "--ca", ca, "--wallet", hospitalAdmin, "--pid", device.info.pid, "--reason", "key-compromise"])
+        try MedLedgerBinary.ok([
+            "ca", "revoke", "--ca", ca, "--wallet", hospitalAdmin, "--pid", device.info.pid, "--reason",
+            "key-compromise",
+        ])
         try MedLedgerBinary.ok(["ca", "crl", "--ca", enroll, "--ca-cert", caCertPath, "--out", peerDir + "/crl.pem"])
         let deadline = Date().addingTimeInterval(10)
         while peer.text.components(separatedBy: "installed CRL").count < 3, Date() < deadline { usleep(100_000) }
         #expect(await Self.status { _ = try await client(device.tlsIdentity).whoAmI() } == 401)
         #expect(await Self.status { _ = try await client(doctor.tlsIdentity).whoAmI() } == 200)
-        let revokedHandshake = try runOpenSSLClient(port: node.port, ca: caCertPath, cert: device.tlsCertPath, key: device.tlsKeyPath)
+        let revokedHandshake = try runOpenSSLClient(
+            port: node.port, ca: caCertPath, cert: device.tlsCertPath, key: device.tlsKeyPath)
         #expect(revokedHandshake.contains("alert"), "\(revokedHandshake)")
 
         // Only the SA resolves a PID; the hospital administrator is refused.
-        let denied = try MedLedgerBinary.run(["ca", "resolve-pid", "--ca", ca, "--wallet", hospitalAdmin, "--pid", patient.info.pid, "--justification", "audit test"])
+        let denied = try MedLedgerBinary.run([
+            "ca", "resolve-pid", "--ca", ca, "--wallet", hospitalAdmin, "--pid", patient.info.pid, "--justification",
+            "audit test",
+        ])
         #expect(denied.status != 0)
         #expect(denied.stderr.contains("[403]"))
-        let resolved = try MedLedgerBinary.ok(["ca", "resolve-pid", "--ca", ca, "--wallet", sa + "/wallets/admin", "--pid", patient.info.pid, "--justification", "audit test"])
+        let resolved = try MedLedgerBinary.ok([
+            "ca", "resolve-pid", "--ca", ca, "--wallet", sa + "/wallets/admin", "--pid", patient.info.pid,
+            "--justification", "audit test",
+        ])
         #expect(resolved.contains("Lin Mei"))
 
         // Re-enrollment keeps the PID; `cert show` reads it back from the certificate.
@@ -182,14 +239,18 @@ import X509
         }
         // The torn line is still there, reported as a recovery rather than as tampering.
         let saVerify = try MedLedgerBinary.run(["audit", "verify", sa + "/audit.log"])
-        #expect(saVerify.stdout.contains("recovered:") && saVerify.stdout.contains("\(tornLine.count) torn bytes"), "\(saVerify.stdout)")
+        #expect(
+            saVerify.stdout.contains("recovered:") && saVerify.stdout.contains("\(tornLine.count) torn bytes"),
+            "\(saVerify.stdout)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: sa + "/audit.log")).range(of: tornLine) != nil)
         #expect(saNode.text.contains("audit log ended in a torn line"), "\(saNode.text)")
         let peerAudit = try String(contentsOfFile: peerDir + "/audit.log", encoding: .utf8)
         #expect(peerAudit.contains("\"action\":\"tls.handshake\"") && peerAudit.contains("is revoked"))
         #expect(peerAudit.contains("\"action\":\"channel.info\"") && peerAudit.contains("\"outcome\":\"denied\""))
         let saAudit = try String(contentsOfFile: sa + "/audit.log", encoding: .utf8)
-        for action in ["org.admit", "user.register", "user.enroll", "cert.revoke", "pid.resolve"] { #expect(saAudit.contains("\"action\":\"\(action)\""), "\(action)") }
+        for action in ["org.admit", "user.register", "user.enroll", "cert.revoke", "pid.resolve"] {
+            #expect(saAudit.contains("\"action\":\"\(action)\""), "\(action)")
+        }
     }
 
     /// `openssl s_client` against the node; returns what it printed.
@@ -199,7 +260,8 @@ import X509
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = args
-        let out = Pipe(), input = Pipe()
+        let out = Pipe()
+        let input = Pipe()
         p.standardOutput = out
         p.standardError = out
         p.standardInput = input

@@ -9,31 +9,42 @@ import Testing
 /// open streams), listed and resumed by the hospital's administrator with `medledger incident`.
 @Suite(.serialized) struct IncidentNetworkTests {
     static func randomPID() -> String {
-        Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) } + SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
-            .base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        Data(
+            SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+                + SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+        )
+        .base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
     }
 
     @Test(.timeLimit(.minutes(5))) func aScrapeOf200PatientsIsSuspendedWithin10SecondsAndResumed() async throws {
         let scratch = ScratchDir("incident")
         let root = scratch.path
-        let net = try MultiHospitalNetworkTests.startNetwork(root, extra: ["hospital-a": "operations: { listen: 127.0.0.1:0 }"])
+        let net = try MultiHospitalNetworkTests.startNetwork(
+            root, extra: ["hospital-a": "operations: { listen: 127.0.0.1:0 }"])
         defer {
             for p in net.peers.values { _ = p.stop() }
             _ = net.sa.stop()
         }
         try net.peers["hospital-a"]!.waitFor("operations endpoint on https://")  // it may report after "ready"
         let ops = "127.0.0.1:\(try #require(OperationsTests.operationsPort(net.peers["hospital-a"]!.text)))"
-        let ca = "127.0.0.1:\(net.ordererPort)", enroll = "127.0.0.1:\(net.enrollPort)", caCert = root + "/sa/ca-cert.pem"
-        let doctorW = try IdentityNetworkTests.enroll("scraper", role: "doctor", rid: "test scraper", admin: net.admin("hospital-a"), ca: ca, enroll: enroll, caCert: caCert, into: root + "/w/scraper")
+        let ca = "127.0.0.1:\(net.ordererPort)"
+        let enroll = "127.0.0.1:\(net.enrollPort)"
+        let caCert = root + "/sa/ca-cert.pem"
+        let doctorW = try IdentityNetworkTests.enroll(
+            "scraper", role: "doctor", rid: "test scraper", admin: net.admin("hospital-a"), ca: ca, enroll: enroll,
+            caCert: caCert, into: root + "/w/scraper")
         let nodeA = try #require(NodeAddress(net.node("hospital-a")))
-        let doctor = CareClient(wallet: doctorW, gateway: try await Gateway.connect(wallet: doctorW, peer: nodeA, channel: "records"), node: nodeA)
+        let doctor = CareClient(
+            wallet: doctorW, gateway: try await Gateway.connect(wallet: doctorW, peer: nodeA, channel: "records"),
+            node: nodeA)
         defer { doctor.gateway.close() }
         _ = try await doctor.listRecords(patientPID: Self.randomPID())  // a doctor's ordinary read works
 
         // The script: one query per patient, 16 at a time, as fast as the node answers.
         let patients = (0..<200).map { _ in Self.randomPID() }
         let start = ContinuousClock.now
-        let outcomes = await withTaskGroup(of: (answered: Bool, suspendedAt: Duration?, other: CallFailure?).self) { group in
+        let outcomes = await withTaskGroup(of: (answered: Bool, suspendedAt: Duration?, other: CallFailure?).self) {
+            group in
             var next = 0
             var results: [(answered: Bool, suspendedAt: Duration?, other: CallFailure?)] = []
             func launch() {
@@ -45,7 +56,9 @@ import Testing
                         _ = try await doctor.listRecords(patientPID: p)
                         return (true, nil, nil)
                     } catch let f as CallFailure {
-                        if f.status == 401 && f.message.contains("suspended") { return (false, ContinuousClock.now - start, nil) }
+                        if f.status == 401 && f.message.contains("suspended") {
+                            return (false, ContinuousClock.now - start, nil)
+                        }
                         return (false, nil, [403, 404].contains(f.status) ? nil : f)
                     } catch { return (false, nil, CallFailure(status: 0, message: "\(error)")) }
                 }
@@ -64,30 +77,49 @@ import Testing
         print("incident: scrape suspended after \(caughtAfter), \(answered) of 200 reads answered")
         #expect(caughtAfter < .seconds(10))
         // The rule fires at the 100th distinct patient; reads already in flight then may still finish.
-        #expect(answered < 100 + 16, "the default rule suspends at the 100th distinct patient; \(answered) were answered")
+        #expect(
+            answered < 100 + 16, "the default rule suspends at the 100th distinct patient; \(answered) were answered")
 
         // Refused on new calls too, and listed for the administrator, with no patient named.
-        await PaperFlowNetworkTests.expectRefused(401, "suspended") { _ = try await doctor.listRecords(patientPID: patients[0]) }
-        let list = try MedLedgerBinary.ok(["incident", "list", "--operations", ops, "--wallet", net.admin("hospital-a")])
-        #expect(list.contains("suspended: 1") && list.contains(doctorW.info.pid) && list.contains("patient-sweep"), "\(list)")
+        await PaperFlowNetworkTests.expectRefused(401, "suspended") {
+            _ = try await doctor.listRecords(patientPID: patients[0])
+        }
+        let list = try MedLedgerBinary.ok([
+            "incident", "list", "--operations", ops, "--wallet", net.admin("hospital-a"),
+        ])
+        #expect(
+            list.contains("suspended: 1") && list.contains(doctorW.info.pid) && list.contains("patient-sweep"),
+            "\(list)")
         #expect(!patients.contains { list.contains($0) }, "a patient's PID in the incident list")
-        let json = try MedLedgerBinary.ok(["incident", "list", "--json", "--operations", ops, "--wallet", net.admin("hospital-a")])
+        let json = try MedLedgerBinary.ok([
+            "incident", "list", "--json", "--operations", ops, "--wallet", net.admin("hospital-a"),
+        ])
         #expect(json.contains("\"action\" : \"suspend\""), "\(json)")
         // Only hospital-a's administrators act on hospital-a's node; the doctor is not one.
-        let foreign = try MedLedgerBinary.run(["incident", "resume", "--operations", ops, "--wallet", net.admin("hospital-b"), "--pid", doctorW.info.pid])
+        let foreign = try MedLedgerBinary.run([
+            "incident", "resume", "--operations", ops, "--wallet", net.admin("hospital-b"), "--pid", doctorW.info.pid,
+        ])
         #expect(foreign.status != 0 && foreign.stderr.contains("[403]"), "\(foreign.stderr)")
-        let selfResume = try MedLedgerBinary.run(["incident", "resume", "--operations", ops, "--wallet", root + "/w/scraper", "--pid", doctorW.info.pid])
+        let selfResume = try MedLedgerBinary.run([
+            "incident", "resume", "--operations", ops, "--wallet", root + "/w/scraper", "--pid", doctorW.info.pid,
+        ])
         #expect(selfResume.status != 0 && selfResume.stderr.contains("[403]"), "\(selfResume.stderr)")
 
         // The metric and the audit lines.
         let metrics = try OperationsTests.get("https://\(ops)/metrics", ca: caCert, identity: net.admin("hospital-a")).1
-        #expect(metrics.contains("anomaly_alerts_total{rule=\"patient-sweep\"} 1") && metrics.contains("incident_suspended_identities 1"), "\(metrics.prefix(4000))")
+        #expect(
+            metrics.contains("anomaly_alerts_total{rule=\"patient-sweep\"} 1")
+                && metrics.contains("incident_suspended_identities 1"), "\(metrics.prefix(4000))")
         let audit = try String(contentsOfFile: root + "/hospital-a/nodes/peer0/audit.log", encoding: .utf8)
         #expect(audit.contains("\"action\":\"anomaly.alert\"") && audit.contains("\"action\":\"incident.suspend\""))
         // Swept patients appear only as the targets of the reads (their own audit trail), never in
         // the alert or suspension lines.
-        let incidentLines = audit.split(separator: "\n").filter { $0.contains("\"action\":\"anomaly.alert\"") || $0.contains("\"action\":\"incident.") }
-        #expect(!patients.contains { p in incidentLines.contains { $0.contains(p) } }, "a swept patient's PID in an incident line")
+        let incidentLines = audit.split(separator: "\n").filter {
+            $0.contains("\"action\":\"anomaly.alert\"") || $0.contains("\"action\":\"incident.")
+        }
+        #expect(
+            !patients.contains { p in incidentLines.contains { $0.contains(p) } },
+            "a swept patient's PID in an incident line")
         #expect(audit.contains("\"action\":\"record.read\""))
         #expect(net.peers["hospital-a"]!.text.contains("anomaly rule patient-sweep fired for \(doctorW.info.pid)"))
 
@@ -101,21 +133,37 @@ import Testing
         var afterRestart: CallFailure?
         let deadline = ContinuousClock.now + .seconds(20)
         repeat {
-            do { _ = try await doctor.listRecords(patientPID: patients[1]) } catch let f as CallFailure { afterRestart = f }
+            do { _ = try await doctor.listRecords(patientPID: patients[1]) } catch let f as CallFailure {
+                afterRestart = f
+            }
             if afterRestart?.status == 503 { try await Task.sleep(for: .milliseconds(300)) }
         } while afterRestart?.status == 503 && ContinuousClock.now < deadline
-        #expect(afterRestart?.status == 401 && afterRestart?.message.contains("suspended") == true, "after a restart: \(String(describing: afterRestart))")
+        #expect(
+            afterRestart?.status == 401 && afterRestart?.message.contains("suspended") == true,
+            "after a restart: \(String(describing: afterRestart))")
 
         // Resumed: the doctor works again, and a second resume says there was nothing to resume.
-        let resumed = try MedLedgerBinary.ok(["incident", "resume", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid])
+        let resumed = try MedLedgerBinary.ok([
+            "incident", "resume", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid,
+        ])
         #expect(resumed.contains("resumed"), "\(resumed)")
         _ = try await doctor.listRecords(patientPID: patients[2])
-        let again = try MedLedgerBinary.run(["incident", "resume", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid])
-        #expect(again.status != 0 && again.stderr.contains("[404]") && again.stderr.contains("not suspended"), "\(again.stderr)")
+        let again = try MedLedgerBinary.run([
+            "incident", "resume", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid,
+        ])
+        #expect(
+            again.status != 0 && again.stderr.contains("[404]") && again.stderr.contains("not suspended"),
+            "\(again.stderr)")
 
         // An administrator suspends by hand, with a reason; the audit log names who did.
-        #expect(try MedLedgerBinary.ok(["incident", "suspend", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid", doctorW.info.pid, "--reason", "phone reported stolen"]).contains("suspended"))
-        await PaperFlowNetworkTests.expectRefused(401, "suspended") { _ = try await doctor.listRecords(patientPID: patients[3]) }
+        #expect(
+            try MedLedgerBinary.ok([
+                "incident", "suspend", "--operations", ops2, "--wallet", net.admin("hospital-a"), "--pid",
+                doctorW.info.pid, "--reason", "phone reported stolen",
+            ]).contains("suspended"))
+        await PaperFlowNetworkTests.expectRefused(401, "suspended") {
+            _ = try await doctor.listRecords(patientPID: patients[3])
+        }
         let audit2 = try String(contentsOfFile: root + "/hospital-a/nodes/peer0/audit.log", encoding: .utf8)
         #expect(audit2.contains("phone reported stolen") && audit2.contains("\"action\":\"incident.resume\""))
     }
@@ -127,19 +175,28 @@ import Testing
     @Test(.timeLimit(.minutes(5))) func aCutTailShowsAgainstTheAnchorsOnChain() async throws {
         let scratch = ScratchDir("audit-anchor")
         let root = scratch.path
-        let net = try MultiHospitalNetworkTests.startNetwork(root, extra: ["hospital-a": "audit_anchor: { channel: records, every_seconds: 1 }"])
+        let net = try MultiHospitalNetworkTests.startNetwork(
+            root, extra: ["hospital-a": "audit_anchor: { channel: records, every_seconds: 1 }"])
         defer {
             for p in net.peers.values { _ = p.stop() }
             _ = net.sa.stop()
         }
         let log = root + "/hospital-a/nodes/peer0/audit.log"
         // Audited calls on hospital-a's node, a line each.
-        for _ in 0..<4 { try MedLedgerBinary.ok(["node", "channel-info", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--channel", "records"]) }
+        for _ in 0..<4 {
+            try MedLedgerBinary.ok([
+                "node", "channel-info", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"),
+                "--channel", "records",
+            ])
+        }
         func lineCount() throws -> Int { try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").count }
         let written = try lineCount()
         #expect(written >= 5)
         // Read through hospital-b's peer: the anchors are on the channel, not only on the node.
-        let verify = ["audit", "verify", log, "--anchors", "--node", net.node("hospital-b"), "--wallet", net.admin("hospital-a"), "--node-cert", root + "/hospital-a/nodes/peer0/signing-cert.pem"]
+        let verify = [
+            "audit", "verify", log, "--anchors", "--node", net.node("hospital-b"), "--wallet", net.admin("hospital-a"),
+            "--node-cert", root + "/hospital-a/nodes/peer0/signing-cert.pem",
+        ]
         var anchoredAll = false
         let deadline = ContinuousClock.now + .seconds(60)
         var last = MedLedgerBinary.Result(status: -1, stdout: "", stderr: "")
@@ -150,7 +207,8 @@ import Testing
             if !anchoredAll { try await Task.sleep(for: .milliseconds(500)) }
         }
         #expect(anchoredAll, "the last line was never anchored: \(last.stdout)\(last.stderr)")
-        #expect(last.stdout.contains("chain intact") && last.stdout.contains("anchor(s) on chain match"), "\(last.stdout)")
+        #expect(
+            last.stdout.contains("chain intact") && last.stdout.contains("anchor(s) on chain match"), "\(last.stdout)")
         _ = net.peers["hospital-a"]!.stop()
 
         // Cut the last line: the chain that remains is intact, the anchor of the cut line is not there.
@@ -158,7 +216,9 @@ import Testing
         try (lines.dropLast().joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
         #expect(try MedLedgerBinary.run(["audit", "verify", log]).status == 0, "the chain alone does not see it")
         let cut = try MedLedgerBinary.run(verify)
-        #expect(cut.status == 1 && cut.stdout.contains("anchored line \(lines.count) is missing") && cut.stdout.contains("tail was cut"), "\(cut.stdout)\(cut.stderr)")
+        #expect(
+            cut.status == 1 && cut.stdout.contains("anchored line \(lines.count) is missing")
+                && cut.stdout.contains("tail was cut"), "\(cut.stdout)\(cut.stderr)")
         // Someone else's administrator learns nothing about hospital-a's anchors.
         var foreign = verify
         foreign[foreign.firstIndex(of: net.admin("hospital-a"))!] = net.admin("hospital-b")
@@ -188,9 +248,12 @@ import Testing
         try #require(mount.status == 0, "this test mounts a tmpfs for the audit log and needs root: \(mount.stderr)")
         defer { _ = try? MedLedgerBinary.runTool("/bin/umount", ["-l", disk]) }
         var yaml = try String(contentsOfFile: dir + "/node.yaml", encoding: .utf8)
-        yaml = yaml.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasPrefix("audit_log:") ? "audit_log: auditdisk/audit.log" : String($0) }.joined(separator: "\n")
+        yaml = yaml.split(separator: "\n", omittingEmptySubsequences: false).map {
+            $0.hasPrefix("audit_log:") ? "audit_log: auditdisk/audit.log" : String($0)
+        }.joined(separator: "\n")
         try yaml.write(toFile: dir + "/node.yaml", atomically: true, encoding: .utf8)
-        let (node, _) = try MultiHospitalNetworkTests.startPeer(root, "hospital-a", port: net.ports["hospital-a"]!, extra: "operations: { listen: 127.0.0.1:0 }")
+        let (node, _) = try MultiHospitalNetworkTests.startPeer(
+            root, "hospital-a", port: net.ports["hospital-a"]!, extra: "operations: { listen: 127.0.0.1:0 }")
         defer { _ = node.stop() }
         try node.waitFor("operations endpoint on https://")
         let caCert = root + "/sa/ca-cert.pem"
@@ -198,10 +261,13 @@ import Testing
         #expect(try OperationsTests.get(health, ca: caCert, identity: nil).0 == 200)
 
         let doctorW = try IdentityNetworkTests.enroll(
-            "doctor", role: "doctor", rid: "test doctor", admin: net.admin("hospital-a"), ca: "127.0.0.1:\(net.ordererPort)",
+            "doctor", role: "doctor", rid: "test doctor", admin: net.admin("hospital-a"),
+            ca: "127.0.0.1:\(net.ordererPort)",
             enroll: "127.0.0.1:\(net.enrollPort)", caCert: caCert, into: root + "/w/doctor")
         let nodeA = try #require(NodeAddress(net.node("hospital-a")))
-        let doctor = CareClient(wallet: doctorW, gateway: try await Gateway.connect(wallet: doctorW, peer: nodeA, channel: "records"), node: nodeA)
+        let doctor = CareClient(
+            wallet: doctorW, gateway: try await Gateway.connect(wallet: doctorW, peer: nodeA, channel: "records"),
+            node: nodeA)
         defer { doctor.gateway.close() }
         _ = try await doctor.publishKeys()  // a write, audited while there is room
 
@@ -213,11 +279,14 @@ import Testing
         close(filler)
         var unhealthy = (0, "")
         for _ in 0..<200 where unhealthy.0 != 503 {
-            _ = try await doctor.listRecords(patientPID: "PATIENT-\(UUID().uuidString)")  // reads are answered throughout
+            // reads are answered throughout
+            _ = try await doctor.listRecords(patientPID: "PATIENT-\(UUID().uuidString)")
             unhealthy = try OperationsTests.get(health, ca: caCert, identity: nil)
         }
         #expect(unhealthy.0 == 503 && unhealthy.1.contains("audit") && unhealthy.1.contains("disk"), "\(unhealthy)")
-        await PaperFlowNetworkTests.expectRefused(503, "cannot write its audit log") { _ = try await doctor.publishKeys() }
+        await PaperFlowNetworkTests.expectRefused(503, "cannot write its audit log") {
+            _ = try await doctor.publishKeys()
+        }
         _ = try await doctor.listRecords(patientPID: "PATIENT-after")
 
         // Room again: the next write is taken (the node retries its log at most once a second).
@@ -263,20 +332,27 @@ import Testing
 
     @Test(.timeLimit(.minutes(5))) func aHangingWebhookNeitherSlowsNorGrowsTheNode() async throws {
         let scratch = ScratchDir("webhook")
-        let hook = try DaemonProcess(executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", "-u", "-c", Self.receiver])
+        let hook = try DaemonProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", "-u", "-c", Self.receiver])
         defer { _ = hook.stop() }
         try hook.waitFor("hook listening on")
         let port = try hook.port(after: "hook")
         // Six rules that each fire on one refusal: one refused call raises six alerts at once.
-        let rules = (1...6).map { "{ name: r\($0), kind: denied, threshold: 1, window_seconds: 600, action: alert }" }.joined(separator: ", ")
-        let net = try MultiHospitalNetworkTests.startNetwork(scratch.path, extra: ["hospital-a": "anomaly: { rules: [\(rules)], webhook: \"http://127.0.0.1:\(port)/alerts\" }"])
+        let rules = (1...6).map { "{ name: r\($0), kind: denied, threshold: 1, window_seconds: 600, action: alert }" }
+            .joined(separator: ", ")
+        let net = try MultiHospitalNetworkTests.startNetwork(
+            scratch.path,
+            extra: ["hospital-a": "anomaly: { rules: [\(rules)], webhook: \"http://127.0.0.1:\(port)/alerts\" }"])
         defer {
             for p in net.peers.values { _ = p.stop() }
             _ = net.sa.stop()
         }
         let node = net.peers["hospital-a"]!
         let channelInfo = { (channel: String) in
-            try MedLedgerBinary.run(["node", "channel-info", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--channel", channel])
+            try MedLedgerBinary.run([
+                "node", "channel-info", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"),
+                "--channel", channel,
+            ])
         }
         let refused = try channelInfo("no-such-channel")
         #expect(refused.status != 0 && refused.stderr.contains("[404]"), "\(refused.stderr)")
@@ -288,8 +364,12 @@ import Testing
         // While they hang, the node answers as usual.
         let started = ContinuousClock.now
         for _ in 0..<3 { #expect(try channelInfo("records").status == 0) }
-        #expect(ContinuousClock.now - started < .seconds(30), "calls held up by a hanging webhook (it holds each post 120 s)")
-        #expect(hook.text.components(separatedBy: "POST /alerts").count - 1 <= 4, "more than 4 posts at once:\n\(hook.text)")
+        #expect(
+            ContinuousClock.now - started < .seconds(30),
+            "calls held up by a hanging webhook (it holds each post 120 s)")
+        #expect(
+            hook.text.components(separatedBy: "POST /alerts").count - 1 <= 4, "more than 4 posts at once:\n\(hook.text)"
+        )
         // Each post gives up after its time-out, and the node goes on.
         try node.waitFor("anomaly webhook failed", timeout: 20)
         #expect(try channelInfo("records").status == 0)

@@ -1,13 +1,16 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
-@testable import LedgerStorage
 import Testing
+
+@testable import LedgerStorage
 
 @Suite struct LedgerCLITests {
     @Test func verifyPassesOnAFreshLedgerAndFailsOnATamperedBlock() throws {
         let dir = ScratchDir("cli-verify")
-        let sample = try MedLedgerBinary.run(["ledger", "sample", "--data", dir.path, "--channel", "demo", "--blocks", "20", "--seed", "5"])
+        let sample = try MedLedgerBinary.run([
+            "ledger", "sample", "--data", dir.path, "--channel", "demo", "--blocks", "20", "--seed", "5",
+        ])
         #expect(sample.status == 0, "\(sample.stderr)")
 
         let ok = try MedLedgerBinary.run(["ledger", "verify", "--data", dir.path, "--state"])
@@ -38,7 +41,9 @@ import Testing
     /// which a read-write open would replay (and write).
     @Test func verifyInfoAndBlockChangeNoFileEvenWithTheStateBehind() throws {
         let dir = ScratchDir("cli-read-only")
-        try MedLedgerBinary.ok(["ledger", "sample", "--data", dir.path, "--channel", "demo", "--blocks", "12", "--seed", "3"])
+        try MedLedgerBinary.ok([
+            "ledger", "sample", "--data", dir.path, "--channel", "demo", "--blocks", "12", "--seed", "3",
+        ])
         let looks: [[String]] = [
             ["ledger", "verify", "--data", dir.path, "--state"], ["ledger", "verify", "--data", dir.path, "--json"],
             ["ledger", "info", "--data", dir.path], ["ledger", "block", "5", "--data", dir.path],
@@ -64,7 +69,9 @@ import Testing
         let behind = try snapshot(dir.path)
         let out = try runAll()
         #expect(try snapshot(dir.path) == behind, "read-only commands wrote to a ledger whose state is behind")
-        #expect(out[0].contains("OK") && out[0].contains("note: state savepoint is unset but the chain ends at block 11"), "\(out[0])")
+        #expect(
+            out[0].contains("OK") && out[0].contains("note: state savepoint is unset but the chain ends at block 11"),
+            "\(out[0])")
         #expect(out[1].contains("\"notes\""))
         #expect(out[2].contains("note: the state is applied through no block"), "\(out[2])")
     }
@@ -77,8 +84,10 @@ import Testing
             var st = stat()
             #expect(lstat(path, &st) == 0)
             let isDir = (st.st_mode & S_IFMT) == S_IFDIR
-            let digest = isDir ? "" : Hex.encode(Digests.sha256(Array(try Data(contentsOf: URL(fileURLWithPath: path)))))
-            out[rel] = "\(isDir ? "dir" : "file") size \(st.st_size) mtime \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(digest)"
+            let digest =
+                isDir ? "" : Hex.encode(Digests.sha256(Array(try Data(contentsOf: URL(fileURLWithPath: path)))))
+            out[rel] =
+                "\(isDir ? "dir" : "file") size \(st.st_size) mtime \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(digest)"
         }
         #expect(out.count > 5, "the snapshot sees RocksDB's files")
         return out
@@ -118,13 +127,19 @@ import Testing
     @Test func valuesThatBeginWithADashAreValuesNotOptions() throws {
         // base64url PIDs and secrets begin with '-' one time in 64.
         let dir = ScratchDir("cli-dash")
-        for args in [["cert", "lookup", "--pid", "-_7tPID"], ["ca", "resolve-pid", "--pid", "-x", "--justification", "-why"], ["ca", "revoke", "--pid", "-x"]] {
+        for args in [
+            ["cert", "lookup", "--pid", "-_7tPID"], ["ca", "resolve-pid", "--pid", "-x", "--justification", "-why"],
+            ["ca", "revoke", "--pid", "-x"],
+        ] {
             let r = try MedLedgerBinary.run(args + ["--ca", "127.0.0.1:1", "--wallet", dir.path + "/none"])
             #expect(r.status != 0)
             #expect(!r.stderr.contains("Missing value"), "\(args): \(r.stderr)")
             #expect(r.stderr.contains("no wallet"), "\(args): \(r.stderr)")
         }
-        let enroll = try MedLedgerBinary.run(["user", "enroll", "--ca", "127.0.0.1:1", "--ca-cert", dir.path + "/none.pem", "--id", "x", "--secret", "-s3cr3t", "--wallet", dir.path + "/w"])
+        let enroll = try MedLedgerBinary.run([
+            "user", "enroll", "--ca", "127.0.0.1:1", "--ca-cert", dir.path + "/none.pem", "--id", "x", "--secret",
+            "-s3cr3t", "--wallet", dir.path + "/w",
+        ])
         #expect(!enroll.stderr.contains("Missing value"), "\(enroll.stderr)")
     }
 

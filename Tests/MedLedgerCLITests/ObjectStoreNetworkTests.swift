@@ -20,10 +20,14 @@ import Testing
             for p in net.peers.values { _ = p.stop() }
             _ = net.sa.stop()
         }
-        let ca = "127.0.0.1:\(net.ordererPort)", enroll = "127.0.0.1:\(net.enrollPort)", caCert = root + "/sa/ca-cert.pem"
+        let ca = "127.0.0.1:\(net.ordererPort)"
+        let enroll = "127.0.0.1:\(net.enrollPort)"
+        let caCert = root + "/sa/ca-cert.pem"
         func user(_ id: String, _ role: String, _ org: String) throws -> (dir: String, pid: String) {
             let dir = root + "/w/\(id)"
-            let w = try IdentityNetworkTests.enroll(id, role: role, rid: "test \(id)", admin: net.admin(org), ca: ca, enroll: enroll, caCert: caCert, into: dir)
+            let w = try IdentityNetworkTests.enroll(
+                id, role: role, rid: "test \(id)", admin: net.admin(org), ca: ca, enroll: enroll, caCert: caCert,
+                into: dir)
             return (dir, w.info.pid)
         }
         let doctor = try user("doctor", "doctor", "hospital-a")
@@ -32,9 +36,16 @@ import Testing
         let grantee = try user("doctor-b", "doctor", "hospital-b")
         let nodeA = net.node("hospital-a")
         func invoke(_ wallet: String, _ fn: String, _ arg: String) throws -> String {
-            try MedLedgerBinary.ok(["chaincode", "invoke", "--node", nodeA, "--wallet", wallet, "--channel", "records", "--chaincode", "medrecords", "--fn", fn, "--arg", arg])
+            try MedLedgerBinary.ok([
+                "chaincode", "invoke", "--node", nodeA, "--wallet", wallet, "--channel", "records", "--chaincode",
+                "medrecords", "--fn", fn, "--arg", arg,
+            ])
         }
-        let tID = try #require(try Self.firstJSON(try invoke(net.admin("hospital-a"), "createTreatment", #"{"patient_pid":"\#(patient.pid)","doctor_pid":"\#(doctor.pid)"}"#))["t_id"] as? String)
+        let tID = try #require(
+            try Self.firstJSON(
+                try invoke(
+                    net.admin("hospital-a"), "createTreatment",
+                    #"{"patient_pid":"\#(patient.pid)","doctor_pid":"\#(doctor.pid)"}"#))["t_id"] as? String)
 
         // 3 MiB and a bit: several chunks each way.
         let original = root + "/ciphertext.bin"
@@ -43,9 +54,12 @@ import Testing
         let put = ["object", "put", "--node", nodeA, "--channel", "records", "--t-id", tID, "--file", original]
 
         let stranger = try MedLedgerBinary.run(put + ["--wallet", otherPatient.dir])
-        #expect(stranger.status != 0 && stranger.stderr.contains("[404]"), "another patient cannot even see the treatment: \(stranger.stderr)")
+        #expect(
+            stranger.status != 0 && stranger.stderr.contains("[404]"),
+            "another patient cannot even see the treatment: \(stranger.stderr)")
         let stored = try MedLedgerBinary.ok(put + ["--wallet", patient.dir])
-        let url = try #require(stored.split(separator: "\n").first { $0.hasPrefix("url: ") }.map { String($0.dropFirst(5)) })
+        let url = try #require(
+            stored.split(separator: "\n").first { $0.hasPrefix("url: ") }.map { String($0.dropFirst(5)) })
         #expect(url.hasPrefix("medledger://127.0.0.1:\(net.ports["hospital-a"]!)/objects/"))
         let (digest, _) = try ObjectClient.digest(ofFile: original)
         #expect(url.hasSuffix(digest))
@@ -76,7 +90,8 @@ import Testing
         await #expect(throws: CallFailure.self) {
             try await pooled.upload(file: second, node: node, channel: "records", tID: tID, known: (digest, secondSize))
         }
-        let up = try await pooled.upload(file: second, node: node, channel: "records", tID: tID, known: (secondDigest, secondSize))
+        let up = try await pooled.upload(
+            file: second, node: node, channel: "records", tID: tID, known: (secondDigest, secondSize))
         #expect(up.digest == secondDigest && !up.alreadyStored)
 
         // Not a party, no consent: 404; hospital staff: 403.
@@ -87,7 +102,11 @@ import Testing
 
         // A live consent lets the grantee fetch it; revoking it stops them from the next block on.
         let expires = ISO8601DateFormatter().string(from: Date().addingTimeInterval(86_400))
-        let consent = try Self.firstJSON(try invoke(patient.dir, "grantAccess", #"{"grantee_pid":"\#(grantee.pid)","t_ids":["\#(tID)"],"purpose":"research","expires_at":"\#(expires)"}"#))
+        let consent = try Self.firstJSON(
+            try invoke(
+                patient.dir, "grantAccess",
+                #"{"grantee_pid":"\#(grantee.pid)","t_ids":["\#(tID)"],"purpose":"research","expires_at":"\#(expires)"}"#
+            ))
         let consentID = try #require(consent["consent_id"] as? String)
         // A partial earlier download resumes where it stopped.
         let byGrantee = root + "/by-grantee.bin"
@@ -103,7 +122,9 @@ import Testing
         try Data(bytes.prefix(500).map { $0 ^ 0xFF }).write(to: URL(fileURLWithPath: root + "/z.bin.part"))
         let tampered = try get(doctor.dir, root + "/z.bin")
         #expect(tampered.status != 0 && tampered.stderr.contains("tampering"))
-        #expect(!FileManager.default.fileExists(atPath: root + "/z.bin") && !FileManager.default.fileExists(atPath: root + "/z.bin.part"))
+        #expect(
+            !FileManager.default.fileExists(atPath: root + "/z.bin")
+                && !FileManager.default.fileExists(atPath: root + "/z.bin.part"))
 
         // The stored bytes rot on disk: the node refuses to serve them.
         let onDisk = root + "/hospital-a/nodes/peer0/data/objects/\(digest.prefix(2))/\(digest).obj"

@@ -1,6 +1,7 @@
 import Foundation
-@testable import LedgerClient
 import Testing
+
+@testable import LedgerClient
 
 /// The broadcast stream's stall watchdog: calls on a stream that answers nothing fail (so a gateway
 /// moves to another orderer); a stream that answers, however slowly between calls, is left alone.

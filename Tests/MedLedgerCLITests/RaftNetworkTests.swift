@@ -27,55 +27,82 @@ final class RaftNetwork: @unchecked Sendable {
         self.root = root
         everyOrg = orgs + (spare ? ["hospital-d"] : [])
         let saDir = root + "/sa"
-        try MedLedgerBinary.ok(["ca", "init", "--data", saDir, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0", "--enroll-listen", "127.0.0.1:0"])
+        try MedLedgerBinary.ok([
+            "ca", "init", "--data", saDir, "--master-key-file", root + "/master.key", "--listen", "127.0.0.1:0",
+            "--enroll-listen", "127.0.0.1:0",
+        ])
         sa = try DaemonProcess(executable: MedLedgerBinary.url, arguments: ["ca", "serve", "--data", saDir])
         try sa.waitFor("medledgerd: ready")
         saNode = "127.0.0.1:\(try sa.port(after: "node sa-node"))"
-        let ca = saNode, enroll = "127.0.0.1:\(try sa.port(after: "CA enrollment"))"
+        let ca = saNode
+        let enroll = "127.0.0.1:\(try sa.port(after: "CA enrollment"))"
         let free = LoopbackPorts.free(2 * everyOrg.count)
         for (i, org) in everyOrg.enumerated() {
             ports[org] = (free[2 * i], free[2 * i + 1])
             try MedLedgerBinary.ok([
-                "org", "admit", "--ca", ca, "--wallet", saDir + "/wallets/admin", "--org", org, "--node", "peer0", "--ip", "127.0.0.1",
-                "--listen", "127.0.0.1:\(free[2 * i])", "--raft-listen", "127.0.0.1:\(free[2 * i + 1])", "--out", root + "/\(org)",
+                "org", "admit", "--ca", ca, "--wallet", saDir + "/wallets/admin", "--org", org, "--node", "peer0",
+                "--ip", "127.0.0.1",
+                "--listen", "127.0.0.1:\(free[2 * i])", "--raft-listen", "127.0.0.1:\(free[2 * i + 1])", "--out",
+                root + "/\(org)",
             ])
-            try MedLedgerBinary.ok(["ca", "crl", "--ca", enroll, "--ca-cert", saDir + "/ca-cert.pem", "--out", root + "/\(org)/nodes/peer0/crl.pem"])
+            try MedLedgerBinary.ok([
+                "ca", "crl", "--ca", enroll, "--ca-cert", saDir + "/ca-cert.pem", "--out",
+                root + "/\(org)/nodes/peer0/crl.pem",
+            ])
             if operations {
                 let yaml = root + "/\(org)/nodes/peer0/node.yaml"
-                try (try String(contentsOfFile: yaml, encoding: .utf8) + "operations: { listen: 127.0.0.1:0 }\n").write(toFile: yaml, atomically: true, encoding: .utf8)
+                try (try String(contentsOfFile: yaml, encoding: .utf8) + "operations: { listen: 127.0.0.1:0 }\n").write(
+                    toFile: yaml, atomically: true, encoding: .utf8)
             }
             try start(org)
         }
         var consenters = ""
         for (i, org) in orgs.enumerated() {
-            consenters += "    - { id: \(i + 1), org: \(org), raft_address: \"127.0.0.1:\(ports[org]!.raft)\", endpoint: \"\(node(org))\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
+            consenters +=
+                "    - { id: \(i + 1), org: \(org), raft_address: \"127.0.0.1:\(ports[org]!.raft)\", endpoint: \"\(node(org))\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
         }
         let yaml = """
-        channel: records
-        organizations:
-          - { id: sa, ca_root: sa/ca-cert.pem, peers: ["\(saNode)"] }
-        \(everyOrg.map { "  - { id: \($0), ca_root: sa/ca-cert.pem, peers: [\"\(node($0))\"] }" }.joined(separator: "\n"))
-        orderer:
-          type: raft
-          consenters:
-        \(consenters)  raft: { election_timeout_ms: 500, heartbeat_ms: 50 }
-        crl_publisher: sa
-        batch: { max_message_count: 100, batch_timeout_ms: 0 }
-        chaincodes:
-          - { name: kv, endorsement_policy: "OR('hospital-a.node', 'hospital-b.node', 'hospital-c.node')" }
+            channel: records
+            organizations:
+              - { id: sa, ca_root: sa/ca-cert.pem, peers: ["\(saNode)"] }
+            \(everyOrg.map { "  - { id: \($0), ca_root: sa/ca-cert.pem, peers: [\"\(node($0))\"] }" }.joined(separator: "\n"))
+            orderer:
+              type: raft
+              consenters:
+            \(consenters)  raft: { election_timeout_ms: 500, heartbeat_ms: 50 }
+            crl_publisher: sa
+            batch: { max_message_count: 100, batch_timeout_ms: 0 }
+            chaincodes:
+              - { name: kv, endorsement_policy: "OR('hospital-a.node', 'hospital-b.node', 'hospital-c.node')" }
 
-        """
+            """
         try yaml.write(toFile: root + "/channel.yaml", atomically: true, encoding: .utf8)
-        try MedLedgerBinary.ok(["channel", "create", "--config", root + "/channel.yaml", "--wallet", saDir + "/wallets/admin", "--out", root + "/records.block"])
-        for org in orgs { try MedLedgerBinary.ok(["channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block", "--orderer-node"]) }
-        for org in everyOrg { try MedLedgerBinary.ok(["channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block"]) }
-        try MedLedgerBinary.ok(["channel", "join", "--node", saNode, "--wallet", saDir + "/wallets/admin", "--block", root + "/records.block"])
+        try MedLedgerBinary.ok([
+            "channel", "create", "--config", root + "/channel.yaml", "--wallet", saDir + "/wallets/admin", "--out",
+            root + "/records.block",
+        ])
+        for org in orgs {
+            try MedLedgerBinary.ok([
+                "channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block",
+                "--orderer-node",
+            ])
+        }
+        for org in everyOrg {
+            try MedLedgerBinary.ok([
+                "channel", "join", "--node", node(org), "--wallet", admin(org), "--block", root + "/records.block",
+            ])
+        }
+        try MedLedgerBinary.ok([
+            "channel", "join", "--node", saNode, "--wallet", saDir + "/wallets/admin", "--block",
+            root + "/records.block",
+        ])
     }
 
     /// The consenter line of raft id `id` (hospital `everyOrg[id - 1]`) in a channel YAML.
     func consenterYAML(_ id: Int) -> String {
         let org = everyOrg[id - 1]
-        return "    - { id: \(id), org: \(org), raft_address: \"127.0.0.1:\(ports[org]!.raft)\", endpoint: \"\(node(org))\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
+        return
+            "    - { id: \(id), org: \(org), raft_address: \"127.0.0.1:\(ports[org]!.raft)\", endpoint: \"\(node(org))\", tls_certificate: \(org)/nodes/peer0/tls-cert.pem }\n"
     }
 
     /// A configuration update to `consenterIDs` (the rest as at the genesis), signed by the
@@ -99,9 +126,17 @@ final class RaftNetwork: @unchecked Sendable {
         let path = root + "/channel-\(consenterIDs.map(String.init).joined()).yaml"
         try out.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
         let update = path + ".update"
-        try MedLedgerBinary.ok(["channel", "update", "--node", node(via), "--wallet", admin(signers[0]), "--channel", "records", "--config", path, "--out", update])
-        for org in signers.dropFirst() { try MedLedgerBinary.ok(["channel", "sign-update", "--update", update, "--wallet", admin(org)]) }
-        try MedLedgerBinary.ok(["channel", "submit-update", "--node", node(via), "--wallet", admin(via), "--channel", "records", "--update", update])
+        try MedLedgerBinary.ok([
+            "channel", "update", "--node", node(via), "--wallet", admin(signers[0]), "--channel", "records", "--config",
+            path, "--out", update,
+        ])
+        for org in signers.dropFirst() {
+            try MedLedgerBinary.ok(["channel", "sign-update", "--update", update, "--wallet", admin(org)])
+        }
+        try MedLedgerBinary.ok([
+            "channel", "submit-update", "--node", node(via), "--wallet", admin(via), "--channel", "records", "--update",
+            update,
+        ])
     }
 
     /// The file whose existence fails `org`'s orderer disk writes (debug builds of the daemon).
@@ -127,8 +162,12 @@ final class RaftNetwork: @unchecked Sendable {
 
     /// `orderer status --json` as `org`'s node sees it, nil if unreachable.
     func status(_ org: String) -> [String: Any]? {
-        guard let r = try? MedLedgerBinary.run(["orderer", "status", "--node", node(org), "--wallet", admin(org), "--json"]), r.status == 0,
-              let json = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else { return nil }
+        guard
+            let r = try? MedLedgerBinary.run([
+                "orderer", "status", "--node", node(org), "--wallet", admin(org), "--json",
+            ]), r.status == 0,
+            let json = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        else { return nil }
         return json
     }
 
@@ -159,19 +198,32 @@ final class RaftNetwork: @unchecked Sendable {
     }
 
     func put(_ key: String, via org: String) -> MedLedgerBinary.Result? {
-        try? MedLedgerBinary.run(["chaincode", "invoke", "--node", node(org), "--wallet", admin(org), "--channel", "records", "--chaincode", "kv", "--fn", "put", "--arg", key, "--arg", "v"])
+        try? MedLedgerBinary.run([
+            "chaincode", "invoke", "--node", node(org), "--wallet", admin(org), "--channel", "records", "--chaincode",
+            "kv", "--fn", "put", "--arg", key, "--arg", "v",
+        ])
     }
 
     func chainInfo(_ org: String) -> (height: Int, tip: String)? {
-        guard let r = try? MedLedgerBinary.run(["node", "channel-info", "--node", node(org), "--wallet", admin(org), "--channel", "records"]), r.status == 0 else { return nil }
-        func field(_ name: String) -> String { r.stdout.split(separator: "\n").first { $0.contains(name) }.map { String($0.split(separator: " ").last ?? "") } ?? "" }
+        guard
+            let r = try? MedLedgerBinary.run([
+                "node", "channel-info", "--node", node(org), "--wallet", admin(org), "--channel", "records",
+            ]), r.status == 0
+        else { return nil }
+        func field(_ name: String) -> String {
+            r.stdout.split(separator: "\n").first { $0.contains(name) }.map {
+                String($0.split(separator: " ").last ?? "")
+            } ?? ""
+        }
         return (Int(field("height")) ?? -1, field("tip"))
     }
 
     /// The raft and orderer lines of every node's output, for a failure message.
     func logs() -> String {
         everyOrg.map { org in
-            let lines = (nodes[org]?.text ?? "").split(separator: "\n").filter { $0.contains("raft") || $0.contains("orderer") || $0.contains("block") }
+            let lines = (nodes[org]?.text ?? "").split(separator: "\n").filter {
+                $0.contains("raft") || $0.contains("orderer") || $0.contains("block")
+            }
             return "--- \(org)\n" + lines.suffix(25).joined(separator: "\n")
         }.joined(separator: "\n")
     }
@@ -202,13 +254,17 @@ extension RaftNetwork {
     /// The raft role of each consenter, as `org`'s node reports it.
     func roles(seenBy org: String) -> [Int: String] {
         let rows = (status(org)?["consenters"] as? [[String: Any]]) ?? []
-        return Dictionary(rows.compactMap { r in (r["id"] as? Int).map { ($0, (r["raft_role"] as? String) ?? "") } }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(
+            rows.compactMap { r in (r["id"] as? Int).map { ($0, (r["raft_role"] as? String) ?? "") } },
+            uniquingKeysWith: { a, _ in a })
     }
 }
 
 @Suite(.serialized) struct RaftNetworkTests {
     /// A fresh network (with `spare`, hospital-d too) with a leader and a first write; stopped after `body`.
-    static func withNetwork(_ name: String, spare: Bool = false, operations: Bool = false, _ body: (RaftNetwork) async throws -> Void) async throws {
+    static func withNetwork(
+        _ name: String, spare: Bool = false, operations: Bool = false, _ body: (RaftNetwork) async throws -> Void
+    ) async throws {
         let scratch = ScratchDir(name)
         let net = try RaftNetwork(root: scratch.path, spare: spare, operations: operations)
         defer { net.stopAll() }
@@ -226,12 +282,19 @@ extension RaftNetwork {
         let leader = try #require(await net.waitForLeader(among: net.orgs))
         let survivors = net.orgs.filter { $0 != leader }
         // A client on a surviving hospital's peer writes throughout.
-        final class Writes: @unchecked Sendable { let acked = Mutex<[String]>([]); let failed = Mutex<[String]>([]) }
+        final class Writes: @unchecked Sendable {
+            let acked = Mutex<[String]>([])
+            let failed = Mutex<[String]>([])
+        }
         let writes = Writes()
         let writer = Task.detached {
             for i in 0..<30 {
                 let key = "k\(i)"
-                if let r = net.put(key, via: survivors[0]), r.status == 0 { writes.acked.withLock { $0.append(key) } } else { writes.failed.withLock { $0.append(key) } }
+                if let r = net.put(key, via: survivors[0]), r.status == 0 {
+                    writes.acked.withLock { $0.append(key) }
+                } else {
+                    writes.failed.withLock { $0.append(key) }
+                }
             }
         }
         try await Task.sleep(for: .seconds(2))
@@ -249,8 +312,13 @@ extension RaftNetwork {
         // Every acknowledged write is readable on both surviving peers.
         for org in survivors {
             for key in acked {
-                let r = try MedLedgerBinary.run(["chaincode", "query", "--node", net.node(org), "--wallet", net.admin(org), "--channel", "records", "--chaincode", "kv", "--fn", "get", "--arg", key])
-                #expect(r.status == 0 && r.stdout.contains("v"), "\(key) acknowledged but not on \(org): \(r.stdout)\(r.stderr)")
+                let r = try MedLedgerBinary.run([
+                    "chaincode", "query", "--node", net.node(org), "--wallet", net.admin(org), "--channel", "records",
+                    "--chaincode", "kv", "--fn", "get", "--arg", key,
+                ])
+                #expect(
+                    r.status == 0 && r.stdout.contains("v"),
+                    "\(key) acknowledged but not on \(org): \(r.stdout)\(r.stderr)")
             }
         }
         // The killed node comes back, catches up, and all three ledgers are the same.
@@ -262,7 +330,9 @@ extension RaftNetwork {
             if infos.count == 3, Set(infos.map(\.tip)).count == 1 { break }
             try await Task.sleep(for: .milliseconds(200))
         } while Date() < deadline
-        #expect(infos.count == 3 && Set(infos.map(\.tip)).count == 1, "ledgers differ after the restart: \(infos)\n\(net.logs())")
+        #expect(
+            infos.count == 3 && Set(infos.map(\.tip)).count == 1,
+            "ledgers differ after the restart: \(infos)\n\(net.logs())")
     }
 
     /// One consenter frozen: the others go on, and it catches up when thawed. Two of three stopped: no
@@ -274,7 +344,9 @@ extension RaftNetwork {
         defer { net.stopAll() }
         _ = try #require(await net.waitForLeader(among: net.orgs))
         // The operator's view: three consenters, one leader, every height.
-        let status = try MedLedgerBinary.ok(["orderer", "status", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a")])
+        let status = try MedLedgerBinary.ok([
+            "orderer", "status", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"),
+        ])
         #expect(status.contains("ordering raft") && status.contains("consenter 3") && status.contains("*"), "\(status)")
         // One consenter frozen (SIGSTOP) while writes go on: the other two order; thawed, it catches up.
         net.signal("hospital-c", SIGSTOP)
@@ -283,7 +355,11 @@ extension RaftNetwork {
         var caughtUp = false
         let thawDeadline = Date().addingTimeInterval(20)
         while !caughtUp, Date() < thawDeadline {
-            if let a = net.chainInfo("hospital-a"), let c = net.chainInfo("hospital-c"), a.tip == c.tip { caughtUp = true } else { try await Task.sleep(for: .milliseconds(200)) }
+            if let a = net.chainInfo("hospital-a"), let c = net.chainInfo("hospital-c"), a.tip == c.tip {
+                caughtUp = true
+            } else {
+                try await Task.sleep(for: .milliseconds(200))
+            }
         }
         #expect(caughtUp, "hospital-c did not catch up after SIGCONT\n\(net.logs())")
         // The first ordering endpoint frozen (hospital-a: every peer and client tries it first; its
@@ -307,7 +383,9 @@ extension RaftNetwork {
         #expect(refused.status != 0)
         let text = refused.stdout + refused.stderr
         print("raft without quorum: \(text)")
-        #expect(text.contains("503") || text.contains("no raft leader") || text.contains("quorum"), "unclear refusal: \(text)")
+        #expect(
+            text.contains("503") || text.contains("no raft leader") || text.contains("quorum"),
+            "unclear refusal: \(text)")
         try net.start("hospital-b")
         _ = try #require(await net.waitForLeader(among: ["hospital-a", "hospital-b"]))
         let withQuorum = net.put("with-quorum", via: "hospital-a")
@@ -338,17 +416,30 @@ extension RaftNetwork {
                 return !reason.isEmpty
             }
             print("raft disk failure: hospital-c says \(reason)")
-            #expect(reason.contains("injected disk write failure"), "hospital-c's orderer: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
+            #expect(
+                reason.contains("injected disk write failure"),
+                "hospital-c's orderer: \(net.status("hospital-c") ?? [:])\n\(net.logs())")
             #expect(net.nodes["hospital-c"]!.process.isRunning)
             // Its operations endpoint reports it unhealthy, naming the check; why, only to its own
             // administrators (the reason names the channel, which non-members must not learn).
             let port = try #require(OperationsTests.operationsPort(net.nodes["hospital-c"]!.text))
-            let health = try OperationsTests.get("https://127.0.0.1:\(port)/healthz", ca: net.root + "/sa/ca-cert.pem", identity: net.admin("hospital-c"))
-            #expect(health.0 == 503 && health.1.contains("\"component\":\"orderer\"") && health.1.contains("injected disk write failure"), "\(health)")
-            let anonymous = try OperationsTests.get("https://127.0.0.1:\(port)/healthz", ca: net.root + "/sa/ca-cert.pem", identity: nil)
-            #expect(anonymous.0 == 503 && anonymous.1.contains("\"component\":\"orderer\"") && !anonymous.1.contains("records") && !anonymous.1.contains("reason"), "\(anonymous)")
+            let health = try OperationsTests.get(
+                "https://127.0.0.1:\(port)/healthz", ca: net.root + "/sa/ca-cert.pem", identity: net.admin("hospital-c")
+            )
+            #expect(
+                health.0 == 503 && health.1.contains("\"component\":\"orderer\"")
+                    && health.1.contains("injected disk write failure"), "\(health)")
+            let anonymous = try OperationsTests.get(
+                "https://127.0.0.1:\(port)/healthz", ca: net.root + "/sa/ca-cert.pem", identity: nil)
+            #expect(
+                anonymous.0 == 503 && anonymous.1.contains("\"component\":\"orderer\"")
+                    && !anonymous.1.contains("records") && !anonymous.1.contains("reason"), "\(anonymous)")
             // A client that names hospital-c's orderer is moved on to one that still orders.
-            let viaC = try MedLedgerBinary.run(["chaincode", "invoke", "--node", net.node("hospital-c"), "--wallet", net.admin("hospital-c"), "--channel", "records", "--orderer", net.node("hospital-c"), "--chaincode", "kv", "--fn", "put", "--arg", "via-c", "--arg", "v"])
+            let viaC = try MedLedgerBinary.run([
+                "chaincode", "invoke", "--node", net.node("hospital-c"), "--wallet", net.admin("hospital-c"),
+                "--channel", "records", "--orderer", net.node("hospital-c"), "--chaincode", "kv", "--fn", "put",
+                "--arg", "via-c", "--arg", "v",
+            ])
             #expect(viaC.status == 0, "\(viaC.stdout)\(viaC.stderr)")
             // Disk repaired, node restarted: it catches up with the others.
             try FileManager.default.removeItem(atPath: net.diskFaultTrigger("hospital-c"))
@@ -367,29 +458,47 @@ extension RaftNetwork {
     @Test(.timeLimit(.minutes(5))) func aConsenterIsAddedThenAnotherRemovedOneUpdateAtATime() async throws {
         try await Self.withNetwork("raft-members", spare: true) { net in
             // hospital-d's orderer cannot join from the genesis block: it is not a consenter there.
-            let early = try MedLedgerBinary.run(["channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block", net.root + "/records.block", "--orderer-node"])
-            #expect(early.status != 0 && (early.stdout + early.stderr).contains("configuration block that added it"), "\(early.stdout)\(early.stderr)")
+            let early = try MedLedgerBinary.run([
+                "channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block",
+                net.root + "/records.block", "--orderer-node",
+            ])
+            #expect(
+                early.status != 0 && (early.stdout + early.stderr).contains("configuration block that added it"),
+                "\(early.stdout)\(early.stderr)")
 
             // Add consenter 4 (hospital-d): three of the five organisations' administrators sign.
-            try net.updateConsenters([1, 2, 3, 4], signers: ["hospital-a", "hospital-b", "hospital-c"], via: "hospital-a")
+            try net.updateConsenters(
+                [1, 2, 3, 4], signers: ["hospital-a", "hospital-b", "hospital-c"], via: "hospital-a")
             let configBlock = net.root + "/config.block"
-            try MedLedgerBinary.ok(["block", "get", "config", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--channel", "records", "--out", configBlock])
-            try MedLedgerBinary.ok(["channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block", configBlock, "--orderer-node"])
-            let promoted = await eventually(within: 30) { net.roles(seenBy: "hospital-a")[4] == "voter" || net.roles(seenBy: "hospital-b")[4] == "voter" }
+            try MedLedgerBinary.ok([
+                "block", "get", "config", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"),
+                "--channel", "records", "--out", configBlock,
+            ])
+            try MedLedgerBinary.ok([
+                "channel", "join", "--node", net.node("hospital-d"), "--wallet", net.admin("hospital-d"), "--block",
+                configBlock, "--orderer-node",
+            ])
+            let promoted = await eventually(within: 30) {
+                net.roles(seenBy: "hospital-a")[4] == "voter" || net.roles(seenBy: "hospital-b")[4] == "voter"
+            }
             #expect(promoted, "hospital-d was not promoted: \(net.roles(seenBy: "hospital-a"))\n\(net.logs())")
             print("raft membership: after adding 4: \(net.roles(seenBy: "hospital-a"))")
             #expect(net.put("four", via: "hospital-b")?.status == 0)
 
             // Remove consenter 1 (hospital-a), with the update's block cut by whoever leads.
-            try net.updateConsenters([2, 3, 4], signers: ["hospital-b", "hospital-c", "hospital-d"], via: "hospital-b")
+            try net.updateConsenters(
+                [2, 3, 4], signers: ["hospital-b", "hospital-c", "hospital-d"], via: "hospital-b")
             let removed = await eventually(within: 30) {
                 let r = net.roles(seenBy: "hospital-b")
                 return r[1] == nil && r.count == 3 && r.values.allSatisfy { $0 == "voter" }
             }
             #expect(removed, "consenter 1 still in raft: \(net.roles(seenBy: "hospital-b"))\n\(net.logs())")
             let aStatus = net.status("hospital-a") ?? [:]
-            print("raft membership: after removing 1: \(net.roles(seenBy: "hospital-b")); hospital-a says \(aStatus["stopped_reason"] ?? "")")
-            #expect(((aStatus["stopped_reason"] as? String) ?? "").contains("removed"), "hospital-a's orderer: \(aStatus)")
+            print(
+                "raft membership: after removing 1: \(net.roles(seenBy: "hospital-b")); hospital-a says \(aStatus["stopped_reason"] ?? "")"
+            )
+            #expect(
+                ((aStatus["stopped_reason"] as? String) ?? "").contains("removed"), "hospital-a's orderer: \(aStatus)")
             #expect(net.put("without-a", via: "hospital-c")?.status == 0)
 
             // hospital-d is a voter: with b gone too, c and d are two of three and still order.
@@ -398,10 +507,14 @@ extension RaftNetwork {
             let last = net.put("c-and-d", via: "hospital-c")
             #expect(last?.status == 0, "\(last.map { $0.stdout + $0.stderr } ?? "")\n\(net.logs())")
             let same = await eventually(within: 20) {
-                let c = net.chainInfo("hospital-c"), d = net.chainInfo("hospital-d")
+                let c = net.chainInfo("hospital-c")
+                let d = net.chainInfo("hospital-d")
                 return c != nil && c?.tip == d?.tip
             }
-            #expect(same, "hospital-c and hospital-d differ: \(String(describing: net.chainInfo("hospital-c"))) \(String(describing: net.chainInfo("hospital-d")))")
+            #expect(
+                same,
+                "hospital-c and hospital-d differ: \(String(describing: net.chainInfo("hospital-c"))) \(String(describing: net.chainInfo("hospital-d")))"
+            )
         }
     }
 
@@ -411,19 +524,30 @@ extension RaftNetwork {
     @Test(.timeLimit(.minutes(5))) func aRevocationReachesTheRaftChannel() async throws {
         try await Self.withNetwork("raft-revoke") { net in
             let revoked = try Wallet.open(net.admin("hospital-c")).info.pid
-            let out = try MedLedgerBinary.ok(["ca", "revoke", "--ca", net.saNode, "--wallet", net.root + "/sa/wallets/admin", "--pid", revoked, "--reason", "key-compromise"])
+            let out = try MedLedgerBinary.ok([
+                "ca", "revoke", "--ca", net.saNode, "--wallet", net.root + "/sa/wallets/admin", "--pid", revoked,
+                "--reason", "key-compromise",
+            ])
             #expect(out.contains("is in the configuration of channel records"), "\(out)\n\(net.sa.text.suffix(2000))")
             // Every hospital's peer has the CRL in the channel's configuration.
             for org in net.orgs {
                 let found = try await eventually(within: 10) {
-                    let r = try MedLedgerBinary.run(["channel", "info", "--node", net.node(org), "--wallet", net.admin("hospital-a"), "--channel", "records", "--json"])
+                    let r = try MedLedgerBinary.run([
+                        "channel", "info", "--node", net.node(org), "--wallet", net.admin("hospital-a"), "--channel",
+                        "records", "--json",
+                    ])
                     return r.status == 0 && r.stdout.contains("\"crl\"")
                 }
                 #expect(found, "no CRL in \(org)'s channel configuration")
             }
             // The revoked administrator is refused on a hospital whose CRL file was never refreshed.
-            let refused = try MedLedgerBinary.run(["chaincode", "invoke", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-c"), "--channel", "records", "--chaincode", "kv", "--fn", "put", "--arg", "k", "--arg", "v"])
-            #expect(refused.status != 0 && (refused.stdout + refused.stderr).contains("revoked"), "\(refused.stdout)\(refused.stderr)")
+            let refused = try MedLedgerBinary.run([
+                "chaincode", "invoke", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-c"),
+                "--channel", "records", "--chaincode", "kv", "--fn", "put", "--arg", "k", "--arg", "v",
+            ])
+            #expect(
+                refused.status != 0 && (refused.stdout + refused.stderr).contains("revoked"),
+                "\(refused.stdout)\(refused.stderr)")
             #expect(net.put("after", via: "hospital-b")?.status == 0)
         }
     }
@@ -437,7 +561,8 @@ extension RaftNetwork {
             let oldCert = try String(contentsOfFile: nodeWallet + "/tls-cert.pem", encoding: .utf8)
             try MedLedgerBinary.ok(["user", "reenroll", "--ca", net.saNode, "--wallet", nodeWallet])
             #expect(try String(contentsOfFile: nodeWallet + "/tls-cert.pem", encoding: .utf8) != oldCert)
-            try net.updateConsenters([1, 2, 3], signers: ["hospital-a", "hospital-b", "hospital-c"], via: "hospital-a")
+            try net.updateConsenters(
+                [1, 2, 3], signers: ["hospital-a", "hospital-b", "hospital-c"], via: "hospital-a")
             #expect(net.put("key-changed", via: "hospital-a")?.status == 0)
             // hospital-b restarts with its new key and takes part again.
             _ = net.nodes["hospital-b"]!.stop()
@@ -447,7 +572,10 @@ extension RaftNetwork {
             let same = await eventually(within: 20) { net.orderersAgree(net.orgs) }
             #expect(same, "orderer heights differ: \(net.orgs.map { net.status($0)?["height"] ?? "?" })\n\(net.logs())")
             // b can lead under its new key.
-            let moved = try MedLedgerBinary.run(["orderer", "transfer-leadership", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"), "--to", "2"])
+            let moved = try MedLedgerBinary.run([
+                "orderer", "transfer-leadership", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"),
+                "--to", "2",
+            ])
             #expect(moved.status == 0, "\(moved.stdout)\(moved.stderr)")
             #expect(await net.waitForLeader(among: ["hospital-b"]) == "hospital-b")
             #expect(net.put("b-leads", via: "hospital-a")?.status == 0)

@@ -22,7 +22,11 @@ import Testing
         #expect(command.prefix(2) == ["medledger", "sim"])
         // The printed command, run as printed, fails the same way.
         let again = try MedLedgerBinary.run(Array(command.dropFirst()))
-        #expect(again.status == 1 && again.stdout.contains(String(r.stdout.split(separator: "\n").first { $0.contains("VIOLATION") } ?? "")))
+        #expect(
+            again.status == 1
+                && again.stdout.contains(
+                    String(r.stdout.split(separator: "\n").first { $0.contains("VIOLATION") } ?? ""))
+        )
     }
 
     @Test func badOptionsAreRefused() throws {

@@ -38,7 +38,9 @@ import Testing
         let text = try #require(Self.hostile.first { $0.0 == name }?.1)
         let path = try Self.write(text, "channel.yaml")
         #expect(throws: (any Error).self) { try ChannelConfigFile.load(path: path) }
-        do { _ = try ChannelConfigFile.load(path: path) } catch { #expect("\(error)".contains("nesting this deep is refused"), "\(error)") }
+        do { _ = try ChannelConfigFile.load(path: path) } catch {
+            #expect("\(error)".contains("nesting this deep is refused"), "\(error)")
+        }
     }
 
     @Test func anOversizedFileIsRefusedWithoutReadingItAll() throws {
@@ -50,7 +52,8 @@ import Testing
 
     /// The shipped configurations are far inside the bounds.
     @Test func theNetworkConfigurationsPass() throws {
-        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("network-config")
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("network-config")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
         #expect(!files.isEmpty)
         for f in files {
@@ -63,13 +66,13 @@ import Testing
 /// node.yaml's `anomaly` section: a bad rule stops the node at start with the rule's name and why.
 @Suite struct AnomalyConfigTests {
     static let base = """
-    node: { name: peer0, org: hospital-a }
-    data_dir: data
-    listen: 127.0.0.1:0
-    tls: { cert: tls-cert.pem, key: tls-key.pem }
-    trusted_roots: [ca-cert.pem]
+        node: { name: peer0, org: hospital-a }
+        data_dir: data
+        listen: 127.0.0.1:0
+        tls: { cert: tls-cert.pem, key: tls-key.pem }
+        trusted_roots: [ca-cert.pem]
 
-    """
+        """
 
     static func load(_ anomaly: String) -> String {
         do {
@@ -81,20 +84,38 @@ import Testing
     @Test func rulesAreCheckedAtLoad() throws {
         #expect(Self.load("").isEmpty)
         let defaults = try NodeConfig.load(path: try ConfigShapeTests.write(Self.base, "node.yaml"))
-        #expect(defaults.anomalyRules.map(\.name) == ["refusal-burst", "patient-sweep", "bulk-download", "certificate-roaming"])
-        let off = try NodeConfig.load(path: try ConfigShapeTests.write(Self.base + "anomaly: { rules: [] }", "node.yaml"))
+        #expect(
+            defaults.anomalyRules.map(\.name) == [
+                "refusal-burst", "patient-sweep", "bulk-download", "certificate-roaming",
+            ])
+        let off = try NodeConfig.load(
+            path: try ConfigShapeTests.write(Self.base + "anomaly: { rules: [] }", "node.yaml"))
         #expect(off.anomalyRules.isEmpty)
-        #expect(Self.load("anomaly: { rules: [ { name: x, kind: scrape, threshold: 1, window_seconds: 60, action: alert } ] }").contains("scrape"))
-        #expect(Self.load("anomaly: { rules: [ { name: x, kind: denied, threshold: 1, window_seconds: 60, action: shout } ] }").contains("shout"))
-        #expect(Self.load("anomaly: { rules: [ { name: x, kind: denied, threshold: 0, window_seconds: 60, action: alert } ] }").contains("anomaly rule \"x\": threshold"))
-        #expect(Self.load("anomaly: { rules: [ { name: n, kind: outside-hours, hours: \"7-19\", threshold: 1, window_seconds: 60, action: alert } ] }").contains("HH:MM"))
+        #expect(
+            Self.load(
+                "anomaly: { rules: [ { name: x, kind: scrape, threshold: 1, window_seconds: 60, action: alert } ] }"
+            ).contains("scrape"))
+        #expect(
+            Self.load(
+                "anomaly: { rules: [ { name: x, kind: denied, threshold: 1, window_seconds: 60, action: shout } ] }"
+            ).contains("shout"))
+        #expect(
+            Self.load(
+                "anomaly: { rules: [ { name: x, kind: denied, threshold: 0, window_seconds: 60, action: alert } ] }"
+            ).contains("anomaly rule \"x\": threshold"))
+        #expect(
+            Self.load(
+                "anomaly: { rules: [ { name: n, kind: outside-hours, hours: \"7-19\", threshold: 1, window_seconds: 60, action: alert } ] }"
+            ).contains("HH:MM"))
         #expect(Self.load("anomaly: { webhook: \"ftp://x\" }").contains("not an https URL"))
         #expect(Self.load("anomaly: { webhook: \"http://pager.example/x\" }").contains("not an https URL"))
         #expect(Self.load("anomaly: { webhook: \"http://127.0.0.1:9/x\" }").isEmpty)
     }
 
     @Test func auditRotationIsBoundedAndChecked() throws {
-        let set = try NodeConfig.load(path: try ConfigShapeTests.write(Self.base + "audit_rotate: { max_bytes: 1048576, keep_files: 3 }", "node.yaml"))
+        let set = try NodeConfig.load(
+            path: try ConfigShapeTests.write(
+                Self.base + "audit_rotate: { max_bytes: 1048576, keep_files: 3 }", "node.yaml"))
         #expect(set.auditRotate == NodeConfig.AuditRotateSection(maxBytes: 1_048_576, keepFiles: 3))
         #expect(Self.load("audit_rotate: { max_bytes: 100 }").contains("audit_rotate.max_bytes must be 4096"))
         #expect(Self.load("audit_rotate: { keep_files: 0 }").contains("keep_files 1...10000"))

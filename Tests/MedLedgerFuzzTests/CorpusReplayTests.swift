@@ -6,11 +6,14 @@ import Testing
 /// through the harnesses in a normal build: a decoder that traps again fails here without a sanitizer
 /// build. The seeds must also still reach past the signature checks, or fuzzing them is shallow.
 @Suite struct CorpusReplayTests {
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz").path
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fuzz").path
 
     static func files(_ target: String) throws -> [String] {
         let dir = corpus + "/" + target
-        return try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }.sorted().map { dir + "/" + $0 }
+        return try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }.sorted().map {
+            dir + "/" + $0
+        }
     }
 
     @Test(arguments: FuzzTargets.all.map(\.name))
@@ -22,7 +25,9 @@ import Testing
     }
 
     @Test func everyCorpusDirectoryIsATarget() throws {
-        let dirs = try FileManager.default.contentsOfDirectory(atPath: Self.corpus).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".md") }
+        let dirs = try FileManager.default.contentsOfDirectory(atPath: Self.corpus).filter {
+            !$0.hasPrefix(".") && !$0.hasSuffix(".md")
+        }
         #expect(Set(dirs) == Set(FuzzTargets.all.map(\.name)))
     }
 }

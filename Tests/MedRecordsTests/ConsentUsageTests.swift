@@ -7,8 +7,11 @@ import Testing
 /// grantAccess, revokeAccess, listConsents, recordUsage: the patient decides, usage needs a live
 /// consent for exactly this grantee, treatment and purpose.
 @Suite struct ConsentUsageTests {
-    func request(_ w: World, _ t: Treatment, for grantee: Person? = nil, purpose: String = "research") -> RecordUsageRequest {
-        RecordUsageRequest(tID: t.tID, thirdPartyPID: (grantee ?? w.research1).pid, proxyNode: w.nodeA.pid, purpose: purpose)
+    func request(
+        _ w: World, _ t: Treatment, for grantee: Person? = nil, purpose: String = "research"
+    ) -> RecordUsageRequest {
+        RecordUsageRequest(
+            tID: t.tID, thirdPartyPID: (grantee ?? w.research1).pid, proxyNode: w.nodeA.pid, purpose: purpose)
     }
 
     @Test func onlyThePatientOfEveryListedTreatmentGrants() throws {
@@ -16,28 +19,49 @@ import Testing
         let mine = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
         let theirs = try w.createTreatment(patient: w.patient2, doctor: w.doctorA1)
         let expires = World.rfc3339(w.clock.addingTimeInterval(86_400))
-        let body = GrantAccessRequest(granteePID: w.research1.pid, tIDs: [mine.tID], purpose: "research", expiresAt: expires)
+        let body = GrantAccessRequest(
+            granteePID: w.research1.pid, tIDs: [mine.tID], purpose: "research", expiresAt: expires)
         for caller in [w.doctorA1, w.adminA, w.nodeA, w.deviceA, w.research1] {
             expectRefused(try w.call(caller, "grantAccess", body), 403, "only a patient")
         }
         expectRefused(try w.call(w.patient2, "grantAccess", body), 403, "not yours")
-        expectRefused(try w.call(w.patient1, "grantAccess", GrantAccessRequest(granteePID: w.research1.pid, tIDs: [mine.tID, theirs.tID], purpose: "research", expiresAt: expires)), 403, "\(theirs.tID) is not yours")
-        expectRefused(try w.call(w.patient1, "grantAccess", GrantAccessRequest(granteePID: w.research1.pid, tIDs: [mine.tID, "T-" + String(repeating: "a", count: 24)], purpose: "research", expiresAt: expires)), 404, "no treatment")
+        expectRefused(
+            try w.call(
+                w.patient1, "grantAccess",
+                GrantAccessRequest(
+                    granteePID: w.research1.pid, tIDs: [mine.tID, theirs.tID], purpose: "research", expiresAt: expires)),
+            403, "\(theirs.tID) is not yours")
+        expectRefused(
+            try w.call(
+                w.patient1, "grantAccess",
+                GrantAccessRequest(
+                    granteePID: w.research1.pid, tIDs: [mine.tID, "T-" + String(repeating: "a", count: 24)],
+                    purpose: "research", expiresAt: expires)), 404, "no treatment")
         let ok = try w.call(w.patient1, "grantAccess", body)
         #expect(ok.response.status == 200, "\(ok.response.message)")
-        let eventBody = try #require(try JSONSerialization.jsonObject(with: ok.event?.payload ?? Data()) as? [String: String])
+        let eventBody = try #require(
+            try JSONSerialization.jsonObject(with: ok.event?.payload ?? Data()) as? [String: String])
         #expect(Set(eventBody.keys) == ["consent_id", "grantee_pid"])
     }
 
     @Test func grantInputIsChecked() throws {
         let w = try World()
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
-        func grant(_ tIDs: [String], expires: String, grantee: String? = nil, purpose: String = "research") throws -> SimulationResult {
-            try w.call(w.patient1, "grantAccess", GrantAccessRequest(granteePID: grantee ?? w.research1.pid, tIDs: tIDs, purpose: purpose, expiresAt: expires))
+        func grant(
+            _ tIDs: [String], expires: String, grantee: String? = nil, purpose: String = "research"
+        ) throws -> SimulationResult {
+            try w.call(
+                w.patient1, "grantAccess",
+                GrantAccessRequest(
+                    granteePID: grantee ?? w.research1.pid, tIDs: tIDs, purpose: purpose, expiresAt: expires))
         }
         let future = World.rfc3339(w.clock.addingTimeInterval(86_400))
-        expectRefused(try grant([t.tID], expires: World.rfc3339(w.clock.addingTimeInterval(-60))), 400, "after the transaction's time")
-        expectRefused(try grant([t.tID], expires: World.rfc3339(w.clock.addingTimeInterval(1))), 400, "after the transaction's time")  // the call's own second
+        expectRefused(
+            try grant([t.tID], expires: World.rfc3339(w.clock.addingTimeInterval(-60))), 400,
+            "after the transaction's time")
+        expectRefused(
+            try grant([t.tID], expires: World.rfc3339(w.clock.addingTimeInterval(1))), 400,
+            "after the transaction's time")  // the call's own second
         expectRefused(try grant([t.tID], expires: "tomorrow"), 400, "RFC 3339")
         expectRefused(try grant([t.tID], expires: "2031-01-01T00:00:00"), 400, "RFC 3339")  // no zone
         expectRefused(try grant([t.tID], expires: "2031-02-30T00:00:00Z"), 400, "RFC 3339")
@@ -45,7 +69,8 @@ import Testing
         expectRefused(try grant([t.tID, t.tID], expires: future), 400, "twice")
         expectRefused(try grant([t.tID], expires: future, grantee: w.patient1.pid), 400, "own records")
         expectRefused(try grant([t.tID], expires: future, purpose: ""), 400, "purpose must not be empty")
-        expectRefused(try grant([t.tID], expires: future, purpose: String(repeating: "x", count: 257)), 400, "purpose is longer")
+        expectRefused(
+            try grant([t.tID], expires: future, purpose: String(repeating: "x", count: 257)), 400, "purpose is longer")
         // An offset is accepted and stored in UTC, to the millisecond.
         let r = try grant([t.tID], expires: "2031-01-01T02:00:00.123456+02:00")
         #expect(r.response.status == 200, "\(r.response.message)")
@@ -56,12 +81,16 @@ import Testing
         let w = try World()
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
         let other = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
-        expectRefused(try w.call(w.research1, "recordUsage", request(w, t)), 403, "no live consent: no consent grants treatment")
+        expectRefused(
+            try w.call(w.research1, "recordUsage", request(w, t)), 403, "no live consent: no consent grants treatment")
 
         _ = try w.grant(w.research1, [other.tID])  // another treatment
-        expectRefused(try w.call(w.research1, "recordUsage", request(w, t)), 403, "no live consent: no consent grants treatment")
+        expectRefused(
+            try w.call(w.research1, "recordUsage", request(w, t)), 403, "no live consent: no consent grants treatment")
         _ = try w.grant(w.research1, [t.tID], purpose: "insurance")  // another purpose
-        expectRefused(try w.call(w.research1, "recordUsage", request(w, t)), 403, "no live consent: no consent for treatment \(t.tID) covers purpose \"research\"")
+        expectRefused(
+            try w.call(w.research1, "recordUsage", request(w, t)), 403,
+            "no live consent: no consent for treatment \(t.tID) covers purpose \"research\"")
         _ = try w.grant(w.research2, [t.tID])  // another grantee
         expectRefused(try w.call(w.research1, "recordUsage", request(w, t)), 403, "no live consent")
         expectRefused(try w.call(w.nodeA, "recordUsage", request(w, t)), 403, "no live consent")
@@ -83,10 +112,14 @@ import Testing
         cited.consentID = first.consentID
         let usage = try World.decode(UsageRecord.self, try w.submit(w.nodeA, "recordUsage", cited))
         #expect(usage.consentID == first.consentID)
-        #expect(try w.submit(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: first.consentID)).response.status == 200)
+        #expect(
+            try w.submit(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: first.consentID)).response.status
+                == 200)
         expectRefused(try w.call(w.nodeA, "recordUsage", cited), 403, "the consent was revoked")
         cited.consentID = second.consentID
-        #expect(try World.decode(UsageRecord.self, try w.submit(w.nodeA, "recordUsage", cited)).consentID == second.consentID)
+        #expect(
+            try World.decode(UsageRecord.self, try w.submit(w.nodeA, "recordUsage", cited)).consentID
+                == second.consentID)
         // A consent of someone else's cannot be cited.
         let theirs = try w.grant(w.research2, [t.tID])
         cited.consentID = theirs.consentID
@@ -99,7 +132,8 @@ import Testing
         _ = try w.grant(w.research1, [t.tID])
         // Another third party cannot write usage in research1's name; nor can patients, doctors, admins, devices.
         for caller in [w.research2, w.patient1, w.doctorA1, w.adminA, w.deviceA] {
-            expectRefused(try w.call(caller, "recordUsage", request(w, t)), 403, "third party itself or by the proxy node")
+            expectRefused(
+                try w.call(caller, "recordUsage", request(w, t)), 403, "third party itself or by the proxy node")
         }
         // Key fragments are spread over several hospitals' proxies: another hospital's node may record
         // usage too, under the live consent; the SA's node is no proxy.
@@ -119,7 +153,8 @@ import Testing
         let w = try World()
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
         _ = try w.grant(w.research1, [t.tID], for: 60)
-        w.clock = w.clock.addingTimeInterval(57)  // expires_at is 59 s after the grant's own second; the next call is at 58 s
+        // expires_at is 59 s after the grant's own second; the next call is at 58 s
+        w.clock = w.clock.addingTimeInterval(57)
         #expect(try w.submit(w.research1, "recordUsage", request(w, t)).response.status == 200)
         // The next call is at exactly expires_at: no longer live.
         expectRefused(try w.call(w.research1, "recordUsage", request(w, t)), 403, "the consent expired")
@@ -129,7 +164,9 @@ import Testing
         let w = try World()
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
         let first = try w.grant(w.research1, [t.tID])
-        #expect(try w.submit(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: first.consentID)).response.status == 200)
+        #expect(
+            try w.submit(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: first.consentID)).response.status
+                == 200)
         let second = try w.grant(w.research1, [t.tID])
         let used = try w.submit(w.research1, "recordUsage", request(w, t))
         #expect(try World.decode(UsageRecord.self, used).consentID == second.consentID)
@@ -143,9 +180,12 @@ import Testing
         let endorsed = try w.call(w.research1, "recordUsage", request(w, t))  // endorsed, not yet ordered
         #expect(endorsed.response.status == 200)
         let read = try #require(endorsed.results.nsRwset.first?.rwset.reads.first { $0.key == consentKey })
-        #expect(try w.ledger.state.get(namespace: "medrecords", key: consentKey)?.version.blockNum == read.version.blockNum)
+        #expect(
+            try w.ledger.state.get(namespace: "medrecords", key: consentKey)?.version.blockNum == read.version.blockNum)
         // The revocation commits first: the version the usage read is gone, which MVCC validation refuses.
-        #expect(try w.submit(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: consent.consentID)).response.status == 200)
+        #expect(
+            try w.submit(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: consent.consentID)).response.status
+                == 200)
         let now = try #require(try w.ledger.state.get(namespace: "medrecords", key: consentKey))
         #expect(now.version.blockNum != read.version.blockNum)
     }
@@ -159,8 +199,12 @@ import Testing
             expectRefused(try w.call(caller, "revokeAccess", body), 403, "only the patient who granted")
         }
         expectRefused(try w.call(w.patient2, "revokeAccess", body), 404, "no consent")  // must not learn it exists
-        expectRefused(try w.call(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: "C-" + String(repeating: "c", count: 24))), 404, "no consent")
-        expectRefused(try w.call(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: t.tID)), 400, "not a consent id")
+        expectRefused(
+            try w.call(
+                w.patient1, "revokeAccess", RevokeAccessRequest(consentID: "C-" + String(repeating: "c", count: 24))),
+            404, "no consent")
+        expectRefused(
+            try w.call(w.patient1, "revokeAccess", RevokeAccessRequest(consentID: t.tID)), 400, "not a consent id")
         let revoked = try w.submit(w.patient1, "revokeAccess", body)
         #expect(revoked.response.status == 200)
         // Only the consent itself changes.
@@ -173,8 +217,16 @@ import Testing
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
         let a = try w.grant(w.research1, [t.tID])
         let b = try w.grant(w.research2, [t.tID])
-        #expect(try World.decode(RecordPage<Consent>.self, try w.call(w.patient1, "listConsents", ListConsentsRequest(patientPID: w.patient1.pid))).records == [a, b])
-        #expect(try World.decode(RecordPage<Consent>.self, try w.call(w.research2, "listConsents", ListConsentsRequest(granteePID: w.research2.pid))).records == [b])
+        #expect(
+            try World.decode(
+                RecordPage<Consent>.self,
+                try w.call(w.patient1, "listConsents", ListConsentsRequest(patientPID: w.patient1.pid))
+            ).records == [a, b])
+        #expect(
+            try World.decode(
+                RecordPage<Consent>.self,
+                try w.call(w.research2, "listConsents", ListConsentsRequest(granteePID: w.research2.pid))
+            ).records == [b])
         for caller in [w.patient2, w.doctorA1, w.adminA, w.research1] {
             expectRefused(try w.call(caller, "listConsents", ListConsentsRequest(patientPID: w.patient1.pid)), 403)
         }
@@ -187,9 +239,13 @@ import Testing
 /// A consent the patient signed and a node submits (the FHIR face's Consent writes): the patient's
 /// signature is the authority, once, and only for what it covers.
 @Suite struct SignedConsentTests {
-    func signedGrant(_ w: World, _ t: Treatment, by signer: Person, nonce: String = "n-1", purpose: String = "research", tamper: ((inout GrantAccessRequest) -> Void)? = nil) throws -> GrantAccessRequest {
+    func signedGrant(
+        _ w: World, _ t: Treatment, by signer: Person, nonce: String = "n-1", purpose: String = "research",
+        tamper: ((inout GrantAccessRequest) -> Void)? = nil
+    ) throws -> GrantAccessRequest {
         let expires = World.rfc3339(w.clock.addingTimeInterval(86_400))
-        let message = ConsentSigning.grantMessage(granteePID: w.research1.pid, tIDs: [t.tID], purpose: purpose, expiresAt: expires, nonce: nonce)
+        let message = ConsentSigning.grantMessage(
+            granteePID: w.research1.pid, tIDs: [t.tID], purpose: purpose, expiresAt: expires, nonce: nonce)
         var r = GrantAccessRequest(
             granteePID: w.research1.pid, tIDs: [t.tID], purpose: purpose, expiresAt: expires,
             patientCert: signer.pem, patientSignature: try ConsentSigning.sign(message, key: signer.key), nonce: nonce)
@@ -210,21 +266,29 @@ import Testing
         // The consent keeps what the patient signed: an auditor checks it without the transaction.
         let kept = try #require(consent.grantSignature)
         let key = try #require(try IndexRecordSigning.publicKey(certificatePEM: kept.certificate))
-        #expect(ConsentSigning.isValid(signatureBase64: kept.signature, publicKey: key, message: Array(kept.message.utf8)))
-        #expect(kept.message.hasPrefix(ConsentSigning.grantDomain + "\n" + w.research1.pid + "\n" + t.tID + "\nresearch\n"))
+        #expect(
+            ConsentSigning.isValid(signatureBase64: kept.signature, publicKey: key, message: Array(kept.message.utf8)))
+        #expect(
+            kept.message.hasPrefix(ConsentSigning.grantDomain + "\n" + w.research1.pid + "\n" + t.tID + "\nresearch\n"))
         // The same signed grant again (a replay after a revocation, say) makes no second consent.
         expectRefused(try w.call(w.nodeA, "grantAccess", grant), 409, "already submitted")
 
         let revokeMessage = ConsentSigning.revokeMessage(consentID: consent.consentID)
-        let byOther = RevokeAccessRequest(consentID: consent.consentID, patientCert: w.patient2.pem, patientSignature: try ConsentSigning.sign(revokeMessage, key: w.patient2.key))
+        let byOther = RevokeAccessRequest(
+            consentID: consent.consentID, patientCert: w.patient2.pem,
+            patientSignature: try ConsentSigning.sign(revokeMessage, key: w.patient2.key))
         expectRefused(try w.call(w.nodeA, "revokeAccess", byOther), 404, "no consent")
         let unsigned = RevokeAccessRequest(consentID: consent.consentID)
         expectRefused(try w.call(w.nodeA, "revokeAccess", unsigned), 403, "only the patient")
-        let revoke = RevokeAccessRequest(consentID: consent.consentID, patientCert: w.patient1.pem, patientSignature: try ConsentSigning.sign(revokeMessage, key: w.patient1.key))
+        let revoke = RevokeAccessRequest(
+            consentID: consent.consentID, patientCert: w.patient1.pem,
+            patientSignature: try ConsentSigning.sign(revokeMessage, key: w.patient1.key))
         let revoked = try w.submit(w.nodeA, "revokeAccess", revoke)
         #expect(revoked.response.status == 200, "\(revoked.response.message)")
         let after = try World.decode(Consent.self, revoked)
-        #expect(after.revokedAt != nil && after.revocationSignature?.message == String(decoding: revokeMessage, as: UTF8.self))
+        #expect(
+            after.revokedAt != nil
+                && after.revocationSignature?.message == String(decoding: revokeMessage, as: UTF8.self))
         #expect(after.grantSignature == consent.grantSignature)
     }
 
@@ -241,8 +305,12 @@ import Testing
             (try signedGrant(w, t, by: w.patient1) { $0.nonce = nil }, 400, "nonce must not be empty"),
             (try signedGrant(w, t, by: w.patient1) { $0.patientSignature = nil }, 400, "patient_signature"),
         ]
-        for (request, status, message) in cases { expectRefused(try w.call(w.nodeA, "grantAccess", request), status, message) }
+        for (request, status, message) in cases {
+            expectRefused(try w.call(w.nodeA, "grantAccess", request), status, message)
+        }
         w.revoked.insert(w.patient1.cert.serialNumber)
-        expectRefused(try w.call(w.nodeA, "grantAccess", try signedGrant(w, t, by: w.patient1)), 403, "patient certificate rejected")
+        expectRefused(
+            try w.call(w.nodeA, "grantAccess", try signedGrant(w, t, by: w.patient1)), 403,
+            "patient certificate rejected")
     }
 }

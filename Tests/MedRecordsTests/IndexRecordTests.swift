@@ -29,14 +29,19 @@ import Testing
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
         // The node carries P_DEs its FHIR face receives; the two signatures still decide.
         for submitter in [w.doctorA1, w.patient1, w.adminA, w.deviceA, w.nodeA] {
-            let r = try w.submit(submitter, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1))
+            let r = try w.submit(
+                submitter, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1))
             #expect(r.response.status == 200, "\(submitter.label): \(r.response.message)")
             #expect(try World.decode(IndexRecord.self, r).submittedBy == submitter.pid)
         }
         for outsider in [w.patient2, w.doctorA2, w.adminB, w.doctorB, w.nodeB, w.research1, w.saAdmin] {
-            expectRefused(try w.call(outsider, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)), 403, "submits its index records")
+            expectRefused(
+                try w.call(outsider, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)),
+                403, "submits its index records")
         }
-        let page = try World.decode(RecordPage<IndexRecord>.self, try w.call(w.patient1, "listIndexRecords", ListIndexRecordsRequest(tID: t.tID)))
+        let page = try World.decode(
+            RecordPage<IndexRecord>.self,
+            try w.call(w.patient1, "listIndexRecords", ListIndexRecordsRequest(tID: t.tID)))
         #expect(page.records.count == 5)
     }
 
@@ -79,7 +84,9 @@ import Testing
         let request = try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)
 
         w.revoked = [w.doctorA1.cert.serialNumber]
-        expectRefused(try w.call(w.patient1, "putIndexRecord", request), 403, "doctor certificate rejected: certificate \(w.doctorA1.cert.serialHex) is revoked")
+        expectRefused(
+            try w.call(w.patient1, "putIndexRecord", request), 403,
+            "doctor certificate rejected: certificate \(w.doctorA1.cert.serialHex) is revoked")
         w.revoked = [w.patient1.cert.serialNumber]
         expectRefused(try w.call(w.doctorA1, "putIndexRecord", request), 403, "patient certificate rejected")
         w.revoked = []
@@ -88,11 +95,16 @@ import Testing
         let rogue = try TestCA(now: World.start)
         let forged = try rogue.person("patient-1", org: "hospital-a", role: .patient, now: World.start)
         #expect(forged.pid == w.patient1.pid)
-        expectRefused(try w.call(w.doctorA1, "putIndexRecord", try w.indexRequest(t, patient: forged, doctor: w.doctorA1)), 403, "not issued by the channel's CA")
+        expectRefused(
+            try w.call(w.doctorA1, "putIndexRecord", try w.indexRequest(t, patient: forged, doctor: w.doctorA1)), 403,
+            "not issued by the channel's CA")
 
         // A doctor certificate that expired before the transaction.
-        let shortLived = try w.ca.person("doctor-a1", org: "hospital-a", role: .doctor, now: World.start.addingTimeInterval(-3600), validity: 10)
-        expectRefused(try w.call(w.doctorA1, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: shortLived)), 403, "not valid at the transaction's time")
+        let shortLived = try w.ca.person(
+            "doctor-a1", org: "hospital-a", role: .doctor, now: World.start.addingTimeInterval(-3600), validity: 10)
+        expectRefused(
+            try w.call(w.doctorA1, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: shortLived)),
+            403, "not valid at the transaction's time")
 
         var garbage = request
         garbage.patientCert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
@@ -121,10 +133,12 @@ import Testing
 
         var doctorSignedForPatient = good
         doctorSignedForPatient.patientSignature = good.doctorSignature
-        expectRefused(try w.call(w.doctorA1, "putIndexRecord", doctorSignedForPatient), 400, "patient signature does not verify")
+        expectRefused(
+            try w.call(w.doctorA1, "putIndexRecord", doctorSignedForPatient), 400, "patient signature does not verify")
 
         var badDoctor = good
-        badDoctor.doctorSignature = try IndexRecordSigning.sign(tid: t.tID, url: good.url, digestHex: IndexRecordSigning.digestHex(ofCiphertext: [9]), key: w.doctorA1.key)
+        badDoctor.doctorSignature = try IndexRecordSigning.sign(
+            tid: t.tID, url: good.url, digestHex: IndexRecordSigning.digestHex(ofCiphertext: [9]), key: w.doctorA1.key)
         expectRefused(try w.call(w.doctorA1, "putIndexRecord", badDoctor), 400, "doctor signature does not verify")
 
         var notDER = good
@@ -165,19 +179,32 @@ import Testing
         let w = try World()
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
         w.withMembership = false
-        expectRefused(try w.call(w.doctorA1, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)), 500, "channel membership")
+        expectRefused(
+            try w.call(w.doctorA1, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)),
+            500, "channel membership")
     }
 
     @Test func theSignedMessageIsDomainSeparated() throws {
         let digest = String(repeating: "AB", count: 48)
         let message = IndexRecordSigning.message(tid: "T-1", url: "https://x/y", digestHex: digest)
-        #expect(String(decoding: message, as: UTF8.self) == "medledger/pde/v1\nT-1\nhttps://x/y\n" + String(repeating: "ab", count: 48))
+        #expect(
+            String(decoding: message, as: UTF8.self) == "medledger/pde/v1\nT-1\nhttps://x/y\n"
+                + String(repeating: "ab", count: 48))
         let key = P256.Signing.PrivateKey()
         let signature = try IndexRecordSigning.sign(tid: "T-1", url: "https://x/y", digestHex: digest, key: key)
         let der = try #require(Data(base64Encoded: signature))
         #expect(key.publicKey.isValidSignature(try P256.Signing.ECDSASignature(derRepresentation: der), for: message))
-        #expect(IndexRecordSigning.isValid(signatureBase64: signature, publicKey: key.publicKey, tid: "T-1", url: "https://x/y", digestHex: digest.lowercased()))
-        #expect(!IndexRecordSigning.isValid(signatureBase64: signature, publicKey: key.publicKey, tid: "T-2", url: "https://x/y", digestHex: digest))
-        #expect(!IndexRecordSigning.isValid(signatureBase64: signature, publicKey: P256.Signing.PrivateKey().publicKey, tid: "T-1", url: "https://x/y", digestHex: digest))
+        #expect(
+            IndexRecordSigning.isValid(
+                signatureBase64: signature, publicKey: key.publicKey, tid: "T-1", url: "https://x/y",
+                digestHex: digest.lowercased()))
+        #expect(
+            !IndexRecordSigning.isValid(
+                signatureBase64: signature, publicKey: key.publicKey, tid: "T-2", url: "https://x/y", digestHex: digest)
+        )
+        #expect(
+            !IndexRecordSigning.isValid(
+                signatureBase64: signature, publicKey: P256.Signing.PrivateKey().publicKey, tid: "T-1",
+                url: "https://x/y", digestHex: digest))
     }
 }

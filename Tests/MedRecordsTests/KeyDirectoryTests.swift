@@ -9,7 +9,9 @@ import Testing
 /// P_DE may carry for proxy re-encryption.
 @Suite struct KeyDirectoryTests {
     static func keys() -> PublishKeysRequest {
-        PublishKeysRequest(encryptionKey: Hex.encode(SecretKey.random().publicKey.compressedBytes), verifyingKey: Hex.encode(SecretKey.random().publicKey.compressedBytes))
+        PublishKeysRequest(
+            encryptionKey: Hex.encode(SecretKey.random().publicKey.compressedBytes),
+            verifyingKey: Hex.encode(SecretKey.random().publicKey.compressedBytes))
     }
 
     @Test func membersPublishTheirOwnKeysAndAnyoneReadsThem() throws {
@@ -18,7 +20,9 @@ import Testing
         let r = try w.submit(w.patient1, "publishKeys", mine)
         #expect(r.response.status == 200, "\(r.response.message)")
         let entry = try World.decode(KeyDirectoryEntry.self, r)
-        #expect(entry.pid == w.patient1.pid && entry.role == "patient" && entry.org == "hospital-a" && entry.encryptionKey == mine.encryptionKey)
+        #expect(
+            entry.pid == w.patient1.pid && entry.role == "patient" && entry.org == "hospital-a"
+                && entry.encryptionKey == mine.encryptionKey)
         // Read by anyone on the channel, devices included (they seal readings to the doctor's key).
         for reader in [w.research1, w.deviceA, w.doctorB, w.nodeB] {
             let got = try w.call(reader, "getKeys", GetKeysRequest(pid: w.patient1.pid))
@@ -27,7 +31,10 @@ import Testing
         // Replacing them is the owner's own act: a new entry under the caller's PID, never another's.
         let rotated = Self.keys()
         #expect(try w.submit(w.patient1, "publishKeys", rotated).response.status == 200)
-        #expect(try World.decode(KeyDirectoryEntry.self, try w.call(w.doctorA1, "getKeys", GetKeysRequest(pid: w.patient1.pid))).encryptionKey == rotated.encryptionKey)
+        #expect(
+            try World.decode(
+                KeyDirectoryEntry.self, try w.call(w.doctorA1, "getKeys", GetKeysRequest(pid: w.patient1.pid))
+            ).encryptionKey == rotated.encryptionKey)
         expectRefused(try w.call(w.doctorA1, "getKeys", GetKeysRequest(pid: w.patient2.pid)), 404, "published no keys")
     }
 
@@ -35,7 +42,8 @@ import Testing
         let w = try World()
         var bad = Self.keys()
         bad.encryptionKey = "02" + String(repeating: "ff", count: 32)  // x beyond the field: not a point
-        expectRefused(try w.call(w.patient1, "publishKeys", bad), 400, "encryption_key must be a compressed secp256k1 public key")
+        expectRefused(
+            try w.call(w.patient1, "publishKeys", bad), 400, "encryption_key must be a compressed secp256k1 public key")
         bad = Self.keys()
         bad.verifyingKey = "not hex"
         expectRefused(try w.call(w.patient1, "publishKeys", bad), 400, "verifying_key")
@@ -46,10 +54,13 @@ import Testing
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
         let c = try w.grant(w.research1, [t.tID])
         for who in [w.patient1, w.research1] {
-            #expect(try World.decode(Consent.self, try w.call(who, "getConsent", GetConsentRequest(consentID: c.consentID))) == c)
+            #expect(
+                try World.decode(Consent.self, try w.call(who, "getConsent", GetConsentRequest(consentID: c.consentID)))
+                    == c)
         }
         for stranger in [w.research2, w.patient2, w.doctorA1, w.nodeA, w.adminA] {
-            expectRefused(try w.call(stranger, "getConsent", GetConsentRequest(consentID: c.consentID)), 404, "no consent")
+            expectRefused(
+                try w.call(stranger, "getConsent", GetConsentRequest(consentID: c.consentID)), 404, "no consent")
         }
         expectRefused(try w.call(w.patient1, "getConsent", GetConsentRequest(consentID: "nonsense")), 400, "consent_id")
     }
@@ -67,7 +78,9 @@ import Testing
         bad.capsule = String(repeating: "ab", count: 105)
         expectRefused(try w.call(w.patient1, "putIndexRecord", bad), 400, "capsule must be an Umbral capsule")
         // Without one the record is still valid (it just cannot be shared through a proxy).
-        #expect(try w.submit(w.patient1, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)).response.status == 200)
+        #expect(
+            try w.submit(w.patient1, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1))
+                .response.status == 200)
     }
 }
 
@@ -80,21 +93,33 @@ import Testing
         let first = try w.submit(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 10, head: Self.head))
         #expect(first.response.status == 200, "\(first.response.message)")
         let anchor = try World.decode(AuditAnchor.self, first)
-        #expect(anchor.nodePID == w.nodeA.pid && anchor.org == "hospital-a" && anchor.seq == 10 && anchor.head == Self.head)
-        #expect(try w.submit(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 12, head: String(repeating: "CD", count: 32))).response.status == 200)
+        #expect(
+            anchor.nodePID == w.nodeA.pid && anchor.org == "hospital-a" && anchor.seq == 10 && anchor.head == Self.head)
+        #expect(
+            try w.submit(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 12, head: String(repeating: "CD", count: 32)))
+                .response.status == 200)
         // Never back: an anchor at or before the last one would let a shorter log pass.
-        expectRefused(try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 12, head: Self.head)), 409, "not after this node's last anchor (line 12)")
+        expectRefused(
+            try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 12, head: Self.head)), 409,
+            "not after this node's last anchor (line 12)")
         expectRefused(try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 3, head: Self.head)), 409, "not after")
-        expectRefused(try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 0, head: Self.head)), 400, "numbered from 1")
-        expectRefused(try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 20, head: "abc")), 400, "64 hex digits")
+        expectRefused(
+            try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 0, head: Self.head)), 400, "numbered from 1")
+        expectRefused(
+            try w.call(w.nodeA, "anchorAudit", AnchorAuditRequest(seq: 20, head: "abc")), 400, "64 hex digits")
         for who in [w.doctorA1, w.patient1] {
-            expectRefused(try w.call(who, "anchorAudit", AnchorAuditRequest(seq: 20, head: Self.head)), 403, "only nodes")
+            expectRefused(
+                try w.call(who, "anchorAudit", AnchorAuditRequest(seq: 20, head: Self.head)), 403, "only nodes")
         }
         // In line order, lower-cased, for the node's organisation only.
-        let page = try World.decode(RecordPage<AuditAnchor>.self, try w.call(w.nodeA, "listAuditAnchors", ListAuditAnchorsRequest(nodePID: w.nodeA.pid)))
+        let page = try World.decode(
+            RecordPage<AuditAnchor>.self,
+            try w.call(w.nodeA, "listAuditAnchors", ListAuditAnchorsRequest(nodePID: w.nodeA.pid)))
         #expect(page.records.map(\.seq) == [10, 12] && page.records[1].head == String(repeating: "cd", count: 32))
         for outsider in [w.nodeB, w.doctorA1, w.research1] {
-            expectRefused(try w.call(outsider, "listAuditAnchors", ListAuditAnchorsRequest(nodePID: w.nodeA.pid)), 404, "no audit anchors")
+            expectRefused(
+                try w.call(outsider, "listAuditAnchors", ListAuditAnchorsRequest(nodePID: w.nodeA.pid)), 404,
+                "no audit anchors")
         }
     }
 }

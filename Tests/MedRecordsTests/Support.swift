@@ -18,17 +18,23 @@ struct TestCA: Sendable {
     init(now: Date) throws {
         key = P384.Signing.PrivateKey()
         root = try CertificateFactory.selfSignedRoot(
-            key: key, name: try DistinguishedName { CommonName("MedRecords test CA") }, validity: 10 * 365 * 86_400, now: now)
+            key: key, name: try DistinguishedName { CommonName("MedRecords test CA") }, validity: 10 * 365 * 86_400,
+            now: now)
     }
 
-    func person(_ label: String, org: String, role: Medledger_Role, now: Date, validity: TimeInterval = 5 * 365 * 86_400) throws -> Person {
+    func person(
+        _ label: String, org: String, role: Medledger_Role, now: Date, validity: TimeInterval = 5 * 365 * 86_400
+    ) throws -> Person {
         let key = P256.Signing.PrivateKey()
         // A PID of the real shape: 64 characters of base64url of a SHA-384.
         let pid = Base64URL.encode(Digests.sha384(Array(label.utf8)))
         let cert = try CertificateFactory.issue(
-            publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: pid, org: org, role: RoleName.name(role)!),
+            publicKey: .init(key.publicKey),
+            identity: IdentityAttributes(pid: pid, org: org, role: RoleName.name(role)!),
             purpose: .signing, issuer: root, issuerKey: self.key, validity: validity, now: now)
-        return Person(label: label, key: key, cert: cert, identity: CreatorIdentity(pid: pid, org: org, role: role, certificatePEM: cert.pem))
+        return Person(
+            label: label, key: key, cert: cert,
+            identity: CreatorIdentity(pid: pid, org: org, role: role, certificatePEM: cert.pem))
     }
 }
 
@@ -49,7 +55,9 @@ struct TestMembers: MemberValidator {
     let revoked: Set<Certificate.SerialNumber>
 
     enum Rejection: Error, CustomStringConvertible {
-        case untrusted, outsideValidity, revoked(String), noIdentity
+        case untrusted, outsideValidity
+        case revoked(String)
+        case noIdentity
 
         var description: String {
             switch self {
@@ -63,7 +71,9 @@ struct TestMembers: MemberValidator {
 
     func validateSigner(certificatePEM: String, at time: Date) throws -> CreatorIdentity {
         let cert = try Certificate(pemEncoded: certificatePEM)
-        guard cert.issuer == root.subject, root.publicKey.isValidSignature(cert.signature, for: cert) else { throw Rejection.untrusted }
+        guard cert.issuer == root.subject, root.publicKey.isValidSignature(cert.signature, for: cert) else {
+            throw Rejection.untrusted
+        }
         guard cert.notValidBefore <= time, time < cert.notValidAfter else { throw Rejection.outsideValidity }
         guard !revoked.contains(cert.serialNumber) else { throw Rejection.revoked(cert.serialHex) }
         guard let a = cert.attributes, let role = a.roleValue else { throw Rejection.noIdentity }
@@ -94,7 +104,9 @@ final class World {
         ledger = try LedgerStore(kv: MemoryStore(columnFamilies: StorageLayout.columnFamilies)).createChannel("ch")
         let authority = try TestCA(now: World.start)
         ca = authority
-        let p = { (label: String, org: String, role: Medledger_Role) throws -> Person in try authority.person(label, org: org, role: role, now: World.start) }
+        let p = { (label: String, org: String, role: Medledger_Role) throws -> Person in
+            try authority.person(label, org: org, role: role, now: World.start)
+        }
         adminA = try p("admin-a", "hospital-a", .admin)
         doctorA1 = try p("doctor-a1", "hospital-a", .doctor)
         doctorA2 = try p("doctor-a2", "hospital-a", .doctor)
@@ -119,7 +131,8 @@ final class World {
         let txID = "tx-\(txCounter)"
         let members: (any MemberValidator)? = withMembership ? TestMembers(root: ca.root, revoked: revoked) : nil
         let inv = Invocation(
-            channel: "ch", txID: txID, timestamp: clock, creator: who.identity, function: function, args: args, members: members)
+            channel: "ch", txID: txID, timestamp: clock, creator: who.identity, function: function, args: args,
+            members: members)
         return (Simulator.simulate(MedRecordsChaincode(), invocation: inv, state: ledger.state), txID)
     }
 
@@ -146,13 +159,17 @@ final class World {
         var envelope = Medledger_Envelope()
         envelope.payload = try payload.serializedBytes()
         let info = ledger.info
-        try ledger.commit(.make(number: info.height, previousHash: info.tipHash, envelopes: [try envelope.serializedBytes()], validationCodes: [.valid]))
+        try ledger.commit(
+            .make(
+                number: info.height, previousHash: info.tipHash, envelopes: [try envelope.serializedBytes()],
+                validationCodes: [.valid]))
     }
 
     // MARK: Workflows
 
     func createTreatment(patient: Person, doctor: Person, by admin: Person? = nil) throws -> Treatment {
-        let r = try submit(admin ?? adminA, "createTreatment", CreateTreatmentRequest(patientPID: patient.pid, doctorPID: doctor.pid))
+        let r = try submit(
+            admin ?? adminA, "createTreatment", CreateTreatmentRequest(patientPID: patient.pid, doctorPID: doctor.pid))
         try #require(r.response.status == 200, "\(r.response.message)")
         return try Self.decode(Treatment.self, r)
     }
@@ -162,7 +179,8 @@ final class World {
         _ t: Treatment, patient: Person, doctor: Person, url: String? = nil, ciphertext: [UInt8]? = nil
     ) throws -> PutIndexRecordRequest {
         let url = url ?? "https://store.hospital-a.example/objects/\(UUID().uuidString)"
-        let digest = IndexRecordSigning.digestHex(ofCiphertext: ciphertext ?? (0..<64).map { _ in UInt8.random(in: 0...255) })
+        let digest = IndexRecordSigning.digestHex(
+            ofCiphertext: ciphertext ?? (0..<64).map { _ in UInt8.random(in: 0...255) })
         return PutIndexRecordRequest(
             tID: t.tID, url: url, digest: digest,
             patientSignature: try IndexRecordSigning.sign(tid: t.tID, url: url, digestHex: digest, key: patient.key),
@@ -176,9 +194,14 @@ final class World {
         return try Self.decode(IndexRecord.self, r)
     }
 
-    func grant(_ to: Person, _ tIDs: [String], purpose: String = "research", for seconds: TimeInterval = 30 * 86_400, by patient: Person? = nil) throws -> Consent {
+    func grant(
+        _ to: Person, _ tIDs: [String], purpose: String = "research", for seconds: TimeInterval = 30 * 86_400,
+        by patient: Person? = nil
+    ) throws -> Consent {
         let expires = Self.rfc3339(clock.addingTimeInterval(seconds))
-        let r = try submit(patient ?? patient1, "grantAccess", GrantAccessRequest(granteePID: to.pid, tIDs: tIDs, purpose: purpose, expiresAt: expires))
+        let r = try submit(
+            patient ?? patient1, "grantAccess",
+            GrantAccessRequest(granteePID: to.pid, tIDs: tIDs, purpose: purpose, expiresAt: expires))
         try #require(r.response.status == 200, "\(r.response.message)")
         return try Self.decode(Consent.self, r)
     }
@@ -205,13 +228,20 @@ final class World {
 }
 
 /// A refusal: the status, and nothing endorsed (no writes, no event).
-func expectRefused(_ r: SimulationResult, _ status: Int32, _ messageContains: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+func expectRefused(
+    _ r: SimulationResult, _ status: Int32, _ messageContains: String = "",
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     guard r.response.status == status else {
-        Issue.record("expected \(status), got \(r.response.status) \(r.response.message.debugDescription)", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected \(status), got \(r.response.status) \(r.response.message.debugDescription)",
+            sourceLocation: sourceLocation)
         return
     }
     if !messageContains.isEmpty {
-        #expect(r.response.message.contains(messageContains), "message: \(r.response.message)", sourceLocation: sourceLocation)
+        #expect(
+            r.response.message.contains(messageContains), "message: \(r.response.message)",
+            sourceLocation: sourceLocation)
     }
     #expect(r.results.nsRwset.isEmpty, "a refusal wrote something", sourceLocation: sourceLocation)
     #expect(r.event == nil, sourceLocation: sourceLocation)
