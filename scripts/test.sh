@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 medledger_install_deps test
 
+# Style first (seconds): the committed .swift-format, as `swift format format --in-place --recursive
+# Sources Tests Package.swift` leaves the tree. Generated protobuf files opt out in their first line.
+swift format lint --strict --recursive --parallel Sources Tests Package.swift
+
 swift build --build-tests
 if (($# > 0)); then
   swift test --skip-build "$@"
