@@ -127,6 +127,17 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
         return items
     }
 
+    /// What is queued, waiting until `deadline` for something to be; nil at the deadline, or once
+    /// stopping with nothing queued.
+    private func take(until deadline: Date) -> [Item]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty, !stopping, condition.wait(until: deadline) {}
+        if items.isEmpty { return nil }
+        defer { items.removeAll(keepingCapacity: true) }
+        return items
+    }
+
     private func runLoop() {
         var cutter = BlockCutter(config: batchConfig())
         // The items the cutter holds, in order: every batch it cuts is a prefix of them.
@@ -148,11 +159,10 @@ final class CuttingLoop: @unchecked Sendable {  // every mutable field is read a
             guard cutter.isPending else { continue }
             let timeout = cutter.config.batchTimeoutSeconds
             if timeout > 0 {
-                // Classic batching: wait for more until the timeout, then cut what there is.
+                // Classic batching: more envelopes join until the batch timer fires, then what there is
+                // is cut. The thread sleeps on the condition (an enqueue wakes it), it does not poll.
                 let deadline = Date().addingTimeInterval(timeout)
-                while cutter.isPending, Date() < deadline, !locked({ stopping }) {
-                    Thread.sleep(forTimeInterval: 0.001)
-                    guard let more = take(wait: false) else { break }
+                while cutter.isPending, Date() < deadline, let more = take(until: deadline) {
                     guard order(more) else { return finish() }
                 }
             }

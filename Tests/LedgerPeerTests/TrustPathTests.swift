@@ -264,6 +264,22 @@ final class FailingStore: KVStore, @unchecked Sendable {
         return o
     }
 
+    /// Classic batching (batch_timeout_ms > 0): envelopes that arrive while the batch timer runs
+    /// share one block, cut when the timer fires (the cutting thread waits on its condition for more).
+    @Test func aBatchTimerGathersEnvelopesIntoOneBlock() async throws {
+        let f = try ChannelFixture(batchTimeoutMs: 400)
+        let o = try orderer(f, MemoryStore(columnFamilies: StorageLayout.columnFamilies))
+        defer { o.shutdown() }
+        let envelopes = try (0..<5).map { try f.envelope("put", ["batched-\($0)", "v"]) }
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for e in envelopes { group.addTask { try await o.broadcast(e) } }
+            try await group.waitForAll()
+        }
+        #expect(ContinuousClock.now - started >= .milliseconds(350))
+        #expect(o.channels().first?.height == 2)  // genesis and one block of all five
+    }
+
     @Test func anAcknowledgedEnvelopeIsInADurableBlock() async throws {
         let f = try ChannelFixture()
         let o = try orderer(f, MemoryStore(columnFamilies: StorageLayout.columnFamilies))

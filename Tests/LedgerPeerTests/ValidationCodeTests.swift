@@ -36,7 +36,8 @@ final class ChannelFixture: @unchecked Sendable {
     }
 
     init(
-        kvPolicy: String = "AND('hospital-a.node', 'hospital-b.node')", now: Date = Date(), crlPublisher: String = "sa"
+        kvPolicy: String = "AND('hospital-a.node', 'hospital-b.node')", now: Date = Date(), crlPublisher: String = "sa",
+        batchTimeoutMs: UInt32 = 0
     ) throws {
         self.now = now
         let rootKey = P384.Signing.PrivateKey()
@@ -75,6 +76,7 @@ final class ChannelFixture: @unchecked Sendable {
         c.batch.maxMessageCount = 100
         c.batch.absoluteMaxBytes = 1 << 20
         c.batch.preferredMaxBytes = 1 << 19
+        c.batch.batchTimeoutMs = batchTimeoutMs
         var kv = Medledger_ChaincodeDefinition()
         kv.name = "kv"
         kv.endorsementPolicy = kvPolicy
