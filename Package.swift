@@ -12,10 +12,11 @@ import PackageDescription
 //   HospitalFlows      → LedgerPRE, LedgerCrypto, LedgerProtos [pure] (T_SK, FHIR readings and bundles, reading signatures)
 //   LedgerAudit        → LedgerCrypto [shell] (the audit log file)
 //   LedgerCore         → LedgerProtos, LedgerCrypto [pure] (blocks, hashes, limits, transaction parsing)
-//   LedgerStorage      → CRocksDB, LedgerCore [shell] (KVStore protocol, ledger, world state; RocksDB and memory backends)
-//   LedgerBench        → LedgerStorage [shell]
+//   LedgerStorage      → LedgerCore [pure] (KVStore protocol, memory backend, channel ledger, world state, verifier)
+//   LedgerRocksDB      → CRocksDB, LedgerStorage [shell] (the RocksDB backend; opening a node's ledgers on disk)
+//   LedgerBench        → LedgerRocksDB [shell]
 //   LedgerIdentity     → LedgerCrypto, LedgerProtos, X509 [crypto] (certificates, signing identities, trust)
-//   LedgerCA           → LedgerIdentity, LedgerStorage, LedgerAudit [shell]
+//   LedgerCA           → LedgerIdentity, LedgerRocksDB, LedgerAudit [shell]
 //   LedgerChaincode    → LedgerStorage [pure] (chaincode protocol, stub, simulator, kv)
 //   LedgerChannel      → LedgerChaincode, LedgerIdentity [pure] (config, membership, policies, transaction building)
 //   MedRecords         → LedgerChaincode, LedgerIdentity, LedgerPRE [pure] (the paper's records chaincode)
@@ -43,7 +44,7 @@ let package = Package(
         .executable(name: "medledger", targets: ["medledger"]),
         .executable(name: "medledgerd", targets: ["medledgerd"]),
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
-        .library(name: "LedgerStorage", targets: ["LedgerStorage"]),
+        .library(name: "LedgerStorage", targets: ["LedgerStorage", "LedgerRocksDB"]),
         .library(name: "LedgerClient", targets: ["LedgerClient"]),
         .executable(name: "MedLedgerFuzz", targets: ["MedLedgerFuzz"]),
     ],
@@ -78,7 +79,9 @@ let package = Package(
             name: "LedgerCore",
             dependencies: ["LedgerProtos", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Key-value backends (RocksDB, in-memory), block store, world state, history, crash-safe commit.
-        .target(name: "LedgerStorage", dependencies: ["CRocksDB", "LedgerCore"]),
+        .target(name: "LedgerStorage", dependencies: ["LedgerCore"]),
+        // The RocksDB backend of KVStore, and opening a node's ledgers on it.
+        .target(name: "LedgerRocksDB", dependencies: ["CRocksDB", "LedgerStorage"]),
         // Digests, hybrid public-key encryption (PIDs), secrets at rest.
         .target(name: "LedgerCrypto", dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         // Hash-chained JSON-lines audit log.
@@ -94,7 +97,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The system administrator's certificate authority and its encrypted private store.
-        .target(name: "LedgerCA", dependencies: ["LedgerIdentity", "LedgerStorage", "LedgerAudit"]),
+        .target(name: "LedgerCA", dependencies: ["LedgerIdentity", "LedgerStorage", "LedgerRocksDB", "LedgerAudit"]),
         // Generated gRPC service stubs.
         .target(
             name: "LedgerRPC",
@@ -126,7 +129,8 @@ let package = Package(
         .target(
             name: "LedgerNode",
             dependencies: [
-                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerPeer",
+                "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerRocksDB",
+                "LedgerPeer",
                 "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus", "MedRecords", "LedgerObjects",
                 "LedgerClient", "HospitalFlows", "LedgerOperations", "LedgerIncidents", "LedgerFHIRServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -235,7 +239,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
-        .target(name: "LedgerBench", dependencies: ["LedgerStorage"]),
+        .target(name: "LedgerBench", dependencies: ["LedgerStorage", "LedgerRocksDB"]),
         // Deterministic simulation: orderer, peers and clients as state machines in one thread from one
         // seed, with the network, disks and clocks simulated and faults injected (`medledger sim`).
         .target(
@@ -258,7 +262,7 @@ let package = Package(
             dependencies: [
                 "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords",
                 "HospitalFlows", "LedgerRecords", "LedgerPRE",
-                "LedgerStorage", "LedgerSimulation",
+                "LedgerStorage", "LedgerRocksDB", "LedgerSimulation",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -297,7 +301,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         .testTarget(name: "LedgerSimulationTests", dependencies: ["LedgerSimulation"]),
-        .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerBench"]),
+        .testTarget(name: "LedgerStorageTests", dependencies: ["LedgerStorage", "LedgerRocksDB", "LedgerBench"]),
         .testTarget(
             name: "MedRecordsTests",
             dependencies: [
@@ -321,13 +325,13 @@ let package = Package(
             dependencies: [
                 "LedgerPeer", "LedgerChannel", "LedgerIdentity", "LedgerCA", "LedgerCrypto",
                 .product(name: "X509", package: "swift-certificates"), "LedgerChaincode", "LedgerStorage",
-                "LedgerBench", "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus",
+                "LedgerRocksDB", "LedgerBench", "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "SwiftASN1", package: "swift-asn1"),
             ]),
         .testTarget(
             name: "LedgerIdentityTests",
             dependencies: [
-                "LedgerIdentity", "LedgerCA", "LedgerAudit", "LedgerCrypto",
+                "LedgerIdentity", "LedgerCA", "LedgerAudit", "LedgerCrypto", "LedgerRocksDB",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -338,7 +342,8 @@ let package = Package(
         .testTarget(
             name: "MedLedgerCLITests",
             dependencies: [
-                "LedgerStorage", "LedgerBench", "LedgerClient", "LedgerCA", "LedgerIdentity", "LedgerTransport",
+                "LedgerStorage", "LedgerRocksDB", "LedgerBench", "LedgerClient", "LedgerCA", "LedgerIdentity",
+                "LedgerTransport",
                 "medledger", "medledgerd",
                 "HospitalFlows", "LedgerPRE", "MedRecords", "LedgerObjects", "LedgerRPC", "LedgerProtos",
                 "LedgerCrypto", "LedgerChannel",

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerProtos
+import LedgerRocksDB
 import LedgerStorage
 
 /// `medledger bench storage`: commit throughput with fsync, point reads, range scans and Merkle proofs

@@ -4,6 +4,7 @@ import LedgerAudit
 import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
+import LedgerRocksDB
 import LedgerStorage
 import Synchronization
 import X509

@@ -17,6 +17,7 @@ import LedgerOrdering
 import LedgerOrderingCore
 import LedgerPeer
 import LedgerRPC
+import LedgerRocksDB
 import LedgerStorage
 import LedgerTransport
 import ServiceLifecycle

@@ -10,7 +10,13 @@ public typealias Bytes = [UInt8]
 /// the store was not opened with.
 public struct ColumnFamily: Hashable, Sendable, CustomStringConvertible {
     public let name: String
-    let index: Int
+    package let index: Int
+
+    /// For backends: the family at `index` in the store's list.
+    package init(name: String, index: Int) {
+        self.name = name
+        self.index = index
+    }
 
     public var description: String { name }
 }
@@ -56,6 +62,11 @@ public struct KeyRange: Sendable, Equatable {
 public struct KVPair: Sendable, Equatable {
     public var key: Bytes
     public var value: Bytes
+
+    public init(key: Bytes, value: Bytes) {
+        self.key = key
+        self.value = value
+    }
 }
 
 /// A forward or reverse walk over a key range. Not thread-safe: one cursor, one thread.

@@ -3,6 +3,7 @@ import Foundation
 import LedgerBench
 import LedgerCore
 import LedgerCrypto
+import LedgerRocksDB
 import LedgerStorage
 
 struct LedgerCommand: ParsableCommand {

@@ -5,6 +5,7 @@ import Foundation
 import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
+import LedgerRocksDB
 import SwiftASN1
 import Testing
 import X509

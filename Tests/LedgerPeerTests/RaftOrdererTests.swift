@@ -7,6 +7,7 @@ import LedgerIdentity
 import LedgerOrdering
 import LedgerOrderingCore
 import LedgerProtos
+import LedgerRocksDB
 import LedgerStorage
 import NIOSSL
 import SwiftASN1

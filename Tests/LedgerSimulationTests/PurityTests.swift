@@ -8,7 +8,8 @@ import Testing
 /// clients, storage backends, CA, transports) are where those belong.
 @Suite struct PurityTests {
     static let pureModules = [
-        "LedgerCore", "LedgerChannel", "LedgerChaincode", "LedgerPeer", "LedgerOrderingCore", "MedRecords",
+        "LedgerCore", "LedgerStorage", "LedgerChannel", "LedgerChaincode", "LedgerPeer", "LedgerOrderingCore",
+        "MedRecords",
         "LedgerFHIR",
         "HospitalFlows", "LedgerSimulation",
     ]
@@ -22,6 +23,7 @@ import Testing
         ("the system's random generator", #"\bSystemRandomNumberGenerator\b"#),
         ("an unseeded random value", #"\.random(Element)?\((?![^)]*using:)"#),
         ("the wall clock", #"\bDate\.now\b"#),
+        ("the process environment", #"\bProcessInfo\.processInfo\.environment\b"#),
     ]
 
     /// Reviewed exceptions: file, the pattern's name, and why it stays.
@@ -29,7 +31,11 @@ import Testing
         (
             "LedgerCore/TransactionSigning.swift", "the system's random generator",
             "TransactionID.newNonce: a transaction nonce must be unpredictable; callers that replay (the simulator) pass their own"
-        )
+        ),
+        (
+            "LedgerStorage/FaultInjection.swift", "the process environment",
+            "crash points for the crash test over real processes (MEDLEDGER_CRASH_AT); nothing unless a test sets it"
+        ),
     ]
 
     static var sources: URL {
@@ -68,6 +74,7 @@ import Testing
             "let t = Date()", "let id = UUID()", "FileManager.default.fileExists(atPath: p)",
             "var g = SystemRandomNumberGenerator()",
             "let x = Int.random(in: 0..<3)", "let k = keys.randomElement()", "let n = Date.now",
+            "let v = ProcessInfo.processInfo.environment[\"X\"]",
         ]
         for s in samples {
             #expect(

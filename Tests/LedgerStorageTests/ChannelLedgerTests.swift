@@ -2,6 +2,7 @@ import Foundation
 import LedgerBench
 import LedgerCore
 import LedgerProtos
+import LedgerRocksDB
 import Testing
 
 @testable import LedgerStorage

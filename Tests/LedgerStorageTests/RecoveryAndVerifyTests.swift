@@ -3,6 +3,7 @@ import LedgerBench
 import LedgerCore
 import LedgerCrypto
 import LedgerProtos
+import LedgerRocksDB
 import Testing
 
 @testable import LedgerStorage

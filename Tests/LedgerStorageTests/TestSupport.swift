@@ -1,4 +1,5 @@
 import Foundation
+import LedgerRocksDB
 import Testing
 
 @testable import LedgerStorage

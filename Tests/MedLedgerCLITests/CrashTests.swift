@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerRocksDB
 import LedgerStorage
 import Testing
 

@@ -4,6 +4,7 @@ import Foundation
 import LedgerClient
 import LedgerCrypto
 import LedgerIdentity
+import LedgerRocksDB
 import LedgerTransport
 import Testing
 import X509

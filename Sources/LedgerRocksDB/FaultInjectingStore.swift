@@ -1,4 +1,5 @@
 import Foundation
+import LedgerStorage
 
 /// A store whose writes fail, as a failing disk's would, while a trigger file exists. Only debug
 /// builds of the daemon use it, and only when a test asks (`MEDLEDGER_TEST_ORDERER_DISK_FAILS_WHILE`

@@ -1,5 +1,6 @@
 import CRocksDB
 import Foundation
+import LedgerStorage
 import Synchronization
 
 /// Tuning for a RocksDB store. Defaults suit a hospital node on a small machine.
