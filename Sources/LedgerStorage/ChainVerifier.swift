@@ -72,58 +72,16 @@ public struct ChainVerifier {
                     continue
                 }
                 let valid = checked.validTransactions
-                let commit = CommitHash.next(previous: previousCommit, blockNumber: n, validTransactions: valid)
-                if commit != [UInt8](block.metadata.commitHash) {
-                    problem(
-                        BlockRejection.commitHashMismatch(
-                            number: n, block: Hex.encode(block.metadata.commitHash), computed: Hex.encode(commit)
-                        ).description)
-                }
-                if let indexed = try ledger.kv.get(fam.blockHashes, keys.blockHash(checked.headerHash)),
-                    BigEndian.uint64(indexed) == n
-                {
-                } else {
-                    problem("block \(n): block-hash index does not point to it")
-                }
-                for (i, tx) in checked.transactions.enumerated() {
-                    guard let tx, let loc = try ledger.transaction(id: tx.txID) else {
-                        if checked.transactions[i] != nil {
-                            problem("block \(n) tx \(i): tx id missing from the tx index")
-                        }
-                        continue
-                    }
-                    if loc.blockNum == n, loc.txNum == UInt64(i), loc.code != block.metadata.validationCodes[i] {
-                        problem(
-                            "block \(n) tx \(i): tx index says \(loc.code), block says \(block.metadata.validationCodes[i])"
-                        )
-                    }
-                }
+                let commit = checkCommitHash(
+                    of: block, number: n, valid: valid, previousCommit: previousCommit, problem: problem)
+                try checkIndexes(of: block, checked: checked, number: n, problem: problem)
                 if checkState, let s = savepoint, n <= s {
-                    for (txNum, tx) in valid {
-                        let h = Height(blockNum: n, txNum: UInt64(txNum))
-                        for (ns, w) in tx.writes {
-                            let sk = keys.state(ns, w.key)
-                            if w.isDelete {
-                                replayState[sk] = nil
-                                replayHistory[keys.history(ns, w.key, h)] = [1]
-                            } else {
-                                replayState[sk] = h.encoded + [UInt8](w.value)
-                                replayHistory[keys.history(ns, w.key, h)] = [0] + [UInt8](w.value)
-                            }
-                        }
-                    }
+                    replayWrites(of: valid, blockNumber: n, state: &replayState, history: &replayHistory)
                 }
                 previousHash = checked.headerHash
                 previousCommit = commit
             }
-            if checkState {
-                compare(
-                    stored: try ledger.kv.scan(fam.state, keys.allState), replay: replayState, what: "state",
-                    report: problem)
-                compare(
-                    stored: try ledger.kv.scan(fam.history, keys.allState), replay: replayHistory, what: "history",
-                    report: problem)
-            }
+            if checkState { try compareWithReplay(state: replayState, history: replayHistory, problem: problem) }
             judge(savepoint: savepoint, blocks: expected, stateChecked: checkState, problem: problem) {
                 notes.append($0)
             }
@@ -138,6 +96,78 @@ public struct ChainVerifier {
             channel: ledger.channel, height: expected, tipHash: Hex.encode(previousHash),
             commitHash: Hex.encode(previousCommit),
             stateChecked: checkState, problems: problems, notes: notes)
+    }
+
+    /// The commit hash chained from `previousCommit` over block `n`'s valid transactions; reports a mismatch.
+    private func checkCommitHash(
+        of block: Medledger_Block, number n: UInt64, valid: [(txNum: Int, transaction: ParsedTransaction)],
+        previousCommit: [UInt8], problem: (String) -> Void
+    ) -> [UInt8] {
+        let commit = CommitHash.next(previous: previousCommit, blockNumber: n, validTransactions: valid)
+        if commit != [UInt8](block.metadata.commitHash) {
+            problem(
+                BlockRejection.commitHashMismatch(
+                    number: n, block: Hex.encode(block.metadata.commitHash), computed: Hex.encode(commit)
+                ).description)
+        }
+        return commit
+    }
+
+    /// Checks that the block-hash index and the tx-id index point to block `n` and agree with its codes.
+    private func checkIndexes(
+        of block: Medledger_Block, checked: CheckedBlock, number n: UInt64, problem: (String) -> Void
+    ) throws {
+        if let indexed = try ledger.kv.get(ledger.families.blockHashes, ledger.keys.blockHash(checked.headerHash)),
+            BigEndian.uint64(indexed) == n
+        {
+        } else {
+            problem("block \(n): block-hash index does not point to it")
+        }
+        for (i, tx) in checked.transactions.enumerated() {
+            guard let tx, let loc = try ledger.transaction(id: tx.txID) else {
+                if checked.transactions[i] != nil {
+                    problem("block \(n) tx \(i): tx id missing from the tx index")
+                }
+                continue
+            }
+            if loc.blockNum == n, loc.txNum == UInt64(i), loc.code != block.metadata.validationCodes[i] {
+                problem(
+                    "block \(n) tx \(i): tx index says \(loc.code), block says \(block.metadata.validationCodes[i])"
+                )
+            }
+        }
+    }
+
+    /// Applies block `n`'s valid writes to the replayed state and history, as committing them would.
+    private func replayWrites(
+        of valid: [(txNum: Int, transaction: ParsedTransaction)], blockNumber n: UInt64, state: inout [Bytes: Bytes],
+        history: inout [Bytes: Bytes]
+    ) {
+        let keys = ledger.keys
+        for (txNum, tx) in valid {
+            let h = Height(blockNum: n, txNum: UInt64(txNum))
+            for (ns, w) in tx.writes {
+                let sk = keys.state(ns, w.key)
+                if w.isDelete {
+                    state[sk] = nil
+                    history[keys.history(ns, w.key, h)] = [1]
+                } else {
+                    state[sk] = h.encoded + [UInt8](w.value)
+                    history[keys.history(ns, w.key, h)] = [0] + [UInt8](w.value)
+                }
+            }
+        }
+    }
+
+    /// Reports every difference between the stored state and history and the replay of the chain.
+    private func compareWithReplay(
+        state: [Bytes: Bytes], history: [Bytes: Bytes], problem: (String) -> Void
+    ) throws {
+        let keys = ledger.keys
+        let fam = ledger.families
+        compare(stored: try ledger.kv.scan(fam.state, keys.allState), replay: state, what: "state", report: problem)
+        compare(
+            stored: try ledger.kv.scan(fam.history, keys.allState), replay: history, what: "history", report: problem)
     }
 
     /// A savepoint ahead of the blocks is damage (`rebuild-state` repairs it); one behind them is what a

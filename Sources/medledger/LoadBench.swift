@@ -37,15 +37,7 @@ struct LoadBench: AsyncParsableCommand {
     var orderers = 1
 
     func run() async throws {
-        let levels = inFlight.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !levels.isEmpty, levels.allSatisfy({ $0 > 0 }), transactions > 0 else {
-            throw ValidationError("--in-flight must list positive numbers and --transactions must be positive")
-        }
-        guard ["kv", "pde", "read"].contains(workload) else {
-            throw ValidationError("--workload must be kv, pde or read")
-        }
-        guard (1...20).contains(repeats) else { throw ValidationError("--repeat must be 1…20") }
-        guard (1...10_000).contains(blockMaxTx) else { throw ValidationError("--block-max-tx must be 1…10000") }
+        let levels = try validatedLevels()
         let root = dir ?? NSTemporaryDirectory() + "medledger-bench-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: root) } }
@@ -55,50 +47,81 @@ struct LoadBench: AsyncParsableCommand {
         guard orderers == 1 || workload == "kv" else { throw ValidationError("--orderers 3 runs the kv workload") }
         var rows = [BenchRow]()
         for kind in orderers == 3 ? [1, 3] : [1] {
-            let netRoot = root + (kind == 3 ? "/raft" : "/solo")
-            try FileManager.default.createDirectory(atPath: netRoot, withIntermediateDirectories: true)
-            say("starting a local \(kind == 3 ? "raft (3 consenters)" : "solo") network in \(netRoot)")
-            // Raft: hospital-a runs the peer and a consenter, -b and -c a consenter each, so that the two
-            // networks differ only in their ordering.
-            let net = try await LocalNetwork.start(
-                in: netRoot, blockMaxTx: blockMaxTx, orderers: kind, peersOnAll: false, log: say)
-            defer { net.stop() }
-            let gateway = try await Gateway.connect(
-                wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
-            defer { gateway.close() }
-            let pde = workload == "pde" ? try await PDEWorkload.prepare(net: net, gateway: gateway) : nil
-            let readKeys =
-                workload == "read"
-                ? try await Self.preload(gateway, keys: min(transactions, Self.readKeysMax), say: say) : 0
-            let label = orderers == 3 ? (kind == 3 ? "raft ×3, " : "solo, ") : ""
-            let ledger = StorageLayout.databasePath(dataDir: net.root + "/hospital-a/nodes/peer0/data")
-            let bytesBefore = Self.directoryBytes(ledger)
-            let measured = await measure(
-                net: net, gateway: gateway, pde: pde, readKeys: readKeys, levels: levels, label: label, raft: kind == 3,
-                say: say)
-            rows += measured
-            if workload == "kv", kind == 1 {
-                rows.append(
-                    Self.bytesPerTransaction(
-                        before: bytesBefore, after: Self.directoryBytes(ledger),
-                        committed: measured.reduce(0) { $0 + $1.count * repeats }))
-            }
+            rows += try await measureNetwork(kind: kind, root: root, levels: levels, say: say)
         }
         if orderers == 3 {
             // Raft against solo at each level, from this run's own figures.
-            for level in levels {
-                guard let solo = rows.first(where: { $0.operation == "solo, \(workload), \(level) in flight" }),
-                    let raft = rows.first(where: { $0.operation == "raft ×3, \(workload), \(level) in flight" }),
-                    solo.rate > 0
-                else { continue }
-                rows.append(
-                    BenchRow(
-                        operation: "raft/solo throughput, \(level) in flight", count: raft.count, seconds: raft.seconds,
-                        rate: raft.rate / solo.rate * 100,
-                        rateUnit: "% of solo", target: level == 500 ? 80 : nil))
-            }
+            appendRaftAgainstSolo(to: &rows, levels: levels)
         }
-        let report = BenchReport(
+        let report = makeReport(rows)
+        print(json ? try report.json() : report.table())
+    }
+
+    /// The in-flight levels, once the options are checked (all but `--orderers`, checked later).
+    private func validatedLevels() throws -> [Int] {
+        let levels = inFlight.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !levels.isEmpty, levels.allSatisfy({ $0 > 0 }), transactions > 0 else {
+            throw ValidationError("--in-flight must list positive numbers and --transactions must be positive")
+        }
+        guard ["kv", "pde", "read"].contains(workload) else {
+            throw ValidationError("--workload must be kv, pde or read")
+        }
+        guard (1...20).contains(repeats) else { throw ValidationError("--repeat must be 1…20") }
+        guard (1...10_000).contains(blockMaxTx) else { throw ValidationError("--block-max-tx must be 1…10000") }
+        return levels
+    }
+
+    /// One network's rows: every level on a new solo (`kind` 1) or raft (3) network, and kv's bytes per tx.
+    private func measureNetwork(
+        kind: Int, root: String, levels: [Int], say: @escaping (String) -> Void
+    ) async throws -> [BenchRow] {
+        let netRoot = root + (kind == 3 ? "/raft" : "/solo")
+        try FileManager.default.createDirectory(atPath: netRoot, withIntermediateDirectories: true)
+        say("starting a local \(kind == 3 ? "raft (3 consenters)" : "solo") network in \(netRoot)")
+        // Raft: hospital-a runs the peer and a consenter, -b and -c a consenter each, so that the two
+        // networks differ only in their ordering.
+        let net = try await LocalNetwork.start(
+            in: netRoot, blockMaxTx: blockMaxTx, orderers: kind, peersOnAll: false, log: say)
+        defer { net.stop() }
+        let gateway = try await Gateway.connect(
+            wallet: try Wallet.open(net.submitterWallet(workload)), peer: net.peer, channel: "records")
+        defer { gateway.close() }
+        let pde = workload == "pde" ? try await PDEWorkload.prepare(net: net, gateway: gateway) : nil
+        let readKeys =
+            workload == "read"
+            ? try await Self.preload(gateway, keys: min(transactions, Self.readKeysMax), say: say) : 0
+        let label = orderers == 3 ? (kind == 3 ? "raft ×3, " : "solo, ") : ""
+        let ledger = StorageLayout.databasePath(dataDir: net.root + "/hospital-a/nodes/peer0/data")
+        let bytesBefore = Self.directoryBytes(ledger)
+        let measured = await measure(
+            net: net, gateway: gateway, pde: pde, readKeys: readKeys, levels: levels, label: label, raft: kind == 3,
+            say: say)
+        guard workload == "kv", kind == 1 else { return measured }
+        return measured + [
+            Self.bytesPerTransaction(
+                before: bytesBefore, after: Self.directoryBytes(ledger),
+                committed: measured.reduce(0) { $0 + $1.count * repeats })
+        ]
+    }
+
+    /// Appends, for each level, raft's throughput as a share of solo's (rows of both must be there).
+    private func appendRaftAgainstSolo(to rows: inout [BenchRow], levels: [Int]) {
+        for level in levels {
+            guard let solo = rows.first(where: { $0.operation == "solo, \(workload), \(level) in flight" }),
+                let raft = rows.first(where: { $0.operation == "raft ×3, \(workload), \(level) in flight" }),
+                solo.rate > 0
+            else { continue }
+            rows.append(
+                BenchRow(
+                    operation: "raft/solo throughput, \(level) in flight", count: raft.count, seconds: raft.seconds,
+                    rate: raft.rate / solo.rate * 100,
+                    rateUnit: "% of solo", target: level == 500 ? 80 : nil))
+        }
+    }
+
+    /// The report of all rows, its title and environment describing this run's options.
+    private func makeReport(_ rows: [BenchRow]) -> BenchReport {
+        BenchReport(
             title:
                 "medledger bench load (\(workload); mutual TLS, 1 endorsement, fsync per block at orderer and peer; client, orderer and peer are separate processes on this machine\(orderers == 3 ? "; raft ×3: three consenters (hospital-a's node also runs the one peer, as the SA's node does for solo); raft/solo is this run's ratio" : ""))",
             environment: [
@@ -108,7 +131,6 @@ struct LoadBench: AsyncParsableCommand {
                 "cpu/op": "user+system CPU of client, orderer and peer per committed transaction",
             ],
             rows: rows)
-        print(json ? try report.json() : report.table())
     }
 
     /// One measured run: committed (or, for reads, answered) operations, wall time, their latencies

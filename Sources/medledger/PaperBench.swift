@@ -142,16 +142,38 @@ struct PaperBench: AsyncParsableCommand {
 
     func measure(size: Int, _ s: Setup, root: String, progress: ProgressBar) async throws -> [Row] {
         let label = size >= 1 << 20 && size % (1 << 20) == 0 ? "\(size >> 20) MiB" : "\(size >> 10) KiB"
+        var timer = OperationTimer(size: size, label: label, runs: runs, progress: progress)
+
+        // The record of this size, sealed once for the operations that need a ciphertext.
+        let plaintext = (0..<size).map { _ in UInt8.random(in: 0...255) }
+        let (sealed, sealResult) = try Self.sealInMemory(plaintext, to: s.patientKeys.encryptionKey)
+        let dataKey = try sealResult.header.openDataKey(patientSK: s.patientKeys.encryption)
+        let sealedPath = root + "/sealed-\(size).bin"
+        try Data(sealed).write(to: URL(fileURLWithPath: sealedPath))
+
+        try await timeRSA(&timer)
+        try await timeSealing(&timer, s, plaintext: plaintext, sealed: sealed, dataKey: dataKey)
+        let signingKey = try s.patient.wallet.signingKey()
+        try await timeSignatures(&timer, s, sealResult: sealResult, signingKey: signingKey)
+        try await timeIndexRecords(&timer, s, sealResult: sealResult, signingKey: signingKey)
+        try await timeReencryption(&timer, s, sealResult: sealResult)
+        try await timeUsageRecords(&timer, s)
+        try await timeObjectStore(
+            &timer, s, sealed: sealed, sealResult: sealResult, sealedPath: sealedPath,
+            downloadPath: root + "/download-\(size).bin")
+        return timer.rows
+    }
+
+    /// Times operations at one record size, `runs` runs each, and keeps one row per operation.
+    private struct OperationTimer {
+        let size: Int
+        let label: String
+        let runs: Int
+        let progress: ProgressBar
         var rows = [Row]()
-        func record(_ op: String, _ samples: [Double]) {
-            let sorted = samples.sorted()
-            rows.append(
-                Row(
-                    operation: op, sizeBytes: size, runs: samples.count,
-                    meanMs: samples.reduce(0, +) / Double(samples.count) * 1000,
-                    p50Ms: (percentile(sorted, 0.50) ?? 0) * 1000, p99Ms: (percentile(sorted, 0.99) ?? 0) * 1000))
-        }
-        func time(_ op: String, _ body: (Int) async throws -> Void) async throws {
+
+        /// Runs `body` `runs` times (given the run's index), advancing the progress bar, and records the row.
+        mutating func time(_ op: String, _ body: (Int) async throws -> Void) async throws {
             progress.phase = "\(op), \(label)"
             var samples = [Double]()
             samples.reserveCapacity(runs)
@@ -164,26 +186,37 @@ struct PaperBench: AsyncParsableCommand {
             record(op, samples)
         }
 
-        // The record of this size, sealed once for the operations that need a ciphertext.
-        let plaintext = (0..<size).map { _ in UInt8.random(in: 0...255) }
-        let (sealed, sealResult) = try Self.sealInMemory(plaintext, to: s.patientKeys.encryptionKey)
-        let dataKey = try sealResult.header.openDataKey(patientSK: s.patientKeys.encryption)
-        let sealedPath = root + "/sealed-\(size).bin"
-        try Data(sealed).write(to: URL(fileURLWithPath: sealedPath))
+        /// Appends the row of `op`: the mean, p50 and p99 of `samples` (seconds) in milliseconds.
+        private mutating func record(_ op: String, _ samples: [Double]) {
+            let sorted = samples.sorted()
+            rows.append(
+                Row(
+                    operation: op, sizeBytes: size, runs: samples.count,
+                    meanMs: samples.reduce(0, +) / Double(samples.count) * 1000,
+                    p50Ms: (percentile(sorted, 0.50) ?? 0) * 1000, p99Ms: (percentile(sorted, 0.99) ?? 0) * 1000))
+        }
+    }
 
-        // 1–2: the paper's RSA rows: the 32-byte data key under RSA-2048 with OAEP (SHA-256).
+    /// 1–2: the paper's RSA rows: the 32-byte data key under RSA-2048 with OAEP (SHA-256).
+    private func timeRSA(_ timer: inout OperationTimer) async throws {
         let rsa = try _RSA.Encryption.PrivateKey(keySize: .bits2048)
         let rawKey = (0..<32).map { _ in UInt8.random(in: 0...255) }
         var wrapped = Data()
-        try await time(Self.operations[0]) { _ in
+        try await timer.time(Self.operations[0]) { _ in
             wrapped = try rsa.publicKey.encrypt(rawKey, padding: .PKCS1_OAEP_SHA256)
         }
-        try await time(Self.operations[1]) { _ in _ = try rsa.decrypt(wrapped, padding: .PKCS1_OAEP_SHA256) }
-        // 3–5: digest, seal, open.
-        try await time(Self.operations[2]) { _ in _ = Digests.sha384(sealed) }
-        try await time(Self.operations[3]) { _ in _ = try Self.sealInMemory(plaintext, to: s.patientKeys.encryptionKey)
+        try await timer.time(Self.operations[1]) { _ in _ = try rsa.decrypt(wrapped, padding: .PKCS1_OAEP_SHA256) }
+    }
+
+    /// 3–5: digest, seal, open.
+    private func timeSealing(
+        _ timer: inout OperationTimer, _ s: Setup, plaintext: [UInt8], sealed: [UInt8], dataKey: DataKey
+    ) async throws {
+        try await timer.time(Self.operations[2]) { _ in _ = Digests.sha384(sealed) }
+        try await timer.time(Self.operations[3]) { _ in
+            _ = try Self.sealInMemory(plaintext, to: s.patientKeys.encryptionKey)
         }
-        try await time(Self.operations[4]) { _ in
+        try await timer.time(Self.operations[4]) { _ in
             var pos = 0
             _ = try SealedRecord.open(
                 .dataKey(dataKey),
@@ -193,23 +226,34 @@ struct PaperBench: AsyncParsableCommand {
                     return Array(sealed[pos..<end])
                 }, write: { _ in })
         }
-        // 6–7: D_SP over (t_id, URL_C, digest), and its verification.
+    }
+
+    /// 6–7: D_SP over (t_id, URL_C, digest), and its verification.
+    private func timeSignatures(
+        _ timer: inout OperationTimer, _ s: Setup, sealResult: SealedRecord.SealResult,
+        signingKey: P256.Signing.PrivateKey
+    ) async throws {
         let url = "medledger://\(s.patient.node.host):\(s.patient.node.port)/objects/\(sealResult.digestHex)"
-        let signingKey = try s.patient.wallet.signingKey()
         var signature = ""
-        try await time(Self.operations[5]) { _ in
+        try await timer.time(Self.operations[5]) { _ in
             signature = try IndexRecordSigning.sign(
                 tid: s.tID, url: url, digestHex: sealResult.digestHex, key: signingKey)
         }
-        try await time(Self.operations[6]) { _ in
+        try await timer.time(Self.operations[6]) { _ in
             guard
                 IndexRecordSigning.isValid(
                     signatureBase64: signature, publicKey: signingKey.publicKey, tid: s.tID, url: url,
                     digestHex: sealResult.digestHex)
             else { throw CLIError("signature did not verify") }
         }
-        // 8–9: P_DE put (each a distinct digest: one P_DE per ciphertext) and query. Requests are
-        // signed before the clock starts: signing is row 6.
+    }
+
+    /// 8–9: P_DE put (each a distinct digest: one P_DE per ciphertext) and query.
+    private func timeIndexRecords(
+        _ timer: inout OperationTimer, _ s: Setup, sealResult: SealedRecord.SealResult,
+        signingKey: P256.Signing.PrivateKey
+    ) async throws {
+        // Requests are signed before the clock starts: signing is row 6.
         let patientCert = try String(contentsOfFile: s.patient.wallet.signingCertPath, encoding: .utf8)
         let doctorCert = try String(contentsOfFile: s.doctor.signingCertPath, encoding: .utf8)
         let doctorKey = try s.doctor.signingKey()
@@ -227,34 +271,49 @@ struct PaperBench: AsyncParsableCommand {
                     patientCert: patientCert, doctorCert: doctorCert, capsule: capsuleHex))
         }
         var recordID = ""
-        try await time(Self.operations[7]) { i in
+        try await timer.time(Self.operations[7]) { i in
             recordID = try await s.patient.submit("putIndexRecord", requests[i], IndexRecord.self).0.recordID
         }
-        try await time(Self.operations[8]) { _ in
+        try await timer.time(Self.operations[8]) { _ in
             _ = try await s.patient.query("getIndexRecord", GetIndexRecordRequest(recordID: recordID), IndexRecord.self)
         }
-        // 10–11: re-encryption key generation (1 of 1, as in the paper) and re-encryption.
+    }
+
+    /// 10–11: re-encryption key generation (1 of 1, as in the paper) and re-encryption.
+    private func timeReencryption(
+        _ timer: inout OperationTimer, _ s: Setup, sealResult: SealedRecord.SealResult
+    ) async throws {
         var kfrag: VerifiedKeyFrag?
-        try await time(Self.operations[9]) { _ in
+        try await timer.time(Self.operations[9]) { _ in
             kfrag = try Umbral.generateKFrags(
                 delegatingSK: s.patientKeys.encryption, receivingPK: s.researcherKeys.encryptionKey,
                 signer: s.patientKeys.signer,
                 threshold: 1, shares: 1, signDelegatingKey: true, signReceivingKey: true)[0]
         }
-        try await time(Self.operations[10]) { _ in
+        try await timer.time(Self.operations[10]) { _ in
             _ = Umbral.reencrypt(capsule: sealResult.header.capsule, kfrag: kfrag!)
         }
-        // 12–13: D_UE put (by the third party under the live consent) and query.
+    }
+
+    /// 12–13: D_UE put (by the third party under the live consent) and query.
+    private func timeUsageRecords(_ timer: inout OperationTimer, _ s: Setup) async throws {
         let usage = RecordUsageRequest(
             tID: s.tID, thirdPartyPID: s.researcher.wallet.info.pid, proxyNode: "hospital-a/peer0", purpose: "benchmark"
         )
-        try await time(Self.operations[11]) { _ in
+        try await timer.time(Self.operations[11]) { _ in
             _ = try await s.researcher.submit("recordUsage", usage, UsageRecord.self)
         }
-        try await time(Self.operations[12]) { _ in
+        try await timer.time(Self.operations[12]) { _ in
             _ = try await s.researcher.query(
                 "listUsage", ListUsageRequest(tID: s.tID, pageSize: 10), RecordPage<UsageRecord>.self)
         }
+    }
+
+    /// 14–15: upload and download of the sealed record through the object store.
+    private func timeObjectStore(
+        _ timer: inout OperationTimer, _ s: Setup, sealed: [UInt8], sealResult: SealedRecord.SealResult,
+        sealedPath: String, downloadPath out: String
+    ) async throws {
         // 14–15: the object store, over mutual TLS, streamed in 1 MiB chunks, on one kept connection
         // (as an app storing records in a row; `medledger object put` dials once per run). The
         // sealed record's digest is known from sealing. The same object each time: the node receives
@@ -265,16 +324,14 @@ struct PaperBench: AsyncParsableCommand {
         let objects = ObjectClient(wallet: s.patient.wallet, pool: pool)
         var stored: ObjectClient.Stored?
         let known = (digest: sealResult.digestHex, size: UInt64(sealed.count))
-        try await time(Self.operations[13]) { _ in
+        try await timer.time(Self.operations[13]) { _ in
             stored = try await objects.upload(
                 file: sealedPath, node: s.patient.node, channel: "records", tID: s.tID, known: known)
         }
-        let out = root + "/download-\(size).bin"
-        try await time(Self.operations[14]) { _ in
+        try await timer.time(Self.operations[14]) { _ in
             try? FileManager.default.removeItem(atPath: out)
             _ = try await objects.download(url: stored!.url, to: out, node: s.patient.node)
         }
-        return rows
     }
 
     static func sealInMemory(_ plaintext: [UInt8], to key: PublicKey) throws -> ([UInt8], SealedRecord.SealResult) {
