@@ -22,7 +22,7 @@ import PackageDescription
 //   MedRecords         → LedgerChaincode, LedgerIdentity, LedgerPRE [pure] (the paper's records chaincode)
 //   LedgerPeer         → LedgerChannel [pure] (endorser, validators, the commit path over an injected KVStore)
 //   LedgerOrderingCore → LedgerChannel [pure] (admission, block cutter, block making and signing)
-//   LedgerSimulation   → LedgerOrderingCore, LedgerPeer, swift-collections [pure] (`medledger sim`: the network from one seed)
+//   LedgerSimulation   → LedgerOrderingCore, LedgerPeer, MedRecords, swift-collections [pure] (`medledger sim`: the network from one seed)
 //   LedgerRPC          → LedgerProtos, GRPCCore (generated service stubs)
 //   LedgerTransport    → LedgerIdentity, gRPC NIO transport [shell] (mutual TLS)
 //   LedgerObjects      → LedgerCrypto [shell] (object store: ciphertexts named by SHA-384, files beside RocksDB)
@@ -245,7 +245,7 @@ let package = Package(
         .target(
             name: "LedgerSimulation",
             dependencies: [
-                "LedgerOrderingCore", "LedgerPeer", "LedgerChaincode", "LedgerChannel", "LedgerStorage",
+                "LedgerOrderingCore", "LedgerPeer", "LedgerChaincode", "LedgerChannel", "LedgerStorage", "MedRecords",
                 "LedgerIdentity", "LedgerCrypto",
                 "LedgerCore", "LedgerProtos",
                 .product(name: "X509", package: "swift-certificates"),

@@ -16,7 +16,16 @@ struct SimCast {
 
     let orderer: SigningIdentity
     let peers: [SigningIdentity]
+    /// Doctors: kv and counter writes, and P_DE index records for their treatments.
     let clients: [SigningIdentity]
+    /// One management node per hospital (role node): creates treatments, as H_Mj books them.
+    let managers: [SigningIdentity]
+    /// Patients (enrolled at the first hospital), who sign P_DE with the doctor. Their names exist
+    /// only off chain, in the records' plaintext: the referee looks for both on every disk.
+    let patients: [SigningIdentity]
+    let patientNames: [String]
+    let clientPIDs: [String]
+    let patientPIDs: [String]
     let genesis: Medledger_Block
 
     /// `peers` hospitals each run a peer; kv writes need endorsements from a majority of them.
@@ -27,7 +36,7 @@ struct SimCast {
             now: start.addingTimeInterval(-3_600))
         func make(_ org: String, _ role: String, _ n: Int) throws -> SigningIdentity {
             let key = P256.Signing.PrivateKey()
-            let pid = Base64URL.encode(Digests.sha384(Array("sim/\(org)/\(role)/\(n)".utf8)))
+            let pid = Self.pid(org, role, n)
             let cert = try CertificateFactory.issue(
                 publicKey: .init(key.publicKey), identity: IdentityAttributes(pid: pid, org: org, role: role),
                 purpose: .signing, issuer: root, issuerKey: rootKey, validity: 86_400 * 30,
@@ -38,6 +47,11 @@ struct SimCast {
         orderer = try make("sa", "node", 0)
         self.peers = try orgs.map { try make($0, "node", 0) }
         self.clients = try (0..<clients).map { try make(orgs[$0 % orgs.count], "doctor", $0) }
+        managers = try orgs.map { try make($0, "node", 1) }
+        patients = try (0..<Self.patientCount).map { try make(orgs[0], "patient", $0) }
+        patientNames = (0..<Self.patientCount).map { "Simulated_Patient_\($0)_Example" }
+        clientPIDs = (0..<clients).map { Self.pid(orgs[$0 % orgs.count], "doctor", $0) }
+        patientPIDs = (0..<Self.patientCount).map { Self.pid(orgs[0], "patient", $0) }
         let admin = try make("sa", "admin", 0)
 
         var config = Medledger_ChannelConfig()
@@ -60,10 +74,19 @@ struct SimCast {
         kv.endorsementPolicy = "OutOf(\(majority), \(orgs.map { "'\($0).node'" }.joined(separator: ", ")))"
         var counter = kv
         counter.name = "counter"
-        config.chaincodes = [kv, counter]
+        var records = kv
+        records.name = "medrecords"
+        config.chaincodes = [kv, counter, records]
         genesis = try ConfigTransaction.genesisBlock(config: config, creator: admin, at: start)
     }
 
-    /// How many endorsements a kv write needs.
+    static let patientCount = 4
+
+    /// A participant's pseudonymous identifier, as the CA derives one (base64url of SHA-384).
+    static func pid(_ org: String, _ role: String, _ n: Int) -> String {
+        Base64URL.encode(Digests.sha384(Array("sim/\(org)/\(role)/\(n)".utf8)))
+    }
+
+    /// How many endorsements a write needs.
     var endorsementsNeeded: Int { peers.count / 2 + 1 }
 }

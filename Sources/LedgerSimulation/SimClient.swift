@@ -6,24 +6,49 @@ import LedgerPeer
 import LedgerProtos
 import LedgerStorage
 
+/// One chaincode call a client is asked to make. The world chooses (`SimWorkload`); the client
+/// carries it out.
+struct SimIntent {
+    enum Kind: String {
+        /// kv put: a blind write.
+        case put
+        /// counter add: read-modify-write, so concurrent adds of a key conflict.
+        case add
+        /// medrecords createTreatment by a hospital's management node.
+        case treatment
+        /// medrecords putIndexRecord: a P_DE signed by the treatment's patient and doctor.
+        case record
+    }
+
+    var kind: Kind
+    var chaincode: String
+    var function: String
+    var args: [[UInt8]]
+    var counterKey: String?
+    /// For a P_DE: the treatment (its position in the world's list).
+    var treatment: Int?
+    /// For a treatment: its patient and doctor (positions in the cast).
+    var patient: Int?
+    var doctor: Int?
+}
+
 /// What happened to one client operation, as the referee needs it.
 struct SimOperation {
     var client: Int
     var txID: String
-    /// For a counter add, the counter's key (nil for a kv put).
-    var counterKey: String?
+    var intent: SimIntent
     /// The orderer answered success: the envelope is in a durable block.
     var ordererAcknowledged = false
     /// The client's peer reported it committed, with this location.
     var committed: TxLocation?
+    /// The chaincode's answer the endorsers agreed on.
+    var answer: [UInt8] = []
     var abandoned: String?
 }
 
 /// A client writing the way the gateway does: propose, ask every peer to endorse and take the first
 /// `needed` answers that agree, assemble, broadcast (again on silence, the same envelope), then ask
-/// its peer for the commit status until it is committed. Half the operations are kv puts (blind
-/// writes), half counter adds (read-modify-write) over a small key space, so that concurrent adds
-/// conflict (MVCC).
+/// its peer for the commit status until it is committed.
 final class SimClient {
     enum Phase {
         case idle
@@ -52,19 +77,15 @@ final class SimClient {
 
     var isIdle: Bool { if case .idle = phase { return true } else { return false } }
 
-    /// Starts an operation on one of `keys` keys: a kv put of a random value or a counter add.
+    /// Proposes `intent` to every peer.
     func start(
-        op: Int, keys: Int, peers: Int, now: Date, ms: Int64, random: inout SimRandom
+        op: Int, intent: SimIntent, peers: Int, now: Date, ms: Int64, random: inout SimRandom
     ) throws -> (SimOperation, [Outgoing]) {
-        let key = "k\(random.int(0..<keys))"
-        let isCounter = random.chance(0.5)
-        let args = isCounter ? [Array(key.utf8)] : [Array(key.utf8), Array("v\(random.next() % 1_000_000)".utf8)]
         let proposal = try TransactionBuilder.proposal(
-            channel: SimCast.channel, chaincode: isCounter ? "counter" : "kv", function: isCounter ? "add" : "put",
-            args: args,
+            channel: SimCast.channel, chaincode: intent.chaincode, function: intent.function, args: intent.args,
             signer: identity, at: now, nonce: random.bytes(24))
         phase = .endorsing(op: op, proposal: proposal, answers: [:], refused: 0, since: ms)
-        let operation = SimOperation(client: index, txID: proposal.txID, counterKey: isCounter ? key : nil)
+        let operation = SimOperation(client: index, txID: proposal.txID, intent: intent)
         return (operation, (0..<peers).map { (.peer($0), .endorse(op: op, proposal: proposal.signed)) })
     }
 
@@ -72,6 +93,8 @@ final class SimClient {
     enum Event {
         case none
         case abandoned(op: Int, why: String)
+        /// Endorsed and sent for ordering, with the chaincode's agreed answer.
+        case assembled(op: Int, answer: [UInt8])
         case acknowledged(op: Int)
         case committed(op: Int, TxLocation)
     }
@@ -91,14 +114,15 @@ final class SimClient {
             refused += 1
         }
         // The first `needed` answers with one payload (peers at different heights may differ).
-        let agreeing = answers.keys.sorted().map { answers[$0]! }.reduce(into: [[Medledger_ProposalResponse]]()) {
-            groups, r in
-            if let i = groups.firstIndex(where: { $0[0].payload == r.payload }) {
-                groups[i].append(r)
-            } else {
-                groups.append([r])
+        let agreeing = answers.keys.sorted().map { answers[$0]! }
+            .reduce(into: [[Medledger_ProposalResponse]]()) { groups, r in
+                if let i = groups.firstIndex(where: { $0[0].payload == r.payload }) {
+                    groups[i].append(r)
+                } else {
+                    groups.append([r])
+                }
             }
-        }.first { $0.count >= needed }
+            .first { $0.count >= needed }
         guard let responses = agreeing else {
             phase = .endorsing(op: op, proposal: proposal, answers: answers, refused: refused, since: since)
             guard answers.count + refused == peers else { return (.none, []) }
@@ -107,16 +131,19 @@ final class SimClient {
                 .abandoned(op: op, why: refused > peers - needed ? "endorsement refused" : "endorsers disagree"), []
             )
         }
+        let chosen = Array(responses.prefix(needed))
         guard
-            let envelope = try? TransactionBuilder.envelope(
-                proposal, responses: Array(responses.prefix(needed)), signer: identity
-            ).serializedBytes() as [UInt8]
+            let envelope = try? TransactionBuilder.envelope(proposal, responses: chosen, signer: identity)
+                .serializedBytes() as [UInt8]
         else {
             phase = .idle
             return (.abandoned(op: op, why: "cannot assemble"), [])
         }
         phase = .ordering(op: op, envelope: envelope, sentAt: ms, tries: 1)
-        return (.none, [(.orderer, .broadcast(op: op, envelope: envelope))])
+        return (
+            .assembled(op: op, answer: [UInt8](chosen[0].response.payload)),
+            [(.orderer, .broadcast(op: op, envelope: envelope))]
+        )
     }
 
     func broadcastAnswer(op: Int, refusal: OrderingRejection?, txID: String, ms: Int64) -> (Event, [Outgoing]) {

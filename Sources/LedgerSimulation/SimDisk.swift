@@ -10,6 +10,9 @@ public final class SimDisk: KVStore, @unchecked Sendable {  // one simulation th
     private var durable: [WriteBatch] = []
     /// Written since the last sync: visible, lost by a crash.
     private var volatile: [WriteBatch] = []
+    /// What crashes discarded: gone from the node's view, but it reached the disk's cache once, so
+    /// the plaintext check still reads it.
+    private var lost: [WriteBatch] = []
     private var live: MemoryStore
     /// Injected bug: the node believes its syncs, the disk ignores them.
     public var ignoresSync = false
@@ -24,9 +27,31 @@ public final class SimDisk: KVStore, @unchecked Sendable {  // one simulation th
 
     /// The machine lost power: what was not synced is gone.
     public func crash() {
+        lost.append(contentsOf: volatile)
         volatile.removeAll()
         live = MemoryStore(columnFamilies: columnFamilyNames)
         for batch in durable { try? live.write(batch, sync: false) }
+    }
+
+    /// Whether `needle` occurs in any key or value this disk was ever asked to write (kept or lost).
+    public func everHeld(_ needle: [UInt8]) -> Bool {
+        for batch in durable + volatile + lost {
+            for op in batch.operations {
+                if case .put(_, let k, let v) = op, Self.contains(k, needle) || Self.contains(v, needle) { return true }
+            }
+        }
+        return false
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= haystack.count - needle.count {
+            if haystack[i] == first, haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
     }
 
     public func columnFamily(_ name: String) throws -> ColumnFamily { try live.columnFamily(name) }

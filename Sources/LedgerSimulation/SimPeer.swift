@@ -5,6 +5,7 @@ import LedgerIdentity
 import LedgerPeer
 import LedgerProtos
 import LedgerStorage
+import MedRecords
 
 /// A hospital's peer as a state machine: the real endorser and the real commit path (PeerChannel:
 /// orderer signature, validation, MVCC, commit) on a `SimDisk`. It pulls blocks from the orderer as
@@ -20,18 +21,20 @@ final class SimPeer {
     private var lastHeard: Int64 = -1_000_000
     static let pullPatienceMs: Int64 = 40
 
+    static let chaincodes: [any Chaincode] = [KVChaincode(), SimCounter(), MedRecordsChaincode()]
+
     init(index: Int, identity: SigningIdentity, genesis: Medledger_Block, disk: SimDisk) throws {
         self.index = index
         self.identity = identity
         self.disk = disk
-        endorser = Endorser(identity: identity, chaincodes: [KVChaincode(), SimCounter()])
+        endorser = Endorser(identity: identity, chaincodes: Self.chaincodes)
         channel = try PeerChannel.join(
             genesis: genesis, store: try LedgerStore(kv: disk), ownSignatures: endorser.signatures)
     }
 
     /// After a crash: a new process on what the disk kept.
     func restart() throws {
-        endorser = Endorser(identity: identity, chaincodes: [KVChaincode(), SimCounter()])
+        endorser = Endorser(identity: identity, chaincodes: Self.chaincodes)
         channel = try PeerChannel.open(
             SimCast.channel, store: try LedgerStore(kv: disk), ownSignatures: endorser.signatures)
         lastHeard = -1_000_000

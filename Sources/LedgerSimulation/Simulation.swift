@@ -29,6 +29,7 @@ public final class Simulation {
     private var clockOffsetMs: [SimNode: Int64] = [:]
     private var operations: [SimOperation] = []
     private var referee = Referee()
+    private var workload: SimWorkload
     private var trace = SHA256()
     private var stats = SimStats()
     private var healing = false
@@ -59,9 +60,13 @@ public final class Simulation {
             peer.disk.ignoresSync = options.bugs.contains(.peerSkipsFsync)
             return peer
         }
-        clients = cast.clients.enumerated().map { i, identity in
-            SimClient(index: i, identity: identity, home: i % options.peers)
+        // Doctors first, then each hospital's management node (homed on its own hospital's peer).
+        clients = (cast.clients + cast.managers).enumerated().map { i, identity in
+            SimClient(
+                index: i, identity: identity, home: i < cast.clients.count ? i % options.peers : i - cast.clients.count)
         }
+        workload = SimWorkload(
+            cast: cast, keys: options.keys, leaksPlaintext: options.bugs.contains(.doctorLeaksPlaintext))
         for node in peers.indices.map(SimNode.peer) + clients.indices.map(SimNode.client) {
             schedule(.tick(node), after: Int64(random.int(0..<5)))
         }
@@ -205,7 +210,7 @@ public final class Simulation {
                 referee.sawBlock(block.header.number, header: block.header.headerHash, by: .peer(i), step: step)
                 referee.sawCommit(receipt, codes: receipt.validationCodes, by: i, step: step)
                 note(
-                    "peer\(i) committed block \(receipt.blockNumber) codes \(receipt.validationCodes.map(\.rawValue)) commit \(Hex.encode(receipt.commitHash.prefix(8)))"
+                    "peer\(i) committed block \(receipt.blockNumber) codes \(receipt.validationCodes.map(\.rawValue))"
                 )
             }
         } catch let e as SimCrash {
@@ -248,6 +253,8 @@ public final class Simulation {
                 stats.refusals += 1
             }
             note("op\(op) abandoned: \(why)")
+        case .assembled(let op, let answer):
+            operations[op].answer = answer
         case .acknowledged(let op):
             operations[op].ordererAcknowledged = true
             stats.acknowledged += 1
@@ -255,6 +262,14 @@ public final class Simulation {
         case .committed(let op, let location):
             operations[op].committed = location
             if location.code == .valid { stats.committedValid += 1 } else { stats.committedInvalid += 1 }
+            let intent = operations[op].intent
+            if location.code == .valid, intent.kind == .treatment, let patient = intent.patient,
+                let doctor = intent.doctor
+            {
+                workload.treatmentCommitted(answer: operations[op].answer, patient: patient, doctor: doctor)
+                stats.treatments += 1
+            }
+            if location.code == .valid, intent.kind == .record { stats.indexRecords += 1 }
             note("op\(op) committed block \(location.blockNum) code \(location.code.rawValue)")
         }
     }
@@ -269,13 +284,14 @@ public final class Simulation {
             schedule(.tick(node), after: Int64(10 + random.int(0..<10)))
         case .client(let c):
             let client = clients[c]
-            if client.isIdle, !healing {
+            if client.isIdle, !healing, workload.startsNow(client: c, random: &random) {
                 let op = operations.count
+                let intent = try workload.intent(client: c, op: op, random: &random)
                 let (operation, out) = try client.start(
-                    op: op, keys: options.keys, peers: peers.count, now: now(node), ms: timeMs, random: &random)
+                    op: op, intent: intent, peers: peers.count, now: now(node), ms: timeMs, random: &random)
                 operations.append(operation)
                 stats.operations += 1
-                note("op\(op) started by client\(c)")
+                note("op\(op) started by client\(c): \(intent.kind.rawValue)")
                 send(from: node, out)
             } else {
                 let (event, out) = client.tick(ms: timeMs)
@@ -403,11 +419,24 @@ public final class Simulation {
         // No update lost or applied twice: each counter is the number of its adds that are valid.
         for k in 0..<options.keys {
             let key = "k\(k)"
-            let valid = operations.filter { $0.counterKey == key && peers[0].status(of: $0.txID)?.code == .valid }.count
+            let valid = operations.filter { op in
+                op.intent.counterKey == key && peers[0].status(of: op.txID)?.code == .valid
+            }.count
             for p in peers where p.counter(key) != valid {
                 referee.fail(
                     step,
                     "counter \(key) is \(p.counter(key)) on peer\(p.index) but \(valid) adds of it committed valid")
+                return
+            }
+        }
+        // No record's plaintext, and no patient's name, on any disk (they exist only off chain).
+        let disks = [(SimNode.orderer, orderer.disk)] + peers.map { (SimNode.peer($0.index), $0.disk) }
+        for secret in workload.plaintexts + cast.patientNames.map({ Array($0.utf8) }) {
+            for (node, disk) in disks where disk.everHeld(secret) {
+                referee.fail(
+                    step,
+                    "plaintext or a real name reached the disk of \(node): \(String(decoding: secret.prefix(40), as: UTF8.self))…"
+                )
                 return
             }
         }

@@ -61,6 +61,8 @@ public enum SimBug: String, CaseIterable, Sendable {
     /// pull again from the orderer — harmless by design, so the invariants must hold (a control that
     /// the referee does not cry wolf).
     case peerSkipsFsync = "peer-skips-fsync"
+    /// The doctor's app writes the record's plaintext into the P_DE's URL.
+    case doctorLeaksPlaintext = "doctor-leaks-plaintext"
 }
 
 public struct SimOptionError: Error, CustomStringConvertible {
@@ -99,6 +101,9 @@ public struct SimStats: Sendable {
     public var committedValid = 0
     public var committedInvalid = 0
     public var abandoned = 0
+    /// medrecords: treatments created and P_DE index records filed (committed valid).
+    public var treatments = 0
+    public var indexRecords = 0
     /// Why operations were abandoned: no endorsement in time, endorsers at different states,
     /// refused by a peer, the chaincode or the orderer.
     public var endorsementTimeouts = 0
@@ -122,7 +127,7 @@ public struct SimulationResult: Sendable {
     public var events: Int
     /// SHA-256 over the trace: every event, in order, as seed-determined text.
     public var traceHash: String
-    /// SHA-256 over the peers' agreed verdicts (block, validation codes, commit hash).
+    /// SHA-256 over the peers' agreed verdicts (block number and validation codes).
     public var verdictHash: String
     public var violation: SimViolation?
     public var stats: SimStats

@@ -40,8 +40,13 @@ let ciSteps = 6_000
             total.dropped += r.stats.dropped
             total.duplicated += r.stats.duplicated
             total.clockJumps += r.stats.clockJumps
+            total.treatments += r.stats.treatments
+            total.indexRecords += r.stats.indexRecords
         }
         #expect(total.committedValid > 100)
+        #expect(
+            total.treatments > 0 && total.indexRecords > 0,
+            "the paper's flow did not run: \(total.treatments) treatments, \(total.indexRecords) P_DE")
         #expect(
             total.committedInvalid > 0, "no MVCC conflict in any seed: the key space is too large to test validation")
         #expect(total.crashes > 0 && total.diskFailures > 0 && total.partitions > 0)
@@ -73,6 +78,19 @@ let ciSteps = 6_000
             let replay = try Simulation.run(again)
             #expect(replay.violation?.step == v.step && replay.violation?.message == v.message)
         }
+    }
+
+    /// A doctor's app that writes the record's plaintext into the P_DE is caught by the end-of-run
+    /// search of every disk.
+    @Test func findsPlaintextThatReachedTheLedger() throws {
+        var found: SimViolation?
+        for seed in ciSeeds where found == nil {
+            var o = options(seed)
+            o.bugs = [.doctorLeaksPlaintext]
+            found = try Simulation.run(o).violation
+        }
+        let v = try #require(found, "no CI seed caught plaintext written to the ledger")
+        #expect(v.message.contains("plaintext or a real name reached the disk"), "\(v)")
     }
 
     /// A control: peers that do not fsync lose commits in crashes but pull them again; nothing a
