@@ -17,8 +17,6 @@ public struct SimViolation: Error, Sendable, CustomStringConvertible {
 struct Referee {
     private var headers: [UInt64: [UInt8]] = [:]
     private var verdicts: [UInt64: (codes: [Medledger_TxValidationCode], commitHash: [UInt8])] = [:]
-    /// The highest block in which the orderer acknowledged an envelope.
-    private(set) var highestAcknowledgedBlock: UInt64?
     private(set) var violation: SimViolation?
 
     mutating func fail(_ step: Int, _ message: String) {
@@ -31,7 +29,7 @@ struct Referee {
             if known != header {
                 fail(
                     step,
-                    "fork: \(node) has block \(number) with header \(Hex.encode(Array(header.prefix(8)))), another node \(Hex.encode(Array(known.prefix(8))))"
+                    "fork: \(node) has a block \(number) whose header differs from another node's"
                 )
             }
         } else {
@@ -55,18 +53,13 @@ struct Referee {
         }
     }
 
-    mutating func ordererAcknowledged(inBlock number: UInt64) {
-        highestAcknowledgedBlock = max(highestAcknowledgedBlock ?? 0, number)
-    }
-
-    /// After an orderer restart: its chain must still hold every block it acknowledged from.
-    mutating func ordererRestarted(height: UInt64, step: Int) {
-        if let n = highestAcknowledgedBlock, height <= n {
-            fail(
-                step,
-                "orderer restarted at height \(height) but had acknowledged envelopes in block \(n): acknowledged data lost"
-            )
-        }
+    /// After an orderer restart: its chain must still hold every transaction it acknowledged.
+    mutating func ordererRestarted(lostAcknowledged lost: [Int], step: Int) {
+        guard let first = lost.first else { return }
+        fail(
+            step,
+            "orderer restarted without op\(first) (and \(lost.count - 1) more) it had acknowledged: acknowledged data lost"
+        )
     }
 
     /// The verdict peers agreed on for block `number`, if one committed it.

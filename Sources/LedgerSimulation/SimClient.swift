@@ -53,8 +53,8 @@ final class SimClient {
     enum Phase {
         case idle
         case endorsing(
-            op: Int, proposal: TransactionBuilder.Proposal, answers: [Int: Medledger_ProposalResponse], refused: Int,
-            since: Int64)
+            op: Int, proposal: TransactionBuilder.Proposal, answers: [Int: Medledger_ProposalResponse],
+            refused: Set<Int>, since: Int64)
         case ordering(op: Int, envelope: [UInt8], sentAt: Int64, tries: Int)
         case awaitingCommit(op: Int, txID: String, envelope: [UInt8], askedAt: Int64, since: Int64)
     }
@@ -84,7 +84,7 @@ final class SimClient {
         let proposal = try TransactionBuilder.proposal(
             channel: SimCast.channel, chaincode: intent.chaincode, function: intent.function, args: intent.args,
             signer: identity, at: now, nonce: random.bytes(24))
-        phase = .endorsing(op: op, proposal: proposal, answers: [:], refused: 0, since: ms)
+        phase = .endorsing(op: op, proposal: proposal, answers: [:], refused: [], since: ms)
         let operation = SimOperation(client: index, txID: proposal.txID, intent: intent)
         return (operation, (0..<peers).map { (.peer($0), .endorse(op: op, proposal: proposal.signed)) })
     }
@@ -104,14 +104,14 @@ final class SimClient {
         ms: Int64
     ) -> (Event, [Outgoing]) {
         guard case .endorsing(let current, let proposal, var answers, var refused, let since) = phase, current == op,
-            answers[peer] == nil
+            answers[peer] == nil, !refused.contains(peer)
         else {
             return (.none, [])
         }
         if case .success(let r) = answer, r.response.status == 200 {
             answers[peer] = r
         } else {
-            refused += 1
+            refused.insert(peer)
         }
         // The first `needed` answers with one payload (peers at different heights may differ).
         let agreeing = answers.keys.sorted().map { answers[$0]! }
@@ -125,10 +125,11 @@ final class SimClient {
             .first { $0.count >= needed }
         guard let responses = agreeing else {
             phase = .endorsing(op: op, proposal: proposal, answers: answers, refused: refused, since: since)
-            guard answers.count + refused == peers else { return (.none, []) }
+            guard answers.count + refused.count == peers else { return (.none, []) }
             phase = .idle
             return (
-                .abandoned(op: op, why: refused > peers - needed ? "endorsement refused" : "endorsers disagree"), []
+                .abandoned(op: op, why: refused.count > peers - needed ? "endorsement refused" : "endorsers disagree"),
+                []
             )
         }
         let chosen = Array(responses.prefix(needed))

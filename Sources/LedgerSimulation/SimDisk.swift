@@ -1,5 +1,11 @@
 import LedgerStorage
 
+/// The injected disk fault: the one error a node meets as a crash. Any other error on the write
+/// path is a finding.
+public struct SimDiskFailure: Error, CustomStringConvertible {
+    public var description: String { "IO error: simulated disk write failure" }
+}
+
 /// A node's disk as the simulator models it: writes are visible at once, but only what an fsync
 /// covered survives a crash (RocksDB's write-ahead log without `sync` is lost with the page cache). A
 /// write can also be made to fail, as a failing disk's would; RocksDB's batches are atomic, so a
@@ -70,7 +76,7 @@ public final class SimDisk: KVStore, @unchecked Sendable {  // one simulation th
     public func write(_ batch: WriteBatch, sync: Bool) throws {
         if failNextWrite {
             failNextWrite = false
-            throw StorageError.rocksDB(operation: "write", message: "IO error: simulated disk write failure")
+            throw SimDiskFailure()
         }
         try live.write(batch, sync: false)
         volatile.append(batch)

@@ -23,6 +23,14 @@ final class SimOrderer {
     private var waiting: [(client: Int, op: Int)] = []
     private var inFlight = Set<String>()
     private var lastBlockTime: Date
+    /// Operations acknowledged since the referee last took them.
+    private var acknowledged: [Int] = []
+
+    /// The operations acknowledged since the last call (the orderer's own record, not the clients').
+    func takeAcknowledged() -> [Int] {
+        defer { acknowledged.removeAll() }
+        return acknowledged
+    }
     /// Deliver streams: for each peer that asked, the next block it gets. Lost in a crash (the
     /// streams break); peers ask again.
     private var subscribers: [Int: UInt64] = [:]
@@ -58,7 +66,11 @@ final class SimOrderer {
             let admitted = try EnvelopeAdmission.check(
                 bytes, env: env, payload: payload, context: context, ledger: ledger, gate: nil, now: now)
             guard inFlight.insert(admitted.txID).inserted else { throw OrderingRejection(409, "already being ordered") }
-            let decision = try cutter.ordered(bytes, isConfig: admitted.isConfig)
+            let decision: BlockCutter.Decision
+            do { decision = try cutter.ordered(bytes, isConfig: admitted.isConfig) } catch {
+                inFlight.remove(admitted.txID)
+                throw error
+            }
             waiting.append((client, op))
             var out: [Outgoing] = []
             for batch in decision.batches { out += try write(batch, now: now) }
@@ -84,8 +96,9 @@ final class SimOrderer {
         let (block, _) = OrderedBlock.make(
             batch, number: ledger.height, previousHash: ledger.info.tipHash, context: context, signer: identity,
             at: time, log: { _ in })
-        do { try ledger.commit(block) } catch { throw SimCrash(reason: "orderer disk: \(error)") }
+        do { try ledger.commit(block) } catch let e as SimDiskFailure { throw SimCrash(reason: "orderer disk: \(e)") }
         lastBlockTime = block.judgedTime
+        acknowledged += waiting.prefix(batch.count).map(\.op)
         let answered = waiting.prefix(batch.count)
         waiting.removeFirst(answered.count)
         for e in batch { if let id = try? Self.txID(e) { inFlight.remove(id) } }

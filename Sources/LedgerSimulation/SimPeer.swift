@@ -72,13 +72,14 @@ final class SimPeer {
     func receive(
         _ blocks: [Medledger_Block], now ms: Int64
     ) throws -> [(block: Medledger_Block, receipt: CommitReceipt)] {
-        lastHeard = ms
+        // A message that starts past the height (a gap) is no sign of a live stream: the timer re-pulls.
+        if let first = blocks.first?.header.number, first <= height { lastHeard = ms }
         var committed: [(Medledger_Block, CommitReceipt)] = []
         for block in blocks where block.header.number == height {
             do {
                 guard let receipt = try channel.receive(block) else { continue }
                 committed.append((block, receipt))
-            } catch let e as StorageError {
+            } catch let e as SimDiskFailure {
                 throw SimCrash(reason: "peer\(index) disk: \(e)")
             }
         }

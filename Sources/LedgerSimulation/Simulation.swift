@@ -30,6 +30,9 @@ public final class Simulation {
     private var operations: [SimOperation] = []
     private var referee = Referee()
     private var workload: SimWorkload
+    /// Operations the orderer acknowledged (its own record), in the order it did.
+    private var ackedByOrderer = Set<Int>()
+    private var ackedInOrder: [Int] = []
     private var trace = SHA256()
     private var stats = SimStats()
     private var healing = false
@@ -73,11 +76,17 @@ public final class Simulation {
     }
 
     func run() throws -> SimulationResult {
-        while step < options.steps, referee.violation == nil, let event = queue.popMin() {
-            try handle(event)
-            injectFaults()
+        // An error no fault explains (a node that cannot reopen its ledger, a commit refused for a
+        // reason other than the injected disk failure) is a finding like any broken invariant.
+        do {
+            while step < options.steps, referee.violation == nil, let event = queue.popMin() {
+                try handle(event)
+                injectFaults()
+            }
+            if referee.violation == nil { try heal() }
+        } catch {
+            referee.fail(step, "unexpected error: \(error)")
         }
-        if referee.violation == nil { try heal() }
         if referee.violation == nil { finalChecks() }
         let violation = referee.violation
         let shortest = violation.map { min($0.step, options.steps) } ?? options.steps
@@ -180,8 +189,11 @@ public final class Simulation {
     private func ordererStep(_ action: () throws -> [Outgoing]) {
         let before = orderer.height
         let out: [Outgoing]
-        do { out = try action() } catch {
-            crash(.orderer, why: "\(error)")
+        do { out = try action() } catch let e as SimCrash {
+            crash(.orderer, why: e.reason)
+            return
+        } catch {
+            referee.fail(step, "the orderer failed: \(error)")
             return
         }
         for n in before..<orderer.height {
@@ -191,10 +203,7 @@ public final class Simulation {
             stats.blocks = max(stats.blocks, n)
             note("orderer wrote block \(n)")
         }
-        if out.contains(where: { if case .broadcastAnswer(_, nil) = $0.message { return true } else { return false } })
-        {
-            referee.ordererAcknowledged(inBlock: orderer.height - 1)
-        }
+        for op in orderer.takeAcknowledged() where ackedByOrderer.insert(op).inserted { ackedInOrder.append(op) }
         send(from: .orderer, out)
         if orderer.height > before { send(from: .orderer, orderer.push()) }
         // Adaptive batching: what waits in the cutter is cut at the next tick, 1 ms on.
@@ -325,7 +334,9 @@ public final class Simulation {
         case .orderer:
             try orderer.restart()
             cutScheduled = false
-            referee.ordererRestarted(height: orderer.height, step: step)
+            // Everything it acknowledged must have survived, whatever the crash cut.
+            let lost = ackedInOrder.filter { (try? orderer.ledger.transaction(id: operations[$0].txID)) == nil }
+            referee.ordererRestarted(lostAcknowledged: lost, step: step)
         case .peer(let i): try peers[i].restart()
         case .client: break
         }
@@ -402,7 +413,8 @@ public final class Simulation {
     /// Every operation the orderer acknowledged, or a client saw committed, is on every peer with
     /// one verdict (the one the client saw, if it saw one).
     private func finalChecks() {
-        for (op, o) in operations.enumerated() where o.ordererAcknowledged || o.committed != nil {
+        for (op, o) in operations.enumerated()
+        where ackedByOrderer.contains(op) || o.ordererAcknowledged || o.committed != nil {
             let locations = peers.map { $0.status(of: o.txID) }
             guard let first = locations[0], locations.allSatisfy({ $0 == first }) else {
                 referee.fail(

@@ -88,7 +88,7 @@ public struct SimulationOptions: Sendable {
     /// The command that replays this run (with `steps` events before healing).
     public func command(steps: Int? = nil) -> String {
         var c =
-            "medledger sim --seed \(seed) --steps \(steps ?? self.steps) --faults \(faults) --peers \(peers) --clients \(clients)"
+            "medledger sim --seed \(seed) --steps \(steps ?? self.steps) --faults \(faults) --peers \(peers) --clients \(clients) --keys \(keys)"
         for bug in SimBug.allCases where bugs.contains(bug) { c += " --bug \(bug.rawValue)" }
         return c
     }

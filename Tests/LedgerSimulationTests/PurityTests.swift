@@ -24,6 +24,11 @@ import Testing
         ("an unseeded random value", #"\.random(Element)?\((?![^)]*using:)"#),
         ("the wall clock", #"\bDate\.now\b"#),
         ("the process environment", #"\bProcessInfo\.processInfo\.environment\b"#),
+        ("the process environment", #"\bgetenv\("#),
+        ("the wall clock", #"\bDate\(timeIntervalSinceNow:"#),
+        ("the wall clock", #"\b(Continuous|Suspending)Clock\(\)\.now|\b(Continuous|Suspending)Clock\.now\b"#),
+        ("the file system", #"\bData\(contentsOf:|\bString\(contentsOfFile:|\bFileHandle\b"#),
+        ("an unseeded shuffle", #"\.shuffled?\(\)"#),
     ]
 
     /// Reviewed exceptions: file, the pattern's name, and why it stays.
@@ -48,7 +53,7 @@ import Testing
         var findings: [String] = []
         for module in Self.pureModules {
             let dir = Self.sources.appendingPathComponent(module)
-            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }
+            let files = try FileManager.default.subpathsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }
                 .sorted()
             #expect(!files.isEmpty, "pure module \(module) has no sources at \(dir.path)")
             for file in files {
@@ -74,7 +79,9 @@ import Testing
             "let t = Date()", "let id = UUID()", "FileManager.default.fileExists(atPath: p)",
             "var g = SystemRandomNumberGenerator()",
             "let x = Int.random(in: 0..<3)", "let k = keys.randomElement()", "let n = Date.now",
-            "let v = ProcessInfo.processInfo.environment[\"X\"]",
+            "let v = ProcessInfo.processInfo.environment[\"X\"]", "let h = getenv(\"HOME\")",
+            "let d = Date(timeIntervalSinceNow: 5)", "let t = ContinuousClock.now", "let b = try Data(contentsOf: url)",
+            "let s = try String(contentsOfFile: p)", "let f = FileHandle(forReadingAtPath: p)", "xs.shuffle()",
         ]
         for s in samples {
             #expect(
