@@ -9,8 +9,9 @@
 # reproduces it) is appended to sim-failures/failures.txt and its output kept in
 # sim-failures/seed-S.txt. At the end prints seeds run, events, failures; exits 1 if any seed failed.
 # Fixed seeds run in CI as a test (Tests/LedgerSimulationTests); turn a failing seed into one there
-# once fixed. Environment: MEDLEDGER_SIM_NO_BUILD=1 uses the binary already built; MEDLEDGER_SIM_ARGS
-# adds options (e.g. "--peers 5 --clients 12").
+# once fixed. Each seed runs on a network drawn from the seed (1-5 peers, 2-16 doctors, 2-40 keys).
+# Environment: MEDLEDGER_SIM_NO_BUILD=1 uses the binary already built; MEDLEDGER_SIM_ARGS fixes the
+# network instead (e.g. "--peers 5 --clients 12").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,9 @@ seeds=0 failures=0 events=0
 while (( $(date +%s) < end )); do
   seed=$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')
   seed=$(( seed & 0x7fffffffffffffff ))
-  if line=$("$BIN" sim --seed "$seed" --steps "$STEPS" --faults all --quiet ${MEDLEDGER_SIM_ARGS:-} 2>&1); then
+  # Without MEDLEDGER_SIM_ARGS, each seed also draws its network: 1-5 peers, 2-16 doctors, 2-40 keys.
+  shape=${MEDLEDGER_SIM_ARGS:-"--peers $((seed % 5 + 1)) --clients $((seed / 5 % 15 + 2)) --keys $((seed / 75 % 39 + 2))"}
+  if line=$("$BIN" sim --seed "$seed" --steps "$STEPS" --faults all --quiet $shape 2>&1); then
     :
   else
     failures=$((failures + 1))
