@@ -62,9 +62,6 @@ struct Referee {
         )
     }
 
-    /// The verdict peers agreed on for block `number`, if one committed it.
-    func commitHash(at number: UInt64) -> [UInt8]? { verdicts[number]?.commitHash }
-
     /// A digest of every verdict so far (block number and validation codes), for the run's summary.
     /// Commit hashes are compared across peers but left out: medrecords keys derive from tx ids, which
     /// derive from certificates whose signatures differ between runs of one seed.

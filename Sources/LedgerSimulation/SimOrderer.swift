@@ -20,7 +20,7 @@ final class SimOrderer {
     private var context: ChannelContext
     private var cutter: BlockCutter
     /// Who waits for each envelope the cutter holds, in the cutter's order.
-    private var waiting: [(client: Int, op: Int)] = []
+    private var waiting: [(client: Int, op: Int, txID: String)] = []
     private var inFlight = Set<String>()
     private var lastBlockTime: Date
     /// Operations acknowledged since the referee last took them.
@@ -71,7 +71,7 @@ final class SimOrderer {
                 inFlight.remove(admitted.txID)
                 throw error
             }
-            waiting.append((client, op))
+            waiting.append((client, op, admitted.txID))
             var out: [Outgoing] = []
             for batch in decision.batches { out += try write(batch, now: now) }
             return out
@@ -98,10 +98,10 @@ final class SimOrderer {
             at: time, log: { _ in })
         do { try ledger.commit(block) } catch let e as SimDiskFailure { throw SimCrash(reason: "orderer disk: \(e)") }
         lastBlockTime = block.judgedTime
-        acknowledged += waiting.prefix(batch.count).map(\.op)
         let answered = waiting.prefix(batch.count)
+        acknowledged += answered.map(\.op)
         waiting.removeFirst(answered.count)
-        for e in batch { if let id = try? Self.txID(e) { inFlight.remove(id) } }
+        for w in answered { inFlight.remove(w.txID) }
         return answered.map { (.client($0.client), .broadcastAnswer(op: $0.op, refusal: nil)) }
     }
 
@@ -127,10 +127,6 @@ final class SimOrderer {
             out.append((.peer(peer), .blocks(blocks)))
         }
         return out
-    }
-
-    static func txID(_ envelope: [UInt8]) throws -> String {
-        try EnvelopeAdmission.parse(envelope).1.channelHeader.txID
     }
 }
 
