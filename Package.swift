@@ -18,13 +18,14 @@ import PackageDescription
 //   LedgerIdentity     → LedgerCrypto, LedgerProtos, X509 [crypto] (certificates, signing identities, trust)
 //   LedgerCA           → LedgerIdentity, LedgerRocksDB, LedgerAudit [shell]
 //   LedgerChaincode    → LedgerStorage [pure] (chaincode protocol, stub, simulator, kv)
-//   LedgerChannel      → LedgerChaincode, LedgerIdentity [pure] (config, membership, policies, transaction building)
+//   LedgerChannel      → LedgerChaincode, LedgerIdentity [pure] (config, membership, policies, transaction building,
+//                        SubmitFlow: a submission from proposal to commit as a state machine)
 //   MedRecords         → LedgerChaincode, LedgerIdentity, LedgerPRE [pure] (the paper's records chaincode)
 //   LedgerPeer         → LedgerChannel [pure] (endorser, validators, the commit path over an injected KVStore)
 //   LedgerOrderingCore → LedgerChannel [pure] (admission, block cutter, block making and signing)
 //   LedgerSimulation   → LedgerOrderingCore, LedgerPeer, MedRecords, swift-collections [pure] (`medledger sim`: the network from one seed)
 //   LedgerRPC          → LedgerProtos, GRPCCore (generated service stubs)
-//   LedgerTransport    → LedgerIdentity, gRPC NIO transport [shell] (mutual TLS)
+//   LedgerTransport    → LedgerIdentity, gRPC NIO transport [shell] (mutual TLS, clients kept per node)
 //   LedgerObjects      → LedgerCrypto [shell] (object store: ciphertexts named by SHA-384, files beside RocksDB)
 //   LedgerClient       → LedgerRPC, LedgerTransport, LedgerChannel, LedgerObjects, LedgerRecords, HospitalFlows, MedRecords [shell]
 //   LedgerIncidents    → swift-collections [pure but for the suspension file] (anomaly rules, windows, suspensions)
@@ -34,8 +35,8 @@ import PackageDescription
 //   LedgerFHIR         → MedRecords, LedgerCrypto [pure] (FHIR R4 resources, SMART scopes, PKCE)
 //   LedgerFHIRServer   → LedgerFHIR, LedgerIdentity, JWTKit, Hummingbird [shell] (SMART authorization server, FHIR routes)
 //   LedgerOperations   → LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus [shell] (health, version, metrics)
-//   LedgerNode         → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, LedgerClient, LedgerFHIRServer,
-//                        LedgerOperations, … [shell] (the daemon's wiring)
+//   LedgerNode         → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, LedgerFHIRServer, LedgerOperations,
+//                        … [shell] (the daemon's wiring; its own submissions in-process, not via LedgerClient)
 //   medledgerd, medledger (thin executables); MedLedgerFuzzHarness → the decoders' modules; MedLedgerFuzz (libFuzzer)
 let package = Package(
     name: "MedLedger",
@@ -132,7 +133,7 @@ let package = Package(
                 "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerRocksDB",
                 "LedgerPeer",
                 "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus", "MedRecords", "LedgerObjects",
-                "LedgerClient", "HospitalFlows", "LedgerOperations", "LedgerIncidents", "LedgerFHIRServer",
+                "HospitalFlows", "LedgerOperations", "LedgerIncidents", "LedgerFHIRServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -191,6 +192,7 @@ let package = Package(
             name: "LedgerChannel",
             dependencies: [
                 "LedgerChaincode", "LedgerIdentity", "LedgerStorage", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
             ]),
         // Peer logic: endorsement, transaction validation (signatures, policies, MVCC, phantoms).
         // The hospital's object store: encrypted records as files named by their SHA-384.

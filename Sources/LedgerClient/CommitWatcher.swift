@@ -75,8 +75,8 @@ final class CommitWatcher: Sendable {
     /// Transactions one watcher waits for at most; past it a submit fails with 503 at once.
     static let slotsMax = 100_000
 
-    /// Registers `txID`, runs `send` (the broadcast), and waits for the commit.
-    func commit(of txID: String, timeoutMs: UInt32, after send: () async throws -> Void) async throws -> Commit {
+    /// Registers `txID` (before its envelope is broadcast) and returns where its commit will land.
+    func register(_ txID: String, timeoutMs: UInt32) async throws -> Slot {
         try await ensureFollowing()
         let slot = Slot(deadline: .now + .milliseconds(Int(timeoutMs)))
         let admitted = state.withLock { s in
@@ -89,11 +89,12 @@ final class CommitWatcher: Sendable {
                 status: 503,
                 message: "this client already waits for \(Self.slotsMax) commits; retry when some have arrived")
         }
-        do { try await send() } catch {
-            _ = state.withLock { $0.slots.removeValue(forKey: txID) }
-            throw error
-        }
-        return try await slot.value()
+        return slot
+    }
+
+    /// Forgets a waiter whose transaction will not be waited for.
+    func unregister(_ txID: String) {
+        _ = state.withLock { $0.slots.removeValue(forKey: txID) }
     }
 
     func close() {

@@ -81,62 +81,27 @@ public enum NodeConnection {
 /// downloads several objects in a row pays the TLS handshake once. `close()` when done; a call that
 /// finds its node unreachable drops the connection, so the next call dials again.
 public final class NodeConnectionPool: Sendable {
-    typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
-    let trustedRootsPEM: [UInt8]
-    let identity: TLSIdentityFiles
-    private let open = Mutex<[String: (client: Client, runner: Task<Void, Never>)]>([:])
+    let clients: NodeClients
     /// Nodes kept at most; past it, one is closed to make room.
     static let nodesMax = 16
 
     public init(trustedRootsPEM: [UInt8], identity: TLSIdentityFiles) {
-        self.trustedRootsPEM = trustedRootsPEM
-        self.identity = identity
+        clients = NodeClients(trustedRootsPEM: trustedRootsPEM, identity: identity, limit: Self.nodesMax)
     }
 
     public func with<T: Sendable>(
         _ node: NodeAddress, _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
-        let client = try client(node)
+        let client = try clients.client(node)
         do { return try await body(client) } catch let e as CallFailure {
-            if e.status == 503 { drop(node) }
+            if e.status == 503 { clients.drop(node) }
             throw e
         } catch {
             let failure = CallFailure.classify(error)
-            if failure.status == 503 { drop(node) }
+            if failure.status == 503 { clients.drop(node) }
             throw failure
         }
     }
 
-    public func close() {
-        for c in open.withLock({ map in
-            defer { map = [:] }
-            return Array(map.values)
-        }) { Self.shut(c) }
-    }
-
-    func client(_ node: NodeAddress) throws -> Client {
-        if let c = open.withLock({ $0[node.description] }) { return c.client }
-        let transport = try ClientSecurity.transport(to: node, trustedRootsPEM: trustedRootsPEM, identity: identity)
-        let c = GRPCClient(transport: transport)
-        let runner = Task<Void, Never> { try? await c.runConnections() }
-        let fresh = (client: c, runner: runner)
-        let (kept, evicted) = open.withLock {
-            map -> ((client: Client, runner: Task<Void, Never>), [(client: Client, runner: Task<Void, Never>)]) in
-            if let existing = map[node.description] { return (existing, [fresh]) }
-            var evicted: [(client: Client, runner: Task<Void, Never>)] = []
-            if map.count >= Self.nodesMax, let some = map.keys.first { evicted.append(map.removeValue(forKey: some)!) }
-            map[node.description] = fresh
-            return (fresh, evicted)
-        }
-        evicted.forEach(Self.shut)
-        return kept.client
-    }
-
-    func drop(_ node: NodeAddress) {
-        if let c = open.withLock({ $0.removeValue(forKey: node.description) }) { Self.shut(c) }
-    }
-
-    static func shut(_ c: (client: Client, runner: Task<Void, Never>)) {
-        c.client.beginGracefulShutdown()
-    }
+    public func close() { clients.close() }
 }

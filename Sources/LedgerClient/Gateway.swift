@@ -93,7 +93,7 @@ public final class Gateway: Sendable {
     let ordererAddress: NodeAddress
     /// Parsed once: the chaincodes' policies, and each endorser identity's principal (an X.509 parse).
     let policies: [String: (text: String, policy: EndorsementPolicy)]
-    let principals = Mutex<[Data: EndorsementPolicy.Endorser]>([:])
+    let principals = EndorserPrincipals()
     /// Follows the gateway's peer's filtered blocks to learn when submitted transactions commit.
     let commits: CommitWatcher
 
@@ -205,9 +205,13 @@ public final class Gateway: Sendable {
             signer: signer, at: Date())
     }
 
-    func endorse(_ p: Proposal, on connection: Connection) async throws -> Medledger_ProposalResponse {
+    func endorse(
+        _ signed: Medledger_SignedProposal, on connection: Connection
+    ) async throws
+        -> Medledger_ProposalResponse
+    {
         let answer: Medledger_ProposalStreamResponse
-        do { answer = try await connection.endorser.call(p.signed) } catch let e
+        do { answer = try await connection.endorser.call(signed) } catch let e
             as PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>.Ended
         {
             throw Self.failure(e, e.underlying, at: connection.address)
@@ -240,7 +244,7 @@ public final class Gateway: Sendable {
     ) async throws -> ChaincodeResult {
         var p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
         p.signed.evaluateOnly = true
-        let r = try await endorse(p, on: primary)
+        let r = try await endorse(p.signed, on: primary)
         return ChaincodeResult(
             status: r.response.status, message: r.response.message, payload: [UInt8](r.response.payload))
     }
@@ -262,29 +266,36 @@ public final class Gateway: Sendable {
         commitTimeoutMs: UInt32 = 60_000
     ) async throws -> SubmitResult {
         let p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
-        let responses = try await endorsements(for: p, chaincode: chaincode)
-        let first = responses[0]
-        let result = ChaincodeResult(
-            status: first.response.status, message: first.response.message, payload: [UInt8](first.response.payload))
-        let envelope = try assemble(p, responses: responses)
-        let notCommitted = Failure(
-            status: 504,
-            message:
-                "transaction \(p.txID) was ordered but not committed on \(primary.address) within \(commitTimeoutMs) ms"
-        )
-        let started = ContinuousClock.now
-        do {
-            let c = try await commits.commit(of: p.txID, timeoutMs: commitTimeoutMs) { try await broadcast(envelope) }
-            return SubmitResult(txID: p.txID, result: result, code: c.code, blockNumber: c.blockNumber)
-        } catch CommitWatcher.WaitError.timedOut {
-            throw notCommitted
-        } catch CommitWatcher.WaitError.streamLost {
-            // The block stream broke after the broadcast: ask the peer about this transaction.
-            let left = max(0, Int64(commitTimeoutMs) - (ContinuousClock.now - started).components.seconds * 1000)
-            let status = try await commitStatus(txID: p.txID, waitMs: UInt32(left))
-            guard status.committed else { throw notCommitted }
-            return SubmitResult(txID: p.txID, result: result, code: status.code, blockNumber: status.blockNumber)
+        let endpoints = orderingEndpoints
+        let flow = SubmitFlow<NodeAddress>(
+            proposal: p, signer: signer, first: primary.address, others: { [self] in peers(besides: $0) },
+            goal: goal(for: chaincode), endpoints: endpoints.count,
+            timing: .network(endpoints: endpoints.count, commitMs: Int64(commitTimeoutMs)))
+        switch await SubmitFlow.run(flow, over: GatewayTransport(gateway: self, endpoints: endpoints)) {
+        case .success(let c):
+            let result = ChaincodeResult(
+                status: c.response.status, message: c.response.message, payload: [UInt8](c.response.payload))
+            return SubmitResult(txID: c.txID, result: result, code: c.code, blockNumber: c.blockNumber)
+        case .failure(let f):
+            throw Failure(status: f.status, message: f.message)
         }
+    }
+
+    /// The gateway's orderer first, then the channel's other ordering endpoints.
+    var orderingEndpoints: [NodeAddress] {
+        [ordererAddress] + config.orderer.endpoints.compactMap(NodeAddress.init).filter { $0 != ordererAddress }
+    }
+
+    /// The chaincode's endorsement policy as the flow's goal (the first endorsement, if it has none).
+    func goal(for chaincode: String) -> SubmitGoal {
+        guard let (text, policy) = policies[chaincode] else { return .anyOne }
+        return .policy(text, policy, channelOrgs: Set(config.organizations.map(\.id)), principal: principals.principal)
+    }
+
+    /// One peer of each organisation other than the first endorser's.
+    func peers(besides first: Medledger_ProposalResponse) -> [NodeAddress] {
+        let endorsed = principals.principal(of: first.endorsement.endorser)?.org
+        return config.onePeerOfEachOrganisation(except: endorsed).compactMap(NodeAddress.init)
     }
 
     /// Sends a signed envelope to the orderer (on the shared broadcast stream). With several ordering
@@ -296,13 +307,18 @@ public final class Gateway: Sendable {
         let others = config.orderer.endpoints.compactMap(NodeAddress.init).filter { $0 != ordererAddress }
         let endpoints = [ordererAddress] + others
         guard endpoints.count > 1 else { return try await broadcast(envelope, to: ordererAddress) }
-        try await OrderingFailover.send(to: endpoints, for: Self.failoverSeconds) { address in
+        try await OrderingFailover.send(to: endpoints, for: Self.failoverSeconds, status: Self.status(of:)) { address in
             try await self.broadcast(envelope, to: address)
         }
     }
 
     /// How long a broadcast keeps trying other ordering endpoints before it gives up.
-    public static let failoverSeconds: Int64 = 15
+    public static var failoverSeconds: Int64 { SubmitTiming.failoverSeconds }
+
+    /// The EMR-IG status a failed call carries, if it is one of this client's failures.
+    public static func status(of error: any Error) -> Int? {
+        (error as? Failure)?.status ?? (error as? CallFailure)?.status
+    }
     /// How long a broadcast stream may leave calls unanswered before the next endpoint is tried. A
     /// frozen or cut-off orderer keeps its connection open and answers nothing (`PipelinedStream`'s
     /// `stallAfter`; the connection itself goes when keepalive drops it). Far above a loaded cluster's
@@ -310,85 +326,24 @@ public final class Gateway: Sendable {
     static let attemptSeconds = 5
 
     private func broadcast(_ envelope: Medledger_Envelope, to address: NodeAddress) async throws {
-        let r: Medledger_BroadcastResponse
-        let orderer = try connection(address)
-        do { r = try await orderer.broadcaster.call(envelope) } catch let e
-            as PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>.Ended
-        {
-            throw Self.failure(e, e.underlying, at: orderer.address)
-        } catch { throw CallFailure.classify(error) }
+        let r = try await broadcastResponse(envelope, to: address)
         guard r.status == 200 else {
             throw Failure(status: Int(r.status), message: "orderer refused the transaction: \(r.message)")
         }
     }
 
-    /// The gateway's peer first; then, while the policy is unmet, one peer of each further organisation.
-    func endorsements(for p: Proposal, chaincode: String) async throws -> [Medledger_ProposalResponse] {
-        let first = try await endorse(p, on: primary)
-        guard first.response.status == 200 else {
-            throw Failure(
-                status: Int(first.response.status),
-                message: first.response.message.isEmpty ? "chaincode refused" : first.response.message)
-        }
-        var responses = [first]
-        guard let (policyText, policy) = policies[chaincode] else { return responses }
-        let orgs = Set(config.organizations.map(\.id))
-        func principals() -> [EndorsementPolicy.Endorser] {
-            responses.compactMap { principal(of: $0.endorsement.endorser) }
-        }
-        if policy.isSatisfied(by: principals(), channelOrgs: orgs) { return responses }
-        let endorsedOrgs = Set(principals().map(\.org))
-        let candidates = config.organizations.filter { !endorsedOrgs.contains($0.id) }.compactMap { o in
-            o.peerEndpoints.compactMap(NodeAddress.init).first
-        }
-        // Failures of other peers are reasons, not the answer: the policy decides.
-        let more = await withTaskGroup(of: Result<Medledger_ProposalResponse, any Error>.self) { group in
-            for address in candidates {
-                group.addTask {
-                    do { return .success(try await self.endorse(p, on: try self.connection(address))) } catch {
-                        return .failure(error)
-                    }
-                }
-            }
-            var out = [Result<Medledger_ProposalResponse, any Error>]()
-            for await r in group { out.append(r) }
-            return out
-        }
-        var problems = [String]()
-        for r in more {
-            switch r {
-            case .success(let resp) where resp.response.status == 200: responses.append(resp)
-            case .success(let resp): problems.append("[\(resp.response.status)] \(resp.response.message)")
-            case .failure(let e): problems.append("\(e)")
-            }
-        }
-        guard policy.isSatisfied(by: principals(), channelOrgs: orgs) else {
-            throw Failure(
-                status: 412,
-                message:
-                    "could not collect endorsements satisfying \(policyText) (endorsed by \(principals().map { "\($0.org).\($0.role)" }.joined(separator: ", "))\(problems.isEmpty ? "" : "; other peers: " + problems.joined(separator: "; ")))"
-            )
-        }
-        return responses
-    }
-
-    /// The organisation and role of an endorser identity, cached per identity.
-    func principal(of endorser: Data) -> EndorsementPolicy.Endorser? {
-        if let p = principals.withLock({ $0[endorser] }) { return p }
-        guard let id = try? Medledger_SerializedIdentity(serializedBytes: endorser) else { return nil }
-        let role =
-            (try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)))?.attributes?.role ?? "unknown"
-        let p = EndorsementPolicy.Endorser(org: id.mspID, role: role)
-        principals.withLock { $0[endorser] = p }
-        return p
-    }
-
-    func assemble(_ p: Proposal, responses: [Medledger_ProposalResponse]) throws -> Medledger_Envelope {
-        do { return try TransactionBuilder.envelope(p, responses: responses, signer: signer) } catch let e
-            as TransactionBuilder.Failure
+    /// The orderer's answer; a call that failed throws (`CallFailure`).
+    func broadcastResponse(
+        _ envelope: Medledger_Envelope, to address: NodeAddress
+    ) async throws
+        -> Medledger_BroadcastResponse
+    {
+        let orderer = try connection(address)
+        do { return try await orderer.broadcaster.call(envelope) } catch let e
+            as PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>.Ended
         {
-            throw Failure(status: 409, message: e.description)
-        }
+            throw Self.failure(e, e.underlying, at: orderer.address)
+        } catch { throw CallFailure.classify(error) }
     }
 
     // MARK: Ledger reads and events
@@ -450,36 +405,5 @@ public final class Gateway: Sendable {
                 }
             }
         } catch { throw CallFailure.classify(error) }
-    }
-}
-
-/// Hands one signed envelope to a channel's ordering endpoints in turn until one acknowledges it (in
-/// a raft cluster any consenter forwards to the leader). An attempt that was not acknowledged (the
-/// orderer unreachable, or 503 while an election runs) goes to the next endpoint, passes repeating
-/// with a short backoff for up to `seconds`; a retry answered 409 means an earlier attempt got in. Any
-/// other refusal is the answer. The gateway and the SA's CRL publisher both send this way.
-public enum OrderingFailover {
-    public static func send(
-        to endpoints: [NodeAddress], for seconds: Int64, _ attempt: (NodeAddress) async throws -> Void
-    ) async throws {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        var attempts = 0
-        var round = 0
-        while true {
-            for address in endpoints {
-                do {
-                    try await attempt(address)
-                    return
-                } catch {
-                    let status = (error as? Gateway.Failure)?.status ?? (error as? CallFailure)?.status
-                    if status == 409 && attempts > 0 { return }
-                    guard status == 503, ContinuousClock.now < deadline else { throw error }
-                }
-                attempts += 1
-            }
-            // An election takes about a second: retry often, backing off per pass over the endpoints.
-            round += 1
-            try await Task.sleep(for: .milliseconds(min(400, 25 << min(round, 4))))
-        }
     }
 }

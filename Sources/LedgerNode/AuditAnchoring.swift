@@ -1,6 +1,6 @@
 import Foundation
+import GRPCCore
 import LedgerAudit
-import LedgerClient
 import MedRecords
 import Synchronization
 
@@ -35,7 +35,7 @@ struct AuditAnchoring: Sendable {
                 _ = try await submitter.submit(
                     "anchorAudit", AnchorAuditRequest(seq: seq, head: head), channel: channel, AuditAnchor.self)
                 (anchored, lastAt, retryAt, lastError) = (seq, ContinuousClock.now, nil, "")
-            } catch let f as CallFailure where f.status == 409 && f.message.contains("not after") {
+            } catch let e as RPCError where e.code == .alreadyExists && e.message.contains("not after") {
                 // Already anchored at or beyond this line (a restart, or an answer lost): nothing to do.
                 (anchored, lastAt, retryAt) = (seq, ContinuousClock.now, nil)
             } catch {

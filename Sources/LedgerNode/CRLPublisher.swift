@@ -1,7 +1,6 @@
 import Foundation
 import LedgerCA
 import LedgerChannel
-import LedgerClient
 import LedgerIdentity
 import LedgerOrdering
 import LedgerOrderingCore
@@ -55,9 +54,12 @@ final class CRLPublisher: Sendable {
         guard !endpoints.isEmpty else {
             throw OrderingRejection(503, "channel \(ctx.channel) names no ordering endpoint")
         }
-        try await OrderingFailover.send(to: endpoints, for: Gateway.failoverSeconds) { address in
+        try await OrderingFailover.send(
+            to: endpoints, for: SubmitTiming.failoverSeconds,
+            status: { ($0 as? OrderingRejection).map { Int($0.status) } }
+        ) { address in
             if let refusal = await remote.forward(bytes, channel: ctx.channel, to: address.description) {
-                throw CallFailure(status: Int(refusal.status), message: refusal.message)
+                throw refusal
             }
         }
     }

@@ -233,7 +233,7 @@ struct NodeFHIRBackend: FHIRBackend {
             if !read.isEmpty { incidents?.observe(.patientsRead(Array(read)), by: subject) }
             return answer
         } catch let e as RPCError {
-            let status = Self.status(e.code)
+            let status = StatusMapping.status(of: e.code)
             if let about { note(about, status < 500 ? .denied : .failed, status) }
             if [401, 403, 404].contains(status) { incidents?.observe(.refused(status: status), by: subject) }
             throw FHIRFailure(status, e.message)
@@ -248,20 +248,6 @@ struct NodeFHIRBackend: FHIRBackend {
         if caller.kind == .system { return node }
         guard let role = RoleName.role(caller.role) else { throw FHIRFailure(401, "the token names an unknown role") }
         return CreatorIdentity(pid: caller.id, org: caller.org, role: role, certificatePEM: "")
-    }
-
-    static func status(_ code: RPCError.Code) -> Int {
-        switch code {
-        case .invalidArgument: return 400
-        case .unauthenticated: return 401
-        case .permissionDenied: return 403
-        case .notFound: return 404
-        case .alreadyExists: return 409
-        case .failedPrecondition: return 412
-        case .resourceExhausted: return 413
-        case .unavailable: return 503
-        default: return 500
-        }
     }
 
     static func bytes(hex: String) -> [UInt8]? {

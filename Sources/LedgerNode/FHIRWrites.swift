@@ -96,7 +96,7 @@ extension NodeFHIRBackend {
             note(.success, "tx \(result.txID)")
             return answer
         } catch let e as RPCError {
-            let status = Self.status(e.code)
+            let status = StatusMapping.status(of: e.code)
             note(status < 500 ? .denied : .failed, "status \(status)")
             if [401, 403, 404].contains(status) {
                 incidents?.observe(

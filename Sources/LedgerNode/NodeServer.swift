@@ -5,7 +5,6 @@ import GRPCNIOTransportHTTP2
 import LedgerAudit
 import LedgerCA
 import LedgerChannel
-import LedgerClient
 import LedgerConfig
 import LedgerCrypto
 import LedgerFHIRServer
@@ -16,6 +15,7 @@ import LedgerOperations
 import LedgerOrdering
 import LedgerOrderingCore
 import LedgerPeer
+import LedgerProtos
 import LedgerRPC
 import LedgerRocksDB
 import LedgerStorage
@@ -98,10 +98,14 @@ public final class NodeServer: Sendable {
 
         let ca = try openCA(trust: trust, audit: audit)
         defer { ca?.close() }
-        // The CRL publisher reaches the orderers of channels this node only holds as a peer (raft).
-        let publisherClient = GRPCLeaderForwarder(
-            trustedRootsPEM: rootsPEM, tls: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key))
-        defer { publisherClient.close() }
+        // The node's connections to other nodes: the CRL publisher reaches the orderers of channels this
+        // node only holds as a peer (raft); the node's own submissions other peers and orderers.
+        let nodeClients = NodeClients(
+            trustedRootsPEM: rootsPEM,
+            identity: TLSIdentityFiles(certificatePath: config.tls.cert, keyPath: config.tls.key),
+            limit: 64)
+        defer { nodeClients.close() }
+        let publisherClient = GRPCLeaderForwarder(pool: nodeClients)
         let crlPublisher = makeCRLPublisher(ca: ca, orderer: orderer, peer: peer, remote: publisherClient)
 
         guard let listen = NodeAddress(config.listen) else {
@@ -114,7 +118,7 @@ public final class NodeServer: Sendable {
         let api = try makeAPIServices(
             roles: roles, ca: ca, crlPublisher: crlPublisher, ledgers: ledgers, watcher: watcher, trust: trust,
             rootsPEM: rootsPEM, identity: identity, suspensions: suspensions, audit: audit, incidents: incidents,
-            metrics: nodeMetrics, boundAddress: boundAddress)
+            metrics: nodeMetrics, boundAddress: boundAddress, nodeClients: nodeClients)
         let operations = makeOperations(metrics: nodeMetrics, peer: peer, orderer: orderer, trust: trust, audit: audit)
         let main = makeMainServer(
             listen: listen, identity: identity, trust: trust, audit: audit, auditGuard: auditGuard,
@@ -310,7 +314,8 @@ public final class NodeServer: Sendable {
     private func makeAPIServices(
         roles: Roles, ca: CertificateAuthority?, crlPublisher: CRLPublisher?, ledgers: LedgerStore, watcher: CRLWatcher,
         trust: TrustStore, rootsPEM: [UInt8], identity: TLSIdentityFiles, suspensions: SuspensionList,
-        audit: AuditLog?, incidents: IncidentDesk, metrics nodeMetrics: NodeMetrics?, boundAddress: BoundAddress
+        audit: AuditLog?, incidents: IncidentDesk, metrics nodeMetrics: NodeMetrics?, boundAddress: BoundAddress,
+        nodeClients: NodeClients
     ) throws -> APIServices {
         let peer = roles.peer
         var api = APIServices(services: [
@@ -320,9 +325,9 @@ public final class NodeServer: Sendable {
         ])
         if let peer {
             try addPeerServices(
-                peer, signer: roles.signer, to: &api, trust: trust, rootsPEM: rootsPEM, identity: identity,
-                suspensions: suspensions, audit: audit, incidents: incidents, metrics: nodeMetrics,
-                boundAddress: boundAddress)
+                peer, signer: roles.signer, orderer: roles.orderer, to: &api, trust: trust, suspensions: suspensions,
+                audit: audit, incidents: incidents, metrics: nodeMetrics, boundAddress: boundAddress,
+                nodeClients: nodeClients)
         }
         if let orderer = roles.orderer {
             api.services.append(OrdererService(orderer: orderer, nodeOrg: config.node.org, audit: audit))
@@ -333,11 +338,12 @@ public final class NodeServer: Sendable {
 
     /// Adds the peer's API and object store and, with a signing identity, the services acting in the node's name.
     private func addPeerServices(
-        _ peer: PeerRuntime, signer nodeSigner: SigningIdentity?, to api: inout APIServices, trust: TrustStore,
-        rootsPEM: [UInt8], identity: TLSIdentityFiles, suspensions: SuspensionList, audit: AuditLog?,
-        incidents: IncidentDesk, metrics nodeMetrics: NodeMetrics?, boundAddress: BoundAddress
+        _ peer: PeerRuntime, signer nodeSigner: SigningIdentity?, orderer: OrderingServices?,
+        to api: inout APIServices, trust: TrustStore, suspensions: SuspensionList, audit: AuditLog?,
+        incidents: IncidentDesk, metrics nodeMetrics: NodeMetrics?, boundAddress: BoundAddress, nodeClients: NodeClients
     ) throws {
-        api.services.append(PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit, incidents: incidents))
+        let peerService = PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit, incidents: incidents)
+        api.services.append(peerService)
         let objects = try ObjectStore(
             directory: URL(fileURLWithPath: config.objectStoreDirectory), maxBytes: config.objectStoreMaxBytes)
         let fixed = config.objectStore?.publicAddress
@@ -345,11 +351,11 @@ public final class NodeServer: Sendable {
             ObjectStoreService(
                 store: objects, runtime: peer, publicAddress: { fixed ?? boundAddress.value }, audit: audit,
                 incidents: incidents, metrics: nodeMetrics))
-        // The services that act in the node's own name (treatments, usage records) submit
-        // through a gateway to this very node.
+        // The services that act in the node's own name (treatments, usage records) submit through
+        // this node's own peer, in-process (`NodeSubmitter`).
         if let nodeSigner {
             let submitter = try NodeSubmitter(
-                signer: nodeSigner, trustedRootsPEM: rootsPEM, tls: identity, ownAddress: { boundAddress.value })
+                signer: nodeSigner, trust: trust, peer: peerService, orderer: orderer, pool: nodeClients)
             api.nodeSubmitter = submitter
             let query = ChainQuery(runtime: peer)
             let dataDir = URL(fileURLWithPath: config.dataDir)
@@ -734,7 +740,9 @@ final class CRLWatcher: Sendable {
         let installed = trust.installed
         guard installed.isEmpty || installed.contains(where: { $0.isDue(at: now) }) else { return }
         do {
-            let response = try await CAClient(endpoint: source, trustedRootsPEM: rootsPEM, wallet: nil).crl()
+            let response = try await withGRPCClient(
+                transport: try ClientSecurity.transport(to: source, trustedRootsPEM: rootsPEM, identity: nil)
+            ) { try await Medledger_CAEnrollment.Client(wrapping: $0).getCRL(Medledger_GetCRLRequest()) }
             let der = [UInt8](response.crlDer)
             let crl = try RevocationList.parse(der)
             if try trust.install(crl, source: "\(source.host):\(source.port)") {

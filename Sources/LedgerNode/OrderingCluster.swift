@@ -13,58 +13,33 @@ import LedgerTransport
 import NIOSSL
 import Synchronization
 
-/// A raft follower's way to the leader: the leader's ordering service over mutual TLS, as any client
-/// (one long-lived connection per endpoint). The CRL publisher uses one too, to reach the orderers of
-/// channels its node does not order.
+/// A raft follower's way to the leader: the leader's ordering service over mutual TLS, as any client.
+/// The CRL publisher and the node's own submissions use it too, to reach the orderers of channels
+/// their node does not order.
 final class GRPCLeaderForwarder: LeaderForwarding {
-    let trustedRootsPEM: [UInt8]
-    let tls: TLSIdentityFiles
-    private let clients = Mutex<[String: (client: GRPCClient<HTTP2ClientTransport.Posix>, runner: Task<Void, Never>)]>(
-        [:])
+    let pool: NodeClients
 
-    init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles) {
-        self.trustedRootsPEM = trustedRootsPEM
-        self.tls = tls
+    init(pool: NodeClients) { self.pool = pool }
+
+    convenience init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles) {
+        self.init(pool: NodeClients(trustedRootsPEM: trustedRootsPEM, identity: tls))
     }
 
     func forward(_ envelope: [UInt8], channel: String, to endpoint: String) async -> OrderingRejection? {
+        guard let address = NodeAddress(endpoint) else {
+            return OrderingRejection(500, "ordering endpoint \(endpoint) is not host:port")
+        }
         do {
-            let client = try client(endpoint)
             let request = try Medledger_Envelope(serializedBytes: envelope)
-            let r = try await Medledger_Orderer.Client(wrapping: client).broadcast(request)
+            let r = try await Medledger_Orderer.Client(wrapping: try pool.client(address)).broadcast(request)
             return r.status == 200 ? nil : OrderingRejection(r.status, r.message)
         } catch {
+            pool.drop(address)
             return OrderingRejection(503, "the orderer at \(endpoint) is unreachable: \(error); retry")
         }
     }
 
-    private func client(_ endpoint: String) throws -> GRPCClient<HTTP2ClientTransport.Posix> {
-        if let c = clients.withLock({ $0[endpoint]?.client }) { return c }
-        guard let address = NodeAddress(endpoint) else {
-            throw OrderingRejection(500, "endpoint \(endpoint) is not host:port")
-        }
-        let c = GRPCClient(
-            transport: try ClientSecurity.transport(to: address, trustedRootsPEM: trustedRootsPEM, identity: tls))
-        let runner: Task<Void, Never> = Task { try? await c.runConnections() }
-        let kept = clients.withLock { map -> GRPCClient<HTTP2ClientTransport.Posix> in
-            if let existing = map[endpoint] { return existing.client }
-            map[endpoint] = (c, runner)
-            return c
-        }
-        if kept !== c {
-            c.beginGracefulShutdown()
-            runner.cancel()
-        }
-        return kept
-    }
-
-    func close() {
-        let all = clients.withLock { map -> [GRPCClient<HTTP2ClientTransport.Posix>] in
-            defer { map = [:] }
-            return map.values.map(\.client)
-        }
-        for c in all { c.beginGracefulShutdown() }
-    }
+    func close() { pool.close() }
 }
 
 /// Pulls blocks from the other consenters' ordering services (Deliver), trying each in turn. Called on

@@ -46,6 +46,21 @@ enum StatusMapping {
         return RPCError(code: code, message: message)
     }
 
+    /// The EMR-IG status of a gRPC error from another node (the inverse of `rpcError(status:message:)`).
+    static func status(of code: RPCError.Code) -> Int {
+        switch code {
+        case .invalidArgument: return 400
+        case .unauthenticated: return 401
+        case .permissionDenied: return 403
+        case .notFound: return 404
+        case .alreadyExists: return 409
+        case .failedPrecondition: return 412
+        case .resourceExhausted: return 413
+        case .unavailable, .deadlineExceeded, .cancelled: return 503
+        default: return 500
+        }
+    }
+
     static func mapping<T>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch { throw rpcError(error) }
     }

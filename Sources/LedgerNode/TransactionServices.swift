@@ -32,6 +32,21 @@ enum LedgerAccess {
 }
 
 /// Peer API (peer.proto): endorsement, commit status, block and chaincode events, channels.
+extension PeerChannel {
+    /// Where `txID` committed, waiting up to `waitingMs` for blocks to bring it; nil when it did not
+    /// come in time, the channel closed, or `until` says to stop (checked at each new block).
+    func commit(of txID: String, waitingMs: Int, until stop: () -> Bool) async -> TxLocation? {
+        let deadline = MonotonicTime.nowMs() + Int64(waitingMs)
+        while true {
+            let height = notifier.height
+            if let loc = try? ledger.transaction(id: txID) { return loc }
+            let left = deadline - MonotonicTime.nowMs()
+            if left <= 0 || stop() || notifier.isClosed { return nil }
+            await notifier.wait(untilAbove: height, timeoutMilliseconds: Int(left) + 1)
+        }
+    }
+}
+
 struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     let runtime: PeerRuntime
     let nodeOrg: String
@@ -157,21 +172,15 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
     ) async throws -> Medledger_CommitStatusResponse {
         let caller = try context.requireCaller()
         let ch = try channel(request.channel, for: caller)
-        let deadline = Date().addingTimeInterval(Double(min(request.waitMs, 120_000)) / 1000)
-        while true {
-            let height = ch.notifier.height
-            if let loc = try ch.ledger.transaction(id: request.txID) {
-                var r = Medledger_CommitStatusResponse()
-                r.committed = true
-                r.code = loc.code
-                r.blockNumber = loc.blockNum
-                return r
-            }
-            let left = deadline.timeIntervalSinceNow
-            if left <= 0 || Task.isCancelled { return Medledger_CommitStatusResponse() }
-            await ch.notifier.wait(untilAbove: height, timeoutMilliseconds: Int(left * 1000) + 1)
-            if ch.notifier.isClosed { return Medledger_CommitStatusResponse() }
-        }
+        var r = Medledger_CommitStatusResponse()
+        guard
+            let loc = await ch.commit(
+                of: request.txID, waitingMs: Int(min(request.waitMs, 120_000)), until: { Task.isCancelled })
+        else { return r }
+        r.committed = true
+        r.code = loc.code
+        r.blockNumber = loc.blockNum
+        return r
     }
 
     func deliver(

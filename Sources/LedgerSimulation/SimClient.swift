@@ -46,28 +46,32 @@ struct SimOperation {
     var abandoned: String?
 }
 
-/// A client writing the way the gateway does: propose, ask every peer to endorse and take the first
-/// `needed` answers that agree, assemble, broadcast (again on silence, the same envelope), then ask
-/// its peer for the commit status until it is committed.
+/// A client writing the way every gateway does: its operation is a `SubmitFlow` (the one the client
+/// SDK and the node run), whose actions become simulated messages. Its home peer endorses first, the
+/// others when the goal (a majority of peers) needs them; the envelope is sent again on silence (the
+/// same bytes); the commit is asked of the home peer every `statusEveryMs` until it shows.
 final class SimClient {
-    enum Phase {
-        case idle
-        case endorsing(
-            op: Int, proposal: TransactionBuilder.Proposal, answers: [Int: Medledger_ProposalResponse],
-            refused: Set<Int>, since: Int64)
-        case ordering(op: Int, envelope: [UInt8], sentAt: Int64, tries: Int)
-        case awaitingCommit(op: Int, txID: String, envelope: [UInt8], askedAt: Int64, since: Int64)
+    struct Current {
+        var op: Int
+        var flow: SubmitFlow<Int>
+        var watching = false
+        var askedAt: Int64 = 0
+        var acknowledged = false
+        var location: TxLocation?
     }
 
     let index: Int
     let identity: SigningIdentity
     let home: Int
-    private(set) var phase = Phase.idle
-    static let answerPatienceMs: Int64 = 200
+    private var current: Current?
     static let statusEveryMs: Int64 = 20
-    /// A 409 from the orderer ("already being ordered") may be an envelope that a crash then lost:
-    /// after this long without a commit the envelope is broadcast again.
-    static let commitPatienceMs: Int64 = 1_500
+    /// Messages vanish here, so the flow is told how long to wait: an endorsement or a broadcast
+    /// attempt unanswered after 200 ms is given up (the attempt sent again); a 409 or an
+    /// acknowledgement not followed by the commit within 1.5 s is sent again (the orderer that held it
+    /// may have crashed); the commit itself is waited for as long as the run lasts.
+    static let timing = SubmitTiming(
+        endorsePatienceMs: 200, attemptPatienceMs: 200, failoverMs: 2_000, resendAfterMs: 1_500,
+        commitMs: Int64.max / 4)
 
     init(index: Int, identity: SigningIdentity, home: Int) {
         self.index = index
@@ -75,23 +79,10 @@ final class SimClient {
         self.home = home
     }
 
-    var isIdle: Bool { if case .idle = phase { return true } else { return false } }
-
-    /// Proposes `intent` to every peer.
-    func start(
-        op: Int, intent: SimIntent, peers: Int, now: Date, ms: Int64, random: inout SimRandom
-    ) throws -> (SimOperation, [Outgoing]) {
-        let proposal = try TransactionBuilder.proposal(
-            channel: SimCast.channel, chaincode: intent.chaincode, function: intent.function, args: intent.args,
-            signer: identity, at: now, nonce: random.bytes(24))
-        phase = .endorsing(op: op, proposal: proposal, answers: [:], refused: [], since: ms)
-        let operation = SimOperation(client: index, txID: proposal.txID, intent: intent)
-        return (operation, (0..<peers).map { (.peer($0), .endorse(op: op, proposal: proposal.signed)) })
-    }
+    var isIdle: Bool { current == nil }
 
     /// Outcome of handling a message or a tick, for the referee.
     enum Event {
-        case none
         case abandoned(op: Int, why: String)
         /// Endorsed and sent for ordering, with the chaincode's agreed answer.
         case assembled(op: Int, answer: [UInt8])
@@ -99,100 +90,101 @@ final class SimClient {
         case committed(op: Int, TxLocation)
     }
 
+    /// Proposes `intent` to the home peer.
+    func start(
+        op: Int, intent: SimIntent, peers: Int, needed: Int, now: Date, ms: Int64, random: inout SimRandom
+    ) throws -> (SimOperation, [Outgoing]) {
+        let proposal = try TransactionBuilder.proposal(
+            channel: SimCast.channel, chaincode: intent.chaincode, function: intent.function, args: intent.args,
+            signer: identity, at: now, nonce: random.bytes(24))
+        let others = (0..<peers).filter { $0 != home }
+        var flow = SubmitFlow<Int>(
+            proposal: proposal, signer: identity, first: home, others: { _ in others }, goal: .count(needed),
+            endpoints: 1, timing: Self.timing)
+        let actions = flow.start(nowMs: ms)
+        current = Current(op: op, flow: flow)
+        return (SimOperation(client: index, txID: proposal.txID, intent: intent), perform(actions, ms: ms).1)
+    }
+
     func endorsed(
-        op: Int, peer: Int, answer: Result<Medledger_ProposalResponse, ProposalRejection>, needed: Int, peers: Int,
-        ms: Int64
-    ) -> (Event, [Outgoing]) {
-        guard case .endorsing(let current, let proposal, var answers, var refused, let since) = phase, current == op,
-            answers[peer] == nil, !refused.contains(peer)
-        else {
-            return (.none, [])
+        op: Int, peer: Int, answer: Result<Medledger_ProposalResponse, ProposalRejection>, ms: Int64
+    ) -> ([Event], [Outgoing]) {
+        let event = SubmitFlow<Int>.Event.endorsement(
+            from: peer, answer.mapError { SubmitFailure(Int($0.status), $0.message) })
+        return handle(event, op: op, ms: ms)
+    }
+
+    func broadcastAnswer(op: Int, attempt: Int, refusal: OrderingRejection?, ms: Int64) -> ([Event], [Outgoing]) {
+        var early: [Event] = []
+        if refusal == nil, current?.op == op, current?.acknowledged == false {
+            current?.acknowledged = true
+            early.append(.acknowledged(op: op))
         }
-        if case .success(let r) = answer, r.response.status == 200 {
-            answers[peer] = r
-        } else {
-            refused.insert(peer)
+        let (events, out) = handle(
+            .ordering(attempt: attempt, refusal: refusal.map { SubmitFailure(Int($0.status), $0.message) }), op: op,
+            ms: ms)
+        return (early + events, out)
+    }
+
+    func statusAnswer(op: Int, location: TxLocation?, ms: Int64) -> ([Event], [Outgoing]) {
+        guard let location, current?.op == op else { return ([], []) }
+        current?.location = location
+        return handle(.commit(code: location.code, blockNumber: location.blockNum), op: op, ms: ms)
+    }
+
+    /// The timer: the flow's patience, and the next commit-status question.
+    func tick(ms: Int64) -> ([Event], [Outgoing]) {
+        guard let op = current?.op else { return ([], []) }
+        let (events, out) = handle(.tick, op: op, ms: ms)
+        guard var c = current, c.watching, ms - c.askedAt >= Self.statusEveryMs else { return (events, out) }
+        c.askedAt = ms
+        current = c
+        return (events, out + [(.peer(home), .status(op: c.op, txID: c.flow.txID))])
+    }
+
+    private func handle(_ event: SubmitFlow<Int>.Event, op: Int, ms: Int64) -> ([Event], [Outgoing]) {
+        guard var c = current, c.op == op else { return ([], []) }
+        let assembledBefore = c.flow.envelope != nil
+        let actions = c.flow.handle(event, nowMs: ms)
+        current = c
+        var (events, out) = perform(actions, ms: ms)
+        if !assembledBefore, let flow = current?.flow, flow.envelope != nil {
+            events.insert(.assembled(op: op, answer: [UInt8](flow.response.payload)), at: 0)
         }
-        // The first `needed` answers with one payload (peers at different heights may differ).
-        let agreeing = answers.keys.sorted().map { answers[$0]! }
-            .reduce(into: [[Medledger_ProposalResponse]]()) { groups, r in
-                if let i = groups.firstIndex(where: { $0[0].payload == r.payload }) {
-                    groups[i].append(r)
-                } else {
-                    groups.append([r])
+        return (events, out)
+    }
+
+    /// The flow's actions as messages; its end as the referee's event.
+    private func perform(_ actions: [SubmitFlow<Int>.Action], ms: Int64) -> ([Event], [Outgoing]) {
+        guard var c = current else { return ([], []) }
+        var events: [Event] = []
+        var out: [Outgoing] = []
+        for action in actions {
+            switch action {
+            case .endorse(let signed, let peers):
+                out += peers.map { (.peer($0), .endorse(op: c.op, proposal: signed)) }
+            case .broadcast(let envelope, _, let attempt):
+                guard let bytes = try? envelope.serializedBytes() as [UInt8] else { continue }
+                out.append((.orderer, .broadcast(op: c.op, attempt: attempt, envelope: bytes)))
+            case .watchCommit:
+                c.watching = true
+                c.askedAt = ms
+                out.append((.peer(home), .status(op: c.op, txID: c.flow.txID)))
+            case .wake: break  // the client's own ticks come every few milliseconds
+            case .committed(let tx):
+                // The commit comes from a status answer, whose location the client kept.
+                if let location = c.location, location.blockNum == tx.blockNumber {
+                    events.append(.committed(op: c.op, location))
                 }
+                current = nil
+                return (events, out)
+            case .failed(let f):
+                events.append(.abandoned(op: c.op, why: f.description))
+                current = nil
+                return (events, out)
             }
-            .first { $0.count >= needed }
-        guard let responses = agreeing else {
-            phase = .endorsing(op: op, proposal: proposal, answers: answers, refused: refused, since: since)
-            guard answers.count + refused.count == peers else { return (.none, []) }
-            phase = .idle
-            return (
-                .abandoned(op: op, why: refused.count > peers - needed ? "endorsement refused" : "endorsers disagree"),
-                []
-            )
         }
-        let chosen = Array(responses.prefix(needed))
-        guard
-            let envelope = try? TransactionBuilder.envelope(proposal, responses: chosen, signer: identity)
-                .serializedBytes() as [UInt8]
-        else {
-            phase = .idle
-            return (.abandoned(op: op, why: "cannot assemble"), [])
-        }
-        phase = .ordering(op: op, envelope: envelope, sentAt: ms, tries: 1)
-        return (
-            .assembled(op: op, answer: [UInt8](chosen[0].response.payload)),
-            [(.orderer, .broadcast(op: op, envelope: envelope))]
-        )
-    }
-
-    func broadcastAnswer(op: Int, refusal: OrderingRejection?, txID: String, ms: Int64) -> (Event, [Outgoing]) {
-        guard case .ordering(let current, let envelope, _, let tries) = phase, current == op else { return (.none, []) }
-        switch refusal?.status {
-        case nil:
-            phase = .awaitingCommit(op: op, txID: txID, envelope: envelope, askedAt: ms, since: ms)
-            return (.acknowledged(op: op), [(.peer(home), .status(op: op, txID: txID))])
-        case 409:
-            // Ordered already (an earlier copy got in) or being ordered: wait for the commit.
-            phase = .awaitingCommit(op: op, txID: txID, envelope: envelope, askedAt: ms, since: ms)
-            return (.none, [(.peer(home), .status(op: op, txID: txID))])
-        case 503 where tries < 5:
-            phase = .ordering(op: op, envelope: envelope, sentAt: ms, tries: tries + 1)
-            return (.none, [])
-        default:
-            phase = .idle
-            return (.abandoned(op: op, why: "orderer refused: \(refusal!.status)"), [])
-        }
-    }
-
-    func statusAnswer(op: Int, location: TxLocation?) -> Event {
-        guard case .awaitingCommit(let current, _, _, _, _) = phase, current == op, let location else { return .none }
-        phase = .idle
-        return .committed(op: op, location)
-    }
-
-    /// The timer: resend what went unanswered. Endorsements are not retried (the op is dropped, as a
-    /// user would see an error); envelopes are, the same bytes, as the gateway's failover does.
-    func tick(ms: Int64) -> (Event, [Outgoing]) {
-        switch phase {
-        case .idle: return (.none, [])
-        case .endorsing(let op, _, _, _, let since):
-            guard ms - since > Self.answerPatienceMs else { return (.none, []) }
-            phase = .idle
-            return (.abandoned(op: op, why: "endorsement timed out"), [])
-        case .ordering(let op, let envelope, let sentAt, let tries):
-            guard ms - sentAt > Self.answerPatienceMs else { return (.none, []) }
-            phase = .ordering(op: op, envelope: envelope, sentAt: ms, tries: tries + 1)
-            return (.none, [(.orderer, .broadcast(op: op, envelope: envelope))])
-        case .awaitingCommit(let op, let txID, let envelope, let askedAt, let since):
-            if ms - since > Self.commitPatienceMs {
-                phase = .ordering(op: op, envelope: envelope, sentAt: ms, tries: 1)
-                return (.none, [(.orderer, .broadcast(op: op, envelope: envelope))])
-            }
-            guard ms - askedAt >= Self.statusEveryMs else { return (.none, []) }
-            phase = .awaitingCommit(op: op, txID: txID, envelope: envelope, askedAt: ms, since: since)
-            return (.none, [(.peer(home), .status(op: op, txID: txID))])
-        }
+        current = c
+        return (events, out)
     }
 }

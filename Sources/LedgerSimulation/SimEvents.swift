@@ -24,8 +24,8 @@ public enum SimNode: Hashable, Comparable, Sendable, CustomStringConvertible {
 enum SimMessage {
     case endorse(op: Int, proposal: Medledger_SignedProposal)
     case endorsed(op: Int, peer: Int, answer: Result<Medledger_ProposalResponse, ProposalRejection>)
-    case broadcast(op: Int, envelope: [UInt8])
-    case broadcastAnswer(op: Int, refusal: OrderingRejection?)
+    case broadcast(op: Int, attempt: Int, envelope: [UInt8])
+    case broadcastAnswer(op: Int, attempt: Int, refusal: OrderingRejection?)
     case pull(from: UInt64)
     case blocks([Medledger_Block])
     case status(op: Int, txID: String)
@@ -40,8 +40,9 @@ enum SimMessage {
             case .success(let r): return "endorsed op\(op) by peer\(peer) status \(r.response.status)"
             case .failure(let e): return "endorsed op\(op) by peer\(peer) refused \(e.status)"
             }
-        case .broadcast(let op, _): return "broadcast op\(op)"
-        case .broadcastAnswer(let op, let r): return "broadcast answer op\(op) \(r.map { "\($0.status)" } ?? "ok")"
+        case .broadcast(let op, let attempt, _): return "broadcast op\(op) attempt \(attempt)"
+        case .broadcastAnswer(let op, let attempt, let r):
+            return "broadcast answer op\(op) attempt \(attempt) \(r.map { "\($0.status)" } ?? "ok")"
         case .pull(let from): return "pull from \(from)"
         case .blocks(let b): return "blocks \(b.first?.header.number ?? 0)+\(b.count)"
         case .status(let op, _): return "status op\(op)"

@@ -20,7 +20,7 @@ final class SimOrderer {
     private var context: ChannelContext
     private var cutter: BlockCutter
     /// Who waits for each envelope the cutter holds, in the cutter's order.
-    private var waiting: [(client: Int, op: Int, txID: String)] = []
+    private var waiting: [(client: Int, op: Int, attempt: Int, txID: String)] = []
     private var inFlight = Set<String>()
     private var lastBlockTime: Date
     /// Operations acknowledged since the referee last took them.
@@ -59,7 +59,7 @@ final class SimOrderer {
 
     /// A client's envelope: refused at once, or held until its block is written. Throws `SimCrash`
     /// when a block write fails.
-    func broadcast(_ bytes: [UInt8], op: Int, from client: Int, now: Date) throws -> [Outgoing] {
+    func broadcast(_ bytes: [UInt8], op: Int, attempt: Int, from client: Int, now: Date) throws -> [Outgoing] {
         let refusal: OrderingRejection
         do {
             let (env, payload) = try EnvelopeAdmission.parse(bytes)
@@ -71,7 +71,7 @@ final class SimOrderer {
                 inFlight.remove(admitted.txID)
                 throw error
             }
-            waiting.append((client, op, admitted.txID))
+            waiting.append((client, op, attempt, admitted.txID))
             var out: [Outgoing] = []
             for batch in decision.batches { out += try write(batch, now: now) }
             return out
@@ -80,7 +80,7 @@ final class SimOrderer {
         } catch let e as BlockCutter.Rejection {
             refusal = OrderingRejection(413, e.description)
         }
-        return [(.client(client), .broadcastAnswer(op: op, refusal: refusal))]
+        return [(.client(client), .broadcastAnswer(op: op, attempt: attempt, refusal: refusal))]
     }
 
     /// The timer: cut what is pending (the writer is idle).
@@ -102,7 +102,7 @@ final class SimOrderer {
         acknowledged += answered.map(\.op)
         waiting.removeFirst(answered.count)
         for w in answered { inFlight.remove(w.txID) }
-        return answered.map { (.client($0.client), .broadcastAnswer(op: $0.op, refusal: nil)) }
+        return answered.map { (.client($0.client), .broadcastAnswer(op: $0.op, attempt: $0.attempt, refusal: nil)) }
     }
 
     /// Whether envelopes wait in the cutter for the next tick.

@@ -165,9 +165,9 @@ public final class Simulation {
 
     private func deliver(_ message: SimMessage, from: SimNode, to: SimNode) throws {
         switch (to, message) {
-        case (.orderer, .broadcast(let op, let envelope)):
+        case (.orderer, .broadcast(let op, let attempt, let envelope)):
             guard case .client(let c) = from else { return }
-            ordererStep { try orderer.broadcast(envelope, op: op, from: c, now: now(.orderer)) }
+            ordererStep { try orderer.broadcast(envelope, op: op, attempt: attempt, from: c, now: now(.orderer)) }
         case (.orderer, .pull(let height)):
             guard case .peer(let p) = from else { return }
             send(from: .orderer, orderer.subscribe(peer: p, from: height))
@@ -231,26 +231,24 @@ public final class Simulation {
 
     private func clientReceives(_ message: SimMessage, client c: Int) {
         let client = clients[c]
-        let outcome: (SimClient.Event, [Outgoing])
+        let outcome: ([SimClient.Event], [Outgoing])
         switch message {
         case .endorsed(let op, let peer, let answer):
-            outcome = client.endorsed(
-                op: op, peer: peer, answer: answer, needed: cast.endorsementsNeeded, peers: peers.count, ms: timeMs)
-        case .broadcastAnswer(let op, let refusal):
-            outcome = client.broadcastAnswer(op: op, refusal: refusal, txID: operations[op].txID, ms: timeMs)
+            outcome = client.endorsed(op: op, peer: peer, answer: answer, ms: timeMs)
+        case .broadcastAnswer(let op, let attempt, let refusal):
+            outcome = client.broadcastAnswer(op: op, attempt: attempt, refusal: refusal, ms: timeMs)
         case .statusAnswer(let op, let location):
-            outcome = (client.statusAnswer(op: op, location: location), [])
+            outcome = client.statusAnswer(op: op, location: location, ms: timeMs)
         default:
             referee.fail(step, "client\(c) got a message it does not handle: \(message.summary)")
             return
         }
-        record(outcome.0)
+        outcome.0.forEach(record)
         send(from: .client(c), outcome.1)
     }
 
     private func record(_ event: SimClient.Event) {
         switch event {
-        case .none: return
         case .abandoned(let op, let why):
             operations[op].abandoned = why
             stats.abandoned += 1
@@ -297,14 +295,15 @@ public final class Simulation {
                 let op = operations.count
                 let intent = try workload.intent(client: c, op: op, random: &random)
                 let (operation, out) = try client.start(
-                    op: op, intent: intent, peers: peers.count, now: now(node), ms: timeMs, random: &random)
+                    op: op, intent: intent, peers: peers.count, needed: cast.endorsementsNeeded, now: now(node),
+                    ms: timeMs, random: &random)
                 operations.append(operation)
                 stats.operations += 1
                 note("op\(op) started by client\(c): \(intent.kind.rawValue)")
                 send(from: node, out)
             } else {
-                let (event, out) = client.tick(ms: timeMs)
-                record(event)
+                let (events, out) = client.tick(ms: timeMs)
+                events.forEach(record)
                 send(from: node, out)
             }
             schedule(.tick(node), after: Int64(3 + random.int(0..<10)))

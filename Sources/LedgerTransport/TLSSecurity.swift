@@ -79,7 +79,7 @@ struct HandshakeVerifier: Sendable {
 }
 
 /// Where and how a client connects.
-public struct NodeAddress: Sendable, Equatable, CustomStringConvertible {
+public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
 
