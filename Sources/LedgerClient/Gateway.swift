@@ -88,6 +88,8 @@ public final class Gateway: Sendable {
     let roots: [UInt8]
     let tls: TLSIdentityFiles
     let primary: Connection
+    /// The primary peer as `SubmitFlow` names it.
+    let primaryName: String
     let connections = Mutex<[String: Connection]>([:])
     public let config: Medledger_ChannelConfig
     let ordererAddress: NodeAddress
@@ -143,6 +145,7 @@ public final class Gateway: Sendable {
         self.roots = roots
         self.tls = tls
         self.primary = primary
+        self.primaryName = primary.address.description
         self.config = config
         self.ordererAddress = orderer
         var policies = [String: (text: String, policy: EndorsementPolicy)]()
@@ -267,8 +270,8 @@ public final class Gateway: Sendable {
     ) async throws -> SubmitResult {
         let p = try propose(chaincode: chaincode, function: function, args: byteArgs, transient: transient)
         let endpoints = orderingEndpoints
-        let flow = SubmitFlow<NodeAddress>(
-            proposal: p, signer: signer, first: primary.address, others: { [self] in peers(besides: $0) },
+        let flow = SubmitFlow(
+            proposal: p, signer: signer, first: primaryName, others: { [self] in peers(besides: $0) },
             goal: goal(for: chaincode), endpoints: endpoints.count,
             timing: .network(endpoints: endpoints.count, commitMs: Int64(commitTimeoutMs)))
         switch await SubmitFlow.run(flow, over: GatewayTransport(gateway: self, endpoints: endpoints)) {
@@ -293,9 +296,9 @@ public final class Gateway: Sendable {
     }
 
     /// One peer of each organisation other than the first endorser's.
-    func peers(besides first: Medledger_ProposalResponse) -> [NodeAddress] {
+    func peers(besides first: Medledger_ProposalResponse) -> [String] {
         let endorsed = principals.principal(of: first.endorsement.endorser)?.org
-        return config.onePeerOfEachOrganisation(except: endorsed).compactMap(NodeAddress.init)
+        return config.onePeerOfEachOrganisation(except: endorsed)
     }
 
     /// Sends a signed envelope to the orderer (on the shared broadcast stream). With several ordering

@@ -12,10 +12,18 @@ struct GatewayTransport: SubmitTransport {
     let endpoints: [NodeAddress]
 
     func endorse(
-        _ proposal: Medledger_SignedProposal, on peer: NodeAddress
+        _ proposal: Medledger_SignedProposal, on peer: String
     ) async -> Result<Medledger_ProposalResponse, SubmitFailure> {
         do {
-            let connection = peer == gateway.primary.address ? gateway.primary : try gateway.connection(peer)
+            let connection: Connection
+            if peer == gateway.primaryName {
+                connection = gateway.primary
+            } else {
+                guard let address = NodeAddress(peer) else {
+                    return .failure(SubmitFailure(500, "peer endpoint \(peer) is not host:port"))
+                }
+                connection = try gateway.connection(address)
+            }
             return .success(try await gateway.endorse(proposal, on: connection))
         } catch {
             return .failure(Self.failure(error))

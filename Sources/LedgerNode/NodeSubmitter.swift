@@ -95,11 +95,11 @@ final class NodeSubmitter: Sendable {
             channel: ch, caller: caller, peer: peer, orderer: local ? orderer : nil, endpoints: endpoints,
             forwarder: GRPCLeaderForwarder(pool: pool), pool: pool)
         let principals = self.principals
-        let flow = SubmitFlow<NodeSubmitTransport.Peer>(
-            proposal: proposal, signer: signer, first: .own,
+        let flow = SubmitFlow(
+            proposal: proposal, signer: signer, first: NodeSubmitTransport.ownPeer,
             others: { first in
                 let endorsed = principals.principal(of: first.endorsement.endorser)?.org
-                return config.onePeerOfEachOrganisation(except: endorsed).map { .remote($0) }
+                return config.onePeerOfEachOrganisation(except: endorsed)
             },
             goal: .forChaincode(proposal.payload.chaincodeName, in: config, principals: principals),
             endpoints: endpoints.count, timing: timing(endpoints: endpoints.count, raftHere: local && raft(name)))
@@ -129,10 +129,9 @@ final class NodeSubmitter: Sendable {
 /// The calls of a node's own submission: its peer in-process, other peers and remote orderers over
 /// the node's mutual-TLS clients, its ledger for the commit.
 struct NodeSubmitTransport: SubmitTransport {
-    enum Peer: Hashable, Sendable {
-        case own
-        case remote(String)
-    }
+    /// This node's peer, in-process; any other name is another node's endpoint. Not an endpoint form
+    /// (no port), so a configured endpoint cannot collide with it.
+    static let ownPeer = "this node's peer"
 
     let channel: PeerChannel
     let caller: AuthenticatedIdentity
@@ -144,24 +143,22 @@ struct NodeSubmitTransport: SubmitTransport {
     let pool: NodeClients
 
     func endorse(
-        _ proposal: Medledger_SignedProposal, on target: Peer
+        _ proposal: Medledger_SignedProposal, on endpoint: String
     ) async -> Result<Medledger_ProposalResponse, SubmitFailure> {
-        switch target {
-        case .own:
+        if endpoint == Self.ownPeer {
             return peer.endorse(proposal, caller: caller).mapError { SubmitFailure(Int($0.status), $0.message) }
-        case .remote(let endpoint):
-            guard let address = NodeAddress(endpoint) else {
-                return .failure(SubmitFailure(500, "peer endpoint \(endpoint) is not host:port"))
-            }
-            do {
-                let client = Medledger_Peer.Client(wrapping: try pool.client(address))
-                return .success(try await client.processProposal(proposal))
-            } catch let e as RPCError where e.code != .unavailable {
-                return .failure(SubmitFailure(StatusMapping.status(of: e.code), "\(endpoint): \(e.message)"))
-            } catch {
-                pool.drop(address)
-                return .failure(SubmitFailure(503, "\(endpoint): \(error)"))
-            }
+        }
+        guard let address = NodeAddress(endpoint) else {
+            return .failure(SubmitFailure(500, "peer endpoint \(endpoint) is not host:port"))
+        }
+        do {
+            let client = Medledger_Peer.Client(wrapping: try pool.client(address))
+            return .success(try await client.processProposal(proposal))
+        } catch let e as RPCError where e.code != .unavailable {
+            return .failure(SubmitFailure(StatusMapping.status(of: e.code), "\(endpoint): \(e.message)"))
+        } catch {
+            pool.drop(address)
+            return .failure(SubmitFailure(503, "\(endpoint): \(error)"))
         }
     }
 

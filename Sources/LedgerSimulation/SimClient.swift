@@ -53,7 +53,7 @@ struct SimOperation {
 final class SimClient {
     struct Current {
         var op: Int
-        var flow: SubmitFlow<Int>
+        var flow: SubmitFlow
         var watching = false
         var askedAt: Int64 = 0
         var acknowledged = false
@@ -97,9 +97,9 @@ final class SimClient {
         let proposal = try TransactionBuilder.proposal(
             channel: SimCast.channel, chaincode: intent.chaincode, function: intent.function, args: intent.args,
             signer: identity, at: now, nonce: random.bytes(24))
-        let others = (0..<peers).filter { $0 != home }
-        var flow = SubmitFlow<Int>(
-            proposal: proposal, signer: identity, first: home, others: { _ in others }, goal: .count(needed),
+        let others = (0..<peers).filter { $0 != home }.map(String.init)
+        var flow = SubmitFlow(
+            proposal: proposal, signer: identity, first: String(home), others: { _ in others }, goal: .count(needed),
             endpoints: 1, timing: Self.timing)
         let actions = flow.start(nowMs: ms)
         current = Current(op: op, flow: flow)
@@ -109,8 +109,8 @@ final class SimClient {
     func endorsed(
         op: Int, peer: Int, answer: Result<Medledger_ProposalResponse, ProposalRejection>, ms: Int64
     ) -> ([Event], [Outgoing]) {
-        let event = SubmitFlow<Int>.Event.endorsement(
-            from: peer, answer.mapError { SubmitFailure(Int($0.status), $0.message) })
+        let event = SubmitFlow.Event.endorsement(
+            from: String(peer), answer.mapError { SubmitFailure(Int($0.status), $0.message) })
         return handle(event, op: op, ms: ms)
     }
 
@@ -142,7 +142,7 @@ final class SimClient {
         return (events, out + [(.peer(home), .status(op: c.op, txID: c.flow.txID))])
     }
 
-    private func handle(_ event: SubmitFlow<Int>.Event, op: Int, ms: Int64) -> ([Event], [Outgoing]) {
+    private func handle(_ event: SubmitFlow.Event, op: Int, ms: Int64) -> ([Event], [Outgoing]) {
         guard var c = current, c.op == op else { return ([], []) }
         let assembledBefore = c.flow.envelope != nil
         let actions = c.flow.handle(event, nowMs: ms)
@@ -155,14 +155,14 @@ final class SimClient {
     }
 
     /// The flow's actions as messages; its end as the referee's event.
-    private func perform(_ actions: [SubmitFlow<Int>.Action], ms: Int64) -> ([Event], [Outgoing]) {
+    private func perform(_ actions: [SubmitFlow.Action], ms: Int64) -> ([Event], [Outgoing]) {
         guard var c = current else { return ([], []) }
         var events: [Event] = []
         var out: [Outgoing] = []
         for action in actions {
             switch action {
             case .endorse(let signed, let peers):
-                out += peers.map { (.peer($0), .endorse(op: c.op, proposal: signed)) }
+                out += peers.compactMap(Int.init).map { (.peer($0), .endorse(op: c.op, proposal: signed)) }
             case .broadcast(let envelope, _, let attempt):
                 guard let bytes = try? envelope.serializedBytes() as [UInt8] else { continue }
                 out.append((.orderer, .broadcast(op: c.op, attempt: attempt, envelope: bytes)))

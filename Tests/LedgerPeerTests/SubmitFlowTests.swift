@@ -10,7 +10,11 @@ import Testing
 /// The gateway's submit as a state machine (`SubmitFlow`), driven by hand with real endorsements from
 /// the fixture's two hospital endorsers under the channel's policy AND(hospital-a.node, hospital-b.node).
 struct SubmitFlowTests {
-    enum Peer: Hashable, Sendable { case a, b }
+    /// The flow names peers as its driver does; here, by organisation.
+    enum Peer {
+        static let a = "hospital-a"
+        static let b = "hospital-b"
+    }
 
     let fx: ChannelFixture
     let proposal: TransactionBuilder.Proposal
@@ -23,11 +27,11 @@ struct SubmitFlowTests {
         (fromA, fromB) = (responses[0], responses[1])
     }
 
-    func flow(endpoints: Int = 1, timing: SubmitTiming = .network(endpoints: 1)) -> SubmitFlow<Peer> {
+    func flow(endpoints: Int = 1, timing: SubmitTiming = .network(endpoints: 1)) -> SubmitFlow {
         let config = fx.config
         let policy = config.chaincodes[0]
         return SubmitFlow(
-            proposal: proposal, signer: fx.aDoctor, first: .a, others: { _ in [.a, .b] },
+            proposal: proposal, signer: fx.aDoctor, first: Peer.a, others: { _ in [Peer.a, Peer.b] },
             goal: .policy(
                 policy.endorsementPolicy, try! EndorsementPolicy.parse(policy.endorsementPolicy),
                 channelOrgs: Set(config.organizations.map(\.id)), principal: EndorserPrincipals().principal),
@@ -35,19 +39,19 @@ struct SubmitFlowTests {
     }
 
     /// Endorsed by both hospitals: the flow's envelope, with the actions that sent it.
-    func endorsed(_ f: inout SubmitFlow<Peer>, at ms: Int64 = 0) -> [SubmitFlow<Peer>.Action] {
+    func endorsed(_ f: inout SubmitFlow, at ms: Int64 = 0) -> [SubmitFlow.Action] {
         _ = f.start(nowMs: ms)
-        _ = f.handle(.endorsement(from: .a, .success(fromA)), nowMs: ms)
-        return f.handle(.endorsement(from: .b, .success(fromB)), nowMs: ms)
+        _ = f.handle(.endorsement(from: Peer.a, .success(fromA)), nowMs: ms)
+        return f.handle(.endorsement(from: Peer.b, .success(fromB)), nowMs: ms)
     }
 
-    func sent(_ actions: [SubmitFlow<Peer>.Action]) -> [(endpoint: Int, attempt: Int)] {
+    func sent(_ actions: [SubmitFlow.Action]) -> [(endpoint: Int, attempt: Int)] {
         actions.compactMap {
             if case .broadcast(_, let endpoint, let attempt) = $0 { return (endpoint, attempt) } else { return nil }
         }
     }
 
-    func failure(_ actions: [SubmitFlow<Peer>.Action]) -> SubmitFailure? {
+    func failure(_ actions: [SubmitFlow.Action]) -> SubmitFailure? {
         actions.lazy.compactMap { if case .failed(let f) = $0 { return f } else { return nil } }.first
     }
 
@@ -57,14 +61,14 @@ struct SubmitFlowTests {
             Issue.record("the flow did not start by endorsing")
             return
         }
-        #expect(first == [.a])
-        let next = f.handle(.endorsement(from: .a, .success(fromA)), nowMs: 1)
+        #expect(first == [Peer.a])
+        let next = f.handle(.endorsement(from: Peer.a, .success(fromA)), nowMs: 1)
         guard case .endorse(_, let others) = try #require(next.first) else {
             Issue.record("one endorsement does not meet AND(a, b), yet the flow did not ask b: \(next)")
             return
         }
-        #expect(others == [.b], "the first peer is not asked twice")
-        let ordering = f.handle(.endorsement(from: .b, .success(fromB)), nowMs: 2)
+        #expect(others == [Peer.b], "the first peer is not asked twice")
+        let ordering = f.handle(.endorsement(from: Peer.b, .success(fromB)), nowMs: 2)
         guard case .watchCommit(let txID, _) = try #require(ordering.first) else {
             Issue.record("the commit is not watched before the envelope is sent: \(ordering)")
             return
@@ -91,20 +95,20 @@ struct SubmitFlowTests {
         var refused = fromA
         refused.response.status = 403
         refused.response.message = "not your record"
-        let out = f.handle(.endorsement(from: .a, .success(refused)), nowMs: 1)
+        let out = f.handle(.endorsement(from: Peer.a, .success(refused)), nowMs: 1)
         #expect(failure(out) == SubmitFailure(403, "not your record"))
         #expect(sent(out).isEmpty && f.envelope == nil)
         let unreachable = SubmitFailure(503, "peer down")
         var g = flow()
         _ = g.start(nowMs: 0)
-        #expect(failure(g.handle(.endorsement(from: .a, .failure(unreachable)), nowMs: 1)) == unreachable)
+        #expect(failure(g.handle(.endorsement(from: Peer.a, .failure(unreachable)), nowMs: 1)) == unreachable)
     }
 
     @Test func anUnmetPolicyIs412NamingWhoEndorsedAndWhyTheOthersDidNot() throws {
         var f = flow()
         _ = f.start(nowMs: 0)
-        _ = f.handle(.endorsement(from: .a, .success(fromA)), nowMs: 1)
-        let out = f.handle(.endorsement(from: .b, .failure(SubmitFailure(503, "b is down"))), nowMs: 2)
+        _ = f.handle(.endorsement(from: Peer.a, .success(fromA)), nowMs: 1)
+        let out = f.handle(.endorsement(from: Peer.b, .failure(SubmitFailure(503, "b is down"))), nowMs: 2)
         let refusal = try #require(failure(out))
         #expect(refusal.status == 412)
         #expect(refusal.message.contains("AND('hospital-a.node', 'hospital-b.node')"), "\(refusal)")
@@ -113,9 +117,9 @@ struct SubmitFlowTests {
         // An answer that disagrees with the first (the peers' states differ) does not count either.
         var g = flow()
         _ = g.start(nowMs: 0)
-        _ = g.handle(.endorsement(from: .a, .success(fromA)), nowMs: 1)
+        _ = g.handle(.endorsement(from: Peer.a, .success(fromA)), nowMs: 1)
         let (_, other) = try fx.endorse("put", ["k", "something else"])
-        let disagreeing = try #require(failure(g.handle(.endorsement(from: .b, .success(other[1])), nowMs: 2)))
+        let disagreeing = try #require(failure(g.handle(.endorsement(from: Peer.b, .success(other[1])), nowMs: 2)))
         #expect(disagreeing.status == 412 && disagreeing.message.contains("disagrees"), "\(disagreeing)")
     }
 
@@ -203,16 +207,15 @@ struct SubmitFlowTests {
         final class Sent: Sendable { let envelopes = Mutex<[Medledger_Envelope]>([]) }
         let sentEnvelopes = Sent()
         struct Memory: SubmitTransport {
-            typealias Peer = SubmitFlowTests.Peer
             let fx: ChannelFixture
             let sent: @Sendable (Medledger_Envelope) -> Int
             let count: @Sendable () -> Int
             func endorse(
-                _ p: Medledger_SignedProposal, on peer: Peer
+                _ p: Medledger_SignedProposal, on peer: String
             ) async -> Result<
                 Medledger_ProposalResponse, SubmitFailure
             > {
-                let endorser = peer == .a ? fx.endorserA : fx.endorserB
+                let endorser = peer == Peer.a ? fx.endorserA : fx.endorserB
                 do {
                     return .success(
                         try endorser.process(
