@@ -27,6 +27,10 @@ struct SimCast {
     let clientPIDs: [String]
     let patientPIDs: [String]
     let genesis: Medledger_Block
+    /// The CA's root and key, and the SA's administrator: they revoke a doctor mid-run.
+    let root: Certificate
+    let rootKey: P384.Signing.PrivateKey
+    let admin: SigningIdentity
 
     /// `peers` hospitals each run a peer; kv writes need endorsements from a majority of them.
     init(peers: Int, clients: Int, blockMaxTx: Int, at start: Date) throws {
@@ -53,6 +57,9 @@ struct SimCast {
         clientPIDs = (0..<clients).map { Self.pid(orgs[$0 % orgs.count], "doctor", $0) }
         patientPIDs = (0..<Self.patientCount).map { Self.pid(orgs[0], "patient", $0) }
         let admin = try make("sa", "admin", 0)
+        self.admin = admin
+        self.root = root
+        self.rootKey = rootKey
 
         var config = Medledger_ChannelConfig()
         config.channelID = Self.channel
@@ -81,6 +88,17 @@ struct SimCast {
     }
 
     static let patientCount = 4
+
+    /// The CA's CRL revoking doctor `d`, signed by the root (DER), as the SA's CA issues one.
+    func crlRevoking(doctor d: Int, number: UInt64, at now: Date) throws -> [UInt8] {
+        let cert = try Certificate(pemEncoded: clients[d].certificatePEM)
+        let list = RevocationList(
+            issuer: root.subject, thisUpdate: now.addingTimeInterval(-60),
+            nextUpdate: now.addingTimeInterval(86_400 * 30),
+            crlNumber: number, authorityKeyID: try root.extensions.subjectKeyIdentifier?.keyIdentifier,
+            entries: [RevocationList.Entry(serial: cert.serialNumber, revocationDate: now, reason: nil)])
+        return try list.signedDER(key: rootKey)
+    }
 
     /// A participant's pseudonymous identifier, as the CA derives one (base64url of SHA-384).
     static func pid(_ org: String, _ role: String, _ n: Int) -> String {

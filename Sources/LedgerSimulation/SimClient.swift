@@ -18,6 +18,8 @@ struct SimIntent {
         case treatment
         /// medrecords putIndexRecord: a P_DE signed by the treatment's patient and doctor.
         case record
+        /// The SA's administrator revokes a doctor: a CRL-only configuration update.
+        case revoke
     }
 
     var kind: Kind

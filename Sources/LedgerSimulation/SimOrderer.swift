@@ -56,6 +56,8 @@ final class SimOrderer {
     }
 
     var height: UInt64 { ledger.height }
+    /// The channel's configuration as the orderer holds it now.
+    var currentContext: ChannelContext { context }
 
     /// A client's envelope: refused at once, or held until its block is written. Throws `SimCrash`
     /// when a block write fails.

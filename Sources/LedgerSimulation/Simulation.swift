@@ -1,10 +1,13 @@
 import Crypto
 import Foundation
 import HeapModule
+import LedgerChannel
 import LedgerCore
 import LedgerCrypto
+import LedgerIdentity
 import LedgerProtos
 import LedgerStorage
+import X509
 
 /// The whole network in one thread from one seed: a solo orderer, hospital peers and clients as
 /// state machines (the real ordering rules, endorser and commit path on simulated disks), the
@@ -38,6 +41,8 @@ public final class Simulation {
     private var healing = false
     /// A cut tick is on the queue for the orderer.
     private var cutScheduled = false
+    /// The SA's revocation of one doctor, once started.
+    private var revocation: Revocation?
 
     public static func run(_ options: SimulationOptions) throws -> SimulationResult {
         try Simulation(options).run()
@@ -81,6 +86,7 @@ public final class Simulation {
         do {
             while step < options.steps, referee.violation == nil, let event = queue.popMin() {
                 try handle(event)
+                try adminStep()
                 injectFaults()
             }
             if referee.violation == nil { try heal() }
@@ -230,6 +236,7 @@ public final class Simulation {
     }
 
     private func clientReceives(_ message: SimMessage, client c: Int) {
+        if c == adminClient { return adminReceives(message) }
         let client = clients[c]
         let outcome: ([SimClient.Event], [Outgoing])
         switch message {
@@ -252,14 +259,20 @@ public final class Simulation {
         case .abandoned(let op, let why):
             operations[op].abandoned = why
             stats.abandoned += 1
+            if let r = revocation, r.done, operations[op].client == r.doctor { stats.refusedAfterRevocation += 1 }
+            let kind: String
             if why.contains("timed out") {
                 stats.endorsementTimeouts += 1
+                kind = "endorsement timed out"
             } else if why.contains("disagree") {
                 stats.endorserDisagreements += 1
+                kind = "endorsers disagree"
             } else {
                 stats.refusals += 1
+                kind = "refused"
             }
-            note("op\(op) abandoned: \(why)")
+            // The status, not the message: messages name serials and tx ids, which differ between runs.
+            note("op\(op) abandoned: \(kind) \(why.prefix(while: { $0 != " " }))")
         case .assembled(let op, let answer):
             operations[op].answer = answer
         case .acknowledged(let op):
@@ -402,11 +415,13 @@ public final class Simulation {
                 return
             }
             try handle(event)
+            try adminStep()
         }
     }
 
     private var converged: Bool {
         down.isEmpty && clients.allSatisfy(\.isIdle) && peers.allSatisfy { $0.height == orderer.height }
+            && revocation?.done != false
     }
 
     /// Every operation the orderer acknowledged, or a client saw committed, is on every peer with
@@ -451,7 +466,121 @@ public final class Simulation {
                 return
             }
         }
+        checkRevocation()
         note("end: height \(orderer.height), operations \(operations.count)")
+    }
+
+    // MARK: the SA revokes a doctor
+
+    struct Revocation {
+        var doctor: Int
+        var op: Int
+        var envelope: [UInt8]
+        var sentAt: Int64
+        var attempt = 0
+        /// Acknowledged by the orderer, or seen committed on a peer (after a 409: an earlier copy).
+        var done = false
+    }
+
+    static let revokeAt = 1_000
+
+    /// The SA's administrator: a client with no tick of its own, after the doctors and managers.
+    private var adminClient: Int { clients.count }
+
+    /// At event `revokeAt` (not a fraction of `--steps`, so a reproducer cut short at a later step
+    /// replays it) the SA revokes one doctor: the CA's new CRL in a CRL-only configuration update, sent
+    /// to the orderer again every 200 ms until it is acknowledged or seen committed.
+    private func adminStep() throws {
+        guard cast.clients.count >= 2 else { return }
+        if revocation == nil {
+            guard step >= Self.revokeAt, !healing, !down.contains(.orderer) else { return }
+            try startRevocation()
+        }
+        guard var r = revocation, !r.done else { return }
+        if peers.indices.contains(where: {
+            !down.contains(.peer($0)) && peers[$0].status(of: operations[r.op].txID) != nil
+        }) {
+            r.done = true
+            revocation = r
+            return
+        }
+        guard timeMs - r.sentAt >= 200 else { return }
+        r.attempt += 1
+        r.sentAt = timeMs
+        revocation = r
+        send(from: .client(adminClient), [(.orderer, .broadcast(op: r.op, attempt: r.attempt, envelope: r.envelope))])
+    }
+
+    private func startRevocation() throws {
+        let doctor = random.int(0..<cast.clients.count)
+        let der = try cast.crlRevoking(doctor: doctor, number: 1, at: now(.orderer))
+        guard
+            let config = ConfigTransaction.crlUpdate(
+                of: orderer.currentContext, with: try RevocationList.parse(der), der: der)
+        else {
+            referee.fail(step, "the CA's CRL changes nothing in the channel's configuration")
+            return
+        }
+        let envelope = try ConfigTransaction.envelope(
+            config: config, admins: [cast.admin], submitter: cast.admin, at: now(.orderer))
+        let txID = try Medledger_Payload(serializedBytes: envelope.payload).channelHeader.txID
+        let op = operations.count
+        operations.append(
+            SimOperation(
+                client: adminClient, txID: txID, intent: SimIntent(kind: .revoke, chaincode: "", function: "", args: [])
+            ))
+        stats.operations += 1
+        let r = Revocation(doctor: doctor, op: op, envelope: try envelope.serializedBytes(), sentAt: timeMs)
+        revocation = r
+        note("op\(op) started by the SA: revoke client\(doctor)")
+        send(from: .client(adminClient), [(.orderer, .broadcast(op: op, attempt: 0, envelope: r.envelope))])
+    }
+
+    private func adminReceives(_ message: SimMessage) {
+        guard case .broadcastAnswer(let op, _, let refusal) = message, var r = revocation, op == r.op else { return }
+        switch refusal?.status {
+        case nil:
+            guard !r.done else { return }
+            r.done = true
+            revocation = r
+            operations[op].ordererAcknowledged = true
+            note("op\(op) acknowledged: client\(r.doctor) revoked")
+        case 409, 503: return  // in already (its commit is awaited), or no leader: the timer sends again
+        default: referee.fail(step, "the orderer refused the SA's revocation: \(refusal!)")
+        }
+    }
+
+    /// After the configuration block that revokes the doctor, no transaction of theirs is valid, on
+    /// any peer: the endorsers, the orderer and the validators all refuse a revoked creator.
+    private func checkRevocation() {
+        guard let r = revocation else { return }
+        let doctor = cast.clients[r.doctor]
+        let creator = Data(doctor.serialized)
+        for p in peers {
+            let ledger = p.channel.ledger
+            guard let context = try? ChannelContext.current(in: ledger),
+                let serial = try? Certificate(pemEncoded: doctor.certificatePEM).serialNumber,
+                context.members.crl(of: doctor.org)?.revokedSerials.contains(serial) == true
+            else {
+                referee.fail(step, "peer\(p.index) holds no configuration revoking client\(r.doctor)")
+                return
+            }
+            for n in (context.configBlock + 1)..<ledger.height {
+                guard let block = try? ledger.block(number: n) else { continue }
+                for (i, bytes) in block.data.envelopes.enumerated() where block.metadata.validationCodes[i] == .valid {
+                    guard let env = try? Medledger_Envelope(serializedBytes: bytes),
+                        let payload = try? Medledger_Payload(serializedBytes: env.payload),
+                        payload.signatureHeader.creator == creator
+                    else { continue }
+                    referee.fail(
+                        step,
+                        "client\(r.doctor) was revoked in block \(context.configBlock), yet its transaction in block \(n) is valid on peer\(p.index)"
+                    )
+                    return
+                }
+            }
+        }
+        stats.revocations += 1
     }
 }
 

@@ -104,6 +104,10 @@ public struct SimStats: Sendable {
     /// medrecords: treatments created and P_DE index records filed (committed valid).
     public var treatments = 0
     public var indexRecords = 0
+    /// Doctors revoked (the configuration block committed), and the revoked doctor's operations
+    /// refused afterwards.
+    public var revocations = 0
+    public var refusedAfterRevocation = 0
     /// Why operations were abandoned: no endorsement in time, endorsers at different states,
     /// refused by a peer, the chaincode or the orderer.
     public var endorsementTimeouts = 0

@@ -42,6 +42,8 @@ let ciSteps = 6_000
             total.clockJumps += r.stats.clockJumps
             total.treatments += r.stats.treatments
             total.indexRecords += r.stats.indexRecords
+            total.revocations += r.stats.revocations
+            total.refusedAfterRevocation += r.stats.refusedAfterRevocation
         }
         #expect(total.committedValid > 100)
         #expect(
@@ -49,6 +51,9 @@ let ciSteps = 6_000
             "the paper's flow did not run: \(total.treatments) treatments, \(total.indexRecords) P_DE")
         #expect(
             total.committedInvalid > 0, "no MVCC conflict in any seed: the key space is too large to test validation")
+        // The SA revoked a doctor in (almost) every seed, and the revoked doctors were refused afterwards.
+        #expect(total.revocations >= 20, "\(total.revocations) revocations")
+        #expect(total.refusedAfterRevocation > 0)
         #expect(total.crashes > 0 && total.diskFailures > 0 && total.partitions > 0)
         #expect(total.dropped > 0 && total.duplicated > 0 && total.clockJumps > 0)
     }
