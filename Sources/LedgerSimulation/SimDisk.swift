@@ -1,3 +1,4 @@
+import Foundation
 import LedgerStorage
 
 /// The injected disk fault: the one error a node meets as a crash. Any other error on the write
@@ -49,15 +50,24 @@ public final class SimDisk: KVStore, @unchecked Sendable {  // one simulation th
         return false
     }
 
+    /// memchr for the first byte, memcmp for the rest: the end-of-run scan reads every byte ever
+    /// written once per secret.
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
         guard !needle.isEmpty, haystack.count >= needle.count else { return false }
-        let first = needle[0]
-        var i = 0
-        while i <= haystack.count - needle.count {
-            if haystack[i] == first, haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
-            i += 1
+        return haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in
+                guard let base = h.baseAddress, let first = n.baseAddress else { return false }
+                let last = h.count - n.count
+                var i = 0
+                while i <= last {
+                    guard let hit = memchr(base + i, Int32(first.pointee), last - i + 1) else { return false }
+                    let at = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                    if memcmp(base + at, first, n.count) == 0 { return true }
+                    i = at + 1
+                }
+                return false
+            }
         }
-        return false
     }
 
     public func columnFamily(_ name: String) throws -> ColumnFamily { try live.columnFamily(name) }

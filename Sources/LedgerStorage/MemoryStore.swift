@@ -3,24 +3,52 @@ import Synchronization
 /// The in-memory backend: same contract as `RocksDBStore`, nothing on disk. For unit tests and for
 /// replaying a chain into a scratch state to compare with the stored one.
 public final class MemoryStore: KVStore {
-    /// One column family: a hash map plus its keys in order, rebuilt lazily after inserts or deletes.
+    /// One column family: a hash map plus its keys in order. Keys added since the last ordered read
+    /// wait in `pending` and are merged in (sorting only them), so a table that grows by a block's
+    /// keys at a time is not sorted whole again each time; a delete has it sorted again from scratch.
     struct Table: Sendable {
         var values: [Bytes: Bytes] = [:]
-        var sortedKeys: [Bytes]? = []
+        private var sortedKeys: [Bytes] = []
+        private var pending: [Bytes] = []
+        private var needsRebuild = false
 
         mutating func sorted() -> [Bytes] {
-            if let s = sortedKeys { return s }
-            let s = values.keys.sorted { $0.lexicographicallyPrecedes($1) }
-            sortedKeys = s
-            return s
+            if needsRebuild {
+                sortedKeys = values.keys.sorted { $0.lexicographicallyPrecedes($1) }
+                (pending, needsRebuild) = ([], false)
+            } else if !pending.isEmpty {
+                pending.sort { $0.lexicographicallyPrecedes($1) }
+                sortedKeys = Self.merge(sortedKeys, pending)
+                pending = []
+            }
+            return sortedKeys
         }
 
         mutating func put(_ k: Bytes, _ v: Bytes) {
-            if values.updateValue(v, forKey: k) == nil { sortedKeys = nil }
+            if values.updateValue(v, forKey: k) == nil, !needsRebuild { pending.append(k) }
         }
 
         mutating func delete(_ k: Bytes) {
-            if values.removeValue(forKey: k) != nil { sortedKeys = nil }
+            if values.removeValue(forKey: k) != nil { needsRebuild = true }
+        }
+
+        /// Two ascending key lists with no key in both, as one.
+        static func merge(_ a: [Bytes], _ b: [Bytes]) -> [Bytes] {
+            var out: [Bytes] = []
+            out.reserveCapacity(a.count + b.count)
+            var (i, j) = (0, 0)
+            while i < a.count, j < b.count {
+                if a[i].lexicographicallyPrecedes(b[j]) {
+                    out.append(a[i])
+                    i += 1
+                } else {
+                    out.append(b[j])
+                    j += 1
+                }
+            }
+            out.append(contentsOf: a[i...])
+            out.append(contentsOf: b[j...])
+            return out
         }
     }
 
