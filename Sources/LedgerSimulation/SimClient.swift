@@ -20,6 +20,12 @@ struct SimIntent {
         case record
         /// The SA's administrator revokes a doctor: a CRL-only configuration update.
         case revoke
+        /// medrecords grantAccess: a consent the patient signed, carried by a management node.
+        case grant
+        /// medrecords recordUsage: a D_UE a proxy node records under a consent it cites.
+        case usage
+        /// medrecords revokeAccess: the patient's signed withdrawal of a consent.
+        case withdraw
     }
 
     var kind: Kind
@@ -32,6 +38,8 @@ struct SimIntent {
     /// For a treatment: its patient and doctor (positions in the cast).
     var patient: Int?
     var doctor: Int?
+    /// For a usage record or a withdrawal: the consent (its position in the world's list).
+    var consent: Int?
 }
 
 /// What happened to one client operation, as the referee needs it.

@@ -3,7 +3,9 @@ import Foundation
 import MedRecords
 
 /// What the clients are asked to do. Doctors write kv keys, add to counters and file P_DE index
-/// records for their treatments; each hospital's management node creates treatments for its doctors.
+/// records for their treatments; each hospital's management node creates treatments for its doctors,
+/// carries consents its patients signed (grants to doctors of other hospitals, and their withdrawal)
+/// and, as the proxy that re-encrypts, records D_UE usage under consents it believes live.
 /// A record is sealed before anything reaches a chaincode: its plaintext (with the patient's name)
 /// stays with the client, and the referee looks for it, and for every patient's name, on every
 /// disk at the end.
@@ -14,12 +16,31 @@ struct SimWorkload {
         var doctor: Int
     }
 
+    /// A consent seen committed; `withdrawn` once its withdrawal committed (usage may still be
+    /// attempted under it: it must then be refused, or be invalid if it raced the withdrawal).
+    struct ConsentRef {
+        var consentID: String
+        var tID: String
+        var granteePID: String
+        var purpose: String
+        var patient: Int
+        /// The grant's operation.
+        var op: Int
+        var withdrawalAsked = false
+        var withdrawn = false
+    }
+
+    static let purpose = "treatment"
+    /// Far past any simulated time (runs last minutes of simulated time; clocks jump by seconds).
+    static let consentExpiry = "2027-01-01T00:00:00Z"
+
     let cast: SimCast
     let keys: Int
     /// Planted bug: the doctor's app puts the record's plaintext into the P_DE's URL.
     let leaksPlaintext: Bool
     private(set) var treatments: [TreatmentRef] = []
     private(set) var plaintexts: [[UInt8]] = []
+    private(set) var consents: [ConsentRef] = []
 
     init(cast: SimCast, keys: Int, leaksPlaintext: Bool) {
         self.cast = cast
@@ -38,7 +59,7 @@ struct SimWorkload {
 
     /// The next intent of client `c` (doctors first, then one manager per hospital).
     mutating func intent(client c: Int, op: Int, random: inout SimRandom) throws -> SimIntent {
-        if c >= doctors { return treatment(hospital: c - doctors, random: &random) ?? kvPut(&random) }
+        if c >= doctors { return try managerIntent(hospital: c - doctors, op: op, random: &random) }
         let roll = random.int(0..<10)
         if roll < 3, let record = try record(doctor: c, op: op, random: &random) { return record }
         return roll < 6 ? counterAdd(&random) : kvPut(&random)
@@ -48,6 +69,86 @@ struct SimWorkload {
     mutating func treatmentCommitted(answer: [UInt8], patient: Int, doctor: Int) {
         guard let t = try? JSONDecoder().decode(Treatment.self, from: Data(answer)) else { return }
         treatments.append(TreatmentRef(tID: t.tID, patient: patient, doctor: doctor))
+    }
+
+    /// A consent committed: usage may be recorded under it from now on.
+    mutating func consentCommitted(answer: [UInt8], patient: Int, op: Int) {
+        guard let c = try? JSONDecoder().decode(Consent.self, from: Data(answer)), let tID = c.tIDs.first else {
+            return
+        }
+        consents.append(
+            ConsentRef(
+                consentID: c.consentID, tID: tID, granteePID: c.granteePID, purpose: c.purpose, patient: patient, op: op
+            ))
+    }
+
+    mutating func consentWithdrawn(_ consent: Int) { consents[consent].withdrawn = true }
+
+    /// A management node's next intent: mostly treatments; once there are some, consents for them,
+    /// usage under live consents, and now and then a withdrawal.
+    private mutating func managerIntent(hospital h: Int, op: Int, random: inout SimRandom) throws -> SimIntent {
+        let live = consents.indices.filter { !consents[$0].withdrawn }
+        // Half the usage goes under consents whose withdrawal was asked for: the race that matters.
+        let racing = live.filter { consents[$0].withdrawalAsked }
+        let roll = random.int(0..<10)
+        if (4...5).contains(roll), !treatments.isEmpty { return try grant(op: op, random: &random) }
+        if (6...7).contains(roll), !live.isEmpty {
+            let pool = !racing.isEmpty && random.chance(0.5) ? racing : live
+            return usage(of: pool[random.int(0..<pool.count)], hospital: h)
+        }
+        if roll == 8, !live.isEmpty { return try withdrawal(of: live[random.int(0..<live.count)]) }
+        return treatment(hospital: h, random: &random) ?? kvPut(&random)
+    }
+
+    /// The patient of a committed treatment grants a doctor (of another hospital when there is one)
+    /// access to it; a management node carries the signed grant.
+    private func grant(op: Int, random: inout SimRandom) throws -> SimIntent {
+        let t = treatments[random.int(0..<treatments.count)]
+        let others = (0..<doctors).filter { $0 % hospitals != t.doctor % hospitals }
+        let candidates = others.isEmpty ? Array(0..<doctors) : others
+        let grantee = cast.clientPIDs[candidates[random.int(0..<candidates.count)]]
+        let nonce = "op\(op)"
+        let message = ConsentSigning.grantMessage(
+            granteePID: grantee, tIDs: [t.tID], purpose: Self.purpose, expiresAt: Self.consentExpiry, nonce: nonce)
+        let patient = cast.patients[t.patient]
+        let request = GrantAccessRequest(
+            granteePID: grantee, tIDs: [t.tID], purpose: Self.purpose, expiresAt: Self.consentExpiry,
+            patientCert: patient.certificatePEM, patientSignature: try ConsentSigning.sign(message, key: patient.key),
+            nonce: nonce)
+        var intent = SimIntent(
+            kind: .grant, chaincode: "medrecords", function: "grantAccess",
+            args: [Array(try JSONEncoder().encode(request))])
+        intent.patient = t.patient
+        return intent
+    }
+
+    /// Hospital `h`'s node, as the proxy that re-encrypted for the grantee, records the use.
+    private func usage(of consent: Int, hospital h: Int) -> SimIntent {
+        let c = consents[consent]
+        let request = RecordUsageRequest(
+            tID: c.tID, thirdPartyPID: c.granteePID, proxyNode: SimCast.hospitals[h], purpose: c.purpose,
+            consentID: c.consentID)
+        var intent = SimIntent(
+            kind: .usage, chaincode: "medrecords", function: "recordUsage",
+            args: [Array((try? JSONEncoder().encode(request)) ?? Data())])
+        intent.consent = consent
+        return intent
+    }
+
+    /// The patient withdraws a consent (signed; a management node carries it).
+    private mutating func withdrawal(of consent: Int) throws -> SimIntent {
+        consents[consent].withdrawalAsked = true
+        let c = consents[consent]
+        let patient = cast.patients[c.patient]
+        let request = RevokeAccessRequest(
+            consentID: c.consentID, patientCert: patient.certificatePEM,
+            patientSignature: try ConsentSigning.sign(
+                ConsentSigning.revokeMessage(consentID: c.consentID), key: patient.key))
+        var intent = SimIntent(
+            kind: .withdraw, chaincode: "medrecords", function: "revokeAccess",
+            args: [Array(try JSONEncoder().encode(request))])
+        intent.consent = consent
+        return intent
     }
 
     private func kvPut(_ random: inout SimRandom) -> SimIntent {

@@ -289,8 +289,25 @@ public final class Simulation {
                 workload.treatmentCommitted(answer: operations[op].answer, patient: patient, doctor: doctor)
                 stats.treatments += 1
             }
-            if location.code == .valid, intent.kind == .record { stats.indexRecords += 1 }
+            if location.code == .valid { sharingCommitted(op: op, intent) }
             note("op\(op) committed block \(location.blockNum) code \(location.code.rawValue)")
+        }
+    }
+
+    /// The world learns what the P_DE and sharing operations made (treatments are above).
+    private func sharingCommitted(op: Int, _ intent: SimIntent) {
+        switch intent.kind {
+        case .record: stats.indexRecords += 1
+        case .grant:
+            guard let patient = intent.patient else { return }
+            workload.consentCommitted(answer: operations[op].answer, patient: patient, op: op)
+            stats.consents += 1
+        case .usage: stats.usages += 1
+        case .withdraw:
+            guard let consent = intent.consent else { return }
+            workload.consentWithdrawn(consent)
+            stats.withdrawals += 1
+        case .put, .add, .treatment, .revoke: return
         }
     }
 
@@ -467,6 +484,7 @@ public final class Simulation {
             }
         }
         checkRevocation()
+        checkConsents()
         note("end: height \(orderer.height), operations \(operations.count)")
     }
 
@@ -581,6 +599,49 @@ public final class Simulation {
             }
         }
         stats.revocations += 1
+    }
+}
+
+extension Simulation {
+    /// Every valid D_UE usage record comes after its consent's grant and before any valid withdrawal of
+    /// it, in chain order on every peer: a usage endorsed while the consent stood but ordered after
+    /// its withdrawal must be invalid (it read the consent, so MVCC refuses it).
+    func checkConsents() {
+        func position(_ op: Int, on p: SimPeer) -> (UInt64, UInt64)? {
+            guard let l = p.status(of: operations[op].txID), l.code == .valid else { return nil }
+            return (l.blockNum, l.txNum)
+        }
+        for p in peers {
+            var withdrawnAt: [Int: (UInt64, UInt64)] = [:]
+            for op in operations.indices where operations[op].intent.kind == .withdraw {
+                guard let c = operations[op].intent.consent, let at = position(op, on: p) else { continue }
+                withdrawnAt[c] = withdrawnAt[c].map { $0 < at ? $0 : at } ?? at
+            }
+            for op in operations.indices where operations[op].intent.kind == .usage {
+                guard let c = operations[op].intent.consent else { continue }
+                guard let used = position(op, on: p) else {
+                    // Endorsed while the consent stood, ordered after its withdrawal: refused by MVCC.
+                    if p.index == 0, let l = p.status(of: operations[op].txID), let w = withdrawnAt[c],
+                        w < (l.blockNum, l.txNum)
+                    {
+                        stats.usagesRacingWithdrawal += 1
+                    }
+                    continue
+                }
+                let consent = workload.consents[c]
+                guard let granted = position(consent.op, on: p), granted < used else {
+                    referee.fail(step, "op\(op): a usage record is valid on peer\(p.index) before its consent's grant")
+                    return
+                }
+                if let withdrawn = withdrawnAt[c], withdrawn < used {
+                    referee.fail(
+                        step,
+                        "op\(op): a usage record is valid on peer\(p.index) at block \(used.0) tx \(used.1), after its consent was withdrawn at block \(withdrawn.0) tx \(withdrawn.1)"
+                    )
+                    return
+                }
+            }
+        }
     }
 }
 

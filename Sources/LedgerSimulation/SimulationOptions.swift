@@ -104,6 +104,12 @@ public struct SimStats: Sendable {
     /// medrecords: treatments created and P_DE index records filed (committed valid).
     public var treatments = 0
     public var indexRecords = 0
+    /// The sharing half (committed valid): consents granted, D_UE usage records, consents withdrawn.
+    public var consents = 0
+    public var usages = 0
+    public var withdrawals = 0
+    /// Usage records endorsed while their consent stood but ordered after its withdrawal (invalid).
+    public var usagesRacingWithdrawal = 0
     /// Doctors revoked (the configuration block committed), and the revoked doctor's operations
     /// refused afterwards.
     public var revocations = 0

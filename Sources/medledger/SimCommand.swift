@@ -75,7 +75,7 @@ struct SimCommand: ParsableCommand {
         if quiet { return line }
         return line + """
 
-              operations \(s.operations): acknowledged \(s.acknowledged), committed valid \(s.committedValid), invalid \(s.committedInvalid) (treatments \(s.treatments), P_DE \(s.indexRecords), doctors revoked \(s.revocations), their operations refused after \(s.refusedAfterRevocation)), abandoned \(s.abandoned) (endorsement timed out \(s.endorsementTimeouts), endorsers disagreed \(s.endorserDisagreements), refused \(s.refusals)); blocks \(s.blocks)
+              operations \(s.operations): acknowledged \(s.acknowledged), committed valid \(s.committedValid), invalid \(s.committedInvalid) (treatments \(s.treatments), P_DE \(s.indexRecords), consents \(s.consents), D_UE \(s.usages), consents withdrawn \(s.withdrawals), D_UE invalid after a withdrawal \(s.usagesRacingWithdrawal), doctors revoked \(s.revocations), their operations refused after \(s.refusedAfterRevocation)), abandoned \(s.abandoned) (endorsement timed out \(s.endorsementTimeouts), endorsers disagreed \(s.endorserDisagreements), refused \(s.refusals)); blocks \(s.blocks)
               faults: dropped \(s.dropped), duplicated \(s.duplicated), delayed \(s.delayed), partitions \(s.partitions), crashes \(s.crashes), disk failures \(s.diskFailures), clock jumps \(s.clockJumps)
             """
     }

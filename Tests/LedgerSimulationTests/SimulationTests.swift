@@ -43,12 +43,19 @@ let ciSteps = 6_000
             total.treatments += r.stats.treatments
             total.indexRecords += r.stats.indexRecords
             total.revocations += r.stats.revocations
+            total.consents += r.stats.consents
+            total.usages += r.stats.usages
+            total.withdrawals += r.stats.withdrawals
             total.refusedAfterRevocation += r.stats.refusedAfterRevocation
         }
         #expect(total.committedValid > 100)
         #expect(
             total.treatments > 0 && total.indexRecords > 0,
             "the paper's flow did not run: \(total.treatments) treatments, \(total.indexRecords) P_DE")
+        #expect(
+            total.consents > 0 && total.usages > 0 && total.withdrawals > 0,
+            "the sharing half did not run: \(total.consents) consents, \(total.usages) D_UE, \(total.withdrawals) withdrawals"
+        )
         #expect(
             total.committedInvalid > 0, "no MVCC conflict in any seed: the key space is too large to test validation")
         // The SA revoked a doctor in (almost) every seed, and the revoked doctors were refused afterwards.
