@@ -22,7 +22,7 @@ import PackageDescription
 //                        SubmitFlow: a submission from proposal to commit as a state machine)
 //   MedRecords         → LedgerChaincode, LedgerIdentity, LedgerPRE [pure] (the paper's records chaincode)
 //   LedgerPeer         → LedgerChannel [pure] (endorser, validators, the commit path over an injected KVStore)
-//   LedgerOrderingCore → LedgerChannel [pure] (admission, block cutter, block making and signing)
+//   LedgerOrderingCore → LedgerChannel [pure] (admission, block cutter, block making and signing, raft entry rules)
 //   LedgerSimulation   → LedgerOrderingCore, LedgerPeer, MedRecords, swift-collections [pure] (`medledger sim`: the network from one seed)
 //   LedgerRPC          → LedgerProtos, GRPCCore (generated service stubs)
 //   LedgerTransport    → LedgerIdentity, gRPC NIO transport [shell] (mutual TLS, clients kept per node)

@@ -400,33 +400,23 @@ final class RaftChannel: BlockSource, @unchecked Sendable {
     }
 
     private func applyBlock(_ entry: [UInt8]) throws {
+        var decision = try decide(entry)
+        if case .catchUp(let n) = decision {
+            try catchUp(to: n)
+            decision = try decide(entry)
+        }
         let block: Medledger_Block
-        do { block = try Medledger_Block(serializedBytes: entry) } catch {
-            orderer.log("orderer: raft entry on \(channelName) is not a block; skipped: \(error)")
+        let newContext: ChannelContext?
+        switch decision {
+        case .skip(let why):
+            if let why { orderer.log("orderer: \(why)") }
             return
+        case .catchUp(let n):
+            throw ConsensusError.failed("channel \(channelName) caught up yet still lacks the blocks before \(n)")
+        case .commit(let b, let c): (block, newContext) = (b, c)
         }
         let n = block.header.number
-        if n > ledger.height { try catchUp(to: n) }
-        guard n == ledger.height else {
-            if let mine = try ledger.block(number: n), mine.header.headerHash != block.header.headerHash {
-                orderer.log(
-                    "orderer: raft block \(n) on \(channelName) does not extend the chain (a deposed leader's); skipped"
-                )
-            }
-            return
-        }
         let ctx = context
-        do {
-            try ConfigTransaction.checkBlockSignature(block, context: ctx, at: block.judgedTime)
-        } catch {
-            orderer.log("orderer: refused raft block \(n) on \(channelName): \(error)")
-            return
-        }
-        var newContext: ChannelContext?
-        if block.metadata.lastConfigBlock == n, let env = block.data.envelopes.first {
-            newContext = try? ConfigTransaction.checkUpdate(
-                envelope: [UInt8](env), current: ctx, blockNumber: n, at: block.judgedTime)
-        }
         do {
             try ledger.commit(block)
         } catch let rejection as BlockRejection {
@@ -529,6 +519,12 @@ final class RaftChannel: BlockSource, @unchecked Sendable {
             throw ConsensusError.failed(
                 "catching up on \(channelName) stopped at height \(ledger.height), short of \(n)")
         }
+    }
+
+    private func decide(_ entry: [UInt8]) throws -> RaftEntryRules.Decision {
+        try RaftEntryRules.decide(
+            entry, channel: channelName, height: ledger.height, context: context,
+            headerHash: { try ledger.block(number: $0)?.header.headerHash })
     }
 
     /// The snapshot: height and tip hash (the blocks themselves are pulled, never sent through raft).
