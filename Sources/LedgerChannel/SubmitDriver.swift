@@ -10,12 +10,22 @@ public protocol SubmitTransport: Sendable {
     /// nil when the orderer at `endpoint` acknowledged the envelope.
     func broadcast(_ envelope: Medledger_Envelope, endpoint: Int) async -> SubmitFailure?
     /// Starts watching for `txID`'s commit and returns the wait: a commit after this call returns is
-    /// seen. The wait answers nil when the commit was not seen within `timeoutMs`.
-    func watch(txID: String, timeoutMs: Int64) async throws(SubmitFailure) -> @Sendable () async -> SubmitCommit?
+    /// seen.
+    func watch(txID: String, timeoutMs: Int64) async throws(SubmitFailure) -> @Sendable () async -> SubmitWatchOutcome
     /// The submission ended without its commit: drop the watch.
     func stopWatching(txID: String)
     func nowMs() -> Int64
     func sleep(untilMs: Int64) async
+}
+
+/// How a commit watch ended.
+public enum SubmitWatchOutcome: Sendable, Equatable {
+    case committed(SubmitCommit)
+    /// The watch's time ran out without the commit.
+    case notSeen
+    /// The watch ended without being able to tell (the peer could not be asked): the transaction may
+    /// yet commit.
+    case unknown(String)
 }
 
 /// Where a transaction committed.
@@ -73,13 +83,17 @@ extension SubmitFlow {
                             }, true
                         ))
                 case .watchCommit(let txID, let timeoutMs):
-                    let wait: @Sendable () async -> SubmitCommit?
+                    let wait: @Sendable () async -> SubmitWatchOutcome
                     do { wait = try await transport.watch(txID: txID, timeoutMs: timeoutMs) } catch {
                         return .failure(error)
                     }
                     watching = true
                     watch = {
-                        await wait().map { .commit(code: $0.code, blockNumber: $0.blockNumber) } ?? .commitNotSeen
+                        switch await wait() {
+                        case .committed(let c): return .commit(code: c.code, blockNumber: c.blockNumber)
+                        case .notSeen: return .commitNotSeen(unknown: nil)
+                        case .unknown(let why): return .commitNotSeen(unknown: why)
+                        }
                     }
                 }
             }

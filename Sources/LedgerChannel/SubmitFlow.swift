@@ -42,8 +42,9 @@ public struct SubmitFlow: Sendable {
         /// The answer to broadcast attempt `attempt`: nil when the orderer acknowledged it.
         case ordering(attempt: Int, refusal: Failure?)
         case commit(code: Medledger_TxValidationCode, blockNumber: UInt64)
-        /// The commit watch ended without seeing the transaction.
-        case commitNotSeen
+        /// The commit watch ended without seeing the transaction: its time ran out, or (`unknown`) it
+        /// could not tell, for that reason.
+        case commitNotSeen(unknown: String?)
         case tick
     }
 
@@ -70,6 +71,8 @@ public struct SubmitFlow: Sendable {
     /// The next broadcast attempt's number; endpoint = attempt % endpoints.
     var attempts = 0
     var failoverDeadline: Int64 = 0
+    /// An orderer acknowledged the envelope, or answered 409 (an earlier copy got in).
+    var gotIn = false
     /// The envelope, once endorsed and assembled.
     public private(set) var envelope: Medledger_Envelope?
 
@@ -112,10 +115,14 @@ public struct SubmitFlow: Sendable {
             return [
                 .committed(Committed(txID: txID, response: response, code: code, blockNumber: block))
             ]
-        case .commitNotSeen:
+        case .commitNotSeen(let unknown):
             guard envelope != nil, !isDone else { return [] }
-            return fail(
-                504, "transaction \(txID) was ordered but its commit was not seen within \(timing.commitMs) ms")
+            let sent = gotIn ? "was ordered" : "was sent for ordering, unacknowledged,"
+            guard let unknown else {
+                return fail(
+                    504, "transaction \(txID) \(sent) but its commit was not seen within \(timing.commitMs) ms")
+            }
+            return fail(504, "transaction \(txID) \(sent) but whether it committed is unknown: \(unknown)")
         case .tick: return tick(nowMs: nowMs)
         }
     }
@@ -218,6 +225,7 @@ public struct SubmitFlow: Sendable {
     }
 
     mutating func awaitCommit(nowMs: Int64) -> [Action] {
+        gotIn = true
         phase = .awaitingCommit(lastSent: nowMs)
         return patience(timing.resendAfterMs, from: nowMs)
     }

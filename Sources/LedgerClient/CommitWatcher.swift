@@ -92,9 +92,10 @@ final class CommitWatcher: Sendable {
         return slot
     }
 
-    /// Forgets a waiter whose transaction will not be waited for.
+    /// Forgets a waiter whose transaction will not be waited for, and ends its wait: a task still
+    /// suspended on the slot (its continuation knows no cancellation) would otherwise never resume.
     func unregister(_ txID: String) {
-        _ = state.withLock { $0.slots.removeValue(forKey: txID) }
+        state.withLock { $0.slots.removeValue(forKey: txID) }?.finish(.failure(WaitError.timedOut))
     }
 
     func close() {

@@ -39,7 +39,9 @@ struct GatewayTransport: SubmitTransport {
         }
     }
 
-    func watch(txID: String, timeoutMs: Int64) async throws(SubmitFailure) -> @Sendable () async -> SubmitCommit? {
+    func watch(
+        txID: String, timeoutMs: Int64
+    ) async throws(SubmitFailure) -> @Sendable () async -> SubmitWatchOutcome {
         let started = ContinuousClock.now
         let slot: CommitWatcher.Slot
         do { slot = try await gateway.commits.register(txID, timeoutMs: UInt32(clamping: timeoutMs)) } catch {
@@ -48,16 +50,19 @@ struct GatewayTransport: SubmitTransport {
         return { [gateway] in
             do {
                 let c = try await slot.value()
-                return SubmitCommit(code: c.code, blockNumber: c.blockNumber)
+                return .committed(SubmitCommit(code: c.code, blockNumber: c.blockNumber))
             } catch CommitWatcher.WaitError.streamLost {
                 // The block stream broke: ask the peer about this transaction for the time left.
                 let left = max(0, timeoutMs - (ContinuousClock.now - started).components.seconds * 1000)
-                guard let status = try? await gateway.commitStatus(txID: txID, waitMs: UInt32(clamping: left)),
-                    status.committed
-                else { return nil }
-                return SubmitCommit(code: status.code, blockNumber: status.blockNumber)
+                do {
+                    let status = try await gateway.commitStatus(txID: txID, waitMs: UInt32(clamping: left))
+                    guard status.committed else { return .notSeen }
+                    return .committed(SubmitCommit(code: status.code, blockNumber: status.blockNumber))
+                } catch {
+                    return .unknown("the peer's block stream broke and its commit status could not be asked: \(error)")
+                }
             } catch {
-                return nil
+                return .notSeen
             }
         }
     }

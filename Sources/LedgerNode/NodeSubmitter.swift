@@ -177,10 +177,12 @@ struct NodeSubmitTransport: SubmitTransport {
         return refusal.map { SubmitFailure(Int($0.status), $0.message) }
     }
 
-    func watch(txID: String, timeoutMs: Int64) async throws(SubmitFailure) -> @Sendable () async -> SubmitCommit? {
+    func watch(
+        txID: String, timeoutMs: Int64
+    ) async throws(SubmitFailure) -> @Sendable () async -> SubmitWatchOutcome {
         { [channel] in
             let found = await channel.commit(of: txID, waitingMs: Int(timeoutMs), until: { Task.isCancelled })
-            return found.map { SubmitCommit(code: $0.code, blockNumber: $0.blockNum) }
+            return found.map { .committed(SubmitCommit(code: $0.code, blockNumber: $0.blockNum)) } ?? .notSeen
         }
     }
 

@@ -168,7 +168,19 @@ struct SubmitFlowTests {
         var h = flow()
         _ = endorsed(&h)
         _ = h.handle(.ordering(attempt: 0, refusal: nil), nowMs: 1)
-        #expect(failure(h.handle(.commitNotSeen, nowMs: 60_001))?.status == 504)
+        let notSeen = try #require(failure(h.handle(.commitNotSeen(unknown: nil), nowMs: 60_001)))
+        #expect(notSeen.status == 504 && notSeen.message.contains("was ordered but"))
+        // Never acknowledged (the orderer went silent): the 504 does not claim it was ordered.
+        var silent = flow()
+        _ = endorsed(&silent)
+        let unacknowledged = try #require(failure(silent.handle(.commitNotSeen(unknown: nil), nowMs: 60_001)))
+        #expect(unacknowledged.status == 504 && unacknowledged.message.contains("unacknowledged"), "\(unacknowledged)")
+        // The watch could not tell (the peer was not reachable after the stream broke): said so, not a timeout.
+        var unsure = flow()
+        _ = endorsed(&unsure)
+        _ = unsure.handle(.ordering(attempt: 0, refusal: nil), nowMs: 1)
+        let unknown = try #require(failure(unsure.handle(.commitNotSeen(unknown: "peer unreachable"), nowMs: 5)))
+        #expect(unknown.status == 504 && unknown.message.hasSuffix("whether it committed is unknown: peer unreachable"))
     }
 
     @Test func patiencesGiveUpOnSilenceAndSendTheSameEnvelopeAgain() throws {
@@ -230,13 +242,10 @@ struct SubmitFlowTests {
             }
             func watch(
                 txID: String, timeoutMs: Int64
-            ) async throws(SubmitFailure)
-                -> @Sendable () async ->
-                SubmitCommit?
-            {
+            ) async throws(SubmitFailure) -> @Sendable () async -> SubmitWatchOutcome {
                 { [count] in
                     while count() == 0 { await Task.yield() }
-                    return SubmitCommit(code: .valid, blockNumber: 1)
+                    return .committed(SubmitCommit(code: .valid, blockNumber: 1))
                 }
             }
             func stopWatching(txID: String) {}
