@@ -68,6 +68,42 @@ public struct Endorser: Sendable {
         _ p: ParsedProposal, context: ChannelContext, state: WorldStateReader, now: Date,
         isCommitted: (String) throws -> Bool
     ) throws(ProposalRejection) -> Medledger_ProposalResponse {
+        let time = try checkHeaders(p, now: now)
+        let creator = try admitCreator(p, context: context, at: time)
+        let chaincode = try definedChaincode(p, context: context)
+        // A query is never ordered, so whether its tx id was committed does not matter.
+        if !p.signed.evaluateOnly {
+            let txID = p.proposal.channelHeader.txID
+            let duplicate: Bool
+            do { duplicate = try isCommitted(txID) } catch { throw ProposalRejection(500, "ledger: \(error)") }
+            guard !duplicate else { throw ProposalRejection(409, "transaction \(txID) is already committed") }
+        }
+
+        let invocation = Invocation(
+            channel: context.channel, txID: p.proposal.channelHeader.txID, timestamp: time,
+            creator: creator.identity, function: p.payload.input.function,
+            args: p.payload.input.args.map { [UInt8]($0) }, transient: p.payload.transient.mapValues { [UInt8]($0) },
+            members: revocationGate.map { GatedMembers(context.members, gate: $0) } ?? context.members)
+        let result = Simulator.simulate(chaincode, invocation: invocation, state: state, limits: limits)
+
+        var response = Medledger_ProposalResponse()
+        response.response.status = result.response.status
+        response.response.message = result.response.message
+        response.response.payload = Data(result.response.payload)
+        response.timestamp = Google_Protobuf_Timestamp(date: now)
+        // A query's answer goes back unsigned: nothing can be assembled from it (and an ECDSA signature
+        // per read was a quarter of the peer's work under a read load).
+        guard result.response.isOK, !p.signed.evaluateOnly else { return response }
+        if let writeGate, result.results.nsRwset.contains(where: { !$0.rwset.writes.isEmpty }), let why = writeGate() {
+            throw ProposalRejection(503, why)
+        }
+        try endorse(&response, of: p, result: result)
+        return response
+    }
+
+    /// The header type, the timestamp within `clockSkewMax` of this node's clock, and the tx id derived
+    /// from the nonce and the creator. Returns the proposal's time.
+    func checkHeaders(_ p: ParsedProposal, now: Date) throws(ProposalRejection) -> Date {
         let ch = p.proposal.channelHeader
         let sh = p.proposal.signatureHeader
         guard ch.type == .endorserTransaction else {
@@ -84,8 +120,18 @@ public struct Endorser: Sendable {
         else {
             throw ProposalRejection(400, "tx id is not SHA-256(nonce || creator)")
         }
+        return time
+    }
+
+    /// The creator: a member of the channel at the proposal's time, not revoked or suspended here, whose
+    /// signature over the proposal verifies.
+    func admitCreator(
+        _ p: ParsedProposal, context: ChannelContext, at time: Date
+    ) throws(ProposalRejection) -> VerifiedMember {
         let creator: VerifiedMember
-        do { creator = try context.members.verify(serializedIdentity: sh.creator, at: time) } catch {
+        do {
+            creator = try context.members.verify(serializedIdentity: p.proposal.signatureHeader.creator, at: time)
+        } catch {
             throw ProposalRejection(403, "creator is not a member of channel \(context.channel): \(error)")
         }
         if let why = revocationGate?.refusal(of: creator) { throw ProposalRejection(401, "creator: \(why)") }
@@ -93,51 +139,43 @@ public struct Endorser: Sendable {
         guard creator.isValidSignature(p.signed.signature, for: p.signed.proposalBytes) else {
             throw ProposalRejection(401, "proposal signature does not verify")
         }
+        return creator
+    }
+
+    /// The chaincode the proposal names, defined on the channel and installed here.
+    func definedChaincode(
+        _ p: ParsedProposal, context: ChannelContext
+    ) throws(ProposalRejection) -> any Chaincode {
         let name = p.payload.chaincodeName
-        guard ch.chaincodeName == name else {
+        guard p.proposal.channelHeader.chaincodeName == name else {
             throw ProposalRejection(
                 400,
-                "channel header names chaincode \(ch.chaincodeName.debugDescription), payload \(name.debugDescription)")
+                "channel header names chaincode \(p.proposal.channelHeader.chaincodeName.debugDescription), payload \(name.debugDescription)"
+            )
         }
         guard context.policy(for: name) != nil, let chaincode = chaincodes[name] else {
             throw ProposalRejection(
                 404, "chaincode \(name.debugDescription) is not defined on channel \(context.channel)")
         }
-        // A query is never ordered, so whether its tx id was committed does not matter.
-        if !p.signed.evaluateOnly {
-            let duplicate: Bool
-            do { duplicate = try isCommitted(ch.txID) } catch { throw ProposalRejection(500, "ledger: \(error)") }
-            guard !duplicate else { throw ProposalRejection(409, "transaction \(ch.txID) is already committed") }
-        }
+        return chaincode
+    }
 
-        let invocation = Invocation(
-            channel: context.channel, txID: ch.txID, timestamp: time, creator: creator.identity,
-            function: p.payload.input.function, args: p.payload.input.args.map { [UInt8]($0) },
-            transient: p.payload.transient.mapValues { [UInt8]($0) },
-            members: revocationGate.map { GatedMembers(context.members, gate: $0) } ?? context.members)
-        let result = Simulator.simulate(chaincode, invocation: invocation, state: state, limits: limits)
-
-        var response = Medledger_ProposalResponse()
-        response.response.status = result.response.status
-        response.response.message = result.response.message
-        response.response.payload = Data(result.response.payload)
-        response.timestamp = Google_Protobuf_Timestamp(date: now)
-        // A query's answer goes back unsigned: nothing can be assembled from it (and an ECDSA signature
-        // per read was a quarter of the peer's work under a read load).
-        guard result.response.isOK, !p.signed.evaluateOnly else { return response }
-        if let writeGate, result.results.nsRwset.contains(where: { !$0.rwset.writes.isEmpty }), let why = writeGate() {
-            throw ProposalRejection(503, why)
-        }
+    /// Signs what the simulation produced (the proposal response payload) and remembers the signature,
+    /// so this peer's validator need not verify it again.
+    func endorse(
+        _ response: inout Medledger_ProposalResponse, of p: ParsedProposal, result: SimulationResult
+    ) throws(ProposalRejection) {
         do {
             var action = Medledger_ChaincodeAction()
             action.results = result.results
             if let e = result.event { action.event = e }
             action.response = response.response
-            action.chaincodeName = name
+            action.chaincodeName = p.payload.chaincodeName
             var prp = Medledger_ProposalResponsePayload()
             prp.proposalHash = Data(
                 try ProposalHash.compute(
-                    channelHeader: ch, signatureHeader: sh, strippedPayload: try p.payload.strippedBytes()))
+                    channelHeader: p.proposal.channelHeader, signatureHeader: p.proposal.signatureHeader,
+                    strippedPayload: try p.payload.strippedBytes()))
             prp.extension = try action.serializedBytes()
             let prpBytes: [UInt8] = try prp.serializedBytes()
             response.payload = Data(prpBytes)
@@ -150,6 +188,5 @@ public struct Endorser: Sendable {
         } catch {
             throw ProposalRejection(500, "cannot sign the endorsement: \(error)")
         }
-        return response
     }
 }
