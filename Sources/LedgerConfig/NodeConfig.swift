@@ -239,7 +239,17 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         do { config = try YAMLDecoder().decode(NodeConfig.self, from: text) } catch {
             throw Failure(description: "configuration \(path) is not valid: \(error)")
         }
-        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try config.resolvePaths(against: URL(fileURLWithPath: path).deletingLastPathComponent())
+        try config.checkLimits(path: path)
+        try config.checkServices(path: path)
+        return config
+    }
+
+    /// Makes every relative path absolute, against the configuration file's directory (and checks
+    /// the object store's bounds on the way).
+    mutating func resolvePaths(against base: URL) throws {
+        var config = self
+        defer { self = config }
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : base.appendingPathComponent(p).path }
         config.dataDir = resolve(config.dataDir)
         config.tls.cert = resolve(config.tls.cert)
@@ -281,12 +291,44 @@ public struct NodeConfig: Codable, Sendable, Equatable {
             }
             config.ca = ca
         }
+    }
+
+    /// The trust roots and the bounded settings: CRL polling, audit anchoring and rotation, anomaly rules.
+    func checkLimits(path: String) throws {
+        let config = self
         guard !config.trustedRoots.isEmpty else {
             throw Failure(description: "configuration \(path): trusted_roots must name at least one CA certificate")
         }
         if let poll = config.crlPollSeconds, !(0.1...3600).contains(poll) {
             throw Failure(description: "crl_poll_seconds must be between 0.1 and 3600")
         }
+        if let a = config.auditAnchor {
+            guard config.auditLog != nil, config.runsPeer else {
+                throw Failure(description: "configuration \(path): audit_anchor needs audit_log and a peer")
+            }
+            guard (1...86_400).contains(a.everySeconds ?? 300), (1...10_000_000).contains(a.everyLines ?? 10_000) else {
+                throw Failure(
+                    description:
+                        "configuration \(path): audit_anchor.every_seconds must be 1...86400 and every_lines 1...10000000"
+                )
+            }
+        }
+        if let r = config.auditRotate {
+            guard (4096...(1 << 32)).contains(r.maxBytes ?? 64 << 20), (1...10_000).contains(r.keepFiles ?? 64) else {
+                throw Failure(
+                    description:
+                        "configuration \(path): audit_rotate.max_bytes must be 4096...4294967296 and keep_files 1...10000"
+                )
+            }
+        }
+        do { try AnomalyRule.validate(config.anomalyRules) } catch {
+            throw Failure(description: "configuration \(path): \(error)")
+        }
+    }
+
+    /// The listeners and outside addresses: operations, FHIR, the anomaly webhook.
+    func checkServices(path: String) throws {
+        let config = self
         if let o = config.operations, !Self.isHostPort(o.listen) {
             throw Failure(description: "operations.listen \(o.listen) is not host:port")
         }
@@ -315,28 +357,6 @@ public struct NodeConfig: Codable, Sendable, Equatable {
                 }
             }
         }
-        if let a = config.auditAnchor {
-            guard config.auditLog != nil, config.runsPeer else {
-                throw Failure(description: "configuration \(path): audit_anchor needs audit_log and a peer")
-            }
-            guard (1...86_400).contains(a.everySeconds ?? 300), (1...10_000_000).contains(a.everyLines ?? 10_000) else {
-                throw Failure(
-                    description:
-                        "configuration \(path): audit_anchor.every_seconds must be 1...86400 and every_lines 1...10000000"
-                )
-            }
-        }
-        if let r = config.auditRotate {
-            guard (4096...(1 << 32)).contains(r.maxBytes ?? 64 << 20), (1...10_000).contains(r.keepFiles ?? 64) else {
-                throw Failure(
-                    description:
-                        "configuration \(path): audit_rotate.max_bytes must be 4096...4294967296 and keep_files 1...10000"
-                )
-            }
-        }
-        do { try AnomalyRule.validate(config.anomalyRules) } catch {
-            throw Failure(description: "configuration \(path): \(error)")
-        }
         if let hook = config.anomaly?.webhook {
             // Alerts name PIDs: never in clear text to another machine.
             guard let url = URL(string: hook),
@@ -350,7 +370,6 @@ public struct NodeConfig: Codable, Sendable, Equatable {
                 )
             }
         }
-        return config
     }
 
     static func isHostPort(_ s: String) -> Bool {
