@@ -155,6 +155,8 @@ struct NodeSubmitTransport: SubmitTransport {
             let client = Medledger_Peer.Client(wrapping: try pool.client(address))
             return .success(try await client.processProposal(proposal))
         } catch let e as RPCError where e.code != .unavailable {
+            // A kept connection may present a TLS certificate this node has since renewed: dial afresh.
+            if e.code == .unauthenticated { pool.drop(address) }
             return .failure(SubmitFailure(StatusMapping.status(of: e.code), "\(endpoint): \(e.message)"))
         } catch {
             pool.drop(address)
