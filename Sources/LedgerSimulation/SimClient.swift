@@ -40,6 +40,12 @@ struct SimIntent {
     var doctor: Int?
     /// For a usage record or a withdrawal: the consent (its position in the world's list).
     var consent: Int?
+
+    /// A `medrecords` call whose one argument is the request as JSON.
+    static func medrecords(_ kind: Kind, _ function: String, _ request: some Encodable) throws -> SimIntent {
+        SimIntent(
+            kind: kind, chaincode: "medrecords", function: function, args: [Array(try JSONEncoder().encode(request))])
+    }
 }
 
 /// What happened to one client operation, as the referee needs it.

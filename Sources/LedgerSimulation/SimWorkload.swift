@@ -94,10 +94,10 @@ struct SimWorkload {
         if (4...5).contains(roll), !treatments.isEmpty { return try grant(op: op, random: &random) }
         if (6...7).contains(roll), !live.isEmpty {
             let pool = !racing.isEmpty && random.chance(0.5) ? racing : live
-            return usage(of: pool[random.int(0..<pool.count)], hospital: h)
+            return try usage(of: pool[random.int(0..<pool.count)], hospital: h)
         }
         if roll == 8, !live.isEmpty { return try withdrawal(of: live[random.int(0..<live.count)]) }
-        return treatment(hospital: h, random: &random) ?? kvPut(&random)
+        return try treatment(hospital: h, random: &random) ?? kvPut(&random)
     }
 
     /// The patient of a committed treatment grants a doctor (of another hospital when there is one)
@@ -115,22 +115,18 @@ struct SimWorkload {
             granteePID: grantee, tIDs: [t.tID], purpose: Self.purpose, expiresAt: Self.consentExpiry,
             patientCert: patient.certificatePEM, patientSignature: try ConsentSigning.sign(message, key: patient.key),
             nonce: nonce)
-        var intent = SimIntent(
-            kind: .grant, chaincode: "medrecords", function: "grantAccess",
-            args: [Array(try JSONEncoder().encode(request))])
+        var intent = try SimIntent.medrecords(.grant, "grantAccess", request)
         intent.patient = t.patient
         return intent
     }
 
     /// Hospital `h`'s node, as the proxy that re-encrypted for the grantee, records the use.
-    private func usage(of consent: Int, hospital h: Int) -> SimIntent {
+    private func usage(of consent: Int, hospital h: Int) throws -> SimIntent {
         let c = consents[consent]
         let request = RecordUsageRequest(
             tID: c.tID, thirdPartyPID: c.granteePID, proxyNode: SimCast.hospitals[h], purpose: c.purpose,
             consentID: c.consentID)
-        var intent = SimIntent(
-            kind: .usage, chaincode: "medrecords", function: "recordUsage",
-            args: [Array((try? JSONEncoder().encode(request)) ?? Data())])
+        var intent = try SimIntent.medrecords(.usage, "recordUsage", request)
         intent.consent = consent
         return intent
     }
@@ -144,9 +140,7 @@ struct SimWorkload {
             consentID: c.consentID, patientCert: patient.certificatePEM,
             patientSignature: try ConsentSigning.sign(
                 ConsentSigning.revokeMessage(consentID: c.consentID), key: patient.key))
-        var intent = SimIntent(
-            kind: .withdraw, chaincode: "medrecords", function: "revokeAccess",
-            args: [Array(try JSONEncoder().encode(request))])
+        var intent = try SimIntent.medrecords(.withdraw, "revokeAccess", request)
         intent.consent = consent
         return intent
     }
@@ -164,15 +158,13 @@ struct SimWorkload {
     }
 
     /// createTreatment for a random patient and a random doctor of `hospital`.
-    private func treatment(hospital h: Int, random: inout SimRandom) -> SimIntent? {
+    private func treatment(hospital h: Int, random: inout SimRandom) throws -> SimIntent? {
         let ownDoctors = (0..<doctors).filter { $0 % hospitals == h }
         guard !ownDoctors.isEmpty else { return nil }
         let patient = random.int(0..<cast.patients.count)
         let doctor = ownDoctors[random.int(0..<ownDoctors.count)]
         let request = CreateTreatmentRequest(patientPID: cast.patientPIDs[patient], doctorPID: cast.clientPIDs[doctor])
-        var intent = SimIntent(
-            kind: .treatment, chaincode: "medrecords", function: "createTreatment",
-            args: [Array((try? JSONEncoder().encode(request)) ?? Data())])
+        var intent = try SimIntent.medrecords(.treatment, "createTreatment", request)
         intent.patient = patient
         intent.doctor = doctor
         return intent
@@ -200,9 +192,7 @@ struct SimWorkload {
             patientSignature: try IndexRecordSigning.sign(tid: t.tID, url: url, digestHex: digest, key: patient.key),
             doctorSignature: try IndexRecordSigning.sign(tid: t.tID, url: url, digestHex: digest, key: doctorID.key),
             patientCert: patient.certificatePEM, doctorCert: doctorID.certificatePEM)
-        var intent = SimIntent(
-            kind: .record, chaincode: "medrecords", function: "putIndexRecord",
-            args: [Array(try JSONEncoder().encode(request))])
+        var intent = try SimIntent.medrecords(.record, "putIndexRecord", request)
         intent.treatment = which
         return intent
     }

@@ -282,21 +282,19 @@ public final class Simulation {
         case .committed(let op, let location):
             operations[op].committed = location
             if location.code == .valid { stats.committedValid += 1 } else { stats.committedInvalid += 1 }
-            let intent = operations[op].intent
-            if location.code == .valid, intent.kind == .treatment, let patient = intent.patient,
-                let doctor = intent.doctor
-            {
-                workload.treatmentCommitted(answer: operations[op].answer, patient: patient, doctor: doctor)
-                stats.treatments += 1
-            }
-            if location.code == .valid { sharingCommitted(op: op, intent) }
+            if location.code == .valid { committedValid(op: op, operations[op].intent) }
             note("op\(op) committed block \(location.blockNum) code \(location.code.rawValue)")
         }
     }
 
-    /// The world learns what the P_DE and sharing operations made (treatments are above).
-    private func sharingCommitted(op: Int, _ intent: SimIntent) {
+    /// The world learns what a valid medrecords operation made: a treatment or a consent to build on,
+    /// a consent withdrawn.
+    private func committedValid(op: Int, _ intent: SimIntent) {
         switch intent.kind {
+        case .treatment:
+            guard let patient = intent.patient, let doctor = intent.doctor else { return }
+            workload.treatmentCommitted(answer: operations[op].answer, patient: patient, doctor: doctor)
+            stats.treatments += 1
         case .record: stats.indexRecords += 1
         case .grant:
             guard let patient = intent.patient else { return }
@@ -307,7 +305,7 @@ public final class Simulation {
             guard let consent = intent.consent else { return }
             workload.consentWithdrawn(consent)
             stats.withdrawals += 1
-        case .put, .add, .treatment, .revoke: return
+        case .put, .add, .revoke: return
         }
     }
 
