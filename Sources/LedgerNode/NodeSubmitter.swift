@@ -155,8 +155,9 @@ struct NodeSubmitTransport: SubmitTransport {
             let client = Medledger_Peer.Client(wrapping: try pool.client(address))
             return .success(try await client.processProposal(proposal))
         } catch let e as RPCError where e.code != .unavailable {
-            // A kept connection may present a TLS certificate this node has since renewed: dial afresh.
-            if e.code == .unauthenticated { pool.drop(address) }
+            // The peer's refusal is the answer (a reason, for the policy); the connection is kept only
+            // when the peer decided.
+            if !NodeClients.isDecision(e) { pool.drop(address) }
             return .failure(SubmitFailure(StatusMapping.status(of: e.code), "\(endpoint): \(e.message)"))
         } catch {
             pool.drop(address)

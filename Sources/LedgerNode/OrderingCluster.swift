@@ -33,12 +33,8 @@ final class GRPCLeaderForwarder: LeaderForwarding {
             let request = try Medledger_Envelope(serializedBytes: envelope)
             let r = try await Medledger_Orderer.Client(wrapping: try pool.client(address)).broadcast(request)
             return r.status == 200 ? nil : OrderingRejection(r.status, r.message)
-        } catch let e as RPCError
-            where [.permissionDenied, .invalidArgument, .failedPrecondition, .alreadyExists].contains(e.code)
-        {
-            // The orderer decided (it refused this envelope): its answer, not a retry. Anything else
-            // (unreachable, or unauthenticated because the kept connection still presents a certificate
-            // this node has since renewed) drops the connection and is retried on a fresh one.
+        } catch let e as RPCError where NodeClients.isDecision(e) {
+            // The orderer refused this envelope: its answer, not a retry.
             return OrderingRejection(
                 Int32(StatusMapping.status(of: e.code)), "the orderer at \(endpoint) refused: \(e.message)")
         } catch {

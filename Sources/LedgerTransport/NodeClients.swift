@@ -35,6 +35,13 @@ public final class NodeClients: Sendable {
         return kept.client
     }
 
+    /// The remote node decided (refused what was sent): its connection is sound and is kept. Any other
+    /// failure (unreachable, cancelled, or unauthenticated because the kept connection still presents
+    /// a certificate this node has since renewed) calls for `drop` and a fresh connection.
+    public static func isDecision(_ error: RPCError) -> Bool {
+        [.permissionDenied, .invalidArgument, .failedPrecondition, .alreadyExists].contains(error.code)
+    }
+
     public func drop(_ node: NodeAddress) {
         if let c = open.withLock({ $0.removeValue(forKey: node.description) }) { Self.shut(c) }
     }
