@@ -12,7 +12,11 @@ struct SimCommand: ParsableCommand {
             Runs --steps events with the chosen faults, then heals (partitions end, crashed nodes restart, no new \
             operations) and requires convergence. Invariants: no fork; identical validation codes and commit hashes \
             across peers at every height; nothing the orderer acknowledged is lost; every transaction acknowledged or \
-            seen committed is on every peer alike. The same seed gives the same trace hash. A violation prints the \
+            seen committed is on every peer alike; no counter update lost; no transaction of the doctor the SA \
+            revoked is valid after the revocation block; no usage record (D_UE) is valid before its consent's grant \
+            or after its withdrawal; no record plaintext or patient name on any disk. The workload: kv puts, counter \
+            adds, treatments, P_DE records, patient-signed consents, D_UE records and withdrawals. The same seed \
+            gives the same trace hash. A violation prints the \
             seed and the shortest command that reproduces it, and exits 1.
             """)
 
