@@ -14,7 +14,7 @@ import PackageDescription
 //   LedgerCore         → LedgerProtos, LedgerCrypto [pure] (blocks, hashes, limits, transaction parsing)
 //   LedgerStorage      → LedgerCore [pure] (KVStore protocol, memory backend, channel ledger, world state, verifier)
 //   LedgerRocksDB      → CRocksDB, LedgerStorage [shell] (the RocksDB backend; opening a node's ledgers on disk)
-//   LedgerBench        → LedgerRocksDB [shell]
+//   LedgerBench        → LedgerRocksDB, swift-crypto (the signature bound) [shell]
 //   LedgerIdentity     → LedgerCrypto, LedgerProtos, X509 [crypto] (certificates, signing identities, trust)
 //   LedgerCA           → LedgerIdentity, LedgerRocksDB, LedgerAudit [shell]
 //   LedgerChaincode    → LedgerStorage [pure] (chaincode protocol, stub, simulator, kv)
@@ -241,7 +241,9 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         // Sample-chain generator and storage benchmarks (used by the CLI, the demo and the crash test).
-        .target(name: "LedgerBench", dependencies: ["LedgerStorage", "LedgerRocksDB"]),
+        .target(
+            name: "LedgerBench",
+            dependencies: ["LedgerStorage", "LedgerRocksDB", .product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic simulation: orderer, peers and clients as state machines in one thread from one
         // seed, with the network, disks and clocks simulated and faults injected (`medledger sim`).
         .target(

@@ -45,6 +45,8 @@ struct LoadBench: AsyncParsableCommand {
 
         guard orderers == 1 || orderers == 3 else { throw ValidationError("--orderers must be 1 or 3") }
         guard orderers == 1 || workload == "kv" else { throw ValidationError("--orderers 3 runs the kv workload") }
+        // Timed first, on a machine not yet busy with the network.
+        let bound = try SignatureBound.measure()
         var rows = [BenchRow]()
         for kind in orderers == 3 ? [1, 3] : [1] {
             rows += try await measureNetwork(kind: kind, root: root, levels: levels, say: say)
@@ -53,6 +55,7 @@ struct LoadBench: AsyncParsableCommand {
             // Raft against solo at each level, from this run's own figures.
             appendRaftAgainstSolo(to: &rows, levels: levels)
         }
+        if let row = Self.signatureBoundRow(bound, workload: workload) { rows.append(row) }
         let report = makeReport(rows)
         print(json ? try report.json() : report.table())
     }
@@ -119,6 +122,17 @@ struct LoadBench: AsyncParsableCommand {
         }
     }
 
+    /// What the workload's signatures alone allow on this machine: no level can beat it.
+    static func signatureBoundRow(_ bound: SignatureBound, workload: String) -> BenchRow? {
+        guard let cost = SignatureBound.cost(of: workload) else { return nil }
+        let timing = String(
+            format: "%d × %.1f µs sign + %d × %.1f µs verify, %d cores", cost.signatures, bound.signMicros,
+            cost.verifications, bound.verifyMicros, bound.cores)
+        return BenchRow(
+            operation: "signature bound, \(workload) (\(timing))", count: 0, seconds: 0,
+            rate: bound.operationsPerSecond(cost), rateUnit: workload == "read" ? "reads/s" : "tx/s")
+    }
+
     /// The report of all rows, its title and environment describing this run's options.
     private func makeReport(_ rows: [BenchRow]) -> BenchReport {
         BenchReport(
@@ -129,6 +143,8 @@ struct LoadBench: AsyncParsableCommand {
                 "runs per level": "\(repeats) (median; spread in brackets)",
                 "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle",
                 "cpu/op": "user+system CPU of client, orderer and peer per committed transaction",
+                "signature bound":
+                    "the workload's P-256 signatures and verifications (every process's), timed in this process before the run, on all cores with nothing else to do: no level can beat it",
             ],
             rows: rows)
     }
@@ -233,7 +249,12 @@ struct LoadBench: AsyncParsableCommand {
         return Run(ok: sorted.count, seconds: seconds, latencies: sorted, cpu: cpu)
     }
 
-    static func randomValue() -> [UInt8] { (0..<32).map { _ in UInt8.random(in: 0...255) } }
+    /// 32 random bytes in four draws, not 32: each draw is a system call, and the client's CPU counts in
+    /// every row.
+    static func randomValue() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<4).flatMap { _ in withUnsafeBytes(of: generator.next() as UInt64) { Array($0) } }
+    }
 
     // MARK: - The read workload and the ledger's size
 

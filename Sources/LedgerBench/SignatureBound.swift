@@ -1,0 +1,107 @@
+import Crypto
+import Foundation
+
+/// The rate the signatures alone allow on this machine: each operation's P-256 signatures and
+/// verifications — the ones the rules require of it, in every process — timed here with the library
+/// the node uses, on every core with nothing else to do. No run can beat it; `bench load` prints it
+/// beside the measured rows so a figure can be read against what this machine can do at all.
+public struct SignatureBound: Sendable, Equatable {
+    /// One ECDSA P-256 signature / verification over a short message, µs of one core.
+    public var signMicros: Double
+    public var verifyMicros: Double
+    public var cores: Int
+
+    public init(signMicros: Double, verifyMicros: Double, cores: Int) {
+        self.signMicros = signMicros
+        self.verifyMicros = verifyMicros
+        self.cores = cores
+    }
+
+    /// What one operation of a workload costs in signatures, summed over client, orderer and peer.
+    public struct Cost: Sendable, Equatable {
+        public var signatures: Int
+        public var verifications: Int
+        /// Who signs and who verifies, for the table.
+        public var breakdown: String
+    }
+
+    /// The signature cost of one operation of `workload` (`kv`, `pde`, `read`), nil for another. Per
+    /// transaction, not per block: a block's own signature and its check are shared by all its
+    /// transactions (at one in flight they add one of each).
+    public static func cost(of workload: String) -> Cost? {
+        switch workload {
+        case "kv":
+            // Client: proposal, envelope. Endorser: checks the proposal, signs the endorsement.
+            // Orderer: checks the envelope. Validator: checks the envelope (its own endorsement is
+            // remembered, not checked again).
+            return Cost(
+                signatures: 3, verifications: 3,
+                breakdown: "client signs proposal and envelope, endorser signs; endorser, orderer, validator verify")
+        case "pde":
+            // kv's, plus the patient's and the doctor's signatures over the record, checked by the
+            // chaincode while endorsing.
+            return Cost(
+                signatures: 5, verifications: 5,
+                breakdown: "kv's 3 + 3, plus patient and doctor sign the record and the chaincode checks both")
+        case "read":
+            return Cost(signatures: 1, verifications: 1, breakdown: "client signs the query, the peer verifies it")
+        default:
+            return nil
+        }
+    }
+
+    /// Operations per second with every core doing nothing but `cost`'s signature work.
+    public func operationsPerSecond(_ cost: Cost) -> Double {
+        let micros = Double(cost.signatures) * signMicros + Double(cost.verifications) * verifyMicros
+        return micros > 0 ? Double(cores) * 1e6 / micros : 0
+    }
+
+    /// Times `rounds` batches of `batch` signatures and as many verifications on one core and keeps
+    /// the median batch of each (the machine may be busy in between).
+    public static func measure(
+        rounds: Int = 7, batch: Int = 200, cores: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws -> SignatureBound {
+        let key = P256.Signing.PrivateKey()
+        let message = Array(repeating: UInt8(0x5A), count: 256)
+        var signs = [Double]()
+        var verifies = [Double]()
+        for _ in 0..<max(1, rounds) {
+            var signatures = [P256.Signing.ECDSASignature]()
+            signatures.reserveCapacity(batch)
+            var failure: (any Error)?
+            signs.append(
+                microsPerCall(batch) {
+                    for _ in 0..<batch {
+                        do { signatures.append(try key.signature(for: message)) } catch { failure = error }
+                    }
+                })
+            if let failure { throw failure }
+            var valid = 0
+            verifies.append(
+                microsPerCall(batch) {
+                    for s in signatures where key.publicKey.isValidSignature(s, for: message) { valid += 1 }
+                })
+            guard valid == batch else {
+                throw SignatureBoundError("\(batch - valid) of \(batch) signatures did not verify")
+            }
+        }
+        return SignatureBound(signMicros: median(signs), verifyMicros: median(verifies), cores: cores)
+    }
+
+    /// µs per call when `body` does `calls` calls.
+    private static func microsPerCall(_ calls: Int, _ body: () -> Void) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1000 / Double(max(calls, 1))
+    }
+
+    private static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? 0 : s[s.count / 2]
+    }
+}
+
+public struct SignatureBoundError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = "measuring P-256 on this machine: \(description)" }
+}
