@@ -19,6 +19,9 @@ public struct RocksDBOptions: Sendable {
     /// what it holds; past this size RocksDB flushes the laggards, so the log does not grow with the
     /// ledger (without it a peer kept ~2.4 KB of log per transaction).
     public var walBytesMax: UInt64 = 32 << 20
+    /// Share of each memtable's size given to its bloom filter (RocksDB suggests ≤ 0.25; 0.02 of a
+    /// 64 MiB memtable is about 1.3 MiB).
+    public var memtableBloomRatio = 0.02
 
     public init() {}
 }
@@ -170,6 +173,11 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         // finds and LZ4 mostly does not (bench load prints the ledger's bytes per transaction).
         rocksdb_options_set_compression(options, Int32(rocksdb_zstd_compression))
         rocksdb_options_set_max_total_wal_size(options, tuning.walBytesMax)
+        // A bloom filter over the memtable's whole keys: most point reads on the transaction path ask
+        // for a key that is not there (is this tx id committed already?), and without it each one walks
+        // the memtable's skiplist (2 % of a peer's CPU under load) before the SST filters answer.
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(options, tuning.memtableBloomRatio)
+        rocksdb_options_set_memtable_whole_key_filtering(options, 1)
         let table = rocksdb_block_based_options_create()!
         rocksdb_block_based_options_set_block_size(table, tuning.blockBytes)
         let cache = rocksdb_cache_create_lru(tuning.blockCacheBytes)!

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LedgerCrypto
+import Synchronization
 import X509
 
 /// What the patient and the doctor sign for an index record (D_SP, D_SD), shared by the chaincode
@@ -51,8 +52,21 @@ public enum IndexRecordSigning {
     /// The signing key a certificate carries, nil when it is not ECDSA P-256 (the only key type the
     /// CA issues to users).
     public static func publicKey(certificatePEM: String) throws -> P256.Signing.PublicKey? {
-        P256.Signing.PublicKey(try Certificate(pemEncoded: certificatePEM).publicKey)
+        if let known = keys.withLock({ $0[certificatePEM] }) { return known }
+        let key = P256.Signing.PublicKey(try Certificate(pemEncoded: certificatePEM).publicKey)
+        keys.withLock { cache in
+            if cache.count >= keysMax { cache.removeAll(keepingCapacity: true) }
+            cache[certificatePEM] = key
+        }
+        return key
     }
+
+    /// Certificate → its key, parsed once: the chaincode checks two signers per P_DE, and parsing their
+    /// certificates each time was 7 % of a peer's CPU under a P_DE load. A pure function of the text
+    /// (whether the certificate is a live member is checked on every call, elsewhere); bounded,
+    /// emptied when full; a certificate that does not parse is not kept.
+    private static let keys = Mutex<[String: P256.Signing.PublicKey?]>([:])
+    private static let keysMax = 4_096
 
     /// The digest an index record carries: lower-case hex of SHA-384 of the ciphertext.
     public static func digestHex(ofCiphertext ciphertext: some DataProtocol) -> String {
