@@ -1,16 +1,26 @@
 /// Lower-case hex, the one encoding of hashes, serial numbers and keys in text throughout medledger
 /// (logs, JSON, storage keys of the CA, the master key file).
 public enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
-
+    /// Inlinable so that callers get it specialised for their sequence (a digest, an array): unspecialised,
+    /// iterating a digest byte by byte through witness tables cost more than hashing it (tx ids).
+    @inlinable
     public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
+        if let text = bytes.withContiguousStorageIfAvailable({ encode(UnsafeRawBufferPointer($0)) }) { return text }
+        return Array(bytes).withUnsafeBytes { encode($0) }
+    }
+
+    @usableFromInline
+    static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            let digits: StaticString = "0123456789abcdef"
+            digits.withUTF8Buffer { digit in
+                for (i, b) in bytes.enumerated() {
+                    out[2 * i] = digit[Int(b >> 4)]
+                    out[2 * i + 1] = digit[Int(b & 0x0f)]
+                }
+            }
+            return bytes.count * 2
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes lower- or upper-case hex; nil for odd length or a non-hex character.

@@ -63,6 +63,9 @@ public final class TrustStore: Sendable {
 
     public let roots: [Certificate]
     private let revoked = Mutex<[DistinguishedName: InstalledCRL]>([:])
+    /// Every serial any installed CRL lists, whoever issued it: most certificates asked about are not
+    /// revoked, and a serial is cheaper to hash than an issuer's name (every proposal asks).
+    private let anyRevokedSerial = Mutex<Set<Certificate.SerialNumber>>([])
 
     public init(roots: [Certificate]) { self.roots = roots }
 
@@ -81,6 +84,8 @@ public final class TrustStore: Sendable {
             r[crl.issuer] = InstalledCRL(
                 issuer: crl.issuer, number: crl.crlNumber, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate,
                 serials: crl.revokedSerials, source: source)
+            let all = r.values.reduce(into: Set<Certificate.SerialNumber>()) { $0.formUnion($1.serials) }
+            anyRevokedSerial.withLock { $0 = all }
             return true
         }
     }
@@ -93,7 +98,8 @@ public final class TrustStore: Sendable {
     public func isRevoked(_ cert: Certificate) -> Bool { isRevoked(issuer: cert.issuer, serial: cert.serialNumber) }
 
     public func isRevoked(issuer: DistinguishedName, serial: Certificate.SerialNumber) -> Bool {
-        revoked.withLock { $0[issuer]?.serials.contains(serial) ?? false }
+        guard anyRevokedSerial.withLock({ $0.contains(serial) }) else { return false }
+        return revoked.withLock { $0[issuer]?.serials.contains(serial) ?? false }
     }
 
     /// Validates a leaf (with any intermediates) for `purpose`: dates, chain to a root with valid

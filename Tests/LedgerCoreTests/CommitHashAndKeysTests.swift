@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 import LedgerCrypto
 import LedgerProtos
@@ -76,6 +77,14 @@ import Testing
     @Test func hexRoundTripsAndRejectsJunk() {
         let b: [UInt8] = [0, 1, 0xab, 0xff]
         #expect(Hex.encode(b) == "0001abff")
+        // Every input shape takes the same encoding: contiguous (array, Data, slice), a sequence without
+        // contiguous storage, nothing, a SHA-256 test vector.
+        #expect(Hex.encode(Data(b)) == "0001abff")
+        #expect(Hex.encode(b[1...]) == "01abff")
+        #expect(Hex.encode(b.lazy.map { $0 }) == "0001abff")
+        #expect(Hex.encode([UInt8]()) == "")
+        let digest = LedgerHash.sha256(parts: Array("abc".utf8))
+        #expect(Hex.encode(digest) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Hex.decode("0001ABff") == b)
         #expect(Hex.decode("abc") == nil)
         #expect(Hex.decode("zz") == nil)
