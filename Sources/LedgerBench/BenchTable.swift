@@ -19,6 +19,9 @@ public struct BenchRow: Encodable, Sendable {
     public var rateAtMost: Double?
     /// Each run's rate when the row is the median of several (`--repeat`).
     public var runRates: [Double]?
+    /// `rate` as a percentage of what the operation's signatures alone allow on this machine, timed
+    /// next to the run (`SignatureBound`): comparable across runs when the machine's speed drifts.
+    public var percentOfBound: Double?
     public var meetsTarget: Bool? {
         var verdicts = [Bool]()
         if let t = target { verdicts.append(rate >= t) }
@@ -31,8 +34,9 @@ public struct BenchRow: Encodable, Sendable {
         operation: String, count: Int, seconds: Double, rate: Double, rateUnit: String, p50Micros: Double? = nil,
         p99Micros: Double? = nil, target: Double? = nil,
         cpuMicrosPerOp: Double? = nil, p50TargetMicros: Double? = nil, rateAtMost: Double? = nil,
-        runRates: [Double]? = nil
+        runRates: [Double]? = nil, percentOfBound: Double? = nil
     ) {
+        self.percentOfBound = percentOfBound
         self.rateAtMost = rateAtMost
         self.runRates = runRates
         self.operation = operation
@@ -49,7 +53,7 @@ public struct BenchRow: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget, cpuMicrosPerOp,
-            p50TargetMicros, rateAtMost, runRates
+            p50TargetMicros, rateAtMost, runRates, percentOfBound
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -67,6 +71,7 @@ public struct BenchRow: Encodable, Sendable {
         try c.encodeIfPresent(p50TargetMicros, forKey: .p50TargetMicros)
         try c.encodeIfPresent(rateAtMost, forKey: .rateAtMost)
         try c.encodeIfPresent(runRates, forKey: .runRates)
+        try c.encodeIfPresent(percentOfBound, forKey: .percentOfBound)
     }
 }
 
@@ -90,8 +95,10 @@ public struct BenchReport: Encodable, Sendable {
     /// A fixed-width text table.
     public func table() -> String {
         let withCPU = rows.contains { $0.cpuMicrosPerOp != nil }
+        let withBound = rows.contains { $0.percentOfBound != nil }
         let header =
-            ["operation", "count", "seconds", "rate", "p50", "p99"] + (withCPU ? ["cpu/op"] : []) + ["target", "ok"]
+            ["operation", "count", "seconds", "rate", "p50", "p99"] + (withCPU ? ["cpu/op"] : [])
+            + (withBound ? ["of bound"] : []) + ["target", "ok"]
         var lines = [[String]]()
         for r in rows {
             var target = [
@@ -104,15 +111,15 @@ public struct BenchReport: Encodable, Sendable {
                 r.runRates.flatMap { rates in
                     rates.count > 1 ? " (\(Self.grouped(rates.min()!))–\(Self.grouped(rates.max()!)))" : nil
                 } ?? ""
-            lines.append(
-                [
-                    r.operation, "\(r.count)", String(format: "%.3f", r.seconds),
-                    "\(Self.grouped(r.rate)) \(r.rateUnit)\(spread)",
-                    r.p50Micros.map(Self.duration) ?? "-", r.p99Micros.map(Self.duration) ?? "-",
-                ] + (withCPU ? [r.cpuMicrosPerOp.map(Self.duration) ?? "-"] : []) + [
-                    target,
-                    r.meetsTarget.map { $0 ? "yes" : "NO" } ?? "-",
-                ])
+            var cells = [
+                r.operation, "\(r.count)", String(format: "%.3f", r.seconds),
+                "\(Self.grouped(r.rate)) \(r.rateUnit)\(spread)",
+                r.p50Micros.map(Self.duration) ?? "-", r.p99Micros.map(Self.duration) ?? "-",
+            ]
+            if withCPU { cells.append(r.cpuMicrosPerOp.map(Self.duration) ?? "-") }
+            if withBound { cells.append(r.percentOfBound.map { String(format: "%.0f %%", $0) } ?? "-") }
+            cells += [target, r.meetsTarget.map { $0 ? "yes" : "NO" } ?? "-"]
+            lines.append(cells)
         }
         var widths = header.map(\.count)
         for l in lines { for (i, c) in l.enumerated() { widths[i] = max(widths[i], c.count) } }

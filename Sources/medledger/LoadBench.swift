@@ -45,17 +45,17 @@ struct LoadBench: AsyncParsableCommand {
 
         guard orderers == 1 || orderers == 3 else { throw ValidationError("--orderers must be 1 or 3") }
         guard orderers == 1 || workload == "kv" else { throw ValidationError("--orderers 3 runs the kv workload") }
-        // Timed first, on a machine not yet busy with the network.
-        let bound = try SignatureBound.measure()
+        // Timed first, on a machine not yet busy with the network, then again after each level's runs.
+        let bounds = BoundSamples(try SignatureBound.measure())
         var rows = [BenchRow]()
         for kind in orderers == 3 ? [1, 3] : [1] {
-            rows += try await measureNetwork(kind: kind, root: root, levels: levels, say: say)
+            rows += try await measureNetwork(kind: kind, root: root, levels: levels, bounds: bounds, say: say)
         }
         if orderers == 3 {
             // Raft against solo at each level, from this run's own figures.
             appendRaftAgainstSolo(to: &rows, levels: levels)
         }
-        if let row = Self.signatureBoundRow(bound, workload: workload) { rows.append(row) }
+        if let row = Self.signatureBoundRow(bounds.median, workload: workload) { rows.append(row) }
         let report = makeReport(rows)
         print(json ? try report.json() : report.table())
     }
@@ -76,7 +76,7 @@ struct LoadBench: AsyncParsableCommand {
 
     /// One network's rows: every level on a new solo (`kind` 1) or raft (3) network, and kv's bytes per tx.
     private func measureNetwork(
-        kind: Int, root: String, levels: [Int], say: @escaping (String) -> Void
+        kind: Int, root: String, levels: [Int], bounds: BoundSamples, say: @escaping (String) -> Void
     ) async throws -> [BenchRow] {
         let netRoot = root + (kind == 3 ? "/raft" : "/solo")
         try FileManager.default.createDirectory(atPath: netRoot, withIntermediateDirectories: true)
@@ -98,7 +98,7 @@ struct LoadBench: AsyncParsableCommand {
         let bytesBefore = Self.directoryBytes(ledger)
         let measured = await measure(
             net: net, gateway: gateway, pde: pde, readKeys: readKeys, levels: levels, label: label, raft: kind == 3,
-            say: say)
+            bounds: bounds, say: say)
         guard workload == "kv", kind == 1 else { return measured }
         return measured + [
             Self.bytesPerTransaction(
@@ -144,7 +144,7 @@ struct LoadBench: AsyncParsableCommand {
                 "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle",
                 "cpu/op": "user+system CPU of client, orderer and peer per committed transaction",
                 "signature bound":
-                    "the workload's P-256 signatures and verifications (every process's), timed in this process before the run, on all cores with nothing else to do: no level can beat it",
+                    "the workload's P-256 signatures and verifications (every process's), timed in this process before the run and after each level (the row: their median), on all cores with nothing else to do: no level can beat it; 'of bound' is a level's rate against the bound timed just after its runs",
             ],
             rows: rows)
     }
@@ -162,9 +162,10 @@ struct LoadBench: AsyncParsableCommand {
     /// median of each figure across the runs.
     func measure(
         net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, levels: [Int], label: String, raft: Bool,
-        say: (String) -> Void
+        bounds: BoundSamples? = nil, say: (String) -> Void
     ) async -> [BenchRow] {
         var rows = [BenchRow]()
+        let cost = SignatureBound.cost(of: workload)
         for level in levels {
             var runs = [Run]()
             for n in 0..<repeats {
@@ -175,6 +176,9 @@ struct LoadBench: AsyncParsableCommand {
             }
             let rates = runs.map { Double($0.ok) / $0.seconds }
             let kv = workload == "kv" && !raft
+            // Throughput against what the signatures allow, timed just after the runs (the machine's speed
+            // drifts by tens of percent within minutes); meaningless at one in flight (latency-bound).
+            let allowed = level >= 64 ? bounds?.sample().flatMap { b in cost.map { b.operationsPerSecond($0) } } : nil
             rows.append(
                 BenchRow(
                     operation: "\(label)\(workload), \(level) in flight", count: runs.map(\.ok).min() ?? 0,
@@ -187,7 +191,8 @@ struct LoadBench: AsyncParsableCommand {
                         : level >= 64 && workload == "read" ? 30_000 : level == 500 && workload == "pde" ? 3800 : nil,
                     cpuMicrosPerOp: median(runs.filter { $0.ok > 0 }.map { $0.cpu * 1e6 / Double($0.ok) }),
                     p50TargetMicros: level == 1 && kv ? 2500 : nil,
-                    runRates: repeats > 1 ? rates : nil))
+                    runRates: repeats > 1 ? rates : nil,
+                    percentOfBound: allowed.flatMap { a in median(rates).map { $0 / a * 100 } }))
         }
         return rows
     }
@@ -301,6 +306,27 @@ struct LoadBench: AsyncParsableCommand {
             operation: "peer ledger on disk per kv tx (RocksDB as kept, no outside compaction)", count: committed,
             seconds: 0,
             rate: committed > 0 ? Double(after - before) / Double(committed) : 0, rateUnit: "bytes/tx", rateAtMost: 500)
+    }
+}
+
+/// The signature bound as timed before the run and after each level: the latest for a level's row,
+/// their median for the table's bound row.
+final class BoundSamples {
+    private(set) var all: [SignatureBound]
+
+    init(_ first: SignatureBound) { all = [first] }
+
+    /// Times the bound again now; nil if that failed (the row then shows no share).
+    func sample() -> SignatureBound? {
+        guard let b = try? SignatureBound.measure() else { return nil }
+        all.append(b)
+        return b
+    }
+
+    var median: SignatureBound {
+        SignatureBound(
+            signMicros: LedgerBench.median(all.map(\.signMicros)) ?? 0,
+            verifyMicros: LedgerBench.median(all.map(\.verifyMicros)) ?? 0, cores: all[0].cores)
     }
 }
 

@@ -25,4 +25,16 @@ import Testing
         #expect(bound.verifyMicros > 0 && bound.verifyMicros.isFinite)
         #expect(bound.cores == 2)
     }
+
+    @Test func theTableShowsEachLevelsShareOfTheBoundOnlyWhenMeasured() {
+        let level = BenchRow(
+            operation: "kv, 500 in flight", count: 10, seconds: 1, rate: 2_000, rateUnit: "tx/s",
+            percentOfBound: 41.4)
+        let bound = BenchRow(operation: "signature bound, kv", count: 0, seconds: 0, rate: 4_830, rateUnit: "tx/s")
+        let table = BenchReport(title: "t", environment: [:], rows: [level, bound]).table()
+        #expect(table.contains("of bound"))
+        #expect(table.contains("41 %"))
+        let plain = BenchReport(title: "t", environment: [:], rows: [bound]).table()
+        #expect(!plain.contains("of bound"))
+    }
 }

@@ -158,4 +158,21 @@ import Testing
         #expect(rows.count >= 5)
         #expect(rows.allSatisfy { ($0["rate"] as? Double ?? 0) > 0 })
     }
+
+    @Test func benchLoadReadsEachLevelAgainstTheSignatureBound() throws {
+        let r = try MedLedgerBinary.run(["bench", "load", "--in-flight", "1,64", "--transactions", "64", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        func row(_ prefix: String) -> [String: Any]? {
+            rows.first { ($0["operation"] as? String)?.hasPrefix(prefix) == true }
+        }
+        let bound = try #require(row("signature bound, kv (3 ×"))
+        #expect((bound["rate"] as? Double ?? 0) > 0)
+        let loaded = try #require(row("kv, 64 in flight"))
+        #expect((loaded["rate"] as? Double ?? 0) > 0)
+        let share = try #require(loaded["percentOfBound"] as? Double)
+        #expect(share > 0 && share <= 100, "a level cannot beat its signatures: \(share) %")
+        #expect(try #require(row("kv, 1 in flight"))["percentOfBound"] == nil)
+    }
 }
