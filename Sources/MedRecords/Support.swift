@@ -51,17 +51,17 @@ enum Wire {
         guard args.count == 1 else {
             throw .badRequest("\(function) takes one argument, a JSON object; got \(args.count)")
         }
-        let data = Data(args[0])
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        let request: Result<T, any Error>
+        do { request = try JSONDecoder().decode(Strict<T>.self, from: Data(args[0])).request } catch {
+            // Not JSON, or JSON but not an object.
             throw .badRequest("\(function): args[0] is not a JSON object")
         }
-        if let unknown = object.keys.filter({ !T.fieldNames.contains($0) }).sorted().first {
-            throw .badRequest(
-                "\(function): unknown field \(unknown.debugDescription) (fields: \(T.fieldNames.sorted().joined(separator: ", ")))"
-            )
-        }
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try request.get()
+        } catch let unknown as Strict<T>.UnknownField {
+            throw .badRequest(
+                "\(function): unknown field \(unknown.name.debugDescription) (fields: \(T.fieldNames.sorted().joined(separator: ", ")))"
+            )
         } catch let DecodingError.keyNotFound(key, _) {
             throw .badRequest("\(function): missing field \(key.stringValue.debugDescription)")
         } catch let DecodingError.valueNotFound(_, context) {
@@ -73,6 +73,30 @@ enum Wire {
                 "\(function): field \(path(context).debugDescription) is not valid: \(context.debugDescription)")
         } catch {
             throw .badRequest("\(function): \(error)")
+        }
+    }
+
+    /// A request decoded in one parse: its object's keys are checked against the request's fields, then
+    /// the request is decoded from the same document. What the request's own decoding throws is kept
+    /// in `request`, so that only a document that is not an object fails the decode itself.
+    private struct Strict<R: MedRecordsRequest>: Decodable {
+        struct UnknownField: Error { var name: String }
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        let request: Result<R, any Error>
+
+        init(from decoder: any Decoder) throws {
+            let keys = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+            if let unknown = keys.filter({ !R.fieldNames.contains($0) }).sorted().first {
+                request = .failure(UnknownField(name: unknown))
+            } else {
+                request = Result { try R(from: decoder) }
+            }
         }
     }
 

@@ -209,6 +209,9 @@ import Testing
             w.call(w.adminA, "createTreatment", args: [Array("{}".utf8), Array("{}".utf8)]).result, 400, "one argument")
         expectRefused(w.call(w.adminA, "createTreatment", json: "not json"), 400, "not a JSON object")
         expectRefused(w.call(w.adminA, "createTreatment", json: "[1, 2]"), 400, "not a JSON object")
+        expectRefused(w.call(w.adminA, "createTreatment", json: "null"), 400, "not a JSON object")
+        expectRefused(w.call(w.adminA, "createTreatment", json: #""text""#), 400, "not a JSON object")
+        expectRefused(w.call(w.adminA, "createTreatment", json: #"{"patient_pid": "p""#), 400, "not a JSON object")
         expectRefused(
             w.call(w.adminA, "createTreatment", json: #"{"patient_pid": "p"}"#), 400, #"missing field "doctor_pid""#)
         expectRefused(
