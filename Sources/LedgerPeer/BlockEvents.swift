@@ -69,7 +69,7 @@ public enum BlockEvents {
     /// against every subscriber, and parsing the certificate each time was 4 % of a peer's CPU. A pure
     /// function of the bytes; bounded, emptied when full.
     private static let owners = Mutex<[Data: Owner?]>([:])
-    private static let ownersMax = 4_096
+    private static let ownersMax = 1_024
 
     static func owner(of creator: Data) -> Owner? {
         if let known = owners.withLock({ $0[creator] }) { return known }

@@ -52,11 +52,12 @@ public enum IndexRecordSigning {
     /// The signing key a certificate carries, nil when it is not ECDSA P-256 (the only key type the
     /// CA issues to users).
     public static func publicKey(certificatePEM: String) throws -> P256.Signing.PublicKey? {
-        if let known = keys.withLock({ $0[certificatePEM] }) { return known }
+        let bytes = Data(certificatePEM.utf8)
+        if let known = keys.withLock({ $0[bytes] }) { return known }
         let key = P256.Signing.PublicKey(try Certificate(pemEncoded: certificatePEM).publicKey)
         keys.withLock { cache in
             if cache.count >= keysMax { cache.removeAll(keepingCapacity: true) }
-            cache[certificatePEM] = key
+            cache[bytes] = key
         }
         return key
     }
@@ -64,9 +65,11 @@ public enum IndexRecordSigning {
     /// Certificate → its key, parsed once: the chaincode checks two signers per P_DE, and parsing their
     /// certificates each time was 7 % of a peer's CPU under a P_DE load. A pure function of the text
     /// (whether the certificate is a live member is checked on every call, elsewhere); bounded,
-    /// emptied when full; a certificate that does not parse is not kept.
-    private static let keys = Mutex<[String: P256.Signing.PublicKey?]>([:])
-    private static let keysMax = 4_096
+    /// emptied when full; a certificate that does not parse is not kept. Keyed by the exact bytes, as
+    /// the membership check is (a `String` key would also match a canonically equivalent text).
+    private static let keys = Mutex<[Data: P256.Signing.PublicKey?]>([:])
+    /// At most this many (a certificate field is at most 16 KiB: 16 MiB at worst).
+    private static let keysMax = 1_024
 
     /// The digest an index record carries: lower-case hex of SHA-384 of the ciphertext.
     public static func digestHex(ofCiphertext ciphertext: some DataProtocol) -> String {

@@ -212,6 +212,14 @@ import Testing
         expectRefused(w.call(w.adminA, "createTreatment", json: "null"), 400, "not a JSON object")
         expectRefused(w.call(w.adminA, "createTreatment", json: #""text""#), 400, "not a JSON object")
         expectRefused(w.call(w.adminA, "createTreatment", json: #"{"patient_pid": "p""#), 400, "not a JSON object")
+        // Well-formed structure, malformed content: refused at the field (the JSON scanner checks escapes
+        // and numbers as it decodes them), or as an unknown field before its content is read.
+        expectRefused(
+            w.call(w.adminA, "createTreatment", json: #"{"patient_pid": "\x", "doctor_pid": "d"}"#), 400,
+            #"createTreatment: "#)
+        expectRefused(
+            w.call(w.adminA, "createTreatment", json: #"{"patient_pid": "p", "doctor_pid": "d", "zz": 1.2.3}"#), 400,
+            #"unknown field "zz""#)
         expectRefused(
             w.call(w.adminA, "createTreatment", json: #"{"patient_pid": "p"}"#), 400, #"missing field "doctor_pid""#)
         expectRefused(
