@@ -180,7 +180,9 @@ let package = Package(
                 "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords",
             ]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
-        .target(name: "LedgerChaincode", dependencies: ["LedgerStorage"]),
+        .target(
+            name: "LedgerChaincode",
+            dependencies: ["LedgerStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // The paper's records: treatments, index records P_DE, consents, usage records D_UE.
         .target(
             name: "MedRecords",

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LedgerCore
 import LedgerProtos
@@ -81,7 +82,24 @@ public struct Invocation: Sendable {
 /// organisation's revocation list. Deterministic for a given channel configuration and time, so that
 /// every endorser reaches the same answer.
 public protocol MemberValidator: Sendable {
-    func validateSigner(certificatePEM: String, at time: Date) throws -> CreatorIdentity
+    func validateSigner(certificatePEM: String, at time: Date) throws -> ValidatedSigner
+}
+
+/// A certificate the channel accepted as a live member's signing identity: who it names, and the
+/// P-256 key it certifies. The key comes out of the very check that accepted the certificate, so a
+/// chaincode verifies the signer's signatures against that key and never parses the certificate again.
+public struct ValidatedSigner: Sendable {
+    public let identity: CreatorIdentity
+    public let publicKey: P256.Signing.PublicKey
+
+    public init(identity: CreatorIdentity, publicKey: P256.Signing.PublicKey) {
+        self.identity = identity
+        self.publicKey = publicKey
+    }
+
+    public var pid: String { identity.pid }
+    public var org: String { identity.org }
+    public var role: Medledger_Role { identity.role }
 }
 
 /// Limits a simulation enforces; a chaincode that exceeds one gets an error, not a partial write set.

@@ -82,13 +82,13 @@ public final class ChaincodeStub {
     public var creator: CreatorIdentity { invocation.creator }
     public var transient: [String: [UInt8]] { invocation.transient }
 
-    /// The member identity in `certificatePEM` if it is a live signing certificate of a channel
-    /// member at the proposal's timestamp; throws otherwise.
-    public func validateMember(certificatePEM: String) throws -> CreatorIdentity {
+    /// The member identity in `certificatePEM`, with its signing key, if it is a live signing
+    /// certificate of a channel member at the proposal's timestamp; throws otherwise.
+    public func validateMember(certificatePEM: String) throws -> ValidatedSigner {
         guard let members = invocation.members else { throw StubError.noMembership }
-        let identity = try members.validateSigner(certificatePEM: certificatePEM, at: invocation.timestamp)
+        let signer = try members.validateSigner(certificatePEM: certificatePEM, at: invocation.timestamp)
         if !checkedSigners.contains(certificatePEM) { checkedSigners.append(certificatePEM) }
-        return identity
+        return signer
     }
 
     // MARK: State

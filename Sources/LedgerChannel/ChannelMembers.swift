@@ -24,6 +24,8 @@ public struct VerifiedMember: Sendable {
 
     public var org: String { identity.org }
     public var role: Medledger_Role { identity.role }
+    /// What a chaincode gets for a certificate carried in its arguments.
+    public var signer: ValidatedSigner { ValidatedSigner(identity: identity, publicKey: publicKey) }
     public var principal: EndorsementPolicy.Endorser {
         EndorsementPolicy.Endorser(org: identity.org, role: RoleName.name(identity.role) ?? "unknown")
     }
@@ -146,8 +148,8 @@ public final class ChannelMembers: MemberValidator, Sendable {
     }
 
     // MemberValidator, for chaincodes that check certificates carried in their arguments.
-    public func validateSigner(certificatePEM: String, at time: Date) throws -> CreatorIdentity {
-        try verify(certificatePEM: Data(certificatePEM.utf8), at: time).identity
+    public func validateSigner(certificatePEM: String, at time: Date) throws -> ValidatedSigner {
+        try verify(certificatePEM: Data(certificatePEM.utf8), at: time).signer
     }
 
     /// The time-independent part: parse, chain to the named organisation's root, purpose, identity.
@@ -212,9 +214,9 @@ public struct GatedMembers: MemberValidator {
         self.gate = gate
     }
 
-    public func validateSigner(certificatePEM: String, at time: Date) throws -> CreatorIdentity {
+    public func validateSigner(certificatePEM: String, at time: Date) throws -> ValidatedSigner {
         let member = try members.verify(certificatePEM: Data(certificatePEM.utf8), at: time)
         if let why = gate.refusal(of: member) { throw MemberRejection(why) }
-        return member.identity
+        return member.signer
     }
 }

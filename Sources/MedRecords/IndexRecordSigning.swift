@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import LedgerCrypto
-import Synchronization
 import X509
 
 /// What the patient and the doctor sign for an index record (D_SP, D_SD), shared by the chaincode
@@ -50,26 +49,11 @@ public enum IndexRecordSigning {
     }
 
     /// The signing key a certificate carries, nil when it is not ECDSA P-256 (the only key type the
-    /// CA issues to users).
+    /// CA issues to users). For clients checking a record they read; the chaincode gets the key from
+    /// the membership check instead (`ValidatedSigner`).
     public static func publicKey(certificatePEM: String) throws -> P256.Signing.PublicKey? {
-        let bytes = Data(certificatePEM.utf8)
-        if let known = keys.withLock({ $0[bytes] }) { return known }
-        let key = P256.Signing.PublicKey(try Certificate(pemEncoded: certificatePEM).publicKey)
-        keys.withLock { cache in
-            if cache.count >= keysMax { cache.removeAll(keepingCapacity: true) }
-            cache[bytes] = key
-        }
-        return key
+        P256.Signing.PublicKey(try Certificate(pemEncoded: certificatePEM).publicKey)
     }
-
-    /// Certificate → its key, parsed once: the chaincode checks two signers per P_DE, and parsing their
-    /// certificates each time was 7 % of a peer's CPU under a P_DE load. A pure function of the text
-    /// (whether the certificate is a live member is checked on every call, elsewhere); bounded,
-    /// emptied when full; a certificate that does not parse is not kept. Keyed by the exact bytes, as
-    /// the membership check is (a `String` key would also match a canonically equivalent text).
-    private static let keys = Mutex<[Data: P256.Signing.PublicKey?]>([:])
-    /// At most this many (a certificate field is at most 16 KiB: 16 MiB at worst).
-    private static let keysMax = 1_024
 
     /// The digest an index record carries: lower-case hex of SHA-384 of the ciphertext.
     public static func digestHex(ofCiphertext ciphertext: some DataProtocol) -> String {

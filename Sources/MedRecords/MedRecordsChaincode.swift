@@ -174,8 +174,8 @@ struct Call {
         guard patient.pid == t.patientPID, patient.role == .patient,
             doctor.pid == t.doctorPID, doctor.role == .doctor, doctor.org == t.hospital
         else { throw Refusal.forbidden("signers are not the treatment's patient and doctor") }
-        try verify(patientSignature, certificatePEM: patientCert, signer: "patient", tID: tID, url: url, digest: digest)
-        try verify(doctorSignature, certificatePEM: doctorCert, signer: "doctor", tID: tID, url: url, digest: digest)
+        try verify(patientSignature, by: patient, signer: "patient", tID: tID, url: url, digest: digest)
+        try verify(doctorSignature, by: doctor, signer: "doctor", tID: tID, url: url, digest: digest)
 
         // One index record per ciphertext and treatment: a resubmission (a retried transaction) must
         // not list the same record twice.
@@ -615,7 +615,7 @@ extension Call {
                 "a consent \(act) is signed by the patient, not a \(RoleName.name(patient.role) ?? "member")")
         }
         try verify(
-            signature, certificatePEM: pem, signer: "patient", message: message,
+            signature, by: patient, message: message,
             failing: "the patient's signature of the consent \(act) does not verify")
         return (
             patient.pid,
@@ -623,8 +623,8 @@ extension Call {
         )
     }
 
-    /// The member identity of a certificate carried in the arguments.
-    func member(_ pem: String, _ what: String) throws -> CreatorIdentity {
+    /// The member identity, with its signing key, of a certificate carried in the arguments.
+    func member(_ pem: String, _ what: String) throws -> ValidatedSigner {
         do {
             return try stub.validateMember(certificatePEM: pem)
         } catch StubError.noMembership {
@@ -636,24 +636,17 @@ extension Call {
     }
 
     func verify(
-        _ signature: String, certificatePEM: String, signer: String, tID: String, url: String, digest: String
+        _ signature: String, by member: ValidatedSigner, signer: String, tID: String, url: String, digest: String
     ) throws {
         let message = IndexRecordSigning.message(tid: tID, url: url, digestHex: digest)
-        try verify(
-            signature, certificatePEM: certificatePEM, signer: signer, message: message,
-            failing: "\(signer) signature does not verify")
+        try verify(signature, by: member, message: message, failing: "\(signer) signature does not verify")
     }
 
-    /// `signature` by the key of `certificatePEM` over `message`, or a 400 saying `failing`.
-    func verify(_ signature: String, certificatePEM: String, signer: String, message: [UInt8], failing: String) throws {
-        let key: P256.Signing.PublicKey?
-        do { key = try IndexRecordSigning.publicKey(certificatePEM: certificatePEM) } catch {
-            throw Refusal.badRequest("\(signer) certificate does not parse: \(error)")
-        }
-        guard let key else { throw Refusal.badRequest("\(signer) certificate key is not ECDSA P-256") }
-        guard IndexRecordSigning.isValid(signatureBase64: signature, publicKey: key, message: message) else {
-            throw Refusal.badRequest(failing)
-        }
+    /// `signature` by `member`'s key (from the certificate the membership check accepted) over
+    /// `message`, or a 400 saying `failing`.
+    func verify(_ signature: String, by member: ValidatedSigner, message: [UInt8], failing: String) throws {
+        guard IndexRecordSigning.isValid(signatureBase64: signature, publicKey: member.publicKey, message: message)
+        else { throw Refusal.badRequest(failing) }
     }
 }
 

@@ -175,6 +175,7 @@ struct LoadBench: AsyncParsableCommand {
                 runs.append(await run(net: net, gateway: gateway, pde: pde, readKeys: readKeys, level: level, say: say))
             }
             let rates = runs.map { Double($0.ok) / $0.seconds }
+            let rate = median(rates) ?? 0
             let kv = workload == "kv" && !raft
             // Throughput against what the signatures allow, timed just after the runs (the machine's speed
             // drifts by tens of percent within minutes); meaningless at one in flight (latency-bound), and
@@ -185,7 +186,7 @@ struct LoadBench: AsyncParsableCommand {
                 BenchRow(
                     operation: "\(label)\(workload), \(level) in flight", count: runs.map(\.ok).min() ?? 0,
                     seconds: median(runs.map(\.seconds)) ?? 0,
-                    rate: median(rates) ?? 0, rateUnit: workload == "read" ? "reads/s" : "tx/s",
+                    rate: rate, rateUnit: workload == "read" ? "reads/s" : "tx/s",
                     p50Micros: median(runs.compactMap { percentile($0.latencies, 0.5) }),
                     p99Micros: median(runs.compactMap { percentile($0.latencies, 0.99) }),
                     target: level == 500 && kv
@@ -194,7 +195,7 @@ struct LoadBench: AsyncParsableCommand {
                     cpuMicrosPerOp: median(runs.filter { $0.ok > 0 }.map { $0.cpu * 1e6 / Double($0.ok) }),
                     p50TargetMicros: level == 1 && kv ? 2500 : nil,
                     runRates: repeats > 1 ? rates : nil,
-                    percentOfBound: allowed.flatMap { a in median(rates).map { $0 / a * 100 } }))
+                    percentOfBound: allowed.map { rate / $0 * 100 }))
         }
         return rows
     }

@@ -20,7 +20,7 @@ struct SignedNoteChaincode: Chaincode {
     let name = "notes"
     func invoke(_ stub: ChaincodeStub) throws -> ChaincodeResponse {
         let pem = String(decoding: stub.args.first ?? [], as: UTF8.self)
-        let signer: CreatorIdentity
+        let signer: ValidatedSigner
         do { signer = try stub.validateMember(certificatePEM: pem) } catch { return .forbidden("signer: \(error)") }
         try stub.putState("note/\(stub.txID)", Array(signer.pid.utf8))
         return .ok()

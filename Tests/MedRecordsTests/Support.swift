@@ -57,7 +57,7 @@ struct TestMembers: MemberValidator {
     enum Rejection: Error, CustomStringConvertible {
         case untrusted, outsideValidity
         case revoked(String)
-        case noIdentity
+        case noIdentity, keyNotP256
 
         var description: String {
             switch self {
@@ -65,11 +65,12 @@ struct TestMembers: MemberValidator {
             case .outsideValidity: return "certificate is not valid at the transaction's time"
             case .revoked(let serial): return "certificate \(serial) is revoked"
             case .noIdentity: return "certificate subject names no identity"
+            case .keyNotP256: return "signing key is not P-256"
             }
         }
     }
 
-    func validateSigner(certificatePEM: String, at time: Date) throws -> CreatorIdentity {
+    func validateSigner(certificatePEM: String, at time: Date) throws -> ValidatedSigner {
         let cert = try Certificate(pemEncoded: certificatePEM)
         guard cert.issuer == root.subject, root.publicKey.isValidSignature(cert.signature, for: cert) else {
             throw Rejection.untrusted
@@ -77,7 +78,10 @@ struct TestMembers: MemberValidator {
         guard cert.notValidBefore <= time, time < cert.notValidAfter else { throw Rejection.outsideValidity }
         guard !revoked.contains(cert.serialNumber) else { throw Rejection.revoked(cert.serialHex) }
         guard let a = cert.attributes, let role = a.roleValue else { throw Rejection.noIdentity }
-        return CreatorIdentity(pid: a.pid, org: a.org, role: role, certificatePEM: certificatePEM)
+        guard let key = P256.Signing.PublicKey(cert.publicKey) else { throw Rejection.keyNotP256 }
+        return ValidatedSigner(
+            identity: CreatorIdentity(pid: a.pid, org: a.org, role: role, certificatePEM: certificatePEM),
+            publicKey: key)
     }
 }
 
