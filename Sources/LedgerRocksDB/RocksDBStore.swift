@@ -22,6 +22,15 @@ public struct RocksDBOptions: Sendable {
     /// Share of each memtable's size given to its bloom filter (RocksDB suggests ≤ 0.25; 0.02 of a
     /// 64 MiB memtable is about 1.3 MiB).
     public var memtableBloomRatio = 0.02
+    /// ZSTD dictionary per SST file (0: none). Each block is compressed on its own, and every block
+    /// repeats the same few certificates (creator's, endorser's): a dictionary trained on the file's
+    /// blocks holds them once for the whole file. Offline, on a kv run's 1,651 blocks, it cut the
+    /// compressed block store from 414 to 320 bytes per transaction.
+    public var compressionDictionaryBytes: UInt32 = 16 * 1024
+    /// Sample bytes given to ZSTD's dictionary trainer (its guide: about 100 × the dictionary).
+    public var compressionTrainingBytes: UInt32 = 100 * 16 * 1024
+    /// SST data buffered for sampling before the dictionary is fixed (charged to the block cache).
+    public var compressionBufferBytes: UInt64 = 4 << 20
 
     public init() {}
 }
@@ -172,6 +181,11 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         // ZSTD: blocks repeat certificates and headers from one transaction to the next, which ZSTD
         // finds and LZ4 mostly does not (bench load prints the ledger's bytes per transaction).
         rocksdb_options_set_compression(options, Int32(rocksdb_zstd_compression))
+        // window bits, level and strategy at RocksDB's defaults (-14, ZSTD's default level, 0).
+        rocksdb_options_set_compression_options(options, -14, 32767, 0, Int32(tuning.compressionDictionaryBytes))
+        rocksdb_options_set_compression_options_zstd_max_train_bytes(
+            options, Int32(tuning.compressionTrainingBytes))
+        rocksdb_options_set_compression_options_max_dict_buffer_bytes(options, tuning.compressionBufferBytes)
         rocksdb_options_set_max_total_wal_size(options, tuning.walBytesMax)
         // A bloom filter over the memtable's whole keys: most point reads on the transaction path ask
         // for a key that is not there (is this tx id committed already?), and without it each one walks

@@ -100,10 +100,11 @@ struct LoadBench: AsyncParsableCommand {
             net: net, gateway: gateway, pde: pde, readKeys: readKeys, levels: levels, label: label, raft: kind == 3,
             bounds: bounds, say: say)
         guard workload == "kv", kind == 1 else { return measured }
+        let committed = measured.reduce(0) { $0 + $1.count * repeats }
+        let bytesAfter = await Self.settledDirectoryBytes(ledger)
         return measured + [
-            Self.bytesPerTransaction(
-                before: bytesBefore, after: Self.directoryBytes(ledger),
-                committed: measured.reduce(0) { $0 + $1.count * repeats })
+            Self.bytesPerTransaction(before: bytesBefore, after: bytesAfter, committed: committed),
+            Self.unflushedLogPerTransaction(Self.directoryBytes(ledger, suffix: ".log"), committed: committed),
         ]
     }
 
@@ -292,10 +293,12 @@ struct LoadBench: AsyncParsableCommand {
 
     /// Bytes of the files under `path` (the peer's RocksDB: blocks, state, history, indexes, its
     /// write-ahead log), as the node keeps them.
-    static func directoryBytes(_ path: String) -> Int {
+    /// Bytes of the regular files under `path` (only those whose name ends in `suffix`, if given).
+    static func directoryBytes(_ path: String, suffix: String? = nil) -> Int {
         guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
         var total = 0
         while let name = walker.nextObject() as? String {
+            if let suffix, !name.hasSuffix(suffix) { continue }
             guard let a = try? FileManager.default.attributesOfItem(atPath: path + "/" + name),
                 a[.type] as? FileAttributeType == .typeRegular
             else { continue }
@@ -304,11 +307,34 @@ struct LoadBench: AsyncParsableCommand {
         return total
     }
 
+    /// The directory's size once RocksDB's background work is done with it: a flush still running
+    /// holds both the log it empties and the tables it writes (measured once at 2.8 × the settled
+    /// size). Settled means two readings 500 ms apart agree; gives up after 15 s with the last.
+    static func settledDirectoryBytes(_ path: String) async -> Int {
+        var last = directoryBytes(path)
+        for _ in 0..<30 {
+            try? await Task.sleep(for: .milliseconds(500))
+            let now = directoryBytes(path)
+            if now == last { return now }
+            last = now
+        }
+        return last
+    }
+
     static func bytesPerTransaction(before: Int, after: Int, committed: Int) -> BenchRow {
         BenchRow(
             operation: "peer ledger on disk per kv tx (RocksDB as kept, no outside compaction)", count: committed,
             seconds: 0,
             rate: committed > 0 ? Double(after - before) / Double(committed) : 0, rateUnit: "bytes/tx", rateAtMost: 500)
+    }
+
+    /// The part of the row above still in the write-ahead log: the transactions since the last flush,
+    /// uncompressed. It rises and falls with the flush cycle (up to `walBytesMax`), so a run's length
+    /// decides where in the cycle its figure lands.
+    static func unflushedLogPerTransaction(_ bytes: Int, committed: Int) -> BenchRow {
+        BenchRow(
+            operation: "  of which write-ahead log not yet flushed", count: committed, seconds: 0,
+            rate: committed > 0 ? Double(bytes) / Double(committed) : 0, rateUnit: "bytes/tx")
     }
 }
 

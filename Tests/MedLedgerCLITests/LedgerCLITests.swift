@@ -174,5 +174,9 @@ import Testing
         let share = try #require(loaded["percentOfBound"] as? Double)
         #expect(share > 0 && share <= 100, "a level cannot beat its signatures: \(share) %")
         #expect(try #require(row("kv, 1 in flight"))["percentOfBound"] == nil)
+        // The ledger's bytes per transaction, read once RocksDB has settled, and the unflushed log's part.
+        let ledger = try #require(row("peer ledger on disk per kv tx"))
+        #expect((ledger["rate"] as? Double ?? 0) > 0)
+        #expect((try #require(row("  of which write-ahead log"))["rate"] as? Double ?? 0) > 0)
     }
 }
