@@ -22,13 +22,18 @@ public struct RocksDBOptions: Sendable {
     /// Share of each memtable's size given to its bloom filter (RocksDB suggests ≤ 0.25; 0.02 of a
     /// 64 MiB memtable is about 1.3 MiB).
     public var memtableBloomRatio = 0.02
-    /// ZSTD dictionary per SST file (0: none). Each block is compressed on its own, and every block
-    /// repeats the same few certificates (creator's, endorser's): a dictionary trained on the file's
-    /// blocks holds them once for the whole file. Offline, on a kv run's 1,651 blocks, it cut the
-    /// compressed block store from 414 to 320 bytes per transaction.
+    /// ZSTD dictionary per SST file (0: none), in the column families named below. Each block is
+    /// compressed on its own, and every block repeats the same few certificates (creator's,
+    /// endorser's): a dictionary made of samples of the file's own data holds them once for the whole
+    /// file. Offline, on a kv run's 1,651 blocks, it cut the compressed block store from 414 to 323
+    /// bytes per transaction. State, history and the tx index gained 0–4 %, not worth buffering their
+    /// flushes for.
     public var compressionDictionaryBytes: UInt32 = 16 * 1024
-    /// Sample bytes given to ZSTD's dictionary trainer (its guide: about 100 × the dictionary).
-    public var compressionTrainingBytes: UInt32 = 100 * 16 * 1024
+    public var compressionDictionaryFamilies: Set<String> = [StorageLayout.Family.blocks]
+    /// Sample bytes for ZSTD's dictionary trainer; 0 uses the samples as the dictionary. Training
+    /// gained 1 % more (320 bytes per transaction) and cost about 0.1 s of CPU per SST file, 5 % of a
+    /// loaded network's CPU, so it is off.
+    public var compressionTrainingBytes: UInt32 = 0
     /// SST data buffered for sampling before the dictionary is fixed (charged to the block cache).
     public var compressionBufferBytes: UInt64 = 4 << 20
 
@@ -49,7 +54,7 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
 
     private let db: OpaquePointer
     private let handles: [OpaquePointer]
-    private let options: OpaquePointer
+    private let options: FamilyOptions
     private let readOptions: OpaquePointer
     private let syncWrite: OpaquePointer
     private let bufferedWrite: OpaquePointer
@@ -68,21 +73,21 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         var names = ["default"]
         for n in columnFamilies where !names.contains(n) { names.append(n) }
 
-        let options = makeOptions(tuning)
+        let options = FamilyOptions(tuning, families: names)
         var opened = false
-        defer { if !opened { rocksdb_options_destroy(options) } }
+        defer { if !opened { options.destroy() } }
 
         if tuning.createIfMissing {
             try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
-        _ = try existingColumnFamilies(path: path, options: options, declared: names)
+        _ = try existingColumnFamilies(path: path, options: options.base, declared: names)
 
         var err: UnsafeMutablePointer<CChar>? = nil
         var handles = [OpaquePointer?](repeating: nil, count: names.count)
         let db = withCNames(names) { constNames in
-            let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
+            let cfOptions: [OpaquePointer?] = names.map { options.forFamily($0) }
             return rocksdb_open_column_families(
-                options, path, Int32(names.count), constNames, cfOptions, &handles, &err)
+                options.base, path, Int32(names.count), constNames, cfOptions, &handles, &err)
         }
         do {
             try RocksDBStore.check(err, "open \(path)")
@@ -113,18 +118,18 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         for n in columnFamilies where !declared.contains(n) { declared.append(n) }
         try refuseIfLocked(path: path)
 
-        let options = makeOptions(tuning)
+        let options = FamilyOptions(tuning, families: declared)
         var opened = false
-        defer { if !opened { rocksdb_options_destroy(options) } }
-        let existing = try existingColumnFamilies(path: path, options: options, declared: declared)
+        defer { if !opened { options.destroy() } }
+        let existing = try existingColumnFamilies(path: path, options: options.base, declared: declared)
         let names = declared.filter { existing?.contains($0) ?? ($0 == "default") }
 
         var err: UnsafeMutablePointer<CChar>? = nil
         var handles = [OpaquePointer?](repeating: nil, count: names.count)
         let db = withCNames(names) { constNames in
-            let cfOptions: [OpaquePointer?] = Array(repeating: options, count: names.count)
+            let cfOptions: [OpaquePointer?] = names.map { options.forFamily($0) }
             return rocksdb_open_for_read_only_column_families(
-                options, path, Int32(names.count), constNames, cfOptions, &handles, 0, &err)
+                options.base, path, Int32(names.count), constNames, cfOptions, &handles, 0, &err)
         }
         try RocksDBStore.check(err, "open \(path) read-only")
         guard let db else {
@@ -181,11 +186,6 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         // ZSTD: blocks repeat certificates and headers from one transaction to the next, which ZSTD
         // finds and LZ4 mostly does not (bench load prints the ledger's bytes per transaction).
         rocksdb_options_set_compression(options, Int32(rocksdb_zstd_compression))
-        // window bits, level and strategy at RocksDB's defaults (-14, ZSTD's default level, 0).
-        rocksdb_options_set_compression_options(options, -14, 32767, 0, Int32(tuning.compressionDictionaryBytes))
-        rocksdb_options_set_compression_options_zstd_max_train_bytes(
-            options, Int32(tuning.compressionTrainingBytes))
-        rocksdb_options_set_compression_options_max_dict_buffer_bytes(options, tuning.compressionBufferBytes)
         rocksdb_options_set_max_total_wal_size(options, tuning.walBytesMax)
         // A bloom filter over the memtable's whole keys: most point reads on the transaction path ask
         // for a key that is not there (is this tx id committed already?), and without it each one walks
@@ -205,8 +205,40 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         return options
     }
 
+    /// The database's options, and a copy with a ZSTD dictionary for the column families that get one
+    /// (same block cache and table settings: the copy shares the table factory).
+    struct FamilyOptions: @unchecked Sendable {
+        let base: OpaquePointer
+        let dictionary: OpaquePointer?
+        let dictionaryFamilies: Set<String>
+
+        init(_ tuning: RocksDBOptions, families: [String]) {
+            base = RocksDBStore.makeOptions(tuning)
+            dictionaryFamilies = tuning.compressionDictionaryBytes > 0 ? tuning.compressionDictionaryFamilies : []
+            guard families.contains(where: dictionaryFamilies.contains) else {
+                dictionary = nil
+                return
+            }
+            let copy = rocksdb_options_create_copy(base)!
+            // Window bits, level and strategy at RocksDB's defaults (-14, ZSTD's default level, 0).
+            rocksdb_options_set_compression_options(copy, -14, 32767, 0, Int32(tuning.compressionDictionaryBytes))
+            rocksdb_options_set_compression_options_zstd_max_train_bytes(copy, Int32(tuning.compressionTrainingBytes))
+            rocksdb_options_set_compression_options_max_dict_buffer_bytes(copy, tuning.compressionBufferBytes)
+            dictionary = copy
+        }
+
+        func forFamily(_ name: String) -> OpaquePointer? {
+            dictionaryFamilies.contains(name) ? dictionary ?? base : base
+        }
+
+        func destroy() {
+            rocksdb_options_destroy(base)
+            if let dictionary { rocksdb_options_destroy(dictionary) }
+        }
+    }
+
     private init(
-        path: String, names: [String], db: OpaquePointer, handles: [OpaquePointer], options: OpaquePointer,
+        path: String, names: [String], db: OpaquePointer, handles: [OpaquePointer], options: FamilyOptions,
         readOnly: Bool
     ) {
         self.path = path
@@ -297,6 +329,19 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         }
     }
 
+    /// Bytes of the SST files of column family `name` (RocksDB's `total-sst-files-size`): what it
+    /// keeps on disk once flushed, compressed.
+    public func sstBytes(_ name: String) throws -> UInt64 {
+        let cf = try columnFamily(name)
+        try enter()
+        defer { leave() }
+        var bytes: UInt64 = 0
+        guard rocksdb_property_int_cf(db, handles[cf.index], "rocksdb.total-sst-files-size", &bytes) == 0 else {
+            throw StorageError.rocksDB(operation: "total-sst-files-size of \(name)", message: "property not available")
+        }
+        return bytes
+    }
+
     public func close() {
         let releaseNow = lifecycle.withLock { l -> Bool in
             l.closeRequested = true
@@ -340,7 +385,7 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         guard first else { return }
         for h in handles { rocksdb_column_family_handle_destroy(h) }
         rocksdb_close(db)
-        rocksdb_options_destroy(options)
+        options.destroy()
         rocksdb_readoptions_destroy(readOptions)
         rocksdb_writeoptions_destroy(syncWrite)
         rocksdb_writeoptions_destroy(bufferedWrite)
