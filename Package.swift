@@ -6,7 +6,7 @@ import PackageDescription
 // checks); [crypto]: draws its own randomness for keys and nonces; [shell]: threads, sockets, disks, clocks.
 //   CLibCrypto, CSecp256k1, CRocksDB, CRaft   system libraries (OpenSSL libcrypto, libsecp256k1, RocksDB, libraft + libuv)
 //   LedgerProtos       → SwiftProtobuf (generated messages)
-//   LedgerCrypto       → CLibCrypto [crypto] (hex, base64url, digests: SHA-384 on OpenSSL)
+//   LedgerCrypto       → CLibCrypto [crypto] (hex, base64url, digests: SHA-384 on OpenSSL, DER ECDSA signatures)
 //   LedgerPRE          → CSecp256k1, CLibCrypto [crypto] (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   LedgerRecords      → LedgerPRE [crypto] (sealed record bundles: chunked AES-256-GCM)
 //   HospitalFlows      → LedgerPRE, LedgerCrypto, LedgerProtos [pure] (T_SK, FHIR readings and bundles, reading signatures)

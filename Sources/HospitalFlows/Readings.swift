@@ -149,11 +149,11 @@ public enum ReadingSigning {
     }
 
     public static func sign(_ message: [UInt8], key: P256.Signing.PrivateKey) throws -> [UInt8] {
-        Array(try key.signature(for: message).derRepresentation)
+        ECDSADER.encode(try key.signature(for: message))
     }
 
     public static func isValid(_ signature: [UInt8], message: [UInt8], key: P256.Signing.PublicKey) -> Bool {
-        guard let s = try? P256.Signing.ECDSASignature(derRepresentation: signature) else { return false }
+        guard let s = ECDSADER.p256Signature(signature) else { return false }
         return key.isValidSignature(s, for: message)
     }
 }

@@ -41,7 +41,7 @@ public struct SampleTransactionFactory: Sendable {
 
         var envelope = Medledger_Envelope()
         envelope.payload = payloadBytes
-        envelope.signature = try key.signature(for: payloadBytes).derRepresentation
+        envelope.signature = Data(ECDSADER.encode(try key.signature(for: payloadBytes)))
         return try envelope.serializedBytes()
     }
 }

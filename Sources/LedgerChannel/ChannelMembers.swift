@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LedgerChaincode
+import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
 import Synchronization
@@ -32,7 +33,7 @@ public struct VerifiedMember: Sendable {
 
     /// ECDSA P-256 / SHA-256 over `message`, DER signature.
     public func isValidSignature(_ der: some DataProtocol, for message: some DataProtocol) -> Bool {
-        guard let sig = try? P256.Signing.ECDSASignature(derRepresentation: der) else { return false }
+        guard let sig = ECDSADER.p256Signature(der) else { return false }
         return publicKey.isValidSignature(sig, for: message)
     }
 }

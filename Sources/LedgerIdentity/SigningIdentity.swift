@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LedgerCrypto
 import LedgerProtos
 import SwiftProtobuf
 import X509
@@ -53,6 +54,6 @@ public struct SigningIdentity: Sendable {
 
     /// ECDSA P-256 / SHA-256, DER.
     public func sign(_ message: [UInt8]) throws -> [UInt8] {
-        Array(try key.signature(for: message).derRepresentation)
+        ECDSADER.encode(try key.signature(for: message))
     }
 }

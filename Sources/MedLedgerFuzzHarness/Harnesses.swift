@@ -6,6 +6,7 @@ import LedgerChaincode
 import LedgerChannel
 import LedgerConfig
 import LedgerCore
+import LedgerCrypto
 import LedgerIdentity
 import LedgerPRE
 import LedgerPeer
@@ -99,6 +100,11 @@ public enum FuzzTargets {
         FuzzTarget(
             name: "audit-log", drives: "AuditVerifier.verify(path:) and AuditLog(path:) then record (LedgerAudit)",
             run: Harness.auditLog),
+        FuzzTarget(
+            name: "ecdsa-der",
+            drives:
+                "ECDSADER.rawP256 and encode (LedgerCrypto), against swift-crypto's ECDSASignature(derRepresentation:)",
+            run: Harness.ecdsaDER),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
@@ -279,6 +285,22 @@ enum Harness {
             _ = try? CertificateFactory.issue(
                 publicKey: csr.publicKey, identity: identity, purpose: purpose, dnsNames: ["localhost"],
                 issuer: fx.root, issuerKey: fx.rootKey, validity: 86_400, now: Fixture.now)
+        }
+    }
+
+    /// Differential: every signature the ledger checks is parsed by `ECDSADER`, so it must accept
+    /// exactly what swift-crypto's ASN.1 parser accepts, read the same (r, s), and give back the very
+    /// bytes (strict DER has one encoding per signature).
+    static func ecdsaDER(_ bytes: [UInt8]) {
+        let ours = ECDSADER.rawP256(bytes)
+        let theirs = (try? P256.Signing.ECDSASignature(derRepresentation: bytes)).map { Array($0.rawRepresentation) }
+        guard ours == theirs else {
+            fatalError(
+                "ECDSADER reads \(ours.map(Hex.encode) ?? "nothing"), swift-crypto \(theirs.map(Hex.encode) ?? "nothing")"
+            )
+        }
+        if let signature = ECDSADER.p256Signature(bytes), ECDSADER.encode(signature) != bytes {
+            fatalError("ECDSADER does not re-encode \(Hex.encode(bytes)) to the same bytes")
         }
     }
 

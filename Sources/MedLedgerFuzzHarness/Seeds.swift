@@ -54,6 +54,19 @@ public enum Seeds {
         return (response, try TransactionBuilder.envelope(p, responses: [response], signer: fx.member(who).identity))
     }
 
+    /// DER signatures by a fixture member, and ones over r, s at the edges (short, top bit set).
+    static func ecdsaSignatures() throws -> [String: [UInt8]] {
+        var out = [String: [UInt8]]()
+        let signer = fx.member("a-patient").identity
+        for i in 0..<4 { out["signature-\(i).der"] = try signer.sign(Array("seed \(i)".utf8)) }
+        let short = [UInt8](repeating: 0, count: 31) + [1]
+        let high = [UInt8](repeating: 0xFF, count: 32)
+        for (name, raw) in [("short-r", short + high), ("short-s", high + short)] {
+            out["\(name).der"] = ECDSADER.encode(try P256.Signing.ECDSASignature(rawRepresentation: raw))
+        }
+        return out
+    }
+
     /// Every target's seeds: file name → bytes.
     public static func all() throws -> [String: [String: [UInt8]]] {
         var out = [String: [String: [UInt8]]]()
@@ -300,6 +313,7 @@ public enum Seeds {
 
         // Audit logs written by AuditLog itself.
         out["audit-log"] = try auditLogs()
+        out["ecdsa-der"] = try ecdsaSignatures()
         return out
     }
 

@@ -37,13 +37,13 @@ public enum IndexRecordSigning {
     /// The signature form every signed message of `medrecords` uses (P_DE, consent acts): base64 of
     /// the DER ECDSA P-256 / SHA-256 signature of `message`.
     public static func sign(message: [UInt8], key: P256.Signing.PrivateKey) throws -> String {
-        try key.signature(for: message).derRepresentation.base64EncodedString()
+        Data(ECDSADER.encode(try key.signature(for: message))).base64EncodedString()
     }
 
     /// False, never a throw, for anything that is not a base64 DER ECDSA signature of `message`.
     public static func isValid(signatureBase64: String, publicKey: P256.Signing.PublicKey, message: [UInt8]) -> Bool {
         guard let der = Data(base64Encoded: signatureBase64),
-            let signature = try? P256.Signing.ECDSASignature(derRepresentation: der)
+            let signature = ECDSADER.p256Signature(der)
         else { return false }
         return publicKey.isValidSignature(signature, for: message)
     }
