@@ -17,7 +17,7 @@ import PackageDescription
 //   LedgerBench        → LedgerRocksDB, swift-crypto (the signature bound) [shell]
 //   LedgerIdentity     → LedgerCrypto, LedgerProtos, X509 [crypto] (certificates, signing identities, trust)
 //   LedgerCA           → LedgerIdentity, LedgerRocksDB, LedgerAudit [shell]
-//   LedgerChaincode    → LedgerStorage [pure] (chaincode protocol, stub, simulator, kv)
+//   LedgerChaincode    → LedgerStorage, swift-crypto [pure] (chaincode protocol, stub, simulator, kv)
 //   LedgerChannel      → LedgerChaincode, LedgerIdentity [pure] (config, membership, policies, transaction building,
 //                        SubmitFlow: a submission from proposal to commit as a state machine)
 //   MedRecords         → LedgerChaincode, LedgerIdentity, LedgerPRE [pure] (the paper's records chaincode)

@@ -7,8 +7,9 @@ import Crypto
 /// ledger checks passes through here, so this parser is as strict as DER: one encoding per (r, s).
 public enum ECDSADER {
     /// The signature of strict DER `der`, nil for anything else: short-form lengths only (a P-256
-    /// signature is at most 72 bytes), both integers positive, minimally encoded and at most 32 bytes
-    /// of magnitude, no byte after the sequence.
+    /// signature is at most 72 bytes), both integers non-negative (a zero fails verification later,
+    /// as with swift-crypto), minimally encoded and at most 32 bytes of magnitude, no byte after the
+    /// sequence.
     public static func p256Signature(_ der: some Collection<UInt8>) -> P256.Signing.ECDSASignature? {
         guard let raw = rawP256(der) else { return nil }
         return try? P256.Signing.ECDSASignature(rawRepresentation: raw)

@@ -221,8 +221,10 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
             }
             let copy = rocksdb_options_create_copy(base)!
             // Window bits, level and strategy at RocksDB's defaults (-14, ZSTD's default level, 0).
-            rocksdb_options_set_compression_options(copy, -14, 32767, 0, Int32(tuning.compressionDictionaryBytes))
-            rocksdb_options_set_compression_options_zstd_max_train_bytes(copy, Int32(tuning.compressionTrainingBytes))
+            rocksdb_options_set_compression_options(
+                copy, -14, 32767, 0, Int32(clamping: tuning.compressionDictionaryBytes))
+            rocksdb_options_set_compression_options_zstd_max_train_bytes(
+                copy, Int32(clamping: tuning.compressionTrainingBytes))
             rocksdb_options_set_compression_options_max_dict_buffer_bytes(copy, tuning.compressionBufferBytes)
             dictionary = copy
         }

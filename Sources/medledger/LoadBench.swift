@@ -291,8 +291,6 @@ struct LoadBench: AsyncParsableCommand {
         return keys
     }
 
-    /// Bytes of the files under `path` (the peer's RocksDB: blocks, state, history, indexes, its
-    /// write-ahead log), as the node keeps them.
     /// Bytes of the regular files under `path` (only those whose name ends in `suffix`, if given).
     static func directoryBytes(_ path: String, suffix: String? = nil) -> Int {
         guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
@@ -329,7 +327,8 @@ struct LoadBench: AsyncParsableCommand {
     }
 
     /// The part of the row above still in the write-ahead log: the transactions since the last flush,
-    /// uncompressed. It rises and falls with the flush cycle (up to `walBytesMax`), so a run's length
+    /// uncompressed (with the network's set-up, if nothing has been flushed since; a short run's figure
+    /// is then a little high). It rises and falls with the flush cycle (up to `walBytesMax`), so a run's length
     /// decides where in the cycle its figure lands.
     static func unflushedLogPerTransaction(_ bytes: Int, committed: Int) -> BenchRow {
         BenchRow(

@@ -223,7 +223,7 @@ import Testing
         }
     }
 
-    /// Values that repeat the same few kilobytes (as blocks repeat certificates), each its own data
+    /// Values that repeat the same few kilobytes (as blocks repeat certificates), five or so to a data
     /// block: with the blocks family's dictionary the table holding them is much smaller than the same
     /// values in a family without one, and everything reads back after a reopen.
     @Test func theBlocksFamilyCompressesWithADictionary() throws {
