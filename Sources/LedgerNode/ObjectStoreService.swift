@@ -53,7 +53,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
                 guard case .chunk(let bytes)? = part.part else {
                     throw RPCError(code: .invalidArgument, message: "only chunks may follow the header")
                 }
-                try upload.append([UInt8](bytes))
+                try upload.append(bytes)
             }
             already = try upload.finish()
         } catch let e as ObjectStoreError {

@@ -314,7 +314,7 @@ struct PaperBench: AsyncParsableCommand {
         _ timer: inout OperationTimer, _ s: Setup, sealed: [UInt8], sealResult: SealedRecord.SealResult,
         sealedPath: String, downloadPath out: String
     ) async throws {
-        // 14–15: the object store, over mutual TLS, streamed in 1 MiB chunks, on one kept connection
+        // 14–15: the object store, over mutual TLS, streamed in 256 KiB chunks, on one kept connection
         // (as an app storing records in a row; `medledger object put` dials once per run). The
         // sealed record's digest is known from sealing. The same object each time: the node receives
         // and re-hashes every byte, and keeps one copy.
