@@ -126,15 +126,22 @@ public struct ObjectClient: Sendable {
                 try await Medledger_ObjectStore.Client(wrapping: c).download(frozen) { response in
                     var meta: (size: UInt64, tID: String, channel: String) = (0, "", "")
                     var first = true
-                    for try await m in response.messages {
-                        if first {
-                            meta = (m.size, m.tID, m.channel)
-                            first = false
+                    do {
+                        for try await m in response.messages {
+                            if first {
+                                meta = (m.size, m.tID, m.channel)
+                                first = false
+                            }
+                            if !m.data.isEmpty {
+                                try out.write(contentsOf: m.data)
+                                hasher.update(m.data)
+                            }
                         }
-                        if !m.data.isEmpty {
-                            try out.write(contentsOf: m.data)
-                            hasher.update(m.data)
-                        }
+                    } catch let e as RPCError where e.code == .dataLoss {
+                        // The node found its copy corrupt: what arrived is void, and a resume
+                        // would build on it.
+                        try? FileManager.default.removeItem(atPath: part)
+                        throw e
                     }
                     return meta
                 }
@@ -143,7 +150,7 @@ public struct ObjectClient: Sendable {
             try out.close()
         } catch {
             try? out.close()
-            throw error  // the partial file stays for a resume
+            throw error  // the partial file stays for a resume (unless voided above)
         }
         let digest = Hex.encode(hasher.finalize())
         let size = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? NSNumber)?.uint64Value ?? 0

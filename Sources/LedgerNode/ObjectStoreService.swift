@@ -121,12 +121,22 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             $0.channel = info.channel
         }
         do {
-            try await store.read(digest, from: request.offset) { piece in
+            // Verified as it streams: a corrupt object's stream ends in DATA_LOSS, which voids it (and
+            // the client checks the digest of what it received in any case).
+            try await store.read(digest, from: request.offset, verification: .whileServing) { piece in
                 next.data = Data(piece)
                 try await response.write(next)
                 next = Medledger_DownloadChunk.with { $0.offset = next.offset + UInt64(piece.count) }
             }
-        } catch let e as ObjectStoreError { throw Self.rpcError(e) }
+        } catch let e as ObjectStoreError {
+            if case .corrupt = e {
+                audit?.note(
+                    AuditEvent(
+                        actor: caller.auditActor, action: "object.download", target: treatment.patientPID,
+                        outcome: .failed, detail: "sha384 \(digest), t_id \(info.tID): \(e)"))
+            }
+            throw Self.rpcError(e)
+        }
         if next.hasDescription { try await response.write(next) }
         // Named by the patient, like every read of their records, so their audit trail shows it.
         audit?.note(

@@ -5,7 +5,7 @@ import Testing
 
 /// The hospital node's object store over real processes and mutual TLS: who may store and fetch a
 /// ciphertext follows the chain (treatment parties; a grantee only while the consent is live),
-/// downloads resume and are checked, and a corrupted object is refused rather than served.
+/// downloads resume and are checked, and a corrupted object is refused (its stream voided).
 @Suite(.serialized) struct ObjectStoreNetworkTests {
     static func firstJSON(_ output: String) throws -> [String: Any] {
         let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("{") })
@@ -126,7 +126,7 @@ import Testing
             !FileManager.default.fileExists(atPath: root + "/z.bin")
                 && !FileManager.default.fileExists(atPath: root + "/z.bin.part"))
 
-        // The stored bytes rot on disk: the node refuses to serve them.
+        // The stored bytes rot on disk: the node voids the stream (DATA_LOSS) and the client keeps nothing.
         let onDisk = root + "/hospital-a/nodes/peer0/data/objects/\(digest.prefix(2))/\(digest).obj"
         let h = try #require(FileHandle(forUpdatingAtPath: onDisk))
         try h.seek(toOffset: 4096)
@@ -134,5 +134,9 @@ import Testing
         try h.close()
         let rotten = try get(doctor.dir, root + "/r.bin")
         #expect(rotten.status != 0 && rotten.stderr.contains("corrupt"), "\(rotten.stderr)")
+        #expect(
+            !FileManager.default.fileExists(atPath: root + "/r.bin")
+                && !FileManager.default.fileExists(atPath: root + "/r.bin.part"),
+            "what a corrupt object's stream delivered is discarded, not kept for a resume")
     }
 }
