@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LedgerCrypto
+import Synchronization
 
 /// What the store knows of an object besides its bytes: who may read it is decided on chain from
 /// the treatment it belongs to.
@@ -62,9 +63,10 @@ public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
 /// The hospital's object store ("cloud storage" in the paper): ciphertexts only, named by the SHA-384
 /// of their bytes, as files beside the node's RocksDB: `<dir>/<first two hex digits>/<digest>.obj` and
 /// its `.json` description. An upload streams into a temporary file while it is hashed; only a
-/// complete upload whose digest and size match what the client declared is fsynced and renamed into
-/// place, then described. An object without its description (a crash between the two) counts as
-/// absent and is replaced by the next upload. Every read re-hashes the file (before or while it serves
+/// complete upload whose digest and size match what the client declared is fsynced, with its
+/// description, and both are renamed into place. An object without its description, or a description
+/// without its complete file (a crash between the renames), counts as absent and is replaced by the
+/// next upload. Every read re-hashes the file (before or while it serves
 /// it, see `Verification`), so a corrupted object is never passed off as good.
 public final class ObjectStore: Sendable {
     public let directory: URL
@@ -108,6 +110,13 @@ public final class ObjectStore: Sendable {
         do { return try JSONDecoder().decode(ObjectInfo.self, from: data) } catch {
             throw ObjectStoreError.io("description of \(digest) is unreadable: \(error)")
         }
+    }
+
+    /// Whether the object is completely stored: its description, and its file of the described size.
+    public func isStored(_ digest: String) throws -> Bool {
+        guard let info = try info(digest) else { return false }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: objectURL(digest).path)
+        return (attributes?[.size] as? NSNumber)?.uint64Value == info.size
     }
 
     /// Starts an upload of `declaredSize` bytes that must hash to `digest`.
@@ -176,19 +185,44 @@ public final class ObjectStore: Sendable {
             guard computed == info.digest else {
                 throw ObjectStoreError.digestMismatch(declared: info.digest, computed: computed)
             }
-            if try store.info(info.digest) != nil { return true }
+            if try store.isStored(info.digest) { return true }
+            let infoTemp = temp.appendingPathExtension("json")
+            defer { try? FileManager.default.removeItem(at: infoTemp) }
             do {
-                try handle.synchronize()
+                // The object's bytes and its description reach the disk side by side (two fsyncs at
+                // once instead of one after the other), then both are renamed into place and the
+                // directory synced. A crash may keep either rename without the other: a description
+                // without its object counts as absent (`isStored`), as an object without one does.
+                let description = Array(try JSONEncoder().encode(info))
+                let failures = Mutex<[String]>([])
+                let (object, infoPath) = (handle, infoTemp.path)
+                DispatchQueue.concurrentPerform(iterations: 2) { i in
+                    do {
+                        if i == 0 {
+                            try object.synchronize()
+                        } else {
+                            try SecureFile.write(description, to: infoPath)
+                        }
+                    } catch { failures.withLock { $0.append("\(error)") } }
+                }
+                if let failure = failures.withLock({ $0.first }) { throw ObjectStoreError.io(failure) }
                 try handle.close()
                 closed = true
                 let dir = store.objectURL(info.digest).deletingLastPathComponent()
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                _ = try? FileManager.default.removeItem(at: store.objectURL(info.digest))
-                try FileManager.default.moveItem(at: temp, to: store.objectURL(info.digest))
-                try SecureFile.write(Array(try JSONEncoder().encode(info)), to: store.infoURL(info.digest).path)
+                try Self.replace(store.objectURL(info.digest), with: temp)
+                try Self.replace(store.infoURL(info.digest), with: infoTemp)
                 ObjectStore.syncDirectory(dir)
             } catch { throw ObjectStoreError.io("cannot store object \(info.digest): \(error)") }
             return false
+        }
+
+        /// `rename(2)`: replaces what is at `destination` in one step.
+        static func replace(_ destination: URL, with source: URL) throws {
+            guard rename(source.path, destination.path) == 0 else {
+                throw ObjectStoreError.io(
+                    "cannot move \(source.path) to \(destination.path): \(String(cString: strerror(errno)))")
+            }
         }
 
         /// Drops the upload (idempotent).
@@ -221,12 +255,13 @@ public final class ObjectStore: Sendable {
     ) async throws {
         guard let info = try info(digest) else { throw ObjectStoreError.notFound(digest: digest) }
         guard offset <= info.size else { throw ObjectStoreError.offsetBeyondEnd(offset: offset, size: info.size) }
-        let url = objectURL(digest)
+        guard let file = FileReader(path: objectURL(digest).path) else {
+            throw ObjectStoreError.notFound(digest: digest)  // described, but its file is gone
+        }
         if verification == .beforeServing {
-            let computed = try Self.digest(ofFile: url.path).digest
+            let computed = try Self.digest(of: file).digest
             guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
         }
-        guard let file = FileReader(path: url.path) else { throw ObjectStoreError.notFound(digest: digest) }
         let hasher = verification == .whileServing ? SHA384Stream() : nil
         do {
             var skipped: UInt64 = 0
@@ -253,6 +288,11 @@ public final class ObjectStore: Sendable {
     /// SHA-384 (lowercase hex) and size of a file, read in chunks.
     public static func digest(ofFile path: String) throws -> (digest: String, size: UInt64) {
         guard let file = FileReader(path: path) else { throw ObjectStoreError.io("cannot open \(path)") }
+        return try digest(of: file)
+    }
+
+    /// SHA-384 (lowercase hex) and size of what is left of `file`.
+    static func digest(of file: FileReader) throws -> (digest: String, size: UInt64) {
         let hasher = SHA384Stream()
         var size: UInt64 = 0
         do {

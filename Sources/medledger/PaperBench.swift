@@ -104,6 +104,8 @@ struct PaperBench: AsyncParsableCommand {
     /// Everything the operations need, made once: wallets, gateways, keys, a treatment, a consent.
     struct Setup {
         let patient: CareClient, doctor: Wallet, researcher: CareClient
+        /// hospital-a's object store on disk (the bench removes its own objects from it between runs).
+        let objectStoreDirectory: String
         let tID: String, consentID: String
         let patientKeys: ProxyKeys, researcherKeys: ProxyKeys
 
@@ -129,7 +131,8 @@ struct PaperBench: AsyncParsableCommand {
                 grantee: researcher.wallet.info.pid, tIDs: [t.tID], purpose: "benchmark", expiresAt: expires,
                 proxies: [net.peer], threshold: 1)
             return Setup(
-                patient: patient, doctor: doctor, researcher: researcher, tID: t.tID,
+                patient: patient, doctor: doctor, researcher: researcher,
+                objectStoreDirectory: net.root + "/hospital-a/nodes/peer0/data/objects", tID: t.tID,
                 consentID: grant.consent.consentID,
                 patientKeys: try patient.wallet.proxyKeys(), researcherKeys: try researcher.wallet.proxyKeys())
         }
@@ -172,12 +175,16 @@ struct PaperBench: AsyncParsableCommand {
         let progress: ProgressBar
         var rows = [Row]()
 
-        /// Runs `body` `runs` times (given the run's index), advancing the progress bar, and records the row.
-        mutating func time(_ op: String, _ body: (Int) async throws -> Void) async throws {
+        /// Runs `body` `runs` times (given the run's index), each after an untimed `prepare`, advancing
+        /// the progress bar, and records the row.
+        mutating func time(
+            _ op: String, prepare: (Int) async throws -> Void = { _ in }, _ body: (Int) async throws -> Void
+        ) async throws {
             progress.phase = "\(op), \(label)"
             var samples = [Double]()
             samples.reserveCapacity(runs)
             for i in 0..<runs {
+                try await prepare(i)
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 try await body(i)
                 samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
@@ -315,18 +322,39 @@ struct PaperBench: AsyncParsableCommand {
         sealedPath: String, downloadPath out: String
     ) async throws {
         // 14–15: the object store, over mutual TLS, streamed in 256 KiB chunks, on one kept connection
-        // (as an app storing records in a row; `medledger object put` dials once per run). The
-        // sealed record's digest is known from sealing. The same object each time: the node receives
-        // and re-hashes every byte, and keeps one copy.
+        // (as an app storing records in a row; `medledger object put` dials once per run). Every
+        // upload stores a new object, as a real one does (the node writes and fsyncs it): the sealed
+        // bytes with their last 8 set to the run's index, written and hashed before the clock starts
+        // (the digest is known from sealing in real use). The previous run's object is then removed
+        // from the node's store, untimed, so that the runs do not fill the disk.
         let pool = NodeConnectionPool(
             trustedRootsPEM: s.patient.wallet.caCertPEM, identity: s.patient.wallet.tlsIdentity)
         defer { pool.close() }
         let objects = ObjectClient(wallet: s.patient.wallet, pool: pool)
         var stored: ObjectClient.Stored?
-        let known = (digest: sealResult.digestHex, size: UInt64(sealed.count))
-        try await timer.time(Self.operations[13]) { _ in
+        var variant = sealed
+        var known = (digest: sealResult.digestHex, size: UInt64(sealed.count))
+        let storeDirectory = s.objectStoreDirectory
+        try await timer.time(
+            Self.operations[13],
+            prepare: { i in
+                if let previous = stored?.digest {
+                    for suffix in [".json", ".obj"] {
+                        try FileManager.default.removeItem(
+                            atPath: "\(storeDirectory)/\(previous.prefix(2))/\(previous)\(suffix)")
+                    }
+                }
+                variant.replaceSubrange(
+                    (variant.count - 8)..., with: withUnsafeBytes(of: UInt64(i).bigEndian, Array.init))
+                try Data(variant).write(to: URL(fileURLWithPath: sealedPath))
+                known.digest = Hex.encode(Array(SHA384.hash(data: variant)))
+            }
+        ) { _ in
             stored = try await objects.upload(
                 file: sealedPath, node: s.patient.node, channel: "records", tID: s.tID, known: known)
+            guard stored?.alreadyStored == false else {
+                throw ValidationError("bench: the node already had the object of this run; the figure would be wrong")
+            }
         }
         try await timer.time(Self.operations[14]) { _ in
             try? FileManager.default.removeItem(atPath: out)

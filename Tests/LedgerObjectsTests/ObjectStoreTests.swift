@@ -132,6 +132,35 @@ import Testing
         #expect(try reopened.info(Self.digest(bytes)) == nil)
     }
 
+    /// A crash can keep the description's rename without the object's (they are synced together):
+    /// such an object counts as absent, is not served, and the next upload stores it whole.
+    @Test func aDescriptionWithoutItsObjectCountsAsAbsent() async throws {
+        let d = Dir()
+        let store = try ObjectStore(directory: d.url)
+        let bytes = Array("ciphertext whose file the crash lost".utf8)
+        let digest = Self.digest(bytes)
+        #expect(try !Self.put(store, bytes))
+        #expect(try store.isStored(digest))
+        for damage in ["missing", "short"] {
+            if damage == "missing" {
+                try FileManager.default.removeItem(at: store.objectURL(digest))
+            } else {
+                try Data(bytes.prefix(5)).write(to: store.objectURL(digest))
+            }
+            #expect(try !store.isStored(digest))
+            if damage == "missing" {
+                await #expect(throws: ObjectStoreError.notFound(digest: digest)) {
+                    try await Self.readAll(store, digest)
+                }
+            }
+            #expect(try !Self.put(store, bytes), "stored anew, not taken as already there")
+            #expect(try await Self.readAll(store, digest) == bytes)
+        }
+        #expect(try Self.put(store, bytes), "a complete object is already stored")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: d.url.appendingPathComponent("tmp").path)
+        #expect(leftovers.isEmpty, "no temporary file stays: \(leftovers)")
+    }
+
     @Test func objectURLs() {
         let digest = String(repeating: "ab", count: 48)
         let u = ObjectURL("medledger://127.0.0.1:7051/objects/\(digest)")
