@@ -165,11 +165,20 @@ struct NodeFHIRBackend: FHIRBackend {
             AuditEvent(
                 actor: actor, action: "object.download", target: treatment.patientPID, outcome: .success,
                 detail: "sha384 \(digest), t_id \(info.tID), fhir client \(caller.clientID)"))
+        // Checked before the status line goes out: a corrupt object is refused with a 500, not cut
+        // short under a 200 (an HTTP answer cannot be voided once its status is sent).
+        do { try objects.verify(digest) } catch ObjectStoreError.notFound {
+            throw FHIRFailure(404, "no Binary \(digest)")
+        } catch {
+            throw FHIRFailure(500, "\(error)")
+        }
         return info.size
     }
 
+    /// The bytes `objectSize` verified, hashed again as they stream (a change in between aborts the
+    /// body short of its Content-Length).
     func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws {
-        try await objects.read(digest, each)
+        try await objects.read(digest, verification: .whileServing, each)
     }
 
     func readings(

@@ -17,7 +17,9 @@ extension NodeFHIRBackend {
     func createIndexRecord(_ s: DocumentSubmission, for caller: FHIRCaller) async throws -> IndexRecord {
         let digest = s.digest.lowercased()
         // A P_DE points at a sealed object this node keeps, stored for this treatment.
-        guard ObjectStore.isDigest(digest), let info = try? objects.info(digest) else {
+        guard ObjectStore.isDigest(digest), (try? objects.isStored(digest)) == true,
+            let info = try? objects.info(digest)
+        else {
             throw FHIRFailure(
                 422,
                 "this node stores no object with SHA-384 \(s.digest.prefix(96)): upload the sealed record first (medledger object put)"

@@ -54,7 +54,8 @@ public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
         case .belongsToAnotherTreatment(let d): return "object \(d) is already stored for another treatment"
         case .notFound(let d): return "no object \(d)"
         case .offsetBeyondEnd(let o, let s): return "offset \(o) is beyond the object's \(s) bytes"
-        case .corrupt(let d, let c): return "stored object \(d) is corrupt (its bytes hash to \(c)); it is not served"
+        case .corrupt(let d, let c):
+            return "stored object \(d) is corrupt (its bytes hash to \(c)); it is not served intact"
         case .io(let m): return m
         }
     }
@@ -103,13 +104,24 @@ public final class ObjectStore: Sendable {
             .appendingPathComponent(digest + ".json", isDirectory: false)
     }
 
-    /// The object's description, nil if it is not (completely) stored.
+    /// The object's description, nil if there is none. A description alone does not make an object
+    /// stored (a crash can keep it without its file): ask `isStored` for that.
     public func info(_ digest: String) throws -> ObjectInfo? {
         guard Self.isDigest(digest) else { throw ObjectStoreError.badDigest(digest) }
         guard let data = FileManager.default.contents(atPath: infoURL(digest).path) else { return nil }
         do { return try JSONDecoder().decode(ObjectInfo.self, from: data) } catch {
             throw ObjectStoreError.io("description of \(digest) is unreadable: \(error)")
         }
+    }
+
+    /// Checks that the stored object hashes to its name: throws `notFound` (no complete copy) or
+    /// `corrupt`. For a caller that must refuse before it answers at all (an HTTP status).
+    public func verify(_ digest: String) throws {
+        guard try info(digest) != nil, let file = FileReader(path: objectURL(digest).path) else {
+            throw ObjectStoreError.notFound(digest: digest)
+        }
+        let computed = try Self.digest(of: file).digest
+        guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
     }
 
     /// Whether the object is completely stored: its description, and its file of the described size.

@@ -93,6 +93,7 @@ import Testing
             try await store.read(digest, chunkSize: 10) { served += $0 }
         }
         #expect(served.isEmpty, "checked before serving: not one byte leaves")
+        #expect(throws: corrupt) { try store.verify(digest) }
 
         // Checked while serving: the bytes go out, and the read then fails, from any offset (the
         // part before it is hashed too) and wherever the damage lies.
@@ -112,6 +113,7 @@ import Testing
         served = []
         try await store.read(digest, from: 5, chunkSize: 7, verification: .whileServing) { served += $0 }
         #expect(served == Array(bytes[5...]))
+        try store.verify(digest)
     }
 
     @Test func aCrashLeavesNoHalfObjects() throws {
@@ -152,6 +154,7 @@ import Testing
                 await #expect(throws: ObjectStoreError.notFound(digest: digest)) {
                     try await Self.readAll(store, digest)
                 }
+                #expect(throws: ObjectStoreError.notFound(digest: digest)) { try store.verify(digest) }
             }
             #expect(try !Self.put(store, bytes), "stored anew, not taken as already there")
             #expect(try await Self.readAll(store, digest) == bytes)
