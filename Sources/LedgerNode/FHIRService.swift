@@ -158,6 +158,17 @@ struct NodeFHIRBackend: FHIRBackend {
                     detail: "role \(actor.role) does not read records"))
             throw FHIRFailure(403, "role \(actor.role) does not download medical records")
         }
+        // Checked before the status line goes out: a corrupt object is refused with a 500, not cut
+        // short under a 200 (an HTTP answer cannot be voided once its status is sent).
+        do { try objects.verify(digest) } catch ObjectStoreError.notFound {
+            throw FHIRFailure(404, "no Binary \(digest)")
+        } catch {
+            audit?.note(
+                AuditEvent(
+                    actor: actor, action: "object.download", target: treatment.patientPID, outcome: .failed,
+                    detail: "sha384 \(digest), t_id \(info.tID): \(error)"))
+            throw FHIRFailure(500, "\(error)")
+        }
         incidents?.observe(
             .patientsRead([treatment.patientPID]), by: Subject(pid: actor.pid, org: actor.org, role: actor.role))
         incidents?.observe(.downloaded(bytes: info.size), by: Subject(pid: actor.pid, org: actor.org, role: actor.role))
@@ -165,13 +176,6 @@ struct NodeFHIRBackend: FHIRBackend {
             AuditEvent(
                 actor: actor, action: "object.download", target: treatment.patientPID, outcome: .success,
                 detail: "sha384 \(digest), t_id \(info.tID), fhir client \(caller.clientID)"))
-        // Checked before the status line goes out: a corrupt object is refused with a 500, not cut
-        // short under a 200 (an HTTP answer cannot be voided once its status is sent).
-        do { try objects.verify(digest) } catch ObjectStoreError.notFound {
-            throw FHIRFailure(404, "no Binary \(digest)")
-        } catch {
-            throw FHIRFailure(500, "\(error)")
-        }
         return info.size
     }
 

@@ -279,6 +279,28 @@ import Testing
                 "https://\(fhirA)/fhir/metadata",
             ]) == "000")
 
+        // An object rots on the node's disk: its Binary is refused with a 500 before any byte, not sent
+        // as a 200 cut short (the patient's own token; the record was read whole above).
+        let rottenDigest = try ObjectClient.digest(ofFile: root + "/sealed-0").digest
+        let nodeDir = root + "/hospital-a/nodes/peer0/"
+        let rottenFile = try #require(
+            FileManager.default.enumerator(atPath: nodeDir)?.compactMap { $0 as? String }
+                .first { $0.hasSuffix(rottenDigest + ".obj") })
+        let rotting = try #require(FileHandle(forUpdatingAtPath: nodeDir + rottenFile))
+        try rotting.seek(toOffset: 100)
+        let byte = try #require(try rotting.read(upToCount: 1)?.first)
+        try rotting.seek(toOffset: 100)
+        try rotting.write(contentsOf: Data([byte ^ 0x01]))
+        try rotting.close()
+        let loginA = try Self.smart(
+            ["login", "--fhir", baseA, "--ca", caCert, "--client-id", "patient-app"] + patientTLS)
+        let tokenA = try #require(Self.lastJSON(loginA.output)["access_token"] as? String, "\(loginA.output)")
+        func binary(_ digest: String) throws -> String {
+            try Self.curl(["--cacert", caCert, "-H", "Authorization: Bearer \(tokenA)", "\(baseA)/Binary/\(digest)"])
+        }
+        #expect(try binary(rottenDigest) == "500")
+        #expect(try binary(ObjectClient.digest(ofFile: root + "/sealed-1").digest) == "200", "the token itself is good")
+
         // Audited: token issuance and the FHIR reads; no token on the log; the chain verifies.
         let peerA = try #require(net.peers["hospital-a"])
         #expect(peerA.stop() == 0)
@@ -293,6 +315,11 @@ import Testing
             log.contains("\"action\":\"tls.handshake\"") && log.contains("\"target\":\"fhir\""),
             "the refused FHIR handshake is not on the audit log")
         #expect(!log.contains("eyJ"), "an access token or assertion reached the audit log")
+        #expect(
+            log.split(separator: "\n").contains {
+                $0.contains("\"outcome\":\"failed\"") && $0.contains("sha384 \(rottenDigest)")
+            },
+            "the refused corrupt Binary is not on the audit log")
         let verified = try MedLedgerBinary.run(["audit", "verify", root + "/hospital-a/nodes/peer0/audit.log"])
         #expect(verified.status == 0, "\(verified.stdout)")
     }
