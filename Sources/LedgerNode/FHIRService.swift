@@ -182,7 +182,7 @@ struct NodeFHIRBackend: FHIRBackend {
     /// The bytes `objectSize` verified, hashed again as they stream (a change in between aborts the
     /// body short of its Content-Length).
     func readObject(_ digest: String, for caller: FHIRCaller, _ each: ([UInt8]) async throws -> Void) async throws {
-        try await objects.read(digest, verification: .whileServing, each)
+        try await objects.read(digest, each)
     }
 
     func readings(

@@ -67,8 +67,8 @@ public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
 /// complete upload whose digest and size match what the client declared is fsynced, with its
 /// description, and both are renamed into place. An object without its description, or a description
 /// without its complete file (a crash between the renames), counts as absent and is replaced by the
-/// next upload. Every read re-hashes the file (before or while it serves
-/// it, see `Verification`), so a corrupted object is never passed off as good.
+/// next upload. Every read re-hashes the file as it serves it (`verify` checks before), so a corrupted
+/// object is never passed off as good.
 public final class ObjectStore: Sendable {
     public let directory: URL
     public let maxBytes: UInt64
@@ -247,54 +247,38 @@ public final class ObjectStore: Sendable {
         }
     }
 
-    /// When a read checks that the stored file still hashes to its name.
-    public enum Verification: Sendable {
-        /// The whole file is hashed first; a corrupt object is refused before any byte is served.
-        /// For receivers that cannot be told afterwards that what they got is void (an HTTP body).
-        case beforeServing
-        /// The file is hashed as it is served (its part before `offset` first); a mismatch throws
-        /// `corrupt` after the last piece. For receivers that a final status voids (a gRPC stream,
-        /// whose client also checks the digest itself): one pass over the file instead of two, and
-        /// the first byte leaves without waiting for the whole file to be hashed.
-        case whileServing
-    }
-
-    /// Streams the object from `offset` in pieces of at most `chunkSize`, checking that the whole
-    /// file hashes to its name as `verification` says.
+    /// Streams the object from `offset` in pieces of at most `chunkSize`, hashing the whole file as
+    /// it goes (its part before `offset` first): a mismatch throws `corrupt` after the last piece.
+    /// That suits a receiver whom a final status voids (a gRPC stream, whose client also checks the
+    /// digest itself): one pass over the file, and the first byte leaves at once. A caller that must
+    /// refuse before it answers at all (an HTTP status line) calls `verify` first.
     public func read(
-        _ digest: String, from offset: UInt64 = 0, chunkSize: Int = 1 << 18,
-        verification: Verification = .beforeServing, _ body: ([UInt8]) async throws -> Void
+        _ digest: String, from offset: UInt64 = 0, chunkSize: Int = 1 << 18, _ body: ([UInt8]) async throws -> Void
     ) async throws {
         guard let info = try info(digest) else { throw ObjectStoreError.notFound(digest: digest) }
         guard offset <= info.size else { throw ObjectStoreError.offsetBeyondEnd(offset: offset, size: info.size) }
         guard let file = FileReader(path: objectURL(digest).path) else {
             throw ObjectStoreError.notFound(digest: digest)  // described, but its file is gone
         }
-        if verification == .beforeServing {
-            let computed = try Self.digest(of: file).digest
-            guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
-        }
-        let hasher = verification == .whileServing ? SHA384Stream() : nil
+        let hasher = SHA384Stream()
         do {
             var skipped: UInt64 = 0
-            while let hasher, skipped < offset {
+            while skipped < offset {
                 let piece = try file.read(upTo: Int(min(UInt64(chunkSize), offset - skipped)))
                 guard !piece.isEmpty else { break }
                 hasher.update(piece)
                 skipped += UInt64(piece.count)
             }
-            try file.seek(to: offset)
         } catch { throw ObjectStoreError.io("\(error)") }
         while true {
             let piece: [UInt8]
             do { piece = try file.read(upTo: chunkSize) } catch { throw ObjectStoreError.io("\(error)") }
             guard !piece.isEmpty else { break }
-            hasher?.update(piece)
+            hasher.update(piece)
             try await body(piece)
         }
-        if let computed = hasher.map({ Hex.encode($0.finalize()) }), computed != digest {
-            throw ObjectStoreError.corrupt(digest: digest, computed: computed)
-        }
+        let computed = Hex.encode(hasher.finalize())
+        guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
     }
 
     /// SHA-384 (lowercase hex) and size of a file, read in chunks.
