@@ -351,11 +351,7 @@ final class AuditFile: Sendable {
     }
 
     private static func syncDirectory(of path: String) {
-        let parent = (path as NSString).deletingLastPathComponent
-        let dir = Glibc.open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dir >= 0 else { return }
-        _ = fsync(dir)
-        Glibc.close(dir)
+        try? SecureFile.syncDirectory((path as NSString).deletingLastPathComponent)
     }
 
     func sync() throws {

@@ -30,6 +30,17 @@ public enum SecureFile {
         }
     }
 
+    /// Makes the entries of `directory` durable: a file created, renamed or removed in it reaches the
+    /// disk only with its directory.
+    public static func syncDirectory(_ directory: String) throws {
+        let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(description: "cannot open the directory \(directory): \(errorText(errno))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else {
+            throw Failure(description: "cannot sync the directory \(directory): \(errorText(errno))")
+        }
+    }
+
     /// Creates an empty file with `mode` if it does not exist (never follows a symlink).
     public static func createIfMissing(_ path: String, mode: mode_t = 0o600) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW, mode)

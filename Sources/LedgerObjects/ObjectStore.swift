@@ -221,10 +221,15 @@ public final class ObjectStore: Sendable {
                 try handle.close()
                 closed = true
                 let dir = store.objectURL(info.digest).deletingLastPathComponent()
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                if !FileManager.default.fileExists(atPath: dir.path) {
+                    // A new prefix directory is itself an entry of the store's directory.
+                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    try SecureFile.syncDirectory(store.directory.path)
+                }
                 try Self.replace(store.objectURL(info.digest), with: temp)
                 try Self.replace(store.infoURL(info.digest), with: infoTemp)
-                ObjectStore.syncDirectory(dir)
+                // The upload is acknowledged after this: a failed directory sync fails it.
+                try SecureFile.syncDirectory(dir.path)
             } catch { throw ObjectStoreError.io("cannot store object \(info.digest): \(error)") }
             return false
         }
@@ -298,14 +303,6 @@ public final class ObjectStore: Sendable {
             }
         } catch { throw ObjectStoreError.io("\(error)") }
         return (Hex.encode(hasher.finalize()), size)
-    }
-
-    static func syncDirectory(_ url: URL) {
-        let fd = open(url.path, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
     }
 
     /// Now, as 2026-12-03T22:00:00Z. (An `ISO8601DateFormatter` made per upload cost 1.5 % of a
