@@ -27,7 +27,7 @@ public final class FileReader {
     /// Moves to `offset` bytes from the start.
     public func seek(to offset: UInt64) throws {
         guard let o = off_t(exactly: offset), lseek(fd, o, SEEK_SET) == o else {
-            throw Failure(description: "cannot seek to \(offset) in \(path): \(String(cString: strerror(errno)))")
+            throw Failure(description: "cannot seek to \(offset) in \(path): \(errorText(errno))")
         }
     }
 
@@ -50,7 +50,7 @@ public final class FileReader {
             }
         }
         guard failure == 0 else {
-            throw Failure(description: "cannot read \(path): \(String(cString: strerror(failure)))")
+            throw Failure(description: "cannot read \(path): \(errorText(failure))")
         }
         return bytes
     }

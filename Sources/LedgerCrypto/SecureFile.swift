@@ -49,7 +49,8 @@ public enum SecureFile {
     }
 }
 
-private func errorText(_ e: Int32) -> String {
+/// `strerror(e)` as a Swift string: the one place LedgerCrypto turns an errno into words.
+func errorText(_ e: Int32) -> String {
     guard let p = strerror(e) else { return "error \(e)" }
     var bytes = [UInt8]()
     var i = 0
