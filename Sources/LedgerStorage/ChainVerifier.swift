@@ -153,6 +153,7 @@ public struct ChainVerifier {
                     history[keys.history(ns, w.key, h)] = [1]
                 } else {
                     state[sk] = h.encoded + [UInt8](w.value)
+                    // The form format 1 stored; `historyMatches` also accepts today's value-less [0].
                     history[keys.history(ns, w.key, h)] = [0] + [UInt8](w.value)
                 }
             }
@@ -167,7 +168,14 @@ public struct ChainVerifier {
         let fam = ledger.families
         compare(stored: try ledger.kv.scan(fam.state, keys.allState), replay: state, what: "state", report: problem)
         compare(
-            stored: try ledger.kv.scan(fam.history, keys.allState), replay: history, what: "history", report: problem)
+            stored: try ledger.kv.scan(fam.history, keys.allState), replay: history, what: "history",
+            matches: Self.historyMatches, report: problem)
+    }
+
+    /// A write's history entry is `[0]` (the value stays in its block; format 2) or, written by format 1,
+    /// `[0] ‖ value` with the value the block holds; a delete's is `[1]`.
+    static func historyMatches(stored: Bytes, replayed: Bytes) -> Bool {
+        stored == replayed || (replayed.first == 0 && stored == [0])
     }
 
     /// A savepoint ahead of the blocks is damage (`rebuild-state` repairs it); one behind them is what a
@@ -199,7 +207,10 @@ public struct ChainVerifier {
         }
     }
 
-    private func compare(stored: [KVPair], replay: [Bytes: Bytes], what: String, report: (String) -> Void) {
+    private func compare(
+        stored: [KVPair], replay: [Bytes: Bytes], what: String,
+        matches: (_ stored: Bytes, _ replayed: Bytes) -> Bool = { $0 == $1 }, report: (String) -> Void
+    ) {
         var seen = 0
         for pair in stored {
             let label = describe(pair.key)
@@ -208,7 +219,7 @@ public struct ChainVerifier {
                 continue
             }
             seen += 1
-            if expected != pair.value { report("\(what): \(label) differs from a replay of the chain") }
+            if !matches(pair.value, expected) { report("\(what): \(label) differs from a replay of the chain") }
         }
         if seen != replay.count {
             report("\(what): \(replay.count - seen) entries written by the chain are missing from the store")

@@ -226,7 +226,7 @@ public final class ChannelLedger: Sendable {
                 } else {
                     let value = [UInt8](w.value)
                     batch.put(families.state, stateKey, version + value)
-                    batch.put(families.history, keys.history(ns, w.key, height), [0] + value)
+                    batch.put(families.history, keys.history(ns, w.key, height), [0])  // the value stays in the block
                 }
             }
         }

@@ -51,13 +51,27 @@ public final class LedgerStore: Sendable {
             if found > StorageLayout.formatVersion {
                 throw StorageError.formatTooNew(path: path, found: found, supported: StorageLayout.formatVersion)
             }
+            // This build reads every older format as it is, but what it writes from now on an older
+            // build would misread (format 2's history entries without values), so the directory is
+            // marked before anything is written.
+            if found < StorageLayout.formatVersion && !readOnly { try Self.writeFormatVersion(kv, families) }
         } else if !readOnly {
-            var batch = WriteBatch()
-            var v = Bytes()
-            BigEndian.append(StorageLayout.formatVersion, to: &v)
-            batch.put(families.meta, LedgerKeys.formatVersionKey, v)
-            try kv.write(batch, sync: true)
+            try Self.writeFormatVersion(kv, families)
         }
+    }
+
+    private static func writeFormatVersion(_ kv: any KVStore, _ families: LedgerFamilies) throws {
+        var batch = WriteBatch()
+        var v = Bytes()
+        BigEndian.append(StorageLayout.formatVersion, to: &v)
+        batch.put(families.meta, LedgerKeys.formatVersionKey, v)
+        try kv.write(batch, sync: true)
+    }
+
+    /// The format version the directory is marked with (nil: none yet, a new read-only store).
+    func formatVersion() throws -> UInt32? {
+        guard let v = try kv.get(families.meta, LedgerKeys.formatVersionKey) else { return nil }
+        return BigEndian.uint32(v)
     }
 
     public func close() {

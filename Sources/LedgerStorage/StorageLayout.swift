@@ -6,8 +6,11 @@ import LedgerCore
 /// Every column family any part of medledger uses is listed here, so every tool opens the database with
 /// the full list (RocksDB requires it) and a directory with a column family outside this list is refused.
 public enum StorageLayout {
-    /// Bumped when an existing key or value encoding changes. A newer directory is refused, not misread.
-    public static let formatVersion: UInt32 = 1
+    /// Bumped when an existing key or value encoding changes. A newer directory is refused, not misread;
+    /// an older one is read as it is and marked with this version when opened for writing.
+    /// 1: history entries `deleted:u8 ‖ value`. 2: a write's history entry is `0x00` alone and its
+    /// value is read from the block (entries written by 1 keep their copy and are read as before).
+    public static let formatVersion: UInt32 = 2
 
     public enum Family {
         public static let meta = "meta"
@@ -35,7 +38,7 @@ public enum StorageLayout {
 ///     block_hashes      chan headerHash(32)                       → number:u64
 ///     tx_index          chan txID                                 → height(16) code:u8
 ///     state             chan len(ns):u8 ns key                    → height(16) value
-///     history           chan len(ns):u8 ns len(key):u32 key height(16) → deleted:u8 value
+///     history           chan len(ns):u8 ns len(key):u32 key height(16) → deleted:u8 (format 1: ‖ value)
 ///     meta              chan "savepoint"                          → number:u64
 struct LedgerKeys: Sendable {
     let channelPrefix: Bytes

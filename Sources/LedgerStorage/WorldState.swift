@@ -1,4 +1,5 @@
 import LedgerCore
+import LedgerProtos
 
 public struct VersionedValue: Sendable, Equatable {
     public var value: Bytes
@@ -170,18 +171,53 @@ public struct WorldStateReader: Sendable {
         }
         let cap = min(max(limit, 1), Self.historyEntriesMax)
         // One entry more than the page tells whether a bookmark is needed.
-        var entries = try reader.scan(families.history, range, limit: cap + 1).map { pair in
+        var stored = try reader.scan(families.history, range, limit: cap + 1)
+        let more = stored.count > cap
+        if more { stored.removeLast() }
+        var block: Medledger_Block?  // consecutive entries often come from one block
+        let entries = try stored.map { pair in
             guard pair.key.count == prefix.count + 16, let h = Height(encoded: Array(pair.key[prefix.count...])),
                 let flag = pair.value.first
             else {
                 throw StorageError.corrupt(
                     what: "history entry of \(namespace)/\(key.debugDescription)", reason: "bad key or value length")
             }
-            return HistoryEntry(version: h, isDelete: flag == 1, value: Array(pair.value.dropFirst()))
+            // Entries written before format 2 carry a copy of the value; newer ones only point at the write.
+            let value =
+                flag == 0 && pair.value.count == 1
+                ? try writtenValue(namespace, key, at: h, block: &block) : Array(pair.value.dropFirst())
+            return HistoryEntry(version: h, isDelete: flag == 1, value: value)
         }
-        guard entries.count > cap else { return HistoryPage(entries: entries, bookmark: nil) }
-        entries.removeLast()
-        return HistoryPage(entries: entries, bookmark: entries.last?.version.description)
+        return HistoryPage(entries: entries, bookmark: more ? entries.last?.version.description : nil)
+    }
+
+    /// The value that the transaction at `height` wrote to `key` (its last write of it), read from the
+    /// block store as Fabric's history does: a history entry keeps no copy of the value, which would
+    /// store every P_DE record twice. `block` keeps the last block decoded.
+    private func writtenValue(
+        _ namespace: String, _ key: String, at height: Height, block: inout Medledger_Block?
+    ) throws -> Bytes {
+        let what = "history entry \(namespace)/\(key.debugDescription) (version \(height))"
+        if block?.header.number != height.blockNum {
+            guard let bytes = try reader.get(families.blocks, keys.block(height.blockNum)) else {
+                throw StorageError.corrupt(what: what, reason: "its block is not in the block store")
+            }
+            block = try ChannelLedger.decode(bytes, number: height.blockNum)
+        }
+        let envelopes = block?.data.envelopes ?? []
+        guard height.txNum < UInt64(envelopes.count) else {
+            throw StorageError.corrupt(what: what, reason: "its block has \(envelopes.count) transactions")
+        }
+        let tx: ParsedTransaction
+        do { tx = try ParsedTransaction(envelope: [UInt8](envelopes[Int(height.txNum)])) } catch {
+            throw StorageError.corrupt(what: what, reason: "its transaction does not parse (\(error))")
+        }
+        guard let write = tx.writes.last(where: { $0.namespace == namespace && $0.write.key == key })?.write,
+            !write.isDelete
+        else {
+            throw StorageError.corrupt(what: what, reason: "its transaction does not write that key")
+        }
+        return [UInt8](write.value)
     }
 
     /// A history bookmark is the `block:tx` version of the last entry of the page before.

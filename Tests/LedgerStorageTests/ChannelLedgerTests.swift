@@ -202,6 +202,51 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
         }
     }
 
+    /// A history entry keeps no copy of the value (format 2): the value is read back from the block.
+    /// A format-1 ledger (entries with their value) still reads, verifies and takes new commits, and
+    /// is marked format 2 once opened for writing, so that an older build refuses it.
+    @Test func historyValuesComeFromTheBlockAndFormatOneEntriesStillRead() throws {
+        let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
+        var l = try LedgerStore(kv: kv).createChannel("ch")
+        try chain.commit(
+            l, [.init(id: "1", writes: [("k", "one"), ("j", "x")]), .init(id: "2", writes: [("k", "1b")])])
+        let historyKey = l.keys.history("kv", "k", Height(blockNum: 0, txNum: 0))
+        #expect(try kv.get(l.families.history, historyKey) == [0], "no copy of the value")
+
+        // Make it a format-1 ledger: version 1, and the same entries with their values.
+        var batch = WriteBatch()
+        batch.put(l.families.meta, LedgerKeys.formatVersionKey, [0, 0, 0, 1])
+        batch.put(l.families.history, historyKey, [0] + bytes("one"))
+        try kv.write(batch, sync: true)
+        #expect(try LedgerStore(kv: kv, readOnly: true).formatVersion() == 1, "a read-only open marks nothing")
+        let reopened = try LedgerStore(kv: kv)
+        #expect(try reopened.formatVersion() == 2)
+        l = try reopened.channel("ch")
+
+        try chain.commit(l, [.init(id: "3", writes: [("k", "two")]), .init(id: "4", writes: [("k", nil)])])
+        try chain.commit(l, [.init(id: "5", writes: [("k", ""), ("k", "last of two")])])
+        let h = try l.state.history(namespace: "kv", key: "k")
+        #expect(h.map { String(decoding: $0.value, as: UTF8.self) } == ["one", "1b", "two", "", "last of two"])
+        #expect(h.map(\.isDelete) == [false, false, false, true, false])
+        #expect(try l.state.history(namespace: "kv", key: "j").map(\.value) == [bytes("x")])
+        #expect(ChainVerifier(ledger: l).verify(checkState: true).problems == [])
+
+        // A format-1 copy that disagrees with the block is found by the verifier.
+        batch = WriteBatch()
+        batch.put(l.families.history, historyKey, [0] + bytes("forged"))
+        try kv.write(batch, sync: true)
+        let problems = ChainVerifier(ledger: l).verify(checkState: true).problems
+        #expect(
+            problems.count == 1 && problems[0].hasPrefix("history: ") && problems[0].contains("differs"), "\(problems)")
+        // An entry pointing at a transaction that never wrote the key is corruption, not an empty value.
+        batch = WriteBatch()
+        batch.put(l.families.history, l.keys.history("kv", "k", Height(blockNum: 0, txNum: 0)), [0])
+        batch.put(l.families.history, l.keys.history("kv", "never", Height(blockNum: 0, txNum: 1)), [0])
+        try kv.write(batch, sync: true)
+        #expect(try l.state.history(namespace: "kv", key: "k").first?.value == bytes("one"))
+        #expect(throws: StorageError.self) { try l.state.history(namespace: "kv", key: "never") }
+    }
+
     @Test(arguments: Backend.allCases)
     func partialCompositeKeyQueries(_ backend: Backend) throws {
         let (store, dir) = try backend.makeLedgerStore()

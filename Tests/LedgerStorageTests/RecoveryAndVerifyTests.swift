@@ -68,7 +68,7 @@ import Testing
         do {
             let store = try LedgerStore.open(dataDir: dir.path)
             var batch = WriteBatch()
-            batch.put(store.families.meta, LedgerKeys.formatVersionKey, [0, 0, 0, 2])
+            batch.put(store.families.meta, LedgerKeys.formatVersionKey, [0, 0, 0, 3])
             try store.kv.write(batch, sync: true)
             store.close()
         }
@@ -76,7 +76,7 @@ import Testing
             _ = try LedgerStore.open(dataDir: dir.path)
             Issue.record("opened a newer format")
         } catch let e as StorageError {
-            #expect(e == .formatTooNew(path: dir.path, found: 2, supported: 1))
+            #expect(e == .formatTooNew(path: dir.path, found: 3, supported: 2))
             #expect(e.description.contains("newer than this build supports"))
         }
     }
