@@ -36,6 +36,11 @@ public struct RocksDBOptions: Sendable {
     public var compressionTrainingBytes: UInt32 = 0
     /// SST data buffered for sampling before the dictionary is fixed (charged to the block cache).
     public var compressionBufferBytes: UInt64 = 4 << 20
+    /// RocksDB's own text log (`LOG` in the database directory): rolled to `LOG.old.*` past this size
+    /// and at each open, and only this many old ones kept. RocksDB's defaults (no size limit, 1,000
+    /// old files) let it grow with the node's uptime and restarts.
+    public var infoLogBytesMax = 8 << 20
+    public var infoLogFilesKept = 4
 
     public init() {}
 }
@@ -187,6 +192,8 @@ public final class RocksDBStore: KVStore, @unchecked Sendable {
         // finds and LZ4 mostly does not (bench load prints the ledger's bytes per transaction).
         rocksdb_options_set_compression(options, Int32(rocksdb_zstd_compression))
         rocksdb_options_set_max_total_wal_size(options, tuning.walBytesMax)
+        rocksdb_options_set_max_log_file_size(options, tuning.infoLogBytesMax)
+        rocksdb_options_set_keep_log_file_num(options, tuning.infoLogFilesKept)
         // A bloom filter over the memtable's whole keys: most point reads on the transaction path ask
         // for a key that is not there (is this tx id committed already?), and without it each one walks
         // the memtable's skiplist (2 % of a peer's CPU under load) before the SST filters answer.

@@ -189,6 +189,20 @@ import Testing
         #expect(try kv.get(try kv.columnFamily("c"), bytes("k")) == bytes("v"))
     }
 
+    /// RocksDB's text log is rolled at each open and past its size; only `infoLogFilesKept` old ones
+    /// stay, however often the node restarts.
+    @Test func theTextLogKeepsOnlyAFewOldFiles() throws {
+        let dir = TempDir("infolog")
+        let path = dir.path + "/db"
+        var options = RocksDBOptions()
+        options.infoLogFilesKept = 2
+        for _ in 0..<6 { try RocksDBStore.open(path: path, columnFamilies: ["c"], options: options).close() }
+        let names = try FileManager.default.contentsOfDirectory(atPath: path)
+        let old = names.filter { $0.hasPrefix("LOG.old.") }
+        #expect(names.contains("LOG"))
+        #expect((1...2).contains(old.count), "\(names.sorted())")
+    }
+
     @Test func refusesColumnFamiliesItWasNotToldAbout() throws {
         let dir = TempDir("cf")
         let path = dir.path + "/db"
