@@ -24,6 +24,14 @@ public final class FileReader {
 
     deinit { close(fd) }
 
+    /// The open file's device and inode: whether a path still names this file (`FileID(path:)`),
+    /// whatever was renamed over it since it was opened.
+    public var fileID: FileID? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
     /// Moves to `offset` bytes from the start.
     public func seek(to offset: UInt64) throws {
         guard let o = off_t(exactly: offset), lseek(fd, o, SEEK_SET) == o else {
@@ -53,5 +61,21 @@ public final class FileReader {
             throw Failure(description: "cannot read \(path): \(errorText(failure))")
         }
         return bytes
+    }
+}
+
+/// A file's identity on its file system (device and inode), which a rename keeps and a new file
+/// at the same path does not share.
+public struct FileID: Equatable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
+}
+
+extension FileID {
+    /// The file `path` names now (following symbolic links); nil if it names none.
+    public init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 }

@@ -129,7 +129,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
                 next = Medledger_DownloadChunk.with { $0.offset = next.offset + UInt64(piece.count) }
             }
         } catch let e as ObjectStoreError {
-            if case .corrupt = e {
+            if e.meansCorrupt {
                 audit?.note(
                     AuditEvent(
                         actor: caller.auditActor, action: "object.download", target: treatment.patientPID,
@@ -165,7 +165,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
         case .tooLarge: return RPCError(code: .resourceExhausted, message: e.description)
         case .belongsToAnotherTreatment: return RPCError(code: .alreadyExists, message: e.description)
         case .notFound: return RPCError(code: .notFound, message: e.description)
-        case .corrupt: return RPCError(code: .dataLoss, message: e.description)
+        case .corrupt, .setAside: return RPCError(code: .dataLoss, message: e.description)
         case .io: return RPCError(code: .internalError, message: "object store: \(e.description)")
         }
     }

@@ -41,6 +41,8 @@ public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
     case notFound(digest: String)
     case offsetBeyondEnd(offset: UInt64, size: UInt64)
     case corrupt(digest: String, computed: String)
+    /// A read found the file corrupt earlier and set it aside; no upload has restored it yet.
+    case setAside(digest: String)
     case io(String)
 
     public var description: String {
@@ -55,8 +57,20 @@ public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
         case .notFound(let d): return "no object \(d)"
         case .offsetBeyondEnd(let o, let s): return "offset \(o) is beyond the object's \(s) bytes"
         case .corrupt(let d, let c):
-            return "stored object \(d) is corrupt (its bytes hash to \(c)); it is not served intact"
+            return
+                "stored object \(d) is corrupt (its bytes hash to \(c)); it is not served, and uploading the same bytes again restores it"
+        case .setAside(let d):
+            return
+                "stored object \(d) was found corrupt and set aside (\(d).obj.corrupt); uploading the same bytes again restores it"
         case .io(let m): return m
+        }
+    }
+
+    /// The object is described but has no intact copy: corrupt now, or set aside as corrupt before.
+    public var meansCorrupt: Bool {
+        switch self {
+        case .corrupt, .setAside: return true
+        default: return false
         }
     }
 }
@@ -68,11 +82,16 @@ public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
 /// description, and both are renamed into place. An object without its description, or a description
 /// without its complete file (a crash between the renames), counts as absent and is replaced by the
 /// next upload. Every read re-hashes the file as it serves it (`verify` checks before), so a corrupted
-/// object is never passed off as good.
+/// object is never passed off as good; a file found corrupt is set aside (`setAside`), so that the
+/// object counts as absent and an upload of the same bytes restores it.
 public final class ObjectStore: Sendable {
     public let directory: URL
     public let maxBytes: UInt64
     public static let defaultMaxBytes: UInt64 = 64 << 20
+    /// Held while an object's file is replaced: an upload's rename into place, or a corrupt file
+    /// set aside. A reader that found corruption then never moves the good copy an upload stored
+    /// meanwhile.
+    let placement = Mutex(())
 
     public init(directory: URL, maxBytes: UInt64 = ObjectStore.defaultMaxBytes) throws {
         self.directory = directory
@@ -117,11 +136,38 @@ public final class ObjectStore: Sendable {
     /// Checks that the stored object hashes to its name: throws `notFound` (no complete copy) or
     /// `corrupt`. For a caller that must refuse before it answers at all (an HTTP status).
     public func verify(_ digest: String) throws {
-        guard try info(digest) != nil, let file = FileReader(path: objectURL(digest).path) else {
-            throw ObjectStoreError.notFound(digest: digest)
-        }
+        guard try info(digest) != nil else { throw ObjectStoreError.notFound(digest: digest) }
+        guard let file = FileReader(path: objectURL(digest).path) else { throw missingFileError(digest) }
         let computed = try Self.digest(of: file).digest
-        guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
+        guard computed == digest else {
+            setAside(digest, readFrom: file)
+            throw ObjectStoreError.corrupt(digest: digest, computed: computed)
+        }
+    }
+
+    /// Why a described object has no file: a read set it aside as corrupt, or (a crash between the
+    /// renames) it never arrived.
+    private func missingFileError(_ digest: String) -> ObjectStoreError {
+        FileManager.default.fileExists(atPath: objectURL(digest).path + ".corrupt")
+            ? .setAside(digest: digest) : .notFound(digest: digest)
+    }
+
+    /// Moves a file that failed its hash out of the object's place, to `<digest>.obj.corrupt` beside
+    /// it for the operator to inspect (replacing an older one, so at most one per object): the object
+    /// then counts as absent and the next upload of the same bytes stores it again. Only if the path
+    /// still names the file that was read: an upload may have put a good copy there meanwhile.
+    /// Best effort: if the move fails, the file stays where it is and every read still refuses it.
+    @discardableResult
+    func setAside(_ digest: String, readFrom file: FileReader) -> Bool {
+        guard let read = file.fileID else { return false }
+        let object = objectURL(digest)
+        return placement.withLock { _ in
+            guard FileID(path: object.path) == read, rename(object.path, object.path + ".corrupt") == 0 else {
+                return false
+            }
+            try? SecureFile.syncDirectory(object.deletingLastPathComponent().path)
+            return true
+        }
     }
 
     /// Whether the object is completely stored: its description, and its file of the described size.
@@ -186,7 +232,8 @@ public final class ObjectStore: Sendable {
             }
         }
 
-        /// Checks size and digest; stores durably. Returns true if the object was already stored.
+        /// Checks size and digest; stores durably. Returns true if the object was already stored
+        /// (and its stored copy still hashes right).
         @discardableResult
         public func finish() throws -> Bool {
             defer { abort() }
@@ -197,7 +244,9 @@ public final class ObjectStore: Sendable {
             guard computed == info.digest else {
                 throw ObjectStoreError.digestMismatch(declared: info.digest, computed: computed)
             }
-            if try store.isStored(info.digest) { return true }
+            // Already there, unless the stored copy has rotted: then the check sets it aside and these
+            // bytes (which hash right) take its place, so uploading again always repairs an object.
+            if try store.isStored(info.digest), (try? store.verify(info.digest)) != nil { return true }
             let infoTemp = temp.appendingPathExtension("json")
             defer { try? FileManager.default.removeItem(at: infoTemp) }
             do {
@@ -226,8 +275,10 @@ public final class ObjectStore: Sendable {
                     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                     try SecureFile.syncDirectory(store.directory.path)
                 }
-                try Self.replace(store.objectURL(info.digest), with: temp)
-                try Self.replace(store.infoURL(info.digest), with: infoTemp)
+                try store.placement.withLock { _ in
+                    try Self.replace(store.objectURL(info.digest), with: temp)
+                    try Self.replace(store.infoURL(info.digest), with: infoTemp)
+                }
                 // The upload is acknowledged after this: a failed directory sync fails it.
                 try SecureFile.syncDirectory(dir.path)
             } catch { throw ObjectStoreError.io("cannot store object \(info.digest): \(error)") }
@@ -262,9 +313,7 @@ public final class ObjectStore: Sendable {
     ) async throws {
         guard let info = try info(digest) else { throw ObjectStoreError.notFound(digest: digest) }
         guard offset <= info.size else { throw ObjectStoreError.offsetBeyondEnd(offset: offset, size: info.size) }
-        guard let file = FileReader(path: objectURL(digest).path) else {
-            throw ObjectStoreError.notFound(digest: digest)  // described, but its file is gone
-        }
+        guard let file = FileReader(path: objectURL(digest).path) else { throw missingFileError(digest) }
         let hasher = SHA384Stream()
         do {
             var skipped: UInt64 = 0
@@ -283,7 +332,10 @@ public final class ObjectStore: Sendable {
             try await body(piece)
         }
         let computed = Hex.encode(hasher.finalize())
-        guard computed == digest else { throw ObjectStoreError.corrupt(digest: digest, computed: computed) }
+        guard computed == digest else {
+            setAside(digest, readFrom: file)
+            throw ObjectStoreError.corrupt(digest: digest, computed: computed)
+        }
     }
 
     /// SHA-384 (lowercase hex) and size of a file, read in chunks.

@@ -86,15 +86,16 @@ import Testing
         let digest = Self.digest(bytes)
         var rotten = bytes
         rotten[3] ^= 1
-        try Data(rotten).write(to: store.objectURL(digest))
         let corrupt = ObjectStoreError.corrupt(digest: digest, computed: Self.digest(rotten))
         // Checked before serving (as FHIR does before its status line): refused, nothing read out.
+        try Data(rotten).write(to: store.objectURL(digest))
         #expect(throws: corrupt) { try store.verify(digest) }
         var served = [UInt8]()
 
         // Checked while serving: the bytes go out, and the read then fails, from any offset (the
         // part before it is hashed too) and wherever the damage lies.
         for offset: UInt64 in [0, 2, 20, UInt64(bytes.count)] {
+            try Data(rotten).write(to: store.objectURL(digest))  // each detection sets the file aside
             served = []
             await #expect(throws: corrupt) {
                 try await store.read(digest, from: offset, chunkSize: 10) { served += $0 }
@@ -111,6 +112,64 @@ import Testing
         try await store.read(digest, from: 5, chunkSize: 7) { served += $0 }
         #expect(served == Array(bytes[5...]))
         try store.verify(digest)
+    }
+
+    /// A file found corrupt (by a read or by `verify`) is set aside: the object is then absent, not
+    /// "already stored", and uploading the same bytes restores it. A rotten copy not yet found by a
+    /// read is found by the upload itself. At most one set-aside copy per object is kept.
+    @Test func uploadingAgainRepairsACorruptObject() async throws {
+        let d = Dir()
+        let store = try ObjectStore(directory: d.url)
+        let bytes = (0..<5_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let digest = Self.digest(bytes)
+        let asideURL = URL(fileURLWithPath: store.objectURL(digest).path + ".corrupt")
+        var rotten = bytes
+        rotten[4_321] ^= 0x80
+        _ = try Self.put(store, bytes)
+        for detection in ["read", "verify", "upload"] {
+            try Data(rotten).write(to: store.objectURL(digest))
+            #expect(try store.isStored(digest), "right size: stored, until a check finds the damage")
+            switch detection {
+            case "read": await #expect(throws: ObjectStoreError.self) { try await Self.readAll(store, digest) }
+            case "verify": #expect(throws: ObjectStoreError.self) { try store.verify(digest) }
+            default: break
+            }
+            if detection != "upload" {
+                #expect(try !store.isStored(digest), "set aside after the \(detection)")
+                #expect(try Data(contentsOf: asideURL) == Data(rotten), "kept for inspection")
+                await #expect(throws: ObjectStoreError.setAside(digest: digest)) {
+                    try await Self.readAll(store, digest)
+                }
+                #expect(throws: ObjectStoreError.setAside(digest: digest)) { try store.verify(digest) }
+            }
+            #expect(try !Self.put(store, bytes), "stored anew after the \(detection), not taken as already there")
+            #expect(try await Self.readAll(store, digest) == bytes)
+            try store.verify(digest)
+        }
+        let names = try FileManager.default.contentsOfDirectory(
+            atPath: store.objectURL(digest).deletingLastPathComponent().path)
+        #expect(names.sorted() == [digest + ".json", digest + ".obj", digest + ".obj.corrupt"])
+    }
+
+    /// A reader that found corruption moves the file only if it is still the one it read: a good
+    /// copy an upload renamed into place meanwhile stays.
+    @Test func settingAsideNeverMovesAGoodCopyStoredMeanwhile() async throws {
+        let d = Dir()
+        let store = try ObjectStore(directory: d.url)
+        let bytes = Array("a record stored again while a reader found its old copy rotten".utf8)
+        let digest = Self.digest(bytes)
+        _ = try Self.put(store, bytes)
+        var rotten = bytes
+        rotten[0] ^= 1
+        try Data(rotten).write(to: store.objectURL(digest))
+        let reader = try #require(FileReader(path: store.objectURL(digest).path))
+        // The good copy arrives (by rename, as an upload stores it) before the reader acts.
+        let good = d.url.appendingPathComponent("good")
+        try Data(bytes).write(to: good)
+        #expect(rename(good.path, store.objectURL(digest).path) == 0)
+        #expect(!store.setAside(digest, readFrom: reader))
+        #expect(try await Self.readAll(store, digest) == bytes)
+        #expect(!FileManager.default.fileExists(atPath: store.objectURL(digest).path + ".corrupt"))
     }
 
     @Test func aCrashLeavesNoHalfObjects() throws {

@@ -299,6 +299,8 @@ import Testing
             try Self.curl(["--cacert", caCert, "-H", "Authorization: Bearer \(tokenA)", "\(baseA)/Binary/\(digest)"])
         }
         #expect(try binary(rottenDigest) == "500")
+        #expect(try binary(rottenDigest) == "500", "set aside by the first request, and still refused")
+        #expect(FileManager.default.fileExists(atPath: nodeDir + rottenFile + ".corrupt"))
         #expect(try binary(ObjectClient.digest(ofFile: root + "/sealed-1").digest) == "200", "the token itself is good")
 
         // Audited: token issuance and the FHIR reads; no token on the log; the chain verifies.

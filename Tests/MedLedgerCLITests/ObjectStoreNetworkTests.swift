@@ -138,5 +138,14 @@ import Testing
             !FileManager.default.fileExists(atPath: root + "/r.bin")
                 && !FileManager.default.fileExists(atPath: root + "/r.bin.part"),
             "what a corrupt object's stream delivered is discarded, not kept for a resume")
+        // The node set the rotten copy aside: asking again says so, and an upload of the same bytes
+        // (from the patient's copy) restores the object instead of being taken as already stored.
+        let again = try get(doctor.dir, root + "/r.bin")
+        #expect(again.status != 0 && again.stderr.contains("set aside"), "\(again.stderr)")
+        #expect(FileManager.default.fileExists(atPath: onDisk + ".corrupt"))
+        let repaired = try MedLedgerBinary.ok(put + ["--wallet", patient.dir])
+        #expect(!repaired.contains("already stored"), "\(repaired)")
+        #expect(try get(doctor.dir, root + "/r.bin").status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: root + "/r.bin")) == Data(bytes))
     }
 }
