@@ -105,6 +105,10 @@ public struct WorldStateReader: Sendable {
     /// Largest page a range query returns, whatever the caller asks for.
     public static let pageSizeMax = 10_000
     public static let historyEntriesMax = 10_000
+    /// Block bytes one history page may read to find its values (format 2 keeps them only in the
+    /// blocks). Past it the page ends early, with a bookmark: one query cannot make the peer decode
+    /// thousands of large blocks at once.
+    public static let historyBlockBytesMax = 64 << 20
 
     let reader: any KVReader
     let families: LedgerFamilies
@@ -156,9 +160,19 @@ public struct WorldStateReader: Sendable {
     }
 
     /// Every committed write of `key`, oldest first, a page at a time (at most `historyEntriesMax`
-    /// entries): start with no bookmark, then pass back each page's bookmark until it is nil.
+    /// entries): start with no bookmark, then pass back each page's bookmark until it is nil. A page
+    /// can hold fewer entries than asked, with a bookmark, when its values span more than
+    /// `historyBlockBytesMax` of blocks.
     public func history(
         namespace: String, key: String, limit: Int = historyEntriesMax, bookmark: String?
+    ) throws -> HistoryPage {
+        try history(
+            namespace: namespace, key: key, limit: limit, bookmark: bookmark,
+            blockBytesBudget: Self.historyBlockBytesMax)
+    }
+
+    func history(
+        namespace: String, key: String, limit: Int, bookmark: String?, blockBytesBudget: Int
     ) throws -> HistoryPage {
         try checkNamespace(namespace)
         let prefix = keys.historyPrefix(namespace, key)
@@ -172,10 +186,13 @@ public struct WorldStateReader: Sendable {
         let cap = min(max(limit, 1), Self.historyEntriesMax)
         // One entry more than the page tells whether a bookmark is needed.
         var stored = try reader.scan(families.history, range, limit: cap + 1)
-        let more = stored.count > cap
+        var more = stored.count > cap
         if more { stored.removeLast() }
-        var block: Medledger_Block?  // consecutive entries often come from one block
-        let entries = try stored.map { pair in
+        var block: (number: UInt64, block: Medledger_Block)?  // consecutive entries often share one
+        var blockBytesRead = 0
+        var entries = [HistoryEntry]()
+        entries.reserveCapacity(stored.count)
+        for pair in stored {
             guard pair.key.count == prefix.count + 16, let h = Height(encoded: Array(pair.key[prefix.count...])),
                 let flag = pair.value.first
             else {
@@ -183,28 +200,40 @@ public struct WorldStateReader: Sendable {
                     what: "history entry of \(namespace)/\(key.debugDescription)", reason: "bad key or value length")
             }
             // Entries written before format 2 carry a copy of the value; newer ones only point at the write.
-            let value =
-                flag == 0 && pair.value.count == 1
-                ? try writtenValue(namespace, key, at: h, block: &block) : Array(pair.value.dropFirst())
-            return HistoryEntry(version: h, isDelete: flag == 1, value: value)
+            guard flag == 0 && pair.value.count == 1 else {
+                entries.append(HistoryEntry(version: h, isDelete: flag == 1, value: Array(pair.value.dropFirst())))
+                continue
+            }
+            if block?.number != h.blockNum {
+                if blockBytesRead >= blockBytesBudget, !entries.isEmpty {
+                    more = true
+                    break
+                }
+                block = (h.blockNum, try self.block(h.blockNum, for: "\(namespace)/\(key.debugDescription)"))
+                blockBytesRead += block!.block.data.envelopes.reduce(0) { $0 + $1.count }
+            }
+            let value = try writtenValue(namespace, key, at: h, in: block!.block)
+            entries.append(HistoryEntry(version: h, isDelete: false, value: value))
         }
         return HistoryPage(entries: entries, bookmark: more ? entries.last?.version.description : nil)
     }
 
-    /// The value that the transaction at `height` wrote to `key` (its last write of it), read from the
-    /// block store as Fabric's history does: a history entry keeps no copy of the value, which would
-    /// store every P_DE record twice. `block` keeps the last block decoded.
+    private func block(_ number: UInt64, for what: String) throws -> Medledger_Block {
+        guard let bytes = try reader.get(families.blocks, keys.block(number)) else {
+            throw StorageError.corrupt(
+                what: "history of \(what)", reason: "block \(number), which it refers to, is not in the block store")
+        }
+        return try ChannelLedger.decode(bytes, number: number)
+    }
+
+    /// The value that the transaction at `height` wrote to `key` (its last write of it), from its
+    /// block, as Fabric's history does: a history entry keeps no copy of the value, which would store
+    /// every P_DE record twice.
     private func writtenValue(
-        _ namespace: String, _ key: String, at height: Height, block: inout Medledger_Block?
+        _ namespace: String, _ key: String, at height: Height, in block: Medledger_Block
     ) throws -> Bytes {
         let what = "history entry \(namespace)/\(key.debugDescription) (version \(height))"
-        if block?.header.number != height.blockNum {
-            guard let bytes = try reader.get(families.blocks, keys.block(height.blockNum)) else {
-                throw StorageError.corrupt(what: what, reason: "its block is not in the block store")
-            }
-            block = try ChannelLedger.decode(bytes, number: height.blockNum)
-        }
-        let envelopes = block?.data.envelopes ?? []
+        let envelopes = block.data.envelopes
         guard height.txNum < UInt64(envelopes.count) else {
             throw StorageError.corrupt(what: what, reason: "its block has \(envelopes.count) transactions")
         }

@@ -205,6 +205,27 @@ func value(_ l: ChannelLedger, _ key: String, ns: String = "kv") throws -> Strin
     /// A history entry keeps no copy of the value (format 2): the value is read back from the block.
     /// A format-1 ledger (entries with their value) still reads, verifies and takes new commits, and
     /// is marked format 2 once opened for writing, so that an older build refuses it.
+    /// The values of a history page are read from their blocks: past the page's budget of block bytes
+    /// the page ends early, with a bookmark, and paging on returns every entry once.
+    @Test func aHistoryPageStopsAtItsBudgetOfBlockBytes() throws {
+        let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
+        let l = try LedgerStore(kv: kv).createChannel("ch")
+        try chain.commit(l, [.init(id: "a", writes: [("k", "v0")]), .init(id: "b", writes: [("k", "v1")])])
+        try chain.commit(l, [.init(id: "c", writes: [("k", "v2")])])
+        try chain.commit(l, [.init(id: "d", writes: [("k", "v3")])])
+        var pages = [[String]]()
+        var bookmark: String?
+        repeat {
+            let page = try l.state.history(
+                namespace: "kv", key: "k", limit: 100, bookmark: bookmark, blockBytesBudget: 1)
+            pages.append(page.entries.map { String(decoding: $0.value, as: UTF8.self) })
+            bookmark = page.bookmark
+        } while bookmark != nil && pages.count < 10
+        #expect(pages == [["v0", "v1"], ["v2"], ["v3"]], "one block per page, its entries together")
+        let whole = try l.state.history(namespace: "kv", key: "k", limit: 100, bookmark: nil)
+        #expect(whole.entries.count == 4 && whole.bookmark == nil, "the default budget holds small blocks")
+    }
+
     @Test func historyValuesComeFromTheBlockAndFormatOneEntriesStillRead() throws {
         let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
         var l = try LedgerStore(kv: kv).createChannel("ch")
