@@ -58,10 +58,10 @@ public enum ObjectStoreError: Error, Equatable, CustomStringConvertible {
         case .offsetBeyondEnd(let o, let s): return "offset \(o) is beyond the object's \(s) bytes"
         case .corrupt(let d, let c):
             return
-                "stored object \(d) is corrupt (its bytes hash to \(c)); it is not served, and uploading the same bytes again restores it"
+                "stored object \(d) is corrupt (its bytes hash to \(c)); it is not served intact, and the treatment's patient or doctor can restore it by uploading the same bytes again"
         case .setAside(let d):
             return
-                "stored object \(d) was found corrupt and set aside (\(d).obj.corrupt); uploading the same bytes again restores it"
+                "stored object \(d) was found corrupt and set aside; the treatment's patient or doctor can restore it by uploading the same bytes again"
         case .io(let m): return m
         }
     }
@@ -147,7 +147,7 @@ public final class ObjectStore: Sendable {
 
     /// Why a described object has no file: a read set it aside as corrupt, or (a crash between the
     /// renames) it never arrived.
-    private func missingFileError(_ digest: String) -> ObjectStoreError {
+    public func missingFileError(_ digest: String) -> ObjectStoreError {
         FileManager.default.fileExists(atPath: objectURL(digest).path + ".corrupt")
             ? .setAside(digest: digest) : .notFound(digest: digest)
     }
@@ -207,6 +207,8 @@ public final class ObjectStore: Sendable {
         let hasher = SHA384Stream()
         var received: UInt64 = 0
         var closed = false
+        /// Set by `finish` when the stored copy it found had rotted and these bytes replaced it.
+        public private(set) var replacedCorruptCopy = false
 
         init(store: ObjectStore, temp: URL, handle: FileHandle, info: ObjectInfo) {
             self.store = store
@@ -246,7 +248,10 @@ public final class ObjectStore: Sendable {
             }
             // Already there, unless the stored copy has rotted: then the check sets it aside and these
             // bytes (which hash right) take its place, so uploading again always repairs an object.
-            if try store.isStored(info.digest), (try? store.verify(info.digest)) != nil { return true }
+            if try store.isStored(info.digest) {
+                if (try? store.verify(info.digest)) != nil { return true }
+                replacedCorruptCopy = true
+            }
             let infoTemp = temp.appendingPathExtension("json")
             defer { try? FileManager.default.removeItem(at: infoTemp) }
             do {
