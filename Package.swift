@@ -5,8 +5,9 @@ import PackageDescription
 // [pure]: takes time, randomness and files from its callers (Tests/LedgerSimulationTests/PurityTests.swift
 // checks); [crypto]: draws its own randomness for keys and nonces; [shell]: threads, sockets, disks, clocks.
 //   CLibCrypto, CSecp256k1, CRocksDB, CRaft   system libraries (OpenSSL libcrypto, libsecp256k1, RocksDB, libraft + libuv)
+//   CWriteback         (C: Linux sync_file_range, a GNU extension Swift's Glibc module does not export)
 //   LedgerProtos       → SwiftProtobuf (generated messages)
-//   LedgerCrypto       → CLibCrypto [crypto] (hex, base64url, digests: SHA-384 on OpenSSL, DER ECDSA signatures)
+//   LedgerCrypto       → CLibCrypto, CWriteback [crypto] (hex, base64url, digests: SHA-384 on OpenSSL, DER ECDSA signatures)
 //   LedgerPRE          → CSecp256k1, CLibCrypto [crypto] (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   LedgerRecords      → LedgerPRE [crypto] (sealed record bundles: chunked AES-256-GCM)
 //   HospitalFlows      → LedgerPRE, LedgerCrypto, LedgerProtos [pure] (T_SK, FHIR readings and bundles, reading signatures)
@@ -84,7 +85,11 @@ let package = Package(
         // The RocksDB backend of KVStore, and opening a node's ledgers on it.
         .target(name: "LedgerRocksDB", dependencies: ["CRocksDB", "LedgerStorage"]),
         // Digests, hybrid public-key encryption (PIDs), secrets at rest.
-        .target(name: "LedgerCrypto", dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "LedgerCrypto",
+            dependencies: ["CLibCrypto", "CWriteback", .product(name: "Crypto", package: "swift-crypto")]),
+        // Starting a file's writeback early (sync_file_range), in C because Swift's Glibc hides it.
+        .target(name: "CWriteback"),
         // Hash-chained JSON-lines audit log.
         .target(
             name: "LedgerAudit", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),

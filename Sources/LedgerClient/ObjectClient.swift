@@ -134,6 +134,7 @@ public struct ObjectClient: Sendable {
                             }
                             if !m.data.isEmpty {
                                 try out.write(contentsOf: m.data)
+                                SecureFile.startWriteback(out.fileDescriptor, offset: m.offset, count: m.data.count)
                                 hasher.update(m.data)
                             }
                         }

@@ -1,3 +1,4 @@
+import CWriteback
 import Foundation
 
 /// Writes files that must never be readable by others, not even for a moment: keys, the master key,
@@ -39,6 +40,16 @@ public enum SecureFile {
         guard fsync(fd) == 0 else {
             throw Failure(description: "cannot sync the directory \(directory): \(errorText(errno))")
         }
+    }
+
+    /// Starts writing `count` bytes of `fd` from `offset` back to the disk without waiting for them
+    /// (Linux `sync_file_range` with `SYNC_FILE_RANGE_WRITE`), so that a file written in pieces is
+    /// mostly on its way by the time it is fsynced, and the fsync waits only for the tail. Not a
+    /// durability step: the fsync is still what makes the file durable. Best effort; elsewhere, or
+    /// if the call fails, nothing happens.
+    public static func startWriteback(_ fd: Int32, offset: UInt64, count: Int) {
+        guard let start = Int64(exactly: offset), count > 0 else { return }
+        _ = medledger_start_writeback(fd, start, Int64(count))
     }
 
     /// Creates an empty file with `mode` if it does not exist (never follows a symlink).
