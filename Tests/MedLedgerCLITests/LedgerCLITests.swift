@@ -178,5 +178,7 @@ import Testing
         let ledger = try #require(row("peer ledger on disk per kv tx"))
         #expect((ledger["rate"] as? Double ?? 0) > 0)
         #expect((try #require(row("  of which write-ahead log"))["rate"] as? Double ?? 0) > 0)
+        // And after the stopped peer's database is opened again (its recovery flushes the log).
+        #expect((try #require(row("  after the peer restarts"))["rate"] as? Double ?? 0) > 0)
     }
 }
