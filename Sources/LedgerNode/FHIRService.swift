@@ -160,7 +160,7 @@ struct NodeFHIRBackend: FHIRBackend {
         }
         // Checked before the status line goes out: a corrupt object is refused with a 500, not cut
         // short under a 200 (an HTTP answer cannot be voided once its status is sent).
-        do { try objects.verify(digest) } catch ObjectStoreError.notFound {
+        do { try objects.verify(info) } catch ObjectStoreError.notFound {
             throw FHIRFailure(404, "no Binary \(digest)")
         } catch {
             audit?.note(

@@ -344,8 +344,11 @@ public final class NodeServer: Sendable {
     ) throws {
         let peerService = PeerService(runtime: peer, nodeOrg: config.node.org, audit: audit, incidents: incidents)
         api.services.append(peerService)
+        let corruptCopies = nodeMetrics?.counter(
+            "object_store_corrupt_total", help: "Stored objects whose bytes no longer matched their digest.")
         let objects = try ObjectStore(
-            directory: URL(fileURLWithPath: config.objectStoreDirectory), maxBytes: config.objectStoreMaxBytes)
+            directory: URL(fileURLWithPath: config.objectStoreDirectory), maxBytes: config.objectStoreMaxBytes,
+            corruptionFound: { _ in corruptCopies?.increment() })
         let fixed = config.objectStore?.publicAddress
         api.services.append(
             ObjectStoreService(

@@ -64,7 +64,6 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             throw error
         }
         let repaired = upload.replacedCorruptCopy ? "; replaced a stored copy found corrupt" : ""
-        if upload.replacedCorruptCopy { countCorruptCopy() }
         audit?.note(
             AuditEvent(
                 actor: caller.auditActor, action: "object.upload", target: header.sha384, outcome: .success,
@@ -113,9 +112,10 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
                 code: .permissionDenied, message: "role \(caller.attributes.role) does not download medical records")
         }
         // Nothing to serve (set aside as corrupt, or lost in a crash): refused before it counts as a read.
-        do {
-            guard try store.isStored(digest) else { throw store.missingFileError(digest) }
-        } catch let e as ObjectStoreError { throw Self.rpcError(e) }
+        let reading: ObjectStore.Reading
+        do { reading = try store.open(info, from: request.offset) } catch let e as ObjectStoreError {
+            throw Self.rpcError(e)
+        }
         incidents?.observe(.patientsRead([treatment.patientPID]), by: caller)
         if request.offset < info.size { incidents?.observe(.downloaded(bytes: info.size - request.offset), by: caller) }
         // The first message describes the object; an offset at the end still gets that one message.
@@ -129,13 +129,12 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
         do {
             // Verified as it streams: a corrupt object's stream ends in DATA_LOSS, which voids it (and
             // the client checks the digest of what it received in any case).
-            try await store.read(digest, from: request.offset) { piece in
+            try await reading.stream { piece in
                 next.data = Data(piece)
                 try await response.write(next)
                 next = Medledger_DownloadChunk.with { $0.offset = next.offset + UInt64(piece.count) }
             }
         } catch let e as ObjectStoreError {
-            if case .corrupt = e { countCorruptCopy() }
             if e.meansCorrupt {
                 audit?.note(
                     AuditEvent(
@@ -152,14 +151,6 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
                 detail: "sha384 \(digest), t_id \(info.tID), from \(request.offset)"))
         metrics?.counter("object_store_bytes_read_total", help: "Ciphertext bytes sent by downloads.").increment(
             by: Int64(clamping: info.size - min(request.offset, info.size)))
-    }
-
-    /// A stored copy found rotten (by a download, or by an upload of the same bytes, which replaces it):
-    /// the disk under the object store deserves a look.
-    private func countCorruptCopy() {
-        metrics?.counter(
-            "object_store_corrupt_total", help: "Stored objects whose bytes no longer matched their digest."
-        ).increment()
     }
 
     /// The treatment as `medrecords` shows it to `caller` right now; its refusals as gRPC errors.

@@ -92,10 +92,17 @@ public final class ObjectStore: Sendable {
     /// set aside. A reader that found corruption then never moves the good copy an upload stored
     /// meanwhile.
     let placement = Mutex(())
+    /// Told the digest each time a stored copy is found corrupt (by a read, `verify`, or an upload of
+    /// the same bytes), just before it is set aside: the disk under the store deserves a look.
+    let corruptionFound: (@Sendable (_ digest: String) -> Void)?
 
-    public init(directory: URL, maxBytes: UInt64 = ObjectStore.defaultMaxBytes) throws {
+    public init(
+        directory: URL, maxBytes: UInt64 = ObjectStore.defaultMaxBytes,
+        corruptionFound: (@Sendable (_ digest: String) -> Void)? = nil
+    ) throws {
         self.directory = directory
         self.maxBytes = maxBytes
+        self.corruptionFound = corruptionFound
         do {
             try FileManager.default.createDirectory(
                 at: directory.appendingPathComponent("tmp"), withIntermediateDirectories: true)
@@ -136,12 +143,17 @@ public final class ObjectStore: Sendable {
     /// Checks that the stored object hashes to its name: throws `notFound` (no complete copy) or
     /// `corrupt`. For a caller that must refuse before it answers at all (an HTTP status).
     public func verify(_ digest: String) throws {
-        guard try info(digest) != nil else { throw ObjectStoreError.notFound(digest: digest) }
-        guard let file = FileReader(path: objectURL(digest).path) else { throw missingFileError(digest) }
+        guard let info = try info(digest) else { throw ObjectStoreError.notFound(digest: digest) }
+        try verify(info)
+    }
+
+    /// `verify` for an object whose description the caller already read.
+    public func verify(_ info: ObjectInfo) throws {
+        guard let file = FileReader(path: objectURL(info.digest).path) else { throw missingFileError(info.digest) }
         let computed = try Self.digest(of: file).digest
-        guard computed == digest else {
-            setAside(digest, readFrom: file)
-            throw ObjectStoreError.corrupt(digest: digest, computed: computed)
+        guard computed == info.digest else {
+            setAside(info.digest, readFrom: file)
+            throw ObjectStoreError.corrupt(digest: info.digest, computed: computed)
         }
     }
 
@@ -159,6 +171,7 @@ public final class ObjectStore: Sendable {
     /// Best effort: if the move fails, the file stays where it is and every read still refuses it.
     @discardableResult
     func setAside(_ digest: String, readFrom file: FileReader) -> Bool {
+        corruptionFound?(digest)
         guard let read = file.fileID else { return false }
         let object = objectURL(digest)
         return placement.withLock { _ in
@@ -320,29 +333,56 @@ public final class ObjectStore: Sendable {
         _ digest: String, from offset: UInt64 = 0, chunkSize: Int = 1 << 18, _ body: ([UInt8]) async throws -> Void
     ) async throws {
         guard let info = try info(digest) else { throw ObjectStoreError.notFound(digest: digest) }
+        try await open(info, from: offset).stream(chunkSize: chunkSize, body)
+    }
+
+    /// Opens the file of an object whose description the caller already read, to be streamed from
+    /// `offset` (`Reading.stream`). Throws before any byte is read if there is no file: set aside
+    /// as corrupt, or never arrived (`missingFileError`).
+    public func open(_ info: ObjectInfo, from offset: UInt64 = 0) throws -> Reading {
         guard offset <= info.size else { throw ObjectStoreError.offsetBeyondEnd(offset: offset, size: info.size) }
-        guard let file = FileReader(path: objectURL(digest).path) else { throw missingFileError(digest) }
-        let hasher = SHA384Stream()
-        do {
-            var skipped: UInt64 = 0
-            while skipped < offset {
-                let piece = try file.read(upTo: Int(min(UInt64(chunkSize), offset - skipped)))
+        guard let file = FileReader(path: objectURL(info.digest).path) else { throw missingFileError(info.digest) }
+        return Reading(store: self, digest: info.digest, file: file, offset: offset)
+    }
+
+    /// An object's open file, not yet checked against its digest. Not shared between tasks.
+    public final class Reading {
+        let store: ObjectStore
+        let digest: String
+        let file: FileReader
+        let offset: UInt64
+
+        init(store: ObjectStore, digest: String, file: FileReader, offset: UInt64) {
+            self.store = store
+            self.digest = digest
+            self.file = file
+            self.offset = offset
+        }
+
+        /// Hands `body` the bytes from `offset` on, as `ObjectStore.read` describes. Once only.
+        public func stream(chunkSize: Int = 1 << 18, _ body: ([UInt8]) async throws -> Void) async throws {
+            let hasher = SHA384Stream()
+            do {
+                var skipped: UInt64 = 0
+                while skipped < offset {
+                    let piece = try file.read(upTo: Int(min(UInt64(chunkSize), offset - skipped)))
+                    guard !piece.isEmpty else { break }
+                    hasher.update(piece)
+                    skipped += UInt64(piece.count)
+                }
+            } catch { throw ObjectStoreError.io("\(error)") }
+            while true {
+                let piece: [UInt8]
+                do { piece = try file.read(upTo: chunkSize) } catch { throw ObjectStoreError.io("\(error)") }
                 guard !piece.isEmpty else { break }
                 hasher.update(piece)
-                skipped += UInt64(piece.count)
+                try await body(piece)
             }
-        } catch { throw ObjectStoreError.io("\(error)") }
-        while true {
-            let piece: [UInt8]
-            do { piece = try file.read(upTo: chunkSize) } catch { throw ObjectStoreError.io("\(error)") }
-            guard !piece.isEmpty else { break }
-            hasher.update(piece)
-            try await body(piece)
-        }
-        let computed = Hex.encode(hasher.finalize())
-        guard computed == digest else {
-            setAside(digest, readFrom: file)
-            throw ObjectStoreError.corrupt(digest: digest, computed: computed)
+            let computed = Hex.encode(hasher.finalize())
+            guard computed == digest else {
+                store.setAside(digest, readFrom: file)
+                throw ObjectStoreError.corrupt(digest: digest, computed: computed)
+            }
         }
     }
 

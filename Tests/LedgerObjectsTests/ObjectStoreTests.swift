@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LedgerCrypto
+import Synchronization
 import Testing
 
 @testable import LedgerObjects
@@ -119,7 +120,8 @@ import Testing
     /// read is found by the upload itself. At most one set-aside copy per object is kept.
     @Test func uploadingAgainRepairsACorruptObject() async throws {
         let d = Dir()
-        let store = try ObjectStore(directory: d.url)
+        let found = Mutex<[String]>([])
+        let store = try ObjectStore(directory: d.url, corruptionFound: { d in found.withLock { $0.append(d) } })
         let bytes = (0..<5_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         let digest = Self.digest(bytes)
         let asideURL = URL(fileURLWithPath: store.objectURL(digest).path + ".corrupt")
@@ -145,6 +147,8 @@ import Testing
             #expect(try !Self.put(store, bytes), "stored anew after the \(detection), not taken as already there")
             #expect(try await Self.readAll(store, digest) == bytes)
             try store.verify(digest)
+            #expect(found.withLock { $0 } == [digest], "the \(detection) reported the damage once; refusals did not")
+            found.withLock { $0 = [] }
         }
         let names = try FileManager.default.contentsOfDirectory(
             atPath: store.objectURL(digest).deletingLastPathComponent().path)
