@@ -29,7 +29,7 @@ public final class FileReader {
     public var fileID: FileID? {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return nil }
-        return FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        return FileID(st)
     }
 
     /// Moves to `offset` bytes from the start.
@@ -76,6 +76,11 @@ extension FileID {
     public init?(path: String) {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
+        self.init(st)
+    }
+
+    /// The file a `stat` or `fstat` described.
+    init(_ st: stat) {
         self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 }

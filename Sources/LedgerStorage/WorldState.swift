@@ -209,8 +209,9 @@ public struct WorldStateReader: Sendable {
                     more = true
                     break
                 }
-                block = (h.blockNum, try self.block(h.blockNum, for: "\(namespace)/\(key.debugDescription)"))
-                blockBytesRead += block!.block.data.envelopes.reduce(0) { $0 + $1.count }
+                let read = try self.block(h.blockNum, for: "\(namespace)/\(key.debugDescription)")
+                block = (h.blockNum, read.block)
+                blockBytesRead += read.storedBytes
             }
             let value = try writtenValue(namespace, key, at: h, in: block!.block)
             entries.append(HistoryEntry(version: h, isDelete: false, value: value))
@@ -218,12 +219,13 @@ public struct WorldStateReader: Sendable {
         return HistoryPage(entries: entries, bookmark: more ? entries.last?.version.description : nil)
     }
 
-    private func block(_ number: UInt64, for what: String) throws -> Medledger_Block {
+    /// The block a history entry points at, and its size as stored (what the page budget counts).
+    private func block(_ number: UInt64, for what: String) throws -> (block: Medledger_Block, storedBytes: Int) {
         guard let bytes = try reader.get(families.blocks, keys.block(number)) else {
             throw StorageError.corrupt(
                 what: "history of \(what)", reason: "block \(number), which it refers to, is not in the block store")
         }
-        return try ChannelLedger.decode(bytes, number: number)
+        return (try ChannelLedger.decode(bytes, number: number), bytes.count)
     }
 
     /// The value that the transaction at `height` wrote to `key` (its last write of it), from its
