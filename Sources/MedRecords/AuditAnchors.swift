@@ -65,10 +65,10 @@ extension Call {
         }
         let anchor = AuditAnchor(nodePID: me.pid, org: me.org, seq: r.seq, head: head, anchoredAt: nowText)
         let id = Self.anchorID(me.pid, r.seq)
-        try save(anchor, Keys.auditAnchor, id)
-        try save(anchor, Keys.auditAnchorLatest, me.pid)
+        let stored = try save(anchor, Keys.auditAnchor, id)
+        try stub.putState(try key(Keys.auditAnchorLatest, me.pid), stored)
         try index(Keys.auditAnchorsByNode, [me.pid, id])
-        return try Wire.encode(anchor)
+        return stored
     }
 
     /// A node's anchors in line order: for administrators and nodes of its organisation (anyone else

@@ -46,13 +46,13 @@ extension Call {
         let consent = Consent(
             consentID: consentID, patientPID: grantor, granteePID: grantee, tIDs: tIDs, purpose: purpose,
             grantedAt: nowText, expiresAt: RFC3339.format(milliseconds: expires), grantSignature: signature?.kept)
-        try save(consent, Keys.consent, consentID)
+        let stored = try save(consent, Keys.consent, consentID)
         try index(Keys.consentsByPatient, [grantor, consent.grantedAt, consentID])
         try index(Keys.consentsByGrantee, [grantee, consent.grantedAt, consentID])
         for tID in tIDs { try index(Keys.consentsByGranteeTreatment, [grantee, tID, consentID]) }
         try event(
             MedRecordsChaincode.Event.accessGranted, AccessGrantedEvent(consentID: consentID, granteePID: grantee))
-        return try Wire.encode(consent)
+        return stored
     }
 
     func revokeAccess(_ r: RevokeAccessRequest) throws -> [UInt8] {
@@ -77,11 +77,11 @@ extension Call {
         if let at = consent.revokedAt { throw Refusal.conflict("consent \(consentID) is already revoked (at \(at))") }
         consent.revokedAt = nowText
         consent.revocationSignature = signature?.kept
-        try save(consent, Keys.consent, consentID)
+        let stored = try save(consent, Keys.consent, consentID)
         try event(
             MedRecordsChaincode.Event.accessRevoked,
             AccessRevokedEvent(consentID: consentID, granteePID: consent.granteePID))
-        return try Wire.encode(consent)
+        return stored
     }
 
     func listConsents(_ r: ListConsentsRequest) throws -> [UInt8] { try Wire.encode(try consents(r)) }

@@ -34,11 +34,11 @@ extension Call {
         let usage = UsageRecord(
             usageID: usageID, tID: tID, patientPID: t.patientPID, thirdPartyPID: thirdParty, proxyNode: proxyNode,
             purpose: purpose, time: nowText, consentID: consent.consentID, submittedBy: me.pid)
-        try save(usage, Keys.usage, usageID)
+        let stored = try save(usage, Keys.usage, usageID)
         try index(Keys.usageByTreatment, [tID, usage.time, usageID])
         try index(Keys.usageByPatient, [t.patientPID, usage.time, usageID])
         try event(MedRecordsChaincode.Event.usageRecorded, UsageRecordedEvent(usageID: usageID, tID: tID))
-        return try Wire.encode(usage)
+        return stored
     }
 
     func listUsage(_ r: ListUsageRequest) throws -> [UInt8] { try Wire.encode(try usage(r)) }
