@@ -37,9 +37,10 @@ public struct ChainVerifier {
         var expected: UInt64 = 0
         var previousHash = LedgerHash.zero
         var previousCommit = LedgerHash.zero
-        // Replay target: the state and history a correct ledger must hold.
+        // Replay target: the state a correct ledger must hold, each live key's version and value digest.
+        // History is checked as the replay goes, entry by entry, and only counted here.
         var replayState = [Bytes: Bytes]()
-        var replayHistory = [Bytes: Bytes]()
+        var history = HistoryTally()
         let keys = ledger.keys
         let fam = ledger.families
 
@@ -76,12 +77,16 @@ public struct ChainVerifier {
                     of: block, number: n, valid: valid, previousCommit: previousCommit, problem: problem)
                 try checkIndexes(of: block, checked: checked, number: n, problem: problem)
                 if checkState, let s = savepoint, n <= s {
-                    replayWrites(of: valid, blockNumber: n, state: &replayState, history: &replayHistory)
+                    try replayWrites(
+                        of: valid, blockNumber: n, state: &replayState, history: &history, problem: problem)
                 }
                 previousHash = checked.headerHash
                 previousCommit = commit
             }
-            if checkState { try compareWithReplay(state: replayState, history: replayHistory, problem: problem) }
+            if checkState {
+                try compareState(with: replayState, problem: problem)
+                try checkHistoryHasNoMore(than: history, savepoint: savepoint, problem: problem)
+            }
             judge(savepoint: savepoint, blocks: expected, stateChecked: checkState, problem: problem) {
                 notes.append($0)
             }
@@ -138,39 +143,123 @@ public struct ChainVerifier {
         }
     }
 
-    /// Applies block `n`'s valid writes to the replayed state and history, as committing them would.
+    /// How many of the replay's history entries the store held, and how many it lacked.
+    struct HistoryTally {
+        var found = 0
+        var missing = 0
+    }
+
+    /// Applies block `n`'s valid writes to the replayed state, as committing them would, and checks
+    /// each one's history entry in the store. The replay keeps no values: a P_DE is 2.4 KB, its
+    /// digest 32 bytes, and history is looked up rather than replayed, so memory follows the number
+    /// of live keys, not the chain's length or its values' size.
     private func replayWrites(
         of valid: [(txNum: Int, transaction: ParsedTransaction)], blockNumber n: UInt64, state: inout [Bytes: Bytes],
-        history: inout [Bytes: Bytes]
-    ) {
+        history: inout HistoryTally, problem: (String) -> Void
+    ) throws {
         let keys = ledger.keys
         for (txNum, tx) in valid {
             let h = Height(blockNum: n, txNum: UInt64(txNum))
+            // A transaction's last write of a key is the one its history entry stands for.
+            var entries = [Bytes: (label: String, entry: Bytes)]()
             for (ns, w) in tx.writes {
-                let sk = keys.state(ns, w.key)
+                let label = "\(ns)/\(w.key.debugDescription) at \(h)"
                 if w.isDelete {
-                    state[sk] = nil
-                    history[keys.history(ns, w.key, h)] = [1]
+                    state[keys.state(ns, w.key)] = nil
+                    entries[keys.history(ns, w.key, h)] = (label, [1])
                 } else {
-                    state[sk] = h.encoded + [UInt8](w.value)
-                    // A digest of the value, not the value: enough to check a format-1 copy, and the
-                    // replay of a long chain of P_DE records stays small (`historyMatches`).
-                    history[keys.history(ns, w.key, h)] = [0] + LedgerHash.sha256([UInt8](w.value))
+                    let digest = LedgerHash.sha256([UInt8](w.value))
+                    state[keys.state(ns, w.key)] = h.encoded + digest
+                    entries[keys.history(ns, w.key, h)] = (label, [0] + digest)
+                }
+            }
+            for (key, expected) in entries {
+                guard let stored = try ledger.kv.get(ledger.families.history, key) else {
+                    history.missing += 1
+                    continue
+                }
+                history.found += 1
+                if !Self.historyMatches(stored: stored, replayed: expected.entry) {
+                    problem("history: \(expected.label) differs from a replay of the chain")
                 }
             }
         }
     }
 
-    /// Reports every difference between the stored state and history and the replay of the chain.
-    private func compareWithReplay(
-        state: [Bytes: Bytes], history: [Bytes: Bytes], problem: (String) -> Void
+    /// Compares the stored state, streamed, with the replay's versions and value digests.
+    private func compareState(with replay: [Bytes: Bytes], problem: (String) -> Void) throws {
+        let cursor = try ledger.kv.cursor(ledger.families.state, ledger.keys.allState, reverse: false)
+        var seen = 0
+        while let pair = try cursor.next() {
+            let label = describe(pair.key)
+            guard let expected = replay[pair.key] else {
+                problem("state: \(label) is stored but no valid transaction wrote it")
+                continue
+            }
+            seen += 1
+            if !Self.stateMatches(stored: pair.value, replayed: expected) {
+                problem("state: \(label) differs from a replay of the chain")
+            }
+        }
+        if seen != replay.count {
+            problem("state: \(replay.count - seen) entries written by the chain are missing from the store")
+        }
+    }
+
+    /// The replay found its entries; the store must hold no others. Counted first (one pass over the
+    /// keys); only if there are more are they looked for, each against the transaction it names.
+    private func checkHistoryHasNoMore(
+        than replay: HistoryTally, savepoint: UInt64?, problem: (String) -> Void
     ) throws {
-        let keys = ledger.keys
-        let fam = ledger.families
-        compare(stored: try ledger.kv.scan(fam.state, keys.allState), replay: state, what: "state", report: problem)
-        compare(
-            stored: try ledger.kv.scan(fam.history, keys.allState), replay: history, what: "history",
-            matches: Self.historyMatches, report: problem)
+        if replay.missing > 0 {
+            problem("history: \(replay.missing) entries written by the chain are missing from the store")
+        }
+        let family = ledger.families.history
+        var stored = 0
+        try ledger.kv.cursor(family, ledger.keys.allState, reverse: false).forEach { _, _ in
+            stored += 1
+            return true
+        }
+        var extra = stored - replay.found
+        guard extra > 0 else { return }
+        let cursor = try ledger.kv.cursor(family, ledger.keys.allState, reverse: false)
+        var block: (number: UInt64, block: Medledger_Block)?
+        while extra > 0, let pair = try cursor.next() {
+            guard let (ns, key, h) = ledger.keys.historyKeyParts(pair.key) else {
+                problem("history: key \(Hex.encode(pair.key)) is not a history key")
+                extra -= 1
+                continue
+            }
+            if block?.number != h.blockNum { block = try ledger.block(number: h.blockNum).map { (h.blockNum, $0) } }
+            guard let savepoint, h.blockNum <= savepoint, let b = block?.block,
+                Self.validTransaction(b, h.txNum, writes: ns, key)
+            else {
+                problem("history: \(ns)/\(key.debugDescription) at \(h) is stored but no valid transaction wrote it")
+                extra -= 1
+                continue
+            }
+        }
+    }
+
+    /// Whether transaction `txNum` of `block` is valid and writes `key` in `namespace`.
+    static func validTransaction(
+        _ block: Medledger_Block, _ txNum: UInt64, writes namespace: String, _ key: String
+    )
+        -> Bool
+    {
+        let codes = block.metadata.validationCodes
+        let envelopes = block.data.envelopes
+        guard txNum < UInt64(envelopes.count), txNum < UInt64(codes.count), codes[Int(txNum)] == .valid,
+            let tx = try? ParsedTransaction(envelope: [UInt8](envelopes[Int(txNum)]))
+        else { return false }
+        return tx.writes.contains { $0.namespace == namespace && $0.write.key == key }
+    }
+
+    /// A state entry is the version (16 bytes) and the value; the replay keeps the version and the
+    /// value's SHA-256.
+    static func stateMatches(stored: Bytes, replayed: Bytes) -> Bool {
+        stored.count >= 16 && stored.prefix(16) == replayed.prefix(16)
+            && LedgerHash.sha256(Array(stored.dropFirst(16))) == Array(replayed.dropFirst(16))
     }
 
     /// A write's history entry is `[0]` (the value stays in its block; format 2) or, written by format 1,
@@ -208,25 +297,6 @@ public struct ChainVerifier {
             )
         default:
             break
-        }
-    }
-
-    private func compare(
-        stored: [KVPair], replay: [Bytes: Bytes], what: String,
-        matches: (_ stored: Bytes, _ replayed: Bytes) -> Bool = { $0 == $1 }, report: (String) -> Void
-    ) {
-        var seen = 0
-        for pair in stored {
-            let label = describe(pair.key)
-            guard let expected = replay[pair.key] else {
-                report("\(what): \(label) is stored but no valid transaction wrote it")
-                continue
-            }
-            seen += 1
-            if !matches(pair.value, expected) { report("\(what): \(label) differs from a replay of the chain") }
-        }
-        if seen != replay.count {
-            report("\(what): \(replay.count - seen) entries written by the chain are missing from the store")
         }
     }
 

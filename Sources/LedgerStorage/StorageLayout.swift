@@ -105,6 +105,20 @@ struct LedgerKeys: Sendable {
 
     func history(_ ns: String, _ key: String, _ height: Height) -> Bytes { historyPrefix(ns, key) + height.encoded }
 
+    /// Namespace, key and version of a stored history key; nil if it is not one of this channel's.
+    func historyKeyParts(_ stored: Bytes) -> (namespace: String, key: String, height: Height)? {
+        let p = channelPrefix.count
+        guard stored.count > p, stored.starts(with: channelPrefix) else { return nil }
+        let nsEnd = p + 1 + Int(stored[p])
+        guard stored.count >= nsEnd + 4, let keyLength = BigEndian.uint32(stored, at: nsEnd) else {
+            return nil
+        }
+        let keyEnd = nsEnd + 4 + Int(keyLength)
+        guard stored.count == keyEnd + 16, let h = Height(encoded: Array(stored[keyEnd...])) else { return nil }
+        let ns = String(decoding: stored[(p + 1)..<nsEnd], as: UTF8.self)
+        return (ns, String(decoding: stored[(nsEnd + 4)..<keyEnd], as: UTF8.self), h)
+    }
+
     var savepoint: Bytes { channelPrefix + Array("savepoint".utf8) }
 }
 

@@ -125,6 +125,45 @@ import Testing
         #expect(r.commitHash == Hex.encode(l.info.commitHash))
     }
 
+    /// `verify --state` keeps only digests and looks history up: each kind of damage to the state or
+    /// history is still found, and named where it can be.
+    @Test func everyKindOfStateAndHistoryDamageIsReported() throws {
+        func damaged(_ change: (ChannelLedger, inout WriteBatch) throws -> Void) throws -> [String] {
+            let (kv, l) = try sampleLedger()
+            var batch = WriteBatch()
+            try change(l, &batch)
+            try kv.write(batch, sync: true)
+            return ChainVerifier(ledger: l).verify(checkState: true).problems
+        }
+        func first(_ l: ChannelLedger, _ family: ColumnFamily) throws -> KVPair {
+            try #require(try l.kv.scan(family, l.keys.allState, limit: 1).first)
+        }
+        let changedValue = try damaged { l, b in
+            let p = try first(l, l.families.state)
+            b.put(l.families.state, p.key, Array(p.value.prefix(16)) + bytes("not what was written"))
+        }
+        #expect(changedValue.count == 1 && changedValue[0].hasPrefix("state: sample/"), "\(changedValue)")
+        #expect(changedValue.first?.contains("differs from a replay") == true)
+        let droppedState = try damaged { l, b in b.delete(l.families.state, try first(l, l.families.state).key) }
+        #expect(droppedState == ["state: 1 entries written by the chain are missing from the store"])
+        let droppedHistory = try damaged { l, b in b.delete(l.families.history, try first(l, l.families.history).key) }
+        #expect(droppedHistory == ["history: 1 entries written by the chain are missing from the store"])
+        let changedHistory = try damaged { l, b in
+            b.put(l.families.history, try first(l, l.families.history).key, [1])
+        }
+        #expect(changedHistory.count == 1 && changedHistory[0].contains("differs from a replay"), "\(changedHistory)")
+        // An entry at a real transaction that never wrote that key, and one past the chain's end.
+        let planted = try damaged { l, b in
+            b.put(l.families.history, l.keys.history("sample", "never-written", Height(blockNum: 3, txNum: 0)), [0])
+            b.put(l.families.history, l.keys.history("sample", "from-the-future", Height(blockNum: 99, txNum: 0)), [0])
+        }
+        #expect(
+            Set(planted) == [
+                #"history: sample/"never-written" at 3:0 is stored but no valid transaction wrote it"#,
+                #"history: sample/"from-the-future" at 99:0 is stored but no valid transaction wrote it"#,
+            ], "\(planted)")
+    }
+
     @Test func aChangedEnvelopeBreaksTheMerkleRoot() throws {
         let (kv, l) = try sampleLedger()
         try overwriteBlock(kv, l, 4) { b in
