@@ -263,15 +263,17 @@ public struct CareClient: Sendable {
     /// Fetches a record's P_DE and its ciphertext (to `sealedPath`), and checks: the URL names the
     /// digest on chain, the bytes hash to it, both signatures verify over (tid, URL_C, digest), both
     /// certificates chain to the CA and belong to the treatment's patient and doctor, and the capsule
-    /// in the object is the one on chain. Any failure throws 422 naming every failed check; the
-    /// downloaded file is then removed.
+    /// in the object is the one on chain. Any failure throws 422 naming every failed check; a file
+    /// this call downloaded is then removed (a file that was at `sealedPath` before a failed download
+    /// is left alone).
     public func verifyRecord(
         recordID: String, sealedPath: String, objectNode: NodeAddress? = nil
     ) async throws -> Verification {
         let record: IndexRecord = try await query("getIndexRecord", GetIndexRecordRequest(recordID: recordID))
         var checks = [(name: String, passed: Bool, detail: String)]()
+        var downloaded = false
         func tampering() -> CallFailure {
-            try? FileManager.default.removeItem(atPath: sealedPath)
+            if downloaded { try? FileManager.default.removeItem(atPath: sealedPath) }
             return CallFailure(
                 status: 422,
                 message: "tampering detected in record \(recordID): "
@@ -292,6 +294,7 @@ public struct CareClient: Sendable {
         let target = objectNode ?? NodeAddress(url.node) ?? node
         do {
             let d = try await ObjectClient(wallet: wallet).download(url: record.url, to: sealedPath, node: target)
+            downloaded = true
             checks.append(
                 (
                     "ciphertext SHA-384", d.digest == record.digest,

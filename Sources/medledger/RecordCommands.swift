@@ -173,9 +173,14 @@ struct RecordCommand: AsyncParsableCommand {
         )
         @OptionGroup var peer: PeerOptions
         @Option(name: .customLong("record-id"), help: "Index record (P_DE) id.") var recordID: String
-        @Option(help: "Keep the verified ciphertext here (default: discarded).") var keep: String?
+        @Option(help: "Keep the verified ciphertext here, a path that does not exist yet (default: discarded).")
+        var keep: String?
 
         func run() async throws {
+            // The download replaces what is at the path, and tampering removes it: never a file of the user's.
+            if let keep, FileManager.default.fileExists(atPath: keep) {
+                throw CLIError("--keep \(keep): a file is already there; give a path that does not exist yet")
+            }
             let path =
                 keep
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent(

@@ -331,6 +331,21 @@ import Glibc
         await Self.expectRefused(422, "ciphertext SHA-384") {
             _ = try await patient.verifyRecord(recordID: record.recordID, sealedPath: privateScratch.path + "/t.sealed")
         }
+        // A file already at the path (the user's own copy) survives a download that proved tampering,
+        // and the CLI refuses to keep a verified copy over an existing file at all.
+        let ownCopy = privateScratch.path + "/own.sealed"
+        try Data("the user's own copy".utf8).write(to: URL(fileURLWithPath: ownCopy))
+        await Self.expectRefused(422, "ciphertext SHA-384") {
+            _ = try await patient.verifyRecord(recordID: record.recordID, sealedPath: ownCopy)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: ownCopy)) == Data("the user's own copy".utf8))
+        let overKept = try MedLedgerBinary.run([
+            "record", "verify", "--node", net.node("hospital-a"), "--wallet", patientW.directory, "--record-id",
+            record.recordID,
+            "--keep", ownCopy,
+        ])
+        #expect(overKept.status != 0 && overKept.stderr.contains("already there"), "\(overKept.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: ownCopy)) == Data("the user's own copy".utf8))
         // 8. No plaintext anywhere the system wrote: blocks, state, object store, proxy and collector
         // files, audit logs, node logs.
         // And no real identity (RID): the CA keeps them encrypted, logs and blocks carry PIDs only.
