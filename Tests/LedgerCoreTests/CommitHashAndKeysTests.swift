@@ -1,8 +1,9 @@
 import Foundation
-import LedgerCore
 import LedgerCrypto
 import LedgerProtos
 import Testing
+
+@testable import LedgerCore
 
 @Suite struct CommitHashTests {
     func checked(
@@ -70,6 +71,24 @@ import Testing
         }
         #expect(throws: CompositeKey.Failure.emptyObjectType) { try CompositeKey.make(objectType: "", attributes: []) }
         #expect(throws: CompositeKey.Failure.notComposite("plain")) { try CompositeKey.split("plain") }
+    }
+
+    /// The byte-level test agrees with the definition (a reserved scalar anywhere) on strings made of
+    /// the scalars around the reserved ones, in every position.
+    @Test func theReservedScalarTestAgreesWithItsDefinition() throws {
+        let scalars: [Unicode.Scalar] = [
+            "a", "\u{0}", "\u{1}", "\u{7F}", "\u{FFFF}", "\u{F4}", "\u{100000}", "\u{10FFFE}", "\u{10FFFF}",
+            "\u{10FFBF}", "\u{10F000}", "é",
+        ]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0...5, using: &rng) { s.append(scalars.randomElement(using: &rng)!) }
+            let text = String(s)
+            let reserved = text.unicodeScalars.contains { $0 == "\u{0}" || $0 == "\u{10FFFF}" }
+            #expect(CompositeKey.hasReservedScalar(text) == reserved, "\(Array(text.unicodeScalars))")
+            #expect((try? CompositeKey.make(objectType: "t", attributes: [text])) == nil ? reserved : !reserved)
+        }
     }
 }
 
