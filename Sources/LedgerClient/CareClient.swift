@@ -227,8 +227,8 @@ public struct CareClient: Sendable {
             tID: tID, url: stored.url, digest: stored.digest, patientSignature: patientSig, doctorSignature: doctorSig,
             patientCert: try String(contentsOfFile: wallet.signingCertPath, encoding: .utf8), doctorCert: doctorCert,
             capsule: Hex.encode(header.capsule.toBytes()))
-        let (record, r) = try await submit("putIndexRecord", req, IndexRecord.self)
-        return PutRecordResult(record: record, stored: stored, submit: r)
+        let (receipt, r) = try await submit("putIndexRecord", req, IndexRecordReceipt.self)
+        return PutRecordResult(record: IndexRecord(request: req, receipt: receipt), stored: stored, submit: r)
     }
 
     public func listRecords(patientPID: String? = nil, tID: String? = nil) async throws -> [IndexRecord] {

@@ -45,7 +45,9 @@ extension NodeFHIRBackend {
         let request = PutIndexRecordRequest(
             tID: s.tID, url: s.url, digest: digest, patientSignature: s.patient.data, doctorSignature: s.doctor.data,
             patientCert: s.patient.certificatePEM, doctorCert: s.doctor.certificatePEM, capsule: s.capsule)
-        return try await submit("putIndexRecord", request, as: IndexRecord.self, caller, about: treatment.patientPID)
+        let receipt = try await submit(
+            "putIndexRecord", request, as: IndexRecordReceipt.self, caller, about: treatment.patientPID)
+        return IndexRecord(request: request, receipt: receipt)
     }
 
     func grantConsent(_ s: ConsentGrantSubmission, for caller: FHIRCaller) async throws -> Consent {

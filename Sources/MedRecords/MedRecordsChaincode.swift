@@ -193,12 +193,12 @@ struct Call {
             patientSignature: patientSignature, doctorSignature: doctorSignature, patientCert: patientCert,
             doctorCert: doctorCert,
             time: nowText, submittedBy: me.pid, capsule: capsule)
-        let stored = try save(record, Keys.record, recordID)
+        try save(record, Keys.record, recordID)
         try stub.putState(digestKey, Array(recordID.utf8))
         try index(Keys.recordsByPatient, [t.patientPID, record.time, recordID])
         try index(Keys.recordsByTreatment, [tID, record.time, recordID])
         try event(MedRecordsChaincode.Event.indexRecordAdded, IndexRecordAddedEvent(recordID: recordID, tID: tID))
-        return stored
+        return try Wire.encode(IndexRecordReceipt(record))
     }
 
     func getIndexRecord(_ r: GetIndexRecordRequest) throws -> [UInt8] { try Wire.encode(try indexRecord(r)) }

@@ -104,6 +104,56 @@ public struct IndexRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// What `putIndexRecord` answers: the stored record's fields that its request did not carry, or that
+/// the chaincode normalised (the digest, lower-cased). The rest (URL_C, both signatures and
+/// certificates, the capsule) the submitter sent; `IndexRecord(request:receipt:)` puts the two
+/// together, and `getIndexRecord` reads the record as stored. An answer travels in the endorsement and
+/// stays in the block: echoing the whole record (2.4 KB with both certificates) made it a quarter of
+/// every P_DE transaction's bytes, hashed, copied and compressed at every step.
+public struct IndexRecordReceipt: Codable, Sendable, Equatable {
+    public var recordID: String
+    public var tID: String
+    public var patientPID: String
+    public var doctorPID: String
+    public var hospital: String
+    public var digest: String
+    public var time: String
+    public var submittedBy: String
+
+    public init(_ record: IndexRecord) {
+        recordID = record.recordID
+        tID = record.tID
+        patientPID = record.patientPID
+        doctorPID = record.doctorPID
+        hospital = record.hospital
+        digest = record.digest
+        time = record.time
+        submittedBy = record.submittedBy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case recordID = "record_id"
+        case tID = "t_id"
+        case patientPID = "patient_pid"
+        case doctorPID = "doctor_pid"
+        case hospital, digest, time
+        case submittedBy = "submitted_by"
+    }
+}
+
+extension IndexRecord {
+    /// The record `putIndexRecord` stored for `request`, from its receipt: the same as `getIndexRecord`
+    /// returns (the capsule lower-cased, as the chaincode stores it).
+    public init(request: PutIndexRecordRequest, receipt: IndexRecordReceipt) {
+        self.init(
+            recordID: receipt.recordID, tID: receipt.tID, patientPID: receipt.patientPID,
+            doctorPID: receipt.doctorPID, hospital: receipt.hospital, url: request.url, digest: receipt.digest,
+            patientSignature: request.patientSignature, doctorSignature: request.doctorSignature,
+            patientCert: request.patientCert, doctorCert: request.doctorCert, time: receipt.time,
+            submittedBy: receipt.submittedBy, capsule: request.capsule?.lowercased())
+    }
+}
+
 /// A patient's permission for one grantee to use the records of some treatments for one purpose,
 /// until `expires_at` or until revoked. Usage (D_UE) is only recorded under a live one.
 public struct Consent: Codable, Sendable, Equatable {

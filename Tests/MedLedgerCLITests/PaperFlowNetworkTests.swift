@@ -223,7 +223,8 @@ import Glibc
                 tID: tID, url: swappedURL, digest: otherDigest, patientSignature: try sign(patientW),
                 doctorSignature: try sign(doctorW),
                 patientCert: try String(contentsOfFile: patientW.signingCertPath, encoding: .utf8),
-                doctorCert: try String(contentsOfFile: doctorW.signingCertPath, encoding: .utf8)), IndexRecord.self)
+                doctorCert: try String(contentsOfFile: doctorW.signingCertPath, encoding: .utf8)),
+            IndexRecordReceipt.self)
         await Self.expectRefused(422, "URL_C") {
             _ = try await patient.verifyRecord(
                 recordID: swapped.recordID, sealedPath: privateScratch.path + "/s.sealed")

@@ -209,7 +209,8 @@ final class Shared<T>: @unchecked Sendable {  // every access holds `lock`
                 ).whoAmI()
             }
             // The earlier P_DE is still there and still valid.
-            let earlierID = try JSONDecoder().decode(IndexRecord.self, from: Data(earlier.result.payload)).recordID
+            let earlierID = try JSONDecoder().decode(IndexRecordReceipt.self, from: Data(earlier.result.payload))
+                .recordID
             let record = try await patientGateway.evaluate(
                 chaincode: "medrecords", function: "getIndexRecord", args: [#"{"record_id":"\#(earlierID)"}"#])
             #expect(record.status == 200, "\(record.message)")

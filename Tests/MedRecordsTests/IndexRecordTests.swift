@@ -32,7 +32,7 @@ import Testing
             let r = try w.submit(
                 submitter, "putIndexRecord", try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1))
             #expect(r.response.status == 200, "\(submitter.label): \(r.response.message)")
-            #expect(try World.decode(IndexRecord.self, r).submittedBy == submitter.pid)
+            #expect(try World.decode(IndexRecordReceipt.self, r).submittedBy == submitter.pid)
         }
         for outsider in [w.patient2, w.doctorA2, w.adminB, w.doctorB, w.nodeB, w.research1, w.saAdmin] {
             expectRefused(
@@ -162,7 +162,7 @@ import Testing
         upper.digest = good.digest.uppercased()
         let r = try w.call(w.doctorA1, "putIndexRecord", upper)
         #expect(r.response.status == 200, "\(r.response.message)")
-        #expect(try World.decode(IndexRecord.self, r).digest == good.digest)
+        #expect(try World.decode(IndexRecordReceipt.self, r).digest == good.digest)
     }
 
     @Test func theSameCiphertextIsIndexedOncePerTreatment() throws {
@@ -171,7 +171,7 @@ import Testing
         let request = try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)
         let first = try w.submit(w.doctorA1, "putIndexRecord", request)
         #expect(first.response.status == 200)
-        let recordID = try World.decode(IndexRecord.self, first).recordID
+        let recordID = try World.decode(IndexRecordReceipt.self, first).recordID
         expectRefused(try w.call(w.patient1, "putIndexRecord", request), 409, recordID)
     }
 

@@ -73,7 +73,11 @@ import Testing
         req.capsule = Hex.encode(capsule.toBytes()).uppercased()
         let r = try w.submit(w.patient1, "putIndexRecord", req)
         #expect(r.response.status == 200, "\(r.response.message)")
-        #expect(try World.decode(IndexRecord.self, r).capsule == Hex.encode(capsule.toBytes()))
+        let receipt = try World.decode(IndexRecordReceipt.self, r)
+        #expect(IndexRecord(request: req, receipt: receipt).capsule == Hex.encode(capsule.toBytes()))
+        let stored = try w.call(w.patient1, "getIndexRecord", GetIndexRecordRequest(recordID: receipt.recordID))
+        #expect(
+            try World.decode(IndexRecord.self, stored).capsule == Hex.encode(capsule.toBytes()), "stored lower-cased")
         var bad = try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)
         bad.capsule = String(repeating: "ab", count: 105)
         expectRefused(try w.call(w.patient1, "putIndexRecord", bad), 400, "capsule must be an Umbral capsule")

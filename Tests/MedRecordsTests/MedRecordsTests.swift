@@ -28,7 +28,8 @@ import Testing
             ciphertext: ciphertext)
         let put = try w.submit(w.doctorA1, "putIndexRecord", request)
         #expect(put.response.status == 200, "\(put.response.message)")
-        let record = try World.decode(IndexRecord.self, put)
+        // The answer is a receipt (the request already carries the rest); with the request it is the record.
+        let record = IndexRecord(request: request, receipt: try World.decode(IndexRecordReceipt.self, put))
         #expect(record.recordID.wholeMatch(of: /R-[0-9a-f]{24}/) != nil)
         #expect(
             record.tID == t.tID && record.patientPID == w.patient1.pid && record.doctorPID == w.doctorA1.pid

@@ -193,9 +193,10 @@ final class World {
     }
 
     func putIndexRecord(_ t: Treatment, by who: Person? = nil) throws -> IndexRecord {
-        let r = try submit(who ?? doctorA1, "putIndexRecord", try indexRequest(t, patient: patient1, doctor: doctorA1))
+        let request = try indexRequest(t, patient: patient1, doctor: doctorA1)
+        let r = try submit(who ?? doctorA1, "putIndexRecord", request)
         try #require(r.response.status == 200, "\(r.response.message)")
-        return try Self.decode(IndexRecord.self, r)
+        return IndexRecord(request: request, receipt: try Self.decode(IndexRecordReceipt.self, r))
     }
 
     func grant(
