@@ -41,6 +41,8 @@ public struct ChainVerifier {
         // History is checked as the replay goes, entry by entry, and only counted here.
         var replayState = [Bytes: Bytes]()
         var history = HistoryTally()
+        // Blocks up to the savepoint that do not parse or fail their checks, so are not replayed.
+        var unreplayed = Set<UInt64>()
         let keys = ledger.keys
         let fam = ledger.families
 
@@ -59,6 +61,7 @@ public struct ChainVerifier {
                 do { block = try Medledger_Block(serializedBytes: pair.value) } catch {
                     problem("block \(n): corrupt, does not parse (\(error))")
                     previousHash = LedgerHash.zero
+                    unreplayed.insert(n)
                     continue
                 }
                 let checked: CheckedBlock
@@ -68,6 +71,7 @@ public struct ChainVerifier {
                         limits: ledger.limits)
                 } catch {
                     problem("\(error)")
+                    unreplayed.insert(n)
                     previousHash = block.header.headerHash
                     previousCommit = [UInt8](block.metadata.commitHash)
                     continue
@@ -85,7 +89,9 @@ public struct ChainVerifier {
             }
             if checkState {
                 try compareState(with: replayState, problem: problem)
-                try checkHistoryHasNoMore(than: history, savepoint: savepoint, problem: problem)
+                try checkHistoryHasNoMore(
+                    than: history, replayed: { n in savepoint.map { n <= $0 } == true && !unreplayed.contains(n) },
+                    problem: problem)
             }
             judge(savepoint: savepoint, blocks: expected, stateChecked: checkState, problem: problem) {
                 notes.append($0)
@@ -207,9 +213,10 @@ public struct ChainVerifier {
     }
 
     /// The replay found its entries; the store must hold no others. Counted first (one pass over the
-    /// keys); only if there are more are they looked for, each against the transaction it names.
+    /// keys); only if there are more are they looked for, each against the transaction it names in a
+    /// replayed block (on damage only: one block decoded per entry, as the keys are not in block order).
     private func checkHistoryHasNoMore(
-        than replay: HistoryTally, savepoint: UInt64?, problem: (String) -> Void
+        than replay: HistoryTally, replayed: (UInt64) -> Bool, problem: (String) -> Void
     ) throws {
         if replay.missing > 0 {
             problem("history: \(replay.missing) entries written by the chain are missing from the store")
@@ -223,36 +230,38 @@ public struct ChainVerifier {
         var extra = stored - replay.found
         guard extra > 0 else { return }
         let cursor = try ledger.kv.cursor(family, ledger.keys.allState, reverse: false)
-        var block: (number: UInt64, block: Medledger_Block)?
+        var block: (number: UInt64, block: Medledger_Block?)?
         while extra > 0, let pair = try cursor.next() {
             guard let (ns, key, h) = ledger.keys.historyKeyParts(pair.key) else {
                 problem("history: key \(Hex.encode(pair.key)) is not a history key")
                 extra -= 1
                 continue
             }
-            if block?.number != h.blockNum { block = try ledger.block(number: h.blockNum).map { (h.blockNum, $0) } }
-            guard let savepoint, h.blockNum <= savepoint, let b = block?.block,
-                Self.validTransaction(b, h.txNum, writes: ns, key)
+            if block?.number != h.blockNum { block = (h.blockNum, try? ledger.block(number: h.blockNum)) }
+            guard replayed(h.blockNum), let b = block?.block,
+                Self.validTransaction(b, h, wroteHistoryKey: pair.key, keys: ledger.keys)
             else {
                 problem("history: \(ns)/\(key.debugDescription) at \(h) is stored but no valid transaction wrote it")
                 extra -= 1
                 continue
             }
         }
+        if extra > 0 { problem("history: \(extra) entries are stored that no valid transaction wrote") }
     }
 
-    /// Whether transaction `txNum` of `block` is valid and writes `key` in `namespace`.
+    /// Whether the transaction at `height` in `block` is valid and wrote the key whose history entry
+    /// is `historyKey`: the key rebuilt from its write must be the same bytes (strings that Swift
+    /// calls equal can differ in bytes).
     static func validTransaction(
-        _ block: Medledger_Block, _ txNum: UInt64, writes namespace: String, _ key: String
-    )
-        -> Bool
-    {
+        _ block: Medledger_Block, _ height: Height, wroteHistoryKey historyKey: Bytes, keys: LedgerKeys
+    ) -> Bool {
         let codes = block.metadata.validationCodes
         let envelopes = block.data.envelopes
-        guard txNum < UInt64(envelopes.count), txNum < UInt64(codes.count), codes[Int(txNum)] == .valid,
-            let tx = try? ParsedTransaction(envelope: [UInt8](envelopes[Int(txNum)]))
+        guard height.txNum < UInt64(envelopes.count), height.txNum < UInt64(codes.count),
+            codes[Int(height.txNum)] == .valid,
+            let tx = try? ParsedTransaction(envelope: [UInt8](envelopes[Int(height.txNum)]))
         else { return false }
-        return tx.writes.contains { $0.namespace == namespace && $0.write.key == key }
+        return tx.writes.contains { keys.history($0.namespace, $0.write.key, height) == historyKey }
     }
 
     /// A state entry is the version (16 bytes) and the value; the replay keeps the version and the

@@ -81,6 +81,22 @@ import Testing
         }
     }
 
+    /// Keys are bytes: a planted history entry whose key Swift calls equal to one the transaction
+    /// wrote ("café" precomposed against "e" and a combining accent) is still not that key's entry.
+    @Test func aPlantedHistoryEntryIsMatchedByBytesNotByStringEquality() throws {
+        let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
+        let l = try LedgerStore(kv: kv).createChannel("ch")
+        try chain.commit(l, [.init(id: "a", writes: [("caf\u{E9}", "v")])])
+        #expect("caf\u{E9}" == "cafe\u{301}", "the premise: Swift's string equality")
+        var batch = WriteBatch()
+        batch.put(l.families.history, l.keys.history("kv", "cafe\u{301}", Height(blockNum: 0, txNum: 0)), [0])
+        try kv.write(batch, sync: true)
+        let problems = ChainVerifier(ledger: l).verify(checkState: true).problems
+        #expect(
+            problems.count == 1 && problems[0].hasSuffix("at 0:0 is stored but no valid transaction wrote it"),
+            "\(problems)")
+    }
+
     @Test func rebuildStateRestoresATamperedState() throws {
         let kv = MemoryStore(columnFamilies: StorageLayout.columnFamilies)
         let l = try LedgerStore(kv: kv).createChannel("ch")
