@@ -32,6 +32,13 @@ public final class FileReader {
         return FileID(st)
     }
 
+    /// The open file's size now; nil if `fstat` fails.
+    public var size: UInt64? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return UInt64(st.st_size)
+    }
+
     /// Moves to `offset` bytes from the start.
     public func seek(to offset: UInt64) throws {
         guard let o = off_t(exactly: offset), lseek(fd, o, SEEK_SET) == o else {

@@ -111,11 +111,19 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
             throw RPCError(
                 code: .permissionDenied, message: "role \(caller.attributes.role) does not download medical records")
         }
-        // Nothing to serve (set aside as corrupt, or lost in a crash): refused before it counts as a read.
-        let reading: ObjectStore.Reading
-        do { reading = try store.open(info, from: request.offset) } catch let e as ObjectStoreError {
-            throw Self.rpcError(e)
+        func failed(_ e: ObjectStoreError) -> RPCError {
+            if e.meansCorrupt {
+                audit?.note(
+                    AuditEvent(
+                        actor: caller.auditActor, action: "object.download", target: treatment.patientPID,
+                        outcome: .failed, detail: "sha384 \(digest), t_id \(info.tID): \(e)"))
+            }
+            return Self.rpcError(e)
         }
+        // Nothing to serve (set aside as corrupt, lost in a crash, or a file of the wrong size): refused
+        // before it counts as a read.
+        let reading: ObjectStore.Reading
+        do { reading = try store.open(info, from: request.offset) } catch let e as ObjectStoreError { throw failed(e) }
         incidents?.observe(.patientsRead([treatment.patientPID]), by: caller)
         if request.offset < info.size { incidents?.observe(.downloaded(bytes: info.size - request.offset), by: caller) }
         // The first message describes the object; an offset at the end still gets that one message.
@@ -135,13 +143,7 @@ struct ObjectStoreService: Medledger_ObjectStore.SimpleServiceProtocol {
                 next = Medledger_DownloadChunk.with { $0.offset = next.offset + UInt64(piece.count) }
             }
         } catch let e as ObjectStoreError {
-            if e.meansCorrupt {
-                audit?.note(
-                    AuditEvent(
-                        actor: caller.auditActor, action: "object.download", target: treatment.patientPID,
-                        outcome: .failed, detail: "sha384 \(digest), t_id \(info.tID): \(e)"))
-            }
-            throw Self.rpcError(e)
+            throw failed(e)
         }
         if next.hasDescription { try await response.write(next) }
         // Named by the patient, like every read of their records, so their audit trail shows it.

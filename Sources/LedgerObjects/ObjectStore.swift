@@ -337,11 +337,17 @@ public final class ObjectStore: Sendable {
     }
 
     /// Opens the file of an object whose description the caller already read, to be streamed from
-    /// `offset` (`Reading.stream`). Throws before any byte is read if there is no file: set aside
-    /// as corrupt, or never arrived (`missingFileError`).
+    /// `offset` (`Reading.stream`). Throws before any byte is served if there is no file (set aside as
+    /// corrupt, or never arrived: `missingFileError`), or if the file is not of the described size
+    /// (`corrupt`, and it is set aside: bytes of another length cannot hash to the digest).
     public func open(_ info: ObjectInfo, from offset: UInt64 = 0) throws -> Reading {
         guard offset <= info.size else { throw ObjectStoreError.offsetBeyondEnd(offset: offset, size: info.size) }
         guard let file = FileReader(path: objectURL(info.digest).path) else { throw missingFileError(info.digest) }
+        guard file.size == info.size else {
+            let computed = try Self.digest(of: file).digest
+            setAside(info.digest, readFrom: file)
+            throw ObjectStoreError.corrupt(digest: info.digest, computed: computed)
+        }
         return Reading(store: self, digest: info.digest, file: file, offset: offset)
     }
 
