@@ -263,17 +263,18 @@ public struct CareClient: Sendable {
     /// Fetches a record's P_DE and its ciphertext (to `sealedPath`), and checks: the URL names the
     /// digest on chain, the bytes hash to it, both signatures verify over (tid, URL_C, digest), both
     /// certificates chain to the CA and belong to the treatment's patient and doctor, and the capsule
-    /// in the object is the one on chain. Any failure throws 422 naming every failed check; a file
-    /// this call downloaded is then removed (a file that was at `sealedPath` before a failed download
-    /// is left alone).
+    /// in the object is the one on chain. Any failure throws 422 naming every failed check. The
+    /// download goes to `<sealedPath>.unverified` and takes `sealedPath`'s place only once every check
+    /// has passed: a failed verification removes only what it downloaded, never a file already at
+    /// `sealedPath`.
     public func verifyRecord(
         recordID: String, sealedPath: String, objectNode: NodeAddress? = nil
     ) async throws -> Verification {
         let record: IndexRecord = try await query("getIndexRecord", GetIndexRecordRequest(recordID: recordID))
         var checks = [(name: String, passed: Bool, detail: String)]()
-        var downloaded = false
+        let unverified = sealedPath + ".unverified"
         func tampering() -> CallFailure {
-            if downloaded { try? FileManager.default.removeItem(atPath: sealedPath) }
+            try? FileManager.default.removeItem(atPath: unverified)
             return CallFailure(
                 status: 422,
                 message: "tampering detected in record \(recordID): "
@@ -293,8 +294,7 @@ public struct CareClient: Sendable {
         // Fetched by URL_C, as the paper does; the bytes are then held to the digest on chain.
         let target = objectNode ?? NodeAddress(url.node) ?? node
         do {
-            let d = try await ObjectClient(wallet: wallet).download(url: record.url, to: sealedPath, node: target)
-            downloaded = true
+            let d = try await ObjectClient(wallet: wallet).download(url: record.url, to: unverified, node: target)
             checks.append(
                 (
                     "ciphertext SHA-384", d.digest == record.digest,
@@ -342,8 +342,8 @@ public struct CareClient: Sendable {
         }
         let header: SealedRecordHeader
         do {
-            guard let h = FileHandle(forReadingAtPath: sealedPath) else {
-                throw CallFailure(status: 500, message: "cannot reopen \(sealedPath)")
+            guard let h = FileHandle(forReadingAtPath: unverified) else {
+                throw CallFailure(status: 500, message: "cannot reopen \(unverified)")
             }
             defer { try? h.close() }
             header = try SealedRecord.readHeader(from: h)
@@ -353,9 +353,16 @@ public struct CareClient: Sendable {
             checks.append(("sealed header", false, "\(e)"))
             throw tampering()
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: sealedPath)[.size] as? UInt64) ?? 0
+        let size = (try? FileManager.default.attributesOfItem(atPath: unverified)[.size] as? UInt64) ?? 0
         let v = Verification(record: record, header: header, sealedSize: size, checks: checks)
         guard v.failures.isEmpty else { throw tampering() }
+        do {
+            _ = try? FileManager.default.removeItem(atPath: sealedPath)
+            try FileManager.default.moveItem(atPath: unverified, toPath: sealedPath)
+        } catch {
+            try? FileManager.default.removeItem(atPath: unverified)
+            throw CallFailure(status: 500, message: "cannot move the verified record to \(sealedPath): \(error)")
+        }
         return v
     }
 
