@@ -51,9 +51,9 @@ public enum CompositeKey {
     public static func isComposite(_ key: String) -> Bool { key.unicodeScalars.first == "\u{0}" }
 
     /// No attribute may contain U+0000 (it would shift the fields) or U+10FFFF (Fabric reserves it as the
-    /// upper bound of partial-key ranges). Looks at the UTF-8 bytes: U+0000 is the byte 0, and U+10FFFF the only scalar whose encoding
-    /// starts F4 8F BF (BF). Testing each scalar against a set hashed every one of them: 2 % of a
-    /// peer's CPU while it endorsed P_DE records, whose keys carry PIDs and times.
+    /// upper bound of partial-key ranges). Looks at the UTF-8 bytes: U+0000 is the byte 0, and
+    /// U+10FFFF is the only scalar encoded F4 8F BF BF. Testing each scalar against a set hashed every
+    /// one of them: 2 % of a peer's CPU while it endorsed P_DE records, whose keys carry PIDs and times.
     static func hasReservedScalar(_ s: String) -> Bool {
         var utf8 = s.utf8.makeIterator()
         while let byte = utf8.next() {
