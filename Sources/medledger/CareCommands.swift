@@ -17,6 +17,17 @@ func withCare<T>(_ options: PeerOptions, _ body: (CareClient) async throws -> T)
     }
 }
 
+/// Runs `body` with a fresh directory only this user can read, removed afterwards whatever happens.
+/// Downloaded ciphertext goes there rather than beside the output, so a user's own file of any name is
+/// never replaced or removed.
+func withScratchDirectory<T>(_ purpose: String, _ body: (URL) async throws -> T) async throws -> T {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-\(purpose)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(
+        at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    defer { try? FileManager.default.removeItem(at: dir) }
+    return try await body(dir)
+}
+
 func nodeAddresses(_ list: [String], _ flag: String) throws -> [NodeAddress] {
     try list.flatMap { $0.split(separator: ",").map(String.init) }.map { s in
         guard let a = NodeAddress(s) else { throw ValidationError("\(flag) \(s) is not host:port") }
@@ -199,13 +210,13 @@ struct ShareCommand: AsyncParsableCommand {
 
         func run() async throws {
             let px = try nodeAddresses(proxies, "--proxy")
-            let sealed = out + ".sealed"
-            let r = try await withCare(peer) {
-                try await $0.openShared(
-                    consentID: consent, recordID: recordID, proxies: px, threshold: threshold, sealedPath: sealed,
-                    to: out)
+            let r = try await withScratchDirectory("share") { dir in
+                try await withCare(peer) {
+                    try await $0.openShared(
+                        consentID: consent, recordID: recordID, proxies: px, threshold: threshold,
+                        sealedPath: dir.appendingPathComponent("record.sealed").path, to: out)
+                }
             }
-            try? FileManager.default.removeItem(atPath: sealed)
             for c in r.verification.checks { print("  ✓ \(c.name): \(c.detail)") }
             for u in r.usage { print("  proxy \(u.proxy) re-encrypted; usage \(u.usageID) recorded on chain") }
             print("decrypted \(r.opened.plaintextSize) bytes to \(out)")

@@ -116,25 +116,18 @@ struct RecordCommand: AsyncParsableCommand {
                     "the doctor must sign too: give --doctor-wallet, or --doctor-signature and --doctor-cert (the doctor runs `record sign` with the URL and digest `object put` printed)"
                 )
             }
-            var sealedPath = sealed ?? ""
-            var temporary: String?
-            if bundle != nil {
-                let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
-                    "medledger-seal-\(UUID().uuidString)")
-                try FileManager.default.createDirectory(
-                    at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                temporary = dir.path
-                sealedPath = dir.appendingPathComponent("record.sealed").path
-            }
-            defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
-            let r = try await withCare(peer) { care in
-                if let bundle {
-                    let s = try care.seal(plaintext: bundle, to: sealedPath)
-                    print(
-                        "sealed \(s.plaintextSize) bytes with a fresh AES-256-GCM key; the key is wrapped to your encryption key"
-                    )
+            let r = try await withScratchDirectory("seal") { dir in
+                try await withCare(peer) { care in
+                    var sealedPath = sealed ?? ""
+                    if let bundle {
+                        sealedPath = dir.appendingPathComponent("record.sealed").path
+                        let s = try care.seal(plaintext: bundle, to: sealedPath)
+                        print(
+                            "sealed \(s.plaintextSize) bytes with a fresh AES-256-GCM key; the key is wrapped to your encryption key"
+                        )
+                    }
+                    return try await care.putRecord(sealedFile: sealedPath, tID: tID, doctor: doctor)
                 }
-                return try await care.putRecord(sealedFile: sealedPath, tID: tID, doctor: doctor)
             }
             print(
                 "stored at \(r.stored.url) (\(r.stored.size) bytes\(r.stored.alreadyStored ? ", already there" : ""))")
@@ -201,11 +194,12 @@ struct RecordCommand: AsyncParsableCommand {
         @Option(help: "Where to write the decrypted record.") var out: String
 
         func run() async throws {
-            let sealedPath = out + ".sealed"
-            defer { try? FileManager.default.removeItem(atPath: sealedPath) }
-            let (v, opened) = try await withCare(peer) { care in
-                let v = try await care.verifyRecord(recordID: recordID, sealedPath: sealedPath)
-                return (v, try care.openAsPatient(sealedPath: sealedPath, to: out))
+            let (v, opened) = try await withScratchDirectory("get") { dir in
+                let sealedPath = dir.appendingPathComponent("record.sealed").path
+                return try await withCare(peer) { care in
+                    let v = try await care.verifyRecord(recordID: recordID, sealedPath: sealedPath)
+                    return (v, try care.openAsPatient(sealedPath: sealedPath, to: out))
+                }
             }
             for c in v.checks { print("  ✓ \(c.name): \(c.detail)") }
             print("decrypted \(opened.plaintextSize) bytes to \(out)")

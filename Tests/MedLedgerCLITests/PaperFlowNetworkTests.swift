@@ -34,7 +34,7 @@ import Glibc
         p.standardError = out
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        p.waitForExit()
         return (p.terminationStatus, text)
     }
 
@@ -325,6 +325,17 @@ import Glibc
         #expect(try await patient.listUsage(patientPID: patientW.info.pid).count == 3)
         // Withdrawing the now inert fragments afterwards works on the revoked consent.
         #expect(try await patient.revoke(consentID: consentID, proxies: [nodeA, nodeB]).withdrawn == 2)
+        // The CLI's `record get` downloads the ciphertext into a private scratch directory: a user's file
+        // named like the output plus `.sealed` is neither replaced nor removed.
+        let mine = privateScratch.path + "/mine.json"
+        try Data("the user's notes".utf8).write(to: URL(fileURLWithPath: mine + ".sealed"))
+        let got = try MedLedgerBinary.run([
+            "record", "get", "--node", net.node("hospital-a"), "--wallet", patientW.directory, "--record-id",
+            record.recordID, "--out", mine,
+        ])
+        #expect(got.status == 0, "\(got.stderr)")
+        #expect(FileManager.default.fileExists(atPath: mine))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: mine + ".sealed")) == Data("the user's notes".utf8))
         // 7. Tampered ciphertext on the node's disk: verification names what failed.
         var object = try Data(contentsOf: URL(fileURLWithPath: objectPath))
         object[object.count / 2] ^= 0x01
