@@ -104,6 +104,8 @@ struct LoadBench: AsyncParsableCommand {
         let committed = measured.reduce(0) { $0 + $1.count * repeats }
         let bytesAfter = await Self.settledDirectoryBytes(ledger)
         let logBytes = Self.directoryBytes(ledger, suffix: ".log")
+        // The client's streams end first: a node that still serves them drains them at SIGTERM.
+        gateway.close()
         net.stop()
         var rows =
             measured + [

@@ -42,7 +42,7 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         p.standardError = out
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        p.waitForExit()
         let text = String(decoding: data, as: UTF8.self)
         guard p.terminationStatus == 0 else {
             throw CLIError("medledger \(args.joined(separator: " ")) failed:\n\(text)")
@@ -241,7 +241,7 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
     func stop() {
         for p in processes where p.isRunning {
             p.terminate()
-            p.waitUntilExit()
+            p.waitForExit()
         }
     }
 
@@ -264,5 +264,14 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         getrusage(RUSAGE_SELF.rawValue, &r)
         return Double(r.ru_utime.tv_sec) + Double(r.ru_utime.tv_usec) / 1e6 + Double(r.ru_stime.tv_sec) + Double(
             r.ru_stime.tv_usec) / 1e6
+    }
+}
+
+extension Process {
+    /// Waits for the process to exit without holding a core: Foundation's `waitUntilExit` spins its
+    /// run loop on Linux when called off the main thread, which on a small machine takes a core from
+    /// the very processes being waited for (a node draining its calls at SIGTERM takes seconds).
+    func waitForExit() {
+        while isRunning { usleep(5_000) }
     }
 }

@@ -95,6 +95,6 @@ extension LocalNetwork {
     func kill(_ org: String) {
         guard let p = nodes[org]?.process, p.isRunning else { return }
         Glibc.kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        p.waitForExit()
     }
 }

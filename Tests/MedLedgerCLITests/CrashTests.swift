@@ -61,7 +61,7 @@ import Testing
             let delay = UInt32.random(in: 20_000...400_000, using: &rng)
             usleep(delay)
             kill(child.processIdentifier, SIGKILL)
-            child.waitUntilExit()
+            child.waitForExit()
             try outHandle.close()
             if child.terminationReason == .uncaughtSignal {
                 killedMidRun += 1

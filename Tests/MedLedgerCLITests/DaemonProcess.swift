@@ -59,7 +59,7 @@ final class DaemonProcess: @unchecked Sendable {
     func stop() -> Int32 {
         if process.isRunning {
             process.terminate()
-            process.waitUntilExit()
+            process.waitForExit()
         }
         pipe.fileHandleForReading.readabilityHandler = nil
         return process.terminationStatus

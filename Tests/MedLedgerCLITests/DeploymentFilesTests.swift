@@ -25,7 +25,7 @@ import Testing
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        p.waitForExit()
         #expect(p.terminationStatus == 0, "docker-compose config failed: \(errors)")
         for service in ["sa:", "hospital-a:", "hospital-b:"] { #expect(text.contains(service)) }
         #expect(text.contains("medledger:latest"))
@@ -129,7 +129,7 @@ import Testing
         p.standardError = FileHandle.nullDevice
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        p.waitForExit()
         return text
     }
 }

@@ -335,7 +335,7 @@ import Testing
         p.standardOutput = out
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        p.waitForExit()
         return text
     }
 
@@ -353,7 +353,7 @@ import Testing
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", code, dir]
         try p.run()
-        p.waitUntilExit()
+        p.waitForExit()
         guard p.terminationStatus == 0 else { throw DaemonProcess.Failure(message: "python could not make an RSA key") }
     }
 }

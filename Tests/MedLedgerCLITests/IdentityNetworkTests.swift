@@ -271,7 +271,7 @@ import X509
         usleep(800_000)
         try input.fileHandleForWriting.close()
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        p.waitForExit()
         return String(decoding: data, as: UTF8.self)
     }
 }

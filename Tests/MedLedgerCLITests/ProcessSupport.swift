@@ -43,10 +43,18 @@ enum MedLedgerBinary {
         // Read before waiting so a large output cannot fill the pipe and stall the child.
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        p.waitForExit()
         return Result(
             status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
             stderr: String(decoding: e, as: UTF8.self))
+    }
+}
+
+extension Process {
+    /// Waits for the process to exit without holding a core: Foundation's `waitUntilExit` spins its
+    /// run loop on Linux off the main thread, taking a core from the nodes a test waits for.
+    func waitForExit() {
+        while isRunning { usleep(5_000) }
     }
 }
 

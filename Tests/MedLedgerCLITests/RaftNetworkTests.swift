@@ -157,7 +157,7 @@ final class RaftNetwork: @unchecked Sendable {
 
     func kill9(_ org: String) {
         signal(org, SIGKILL)
-        nodes[org]!.process.waitUntilExit()
+        nodes[org]!.process.waitForExit()
     }
 
     /// `orderer status --json` as `org`'s node sees it, nil if unreachable.

@@ -326,7 +326,7 @@ final class Shared<T>: @unchecked Sendable {  // every access holds `lock`
             }
             try await group.waitForAll()
         }
-        net.sa.process.waitUntilExit()
+        net.sa.process.waitForExit()
         #expect(net.sa.process.terminationStatus == 0, "\(net.sa.text)")
         let acked = acknowledged.with { $0 }
         #expect(!acked.isEmpty)
@@ -557,7 +557,7 @@ final class Shared<T>: @unchecked Sendable {  // every access holds `lock`
             ])
             let port = net.ports["hospital-a"]!
             net.peers["hospital-a"]!.process.terminate()
-            net.peers["hospital-a"]!.process.waitUntilExit()
+            net.peers["hospital-a"]!.process.waitForExit()
             // While the node is down its administrator is told 503 "unavailable", not 401.
             let down = try MedLedgerBinary.run([
                 "node", "whoami", "--node", net.node("hospital-a"), "--wallet", net.admin("hospital-a"),
@@ -594,7 +594,7 @@ final class Shared<T>: @unchecked Sendable {  // every access holds `lock`
                 crashing.terminate()
                 Issue.record("the node did not die mid-join: \(joined.stdout)\(joined.stderr)")
             }
-            crashing.waitUntilExit()
+            crashing.waitForExit()
             #expect(crashing.terminationReason == .uncaughtSignal, "the node was to die mid-join")
             // Restarted: the half-made channel is gone, the join works, and the old channel is intact.
             let (restarted, _) = try MultiHospitalNetworkTests.startPeer(net.root, "hospital-a", port: port)
