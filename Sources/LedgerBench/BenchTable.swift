@@ -22,6 +22,9 @@ public struct BenchRow: Encodable, Sendable {
     /// `rate` as a percentage of what the operation's signatures alone allow on this machine, timed
     /// next to the run (`SignatureBound`): comparable across runs when the machine's speed drifts.
     public var percentOfBound: Double?
+    /// Context switches of every process involved per operation, where measured: how many times the
+    /// operation's work moved between threads (each a wake-up), which dominates at one in flight.
+    public var switchesPerOp: Double?
     public var meetsTarget: Bool? {
         var verdicts = [Bool]()
         if let t = target { verdicts.append(rate >= t) }
@@ -34,8 +37,9 @@ public struct BenchRow: Encodable, Sendable {
         operation: String, count: Int, seconds: Double, rate: Double, rateUnit: String, p50Micros: Double? = nil,
         p99Micros: Double? = nil, target: Double? = nil,
         cpuMicrosPerOp: Double? = nil, p50TargetMicros: Double? = nil, rateAtMost: Double? = nil,
-        runRates: [Double]? = nil, percentOfBound: Double? = nil
+        runRates: [Double]? = nil, percentOfBound: Double? = nil, switchesPerOp: Double? = nil
     ) {
+        self.switchesPerOp = switchesPerOp
         self.percentOfBound = percentOfBound
         self.rateAtMost = rateAtMost
         self.runRates = runRates
@@ -53,7 +57,7 @@ public struct BenchRow: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case operation, count, seconds, rate, rateUnit, p50Micros, p99Micros, target, meetsTarget, cpuMicrosPerOp,
-            p50TargetMicros, rateAtMost, runRates, percentOfBound
+            p50TargetMicros, rateAtMost, runRates, percentOfBound, switchesPerOp
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -72,6 +76,7 @@ public struct BenchRow: Encodable, Sendable {
         try c.encodeIfPresent(rateAtMost, forKey: .rateAtMost)
         try c.encodeIfPresent(runRates, forKey: .runRates)
         try c.encodeIfPresent(percentOfBound, forKey: .percentOfBound)
+        try c.encodeIfPresent(switchesPerOp, forKey: .switchesPerOp)
     }
 }
 
@@ -96,9 +101,10 @@ public struct BenchReport: Encodable, Sendable {
     public func table() -> String {
         let withCPU = rows.contains { $0.cpuMicrosPerOp != nil }
         let withBound = rows.contains { $0.percentOfBound != nil }
+        let withSwitches = rows.contains { $0.switchesPerOp != nil }
         let header =
             ["operation", "count", "seconds", "rate", "p50", "p99"] + (withCPU ? ["cpu/op"] : [])
-            + (withBound ? ["of bound"] : []) + ["target", "ok"]
+            + (withSwitches ? ["switches/op"] : []) + (withBound ? ["of bound"] : []) + ["target", "ok"]
         var lines = [[String]]()
         for r in rows {
             var target = [
@@ -117,6 +123,7 @@ public struct BenchReport: Encodable, Sendable {
                 r.p50Micros.map(Self.duration) ?? "-", r.p99Micros.map(Self.duration) ?? "-",
             ]
             if withCPU { cells.append(r.cpuMicrosPerOp.map(Self.duration) ?? "-") }
+            if withSwitches { cells.append(r.switchesPerOp.map { String(format: "%.1f", $0) } ?? "-") }
             if withBound { cells.append(r.percentOfBound.map { String(format: "%.0f %%", $0) } ?? "-") }
             cells += [target, r.meetsTarget.map { $0 ? "yes" : "NO" } ?? "-"]
             lines.append(cells)

@@ -157,6 +157,8 @@ struct LoadBench: AsyncParsableCommand {
                 "runs per level": "\(repeats) (median; spread in brackets)",
                 "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle",
                 "cpu/op": "user+system CPU of client, orderer and peer per committed transaction",
+                "switches/op":
+                    "context switches (voluntary and involuntary) of the client's, orderer's and peer's threads per committed transaction: how often the work moved between threads",
                 "signature bound":
                     "the workload's P-256 signatures and verifications (every process's), timed in this process before the run and after each level (the row: their median), on all cores with nothing else to do: no level can beat it; 'of bound' is a level's rate against the bound timed just after its runs",
             ],
@@ -170,6 +172,7 @@ struct LoadBench: AsyncParsableCommand {
         var seconds: Double
         var latencies: [Double]
         var cpu: Double
+        var switches: Double
     }
 
     /// `repeats` runs of `transactions` operations at each in-flight level; one row per level, the
@@ -209,7 +212,8 @@ struct LoadBench: AsyncParsableCommand {
                     cpuMicrosPerOp: median(runs.filter { $0.ok > 0 }.map { $0.cpu * 1e6 / Double($0.ok) }),
                     p50TargetMicros: level == 1 && kv ? 2500 : nil,
                     runRates: repeats > 1 ? rates : nil,
-                    percentOfBound: allowed.map { rate / $0 * 100 }))
+                    percentOfBound: allowed.map { rate / $0 * 100 },
+                    switchesPerOp: median(runs.filter { $0.ok > 0 }.map { $0.switches / Double($0.ok) })))
         }
         return rows
     }
@@ -219,6 +223,7 @@ struct LoadBench: AsyncParsableCommand {
         net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, level: Int, say: (String) -> Void
     ) async -> Run {
         let cpuBefore = net.cpuSeconds() + LocalNetwork.selfCPUSeconds()
+        let switchesBefore = net.contextSwitches() + LocalNetwork.selfContextSwitches()
         let state = LoadState()
         let started = DispatchTime.now().uptimeNanoseconds
         let count = transactions
@@ -266,9 +271,10 @@ struct LoadBench: AsyncParsableCommand {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let cpu = net.cpuSeconds() + LocalNetwork.selfCPUSeconds() - cpuBefore
+        let switches = net.contextSwitches() + LocalNetwork.selfContextSwitches() - switchesBefore
         for (why, n) in state.failures.withLock({ $0 }) { say("  \(n) failed: \(why)") }
         let sorted = state.latencies.withLock { $0.sorted() }
-        return Run(ok: sorted.count, seconds: seconds, latencies: sorted, cpu: cpu)
+        return Run(ok: sorted.count, seconds: seconds, latencies: sorted, cpu: cpu, switches: switches)
     }
 
     /// 32 random bytes in four draws, not 32: each draw is a system call, and the client's CPU counts in

@@ -259,6 +259,38 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         }
     }
 
+    /// Context switches (voluntary and involuntary) of the network's processes, summed over their
+    /// threads, from /proc. A thread that ends takes its count with it; the nodes' threads live as long
+    /// as the nodes.
+    func contextSwitches() -> Double {
+        processes.reduce(0) { $0 + Self.contextSwitches(pid: $1.processIdentifier) }
+    }
+
+    static func contextSwitches(pid: Int32) -> Double {
+        let dir = "/proc/\(pid)/task"
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return 0 }
+        return threads.reduce(0) { sum, thread in
+            guard let status = try? String(contentsOfFile: "\(dir)/\(thread)/status", encoding: .utf8) else {
+                return sum
+            }
+            return sum
+                + status.split(separator: "\n").reduce(0) { s, line in
+                    // "voluntary_ctxt_switches:\tN" and "nonvoluntary_ctxt_switches:\tN"
+                    guard line.contains("ctxt_switches:"),
+                        let n = Double(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "")
+                    else { return s }
+                    return s + n
+                }
+        }
+    }
+
+    /// This process's context switches, over all its threads (ended ones included).
+    static func selfContextSwitches() -> Double {
+        var r = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &r)
+        return Double(r.ru_nvcsw + r.ru_nivcsw)
+    }
+
     static func selfCPUSeconds() -> Double {
         var r = rusage()
         getrusage(RUSAGE_SELF.rawValue, &r)

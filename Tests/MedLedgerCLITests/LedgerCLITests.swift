@@ -174,6 +174,10 @@ import Testing
         let share = try #require(loaded["percentOfBound"] as? Double)
         #expect(share > 0 && share <= 100, "a level cannot beat its signatures: \(share) %")
         #expect(try #require(row("kv, 1 in flight"))["percentOfBound"] == nil)
+        // One transaction at a time crosses three processes (proposal, envelope, block, commit event), so
+        // each costs several context switches; counted from /proc, over every thread.
+        let switches = try #require(row("kv, 1 in flight")?["switchesPerOp"] as? Double)
+        #expect(switches > 2, "\(switches) context switches per transaction")
         // The ledger's bytes per transaction, read once RocksDB has settled, and the unflushed log's part.
         let ledger = try #require(row("peer ledger on disk per kv tx"))
         #expect((ledger["rate"] as? Double ?? 0) > 0)
