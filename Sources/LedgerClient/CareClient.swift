@@ -371,16 +371,13 @@ public struct CareClient: Sendable {
         try open(.patientSecretKey(try wallet.proxyKeys().encryption), sealedPath: sealedPath, to: out)
     }
 
+    /// Decrypts into `out`, which is replaced only once the whole record has decrypted and
+    /// authenticated (`openFile` writes a hidden file of its own beside it first; no other file is touched).
     func open(_ opener: SealedRecord.Opener, sealedPath: String, to out: String) throws -> SealedRecord.OpenResult {
-        let part = out + ".part"
         do {
-            let r = try SealedRecord.openFile(
-                opener, at: URL(fileURLWithPath: sealedPath), to: URL(fileURLWithPath: part))
-            _ = try? FileManager.default.removeItem(atPath: out)
-            try FileManager.default.moveItem(atPath: part, toPath: out)
-            return r
+            return try SealedRecord.openFile(
+                opener, at: URL(fileURLWithPath: sealedPath), to: URL(fileURLWithPath: out))
         } catch let e as SealedRecordError {
-            try? FileManager.default.removeItem(atPath: part)
             throw CallFailure(status: 422, message: "tampering detected: the record does not decrypt: \(e)")
         }
     }

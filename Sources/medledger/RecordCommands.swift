@@ -116,16 +116,14 @@ struct RecordCommand: AsyncParsableCommand {
                     "the doctor must sign too: give --doctor-wallet, or --doctor-signature and --doctor-cert (the doctor runs `record sign` with the URL and digest `object put` printed)"
                 )
             }
-            let r = try await withScratchDirectory("seal") { dir in
-                try await withCare(peer) { care in
-                    var sealedPath = sealed ?? ""
-                    if let bundle {
-                        sealedPath = dir.appendingPathComponent("record.sealed").path
-                        let s = try care.seal(plaintext: bundle, to: sealedPath)
-                        print(
-                            "sealed \(s.plaintextSize) bytes with a fresh AES-256-GCM key; the key is wrapped to your encryption key"
-                        )
-                    }
+            let r = try await withCare(peer) { care in
+                guard let bundle else { return try await care.putRecord(sealedFile: sealed!, tID: tID, doctor: doctor) }
+                return try await withScratchDirectory("seal") { dir in
+                    let sealedPath = dir.appendingPathComponent("record.sealed").path
+                    let s = try care.seal(plaintext: bundle, to: sealedPath)
+                    print(
+                        "sealed \(s.plaintextSize) bytes with a fresh AES-256-GCM key; the key is wrapped to your encryption key"
+                    )
                     return try await care.putRecord(sealedFile: sealedPath, tID: tID, doctor: doctor)
                 }
             }

@@ -325,17 +325,21 @@ import Glibc
         #expect(try await patient.listUsage(patientPID: patientW.info.pid).count == 3)
         // Withdrawing the now inert fragments afterwards works on the revoked consent.
         #expect(try await patient.revoke(consentID: consentID, proxies: [nodeA, nodeB]).withdrawn == 2)
-        // The CLI's `record get` downloads the ciphertext into a private scratch directory: a user's file
-        // named like the output plus `.sealed` is neither replaced nor removed.
+        // The CLI's `record get` downloads the ciphertext into a private scratch directory and decrypts
+        // through a hidden file of its own: a user's files named like the output plus `.sealed` or
+        // `.part` are neither replaced nor removed.
         let mine = privateScratch.path + "/mine.json"
         try Data("the user's notes".utf8).write(to: URL(fileURLWithPath: mine + ".sealed"))
+        try Data("the user's notes".utf8).write(to: URL(fileURLWithPath: mine + ".part"))
         let got = try MedLedgerBinary.run([
             "record", "get", "--node", net.node("hospital-a"), "--wallet", patientW.directory, "--record-id",
             record.recordID, "--out", mine,
         ])
         #expect(got.status == 0, "\(got.stderr)")
         #expect(FileManager.default.fileExists(atPath: mine))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: mine + ".sealed")) == Data("the user's notes".utf8))
+        for suffix in [".sealed", ".part"] {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: mine + suffix)) == Data("the user's notes".utf8))
+        }
         // 7. Tampered ciphertext on the node's disk: verification names what failed.
         var object = try Data(contentsOf: URL(fileURLWithPath: objectPath))
         object[object.count / 2] ^= 0x01
