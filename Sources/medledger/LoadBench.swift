@@ -104,7 +104,7 @@ struct LoadBench: AsyncParsableCommand {
         let committed = measured.reduce(0) { $0 + $1.count * repeats }
         let bytesAfter = await Self.settledDirectoryBytes(ledger)
         let logBytes = Self.directoryBytes(ledger, suffix: ".log")
-        // The client's streams end first: a node that still serves them drains them at SIGTERM.
+        // The client's streams are told to end first: a node still serving them drains them at SIGTERM.
         gateway.close()
         net.stop()
         var rows =
@@ -158,7 +158,7 @@ struct LoadBench: AsyncParsableCommand {
                 "block": "at most \(blockMaxTx) tx, cut as soon as the orderer is idle",
                 "cpu/op": "user+system CPU of client, orderer and peer per committed transaction",
                 "switches/op":
-                    "context switches (voluntary and involuntary) of the client's, orderer's and peer's threads per committed transaction: how often the work moved between threads",
+                    "context switches (voluntary and involuntary) of the client's, orderer's and peer's threads per operation (committed transaction, or answered evaluation): how often the work moved between threads",
                 "signature bound":
                     "the workload's P-256 signatures and verifications (every process's), timed in this process before the run and after each level (the row: their median), on all cores with nothing else to do: no level can beat it; 'of bound' is a level's rate against the bound timed just after its runs",
             ],
@@ -223,7 +223,7 @@ struct LoadBench: AsyncParsableCommand {
         net: LocalNetwork, gateway: Gateway, pde: PDEWorkload?, readKeys: Int, level: Int, say: (String) -> Void
     ) async -> Run {
         let cpuBefore = net.cpuSeconds() + LocalNetwork.selfCPUSeconds()
-        let switchesBefore = net.contextSwitches() + LocalNetwork.selfContextSwitches()
+        let (threadsBefore, selfBefore) = (net.threadSwitches(), LocalNetwork.selfContextSwitches())
         let state = LoadState()
         let started = DispatchTime.now().uptimeNanoseconds
         let count = transactions
@@ -271,7 +271,9 @@ struct LoadBench: AsyncParsableCommand {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let cpu = net.cpuSeconds() + LocalNetwork.selfCPUSeconds() - cpuBefore
-        let switches = net.contextSwitches() + LocalNetwork.selfContextSwitches() - switchesBefore
+        let switches =
+            LocalNetwork.switches(net.threadSwitches(), since: threadsBefore) + LocalNetwork.selfContextSwitches()
+            - selfBefore
         for (why, n) in state.failures.withLock({ $0 }) { say("  \(n) failed: \(why)") }
         let sorted = state.latencies.withLock { $0.sorted() }
         return Run(ok: sorted.count, seconds: seconds, latencies: sorted, cpu: cpu, switches: switches)

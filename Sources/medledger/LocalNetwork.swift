@@ -238,10 +238,16 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
 
     func admin(_ org: String) -> String { root + "/\(org)/admin" }
 
-    func stop() {
+    /// SIGTERM to each process, and SIGKILL to one still running after `grace` seconds.
+    func stop(grace: Double = 15) {
         for p in processes where p.isRunning {
             p.terminate()
-            p.waitForExit()
+            let deadline = Date().addingTimeInterval(grace)
+            while p.isRunning && Date() < deadline { usleep(5_000) }
+            if p.isRunning {
+                Glibc.kill(p.processIdentifier, SIGKILL)
+                p.waitForExit()
+            }
         }
     }
 
@@ -259,29 +265,33 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
         }
     }
 
-    /// Context switches (voluntary and involuntary) of the network's processes, summed over their
-    /// threads, from /proc. A thread that ends takes its count with it; the nodes' threads live as long
-    /// as the nodes.
-    func contextSwitches() -> Double {
-        processes.reduce(0) { $0 + Self.contextSwitches(pid: $1.processIdentifier) }
-    }
-
-    static func contextSwitches(pid: Int32) -> Double {
-        let dir = "/proc/\(pid)/task"
-        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return 0 }
-        return threads.reduce(0) { sum, thread in
-            guard let status = try? String(contentsOfFile: "\(dir)/\(thread)/status", encoding: .utf8) else {
-                return sum
-            }
-            return sum
-                + status.split(separator: "\n").reduce(0) { s, line in
-                    // "voluntary_ctxt_switches:\tN" and "nonvoluntary_ctxt_switches:\tN"
+    /// Context switches (voluntary and involuntary) of each thread of the network's processes, from
+    /// /proc. Compare two of them with `switches(since:)`: a thread that ended in between takes its
+    /// count with it, and one that started counts from zero.
+    func threadSwitches() -> [String: Double] {
+        var all = [String: Double]()
+        for p in processes {
+            let dir = "/proc/\(p.processIdentifier)/task"
+            for thread in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+                guard let status = try? String(contentsOfFile: "\(dir)/\(thread)/status", encoding: .utf8) else {
+                    continue
+                }
+                // "voluntary_ctxt_switches:\tN" and "nonvoluntary_ctxt_switches:\tN"
+                all["\(p.processIdentifier)/\(thread)"] = status.split(separator: "\n").reduce(0) { s, line in
                     guard line.contains("ctxt_switches:"),
                         let n = Double(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "")
                     else { return s }
                     return s + n
                 }
+            }
         }
+        return all
+    }
+
+    /// The switches of threads alive now since `before` (per thread, so a thread that ended in between
+    /// cannot make the sum smaller).
+    static func switches(_ now: [String: Double], since before: [String: Double]) -> Double {
+        now.reduce(0) { $0 + max(0, $1.value - (before[$1.key] ?? 0)) }
     }
 
     /// This process's context switches, over all its threads (ended ones included).
