@@ -500,6 +500,15 @@ extension RaftNetwork {
             #expect(
                 ((aStatus["stopped_reason"] as? String) ?? "").contains("removed"), "hospital-a's orderer: \(aStatus)")
             #expect(net.put("without-a", via: "hospital-c")?.status == 0)
+            // The channel's configuration drops consenter 1 at once; raft drops it only when the leader's
+            // membership loop has committed the removal (it logs then). Until that, 1 still counts toward
+            // raft's quorum, and with b gone c and d would be two of four.
+            let raftDropped = await eventually(within: 30) {
+                ["hospital-b", "hospital-c", "hospital-d"].contains {
+                    net.nodes[$0]?.text.contains("raft consenter 1 left channel records") == true
+                }
+            }
+            #expect(raftDropped, "raft never committed the removal of consenter 1:\n\(net.logs())")
 
             // hospital-d is a voter: with b gone too, c and d are two of three and still order.
             net.kill9("hospital-b")
