@@ -242,9 +242,7 @@ final class LocalNetwork: @unchecked Sendable {  // set up once, then only read 
     func stop(grace: Double = 15) {
         for p in processes where p.isRunning {
             p.terminate()
-            let deadline = Date().addingTimeInterval(grace)
-            while p.isRunning && Date() < deadline { usleep(5_000) }
-            if p.isRunning {
+            if !p.waitForExit(within: grace) {
                 Glibc.kill(p.processIdentifier, SIGKILL)
                 p.waitForExit()
             }
@@ -313,7 +311,11 @@ extension Process {
     /// Waits for the process to exit without holding a core: Foundation's `waitUntilExit` spins its
     /// run loop on Linux when called off the main thread, which on a small machine takes a core from
     /// the very processes being waited for (a node draining its calls at SIGTERM takes seconds).
-    func waitForExit() {
-        while isRunning { usleep(5_000) }
+    /// Returns false if the process still runs after `seconds` (without a limit: never).
+    @discardableResult
+    func waitForExit(within seconds: Double = .infinity) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while isRunning && Date() < deadline { usleep(5_000) }
+        return !isRunning
     }
 }

@@ -172,13 +172,10 @@ struct RecordCommand: AsyncParsableCommand {
             if let keep, FileManager.default.fileExists(atPath: keep) {
                 throw CLIError("--keep \(keep): a file is already there; give a path that does not exist yet")
             }
-            let path =
-                keep
-                ?? FileManager.default.temporaryDirectory.appendingPathComponent(
-                    "medledger-verify-\(UUID().uuidString)"
-                ).path
-            defer { if keep == nil { try? FileManager.default.removeItem(atPath: path) } }
-            let v = try await withCare(peer) { try await $0.verifyRecord(recordID: recordID, sealedPath: path) }
+            let v = try await withScratchDirectory("verify") { dir in
+                let path = keep ?? dir.appendingPathComponent("record.sealed").path
+                return try await withCare(peer) { try await $0.verifyRecord(recordID: recordID, sealedPath: path) }
+            }
             for c in v.checks { print("  ✓ \(c.name): \(c.detail)") }
             print("record \(recordID) verified: \(v.sealedSize) bytes at \(v.record.url)")
         }
