@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import LedgerClient
@@ -33,5 +34,45 @@ import Testing
             #expect(try await stream.call(i) == i * 2)
             try await Task.sleep(for: .seconds(1))
         }
+    }
+
+    /// Many callers at once on a slow node: never more than `batchesInFlightMax` batches unanswered
+    /// (the node refuses a stream's batches past its own limit), the callers' requests coalesce into
+    /// fuller batches instead, and every caller gets its own answer.
+    @Test(.timeLimit(.minutes(1))) func unansweredBatchesStayWithinTheLimit() async throws {
+        final class Counts: Sendable { let m = Mutex((now: 0, most: 0, batches: 0)) }
+        let counts = Counts()
+        let stream = PipelinedStream<Int, Int>(batchMax: 8, batchesInFlightMax: 4) { batches, answer in
+            let (toAnswer, queue) = AsyncStream.makeStream(of: [Int].self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await batch in toAnswer {  // a slow node answering in order
+                        try await Task.sleep(for: .milliseconds(2))
+                        counts.m.withLock { $0.now -= 1 }
+                        batch.forEach { answer($0 * 2) }
+                    }
+                }
+                for await batch in batches {
+                    counts.m.withLock {
+                        $0.now += 1
+                        $0.most = max($0.most, $0.now)
+                        $0.batches += 1
+                    }
+                    queue.yield(batch)
+                }
+                queue.finish()
+                try await group.waitForAll()
+            }
+        }
+        defer { stream.close() }
+        let answers = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            for i in 0..<400 { group.addTask { (i, try await stream.call(i)) } }
+            return try await group.reduce(into: [(Int, Int)]()) { $0.append($1) }
+        }
+        #expect(answers.count == 400)
+        #expect(answers.allSatisfy { $0.1 == $0.0 * 2 })
+        let seen = counts.m.withLock { $0 }
+        #expect(seen.most <= 4, "\(seen.most) batches were unanswered at once")
+        #expect(seen.batches < 400 / 2, "\(seen.batches) batches for 400 calls: they did not coalesce")
     }
 }
