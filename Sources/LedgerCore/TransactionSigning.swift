@@ -31,14 +31,7 @@ public enum TransactionID {
     }
 
     /// 24 random bytes.
-    public static func newNonce() -> [UInt8] {
-        // Three 8-byte draws, not 24 one-byte ones: each draw is a getrandom system call.
-        var g = SystemRandomNumberGenerator()
-        var nonce = [UInt8]()
-        nonce.reserveCapacity(24)
-        for _ in 0..<3 { withUnsafeBytes(of: g.next()) { nonce.append(contentsOf: $0) } }
-        return nonce
-    }
+    public static func newNonce() -> [UInt8] { RandomBytes.make(count: 24) }
 }
 
 extension Medledger_ChaincodeProposalPayload {

@@ -21,6 +21,7 @@ import Testing
         ("a UUID", #"\bUUID\(\)"#),
         ("the file system", #"\bFileManager\b"#),
         ("the system's random generator", #"\bSystemRandomNumberGenerator\b"#),
+        ("the system's random generator", #"\bRandomBytes\.make\("#),
         ("an unseeded random value", #"\.random(Element)?\((?![^)]*using:)"#),
         ("the wall clock", #"\bDate\.now\b"#),
         ("the process environment", #"\bProcessInfo\.processInfo\.environment\b"#),
@@ -77,7 +78,7 @@ import Testing
     @Test func theRulesCatchWhatTheyName() {
         let samples = [
             "let t = Date()", "let id = UUID()", "FileManager.default.fileExists(atPath: p)",
-            "var g = SystemRandomNumberGenerator()",
+            "var g = SystemRandomNumberGenerator()", "let nonce = RandomBytes.make(count: 24)",
             "let x = Int.random(in: 0..<3)", "let k = keys.randomElement()", "let n = Date.now",
             "let v = ProcessInfo.processInfo.environment[\"X\"]", "let h = getenv(\"HOME\")",
             "let d = Date(timeIntervalSinceNow: 5)", "let t = ContinuousClock.now", "let b = try Data(contentsOf: url)",
