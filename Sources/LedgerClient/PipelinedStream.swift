@@ -77,6 +77,7 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
     /// the node counts a batch until its answer is written, and a new batch can arrive a moment
     /// before the node has counted the answered one out.
     init(batchMax: Int = 128, batchesInFlightMax: Int = 32, stallAfter: Duration? = nil, open: @escaping Open) {
+        precondition(batchMax >= 1 && batchesInFlightMax >= 1, "a stream that may send nothing would never answer")
         self.batchMax = batchMax
         self.batchesInFlightMax = batchesInFlightMax
         self.stallAfter = stallAfter
@@ -168,8 +169,10 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
     }
 
     private func deliver(_ answer: Answer, generation: Int) {
-        let waiter = state.withLock { s -> CheckedContinuation<Answer, any Error>? in
-            guard s.current?.id == generation, s.current!.head < s.current!.waiting.count else { return nil }
+        let outcome = state.withLock { s -> (waiter: CheckedContinuation<Answer, any Error>?, excess: Bool) in
+            guard s.current?.id == generation, s.current!.head < s.current!.waiting.count else { return (nil, false) }
+            // An answer for a request not yet written would go to the wrong caller: the node is broken.
+            guard s.current!.answered < s.current!.sent else { return (nil, true) }
             let w = s.current!.waiting[s.current!.head]
             s.current!.head += 1
             s.current!.lastProgress = .now
@@ -189,9 +192,12 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
                 s.current!.waiting.removeFirst(s.current!.head)
                 s.current!.head = 0
             }
-            return w
+            return (w, false)
         }
-        waiter?.resume(returning: answer)
+        if outcome.excess {
+            return end(generation: generation, cause: "the node answered more requests than were sent")
+        }
+        outcome.waiter?.resume(returning: answer)
     }
 
     private func end(generation: Int, cause: String, underlying: (any Error)? = nil) {

@@ -7,25 +7,29 @@ import Glibc
 /// nonce for every transaction.
 public enum RandomBytes {
     public static func make(count: Int) -> [UInt8] {
-        #if canImport(Glibc)
-        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            // getentropy: one getrandom call, at most 256 bytes each; it blocks only until the
-            // kernel's pool is first seeded and retries interrupted calls itself.
+        [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             var filled = 0
+            #if canImport(Glibc)
+            // getentropy: one getrandom call for at most 256 bytes; it blocks only until the
+            // kernel's pool is first seeded and retries interrupted calls itself. Where it fails
+            // (a sandbox that forbids getrandom), the standard library's generator finishes.
             while filled < count {
                 let n = min(256, count - filled)
-                guard getentropy(buffer.baseAddress! + filled, n) == 0 else {
-                    // Cannot fail on a kernel with getrandom and a valid buffer: rather stop than go on
-                    // with bytes that are not random.
-                    fatalError("getentropy failed: errno \(errno)")
+                guard getentropy(buffer.baseAddress! + filled, n) == 0 else { break }
+                filled += n
+            }
+            #endif
+            var generator = SystemRandomNumberGenerator()
+            while filled < count {
+                var word = generator.next()
+                let n = min(8, count - filled)
+                withUnsafeBytes(of: &word) {
+                    buffer.baseAddress!.advanced(by: filled).initialize(
+                        from: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n)
                 }
                 filled += n
             }
             initialized = count
         }
-        #else
-        var g = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &g) }
-        #endif
     }
 }

@@ -75,4 +75,28 @@ import Testing
         #expect(seen.most <= 4, "\(seen.most) batches were unanswered at once")
         #expect(seen.batches < 400 / 2, "\(seen.batches) batches for 400 calls: they did not coalesce")
     }
+
+    /// A node that answers more than it was sent (here one extra answer per batch) must not hand a
+    /// caller whose request is still queued an answer meant for nobody: the stream ends instead, and
+    /// such a caller fails (and may retry) rather than get a wrong answer.
+    @Test(.timeLimit(.minutes(1))) func anAnswerForAnUnsentRequestEndsTheStream() async throws {
+        let stream = PipelinedStream<Int, Int>(batchMax: 1, batchesInFlightMax: 1) { batches, answer in
+            for await batch in batches {
+                try await Task.sleep(for: .milliseconds(5))
+                batch.forEach { answer($0 * 2) }
+                answer(-1)
+            }
+        }
+        defer { stream.close() }
+        let outcomes = await withTaskGroup(of: (Int, Int?).self) { group in
+            for i in 1...8 { group.addTask { (i, try? await stream.call(i)) } }
+            return await group.reduce(into: [(Int, Int?)]()) { $0.append($1) }
+        }
+        #expect(outcomes.count == 8)
+        for (request, answer) in outcomes {
+            #expect(
+                answer == nil || answer == request * 2, "request \(request) was answered \(String(describing: answer))")
+        }
+        #expect(outcomes.contains { $0.1 != nil })
+    }
 }
