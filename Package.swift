@@ -183,6 +183,7 @@ let package = Package(
             dependencies: [
                 "LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerCrypto",
                 "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords",
+                .product(name: "DequeModule", package: "swift-collections"),
             ]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
         .target(

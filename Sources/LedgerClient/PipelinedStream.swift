@@ -1,3 +1,5 @@
+import DequeModule
+import LedgerTransport
 import Synchronization
 
 /// One long-lived bidirectional stream that many callers share: each call queues a request and waits
@@ -6,8 +8,8 @@ import Synchronization
 /// a message rather than a call of its own (headers, a server task, a peer-certificate parse), and
 /// alone it goes out at once. The server answers every item in order, so answers are matched to
 /// callers by position. At most `batchesInFlightMax` batches are out unanswered at once: the node
-/// refuses a stream's batches past its own limit (64) with 503, and a busy client held to this one
-/// sends fewer, fuller batches instead.
+/// refuses a stream's batches past its own limit (`StreamLimits`) with 503, and a busy client held
+/// to this one sends fewer, fuller batches instead.
 ///
 /// When the stream ends (node restarted, connection lost) every caller still waiting gets the error
 /// and the next call opens a new stream. With `stallAfter`, a stream on which calls wait but nothing
@@ -51,12 +53,10 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
         var outbox: [Request] = []
         var waiting: [CheckedContinuation<Answer, any Error>] = []
         var head = 0  // waiting[..<head] were answered; compacted now and then
-        /// Requests written and answered so far, and after which of them each unanswered batch ends.
-        var sent = 0
+        /// Requests answered so far, and after how many written requests each unanswered batch ends.
         var answered = 0
-        var batchEnds: [Int] = []
-        var batchEndsHead = 0
-        var batchesInFlight: Int { batchEnds.count - batchEndsHead }
+        var batchEnds = Deque<Int>()
+        var sent: Int { batchEnds.last ?? answered }
         /// The last answer, or the call that found nobody waiting: what `stallAfter` is measured from.
         var lastProgress = ContinuousClock.now
     }
@@ -73,10 +73,13 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
     let batchesInFlightMax: Int
     let stallAfter: Duration?
 
-    /// `batchesInFlightMax`: half the node's limit per stream (`InOrderPipeline.inFlightMax`), because
-    /// the node counts a batch until its answer is written, and a new batch can arrive a moment
-    /// before the node has counted the answered one out.
-    init(batchMax: Int = 128, batchesInFlightMax: Int = 32, stallAfter: Duration? = nil, open: @escaping Open) {
+    /// `batchesInFlightMax`: half the node's limit per stream, because the node counts a batch until
+    /// its answer is written, and a new batch can arrive a moment before the node has counted the
+    /// answered one out.
+    init(
+        batchMax: Int = 128, batchesInFlightMax: Int = StreamLimits.batchesInFlightMax / 2,
+        stallAfter: Duration? = nil, open: @escaping Open
+    ) {
         precondition(batchMax >= 1 && batchesInFlightMax >= 1, "a stream that may send nothing would never answer")
         self.batchMax = batchMax
         self.batchesInFlightMax = batchesInFlightMax
@@ -156,13 +159,12 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
     /// unanswered (the answer that completes one wakes the writer again).
     private func drain(generation: Int) -> [Request] {
         state.withLock { s in
-            guard s.current?.id == generation, s.current!.batchesInFlight < batchesInFlightMax else { return [] }
+            guard s.current?.id == generation, s.current!.batchEnds.count < batchesInFlightMax else { return [] }
             let n = min(batchMax, s.current!.outbox.count)
             guard n > 0 else { return [] }
             let batch = Array(s.current!.outbox.prefix(n))
             s.current!.outbox.removeFirst(n)
-            s.current!.sent += n
-            s.current!.batchEnds.append(s.current!.sent)
+            s.current!.batchEnds.append(s.current!.sent + n)
             if !s.current!.outbox.isEmpty { s.current!.wake.yield(()) }  // more than one batch queued
             return batch
         }
@@ -177,15 +179,9 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
             s.current!.head += 1
             s.current!.lastProgress = .now
             s.current!.answered += 1
-            if s.current!.batchEndsHead < s.current!.batchEnds.count,
-                s.current!.batchEnds[s.current!.batchEndsHead] <= s.current!.answered
-            {
+            if s.current!.batchEnds.first == s.current!.answered {
                 // A whole batch is answered: the writer may send what queued meanwhile.
-                s.current!.batchEndsHead += 1
-                if s.current!.batchEndsHead >= 1024 {
-                    s.current!.batchEnds.removeFirst(s.current!.batchEndsHead)
-                    s.current!.batchEndsHead = 0
-                }
+                s.current!.batchEnds.removeFirst()
                 if !s.current!.outbox.isEmpty { s.current!.wake.yield(()) }
             }
             if s.current!.head >= 1024, s.current!.head * 2 >= s.current!.waiting.count {

@@ -552,7 +552,7 @@ struct OrdererService: Medledger_Orderer.SimpleServiceProtocol {
 /// are worked on at once; past that a request is answered at once with `overflow` (a 503 with a
 /// retry hint), so one client cannot make the node hold unbounded work.
 enum InOrderPipeline {
-    static let inFlightMax = 64
+    static let inFlightMax = StreamLimits.batchesInFlightMax
     static let overflowMessage =
         "too many requests in flight on this stream (\(inFlightMax)); retry after the earlier answers arrive"
 
