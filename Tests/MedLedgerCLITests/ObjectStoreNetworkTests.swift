@@ -128,9 +128,13 @@ import Testing
 
         // The stored bytes rot on disk: the node voids the stream (DATA_LOSS) and the client keeps nothing.
         let onDisk = root + "/hospital-a/nodes/peer0/data/objects/\(digest.prefix(2))/\(digest).obj"
+        // Flip the byte's bits: writing a fixed value left the object intact whenever the random
+        // byte there already had it (one run in 256).
         let h = try #require(FileHandle(forUpdatingAtPath: onDisk))
         try h.seek(toOffset: 4096)
-        try h.write(contentsOf: Data([0x42]))
+        let old = try #require(try h.read(upToCount: 1)?.first)
+        try h.seek(toOffset: 4096)
+        try h.write(contentsOf: Data([old ^ 0xFF]))
         try h.close()
         let rotten = try get(doctor.dir, root + "/r.bin")
         #expect(rotten.status != 0 && rotten.stderr.contains("corrupt"), "\(rotten.stderr)")
