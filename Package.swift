@@ -358,10 +358,11 @@ let package = Package(
                 "LedgerTransport",
                 "medledger", "medledgerd",
                 "HospitalFlows", "LedgerPRE", "MedRecords", "LedgerObjects", "LedgerRPC", "LedgerProtos",
-                "LedgerCrypto", "LedgerChannel",
+                "LedgerCrypto", "LedgerChannel", "LedgerNode",
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ]),
     ],
     swiftLanguageModes: [.v6]

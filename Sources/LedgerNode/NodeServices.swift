@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import LedgerChannel
 import Logging
 import ServiceLifecycle
 
@@ -8,36 +9,67 @@ import ServiceLifecycle
 /// finishing before the next is told (see `NodeServer.run`).
 
 /// A gRPC server: serves until graceful shutdown, then stops accepting and drains its calls for at
-/// most `drainMax`. Calls still open then — a client's long-lived streams (endorsements, blocks,
-/// events) that it does not close — are cut, so that SIGTERM always ends the node.
+/// most `drainMax`. Calls still open then (a client's stream that it keeps open) are cut, so that
+/// SIGTERM always ends the node. The clients' endorsement and broadcast streams end by themselves at
+/// the shutdown (`InOrderPipeline`), so a node whose clients answer stops at once.
+///
+/// `serve()` runs in a task of its own so that the node can stop without it: once a call's handler
+/// has returned, grpc-swift-nio-transport (2.9.2) waits for the client to close its half of the
+/// stream, and that wait does not end on cancellation. A client that never does (gone quiet, or
+/// its threads busy) would otherwise keep a SIGTERMed node running for ever; after the cut the
+/// server gets `abandonAfter` more, then the node stops without it (everything durable was closed
+/// by the steps before).
 struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     var drainMax: Duration = .seconds(5)
+    var abandonAfter: Duration = .seconds(2)
     var log: @Sendable (String) -> Void = { _ in }
 
     func run() async throws {
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await server.serve()
-                return true
-            }
-            group.addTask {
-                // Waits for the shutdown signal (or the cancellation that ends the group).
-                guard (try? await gracefulShutdown()) != nil else { return false }
+        // Closed once `serve()` has returned: a wait on it can time out, and ends on cancellation.
+        let ended = HeightNotifier(height: 0)
+        let serving = Task {
+            defer { ended.close() }
+            try await server.serve()
+        }
+        try await withTaskCancellationHandler {
+            if await Self.shutdownBegins(before: ended) {
                 server.beginGracefulShutdown()
-                try? await Task.sleep(for: drainMax)
-                return false
-            }
-            // Whichever ends first: the server drained (done), or the drain time ran out (cut the rest).
-            while let servedToEnd = try await group.next() {
-                if servedToEnd { break }
+                if await Self.closes(ended, within: drainMax) { return try await serving.value }
                 if !Task.isCancelled {
                     log("medledgerd: calls still open \(drainMax) after shutdown began are cut (clients' open streams)")
                 }
-                break
+            } else if ended.isClosed {
+                return try await serving.value  // the server stopped by itself: its error stops the node
             }
-            group.cancelAll()
+            serving.cancel()
+            // Cancelled from outside (another service failed, the group is stopping): no wait.
+            if Task.isCancelled { return }
+            if await Self.closes(ended, within: abandonAfter) { return }
+            log("medledgerd: the gRPC server still held calls \(abandonAfter) after they were cut; stopping without it")
+        } onCancel: {
+            serving.cancel()
         }
+    }
+
+    /// True when the graceful shutdown begins; false when serving ends first or the task is cancelled.
+    private static func shutdownBegins(before ended: HeightNotifier) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await ended.wait(untilAbove: .max)
+                return false
+            }
+            group.addTask { (try? await gracefulShutdown()) != nil }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Whether `ended` closes within `limit`.
+    private static func closes(_ ended: HeightNotifier, within limit: Duration) async -> Bool {
+        await ended.wait(untilAbove: .max, timeoutMilliseconds: Int(limit / .milliseconds(1)))
+        return ended.isClosed
     }
 }
 

@@ -14,6 +14,7 @@ import LedgerRPC
 import LedgerStorage
 import LedgerTransport
 import MedRecords
+import ServiceLifecycle
 import Synchronization
 
 /// Who may read a channel's ledger whole (blocks, any transaction, every event payload): node
@@ -583,7 +584,7 @@ enum InOrderPipeline {
             }
             group.addTask {
                 defer { sink.finish() }
-                for try await request in requests {
+                try await takeUntilShutdown(requests) { request in
                     let admitted = inFlight.count.withLock { n in
                         guard n < inFlightMax else { return false }
                         n += 1
@@ -591,7 +592,7 @@ enum InOrderPipeline {
                     }
                     guard admitted else {
                         sink.yield(.ready(overflow(request)))
-                        continue
+                        return
                     }
                     sink.yield(.working(Task { await work(request) }))
                 }
@@ -605,6 +606,25 @@ enum InOrderPipeline {
                 sink.finish()
                 throw error
             }
+        }
+    }
+}
+
+extension InOrderPipeline {
+    /// Hands each request to `take` until the client ends the stream or the node begins its graceful
+    /// shutdown. At shutdown the stream takes no more: what it took is still answered and the call
+    /// then ends, instead of holding the node's shutdown until the server's drain time cuts it (a
+    /// client keeps these streams open as long as its gateway). A request the node never read was
+    /// never acknowledged: the client fails it with 503 and may send it elsewhere.
+    static func takeUntilShutdown<Request: Sendable>(
+        _ requests: RPCAsyncSequence<Request, any Error>, _ take: @escaping @Sendable (Request) -> Void
+    ) async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                for try await request in requests { take(request) }
+            }
+        } catch  where Task.isShuttingDownGracefully {
+            return  // reading was cut short by the shutdown, not by the client or the transport
         }
     }
 }
