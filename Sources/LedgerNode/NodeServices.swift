@@ -17,8 +17,9 @@ import ServiceLifecycle
 /// has returned, grpc-swift-nio-transport (2.9.2) waits for the client to close its half of the
 /// stream, and that wait does not end on cancellation. A client that never does (gone quiet, or
 /// its threads busy) would otherwise keep a SIGTERMed node running for ever; after the cut the
-/// server gets `abandonAfter` more, then the node stops without it (everything durable was closed
-/// by the steps before).
+/// server gets `abandonAfter` more, then the node stops without it (the orderer has written what it
+/// acknowledged and the block pullers have stopped; a call still running gets "closed" from the
+/// stores, which close as the node exits).
 struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     var drainMax: Duration = .seconds(5)

@@ -623,9 +623,17 @@ extension InOrderPipeline {
             try await cancelWhenGracefulShutdown {
                 for try await request in requests { take(request) }
             }
-        } catch  where Task.isShuttingDownGracefully {
-            return  // reading was cut short by the shutdown, not by the client or the transport
+        } catch  where Task.isShuttingDownGracefully && isCancellation(error) {
+            return  // reading was cut short by the shutdown; any other error still fails the call
         }
+    }
+
+    /// How a request stream reports that its reader was cancelled: NIO's sequence throws
+    /// `CancellationError`, gRPC may wrap it.
+    static func isCancellation(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        guard let rpc = error as? RPCError else { return false }
+        return rpc.code == .cancelled || rpc.cause is CancellationError
     }
 }
 
