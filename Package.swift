@@ -6,8 +6,10 @@ import PackageDescription
 // checks); [crypto]: draws its own randomness for keys and nonces; [shell]: threads, sockets, disks, clocks.
 //   CLibCrypto, CSecp256k1, CRocksDB, CRaft   system libraries (OpenSSL libcrypto, libsecp256k1, RocksDB, libraft + libuv)
 //   CWriteback         (C: Linux sync_file_range, a GNU extension Swift's Glibc module does not export)
+//   CP256Tables        → CLibCrypto, GMP (C: ECDSA P-256 verification with a table of one key's multiples)
 //   LedgerProtos       → SwiftProtobuf (generated messages)
-//   LedgerCrypto       → CLibCrypto, CWriteback [crypto] (hex, base64url, digests: SHA-384 on OpenSSL, DER ECDSA signatures)
+//   LedgerCrypto       → CLibCrypto, CWriteback, CP256Tables [crypto] (hex, base64url, digests: SHA-384 on OpenSSL,
+//                        DER ECDSA signatures, P256Verifier: tables for the keys verified most)
 //   LedgerPRE          → CSecp256k1, CLibCrypto [crypto] (Umbral threshold proxy re-encryption; docs/PRE.md)
 //   LedgerRecords      → LedgerPRE [crypto] (sealed record bundles: chunked AES-256-GCM)
 //   HospitalFlows      → LedgerPRE, LedgerCrypto, LedgerProtos [pure] (T_SK, FHIR readings and bundles, reading signatures)
@@ -87,9 +89,17 @@ let package = Package(
         // Digests, hybrid public-key encryption (PIDs), secrets at rest.
         .target(
             name: "LedgerCrypto",
-            dependencies: ["CLibCrypto", "CWriteback", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: [
+                "CLibCrypto", "CWriteback", "CP256Tables", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Starting a file's writeback early (sync_file_range), in C because Swift's Glibc hides it.
         .target(name: "CWriteback"),
+        // ECDSA P-256 verification with a precomputed table per public key (OpenSSL libcrypto; GMP,
+        // Debian's libgmp-dev, for the inversion), in C because it goes through OpenSSL's EC
+        // interfaces that 3.0 marks deprecated.
+        .target(
+            name: "CP256Tables", dependencies: ["CLibCrypto"],
+            linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("gmp")]),
         // Hash-chained JSON-lines audit log.
         .target(
             name: "LedgerAudit", dependencies: ["LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LedgerCore
+import LedgerCrypto
 import LedgerProtos
 
 /// A chaincode: the handler of one namespace of the world state. `invoke` runs in a simulation: it
@@ -90,11 +91,16 @@ public protocol MemberValidator: Sendable {
 /// chaincode verifies the signer's signatures against that key and never parses the certificate again.
 public struct ValidatedSigner: Sendable {
     public let identity: CreatorIdentity
-    public let publicKey: P256.Signing.PublicKey
+    public var publicKey: P256.Signing.PublicKey { verifyingKey.publicKey }
+    public let verifyingKey: P256VerifyingKey
 
     public init(identity: CreatorIdentity, publicKey: P256.Signing.PublicKey) {
+        self.init(identity: identity, verifyingKey: P256VerifyingKey(publicKey))
+    }
+
+    public init(identity: CreatorIdentity, verifyingKey: P256VerifyingKey) {
         self.identity = identity
-        self.publicKey = publicKey
+        self.verifyingKey = verifyingKey
     }
 
     public var pid: String { identity.pid }

@@ -16,7 +16,8 @@ public struct MemberRejection: Error, Equatable, CustomStringConvertible {
 /// A signing identity that is a live member of the channel: who it is, and its public key.
 public struct VerifiedMember: Sendable {
     public let identity: CreatorIdentity
-    public let publicKey: P256.Signing.PublicKey
+    public var publicKey: P256.Signing.PublicKey { verifyingKey.publicKey }
+    public let verifyingKey: P256VerifyingKey
     public let serialHex: String
     /// Issuer and serial, for the node's own (freshest) revocation lists, which may be newer than
     /// the channel's.
@@ -26,7 +27,7 @@ public struct VerifiedMember: Sendable {
     public var org: String { identity.org }
     public var role: Medledger_Role { identity.role }
     /// What a chaincode gets for a certificate carried in its arguments.
-    public var signer: ValidatedSigner { ValidatedSigner(identity: identity, publicKey: publicKey) }
+    public var signer: ValidatedSigner { ValidatedSigner(identity: identity, verifyingKey: verifyingKey) }
     public var principal: EndorsementPolicy.Endorser {
         EndorsementPolicy.Endorser(org: identity.org, role: RoleName.name(identity.role) ?? "unknown")
     }
@@ -34,7 +35,7 @@ public struct VerifiedMember: Sendable {
     /// ECDSA P-256 / SHA-256 over `message`, DER signature.
     public func isValidSignature(_ der: some DataProtocol, for message: some DataProtocol) -> Bool {
         guard let sig = ECDSADER.p256Signature(der) else { return false }
-        return publicKey.isValidSignature(sig, for: message)
+        return P256Verifier.shared.isValidSignature(sig, for: message, key: verifyingKey)
     }
 }
 
@@ -178,7 +179,7 @@ public final class ChannelMembers: MemberValidator, Sendable {
         let identity = CreatorIdentity(pid: attrs.pid, org: attrs.org, role: role, certificatePEM: text)
         return Checked(
             member: VerifiedMember(
-                identity: identity, publicKey: key, serialHex: cert.serialHex, issuer: cert.issuer,
+                identity: identity, verifyingKey: P256VerifyingKey(key), serialHex: cert.serialHex, issuer: cert.issuer,
                 serial: cert.serialNumber),
             notBefore: max(cert.notValidBefore, root.notValidBefore),
             notAfter: min(cert.notValidAfter, root.notValidAfter),

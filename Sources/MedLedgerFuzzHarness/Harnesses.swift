@@ -105,6 +105,11 @@ public enum FuzzTargets {
             drives:
                 "ECDSADER.rawP256 and encode (LedgerCrypto), against swift-crypto's ECDSASignature(derRepresentation:)",
             run: Harness.ecdsaDER),
+        FuzzTarget(
+            name: "p256-verify",
+            drives:
+                "P256Verifier with the key's table (LedgerCrypto, CP256Tables), against swift-crypto's verification",
+            run: Harness.p256Verify),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
@@ -301,6 +306,23 @@ enum Harness {
         }
         if let signature = ECDSADER.p256Signature(bytes), ECDSADER.encode(signature) != bytes {
             fatalError("ECDSADER does not re-encode \(Hex.encode(bytes)) to the same bytes")
+        }
+    }
+
+    /// Verifications with a key's table; the key is the fixture patient's.
+    static let tableVerifier = P256Verifier(tableAfter: 1, tablesMax: 1)
+    static let verifyingKey = P256VerifyingKey(fx.member("a-patient").key.publicKey)
+
+    /// Differential: a verification with the key's table must give swift-crypto's answer. The input
+    /// is r‖s (64 bytes) and then the message.
+    static func p256Verify(_ bytes: [UInt8]) {
+        guard bytes.count >= 64, let signature = try? P256.Signing.ECDSASignature(rawRepresentation: bytes[0..<64])
+        else { return }
+        let message = Array(bytes[64...])
+        let theirs = verifyingKey.publicKey.isValidSignature(signature, for: message)
+        let ours = tableVerifier.isValidSignature(signature, for: message, key: verifyingKey)
+        guard ours == theirs else {
+            fatalError("table verification says \(ours), swift-crypto \(theirs), for \(Hex.encode(bytes))")
         }
     }
 

@@ -67,6 +67,17 @@ public enum Seeds {
         return out
     }
 
+    /// r‖s then the message, signed by the fixture patient (the key `p256-verify` checks against).
+    static func signedMessages() throws -> [String: [UInt8]] {
+        var out = [String: [UInt8]]()
+        let key = fx.member("a-patient").key
+        for i in 0..<4 {
+            let message = Array("seed message \(i)".utf8) + [UInt8](repeating: UInt8(i), count: i * 40)
+            out["signed-\(i).bin"] = Array(try key.signature(for: message).rawRepresentation) + message
+        }
+        return out
+    }
+
     /// Every target's seeds: file name → bytes.
     public static func all() throws -> [String: [String: [UInt8]]] {
         var out = [String: [String: [UInt8]]]()
@@ -314,6 +325,7 @@ public enum Seeds {
         // Audit logs written by AuditLog itself.
         out["audit-log"] = try auditLogs()
         out["ecdsa-der"] = try ecdsaSignatures()
+        out["p256-verify"] = try signedMessages()
         return out
     }
 

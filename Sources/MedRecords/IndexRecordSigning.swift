@@ -42,10 +42,15 @@ public enum IndexRecordSigning {
 
     /// False, never a throw, for anything that is not a base64 DER ECDSA signature of `message`.
     public static func isValid(signatureBase64: String, publicKey: P256.Signing.PublicKey, message: [UInt8]) -> Bool {
+        isValid(signatureBase64: signatureBase64, key: P256VerifyingKey(publicKey), message: message)
+    }
+
+    /// As above, for a key kept with the bytes that name it (the chaincode's signers).
+    public static func isValid(signatureBase64: String, key: P256VerifyingKey, message: [UInt8]) -> Bool {
         guard let der = Data(base64Encoded: signatureBase64),
             let signature = ECDSADER.p256Signature(der)
         else { return false }
-        return publicKey.isValidSignature(signature, for: message)
+        return P256Verifier.shared.isValidSignature(signature, for: message, key: key)
     }
 
     /// The signing key a certificate carries, nil when it is not ECDSA P-256 (the only key type the

@@ -375,7 +375,7 @@ extension Call {
     /// `signature` by `member`'s key (from the certificate the membership check accepted) over
     /// `message`, or a 400 saying `failing`.
     func verify(_ signature: String, by member: ValidatedSigner, message: [UInt8], failing: String) throws {
-        guard IndexRecordSigning.isValid(signatureBase64: signature, publicKey: member.publicKey, message: message)
+        guard IndexRecordSigning.isValid(signatureBase64: signature, key: member.verifyingKey, message: message)
         else { throw Refusal.badRequest(failing) }
     }
 }

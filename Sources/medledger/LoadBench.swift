@@ -160,7 +160,7 @@ struct LoadBench: AsyncParsableCommand {
                 "switches/op":
                     "context switches (voluntary and involuntary) of the client's, orderer's and peer's threads per operation (committed transaction, or answered evaluation): how often the work moved between threads",
                 "signature bound":
-                    "the workload's P-256 signatures and verifications (every process's), timed in this process before the run and after each level (the row: their median), on all cores with nothing else to do: no level can beat it; 'of bound' is a level's rate against the bound timed just after its runs",
+                    "the workload's P-256 signatures and verifications (every process's; verifications with the key's table, as nodes check the keys in steady use), timed in this process before the run and after each level (the row: their median), on all cores with nothing else to do: no level can beat it; 'of bound' is a level's rate against the bound timed just after its runs",
             ],
             rows: rows)
     }
