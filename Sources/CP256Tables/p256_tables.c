@@ -7,6 +7,7 @@
 #include <gmp.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -81,6 +82,8 @@ medledger_p256_table *medledger_p256_table_new(const uint8_t point[65]) {
     EC_POINT_free(q);
     BN_CTX_free(ctx);
     if (!ok) {
+        // What failed left its reasons on this thread's OpenSSL error queue, which others read.
+        ERR_clear_error();
         medledger_p256_table_free(table);
         return NULL;
     }
@@ -121,6 +124,7 @@ int medledger_p256_table_verify(
     if (!BN_nnmod(x, x, n, ctx)) goto done;
     result = BN_cmp(x, r) == 0 ? 1 : 0;
 done:
+    if (result < 0) ERR_clear_error();
     EC_POINT_free(sum);
     EC_POINT_free(keyPart);
     BN_CTX_end(ctx);

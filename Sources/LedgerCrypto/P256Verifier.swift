@@ -18,8 +18,11 @@ import Synchronization
 /// tests compare the two on valid, altered and edge-case signatures, and against Python's
 /// `cryptography`.
 ///
-/// Bounded: at most `tablesMax` tables (the least recently used goes first), and use counts for at
-/// most `countedMax` keys (when full, the counts of keys without a table start again from zero).
+/// Bounded: at most `tablesMax` tables, and use counts for at most `countedMax` keys (when full,
+/// every count is halved). A table gives way to another key's, least recently used first, only once
+/// it has served `tableAfter` verifications, about what its build cost (or has gone unused for
+/// `tablesMax` × `tableAfter` verifications): with more keys in steady use than tables, the others
+/// wait on the standard path rather than evict tables that have not paid for themselves.
 public final class P256Verifier: Sendable {
     /// The process's verifier: tables pay off across every caller that checks the same keys.
     public static let shared = P256Verifier()
@@ -81,22 +84,37 @@ public final class P256Verifier: Sendable {
     }
 
     private struct State {
+        struct Entry {
+            var table: KeyTable
+            var lastUse: UInt64
+            /// Verifications since the table was built: it may give way to another key's only once
+            /// it has served `tableAfter` of them, about what its build cost.
+            var served: Int
+        }
+
         var clock: UInt64 = 0
-        var tables: [Data: (table: KeyTable, lastUse: UInt64)] = [:]
+        var tables: [Data: Entry] = [:]
         var uses: [Data: Int] = [:]
         var building: Set<Data> = []
 
         mutating func use(_ key: Data, _ limits: P256Verifier) -> Path {
             clock &+= 1
-            if let entry = tables[key] {
-                tables[key]?.lastUse = clock
+            if var entry = tables[key] {
+                entry.lastUse = clock
+                entry.served += 1
+                tables[key] = entry
                 return .table(entry.table)
             }
             if building.contains(key) { return .standard }
-            if uses[key] == nil, uses.count >= limits.countedMax { uses.removeAll(keepingCapacity: true) }
+            if uses[key] == nil { makeRoomToCount(limits) }
             let n = uses[key, default: 0] + 1
             guard n >= limits.tableAfter else {
                 uses[key] = n
+                return .standard
+            }
+            // Every table still paying for itself: this key waits, its count starts again.
+            guard hasRoom(limits) else {
+                uses[key] = 0
                 return .standard
             }
             uses[key] = nil
@@ -107,10 +125,35 @@ public final class P256Verifier: Sendable {
         mutating func built(_ key: Data, _ table: KeyTable?, _ limits: P256Verifier) {
             building.remove(key)
             guard let table else { return }
-            if tables.count >= limits.tablesMax, let oldest = tables.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-                tables[oldest.key] = nil
+            if tables.count >= limits.tablesMax {
+                guard let victim = leastRecentlyUsedRepaid(limits) else { return }
+                tables[victim] = nil
             }
-            tables[key] = (table, clock)
+            tables[key] = Entry(table: table, lastUse: clock, served: 0)
+        }
+
+        /// Room for one more table: a free slot, or a table that has served its build back.
+        private func hasRoom(_ limits: P256Verifier) -> Bool {
+            tables.count + building.count < limits.tablesMax || leastRecentlyUsedRepaid(limits) != nil
+        }
+
+        /// The least recently used table that has served its build back, or has gone unused for as
+        /// many verifications as all the tables could serve their builds back in (a key that went
+        /// quiet must not hold its slot for ever).
+        private func leastRecentlyUsedRepaid(_ limits: P256Verifier) -> Data? {
+            let (product, overflow) = UInt64(limits.tablesMax).multipliedReportingOverflow(
+                by: UInt64(limits.tableAfter))
+            let idle = overflow ? UInt64.max : product
+            return tables.filter { $0.value.served >= limits.tableAfter || clock &- $0.value.lastUse >= idle }
+                .min { $0.value.lastUse < $1.value.lastUse }?.key
+        }
+
+        /// Halves every count (dropping those that reach zero) until a new key fits: keys in steady
+        /// use keep most of their progress while a stream of one-off keys is forgotten.
+        private mutating func makeRoomToCount(_ limits: P256Verifier) {
+            while uses.count >= limits.countedMax {
+                uses = uses.compactMapValues { $0 / 2 > 0 ? $0 / 2 : nil }
+            }
         }
     }
 }

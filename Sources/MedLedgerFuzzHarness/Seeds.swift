@@ -73,7 +73,13 @@ public enum Seeds {
         let key = fx.member("a-patient").key
         for i in 0..<4 {
             let message = Array("seed message \(i)".utf8) + [UInt8](repeating: UInt8(i), count: i * 40)
-            out["signed-\(i).bin"] = Array(try key.signature(for: message).rawRepresentation) + message
+            let raw = Array(try key.signature(for: message).rawRepresentation)
+            out["signed-\(i).bin"] = raw + message
+            // And what must fail: the message altered, r zero.
+            if i == 0 {
+                out["altered-message.bin"] = raw + message.dropLast() + [message.last! ^ 1]
+                out["zero-r.bin"] = [UInt8](repeating: 0, count: 32) + raw[32..<64] + message
+            }
         }
         return out
     }

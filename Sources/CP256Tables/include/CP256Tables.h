@@ -17,7 +17,7 @@ void medledger_p256_table_free(medledger_p256_table *table);
 
 /// 1 if (r, s) is a valid signature of the 32-byte `digest` (SHA-256 of the message) under the
 /// table's key, 0 if not, -1 if OpenSSL failed (out of memory): callers treat anything but 1 as
-/// "not valid".
+/// "not valid". (GMP, which inverts s, aborts the process when memory runs out.)
 int medledger_p256_table_verify(
     const medledger_p256_table *table, const uint8_t digest[32], const uint8_t r[32], const uint8_t s[32]);
 
