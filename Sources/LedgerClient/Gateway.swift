@@ -178,12 +178,20 @@ public final class Gateway: Sendable {
                     for try await m in response.messages { onBlock(m.filteredBlock) }
                 }
             })
-        connections.withLock { $0[primary.address.description] = primary }
+        // The primary's broadcast stream has no stall watchdog (the channel was not known when it was
+        // made). With other ordering endpoints to go to, a broadcast to the primary's node gets a
+        // connection of its own that has one: a node that stops answering must not hold a
+        // submission for as long as it stays stopped.
+        if config.orderer.endpoints.count <= 1 {
+            connections.withLock { $0[primary.address.description] = primary }
+        }
     }
 
     public func close() {
         commits.close()
-        for c in connections.withLock({ Array($0.values) }) { c.close() }
+        var all = connections.withLock { Array($0.values) }
+        if !all.contains(where: { $0 === primary }) { all.append(primary) }
+        for c in all { c.close() }
     }
 
     func connection(_ address: NodeAddress) throws -> Connection {

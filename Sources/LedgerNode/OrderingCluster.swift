@@ -18,11 +18,19 @@ import Synchronization
 /// their node does not order.
 final class GRPCLeaderForwarder: LeaderForwarding {
     let pool: NodeClients
+    /// How long a forward may take. A leader that stopped without closing its connections (a frozen
+    /// process, a hung host) accepts the TCP connection and then answers nothing, not even the TLS
+    /// handshake, so keepalive never starts: without a deadline the client's broadcast would wait on
+    /// it for as long as the leader stays frozen.
+    let timeout: Duration
 
-    init(pool: NodeClients) { self.pool = pool }
+    init(pool: NodeClients, timeout: Duration = .seconds(10)) {
+        self.pool = pool
+        self.timeout = timeout
+    }
 
-    convenience init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles) {
-        self.init(pool: NodeClients(trustedRootsPEM: trustedRootsPEM, identity: tls))
+    convenience init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, timeout: Duration = .seconds(10)) {
+        self.init(pool: NodeClients(trustedRootsPEM: trustedRootsPEM, identity: tls), timeout: timeout)
     }
 
     func forward(_ envelope: [UInt8], channel: String, to endpoint: String) async -> OrderingRejection? {
@@ -31,7 +39,10 @@ final class GRPCLeaderForwarder: LeaderForwarding {
         }
         do {
             let request = try Medledger_Envelope(serializedBytes: envelope)
-            let r = try await Medledger_Orderer.Client(wrapping: try pool.client(address)).broadcast(request)
+            var options = CallOptions.defaults
+            options.timeout = timeout
+            let r = try await Medledger_Orderer.Client(wrapping: try pool.client(address)).broadcast(
+                request, options: options)
             return r.status == 200 ? nil : OrderingRejection(r.status, r.message)
         } catch let e as RPCError where NodeClients.isDecision(e) {
             // The orderer refused this envelope: its answer, not a retry.

@@ -20,6 +20,22 @@ import X509
         var tls: TLSIdentityFiles { TLSIdentityFiles(certificatePath: cert, keyPath: key) }
     }
 
+    /// A TLS identity of `hospital-a` issued by a CA of its own (named `ca`), valid for a day: its
+    /// files in `dir`, and the CA's certificate.
+    static func identityFromOwnCA(
+        _ dir: String, _ name: String, ca: String, role: String
+    ) throws -> (files: Files, root: Certificate) {
+        let caKey = P384.Signing.PrivateKey()
+        let caCert = try CertificateFactory.selfSignedRoot(
+            key: caKey, name: try DistinguishedName { CommonName(ca) }, validity: 86_400)
+        let leafKey = P256.Signing.PrivateKey()
+        let cert = try CertificateFactory.issue(
+            publicKey: .init(leafKey.publicKey),
+            identity: IdentityAttributes(pid: String(repeating: "R", count: 64), org: "hospital-a", role: role),
+            purpose: .tls, issuer: caCert, issuerKey: caKey, validity: 86_400)
+        return (try writeIdentity(dir, name, cert: cert, key: leafKey), caCert)
+    }
+
     static func writeIdentity(
         _ dir: String, _ name: String, cert: Certificate, key: P256.Signing.PrivateKey
     ) throws -> Files {
@@ -89,16 +105,7 @@ import X509
                 validity: 60, now: Date().addingTimeInterval(-7200))
             expired = try Self.writeIdentity(root, "expired", cert: cert, key: key)
         }
-        let rogueKey = P384.Signing.PrivateKey()
-        let rogueRoot = try CertificateFactory.selfSignedRoot(
-            key: rogueKey, name: try DistinguishedName { CommonName("Rogue CA") }, validity: 86_400)
-        let rogueLeafKey = P256.Signing.PrivateKey()
-        let rogue = try Self.writeIdentity(
-            root, "rogue",
-            cert: try CertificateFactory.issue(
-                publicKey: .init(rogueLeafKey.publicKey),
-                identity: IdentityAttributes(pid: String(repeating: "R", count: 64), org: "hospital-a", role: "doctor"),
-                purpose: .tls, issuer: rogueRoot, issuerKey: rogueKey, validity: 86_400), key: rogueLeafKey)
+        let rogue = try Self.identityFromOwnCA(root, "rogue", ca: "Rogue CA", role: "doctor").files
 
         // The SA node.
         let saNode = try DaemonProcess(executable: MedLedgerBinary.url, arguments: ["ca", "serve", "--data", sa])
