@@ -20,16 +20,19 @@ final class GRPCLeaderForwarder: LeaderForwarding {
     let pool: NodeClients
     /// How long a forward may take. A leader that stopped without closing its connections (a frozen
     /// process, a hung host) accepts the TCP connection and then answers nothing, not even the TLS
-    /// handshake, so keepalive never starts: without a deadline the client's broadcast would wait on
-    /// it for as long as the leader stays frozen.
+    /// handshake, so keepalive never starts: without a deadline the forward would wait for as long as
+    /// the leader stays frozen. The leader answers once the envelope is in a durable block, which may
+    /// take a channel's whole batch timeout, so the default allows the longest one and 10 s more.
     let timeout: Duration
 
-    init(pool: NodeClients, timeout: Duration = .seconds(10)) {
+    static let defaultTimeout: Duration = .milliseconds(Int(ChannelContext.batchTimeoutMsMax)) + .seconds(10)
+
+    init(pool: NodeClients, timeout: Duration = defaultTimeout) {
         self.pool = pool
         self.timeout = timeout
     }
 
-    convenience init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, timeout: Duration = .seconds(10)) {
+    convenience init(trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, timeout: Duration = defaultTimeout) {
         self.init(pool: NodeClients(trustedRootsPEM: trustedRootsPEM, identity: tls), timeout: timeout)
     }
 
@@ -48,6 +51,12 @@ final class GRPCLeaderForwarder: LeaderForwarding {
             // The orderer refused this envelope: its answer, not a retry.
             return OrderingRejection(
                 Int32(StatusMapping.status(of: e.code)), "the orderer at \(endpoint) refused: \(e.message)")
+        } catch let e as RPCError where e.code == .deadlineExceeded {
+            pool.drop(address)
+            return OrderingRejection(
+                503,
+                "the orderer at \(endpoint) did not answer within \(timeout) (the envelope may still be ordered); retry"
+            )
         } catch {
             pool.drop(address)
             return OrderingRejection(503, "the orderer at \(endpoint) did not take the envelope (\(error)); retry")
