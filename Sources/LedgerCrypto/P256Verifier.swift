@@ -99,11 +99,11 @@ public final class P256Verifier: Sendable {
 
         mutating func use(_ key: Data, _ limits: P256Verifier) -> Path {
             clock &+= 1
-            if var entry = tables[key] {
-                entry.lastUse = clock
-                entry.served += 1
-                tables[key] = entry
-                return .table(entry.table)
+            // One hash of the key per verification on the hot path: update the entry in place.
+            if let i = tables.index(forKey: key) {
+                tables.values[i].lastUse = clock
+                tables.values[i].served += 1
+                return .table(tables.values[i].table)
             }
             if building.contains(key) { return .standard }
             if uses[key] == nil { makeRoomToCount(limits) }
