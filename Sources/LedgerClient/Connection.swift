@@ -94,11 +94,11 @@ public final class NodeConnectionPool: Sendable {
     ) async throws -> T {
         let client = try clients.client(node)
         do { return try await body(client) } catch let e as CallFailure {
-            if e.status == 503 { clients.drop(node) }
+            if e.status == 503 { clients.drop(node, failed: client) }
             throw e
         } catch {
             let failure = CallFailure.classify(error)
-            if failure.status == 503 { clients.drop(node) }
+            if failure.status == 503 { clients.drop(node, failed: client) }
             throw failure
         }
     }

@@ -183,6 +183,9 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
         }
     }
 
+    /// How long a raft connection may take from the TCP connect to the channel preamble, on either side.
+    static let handshakeTimeout: TimeAmount = .seconds(5)
+
     /// Dials `peer` for `channel`: TLS with the peer's key pinned, the channel preamble, then a
     /// socketpair whose other end is returned for libraft.
     func dial(_ peer: RaftPeer, channel: String) -> EventLoopFuture<Int32> {
@@ -206,12 +209,16 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
+        let handshakeTimeout = Self.handshakeTimeout
         return bootstrap.connect(host: host, port: port).flatMap { tlsChannel in
             // The handshake completes before the first write is flushed through; write the preamble.
+            // A frozen consenter's kernel accepts the TCP connection but nobody answers the handshake:
+            // the deadline closes the connection, the write fails and libraft tries again later.
+            let deadline = tlsChannel.eventLoop.scheduleTask(in: handshakeTimeout) { tlsChannel.close(promise: nil) }
             var preamble = tlsChannel.allocator.buffer(capacity: 2 + channel.utf8.count)
             preamble.writeInteger(UInt16(channel.utf8.count))
             preamble.writeString(channel)
-            return tlsChannel.writeAndFlush(preamble).flatMap {
+            return tlsChannel.writeAndFlush(preamble).always { _ in deadline.cancel() }.flatMap {
                 self.bridge(tlsChannel) { _ in }
             }.flatMapError { error in
                 tlsChannel.close(promise: nil)
@@ -271,10 +278,27 @@ final class IncomingRaftConnection: ChannelInboundHandler, RemovableChannelHandl
     let transport: TLSRaftTransport
     private var buffer: ByteBuffer?
     private var phase = Phase.preamble
+    /// Closes a connection that has not finished its handshake and named its channel in time, so a
+    /// caller that connects and goes quiet does not hold a connection for ever.
+    private var deadline: Scheduled<Void>?
 
     enum Phase { case preamble, bridging, refused }
 
     init(transport: TLSRaftTransport) { self.transport = transport }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let timeout = TLSRaftTransport.handshakeTimeout
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            guard self.phase == .preamble else { return }
+            self.refuse(
+                context, "no TLS handshake and channel preamble within \(timeout.nanoseconds / 1_000_000_000) s")
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
@@ -305,6 +329,8 @@ final class IncomingRaftConnection: ChannelInboundHandler, RemovableChannelHandl
             refuse(context, why.description)
         case .success(let (route, peer)):
             phase = .bridging
+            deadline?.cancel()
+            deadline = nil
             let tlsChannel = context.channel
             transport.bridge(tlsChannel) { local in
                 if let held = self.buffer, held.readableBytes > 0 { local.writeAndFlush(held, promise: nil) }

@@ -151,16 +151,19 @@ struct NodeSubmitTransport: SubmitTransport {
         guard let address = NodeAddress(endpoint) else {
             return .failure(SubmitFailure(500, "peer endpoint \(endpoint) is not host:port"))
         }
+        let pooled: NodeClients.Client
+        do { pooled = try pool.client(address) } catch {
+            return .failure(SubmitFailure(503, "\(endpoint): \(error)"))
+        }
         do {
-            let client = Medledger_Peer.Client(wrapping: try pool.client(address))
-            return .success(try await client.processProposal(proposal))
+            return .success(try await Medledger_Peer.Client(wrapping: pooled).processProposal(proposal))
         } catch let e as RPCError where e.code != .unavailable {
             // The peer's refusal is the answer (a reason, for the policy); the connection is kept only
             // when the peer decided.
-            if !NodeClients.isDecision(e) { pool.drop(address) }
+            if !NodeClients.isDecision(e) { pool.drop(address, failed: pooled) }
             return .failure(SubmitFailure(StatusMapping.status(of: e.code), "\(endpoint): \(e.message)"))
         } catch {
-            pool.drop(address)
+            pool.drop(address, failed: pooled)
             return .failure(SubmitFailure(503, "\(endpoint): \(error)"))
         }
     }

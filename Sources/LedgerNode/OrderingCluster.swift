@@ -40,25 +40,31 @@ final class GRPCLeaderForwarder: LeaderForwarding {
         guard let address = NodeAddress(endpoint) else {
             return OrderingRejection(500, "ordering endpoint \(endpoint) is not host:port")
         }
+        let request: Medledger_Envelope
+        let pooled: NodeClients.Client
         do {
-            let request = try Medledger_Envelope(serializedBytes: envelope)
+            request = try Medledger_Envelope(serializedBytes: envelope)
+            pooled = try pool.client(address)
+        } catch {
+            return OrderingRejection(503, "the orderer at \(endpoint) did not take the envelope (\(error)); retry")
+        }
+        do {
             var options = CallOptions.defaults
             options.timeout = timeout
-            let r = try await Medledger_Orderer.Client(wrapping: try pool.client(address)).broadcast(
-                request, options: options)
+            let r = try await Medledger_Orderer.Client(wrapping: pooled).broadcast(request, options: options)
             return r.status == 200 ? nil : OrderingRejection(r.status, r.message)
         } catch let e as RPCError where NodeClients.isDecision(e) {
             // The orderer refused this envelope: its answer, not a retry.
             return OrderingRejection(
                 Int32(StatusMapping.status(of: e.code)), "the orderer at \(endpoint) refused: \(e.message)")
         } catch let e as RPCError where e.code == .deadlineExceeded {
-            pool.drop(address)
+            pool.drop(address, failed: pooled)
             return OrderingRejection(
                 503,
                 "the orderer at \(endpoint) did not answer within \(timeout) (the envelope may still be ordered); retry"
             )
         } catch {
-            pool.drop(address)
+            pool.drop(address, failed: pooled)
             return OrderingRejection(503, "the orderer at \(endpoint) did not take the envelope (\(error)); retry")
         }
     }

@@ -4,7 +4,7 @@ import Synchronization
 
 /// gRPC clients over mutual TLS kept open for reuse, one per node, made on first use: the TLS
 /// handshake is paid once per node, not once per call. At most `limit` nodes are kept (past it, one is
-/// closed to make room); `drop` a node found unreachable so the next call dials again.
+/// closed to make room); `drop` a client found broken so the next call dials again.
 public final class NodeClients: Sendable {
     public typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
     typealias Open = (client: Client, runner: Task<Void, Never>)
@@ -42,8 +42,15 @@ public final class NodeClients: Sendable {
         [.permissionDenied, .invalidArgument, .failedPrecondition, .alreadyExists].contains(error.code)
     }
 
-    public func drop(_ node: NodeAddress) {
-        if let c = open.withLock({ $0.removeValue(forKey: node.description) }) { Self.shut(c) }
+    /// Closes the client kept for `node` if it is still `failed`, the one the caller's call failed on.
+    /// Calls failing together on one dead connection would otherwise each drop whatever is kept by
+    /// then, closing a fresh client another caller has just opened and is using.
+    public func drop(_ node: NodeAddress, failed: Client) {
+        let stale = open.withLock { map -> Open? in
+            guard let kept = map[node.description], kept.client === failed else { return nil }
+            return map.removeValue(forKey: node.description)
+        }
+        if let stale { Self.shut(stale) }
     }
 
     public func close() {

@@ -120,9 +120,14 @@ public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 public enum ClientSecurity {
+    /// How long a new connection may take to finish its TCP connect and TLS handshake (see
+    /// `HandshakeDeadline`). A node under load handshakes in milliseconds.
+    public static let handshakeTimeoutDefault: Duration = .seconds(10)
+
     /// A client transport over mutual TLS (`identity` given) or server TLS only (nil).
     public static func transport(
-        to endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil
+        to endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil,
+        handshakeTimeout: Duration = handshakeTimeoutDefault
     ) throws -> HTTP2ClientTransport.Posix {
         let roots: TLSConfig.TrustRootsSource = .certificates([.bytes(trustedRootsPEM, format: .pem)])
         let security: HTTP2ClientTransport.Posix.TransportSecurity
@@ -147,6 +152,10 @@ public enum ClientSecurity {
                 if let serverName { config.http2.authority = serverName }
                 config.connection.maxIdleTime = .seconds(30)
                 config.connection.keepalive = ConnectionKeepalive.client
+                let deadline = TimeAmount(handshakeTimeout)
+                config.channelDebuggingCallbacks.onCreateTCPConnection = {
+                    HandshakeDeadline.install(on: $0, timeout: deadline)
+                }
             })
     }
 }

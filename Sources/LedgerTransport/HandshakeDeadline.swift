@@ -1,0 +1,77 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// Closes a client connection whose TCP connect and TLS handshake have not both finished in time.
+///
+/// A node that stopped without closing its sockets (a frozen process, a hung host) still has the kernel
+/// complete TCP handshakes on its listening socket, and then answers nothing: the TLS handshake never
+/// ends. gRPC's keepalive starts only once HTTP/2 is up, and a call without a deadline waits for the
+/// connection, so without this a call to such a node waits for as long as the node stays frozen.
+/// Closed in time, the connection fails like a refused one: calls waiting on it fail as unavailable
+/// and the client reconnects with its usual backoff.
+///
+/// Sits right after the `NIOSSLClientHandler`, where the handshake's completion is announced, and
+/// takes itself out of the pipeline then.
+final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    /// Armed when added, before the TCP connect: the deadline covers the whole way to a usable
+    /// connection (NIO's own connect timeout, 10 s, is longer than ours anyway).
+    func handlerAdded(context: ChannelHandlerContext) {
+        let timeout = timeout
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            context.fireErrorCaught(HandshakeTimedOut(timeout: timeout))
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            timer?.cancel()
+            timer = nil
+            context.fireUserInboundEventTriggered(event)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    /// Adds the deadline after the channel's TLS handler (a channel without one is left alone: there
+    /// is no handshake to wait for). Run on the channel's event loop, in its initializer.
+    static func install(on channel: any Channel, timeout: TimeAmount) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            let pipeline = channel.pipeline.syncOperations
+            guard let tls = try? pipeline.handler(type: NIOSSLClientHandler.self) else { return }
+            try pipeline.addHandler(HandshakeDeadline(timeout: timeout), position: .after(tls))
+        }
+    }
+}
+
+/// Why a connection was closed before it could carry a call.
+public struct HandshakeTimedOut: Error, CustomStringConvertible {
+    public let timeout: TimeAmount
+
+    public var description: String {
+        let seconds = Double(timeout.nanoseconds) / 1e9
+        return "the node did not complete the connection and its TLS handshake within \(seconds) s"
+    }
+}

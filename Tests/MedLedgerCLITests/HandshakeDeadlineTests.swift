@@ -1,0 +1,123 @@
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Glibc
+import LedgerIdentity
+import LedgerProtos
+import LedgerRPC
+import LedgerTransport
+import Synchronization
+import Testing
+import X509
+
+/// Every client connection (CLI, gateway, a node's pulls and forwards) has until a deadline to finish
+/// its TCP connect and TLS handshake.
+@Suite struct HandshakeDeadlineTests {
+    /// A frozen node: the kernel completes the TCP handshake for its listening socket, nobody answers
+    /// the TLS one. A call with no deadline of its own must fail as unavailable once the connection's
+    /// deadline passes, instead of waiting for the node to wake.
+    @Test(.timeLimit(.minutes(1))) func aCallToANodeThatNeverHandshakesFailsAtTheConnectionDeadline() async throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let (socket, port) = try LeaderForwardingTests.listenerThatNeverAccepts()
+        defer { close(socket) }
+        let transport = try ClientSecurity.transport(
+            to: NodeAddress(host: "127.0.0.1", port: port), trustedRootsPEM: pki.rootPEM, identity: pki.client,
+            handshakeTimeout: .seconds(1))
+
+        let started = ContinuousClock.now
+        let error = try await withGRPCClient(transport: transport) { client in
+            await Self.callError(client)
+        }
+        let took = ContinuousClock.now - started
+        #expect(error?.code == .unavailable, "\(String(describing: error))")
+        #expect(took >= .milliseconds(900) && took < .seconds(8), "the call took \(took)")
+    }
+
+    /// Once the handshake is done the deadline is gone: a connection that handshook stays up past it
+    /// and carries the next call (one TCP connection for two calls on either side of the deadline).
+    @Test(.timeLimit(.minutes(1))) func aConnectionThatHandshookOutlivesTheDeadline() async throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let accepted = Atomic<Int>(0)
+        let server = GRPCServer(
+            transport: HTTP2ServerTransport.Posix(
+                address: .ipv4(host: "127.0.0.1", port: 0),
+                transportSecurity: ServerSecurity.serverTLS(identity: pki.server),
+                config: .defaults {
+                    $0.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+                        accepted.add(1, ordering: .relaxed)
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
+                }),
+            services: [])
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await server.serve() }
+            guard let port = try await server.listeningAddress?.ipv4?.port else {
+                Issue.record("the server is not listening")
+                server.beginGracefulShutdown()
+                return
+            }
+            let transport = try ClientSecurity.transport(
+                to: NodeAddress(host: "127.0.0.1", port: port), trustedRootsPEM: pki.rootPEM, identity: pki.client,
+                handshakeTimeout: .seconds(1))
+            try await withGRPCClient(transport: transport) { client in
+                // The server has no services: "unimplemented" is its answer, so the call got through.
+                #expect(await Self.callError(client)?.code == .unimplemented)
+                try await Task.sleep(for: .milliseconds(1_800))
+                #expect(await Self.callError(client)?.code == .unimplemented)
+            }
+            #expect(
+                accepted.load(ordering: .relaxed) == 1,
+                "the client connected \(accepted.load(ordering: .relaxed)) times")
+            server.beginGracefulShutdown()
+        }
+    }
+
+    /// The error of one broadcast with no deadline of its own, nil if it succeeded.
+    static func callError(_ client: GRPCClient<HTTP2ClientTransport.Posix>) async -> RPCError? {
+        do {
+            _ = try await Medledger_Orderer.Client(wrapping: client).broadcast(Medledger_Envelope())
+            return nil
+        } catch let e as RPCError {
+            return e
+        } catch {
+            return RPCError(code: .unknown, message: "\(error)")
+        }
+    }
+
+    /// A CA of the test's own, a server certificate for 127.0.0.1 and a client certificate, in files.
+    struct TestPKI {
+        let dir: String
+        let rootPEM: [UInt8]
+        let server: TLSIdentityFiles
+        let client: TLSIdentityFiles
+
+        init() throws {
+            let dir = NSTemporaryDirectory() + "handshake-deadline-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let caKey = P384.Signing.PrivateKey()
+            let ca = try CertificateFactory.selfSignedRoot(
+                key: caKey, name: try DistinguishedName { CommonName("Handshake test CA") }, validity: 86_400)
+            self.dir = dir
+            rootPEM = Array(ca.pem.utf8)
+            server = try Self.issue(dir, "server", forServer: true, ca: ca, caKey: caKey)
+            client = try Self.issue(dir, "client", forServer: false, ca: ca, caKey: caKey)
+        }
+
+        static func issue(
+            _ dir: String, _ name: String, forServer: Bool, ca: Certificate, caKey: P384.Signing.PrivateKey
+        ) throws -> TLSIdentityFiles {
+            let key = P256.Signing.PrivateKey()
+            let cert = try CertificateFactory.issue(
+                publicKey: .init(key.publicKey),
+                identity: IdentityAttributes(pid: String(repeating: "R", count: 64), org: "hospital-a", role: "node"),
+                purpose: .tls, ipAddresses: forServer ? ["127.0.0.1"] : [], serverAuth: forServer, issuer: ca,
+                issuerKey: caKey, validity: 86_400)
+            return try IdentityNetworkTests.writeIdentity(dir, name, cert: cert, key: key).tls
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: dir) }
+    }
+}
