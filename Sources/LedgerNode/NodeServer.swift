@@ -405,7 +405,10 @@ public final class NodeServer: Sendable {
             api.enrollServer = GRPCServer(
                 transport: HTTP2ServerTransport.Posix(
                     address: e.serverAddress, transportSecurity: ServerSecurity.serverTLS(identity: identity),
-                    config: .defaults { $0.connection.keepalive = ConnectionKeepalive.server }),
+                    config: .defaults {
+                        $0.connection.keepalive = ConnectionKeepalive.server
+                        $0.channelDebuggingCallbacks.onAcceptTCPConnection = ServerSecurity.handshakeDeadline()
+                    }),
                 services: [enrollment])
         }
     }
@@ -452,6 +455,7 @@ public final class NodeServer: Sendable {
                 address: listen.serverAddress, transportSecurity: security,
                 config: .defaults { config in
                     config.connection.keepalive = ConnectionKeepalive.server
+                    config.channelDebuggingCallbacks.onAcceptTCPConnection = ServerSecurity.handshakeDeadline()
                     // HTTP/2's default 64 KiB window makes a 1 MiB upload wait for a window update every
                     // 64 KiB; clients already open 8 MiB windows for what they receive.
                     config.http2.targetWindowSize = Self.receiveWindowBytes

@@ -2,17 +2,20 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 
-/// Closes a client connection whose TCP connect and TLS handshake have not both finished in time.
+/// Closes a connection whose TLS handshake has not finished in time.
 ///
-/// A node that stopped without closing its sockets (a frozen process, a hung host) still has the kernel
-/// complete TCP handshakes on its listening socket, and then answers nothing: the TLS handshake never
-/// ends. gRPC's keepalive starts only once HTTP/2 is up, and a call without a deadline waits for the
-/// connection, so without this a call to such a node waits for as long as the node stays frozen.
-/// Closed in time, the connection fails like a refused one: calls waiting on it fail as unavailable
-/// and the client reconnects with its usual backoff.
+/// Clients: a node that stopped without closing its sockets (a frozen process, a hung host) still has
+/// the kernel complete TCP handshakes on its listening socket, and then answers nothing: the TLS
+/// handshake never ends. gRPC's keepalive starts only once HTTP/2 is up, and a call without a deadline
+/// waits for the connection, so without this a call to such a node waits for as long as the node stays
+/// frozen. Closed in time, the connection fails like a refused one: calls waiting on it fail as
+/// unavailable and the client reconnects with its usual backoff.
 ///
-/// Sits right after the `NIOSSLClientHandler`, where the handshake's completion is announced, and
-/// takes itself out of the pipeline then.
+/// Servers: anyone who can reach the port could otherwise open connections that never handshake and
+/// hold a descriptor each for ever, with no certificate needed.
+///
+/// Sits right after the TLS handler, where the handshake's completion is announced, and takes itself
+/// out of the pipeline then.
 final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
@@ -55,12 +58,13 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
-    /// Adds the deadline after the channel's TLS handler (a channel without one is left alone: there
-    /// is no handshake to wait for). Run on the channel's event loop, in its initializer.
+    /// Adds the deadline after the channel's TLS handler, client or server (a channel without one is
+    /// left alone: there is no handshake to wait for). Run on the channel's event loop, in its
+    /// initializer.
     static func install(on channel: any Channel, timeout: TimeAmount) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
-            guard let tls = try? pipeline.handler(type: NIOSSLClientHandler.self) else { return }
+            guard let tls = try? pipeline.handler(type: NIOSSLHandler.self) else { return }
             try pipeline.addHandler(HandshakeDeadline(timeout: timeout), position: .after(tls))
         }
     }

@@ -42,6 +42,18 @@ public enum ServerSecurity {
         }
     }
 
+    /// How long an accepted connection may take to finish its TLS handshake before it is closed.
+    public static let handshakeTimeoutDefault: Duration = .seconds(10)
+
+    /// For `HTTP2ServerTransport`'s `channelDebuggingCallbacks.onAcceptTCPConnection`: every accepted
+    /// connection gets a `HandshakeDeadline`, so connections that never handshake do not pile up.
+    public static func handshakeDeadline(
+        _ timeout: Duration = handshakeTimeoutDefault
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        let deadline = TimeAmount(timeout)
+        return { HandshakeDeadline.install(on: $0, timeout: deadline) }
+    }
+
     /// Server TLS only (no client certificate asked): the CA's enrollment listener.
     public static func serverTLS(identity: TLSIdentityFiles) -> HTTP2ServerTransport.Posix.TransportSecurity {
         .tls(

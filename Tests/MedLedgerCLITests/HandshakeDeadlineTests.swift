@@ -75,6 +75,53 @@ import X509
         }
     }
 
+    /// A caller that connects to a node's gRPC port and never starts the TLS handshake is disconnected
+    /// at the deadline, so such connections cannot pile up (no certificate is needed to open them).
+    @Test(.timeLimit(.minutes(1))) func aServerClosesAConnectionThatNeverHandshakes() async throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let server = GRPCServer(
+            transport: HTTP2ServerTransport.Posix(
+                address: .ipv4(host: "127.0.0.1", port: 0),
+                transportSecurity: ServerSecurity.serverTLS(identity: pki.server),
+                config: .defaults {
+                    $0.channelDebuggingCallbacks.onAcceptTCPConnection = ServerSecurity.handshakeDeadline(.seconds(1))
+                }),
+            services: [])
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await server.serve() }
+            defer { server.beginGracefulShutdown() }
+            let port = try #require(try await server.listeningAddress?.ipv4?.port)
+            let started = ContinuousClock.now
+            let read = try Self.connectAndWaitForClose(port: port, waitingAtMost: 8)
+            let took = ContinuousClock.now - started
+            #expect(read == 0, "the server kept the connection open (recv gave \(read))")
+            #expect(took >= .milliseconds(900) && took < .seconds(8), "the server closed it after \(took)")
+        }
+    }
+
+    /// Connects to 127.0.0.1:`port`, sends nothing, and reads: 0 once the other side closes, -1 if it
+    /// has not within `seconds`.
+    static func connectAndWaitForClose(port: Int, waitingAtMost seconds: Int) throws -> Int {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { throw POSIXError(.ECONNREFUSED) }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0)
+    }
+
     /// The error of one broadcast with no deadline of its own, nil if it succeeded.
     static func callError(_ client: GRPCClient<HTTP2ClientTransport.Posix>) async -> RPCError? {
         do {
