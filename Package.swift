@@ -371,7 +371,7 @@ let package = Package(
                 "LedgerTransport",
                 "medledger", "medledgerd",
                 "HospitalFlows", "LedgerPRE", "MedRecords", "LedgerObjects", "LedgerRPC", "LedgerProtos",
-                "LedgerCrypto", "LedgerChannel", "LedgerNode",
+                "LedgerCrypto", "LedgerChannel", "LedgerNode", "LedgerOperations",
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -46,6 +46,11 @@ public struct OperationsServer: Sendable {
     public let checks: [HealthCheck]
     public let incidents: IncidentsEndpoint?
     public let logLevels: LogLevels?
+    /// A connection that sends nothing for this long is closed, one that never finishes its TLS
+    /// handshake included. Connections are bounded (64): without it, silent connections, which need no
+    /// certificate, would take every slot for ever and lock the monitors out. Prometheus scrapes more
+    /// often than this on a kept-alive connection.
+    public var idleTimeout: Duration = .seconds(60)
 
     public init(
         host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String,
@@ -72,7 +77,9 @@ public struct OperationsServer: Sendable {
     public func run(listening: @escaping @Sendable (Int) -> Void) async throws {
         let app = Application(
             router: router(),
-            server: try .tls(.http1(), configuration: try tlsConfiguration()),
+            server: try .tls(
+                .http1(configuration: .init(idleTimeout: TimeAmount(idleTimeout))),
+                configuration: try tlsConfiguration()),
             // Monitors need few connections; a bound keeps a flood from holding file descriptors.
             configuration: ApplicationConfiguration(
                 address: .hostname(host, port: port), serverName: nil,

@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Glibc
 import LedgerIdentity
+import LedgerOperations
 import LedgerProtos
 import LedgerRPC
 import LedgerTransport
@@ -98,6 +99,28 @@ import X509
             #expect(read == 0, "the server kept the connection open (recv gave \(read))")
             #expect(took >= .milliseconds(900) && took < .seconds(8), "the server closed it after \(took)")
         }
+    }
+
+    /// The operations endpoint (HTTPS, at most 64 connections) closes a connection that sends nothing,
+    /// so silent connections cannot take every slot and lock the monitors out.
+    @Test(.timeLimit(.minutes(1))) func theOperationsEndpointClosesASilentConnection() async throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        var operations = OperationsServer(
+            host: "127.0.0.1", port: 0, certificatePath: pki.server.certificatePath, keyPath: pki.server.keyPath,
+            trust: TrustStore(roots: [try Certificate(pemEncoded: String(decoding: pki.rootPEM, as: UTF8.self))]),
+            organization: "hospital-a", version: "test", metrics: NodeMetrics(version: "test"), sample: {}, checks: [])
+        operations.idleTimeout = .seconds(1)
+        let (ports, bound) = AsyncStream.makeStream(of: Int.self)
+        let serving = Task { [operations] in try await operations.run { bound.yield($0) } }
+        defer { serving.cancel() }
+        var iterator = ports.makeAsyncIterator()
+        let port = try #require(await iterator.next())
+        let started = ContinuousClock.now
+        let read = try Self.connectAndWaitForClose(port: port, waitingAtMost: 8)
+        let took = ContinuousClock.now - started
+        #expect(read == 0, "the endpoint kept the connection open (recv gave \(read))")
+        #expect(took >= .milliseconds(900) && took < .seconds(8), "the endpoint closed it after \(took)")
     }
 
     /// Connects to 127.0.0.1:`port`, sends nothing, and reads: 0 once the other side closes, -1 if it
