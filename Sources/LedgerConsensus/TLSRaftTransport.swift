@@ -78,7 +78,8 @@ public final class TLSRaftTransport: RaftTransportProvider, @unchecked Sendable 
 
     public func peers(channel: String) -> [RaftPeer] { state.withLock { $0.peers[channel] ?? [] } }
 
-    /// Connections refused so far (a key not pinned, an unknown channel, a bad preamble).
+    /// Connections refused so far (a key not pinned, an unknown channel, a bad preamble, no handshake and
+    /// preamble within `handshakeTimeout`).
     public var refusedConnections: Int { state.withLock { $0.refused } }
 
     /// Binds the listener. With port 0 the OS picks one (`listenPort` then holds it).

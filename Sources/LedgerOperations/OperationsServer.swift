@@ -47,9 +47,8 @@ public struct OperationsServer: Sendable {
     public let incidents: IncidentsEndpoint?
     public let logLevels: LogLevels?
     /// A connection that sends nothing for this long is closed, one that never finishes its TLS
-    /// handshake included. Connections are bounded (64): without it, silent connections, which need no
-    /// certificate, would take every slot for ever and lock the monitors out. Prometheus scrapes more
-    /// often than this on a kept-alive connection.
+    /// handshake included. Connections are bounded (64), and silent ones need no certificate: without
+    /// it each would hold its slot for ever. A scrape interval under this keeps Prometheus's connection.
     public var idleTimeout: Duration = .seconds(60)
 
     public init(

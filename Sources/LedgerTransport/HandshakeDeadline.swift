@@ -26,8 +26,10 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
         self.timeout = timeout
     }
 
-    /// Armed when added, before the TCP connect: the deadline covers the whole way to a usable
-    /// connection (NIO's own connect timeout, 10 s, is longer than ours anyway).
+    /// Armed when added, before a client's TCP connect: the deadline covers the connect and this side's
+    /// part of the handshake. (NIO's own connect timeout is also 10 s. Under TLS 1.3 a client finishes
+    /// before the server has checked its certificate; what follows is bounded by the server's own
+    /// deadline and by keepalive.)
     func handlerAdded(context: ChannelHandlerContext) {
         let timeout = timeout
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
@@ -76,6 +78,6 @@ public struct HandshakeTimedOut: Error, CustomStringConvertible {
 
     public var description: String {
         let seconds = Double(timeout.nanoseconds) / 1e9
-        return "the node did not complete the connection and its TLS handshake within \(seconds) s"
+        return "the other side did not complete the connection and its TLS handshake within \(seconds) s"
     }
 }

@@ -203,7 +203,7 @@ import X509
         // A connection that never starts its handshake is closed at the node's deadline (10 s), so such
         // connections, which need no certificate, cannot pile up.
         let silentSince = Date()
-        #expect(try HandshakeDeadlineTests.connectAndWaitForClose(port: node.port, waitingAtMost: 25) == 0)
+        #expect(try await HandshakeDeadlineTests.connectAndWaitForClose(port: node.port, waitingAtMost: 25) == 0)
         #expect(Date().timeIntervalSince(silentSince) >= 9, "closed before the deadline")
 
         // Revoke the device: the CA issues a new CRL, the node picks the file up without a restart, and the
