@@ -435,7 +435,9 @@ final class RaftChannel: BlockSource, @unchecked Sendable {
 
     /// The leader's membership task brings raft in line within a second. A consenter the
     /// configuration no longer names stops ordering the channel at once (on the raft thread, so its
-    /// engine is stopped from outside it); the others remove it from raft.
+    /// engine is stopped from outside it); the others remove it from raft. A removed leader first hands
+    /// leadership to the most up-to-date voter, so the others need not wait out an election timeout
+    /// before ordering again (libraft ends a transfer that has not completed within one).
     private func consentersChanged(_ ctx: ChannelContext) {
         orderer.peersChanged(channelName, ctx.ordering.consenters)
         orderer.log("orderer: channel \(channelName) consenters are now \(ctx.ordering.summary)")
@@ -443,7 +445,22 @@ final class RaftChannel: BlockSource, @unchecked Sendable {
         let why = "consenter \(me.id) was removed by configuration block \(ctx.configBlock)"
         orderer.log("orderer: \(why); this node stops ordering channel \(channelName) (its peer keeps the ledger)")
         let engine = stopServing(why)
-        Task.detached { engine?.stopBlocking() }
+        let (log, channelName) = (orderer.log, channelName)
+        Task.detached {
+            if let engine, engine.observed.role == .leader {
+                do {
+                    let next = try await engine.transferLeadership(to: nil)
+                    log(
+                        "orderer: handed raft leadership of \(channelName) to consenter \(next.map(String.init) ?? "?") before leaving"
+                    )
+                } catch {
+                    log(
+                        "orderer: could not hand raft leadership of \(channelName) over before leaving (\(error)); the others elect a leader"
+                    )
+                }
+            }
+            engine?.stopBlocking()
+        }
     }
 
     /// Stops taking envelopes and ends the Deliver streams that follow this consenter, so peers

@@ -127,6 +127,11 @@ struct OrdererCommand: AsyncParsableCommand {
             else {
                 throw CLIError("channel \(channel) has no raft leader at the moment; retry shortly")
             }
+            // Already there: nothing to move (raft would refuse a transfer to the leader itself).
+            if to == s.leader {
+                print("raft leader of \(channel): consenter \(s.leader) (already)")
+                return
+            }
             var req = Medledger_TransferLeadershipRequest()
             req.channel = channel
             req.to = to

@@ -453,7 +453,8 @@ extension RaftNetwork {
 
     /// Membership through configuration updates, one consenter each: hospital-d is added (it joins
     /// from the configuration block, pulls the chain, enters raft as a standby and is promoted), then
-    /// hospital-a is removed (it stops ordering, the others drop it from raft). Finally b is killed:
+    /// hospital-a is removed while it leads (it hands leadership over, stops ordering, and the others
+    /// drop it from raft). Finally b is killed:
     /// c and d are two of the three consenters left and still order, so d really votes.
     @Test(.timeLimit(.minutes(5))) func aConsenterIsAddedThenAnotherRemovedOneUpdateAtATime() async throws {
         try await Self.withNetwork("raft-members", spare: true) { net in
@@ -485,9 +486,19 @@ extension RaftNetwork {
             print("raft membership: after adding 4: \(net.roles(seenBy: "hospital-a"))")
             #expect(net.put("four", via: "hospital-b")?.status == 0)
 
-            // Remove consenter 1 (hospital-a), with the update's block cut by whoever leads.
+            // Remove consenter 1 (hospital-a) while it leads: it hands leadership over before it leaves.
+            let toA = try MedLedgerBinary.run([
+                "orderer", "transfer-leadership", "--node", net.node("hospital-b"), "--wallet", net.admin("hospital-b"),
+                "--to", "1",
+            ])
+            #expect(toA.status == 0, "\(toA.stdout)\(toA.stderr)")
+            #expect(await net.waitForLeader(among: ["hospital-a"]) == "hospital-a")
             try net.updateConsenters(
                 [2, 3, 4], signers: ["hospital-b", "hospital-c", "hospital-d"], via: "hospital-b")
+            let handedOver = await eventually(within: 30) {
+                net.nodes["hospital-a"]?.text.contains("handed raft leadership of records to consenter") == true
+            }
+            #expect(handedOver, "hospital-a left without handing leadership over:\n\(net.logs())")
             let removed = await eventually(within: 30) {
                 let r = net.roles(seenBy: "hospital-b")
                 return r[1] == nil && r.count == 3 && r.values.allSatisfy { $0 == "voter" }
