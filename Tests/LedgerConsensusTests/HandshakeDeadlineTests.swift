@@ -19,15 +19,17 @@ import Testing
             .bind(host: "127.0.0.1", port: 0).get()
         let port = try #require(silent.localAddress?.port)
         let started = ContinuousClock.now
-        let dialled = Mutex<Result<Int32, any Error>?>(nil)
+        // The outcome and when it came, noted on the event loop (the test's task may wait for a thread).
+        let dialled = Mutex<(Result<Int32, any Error>, ContinuousClock.Instant)?>(nil)
         transport.dial(RaftPeer(id: 2, address: "127.0.0.1:\(port)", publicKey: tls.publicKey), channel: "records")
-            .whenComplete { result in dialled.withLock { $0 = result } }
+            .whenComplete { result in dialled.withLock { $0 = (result, .now) } }
         // Waits boundedly (a future's wait cannot be cancelled): a regression fails, not hangs.
         let timeout = Duration.nanoseconds(TLSRaftTransport.handshakeTimeout.nanoseconds)
         let ended = await eventually(15) { dialled.withLock { $0 != nil } }
-        let took = ContinuousClock.now - started
-        #expect(ended, "the dial had not ended after \(took)")
-        if case .success = dialled.withLock({ $0 }) { Issue.record("a dial to a silent listener succeeded") }
+        #expect(ended, "the dial had not ended after \(ContinuousClock.now - started)")
+        guard let (result, endedAt) = dialled.withLock({ $0 }) else { return }
+        let took = endedAt - started
+        if case .success = result { Issue.record("a dial to a silent listener succeeded") }
         #expect(took >= timeout - .milliseconds(100) && took < timeout + .seconds(10), "the dial took \(took)")
         try await silent.close()
         await transport.shutdown()
