@@ -16,8 +16,12 @@ import NIOTLS
 ///
 /// Sits right after the TLS handler, where the handshake's completion is announced, and takes itself
 /// out of the pipeline then.
-final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
+public final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = NIOAny
+
+    /// How long a connection may take to finish its TLS handshake, on either side. A node under load
+    /// handshakes in milliseconds.
+    public static let timeoutDefault: Duration = .seconds(10)
 
     private let timeout: TimeAmount
     private var timer: Scheduled<Void>?
@@ -30,7 +34,7 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
     /// part of the handshake. (NIO's own connect timeout is also 10 s. Under TLS 1.3 a client finishes
     /// before the server has checked its certificate; what follows is bounded by the server's own
     /// deadline and by keepalive.)
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         let timeout = timeout
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             context.fireErrorCaught(HandshakeTimedOut(timeout: timeout))
@@ -38,12 +42,12 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event {
             timer?.cancel()
             timer = nil
@@ -54,10 +58,17 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
         context.fireChannelInactive()
+    }
+
+    /// A channel callback (gRPC's `onCreateTCPConnection` or `onAcceptTCPConnection`) that installs
+    /// the deadline.
+    static func installer(_ timeout: Duration) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        let deadline = TimeAmount(timeout)
+        return { install(on: $0, timeout: deadline) }
     }
 
     /// Adds the deadline after the channel's TLS handler, client or server (a channel without one is

@@ -42,16 +42,12 @@ public enum ServerSecurity {
         }
     }
 
-    /// How long an accepted connection may take to finish its TLS handshake before it is closed.
-    public static let handshakeTimeoutDefault: Duration = .seconds(10)
-
     /// For `HTTP2ServerTransport`'s `channelDebuggingCallbacks.onAcceptTCPConnection`: every accepted
     /// connection gets a `HandshakeDeadline`, so connections that never handshake do not pile up.
     public static func handshakeDeadline(
-        _ timeout: Duration = handshakeTimeoutDefault
+        _ timeout: Duration = HandshakeDeadline.timeoutDefault
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
-        let deadline = TimeAmount(timeout)
-        return { HandshakeDeadline.install(on: $0, timeout: deadline) }
+        HandshakeDeadline.installer(timeout)
     }
 
     /// Server TLS only (no client certificate asked): the CA's enrollment listener.
@@ -132,14 +128,10 @@ public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 public enum ClientSecurity {
-    /// How long a new connection may take to finish its TCP connect and TLS handshake (see
-    /// `HandshakeDeadline`). A node under load handshakes in milliseconds.
-    public static let handshakeTimeoutDefault: Duration = .seconds(10)
-
     /// A client transport over mutual TLS (`identity` given) or server TLS only (nil).
     public static func transport(
         to endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil,
-        handshakeTimeout: Duration = handshakeTimeoutDefault
+        handshakeTimeout: Duration = HandshakeDeadline.timeoutDefault
     ) throws -> HTTP2ClientTransport.Posix {
         let roots: TLSConfig.TrustRootsSource = .certificates([.bytes(trustedRootsPEM, format: .pem)])
         let security: HTTP2ClientTransport.Posix.TransportSecurity
@@ -164,10 +156,7 @@ public enum ClientSecurity {
                 if let serverName { config.http2.authority = serverName }
                 config.connection.maxIdleTime = .seconds(30)
                 config.connection.keepalive = ConnectionKeepalive.client
-                let deadline = TimeAmount(handshakeTimeout)
-                config.channelDebuggingCallbacks.onCreateTCPConnection = {
-                    HandshakeDeadline.install(on: $0, timeout: deadline)
-                }
+                config.channelDebuggingCallbacks.onCreateTCPConnection = HandshakeDeadline.installer(handshakeTimeout)
             })
     }
 }
