@@ -580,7 +580,7 @@ final class OrderingTicket: Sendable {
 /// `items.map(transform)` split over the cores, order kept.
 enum ParallelMap {
     static func run<T: Sendable, U: Sendable>(_ items: [T], _ transform: @escaping @Sendable (T) -> U) async -> [U] {
-        let parts = min(ProcessInfo.processInfo.activeProcessorCount, items.count)
+        let parts = min(Cores.available, items.count)
         guard parts > 1 else { return items.map(transform) }
         let size = (items.count + parts - 1) / parts
         return await withTaskGroup(of: (Int, [U]).self) { group in

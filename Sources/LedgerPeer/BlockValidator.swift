@@ -98,7 +98,7 @@ public struct BlockValidator: Sendable {
             return envelopes.map { check($0, context: context, own: own) }
         }
         let out = Mutex([TxResult?](repeating: nil, count: envelopes.count))
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, envelopes.count)
+        let workers = min(Cores.available, envelopes.count)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var local = [(Int, TxResult)]()
             var i = w

@@ -28,7 +28,7 @@ public struct AnchorAuditRequest: MedRecordsRequest, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable { case seq, head }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 public struct ListAuditAnchorsRequest: MedRecordsRequest, Equatable {
@@ -47,7 +47,7 @@ public struct ListAuditAnchorsRequest: MedRecordsRequest, Equatable {
         case pageSize = "page_size"
         case bookmark
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 extension Call {
