@@ -50,10 +50,16 @@ public struct CareClient: Sendable {
     public func submit<R: Decodable>(
         _ function: String, _ request: some Encodable, _ type: R.Type = R.self
     ) async throws -> (R, SubmitResult) {
+        try await submit(function, try ProposalInputs.json(request), type)
+    }
+
+    public func submit<R: Decodable>(
+        _ function: String, _ inputs: ProposalInputs, _ type: R.Type = R.self
+    ) async throws -> (R, SubmitResult) {
         let r: SubmitResult
         do {
             r = try await gateway.submit(
-                chaincode: "medrecords", function: function, byteArgs: [Array(try JSONEncoder().encode(request))])
+                chaincode: "medrecords", function: function, byteArgs: inputs.args, transient: inputs.transient)
         } catch let f as Gateway.Failure {
             throw CallFailure(status: f.status, message: f.message)
         }
@@ -227,7 +233,7 @@ public struct CareClient: Sendable {
             tID: tID, url: stored.url, digest: stored.digest, patientSignature: patientSig, doctorSignature: doctorSig,
             patientCert: try String(contentsOfFile: wallet.signingCertPath, encoding: .utf8), doctorCert: doctorCert,
             capsule: Hex.encode(header.capsule.toBytes()))
-        let (receipt, r) = try await submit("putIndexRecord", req, IndexRecordReceipt.self)
+        let (receipt, r) = try await submit("putIndexRecord", try req.proposalInputs(), IndexRecordReceipt.self)
         return PutRecordResult(record: IndexRecord(request: req, receipt: receipt), stored: stored, submit: r)
     }
 

@@ -46,7 +46,8 @@ extension NodeFHIRBackend {
             tID: s.tID, url: s.url, digest: digest, patientSignature: s.patient.data, doctorSignature: s.doctor.data,
             patientCert: s.patient.certificatePEM, doctorCert: s.doctor.certificatePEM, capsule: s.capsule)
         let receipt = try await submit(
-            "putIndexRecord", request, as: IndexRecordReceipt.self, caller, about: treatment.patientPID)
+            "putIndexRecord", try request.proposalInputs(), as: IndexRecordReceipt.self, caller,
+            about: treatment.patientPID)
         return IndexRecord(request: request, receipt: receipt)
     }
 
@@ -55,7 +56,8 @@ extension NodeFHIRBackend {
         let request = GrantAccessRequest(
             granteePID: s.granteePID, tIDs: s.tIDs, purpose: s.purpose, expiresAt: s.expiresAt,
             patientCert: s.signature.certificatePEM, patientSignature: s.signature.data, nonce: s.nonce)
-        return try await submit("grantAccess", request, as: Consent.self, caller, about: caller.id)
+        return try await submit(
+            "grantAccess", try ProposalInputs.json(request), as: Consent.self, caller, about: caller.id)
     }
 
     func revokeConsent(
@@ -64,7 +66,8 @@ extension NodeFHIRBackend {
         try requireSigningPatient(caller, signature, naming: caller.id)
         let request = RevokeAccessRequest(
             consentID: consentID, patientCert: signature.certificatePEM, patientSignature: signature.data)
-        return try await submit("revokeAccess", request, as: Consent.self, caller, about: caller.id)
+        return try await submit(
+            "revokeAccess", try ProposalInputs.json(request), as: Consent.self, caller, about: caller.id)
     }
 
     /// Consents are the patient's own acts: their token, their certificate, about themselves.
@@ -86,7 +89,7 @@ extension NodeFHIRBackend {
 
     /// Submits in the node's name, waits for the commit, and audits the outcome about `patient`.
     func submit<Answer: Decodable>(
-        _ function: String, _ request: some Encodable, as: Answer.Type, _ caller: FHIRCaller, about patient: String
+        _ function: String, _ inputs: ProposalInputs, as: Answer.Type, _ caller: FHIRCaller, about patient: String
     ) async throws -> Answer {
         let actor = AuditActor(pid: caller.id, org: caller.org, role: caller.kind == .system ? "system" : caller.role)
         func note(_ outcome: AuditOutcome, _ detail: String) {
@@ -96,7 +99,7 @@ extension NodeFHIRBackend {
                     detail: "\(function) on channel \(channel), \(detail), fhir client \(caller.clientID)"))
         }
         do {
-            let (answer, result) = try await submitter.submit(function, request, channel: channel, Answer.self)
+            let (answer, result) = try await submitter.submit(function, inputs, channel: channel, Answer.self)
             note(.success, "tx \(result.txID)")
             return answer
         } catch let e as RPCError {

@@ -56,10 +56,17 @@ final class NodeSubmitter: Sendable {
     func submit<Response: Decodable>(
         _ function: String, _ request: some Encodable, channel: String, _ type: Response.Type = Response.self
     ) async throws -> (Response, SubmittedTransaction) {
+        try await submit(function, try ProposalInputs.json(request), channel: channel, type)
+    }
+
+    /// The same, with the function's inputs as the proposal carries them (some of them transient).
+    func submit<Response: Decodable>(
+        _ function: String, _ inputs: ProposalInputs, channel: String, _ type: Response.Type = Response.self
+    ) async throws -> (Response, SubmittedTransaction) {
         let tx = try await run(
             try TransactionBuilder.proposal(
-                channel: channel, chaincode: "medrecords", function: function,
-                args: [Array(try JSONEncoder().encode(request))], signer: signer, at: Date()))
+                channel: channel, chaincode: "medrecords", function: function, args: inputs.args,
+                transient: inputs.transient, signer: signer, at: Date()))
         guard tx.isValid else {
             // MVCC_READ_CONFLICT here means a state it read (a consent, say) changed before it committed.
             throw RPCError(

@@ -5,6 +5,7 @@ import LedgerOrderingCore
 import LedgerPeer
 import LedgerProtos
 import LedgerStorage
+import MedRecords
 
 /// One chaincode call a client is asked to make. The world chooses (`SimWorkload`); the client
 /// carries it out.
@@ -32,6 +33,8 @@ struct SimIntent {
     var chaincode: String
     var function: String
     var args: [[UInt8]]
+    /// Inputs the endorsers see and the transaction leaves out (a P_DE's certificates).
+    var transient: [String: [UInt8]] = [:]
     var counterKey: String?
     /// For a P_DE: the treatment (its position in the world's list).
     var treatment: Int?
@@ -43,8 +46,13 @@ struct SimIntent {
 
     /// A `medrecords` call whose one argument is the request as JSON.
     static func medrecords(_ kind: Kind, _ function: String, _ request: some Encodable) throws -> SimIntent {
+        try medrecords(kind, function, ProposalInputs.json(request))
+    }
+
+    /// A `medrecords` call with its inputs as the proposal carries them.
+    static func medrecords(_ kind: Kind, _ function: String, _ inputs: ProposalInputs) -> SimIntent {
         SimIntent(
-            kind: kind, chaincode: "medrecords", function: function, args: [Array(try JSONEncoder().encode(request))])
+            kind: kind, chaincode: "medrecords", function: function, args: inputs.args, transient: inputs.transient)
     }
 }
 
@@ -112,7 +120,7 @@ final class SimClient {
     ) throws -> (SimOperation, [Outgoing]) {
         let proposal = try TransactionBuilder.proposal(
             channel: SimCast.channel, chaincode: intent.chaincode, function: intent.function, args: intent.args,
-            signer: identity, at: now, nonce: random.bytes(24))
+            transient: intent.transient, signer: identity, at: now, nonce: random.bytes(24))
         let others = (0..<peers).filter { $0 != home }.map(String.init)
         var flow = SubmitFlow(
             proposal: proposal, signer: identity, first: String(home), others: { _ in others }, goal: .count(needed),

@@ -192,7 +192,7 @@ struct SimWorkload {
             patientSignature: try IndexRecordSigning.sign(tid: t.tID, url: url, digestHex: digest, key: patient.key),
             doctorSignature: try IndexRecordSigning.sign(tid: t.tID, url: url, digestHex: digest, key: doctorID.key),
             patientCert: patient.certificatePEM, doctorCert: doctorID.certificatePEM)
-        var intent = try SimIntent.medrecords(.record, "putIndexRecord", request)
+        var intent = SimIntent.medrecords(.record, "putIndexRecord", try request.proposalInputs())
         intent.treatment = which
         return intent
     }

@@ -145,7 +145,7 @@ struct Call {
 
     // MARK: - Index records (P_DE)
 
-    func putIndexRecord(_ r: PutIndexRecordRequest) throws -> [UInt8] {
+    func putIndexRecord(_ r: PutIndexRecordArgument) throws -> [UInt8] {
         // A node of the treatment's hospital submits for its FHIR face (an EHR or app holding both
         // signatures): the signatures, checked below, are what make a P_DE, not who carries it.
         let submitters: [Medledger_Role] = [.patient, .doctor, .admin, .device, .node]
@@ -157,8 +157,10 @@ struct Call {
         let digest = try Field.digest(r.digest)
         let patientSignature = try Field.signature(r.patientSignature, "patient_signature")
         let doctorSignature = try Field.signature(r.doctorSignature, "doctor_signature")
-        let patientCert = try Field.certificate(r.patientCert, "patient_cert")
-        let doctorCert = try Field.certificate(r.doctorCert, "doctor_cert")
+        let patientCert = try Field.certificate(
+            try signerCertificate(r.patientCert, PutIndexRecordRequest.patientCertKey), "patient_cert")
+        let doctorCert = try Field.certificate(
+            try signerCertificate(r.doctorCert, PutIndexRecordRequest.doctorCertKey), "doctor_cert")
         let capsule = try r.capsule.map { c throws(Refusal) in try Field.capsule(c) }
 
         guard let t = try load(Treatment.self, Keys.treatment, tID) else {
@@ -199,6 +201,23 @@ struct Call {
         try index(Keys.recordsByTreatment, [tID, record.time, recordID])
         try event(MedRecordsChaincode.Event.indexRecordAdded, IndexRecordAddedEvent(recordID: recordID, tID: tID))
         return try Wire.encode(IndexRecordReceipt(record))
+    }
+
+    /// A P_DE signer's certificate, from the request or from the transient map under the same name
+    /// (`PutIndexRecordRequest.proposalInputs`), never both: two copies that could differ leave it
+    /// unclear which one the record would keep.
+    func signerCertificate(_ inRequest: String?, _ name: String) throws(Refusal) -> String {
+        switch (inRequest, stub.transient[name]) {
+        case (let pem?, nil): return pem
+        case (nil, let bytes?):
+            guard let pem = String(validating: bytes, as: UTF8.self) else {
+                throw .badRequest("putIndexRecord: transient \(name) is not UTF-8 text")
+            }
+            return pem
+        case (nil, nil): throw .badRequest("putIndexRecord: missing field \(name.debugDescription)")
+        case (_?, _?):
+            throw .badRequest("putIndexRecord: \(name) is given twice, in the request and in the transient map")
+        }
     }
 
     func getIndexRecord(_ r: GetIndexRecordRequest) throws -> [UInt8] { try Wire.encode(try indexRecord(r)) }

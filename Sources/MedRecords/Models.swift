@@ -288,7 +288,7 @@ public struct CreateTreatmentRequest: MedRecordsRequest, Equatable {
         case patientPID = "patient_pid"
         case doctorPID = "doctor_pid"
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 public struct PutIndexRecordRequest: MedRecordsRequest, Equatable {
@@ -325,7 +325,62 @@ public struct PutIndexRecordRequest: MedRecordsRequest, Equatable {
         case doctorCert = "doctor_cert"
         case capsule
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
+
+    /// The transient-map keys the two certificates travel under.
+    public static let patientCertKey = "patient_cert"
+    public static let doctorCertKey = "doctor_cert"
+
+    /// The request as a proposal carries it: the JSON argument without the two certificates, which go
+    /// in the proposal's transient map under the same names. The endorser's chaincode reads them there
+    /// and stores them in the record; the transaction leaves the transient map out, so the block holds
+    /// each certificate once (in the record) instead of twice. The chaincode also takes them in the
+    /// argument (as older clients send them), but not in both places at once.
+    public func proposalInputs() throws -> ProposalInputs {
+        var argument = PutIndexRecordArgument(self)
+        (argument.patientCert, argument.doctorCert) = (nil, nil)
+        return ProposalInputs(
+            args: [Array(try JSONEncoder().encode(argument))],
+            transient: [Self.patientCertKey: Array(patientCert.utf8), Self.doctorCertKey: Array(doctorCert.utf8)])
+    }
+}
+
+/// A function's arguments and transient inputs, as a proposal carries them.
+public struct ProposalInputs: Sendable, Equatable {
+    public var args: [[UInt8]]
+    public var transient: [String: [UInt8]]
+
+    public init(args: [[UInt8]], transient: [String: [UInt8]] = [:]) {
+        self.args = args
+        self.transient = transient
+    }
+
+    /// A `medrecords` request as its one argument, JSON, nothing transient.
+    public static func json(_ request: some Encodable) throws -> ProposalInputs {
+        ProposalInputs(args: [Array(try JSONEncoder().encode(request))])
+    }
+}
+
+/// `putIndexRecord`'s argument as the chaincode reads it: `PutIndexRecordRequest` with each
+/// certificate either here or in the transient map (`PutIndexRecordRequest.proposalInputs`).
+struct PutIndexRecordArgument: MedRecordsRequest, Equatable {
+    var tID: String
+    var url: String
+    var digest: String
+    var patientSignature: String
+    var doctorSignature: String
+    var patientCert: String?
+    var doctorCert: String?
+    var capsule: String?
+
+    init(_ r: PutIndexRecordRequest) {
+        (tID, url, digest, capsule) = (r.tID, r.url, r.digest, r.capsule)
+        (patientSignature, doctorSignature) = (r.patientSignature, r.doctorSignature)
+        (patientCert, doctorCert) = (r.patientCert, r.doctorCert)
+    }
+
+    typealias CodingKeys = PutIndexRecordRequest.CodingKeys
+    static let fieldNames = PutIndexRecordRequest.fieldNames
 }
 
 public struct GetTreatmentRequest: MedRecordsRequest, Equatable {
@@ -334,7 +389,7 @@ public struct GetTreatmentRequest: MedRecordsRequest, Equatable {
     public init(tID: String) { self.tID = tID }
 
     enum CodingKeys: String, CodingKey, CaseIterable { case tID = "t_id" }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 public struct GetIndexRecordRequest: MedRecordsRequest, Equatable {
@@ -343,7 +398,7 @@ public struct GetIndexRecordRequest: MedRecordsRequest, Equatable {
     public init(recordID: String) { self.recordID = recordID }
 
     enum CodingKeys: String, CodingKey, CaseIterable { case recordID = "record_id" }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 /// Exactly one of `patient_pid`, `t_id`.
@@ -366,7 +421,7 @@ public struct ListIndexRecordsRequest: MedRecordsRequest, Equatable {
         case pageSize = "page_size"
         case bookmark
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 /// Exactly one of `patient_pid`, `doctor_pid`.
@@ -389,7 +444,7 @@ public struct ListTreatmentsRequest: MedRecordsRequest, Equatable {
         case pageSize = "page_size"
         case bookmark
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 public struct GrantAccessRequest: MedRecordsRequest, Equatable {
@@ -424,7 +479,7 @@ public struct GrantAccessRequest: MedRecordsRequest, Equatable {
         case patientSignature = "patient_signature"
         case nonce
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 public struct RevokeAccessRequest: MedRecordsRequest, Equatable {
@@ -443,7 +498,7 @@ public struct RevokeAccessRequest: MedRecordsRequest, Equatable {
         case patientCert = "patient_cert"
         case patientSignature = "patient_signature"
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 /// Exactly one of `patient_pid`, `grantee_pid`.
@@ -466,7 +521,7 @@ public struct ListConsentsRequest: MedRecordsRequest, Equatable {
         case pageSize = "page_size"
         case bookmark
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 public struct RecordUsageRequest: MedRecordsRequest, Equatable {
@@ -493,7 +548,7 @@ public struct RecordUsageRequest: MedRecordsRequest, Equatable {
         case purpose
         case consentID = "consent_id"
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 /// Exactly one of `t_id`, `patient_pid`.
@@ -516,7 +571,7 @@ public struct ListUsageRequest: MedRecordsRequest, Equatable {
         case pageSize = "page_size"
         case bookmark
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 /// A member's published proxy re-encryption keys (the key directory): hex of compressed secp256k1
@@ -564,7 +619,7 @@ public struct PublishKeysRequest: MedRecordsRequest, Equatable {
         case encryptionKey = "encryption_key"
         case verifyingKey = "verifying_key"
     }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 public struct GetKeysRequest: MedRecordsRequest, Equatable {
@@ -573,7 +628,7 @@ public struct GetKeysRequest: MedRecordsRequest, Equatable {
     public init(pid: String) { self.pid = pid }
 
     enum CodingKeys: String, CodingKey, CaseIterable { case pid }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 public struct GetConsentRequest: MedRecordsRequest, Equatable {
@@ -582,7 +637,7 @@ public struct GetConsentRequest: MedRecordsRequest, Equatable {
     public init(consentID: String) { self.consentID = consentID }
 
     enum CodingKeys: String, CodingKey, CaseIterable { case consentID = "consent_id" }
-    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.rawValue)) }
+    public static let fieldNames: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 }
 
 // MARK: - Event payloads

@@ -247,8 +247,10 @@ struct LoadBench: AsyncParsableCommand {
                                     "status \(r.status), \(r.payload.count) bytes"
                                 )
                             } else if let pde {
+                                let record = try pde.record(i)
                                 let r = try await gateway.submit(
-                                    chaincode: "medrecords", function: "putIndexRecord", byteArgs: [try pde.record(i)])
+                                    chaincode: "medrecords", function: "putIndexRecord", byteArgs: record.args,
+                                    transient: record.transient)
                                 (valid, code) = (r.isValid, "\(r.code)")
                             } else {
                                 let r = try await gateway.submit(
@@ -440,7 +442,7 @@ struct PDEWorkload: Sendable {
     }
 
     /// Record `i`: a fresh ciphertext digest, signed by both.
-    func record(_ i: Int) throws -> [UInt8] {
+    func record(_ i: Int) throws -> ProposalInputs {
         let digest = IndexRecordSigning.digestHex(ofCiphertext: Array("ciphertext \(i) \(UUID())".utf8))
         let url = "objstore://hospital-a/bench/\(i)"
         let req = PutIndexRecordRequest(
@@ -448,6 +450,6 @@ struct PDEWorkload: Sendable {
             patientSignature: try IndexRecordSigning.sign(tid: tID, url: url, digestHex: digest, key: patientKey.key),
             doctorSignature: try IndexRecordSigning.sign(tid: tID, url: url, digestHex: digest, key: doctorKey.key),
             patientCert: patientCert, doctorCert: doctorCert)
-        return Array(try JSONEncoder().encode(req))
+        return try req.proposalInputs()
     }
 }

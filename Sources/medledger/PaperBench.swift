@@ -279,7 +279,9 @@ struct PaperBench: AsyncParsableCommand {
         }
         var recordID = ""
         try await timer.time(Self.operations[7]) { i in
-            recordID = try await s.patient.submit("putIndexRecord", requests[i], IndexRecordReceipt.self).0.recordID
+            recordID = try await s.patient.submit(
+                "putIndexRecord", try requests[i].proposalInputs(), IndexRecordReceipt.self
+            ).0.recordID
         }
         try await timer.time(Self.operations[8]) { _ in
             _ = try await s.patient.query("getIndexRecord", GetIndexRecordRequest(recordID: recordID), IndexRecord.self)

@@ -256,10 +256,11 @@ struct RecordCommand: AsyncParsableCommand {
             let req = PutIndexRecordRequest(
                 tID: tID, url: url, digest: digest.lowercased(), patientSignature: patientSignature,
                 doctorSignature: doctorSignature, patientCert: pc, doctorCert: dc, capsule: capsule)
+            let inputs = try req.proposalInputs()
             let r = try await withGateway(peer) { g in
                 try await g.submit(
-                    chaincode: "medrecords", function: "putIndexRecord",
-                    byteArgs: [Array(try JSONEncoder().encode(req))])
+                    chaincode: "medrecords", function: "putIndexRecord", byteArgs: inputs.args,
+                    transient: inputs.transient)
             }
             print(r.result.text)
             print("tx \(r.txID) committed in block \(r.blockNumber): \(r.code)")

@@ -45,6 +45,60 @@ import Testing
         #expect(page.records.count == 5)
     }
 
+    @Test func theCertificatesTravelInTheTransientMapOrTheRequestNeverBoth() throws {
+        let w = try World()
+        let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
+        let request = try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1)
+        let inputs = try request.proposalInputs()
+        // What the transaction will carry: the argument, without either certificate.
+        let argument = try #require(try JSONSerialization.jsonObject(with: Data(inputs.args[0])) as? [String: Any])
+        #expect(
+            argument["patient_cert"] == nil && argument["doctor_cert"] == nil && argument["t_id"] as? String == t.tID)
+        #expect(
+            inputs.transient == ["patient_cert": Array(w.patient1.pem.utf8), "doctor_cert": Array(w.doctorA1.pem.utf8)])
+
+        let r = w.call(w.nodeA, "putIndexRecord", inputs)
+        #expect(r.response.status == 200, "\(r.response.message)")
+        // The record the chaincode stored keeps both certificates, as when they came in the request.
+        let stored = try #require(
+            r.results.nsRwset.flatMap(\.rwset.writes).first { $0.key.hasPrefix("\u{0}pde\u{0}") })
+        let record = try JSONDecoder().decode(IndexRecord.self, from: stored.value)
+        #expect(record.patientCert == w.patient1.pem && record.doctorCert == w.doctorA1.pem)
+        #expect(record == IndexRecord(request: request, receipt: try World.decode(IndexRecordReceipt.self, r)))
+
+        var both = inputs
+        both.args = [try World.encode(request)]
+        expectRefused(w.call(w.nodeA, "putIndexRecord", both), 400, "patient_cert is given twice")
+        var neither = inputs
+        neither.transient["doctor_cert"] = nil
+        expectRefused(w.call(w.nodeA, "putIndexRecord", neither), 400, "missing field \"doctor_cert\"")
+        var notText = inputs
+        notText.transient["doctor_cert"] = [0xff, 0xfe, 0x00]
+        expectRefused(w.call(w.nodeA, "putIndexRecord", notText), 400, "transient doctor_cert is not UTF-8")
+        // A certificate in the transient map is judged as one in the request is.
+        var swapped = inputs
+        swapped.transient["doctor_cert"] = Array(w.doctorA2.pem.utf8)
+        expectRefused(
+            w.call(w.nodeA, "putIndexRecord", swapped), 403, "signers are not the treatment's patient and doctor")
+    }
+
+    @Test func theCreatorsOwnCertificateIsNotListedAgainAsACheckedSigner() throws {
+        let w = try World()
+        let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)
+        // Validation re-checks the creator anyway; each other signer the chaincode accepted is listed.
+        let cases: [(Person, [String])] = [
+            (w.doctorA1, [w.patient1.pem]), (w.patient1, [w.doctorA1.pem]),
+            (w.nodeA, [w.patient1.pem, w.doctorA1.pem]),
+        ]
+        for (submitter, listed) in cases {
+            let r = w.call(
+                submitter, "putIndexRecord",
+                try w.indexRequest(t, patient: w.patient1, doctor: w.doctorA1).proposalInputs())
+            #expect(r.response.status == 200, "\(submitter.label): \(r.response.message)")
+            #expect(r.results.checkedSigners == listed.map { Data($0.utf8) }, "\(submitter.label)")
+        }
+    }
+
     @Test func unknownAndMalformedTreatments() throws {
         let w = try World()
         let t = try w.createTreatment(patient: w.patient1, doctor: w.doctorA1)

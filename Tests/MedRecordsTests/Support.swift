@@ -129,15 +129,21 @@ final class World {
     // MARK: Calls
 
     /// Simulates `function` with the raw argument list; the clock moves one second per call.
-    func call(_ who: Person, _ function: String, args: [[UInt8]]) -> (result: SimulationResult, txID: String) {
+    func call(
+        _ who: Person, _ function: String, args: [[UInt8]], transient: [String: [UInt8]] = [:]
+    ) -> (result: SimulationResult, txID: String) {
         txCounter += 1
         clock = clock.addingTimeInterval(1)
         let txID = "tx-\(txCounter)"
         let members: (any MemberValidator)? = withMembership ? TestMembers(root: ca.root, revoked: revoked) : nil
         let inv = Invocation(
             channel: "ch", txID: txID, timestamp: clock, creator: who.identity, function: function, args: args,
-            members: members)
+            transient: transient, members: members)
         return (Simulator.simulate(MedRecordsChaincode(), invocation: inv, state: ledger.state), txID)
+    }
+
+    func call(_ who: Person, _ function: String, _ inputs: ProposalInputs) -> SimulationResult {
+        call(who, function, args: inputs.args, transient: inputs.transient).result
     }
 
     func call(_ who: Person, _ function: String, json: String) -> SimulationResult {
