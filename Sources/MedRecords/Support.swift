@@ -32,6 +32,7 @@ enum Wire {
     /// Sorted keys: every endorser must produce the same bytes for the same record, or their
     /// endorsements (and the write sets) would differ.
     static func encode(_ value: some Encodable) throws -> [UInt8] {
+        if let flat = value as? any FlatJSONEncodable { return FlatJSON.object(flat.flatJSONFields) }
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try e.encode(value))
