@@ -15,7 +15,10 @@ enum FlatJSON {
         let present = fields.compactMap { f in f.value.map { (key: f.key, value: $0) } }
             .sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
         var out = [UInt8]()
-        out.reserveCapacity(present.reduce(2) { $0 + $1.key.utf8.count + $1.value.utf8.count + 6 })
+        // Each field's key, value, quotes, colon and comma, and a sixteenth more for escapes (a PEM's
+        // newlines).
+        let estimate = present.reduce(2) { $0 + $1.key.utf8.count + $1.value.utf8.count + 6 }
+        out.reserveCapacity(estimate + estimate / 16)
         out.append(UInt8(ascii: "{"))
         for (i, field) in present.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -29,24 +32,38 @@ enum FlatJSON {
 
     /// A JSON string literal: `"` and `\` escaped, the control characters as JSONWriter writes them
     /// (`\b`, `\f`, `\n`, `\r`, `\t`, otherwise `\u00xx` in lower-case hex), every other byte as it is.
+    /// Runs of bytes that need no escape are copied whole: byte by byte, the appends' uniqueness
+    /// checks cost more than JSONEncoder.
     static func appendString(_ s: String, to out: inout [UInt8]) {
+        var s = s
         out.append(UInt8(ascii: "\""))
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x08: out += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
-            case 0x0C: out += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0x00..<0x20:
-                out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")]
-                out += [hexDigit(byte >> 4), hexDigit(byte & 0x0F)]
-            default: out.append(byte)
+        s.withUTF8 { bytes in
+            var mark = 0
+            for (i, byte) in bytes.enumerated()
+            where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[mark..<i]))
+                appendEscape(byte, to: &out)
+                mark = i + 1
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[mark...]))
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func appendEscape(_ byte: UInt8, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\\"))
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(byte)
+        case 0x08: out.append(UInt8(ascii: "b"))
+        case 0x0C: out.append(UInt8(ascii: "f"))
+        case 0x0A: out.append(UInt8(ascii: "n"))
+        case 0x0D: out.append(UInt8(ascii: "r"))
+        case 0x09: out.append(UInt8(ascii: "t"))
+        default:
+            out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+            out.append(hexDigit(byte >> 4))
+            out.append(hexDigit(byte & 0x0F))
+        }
     }
 
     private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10 }
