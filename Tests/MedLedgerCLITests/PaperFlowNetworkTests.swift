@@ -26,16 +26,42 @@ import Glibc
 
     /// Runs a Python script of scripts/; (status, stdout + stderr).
     static func python(_ script: String, _ args: [String]) throws -> (Int32, String) {
+        try python3([repo.appendingPathComponent("scripts/" + script).path] + args)
+    }
+
+    /// Runs python3 with `args`, in `directory` if given; (status, stdout + stderr).
+    static func python3(_ args: [String], in directory: String? = nil) throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", repo.appendingPathComponent("scripts/" + script).path] + args
+        p.arguments = ["python3"] + args
+        if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitForExit()
+        p.waitUntilExit()
         return (p.terminationStatus, text)
+    }
+
+    /// Runs the Python of docs/LEDGER_FORMATS.md §4.9 and §8, as printed, in a directory holding the
+    /// block, the sealed object and the CA certificate under the names §8 opens; (status, output).
+    static func ledgerFormatsCheck(
+        block: Medledger_Block, object: String, ca: String, in dir: String
+    ) throws -> (Int32, String) {
+        let doc = try String(contentsOf: repo.appendingPathComponent("docs/LEDGER_FORMATS.md"), encoding: .utf8)
+        let code = doc.components(separatedBy: "```python\n").dropFirst().map {
+            $0.components(separatedBy: "\n```")[0]
+        }
+        let builders = try #require(code.first { $0.contains("def header_hash") })
+        let check = try #require(code.first { $0.contains("def pde_writes") })
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(try block.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: dir + "/block.bin"))
+        try fm.copyItem(atPath: object, toPath: dir + "/object.bin")
+        try fm.copyItem(atPath: ca, toPath: dir + "/ca-cert.pem")
+        try Data((builders + "\n\n" + check).utf8).write(to: URL(fileURLWithPath: dir + "/check.py"))
+        return try python3(["check.py"], in: dir)
     }
 
     static func expectRefused(
@@ -208,6 +234,18 @@ import Glibc
         let (bad, badText) = try Self.python(
             "pde_check.py", ["--record", recordJSON, "--ciphertext", objectPath, "--ca", caCert])
         #expect(bad == 1 && badText.contains("FAIL patient signature does not verify"), "\(badText)")
+        // The offline check of LEDGER_FORMATS §8, as the document prints it, on the block itself (whole
+        // blocks are for administrators). The patient submitted, so only the doctor's certificate is in
+        // checked_signers.
+        let auditor = try await Gateway.connect(
+            wallet: try Wallet.open(net.admin("hospital-a")), peer: nodeA, channel: "records")
+        let block = try await auditor.block(put.submit.blockNumber)
+        auditor.close()
+        let (docStatus, docText) = try Self.ledgerFormatsCheck(
+            block: block, object: objectPath, ca: caCert, in: privateScratch.path + "/formats")
+        #expect(
+            docStatus == 0 && docText.contains("P_DE \(record.recordID) of \(tID) (tx \(put.submit.txID)) verifies"),
+            "\(docText)")
 
         // A P_DE whose URL_C names another object (validly signed over that URL) is tampering.
         let otherSealed = privateScratch.path + "/other.sealed"
