@@ -59,8 +59,8 @@ public struct Invocation: Sendable {
     public var args: [[UInt8]]
     /// Inputs that reach the chaincode but are never recorded in the transaction.
     public var transient: [String: [UInt8]]
-    /// The channel's membership, for chaincodes that check certificates carried in their arguments
-    /// (the P_DE's signer certificates). nil where the caller gave none: `validateMember` then refuses.
+    /// The channel's membership, for chaincodes that check certificates carried in their arguments or
+    /// transient inputs (the P_DE's signer certificates). nil where the caller gave none: `validateMember` then refuses.
     public var members: (any MemberValidator)?
 
     public init(

@@ -89,7 +89,10 @@ public final class ChaincodeStub {
     public func validateMember(certificatePEM: String) throws -> ValidatedSigner {
         guard let members = invocation.members else { throw StubError.noMembership }
         let signer = try members.validateSigner(certificatePEM: certificatePEM, at: invocation.timestamp)
-        if certificatePEM != invocation.creator.certificatePEM, !checkedSigners.contains(certificatePEM) {
+        // Bytes, not String equality (which holds for canonically equivalent Unicode): the offline check
+        // (LEDGER_FORMATS §8) compares the record's certificate with the creator's byte for byte.
+        let isCreators = certificatePEM.utf8.elementsEqual(invocation.creator.certificatePEM.utf8)
+        if !isCreators, !checkedSigners.contains(where: { $0.utf8.elementsEqual(certificatePEM.utf8) }) {
             checkedSigners.append(certificatePEM)
         }
         return signer

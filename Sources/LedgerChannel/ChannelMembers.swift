@@ -26,7 +26,7 @@ public struct VerifiedMember: Sendable {
 
     public var org: String { identity.org }
     public var role: Medledger_Role { identity.role }
-    /// What a chaincode gets for a certificate carried in its arguments.
+    /// What a chaincode gets for a certificate carried in its arguments or transient inputs.
     public var signer: ValidatedSigner { ValidatedSigner(identity: identity, verifyingKey: verifyingKey) }
     public var principal: EndorsementPolicy.Endorser {
         EndorsementPolicy.Endorser(org: identity.org, role: RoleName.name(identity.role) ?? "unknown")
@@ -149,7 +149,8 @@ public final class ChannelMembers: MemberValidator, Sendable {
         return checked.member
     }
 
-    // MemberValidator, for chaincodes that check certificates carried in their arguments.
+    // MemberValidator, for chaincodes that check certificates carried in their arguments or transient
+    // inputs.
     public func validateSigner(certificatePEM: String, at time: Date) throws -> ValidatedSigner {
         try verify(certificatePEM: Data(certificatePEM.utf8), at: time).signer
     }

@@ -406,9 +406,10 @@ enum Harness {
 
     static let callers = Fixture.memberSpecs.map(\.label)
 
-    /// Input: `function` LF `caller label` LF `JSON argument` (the argument may hold anything).
+    /// Input: `function` LF `caller label` LF `JSON argument` (the argument may hold anything), then
+    /// optionally transient entries (`MedRecordsInput`).
     static func medrecords(_ bytes: [UInt8]) {
-        let (function, caller, argument) = MedRecordsInput.split(bytes)
+        let (function, caller, argument, transient) = MedRecordsInput.split(bytes)
         // An unknown caller label still picks a member (stably), so mutated labels stay useful.
         guard
             let member = fx.members[caller]
@@ -419,7 +420,7 @@ enum Harness {
         let invocation = Invocation(
             channel: Fixture.channel, txID: "fuzz-tx", timestamp: Fixture.callTime, creator: creator,
             function: function,
-            args: [argument], members: fx.context.members)
+            args: [argument], transient: transient, members: fx.context.members)
         _ = Simulator.simulate(MedRecordsChaincode(), invocation: invocation, state: fx.ledger.state)
     }
 
@@ -468,20 +469,43 @@ enum Harness {
 
 /// The medrecords harness's input format, shared with the seed generator.
 enum MedRecordsInput {
-    static func split(_ bytes: [UInt8]) -> (function: String, caller: String, argument: [UInt8]) {
+    /// Between the argument and the transient entries, and between entries.
+    static let entrySeparator = UInt8(0x1E)
+    /// Between an entry's name and its value.
+    static let nameSeparator = UInt8(0x1F)
+
+    /// `function` LF `caller` LF `argument`, then optionally transient entries: RS `name` US `value`
+    /// each (ASCII record and unit separators).
+    static func split(
+        _ bytes: [UInt8]
+    ) -> (function: String, caller: String, argument: [UInt8], transient: [String: [UInt8]]) {
         let lf = UInt8(ascii: "\n")
-        guard let first = bytes.firstIndex(of: lf) else { return (String(decoding: bytes, as: UTF8.self), "", []) }
+        guard let first = bytes.firstIndex(of: lf) else {
+            return (String(decoding: bytes, as: UTF8.self), "", [], [:])
+        }
         let rest = bytes[(first + 1)...]
         guard let second = rest.firstIndex(of: lf) else {
-            return (String(decoding: bytes[..<first], as: UTF8.self), String(decoding: rest, as: UTF8.self), [])
+            return (String(decoding: bytes[..<first], as: UTF8.self), String(decoding: rest, as: UTF8.self), [], [:])
+        }
+        let parts = rest[(second + 1)...].split(separator: entrySeparator, omittingEmptySubsequences: false)
+        var transient = [String: [UInt8]]()
+        for entry in parts.dropFirst() {
+            let name = entry.prefix { $0 != nameSeparator }
+            transient[String(decoding: name, as: UTF8.self)] = Array(entry.dropFirst(name.count + 1))
         }
         return (
             String(decoding: bytes[..<first], as: UTF8.self), String(decoding: rest[..<second], as: UTF8.self),
-            Array(rest[(second + 1)...])
+            Array(parts[0]), transient
         )
     }
 
-    static func join(function: String, caller: String, argument: [UInt8]) -> [UInt8] {
-        Array(function.utf8) + [UInt8(ascii: "\n")] + Array(caller.utf8) + [UInt8(ascii: "\n")] + argument
+    static func join(
+        function: String, caller: String, argument: [UInt8], transient: [String: [UInt8]] = [:]
+    ) -> [UInt8] {
+        var out = Array(function.utf8) + [UInt8(ascii: "\n")] + Array(caller.utf8) + [UInt8(ascii: "\n")] + argument
+        for (name, value) in transient.sorted(by: { $0.key < $1.key }) {
+            out += [entrySeparator] + Array(name.utf8) + [nameSeparator] + value
+        }
+        return out
     }
 }

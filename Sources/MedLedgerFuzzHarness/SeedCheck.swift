@@ -83,7 +83,7 @@ public enum SeedCheck {
             }
         }
         for (name, bytes) in try files("medrecords") {
-            let (function, caller, argument) = MedRecordsInput.split(bytes)
+            let (function, caller, argument, transient) = MedRecordsInput.split(bytes)
             guard let m = fx.members[caller] else {
                 problems.append("medrecords/\(name): unknown caller \(caller)")
                 continue
@@ -91,7 +91,7 @@ public enum SeedCheck {
             let invocation = Invocation(
                 channel: Fixture.channel, txID: "fuzz-tx", timestamp: Fixture.callTime,
                 creator: CreatorIdentity(pid: m.pid, org: m.org, role: m.role, certificatePEM: m.certificatePEM),
-                function: function, args: [argument], members: fx.context.members)
+                function: function, args: [argument], transient: transient, members: fx.context.members)
             let r = Simulator.simulate(MedRecordsChaincode(), invocation: invocation, state: fx.ledger.state)
             if r.response.status != 200 {
                 problems.append("medrecords/\(name): [\(r.response.status)] \(r.response.message)")

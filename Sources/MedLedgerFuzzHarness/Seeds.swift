@@ -140,6 +140,10 @@ public enum Seeds {
                     MedRecordsInput.join(function: function, caller: caller, argument: Array(argument.utf8))
                 )
             })
+        // As clients send a P_DE: the certificates in the transient map.
+        let pde = try putIndexRecordRequest(tID: tID).proposalInputs()
+        out["medrecords"]!["put-index-record-transient.txt"] = MedRecordsInput.join(
+            function: "putIndexRecord", caller: "a-patient", argument: pde.args[0], transient: pde.transient)
 
         // Proposals (the endorser signs nothing it is not asked to; the harness signs as the creator).
         var proposals = [String: TransactionBuilder.Proposal]()
@@ -336,17 +340,25 @@ public enum Seeds {
     }
 
     static func putIndexRecordArgument(tID: String) throws -> String {
+        let r = try putIndexRecordRequest(tID: tID)
+        return json([
+            "t_id": r.tID, "url": r.url, "digest": r.digest, "patient_signature": r.patientSignature,
+            "doctor_signature": r.doctorSignature, "patient_cert": r.patientCert, "doctor_cert": r.doctorCert,
+            "capsule": r.capsule ?? "",
+        ])
+    }
+
+    static func putIndexRecordRequest(tID: String) throws -> PutIndexRecordRequest {
         let patient = fx.member("a-patient")
         let doctor = fx.member("a-doctor")
         let url = "medledger://127.0.0.1:7051/objects/" + String(repeating: "cd", count: 48)
         let digest = String(repeating: "cd", count: 48)
-        return json([
-            "t_id": tID, "url": url, "digest": digest,
-            "patient_signature": try IndexRecordSigning.sign(tid: tID, url: url, digestHex: digest, key: patient.key),
-            "doctor_signature": try IndexRecordSigning.sign(tid: tID, url: url, digestHex: digest, key: doctor.key),
-            "patient_cert": patient.certificatePEM, "doctor_cert": doctor.certificatePEM,
-            "capsule": Hex.encode(fx.capsule.toBytes()),
-        ])
+        return PutIndexRecordRequest(
+            tID: tID, url: url, digest: digest,
+            patientSignature: try IndexRecordSigning.sign(tid: tID, url: url, digestHex: digest, key: patient.key),
+            doctorSignature: try IndexRecordSigning.sign(tid: tID, url: url, digestHex: digest, key: doctor.key),
+            patientCert: patient.certificatePEM, doctorCert: doctor.certificatePEM,
+            capsule: Hex.encode(fx.capsule.toBytes()))
     }
 
     /// Sequence 1: a new batch size and kv policy (or a fourth organisation), signed by the

@@ -8,7 +8,8 @@ import LedgerProtos
 
 /// `medrecords`: the paper's on-chain records — treatments T_ID, index records P_DE, patients'
 /// consents, and usage records D_UE. Every function takes one argument, a JSON object (see the
-/// `…Request` types), and answers JSON with sorted keys; refusals are 400 (bad input), 403, 404 and
+/// `…Request` types; `putIndexRecord` may take its certificates as transient inputs instead), and
+/// answers JSON with sorted keys; refusals are 400 (bad input), 403, 404 and
 /// 409 (exists already / already revoked), and write nothing.
 ///
 /// Who may read. A treatment, its index records and its usage are readable by its patient, its
@@ -372,7 +373,8 @@ extension Call {
         }
     }
 
-    /// The member identity, with its signing key, of a certificate carried in the arguments.
+    /// The member identity, with its signing key, of a certificate carried in the arguments or the
+    /// transient inputs.
     func member(_ pem: String, _ what: String) throws -> ValidatedSigner {
         do {
             return try stub.validateMember(certificatePEM: pem)

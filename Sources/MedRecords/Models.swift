@@ -333,9 +333,9 @@ public struct PutIndexRecordRequest: MedRecordsRequest, Equatable {
 
     /// The request as a proposal carries it: the JSON argument without the two certificates, which go
     /// in the proposal's transient map under the same names. The endorser's chaincode reads them there
-    /// and stores them in the record; the transaction leaves the transient map out, so the block holds
-    /// each certificate once (in the record) instead of twice. The chaincode also takes them in the
-    /// argument (as older clients send them), but not in both places at once.
+    /// and stores them in the record; the transaction leaves the transient map out, so the block does
+    /// not carry them in the argument as well. The chaincode also takes them in the argument (as older
+    /// clients send them), but not in both places at once. Endorsing peers must be this version or later.
     public func proposalInputs() throws -> ProposalInputs {
         var argument = PutIndexRecordArgument(self)
         (argument.patientCert, argument.doctorCert) = (nil, nil)
@@ -381,6 +381,25 @@ struct PutIndexRecordArgument: MedRecordsRequest, Equatable {
 
     typealias CodingKeys = PutIndexRecordRequest.CodingKeys
     static let fieldNames = PutIndexRecordRequest.fieldNames
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tID = try c.decode(String.self, forKey: .tID)
+        url = try c.decode(String.self, forKey: .url)
+        digest = try c.decode(String.self, forKey: .digest)
+        patientSignature = try c.decode(String.self, forKey: .patientSignature)
+        doctorSignature = try c.decode(String.self, forKey: .doctorSignature)
+        patientCert = try Self.absentOrText(c, .patientCert)
+        doctorCert = try Self.absentOrText(c, .doctorCert)
+        capsule = try c.decodeIfPresent(String.self, forKey: .capsule)
+    }
+
+    /// A certificate may be absent (it is then in the transient map), but not null: a null is refused
+    /// as it was when the field was required.
+    private static func absentOrText(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> String? {
+        guard c.contains(key) else { return nil }
+        return try c.decode(String.self, forKey: key)
+    }
 }
 
 public struct GetTreatmentRequest: MedRecordsRequest, Equatable {

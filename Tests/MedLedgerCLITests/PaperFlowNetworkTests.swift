@@ -40,7 +40,7 @@ import Glibc
         p.standardError = out
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        p.waitForExit()
         return (p.terminationStatus, text)
     }
 

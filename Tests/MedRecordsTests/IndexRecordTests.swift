@@ -72,6 +72,12 @@ import Testing
         var neither = inputs
         neither.transient["doctor_cert"] = nil
         expectRefused(w.call(w.nodeA, "putIndexRecord", neither), 400, "missing field \"doctor_cert\"")
+        // A null is not an absent certificate.
+        var nullArgument = try #require(try JSONSerialization.jsonObject(with: Data(inputs.args[0])) as? [String: Any])
+        nullArgument["doctor_cert"] = NSNull()
+        var withNull = inputs
+        withNull.args = [Array(try JSONSerialization.data(withJSONObject: nullArgument))]
+        expectRefused(w.call(w.nodeA, "putIndexRecord", withNull), 400, "field \"doctor_cert\" is null")
         var notText = inputs
         notText.transient["doctor_cert"] = [0xff, 0xfe, 0x00]
         expectRefused(w.call(w.nodeA, "putIndexRecord", notText), 400, "transient doctor_cert is not UTF-8")
