@@ -15,6 +15,8 @@ public struct PeerChannelError: Error, CustomStringConvertible {
 public final class PeerChannel: BlockSource, Sendable {
     public let ledger: ChannelLedger
     public let notifier: HeightNotifier
+    /// What event subscribers see of recent blocks, parsed once for all of them.
+    public let eventFacts = BlockEventCache()
     private let current: Mutex<ChannelContext>
     /// The time the last committed block was signed at (nil until first needed): the next may not be earlier.
     private let receiving = Mutex<Date?>(nil)
