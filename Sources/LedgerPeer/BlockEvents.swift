@@ -133,37 +133,40 @@ enum ChaincodeActionScan {
     /// (which protobuf would merge or override), or the event or name does not decode: the caller then
     /// decodes the whole message and gets protobuf's own answer.
     static func eventAndName(_ bytes: Data) -> (event: Medledger_ChaincodeEvent?, chaincodeName: String)? {
-        let b = [UInt8](bytes)
-        var i = 0
-        var event: ArraySlice<UInt8>?
-        var name: ArraySlice<UInt8>?
-        while i < b.count {
-            guard let key = varint(b, &i), key >> 3 > 0, key & 7 == 2, let length = varint(b, &i),
-                length <= UInt64(b.count - i)
-            else { return nil }
-            let field = b[i..<(i + Int(length))]
-            i += Int(length)
-            switch key >> 3 {
-            case 2:
-                guard event == nil else { return nil }
-                event = field
-            case 4:
-                guard name == nil else { return nil }
-                name = field
-            default: continue
+        // Ranges into the action's own bytes: the read-write set it skips is most of them, and is
+        // never copied.
+        bytes.withUnsafeBytes { b -> (event: Medledger_ChaincodeEvent?, chaincodeName: String)? in
+            var i = 0
+            var event: Range<Int>?
+            var name: Range<Int>?
+            while i < b.count {
+                guard let key = varint(b, &i), key >> 3 > 0, key & 7 == 2, let length = varint(b, &i),
+                    length <= UInt64(b.count - i)
+                else { return nil }
+                let field = i..<(i + Int(length))
+                i += Int(length)
+                switch key >> 3 {
+                case 2:
+                    guard event == nil else { return nil }
+                    event = field
+                case 4:
+                    guard name == nil else { return nil }
+                    name = field
+                default: continue
+                }
             }
+            var decoded: Medledger_ChaincodeEvent?
+            if let event {
+                guard let e = try? Medledger_ChaincodeEvent(serializedBytes: Array(b[event])) else { return nil }
+                decoded = e
+            }
+            guard let text = String(validating: b[name ?? 0..<0], as: UTF8.self) else { return nil }
+            return (decoded, text)
         }
-        var decoded: Medledger_ChaincodeEvent?
-        if let event {
-            guard let e = try? Medledger_ChaincodeEvent(serializedBytes: Array(event)) else { return nil }
-            decoded = e
-        }
-        guard let text = String(validating: name ?? [], as: UTF8.self) else { return nil }
-        return (decoded, text)
     }
 
     /// A base-128 varint of at most 10 bytes, or nil.
-    private static func varint(_ b: [UInt8], _ i: inout Int) -> UInt64? {
+    private static func varint(_ b: UnsafeRawBufferPointer, _ i: inout Int) -> UInt64? {
         var value: UInt64 = 0
         for shift in stride(from: UInt64(0), to: 70, by: 7) {
             guard i < b.count else { return nil }
