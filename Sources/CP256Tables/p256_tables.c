@@ -46,12 +46,14 @@ static int invertModOrder(const uint8_t s32[32], uint8_t w32[32]) {
 struct medledger_p256_table {
     EC_GROUP *curve;   // P-256 as is: u1·G uses OpenSSL's built-in table for G
     EC_GROUP *withKey; // P-256 with Q as its generator, and the table precomputed for it
+    BIGNUM *p;         // the field's prime
 };
 
 void medledger_p256_table_free(medledger_p256_table *table) {
     if (table == NULL) return;
     EC_GROUP_free(table->curve);
     EC_GROUP_free(table->withKey);
+    BN_free(table->p);
     free(table);
 }
 
@@ -71,6 +73,8 @@ medledger_p256_table *medledger_p256_table_new(const uint8_t point[65]) {
         ok = mpz_cmp(n, order) == 0;
         mpz_clear(n);
     }
+    if (ok) ok = (table->p = BN_new()) != NULL;
+    if (ok) ok = EC_GROUP_get_curve(table->curve, table->p, NULL, NULL, ctx) == 1;
     if (ok) ok = (q = EC_POINT_new(table->curve)) != NULL;
     // oct2point refuses bytes that are not a point of the curve; infinity is one byte, never 65.
     if (ok) ok = EC_POINT_oct2point(table->curve, q, point, 65, ctx) == 1;
@@ -97,11 +101,12 @@ int medledger_p256_table_verify(
     if (ctx == NULL) return -1;
     BN_CTX_start(ctx);
     BIGNUM *r = BN_CTX_get(ctx), *s = BN_CTX_get(ctx), *e = BN_CTX_get(ctx), *w = BN_CTX_get(ctx);
-    BIGNUM *u1 = BN_CTX_get(ctx), *u2 = BN_CTX_get(ctx), *x = BN_CTX_get(ctx);
+    BIGNUM *u1 = BN_CTX_get(ctx), *u2 = BN_CTX_get(ctx), *x = BN_CTX_get(ctx), *y = BN_CTX_get(ctx);
+    BIGNUM *z = BN_CTX_get(ctx), *zz = BN_CTX_get(ctx), *t = BN_CTX_get(ctx);
     EC_POINT *sum = EC_POINT_new(table->curve), *keyPart = EC_POINT_new(table->curve);
     const BIGNUM *n = EC_GROUP_get0_order(table->curve);
     int result = -1;
-    if (x == NULL || sum == NULL || keyPart == NULL) goto done;
+    if (t == NULL || sum == NULL || keyPart == NULL) goto done;
     if (BN_bin2bn(r32, 32, r) == NULL || BN_bin2bn(s32, 32, s) == NULL || BN_bin2bn(digest, 32, e) == NULL) goto done;
     // r and s in [1, n-1].
     if (BN_is_zero(r) || BN_is_zero(s) || BN_cmp(r, n) >= 0 || BN_cmp(s, n) >= 0) {
@@ -120,9 +125,23 @@ int medledger_p256_table_verify(
         result = 0;
         goto done;
     }
-    if (!EC_POINT_get_affine_coordinates(table->curve, sum, x, NULL, ctx)) goto done;
-    if (!BN_nnmod(x, x, n, ctx)) goto done;
-    result = BN_cmp(x, r) == 0 ? 1 : 0;
+    // x(R) mod n = r, without the field inversion (a sixth of the whole) that affine coordinates
+    // take. With R = (X, Y, Z) in Jacobian coordinates x(R) = X / Z^2, and as n < p < 2n,
+    // x(R) mod n = r exactly when X = r·Z^2, or X = (r + n)·Z^2 if r + n < p (mod p; BoringSSL's
+    // ec_cmp_x_coordinate makes the same comparison).
+    if (!EC_POINT_get_Jprojective_coordinates_GFp(table->curve, sum, x, y, z, ctx)) goto done;
+    if (!BN_mod_sqr(zz, z, table->p, ctx) || !BN_mod_mul(t, r, zz, table->p, ctx)) goto done;
+    if (BN_cmp(t, x) == 0) {
+        result = 1;
+        goto done;
+    }
+    if (!BN_add(t, r, n)) goto done;
+    if (BN_cmp(t, table->p) >= 0) {
+        result = 0;
+        goto done;
+    }
+    if (!BN_mod_mul(t, t, zz, table->p, ctx)) goto done;
+    result = BN_cmp(t, x) == 0 ? 1 : 0;
 done:
     if (result < 0) ERR_clear_error();
     EC_POINT_free(sum);

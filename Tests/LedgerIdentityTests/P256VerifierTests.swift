@@ -109,9 +109,10 @@ import Testing
         #expect(verifier.tableCount == 4)
     }
 
-    /// Two signatures no signer would make, built from the curve equations in Python: one whose R has
-    /// x ≥ n (valid: r is x mod n, the reduction both libraries make), one whose R is the point at
-    /// infinity (invalid). Python's `cryptography` gives the verdicts; swift-crypto and the table path
+    /// Signatures no signer would make, built from the curve equations in Python: one whose R has
+    /// x ≥ n (valid: r is x mod n, the reduction both libraries make), the same r and s for another
+    /// message (invalid: the table path's second comparison, with r + n, must fail), and one whose R
+    /// is the point at infinity (invalid). Python's `cryptography` gives the verdicts; swift-crypto and the table path
     /// must give the same.
     @Test func constructedEdgeSignaturesAgreeWithPythonAndSwiftCrypto() throws {
         let script = """
@@ -163,7 +164,10 @@ import Testing
             u1, u2 = digest(m) * w % n, r * w % n
             minus_u1G = mul(u1, G)
             minus_u1G = (minus_u1G[0], p - minus_u1G[1])
-            out.append(case(mul(pow(u2, -1, n), add(R, minus_u1G)), m, r, s))
+            Q = mul(pow(u2, -1, n), add(R, minus_u1G))
+            out.append(case(Q, m, r, s))
+            # The same r and s for another message: r + n < p, and neither r nor r + n is x(R).
+            out.append(case(Q, b"x(R) is at least n, altered", r, s))
             # R at infinity: r = -e / d, so that e + r d = 0 mod n.
             d = secrets.randbelow(n - 1) + 1
             m = b"R is the point at infinity"
@@ -172,7 +176,7 @@ import Testing
             print(json.dumps(out))
             """
         guard let cases = try Self.pythonCases(script) else { return }
-        #expect(cases.map(\.valid) == [true, false])
+        #expect(cases.map(\.valid) == [true, false, false])
         let verifier = Self.tabled()
         #expect(Self.agree(cases, verifier) == 1)
         #expect(verifier.tableCount == 2)
