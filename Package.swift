@@ -275,11 +275,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]),
+        // Both programs allocate through jemalloc (Debian's libjemalloc-dev), which takes the place of
+        // glibc's malloc for the whole process, Swift runtime and RocksDB included: glibc's took 8–10 %
+        // of every process's CPU under load (docs/ARCHITECTURE.md, "Memory allocator").
         .executableTarget(
             name: "medledgerd",
             dependencies: [
                 "LedgerNode", "LedgerConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            ],
+            linkerSettings: [.linkedLibrary("jemalloc")]),
         .executableTarget(
             name: "medledger",
             dependencies: [
@@ -290,7 +294,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
-            ]),
+            ],
+            linkerSettings: [.linkedLibrary("jemalloc")]),
         // Fuzzing: one harness per decoder of network or disk bytes, driving the production entry points
         // against a fixed fixture; the binary is libFuzzer's under scripts/fuzz.sh and a corpus replayer
         // (and fixture/seed generator) in a normal build. Seed corpus: Tests/Fuzz/<target>/.

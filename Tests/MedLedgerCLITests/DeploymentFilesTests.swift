@@ -58,8 +58,9 @@ import Testing
         #expect(out.contains("4 organisations"))
     }
 
-    /// The image must build: every Debian package Package.swift's system libraries name is installed in
-    /// the build stage, each one's runtime library in the final stage, and the Swift image is at least
+    /// The image must build: every Debian package Package.swift's system libraries name, and the one
+    /// behind each library it links by name, is installed in the build stage, each one's runtime
+    /// library in the final stage, and the Swift image is at least
     /// as new as the newest tools version among the checked-out packages.
     @Test func dockerfileInstallsEverySystemLibraryAndANewEnoughSwift() throws {
         let root = Self.repoRoot
@@ -76,6 +77,16 @@ import Testing
             }
         }
         #expect(devPackages.count >= 4, "Package.swift names its system libraries' Debian packages")
+        // Libraries linked by name (`.linkedLibrary`): the Debian package that installed the name the
+        // linker looks for (libNAME.so) here.
+        for match in manifest.matches(of: /\.linkedLibrary\("([^"]+)"\)/) {
+            let owner = try Self.run("/usr/bin/dpkg", ["-S", "*/lib\(match.1).so"])
+            let dev = try #require(
+                owner.split(separator: "\n").first?.split(separator: ":").first.map(String.init),
+                "no installed Debian package holds lib\(match.1).so")
+            if !devPackages.contains(dev) { devPackages.append(dev) }
+        }
+        #expect(devPackages.contains("libjemalloc-dev") && devPackages.contains("libgmp-dev"))
         for dev in devPackages {
             #expect(build.contains(dev), "the build stage does not install \(dev)")
             // The runtime library a -dev package pulls in, from Debian's own package metadata.
@@ -106,6 +117,26 @@ import Testing
                 needed <= imageVersion,
                 "\(package) needs Swift tools \(needed.0).\(needed.1); the Dockerfile builds with \(imageVersion.0).\(imageVersion.1)"
             )
+        }
+    }
+
+    /// Both programs allocate through jemalloc (Package.swift links it): asked to, jemalloc reports at
+    /// exit what it allocated, which is nothing unless the program's own allocations went through it.
+    @Test func bothProgramsAllocateThroughJemalloc() throws {
+        let dir = MedLedgerBinary.url.deletingLastPathComponent()
+        for program in ["medledger", "medledgerd"] {
+            let p = Process()
+            p.executableURL = dir.appendingPathComponent(program)
+            p.arguments = ["--help"]
+            p.environment = ProcessInfo.processInfo.environment.merging(["MALLOC_CONF": "stats_print:true"]) { $1 }
+            let err = Pipe()
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = err
+            try p.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitForExit()
+            let allocated = text.firstMatch(of: /\nAllocated: (\d+),/).flatMap { Int($0.1) }
+            #expect((allocated ?? 0) > 64 * 1024, "\(program) --help, jemalloc's statistics: \(text.prefix(300))")
         }
     }
 

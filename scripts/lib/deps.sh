@@ -1,7 +1,7 @@
 # Installs the system packages medledger builds and tests against, on a fresh Debian machine.
 # Sourced by scripts/test.sh and scripts/demo.sh. Idempotent: does nothing when all are present.
 
-MEDLEDGER_APT_PACKAGES=(librocksdb-dev libssl-dev libsecp256k1-dev libgmp-dev libraft-dev libuv1-dev pkg-config openssl python3 python3-pip)
+MEDLEDGER_APT_PACKAGES=(librocksdb-dev libssl-dev libsecp256k1-dev libgmp-dev libjemalloc-dev libraft-dev libuv1-dev pkg-config openssl python3 python3-pip)
 # Only the tests need these: docker-compose validates docker-compose.yml (no Docker engine runs here);
 # prometheus scrapes a running node's operations endpoint; curl sends the FHIR tests' forged requests.
 MEDLEDGER_TEST_APT_PACKAGES=(docker-compose prometheus curl)
