@@ -36,8 +36,11 @@ import PackageDescription
 //   LedgerConsensus    → CRaft, NIOSSL [shell] (libraft on a libuv thread; Raft over pinned mutual TLS)
 //   LedgerOrdering     → LedgerOrderingCore, LedgerConsensus [shell] (solo's cutting thread, the raft orderer)
 //   LedgerFHIR         → MedRecords, LedgerCrypto [pure] (FHIR R4 resources, SMART scopes, PKCE)
-//   LedgerFHIRServer   → LedgerFHIR, LedgerIdentity, JWTKit, Hummingbird [shell] (SMART authorization server, FHIR routes)
-//   LedgerOperations   → LedgerIdentity, LedgerIncidents, Hummingbird, swift-prometheus [shell] (health, version, metrics)
+//   LedgerHTTPConnections → Hummingbird [shell] (connections per source address on the HTTPS endpoints)
+//   LedgerFHIRServer   → LedgerFHIR, LedgerIdentity, LedgerHTTPConnections, JWTKit, Hummingbird [shell] (SMART
+//                        authorization server, FHIR routes)
+//   LedgerOperations   → LedgerIdentity, LedgerIncidents, LedgerHTTPConnections, Hummingbird, swift-prometheus [shell]
+//                        (health, version, metrics)
 //   LedgerNode         → LedgerCA, LedgerConfig, LedgerPeer, LedgerOrdering, LedgerFHIRServer, LedgerOperations,
 //                        … [shell] (the daemon's wiring; its own submissions in-process, not via LedgerClient)
 //   medledgerd, medledger (thin executables); MedLedgerFuzzHarness → the decoders' modules; MedLedgerFuzz (libFuzzer)
@@ -159,11 +162,20 @@ let package = Package(
         .target(
             name: "LedgerFHIR",
             dependencies: ["MedRecords", "LedgerCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        // Connection limits shared by the node's HTTPS endpoints (operations, FHIR).
+        .target(
+            name: "LedgerHTTPConnections",
+            dependencies: [
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
         // The node's FHIR face: SMART on FHIR authorization server (jwt-kit) and the FHIR REST routes (Hummingbird).
         .target(
             name: "LedgerFHIRServer",
             dependencies: [
-                "LedgerFHIR", "LedgerIdentity",
+                "LedgerFHIR", "LedgerIdentity", "LedgerHTTPConnections",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -178,7 +190,7 @@ let package = Package(
         .target(
             name: "LedgerOperations",
             dependencies: [
-                "LedgerCrypto", "LedgerIdentity", "LedgerIncidents", "LedgerProtos",
+                "LedgerCrypto", "LedgerIdentity", "LedgerIncidents", "LedgerProtos", "LedgerHTTPConnections",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

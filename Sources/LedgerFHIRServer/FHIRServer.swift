@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import LedgerFHIR
+import LedgerHTTPConnections
 import Logging
 import NIOCore
 import NIOSSL
@@ -16,6 +17,9 @@ import X509
 ///   administrators' client registrations);
 /// - `/.well-known/smart-configuration` (also under `/fhir`).
 public struct FHIRServer: Sendable {
+    /// Connections open at once from one address, of the 1,024.
+    static let perSourceMax = 256
+
     public struct Listen: Sendable {
         public var host: String
         public var port: Int
@@ -58,9 +62,11 @@ public struct FHIRServer: Sendable {
     public func run(listening: @escaping @Sendable (Int) -> Void) async throws {
         let app = Application(
             router: router(),
-            // An idle connection is closed after 60 s, so slow or silent clients cannot hold the port.
+            // An idle connection is closed after 60 s, so slow or silent clients cannot hold the port,
+            // and one address may hold at most a quarter of the 1,024 connections.
             server: try .tls(
-                .http1(configuration: .init(idleTimeout: .seconds(60))), configuration: try tlsConfiguration()),
+                http1: .init(idleTimeout: .seconds(60)), tls: try tlsConfiguration(),
+                limitingEachSource: SourceConnections(perSourceMax: Self.perSourceMax)),
             configuration: ApplicationConfiguration(
                 address: .hostname(listen.host, port: listen.port), serverName: nil,
                 availableConnectionsDelegate: MaximumAvailableConnections(1024)),

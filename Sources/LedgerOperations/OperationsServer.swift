@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import LedgerHTTPConnections
 import LedgerIdentity
 import LedgerIncidents
 import LedgerProtos
@@ -50,6 +51,9 @@ public struct OperationsServer: Sendable {
     /// handshake included. Connections are bounded (64), and silent ones need no certificate: without
     /// it each would hold its slot for ever. A scrape interval under this keeps Prometheus's connection.
     public var idleTimeout: Duration = .seconds(60)
+    /// Connections open at once from one address, of the 64: one caller reopening connections as fast
+    /// as they are closed can take no more than this, and the monitors still get in.
+    public var perSourceMax = 16
 
     public init(
         host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String,
@@ -77,8 +81,8 @@ public struct OperationsServer: Sendable {
         let app = Application(
             router: router(),
             server: try .tls(
-                .http1(configuration: .init(idleTimeout: TimeAmount(idleTimeout))),
-                configuration: try tlsConfiguration()),
+                http1: .init(idleTimeout: TimeAmount(idleTimeout)), tls: try tlsConfiguration(),
+                limitingEachSource: SourceConnections(perSourceMax: perSourceMax)),
             // Monitors need few connections; a bound keeps a flood from holding file descriptors.
             configuration: ApplicationConfiguration(
                 address: .hostname(host, port: port), serverName: nil,

@@ -138,9 +138,16 @@ import X509
     }
 
     static func blockingConnectAndWaitForClose(port: Int, seconds: Int) throws -> Int {
+        let fd = try connectedSocket(port: port, readTimeoutSeconds: seconds)
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0)
+    }
+
+    /// A TCP connection to 127.0.0.1:`port` (blocking), whose reads give up after `readTimeoutSeconds`.
+    static func connectedSocket(port: Int, readTimeoutSeconds seconds: Int) throws -> Int32 {
         let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        defer { close(fd) }
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -152,9 +159,11 @@ import X509
                 Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
-        guard connected else { throw POSIXError(.ECONNREFUSED) }
-        var byte: UInt8 = 0
-        return recv(fd, &byte, 1, 0)
+        guard connected else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        return fd
     }
 
     /// The error of one broadcast with no deadline of its own, nil if it succeeded.
