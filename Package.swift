@@ -299,7 +299,8 @@ let package = Package(
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerAudit", "MedRecords",
+                "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerFHIRServer", "LedgerAudit",
+                "MedRecords",
                 "HospitalFlows", "LedgerRecords", "LedgerPRE",
                 "LedgerStorage", "LedgerRocksDB", "LedgerSimulation",
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -388,8 +389,9 @@ let package = Package(
                 "LedgerTransport",
                 "medledger", "medledgerd",
                 "HospitalFlows", "LedgerPRE", "MedRecords", "LedgerObjects", "LedgerRPC", "LedgerProtos",
-                "LedgerCrypto", "LedgerChannel", "LedgerNode", "LedgerOperations",
+                "LedgerCrypto", "LedgerChannel", "LedgerNode", "LedgerOperations", "LedgerHTTPConnections",
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

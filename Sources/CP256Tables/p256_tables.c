@@ -101,8 +101,8 @@ int medledger_p256_table_verify(
     if (ctx == NULL) return -1;
     BN_CTX_start(ctx);
     BIGNUM *r = BN_CTX_get(ctx), *s = BN_CTX_get(ctx), *e = BN_CTX_get(ctx), *w = BN_CTX_get(ctx);
-    BIGNUM *u1 = BN_CTX_get(ctx), *u2 = BN_CTX_get(ctx), *x = BN_CTX_get(ctx), *y = BN_CTX_get(ctx);
-    BIGNUM *z = BN_CTX_get(ctx), *zz = BN_CTX_get(ctx), *t = BN_CTX_get(ctx);
+    BIGNUM *u1 = BN_CTX_get(ctx), *u2 = BN_CTX_get(ctx), *x = BN_CTX_get(ctx), *z = BN_CTX_get(ctx);
+    BIGNUM *zz = BN_CTX_get(ctx), *t = BN_CTX_get(ctx);
     EC_POINT *sum = EC_POINT_new(table->curve), *keyPart = EC_POINT_new(table->curve);
     const BIGNUM *n = EC_GROUP_get0_order(table->curve);
     int result = -1;
@@ -129,7 +129,7 @@ int medledger_p256_table_verify(
     // take. With R = (X, Y, Z) in Jacobian coordinates x(R) = X / Z^2, and as n < p < 2n,
     // x(R) mod n = r exactly when X = r·Z^2, or X = (r + n)·Z^2 if r + n < p (mod p; BoringSSL's
     // ec_cmp_x_coordinate makes the same comparison).
-    if (!EC_POINT_get_Jprojective_coordinates_GFp(table->curve, sum, x, y, z, ctx)) goto done;
+    if (!EC_POINT_get_Jprojective_coordinates_GFp(table->curve, sum, x, NULL, z, ctx)) goto done;
     if (!BN_mod_sqr(zz, z, table->p, ctx) || !BN_mod_mul(t, r, zz, table->p, ctx)) goto done;
     if (BN_cmp(t, x) == 0) {
         result = 1;

@@ -17,8 +17,8 @@ import X509
 ///   administrators' client registrations);
 /// - `/.well-known/smart-configuration` (also under `/fhir`).
 public struct FHIRServer: Sendable {
-    /// Connections open at once from one address, of the 1,024.
-    static let perSourceMax = 256
+    /// Connections open at once from one address (an IPv6 /64), of the 1,024.
+    public static let perSourceMax = 256
 
     public struct Listen: Sendable {
         public var host: String

@@ -39,14 +39,28 @@ public final class SourceConnections: Sendable {
     /// Sources with a connection open now.
     public var sourceCount: Int { open.withLock { $0.count } }
 
-    /// The address a connection came from, without its port.
-    static func source(of channel: any Channel) -> String {
-        channel.remoteAddress?.ipAddress ?? "unknown"
+    /// Who a connection came from: its IPv4 address (also when it arrives IPv4-mapped on an IPv6
+    /// socket), or its IPv6 /64, the block one site is normally given, from which it may use any
+    /// address it likes. Nil when the socket has no peer address (it is already gone).
+    static func source(of address: SocketAddress?) -> String? {
+        switch address {
+        case .v4: return address?.ipAddress
+        case .v6(let v6):
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+                return bytes[12...].map(String.init).joined(separator: ".")
+            }
+            let words = stride(from: 0, to: 8, by: 2).map {
+                String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
+            }
+            return words.joined(separator: ":") + "::/64"
+        default: return nil
+        }
     }
 }
 
 /// Sets up `Base` on each accepted connection, and closes a connection whose source already has
-/// `connections.perSourceMax` open before it reaches TLS.
+/// `connections.perSourceMax` open (or that has no peer address) before it reaches TLS.
 public struct SourceLimitedChannel<Base: ServerChildChannel>: ServerChildChannel {
     public typealias Value = Base.Value
     let base: Base
@@ -58,16 +72,20 @@ public struct SourceLimitedChannel<Base: ServerChildChannel>: ServerChildChannel
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let source = SourceConnections.source(of: channel)
-        let admitted = connections.admit(source)
-        if admitted {
+        let source = SourceConnections.source(of: channel.remoteAddress)
+        let admitted = source.map(connections.admit) ?? false
+        if admitted, let source {
             channel.closeFuture.whenComplete { [connections] _ in connections.release(source) }
         }
         // The refused connection is still set up, then closed: failing the setup instead left the
-        // connection open (tried in SourceLimitTests: still open after 8 s).
+        // connection open (tried in SourceLimitTests: still open after 8 s). A setup that fails on
+        // its own is closed too, which releases its count.
         return base.setup(channel: channel, logger: logger).map { value in
             if !admitted { channel.close(promise: nil) }
             return value
+        }.flatMapErrorThrowing { error in
+            channel.close(promise: nil)
+            throw error
         }
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import JWTKit
 import LedgerBench
 import LedgerClient
+import LedgerFHIRServer
 import NIOCore
 import NIOSSL
 
@@ -32,11 +33,12 @@ struct FHIRBench: AsyncParsableCommand {
 
     func run() async throws {
         // A backend service may hold 20,000 live client assertions; each run registers its own.
-        guard (1...1024).contains(clients), requests >= clients, (clients...19_000).contains(tokens),
-            (1...1000).contains(records), (1...20).contains(repeats)
+        // Every client connects from this machine's address, which the endpoint admits that many times.
+        guard (1...FHIRServer.perSourceMax).contains(clients), requests >= clients,
+            (clients...19_000).contains(tokens), (1...1000).contains(records), (1...20).contains(repeats)
         else {
             throw ValidationError(
-                "--clients 1…1024, --requests at least --clients, --tokens from --clients to 19000, --records 1…1000, --repeat 1…20"
+                "--clients 1…\(FHIRServer.perSourceMax) (the FHIR endpoint's connections from one address), --requests at least --clients, --tokens from --clients to 19000, --records 1…1000, --repeat 1…20"
             )
         }
         let root = NSTemporaryDirectory() + "medledger-bench-fhir-\(UUID().uuidString)"

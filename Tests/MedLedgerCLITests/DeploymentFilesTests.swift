@@ -80,11 +80,14 @@ import Testing
         // Libraries linked by name (`.linkedLibrary`): the Debian package that installed the name the
         // linker looks for (libNAME.so) here.
         for match in manifest.matches(of: /\.linkedLibrary\("([^"]+)"\)/) {
-            let owner = try Self.run("/usr/bin/dpkg", ["-S", "*/lib\(match.1).so"])
-            let dev = try #require(
-                owner.split(separator: "\n").first?.split(separator: ":").first.map(String.init),
-                "no installed Debian package holds lib\(match.1).so")
-            if !devPackages.contains(dev) { devPackages.append(dev) }
+            let listing = try Self.run("/usr/bin/dpkg", ["-S", "*/lib\(match.1).so"])
+            // "libgmp-dev:amd64: /usr/lib/x86_64-linux-gnu/libgmp.so"; diversions are not owners.
+            let owners = Set(
+                listing.split(separator: "\n").filter { !$0.hasPrefix("diversion") }.compactMap {
+                    $0.split(separator: ":").first.map(String.init)
+                }.filter { $0.hasSuffix("-dev") })
+            try #require(owners.count == 1, "Debian packages holding lib\(match.1).so: \(owners.sorted())")
+            if !devPackages.contains(owners.first!) { devPackages.append(owners.first!) }
         }
         #expect(devPackages.contains("libjemalloc-dev") && devPackages.contains("libgmp-dev"))
         for dev in devPackages {
