@@ -193,9 +193,7 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         try await BlockStreaming.stream(from: ch, start: request.start, follow: request.follow) { block in
             var m = Medledger_DeliverResponse()
             if request.filtered {
-                m.filteredBlock = BlockEvents.filtered(
-                    ch.eventFacts.facts(for: block), number: block.header.number, channel: ch.channelName,
-                    audience: audience)
+                m.filteredBlock = ch.filteredBlock(block, for: audience)
             } else {
                 m.block = block
             }
@@ -211,12 +209,8 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
         let ch = try channel(request.channel, for: caller)
         let audience = LedgerAccess.eventAudience(caller, ch.context)
         try await BlockStreaming.stream(from: ch, start: request.start, follow: true) { block in
-            let events = BlockEvents.filtered(
-                ch.eventFacts.facts(for: block), number: block.header.number, channel: ch.channelName,
-                audience: audience
-            ).transactions.filter { $0.code == .valid }.flatMap(\.events).filter {
-                $0.chaincodeName == request.chaincode
-            }
+            let events = ch.filteredBlock(block, for: audience).transactions.filter { $0.code == .valid }
+                .flatMap(\.events).filter { $0.chaincodeName == request.chaincode }
             guard !events.isEmpty else { return }
             var m = Medledger_ChaincodeEventsResponse()
             m.blockNumber = block.header.number

@@ -17,6 +17,12 @@ public final class PeerChannel: BlockSource, Sendable {
     public let notifier: HeightNotifier
     /// What event subscribers see of recent blocks, parsed once for all of them.
     public let eventFacts = BlockEventCache()
+
+    /// `block` (one of this channel's) as `audience` sees it in a filtered block, from the shared facts.
+    public func filteredBlock(_ block: Medledger_Block, for audience: EventAudience) -> Medledger_FilteredBlock {
+        BlockEvents.filtered(
+            eventFacts.facts(for: block), number: block.header.number, channel: channelName, audience: audience)
+    }
     private let current: Mutex<ChannelContext>
     /// The time the last committed block was signed at (nil until first needed): the next may not be earlier.
     private let receiving = Mutex<Date?>(nil)
