@@ -58,8 +58,7 @@ public struct CareClient: Sendable {
     ) async throws -> (R, SubmitResult) {
         let r: SubmitResult
         do {
-            r = try await gateway.submit(
-                chaincode: "medrecords", function: function, byteArgs: inputs.args, transient: inputs.transient)
+            r = try await gateway.submit(chaincode: "medrecords", function: function, inputs)
         } catch let f as Gateway.Failure {
             throw CallFailure(status: f.status, message: f.message)
         }

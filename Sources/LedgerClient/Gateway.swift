@@ -7,6 +7,7 @@ import LedgerIdentity
 import LedgerProtos
 import LedgerRPC
 import LedgerTransport
+import MedRecords
 import SwiftProtobuf
 import Synchronization
 import X509
@@ -290,6 +291,15 @@ public final class Gateway: Sendable {
         case .failure(let f):
             throw Failure(status: f.status, message: f.message)
         }
+    }
+
+    /// `submit` with the function's arguments and transient inputs as one value (a P_DE's, say).
+    public func submit(
+        chaincode: String, function: String, _ inputs: ProposalInputs, commitTimeoutMs: UInt32 = 60_000
+    ) async throws -> SubmitResult {
+        try await submit(
+            chaincode: chaincode, function: function, byteArgs: inputs.args, transient: inputs.transient,
+            commitTimeoutMs: commitTimeoutMs)
     }
 
     /// The gateway's orderer first, then the channel's other ordering endpoints.

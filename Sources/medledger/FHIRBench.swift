@@ -206,9 +206,7 @@ struct FHIRBench: AsyncParsableCommand {
         let pde = try await PDEWorkload.prepare(net: net, gateway: gateway)
         var recordID = ""
         for i in 0..<records {
-            let record = try pde.record(i)
-            let r = try await gateway.submit(
-                chaincode: "medrecords", function: "putIndexRecord", byteArgs: record.args, transient: record.transient)
+            let r = try await gateway.submit(chaincode: "medrecords", function: "putIndexRecord", try pde.record(i))
             guard r.isValid, let o = try JSONSerialization.jsonObject(with: Data(r.result.payload)) as? [String: Any],
                 let id = o["record_id"] as? String
             else {

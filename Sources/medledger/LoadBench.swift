@@ -247,10 +247,8 @@ struct LoadBench: AsyncParsableCommand {
                                     "status \(r.status), \(r.payload.count) bytes"
                                 )
                             } else if let pde {
-                                let record = try pde.record(i)
                                 let r = try await gateway.submit(
-                                    chaincode: "medrecords", function: "putIndexRecord", byteArgs: record.args,
-                                    transient: record.transient)
+                                    chaincode: "medrecords", function: "putIndexRecord", try pde.record(i))
                                 (valid, code) = (r.isValid, "\(r.code)")
                             } else {
                                 let r = try await gateway.submit(

@@ -258,9 +258,7 @@ struct RecordCommand: AsyncParsableCommand {
                 doctorSignature: doctorSignature, patientCert: pc, doctorCert: dc, capsule: capsule)
             let inputs = try req.proposalInputs()
             let r = try await withGateway(peer) { g in
-                try await g.submit(
-                    chaincode: "medrecords", function: "putIndexRecord", byteArgs: inputs.args,
-                    transient: inputs.transient)
+                try await g.submit(chaincode: "medrecords", function: "putIndexRecord", inputs)
             }
             print(r.result.text)
             print("tx \(r.txID) committed in block \(r.blockNumber): \(r.code)")
