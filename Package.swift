@@ -152,7 +152,7 @@ let package = Package(
                 "LedgerCA", "LedgerConfig", "LedgerRPC", "LedgerTransport", "LedgerStorage", "LedgerRocksDB",
                 "LedgerPeer",
                 "LedgerOrdering", "LedgerOrderingCore", "LedgerConsensus", "MedRecords", "LedgerObjects",
-                "HospitalFlows", "LedgerOperations", "LedgerIncidents", "LedgerFHIRServer",
+                "HospitalFlows", "LedgerOperations", "LedgerIncidents", "LedgerFHIRServer", "LedgerHTTPConnections",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -300,7 +300,7 @@ let package = Package(
             name: "medledger",
             dependencies: [
                 "LedgerBench", "LedgerClient", "LedgerConfig", "LedgerNode", "LedgerFHIRServer", "LedgerAudit",
-                "MedRecords",
+                "LedgerHTTPConnections", "MedRecords",
                 "HospitalFlows", "LedgerRecords", "LedgerPRE",
                 "LedgerStorage", "LedgerRocksDB", "LedgerSimulation",
                 .product(name: "CryptoExtras", package: "swift-crypto"),

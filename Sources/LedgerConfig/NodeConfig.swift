@@ -35,11 +35,16 @@ import Yams
 ///       public_address: peer0.a:7051     # host:port put into URL_C (default: listen)
 ///     operations: { listen: 127.0.0.1:9443 }  # HTTPS: /healthz and /version open, /metrics for
 ///                                        # this organisation's administrators and nodes (absent: off)
+///     #   connections_max: 64            # open at once (1...16384; default 64)
+///     #   connections_per_source_max: 16 # of them from one IPv4 address or IPv6 /64 (default 16)
 ///     fhir:                              # peers only: FHIR R4 + SMART on FHIR over HTTPS (absent: off)
 ///       listen: 127.0.0.1:8443
 ///       channel: records                 # whose medrecords it serves
 ///       public_url: https://fhir.a:8443  # what apps reach (default https://LISTEN); the FHIR base is PUBLIC_URL/fhir
 ///       token_lifetime_seconds: 300      # access tokens: 1...300 (default 300)
+///       connections_max: 1024            # open at once (1...16384; default 1024)
+///       connections_per_source_max: 256  # of them from one IPv4 address or IPv6 /64 (default 256;
+///                                        # raise it for an EHR that connects through one proxy)
 ///     anomaly:                           # per-identity rules (absent: AnomalyRule.defaults; rules: []
 ///       rules:                           # turns detection off); action alert or suspend
 ///         - { name: patient-sweep, kind: distinct-patients, threshold: 100, window_seconds: 600, action: suspend }
@@ -98,6 +103,15 @@ public struct NodeConfig: Codable, Sendable, Equatable {
 
     public struct OperationsSection: Codable, Sendable, Equatable {
         public var listen: String
+        /// Connections open at once, and from one source (absent: the endpoint's defaults).
+        public var connectionsMax: Int?
+        public var connectionsPerSourceMax: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case listen
+            case connectionsMax = "connections_max"
+            case connectionsPerSourceMax = "connections_per_source_max"
+        }
     }
 
     public struct FHIRSection: Codable, Sendable, Equatable {
@@ -105,11 +119,16 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var channel: String
         public var publicURL: String?
         public var tokenLifetimeSeconds: Int?
+        /// Connections open at once, and from one source (absent: the endpoint's defaults).
+        public var connectionsMax: Int?
+        public var connectionsPerSourceMax: Int?
 
         enum CodingKeys: String, CodingKey {
             case listen, channel
             case publicURL = "public_url"
             case tokenLifetimeSeconds = "token_lifetime_seconds"
+            case connectionsMax = "connections_max"
+            case connectionsPerSourceMax = "connections_per_source_max"
         }
 
         /// The origin apps reach the endpoint at (no trailing slash).

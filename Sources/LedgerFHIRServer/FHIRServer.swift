@@ -17,8 +17,6 @@ import X509
 ///   administrators' client registrations);
 /// - `/.well-known/smart-configuration` (also under `/fhir`).
 public struct FHIRServer: Sendable {
-    /// Connections open at once from one address (an IPv6 /64), of the 1,024.
-    public static let perSourceMax = 256
 
     public struct Listen: Sendable {
         public var host: String
@@ -41,6 +39,10 @@ public struct FHIRServer: Sendable {
     public let backend: any FHIRBackend
     /// Observes each answered request: route, status, seconds (the node's metrics).
     public let observe: @Sendable (String, Int, Double) -> Void
+    /// Connections open at once (node.yaml `fhir.connections_max`), and from one address or IPv6 /64.
+    public var connectionLimits = ConnectionLimits.fhir
+    /// Hears each connection closed unserved, and why (the node's metrics).
+    public var refused: @Sendable (SourceConnections.Refusal) -> Void = { _ in }
     /// Resources rendered from immutable ledger records, reused across requests.
     let rendered = RenderCache()
 
@@ -63,13 +65,13 @@ public struct FHIRServer: Sendable {
         let app = Application(
             router: router(),
             // An idle connection is closed after 60 s, so slow or silent clients cannot hold the port,
-            // and one address may hold at most a quarter of the 1,024 connections.
+            // and one address may hold at most its share of the connections (by default a quarter).
             server: try .tls(
                 http1: .init(idleTimeout: .seconds(60)), tls: try tlsConfiguration(),
-                limitingEachSource: SourceConnections(perSourceMax: Self.perSourceMax)),
+                limitingEachSource: SourceConnections(perSourceMax: connectionLimits.perSource, refused: refused)),
             configuration: ApplicationConfiguration(
                 address: .hostname(listen.host, port: listen.port), serverName: nil,
-                availableConnectionsDelegate: MaximumAvailableConnections(1024)),
+                availableConnectionsDelegate: MaximumAvailableConnections(connectionLimits.total)),
             onServerRunning: { channel in listening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "medledger.fhir", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await app.runService(gracefulShutdownSignals: [])

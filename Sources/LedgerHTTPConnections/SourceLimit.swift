@@ -4,26 +4,91 @@ import Logging
 import NIOCore
 import Synchronization
 
+/// How many connections one HTTPS listener holds open at once, in all and from one source.
+public struct ConnectionLimits: Sendable, Equatable, CustomStringConvertible {
+    public let total: Int
+    public let perSource: Int
+
+    /// The most either may be set to: each open connection holds a file descriptor.
+    public static let ceiling = 16_384
+    /// The operations endpoint: monitors need few connections.
+    public static let operations = ConnectionLimits(checkedTotal: 64, perSource: 16)
+    /// The FHIR endpoint: an EHR or a patients' app backend may hold many at once.
+    public static let fhir = ConnectionLimits(checkedTotal: 1024, perSource: 256)
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// `perSource` of `total`, both 1…`ceiling`, `perSource` at most `total`; `names` are what
+    /// node.yaml calls them, for the error.
+    public init(total: Int, perSource: Int, names: (total: String, perSource: String)) throws(Invalid) {
+        guard (1...Self.ceiling).contains(total) else {
+            throw Invalid(description: "\(names.total) must be 1...\(Self.ceiling), not \(total)")
+        }
+        guard (1...total).contains(perSource) else {
+            throw Invalid(
+                description: "\(names.perSource) must be 1...\(names.total) (\(total)), not \(perSource)")
+        }
+        self.init(checkedTotal: total, perSource: perSource)
+    }
+
+    /// node.yaml's `SECTION.connections_max` (absent: `defaults`) and
+    /// `SECTION.connections_per_source_max` (absent: a quarter of the total, as in both defaults).
+    public static func configured(
+        total: Int?, perSource: Int?, over defaults: ConnectionLimits, section: String
+    ) throws(Invalid) -> ConnectionLimits {
+        let total = total ?? defaults.total
+        return try ConnectionLimits(
+            total: total, perSource: perSource ?? max(1, total / 4),
+            names: (section + ".connections_max", section + ".connections_per_source_max"))
+    }
+
+    private init(checkedTotal: Int, perSource: Int) {
+        (self.total, self.perSource) = (checkedTotal, perSource)
+    }
+
+    public var description: String { "\(total) connections, \(perSource) from one source" }
+}
+
 /// How many connections each source address has open on one listener, with a maximum per source:
 /// a listener's total bound (`MaximumAvailableConnections`) alone lets one caller who reopens
 /// connections as fast as they are closed hold every slot, and lock everyone else out.
 public final class SourceConnections: Sendable {
-    public let perSourceMax: Int
-    private let open = Mutex([String: Int]())
-
-    public init(perSourceMax: Int) {
-        precondition(perSourceMax >= 1, "a listener that admits no one from anywhere")
-        self.perSourceMax = perSourceMax
+    /// Why a connection was closed unserved (the `reason` of the refused-connections metric).
+    public enum Refusal: String, Sendable, CaseIterable {
+        /// Its source had its maximum open already.
+        case sourceFull = "source_full"
+        /// It had no peer address (it was gone before it was set up).
+        case noAddress = "no_address"
     }
 
-    /// Counts a connection from `source` in; false, counting nothing, when `source` has its maximum.
-    func admit(_ source: String) -> Bool {
-        open.withLock { open in
+    public let perSourceMax: Int
+    private let open = Mutex([String: Int]())
+    private let refused: @Sendable (Refusal) -> Void
+
+    /// `refused` hears each connection closed unserved (the node counts them in its metrics).
+    public init(perSourceMax: Int, refused: @escaping @Sendable (Refusal) -> Void = { _ in }) {
+        precondition(perSourceMax >= 1, "a listener that admits no one from anywhere")
+        self.perSourceMax = perSourceMax
+        self.refused = refused
+    }
+
+    /// Counts a connection from `source` in; false, counting nothing, when there is no source or it
+    /// has its maximum (and `refused` hears why).
+    func admit(_ source: String?) -> Bool {
+        guard let source else {
+            refused(.noAddress)
+            return false
+        }
+        let admitted = open.withLock { open in
             let n = open[source, default: 0]
             guard n < perSourceMax else { return false }
             open[source] = n + 1
             return true
         }
+        if !admitted { refused(.sourceFull) }
+        return admitted
     }
 
     func release(_ source: String) {
@@ -73,7 +138,7 @@ public struct SourceLimitedChannel<Base: ServerChildChannel>: ServerChildChannel
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let source = SourceConnections.source(of: channel.remoteAddress)
-        let admitted = source.map(connections.admit) ?? false
+        let admitted = connections.admit(source)
         if admitted, let source {
             channel.closeFuture.whenComplete { [connections] _ in connections.release(source) }
         }

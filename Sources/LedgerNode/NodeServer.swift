@@ -8,6 +8,7 @@ import LedgerChannel
 import LedgerConfig
 import LedgerCrypto
 import LedgerFHIRServer
+import LedgerHTTPConnections
 import LedgerIdentity
 import LedgerIncidents
 import LedgerObjects
@@ -66,6 +67,12 @@ public final class NodeServer: Sendable {
     func log(as component: String) -> @Sendable (String) -> Void { componentLog?(component) ?? log }
 
     public func run() async throws {
+        let limits = try connectionLimits()
+        if let warning = FileDescriptorLimit.warning(
+            available: FileDescriptorLimit.raise(), operations: limits.operations, fhir: limits.fhir)
+        {
+            log(warning)
+        }
         let roots = try loadTrustedRoots()
         let trust = TrustStore(roots: roots)
         let auditLogLine = self.log(as: "audit")
@@ -604,17 +611,19 @@ extension NodeServer {
         guard let address = NodeAddress(listen) else {
             throw StartupError(description: "operations.listen \(listen) is not host:port")
         }
-        let server = OperationsServer(
+        var server = OperationsServer(
             host: address.host, port: address.port, certificatePath: config.tls.cert, keyPath: config.tls.key,
             trust: operations.trust,
             organization: config.node.org, version: NodeOperations.version, metrics: operations.metrics,
             sample: operations.sample, checks: operations.checks,
             incidents: incidents, logLevels: logLevels)
+        server.connectionLimits = try connectionLimits().operations ?? .operations
         let log = self.log(as: "operations")
-        return Self.listeningService(name: "operations endpoint", listen: listen, listening: listening) { announce in
+        return Self.listeningService(name: "operations endpoint", listen: listen, listening: listening) {
+            [server] announce in
             try await server.run { port in
                 log(
-                    "medledgerd: operations endpoint on https://\(address.host):\(port) (/healthz, /version; /metrics for \(server.organization)'s administrators and nodes)"
+                    "medledgerd: operations endpoint on https://\(address.host):\(port) (/healthz, /version; /metrics for \(server.organization)'s administrators and nodes; at most \(server.connectionLimits))"
                 )
                 announce()
             }
@@ -642,7 +651,7 @@ extension NodeServer {
         let authorization = AuthorizationServer(
             tokens: tokens, clients: clients, endpoints: .init(fhirBase: base, tokenURL: f.origin + "/oauth/token"),
             backend: backend)
-        let server = FHIRServer(
+        var server = FHIRServer(
             listen: .init(
                 host: address.host, port: address.port, certificatePath: config.tls.cert, keyPath: config.tls.key,
                 trustedRoots: roots),
@@ -651,11 +660,14 @@ extension NodeServer {
             observe: { route, status, seconds in
                 metrics?.recordFHIR(route: route, status: status, duration: .seconds(seconds))
             })
+        server.connectionLimits = try connectionLimits().fhir ?? .fhir
+        server.refused = { metrics?.recordRefusedConnection(listener: "fhir", reason: $0) }
         let log = self.log(as: "fhir")
-        return Self.listeningService(name: "FHIR endpoint", listen: f.listen, listening: listening) { announce in
+        return Self.listeningService(name: "FHIR endpoint", listen: f.listen, listening: listening) {
+            [server] announce in
             try await server.run { port in
                 log(
-                    "medledgerd: FHIR endpoint on https://\(address.host):\(port)/fhir (SMART authorization server under /oauth; \(clients.all().count) client(s) registered)"
+                    "medledgerd: FHIR endpoint on https://\(address.host):\(port)/fhir (SMART authorization server under /oauth; \(clients.all().count) client(s) registered; at most \(server.connectionLimits))"
                 )
                 announce()
             }

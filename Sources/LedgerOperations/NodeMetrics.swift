@@ -1,4 +1,5 @@
 import Foundation
+import LedgerHTTPConnections
 import Prometheus
 import Synchronization
 
@@ -103,6 +104,17 @@ public final class NodeMetrics: Sendable {
             }
         handles.results[result]?.increment()
         handles.latency.record(duration)
+    }
+
+    /// One connection an HTTPS listener closed unserved (its source had its share open, or it had no
+    /// address). Listeners and reasons are fixed names, so the counters stay few.
+    public func recordRefusedConnection(listener: String, reason: SourceConnections.Refusal) {
+        counter(
+            "http_connections_refused_total",
+            help:
+                "Connections an HTTPS endpoint (operations, fhir) closed before their TLS handshake, by why: source_full (that address or IPv6 /64 had its share open) or no_address.",
+            labels: [("listener", listener), ("reason", reason.rawValue)]
+        ).increment()
     }
 
     private final class ChannelHandles: Sendable {

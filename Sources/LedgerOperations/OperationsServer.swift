@@ -48,12 +48,13 @@ public struct OperationsServer: Sendable {
     public let incidents: IncidentsEndpoint?
     public let logLevels: LogLevels?
     /// A connection that sends nothing for this long is closed, one that never finishes its TLS
-    /// handshake included. Connections are bounded (64), and silent ones need no certificate: without
-    /// it each would hold its slot for ever. A scrape interval under this keeps Prometheus's connection.
+    /// handshake included. Connections are bounded, and silent ones need no certificate: without it
+    /// each would hold its slot for ever. A scrape interval under this keeps Prometheus's connection.
     public var idleTimeout: Duration = .seconds(60)
-    /// Connections open at once from one address, of the 64: one caller reopening connections as fast
-    /// as they are closed can take no more than this, and the monitors still get in.
-    public var perSourceMax = 16
+    /// Connections open at once (node.yaml `operations.connections_max`), and from one source: one
+    /// caller reopening connections as fast as they are closed can take no more than its share, and
+    /// the monitors still get in.
+    public var connectionLimits = ConnectionLimits.operations
 
     public init(
         host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String,
@@ -82,11 +83,13 @@ public struct OperationsServer: Sendable {
             router: router(),
             server: try .tls(
                 http1: .init(idleTimeout: TimeAmount(idleTimeout)), tls: try tlsConfiguration(),
-                limitingEachSource: SourceConnections(perSourceMax: perSourceMax)),
+                limitingEachSource: SourceConnections(
+                    perSourceMax: connectionLimits.perSource,
+                    refused: { [metrics] in metrics.recordRefusedConnection(listener: "operations", reason: $0) })),
             // Monitors need few connections; a bound keeps a flood from holding file descriptors.
             configuration: ApplicationConfiguration(
                 address: .hostname(host, port: port), serverName: nil,
-                availableConnectionsDelegate: MaximumAvailableConnections(64)),
+                availableConnectionsDelegate: MaximumAvailableConnections(connectionLimits.total)),
             onServerRunning: { channel in listening(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "medledger.operations", factory: { _ in SwiftLogNoOpLogHandler() }))
         // The node stops it by cancelling this task; its own signal handling stays in one place.

@@ -5,6 +5,7 @@ import JWTKit
 import LedgerBench
 import LedgerClient
 import LedgerFHIRServer
+import LedgerHTTPConnections
 import NIOCore
 import NIOSSL
 
@@ -34,11 +35,11 @@ struct FHIRBench: AsyncParsableCommand {
     func run() async throws {
         // A backend service may hold 20,000 live client assertions; each run registers its own.
         // Every client connects from this machine's address, which the endpoint admits that many times.
-        guard (1...FHIRServer.perSourceMax).contains(clients), requests >= clients,
+        guard (1...ConnectionLimits.fhir.perSource).contains(clients), requests >= clients,
             (clients...19_000).contains(tokens), (1...1000).contains(records), (1...20).contains(repeats)
         else {
             throw ValidationError(
-                "--clients 1…\(FHIRServer.perSourceMax) (the FHIR endpoint's connections from one address), --requests at least --clients, --tokens from --clients to 19000, --records 1…1000, --repeat 1…20"
+                "--clients 1…\(ConnectionLimits.fhir.perSource) (the FHIR endpoint's connections from one address), --requests at least --clients, --tokens from --clients to 19000, --records 1…1000, --repeat 1…20"
             )
         }
         let root = NSTemporaryDirectory() + "medledger-bench-fhir-\(UUID().uuidString)"

@@ -35,12 +35,17 @@ import Testing
             root,
             extra: [
                 "hospital-a": "fhir: { listen: 127.0.0.1:\(portA), channel: records }",
-                "hospital-b": "fhir: { listen: 127.0.0.1:\(portB), channel: records }",
+                "hospital-b":
+                    "fhir: { listen: 127.0.0.1:\(portB), channel: records, connections_max: 512, connections_per_source_max: 200 }",
             ])
         defer {
             for p in net.peers.values { _ = p.stop() }
             _ = net.sa.stop()
         }
+        // node.yaml's connection limits reach the endpoint (A keeps the defaults).
+        let logB = try #require(net.peers["hospital-b"]).text
+        #expect(logB.contains("at most 512 connections, 200 from one source"), "\(logB.suffix(4000))")
+        #expect(try #require(net.peers["hospital-a"]).text.contains("at most 1024 connections, 256 from one source"))
         let ca = "127.0.0.1:\(net.ordererPort)"
         let enroll = "127.0.0.1:\(net.enrollPort)"
         let caCert = root + "/sa/ca-cert.pem"

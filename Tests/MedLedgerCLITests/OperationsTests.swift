@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LedgerTransport
 import Testing
 
@@ -53,6 +54,14 @@ import Testing
         let base = "https://127.0.0.1:\(port)"
         let ca = net.root + "/sa/ca-cert.pem"
 
+        // node.yaml's connections_per_source_max (4 in RaftNetwork): a fifth connection from this
+        // address is closed unserved, and counted.
+        var held = [Int32]()
+        for _ in 0..<4 { held.append(try HandshakeDeadlineTests.connectedSocket(port: port, readTimeoutSeconds: 1)) }
+        let (fifth, _) = try await HandshakeDeadlineTests.connectAndWaitForClose(port: port, waitingAtMost: 8)
+        #expect(fifth == 0, "a fifth connection from one address was kept open (recv gave \(fifth))")
+        held.forEach { close($0) }
+
         // Open: health and version; the rest needs hospital-a's administrators (or nodes).
         let health = try Self.get(base + "/healthz", ca: ca, identity: nil)
         #expect(health.0 == 200 && health.1.contains("\"status\":\"OK\""), "\(health)")
@@ -68,6 +77,8 @@ import Testing
             "medledger_build_info",
             // Registered at start, so a scrape shows 0 before any corrupt object is found.
             "object_store_corrupt_total 0",
+            // The fifth connection above.
+            "http_connections_refused_total{listener=\"operations\",reason=\"source_full\"} 1",
         ] {
             #expect(scrape.1.contains(name), "no \(name) in:\n\(scrape.1.prefix(3000))")
         }

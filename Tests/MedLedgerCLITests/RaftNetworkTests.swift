@@ -51,7 +51,9 @@ final class RaftNetwork: @unchecked Sendable {
             ])
             if operations {
                 let yaml = root + "/\(org)/nodes/peer0/node.yaml"
-                try (try String(contentsOfFile: yaml, encoding: .utf8) + "operations: { listen: 127.0.0.1:0 }\n").write(
+                // Four connections from one address (of the default 64): OperationsTests holds them all.
+                let section = "operations: { listen: 127.0.0.1:0, connections_per_source_max: 4 }\n"
+                try (try String(contentsOfFile: yaml, encoding: .utf8) + section).write(
                     toFile: yaml, atomically: true, encoding: .utf8)
             }
             try start(org)

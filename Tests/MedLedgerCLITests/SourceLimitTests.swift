@@ -3,6 +3,7 @@ import Glibc
 import LedgerIdentity
 import LedgerOperations
 import NIOCore
+import Synchronization
 import Testing
 import X509
 
@@ -19,7 +20,7 @@ import X509
             trust: TrustStore(roots: [try Certificate(pemEncoded: String(decoding: pki.rootPEM, as: UTF8.self))]),
             organization: "hospital-a", version: "source-limit-test", metrics: NodeMetrics(version: "test"),
             sample: {}, checks: [])
-        operations.perSourceMax = 2
+        operations.connectionLimits = try .configured(total: nil, perSource: 2, over: .operations, section: "ops")
         operations.idleTimeout = .seconds(30)  // the held connections stay open for the whole test
         let (ports, bound) = AsyncStream.makeStream(of: Int.self)
         let serving = Task { [operations] in try await operations.run { bound.yield($0) } }
@@ -38,6 +39,11 @@ import X509
         #expect(took < .seconds(5), "the third connection was closed only after \(took)")
         let refused = try Self.version(port: port)
         #expect(refused.status != 0 && !refused.stdout.contains("source-limit-test"), "\(refused)")
+        // Both refusals (the third socket, curl's) are in the node's metrics.
+        let counted = String(decoding: operations.metrics.render(), as: UTF8.self)
+        #expect(
+            counted.contains(#"http_connections_refused_total{listener="operations",reason="source_full"} 2"#),
+            "\(counted)")
 
         // Refusing did not stop the listener: once one held connection closes, a request is served.
         close(held.removeFirst())
@@ -64,9 +70,12 @@ import X509
     }
 
     @Test func eachSourceIsCountedUpToItsMaximumAndForgottenWhenItHasNoneOpen() {
-        let connections = SourceConnections(perSourceMax: 2)
+        let heard = Mutex([SourceConnections.Refusal]())
+        let connections = SourceConnections(perSourceMax: 2, refused: { r in heard.withLock { $0.append(r) } })
         #expect(connections.admit("a") && connections.admit("a"))
         #expect(!connections.admit("a"), "a third from one source")
+        #expect(!connections.admit(nil), "no address, no admission")
+        #expect(heard.withLock { $0 } == [.sourceFull, .noAddress])
         #expect(connections.admit("b"), "another source is not held back")
         #expect(connections.openCount(from: "a") == 2 && connections.sourceCount == 2)
         connections.release("a")
@@ -74,6 +83,28 @@ import X509
         for _ in 0..<2 { connections.release("a") }
         connections.release("b")
         #expect(connections.sourceCount == 0 && connections.openCount(from: "a") == 0)
+    }
+
+    /// node.yaml's two numbers over an endpoint's defaults; a pair that cannot hold is refused, named.
+    @Test func connectionLimitsComeFromNodeYAMLWithinBounds() throws {
+        func limits(_ total: Int?, _ perSource: Int?) throws -> ConnectionLimits {
+            try .configured(total: total, perSource: perSource, over: .fhir, section: "fhir")
+        }
+        #expect(try limits(nil, nil) == .fhir)
+        #expect(ConnectionLimits.fhir.total == 1024 && ConnectionLimits.fhir.perSource == 256)
+        #expect(ConnectionLimits.operations.total == 64 && ConnectionLimits.operations.perSource == 16)
+        let proxied = try limits(nil, 1024)
+        #expect(proxied.total == 1024 && proxied.perSource == 1024, "one proxy may take every connection")
+        let small = try limits(8, nil)
+        #expect(small.total == 8 && small.perSource == 2, "a quarter of a given total")
+        #expect(try limits(1, nil).perSource == 1)
+        func refusal(_ total: Int?, _ perSource: Int?) -> String {
+            do { return "accepted \(try limits(total, perSource))" } catch { return "\(error)" }
+        }
+        #expect(refusal(0, nil) == "fhir.connections_max must be 1...16384, not 0")
+        #expect(refusal(20_000, nil) == "fhir.connections_max must be 1...16384, not 20000")
+        #expect(refusal(nil, 0) == "fhir.connections_per_source_max must be 1...fhir.connections_max (1024), not 0")
+        #expect(refusal(64, 65) == "fhir.connections_per_source_max must be 1...fhir.connections_max (64), not 65")
     }
 
     /// `GET /version` through curl (TLS, any certificate accepted): its exit status and body.
