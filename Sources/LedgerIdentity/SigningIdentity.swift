@@ -56,4 +56,10 @@ public struct SigningIdentity: Sendable {
     public func sign(_ message: [UInt8]) throws -> [UInt8] {
         ECDSADER.encode(try key.signature(for: message))
     }
+
+    /// The same signature as `sign` over the message whose SHA-256 this is: for a caller that needs
+    /// the digest anyway, so the message is hashed once.
+    public func sign(digest: SHA256Digest) throws -> [UInt8] {
+        ECDSADER.encode(try key.signature(for: digest))
+    }
 }

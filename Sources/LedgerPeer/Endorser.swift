@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LedgerChaincode
 import LedgerChannel
@@ -182,8 +183,10 @@ public struct Endorser: Sendable {
             var e = Medledger_Endorsement()
             e.endorser = Data(identity.serialized)
             let signed = SignedMessages.endorsement(proposalResponsePayload: prpBytes, endorser: identity.serialized)
-            e.signature = Data(try identity.sign(signed))
-            signatures.remember(signature: e.signature, over: signed)
+            // Hashed once, for the signature and for the memory of it (a P_DE's is several KB).
+            let digest = SHA256.hash(data: signed)
+            e.signature = Data(try identity.sign(digest: digest))
+            signatures.remember(signature: e.signature, overDigest: digest)
             response.endorsement = e
         } catch {
             throw ProposalRejection(500, "cannot sign the endorsement: \(error)")

@@ -21,7 +21,11 @@ public final class SignatureMemory: Sendable {
     public init() {}
 
     public func remember(signature: Data, over message: [UInt8]) {
-        let digest = SHA256.hash(data: message)
+        remember(signature: signature, overDigest: SHA256.hash(data: message))
+    }
+
+    /// `remember` for a message whose SHA-256 the caller has already computed.
+    public func remember(signature: Data, overDigest digest: SHA256Digest) {
         generations.withLock { g in
             if g.newer.count >= Self.generationMax {
                 g.older = g.newer

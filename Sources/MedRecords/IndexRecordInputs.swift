@@ -15,7 +15,7 @@ extension PutIndexRecordRequest {
     /// clients send them), but not in both places at once. Endorsing peers must be this version or later.
     public func proposalInputs() throws -> ProposalInputs {
         ProposalInputs(
-            args: [Array(try JSONEncoder().encode(PutIndexRecordArgument(withoutCertificatesOf: self)))],
+            args: [try Wire.encode(PutIndexRecordArgument(withoutCertificatesOf: self))],
             transient: [Self.patientCertKey: Array(patientCert.utf8), Self.doctorCertKey: Array(doctorCert.utf8)])
     }
 }

@@ -52,6 +52,11 @@ enum Wire {
         guard args.count == 1 else {
             throw .badRequest("\(function) takes one argument, a JSON object; got \(args.count)")
         }
+        if let flat = T.self as? any FlatJSONDecodable.Type, let fields = FlatJSON.stringFields(args[0]),
+            fields.keys.allSatisfy(T.fieldNames.contains), let request = flat.init(flatJSONFields: fields) as? T
+        {
+            return request
+        }
         let request: Result<T, any Error>
         do { request = try JSONDecoder().decode(Strict<T>.self, from: Data(args[0])).request } catch {
             // Not JSON, or JSON but not an object.

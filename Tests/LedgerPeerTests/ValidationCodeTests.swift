@@ -191,6 +191,22 @@ final class ChannelFixture: @unchecked Sendable {
         #expect(!codes.contains(.notValidated))
     }
 
+    /// The endorsement is signed over the hash computed once for it and for the peer's memory: an ECDSA
+    /// verification with the endorser's public key accepts it over the whole message, and the memory
+    /// recognises exactly that signature over exactly that message.
+    @Test func anEndorsementVerifiesOverItsMessageAndIsRemembered() throws {
+        let f = try ChannelFixture()
+        let (_, responses) = try f.endorse("put", ["k", "v"], endorsers: [f.endorserA])
+        let e = try #require(responses.first).endorsement
+        let signed = SignedMessages.endorsement(
+            proposalResponsePayload: [UInt8](try #require(responses.first).payload), endorser: [UInt8](e.endorser))
+        let signature = try P256.Signing.ECDSASignature(derRepresentation: e.signature)
+        #expect(f.aNode.key.publicKey.isValidSignature(signature, for: signed))
+        #expect(f.endorserA.signatures.made(e.signature, over: signed))
+        #expect(!f.endorserA.signatures.made(e.signature, over: signed + [0]))
+        #expect(!f.endorserB.signatures.made(e.signature, over: signed))
+    }
+
     /// A query (evaluate-only) gets the chaincode's answer and nothing signed: no endorsement, no
     /// payload to assemble; the committed-tx-id check that guards ordering does not apply to it.
     @Test func evaluateOnlyAnswersWithoutAnEndorsement() throws {

@@ -55,3 +55,95 @@ import Testing
         #expect(try keys(Wire.encode(record)).count == 14)
     }
 }
+
+/// `putIndexRecord`'s argument is read without `JSONDecoder` when it is a flat object of strings; what
+/// that reader accepts must be exactly what `JSONDecoder` reads, and everything else must reach
+/// `JSONDecoder` (the same value, or the same error).
+@Suite struct FlatJSONRequestTests {
+    /// The same request read by `JSONDecoder` only (not `FlatJSONDecodable`).
+    struct DecoderOnly: MedRecordsRequest, Equatable {
+        let argument: PutIndexRecordArgument
+        static let fieldNames = PutIndexRecordArgument.fieldNames
+        init(from decoder: any Decoder) throws { argument = try PutIndexRecordArgument(from: decoder) }
+        func encode(to encoder: any Encoder) throws { try argument.encode(to: encoder) }
+    }
+
+    static func outcome(_ document: [UInt8]) -> (fast: String, decoderOnly: String) {
+        let fast = Result { () throws(Refusal) in
+            try Wire.request(PutIndexRecordArgument.self, args: [document], function: "putIndexRecord")
+        }
+        let slow = Result { () throws(Refusal) in
+            try Wire.request(DecoderOnly.self, args: [document], function: "putIndexRecord").argument
+        }
+        return ("\(fast)", "\(slow)")
+    }
+
+    static func argument(_ s: String, _ other: String, certificates: Bool) -> PutIndexRecordArgument {
+        var a = PutIndexRecordArgument(
+            withoutCertificatesOf: PutIndexRecordRequest(
+                tID: s, url: other, digest: s + other, patientSignature: "ab/+=", doctorSignature: other,
+                patientCert: "", doctorCert: "", capsule: s.isEmpty ? nil : other))
+        if certificates { (a.patientCert, a.doctorCert) = (other, s) }
+        return a
+    }
+
+    @Test func whatTheFastReaderAcceptsJSONDecoderReadsTheSame() throws {
+        var rng = SystemRandomNumberGenerator()
+        var strings = FlatJSONTests.awkward
+        strings += (0..<300).map { _ in FlatJSONTests.randomString(&rng) }
+        var fastReads = 0
+        for (n, s) in strings.enumerated() {
+            let other = strings[(n * 7 + 3) % strings.count]
+            let a = Self.argument(s, other, certificates: n % 3 == 0)
+            // Control characters other than \b \f \n \r \t are written as `\u` escapes, which only
+            // JSONDecoder reads; everything else the fast reader must take.
+            let named: Set<Unicode.Scalar> = ["\u{8}", "\u{C}", "\n", "\r", "\t"]
+            let fastExpected = (s + other).unicodeScalars.allSatisfy { $0.value >= 0x20 || named.contains($0) }
+            // JSONEncoder's own shape (slashes escaped, any key order) and FlatJSON's.
+            for document in [Array(try JSONEncoder().encode(a)), try Wire.encode(a)] {
+                let read = FlatJSON.stringFields(document) != nil
+                if read { fastReads += 1 }
+                #expect(read == fastExpected, "\(String(decoding: document, as: UTF8.self).debugDescription)")
+                let (fast, slow) = Self.outcome(document)
+                #expect(fast == slow, "\(String(decoding: document, as: UTF8.self).debugDescription)")
+                #expect(fast.hasPrefix("success"), "\(fast)")
+            }
+        }
+        #expect(fastReads >= 2 * FlatJSONTests.awkward.count - 4, "the comparison above is not vacuous")
+    }
+
+    /// Documents the fast reader must leave to `JSONDecoder`, or read as it does.
+    static let edges: [String] = [
+        #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#,
+        #" { "t_id" : "t" , "url":"u","digest":"d","patient_signature":"p","doctor_signature":"q" } "#,
+        #"{"t_id":"t","t_id":"x","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#,
+        #"{"t_id":"\u0074","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#,
+        #"{"t_id":"t\/x","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#,
+        #"{"t_id":1,"url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#,
+        #"{"t_id":null,"url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#,
+        #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q","patient_cert":null}"#,
+        #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q","x":"y"}"#,
+        #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p"}"#,
+        #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"} x"#,
+        #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q",}"#,
+        #"{"t_id":"t","url":{"a":"b"},"digest":"d","patient_signature":"p","doctor_signature":"q"}"#,
+        #"{"t_id":"t\q","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#,
+        "{\"t_id\":\"t\u{1}\",\"url\":\"u\",\"digest\":\"d\",\"patient_signature\":\"p\",\"doctor_signature\":\"q\"}",
+        #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q""#,
+        #"{"t_id":"t"#, "", "[]", "\"s\"", "{}", "{,}", #"{"t_id"}"#,
+    ]
+
+    @Test(arguments: edges) func anEdgeIsReadAsJSONDecoderReadsIt(_ document: String) {
+        let (fast, slow) = Self.outcome(Array(document.utf8))
+        #expect(fast == slow)
+    }
+
+    @Test func bytesThatAreNotUTF8AreLeftToJSONDecoder() {
+        var document = Array(
+            #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#.utf8)
+        document.insert(0xFF, at: 10)
+        #expect(FlatJSON.stringFields(document) == nil)
+        let (fast, slow) = Self.outcome(document)
+        #expect(fast == slow && fast.hasPrefix("failure"), "\(fast)")
+    }
+}
