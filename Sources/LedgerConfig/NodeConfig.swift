@@ -36,14 +36,15 @@ import Yams
 ///     operations: { listen: 127.0.0.1:9443 }  # HTTPS: /healthz and /version open, /metrics for
 ///                                        # this organisation's administrators and nodes (absent: off)
 ///     #   connections_max: 64            # open at once (1...16384; default 64)
-///     #   connections_per_source_max: 16 # of them from one IPv4 address or IPv6 /64 (default 16)
+///     #   connections_per_source_max: 16 # of them from one IPv4 address or IPv6 /64 (default: a
+///     #                                  # quarter of connections_max)
 ///     fhir:                              # peers only: FHIR R4 + SMART on FHIR over HTTPS (absent: off)
 ///       listen: 127.0.0.1:8443
 ///       channel: records                 # whose medrecords it serves
 ///       public_url: https://fhir.a:8443  # what apps reach (default https://LISTEN); the FHIR base is PUBLIC_URL/fhir
 ///       token_lifetime_seconds: 300      # access tokens: 1...300 (default 300)
 ///       connections_max: 1024            # open at once (1...16384; default 1024)
-///       connections_per_source_max: 256  # of them from one IPv4 address or IPv6 /64 (default 256;
+///       connections_per_source_max: 256  # of them from one IPv4 address or IPv6 /64 (default: a quarter;
 ///                                        # raise it for an EHR that connects through one proxy)
 ///     anomaly:                           # per-identity rules (absent: AnomalyRule.defaults; rules: []
 ///       rules:                           # turns detection off); action alert or suspend

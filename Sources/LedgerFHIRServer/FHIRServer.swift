@@ -41,8 +41,8 @@ public struct FHIRServer: Sendable {
     public let observe: @Sendable (String, Int, Double) -> Void
     /// Connections open at once (node.yaml `fhir.connections_max`), and from one address or IPv6 /64.
     public var connectionLimits = ConnectionLimits.fhir
-    /// Hears each connection closed unserved, and why (the node's metrics).
-    public var refused: @Sendable (SourceConnections.Refusal) -> Void = { _ in }
+    /// Who hears of its connections: refusals, and how many are open (the node's metrics and log).
+    public var connectionEvents = SourceConnections.Events()
     /// Resources rendered from immutable ledger records, reused across requests.
     let rendered = RenderCache()
 
@@ -68,7 +68,8 @@ public struct FHIRServer: Sendable {
             // and one address may hold at most its share of the connections (by default a quarter).
             server: try .tls(
                 http1: .init(idleTimeout: .seconds(60)), tls: try tlsConfiguration(),
-                limitingEachSource: SourceConnections(perSourceMax: connectionLimits.perSource, refused: refused)),
+                limitingEachSource: SourceConnections(
+                    perSourceMax: connectionLimits.perSource, events: connectionEvents)),
             configuration: ApplicationConfiguration(
                 address: .hostname(listen.host, port: listen.port), serverName: nil,
                 availableConnectionsDelegate: MaximumAvailableConnections(connectionLimits.total)),

@@ -63,46 +63,89 @@ public final class SourceConnections: Sendable {
         case noAddress = "no_address"
     }
 
-    public let perSourceMax: Int
-    private let open = Mutex([String: Int]())
-    private let refused: @Sendable (Refusal) -> Void
+    /// What the listener tells its observers (the node's metrics and log).
+    public struct Events: Sendable {
+        /// A connection closed unserved, and why.
+        public var refused: @Sendable (Refusal) -> Void
+        /// The connections open now, after one was admitted or closed.
+        public var openChanged: @Sendable (Int) -> Void
 
-    /// `refused` hears each connection closed unserved (the node counts them in its metrics).
-    public init(perSourceMax: Int, refused: @escaping @Sendable (Refusal) -> Void = { _ in }) {
+        public init(
+            refused: @escaping @Sendable (Refusal) -> Void = { _ in },
+            openChanged: @escaping @Sendable (Int) -> Void = { _ in }
+        ) {
+            (self.refused, self.openChanged) = (refused, openChanged)
+        }
+
+        /// Both observers hear every event.
+        public func and(_ other: Events) -> Events {
+            Events(
+                refused: {
+                    self.refused($0)
+                    other.refused($0)
+                },
+                openChanged: {
+                    self.openChanged($0)
+                    other.openChanged($0)
+                })
+        }
+    }
+
+    private struct Counts {
+        var bySource: [String: Int] = [:]
+        var total = 0
+    }
+
+    public let perSourceMax: Int
+    private let open = Mutex(Counts())
+    private let events: Events
+
+    public init(perSourceMax: Int, events: Events = Events()) {
         precondition(perSourceMax >= 1, "a listener that admits no one from anywhere")
         self.perSourceMax = perSourceMax
-        self.refused = refused
+        self.events = events
     }
 
     /// Counts a connection from `source` in; false, counting nothing, when there is no source or it
-    /// has its maximum (and `refused` hears why).
+    /// has its maximum (and `events.refused` hears why).
     func admit(_ source: String?) -> Bool {
         guard let source else {
-            refused(.noAddress)
+            events.refused(.noAddress)
             return false
         }
-        let admitted = open.withLock { open in
-            let n = open[source, default: 0]
-            guard n < perSourceMax else { return false }
-            open[source] = n + 1
-            return true
+        let total = open.withLock { open -> Int? in
+            let n = open.bySource[source, default: 0]
+            guard n < perSourceMax else { return nil }
+            open.bySource[source] = n + 1
+            open.total += 1
+            return open.total
         }
-        if !admitted { refused(.sourceFull) }
-        return admitted
+        guard let total else {
+            events.refused(.sourceFull)
+            return false
+        }
+        events.openChanged(total)
+        return true
     }
 
     func release(_ source: String) {
-        open.withLock { open in
-            let n = open[source, default: 0]
-            open[source] = n > 1 ? n - 1 : nil  // a source with nothing open takes no room
+        let total = open.withLock { open in
+            let n = open.bySource[source, default: 0]
+            open.bySource[source] = n > 1 ? n - 1 : nil  // a source with nothing open takes no room
+            if n > 0 { open.total -= 1 }
+            return open.total
         }
+        events.openChanged(total)
     }
 
     /// Connections from `source` open now.
-    public func openCount(from source: String) -> Int { open.withLock { $0[source, default: 0] } }
+    public func openCount(from source: String) -> Int { open.withLock { $0.bySource[source, default: 0] } }
 
     /// Sources with a connection open now.
-    public var sourceCount: Int { open.withLock { $0.count } }
+    public var sourceCount: Int { open.withLock { $0.bySource.count } }
+
+    /// Connections open now, from every source.
+    public var openTotal: Int { open.withLock { $0.total } }
 
     /// Who a connection came from: its IPv4 address (also when it arrives IPv4-mapped on an IPv6
     /// socket), or its IPv6 /64, the block one site is normally given, from which it may use any

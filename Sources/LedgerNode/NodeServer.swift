@@ -69,7 +69,7 @@ public final class NodeServer: Sendable {
     public func run() async throws {
         let limits = try connectionLimits()
         if let warning = FileDescriptorLimit.warning(
-            available: FileDescriptorLimit.raise(), operations: limits.operations, fhir: limits.fhir)
+            FileDescriptorLimit.raise(), operations: limits.operations, fhir: limits.fhir)
         {
             log(warning)
         }
@@ -618,6 +618,8 @@ extension NodeServer {
             sample: operations.sample, checks: operations.checks,
             incidents: incidents, logLevels: logLevels)
         server.connectionLimits = try connectionLimits().operations ?? .operations
+        server.connectionEvents = connectionEvents(
+            listener: "operations", limits: server.connectionLimits, metrics: operations.metrics)
         let log = self.log(as: "operations")
         return Self.listeningService(name: "operations endpoint", listen: listen, listening: listening) {
             [server] announce in
@@ -661,7 +663,7 @@ extension NodeServer {
                 metrics?.recordFHIR(route: route, status: status, duration: .seconds(seconds))
             })
         server.connectionLimits = try connectionLimits().fhir ?? .fhir
-        server.refused = { metrics?.recordRefusedConnection(listener: "fhir", reason: $0) }
+        server.connectionEvents = connectionEvents(listener: "fhir", limits: server.connectionLimits, metrics: metrics)
         let log = self.log(as: "fhir")
         return Self.listeningService(name: "FHIR endpoint", listen: f.listen, listening: listening) {
             [server] announce in

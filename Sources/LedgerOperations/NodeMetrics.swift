@@ -106,15 +106,28 @@ public final class NodeMetrics: Sendable {
         handles.latency.record(duration)
     }
 
-    /// One connection an HTTPS listener closed unserved (its source had its share open, or it had no
-    /// address). Listeners and reasons are fixed names, so the counters stay few.
-    public func recordRefusedConnection(listener: String, reason: SourceConnections.Refusal) {
-        counter(
-            "http_connections_refused_total",
+    /// An HTTPS listener's connection metrics: the connections it closed unserved, by why (each
+    /// registered at 0 now, so that the first refusals show as an increase), and those open now.
+    /// Listeners and reasons are fixed names, so the series stay few.
+    public func connectionEvents(listener: String) -> SourceConnections.Events {
+        let refused = Dictionary(
+            uniqueKeysWithValues: SourceConnections.Refusal.allCases.map { reason in
+                (
+                    reason,
+                    counter(
+                        "http_connections_refused_total",
+                        help:
+                            "Connections an HTTPS endpoint (operations, fhir) closed before their TLS handshake, by why: source_full (that address or IPv6 /64 had its connections_per_source_max open) or no_address (gone before it was set up).",
+                        labels: [("listener", listener), ("reason", reason.rawValue)])
+                )
+            })
+        let open = gauge(
+            "http_connections_open",
             help:
-                "Connections an HTTPS endpoint (operations, fhir) closed before their TLS handshake, by why: source_full (that address or IPv6 /64 had its share open) or no_address.",
-            labels: [("listener", listener), ("reason", reason.rawValue)]
-        ).increment()
+                "Connections an HTTPS endpoint (operations, fhir) holds open now; at connections_max it accepts no more.",
+            labels: [("listener", listener)])
+        return SourceConnections.Events(
+            refused: { refused[$0]?.increment() }, openChanged: { open.set(to: Double($0)) })
     }
 
     private final class ChannelHandles: Sendable {

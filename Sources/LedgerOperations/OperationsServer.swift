@@ -55,6 +55,8 @@ public struct OperationsServer: Sendable {
     /// caller reopening connections as fast as they are closed can take no more than its share, and
     /// the monitors still get in.
     public var connectionLimits = ConnectionLimits.operations
+    /// Who hears of its connections (nil: its metrics alone).
+    public var connectionEvents: SourceConnections.Events?
 
     public init(
         host: String, port: Int, certificatePath: String, keyPath: String, trust: TrustStore, organization: String,
@@ -85,7 +87,7 @@ public struct OperationsServer: Sendable {
                 http1: .init(idleTimeout: TimeAmount(idleTimeout)), tls: try tlsConfiguration(),
                 limitingEachSource: SourceConnections(
                     perSourceMax: connectionLimits.perSource,
-                    refused: { [metrics] in metrics.recordRefusedConnection(listener: "operations", reason: $0) })),
+                    events: connectionEvents ?? metrics.connectionEvents(listener: "operations"))),
             // Monitors need few connections; a bound keeps a flood from holding file descriptors.
             configuration: ApplicationConfiguration(
                 address: .hostname(host, port: port), serverName: nil,

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LedgerClient
 import LedgerTransport
 import MedRecords
@@ -46,6 +47,22 @@ import Testing
         let logB = try #require(net.peers["hospital-b"]).text
         #expect(logB.contains("at most 512 connections, 200 from one source"), "\(logB.suffix(4000))")
         #expect(try #require(net.peers["hospital-a"]).text.contains("at most 1024 connections, 256 from one source"))
+        // Past B's 200 from this address, a connection is closed unserved, and the node says so in its
+        // log (it has no operations endpoint, so no metrics).
+        var held = [Int32]()
+        for _ in 0..<200 { held.append(try HandshakeDeadlineTests.connectedSocket(port: portB, readTimeoutSeconds: 1)) }
+        try await Task.sleep(for: .seconds(1))  // each is set up on one of the node's event loops
+        let (over, _) = try await HandshakeDeadlineTests.connectAndWaitForClose(port: portB, waitingAtMost: 8)
+        held.forEach { close($0) }
+        #expect(over == 0, "the 201st connection from one address was kept open (recv gave \(over))")
+        let nodeB = try #require(net.peers["hospital-b"])
+        var refusalLogged = false
+        for _ in 0..<50 where !refusalLogged {
+            refusalLogged = nodeB.text.contains(
+                "the fhir endpoint closed connections unserved (1 source_full since the last such line)")
+            if !refusalLogged { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(refusalLogged, "\(nodeB.text.suffix(3000))")
         let ca = "127.0.0.1:\(net.ordererPort)"
         let enroll = "127.0.0.1:\(net.enrollPort)"
         let caCert = root + "/sa/ca-cert.pem"

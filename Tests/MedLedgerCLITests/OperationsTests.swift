@@ -58,9 +58,15 @@ import Testing
         // address is closed unserved, and counted.
         var held = [Int32]()
         for _ in 0..<4 { held.append(try HandshakeDeadlineTests.connectedSocket(port: port, readTimeoutSeconds: 1)) }
+        // Each is set up on an event loop of its own: reading (1 s, nothing comes) lets all four be
+        // admitted before the fifth arrives.
+        for fd in held { #expect(SourceLimitTests.read(fd) == -1, "a connection within the share was closed") }
         let (fifth, _) = try await HandshakeDeadlineTests.connectAndWaitForClose(port: port, waitingAtMost: 8)
         #expect(fifth == 0, "a fifth connection from one address was kept open (recv gave \(fifth))")
         held.forEach { close($0) }
+        for _ in 0..<50 where (try? Self.get(base + "/healthz", ca: ca, identity: nil).0) != 200 {
+            try await Task.sleep(for: .milliseconds(100))  // until the server has seen the four close
+        }
 
         // Open: health and version; the rest needs hospital-a's administrators (or nodes).
         let health = try Self.get(base + "/healthz", ca: ca, identity: nil)
@@ -78,7 +84,8 @@ import Testing
             // Registered at start, so a scrape shows 0 before any corrupt object is found.
             "object_store_corrupt_total 0",
             // The fifth connection above.
-            "http_connections_refused_total{listener=\"operations\",reason=\"source_full\"} 1",
+            "http_connections_refused_total{listener=\"operations\",reason=\"source_full\"} 1\n",
+            "http_connections_open{listener=\"operations\"}",
         ] {
             #expect(scrape.1.contains(name), "no \(name) in:\n\(scrape.1.prefix(3000))")
         }

@@ -8,6 +8,7 @@ import Testing
 import X509
 
 @testable import LedgerHTTPConnections
+@testable import LedgerNode
 
 /// The node's HTTPS endpoints admit at most so many connections from one address at once, so that
 /// one caller reopening connections cannot hold every slot.
@@ -15,18 +16,10 @@ import X509
     @Test(.timeLimit(.minutes(1))) func theOperationsEndpointClosesAConnectionPastTheSourcesMaximum() async throws {
         let pki = try HandshakeDeadlineTests.TestPKI()
         defer { pki.remove() }
-        var operations = OperationsServer(
-            host: "127.0.0.1", port: 0, certificatePath: pki.server.certificatePath, keyPath: pki.server.keyPath,
-            trust: TrustStore(roots: [try Certificate(pemEncoded: String(decoding: pki.rootPEM, as: UTF8.self))]),
-            organization: "hospital-a", version: "source-limit-test", metrics: NodeMetrics(version: "test"),
-            sample: {}, checks: [])
-        operations.connectionLimits = try .configured(total: nil, perSource: 2, over: .operations, section: "ops")
-        operations.idleTimeout = .seconds(30)  // the held connections stay open for the whole test
-        let (ports, bound) = AsyncStream.makeStream(of: Int.self)
-        let serving = Task { [operations] in try await operations.run { bound.yield($0) } }
+        let (operations, port, serving) = try await Self.serve(
+            pki, version: "source-limit-test",
+            limits: try .configured(total: nil, perSource: 2, over: .operations, section: "ops"))
         defer { serving.cancel() }
-        var iterator = ports.makeAsyncIterator()
-        let port = try #require(await iterator.next())
 
         // Two silent connections are held; a third from the same address is closed at once, and a
         // request on it gets no answer.
@@ -39,11 +32,13 @@ import X509
         #expect(took < .seconds(5), "the third connection was closed only after \(took)")
         let refused = try Self.version(port: port)
         #expect(refused.status != 0 && !refused.stdout.contains("source-limit-test"), "\(refused)")
-        // Both refusals (the third socket, curl's) are in the node's metrics.
+        // Both refusals (the third socket, curl's) are in the node's metrics, and the two held open.
         let counted = String(decoding: operations.metrics.render(), as: UTF8.self)
         #expect(
-            counted.contains(#"http_connections_refused_total{listener="operations",reason="source_full"} 2"#),
+            counted.contains(#"http_connections_refused_total{listener="operations",reason="source_full"} 2"# + "\n"),
             "\(counted)")
+        #expect(counted.contains(#"http_connections_refused_total{listener="operations",reason="no_address"} 0"#))
+        #expect(counted.contains(#"http_connections_open{listener="operations"} 2.0"#), "\(counted)")
 
         // Refusing did not stop the listener: once one held connection closes, a request is served.
         close(held.removeFirst())
@@ -71,18 +66,87 @@ import X509
 
     @Test func eachSourceIsCountedUpToItsMaximumAndForgottenWhenItHasNoneOpen() {
         let heard = Mutex([SourceConnections.Refusal]())
-        let connections = SourceConnections(perSourceMax: 2, refused: { r in heard.withLock { $0.append(r) } })
+        let open = Mutex([Int]())
+        let connections = SourceConnections(
+            perSourceMax: 2,
+            events: .init(
+                refused: { r in heard.withLock { $0.append(r) } }, openChanged: { n in open.withLock { $0.append(n) } })
+        )
         #expect(connections.admit("a") && connections.admit("a"))
         #expect(!connections.admit("a"), "a third from one source")
         #expect(!connections.admit(nil), "no address, no admission")
         #expect(heard.withLock { $0 } == [.sourceFull, .noAddress])
+        #expect(open.withLock { $0 } == [1, 2] && connections.openTotal == 2, "refusals open nothing")
         #expect(connections.admit("b"), "another source is not held back")
         #expect(connections.openCount(from: "a") == 2 && connections.sourceCount == 2)
         connections.release("a")
         #expect(connections.admit("a"), "a released slot is taken again")
         for _ in 0..<2 { connections.release("a") }
         connections.release("b")
-        #expect(connections.sourceCount == 0 && connections.openCount(from: "a") == 0)
+        #expect(connections.sourceCount == 0 && connections.openCount(from: "a") == 0 && connections.openTotal == 0)
+        #expect(open.withLock { $0 } == [1, 2, 3, 2, 3, 2, 1, 0])
+    }
+
+    /// Refusals reach the log at most once a minute, counted, without the source.
+    @Test func refusalsAreLoggedAtMostOnceAMinute() {
+        let clock = Mutex(ContinuousClock.now)
+        let lines = Mutex([String]())
+        let log = RefusalLog(
+            listener: "fhir", limits: .fhir, log: { l in lines.withLock { $0.append(l) } },
+            now: { clock.withLock { $0 } })
+        log.note(.sourceFull)
+        for _ in 0..<5 { log.note(.sourceFull) }
+        log.note(.noAddress)
+        #expect(lines.withLock { $0.count } == 1, "one line for the first, then quiet for a minute")
+        clock.withLock { $0 += .seconds(61) }
+        log.note(.sourceFull)
+        let all = lines.withLock { $0 }
+        #expect(all.count == 2)
+        #expect(all.first?.contains("(1 source_full since") == true, "\(all)")
+        #expect(all.last?.contains("(6 source_full, 1 no_address since") == true, "\(all)")
+        #expect(all.allSatisfy { $0.contains("WARNING") && $0.contains("fhir.connections_per_source_max") })
+    }
+
+    /// The warning when the open-file limit cannot hold the endpoints' connections.
+    @Test func aLowOpenFileLimitIsWarnedAbout() {
+        let warn = { (soft: Int, hard: Int) in
+            FileDescriptorLimit.warning((soft, hard), operations: .operations, fhir: .fhir)
+        }
+        #expect(warn(1_024 + 1_024 + 64, 1_048_576) == nil)
+        #expect(warn(1_048_576, 1_048_576) == nil)
+        #expect(warn(2_000, 2_000)?.contains("is 2000 (its hard limit), below the 1088 connections") == true)
+        #expect(warn(1_024, 4_096)?.contains("could not be raised to the hard 4096") == true)
+        #expect(FileDescriptorLimit.warning(nil, operations: .operations, fhir: .fhir) == nil)
+        #expect(FileDescriptorLimit.warning((1_100, 1_100), operations: nil, fhir: nil) == nil)
+        let limit = FileDescriptorLimit.raise()
+        #expect(limit != nil && limit!.soft == limit!.hard, "the soft limit is raised to the hard one")
+    }
+
+    /// Past `connections_max` the endpoint accepts no more until one closes (its per-source share is
+    /// the whole here, so only the total holds it back).
+    @Test(.timeLimit(.minutes(1))) func theOperationsEndpointServesNoMoreThanItsTotal() async throws {
+        let pki = try HandshakeDeadlineTests.TestPKI()
+        defer { pki.remove() }
+        let (operations, port, serving) = try await Self.serve(
+            pki, version: "total-limit-test",
+            limits: try .configured(total: 3, perSource: 3, over: .operations, section: "ops"))
+        defer { serving.cancel() }
+        var held = [Int32]()
+        defer { held.forEach { close($0) } }
+        for _ in 0..<3 { held.append(try HandshakeDeadlineTests.connectedSocket(port: port, readTimeoutSeconds: 1)) }
+        for fd in held { #expect(Self.read(fd) == -1, "a connection within the total was closed") }
+        let rendered = { String(decoding: operations.metrics.render(), as: UTF8.self) }
+        #expect(rendered().contains(#"http_connections_open{listener="operations"} 3.0"#), "\(rendered())")
+        let waiting = try Self.version(port: port, seconds: 2)
+        #expect(!waiting.stdout.contains("total-limit-test"), "a fourth connection was served: \(waiting)")
+        #expect(rendered().contains(#"reason="source_full"} 0"#), "not refused, only not accepted yet")
+        close(held.removeFirst())
+        var answer = ""
+        for _ in 0..<20 where !answer.contains("total-limit-test") {
+            answer = try Self.version(port: port).stdout
+            if !answer.contains("total-limit-test") { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(answer.contains("total-limit-test"), "GET /version once one closed: \(answer)")
     }
 
     /// node.yaml's two numbers over an endpoint's defaults; a pair that cannot hold is refused, named.
@@ -107,9 +171,32 @@ import X509
         #expect(refusal(64, 65) == "fhir.connections_per_source_max must be 1...fhir.connections_max (64), not 65")
     }
 
+    /// An operations endpoint on a free port with `limits`, whose held connections stay open for the
+    /// whole test; the task serving it (cancel it at the end).
+    static func serve(
+        _ pki: HandshakeDeadlineTests.TestPKI, version: String, limits: ConnectionLimits
+    ) async throws -> (OperationsServer, port: Int, serving: Task<Void, any Error>) {
+        var operations = OperationsServer(
+            host: "127.0.0.1", port: 0, certificatePath: pki.server.certificatePath, keyPath: pki.server.keyPath,
+            trust: TrustStore(roots: [try Certificate(pemEncoded: String(decoding: pki.rootPEM, as: UTF8.self))]),
+            organization: "hospital-a", version: version, metrics: NodeMetrics(version: "test"), sample: {},
+            checks: [])
+        operations.connectionLimits = limits
+        operations.idleTimeout = .seconds(30)
+        let (ports, bound) = AsyncStream.makeStream(of: Int.self)
+        let serving = Task { [operations] in try await operations.run { bound.yield($0) } }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else {
+            serving.cancel()
+            throw POSIXError(.EADDRNOTAVAIL)
+        }
+        return (operations, port, serving)
+    }
+
     /// `GET /version` through curl (TLS, any certificate accepted): its exit status and body.
-    static func version(port: Int) throws -> MedLedgerBinary.Result {
-        try MedLedgerBinary.runTool("/usr/bin/curl", ["-sk", "--max-time", "5", "https://127.0.0.1:\(port)/version"])
+    static func version(port: Int, seconds: Int = 5) throws -> MedLedgerBinary.Result {
+        try MedLedgerBinary.runTool(
+            "/usr/bin/curl", ["-sk", "--max-time", "\(seconds)", "https://127.0.0.1:\(port)/version"])
     }
 
     /// What one `recv` of a byte gives on `fd`: -1 when nothing came before its timeout (still open).

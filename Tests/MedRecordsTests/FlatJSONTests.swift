@@ -138,12 +138,26 @@ import Testing
         #expect(fast == slow)
     }
 
-    @Test func bytesThatAreNotUTF8AreLeftToJSONDecoder() {
-        var document = Array(
-            #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#.utf8)
-        document.insert(0xFF, at: 10)
+    /// A stray byte, an overlong `/`, a UTF-16 surrogate written in UTF-8, a cut sequence.
+    @Test(arguments: [[0xFF], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE6, 0xBC]] as [[UInt8]])
+    func bytesThatAreNotUTF8AreLeftToJSONDecoder(_ bad: [UInt8]) {
+        var document = Array(Self.plain.utf8)
+        document.insert(contentsOf: bad, at: 10)
         #expect(FlatJSON.stringFields(document) == nil)
         let (fast, slow) = Self.outcome(document)
         #expect(fast == slow && fast.hasPrefix("failure"), "\(fast)")
+    }
+
+    static let plain = #"{"t_id":"t","url":"u","digest":"d","patient_signature":"p","doctor_signature":"q"}"#
+
+    @Test func aByteOrderMarkOrAnEmptyKeyIsLeftToJSONDecoder() {
+        let marked = [0xEF, 0xBB, 0xBF] + Array(Self.plain.utf8)
+        #expect(FlatJSON.stringFields(marked) == nil)
+        let (fast, slow) = Self.outcome(marked)
+        #expect(fast == slow, "\(fast)")
+        let emptyKey = Array(Self.plain.replacingOccurrences(of: #"{"t_id""#, with: #"{"":"x","t_id""#).utf8)
+        #expect(FlatJSON.stringFields(emptyKey)?[""] == "x", "read, then refused as an unknown field")
+        let (fastEmpty, slowEmpty) = Self.outcome(emptyKey)
+        #expect(fastEmpty == slowEmpty && fastEmpty.contains("unknown field"), "\(fastEmpty)")
     }
 }
