@@ -28,12 +28,16 @@ public enum BlockCheck {
     /// Blocks with at least this many envelopes are parsed on all cores.
     static let parallelParseThreshold = 64
 
+    /// `parsed`: envelopes the caller has parsed already, by position (nil: parse it here), as the
+    /// peer's validator has each transaction it found valid; each must be what
+    /// `ParsedTransaction(envelope:)` makes of that envelope. Every check below still applies to them.
     public static func check(
         _ block: Medledger_Block,
         channel: String,
         expectedNumber: UInt64,
         previousHash: [UInt8],
-        limits: LedgerLimits
+        limits: LedgerLimits,
+        parsed known: [ParsedTransaction?]? = nil
     ) throws(BlockRejection) -> CheckedBlock {
         guard block.hasHeader else { throw .missingHeader }
         let header = block.header
@@ -68,7 +72,7 @@ public enum BlockCheck {
         for (i, code) in codes.enumerated() {
             if case .UNRECOGNIZED(let raw) = code { throw .undefinedValidationCode(number: n, txNum: i, code: raw) }
         }
-        let parsed = parseAll(envelopes)
+        let parsed = parseAll(envelopes, known: known?.count == envelopes.count ? known : nil)
         var transactions = [ParsedTransaction?](repeating: nil, count: envelopes.count)
         // A transaction marked valid must be the first of its id in the block, valid or not: otherwise the
         // tx index and inclusion proofs would point at a different envelope than the one applied.
@@ -101,10 +105,17 @@ public enum BlockCheck {
         }
     }
 
-    private static func parseAll(_ envelopes: [[UInt8]]) -> [Result<ParsedTransaction, ParsedTransaction.Failure>] {
-        guard envelopes.count >= parallelParseThreshold else { return envelopes.map(parse) }
+    private static func parseAll(
+        _ envelopes: [[UInt8]], known: [ParsedTransaction?]?
+    ) -> [Result<ParsedTransaction, ParsedTransaction.Failure>] {
+        @Sendable func result(_ i: Int) -> Result<ParsedTransaction, ParsedTransaction.Failure> {
+            if let tx = known?[i] { return .success(tx) }
+            return parse(envelopes[i])
+        }
+        let unknown = known.map { $0.count { $0 == nil } } ?? envelopes.count
+        guard unknown >= parallelParseThreshold else { return envelopes.indices.map(result) }
         let results = ResultSlots<Result<ParsedTransaction, ParsedTransaction.Failure>>(count: envelopes.count)
-        DispatchQueue.concurrentPerform(iterations: envelopes.count) { i in results.set(i, parse(envelopes[i])) }
+        DispatchQueue.concurrentPerform(iterations: envelopes.count) { i in results.set(i, result(i)) }
         return results.values
     }
 }

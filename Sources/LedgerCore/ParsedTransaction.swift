@@ -4,7 +4,7 @@ import SwiftProtobuf
 
 /// What the ledger needs from one envelope: its identity, its type, and its read-write set. The raw
 /// envelope stays in the block; this is derived from it and never stored.
-public struct ParsedTransaction: Sendable {
+public struct ParsedTransaction: Sendable, Equatable {
     public var txID: String
     public var channelID: String
     public var type: Medledger_HeaderType
@@ -28,6 +28,16 @@ public struct ParsedTransaction: Sendable {
             case .transaction(let r): return "endorsed transaction does not parse: \(r)"
             }
         }
+    }
+
+    /// A transaction from parts its caller decoded from the envelope already (the peer's validator):
+    /// what `init(envelope:)` would make of the same bytes.
+    public init(
+        txID: String, channelID: String, type: Medledger_HeaderType, timestamp: Google_Protobuf_Timestamp,
+        creator: [UInt8], chaincodeName: String, rwset: Medledger_TxReadWriteSet?
+    ) {
+        (self.txID, self.channelID, self.type, self.timestamp) = (txID, channelID, type, timestamp)
+        (self.creator, self.chaincodeName, self.rwset) = (creator, chaincodeName, rwset)
     }
 
     /// Parses an `Envelope` down to its read-write set. Does not check signatures: that is the

@@ -22,6 +22,9 @@ public struct BlockValidator: Sendable {
         public var codes: [Medledger_TxValidationCode]
         /// Set when the block holds a valid configuration update: the context from the next block on.
         public var newContext: ChannelContext?
+        /// Each transaction the checks parsed whole (those they found valid), so that the ledger's
+        /// commit does not parse it again; nil where they stopped early.
+        public var parsed: [ParsedTransaction?] = []
     }
 
     /// Blocks with at least this many transactions are checked on all cores.
@@ -41,6 +44,7 @@ public struct BlockValidator: Sendable {
         var rwsets = [Medledger_TxReadWriteSet?](repeating: nil, count: envelopes.count)
         var txIDs = [String?](repeating: nil, count: envelopes.count)
         var types = [Medledger_HeaderType](repeating: .unspecified, count: envelopes.count)
+        var parsed = [ParsedTransaction?](repeating: nil, count: envelopes.count)
 
         let results = Self.checkAll(envelopes, context: context, own: ownSignatures)
         for (i, r) in results.enumerated() {
@@ -48,6 +52,7 @@ public struct BlockValidator: Sendable {
             rwsets[i] = r.rwset
             txIDs[i] = r.txID
             types[i] = r.type
+            parsed[i] = r.parsed
         }
 
         // Configuration: only valid alone in its block.
@@ -82,7 +87,7 @@ public struct BlockValidator: Sendable {
         // A configuration applies only if its transaction is still valid after every check (a
         // replayed update is a duplicate, and must not change the channel).
         if envelopes.count == 1, codes[0] != .valid { newContext = nil }
-        return Outcome(codes: codes, newContext: newContext)
+        return Outcome(codes: codes, newContext: newContext, parsed: parsed)
     }
 
     struct TxResult: Sendable {
@@ -91,6 +96,8 @@ public struct BlockValidator: Sendable {
         var type: Medledger_HeaderType = .unspecified
         var time: Date?
         var rwset: Medledger_TxReadWriteSet?
+        /// The whole parse, when the checks got through it (a valid transaction).
+        var parsed: ParsedTransaction?
     }
 
     static func checkAll(_ envelopes: [[UInt8]], context: ChannelContext, own: SignatureMemory? = nil) -> [TxResult] {
@@ -155,9 +162,17 @@ public struct BlockValidator: Sendable {
             r.code = .badProposalTxid
             return r
         }
-        if ch.type == .config { return r }  // checked in block order against the current configuration
-        r.code = checkEndorsed(payload, context: context, rwset: &r.rwset, own: own)
-        if r.code != .valid { r.rwset = nil }
+        // A configuration is checked in block order against the current configuration.
+        if ch.type == .endorserTransaction {
+            r.code = checkEndorsed(payload, context: context, rwset: &r.rwset, own: own)
+        }
+        if r.code != .valid {
+            r.rwset = nil
+            return r
+        }
+        r.parsed = ParsedTransaction(
+            txID: ch.txID, channelID: ch.channelID, type: ch.type, timestamp: ch.timestamp,
+            creator: [UInt8](sh.creator), chaincodeName: ch.chaincodeName, rwset: r.rwset)
         return r
     }
 

@@ -94,7 +94,7 @@ public final class PeerChannel: BlockSource, Sendable {
             let outcome = try validator.validate(block, context: ctx, ledger: ledger, blockTime: time)
             block.metadata.validationCodes = outcome.codes
             block.metadata.lastConfigBlock = outcome.newContext.map { _ in block.header.number } ?? ctx.configBlock
-            var receipt = try ledger.commit(block)
+            var receipt = try ledger.commit(block, parsed: outcome.parsed)
             receipt.validationCodes = outcome.codes
             lastTime = time
             if let next = outcome.newContext { current.withLock { $0 = next } }

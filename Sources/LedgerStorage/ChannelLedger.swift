@@ -145,8 +145,9 @@ public final class ChannelLedger: Sendable {
     /// Checks `block` against the chain and commits it with its state changes, durably (one fsync).
     /// Throws `BlockRejection` (nothing written) when the block does not fit the chain.
     @discardableResult
-    public func commit(_ block: Medledger_Block) throws -> CommitReceipt {
-        try commitLock.withLock { _ in try commitLocked(block, applyState: true) }
+    /// `parsed`: the block's transactions as the caller parsed them already (see `BlockCheck.check`).
+    public func commit(_ block: Medledger_Block, parsed: [ParsedTransaction?]? = nil) throws -> CommitReceipt {
+        try commitLock.withLock { _ in try commitLocked(block, applyState: true, parsed: parsed) }
     }
 
     /// Test hook: stores the block and its indexes but not its state changes, as a crash between two
@@ -155,11 +156,14 @@ public final class ChannelLedger: Sendable {
         _ = try commitLock.withLock { _ in try commitLocked(block, applyState: false) }
     }
 
-    private func commitLocked(_ block: Medledger_Block, applyState: Bool) throws -> CommitReceipt {
+    private func commitLocked(
+        _ block: Medledger_Block, applyState: Bool, parsed: [ParsedTransaction?]? = nil
+    ) throws -> CommitReceipt {
         guard !isReadOnly else { throw StorageError.readOnly(path: "channel \(channel)") }
         let current = info
         let checked = try BlockCheck.check(
-            block, channel: channel, expectedNumber: current.height, previousHash: current.tipHash, limits: limits)
+            block, channel: channel, expectedNumber: current.height, previousHash: current.tipHash, limits: limits,
+            parsed: parsed)
         let n = checked.number
         let valid = checked.validTransactions
         try checkNamespaces(valid, block: n)

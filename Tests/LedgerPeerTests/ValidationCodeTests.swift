@@ -191,6 +191,25 @@ final class ChannelFixture: @unchecked Sendable {
         #expect(!codes.contains(.notValidated))
     }
 
+    /// The validator hands the ledger each valid transaction as it parsed it, so that the commit does not
+    /// parse it again: it must be exactly what the ledger's own parse makes of the envelope.
+    @Test func theValidatorsParseIsTheLedgersParse() throws {
+        let f = try ChannelFixture()
+        let forged = try f.resigned(try f.envelope("put", ["k3", "v"]), signer: f.bNode) { _ in }
+        let envelopes = [try f.envelope("put", ["k1", "v"]), [], try f.envelope("put", ["k2", "w"]), forged]
+        let outcome = try BlockValidator().validate(
+            f.orderedBlock(envelopes), context: f.channel.context, ledger: f.channel.ledger, blockTime: f.now)
+        #expect(outcome.codes == [.valid, .nilEnvelope, .valid, .badCreatorSignature])
+        for (i, e) in envelopes.enumerated() where outcome.codes[i] == .valid {
+            let parsed = try #require(outcome.parsed[i])
+            #expect(parsed == (try ParsedTransaction(envelope: e)))
+            #expect(!parsed.writes.isEmpty)
+        }
+        #expect(outcome.parsed[1] == nil && outcome.parsed[3] == nil, "what failed a check is parsed by the ledger")
+        #expect(try f.commit(envelopes) == outcome.codes)
+        #expect(try f.value("k1") == "v" && f.value("k2") == "w" && f.value("k3") == nil)
+    }
+
     /// The endorsement is signed over the hash computed once for it and for the peer's memory: an ECDSA
     /// verification with the endorser's public key accepts it over the whole message, and the memory
     /// recognises exactly that signature over exactly that message.
