@@ -199,6 +199,33 @@ import X509
             "/usr/bin/curl", ["-sk", "--max-time", "\(seconds)", "https://127.0.0.1:\(port)/version"])
     }
 
+    /// Opens `count` silent connections to 127.0.0.1:`port` and returns them with the positions of
+    /// those the server closed within `seconds` (it sends nothing on a connection it keeps, so a
+    /// readable one has been closed). Which of several connections from one source is the one past its
+    /// share depends on the order the server's event loops set them up, which a loaded machine can
+    /// change; how many are closed does not.
+    static func openAndSeeWhichClose(
+        port: Int, count: Int, seconds: Double
+    ) async throws -> (fds: [Int32], closed: Set<Int>) {
+        var fds = [Int32]()
+        for _ in 0..<count { fds.append(try HandshakeDeadlineTests.connectedSocket(port: port, readTimeoutSeconds: 1)) }
+        var closed = Set<Int>()
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while closed.isEmpty, ContinuousClock.now < deadline { closed = Self.closed(fds, waitingMilliseconds: 100) }
+        if !closed.isEmpty {
+            try await Task.sleep(for: .milliseconds(500))  // in case more are to come
+            closed.formUnion(Self.closed(fds, waitingMilliseconds: 0))
+        }
+        return (fds, closed)
+    }
+
+    /// The positions of the connections the other side has closed (readable: it sends nothing else).
+    static func closed(_ fds: [Int32], waitingMilliseconds: Int32) -> Set<Int> {
+        var polled = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        _ = poll(&polled, nfds_t(polled.count), waitingMilliseconds)
+        return Set(polled.indices.filter { polled[$0].revents != 0 })
+    }
+
     /// What one `recv` of a byte gives on `fd`: -1 when nothing came before its timeout (still open).
     static func read(_ fd: Int32) -> Int {
         var byte: UInt8 = 0
