@@ -182,7 +182,9 @@ import X509
             organization: "hospital-a", version: version, metrics: NodeMetrics(version: "test"), sample: {},
             checks: [])
         operations.connectionLimits = limits
-        operations.idleTimeout = .seconds(30)
+        // The held connections stay open for the whole test, however long the parallel suite makes
+        // its awaits (a task can wait a minute for a pool thread).
+        operations.idleTimeout = .seconds(600)
         let (ports, bound) = AsyncStream.makeStream(of: Int.self)
         let serving = Task { [operations] in try await operations.run { bound.yield($0) } }
         var iterator = ports.makeAsyncIterator()
