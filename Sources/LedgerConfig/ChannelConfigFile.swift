@@ -123,6 +123,14 @@ public struct ChannelConfigFile: Codable, Sendable {
         do { file = try YAMLDecoder().decode(ChannelConfigFile.self, from: text) } catch {
             throw Failure(description: "channel configuration \(path) is not valid: \(error)")
         }
+        do {
+            let unknown = try UnknownKeys.find(in: text, decoded: file)
+            if !unknown.isEmpty {
+                throw Failure(description: UnknownKeys.message(unknown, file: "channel configuration \(path)"))
+            }
+        } catch let failure as Failure { throw failure } catch {
+            throw Failure(description: "channel configuration \(path): cannot check its keys: \(error)")
+        }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         func read(_ p: String, _ what: String) throws -> Data {
             let full = p.hasPrefix("/") ? p : base.appendingPathComponent(p).path

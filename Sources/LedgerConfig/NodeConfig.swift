@@ -259,10 +259,19 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         do { config = try YAMLDecoder().decode(NodeConfig.self, from: text) } catch {
             throw Failure(description: "configuration \(path) is not valid: \(error)")
         }
+        try refuseUnknownKeys(text, decoded: config, path: "configuration \(path)")
         try config.resolvePaths(against: URL(fileURLWithPath: path).deletingLastPathComponent())
         try config.checkLimits(path: path)
         try config.checkServices(path: path)
         return config
+    }
+
+    static func refuseUnknownKeys(_ text: String, decoded: some Encodable, path: String) throws {
+        let unknown: [String]
+        do { unknown = try UnknownKeys.find(in: text, decoded: decoded) } catch {
+            throw Failure(description: "\(path): cannot check its keys: \(error)")
+        }
+        if !unknown.isEmpty { throw Failure(description: UnknownKeys.message(unknown, file: path)) }
     }
 
     /// Makes every relative path absolute, against the configuration file's directory (and checks

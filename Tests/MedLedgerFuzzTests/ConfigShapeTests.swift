@@ -121,3 +121,62 @@ import Testing
         #expect(Self.load("audit_rotate: { keep_files: 0 }").contains("keep_files 1...10000"))
     }
 }
+
+/// A key no section reads (a misspelling, or a setting put at the wrong level) used to be skipped,
+/// leaving its setting at the default without a word. Both loaders now refuse the file and name it.
+@Suite struct UnknownKeyTests {
+    static func nodeError(_ extra: String) -> String {
+        do {
+            _ = try NodeConfig.load(path: try ConfigShapeTests.write(AnomalyConfigTests.base + extra, "node.yaml"))
+            return ""
+        } catch { return "\(error)" }
+    }
+
+    @Test func aMisspeltNodeSettingIsRefusedByName() {
+        let error = Self.nodeError("operations: { listen: 127.0.0.1:0, conections_max: 512 }")
+        #expect(error.contains("unknown key 'operations.conections_max'"), "\(error)")
+        #expect(error.contains("node.yaml"), "\(error)")
+        // Spelt right, the same section loads.
+        #expect(Self.nodeError("operations: { listen: 127.0.0.1:0, connections_max: 512 }").isEmpty)
+    }
+
+    @Test func keysAreFoundAtEveryLevelAndInSequences() {
+        #expect(Self.nodeError("log_specs: debug").contains("'log_specs'"))
+        #expect(Self.nodeError("tls_cert: x.pem").contains("'tls_cert'"))
+        let inRule = Self.nodeError(
+            "anomaly: { rules: [ { name: x, kind: denied, threshold: 3, window_seconds: 60, action: alert, role: [doctor] } ] }"
+        )
+        #expect(inRule.contains("'anomaly.rules[0].role'"), "\(inRule)")
+        let several = Self.nodeError("a1: 1\na2: 2\na3: 3\na4: 4\na5: 5\na6: 6\na7: 7")
+        #expect(several.contains("unknown keys 'a1', 'a2', 'a3', 'a4', 'a5' and 2 more"), "\(several)")
+    }
+
+    /// What the checker must not refuse: an optional left empty, known keys in flow and block
+    /// style, a list of scalars.
+    @Test func knownKeysAndEmptyOptionalsPass() {
+        #expect(Self.nodeError("audit_log:\ncrl_files: ~\nfhir:\n").isEmpty)
+        #expect(
+            Self.nodeError(
+                "anomaly:\n  rules:\n    - name: x\n      kind: denied\n      threshold: 3\n      window_seconds: 60\n      action: alert\n      roles: [doctor, patient]\n"
+            ).isEmpty)
+    }
+
+    @Test func theShippedChannelFilesHaveNoUnknownKeysAndAMisspeltOneIsRefused() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("network-config")
+        for name in ["channel.yaml", "channel-raft.yaml"] {
+            let text = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            // The keys are checked before the certificates the file names are read (absent here).
+            do { _ = try ChannelConfigFile.load(path: dir.appendingPathComponent(name).path) } catch {
+                #expect(!"\(error)".contains("unknown"), "\(name): \(error)")
+                #expect("\(error)".contains("cannot read"), "\(name): \(error)")
+            }
+            let misspelt = text.replacingOccurrences(of: "max_message_count", with: "max_messages_count")
+            #expect(misspelt != text)
+            let path = try ConfigShapeTests.write(misspelt, name)
+            #expect {
+                try ChannelConfigFile.load(path: path)
+            } throws: { "\($0)".contains("unknown key 'batch.max_messages_count'") }
+        }
+    }
+}
