@@ -392,6 +392,7 @@ let package = Package(
                 "LedgerCrypto", "LedgerChannel", "LedgerNode", "LedgerOperations", "LedgerHTTPConnections",
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

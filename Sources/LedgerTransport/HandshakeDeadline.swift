@@ -64,20 +64,21 @@ public final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHan
         context.fireChannelInactive()
     }
 
-    /// A channel callback (gRPC's `onCreateTCPConnection` or `onAcceptTCPConnection`) that installs
-    /// the deadline.
-    static func installer(_ timeout: Duration) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+    /// A channel callback (gRPC's `onCreateTCPConnection`, or `onAcceptTCPConnection` with `server`)
+    /// that sets up every gRPC connection's pipeline beyond what gRPC puts there: the handshake
+    /// deadline, and `WholeFrameReads` between TLS and HTTP/2.
+    static func installer(_ timeout: Duration, server: Bool) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         let deadline = TimeAmount(timeout)
-        return { install(on: $0, timeout: deadline) }
+        return { install(on: $0, timeout: deadline, server: server) }
     }
 
-    /// Adds the deadline after the channel's TLS handler, client or server (a channel without one is
-    /// left alone: there is no handshake to wait for). Run on the channel's event loop, in its
-    /// initializer.
-    static func install(on channel: any Channel, timeout: TimeAmount) -> EventLoopFuture<Void> {
+    /// Adds both right after the channel's TLS handler (a channel without one is left alone: there
+    /// is no handshake to wait for). Run on the channel's event loop, in its initializer.
+    static func install(on channel: any Channel, timeout: TimeAmount, server: Bool) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             guard let tls = try? pipeline.handler(type: NIOSSLHandler.self) else { return }
+            try pipeline.addHandler(WholeFrameReads(server: server), position: .after(tls))
             try pipeline.addHandler(HandshakeDeadline(timeout: timeout), position: .after(tls))
         }
     }

@@ -43,11 +43,12 @@ public enum ServerSecurity {
     }
 
     /// For `HTTP2ServerTransport`'s `channelDebuggingCallbacks.onAcceptTCPConnection`: every accepted
-    /// connection gets a `HandshakeDeadline`, so connections that never handshake do not pile up.
+    /// connection gets a `HandshakeDeadline`, so connections that never handshake do not pile up, and
+    /// `WholeFrameReads`.
     public static func handshakeDeadline(
         _ timeout: Duration = HandshakeDeadline.timeoutDefault
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
-        HandshakeDeadline.installer(timeout)
+        HandshakeDeadline.installer(timeout, server: true)
     }
 
     /// Server TLS only (no client certificate asked): the CA's enrollment listener.
@@ -156,7 +157,8 @@ public enum ClientSecurity {
                 if let serverName { config.http2.authority = serverName }
                 config.connection.maxIdleTime = .seconds(30)
                 config.connection.keepalive = ConnectionKeepalive.client
-                config.channelDebuggingCallbacks.onCreateTCPConnection = HandshakeDeadline.installer(handshakeTimeout)
+                config.channelDebuggingCallbacks.onCreateTCPConnection = HandshakeDeadline.installer(
+                    handshakeTimeout, server: false)
             })
     }
 }
