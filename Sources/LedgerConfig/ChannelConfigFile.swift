@@ -124,9 +124,9 @@ public struct ChannelConfigFile: Codable, Sendable {
             throw Failure(description: "channel configuration \(path) is not valid: \(error)")
         }
         do {
-            let unknown = try UnknownKeys.find(in: text, decoded: file)
-            if !unknown.isEmpty {
-                throw Failure(description: UnknownKeys.message(unknown, file: "channel configuration \(path)"))
+            let problems = try UnknownKeys.find(in: text, decoded: file)
+            if !problems.isEmpty {
+                throw Failure(description: UnknownKeys.message(problems, file: "channel configuration \(path)"))
             }
         } catch let failure as Failure { throw failure } catch {
             throw Failure(description: "channel configuration \(path): cannot check its keys: \(error)")

@@ -267,11 +267,11 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     }
 
     static func refuseUnknownKeys(_ text: String, decoded: some Encodable, path: String) throws {
-        let unknown: [String]
-        do { unknown = try UnknownKeys.find(in: text, decoded: decoded) } catch {
+        let problems: UnknownKeys.Problems
+        do { problems = try UnknownKeys.find(in: text, decoded: decoded) } catch {
             throw Failure(description: "\(path): cannot check its keys: \(error)")
         }
-        if !unknown.isEmpty { throw Failure(description: UnknownKeys.message(unknown, file: path)) }
+        if !problems.isEmpty { throw Failure(description: UnknownKeys.message(problems, file: path)) }
     }
 
     /// Makes every relative path absolute, against the configuration file's directory (and checks

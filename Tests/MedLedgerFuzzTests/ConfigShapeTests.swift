@@ -161,6 +161,26 @@ import Testing
             ).isEmpty)
     }
 
+    /// `<<: *anchor` brings the anchor's keys, as the decoder reads them; a key given twice in one
+    /// mapping (a section written twice) is refused, where only the last used to count.
+    @Test func mergeKeysPassAndRepeatedKeysAreRefused() {
+        let anchored = AnomalyConfigTests.base.replacingOccurrences(of: "tls: {", with: "tls: &pair {")
+        func error(_ extra: String) -> String {
+            do {
+                _ = try NodeConfig.load(path: try ConfigShapeTests.write(anchored + extra, "node.yaml"))
+                return ""
+            } catch { return "\(error)" }
+        }
+        #expect(anchored != AnomalyConfigTests.base)
+        #expect(error("signing: { <<: *pair }").isEmpty)
+        #expect(error("signing: { <<: *pair, cert: other.pem }").isEmpty, "a key given over a merged one")
+        #expect(error("signing: { <<: *pair, kye: x }").contains("unknown key 'signing.kye'"))
+        let twice = error(
+            "operations: { listen: 127.0.0.1:0, connections_max: 8 }\noperations: { listen: 127.0.0.1:1 }")
+        #expect(twice.contains("'operations' given more than once"), "\(twice)")
+        #expect(!twice.contains("unknown"), "\(twice)")
+    }
+
     @Test func theShippedChannelFilesHaveNoUnknownKeysAndAMisspeltOneIsRefused() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("network-config")
