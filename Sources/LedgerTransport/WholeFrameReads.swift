@@ -17,7 +17,7 @@ import NIOCore
 /// passes, in order, once. The start of an incomplete frame (at most `frameBytesMax` bytes) waits
 /// here for the rest. A frame longer than HTTP/2's default maximum is an error the parser reports
 /// itself: from then on bytes pass on as they come, and no frame length read here bounds what is held.
-final class WholeFrameReads: ChannelInboundHandler, RemovableChannelHandler {
+final class WholeFrameReads: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
