@@ -95,7 +95,8 @@ public struct ChannelConfigFile: Codable, Sendable {
     public var organizations: [Organization]
     public var orderer: Orderer
     /// The organisation running the members' CA, whose administrators may publish a newer CRL
-    /// without a majority. Absent: the orderer organisation (the SA runs both); "" for none.
+    /// without a majority. Absent: the orderer organisation (the SA runs both). Given empty, it is
+    /// refused: YAML reads `""`, `~` and `null` as no value, which would silently mean the default.
     public var crlPublisher: String?
     public var batch: Batch?
     public var chaincodes: [Chaincode]
@@ -130,6 +131,12 @@ public struct ChannelConfigFile: Codable, Sendable {
             }
         } catch let failure as Failure { throw failure } catch {
             throw Failure(description: "channel configuration \(path): cannot check its keys: \(error)")
+        }
+        if file.crlPublisher == nil, (try? Yams.compose(yaml: text))??.mapping?["crl_publisher"] != nil {
+            throw Failure(
+                description:
+                    "channel configuration \(path): crl_publisher is empty, which YAML reads as no value (the orderer organisation); name the organisation, or leave the key out"
+            )
         }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         func read(_ p: String, _ what: String) throws -> Data {

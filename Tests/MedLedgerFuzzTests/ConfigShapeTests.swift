@@ -191,6 +191,15 @@ import Testing
                 #expect(!"\(error)".contains("unknown"), "\(name): \(error)")
                 #expect("\(error)".contains("cannot read"), "\(name): \(error)")
             }
+            // An empty publisher read as null would silently mean the orderer organisation.
+            for empty in ["\"\"", "''", "~", "null", ""] {
+                let emptied = text.replacingOccurrences(of: "crl_publisher: sa", with: "crl_publisher: \(empty)")
+                #expect(emptied != text)
+                let path = try ConfigShapeTests.write(emptied, name)
+                #expect {
+                    try ChannelConfigFile.load(path: path)
+                } throws: { "\($0)".contains("crl_publisher is empty") }
+            }
             let misspelt = text.replacingOccurrences(of: "max_message_count", with: "max_messages_count")
             #expect(misspelt != text)
             let path = try ConfigShapeTests.write(misspelt, name)
