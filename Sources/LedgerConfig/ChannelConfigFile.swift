@@ -124,13 +124,8 @@ public struct ChannelConfigFile: Codable, Sendable {
         do { file = try YAMLDecoder().decode(ChannelConfigFile.self, from: text) } catch {
             throw Failure(description: "channel configuration \(path) is not valid: \(error)")
         }
-        do {
-            let problems = try UnknownKeys.find(in: text, decoded: file)
-            if !problems.isEmpty {
-                throw Failure(description: UnknownKeys.message(problems, file: "channel configuration \(path)"))
-            }
-        } catch let failure as Failure { throw failure } catch {
-            throw Failure(description: "channel configuration \(path): cannot check its keys: \(error)")
+        if let refusal = UnknownKeys.refusal(in: text, decoded: file, file: "channel configuration \(path)") {
+            throw Failure(description: refusal)
         }
         if file.crlPublisher == nil, (try? Yams.compose(yaml: text))??.mapping?["crl_publisher"] != nil {
             throw Failure(

@@ -259,19 +259,13 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         do { config = try YAMLDecoder().decode(NodeConfig.self, from: text) } catch {
             throw Failure(description: "configuration \(path) is not valid: \(error)")
         }
-        try refuseUnknownKeys(text, decoded: config, path: "configuration \(path)")
+        if let refusal = UnknownKeys.refusal(in: text, decoded: config, file: "configuration \(path)") {
+            throw Failure(description: refusal)
+        }
         try config.resolvePaths(against: URL(fileURLWithPath: path).deletingLastPathComponent())
         try config.checkLimits(path: path)
         try config.checkServices(path: path)
         return config
-    }
-
-    static func refuseUnknownKeys(_ text: String, decoded: some Encodable, path: String) throws {
-        let problems: UnknownKeys.Problems
-        do { problems = try UnknownKeys.find(in: text, decoded: decoded) } catch {
-            throw Failure(description: "\(path): cannot check its keys: \(error)")
-        }
-        if !problems.isEmpty { throw Failure(description: UnknownKeys.message(problems, file: path)) }
     }
 
     /// Makes every relative path absolute, against the configuration file's directory (and checks

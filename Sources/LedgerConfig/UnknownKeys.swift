@@ -88,6 +88,17 @@ public enum UnknownKeys {
         return own + merged
     }
 
+    /// What a loader refuses `yaml` for (unknown or repeated keys, or a file it could not walk),
+    /// naming `file`; nil when it has nothing to refuse.
+    static func refusal(in yaml: String, decoded: some Encodable, file: String) -> String? {
+        do {
+            let problems = try find(in: yaml, decoded: decoded)
+            return problems.isEmpty ? nil : message(problems, file: file)
+        } catch {
+            return "\(file): cannot check its keys: \(error)"
+        }
+    }
+
     /// The loaders' message for `problems`, found in `file`.
     static func message(_ problems: Problems, file: String) -> String {
         func listed(_ paths: [String]) -> String {

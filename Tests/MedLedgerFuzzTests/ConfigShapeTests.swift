@@ -191,21 +191,23 @@ import Testing
                 #expect(!"\(error)".contains("unknown"), "\(name): \(error)")
                 #expect("\(error)".contains("cannot read"), "\(name): \(error)")
             }
-            // An empty publisher read as null would silently mean the orderer organisation.
-            for empty in ["\"\"", "''", "~", "null", ""] {
-                let emptied = text.replacingOccurrences(of: "crl_publisher: sa", with: "crl_publisher: \(empty)")
-                #expect(emptied != text)
-                let path = try ConfigShapeTests.write(emptied, name)
+            /// The shipped file with `original` replaced must fail to load, saying `reason`.
+            func refused(replacing original: String, with replacement: String, saying reason: String) throws {
+                let changed = text.replacingOccurrences(of: original, with: replacement)
+                #expect(changed != text)
+                let path = try ConfigShapeTests.write(changed, name)
                 #expect {
                     try ChannelConfigFile.load(path: path)
-                } throws: { "\($0)".contains("crl_publisher is empty") }
+                } throws: { "\($0)".contains(reason) }
             }
-            let misspelt = text.replacingOccurrences(of: "max_message_count", with: "max_messages_count")
-            #expect(misspelt != text)
-            let path = try ConfigShapeTests.write(misspelt, name)
-            #expect {
-                try ChannelConfigFile.load(path: path)
-            } throws: { "\($0)".contains("unknown key 'batch.max_messages_count'") }
+            // An empty publisher read as null would silently mean the orderer organisation.
+            for empty in ["\"\"", "''", "~", "null", ""] {
+                try refused(
+                    replacing: "crl_publisher: sa", with: "crl_publisher: \(empty)", saying: "crl_publisher is empty")
+            }
+            try refused(
+                replacing: "max_message_count", with: "max_messages_count",
+                saying: "unknown key 'batch.max_messages_count'")
         }
     }
 }
