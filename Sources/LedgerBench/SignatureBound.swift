@@ -27,26 +27,25 @@ public struct SignatureBound: Sendable, Equatable {
         public var breakdown: String
     }
 
-    /// The signature cost of one operation of `workload` (`kv`, `pde`, `read`), nil for another. Per
-    /// transaction, not per block: a block's own signature and its check are shared by all its
-    /// transactions (at one in flight they add one of each).
+    /// The signature cost of one operation of `workload` (`kv`, `pde`), nil for another. Per
+    /// transaction, not per shared message: a block's signature and its check are shared by all its
+    /// transactions, and a proposal batch's (`ProposalBatchSigning`) by all the proposals a client
+    /// sent together (at one in flight each adds one of each). A read has no signature of its own
+    /// (its query travels in a signed batch), so it has no bound.
     public static func cost(of workload: String) -> Cost? {
         switch workload {
         case "kv":
-            // Client: proposal, envelope. Endorser: checks the proposal, signs the endorsement.
-            // Orderer: checks the envelope. Validator: checks the envelope (its own endorsement is
-            // remembered, not checked again).
+            // Client: the envelope. Endorser: signs the endorsement. Orderer and validator: check the
+            // envelope (the validator remembers its own endorsement instead of checking it again).
             return Cost(
-                signatures: 3, verifications: 3,
-                breakdown: "client signs proposal and envelope, endorser signs; endorser, orderer, validator verify")
+                signatures: 2, verifications: 2,
+                breakdown: "client signs the envelope, endorser signs; orderer and validator verify the envelope")
         case "pde":
             // kv's, plus the patient's and the doctor's signatures over the record, checked by the
             // chaincode while endorsing.
             return Cost(
-                signatures: 5, verifications: 5,
-                breakdown: "kv's 3 + 3, plus patient and doctor sign the record and the chaincode checks both")
-        case "read":
-            return Cost(signatures: 1, verifications: 1, breakdown: "client signs the query, the peer verifies it")
+                signatures: 4, verifications: 4,
+                breakdown: "kv's 2 + 2, plus patient and doctor sign the record and the chaincode checks both")
         default:
             return nil
         }

@@ -18,9 +18,11 @@ public enum TransactionBuilder {
         public var description: String
     }
 
+    /// With `signAlone: false` the proposal's own signature is left empty, for a client that signs
+    /// the proposals it sends together with one signature (`ProposalBatchSigning`).
     public static func proposal(
         channel: String, chaincode: String, function: String, args: [[UInt8]], transient: [String: [UInt8]] = [:],
-        signer: SigningIdentity, at time: Date, nonce: [UInt8] = TransactionID.newNonce()
+        signer: SigningIdentity, at time: Date, nonce: [UInt8] = TransactionID.newNonce(), signAlone: Bool = true
     ) throws -> Proposal {
         let txID = TransactionID.compute(nonce: nonce, creator: signer.serialized)
         var p = Medledger_Proposal()
@@ -39,7 +41,7 @@ public enum TransactionBuilder {
         p.payload = try payload.serializedBytes()
         var sp = Medledger_SignedProposal()
         sp.proposalBytes = try p.serializedBytes()
-        sp.signature = Data(try signer.sign([UInt8](sp.proposalBytes)))
+        if signAlone { sp.signature = Data(try signer.sign([UInt8](sp.proposalBytes))) }
         return Proposal(signed: sp, proposal: p, payload: payload, txID: txID)
     }
 

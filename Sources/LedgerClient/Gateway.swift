@@ -39,9 +39,14 @@ final class Connection: Sendable {
     let endorser: PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>
     let broadcaster: PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>
 
+    /// `signer`: whose proposals the endorser stream carries; it signs each batch of them once
+    /// (`ProposalBatchSigning`), so the proposals themselves come unsigned.
     /// `broadcastStallAfter`: a broadcast stream with calls waiting and no answer for this long ends
     /// (503), so that a gateway with other ordering endpoints moves on.
-    init(_ address: NodeAddress, roots: [UInt8], tls: TLSIdentityFiles, broadcastStallAfter: Duration? = nil) throws {
+    init(
+        _ address: NodeAddress, roots: [UInt8], tls: TLSIdentityFiles, signer: SigningIdentity,
+        broadcastStallAfter: Duration? = nil
+    ) throws {
         self.address = address
         let c = GRPCClient(transport: try ClientSecurity.transport(to: address, trustedRootsPEM: roots, identity: tls))
         client = c
@@ -49,9 +54,7 @@ final class Connection: Sendable {
         endorser = PipelinedStream { batches, answer in
             try await Medledger_Peer.Client(wrapping: c).processProposals { writer in
                 for await batch in batches {
-                    var m = Medledger_SignedProposalBatch()
-                    m.proposals = batch
-                    try await writer.write(m)
+                    try await writer.write(try ProposalBatchSigning.sign(batch, signer: signer))
                 }
             } onResponse: { response in
                 for try await m in response.messages { m.responses.forEach(answer) }
@@ -120,7 +123,7 @@ public final class Gateway: Sendable {
         signer: SigningIdentity, trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, peer: NodeAddress, channel: String,
         orderer: NodeAddress? = nil
     ) async throws -> Gateway {
-        let primary = try Connection(peer, roots: trustedRootsPEM, tls: tls)
+        let primary = try Connection(peer, roots: trustedRootsPEM, tls: tls, signer: signer)
         do {
             var req = Medledger_ChannelConfigRequest()
             req.channel = channel
@@ -200,7 +203,7 @@ public final class Gateway: Sendable {
             if let c = cs[address.description] { return c }
             // With other ordering endpoints to go to, a broadcast stream that stalls is given up.
             let stall: Duration? = config.orderer.endpoints.count > 1 ? .seconds(Self.attemptSeconds) : nil
-            let c = try Connection(address, roots: roots, tls: tls, broadcastStallAfter: stall)
+            let c = try Connection(address, roots: roots, tls: tls, signer: signer, broadcastStallAfter: stall)
             cs[address.description] = c
             return c
         }
@@ -214,7 +217,7 @@ public final class Gateway: Sendable {
     {
         try TransactionBuilder.proposal(
             channel: channel, chaincode: chaincode, function: function, args: args, transient: transient,
-            signer: signer, at: Date())
+            signer: signer, at: Date(), signAlone: false)
     }
 
     func endorse(

@@ -100,9 +100,10 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
             return m
         } work: { batch in
             var m = Medledger_ProposalStreamResponseBatch()
+            let batchSignature = batch.batchSignature.isEmpty ? nil : ProposalBatchSignature(batch)
             m.responses = await ParallelMap.run(batch.proposals) { proposal in
                 var r = Medledger_ProposalStreamResponse()
-                switch self.endorse(proposal, caller: caller) {
+                switch self.endorse(proposal, caller: caller, batchSignature: batchSignature) {
                 case .success(let endorsed): r.response = endorsed
                 case .failure(let e):
                     // Unary calls' refusals are seen by `IncidentInterceptor`; these are inside a stream.
@@ -118,10 +119,11 @@ struct PeerService: Medledger_Peer.SimpleServiceProtocol {
 
     /// Checks and simulates one proposal for `caller`; a refusal carries its EMR-IG status.
     func endorse(
-        _ request: Medledger_SignedProposal, caller: AuthenticatedIdentity
+        _ request: Medledger_SignedProposal, caller: AuthenticatedIdentity,
+        batchSignature: ProposalBatchSignature? = nil
     ) -> Result<Medledger_ProposalResponse, ProposalRejection> {
         let parsed: ParsedProposal
-        do { parsed = try ParsedProposal(request) } catch { return .failure(error) }
+        do { parsed = try ParsedProposal(request, batchSignature: batchSignature) } catch { return .failure(error) }
         guard let ch = runtime.channel(parsed.channel, visibleTo: caller.org) else {
             return .failure(ProposalRejection(404, "no channel \(parsed.channel.debugDescription) on this node"))
         }

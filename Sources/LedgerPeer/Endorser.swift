@@ -26,9 +26,17 @@ public struct ParsedProposal: Sendable {
     public var payload: Medledger_ChaincodeProposalPayload
     public var channel: String { proposal.channelHeader.channelID }
     public var txID: String { proposal.channelHeader.txID }
+    /// The signature of the batch this proposal came in, when its client signed the batch instead
+    /// of each proposal (`ProposalBatchSigning`); nil for a proposal signed alone.
+    public var batchSignature: ProposalBatchSignature?
 
-    public init(_ signed: Medledger_SignedProposal) throws(ProposalRejection) {
+    public init(
+        _ signed: Medledger_SignedProposal, batchSignature: ProposalBatchSignature? = nil
+    )
+        throws(ProposalRejection)
+    {
         self.signed = signed
+        self.batchSignature = batchSignature
         do { proposal = try Medledger_Proposal(serializedBytes: signed.proposalBytes) } catch {
             throw ProposalRejection(400, "proposal does not parse: \(error)")
         }
@@ -137,8 +145,19 @@ public struct Endorser: Sendable {
         }
         if let why = revocationGate?.refusal(of: creator) { throw ProposalRejection(401, "creator: \(why)") }
         if let why = creatorGate?(creator.identity) { throw ProposalRejection(401, "creator: \(why)") }
-        guard creator.isValidSignature(p.signed.signature, for: p.signed.proposalBytes) else {
-            throw ProposalRejection(401, "proposal signature does not verify")
+        if let batch = p.batchSignature {
+            // One signature for the batch: a proposal in it must not bring one of its own as well
+            // (which of the two would count would be a matter of code, not of the format).
+            guard p.signed.signature.isEmpty else {
+                throw ProposalRejection(400, "a proposal of a signed batch carries a signature of its own")
+            }
+            guard batch.isSigned(by: creator, creatorBytes: p.proposal.signatureHeader.creator) else {
+                throw ProposalRejection(401, "proposal batch signature does not verify for this proposal's creator")
+            }
+        } else {
+            guard creator.isValidSignature(p.signed.signature, for: p.signed.proposalBytes) else {
+                throw ProposalRejection(401, "proposal signature does not verify")
+            }
         }
         return creator
     }

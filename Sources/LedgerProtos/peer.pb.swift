@@ -425,6 +425,12 @@ public nonisolated struct Medledger_SignedProposalBatch: Sendable {
 
   public var proposals: [Medledger_SignedProposal] = []
 
+  /// When set, one creator signature for the whole batch: ECDSA P-256 (DER) over
+  /// "medledger/proposal-batch/v1\n" followed by SHA-256(proposal_bytes) of each proposal in order
+  /// (docs/LEDGER_FORMATS.md §4.1). Each proposal's own `signature` is then empty. A proposal's
+  /// signature never goes on chain, so one signature may authenticate a batch of them.
+  public var batchSignature: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1437,7 +1443,7 @@ nonisolated extension Medledger_ProposalStreamResponse: SwiftProtobuf.Message, S
 
 nonisolated extension Medledger_SignedProposalBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SignedProposalBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proposals\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proposals\0\u{3}batch_signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1446,6 +1452,7 @@ nonisolated extension Medledger_SignedProposalBatch: SwiftProtobuf.Message, Swif
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.proposals) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.batchSignature) }()
       default: break
       }
     }
@@ -1455,11 +1462,15 @@ nonisolated extension Medledger_SignedProposalBatch: SwiftProtobuf.Message, Swif
     if !self.proposals.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.proposals, fieldNumber: 1)
     }
+    if !self.batchSignature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.batchSignature, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Medledger_SignedProposalBatch, rhs: Medledger_SignedProposalBatch) -> Bool {
     if lhs.proposals != rhs.proposals {return false}
+    if lhs.batchSignature != rhs.batchSignature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -4,19 +4,20 @@ import Testing
 @Suite struct SignatureBoundTests {
     @Test func eachWorkloadCountsTheSignaturesItsRulesRequire() throws {
         let kv = try #require(SignatureBound.cost(of: "kv"))
-        #expect(kv.signatures == 3 && kv.verifications == 3)
+        // Proposals travel in batches with one signature for the batch: shared, like a block's.
+        #expect(kv.signatures == 2 && kv.verifications == 2)
         let pde = try #require(SignatureBound.cost(of: "pde"))
-        #expect(pde.signatures == 5 && pde.verifications == 5)
-        let read = try #require(SignatureBound.cost(of: "read"))
-        #expect(read.signatures == 1 && read.verifications == 1)
+        #expect(pde.signatures == 4 && pde.verifications == 4)
+        // A read's only signature is its batch's: no bound of its own.
+        #expect(SignatureBound.cost(of: "read") == nil)
         #expect(SignatureBound.cost(of: "fhir") == nil)
     }
 
     @Test func theBoundSpreadsTheSignatureWorkOverEveryCore() throws {
         let bound = SignatureBound(signMicros: 30, verifyMicros: 90, cores: 2)
-        // 3 × 30 + 3 × 90 = 360 µs of one core per transaction; two cores.
-        #expect(abs(bound.operationsPerSecond(try #require(SignatureBound.cost(of: "kv"))) - 2e6 / 360) < 1e-6)
-        #expect(abs(bound.operationsPerSecond(try #require(SignatureBound.cost(of: "read"))) - 2e6 / 120) < 1e-6)
+        // 2 × 30 + 2 × 90 = 240 µs of one core per transaction; two cores.
+        #expect(abs(bound.operationsPerSecond(try #require(SignatureBound.cost(of: "kv"))) - 2e6 / 240) < 1e-6)
+        #expect(abs(bound.operationsPerSecond(try #require(SignatureBound.cost(of: "pde"))) - 2e6 / 480) < 1e-6)
     }
 
     @Test func measuringTimesRealSignaturesThatVerify() throws {

@@ -167,7 +167,7 @@ import Testing
         func row(_ prefix: String) -> [String: Any]? {
             rows.first { ($0["operation"] as? String)?.hasPrefix(prefix) == true }
         }
-        let bound = try #require(row("signature bound, kv (3 ×"))
+        let bound = try #require(row("signature bound, kv (2 ×"))
         #expect((bound["rate"] as? Double ?? 0) > 0)
         let loaded = try #require(row("kv, 64 in flight"))
         #expect((loaded["rate"] as? Double ?? 0) > 0)

@@ -1,0 +1,106 @@
+import Crypto
+import Foundation
+import LedgerChannel
+import LedgerIdentity
+import LedgerPeer
+import LedgerProtos
+import Testing
+
+/// One creator signature over a batch of proposals (LEDGER_FORMATS §4.1): it admits exactly the
+/// proposals it was made over, of the creator who made it, and nothing else.
+@Suite struct ProposalBatchSigningTests {
+    func proposals(_ f: ChannelFixture, _ n: Int, signer: SigningIdentity? = nil) throws -> [Medledger_SignedProposal] {
+        try (0..<n).map { i in
+            try TransactionBuilder.proposal(
+                channel: "records", chaincode: "kv", function: "put", args: [Array("k\(i)".utf8), Array("v".utf8)],
+                signer: signer ?? f.aDoctor, at: f.now, signAlone: false
+            ).signed
+        }
+    }
+
+    /// Each proposal's status when endorsed as part of `batch`.
+    func statuses(_ f: ChannelFixture, _ batch: Medledger_SignedProposalBatch) -> [Int32] {
+        let shared = ProposalBatchSignature(batch)
+        return batch.proposals.map { p in
+            do {
+                let r = try f.endorserA.process(
+                    try ParsedProposal(p, batchSignature: shared), context: f.channel.context,
+                    state: f.channel.ledger.state, now: f.now
+                ) { _ in false }
+                return r.response.status
+            } catch let e as ProposalRejection { return e.status } catch { return -1 }
+        }
+    }
+
+    @Test func aSignedBatchAdmitsEachOfItsProposals() throws {
+        let f = try ChannelFixture()
+        let batch = try ProposalBatchSigning.sign(try proposals(f, 5), signer: f.aDoctor)
+        #expect(batch.proposals.allSatisfy { $0.signature.isEmpty })
+        #expect(statuses(f, batch) == [200, 200, 200, 200, 200])
+        // The message is the domain and each proposal's SHA-256, in order; the signature is the
+        // creator's over it, as any P-256 verifier checks it.
+        var message = Array("medledger/proposal-batch/v1\n".utf8)
+        for p in batch.proposals { message += SHA256.hash(data: p.proposalBytes) }
+        #expect(ProposalBatchSigning.message(batch.proposals) == message)
+        let key = f.aDoctor.key.publicKey
+        let sig = try P256.Signing.ECDSASignature(derRepresentation: batch.batchSignature)
+        #expect(key.isValidSignature(sig, for: message))
+    }
+
+    @Test func anyChangeToTheBatchIsRefusedForEveryProposal() throws {
+        let f = try ChannelFixture()
+        let batch = try ProposalBatchSigning.sign(try proposals(f, 4), signer: f.aDoctor)
+
+        var tampered = batch
+        tampered.proposals[2].proposalBytes[tampered.proposals[2].proposalBytes.count - 1] ^= 1
+        #expect(statuses(f, tampered).allSatisfy { $0 == 401 || $0 == 400 })
+        #expect(statuses(f, tampered).filter { $0 == 401 }.count >= 3)
+
+        var reordered = batch
+        reordered.proposals.swapAt(0, 1)
+        #expect(statuses(f, reordered) == [401, 401, 401, 401])
+
+        var shorter = batch
+        shorter.proposals.removeLast()
+        #expect(statuses(f, shorter) == [401, 401, 401])
+
+        var longer = batch
+        longer.proposals.append(try proposals(f, 1)[0])
+        #expect(statuses(f, longer) == [401, 401, 401, 401, 401])
+
+        var flipped = batch
+        flipped.batchSignature[flipped.batchSignature.count - 2] ^= 1
+        #expect(statuses(f, flipped) == [401, 401, 401, 401])
+    }
+
+    @Test func theBatchSignatureCountsOnlyForItsSignersProposals() throws {
+        let f = try ChannelFixture()
+        // The doctor's proposals and one of the hospital administrator's, signed by the doctor: the
+        // administrator's is refused, the doctor's pass.
+        var mixed = try proposals(f, 2)
+        mixed.insert(try proposals(f, 1, signer: f.aAdmin)[0], at: 1)
+        let batch = try ProposalBatchSigning.sign(mixed, signer: f.aDoctor)
+        #expect(statuses(f, batch) == [200, 401, 200])
+        // Signed by someone whose proposals are not in it: refused throughout.
+        let stranger = try ProposalBatchSigning.sign(try proposals(f, 3), signer: f.bAdmin)
+        #expect(statuses(f, stranger) == [401, 401, 401])
+    }
+
+    @Test func aProposalMayNotBringItsOwnSignatureIntoASignedBatch() throws {
+        let f = try ChannelFixture()
+        var batch = try ProposalBatchSigning.sign(try proposals(f, 2), signer: f.aDoctor)
+        batch.proposals[0].signature = Data(try f.aDoctor.sign([UInt8](batch.proposals[0].proposalBytes)))
+        #expect(statuses(f, batch) == [400, 200])
+    }
+
+    @Test func anUnsignedProposalOutsideABatchIsRefused() throws {
+        let f = try ChannelFixture()
+        let p = try proposals(f, 1)[0]
+        #expect(p.signature.isEmpty)
+        #expect(throws: ProposalRejection.self) {
+            try f.endorserA.process(
+                try ParsedProposal(p), context: f.channel.context, state: f.channel.ledger.state, now: f.now
+            ) { _ in false }
+        }
+    }
+}
