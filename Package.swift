@@ -207,6 +207,7 @@ let package = Package(
                 "LedgerRPC", "LedgerTransport", "LedgerIdentity", "LedgerChannel", "LedgerCore", "LedgerCrypto",
                 "LedgerObjects", "LedgerRecords", "HospitalFlows", "MedRecords",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The chaincode protocol, the stub that records read-write sets, the simulator, built-in chaincodes.
         .target(

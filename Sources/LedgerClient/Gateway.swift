@@ -39,12 +39,12 @@ final class Connection: Sendable {
     let endorser: PipelinedStream<Medledger_SignedProposal, Medledger_ProposalStreamResponse>
     let broadcaster: PipelinedStream<Medledger_Envelope, Medledger_BroadcastResponse>
 
-    /// `signer`: whose proposals the endorser stream carries; it signs each batch of them once
-    /// (`ProposalBatchSigning`), so the proposals themselves come unsigned.
+    /// `signer`: signs the messages of the endorser stream, whose proposals come unsigned (one
+    /// signature per message: `ProposalSigner`).
     /// `broadcastStallAfter`: a broadcast stream with calls waiting and no answer for this long ends
     /// (503), so that a gateway with other ordering endpoints moves on.
     init(
-        _ address: NodeAddress, roots: [UInt8], tls: TLSIdentityFiles, signer: SigningIdentity,
+        _ address: NodeAddress, roots: [UInt8], tls: TLSIdentityFiles, signer: ProposalSigner,
         broadcastStallAfter: Duration? = nil
     ) throws {
         self.address = address
@@ -54,7 +54,7 @@ final class Connection: Sendable {
         endorser = PipelinedStream { batches, answer in
             try await Medledger_Peer.Client(wrapping: c).processProposals { writer in
                 for await batch in batches {
-                    try await writer.write(try ProposalBatchSigning.sign(batch, signer: signer))
+                    try await writer.write(try signer.message(batch))
                 }
             } onResponse: { response in
                 for try await m in response.messages { m.responses.forEach(answer) }
@@ -88,7 +88,9 @@ final class Connection: Sendable {
 /// orderer and the other organisations' peers from the channel configuration its peer serves.
 public final class Gateway: Sendable {
     public let channel: String
-    public let signer: SigningIdentity
+    public var signer: SigningIdentity { proposalSigner.identity }
+    /// Signs the proposals this gateway sends, per stream message.
+    let proposalSigner: ProposalSigner
     let roots: [UInt8]
     let tls: TLSIdentityFiles
     let primary: Connection
@@ -123,7 +125,8 @@ public final class Gateway: Sendable {
         signer: SigningIdentity, trustedRootsPEM: [UInt8], tls: TLSIdentityFiles, peer: NodeAddress, channel: String,
         orderer: NodeAddress? = nil
     ) async throws -> Gateway {
-        let primary = try Connection(peer, roots: trustedRootsPEM, tls: tls, signer: signer)
+        let proposalSigner = ProposalSigner(signer)
+        let primary = try Connection(peer, roots: trustedRootsPEM, tls: tls, signer: proposalSigner)
         do {
             var req = Medledger_ChannelConfigRequest()
             req.channel = channel
@@ -132,8 +135,8 @@ public final class Gateway: Sendable {
                 throw Failure(status: 500, message: "channel \(channel) names no orderer endpoint")
             }
             return Gateway(
-                channel: channel, signer: signer, roots: trustedRootsPEM, tls: tls, primary: primary, config: config,
-                orderer: o)
+                channel: channel, signer: proposalSigner, roots: trustedRootsPEM, tls: tls, primary: primary,
+                config: config, orderer: o)
         } catch {
             primary.close()
             throw CallFailure.classify(error)
@@ -141,11 +144,11 @@ public final class Gateway: Sendable {
     }
 
     init(
-        channel: String, signer: SigningIdentity, roots: [UInt8], tls: TLSIdentityFiles, primary: Connection,
+        channel: String, signer: ProposalSigner, roots: [UInt8], tls: TLSIdentityFiles, primary: Connection,
         config: Medledger_ChannelConfig, orderer: NodeAddress
     ) {
         self.channel = channel
-        self.signer = signer
+        self.proposalSigner = signer
         self.roots = roots
         self.tls = tls
         self.primary = primary
@@ -203,7 +206,8 @@ public final class Gateway: Sendable {
             if let c = cs[address.description] { return c }
             // With other ordering endpoints to go to, a broadcast stream that stalls is given up.
             let stall: Duration? = config.orderer.endpoints.count > 1 ? .seconds(Self.attemptSeconds) : nil
-            let c = try Connection(address, roots: roots, tls: tls, signer: signer, broadcastStallAfter: stall)
+            let c = try Connection(
+                address, roots: roots, tls: tls, signer: proposalSigner, broadcastStallAfter: stall)
             cs[address.description] = c
             return c
         }

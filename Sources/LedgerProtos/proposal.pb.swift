@@ -112,7 +112,7 @@ public nonisolated struct Medledger_SignedProposal: Sendable {
   /// serialized Proposal
   public var proposalBytes: Data = Data()
 
-  /// creator's signature over proposal_bytes
+  /// creator's signature over proposal_bytes; empty in a signed SignedProposalBatch
   public var signature: Data = Data()
 
   /// The caller wants the chaincode's answer only (a query): the peer runs the proposal but signs no

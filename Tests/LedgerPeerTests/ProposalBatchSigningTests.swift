@@ -4,6 +4,7 @@ import LedgerChannel
 import LedgerIdentity
 import LedgerPeer
 import LedgerProtos
+import Synchronization
 import Testing
 
 /// One creator signature over a batch of proposals (LEDGER_FORMATS §4.1): it admits exactly the
@@ -18,18 +19,30 @@ import Testing
         }
     }
 
-    /// Each proposal's status when endorsed as part of `batch`.
-    func statuses(_ f: ChannelFixture, _ batch: Medledger_SignedProposalBatch) -> [Int32] {
+    /// Each proposal's status when endorsed as part of `batch` (with its refusal's message), the
+    /// proposals worked on at once, as the stream's parallel map does, sharing one batch signature.
+    func outcomes(
+        _ f: ChannelFixture, _ batch: Medledger_SignedProposalBatch, endorser: Endorser? = nil
+    ) -> [(status: Int32, message: String)] {
         let shared = ProposalBatchSignature(batch)
-        return batch.proposals.map { p in
+        let endorser = endorser ?? f.endorserA
+        let results = Mutex([(Int32, String)](repeating: (-1, ""), count: batch.proposals.count))
+        DispatchQueue.concurrentPerform(iterations: batch.proposals.count) { i in
+            let outcome: (Int32, String)
             do {
-                let r = try f.endorserA.process(
-                    try ParsedProposal(p, batchSignature: shared), context: f.channel.context,
+                let r = try endorser.process(
+                    try ParsedProposal(batch.proposals[i], batchSignature: shared), context: f.channel.context,
                     state: f.channel.ledger.state, now: f.now
                 ) { _ in false }
-                return r.response.status
-            } catch let e as ProposalRejection { return e.status } catch { return -1 }
+                outcome = (r.response.status, r.hasEndorsement ? "endorsed" : "answered")
+            } catch let e as ProposalRejection { outcome = (e.status, e.message) } catch { outcome = (-1, "\(error)") }
+            results.withLock { $0[i] = outcome }
         }
+        return results.withLock { $0 }.map { (status: $0.0, message: $0.1) }
+    }
+
+    func statuses(_ f: ChannelFixture, _ batch: Medledger_SignedProposalBatch) -> [Int32] {
+        outcomes(f, batch).map(\.status)
     }
 
     @Test func aSignedBatchAdmitsEachOfItsProposals() throws {
@@ -51,10 +64,11 @@ import Testing
         let f = try ChannelFixture()
         let batch = try ProposalBatchSigning.sign(try proposals(f, 4), signer: f.aDoctor)
 
+        // The last byte is the last argument's ("v" becomes "w"): the proposal still parses.
         var tampered = batch
         tampered.proposals[2].proposalBytes[tampered.proposals[2].proposalBytes.count - 1] ^= 1
-        #expect(statuses(f, tampered).allSatisfy { $0 == 401 || $0 == 400 })
-        #expect(statuses(f, tampered).filter { $0 == 401 }.count >= 3)
+        #expect(statuses(f, tampered) == [401, 401, 401, 401])
+        #expect(outcomes(f, tampered).allSatisfy { $0.message.contains("batch signature does not verify") })
 
         var reordered = batch
         reordered.proposals.swapAt(0, 1)
@@ -97,10 +111,32 @@ import Testing
         let f = try ChannelFixture()
         let p = try proposals(f, 1)[0]
         #expect(p.signature.isEmpty)
-        #expect(throws: ProposalRejection.self) {
+        let e = try #require(throws: ProposalRejection.self) {
             try f.endorserA.process(
                 try ParsedProposal(p), context: f.channel.context, state: f.channel.ledger.state, now: f.now
             ) { _ in false }
         }
+        #expect(e.status == 401 && e.message == "proposal signature does not verify")
+    }
+
+    @Test func aSuspendedCreatorIsRefusedWhateverItsBatchSignature() throws {
+        let f = try ChannelFixture()
+        var suspending = f.endorserA
+        suspending.creatorGate = { _ in "suspended on this node" }
+        let batch = try ProposalBatchSigning.sign(try proposals(f, 3), signer: f.aDoctor)
+        let refused = outcomes(f, batch, endorser: suspending)
+        #expect(refused.map(\.status) == [401, 401, 401])
+        #expect(refused.allSatisfy { $0.message.contains("suspended on this node") })
+    }
+
+    @Test func aProposalThatDoesNotParseIsRefusedAloneAndQueriesAreAnswered() throws {
+        let f = try ChannelFixture()
+        var mixed = try proposals(f, 3)
+        mixed[1].proposalBytes = Data([0xFF, 0x01])
+        mixed[2].evaluateOnly = true
+        let batch = try ProposalBatchSigning.sign(mixed, signer: f.aDoctor)
+        let o = outcomes(f, batch)
+        #expect(o.map(\.status) == [200, 400, 200])
+        #expect(o[0].message == "endorsed" && o[2].message == "answered")
     }
 }
