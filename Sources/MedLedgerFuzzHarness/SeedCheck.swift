@@ -57,6 +57,27 @@ public enum SeedCheck {
                 }
             } catch { problems.append("proposal/\(name): refused: \(error)") }
         }
+        for (name, bytes) in try files("proposal-batch") {
+            // The harness signs as the first proposal's creator: that creator's proposals pass.
+            var batch = try Medledger_SignedProposalBatch(serializedBytes: bytes)
+            let creators = try batch.proposals.map {
+                try Medledger_Proposal(serializedBytes: $0.proposalBytes).signatureHeader.creator
+            }
+            batch.batchSignature = fx.sign(ProposalBatchSigning.message(batch.proposals), as: creators[0])
+            let shared = ProposalBatchSignature(batch)
+            let ledger = fx.ledger
+            for (p, creator) in zip(batch.proposals, creators) where creator == creators[0] {
+                do {
+                    let r = try fx.endorser.process(
+                        try ParsedProposal(p, batchSignature: shared), context: fx.context, state: ledger.state,
+                        now: Fixture.callTime
+                    ) { try ledger.transaction(id: $0) != nil }
+                    if r.response.status != 200 {
+                        problems.append("proposal-batch/\(name): [\(r.response.status)] \(r.response.message)")
+                    }
+                } catch { problems.append("proposal-batch/\(name): refused: \(error)") }
+            }
+        }
         for (name, bytes) in try files("proposal-response") where name.contains("endorsed") {
             let env = try TransactionBuilder.envelope(
                 Seeds.responseProposal, responses: [try Medledger_ProposalResponse(serializedBytes: bytes)],

@@ -158,6 +158,21 @@ public enum Seeds {
         }
         out["proposal"] = Dictionary(
             uniqueKeysWithValues: proposals.map { ("\($0.key).pb", [UInt8]($0.value.signed.proposalBytes)) })
+        // Stream messages: one creator's proposals, and two creators' (the harness signs as the first).
+        func batch(_ names: [String]) throws -> [UInt8] {
+            var b = Medledger_SignedProposalBatch()
+            b.proposals = names.map { name in
+                var p = proposals[name]!.signed
+                p.signature = Data()
+                return p
+            }
+            b.batchSignature = Data(repeating: 0, count: 1)  // replaced by the harness
+            return try b.serializedBytes()
+        }
+        out["proposal-batch"] = [
+            "one-creator.pb": try batch(["kv-range", "kv-history"]),
+            "two-creators.pb": try batch(["kv-put", "kv-get"]),
+        ]
 
         // Envelopes and payloads from endorsed transactions.
         var envelopes = [String: [UInt8]]()
