@@ -45,42 +45,72 @@ enum FileDescriptorLimit {
 
 /// At most one log line a minute about an endpoint's refused connections, so that an operator sees
 /// them without metrics, and a flood of them does not flood the log. A line counts the refusals since
-/// the last one; it never names the source (an address can point at a person).
+/// the last one; it never names the source (an address can point at a person). Refusals counted
+/// during the quiet minute are logged when it ends, even if no refusal follows.
 final class RefusalLog: Sendable {
     static let interval = Duration.seconds(60)
+    /// Runs `body` once after `delay` (a task that sleeps, or a test's clock).
+    typealias Schedule = @Sendable (_ delay: Duration, _ body: @escaping @Sendable () -> Void) -> Void
 
     private struct State {
         var counts: [SourceConnections.Refusal: Int] = [:]
         var lastLine: ContinuousClock.Instant?
+        /// A line is due at the end of the quiet minute (refusals were counted during it).
+        var lineDue = false
     }
 
     let listener: String
     let limits: ConnectionLimits
     private let log: @Sendable (String) -> Void
     private let now: @Sendable () -> ContinuousClock.Instant
+    private let schedule: Schedule
     private let state = Mutex(State())
 
     init(
         listener: String, limits: ConnectionLimits, log: @escaping @Sendable (String) -> Void,
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
+        schedule: @escaping Schedule = { delay, body in
+            Task {
+                try? await Task.sleep(for: delay)
+                body()
+            }
+        }
     ) {
-        (self.listener, self.limits, self.log, self.now) = (listener, limits, log, now)
+        (self.listener, self.limits, self.log, self.now, self.schedule) = (listener, limits, log, now, schedule)
     }
 
     func note(_ refusal: SourceConnections.Refusal) {
-        let line = state.withLock { s -> String? in
+        let (line, dueIn) = state.withLock { s -> (String?, Duration?) in
             s.counts[refusal, default: 0] += 1
             let t = now()
-            if let last = s.lastLine, t - last < Self.interval { return nil }
-            s.lastLine = t
-            defer { s.counts = [:] }
-            let counted = SourceConnections.Refusal.allCases.compactMap { r in
-                s.counts[r].map { "\($0) \(r.rawValue)" }
+            if let last = s.lastLine, t - last < Self.interval {
+                guard !s.lineDue else { return (nil, nil) }
+                s.lineDue = true
+                return (nil, Self.interval - (t - last))
             }
-            return
-                "medledgerd: WARNING: the \(listener) endpoint closed connections unserved (\(counted.joined(separator: ", ")) since the last such line): source_full means one address or IPv6 /64 already held \(limits.perSource) (\(listener).connections_per_source_max)"
+            return (makeLine(&s, at: t), nil)
         }
         if let line { log(line) }
+        if let dueIn { schedule(dueIn) { [weak self] in self?.quietMinuteEnded() } }
+    }
+
+    /// Logs what was counted during the quiet minute, unless a refusal after it already did.
+    private func quietMinuteEnded() {
+        let line = state.withLock { s -> String? in
+            guard s.lineDue else { return nil }
+            return makeLine(&s, at: now())
+        }
+        if let line { log(line) }
+    }
+
+    /// The line for what was counted, which starts a new quiet minute.
+    private func makeLine(_ s: inout State, at t: ContinuousClock.Instant) -> String {
+        s.lastLine = t
+        s.lineDue = false
+        defer { s.counts = [:] }
+        let counted = SourceConnections.Refusal.allCases.compactMap { r in s.counts[r].map { "\($0) \(r.rawValue)" } }
+        return
+            "medledgerd: WARNING: the \(listener) endpoint closed connections unserved (\(counted.joined(separator: ", ")) since the last such line): source_full means one address or IPv6 /64 already held \(limits.perSource) (\(listener).connections_per_source_max)"
     }
 }
 

@@ -87,23 +87,40 @@ import X509
         #expect(open.withLock { $0 } == [1, 2, 3, 2, 3, 2, 1, 0])
     }
 
-    /// Refusals reach the log at most once a minute, counted, without the source.
+    /// Refusals reach the log at most once a minute, counted, without the source; what was counted
+    /// during the quiet minute is logged when it ends, even if no refusal follows.
     @Test func refusalsAreLoggedAtMostOnceAMinute() {
         let clock = Mutex(ContinuousClock.now)
         let lines = Mutex([String]())
+        let scheduled = Mutex([(delay: Duration, body: @Sendable () -> Void)]())
         let log = RefusalLog(
             listener: "fhir", limits: .fhir, log: { l in lines.withLock { $0.append(l) } },
-            now: { clock.withLock { $0 } })
+            now: { clock.withLock { $0 } }, schedule: { d, b in scheduled.withLock { $0.append((d, b)) } })
         log.note(.sourceFull)
+        clock.withLock { $0 += .seconds(10) }
         for _ in 0..<5 { log.note(.sourceFull) }
         log.note(.noAddress)
         #expect(lines.withLock { $0.count } == 1, "one line for the first, then quiet for a minute")
-        clock.withLock { $0 += .seconds(61) }
+        let due = scheduled.withLock { $0 }
+        #expect(due.count == 1 && due.first?.delay == .seconds(50), "one line due at the minute's end")
+        // A refusal after the minute comes first: it logs the count, and the due line finds nothing.
+        clock.withLock { $0 += .seconds(51) }
         log.note(.sourceFull)
-        let all = lines.withLock { $0 }
+        due.first?.body()
+        var all = lines.withLock { $0 }
         #expect(all.count == 2)
         #expect(all.first?.contains("(1 source_full since") == true, "\(all)")
         #expect(all.last?.contains("(6 source_full, 1 no_address since") == true, "\(all)")
+        // Refusals in the next quiet minute, then none: logged when it ends.
+        clock.withLock { $0 += .seconds(5) }
+        log.note(.noAddress)
+        log.note(.noAddress)
+        let next = scheduled.withLock { $0 }
+        #expect(next.count == 2 && next.last?.delay == .seconds(55))
+        clock.withLock { $0 += .seconds(55) }
+        next.last?.body()
+        all = lines.withLock { $0 }
+        #expect(all.count == 3 && all.last?.contains("(2 no_address since") == true, "\(all)")
         #expect(all.allSatisfy { $0.contains("WARNING") && $0.contains("fhir.connections_per_source_max") })
     }
 
