@@ -76,6 +76,64 @@ import Testing
         #expect(seen.batches < 400 / 2, "\(seen.batches) batches for 400 calls: they did not coalesce")
     }
 
+    /// Below `holdAtUnanswered` unanswered requests a request goes out at once, alone; at or above
+    /// it, queued requests wait until they are as many as the unanswered ones, or until answers
+    /// bring the unanswered count below the mark. Every caller still gets its own answer.
+    @Test(.timeLimit(.minutes(1))) func requestsWaitForCompanyWhileAFullBatchIsUnanswered() async throws {
+        let node = ManualNode()
+        let stream = PipelinedStream<Int, Int>(holdAtUnanswered: 4) { batches, answer in
+            node.answer.withLock { $0 = answer }
+            for await batch in batches { node.batches.withLock { $0.append(batch) } }
+        }
+        defer { stream.close() }
+        var calls = [Task<Int, any Error>]()
+        func call(_ i: Int) { calls.append(Task { try await stream.call(i) }) }
+
+        for i in 0..<4 {  // one at a time, with 0 to 3 unanswered: each goes out alone
+            call(i)
+            try await node.waitUntilSent(i + 1)
+        }
+        #expect(node.batches.withLock { $0 } == [[0], [1], [2], [3]])
+
+        call(4)  // 4 unanswered: held
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(node.sent == 4, "a lone request went out while 4 were unanswered")
+        for i in 5..<8 { call(i) }  // 4 queued: as many as unanswered, so they go together
+        try await node.waitUntilSent(8)
+        #expect(Set(node.batches.withLock { $0 }.last!) == [4, 5, 6, 7])
+
+        call(8)
+        node.answerSent(upTo: 4)  // 4 still unanswered: still held
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(node.sent == 8, "a lone request went out while 4 were unanswered")
+        node.answerSent(upTo: 8)  // none unanswered: it goes
+        try await node.waitUntilSent(9)
+        node.answerSent(upTo: 9)
+        for (i, c) in calls.enumerated() { #expect(try await c.value == i * 2) }
+    }
+
+    /// A node driven by the test: it records the batches written and answers when told, in order.
+    final class ManualNode: Sendable {
+        let batches = Mutex([[Int]]())
+        let answer = Mutex<(@Sendable (Int) -> Void)?>(nil)
+        let answered = Mutex(0)
+
+        var sent: Int { batches.withLock { $0.joined().count } }
+
+        func waitUntilSent(_ n: Int) async throws {
+            while sent < n { try await Task.sleep(for: .milliseconds(2)) }
+        }
+
+        func answerSent(upTo n: Int) {
+            let requests = Array(batches.withLock { $0.joined() })
+            let reply = answer.withLock { $0 }!
+            answered.withLock { done in
+                for r in requests[done..<n] { reply(r * 2) }
+                done = n
+            }
+        }
+    }
+
     /// A node that answers more than it was sent (here one extra answer per batch) must not hand a
     /// caller whose request is still queued an answer meant for nobody: the stream ends instead, and
     /// such a caller fails (and may retry) rather than get a wrong answer.
