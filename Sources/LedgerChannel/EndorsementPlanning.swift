@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCore
 import LedgerIdentity
 import LedgerProtos
 import Synchronization
@@ -7,20 +8,21 @@ import X509
 /// The organisation and role of endorser identities (an X.509 parse each), remembered per identity.
 /// A gateway keeps one for its life; past `limit` identities it starts afresh.
 public final class EndorserPrincipals: Sendable {
-    private let known = Mutex<[Data: EndorsementPolicy.Endorser]>([:])
+    private let known = Mutex<[WholeBytesKey: EndorsementPolicy.Endorser]>([:])
     let limit: Int
 
     public init(limit: Int = 1_024) { self.limit = limit }
 
     public func principal(of endorser: Data) -> EndorsementPolicy.Endorser? {
-        if let p = known.withLock({ $0[endorser] }) { return p }
+        let key = WholeBytesKey(endorser)
+        if let p = known.withLock({ $0[key] }) { return p }
         guard let id = try? Medledger_SerializedIdentity(serializedBytes: endorser) else { return nil }
         let role =
             (try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)))?.attributes?.role ?? "unknown"
         let p = EndorsementPolicy.Endorser(org: id.mspID, role: role)
         known.withLock { map in
             if map.count >= limit { map.removeAll() }
-            map[endorser] = p
+            map[key] = p
         }
         return p
     }

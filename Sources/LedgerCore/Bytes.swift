@@ -1,3 +1,5 @@
+import Foundation
+
 /// Fixed-width big-endian integers: used in storage keys so that byte order equals numeric order.
 public enum BigEndian {
     @inlinable
@@ -41,5 +43,19 @@ public enum BigEndian {
         var v: UInt32 = 0
         for i in start..<(start + 4) { v = v << 8 | UInt32(bytes[i]) }
         return v
+    }
+}
+
+/// Bytes as a dictionary key, hashed over all of them. Foundation's `Data` hashes only its first 80
+/// bytes, and the serialized identities of one organisation share those when its id is long (the
+/// certificate's serial comes after the id and the PEM header): a cache keyed by `Data` would put them
+/// all under one hash and search it end to end on every lookup.
+public struct WholeBytesKey: Hashable, Sendable {
+    public let bytes: Data
+
+    public init(_ bytes: Data) { self.bytes = bytes }
+
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LedgerCrypto
 import LedgerProtos
@@ -28,6 +29,14 @@ public enum TransactionID {
     /// and a replayed envelope carries an id the ledger already has.
     public static func compute(nonce: [UInt8], creator: [UInt8]) -> String {
         Hex.encode(LedgerHash.sha256(parts: nonce, creator))
+    }
+
+    /// The same over a header's fields as they are, without copying the creator (a certificate).
+    public static func compute(nonce: Data, creator: Data) -> String {
+        var hasher = SHA256()
+        hasher.update(data: nonce)
+        hasher.update(data: creator)
+        return Hex.encode(hasher.finalize())
     }
 
     /// 24 random bytes.

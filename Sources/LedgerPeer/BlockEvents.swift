@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCore
 import LedgerIdentity
 import LedgerProtos
 import Synchronization
@@ -97,11 +98,12 @@ public enum BlockEvents {
     /// Creator bytes → the certificate's owner, parsed once: every block's transactions are matched
     /// against every subscriber, and parsing the certificate each time was 4 % of a peer's CPU. A pure
     /// function of the bytes; bounded, emptied when full.
-    private static let owners = Mutex<[Data: Owner?]>([:])
+    private static let owners = Mutex<[WholeBytesKey: Owner?]>([:])
     private static let ownersMax = 1_024
 
     static func owner(of creator: Data) -> Owner? {
-        if let known = owners.withLock({ $0[creator] }) { return known }
+        let key = WholeBytesKey(creator)
+        if let known = owners.withLock({ $0[key] }) { return known }
         var owner: Owner?
         if let id = try? Medledger_SerializedIdentity(serializedBytes: creator),
             let cert = try? Certificate(pemEncoded: String(decoding: id.idBytes, as: UTF8.self)),
@@ -111,7 +113,7 @@ public enum BlockEvents {
         }
         owners.withLock { cache in
             if cache.count >= ownersMax { cache.removeAll(keepingCapacity: true) }
-            cache[creator] = owner
+            cache[key] = owner
         }
         return owner
     }

@@ -158,7 +158,7 @@ public struct BlockValidator: Sendable {
             r.code = .badCreatorSignature
             return r
         }
-        guard ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator)) else {
+        guard ch.txID == TransactionID.compute(nonce: sh.nonce, creator: sh.creator) else {
             r.code = .badProposalTxid
             return r
         }

@@ -125,7 +125,7 @@ public struct Endorser: Sendable {
                 400, "proposal timestamp \(time) is more than \(Int(clockSkewMax)) s from this node's clock")
         }
         guard !sh.nonce.isEmpty,
-            ch.txID == TransactionID.compute(nonce: [UInt8](sh.nonce), creator: [UInt8](sh.creator))
+            ch.txID == TransactionID.compute(nonce: sh.nonce, creator: sh.creator)
         else {
             throw ProposalRejection(400, "tx id is not SHA-256(nonce || creator)")
         }
