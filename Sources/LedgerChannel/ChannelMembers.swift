@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LedgerChaincode
+import LedgerCore
 import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
@@ -63,7 +64,9 @@ public final class ChannelMembers: MemberValidator, Sendable {
     }
 
     let organizations: [String: Organization]
-    private let cache = Mutex<[Data: Checked]>([:])
+    /// By the PEM text as given, hashed whole: the parser accepts any text around the certificate,
+    /// so a caller could otherwise send variants alike in their first 80 bytes (all `Data` hashes).
+    private let cache = Mutex<[WholeBytesKey: Checked]>([:])
     private static let cacheMax = 20_000
 
     public var organizationIDs: Set<String> { Set(organizations.keys) }
@@ -128,13 +131,14 @@ public final class ChannelMembers: MemberValidator, Sendable {
 
     public func verify(certificatePEM pem: Data, at time: Date) throws(MemberRejection) -> VerifiedMember {
         let checked: Checked
-        if let hit = cache.withLock({ $0[pem] }) {
+        let key = WholeBytesKey(pem)
+        if let hit = cache.withLock({ $0[key] }) {
             checked = hit
         } else {
             checked = try check(pem)
             cache.withLock { c in
                 if c.count >= Self.cacheMax { c.removeAll(keepingCapacity: true) }
-                c[pem] = checked
+                c[key] = checked
             }
         }
         if time < checked.notBefore {

@@ -60,7 +60,7 @@ final class Connection: Sendable {
                 for try await m in response.messages { m.responses.forEach(answer) }
             }
         }
-        broadcaster = PipelinedStream(stallAfter: broadcastStallAfter) { batches, answer in
+        broadcaster = PipelinedStream(holdAtUnanswered: .max, stallAfter: broadcastStallAfter) { batches, answer in
             try await Medledger_Orderer.Client(wrapping: c).broadcastStream { writer in
                 for await batch in batches {
                     var m = Medledger_EnvelopeBatch()

@@ -12,11 +12,13 @@ import Synchronization
 /// to this one sends fewer, fuller batches instead.
 ///
 /// While `holdAtUnanswered` requests or more are unanswered, queued requests wait until they are as
-/// many as those (or `batchMax`), or until an answered batch brings the count below. The node is
-/// busy with a full batch of this stream's work then, so a request sent at once would not be answered
-/// much sooner, and each message costs both sides far more than a request in it (a round trip's
-/// CPU here is that of tens of reads). Without the hold, the first caller back from an answered
-/// batch went out alone: with 64 reads in flight, 38 % of the messages carried one request.
+/// many as those (or `batchMax`), or until the last answer of a batch brings the count below. For
+/// proposals the node then has that many of this stream's requests to work through, answered in
+/// order, so a request sent at once would not be answered much sooner, and each message costs both
+/// sides far more than a request in it (a round trip's CPU here is that of tens of reads). Without
+/// the hold, the first caller back from an answered batch went out alone: with 64 reads in flight,
+/// 38 % of the messages carried one request. Envelopes are not held: the orderer answers a batch
+/// when its block is cut, and a held envelope could miss the block still open.
 ///
 /// When the stream ends (node restarted, connection lost) every caller still waiting gets the error
 /// and the next call opens a new stream. With `stallAfter`, a stream on which calls wait but nothing
@@ -117,8 +119,10 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
                 if s.current!.head == s.current!.waiting.count { s.current!.lastProgress = .now }
                 s.current!.waiting.append(continuation)
                 s.current!.outbox.append(request)
-                // Coalesces: the wake-up stream keeps at most one pending element.
-                s.current!.wake.yield(())
+                // Coalesces: the wake-up stream keeps at most one pending element. Not while the
+                // writer could send nothing (held, or at `batchesInFlightMax`): the answer that ends a
+                // batch wakes it then.
+                if canSend(s.current!) { s.current!.wake.yield(()) }
                 return nil
             }
             if let refused { continuation.resume(throwing: refused) }
@@ -170,18 +174,25 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
 
     /// The next batch to write; empty if nothing is queued, if `batchesInFlightMax` batches are
     /// unanswered, or if the queued requests are held (`holdAtUnanswered`). The answer that
-    /// completes a batch wakes the writer again, and so does each new request.
+    /// completes a batch wakes the writer again, and so does a request that makes a batch sendable.
     private func drain(generation: Int) -> [Request] {
         state.withLock { s in
-            guard s.current?.id == generation, s.current!.batchEnds.count < batchesInFlightMax else { return [] }
+            guard s.current?.id == generation, canSend(s.current!) else { return [] }
             let n = min(batchMax, s.current!.outbox.count)
-            guard n > 0, !holds(n, unanswered: s.current!.sent - s.current!.answered) else { return [] }
             let batch = Array(s.current!.outbox.prefix(n))
             s.current!.outbox.removeFirst(n)
             s.current!.batchEnds.append(s.current!.sent + n)
-            if !s.current!.outbox.isEmpty { s.current!.wake.yield(()) }  // more than one batch queued
+            if canSend(s.current!) { s.current!.wake.yield(()) }  // more than one batch queued
             return batch
         }
+    }
+
+    /// Whether the writer may send a batch now: something is queued, fewer than `batchesInFlightMax`
+    /// batches are unanswered, and the queued requests are not held.
+    private func canSend(_ g: Generation) -> Bool {
+        let queued = min(batchMax, g.outbox.count)
+        return queued > 0 && g.batchEnds.count < batchesInFlightMax
+            && !holds(queued, unanswered: g.sent - g.answered)
     }
 
     /// Whether `queued` requests wait for more company (see the type's comment).
@@ -201,7 +212,7 @@ final class PipelinedStream<Request: Sendable, Answer: Sendable>: Sendable {
             if s.current!.batchEnds.first == s.current!.answered {
                 // A whole batch is answered: the writer may send what queued meanwhile.
                 s.current!.batchEnds.removeFirst()
-                if !s.current!.outbox.isEmpty { s.current!.wake.yield(()) }
+                if canSend(s.current!) { s.current!.wake.yield(()) }
             }
             if s.current!.head >= 1024, s.current!.head * 2 >= s.current!.waiting.count {
                 s.current!.waiting.removeFirst(s.current!.head)

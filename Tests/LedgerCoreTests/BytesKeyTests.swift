@@ -14,6 +14,10 @@ import Testing
         #expect(WholeBytesKey(a).hashValue != WholeBytesKey(b).hashValue)
         #expect(WholeBytesKey(a) == WholeBytesKey(Data(a)))
         #expect(WholeBytesKey(a).hashValue == WholeBytesKey(Data(a)).hashValue)
+        // A slice (its indices start past 0) keys as its own bytes.
+        let slice = (Data([9]) + a).dropFirst()
+        #expect(WholeBytesKey(slice) == WholeBytesKey(a))
+        #expect(WholeBytesKey(slice).hashValue == WholeBytesKey(a).hashValue)
     }
 
     /// The tx id over a header's fields as they are equals the one over copied bytes, and SHA-256 by

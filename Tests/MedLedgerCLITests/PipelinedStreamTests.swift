@@ -77,14 +77,11 @@ import Testing
     }
 
     /// Below `holdAtUnanswered` unanswered requests a request goes out at once, alone; at or above
-    /// it, queued requests wait until they are as many as the unanswered ones, or until answers
-    /// bring the unanswered count below the mark. Every caller still gets its own answer.
-    @Test(.timeLimit(.minutes(1))) func requestsWaitForCompanyWhileAFullBatchIsUnanswered() async throws {
+    /// it, queued requests wait until they are as many as the unanswered ones, or until the last
+    /// answer of a batch brings the unanswered count below the mark. Every caller gets its own answer.
+    @Test(.timeLimit(.minutes(1))) func requestsWaitForCompanyWhileManyAreUnanswered() async throws {
         let node = ManualNode()
-        let stream = PipelinedStream<Int, Int>(holdAtUnanswered: 4) { batches, answer in
-            node.answer.withLock { $0 = answer }
-            for await batch in batches { node.batches.withLock { $0.append(batch) } }
-        }
+        let stream = PipelinedStream<Int, Int>(holdAtUnanswered: 4, open: node.open)
         defer { stream.close() }
         var calls = [Task<Int, any Error>]()
         func call(_ i: Int) { calls.append(Task { try await stream.call(i) }) }
@@ -96,19 +93,54 @@ import Testing
         #expect(node.batches.withLock { $0 } == [[0], [1], [2], [3]])
 
         call(4)  // 4 unanswered: held
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(node.sent == 4, "a lone request went out while 4 were unanswered")
-        for i in 5..<8 { call(i) }  // 4 queued: as many as unanswered, so they go together
-        try await node.waitUntilSent(8)
-        #expect(Set(node.batches.withLock { $0 }.last!) == [4, 5, 6, 7])
+        try await node.expectNothingSent(beyond: 4)
+        node.answerSent(upTo: 1)  // 3 unanswered: it goes, alone
+        try await node.waitUntilSent(5)
+        #expect(node.batches.withLock { $0 }.last == [4])
 
-        call(8)
-        node.answerSent(upTo: 4)  // 4 still unanswered: still held
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(node.sent == 8, "a lone request went out while 4 were unanswered")
-        node.answerSent(upTo: 8)  // none unanswered: it goes
+        call(5)  // 4 unanswered again: held until 4 are queued, then they go together
+        try await node.expectNothingSent(beyond: 5)
+        for i in 6..<9 { call(i) }
         try await node.waitUntilSent(9)
-        node.answerSent(upTo: 9)
+        #expect(Set(node.batches.withLock { $0 }.last!) == [5, 6, 7, 8])
+
+        call(9)
+        node.answerSent(upTo: 5)  // the single batches answered: 4 still unanswered, still held
+        try await node.expectNothingSent(beyond: 9)
+        node.answerSent(upTo: 9)  // none unanswered: it goes
+        try await node.waitUntilSent(10)
+        node.answerSent(upTo: 10)
+        for (i, c) in calls.enumerated() { #expect(try await c.value == i * 2) }
+    }
+
+    /// Held requests go as soon as they fill `batchMax`, however many are unanswered; a stream that
+    /// never holds (the broadcast stream) sends each request as it comes.
+    @Test(.timeLimit(.minutes(1))) func aFullBatchIsNeverHeld() async throws {
+        let node = ManualNode()
+        let stream = PipelinedStream<Int, Int>(batchMax: 2, holdAtUnanswered: 2, open: node.open)
+        defer { stream.close() }
+        let first = [Task { try await stream.call(0) }]
+        try await node.waitUntilSent(1)
+        let second = [Task { try await stream.call(1) }]
+        try await node.waitUntilSent(2)
+        let held = Task { try await stream.call(2) }
+        try await node.expectNothingSent(beyond: 2)
+        let filling = Task { try await stream.call(3) }
+        try await node.waitUntilSent(4)
+        #expect(node.batches.withLock { $0 } == [[0], [1], [2, 3]])
+        node.answerSent(upTo: 4)
+        for (i, c) in (first + second + [held, filling]).enumerated() { #expect(try await c.value == i * 2) }
+
+        let neverHolding = ManualNode()
+        let broadcast = PipelinedStream<Int, Int>(holdAtUnanswered: .max, open: neverHolding.open)
+        defer { broadcast.close() }
+        var calls = [Task<Int, any Error>]()
+        for i in 0..<6 {
+            calls.append(Task { try await broadcast.call(i) })
+            try await neverHolding.waitUntilSent(i + 1)
+        }
+        #expect(neverHolding.batches.withLock { $0 } == (0..<6).map { [$0] })
+        neverHolding.answerSent(upTo: 6)
         for (i, c) in calls.enumerated() { #expect(try await c.value == i * 2) }
     }
 
@@ -120,8 +152,22 @@ import Testing
 
         var sent: Int { batches.withLock { $0.joined().count } }
 
+        /// The stream's `open`: records every batch written, answers nothing by itself.
+        var open: PipelinedStream<Int, Int>.Open {
+            { batches, answer in
+                self.answer.withLock { $0 = answer }
+                for await batch in batches { self.batches.withLock { $0.append(batch) } }
+            }
+        }
+
         func waitUntilSent(_ n: Int) async throws {
             while sent < n { try await Task.sleep(for: .milliseconds(2)) }
+        }
+
+        /// A held request would go out within microseconds; 300 ms leaves a wide margin.
+        func expectNothingSent(beyond n: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(sent == n, "a held request went out", sourceLocation: sourceLocation)
         }
 
         func answerSent(upTo n: Int) {
