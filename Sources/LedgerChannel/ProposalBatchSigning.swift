@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LedgerCore
 import LedgerIdentity
 import LedgerProtos
 import Synchronization
@@ -46,8 +47,9 @@ public final class ProposalBatchSignature: Sendable {
     let message: [UInt8]
     let signature: Data
     /// Creator identity bytes → whether the batch signature verifies under that creator's key. A
-    /// batch holds at most a stream message's proposals, so this stays small.
-    private let verdicts = Mutex<[Data: Bool]>([:])
+    /// batch holds at most a stream message's proposals, so this stays small; keyed like the other
+    /// identity caches (`WholeBytesKey`), so that creators alike in their first bytes hash apart.
+    private let verdicts = Mutex<[WholeBytesKey: Bool]>([:])
 
     public init(_ batch: Medledger_SignedProposalBatch) {
         message = ProposalBatchSigning.message(batch.proposals)
@@ -59,10 +61,11 @@ public final class ProposalBatchSignature: Sendable {
     /// first's answer (one verification, about 25 µs here) instead of verifying again; a batch nearly
     /// always has one creator, so waiting on another creator's verification is rare.
     public func isSigned(by creator: VerifiedMember, creatorBytes: Data) -> Bool {
-        verdicts.withLock { v in
-            if let known = v[creatorBytes] { return known }
+        let key = WholeBytesKey(creatorBytes)
+        return verdicts.withLock { v in
+            if let known = v[key] { return known }
             let ok = creator.isValidSignature(signature, for: message)
-            v[creatorBytes] = ok
+            v[key] = ok
             return ok
         }
     }
