@@ -95,6 +95,12 @@ import Testing
         mixed.insert(try proposals(f, 1, signer: f.aAdmin)[0], at: 1)
         let batch = try ProposalBatchSigning.sign(mixed, signer: f.aDoctor)
         #expect(statuses(f, batch) == [200, 401, 200])
+        // Creators alternating, so that each proposal's creator differs from the one asked before
+        // it (the shared verdicts remember the last creator as well as every creator).
+        var alternating = try proposals(f, 3)
+        for (i, p) in try proposals(f, 2, signer: f.aAdmin).enumerated() { alternating.insert(p, at: 2 * i + 1) }
+        let alternatingBatch = try ProposalBatchSigning.sign(alternating, signer: f.aDoctor)
+        #expect(statuses(f, alternatingBatch) == [200, 401, 200, 401, 200])
         // Signed by someone whose proposals are not in it: refused throughout.
         let stranger = try ProposalBatchSigning.sign(try proposals(f, 3), signer: f.bAdmin)
         #expect(statuses(f, stranger) == [401, 401, 401])
