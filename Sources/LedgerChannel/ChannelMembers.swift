@@ -5,6 +5,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerIdentity
 import LedgerProtos
+import SwiftASN1
 import Synchronization
 import X509
 
@@ -16,7 +17,7 @@ public struct MemberRejection: Error, Equatable, CustomStringConvertible {
 
 /// A signing identity that is a live member of the channel: who it is, and its public key.
 public struct VerifiedMember: Sendable {
-    public let identity: CreatorIdentity
+    public internal(set) var identity: CreatorIdentity
     public var publicKey: P256.Signing.PublicKey { verifyingKey.publicKey }
     public let verifyingKey: P256VerifyingKey
     public let serialHex: String
@@ -66,8 +67,17 @@ public final class ChannelMembers: MemberValidator, Sendable {
     let organizations: [String: Organization]
     /// By the PEM text as given, hashed whole: the parser accepts any text around the certificate,
     /// so a caller could otherwise send variants alike in their first 80 bytes (all `Data` hashes).
-    private let cache = Mutex<[WholeBytesKey: Checked]>([:])
+    /// Anyone can fill it with such variants (it is emptied when full); `byDER` keeps that cheap.
+    private let byPEM = Mutex<[WholeBytesKey: Checked]>([:])
+    /// Certificates that passed the chain check, by their DER bytes. Only certificates signed by a
+    /// member's root enter, so no caller can fill it; a new text of a known certificate (other text
+    /// around it, other line breaks), or one whose `byPEM` entry was emptied away, costs a parse
+    /// instead of a P-384 verification.
+    private let byDER = Mutex<[WholeBytesKey: Checked]>([:])
     private static let cacheMax = 20_000
+    private let chainChecks = Atomic<Int>(0)
+    /// How many certificates were checked against a root (tests: what the caches spared).
+    package var chainCheckCount: Int { chainChecks.load(ordering: .relaxed) }
 
     public var organizationIDs: Set<String> { Set(organizations.keys) }
 
@@ -132,14 +142,11 @@ public final class ChannelMembers: MemberValidator, Sendable {
     public func verify(certificatePEM pem: Data, at time: Date) throws(MemberRejection) -> VerifiedMember {
         let checked: Checked
         let key = WholeBytesKey(pem)
-        if let hit = cache.withLock({ $0[key] }) {
+        if let hit = byPEM.withLock({ $0[key] }) {
             checked = hit
         } else {
             checked = try check(pem)
-            cache.withLock { c in
-                if c.count >= Self.cacheMax { c.removeAll(keepingCapacity: true) }
-                c[key] = checked
-            }
+            Self.remember(checked, as: key, in: byPEM)
         }
         if time < checked.notBefore {
             throw MemberRejection("certificate \(checked.member.serialHex) is not valid before \(checked.notBefore)")
@@ -159,11 +166,43 @@ public final class ChannelMembers: MemberValidator, Sendable {
         try verify(certificatePEM: Data(certificatePEM.utf8), at: time).signer
     }
 
-    /// The time-independent part: parse, chain to the named organisation's root, purpose, identity.
+    private static func remember(
+        _ checked: Checked, as key: WholeBytesKey, in cache: borrowing Mutex<[WholeBytesKey: Checked]>
+    ) {
+        cache.withLock { c in
+            if c.count >= Self.cacheMax { c.removeAll(keepingCapacity: true) }
+            c[key] = checked
+        }
+    }
+
+    /// The time-independent part: parse, then (unless these DER bytes passed before) chain to the
+    /// named organisation's root, purpose, identity. The identity carries the PEM text as given.
     private func check(_ pem: Data) throws(MemberRejection) -> Checked {
         let text = String(decoding: pem, as: UTF8.self)
+        let document: PEMDocument
+        do {
+            // What `Certificate(pemEncoded:)` accepts, with the DER bytes kept for `byDER`.
+            document = try PEMDocument(pemString: text)
+            guard document.discriminator == Certificate.defaultPEMDiscriminator else {
+                throw MemberRejection("certificate does not parse")
+            }
+        } catch { throw MemberRejection("certificate does not parse") }
+        let derKey = WholeBytesKey(Data(document.derBytes))
+        if var known = byDER.withLock({ $0[derKey] }) {
+            known.member.identity.certificatePEM = text
+            return known
+        }
+        let checked = try checkChain(document, text: text)
+        Self.remember(checked, as: derKey, in: byDER)
+        return checked
+    }
+
+    private func checkChain(_ document: PEMDocument, text: String) throws(MemberRejection) -> Checked {
+        chainChecks.add(1, ordering: .relaxed)
         let cert: Certificate
-        do { cert = try Certificate(pemEncoded: text) } catch { throw MemberRejection("certificate does not parse") }
+        do { cert = try Certificate(derEncoded: document.derBytes) } catch {
+            throw MemberRejection("certificate does not parse")
+        }
         guard let attrs = cert.attributes, let role = attrs.roleValue else {
             throw MemberRejection("certificate subject lacks the PID, organisation or role")
         }
