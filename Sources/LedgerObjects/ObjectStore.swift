@@ -381,8 +381,10 @@ public final class ObjectStore: Sendable {
                 let piece: [UInt8]
                 do { piece = try file.read(upTo: chunkSize) } catch { throw ObjectStoreError.io("\(error)") }
                 guard !piece.isEmpty else { break }
-                hasher.update(piece)
+                // Handed on first: the verdict waits for the last piece anyway, and the piece is sent
+                // (encrypted, written) while it is hashed.
                 try await body(piece)
+                hasher.update(piece)
             }
             let computed = Hex.encode(hasher.finalize())
             guard computed == digest else {
