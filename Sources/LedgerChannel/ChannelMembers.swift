@@ -179,14 +179,10 @@ public final class ChannelMembers: MemberValidator, Sendable {
     /// named organisation's root, purpose, identity. The identity carries the PEM text as given.
     private func check(_ pem: Data) throws(MemberRejection) -> Checked {
         let text = String(decoding: pem, as: UTF8.self)
-        let document: PEMDocument
-        do {
-            // What `Certificate(pemEncoded:)` accepts, with the DER bytes kept for `byDER`.
-            document = try PEMDocument(pemString: text)
-            guard document.discriminator == Certificate.defaultPEMDiscriminator else {
-                throw MemberRejection("certificate does not parse")
-            }
-        } catch { throw MemberRejection("certificate does not parse") }
+        // What `Certificate(pemEncoded:)` accepts, with the DER bytes kept for `byDER`.
+        guard let document = try? PEMDocument(pemString: text),
+            document.discriminator == Certificate.defaultPEMDiscriminator
+        else { throw MemberRejection("certificate does not parse") }
         let derKey = WholeBytesKey(Data(document.derBytes))
         if var known = byDER.withLock({ $0[derKey] }) {
             known.member.identity.certificatePEM = text
