@@ -393,6 +393,7 @@ let package = Package(
                 "HospitalFlows", "LedgerPRE", "MedRecords", "LedgerObjects", "LedgerRPC", "LedgerProtos",
                 "LedgerCrypto", "LedgerChannel", "LedgerNode", "LedgerOperations", "LedgerHTTPConnections",
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -38,11 +38,25 @@ public struct CallFailure: Error, CustomStringConvertible, Equatable {
                         "authentication failed: the node refused the TLS handshake (client certificate missing, expired, revoked or not from a trusted CA)"
                 )
             }
-            return CallFailure(status: 503, message: "node unreachable: \(rpc.message)")
+            return CallFailure(status: 503, message: "node unreachable: \(rpc.message)\(Self.because(rpc.cause))")
         default:
             return CallFailure(status: 500, message: "\(rpc.code): \(rpc.message)")
         }
     }
+
+    /// Why a connection could not be made, from the innermost error gRPC wraps (a refused connect, a
+    /// handshake past its deadline, a name that does not resolve), so that a person can tell a node
+    /// that is down from one too slow to answer; empty when there is none.
+    static func because(_ cause: (any Error)?) -> String {
+        var innermost = cause
+        while let rpc = innermost as? RPCError, let deeper = rpc.cause { innermost = deeper }
+        guard let innermost, !(innermost is RPCError) else { return "" }
+        let text = "\(innermost)".trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.isEmpty ? "" : " (\(text.prefix(Self.causeCharactersMax)))"
+    }
+
+    /// A cause is one line of a CLI's error, not a dump.
+    static let causeCharactersMax = 300
 
     /// True only for what a node that refuses our client certificate sends: a TLS alert naming the
     /// certificate. A connection refused, reset or closed early (a node restarting, a port not yet
@@ -60,19 +74,40 @@ public struct CallFailure: Error, CustomStringConvertible, Equatable {
 }
 
 /// Opens a gRPC client to a node for the duration of `body`.
+///
+/// A node that has just started, or is too busy to finish a TLS handshake in time, fails a first
+/// connection that a moment later would succeed. So when `body` fails as unavailable and no connection
+/// ever completed its handshake — nothing reached the node, so running `body` again repeats nothing —
+/// it runs again after `retryDelays`; then the failure is thrown, with its cause. A node that refused
+/// our certificate is not tried again.
 public enum NodeConnection {
+    /// The waits before the second and third tries: a few seconds in all, so a node that is down is
+    /// still reported soon.
+    public static let retryDelays: [Duration] = [.milliseconds(500), .seconds(2)]
+
     public static func with<T: Sendable>(
         _ endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil,
+        retryDelays: [Duration] = NodeConnection.retryDelays,
         _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
-        let transport = try ClientSecurity.transport(
-            to: endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName)
-        do {
-            return try await withGRPCClient(transport: transport) { client in try await body(client) }
-        } catch let e as CallFailure {
-            throw e
-        } catch {
-            throw CallFailure.classify(error)
+        var waits = retryDelays[...]
+        while true {
+            let handshook = Atomic<Bool>(false)
+            let transport = try ClientSecurity.transport(
+                to: endpoint, trustedRootsPEM: trustedRootsPEM, identity: identity, serverName: serverName,
+                onHandshake: { handshook.store(true, ordering: .relaxed) })
+            let failure: CallFailure
+            do {
+                return try await withGRPCClient(transport: transport) { client in try await body(client) }
+            } catch let e as CallFailure {
+                failure = e
+            } catch {
+                failure = CallFailure.classify(error)
+            }
+            guard failure.status == 503, !handshook.load(ordering: .relaxed), let wait = waits.popFirst() else {
+                throw failure
+            }
+            try await Task.sleep(for: wait)
         }
     }
 }

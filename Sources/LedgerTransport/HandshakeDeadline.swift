@@ -25,9 +25,12 @@ public final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHan
 
     private let timeout: TimeAmount
     private var timer: Scheduled<Void>?
+    /// Told when the handshake completes (a client that retries only connections that never did).
+    private let onCompleted: (@Sendable () -> Void)?
 
-    init(timeout: TimeAmount) {
+    init(timeout: TimeAmount, onCompleted: (@Sendable () -> Void)? = nil) {
         self.timeout = timeout
+        self.onCompleted = onCompleted
     }
 
     /// Armed when added, before a client's TCP connect: the deadline covers the connect and this side's
@@ -51,6 +54,7 @@ public final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHan
         if case TLSUserEvent.handshakeCompleted = event {
             timer?.cancel()
             timer = nil
+            onCompleted?()
             context.fireUserInboundEventTriggered(event)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             return
@@ -67,19 +71,24 @@ public final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHan
     /// A channel callback (gRPC's `onCreateTCPConnection`, or `onAcceptTCPConnection` with `server`)
     /// that sets up every gRPC connection's pipeline beyond what gRPC puts there: the handshake
     /// deadline, and `WholeFrameReads` between TLS and HTTP/2.
-    static func installer(_ timeout: Duration, server: Bool) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+    static func installer(
+        _ timeout: Duration, server: Bool, onHandshake: (@Sendable () -> Void)? = nil
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         let deadline = TimeAmount(timeout)
-        return { install(on: $0, timeout: deadline, server: server) }
+        return { install(on: $0, timeout: deadline, server: server, onHandshake: onHandshake) }
     }
 
     /// Adds both right after the channel's TLS handler (a channel without one is left alone: there
     /// is no handshake to wait for). Run on the channel's event loop, in its initializer.
-    static func install(on channel: any Channel, timeout: TimeAmount, server: Bool) -> EventLoopFuture<Void> {
+    static func install(
+        on channel: any Channel, timeout: TimeAmount, server: Bool, onHandshake: (@Sendable () -> Void)?
+    ) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             guard let tls = try? pipeline.handler(type: NIOSSLHandler.self) else { return }
             try pipeline.addHandler(WholeFrameReads(server: server), position: .after(tls))
-            try pipeline.addHandler(HandshakeDeadline(timeout: timeout), position: .after(tls))
+            try pipeline.addHandler(
+                HandshakeDeadline(timeout: timeout, onCompleted: onHandshake), position: .after(tls))
         }
     }
 }

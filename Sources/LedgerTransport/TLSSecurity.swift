@@ -129,10 +129,11 @@ public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 public enum ClientSecurity {
-    /// A client transport over mutual TLS (`identity` given) or server TLS only (nil).
+    /// A client transport over mutual TLS (`identity` given) or server TLS only (nil). `onHandshake`
+    /// is told each time one of its connections completes the TLS handshake.
     public static func transport(
         to endpoint: NodeAddress, trustedRootsPEM: [UInt8], identity: TLSIdentityFiles?, serverName: String? = nil,
-        handshakeTimeout: Duration = HandshakeDeadline.timeoutDefault
+        handshakeTimeout: Duration = HandshakeDeadline.timeoutDefault, onHandshake: (@Sendable () -> Void)? = nil
     ) throws -> HTTP2ClientTransport.Posix {
         let roots: TLSConfig.TrustRootsSource = .certificates([.bytes(trustedRootsPEM, format: .pem)])
         let security: HTTP2ClientTransport.Posix.TransportSecurity
@@ -158,7 +159,7 @@ public enum ClientSecurity {
                 config.connection.maxIdleTime = .seconds(30)
                 config.connection.keepalive = ConnectionKeepalive.client
                 config.channelDebuggingCallbacks.onCreateTCPConnection = HandshakeDeadline.installer(
-                    handshakeTimeout, server: false)
+                    handshakeTimeout, server: false, onHandshake: onHandshake)
             })
     }
 }

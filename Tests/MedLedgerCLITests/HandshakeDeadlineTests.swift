@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Glibc
+import LedgerClient
 import LedgerIdentity
 import LedgerOperations
 import LedgerProtos
@@ -33,6 +34,9 @@ import X509
         }
         let took = ContinuousClock.now - started
         #expect(error?.code == .unavailable, "\(String(describing: error))")
+        // What the CLI prints says why: the handshake's deadline, not only "could not connect".
+        let shown = CallFailure.classify(try #require(error)).message
+        #expect(shown.contains("node unreachable") && shown.contains("TLS handshake within 1.0 s"), "\(shown)")
         // The upper bound is loose: without the deadline the call would never end, and on a loaded
         // machine the test's own task may wait a while for a thread once the call has failed.
         #expect(took >= .milliseconds(900) && took < .seconds(30), "the call took \(took)")

@@ -180,7 +180,10 @@ final class RaftNetwork: @unchecked Sendable {
         var req = Medledger_OrdererStatusRequest()
         req.channel = "records"
         let request = req
-        let r = try? await NodeConnection.with(address, trustedRootsPEM: w.caCertPEM, identity: w.tlsIdentity) { c in
+        // No second try at a node that is down: the poll moves on to the next one.
+        let r = try? await NodeConnection.with(
+            address, trustedRootsPEM: w.caCertPEM, identity: w.tlsIdentity, retryDelays: []
+        ) { c in
             try await Medledger_Orderer.Client(wrapping: c).status(request)
         }
         guard let r, r.leader > 0, r.role != "unavailable" else { return nil }
