@@ -9,9 +9,10 @@ import LedgerTransport
 import Synchronization
 import Testing
 
-/// `NodeConnection.with` (the CLI's one-shot commands, the SDK's CA, object and care clients) tries again when no connection to the node ever
-/// completed its handshake, and only then: a node that starts a moment late is reached, a node that is
-/// down is reported with the cause, and a call the node itself refused is never sent twice.
+/// `NodeConnection.with` (the CLI's one-shot commands, the SDK's CA and care clients, an object client
+/// without a pool) tries again when no connection to the node ever completed its handshake, and only
+/// then: a node that starts a moment late is reached, a node that is down is reported with the cause,
+/// and a call the node itself refused is never sent twice.
 @Suite struct NodeConnectionRetryTests {
     typealias TestPKI = HandshakeDeadlineTests.TestPKI
 
